@@ -1,0 +1,132 @@
+package tapline
+
+import (
+	"context"
+	"time"
+)
+
+// Default attribution settings of an app.
+const (
+	DefaultClickWindow       = 7 * 24 * time.Hour
+	DefaultFingerprintWindow = 24 * time.Hour
+	DefaultLatenessHorizon   = 24 * time.Hour
+	DefaultRetention         = 60 * 24 * time.Hour
+)
+
+// Account is a customer of tapline. Its Name appears in the Tapstream SDK
+// URLs (POST /{account}/event/{name}) and is unique.
+type Account struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// App is one mobile app of an account, with its SDK credentials and its
+// attribution settings.
+type App struct {
+	ID        int64  `json:"id"`
+	AccountID int64  `json:"account_id"`
+	Name      string `json:"name"`
+
+	// SDKSecret authenticates the Tapstream SDK form protocol; SDKKey is the
+	// bearer token of the JSON batch API.
+	SDKSecret string `json:"sdk_secret"`
+	SDKKey    string `json:"sdk_key"`
+
+	// Store destinations used by links that do not override them.
+	IOSURL     string `json:"ios_url"`
+	AndroidURL string `json:"android_url"`
+	WebURL     string `json:"web_url"`
+
+	// ClickWindow bounds deterministic matches (hit id in the install
+	// referrer, advertising id); FingerprintWindow bounds fingerprint
+	// matches; LatenessHorizon is how long after an install a late hit may
+	// still claim it; Retention is how long raw hits and events are kept.
+	ClickWindow       time.Duration `json:"click_window"`
+	FingerprintWindow time.Duration `json:"fingerprint_window"`
+	LatenessHorizon   time.Duration `json:"lateness_horizon"`
+	Retention         time.Duration `json:"retention"`
+
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// SetDefaults fills zero attribution settings with the defaults.
+func (a *App) SetDefaults() {
+	if a.ClickWindow == 0 {
+		a.ClickWindow = DefaultClickWindow
+	}
+	if a.FingerprintWindow == 0 {
+		a.FingerprintWindow = DefaultFingerprintWindow
+	}
+	if a.LatenessHorizon == 0 {
+		a.LatenessHorizon = DefaultLatenessHorizon
+	}
+	if a.Retention == 0 {
+		a.Retention = DefaultRetention
+	}
+}
+
+// Link is a tracking link: GET /l/{Slug} redirects to the destination for
+// the visitor's platform and records a hit.
+type Link struct {
+	ID    int64  `json:"id"`
+	AppID int64  `json:"app_id"`
+	Slug  string `json:"slug"`
+	Name  string `json:"name"`
+
+	// Destinations; an empty one falls back to the app's.
+	IOSURL     string `json:"ios_url,omitempty"`
+	AndroidURL string `json:"android_url,omitempty"`
+	WebURL     string `json:"web_url,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Destination returns the URL a visitor on platform p is sent to: the link's
+// own, else the app's, else the web fallback.
+func (l *Link) Destination(app *App, p Platform) string {
+	pick := func(urls ...string) string {
+		for _, u := range urls {
+			if u != "" {
+				return u
+			}
+		}
+		return ""
+	}
+	switch p {
+	case PlatformIOS:
+		return pick(l.IOSURL, app.IOSURL, l.WebURL, app.WebURL)
+	case PlatformAndroid:
+		return pick(l.AndroidURL, app.AndroidURL, l.WebURL, app.WebURL)
+	default:
+		return pick(l.WebURL, app.WebURL)
+	}
+}
+
+// AccountService manages accounts, apps, links and dashboard logins.
+// Lookups return an *Error with code ENOTFOUND when nothing matches; creates
+// return ECONFLICT for a taken name, slug or key and EINVALID for bad fields.
+type AccountService interface {
+	CreateAccount(ctx context.Context, a *Account, password string) error
+	AccountByName(ctx context.Context, name string) (*Account, error)
+	// Authenticate returns the account whose email or name and password
+	// match, or EUNAUTHORIZED.
+	Authenticate(ctx context.Context, login, password string) (*Account, error)
+
+	// CreateApp fills in SDKSecret and SDKKey when empty and applies
+	// defaults to the attribution settings.
+	CreateApp(ctx context.Context, a *App) error
+	App(ctx context.Context, id int64) (*App, error)
+	AppsByAccount(ctx context.Context, accountID int64) ([]*App, error)
+	AppBySDKKey(ctx context.Context, key string) (*App, error)
+	// AppBySecret returns the app of the named account whose SDK secret
+	// is secret: ENOTFOUND for an unknown account, EFORBIDDEN for a wrong
+	// secret.
+	AppBySecret(ctx context.Context, account, secret string) (*App, error)
+	UpdateApp(ctx context.Context, a *App) error
+
+	CreateLink(ctx context.Context, l *Link) error
+	LinkBySlug(ctx context.Context, slug string) (*Link, error)
+	LinksByApp(ctx context.Context, appID int64) ([]*Link, error)
+}

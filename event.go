@@ -1,0 +1,73 @@
+package tapline
+
+import "time"
+
+// EventKind classifies events for matching and facts.
+type EventKind string
+
+// Event kinds. An install is the first open of an app on a device; only
+// installs are matched to hits, later events inherit their install's
+// attribution.
+const (
+	KindInstall  EventKind = "install"
+	KindOpen     EventKind = "open"
+	KindPurchase EventKind = "purchase"
+	KindCustom   EventKind = "custom"
+)
+
+// Event is something an app reported through an SDK.
+type Event struct {
+	// ID identifies the event within its app; a resent ID is the same
+	// event and is counted once. The JSON API takes it from the client;
+	// the Tapstream protocol derives it from the request.
+	ID         string    `json:"id"`
+	AppID      int64     `json:"app_id"`
+	Name       string    `json:"name"`
+	Kind       EventKind `json:"kind"`
+	Time       time.Time `json:"time"`        // on the device
+	ReceivedAt time.Time `json:"received_at"` // at the collector
+
+	// InstallID identifies one installation of the app (the Tapstream
+	// SDK's uuid, the JSON API's install_id).
+	InstallID string `json:"install_id"`
+	IP        string `json:"ip"`
+	Device    Device `json:"device"`
+
+	// Referrer is the Play install referrer, which carries the hit id of
+	// the tap that led to the install.
+	Referrer string            `json:"referrer,omitempty"`
+	Revenue  *Revenue          `json:"revenue,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+	Protocol string            `json:"protocol"` // "tapstream" or "v1"
+
+	Fingerprint string `json:"fingerprint"`
+}
+
+// Device describes the device an event came from, as the SDK reports it.
+type Device struct {
+	Platform        Platform `json:"platform"`
+	OSVersion       string   `json:"os_version,omitempty"` // "17.4.1", "14"
+	Model           string   `json:"model,omitempty"`      // "iPhone15,2", "Pixel 7"
+	Vendor          string   `json:"vendor,omitempty"`
+	Locale          string   `json:"locale,omitempty"`
+	Resolution      string   `json:"resolution,omitempty"`
+	AppVersion      string   `json:"app_version,omitempty"`
+	IDFA            string   `json:"idfa,omitempty"`
+	IDFV            string   `json:"idfv,omitempty"`
+	GAID            string   `json:"gaid,omitempty"`
+	LimitAdTracking bool     `json:"limit_ad_tracking,omitempty"`
+}
+
+// AdID returns the device's advertising id, IDFA or GAID, or "".
+func (d *Device) AdID() string {
+	if d.IDFA != "" {
+		return d.IDFA
+	}
+	return d.GAID
+}
+
+// Revenue is money an event brought, in millionths of the currency unit.
+type Revenue struct {
+	Micros   int64  `json:"micros"`
+	Currency string `json:"currency"` // ISO 4217, upper case
+}

@@ -1,0 +1,37 @@
+package tapline
+
+import "time"
+
+// Platform is the kind of device a hit or event came from.
+type Platform string
+
+// Platforms.
+const (
+	PlatformIOS     Platform = "ios"
+	PlatformAndroid Platform = "android"
+	PlatformWeb     Platform = "web" // anything else: desktop, unknown
+)
+
+// Hit is one tap on a tracking link (or one load of a hit pixel).
+type Hit struct {
+	ID     string    `json:"id"`
+	Time   time.Time `json:"time"`
+	AppID  int64     `json:"app_id"`
+	LinkID int64     `json:"link_id"`
+
+	// IP is the client address, taken from X-Forwarded-For only when the
+	// request came through a trusted proxy.
+	IP             string            `json:"ip"`
+	UserAgent      string            `json:"user_agent,omitempty"`
+	Referer        string            `json:"referer,omitempty"`
+	AcceptLanguage string            `json:"accept_language,omitempty"`
+	ClientHints    map[string]string `json:"client_hints,omitempty"` // Sec-CH-UA-* headers, lower-case names
+	Params         map[string]string `json:"params,omitempty"`       // the link's query parameters
+
+	// AdID is an advertising id (IDFA or GAID) filled in by the ad network
+	// through a URL macro, when present.
+	AdID string `json:"ad_id,omitempty"`
+
+	Platform    Platform `json:"platform"`
+	Fingerprint string   `json:"fingerprint"`
+}
