@@ -41,6 +41,10 @@ type Event struct {
 	Protocol string            `json:"protocol"` // "tapstream" or "v1"
 
 	Fingerprint string `json:"fingerprint"`
+
+	// Source is the bus position the event was first consumed at; the
+	// matcher sets it and uses it to tell a replay from a resend.
+	Source string `json:"source,omitempty"`
 }
 
 // Device describes the device an event came from, as the SDK reports it.

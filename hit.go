@@ -32,6 +32,16 @@ type Hit struct {
 	// through a URL macro, when present.
 	AdID string `json:"ad_id,omitempty"`
 
-	Platform    Platform `json:"platform"`
-	Fingerprint string   `json:"fingerprint"`
+	// Platform, OSVersion and Model are what the User-Agent and client
+	// hints reveal of the device; OSVersion and Model are "" where they
+	// hide it (Chrome's reduced User-Agent, Safari's frozen one).
+	Platform  Platform `json:"platform"`
+	OSVersion string   `json:"os_version,omitempty"`
+	Model     string   `json:"model,omitempty"`
+
+	Fingerprint string `json:"fingerprint"`
+
+	// Source is the bus position the hit was first consumed at; the
+	// matcher sets it and uses it to tell a replay from a resend.
+	Source string `json:"source,omitempty"`
 }
