@@ -38,13 +38,31 @@ type Conversion struct {
 	// ClickToInstall is InstallTime minus HitTime for a matched install.
 	ClickToInstall time.Duration `json:"click_to_install,omitempty"`
 
-	// Previous is the attribution this one replaced when a late hit
-	// re-attributed the install, and ChangedBy the bus position of the
-	// record that made the last change; together they let a replay of that
-	// record emit the same compensating fact deltas again.
-	Previous  *Attribution `json:"previous,omitempty"`
-	ChangedBy string       `json:"changed_by"`
-	UpdatedAt time.Time    `json:"updated_at"`
+	// History lists every change of attribution, oldest first: the
+	// install's own match, then each re-attribution by a late hit. A replay
+	// of the bus record at a change's position emits that change's fact
+	// deltas again instead of matching anew, so a crash between the raw
+	// store and the fact store neither loses nor double-counts.
+	History   []AttributionChange `json:"history"`
+	UpdatedAt time.Time           `json:"updated_at"`
+}
+
+// AttributionChange is one step in a conversion's history.
+type AttributionChange struct {
+	By   string       `json:"by"`             // bus position of the record that made it
+	From *Attribution `json:"from,omitempty"` // nil for the install's own match
+	To   Attribution  `json:"to"`
+	At   time.Time    `json:"at"`
+}
+
+// ChangeBy returns the change made by the record at position pos, or nil.
+func (c *Conversion) ChangeBy(pos string) *AttributionChange {
+	for i := range c.History {
+		if c.History[i].By == pos {
+			return &c.History[i]
+		}
+	}
+	return nil
 }
 
 // ConversionID returns the conversion id for the install event eventID.
