@@ -1,0 +1,124 @@
+package facts_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"tapline"
+	"tapline/facts"
+)
+
+var t0 = time.Date(2026, 11, 21, 13, 45, 0, 0, time.UTC)
+
+func TestBatchAttributionChange(t *testing.T) {
+	c := &tapline.Conversion{AppID: 7, InstallTime: t0, Platform: tapline.PlatformIOS}
+	organic := tapline.Attribution{Method: tapline.MethodOrganic}
+	matched := tapline.Attribution{HitID: "h1", LinkID: 3, Method: tapline.MethodFingerprint, HitTime: t0.Add(-90 * time.Second)}
+
+	b := facts.Batch{}
+	b.Change(c, &tapline.AttributionChange{To: organic})
+	b.Change(c, &tapline.AttributionChange{From: &organic, To: matched})
+
+	hour := tapline.HourOf(t0)
+	want := facts.Batch{
+		{Table: tapline.FactInstalls, Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:    {Count: 1},
+		{Table: tapline.FactConversions, Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}: {Count: 1, Sum: 90},
+	}
+	if len(b) != len(want) {
+		t.Fatalf("got %d rows %v, want %d rows %v (the organic install must cancel out)", len(b), b, len(want), want)
+	}
+	for k, v := range want {
+		if b[k] != v {
+			t.Errorf("row %+v = %+v, want %+v", k, b[k], v)
+		}
+	}
+}
+
+func TestBatchEvent(t *testing.T) {
+	tests := []struct {
+		name     string
+		event    tapline.Event
+		attr     tapline.Attribution
+		wantRows int
+		wantLink int64
+	}{
+		{"organic open", tapline.Event{AppID: 1, Name: "open", Time: t0}, tapline.Attribution{}, 1, 0},
+		{"attributed purchase", tapline.Event{AppID: 1, Name: "purchase", Time: t0, Revenue: &tapline.Revenue{Micros: 9_990_000, Currency: "USD"}},
+			tapline.Attribution{LinkID: 4, Method: tapline.MethodReferrer}, 2, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := facts.Batch{}
+			b.Event(&tt.event, tt.attr)
+			if len(b) != tt.wantRows {
+				t.Fatalf("rows = %d (%v), want %d", len(b), b, tt.wantRows)
+			}
+			for k, v := range b {
+				if k.LinkID != tt.wantLink {
+					t.Errorf("row %+v link = %d, want %d", k, k.LinkID, tt.wantLink)
+				}
+				if k.Table == tapline.FactEvents && (k.Method == "" || v.Count != 1) {
+					t.Errorf("event row %+v = %+v, want method set and count 1", k, v)
+				}
+				if k.Table == tapline.FactRevenue && (v.Sum != 9_990_000 || k.Currency != "USD") {
+					t.Errorf("revenue row %+v = %+v", k, v)
+				}
+			}
+		})
+	}
+}
+
+func TestClickToInstallSeconds(t *testing.T) {
+	if got := facts.ClickToInstallSeconds(t0, t0.Add(time.Minute)); got != 0 {
+		t.Errorf("hit after install: got %d, want 0", got)
+	}
+	if got := facts.ClickToInstallSeconds(t0, t0.Add(-time.Hour)); got != 3600 {
+		t.Errorf("got %d, want 3600", got)
+	}
+}
+
+// TestAggregatorSnapshots checks that concurrent commits and takes lose and
+// duplicate nothing: the sum of all snapshots equals the sum of all commits,
+// and each snapshot's offsets cover exactly the commits in it.
+func TestAggregatorSnapshots(t *testing.T) {
+	a := facts.NewAggregator()
+	key := tapline.FactKey{Table: tapline.FactHits, AppID: 1}
+	const workers, perWorker = 4, 2000
+
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				a.Commit("hits", w, int64(i), facts.Batch{key: {Count: 1}})
+			}
+		})
+	}
+	var total int64
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		b, offs := a.Take()
+		var covered int64
+		for _, o := range offs {
+			covered += o.Offset
+		}
+		total += b[key].Count
+		if total != covered {
+			t.Fatalf("snapshot offsets cover %d records but deltas sum to %d", covered, total)
+		}
+		if !finished && len(b) > 0 {
+			// Put half back now and then, as a failed flush would.
+			a.Restore(b)
+			total -= b[key].Count
+		}
+	}
+	if want := int64(workers * perWorker); total != want {
+		t.Fatalf("total = %d, want %d", total, want)
+	}
+}
