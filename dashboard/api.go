@@ -1,0 +1,122 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"tapline"
+	"tapline/internal/httperr"
+)
+
+// apiRouter serves the customer JSON API, behind a session or the admin
+// token.
+func (d *Dashboard) apiRouter() chi.Router {
+	r := chi.NewRouter()
+	r.Use(d.requireAPIAuth)
+	r.Get("/apps", d.apiApps)
+	r.Get("/apps/{id}/daily", d.apiDaily)
+	r.Get("/apps/{id}/links", d.apiLinks)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.ENOTFOUND, "No such API endpoint."))
+	})
+	r.MethodNotAllowed(d.methodNotAllowed)
+	return r
+}
+
+// apiApps lists the apps of the logged-in account; the admin names the
+// account with ?account=.
+func (d *Dashboard) apiApps(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p := principalFrom(ctx)
+	account := p.Account
+	if p.Admin {
+		name := r.URL.Query().Get("account")
+		if name == "" {
+			d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "account: with the admin token, name the account with ?account="))
+			return
+		}
+		var err error
+		if account, err = d.Accounts.AccountByName(ctx, name); err != nil {
+			d.writeJSONError(w, r, err)
+			return
+		}
+	}
+	apps, err := d.Accounts.AppsByAccount(ctx, account.ID)
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	d.writeJSON(w, http.StatusOK, map[string]any{"apps": appViews(apps)})
+}
+
+// apiDaily answers an app's daily totals over a range.
+func (d *Dashboard) apiDaily(w http.ResponseWriter, r *http.Request) {
+	app, dr, ok := d.apiAppRange(w, r)
+	if !ok {
+		return
+	}
+	rep, err := d.dailyReport(r.Context(), app.ID, dr)
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	d.writeJSON(w, http.StatusOK, rep)
+}
+
+// apiLinks answers an app's per-link totals over a range.
+func (d *Dashboard) apiLinks(w http.ResponseWriter, r *http.Request) {
+	app, dr, ok := d.apiAppRange(w, r)
+	if !ok {
+		return
+	}
+	rep, err := d.linksReport(r.Context(), app.ID, dr)
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	d.writeJSON(w, http.StatusOK, rep)
+}
+
+// apiAppRange reads the app of the path and the range of the query,
+// answering the error itself when either is bad.
+func (d *Dashboard) apiAppRange(w http.ResponseWriter, r *http.Request) (*tapline.App, dayRange, bool) {
+	id, err := parseID(chi.URLParam(r, "id"), "app")
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return nil, dayRange{}, false
+	}
+	app, err := d.ownedApp(r.Context(), principalFrom(r.Context()), id)
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return nil, dayRange{}, false
+	}
+	dr, err := parseRange(r.URL.Query(), d.now())
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return nil, dayRange{}, false
+	}
+	return app, dr, true
+}
+
+// writeJSON answers v as JSON with status.
+func (d *Dashboard) writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// writeJSONError answers err as JSON through httperr.
+func (d *Dashboard) writeJSONError(w http.ResponseWriter, r *http.Request, err error) {
+	httperr.Write(w, r, d.logger(), err)
+}
+
+// methodNotAllowed answers a known path with the wrong method.
+func (d *Dashboard) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	_ = json.NewEncoder(w).Encode(httperr.Body{Error: "method_not_allowed", Message: r.Method + " is not allowed here."})
+}

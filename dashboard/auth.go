@@ -1,0 +1,160 @@
+package dashboard
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"tapline"
+	"tapline/internal/httperr"
+)
+
+// loginData feeds the login template.
+type loginData struct {
+	Login string
+	Next  string
+	Error string
+}
+
+// loginPage serves the login form, or sends a logged-in visitor on.
+func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.URL.Query().Get("next"))
+	if a, err := d.sessionAccount(r); err == nil && a != nil {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	d.render(w, r, http.StatusOK, "login", loginData{Next: next})
+}
+
+// login checks the form's credentials and sets the session cookie.
+func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "Invalid login form."))
+		return
+	}
+	login := strings.TrimSpace(r.PostForm.Get("login"))
+	password := r.PostForm.Get("password")
+	next := safeNext(r.PostForm.Get("next"))
+	if login == "" || password == "" {
+		d.render(w, r, http.StatusBadRequest, "login", loginData{Login: login, Next: next, Error: "Enter your email or account name and your password."})
+		return
+	}
+	a, err := d.Accounts.Authenticate(r.Context(), login, password)
+	if code := tapline.ErrorCode(err); code == tapline.EUNAUTHORIZED || code == tapline.ENOTFOUND {
+		d.render(w, r, http.StatusUnauthorized, "login", loginData{Login: login, Next: next, Error: "Wrong email, account name or password."})
+		return
+	} else if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	d.setSession(w, a)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// logout clears the session cookie.
+func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
+	d.clearSession(w)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// safeNext returns next when it is a path on this site, else "/apps".
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/apps"
+	}
+	return next
+}
+
+// requirePageSession lets logged-in visitors through and sends others to
+// the login page.
+func (d *Dashboard) requirePageSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, err := d.sessionAccount(r)
+		if err != nil {
+			d.writeError(w, r, err)
+			return
+		}
+		if a == nil {
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Account: a})))
+	})
+}
+
+// requireAPIAuth lets through requests with a session cookie or the admin
+// bearer token and answers 401 to others.
+func (d *Dashboard) requireAPIAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Header.Get("Authorization") != "" {
+			if !d.adminAuthorized(r) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tapline"`)
+				httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.EUNAUTHORIZED, "Invalid bearer token."))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Admin: true})))
+			return
+		}
+		a, err := d.sessionAccount(r)
+		if err != nil {
+			httperr.Write(w, r, d.logger(), err)
+			return
+		}
+		if a == nil {
+			httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.EUNAUTHORIZED, "Log in or send the admin bearer token."))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Account: a})))
+	})
+}
+
+// adminAuthorized reports whether r carries the admin bearer token. It is
+// false whenever the admin API is off.
+func (d *Dashboard) adminAuthorized(r *http.Request) bool {
+	if d.Config.AdminToken == "" {
+		return false
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// Hashing first makes the comparison constant-time in the length too.
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	want := sha256.Sum256([]byte(d.Config.AdminToken))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// checkOrigin rejects state-changing requests a browser sent from another
+// site: their Origin, or without one their Referer, must name this host.
+// Requests with neither header come from non-browser clients, which carry
+// no ambient cookies to abuse.
+func (d *Dashboard) checkOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			d.writeError(w, r, tapline.Errorf(tapline.EFORBIDDEN, "Cross-site request refused."))
+			return
+		}
+		source := r.Header.Get("Origin")
+		if source == "" {
+			source = r.Header.Get("Referer")
+		}
+		if source != "" {
+			u, err := url.Parse(source)
+			if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+				d.writeError(w, r, tapline.Errorf(tapline.EFORBIDDEN, "Cross-site request refused: the request's origin does not match this site."))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

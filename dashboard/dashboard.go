@@ -1,0 +1,165 @@
+package dashboard
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"tapline"
+)
+
+// SessionLifetime is how long a login lasts.
+const SessionLifetime = 7 * 24 * time.Hour
+
+// MinSessionKeyLen is the shortest accepted Config.SessionKey, in bytes.
+const MinSessionKeyLen = 32
+
+// MinAdminTokenLen is the shortest accepted non-empty Config.AdminToken.
+const MinAdminTokenLen = 16
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Config holds the settings of the dashboard.
+type Config struct {
+	// AdminToken is the bearer token of the admin API; empty disables the
+	// admin API (it answers 404).
+	AdminToken string
+	// SessionKey is the HMAC-SHA256 key signing session cookies; at least
+	// MinSessionKeyLen bytes.
+	SessionKey []byte
+	// SecureCookies sets the Secure flag on cookies; turn it off only for
+	// plain-HTTP development on localhost.
+	SecureCookies bool
+	// CollectorURL is the public base URL of the collector, e.g.
+	// http://localhost:8080; tracking links and SDK endpoints shown in the UI
+	// are built on it.
+	CollectorURL string
+}
+
+// Validate reports every invalid field of c, each named.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.SessionKey) < MinSessionKeyLen {
+		errs = append(errs, fmt.Errorf("dashboard: SessionKey must be at least %d bytes, got %d", MinSessionKeyLen, len(c.SessionKey)))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenLen {
+		errs = append(errs, fmt.Errorf("dashboard: AdminToken must be empty (admin API off) or at least %d characters", MinAdminTokenLen))
+	}
+	if u, err := url.Parse(c.CollectorURL); c.CollectorURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("dashboard: CollectorURL must be an absolute http(s) URL, got %q", c.CollectorURL))
+	}
+	return errors.Join(errs...)
+}
+
+// Dashboard serves the web UI, the JSON API and the admin API. Set its
+// fields before calling Handler.
+type Dashboard struct {
+	// Config holds the settings; call Config.Validate before serving.
+	Config Config
+	// Accounts holds the accounts, apps and links.
+	Accounts tapline.AccountService
+	// Reports answers the statistics from the fact tables.
+	Reports tapline.Reports
+	// Logger receives errors that are not the caller's fault.
+	Logger *slog.Logger
+	// Now returns the current time; tests replace it.
+	Now func() time.Time
+}
+
+// New returns a Dashboard over accounts and reports, logging to
+// slog.Default and reading the wall clock.
+func New(cfg Config, accounts tapline.AccountService, reports tapline.Reports) *Dashboard {
+	return &Dashboard{
+		Config:   cfg,
+		Accounts: accounts,
+		Reports:  reports,
+		Logger:   slog.Default(),
+		Now:      time.Now,
+	}
+}
+
+// Handler returns the chi router serving every route of the dashboard.
+func (d *Dashboard) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, securityHeaders)
+
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	static, _ := fs.Sub(staticFS, "static")
+	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
+
+	r.Mount("/admin/v1", d.adminRouter())
+	r.Mount("/api/v1", d.apiRouter())
+	r.Group(func(r chi.Router) {
+		r.Use(d.checkOrigin)
+		r.Get("/login", d.loginPage)
+		r.Post("/login", d.login)
+		r.Post("/logout", d.logout)
+		r.Group(func(r chi.Router) {
+			r.Use(d.requirePageSession)
+			r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "/apps", http.StatusSeeOther)
+			})
+			r.Get("/apps", d.appsPage)
+			r.Get("/apps/{id}", d.appPage)
+		})
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		d.writeError(w, r, tapline.Errorf(tapline.ENOTFOUND, "Page not found."))
+	})
+	return r
+}
+
+// securityHeaders sets the headers every response carries: no framing, no
+// sniffing, no assets from elsewhere.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// collectorBase returns CollectorURL without a trailing slash.
+func (d *Dashboard) collectorBase() string {
+	return strings.TrimRight(d.Config.CollectorURL, "/")
+}
+
+// trackingURL returns the public URL of the link with slug.
+func (d *Dashboard) trackingURL(slug string) string {
+	return d.collectorBase() + "/l/" + url.PathEscape(slug)
+}
+
+// now returns the current time from d.Now, or the wall clock.
+func (d *Dashboard) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// logger returns d.Logger, or slog.Default.
+func (d *Dashboard) logger() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.Default()
+}

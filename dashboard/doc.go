@@ -1,0 +1,13 @@
+// Package dashboard serves tapline's customer web UI, its JSON API and the
+// admin JSON API.
+//
+// Customers log in with their account's email or name and password; a
+// session cookie signed with HMAC-SHA256 carries the account. The UI lists
+// the account's apps and shows, per app, daily hits, installs, conversions
+// and revenue in a chosen time zone, the per-link totals with their tracking
+// URLs, and the SDK credentials. Every number comes from the hourly fact
+// tables through tapline.Reports; raw hits and events are never read.
+//
+// The admin API, guarded by a bearer token, creates accounts, apps and
+// links. Pages and assets are embedded; the UI loads nothing from elsewhere.
+package dashboard

@@ -1,0 +1,338 @@
+package dashboard
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"maps"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"tapline"
+	"tapline/internal/httperr"
+)
+
+// pages holds one template set per page, each with the shared layout.
+var pages = func() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"num":      formatCount,
+		"pct":      formatPercent,
+		"money":    formatRevenue,
+		"seconds":  formatSeconds,
+		"duration": formatDuration,
+	}
+	m := map[string]*template.Template{}
+	for _, name := range []string{"login", "apps", "app", "error"} {
+		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+	}
+	return m
+}()
+
+// pageData is what every page template receives.
+type pageData struct {
+	Title   string
+	Account *tapline.Account // nil when logged out
+	Data    any
+}
+
+// render answers the named page with status.
+func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	pd := pageData{Data: data}
+	if p := principalFrom(r.Context()); p != nil {
+		pd.Account = p.Account
+	}
+	switch v := data.(type) {
+	case loginData:
+		pd.Title = "Log in"
+	case appsData:
+		pd.Title = "Apps"
+	case appData:
+		pd.Title = v.App.Name
+	case errorData:
+		pd.Title = http.StatusText(v.Status)
+	}
+	var buf bytes.Buffer
+	if err := pages[name].Execute(&buf, pd); err != nil {
+		d.logger().ErrorContext(r.Context(), "render page", "page", name, "err", err)
+		http.Error(w, "Internal error.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+// errorData feeds the error page.
+type errorData struct {
+	Status  int
+	Message string
+}
+
+// writeError answers err as an HTML page with the status its code maps to;
+// internal errors are logged and shown as a generic message.
+func (d *Dashboard) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := tapline.ErrorCode(err)
+	if code == tapline.EINTERNAL {
+		d.logger().ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	status := httperr.Status(code)
+	d.render(w, r, status, "error", errorData{Status: status, Message: tapline.ErrorMessage(err)})
+}
+
+// appsData feeds the apps page.
+type appsData struct {
+	Apps []*tapline.App
+}
+
+func (d *Dashboard) appsPage(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	apps, err := d.Accounts.AppsByAccount(r.Context(), p.Account.ID)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	d.render(w, r, http.StatusOK, "apps", appsData{Apps: apps})
+}
+
+// appData feeds the app page.
+type appData struct {
+	App      *tapline.App
+	From, To string
+	TZ       string
+	Presets  []preset
+	Daily    *DailyReport
+	Chart    chart
+	Links    *LinksReport
+	SDK      sdkInfo
+}
+
+// preset is a quick range link on the app page.
+type preset struct {
+	Label string
+	URL   string
+}
+
+// sdkInfo is what an app developer configures in the SDK.
+type sdkInfo struct {
+	Account       string
+	CollectorURL  string
+	EventEndpoint string
+	LinkPattern   string
+}
+
+func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p := principalFrom(ctx)
+	id, err := parseID(chi.URLParam(r, "id"), "app")
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	app, err := d.ownedApp(ctx, p, id)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	dr, err := parseRange(r.URL.Query(), d.now())
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	daily, err := d.dailyReport(ctx, app.ID, dr)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	links, err := d.linksReport(ctx, app.ID, dr)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	base := d.collectorBase()
+	data := appData{
+		App: app, From: daily.From, To: daily.To, TZ: dr.TZ,
+		Daily: daily, Chart: buildChart(daily.Days), Links: links,
+		SDK: sdkInfo{
+			Account:       p.Account.Name,
+			CollectorURL:  base,
+			EventEndpoint: base + "/" + url.PathEscape(p.Account.Name) + "/event/{event-name}",
+			LinkPattern:   base + "/l/{slug}",
+		},
+	}
+	for _, n := range []int{7, 14, 30, 90} {
+		q := url.Values{"from": {dr.To.AddDate(0, 0, -(n - 1)).Format(dayLayout)}, "to": {dr.To.Format(dayLayout)}}
+		if dr.TZ != "UTC" {
+			q.Set("tz", dr.TZ)
+		}
+		data.Presets = append(data.Presets, preset{Label: fmt.Sprintf("%d days", n), URL: "/apps/" + strconv.FormatInt(app.ID, 10) + "?" + q.Encode()})
+	}
+	d.render(w, r, http.StatusOK, "app", data)
+}
+
+// chart is a server-rendered SVG bar chart of hits and installs per day.
+type chart struct {
+	Width, Height int
+	Left, Bottom  int // plot area edges
+	Bars          []bar
+	Grid          []gridLine
+	Labels        []axisLabel
+	Empty         bool
+}
+
+type bar struct {
+	X, Y, W, H string
+	Class      string
+	Title      string
+}
+
+type gridLine struct {
+	Y     string
+	Label string
+}
+
+type axisLabel struct {
+	X     string
+	Label string
+}
+
+// buildChart lays out two bars per day, hits and installs, on a scale
+// rounded up to 1, 2 or 5 times a power of ten.
+func buildChart(days []tapline.DailyStats) chart {
+	const width, height, left, right, top, bottom = 760, 220, 56, 8, 12, 28
+	c := chart{Width: width, Height: height, Left: left, Bottom: height - bottom}
+	var peak int64
+	for _, d := range days {
+		peak = max(peak, d.Hits, d.Installs)
+	}
+	c.Empty = peak == 0
+	scale := niceCeil(peak)
+	plotW, plotH := float64(width-left-right), float64(height-top-bottom)
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	for i := 0; i <= 4; i++ {
+		v := scale * int64(i) / 4
+		c.Grid = append(c.Grid, gridLine{Y: f(float64(top) + plotH*(1-float64(v)/float64(scale))), Label: formatCount(v)})
+	}
+	if len(days) == 0 {
+		return c
+	}
+	slot := plotW / float64(len(days))
+	barW := math.Max(slot*0.38, 0.5)
+	every := (len(days) + 9) / 10
+	for i, d := range days {
+		x := float64(left) + slot*float64(i) + slot*0.1
+		for j, v := range []int64{d.Hits, d.Installs} {
+			h := plotH * float64(v) / float64(scale)
+			class, what := "hits", "hits"
+			if j == 1 {
+				class, what = "installs", "installs"
+			}
+			c.Bars = append(c.Bars, bar{
+				X: f(x + float64(j)*barW), Y: f(float64(top) + plotH - h), W: f(barW), H: f(h),
+				Class: class, Title: fmt.Sprintf("%s: %s %s", d.Day, formatCount(v), what),
+			})
+		}
+		if i%every == 0 {
+			label := d.Day
+			if t, err := time.Parse(dayLayout, d.Day); err == nil {
+				label = t.Format("Jan 2")
+			}
+			c.Labels = append(c.Labels, axisLabel{X: f(float64(left) + slot*(float64(i)+0.5)), Label: label})
+		}
+	}
+	return c
+}
+
+// niceCeil returns the smallest of 1, 2, 5 times a power of ten that is at
+// least v (and at least 4, so grid steps are whole).
+func niceCeil(v int64) int64 {
+	if v <= 4 {
+		return 4
+	}
+	for p := int64(1); ; p *= 10 {
+		for _, m := range []int64{1, 2, 5} {
+			if m*p >= v {
+				return m * p
+			}
+		}
+	}
+}
+
+// formatCount writes n with thousands separators: 1,234,567.
+func formatCount(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// formatPercent writes a 0..1 rate as a percentage with one decimal.
+func formatPercent(rate float64) string {
+	return strconv.FormatFloat(rate*100, 'f', 1, 64) + "%"
+}
+
+// formatRevenue writes micros per currency as "12.34 USD", sorted by
+// currency, or "–" when there is none.
+func formatRevenue(m map[string]int64) string {
+	if len(m) == 0 {
+		return "–"
+	}
+	var parts []string
+	for _, cur := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, formatMicros(m[cur])+" "+cur)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// formatMicros writes an amount in millionths as a decimal rounded to
+// cents, with thousands separators.
+func formatMicros(micros int64) string {
+	sign := ""
+	if micros < 0 {
+		sign, micros = "-", -micros
+	}
+	cents := (micros + 5000) / 10000
+	return fmt.Sprintf("%s%s.%02d", sign, formatCount(cents/100), cents%100)
+}
+
+// formatSeconds writes a mean click-to-install time briefly.
+func formatSeconds(s float64) string {
+	if s <= 0 {
+		return "–"
+	}
+	return formatDuration(time.Duration(s * float64(time.Second)).Round(time.Second))
+}
+
+// formatDuration writes d in the largest whole units: "7d", "24h", "1h30m".
+func formatDuration(d time.Duration) string {
+	if d <= 0 {
+		return "–"
+	}
+	if d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

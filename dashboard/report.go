@@ -1,0 +1,140 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+
+	"tapline"
+)
+
+// ownedApp returns app id when p may see it: the admin sees every app, an
+// account only its own. Another account's app is not found.
+func (d *Dashboard) ownedApp(ctx context.Context, p *principal, id int64) (*tapline.App, error) {
+	app, err := d.Accounts.App(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Admin && (p.Account == nil || app.AccountID != p.Account.ID) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "app %d not found", id)
+	}
+	return app, nil
+}
+
+// Totals are the sums of a report's days.
+type Totals struct {
+	Hits            int64            `json:"hits"`
+	Installs        int64            `json:"installs"`
+	OrganicInstalls int64            `json:"organic_installs"`
+	Conversions     int64            `json:"conversions"`
+	Events          int64            `json:"events"`
+	ConversionRate  float64          `json:"conversion_rate"`
+	RevenueMicros   map[string]int64 `json:"revenue_micros,omitempty"`
+}
+
+// DailyReport is the answer of GET /api/v1/apps/{id}/daily.
+type DailyReport struct {
+	AppID  int64                `json:"app_id"`
+	TZ     string               `json:"tz"`
+	From   string               `json:"from"`
+	To     string               `json:"to"` // inclusive
+	Days   []tapline.DailyStats `json:"days"`
+	Totals Totals               `json:"totals"`
+}
+
+// dailyReport asks Reports for the range's days and fills the days without
+// facts with zeros, so every day of the range appears once, in order.
+func (d *Dashboard) dailyReport(ctx context.Context, appID int64, dr dayRange) (*DailyReport, error) {
+	stats, err := d.Reports.DailyStats(ctx, dr.Filter(appID))
+	if err != nil {
+		return nil, fmt.Errorf("daily stats of app %d: %w", appID, err)
+	}
+	byDay := make(map[string]tapline.DailyStats, len(stats))
+	for _, s := range stats {
+		byDay[s.Day] = s
+	}
+	rep := &DailyReport{AppID: appID, TZ: dr.TZ, From: dr.From.Format(dayLayout), To: dr.To.Format(dayLayout), Days: []tapline.DailyStats{}}
+	for _, day := range dr.Days() {
+		s, ok := byDay[day]
+		if !ok {
+			s = tapline.DailyStats{Day: day}
+		}
+		rep.Days = append(rep.Days, s)
+		t := &rep.Totals
+		t.Hits += s.Hits
+		t.Installs += s.Installs
+		t.OrganicInstalls += s.OrganicInstalls
+		t.Conversions += s.Conversions
+		t.Events += s.Events
+		for cur, m := range s.RevenueMicros {
+			if t.RevenueMicros == nil {
+				t.RevenueMicros = map[string]int64{}
+			}
+			t.RevenueMicros[cur] += m
+		}
+	}
+	if rep.Totals.Hits > 0 {
+		rep.Totals.ConversionRate = float64(rep.Totals.Conversions) / float64(rep.Totals.Hits)
+	}
+	return rep, nil
+}
+
+// LinkReport is one link's totals with the link's identity.
+type LinkReport struct {
+	tapline.LinkStats
+	Slug        string `json:"slug"`
+	Name        string `json:"name"`
+	TrackingURL string `json:"tracking_url"`
+}
+
+// LinksReport is the answer of GET /api/v1/apps/{id}/links.
+type LinksReport struct {
+	AppID int64        `json:"app_id"`
+	TZ    string       `json:"tz"`
+	From  string       `json:"from"`
+	To    string       `json:"to"` // inclusive
+	Links []LinkReport `json:"links"`
+}
+
+// linksReport joins the app's links with their totals over the range:
+// every link appears, those without facts with zeros, busiest first.
+func (d *Dashboard) linksReport(ctx context.Context, appID int64, dr dayRange) (*LinksReport, error) {
+	links, err := d.Accounts.LinksByApp(ctx, appID)
+	if err != nil {
+		return nil, fmt.Errorf("links of app %d: %w", appID, err)
+	}
+	stats, err := d.Reports.LinkStats(ctx, dr.Filter(appID))
+	if err != nil {
+		return nil, fmt.Errorf("link stats of app %d: %w", appID, err)
+	}
+	byLink := make(map[int64]tapline.LinkStats, len(stats))
+	for _, s := range stats {
+		byLink[s.LinkID] = s
+	}
+	rep := &LinksReport{AppID: appID, TZ: dr.TZ, From: dr.From.Format(dayLayout), To: dr.To.Format(dayLayout), Links: []LinkReport{}}
+	for _, l := range links {
+		s, ok := byLink[l.ID]
+		if !ok {
+			s = tapline.LinkStats{LinkID: l.ID}
+		}
+		delete(byLink, l.ID)
+		rep.Links = append(rep.Links, LinkReport{LinkStats: s, Slug: l.Slug, Name: l.Name, TrackingURL: d.trackingURL(l.Slug)})
+	}
+	// Facts of links the account service no longer knows still count.
+	for _, id := range slices.Sorted(maps.Keys(byLink)) {
+		rep.Links = append(rep.Links, LinkReport{LinkStats: byLink[id]})
+	}
+	sort.SliceStable(rep.Links, func(i, j int) bool {
+		a, b := rep.Links[i], rep.Links[j]
+		if a.Hits != b.Hits {
+			return a.Hits > b.Hits
+		}
+		if a.Conversions != b.Conversions {
+			return a.Conversions > b.Conversions
+		}
+		return a.LinkID < b.LinkID
+	})
+	return rep, nil
+}
