@@ -1,0 +1,130 @@
+package collector
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"tapline"
+)
+
+// maxNegative bounds the remembered misses so that a flood of random slugs
+// or keys cannot grow the cache without limit.
+const maxNegative = 100_000
+
+// cache keeps lookups by string key in memory. A fresh hit is served as is;
+// a stale one is served while a background load refreshes it (and keeps
+// being served when that load fails, so a cached link redirects while the
+// database is down); a miss loads synchronously, one load per key at a
+// time. Not-found style answers are remembered for the negative TTL.
+type cache[V any] struct {
+	ttl, negTTL time.Duration
+	now         func() time.Time
+	load        func(ctx context.Context, key string) (V, error)
+
+	mu    sync.RWMutex
+	items map[string]*cacheItem[V]
+	neg   map[string]negItem
+	group singleflight.Group
+}
+
+type cacheItem[V any] struct {
+	v          V
+	expires    time.Time
+	refreshing bool
+}
+
+type negItem struct {
+	err     error
+	expires time.Time
+}
+
+func newCache[V any](ttl, negTTL time.Duration, now func() time.Time, load func(context.Context, string) (V, error)) *cache[V] {
+	return &cache[V]{ttl: ttl, negTTL: negTTL, now: now, load: load,
+		items: make(map[string]*cacheItem[V]), neg: make(map[string]negItem)}
+}
+
+// get returns the value of key. ctx bounds only a synchronous load.
+func (c *cache[V]) get(ctx context.Context, key string) (V, error) {
+	now := c.now()
+	c.mu.RLock()
+	it, ok := c.items[key]
+	var stale bool
+	if ok {
+		stale = now.After(it.expires) && !it.refreshing
+	}
+	n, negOK := c.neg[key]
+	c.mu.RUnlock()
+	if ok {
+		if stale {
+			c.refresh(key)
+		}
+		return it.v, nil
+	}
+	if negOK && now.Before(n.expires) {
+		var zero V
+		return zero, n.err
+	}
+	v, err, _ := c.group.Do(key, func() (any, error) {
+		v, err := c.load(ctx, key)
+		c.store(key, v, err)
+		return v, err
+	})
+	if err != nil {
+		var zero V
+		return zero, err
+	}
+	return v.(V), nil
+}
+
+// refresh reloads key in the background, once at a time.
+func (c *cache[V]) refresh(key string) {
+	c.mu.Lock()
+	it, ok := c.items[key]
+	if !ok || it.refreshing {
+		c.mu.Unlock()
+		return
+	}
+	it.refreshing = true
+	c.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		v, err := c.load(ctx, key)
+		if err != nil && !isNegative(err) {
+			// Keep serving the stale value; try again after a short pause.
+			c.mu.Lock()
+			it.refreshing = false
+			it.expires = c.now().Add(min(c.negTTL, c.ttl))
+			c.mu.Unlock()
+			return
+		}
+		c.store(key, v, err)
+	}()
+}
+
+// store records the outcome of a load: a value, a remembered miss, or
+// nothing for a transient failure.
+func (c *cache[V]) store(key string, v V, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil:
+		c.items[key] = &cacheItem[V]{v: v, expires: c.now().Add(c.ttl)}
+		delete(c.neg, key)
+	case isNegative(err):
+		delete(c.items, key)
+		if len(c.neg) >= maxNegative {
+			clear(c.neg)
+		}
+		c.neg[key] = negItem{err: err, expires: c.now().Add(c.negTTL)}
+	}
+}
+
+// isNegative reports whether err is an answer worth remembering rather than
+// a failure to get one.
+func isNegative(err error) bool {
+	return isDomain(err, tapline.ENOTFOUND, tapline.EFORBIDDEN, tapline.EUNAUTHORIZED, tapline.EINVALID)
+}

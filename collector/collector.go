@@ -1,0 +1,403 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tapline"
+	"tapline/fingerprint"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultHitQueueSize     = 65536
+	DefaultHitBatchSize     = 512
+	DefaultMaxBodyBytes     = 1 << 20
+	DefaultMaxBatchEvents   = 100
+	DefaultPublishTimeout   = 5 * time.Second
+	DefaultDrainTimeout     = 10 * time.Second
+	DefaultLookupTimeout    = 2 * time.Second
+	DefaultCacheTTL         = time.Minute
+	DefaultNegativeCacheTTL = 10 * time.Second
+	DefaultMaxClockSkew     = time.Hour
+	DefaultUnhealthyAfter   = 30 * time.Second
+)
+
+// Config holds the collector's settings. New fills zero fields with the
+// defaults above.
+type Config struct {
+	// TrustedProxies are the peers whose X-Forwarded-For is honoured; the
+	// client is the right-most address not in one of these prefixes.
+	TrustedProxies []netip.Prefix
+
+	// HitQueueSize bounds the in-memory queue of hits waiting for the bus;
+	// a hit arriving at a full queue is dropped and counted.
+	HitQueueSize int
+	// HitBatchSize is the most hits one Publish carries.
+	HitBatchSize int
+
+	// MaxBodyBytes bounds request bodies (413 above it) and MaxBatchEvents
+	// the events of one JSON batch (400 above it).
+	MaxBodyBytes   int64
+	MaxBatchEvents int
+
+	// PublishTimeout bounds the wait for the bus while an SDK waits for
+	// its answer (503 with Retry-After past it) and each hit batch publish.
+	PublishTimeout time.Duration
+	// DrainTimeout bounds how long Close keeps publishing queued hits.
+	DrainTimeout time.Duration
+
+	// LookupTimeout bounds a database lookup on a cache miss. CacheTTL is
+	// how long a cached link, app or account is used before it is
+	// refreshed in the background (a stale entry keeps serving while the
+	// database is down); NegativeCacheTTL is how long an unknown slug, key
+	// or secret is remembered.
+	LookupTimeout    time.Duration
+	CacheTTL         time.Duration
+	NegativeCacheTTL time.Duration
+
+	// MaxClockSkew is how far in the future a device time may lie before
+	// it is replaced by the receive time.
+	MaxClockSkew time.Duration
+
+	// UnhealthyAfter is how long the hit publisher may keep failing before
+	// /healthz answers 503.
+	UnhealthyAfter time.Duration
+}
+
+func (c *Config) setDefaults() {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.HitQueueSize == 0 {
+		c.HitQueueSize = DefaultHitQueueSize
+	}
+	if c.HitBatchSize == 0 {
+		c.HitBatchSize = DefaultHitBatchSize
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	def(&c.PublishTimeout, DefaultPublishTimeout)
+	def(&c.DrainTimeout, DefaultDrainTimeout)
+	def(&c.LookupTimeout, DefaultLookupTimeout)
+	def(&c.CacheTTL, DefaultCacheTTL)
+	def(&c.NegativeCacheTTL, DefaultNegativeCacheTTL)
+	def(&c.MaxClockSkew, DefaultMaxClockSkew)
+	def(&c.UnhealthyAfter, DefaultUnhealthyAfter)
+}
+
+// Validate reports the first bad field of c.
+func (c *Config) Validate() error {
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			return tapline.Errorf(tapline.EINVALID, "collector config: TrustedProxies holds an invalid prefix %q", p.String())
+		}
+	}
+	positive := []struct {
+		name string
+		v    int64
+	}{
+		{"HitQueueSize", int64(c.HitQueueSize)},
+		{"HitBatchSize", int64(c.HitBatchSize)},
+		{"MaxBodyBytes", c.MaxBodyBytes},
+		{"MaxBatchEvents", int64(c.MaxBatchEvents)},
+		{"PublishTimeout", int64(c.PublishTimeout)},
+		{"DrainTimeout", int64(c.DrainTimeout)},
+		{"LookupTimeout", int64(c.LookupTimeout)},
+		{"CacheTTL", int64(c.CacheTTL)},
+		{"NegativeCacheTTL", int64(c.NegativeCacheTTL)},
+		{"MaxClockSkew", int64(c.MaxClockSkew)},
+		{"UnhealthyAfter", int64(c.UnhealthyAfter)},
+	}
+	for _, f := range positive {
+		if f.v <= 0 {
+			return tapline.Errorf(tapline.EINVALID, "collector config: %s must be positive, got %d", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// Collector is the HTTP edge: it serves Handler's routes and produces hits
+// and events to Bus. Set the exported fields between New and Open.
+type Collector struct {
+	Config        Config
+	Accounts      tapline.AccountService
+	Bus           tapline.Bus
+	Fingerprinter *fingerprint.Fingerprinter
+	Registry      *prometheus.Registry
+	Logger        *slog.Logger
+	Now           func() time.Time
+
+	m       *metrics
+	links   *cache[*linkEntry]
+	secrets *cache[*tapline.App]
+	keys    *cache[*tapline.App]
+	names   *cache[*tapline.Account]
+
+	queue   chan *tapline.Hit
+	stop    chan struct{} // closed by Close: drain and exit
+	done    chan struct{} // closed when the publisher has exited
+	closing atomic.Bool
+	failing atomic.Int64 // unix nanos of the first failure of the current streak, 0 when healthy
+
+	drainCtx    context.Context // cancelled DrainTimeout after Close began
+	cancelDrain context.CancelFunc
+
+	openOnce  sync.Once
+	closeOnce sync.Once
+	opened    atomic.Bool
+}
+
+// New returns a collector over accounts and bus with cfg's zero fields set
+// to their defaults, a fresh Fingerprinter, Registry and the default logger.
+func New(cfg Config, accounts tapline.AccountService, bus tapline.Bus) *Collector {
+	cfg.setDefaults()
+	c := &Collector{
+		Config:        cfg,
+		Accounts:      accounts,
+		Bus:           bus,
+		Fingerprinter: fingerprint.New(),
+		Registry:      prometheus.NewRegistry(),
+		Logger:        slog.Default(),
+		Now:           time.Now,
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
+	}
+	c.m = newMetrics(c)
+	return c
+}
+
+// Open validates the config, registers the metrics and starts the hit
+// publisher. It must be called once before Handler serves requests.
+func (c *Collector) Open(ctx context.Context) error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	if c.Accounts == nil || c.Bus == nil {
+		return tapline.Errorf(tapline.EINVALID, "collector: Accounts and Bus are required")
+	}
+	var err error
+	c.openOnce.Do(func() {
+		if err = c.m.register(c.Registry); err != nil {
+			err = fmt.Errorf("register collector metrics: %w", err)
+			return
+		}
+		c.init()
+		c.drainCtx, c.cancelDrain = context.WithCancel(context.WithoutCancel(ctx))
+		c.opened.Store(true)
+		go c.publishHits()
+	})
+	return err
+}
+
+// init builds the queue and caches; Handler calls it too so that a
+// collector that was never opened still answers (hits are then dropped).
+func (c *Collector) init() {
+	if c.queue != nil {
+		return
+	}
+	c.queue = make(chan *tapline.Hit, c.Config.HitQueueSize)
+	ttl, neg := c.Config.CacheTTL, c.Config.NegativeCacheTTL
+	c.links = newCache(ttl, neg, c.now, c.loadLink)
+	c.secrets = newCache(ttl, neg, c.now, c.loadAppBySecret)
+	c.keys = newCache(ttl, neg, c.now, c.loadAppBySDKKey)
+	c.names = newCache(ttl, neg, c.now, c.loadAccount)
+}
+
+// Close stops taking hits and events, publishes the queued hits (for at most
+// DrainTimeout) and stops the publisher. It is safe to call twice; it does
+// not close the bus.
+func (c *Collector) Close() error {
+	c.closeOnce.Do(func() {
+		c.closing.Store(true)
+		close(c.stop)
+		if c.opened.Load() {
+			t := time.AfterFunc(c.Config.DrainTimeout, c.cancelDrain)
+			<-c.done
+			t.Stop()
+		}
+		if c.cancelDrain != nil {
+			c.cancelDrain()
+		}
+	})
+	return nil
+}
+
+// Handler returns the router serving every collector route.
+func (c *Collector) Handler() http.Handler {
+	c.openOnce.Do(func() {}) // a Handler without Open serves but never publishes hits
+	if c.queue == nil {
+		c.init()
+	}
+	r := chi.NewRouter()
+	r.Use(c.instrument)
+	r.Get("/l/{slug}", c.serveLink)
+	r.Head("/l/{slug}", c.serveLink)
+	r.Get("/{account}/hit/{tracker}.gif", c.servePixel)
+	r.Post("/{account}/hit/{tracker}.gif", c.servePixel)
+	r.Post("/{account}/event/{event}", c.serveTapstream)
+	r.Post("/{account}/event/{event}/", c.serveTapstream)
+	r.Post("/v1/events", c.serveBatch)
+	r.Get("/healthz", c.serveHealth)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(c.Registry, promhttp.HandlerOpts{}))
+	r.NotFound(c.serveNotFound)
+	return r
+}
+
+func (c *Collector) now() time.Time { return c.Now() }
+
+// serveHealth answers 200 "ok", or 503 while closing or when the hit
+// publisher has failed for longer than UnhealthyAfter.
+func (c *Collector) serveHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if c.closing.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("closing\n"))
+		return
+	}
+	if since := c.failing.Load(); since != 0 && c.now().Sub(time.Unix(0, since)) > c.Config.UnhealthyAfter {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("bus publisher failing\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// enqueue hands h to the publisher without blocking; a full queue or a
+// closing collector drops it.
+func (c *Collector) enqueue(h *tapline.Hit) {
+	if c.closing.Load() {
+		c.m.hitsDropped.Inc()
+		return
+	}
+	select {
+	case c.queue <- h:
+	default:
+		c.m.hitsDropped.Inc()
+	}
+}
+
+// publishHits drains the queue to the bus in batches until Close, then
+// publishes what is left until the drain deadline cancels c.drainCtx.
+func (c *Collector) publishHits() {
+	defer close(c.done)
+	batch := make([]*tapline.Hit, 0, c.Config.HitBatchSize)
+	for {
+		select {
+		case h := <-c.queue:
+			batch = c.fill(append(batch[:0], h))
+			c.publishBatch(batch)
+		case <-c.stop:
+			for {
+				batch = c.fill(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				c.publishBatch(batch)
+			}
+		}
+	}
+}
+
+// fill adds queued hits to batch without waiting, up to HitBatchSize.
+func (c *Collector) fill(batch []*tapline.Hit) []*tapline.Hit {
+	for len(batch) < c.Config.HitBatchSize {
+		select {
+		case h := <-c.queue:
+			batch = append(batch, h)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// publishBatch publishes batch, retrying with backoff until it succeeds or
+// the drain deadline passes; then the batch is counted as dropped.
+func (c *Collector) publishBatch(batch []*tapline.Hit) {
+	msgs := make([]tapline.Message, 0, len(batch))
+	for _, h := range batch {
+		c.Fingerprinter.Hit(h)
+		msg, err := hitMessage(h)
+		if err != nil {
+			c.Logger.Error("encode hit", "err", err)
+			c.m.hitsDropped.Inc()
+			continue
+		}
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(c.drainCtx, c.Config.PublishTimeout)
+		err := c.Bus.Publish(ctx, msgs...)
+		cancel()
+		if err == nil {
+			c.failing.Store(0)
+			c.m.hitsPublished.Add(float64(len(msgs)))
+			return
+		}
+		c.m.publishErrors.WithLabelValues(tapline.TopicHits).Inc()
+		c.failing.CompareAndSwap(0, c.now().UnixNano())
+		c.Logger.Warn("publish hits", "hits", len(msgs), "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-c.drainCtx.Done():
+			c.m.hitsDropped.Add(float64(len(msgs)))
+			return
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// errClosing answers SDK requests that arrive during Close.
+var errClosing = tapline.Errorf(tapline.EUNAVAILABLE, "The collector is shutting down; retry later.")
+
+// publishEvents publishes msgs for an SDK request, bounded by PublishTimeout.
+func (c *Collector) publishEvents(ctx context.Context, msgs []tapline.Message) error {
+	if c.closing.Load() {
+		return errClosing
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Config.PublishTimeout)
+	defer cancel()
+	if err := c.Bus.Publish(ctx, msgs...); err != nil {
+		c.m.publishErrors.WithLabelValues(tapline.TopicEvents).Inc()
+		c.Logger.WarnContext(ctx, "publish events", "events", len(msgs), "err", err)
+		return tapline.Errorf(tapline.EUNAVAILABLE, "The event could not be stored now; retry later.")
+	}
+	return nil
+}
+
+// isDomain reports whether err carries one of codes.
+func isDomain(err error, codes ...string) bool {
+	var e *tapline.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	for _, code := range codes {
+		if e.Code == code {
+			return true
+		}
+	}
+	return false
+}

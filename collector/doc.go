@@ -1,0 +1,12 @@
+// Package collector is tapline's HTTP edge. It answers tracking-link taps
+// (GET /l/{slug}) with a redirect to the store for the visitor's platform,
+// serves hit pixels, and takes app events from the published Tapstream SDKs
+// (POST /{account}/event/{name}) and from the JSON batch API
+// (POST /v1/events). Hits and events become tapline.Hit and tapline.Event
+// values produced to the bus, keyed by fingerprint.
+//
+// Redirects never wait on storage or the bus: links come from an in-memory
+// cache and hits go through a bounded in-memory queue that a publisher
+// goroutine drains to the bus; when the queue is full a hit is dropped and
+// counted. SDK events are answered 200 only once the bus has them.
+package collector

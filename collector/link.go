@@ -1,0 +1,317 @@
+package collector
+
+import (
+	"context"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"tapline"
+	"tapline/fingerprint"
+)
+
+// Bounds on what a hit keeps of the link's query string.
+const (
+	maxHitParams     = 50
+	maxHitParamKey   = 64
+	maxHitParamValue = 1024
+	maxHeaderValue   = 1024
+)
+
+// linkEntry is a cached link with its app.
+type linkEntry struct {
+	link *tapline.Link
+	app  *tapline.App
+}
+
+func (c *Collector) loadLink(ctx context.Context, slug string) (*linkEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Config.LookupTimeout)
+	defer cancel()
+	l, err := c.Accounts.LinkBySlug(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	app, err := c.Accounts.App(ctx, l.AppID)
+	if err != nil {
+		if isDomain(err, tapline.ENOTFOUND) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("load app %d of link %q: %w", l.AppID, slug, err)
+	}
+	return &linkEntry{link: l, app: app}, nil
+}
+
+func (c *Collector) loadAccount(ctx context.Context, name string) (*tapline.Account, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Config.LookupTimeout)
+	defer cancel()
+	return c.Accounts.AccountByName(ctx, name)
+}
+
+// serveLink redirects a tap on a tracking link and queues its hit.
+func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
+	slug := chi.URLParam(r, "slug")
+	e, err := c.links.get(r.Context(), slug)
+	if err != nil {
+		c.linkError(w, r, err)
+		return
+	}
+	h := c.newHit(r, e)
+	dest := e.link.Destination(e.app, h.Platform)
+	if dest == "" {
+		c.Logger.WarnContext(r.Context(), "link has no destination", "slug", slug, "platform", h.Platform)
+		writePage(w, http.StatusNotFound, pageNotFound)
+		return
+	}
+	if h.Platform == tapline.PlatformAndroid {
+		dest = withPlayReferrer(dest, h.ID, h.Params)
+	}
+	c.enqueue(h)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, dest, http.StatusFound)
+}
+
+// servePixel answers a hit pixel with a transparent GIF and queues its hit.
+// An unknown account or tracker still gets the GIF, with status 404, so
+// mail clients show nothing broken.
+func (c *Collector) servePixel(w http.ResponseWriter, r *http.Request) {
+	account := chi.URLParam(r, "account")
+	tracker := chi.URLParam(r, "tracker")
+	status := http.StatusOK
+	e, err := c.links.get(r.Context(), tracker)
+	if err == nil {
+		var acct *tapline.Account
+		acct, err = c.names.get(r.Context(), account)
+		if err == nil && acct.ID != e.app.AccountID {
+			err = tapline.Errorf(tapline.ENOTFOUND, "no such tracker")
+		}
+	}
+	switch {
+	case err == nil:
+		h := c.newHit(r, e)
+		if r.Method == http.MethodPost {
+			// The iOS SDK's fireHit posts "__ts=tag1,tag2".
+			r.Body = http.MaxBytesReader(w, r.Body, c.Config.MaxBodyBytes)
+			if err := r.ParseForm(); err == nil {
+				for k := range r.PostForm {
+					addParam(h, k, r.PostForm.Get(k))
+				}
+			}
+		}
+		c.enqueue(h)
+	case isDomain(err, tapline.ENOTFOUND):
+		status = http.StatusNotFound
+	default:
+		c.Logger.ErrorContext(r.Context(), "pixel lookup", "account", account, "tracker", tracker, "err", err)
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
+	}
+	w.Header().Set("Content-Type", "image/gif")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(transparentGIF)
+}
+
+// linkError answers a failed link lookup with an HTML page.
+func (c *Collector) linkError(w http.ResponseWriter, r *http.Request, err error) {
+	if isDomain(err, tapline.ENOTFOUND) {
+		writePage(w, http.StatusNotFound, pageNotFound)
+		return
+	}
+	c.Logger.ErrorContext(r.Context(), "link lookup", "path", r.URL.Path, "err", err)
+	w.Header().Set("Retry-After", "5")
+	writePage(w, http.StatusServiceUnavailable, pageUnavailable)
+}
+
+// newHit builds the hit of request r on link e; the publisher fills in the
+// fingerprint later, off the request path.
+func (c *Collector) newHit(r *http.Request, e *linkEntry) *tapline.Hit {
+	h := &tapline.Hit{
+		ID:             newHitID(),
+		Time:           c.now().UTC(),
+		AppID:          e.app.ID,
+		LinkID:         e.link.ID,
+		IP:             c.clientIP(r),
+		UserAgent:      clip(r.UserAgent(), maxHeaderValue),
+		Referer:        clip(r.Referer(), maxHeaderValue),
+		AcceptLanguage: clip(r.Header.Get("Accept-Language"), maxHeaderValue),
+	}
+	for name, vals := range r.Header {
+		if len(vals) == 0 || !strings.HasPrefix(name, "Sec-Ch-Ua") {
+			continue
+		}
+		if h.ClientHints == nil {
+			h.ClientHints = make(map[string]string)
+		}
+		h.ClientHints[strings.ToLower(name)] = clip(vals[0], maxHeaderValue)
+	}
+	for k, vals := range r.URL.Query() {
+		if len(vals) > 0 {
+			addParam(h, k, vals[0])
+		}
+	}
+	h.Platform = c.Fingerprinter.Platform(h.UserAgent, h.ClientHints)
+	return h
+}
+
+// adIDParams are the query parameters ad networks fill with an advertising
+// id through their URL macros.
+var adIDParams = map[string]bool{
+	"idfa": true, "ifa": true, "gaid": true, "aaid": true, "adid": true,
+	"advertising_id": true, "google_aid": true, "gps_adid": true,
+}
+
+// addParam records one query parameter on h, and its advertising id when
+// the parameter carries an expanded one.
+func addParam(h *tapline.Hit, k, v string) {
+	if k == "" || len(k) > maxHitParamKey || len(h.Params) >= maxHitParams {
+		return
+	}
+	if h.Params == nil {
+		h.Params = make(map[string]string)
+	}
+	h.Params[k] = clip(v, maxHitParamValue)
+	if h.AdID == "" && adIDParams[strings.ToLower(k)] {
+		h.AdID = normalizeAdID(v)
+	}
+}
+
+// normalizeAdID returns the advertising id v in lower-case hyphenated UUID
+// form, or "" when v is not one: an unexpanded macro ("{idfa}",
+// "%%IDFA%%"), garbage, or the all-zero id of limited ad tracking.
+func normalizeAdID(v string) string {
+	u, err := uuid.Parse(strings.TrimSpace(v))
+	if err != nil || u == uuid.Nil {
+		return ""
+	}
+	if n := len(strings.TrimSpace(v)); n != 36 && n != 32 {
+		return "" // reject the urn: and braced forms uuid.Parse accepts
+	}
+	return u.String()
+}
+
+// hitIDEncoding writes hit ids in lower-case base32hex, which sorts like
+// the bytes it encodes.
+var hitIDEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// newHitID returns a 26-character URL-safe id: a UUIDv7 (time-ordered,
+// 74 random bits) in base32hex.
+func newHitID() string {
+	u, err := uuid.NewV7()
+	if err != nil {
+		u = uuid.New()
+	}
+	return hitIDEncoding.EncodeToString(u[:])
+}
+
+// withPlayReferrer adds the hit id, and the link's utm_ parameters, to the
+// referrer parameter of a Play Store destination so the install referrer
+// the app reports names the hit. Other destinations are returned as is.
+func withPlayReferrer(dest, hitID string, params map[string]string) string {
+	u, err := url.Parse(dest)
+	if err != nil {
+		return dest
+	}
+	if !(u.Scheme == "market" || strings.EqualFold(u.Hostname(), "play.google.com")) {
+		return dest
+	}
+	q := u.Query()
+	ref, err := url.ParseQuery(q.Get("referrer"))
+	if err != nil {
+		ref = url.Values{}
+	}
+	for k, v := range params {
+		if strings.HasPrefix(k, "utm_") && ref.Get(k) == "" {
+			ref.Set(k, v)
+		}
+	}
+	ref.Set(tapline.ReferrerHitParam, hitID)
+	q.Set("referrer", ref.Encode())
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// clientIP returns the client address of r: the peer, or, when the peer is
+// a trusted proxy, the right-most X-Forwarded-For address that is not.
+func (c *Collector) clientIP(r *http.Request) string {
+	peer := parseAddr(r.RemoteAddr)
+	if !peer.IsValid() {
+		return ""
+	}
+	if !c.trusted(peer) {
+		return peer.String()
+	}
+	client := peer
+	xff := r.Header.Values("X-Forwarded-For")
+	for i := len(xff) - 1; i >= 0; i-- {
+		parts := strings.Split(xff[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a := parseAddr(strings.TrimSpace(parts[j]))
+			if !a.IsValid() {
+				return client.String()
+			}
+			client = a
+			if !c.trusted(a) {
+				return a.String()
+			}
+		}
+	}
+	return client.String()
+}
+
+func (c *Collector) trusted(a netip.Addr) bool {
+	for _, p := range c.Config.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr parses "ip", "ip:port" or "[ip]:port", unmapping IPv4-in-IPv6.
+func parseAddr(s string) netip.Addr {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("")
+	}
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap().WithZone("")
+}
+
+func hitMessage(h *tapline.Hit) (tapline.Message, error) {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return tapline.Message{}, fmt.Errorf("encode hit %s: %w", h.ID, err)
+	}
+	return tapline.Message{Topic: tapline.TopicHits, Key: fingerprint.BusKey(h.AppID, h.Fingerprint), Value: b, Time: h.Time}, nil
+}
+
+func eventMessage(e *tapline.Event) (tapline.Message, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return tapline.Message{}, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	return tapline.Message{Topic: tapline.TopicEvents, Key: fingerprint.BusKey(e.AppID, e.Fingerprint), Value: b, Time: e.ReceivedAt}, nil
+}
+
+// clip cuts s to at most n bytes.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
