@@ -124,6 +124,8 @@ type sdkInfo struct {
 	Account       string
 	CollectorURL  string
 	EventEndpoint string
+	BatchEndpoint string
+	PixelPattern  string
 	LinkPattern   string
 }
 
@@ -163,6 +165,8 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 			Account:       p.Account.Name,
 			CollectorURL:  base,
 			EventEndpoint: base + "/" + url.PathEscape(p.Account.Name) + "/event/{event-name}",
+			BatchEndpoint: base + "/v1/events",
+			PixelPattern:  base + "/" + url.PathEscape(p.Account.Name) + "/hit/{tracker}.gif",
 			LinkPattern:   base + "/l/{slug}",
 		},
 	}
