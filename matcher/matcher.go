@@ -1,0 +1,463 @@
+package matcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tapline"
+	"tapline/facts"
+)
+
+// Config tunes a Matcher. Zero fields take the defaults of NewConfig.
+type Config struct {
+	Consumer      string        // name the offsets are stored under
+	HitsTopic     string        // topic of hits
+	EventsTopic   string        // topic of events
+	FlushInterval time.Duration // longest time deltas wait before a flush
+	FetchMax      int           // messages fetched from a partition at once
+	MaxPending    int           // pending fact rows that trigger an early flush
+	ClockSkew     time.Duration // how far a hit may be stamped after its install and still match
+	ExpireEvery   time.Duration // how often raw rows past their app's retention are dropped
+	AppCacheTTL   time.Duration // how long app settings are cached
+}
+
+// NewConfig returns the default configuration.
+func NewConfig() Config {
+	return Config{
+		Consumer:      "matcher",
+		HitsTopic:     tapline.TopicHits,
+		EventsTopic:   tapline.TopicEvents,
+		FlushInterval: time.Second,
+		FetchMax:      500,
+		MaxPending:    50_000,
+		ClockSkew:     time.Minute,
+		ExpireEvery:   time.Hour,
+		AppCacheTTL:   time.Minute,
+	}
+}
+
+// Validate reports the first field that is out of range.
+func (c *Config) Validate() error {
+	switch {
+	case c.Consumer == "":
+		return fmt.Errorf("matcher: Consumer is empty")
+	case c.HitsTopic == "" || c.EventsTopic == "" || c.HitsTopic == c.EventsTopic:
+		return fmt.Errorf("matcher: HitsTopic and EventsTopic must be set and differ")
+	case c.FlushInterval <= 0:
+		return fmt.Errorf("matcher: FlushInterval must be positive")
+	case c.FetchMax <= 0:
+		return fmt.Errorf("matcher: FetchMax must be positive")
+	case c.MaxPending <= 0:
+		return fmt.Errorf("matcher: MaxPending must be positive")
+	case c.ClockSkew < 0:
+		return fmt.Errorf("matcher: ClockSkew must not be negative")
+	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0:
+		return fmt.Errorf("matcher: ExpireEvery and AppCacheTTL must be positive")
+	}
+	return nil
+}
+
+// Matcher joins events to hits; see the package comment.
+type Matcher struct {
+	Config   Config
+	Bus      tapline.Bus
+	Raw      tapline.RawStore
+	Facts    tapline.FactStore
+	Accounts tapline.AccountService
+	Logger   *slog.Logger
+	// Registry, when set, receives the matcher's metrics.
+	Registry prometheus.Registerer
+	Now      func() time.Time
+
+	agg      *facts.Aggregator
+	apps     appCache
+	appLocks sync.Map // app id -> *sync.Mutex
+	metrics  *metrics
+
+	flushMu     sync.Mutex
+	lastFlushed []tapline.Offset
+	flushNow    chan struct{}
+
+	cancel    context.CancelFunc
+	workers   sync.WaitGroup
+	flusher   sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New returns a matcher with the given configuration; zero fields of cfg
+// take their defaults.
+func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore, accounts tapline.AccountService) *Matcher {
+	def := NewConfig()
+	if cfg.Consumer == "" {
+		cfg.Consumer = def.Consumer
+	}
+	if cfg.HitsTopic == "" {
+		cfg.HitsTopic = def.HitsTopic
+	}
+	if cfg.EventsTopic == "" {
+		cfg.EventsTopic = def.EventsTopic
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = def.FlushInterval
+	}
+	if cfg.FetchMax == 0 {
+		cfg.FetchMax = def.FetchMax
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = def.MaxPending
+	}
+	if cfg.ClockSkew == 0 {
+		cfg.ClockSkew = def.ClockSkew
+	}
+	if cfg.ExpireEvery == 0 {
+		cfg.ExpireEvery = def.ExpireEvery
+	}
+	if cfg.AppCacheTTL == 0 {
+		cfg.AppCacheTTL = def.AppCacheTTL
+	}
+	return &Matcher{
+		Config:   cfg,
+		Bus:      bus,
+		Raw:      raw,
+		Facts:    fs,
+		Accounts: accounts,
+		Logger:   slog.Default(),
+		Now:      time.Now,
+		agg:      facts.NewAggregator(),
+		flushNow: make(chan struct{}, 1),
+	}
+}
+
+// Open loads the stored offsets and starts one worker per partition of each
+// topic, the flusher and the expirer. It returns once they run.
+func (m *Matcher) Open(ctx context.Context) error {
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	if m.Bus == nil || m.Raw == nil || m.Facts == nil || m.Accounts == nil {
+		return fmt.Errorf("matcher: Bus, Raw, Facts and Accounts are required")
+	}
+	m.metrics = newMetrics(m.Registry)
+	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
+
+	stored, err := m.Facts.Offsets(ctx, m.Config.Consumer)
+	if err != nil {
+		return fmt.Errorf("load offsets of %s: %w", m.Config.Consumer, err)
+	}
+	start := map[string]int64{}
+	for _, o := range stored {
+		start[fmt.Sprintf("%s/%d", o.Topic, o.Partition)] = o.Offset
+		m.agg.Seed(o)
+	}
+	m.lastFlushed = stored
+
+	type part struct {
+		topic string
+		n     int
+	}
+	var parts []part
+	for _, topic := range []string{m.Config.HitsTopic, m.Config.EventsTopic} {
+		n, err := m.Bus.Partitions(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("partitions of %s: %w", topic, err)
+		}
+		parts = append(parts, part{topic, n})
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	for _, p := range parts {
+		for i := range p.n {
+			off := start[fmt.Sprintf("%s/%d", p.topic, i)]
+			m.workers.Go(func() { m.consume(runCtx, p.topic, i, off) })
+		}
+	}
+	m.flusher.Go(func() { m.flushLoop(runCtx) })
+	m.flusher.Go(func() { m.expireLoop(runCtx) })
+	m.Logger.Info("matcher started", "consumer", m.Config.Consumer, "resumed_partitions", len(stored))
+	return nil
+}
+
+// Close stops the workers, flushes what they consumed and stops the flusher.
+// It is safe to call twice.
+func (m *Matcher) Close() error {
+	m.closeOnce.Do(func() {
+		if m.cancel == nil {
+			return
+		}
+		m.cancel()
+		m.workers.Wait()
+		m.flusher.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.Flush(ctx); err != nil {
+			m.closeErr = fmt.Errorf("final flush: %w", err)
+		}
+	})
+	return m.closeErr
+}
+
+// abort stops the workers without a final flush, as a crash would; tests
+// use it.
+func (m *Matcher) abort() {
+	m.closeOnce.Do(func() {
+		m.cancel()
+		m.workers.Wait()
+		m.flusher.Wait()
+	})
+}
+
+// Flush writes the pending deltas and offsets now. On failure they stay
+// pending for the next flush.
+func (m *Matcher) Flush(ctx context.Context) error {
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+	b, offs := m.agg.Take()
+	if len(b) == 0 && sameOffsets(offs, m.lastFlushed) {
+		return nil
+	}
+	start := time.Now()
+	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs); err != nil {
+		m.agg.Restore(b)
+		m.metrics.flushErrors.Inc()
+		return fmt.Errorf("apply %d fact rows: %w", len(b), err)
+	}
+	m.metrics.flushes.Inc()
+	m.metrics.flushSeconds.Observe(time.Since(start).Seconds())
+	m.lastFlushed = offs
+	return nil
+}
+
+func sameOffsets(a, b []tapline.Offset) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	cmp := func(x, y tapline.Offset) int {
+		if c := strings.Compare(x.Topic, y.Topic); c != 0 {
+			return c
+		}
+		return x.Partition - y.Partition
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(a, cmp)
+	slices.SortFunc(b, cmp)
+	return slices.Equal(a, b)
+}
+
+func (m *Matcher) flushLoop(ctx context.Context) {
+	t := time.NewTicker(m.Config.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.flushNow:
+		}
+		m.metrics.pending.Set(float64(m.agg.Pending()))
+		if err := m.Flush(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Error("flush facts", "err", err)
+		}
+	}
+}
+
+func (m *Matcher) expireLoop(ctx context.Context) {
+	t := time.NewTicker(m.Config.ExpireEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, app := range m.apps.all() {
+			cutoff := m.Now().Add(-app.Retention)
+			if err := m.Raw.DeleteBefore(ctx, app.ID, cutoff); err != nil && ctx.Err() == nil {
+				m.Logger.Error("expire raw rows", "app", app.ID, "err", err)
+			}
+		}
+	}
+}
+
+// consume runs one partition: fetch, process each message until it
+// succeeds, commit its deltas and offset to the aggregator.
+func (m *Matcher) consume(ctx context.Context, topic string, partition int, next int64) {
+	log := m.Logger.With("topic", topic, "partition", partition)
+	backoff := newBackoff()
+	for ctx.Err() == nil {
+		// Hold back while the fact store cannot keep up, so memory stays
+		// bounded when Postgres is down.
+		if m.agg.Pending() > 4*m.Config.MaxPending {
+			if !sleep(ctx, 100*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		msgs, err := m.Bus.Fetch(ctx, topic, partition, next, m.Config.FetchMax)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("fetch", "offset", next, "err", err)
+			if !sleep(ctx, backoff.next()) {
+				return
+			}
+			continue
+		}
+		backoff.reset()
+		for i := range msgs {
+			msg := &msgs[i]
+			b, err := m.handle(ctx, log, msg)
+			if err != nil {
+				return // ctx done
+			}
+			m.agg.Commit(topic, partition, msg.Offset, b)
+			next = msg.Offset + 1
+			m.metrics.processed.WithLabelValues(topic).Inc()
+			m.metrics.lag.Set(m.Now().Sub(msg.Time).Seconds())
+		}
+		if m.agg.Pending() >= m.Config.MaxPending {
+			select {
+			case m.flushNow <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// handle processes msg, retrying transient failures until ctx is done. A
+// message that cannot be decoded is logged and skipped with no deltas.
+func (m *Matcher) handle(ctx context.Context, log *slog.Logger, msg *tapline.Message) (facts.Batch, error) {
+	backoff := newBackoff()
+	for {
+		b, err := m.process(ctx, msg)
+		if err == nil {
+			return b, nil
+		}
+		var perm *permanentError
+		if errors.As(err, &perm) {
+			log.Error("skipping undecodable message", "offset", msg.Offset, "err", err)
+			m.metrics.skipped.WithLabelValues(msg.Topic).Inc()
+			return facts.Batch{}, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		log.Warn("process message, will retry", "offset", msg.Offset, "err", err)
+		if !sleep(ctx, backoff.next()) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// process turns one bus message into fact deltas, updating the raw store.
+func (m *Matcher) process(ctx context.Context, msg *tapline.Message) (facts.Batch, error) {
+	switch msg.Topic {
+	case m.Config.HitsTopic:
+		var h tapline.Hit
+		if err := json.Unmarshal(msg.Value, &h); err != nil {
+			return nil, &permanentError{fmt.Errorf("decode hit at %s: %w", msg.Position(), err)}
+		}
+		return m.processHit(ctx, msg, &h)
+	case m.Config.EventsTopic:
+		var e tapline.Event
+		if err := json.Unmarshal(msg.Value, &e); err != nil {
+			return nil, &permanentError{fmt.Errorf("decode event at %s: %w", msg.Position(), err)}
+		}
+		return m.processEvent(ctx, msg, &e)
+	}
+	return nil, &permanentError{fmt.Errorf("message from unknown topic %q", msg.Topic)}
+}
+
+// lockApp serialises matching within one app, so that an install and a hit
+// consumed at the same time on different partitions always see each other.
+func (m *Matcher) lockApp(appID int64) func() {
+	v, _ := m.appLocks.LoadOrStore(appID, new(sync.Mutex))
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 50 * time.Millisecond} }
+
+func (b *backoff) next() time.Duration {
+	d := b.d
+	b.d = min(2*b.d, 5*time.Second)
+	return d
+}
+
+func (b *backoff) reset() { b.d = 50 * time.Millisecond }
+
+// appCache keeps app settings for a while, serving stale ones when the
+// account service fails.
+type appCache struct {
+	mu       sync.Mutex
+	ttl      time.Duration
+	accounts tapline.AccountService
+	now      func() time.Time
+	entries  map[int64]appEntry
+}
+
+type appEntry struct {
+	app     *tapline.App
+	fetched time.Time
+}
+
+func (c *appCache) get(ctx context.Context, id int64) (*tapline.App, error) {
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if ok && c.now().Sub(e.fetched) < c.ttl {
+		return e.app, nil
+	}
+	app, err := c.accounts.App(ctx, id)
+	if err != nil {
+		if ok && tapline.ErrorCode(err) != tapline.ENOTFOUND {
+			return e.app, nil
+		}
+		return nil, fmt.Errorf("load app %d: %w", id, err)
+	}
+	app.SetDefaults()
+	c.mu.Lock()
+	c.entries[id] = appEntry{app: app, fetched: c.now()}
+	c.mu.Unlock()
+	return app, nil
+}
+
+func (c *appCache) all() []*tapline.App {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	apps := make([]*tapline.App, 0, len(c.entries))
+	for _, e := range c.entries {
+		apps = append(apps, e.app)
+	}
+	return apps
+}

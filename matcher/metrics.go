@@ -1,0 +1,57 @@
+package matcher
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	processed      *prometheus.CounterVec
+	duplicates     *prometheus.CounterVec
+	skipped        *prometheus.CounterVec
+	conversions    *prometheus.CounterVec
+	reattributions *prometheus.CounterVec
+	flushes        prometheus.Counter
+	flushErrors    prometheus.Counter
+	flushSeconds   prometheus.Histogram
+	pending        prometheus.Gauge
+	lag            prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_messages_total", Help: "Bus messages processed, by topic.",
+		}, []string{"topic"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_duplicates_total", Help: "Resent hits and events dropped as duplicates, by topic.",
+		}, []string{"topic"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_skipped_total", Help: "Messages skipped because they could not be decoded or name an unknown app, by topic.",
+		}, []string{"topic"}),
+		conversions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_installs_total", Help: "Installs matched, by match method (organic included).",
+		}, []string{"method"}),
+		reattributions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_reattributions_total", Help: "Installs re-attributed to a late hit, by new match method.",
+		}, []string{"method"}),
+		flushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapline_matcher_flushes_total", Help: "Fact flushes committed.",
+		}),
+		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapline_matcher_flush_errors_total", Help: "Fact flushes that failed and were retried.",
+		}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tapline_matcher_flush_seconds", Help: "Time to apply one flush to the fact store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tapline_matcher_pending_fact_rows", Help: "Fact rows waiting for the next flush.",
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tapline_matcher_lag_seconds", Help: "Age of the last processed bus message when it was processed: the bus lag.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions,
+			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag)
+	}
+	return m
+}

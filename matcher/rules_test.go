@@ -1,0 +1,368 @@
+package matcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"tapline"
+	"tapline/facts"
+	"tapline/fingerprint"
+	"tapline/pebble"
+)
+
+const (
+	safariUA    = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1"
+	chromeAndUA = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36"
+	fbiOSUA     = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/460.0.0.38.108;FBBV/585234234;FBDV/iPhone14,2;FBMD/iPhone;FBSN/iOS;FBSV/17.4;FBSS/3;FBID/phone;FBLC/en_US;FBOP/5]"
+	ipA         = "203.0.113.7"
+	ipB         = "198.51.100.9"
+	appID       = int64(42)
+)
+
+var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+// harness drives Matcher.process over a real pebble raw store, one bus
+// message at a time, with the app's settings preloaded in the app cache.
+type harness struct {
+	t    *testing.T
+	m    *Matcher
+	fp   *fingerprint.Fingerprinter
+	next map[string]int64
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	raw := pebble.NewRawStore(t.TempDir())
+	if err := raw.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	m := New(NewConfig(), nil, raw, nil, nil)
+	m.metrics = newMetrics(nil)
+	app := &tapline.App{ID: appID}
+	app.SetDefaults()
+	m.apps = appCache{ttl: time.Hour, now: func() time.Time { return t0 }, entries: map[int64]appEntry{appID: {app: app, fetched: t0}}}
+	return &harness{t: t, m: m, fp: fingerprint.New(), next: map[string]int64{}}
+}
+
+func (h *harness) msg(topic string, v any, published time.Time) *tapline.Message {
+	h.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	off := h.next[topic]
+	h.next[topic]++
+	return &tapline.Message{Topic: topic, Partition: 0, Offset: off, Value: b, Time: published}
+}
+
+func (h *harness) run(msg *tapline.Message) facts.Batch {
+	h.t.Helper()
+	b, err := h.m.process(context.Background(), msg)
+	if err != nil {
+		h.t.Fatalf("process %s: %v", msg.Position(), err)
+	}
+	return b
+}
+
+type hitOpt func(*tapline.Hit)
+
+func (h *harness) hit(id string, link int64, at time.Time, ip, ua string, opts ...hitOpt) facts.Batch {
+	h.t.Helper()
+	hit := &tapline.Hit{ID: id, Time: at, AppID: appID, LinkID: link, IP: ip, UserAgent: ua}
+	for _, o := range opts {
+		o(hit)
+	}
+	h.fp.Hit(hit)
+	return h.run(h.msg(tapline.TopicHits, hit, at))
+}
+
+type eventOpt func(*tapline.Event)
+
+func iphone(e *tapline.Event) {
+	e.Device = tapline.Device{Platform: tapline.PlatformIOS, OSVersion: "17.4.1", Model: "iPhone15,2"}
+}
+
+func android(e *tapline.Event) {
+	e.Device = tapline.Device{Platform: tapline.PlatformAndroid, OSVersion: "14", Model: "Pixel 7"}
+}
+
+func (h *harness) event(id, installID string, kind tapline.EventKind, at time.Time, ip string, opts ...eventOpt) (facts.Batch, *tapline.Event) {
+	h.t.Helper()
+	e := &tapline.Event{ID: id, AppID: appID, Name: string(kind), Kind: kind, Time: at, ReceivedAt: at, InstallID: installID, IP: ip}
+	for _, o := range opts {
+		o(e)
+	}
+	h.fp.Event(e)
+	return h.run(h.msg(tapline.TopicEvents, e, at)), e
+}
+
+func (h *harness) install(id string, at time.Time, ip string, opts ...eventOpt) facts.Batch {
+	h.t.Helper()
+	b, _ := h.event(id, "inst-"+id, tapline.KindInstall, at, ip, opts...)
+	return b
+}
+
+func (h *harness) conversion(eventID string) *tapline.Conversion {
+	h.t.Helper()
+	c, err := h.m.Raw.Conversion(context.Background(), appID, tapline.ConversionID(eventID))
+	if err != nil {
+		h.t.Fatalf("conversion of %s: %v", eventID, err)
+	}
+	return c
+}
+
+// installs sums the installs table of b by link and method.
+func installs(b facts.Batch) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range b {
+		if k.Table == tapline.FactInstalls && v.Count != 0 {
+			out[fmt.Sprintf("%d/%s", k.LinkID, k.Method)] += v.Count
+		}
+	}
+	return out
+}
+
+func equalCounts(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestMatchRules(t *testing.T) {
+	withGAID := func(id string) eventOpt { return func(e *tapline.Event) { e.Device.GAID = id } }
+	withIDFA := func(id string) eventOpt { return func(e *tapline.Event) { e.Device.IDFA = id } }
+	adID := func(id string) hitOpt { return func(h *tapline.Hit) { h.AdID = id } }
+	referrer := func(hitID string) eventOpt {
+		return func(e *tapline.Event) { e.Referrer = "utm_source=ads&" + tapline.ReferrerHitParam + "=" + hitID }
+	}
+
+	tests := []struct {
+		name       string
+		steps      func(h *harness) facts.Batch // returns the deltas of the install
+		wantMethod tapline.MatchMethod
+		wantHit    string
+		wantLink   int64
+	}{
+		{"fingerprint within window", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipA, safariUA)
+			return h.install("e1", t0.Add(time.Hour), ipA, iphone)
+		}, tapline.MethodFingerprint, "h1", 1},
+		{"fingerprint outside window is organic", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipA, safariUA)
+			return h.install("e1", t0.Add(25*time.Hour), ipA, iphone)
+		}, tapline.MethodOrganic, "", 0},
+		{"other IP is organic", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipA, safariUA)
+			return h.install("e1", t0.Add(time.Minute), ipB, iphone)
+		}, tapline.MethodOrganic, "", 0},
+		{"other platform is organic", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipA, chromeAndUA)
+			return h.install("e1", t0.Add(time.Minute), ipA, iphone)
+		}, tapline.MethodOrganic, "", 0},
+		{"hit after install is not matched", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0.Add(2*time.Hour), ipA, safariUA)
+			return h.install("e1", t0, ipA, iphone)
+		}, tapline.MethodOrganic, "", 0},
+		{"last hit wins", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipA, safariUA)
+			h.hit("h2", 2, t0.Add(10*time.Minute), ipA, safariUA)
+			return h.install("e1", t0.Add(20*time.Minute), ipA, iphone)
+		}, tapline.MethodFingerprint, "h2", 2},
+		{"in-app model mismatch skips the hit", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipA, safariUA)
+			h.hit("h2", 2, t0.Add(10*time.Minute), ipA, fbiOSUA) // iPhone14,2, not the installing iPhone15,2
+			return h.install("e1", t0.Add(20*time.Minute), ipA, iphone)
+		}, tapline.MethodFingerprint, "h1", 1},
+		{"advertising id beats a later fingerprint hit", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipB, chromeAndUA, adID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+			h.hit("h2", 2, t0.Add(10*time.Minute), ipA, chromeAndUA)
+			return h.install("e1", t0.Add(20*time.Minute), ipA, android, withGAID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+		}, tapline.MethodAdID, "h1", 1},
+		{"zero advertising id is ignored", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipB, safariUA, adID("00000000-0000-0000-0000-000000000000"))
+			return h.install("e1", t0.Add(20*time.Minute), ipA, iphone, withIDFA("00000000-0000-0000-0000-000000000000"))
+		}, tapline.MethodOrganic, "", 0},
+		{"advertising id outside click window falls back to fingerprint", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipB, chromeAndUA, adID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+			h.hit("h2", 2, t0.Add(8*24*time.Hour), ipA, chromeAndUA)
+			return h.install("e1", t0.Add(8*24*time.Hour+time.Hour), ipA, android, withGAID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+		}, tapline.MethodFingerprint, "h2", 2},
+		{"referrer beats advertising id and fingerprint", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipB, chromeAndUA)
+			h.hit("h2", 2, t0.Add(time.Minute), ipA, chromeAndUA, adID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+			return h.install("e1", t0.Add(20*time.Minute), ipA, android, referrer("h1"), withGAID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+		}, tapline.MethodReferrer, "h1", 1},
+		{"referrer outside click window is ignored", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipB, chromeAndUA)
+			return h.install("e1", t0.Add(8*24*time.Hour), ipA, android, referrer("h1"))
+		}, tapline.MethodOrganic, "", 0},
+		{"a converted hit is not reused", func(h *harness) facts.Batch {
+			h.hit("h1", 1, t0, ipA, safariUA)
+			h.install("e0", t0.Add(time.Minute), ipA, iphone)
+			return h.install("e1", t0.Add(2*time.Minute), ipA, iphone)
+		}, tapline.MethodOrganic, "", 0},
+		{"late hit re-attributes an organic install", func(h *harness) facts.Batch {
+			b := h.install("e1", t0.Add(time.Hour), ipA, iphone)
+			b.Merge(h.hit("h1", 3, t0, ipA, safariUA))
+			return b
+		}, tapline.MethodFingerprint, "h1", 3},
+		{"late referrer hit beats an earlier fingerprint match", func(h *harness) facts.Batch {
+			b := h.hit("h0", 1, t0, ipA, chromeAndUA)
+			b.Merge(h.install("e1", t0.Add(time.Hour), ipA, android, referrer("h9")))
+			b.Merge(h.hit("h9", 9, t0.Add(30*time.Minute), ipB, chromeAndUA))
+			return b
+		}, tapline.MethodReferrer, "h9", 9},
+		{"late hit older than the current match does not win", func(h *harness) facts.Batch {
+			h.hit("h2", 2, t0.Add(30*time.Minute), ipA, safariUA)
+			b := h.install("e1", t0.Add(time.Hour), ipA, iphone)
+			b.Merge(h.hit("h1", 1, t0, ipA, safariUA))
+			return b
+		}, tapline.MethodFingerprint, "h2", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			b := tt.steps(h)
+			c := h.conversion("e1")
+			if c.Method != tt.wantMethod || c.HitID != tt.wantHit || c.LinkID != tt.wantLink {
+				t.Fatalf("conversion = %s hit %q link %d, want %s hit %q link %d",
+					c.Method, c.HitID, c.LinkID, tt.wantMethod, tt.wantHit, tt.wantLink)
+			}
+			// Whatever happened in between, e1 must count as exactly one
+			// install, under its final attribution.
+			got := installs(b)
+			want := map[string]int64{fmt.Sprintf("%d/%s", tt.wantLink, tt.wantMethod): 1}
+			if !equalCounts(got, want) {
+				t.Fatalf("install deltas = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestLateHitBeyondHorizon(t *testing.T) {
+	h := newHarness(t)
+	h.install("e1", t0, ipA, iphone)
+	hit := &tapline.Hit{ID: "h1", Time: t0.Add(-time.Minute), AppID: appID, LinkID: 1, IP: ipA, UserAgent: safariUA}
+	h.fp.Hit(hit)
+	// Published two days after the install was received: past the 24 h horizon.
+	b := h.run(h.msg(tapline.TopicHits, hit, t0.Add(48*time.Hour)))
+	if c := h.conversion("e1"); c.Method != tapline.MethodOrganic {
+		t.Fatalf("conversion = %s, want organic (hit past the lateness horizon)", c.Method)
+	}
+	if got := installs(b); len(got) != 0 {
+		t.Fatalf("late hit emitted install deltas %v, want none", got)
+	}
+}
+
+func TestLaterEventsInheritAttribution(t *testing.T) {
+	h := newHarness(t)
+	h.hit("h1", 5, t0, ipA, safariUA)
+	h.install("e1", t0.Add(time.Minute), ipA, iphone)
+	b, _ := h.event("e2", "inst-e1", tapline.KindPurchase, t0.Add(time.Hour), ipB, func(e *tapline.Event) {
+		iphone(e)
+		e.Revenue = &tapline.Revenue{Micros: 4_990_000, Currency: "EUR"}
+	})
+	var events, revenue int64
+	for k, v := range b {
+		switch k.Table {
+		case tapline.FactEvents:
+			if k.LinkID != 5 || k.Method != tapline.MethodFingerprint {
+				t.Errorf("event row %+v, want link 5 by fingerprint", k)
+			}
+			events += v.Count
+		case tapline.FactRevenue:
+			if k.LinkID != 5 || k.Currency != "EUR" {
+				t.Errorf("revenue row %+v, want link 5 in EUR", k)
+			}
+			revenue += v.Sum
+		case tapline.FactInstalls:
+			t.Errorf("a purchase produced an install delta %+v", k)
+		}
+	}
+	if events != 1 || revenue != 4_990_000 {
+		t.Fatalf("events = %d revenue = %d, want 1 and 4990000", events, revenue)
+	}
+}
+
+func TestDuplicatesAndReplays(t *testing.T) {
+	h := newHarness(t)
+	hitMsg := func() *tapline.Message {
+		hit := &tapline.Hit{ID: "h1", Time: t0, AppID: appID, LinkID: 1, IP: ipA, UserAgent: safariUA}
+		h.fp.Hit(hit)
+		return h.msg(tapline.TopicHits, hit, t0)
+	}
+	first := hitMsg()
+	b1 := h.run(first)
+	if len(b1) == 0 {
+		t.Fatal("first hit produced no deltas")
+	}
+	if b := h.run(hitMsg()); len(b) != 0 {
+		t.Fatalf("resent hit (same id, new offset) produced deltas %v, want none", b)
+	}
+	if b := h.run(first); !equalBatches(b, b1) {
+		t.Fatalf("replayed hit produced %v, want the first deltas %v again", b, b1)
+	}
+
+	ins := &tapline.Event{ID: "e1", AppID: appID, Name: "install", Kind: tapline.KindInstall, Time: t0.Add(time.Minute), ReceivedAt: t0.Add(time.Minute), InstallID: "i1", IP: ipA}
+	iphone(ins)
+	h.fp.Event(ins)
+	insMsg := h.msg(tapline.TopicEvents, ins, ins.Time)
+	e1 := h.run(insMsg)
+	if got := installs(e1); got["1/fingerprint"] != 1 {
+		t.Fatalf("install deltas %v, want one fingerprint install on link 1", got)
+	}
+	dup := *ins
+	if b := h.run(h.msg(tapline.TopicEvents, &dup, ins.Time)); len(b) != 0 {
+		t.Fatalf("resent install produced deltas %v, want none", b)
+	}
+	if b := h.run(insMsg); !equalBatches(b, e1) {
+		t.Fatalf("replayed install produced %v, want %v", b, e1)
+	}
+	// A second install event of the same installation is an event, not an install.
+	again := &tapline.Event{ID: "e9", AppID: appID, Name: "install", Kind: tapline.KindInstall, Time: t0.Add(time.Hour), ReceivedAt: t0.Add(time.Hour), InstallID: "i1", IP: ipA}
+	iphone(again)
+	h.fp.Event(again)
+	if got := installs(h.run(h.msg(tapline.TopicEvents, again, again.Time))); len(got) != 0 {
+		t.Fatalf("second install of one installation counted %v installs, want none", got)
+	}
+}
+
+func TestReplayOfReattribution(t *testing.T) {
+	h := newHarness(t)
+	h.install("e1", t0.Add(time.Hour), ipA, iphone)
+	hit := &tapline.Hit{ID: "h1", Time: t0, AppID: appID, LinkID: 3, IP: ipA, UserAgent: safariUA}
+	h.fp.Hit(hit)
+	msg := h.msg(tapline.TopicHits, hit, t0.Add(time.Hour+time.Minute))
+	first := h.run(msg)
+	if got := installs(first); got["0/organic"] != -1 || got["3/fingerprint"] != 1 {
+		t.Fatalf("re-attribution deltas %v, want organic -1 and link 3 +1", got)
+	}
+	if b := h.run(msg); !equalBatches(b, first) {
+		t.Fatalf("replay of the re-attributing hit gave %v, want %v", b, first)
+	}
+	if c := h.conversion("e1"); len(c.History) != 2 {
+		t.Fatalf("history has %d changes after a replay, want 2", len(c.History))
+	}
+}
+
+func equalBatches(a, b facts.Batch) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
