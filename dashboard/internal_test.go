@@ -135,7 +135,7 @@ func TestFormat(t *testing.T) {
 
 func TestNiceCeil(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[int64]int64{0: 4, 3: 4, 5: 5, 7: 10, 11: 20, 101: 200, 450: 500, 1000: 1000} {
+	for in, want := range map[int64]int64{0: 4, 3: 4, 5: 8, 7: 8, 11: 12, 13: 20, 101: 120, 450: 500, 1000: 1000, 1259: 1500, 9000: 10000} {
 		if got := niceCeil(in); got != want {
 			t.Errorf("niceCeil(%d) = %d, want %d", in, got, want)
 		}

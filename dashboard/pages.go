@@ -253,16 +253,17 @@ func buildChart(days []tapline.DailyStats) chart {
 	return c
 }
 
-// niceCeil returns the smallest of 1, 2, 5 times a power of ten that is at
-// least v (and at least 4, so grid steps are whole).
+// niceCeil returns the smallest "round" number (1, 1.2, 1.5, 2, 2.5, 3, 4,
+// 5, 6 or 8 times a power of ten) that is at least v, and at least 4 so the
+// four grid steps are whole.
 func niceCeil(v int64) int64 {
 	if v <= 4 {
 		return 4
 	}
 	for p := int64(1); ; p *= 10 {
-		for _, m := range []int64{1, 2, 5} {
-			if m*p >= v {
-				return m * p
+		for _, m := range []int64{10, 12, 15, 20, 25, 30, 40, 50, 60, 80} {
+			if n := m * p / 10; n >= v && n%4 == 0 {
+				return n
 			}
 		}
 	}
