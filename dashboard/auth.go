@@ -129,6 +129,18 @@ func (d *Dashboard) adminAuthorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
+// sameHost reports whether host is the host r was sent to: its Host, or
+// the X-Forwarded-Host a reverse proxy set. A cross-site form cannot set
+// X-Forwarded-Host, so trusting it here opens nothing.
+func sameHost(host string, r *http.Request) bool {
+	if strings.EqualFold(host, r.Host) {
+		return true
+	}
+	fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ",")
+	fwd = strings.TrimSpace(fwd)
+	return fwd != "" && strings.EqualFold(host, fwd)
+}
+
 // checkOrigin rejects state-changing requests a browser sent from another
 // site: their Origin, or without one their Referer, must name this host.
 // Requests with neither header come from non-browser clients, which carry
@@ -150,7 +162,7 @@ func (d *Dashboard) checkOrigin(next http.Handler) http.Handler {
 		}
 		if source != "" {
 			u, err := url.Parse(source)
-			if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			if err != nil || u.Host == "" || !sameHost(u.Host, r) {
 				d.writeError(w, r, tapline.Errorf(tapline.EFORBIDDEN, "Cross-site request refused: the request's origin does not match this site."))
 				return
 			}
