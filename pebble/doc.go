@@ -1,0 +1,16 @@
+// Package pebble implements the embedded tapline.Bus and tapline.RawStore on
+// pebble (github.com/cockroachdb/pebble/v2), for the single-machine binary.
+//
+// Each of Bus and RawStore opens its own pebble database in its own
+// directory. Keys are order-preserving: integers are big-endian with the sign
+// bit flipped, strings are escaped so that 0x00 0x01 ends them.
+//
+// The raw store keeps hits and events under a prefix of app and week bucket
+// ("R" app bucket ...), so DeleteBefore is one range delete plus a per-app
+// watermark that hides the rows of the partly expired bucket. Conversions
+// live outside the buckets and never expire.
+//
+// The bus keeps each message under ("M" topic partition offset), commits
+// concurrent publishes as one synced batch from a single writer goroutine and
+// wakes fetchers through a per-partition channel closed on each commit.
+package pebble

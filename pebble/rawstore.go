@@ -1,0 +1,634 @@
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+
+	"tapline"
+)
+
+// BucketWidth is the width of the raw store's time buckets. Rows live under
+// the bucket of their Time; DeleteBefore drops whole buckets with one range
+// delete and hides the rest of a partly expired bucket behind a watermark, so
+// a row outlives its deletion by less than one bucket on disk. Lookups by id
+// or by referrer visit each stored bucket of the app once.
+const BucketWidth = 7 * 24 * time.Hour
+
+// Key spaces of the raw store.
+const (
+	spaceRaw          = 'R' // R app bucket table ...: hits and events, expiring
+	spaceConversion   = 'C' // C app id: conversion
+	spaceConvByHit    = 'B' // B app hitID id: conversion
+	spaceConvByInstal = 'N' // N app installID id: conversion
+	spaceWatermark    = 'W' // W app: Unix nanoseconds of the last DeleteBefore
+)
+
+// Tables inside a raw bucket.
+const (
+	tableHit             = 'h' // h id: hit
+	tableHitByFP         = 'f' // f fingerprint time id: hit
+	tableHitByAdID       = 'a' // a adID time id: hit
+	tableEvent           = 'e' // e id: event
+	tableInstallByFP     = 'F' // F fingerprint time id: install
+	tableInstallByAdID   = 'A' // A adID time id: install
+	tableInstallByReferr = 'r' // r hitID time id: install
+)
+
+// noWatermark marks an app that never had rows deleted.
+const noWatermark = math.MinInt64
+
+// lockStripes is the number of mutexes that make put-if-absent atomic.
+const lockStripes = 64
+
+// RawStore implements tapline.RawStore on a pebble database in Dir.
+type RawStore struct {
+	// Dir is the directory of the database; Open creates it.
+	Dir string
+	// Logger receives pebble's log lines; nil means slog.Default().
+	Logger *slog.Logger
+
+	mu     sync.RWMutex // held for reading by every operation, for writing by Close
+	db     *pdb.DB
+	closed bool
+
+	locks [lockStripes]sync.Mutex // serialise writes of one (app, id)
+
+	wmMu sync.Mutex
+	wm   map[int64]int64 // app id → watermark, cached
+}
+
+var _ tapline.RawStore = (*RawStore)(nil)
+
+// NewRawStore returns a raw store for the database in dir; call Open next.
+func NewRawStore(dir string) *RawStore {
+	return &RawStore{Dir: dir, wm: make(map[int64]int64)}
+}
+
+// Open opens or creates the database.
+func (s *RawStore) Open() error {
+	if s.Dir == "" {
+		return fmt.Errorf("open raw store: Dir is required")
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.wm == nil {
+		s.wm = make(map[int64]int64)
+	}
+	db, err := openDB(s.Dir, s.Logger)
+	if err != nil {
+		return fmt.Errorf("open raw store: %w", err)
+	}
+	s.mu.Lock()
+	s.db, s.closed = db, false
+	s.mu.Unlock()
+	return nil
+}
+
+// Close closes the database once running operations finish; it is safe to
+// call twice.
+func (s *RawStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.db == nil {
+		s.closed = true
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close raw store: %w", err)
+	}
+	return nil
+}
+
+// acquire holds the store open for one operation; the caller calls release.
+func (s *RawStore) acquire(ctx context.Context) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	if s.closed || s.db == nil {
+		s.mu.RUnlock()
+		return nil, tapline.Errorf(tapline.EUNAVAILABLE, "The raw store is closed.")
+	}
+	return s.mu.RUnlock, nil
+}
+
+// lockID locks the stripe of (app, id) and returns its unlock.
+func (s *RawStore) lockID(kind byte, appID int64, id string) func() {
+	h := fnv.New32a()
+	h.Write(appKey(kind, appID))
+	h.Write([]byte(id))
+	m := &s.locks[h.Sum32()%lockStripes]
+	m.Lock()
+	return m.Unlock
+}
+
+// watermark returns the app's watermark: rows with Time before it are
+// deleted, logically if not yet physically.
+func (s *RawStore) watermark(appID int64) (int64, error) {
+	s.wmMu.Lock()
+	defer s.wmMu.Unlock()
+	if w, ok := s.wm[appID]; ok {
+		return w, nil
+	}
+	w := int64(noWatermark)
+	v, closer, err := s.db.Get(appKey(spaceWatermark, appID))
+	switch {
+	case errors.Is(err, pdb.ErrNotFound):
+	case err != nil:
+		return 0, fmt.Errorf("read watermark: %w", err)
+	default:
+		if len(v) == 8 {
+			w = readInt64(v)
+		}
+		closer.Close()
+	}
+	s.wm[appID] = w
+	return w, nil
+}
+
+func appKey(space byte, appID int64) []byte {
+	return appendInt64(append(make([]byte, 0, 64), space), appID)
+}
+
+// bucketKey returns R app bucket(t) table.
+func bucketKey(appID, t int64, table byte) []byte {
+	return append(appendInt64(appKey(spaceRaw, appID), floorDiv(t, int64(BucketWidth))), table)
+}
+
+// indexKey returns R app bucket(t) table value time id.
+func indexKey(appID int64, table byte, value string, t int64, id string) []byte {
+	k := appendString(bucketKey(appID, t, table), value)
+	return appendString(appendInt64(k, t), id)
+}
+
+// PutHit stores h unless a hit with its (AppID, ID) is stored already, and
+// returns the stored hit.
+func (s *RawStore) PutHit(ctx context.Context, h *tapline.Hit) (*tapline.Hit, error) {
+	if h == nil || h.ID == "" {
+		return nil, tapline.Errorf(tapline.EINVALID, "A hit needs an id.")
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	defer s.lockID(tableHit, h.AppID, h.ID)()
+
+	if old, err := s.hit(h.AppID, h.ID); err == nil {
+		return old, nil
+	} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
+		return nil, err
+	}
+	v, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("encode hit: %w", err)
+	}
+	t := nanos(h.Time)
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(appendString(bucketKey(h.AppID, t, tableHit), h.ID), v, nil)
+	if h.Fingerprint != "" {
+		_ = b.Set(indexKey(h.AppID, tableHitByFP, h.Fingerprint, t, h.ID), v, nil)
+	}
+	if h.AdID != "" {
+		_ = b.Set(indexKey(h.AppID, tableHitByAdID, h.AdID, t, h.ID), v, nil)
+	}
+	if err := b.Commit(pdb.Sync); err != nil {
+		return nil, fmt.Errorf("put hit: %w", err)
+	}
+	return h, nil
+}
+
+// Hit returns the hit id of the app, or ENOTFOUND.
+func (s *RawStore) Hit(ctx context.Context, appID int64, id string) (*tapline.Hit, error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return s.hit(appID, id)
+}
+
+func (s *RawStore) hit(appID int64, id string) (*tapline.Hit, error) {
+	var found *tapline.Hit
+	err := s.scanBuckets(appID, tableHit, id, func(v []byte) (bool, error) {
+		var h tapline.Hit
+		if err := json.Unmarshal(v, &h); err != nil {
+			return false, fmt.Errorf("decode hit: %w", err)
+		}
+		found = &h
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found == nil {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Hit %q not found.", id)
+	}
+	return found, nil
+}
+
+// HitsByFingerprint returns the app's hits with the fingerprint whose Time
+// lies in [from, to], newest first.
+func (s *RawStore) HitsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*tapline.Hit, error) {
+	return scanRows[tapline.Hit](ctx, s, appID, tableHitByFP, fingerprint, from, to)
+}
+
+// HitsByAdID returns the app's hits with the advertising id whose Time lies
+// in [from, to], newest first.
+func (s *RawStore) HitsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Hit, error) {
+	return scanRows[tapline.Hit](ctx, s, appID, tableHitByAdID, adID, from, to)
+}
+
+// PutEvent stores e unless an event with its (AppID, ID) is stored already,
+// and returns the stored event. Installs are indexed by fingerprint,
+// advertising id and referrer hit id.
+func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Event, error) {
+	if e == nil || e.ID == "" {
+		return nil, tapline.Errorf(tapline.EINVALID, "An event needs an id.")
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	defer s.lockID(tableEvent, e.AppID, e.ID)()
+
+	if old, err := s.event(e.AppID, e.ID); err == nil {
+		return old, nil
+	} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
+		return nil, err
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	t := nanos(e.Time)
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(appendString(bucketKey(e.AppID, t, tableEvent), e.ID), v, nil)
+	if e.Kind == tapline.KindInstall {
+		if e.Fingerprint != "" {
+			_ = b.Set(indexKey(e.AppID, tableInstallByFP, e.Fingerprint, t, e.ID), v, nil)
+		}
+		if ad := e.Device.AdID(); ad != "" {
+			_ = b.Set(indexKey(e.AppID, tableInstallByAdID, ad, t, e.ID), v, nil)
+		}
+		if hit := e.ReferrerHitID(); hit != "" {
+			_ = b.Set(indexKey(e.AppID, tableInstallByReferr, hit, t, e.ID), v, nil)
+		}
+	}
+	if err := b.Commit(pdb.Sync); err != nil {
+		return nil, fmt.Errorf("put event: %w", err)
+	}
+	return e, nil
+}
+
+// Event returns the event id of the app, or ENOTFOUND.
+func (s *RawStore) Event(ctx context.Context, appID int64, id string) (*tapline.Event, error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return s.event(appID, id)
+}
+
+func (s *RawStore) event(appID int64, id string) (*tapline.Event, error) {
+	var found *tapline.Event
+	err := s.scanBuckets(appID, tableEvent, id, func(v []byte) (bool, error) {
+		var e tapline.Event
+		if err := json.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("decode event: %w", err)
+		}
+		found = &e
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found == nil {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Event %q not found.", id)
+	}
+	return found, nil
+}
+
+// InstallsByFingerprint returns the app's installs with the fingerprint
+// whose Time lies in [from, to], newest first.
+func (s *RawStore) InstallsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*tapline.Event, error) {
+	return scanRows[tapline.Event](ctx, s, appID, tableInstallByFP, fingerprint, from, to)
+}
+
+// InstallsByAdID returns the app's installs with the advertising id whose
+// Time lies in [from, to], newest first.
+func (s *RawStore) InstallsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Event, error) {
+	return scanRows[tapline.Event](ctx, s, appID, tableInstallByAdID, adID, from, to)
+}
+
+// InstallsByReferrerHit returns the app's installs whose install referrer
+// carries hitID, newest first.
+func (s *RawStore) InstallsByReferrerHit(ctx context.Context, appID int64, hitID string) ([]*tapline.Event, error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var out []*tapline.Event
+	err = s.scanBuckets(appID, tableInstallByReferr, hitID, func(v []byte) (bool, error) {
+		var e tapline.Event
+		if err := json.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("decode event: %w", err)
+		}
+		out = append(out, &e)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b *tapline.Event) int { return b.Time.Compare(a.Time) })
+	return out, nil
+}
+
+// scanBuckets calls fn with the value of every visible row of table whose
+// key starts with the encoded value, bucket by bucket from the oldest visible
+// bucket, until fn returns false. It seeks at most twice per stored bucket
+// and never visits buckets without rows.
+func (s *RawStore) scanBuckets(appID int64, table byte, value string, fn func(v []byte) (bool, error)) error {
+	wm, err := s.watermark(appID)
+	if err != nil {
+		return err
+	}
+	lo := appKey(spaceRaw, appID)
+	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return fmt.Errorf("raw store iterator: %w", err)
+	}
+	defer it.Close()
+
+	wmBucket := floorDiv(wm, int64(BucketWidth))
+	bucket := wmBucket
+	var prefix []byte
+	for {
+		prefix = appendString(append(appendInt64(append(prefix[:0], lo...), bucket), table), value)
+		if !it.SeekGE(prefix) {
+			break
+		}
+		if b := readInt64(it.Key()[len(lo):]); b != bucket {
+			bucket = b // the next stored bucket; seek into it
+			continue
+		}
+		for ; it.Valid() && bytes.HasPrefix(it.Key(), prefix); it.Next() {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return fmt.Errorf("read raw row: %w", err)
+			}
+			if wm != noWatermark && bucket == wmBucket {
+				// Only this bucket can hold rows hidden by the watermark.
+				var row struct {
+					Time time.Time `json:"time"`
+				}
+				if err := json.Unmarshal(v, &row); err != nil {
+					return fmt.Errorf("decode raw row: %w", err)
+				}
+				if nanos(row.Time) < wm {
+					continue
+				}
+			}
+			if more, err := fn(v); err != nil || !more {
+				return err
+			}
+		}
+		if bucket == math.MaxInt64 {
+			break
+		}
+		bucket++
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("raw store iterator: %w", err)
+	}
+	return nil
+}
+
+// scanRows returns the rows of an index table with the value whose time lies
+// in [from, to] and after the watermark, newest first, visiting each stored
+// bucket of the range once.
+func scanRows[T any](ctx context.Context, s *RawStore, appID int64, table byte, value string, from, to time.Time) ([]*T, error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	wm, err := s.watermark(appID)
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := max(nanos(from), wm), nanos(to)
+	if lo > hi {
+		return nil, nil
+	}
+	base := appKey(spaceRaw, appID)
+	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: base, UpperBound: prefixEnd(base)})
+	if err != nil {
+		return nil, fmt.Errorf("raw store iterator: %w", err)
+	}
+	defer it.Close()
+
+	var out []*T
+	first, bucket := floorDiv(lo, int64(BucketWidth)), floorDiv(hi, int64(BucketWidth))
+	var prefix, start []byte
+	for bucket >= first {
+		prefix = appendString(append(appendInt64(append(prefix[:0], base...), bucket), table), value)
+		start = appendInt64(append(start[:0], prefix...), lo)
+		if !it.SeekLT(prefixEnd(appendInt64(prefix, hi))) {
+			break
+		}
+		if b := readInt64(it.Key()[len(base):]); b < bucket {
+			bucket = b // the previous stored bucket; seek into it
+			continue
+		}
+		for ; it.Valid() && bytes.HasPrefix(it.Key(), prefix) && bytes.Compare(it.Key(), start) >= 0; it.Prev() {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return nil, fmt.Errorf("read raw row: %w", err)
+			}
+			row := new(T)
+			if err := json.Unmarshal(v, row); err != nil {
+				return nil, fmt.Errorf("decode raw row: %w", err)
+			}
+			out = append(out, row)
+		}
+		if bucket == math.MinInt64 {
+			break
+		}
+		bucket--
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("raw store iterator: %w", err)
+	}
+	return out, nil
+}
+
+// convIndexKey returns space app value id.
+func convIndexKey(space byte, appID int64, value, id string) []byte {
+	return appendString(appendString(appKey(space, appID), value), id)
+}
+
+// PutConversion creates or replaces the conversion with c's (AppID, ID) and
+// moves its hit and install index entries along.
+func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) error {
+	if c == nil || c.ID == "" {
+		return tapline.Errorf(tapline.EINVALID, "A conversion needs an id.")
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	defer s.lockID(spaceConversion, c.AppID, c.ID)()
+
+	v, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode conversion: %w", err)
+	}
+	key := appendString(appKey(spaceConversion, c.AppID), c.ID)
+	b := s.db.NewBatch()
+	defer b.Close()
+	old, err := s.conversion(key)
+	switch {
+	case err == nil:
+		if old.HitID != "" {
+			_ = b.Delete(convIndexKey(spaceConvByHit, c.AppID, old.HitID, c.ID), nil)
+		}
+		_ = b.Delete(convIndexKey(spaceConvByInstal, c.AppID, old.InstallID, c.ID), nil)
+	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
+		return err
+	}
+	_ = b.Set(key, v, nil)
+	if c.HitID != "" {
+		_ = b.Set(convIndexKey(spaceConvByHit, c.AppID, c.HitID, c.ID), v, nil)
+	}
+	_ = b.Set(convIndexKey(spaceConvByInstal, c.AppID, c.InstallID, c.ID), v, nil)
+	if err := b.Commit(pdb.Sync); err != nil {
+		return fmt.Errorf("put conversion: %w", err)
+	}
+	return nil
+}
+
+// Conversion returns the conversion id of the app, or ENOTFOUND.
+func (s *RawStore) Conversion(ctx context.Context, appID int64, id string) (*tapline.Conversion, error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return s.conversion(appendString(appKey(spaceConversion, appID), id))
+}
+
+func (s *RawStore) conversion(key []byte) (*tapline.Conversion, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pdb.ErrNotFound) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Conversion not found.")
+	} else if err != nil {
+		return nil, fmt.Errorf("get conversion: %w", err)
+	}
+	defer closer.Close()
+	var c tapline.Conversion
+	if err := json.Unmarshal(v, &c); err != nil {
+		return nil, fmt.Errorf("decode conversion: %w", err)
+	}
+	return &c, nil
+}
+
+// ConversionByInstall returns the conversion of the app's install
+// installID, or ENOTFOUND. Should several conversions name the install, the
+// one with the earliest InstallTime wins.
+func (s *RawStore) ConversionByInstall(ctx context.Context, appID int64, installID string) (*tapline.Conversion, error) {
+	cs, err := s.conversionsBy(ctx, spaceConvByInstal, appID, installID)
+	if err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "No conversion for install %q.", installID)
+	}
+	return slices.MinFunc(cs, func(a, b *tapline.Conversion) int { return a.InstallTime.Compare(b.InstallTime) }), nil
+}
+
+// ConversionsByHit returns the conversions whose current HitID is hitID, in
+// id order.
+func (s *RawStore) ConversionsByHit(ctx context.Context, appID int64, hitID string) ([]*tapline.Conversion, error) {
+	return s.conversionsBy(ctx, spaceConvByHit, appID, hitID)
+}
+
+func (s *RawStore) conversionsBy(ctx context.Context, space byte, appID int64, value string) ([]*tapline.Conversion, error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	prefix := appendString(appKey(space, appID), value)
+	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("conversion iterator: %w", err)
+	}
+	defer it.Close()
+	var out []*tapline.Conversion
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("read conversion: %w", err)
+		}
+		var c tapline.Conversion
+		if err := json.Unmarshal(v, &c); err != nil {
+			return nil, fmt.Errorf("decode conversion: %w", err)
+		}
+		out = append(out, &c)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("conversion iterator: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteBefore drops the app's raw hits and events whose Time is before t:
+// one range delete removes the buckets wholly before t, and the app's
+// watermark hides the older rows of t's bucket until a later call drops it.
+// Conversions stay.
+func (s *RawStore) DeleteBefore(ctx context.Context, appID int64, t time.Time) error {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	cut := nanos(t)
+	if _, err := s.watermark(appID); err != nil { // load it into the cache
+		return err
+	}
+	s.wmMu.Lock()
+	defer s.wmMu.Unlock()
+	if cut <= s.wm[appID] {
+		return nil
+	}
+	base := appKey(spaceRaw, appID)
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.DeleteRange(base, appendInt64(bytes.Clone(base), floorDiv(cut, int64(BucketWidth))), nil)
+	_ = b.Set(appKey(spaceWatermark, appID), appendInt64(nil, cut), nil)
+	if err := b.Commit(pdb.Sync); err != nil {
+		return fmt.Errorf("delete raw rows: %w", err)
+	}
+	s.wm[appID] = cut
+	return nil
+}
