@@ -303,6 +303,9 @@ func (b *Bus) Publish(ctx context.Context, msgs ...tapline.Message) error {
 		out[i] = kafkago.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: t}
 	}
 	if err := b.writer.WriteMessages(ctx, out...); err != nil {
+		if cerr := b.checkOpen(); cerr != nil {
+			return fmt.Errorf("publish: %w", cerr)
+		}
 		return translate(ctx, fmt.Sprintf("publish %d messages", len(msgs)), err)
 	}
 	return nil

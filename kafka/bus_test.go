@@ -14,6 +14,8 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"tapline"
 	"tapline/bustest"
@@ -251,6 +253,84 @@ func TestBus_FetchReusesReader(t *testing.T) {
 	}
 	if got := pr.seeks.Load(); got != 2 {
 		t.Errorf("seeks after going back = %d, want 2", got)
+	}
+}
+
+func TestBus_FetchBeforeOldest(t *testing.T) {
+	t.Parallel()
+	one := func(b *Bus) { b.NumPartitions = 1 }
+	b := mustOpen(t, fakeBrokers, one)
+	topic := bustest.Topic(t)
+	ctx := t.Context()
+	var batch []tapline.Message
+	for i := range 10 {
+		batch = append(batch, tapline.Message{Topic: topic, Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	if err := b.Publish(ctx, batch...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+
+	// Drop offsets 0..4 with another client, as retention would.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(fakeBrokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 5
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 5000
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("DeleteRecords: %v", err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("DeleteRecords: error code %d", code)
+	}
+
+	tests := []struct {
+		name   string
+		offset int64
+	}{
+		{"zero", 0},
+		{"deleted", 3},
+		{"negative", -1},
+	}
+	for _, tt := range tests {
+		fresh := mustOpen(t, fakeBrokers, one)
+		msgs, err := fresh.Fetch(ctx, topic, 0, tt.offset, 1)
+		if err != nil {
+			t.Fatalf("%s: Fetch(%d): %v", tt.name, tt.offset, err)
+		}
+		if msgs[0].Offset != 5 || string(msgs[0].Value) != "v5" {
+			t.Errorf("%s: Fetch(%d) = offset %d %q, want the oldest kept, offset 5 \"v5\"", tt.name, tt.offset, msgs[0].Offset, msgs[0].Value)
+		}
+	}
+}
+
+func TestBus_FetchTakesWhatIsAvailable(t *testing.T) {
+	t.Parallel()
+	b := mustOpen(t, fakeBrokers, func(b *Bus) { b.NumPartitions = 1 })
+	topic := bustest.Topic(t)
+	var batch []tapline.Message
+	for i := range 30 {
+		batch = append(batch, tapline.Message{Topic: topic, Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	if err := b.Publish(t.Context(), batch...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	// All 30 were acknowledged before the Fetch, so the broker has them:
+	// one Fetch returns more than the first, up to max.
+	msgs, err := b.Fetch(t.Context(), topic, 0, 0, 20)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if len(msgs) < 2 || len(msgs) > 20 {
+		t.Errorf("Fetch(max 20) with 30 available returned %d messages, want 2..20", len(msgs))
 	}
 }
 
