@@ -244,8 +244,10 @@ func partitionOf(key []byte, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// Publish writes msgs and returns once they are synced to disk. It returns
-// ctx's error if ctx ends first, when the messages may or may not be written.
+// Publish writes msgs and returns once they are synced to disk. A message's
+// Time is kept when set and is the publish time otherwise; retention counts
+// from the publish time. It returns ctx's error if ctx ends first, when the
+// messages may or may not be written.
 func (b *Bus) Publish(ctx context.Context, msgs ...tapline.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -328,7 +330,12 @@ func (b *Bus) commit(group []*publishRequest) error {
 				order = append(order, p)
 			}
 			next[p] = off + 1
-			val = appendInt64(val[:0], now.UnixNano())
+			at := m.Time
+			if at.IsZero() {
+				at = now
+			}
+			val = appendInt64(val[:0], now.UnixNano()) // append time, for retention
+			val = appendInt64(val, nanos(at))
 			val = binary.AppendUvarint(val, uint64(len(m.Key)))
 			val = append(append(val, m.Key...), m.Value...)
 			_ = batch.Set(messageKey(t.name, p.index, off), val, nil)
@@ -420,17 +427,18 @@ func (b *Bus) read(name string, part int, from, to int64, limit int) ([]tapline.
 	return msgs, nil
 }
 
-// decodeMessage decodes the time, key and value of a stored message.
+// decodeMessage decodes the time, key and value of a stored message: append
+// time and message time (8 bytes each), key length (uvarint), key, value.
 func decodeMessage(v []byte) (tapline.Message, error) {
-	if len(v) < 8 {
+	if len(v) < 16 {
 		return tapline.Message{}, fmt.Errorf("bus message of %d bytes", len(v))
 	}
-	m := tapline.Message{Time: time.Unix(0, readInt64(v))}
-	n, size := binary.Uvarint(v[8:])
-	if size <= 0 || uint64(len(v)-8-size) < n {
+	m := tapline.Message{Time: time.Unix(0, readInt64(v[8:]))}
+	n, size := binary.Uvarint(v[16:])
+	if size <= 0 || uint64(len(v)-16-size) < n {
 		return tapline.Message{}, fmt.Errorf("bus message with a bad key length")
 	}
-	rest := v[8+size:]
+	rest := v[16+size:]
 	m.Key = bytes.Clone(rest[:n])
 	m.Value = bytes.Clone(rest[n:])
 	return m, nil
