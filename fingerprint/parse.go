@@ -75,13 +75,19 @@ var (
 	// appleIdentifierRE matches Apple hardware identifiers ("iPhone15,2",
 	// "iPad13,4", "MacBookPro18,3", "Watch6,1").
 	appleIdentifierRE = regexp.MustCompile(`^[A-Za-z]+\d+,\d+$`)
+	// iosIdentifierRE finds an iPhone, iPad or iPod hardware identifier in
+	// a User-Agent.
+	iosIdentifierRE = regexp.MustCompile(`\bi(?:Phone|Pad|Pod)\d+,\d+`)
+	// iosClassRE finds the first device class a User-Agent names.
+	iosClassRE = regexp.MustCompile(`(?i)\bi(?:phone|pad|pod)`)
 )
 
 // analyze parses a User-Agent with uap-go and corrects what current
 // browsers hide or freeze.
 func analyze(p *uaparser.Parser, userAgent string, h hints) device {
+	// uap-go's device definitions cost ten times its OS definitions, so
+	// the device is only parsed where nothing cheaper tells the model.
 	os := p.ParseOs(userAgent)
-	dev := p.ParseDevice(userAgent)
 
 	var d device
 	switch os.Family {
@@ -107,17 +113,21 @@ func analyze(p *uaparser.Parser, userAgent string, h hints) device {
 	case tapline.PlatformIOS:
 		if uaAgrees {
 			d.osVersion = iosVersion(userAgent, os)
-			d.model = iosModel(dev)
+			d.model = iosModel(userAgent)
 		}
 	case tapline.PlatformAndroid:
 		d.osVersion, d.model = h.platformVersion, h.model
-		reduced := dev.Model == "K" || strings.Contains(userAgent, "; K)")
+		// Chrome's and Samsung Internet's reduced User-Agent fakes both.
+		reduced := strings.Contains(userAgent, "; K)")
 		if uaAgrees && !reduced {
 			if d.osVersion == "" {
 				d.osVersion = joinVersion(os.Major, os.Minor, os.Patch)
 			}
-			if d.model == "" && dev.Model != "" && dev.Brand != "" && !strings.HasPrefix(dev.Brand, "Generic") {
-				d.model = dev.Model
+			if d.model == "" {
+				dev := p.ParseDevice(userAgent)
+				if dev.Model != "" && dev.Model != "K" && dev.Brand != "" && !strings.HasPrefix(dev.Brand, "Generic") {
+					d.model = dev.Model
+				}
 			}
 		}
 	}
@@ -152,16 +162,13 @@ func iosVersion(userAgent string, os *uaparser.Os) string {
 }
 
 // iosModel returns the hardware identifier an in-app browser reveals
-// ("iPhone15,2") or else the device class Safari reveals ("iPhone",
-// "iPad", "iPod"), or "".
-func iosModel(dev *uaparser.Device) string {
-	if appleClass(dev.Model) != "" && appleIdentifierRE.MatchString(dev.Model) {
-		return dev.Model
+// ("FBDV/iPhone15,2", "Instagram 300.0 (iPhone15,2; ...") or else the
+// device class Safari reveals ("iPhone", "iPad", "iPod"), or "".
+func iosModel(userAgent string) string {
+	if m := iosIdentifierRE.FindString(userAgent); m != "" {
+		return m
 	}
-	if c := appleClass(dev.Family); c != "" {
-		return c
-	}
-	return appleClass(dev.Model)
+	return appleClass(iosClassRE.FindString(userAgent))
 }
 
 // appleClass returns "iPhone", "iPad" or "iPod" when a model names one, or "".

@@ -96,7 +96,7 @@ var iosIdentifierRE = regexp.MustCompile(`^(iPhone|iPad|iPod)\d+,\d+$`)
 func TestUAPCoreDevices(t *testing.T) {
 	t.Parallel()
 	f := shared()
-	identified, androidModels, androidAgree := 0, 0, 0
+	identified, classes, androidModels, androidAgree := 0, 0, 0, 0
 	for i, c := range loadUAPCore(t, "test_device.yaml") {
 		if testing.Short() && i%10 != 0 {
 			continue
@@ -124,6 +124,13 @@ func TestUAPCoreDevices(t *testing.T) {
 				t.Errorf("Hit(%q): fingerprint %q, the SDK's for model %q is %q", c.UserAgent, h.Fingerprint, c.Model, e.Fingerprint)
 			}
 		}
+		// Safari reveals at least the class.
+		if h.Platform == tapline.PlatformIOS && c.Brand == "Apple" && (c.Family == "iPhone" || c.Family == "iPad" || c.Family == "iPod") {
+			classes++
+			if !strings.HasPrefix(h.Model, c.Family) {
+				t.Errorf("Hit(%q): model %q, want class %q", c.UserAgent, h.Model, c.Family)
+			}
+		}
 		// Where an Android User-Agent names a real device (not Chrome's
 		// reduced "K", not a generic one), the hit carries its model.
 		if h.Platform == tapline.PlatformAndroid && c.Model != "" && c.Brand != "" && !strings.HasPrefix(c.Brand, "Generic") {
@@ -141,10 +148,13 @@ func TestUAPCoreDevices(t *testing.T) {
 	}
 	// uap-go's built-in definitions may be a little older or newer than
 	// the test file, so a few disagreements are tolerated.
+	if testing.Short() {
+		return
+	}
 	if androidModels < 100 || androidAgree*100 < androidModels*99 {
 		t.Errorf("Android models: %d of %d agree with uap-core, want 99%%", androidAgree, androidModels)
 	}
-	if identified < 20 && !testing.Short() {
-		t.Errorf("only %d iOS cases with a hardware identifier checked", identified)
+	if identified < 20 || classes < 40 {
+		t.Errorf("only %d iOS cases with a hardware identifier and %d with a class checked", identified, classes)
 	}
 }
