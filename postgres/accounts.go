@@ -1,0 +1,443 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"tapline"
+)
+
+// Limits on account fields.
+const (
+	MinPasswordLength = 8
+	MaxPasswordLength = 72 // bcrypt ignores what follows
+	maxNameLength     = 200
+	maxURLLength      = 2048
+)
+
+var (
+	// accountNameRE matches account names, which appear in SDK URLs.
+	accountNameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+	// linkSlugRE matches link slugs, which appear in /l/{slug}.
+	linkSlugRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	// credentialRE matches SDK secrets and keys given by the caller.
+	credentialRE = regexp.MustCompile(`^[A-Za-z0-9_.~-]{16,128}$`)
+)
+
+// dummyHash is compared against when a login names no account, so that
+// unknown logins take as long as wrong passwords.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tapline-no-such-account"), bcrypt.DefaultCost)
+
+// AccountService stores accounts, apps and links in PostgreSQL.
+type AccountService struct {
+	db *DB
+}
+
+var _ tapline.AccountService = (*AccountService)(nil)
+
+// NewAccountService returns an AccountService on an opened, migrated db.
+func NewAccountService(db *DB) *AccountService { return &AccountService{db: db} }
+
+// CreateAccount validates a, hashes password with bcrypt and inserts the
+// account, filling in ID and CreatedAt. The email is stored in lower case.
+func (s *AccountService) CreateAccount(ctx context.Context, a *tapline.Account, password string) error {
+	a.Name = strings.TrimSpace(a.Name)
+	a.Email = strings.ToLower(strings.TrimSpace(a.Email))
+	if !accountNameRE.MatchString(a.Name) {
+		return tapline.Errorf(tapline.EINVALID, "name: must be 1 to 63 lower-case letters, digits or '-', not starting or ending with '-'")
+	}
+	if err := validateEmail(a.Email); err != nil {
+		return err
+	}
+	if len(password) < MinPasswordLength {
+		return tapline.Errorf(tapline.EINVALID, "password: must be at least %d characters", MinPasswordLength)
+	}
+	if len(password) > MaxPasswordLength {
+		return tapline.Errorf(tapline.EINVALID, "password: must be at most %d bytes", MaxPasswordLength)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return fmt.Errorf("hash password: %w", err)
+	}
+	err = s.db.pool.QueryRow(ctx,
+		`INSERT INTO accounts (name, email, password_hash) VALUES ($1, $2, $3) RETURNING id, created_at`,
+		a.Name, a.Email, string(hash)).Scan(&a.ID, &a.CreatedAt)
+	if pgCode(err) == codeUniqueViolation {
+		return tapline.Errorf(tapline.ECONFLICT, "An account with this name or email exists already.")
+	}
+	if err != nil {
+		return fmt.Errorf("create account: %w", translate(err))
+	}
+	return nil
+}
+
+// AccountByName returns the account named name, or ENOTFOUND.
+func (s *AccountService) AccountByName(ctx context.Context, name string) (*tapline.Account, error) {
+	a, _, err := s.account(ctx, `WHERE name = $1`, name)
+	return a, err
+}
+
+// Authenticate returns the account whose name or email is login and whose
+// password is password, or EUNAUTHORIZED.
+func (s *AccountService) Authenticate(ctx context.Context, login, password string) (*tapline.Account, error) {
+	login = strings.TrimSpace(login)
+	a, hash, err := s.account(ctx, `WHERE name = $1 OR email = lower($1) ORDER BY id LIMIT 1`, login)
+	if tapline.ErrorCode(err) == tapline.ENOTFOUND {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return nil, tapline.Errorf(tapline.EUNAUTHORIZED, "Wrong login or password.")
+	} else if err != nil {
+		return nil, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return nil, tapline.Errorf(tapline.EUNAUTHORIZED, "Wrong login or password.")
+	}
+	return a, nil
+}
+
+// account returns the account selected by where and its password hash.
+func (s *AccountService) account(ctx context.Context, where string, args ...any) (*tapline.Account, string, error) {
+	var a tapline.Account
+	var hash string
+	err := s.db.pool.QueryRow(ctx,
+		`SELECT id, name, email, created_at, password_hash FROM accounts `+where, args...).
+		Scan(&a.ID, &a.Name, &a.Email, &a.CreatedAt, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, "", tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
+	} else if err != nil {
+		return nil, "", fmt.Errorf("get account: %w", translate(err))
+	}
+	return &a, hash, nil
+}
+
+// appColumns lists the columns scanApp reads, in order.
+const appColumns = `id, account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
+	click_window, fingerprint_window, lateness_horizon, retention, created_at`
+
+// scanApp scans a row of appColumns.
+func scanApp(row pgx.Row) (*tapline.App, error) {
+	var a tapline.App
+	var click, fingerprint, lateness, retention int64
+	err := row.Scan(&a.ID, &a.AccountID, &a.Name, &a.SDKSecret, &a.SDKKey, &a.IOSURL, &a.AndroidURL, &a.WebURL,
+		&click, &fingerprint, &lateness, &retention, &a.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	a.ClickWindow = time.Duration(click) * time.Second
+	a.FingerprintWindow = time.Duration(fingerprint) * time.Second
+	a.LatenessHorizon = time.Duration(lateness) * time.Second
+	a.Retention = time.Duration(retention) * time.Second
+	return &a, nil
+}
+
+// CreateApp validates a, fills in missing SDK credentials and attribution
+// settings, and inserts it, filling in ID and CreatedAt. An unknown account
+// is ENOTFOUND; a taken SDK key or app name within the account ECONFLICT.
+func (s *AccountService) CreateApp(ctx context.Context, a *tapline.App) error {
+	if a.AccountID <= 0 {
+		return tapline.Errorf(tapline.EINVALID, "account_id: required")
+	}
+	var err error
+	if a.SDKSecret == "" {
+		if a.SDKSecret, err = randomToken(); err != nil {
+			return err
+		}
+	}
+	if a.SDKKey == "" {
+		if a.SDKKey, err = randomToken(); err != nil {
+			return err
+		}
+	}
+	a.SetDefaults()
+	if err := validateApp(a); err != nil {
+		return err
+	}
+	err = s.db.pool.QueryRow(ctx, `
+		INSERT INTO apps (account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
+			click_window, fingerprint_window, lateness_horizon, retention)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		RETURNING id, created_at`,
+		a.AccountID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
+		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
+	).Scan(&a.ID, &a.CreatedAt)
+	switch pgCode(err) {
+	case codeUniqueViolation:
+		return tapline.Errorf(tapline.ECONFLICT, "An app with this name or SDK key exists already.")
+	case codeForeignKeyViolation:
+		return tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
+	}
+	if err != nil {
+		return fmt.Errorf("create app: %w", translate(err))
+	}
+	return nil
+}
+
+// App returns the app with the given id, or ENOTFOUND.
+func (s *AccountService) App(ctx context.Context, id int64) (*tapline.App, error) {
+	return s.app(ctx, `WHERE id = $1`, id)
+}
+
+// AppBySDKKey returns the app whose SDK key is key, or ENOTFOUND.
+func (s *AccountService) AppBySDKKey(ctx context.Context, key string) (*tapline.App, error) {
+	if key == "" {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "App not found.")
+	}
+	return s.app(ctx, `WHERE sdk_key = $1`, key)
+}
+
+func (s *AccountService) app(ctx context.Context, where string, args ...any) (*tapline.App, error) {
+	a, err := scanApp(s.db.pool.QueryRow(ctx, `SELECT `+appColumns+` FROM apps `+where, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "App not found.")
+	} else if err != nil {
+		return nil, fmt.Errorf("get app: %w", translate(err))
+	}
+	return a, nil
+}
+
+// AppsByAccount returns the apps of an account ordered by id; none is an
+// empty slice, not an error.
+func (s *AccountService) AppsByAccount(ctx context.Context, accountID int64) ([]*tapline.App, error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT `+appColumns+` FROM apps WHERE account_id = $1 ORDER BY id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", translate(err))
+	}
+	apps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tapline.App, error) { return scanApp(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", translate(err))
+	}
+	return apps, nil
+}
+
+// AppBySecret returns the app of the named account whose SDK secret is
+// secret: ENOTFOUND for an unknown account, EFORBIDDEN for a wrong secret.
+// Secrets are compared in constant time.
+func (s *AccountService) AppBySecret(ctx context.Context, account, secret string) (*tapline.App, error) {
+	var accountID int64
+	err := s.db.pool.QueryRow(ctx, `SELECT id FROM accounts WHERE name = $1`, account).Scan(&accountID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
+	} else if err != nil {
+		return nil, fmt.Errorf("app by secret: %w", translate(err))
+	}
+	apps, err := s.AppsByAccount(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	var found *tapline.App
+	for _, a := range apps {
+		// Compare with every app so the time taken does not tell which
+		// one matched.
+		if subtle.ConstantTimeCompare([]byte(a.SDKSecret), []byte(secret)) == 1 && found == nil {
+			found = a
+		}
+	}
+	if found == nil || secret == "" {
+		return nil, tapline.Errorf(tapline.EFORBIDDEN, "Wrong SDK secret.")
+	}
+	return found, nil
+}
+
+// UpdateApp saves a's name, destinations, attribution settings and SDK
+// credentials (empty ones are kept). Its account cannot change. a is
+// refreshed from the stored row; an unknown app is ENOTFOUND.
+func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
+	a.SetDefaults()
+	check := *a
+	if check.SDKSecret == "" {
+		check.SDKSecret = strings.Repeat("x", 16)
+	}
+	if check.SDKKey == "" {
+		check.SDKKey = strings.Repeat("x", 16)
+	}
+	if err := validateApp(&check); err != nil {
+		return err
+	}
+	updated, err := scanApp(s.db.pool.QueryRow(ctx, `
+		UPDATE apps SET name = $2,
+			sdk_secret = COALESCE(NULLIF($3, ''), sdk_secret),
+			sdk_key = COALESCE(NULLIF($4, ''), sdk_key),
+			ios_url = $5, android_url = $6, web_url = $7,
+			click_window = $8, fingerprint_window = $9, lateness_horizon = $10, retention = $11
+		WHERE id = $1
+		RETURNING `+appColumns,
+		a.ID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
+		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tapline.Errorf(tapline.ENOTFOUND, "App not found.")
+	}
+	if pgCode(err) == codeUniqueViolation {
+		return tapline.Errorf(tapline.ECONFLICT, "An app with this name or SDK key exists already.")
+	}
+	if err != nil {
+		return fmt.Errorf("update app: %w", translate(err))
+	}
+	*a = *updated
+	return nil
+}
+
+// CreateLink validates l and inserts it, filling in ID and CreatedAt; an
+// empty Name becomes the slug. An unknown app is ENOTFOUND, a taken slug
+// ECONFLICT.
+func (s *AccountService) CreateLink(ctx context.Context, l *tapline.Link) error {
+	l.Slug = strings.TrimSpace(l.Slug)
+	l.Name = strings.TrimSpace(l.Name)
+	if l.AppID <= 0 {
+		return tapline.Errorf(tapline.EINVALID, "app_id: required")
+	}
+	if !linkSlugRE.MatchString(l.Slug) {
+		return tapline.Errorf(tapline.EINVALID, "slug: must be 1 to 64 letters, digits, '-' or '_'")
+	}
+	if l.Name == "" {
+		l.Name = l.Slug
+	}
+	if len(l.Name) > maxNameLength {
+		return tapline.Errorf(tapline.EINVALID, "name: must be at most %d characters", maxNameLength)
+	}
+	for _, f := range []struct{ field, url string }{
+		{"ios_url", l.IOSURL}, {"android_url", l.AndroidURL}, {"web_url", l.WebURL},
+	} {
+		if err := validateURL(f.field, f.url); err != nil {
+			return err
+		}
+	}
+	err := s.db.pool.QueryRow(ctx, `
+		INSERT INTO links (app_id, slug, name, ios_url, android_url, web_url)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`,
+		l.AppID, l.Slug, l.Name, l.IOSURL, l.AndroidURL, l.WebURL).Scan(&l.ID, &l.CreatedAt)
+	switch pgCode(err) {
+	case codeUniqueViolation:
+		return tapline.Errorf(tapline.ECONFLICT, "A link with this slug exists already.")
+	case codeForeignKeyViolation:
+		return tapline.Errorf(tapline.ENOTFOUND, "App not found.")
+	}
+	if err != nil {
+		return fmt.Errorf("create link: %w", translate(err))
+	}
+	return nil
+}
+
+// linkColumns lists the columns scanLink reads, in order.
+const linkColumns = `id, app_id, slug, name, ios_url, android_url, web_url, created_at`
+
+func scanLink(row pgx.Row) (*tapline.Link, error) {
+	var l tapline.Link
+	err := row.Scan(&l.ID, &l.AppID, &l.Slug, &l.Name, &l.IOSURL, &l.AndroidURL, &l.WebURL, &l.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// LinkBySlug returns the link with the given slug, or ENOTFOUND.
+func (s *AccountService) LinkBySlug(ctx context.Context, slug string) (*tapline.Link, error) {
+	l, err := scanLink(s.db.pool.QueryRow(ctx, `SELECT `+linkColumns+` FROM links WHERE slug = $1`, slug))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Link not found.")
+	} else if err != nil {
+		return nil, fmt.Errorf("get link: %w", translate(err))
+	}
+	return l, nil
+}
+
+// LinksByApp returns the links of an app ordered by id; none is an empty
+// slice, not an error.
+func (s *AccountService) LinksByApp(ctx context.Context, appID int64) ([]*tapline.Link, error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT `+linkColumns+` FROM links WHERE app_id = $1 ORDER BY id`, appID)
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", translate(err))
+	}
+	links, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tapline.Link, error) { return scanLink(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", translate(err))
+	}
+	return links, nil
+}
+
+// validateApp checks an app whose credentials and settings are filled in.
+func validateApp(a *tapline.App) error {
+	a.Name = strings.TrimSpace(a.Name)
+	if a.Name == "" {
+		return tapline.Errorf(tapline.EINVALID, "name: required")
+	}
+	if len(a.Name) > maxNameLength {
+		return tapline.Errorf(tapline.EINVALID, "name: must be at most %d characters", maxNameLength)
+	}
+	if !credentialRE.MatchString(a.SDKSecret) {
+		return tapline.Errorf(tapline.EINVALID, "sdk_secret: must be 16 to 128 URL-safe characters")
+	}
+	if !credentialRE.MatchString(a.SDKKey) {
+		return tapline.Errorf(tapline.EINVALID, "sdk_key: must be 16 to 128 URL-safe characters")
+	}
+	for _, f := range []struct{ field, url string }{
+		{"ios_url", a.IOSURL}, {"android_url", a.AndroidURL}, {"web_url", a.WebURL},
+	} {
+		if err := validateURL(f.field, f.url); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		field string
+		d     time.Duration
+	}{
+		{"click_window", a.ClickWindow}, {"fingerprint_window", a.FingerprintWindow},
+		{"lateness_horizon", a.LatenessHorizon}, {"retention", a.Retention},
+	} {
+		if f.d < time.Second {
+			return tapline.Errorf(tapline.EINVALID, "%s: must be at least one second", f.field)
+		}
+	}
+	return nil
+}
+
+// validateURL accepts "" or an absolute URL a visitor may be redirected to:
+// http(s) with a host, or an app deep link scheme.
+func validateURL(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || len(s) > maxURLLength || u.Scheme == "" {
+		return tapline.Errorf(tapline.EINVALID, "%s: must be an absolute URL", field)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "https":
+		if u.Host == "" {
+			return tapline.Errorf(tapline.EINVALID, "%s: must name a host", field)
+		}
+	case "javascript", "data", "vbscript", "file", "blob":
+		return tapline.Errorf(tapline.EINVALID, "%s: scheme %q is not allowed", field, u.Scheme)
+	}
+	return nil
+}
+
+func validateEmail(s string) error {
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || len(s) > 254 || !strings.Contains(s, "@") {
+		return tapline.Errorf(tapline.EINVALID, "email: must be a valid address")
+	}
+	return nil
+}
+
+// randomToken returns 32 random bytes in URL-safe base64.
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// seconds returns d in whole seconds.
+func seconds(d time.Duration) int64 { return int64(d / time.Second) }

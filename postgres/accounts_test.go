@@ -1,0 +1,363 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"tapline"
+	"tapline/postgres"
+	"tapline/postgres/pgtest"
+)
+
+// newAccount creates an account named name with password "password1".
+func newAccount(t *testing.T, s *postgres.AccountService, name string) *tapline.Account {
+	t.Helper()
+	a := &tapline.Account{Name: name, Email: name + "@example.com"}
+	if err := s.CreateAccount(context.Background(), a, "password1"); err != nil {
+		t.Fatalf("CreateAccount(%s): %v", name, err)
+	}
+	return a
+}
+
+func newApp(t *testing.T, s *postgres.AccountService, accountID int64, name string) *tapline.App {
+	t.Helper()
+	a := &tapline.App{AccountID: accountID, Name: name, IOSURL: "https://apps.apple.com/app/id1"}
+	if err := s.CreateApp(context.Background(), a); err != nil {
+		t.Fatalf("CreateApp(%s): %v", name, err)
+	}
+	return a
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := tapline.ErrorCode(err); got != code {
+		t.Errorf("%s: error code %q (%v), want %q", what, got, err, code)
+	}
+}
+
+func TestAccounts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := postgres.NewAccountService(pgtest.Open(t))
+
+	a := &tapline.Account{Name: "acme", Email: " Ops@Example.com "}
+	if err := s.CreateAccount(ctx, a, "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == 0 || a.CreatedAt.IsZero() || a.Email != "ops@example.com" {
+		t.Errorf("created account %+v, want an id, a creation time and a lower-case email", a)
+	}
+	got, err := s.AccountByName(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != a.ID || got.Name != a.Name || got.Email != a.Email || !got.CreatedAt.Equal(a.CreatedAt) {
+		t.Errorf("AccountByName = %+v, want %+v", got, a)
+	}
+	_, err = s.AccountByName(ctx, "nobody")
+	wantCode(t, "AccountByName(nobody)", err, tapline.ENOTFOUND)
+
+	for _, tc := range []struct {
+		name, login, password, code string
+	}{
+		{"by name", "acme", "correct horse", ""},
+		{"by email", "OPS@example.com", "correct horse", ""},
+		{"wrong password", "acme", "wrong horse", tapline.EUNAUTHORIZED},
+		{"unknown login", "nobody", "correct horse", tapline.EUNAUTHORIZED},
+		{"empty password", "acme", "", tapline.EUNAUTHORIZED},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Authenticate(ctx, tc.login, tc.password)
+			wantCode(t, "Authenticate", err, tc.code)
+			if tc.code == "" && (got == nil || got.ID != a.ID) {
+				t.Errorf("Authenticate = %+v, want account %d", got, a.ID)
+			}
+		})
+	}
+}
+
+func TestCreateAccountErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := postgres.NewAccountService(pgtest.Open(t))
+	newAccount(t, s, "taken")
+	for _, tc := range []struct {
+		name, account, email, password, code, field string
+	}{
+		{"ok", "fine-1", "fine@example.com", "password1", "", ""},
+		{"taken name", "taken", "other@example.com", "password1", tapline.ECONFLICT, ""},
+		{"taken email", "other", "taken@example.com", "password1", tapline.ECONFLICT, ""},
+		{"taken email other case", "other", "TAKEN@example.com", "password1", tapline.ECONFLICT, ""},
+		{"upper-case name", "Acme", "a@example.com", "password1", tapline.EINVALID, "name"},
+		{"empty name", "", "a@example.com", "password1", tapline.EINVALID, "name"},
+		{"name with slash", "a/b", "a@example.com", "password1", tapline.EINVALID, "name"},
+		{"name ending in dash", "acme-", "a@example.com", "password1", tapline.EINVALID, "name"},
+		{"long name", strings.Repeat("a", 64), "a@example.com", "password1", tapline.EINVALID, "name"},
+		{"bad email", "acme", "not-an-email", "password1", tapline.EINVALID, "email"},
+		{"email with display name", "acme", "Bob <bob@example.com>", "password1", tapline.EINVALID, "email"},
+		{"short password", "acme", "a@example.com", "short", tapline.EINVALID, "password"},
+		{"long password", "acme", "a@example.com", strings.Repeat("p", 73), tapline.EINVALID, "password"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.CreateAccount(ctx, &tapline.Account{Name: tc.account, Email: tc.email}, tc.password)
+			wantCode(t, "CreateAccount", err, tc.code)
+			if msg := tapline.ErrorMessage(err); tc.field != "" && !strings.HasPrefix(msg, tc.field+":") {
+				t.Errorf("message %q does not name field %q", msg, tc.field)
+			}
+		})
+	}
+}
+
+func TestApps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := postgres.NewAccountService(pgtest.Open(t))
+	acct := newAccount(t, s, "acme")
+	other := newAccount(t, s, "other")
+
+	app := newApp(t, s, acct.ID, "Game")
+	if app.ID == 0 || app.CreatedAt.IsZero() {
+		t.Errorf("created app %+v, want an id and a creation time", app)
+	}
+	if len(app.SDKSecret) < 32 || len(app.SDKKey) < 32 || app.SDKSecret == app.SDKKey {
+		t.Errorf("generated secret %q and key %q, want two distinct long tokens", app.SDKSecret, app.SDKKey)
+	}
+	if app.ClickWindow != tapline.DefaultClickWindow || app.FingerprintWindow != tapline.DefaultFingerprintWindow ||
+		app.LatenessHorizon != tapline.DefaultLatenessHorizon || app.Retention != tapline.DefaultRetention {
+		t.Errorf("created app settings %v %v %v %v, want the defaults",
+			app.ClickWindow, app.FingerprintWindow, app.LatenessHorizon, app.Retention)
+	}
+	second := &tapline.App{AccountID: acct.ID, Name: "Second", SDKSecret: "given-secret-0123456789",
+		SDKKey: "given-key-0123456789", ClickWindow: 2 * time.Hour}
+	if err := s.CreateApp(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if second.SDKSecret != "given-secret-0123456789" || second.ClickWindow != 2*time.Hour {
+		t.Errorf("CreateApp replaced given fields: %+v", second)
+	}
+	otherApp := newApp(t, s, other.ID, "Game")
+
+	got, err := s.App(ctx, app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got != *withTimeOf(app, got) {
+		t.Errorf("App = %+v, want %+v", got, app)
+	}
+	if !got.CreatedAt.Equal(app.CreatedAt) {
+		t.Errorf("App CreatedAt = %v, want %v", got.CreatedAt, app.CreatedAt)
+	}
+	_, err = s.App(ctx, 999999)
+	wantCode(t, "App(unknown)", err, tapline.ENOTFOUND)
+
+	if got, err := s.AppBySDKKey(ctx, second.SDKKey); err != nil || got.ID != second.ID {
+		t.Errorf("AppBySDKKey = %v, %v, want app %d", got, err, second.ID)
+	}
+	_, err = s.AppBySDKKey(ctx, "no-such-key-0123456789")
+	wantCode(t, "AppBySDKKey(unknown)", err, tapline.ENOTFOUND)
+	_, err = s.AppBySDKKey(ctx, "")
+	wantCode(t, "AppBySDKKey(empty)", err, tapline.ENOTFOUND)
+
+	apps, err := s.AppsByAccount(ctx, acct.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(apps) != 2 || apps[0].ID != app.ID || apps[1].ID != second.ID {
+		t.Errorf("AppsByAccount = %v, want apps %d and %d", apps, app.ID, second.ID)
+	}
+	if apps, err := s.AppsByAccount(ctx, 999999); err != nil || len(apps) != 0 {
+		t.Errorf("AppsByAccount(unknown) = %v, %v, want none", apps, err)
+	}
+
+	for _, tc := range []struct {
+		name, account, secret string
+		wantID                int64
+		code                  string
+	}{
+		{"first app", "acme", app.SDKSecret, app.ID, ""},
+		{"second app", "acme", second.SDKSecret, second.ID, ""},
+		{"other account's secret", "acme", otherApp.SDKSecret, 0, tapline.EFORBIDDEN},
+		{"wrong secret", "acme", "nope", 0, tapline.EFORBIDDEN},
+		{"empty secret", "acme", "", 0, tapline.EFORBIDDEN},
+		{"unknown account", "nobody", app.SDKSecret, 0, tapline.ENOTFOUND},
+	} {
+		t.Run("AppBySecret/"+tc.name, func(t *testing.T) {
+			got, err := s.AppBySecret(ctx, tc.account, tc.secret)
+			wantCode(t, "AppBySecret", err, tc.code)
+			if tc.code == "" && (got == nil || got.ID != tc.wantID) {
+				t.Errorf("AppBySecret = %+v, want app %d", got, tc.wantID)
+			}
+		})
+	}
+}
+
+// withTimeOf returns a copy of want carrying got's CreatedAt, so structs
+// compare equal whatever the time's monotonic reading and location.
+func withTimeOf(want, got *tapline.App) *tapline.App {
+	w := *want
+	w.CreatedAt = got.CreatedAt
+	return &w
+}
+
+func TestCreateAppErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := postgres.NewAccountService(pgtest.Open(t))
+	acct := newAccount(t, s, "acme")
+	taken := newApp(t, s, acct.ID, "Taken")
+	for _, tc := range []struct {
+		name  string
+		app   tapline.App
+		code  string
+		field string
+	}{
+		{"ok", tapline.App{AccountID: acct.ID, Name: "Fine", AndroidURL: "market://details?id=x"}, "", ""},
+		{"no account", tapline.App{Name: "A"}, tapline.EINVALID, "account_id"},
+		{"unknown account", tapline.App{AccountID: 999999, Name: "A"}, tapline.ENOTFOUND, ""},
+		{"empty name", tapline.App{AccountID: acct.ID, Name: " "}, tapline.EINVALID, "name"},
+		{"taken name", tapline.App{AccountID: acct.ID, Name: "Taken"}, tapline.ECONFLICT, ""},
+		{"taken key", tapline.App{AccountID: acct.ID, Name: "B", SDKKey: taken.SDKKey}, tapline.ECONFLICT, ""},
+		{"short key", tapline.App{AccountID: acct.ID, Name: "B", SDKKey: "short"}, tapline.EINVALID, "sdk_key"},
+		{"secret with space", tapline.App{AccountID: acct.ID, Name: "B", SDKSecret: "has a space in it!!"}, tapline.EINVALID, "sdk_secret"},
+		{"relative url", tapline.App{AccountID: acct.ID, Name: "B", WebURL: "/path"}, tapline.EINVALID, "web_url"},
+		{"javascript url", tapline.App{AccountID: acct.ID, Name: "B", IOSURL: "javascript:alert(1)"}, tapline.EINVALID, "ios_url"},
+		{"http without host", tapline.App{AccountID: acct.ID, Name: "B", AndroidURL: "https:///x"}, tapline.EINVALID, "android_url"},
+		{"negative window", tapline.App{AccountID: acct.ID, Name: "B", ClickWindow: -time.Hour}, tapline.EINVALID, "click_window"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := tc.app
+			err := s.CreateApp(ctx, &app)
+			wantCode(t, "CreateApp", err, tc.code)
+			if msg := tapline.ErrorMessage(err); tc.field != "" && !strings.HasPrefix(msg, tc.field+":") {
+				t.Errorf("message %q does not name field %q", msg, tc.field)
+			}
+		})
+	}
+}
+
+func TestUpdateApp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := postgres.NewAccountService(pgtest.Open(t))
+	acct := newAccount(t, s, "acme")
+	app := newApp(t, s, acct.ID, "Game")
+	other := newApp(t, s, acct.ID, "Other")
+	secret := app.SDKSecret
+
+	upd := *app
+	upd.Name = "Game 2"
+	upd.WebURL = "https://example.com/"
+	upd.FingerprintWindow = 3 * time.Hour
+	upd.Retention = 0      // back to the default
+	upd.SDKSecret = ""     // kept
+	upd.AccountID = 999999 // ignored
+	if err := s.UpdateApp(ctx, &upd); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.App(ctx, app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "Game 2" || got.WebURL != "https://example.com/" || got.FingerprintWindow != 3*time.Hour ||
+		got.Retention != tapline.DefaultRetention || got.SDKSecret != secret || got.AccountID != acct.ID {
+		t.Errorf("after UpdateApp, App = %+v", got)
+	}
+	if upd.SDKSecret != secret || upd.AccountID != acct.ID {
+		t.Errorf("UpdateApp did not refresh its argument: %+v", upd)
+	}
+
+	missing := *app
+	missing.ID = 999999
+	wantCode(t, "UpdateApp(unknown)", s.UpdateApp(ctx, &missing), tapline.ENOTFOUND)
+	clash := *app
+	clash.SDKKey = other.SDKKey
+	wantCode(t, "UpdateApp(taken key)", s.UpdateApp(ctx, &clash), tapline.ECONFLICT)
+	bad := *app
+	bad.IOSURL = "nope"
+	wantCode(t, "UpdateApp(bad url)", s.UpdateApp(ctx, &bad), tapline.EINVALID)
+}
+
+func TestLinks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := postgres.NewAccountService(pgtest.Open(t))
+	acct := newAccount(t, s, "acme")
+	app := newApp(t, s, acct.ID, "Game")
+	app2 := newApp(t, s, acct.ID, "Game 2")
+
+	l := &tapline.Link{AppID: app.ID, Slug: "Spring_sale-1", AndroidURL: "https://play.google.com/store/apps/details?id=x"}
+	if err := s.CreateLink(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if l.ID == 0 || l.CreatedAt.IsZero() || l.Name != "Spring_sale-1" {
+		t.Errorf("created link %+v, want an id, a creation time and the slug as name", l)
+	}
+	l2 := &tapline.Link{AppID: app.ID, Slug: "b", Name: "Banner"}
+	if err := s.CreateLink(ctx, l2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LinkBySlug(ctx, "Spring_sale-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != l.ID || got.AppID != app.ID || got.AndroidURL != l.AndroidURL || !got.CreatedAt.Equal(l.CreatedAt) {
+		t.Errorf("LinkBySlug = %+v, want %+v", got, l)
+	}
+	_, err = s.LinkBySlug(ctx, "nope")
+	wantCode(t, "LinkBySlug(unknown)", err, tapline.ENOTFOUND)
+
+	links, err := s.LinksByApp(ctx, app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 2 || links[0].ID != l.ID || links[1].ID != l2.ID {
+		t.Errorf("LinksByApp = %v, want links %d and %d", links, l.ID, l2.ID)
+	}
+	if links, err := s.LinksByApp(ctx, app2.ID); err != nil || len(links) != 0 {
+		t.Errorf("LinksByApp(app without links) = %v, %v, want none", links, err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		link  tapline.Link
+		code  string
+		field string
+	}{
+		{"taken slug", tapline.Link{AppID: app2.ID, Slug: "b"}, tapline.ECONFLICT, ""},
+		{"unknown app", tapline.Link{AppID: 999999, Slug: "c"}, tapline.ENOTFOUND, ""},
+		{"no app", tapline.Link{Slug: "c"}, tapline.EINVALID, "app_id"},
+		{"empty slug", tapline.Link{AppID: app.ID}, tapline.EINVALID, "slug"},
+		{"slug with slash", tapline.Link{AppID: app.ID, Slug: "a/b"}, tapline.EINVALID, "slug"},
+		{"bad url", tapline.Link{AppID: app.ID, Slug: "c", WebURL: "data:text/html,x"}, tapline.EINVALID, "web_url"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			link := tc.link
+			err := s.CreateLink(ctx, &link)
+			wantCode(t, "CreateLink", err, tc.code)
+			if msg := tapline.ErrorMessage(err); tc.field != "" && !strings.HasPrefix(msg, tc.field+":") {
+				t.Errorf("message %q does not name field %q", msg, tc.field)
+			}
+		})
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	s := postgres.NewAccountService(db)
+	db.Close()
+	_, err := s.AccountByName(ctx, "acme")
+	if err == nil {
+		t.Fatal("AccountByName on a closed DB succeeded")
+	}
+
+	down := postgres.NewDB("postgres://tapline@127.0.0.1:1/tapline?sslmode=disable&connect_timeout=2")
+	err = down.Open(ctx)
+	wantCode(t, "Open(nothing listening)", err, tapline.EUNAVAILABLE)
+	if err := down.Close(); err != nil {
+		t.Errorf("Close after failed Open: %v", err)
+	}
+}
