@@ -290,6 +290,7 @@ func (c *Collector) enqueue(h *tapline.Hit) {
 	}
 	select {
 	case c.queue <- h:
+		c.m.hitsQueued.Inc()
 	default:
 		c.m.hitsDropped.Inc()
 	}

@@ -73,7 +73,9 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 	if h.Platform == tapline.PlatformAndroid {
 		dest = withPlayReferrer(dest, h.ID, h.Params)
 	}
-	c.enqueue(h)
+	if r.Method != http.MethodHead { // link checkers and previews are not taps
+		c.enqueue(h)
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, dest, http.StatusFound)
