@@ -21,6 +21,7 @@ import (
 const (
 	DefaultPartitions = 8
 	DefaultRetention  = 7 * 24 * time.Hour
+	DefaultCacheSize  = 32 << 20 // the bus's block cache; fetches mostly hit the memtable
 )
 
 // Key spaces of the bus.
@@ -47,6 +48,8 @@ type Bus struct {
 	NumPartitions int
 	// Retention is how long messages are kept.
 	Retention time.Duration
+	// CacheSize is the size in bytes of pebble's block cache.
+	CacheSize int64
 	// Logger receives the bus's and pebble's log lines; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -88,7 +91,7 @@ type publishRequest struct {
 // NewBus returns a bus on the database in dir with the default partitions
 // and retention; call Open next.
 func NewBus(dir string) *Bus {
-	return &Bus{Dir: dir, NumPartitions: DefaultPartitions, Retention: DefaultRetention}
+	return &Bus{Dir: dir, NumPartitions: DefaultPartitions, Retention: DefaultRetention, CacheSize: DefaultCacheSize}
 }
 
 // Validate reports the first bad field.
@@ -113,7 +116,10 @@ func (b *Bus) Open() error {
 	if b.Logger == nil {
 		b.Logger = slog.Default()
 	}
-	db, err := openDB(b.Dir, b.Logger)
+	if b.CacheSize <= 0 {
+		b.CacheSize = DefaultCacheSize
+	}
+	db, err := openDB(b.Dir, b.CacheSize, b.Logger)
 	if err != nil {
 		return fmt.Errorf("open bus: %w", err)
 	}

@@ -12,14 +12,16 @@ import (
 	pdb "github.com/cockroachdb/pebble/v2"
 )
 
-// openDB opens (creating when needed) the pebble database in dir.
-func openDB(dir string, logger *slog.Logger) (*pdb.DB, error) {
+// openDB opens (creating when needed) the pebble database in dir with a
+// block cache of cacheSize bytes.
+func openDB(dir string, cacheSize int64, logger *slog.Logger) (*pdb.DB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	opts := &pdb.Options{
 		FormatMajorVersion: pdb.FormatNewest,
 		Logger:             pebbleLogger{logger},
+		CacheSize:          cacheSize,
 	}
 	db, err := pdb.Open(dir, opts)
 	if err != nil {

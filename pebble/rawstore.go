@@ -45,6 +45,9 @@ const (
 	tableInstallByReferr = 'r' // r hitID time id: install
 )
 
+// DefaultRawCacheSize is the raw store's default block cache size.
+const DefaultRawCacheSize = 128 << 20
+
 // noWatermark marks an app that never had rows deleted.
 const noWatermark = math.MinInt64
 
@@ -55,6 +58,8 @@ const lockStripes = 64
 type RawStore struct {
 	// Dir is the directory of the database; Open creates it.
 	Dir string
+	// CacheSize is the size in bytes of pebble's block cache.
+	CacheSize int64
 	// Logger receives pebble's log lines; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -72,7 +77,7 @@ var _ tapline.RawStore = (*RawStore)(nil)
 
 // NewRawStore returns a raw store for the database in dir; call Open next.
 func NewRawStore(dir string) *RawStore {
-	return &RawStore{Dir: dir, wm: make(map[int64]int64)}
+	return &RawStore{Dir: dir, CacheSize: DefaultRawCacheSize, wm: make(map[int64]int64)}
 }
 
 // Open opens or creates the database.
@@ -86,7 +91,10 @@ func (s *RawStore) Open() error {
 	if s.wm == nil {
 		s.wm = make(map[int64]int64)
 	}
-	db, err := openDB(s.Dir, s.Logger)
+	if s.CacheSize <= 0 {
+		s.CacheSize = DefaultRawCacheSize
+	}
+	db, err := openDB(s.Dir, s.CacheSize, s.Logger)
 	if err != nil {
 		return fmt.Errorf("open raw store: %w", err)
 	}
