@@ -34,6 +34,8 @@
 //   - iPadOS Safari by default sends a Mac User-Agent, so such a tap is a
 //     web hit and cannot be told from a Mac (its fingerprint is "…|web" and
 //     it does not meet an iPad install).
+//   - Sec-CH-UA-Mobile is not used: it tells a phone from a tablet or
+//     "desktop site" mode, which no SDK reports.
 //   - The device class is not in the key either: an SDK that sends no
 //     model would have no class, and its install would never meet the tap.
 //

@@ -98,8 +98,9 @@ func analyze(p *uaparser.Parser, userAgent string, h hints) device {
 	default:
 		d.platform = tapline.PlatformWeb
 	}
-	// Chromium sends Sec-CH-UA-Platform by default; it stays truthful when
-	// "request desktop site" rewrites the User-Agent.
+	// Chromium sends Sec-CH-UA-Platform by default; when it names a mobile
+	// platform it is believed over a User-Agent that "request desktop
+	// site" may have rewritten to Linux.
 	switch h.platform {
 	case "android":
 		d.platform = tapline.PlatformAndroid
