@@ -1,0 +1,716 @@
+package collector_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tapline"
+	"tapline/collector"
+	"tapline/pebble"
+	"tapline/postgres"
+	"tapline/postgres/pgtest"
+)
+
+// Demo fixtures: the Tapstream request fixtures carry this secret and
+// account name.
+const (
+	demoSecret = "demo-secret-0123456789"
+	demoKey    = "demo-sdk-key-0123456789"
+	iosURL     = "https://apps.apple.com/app/id123456789"
+	androidURL = "https://play.google.com/store/apps/details?id=com.example.demo"
+	webURL     = "https://example.com/demo"
+
+	iphoneUA  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1"
+	androidUA = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36"
+	desktopUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+)
+
+// env is a collector over a fresh database and bus.
+type env struct {
+	c        *collector.Collector
+	h        http.Handler
+	db       *postgres.DB
+	bus      *pebble.Bus
+	accounts tapline.AccountService
+	account  *tapline.Account
+	app      *tapline.App
+	link     *tapline.Link
+}
+
+func newEnv(tb testing.TB, cfg collector.Config) *env {
+	tb.Helper()
+	ctx := context.Background()
+	db := pgtest.Open(tb)
+	svc := postgres.NewAccountService(db)
+	acct := &tapline.Account{Name: "demo", Email: "demo@example.com"}
+	if err := svc.CreateAccount(ctx, acct, "demo-password"); err != nil {
+		tb.Fatalf("create account: %v", err)
+	}
+	app := &tapline.App{AccountID: acct.ID, Name: "Demo", SDKSecret: demoSecret, SDKKey: demoKey,
+		IOSURL: iosURL, AndroidURL: androidURL, WebURL: webURL}
+	if err := svc.CreateApp(ctx, app); err != nil {
+		tb.Fatalf("create app: %v", err)
+	}
+	link := &tapline.Link{AppID: app.ID, Slug: "demo", Name: "Demo link"}
+	if err := svc.CreateLink(ctx, link); err != nil {
+		tb.Fatalf("create link: %v", err)
+	}
+	bus := pebble.NewBus(tb.TempDir())
+	if err := bus.Open(); err != nil {
+		tb.Fatalf("open bus: %v", err)
+	}
+	tb.Cleanup(func() { _ = bus.Close() })
+	if cfg.TrustedProxies == nil {
+		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	}
+	c := collector.New(cfg, svc, bus)
+	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := c.Open(ctx); err != nil {
+		tb.Fatalf("open collector: %v", err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return &env{c: c, h: c.Handler(), db: db, bus: bus, accounts: svc, account: acct, app: app, link: link}
+}
+
+// do serves one request from peer through the handler.
+func (e *env) do(req *http.Request, peer string) *httptest.ResponseRecorder {
+	if peer != "" {
+		req.RemoteAddr = peer
+	}
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	return rec
+}
+
+// fetch returns the first n messages of topic across partitions, waiting up
+// to 10 seconds for them.
+func fetch(tb testing.TB, bus tapline.Bus, topic string, n int) []tapline.Message {
+	tb.Helper()
+	ctx := context.Background()
+	parts, err := bus.Partitions(ctx, topic)
+	if err != nil {
+		tb.Fatalf("partitions: %v", err)
+	}
+	offsets := make([]int64, parts)
+	var got []tapline.Message
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < n && time.Now().Before(deadline) {
+		for p := range parts {
+			fctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			msgs, err := bus.Fetch(fctx, topic, p, offsets[p], 1000)
+			cancel()
+			if err != nil && fctx.Err() == nil {
+				tb.Fatalf("fetch %s/%d: %v", topic, p, err)
+			}
+			for _, m := range msgs {
+				offsets[p] = m.Offset + 1
+				got = append(got, m)
+			}
+		}
+	}
+	if len(got) < n {
+		tb.Fatalf("fetched %d messages from %s, want %d", len(got), topic, n)
+	}
+	return got
+}
+
+func hits(tb testing.TB, bus tapline.Bus, n int) []*tapline.Hit {
+	tb.Helper()
+	var out []*tapline.Hit
+	for _, m := range fetch(tb, bus, tapline.TopicHits, n) {
+		var h tapline.Hit
+		if err := json.Unmarshal(m.Value, &h); err != nil {
+			tb.Fatalf("decode hit: %v", err)
+		}
+		if len(m.Key) == 0 {
+			tb.Errorf("hit %s published without key", h.ID)
+		}
+		out = append(out, &h)
+	}
+	return out
+}
+
+func events(tb testing.TB, bus tapline.Bus, n int) []*tapline.Event {
+	tb.Helper()
+	var out []*tapline.Event
+	for _, m := range fetch(tb, bus, tapline.TopicEvents, n) {
+		var e tapline.Event
+		if err := json.Unmarshal(m.Value, &e); err != nil {
+			tb.Fatalf("decode event: %v", err)
+		}
+		out = append(out, &e)
+	}
+	return out
+}
+
+// metricValue sums the samples of the named metric whose labels include
+// labels.
+func metricValue(tb testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatalf("gather: %v", err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metric
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+func TestRedirect(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	const idfa = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
+	tests := []struct {
+		name, ua, query, peer, xff string
+		wantPrefix                 string
+		wantPlatform               tapline.Platform
+		wantIP, wantAdID           string
+	}{
+		{"iphone", iphoneUA, "idfa=" + idfa, "10.1.2.3:4000", "198.51.100.7, 10.0.0.2", iosURL, tapline.PlatformIOS, "198.51.100.7", strings.ToLower(idfa)},
+		{"android", androidUA, "utm_source=news&utm_campaign=spring&gaid={gaid}", "203.0.113.5:4000", "198.51.100.99", androidURL, tapline.PlatformAndroid, "203.0.113.5", ""},
+		{"desktop", desktopUA, "adid=%25%25ADID%25%25&advertising_id=00000000-0000-0000-0000-000000000000", "[2001:db8::1]:4000", "", webURL, tapline.PlatformWeb, "2001:db8::1", ""},
+	}
+	locations := map[string]string{}
+	for _, tt := range tests {
+		req := httptest.NewRequest(http.MethodGet, "/l/demo?case="+tt.name+"&"+tt.query, nil)
+		req.Header.Set("User-Agent", tt.ua)
+		req.Header.Set("Accept-Language", "en-GB,en;q=0.9")
+		req.Header.Set("Referer", "https://news.example/")
+		req.Header.Set("Sec-CH-UA-Platform", `"Android"`)
+		if tt.name != "android" {
+			req.Header.Del("Sec-CH-UA-Platform")
+		}
+		if tt.xff != "" {
+			req.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		rec := e.do(req, tt.peer)
+		if rec.Code != http.StatusFound {
+			t.Fatalf("%s: status = %d, want 302", tt.name, rec.Code)
+		}
+		loc := rec.Header().Get("Location")
+		if !strings.HasPrefix(loc, tt.wantPrefix) {
+			t.Errorf("%s: Location = %q, want prefix %q", tt.name, loc, tt.wantPrefix)
+		}
+		if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s: Cache-Control = %q, want no-store", tt.name, cc)
+		}
+		locations[tt.name] = loc
+	}
+
+	byCase := map[string]*tapline.Hit{}
+	for _, h := range hits(t, e.bus, len(tests)) {
+		byCase[h.Params["case"]] = h
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := byCase[tt.name]
+			if h == nil {
+				t.Fatalf("no hit recorded")
+			}
+			if h.AppID != e.app.ID || h.LinkID != e.link.ID {
+				t.Errorf("app, link = %d, %d; want %d, %d", h.AppID, h.LinkID, e.app.ID, e.link.ID)
+			}
+			if h.Platform != tt.wantPlatform || h.IP != tt.wantIP || h.AdID != tt.wantAdID {
+				t.Errorf("platform, ip, adid = %q, %q, %q; want %q, %q, %q", h.Platform, h.IP, h.AdID, tt.wantPlatform, tt.wantIP, tt.wantAdID)
+			}
+			if h.UserAgent != tt.ua || h.AcceptLanguage != "en-GB,en;q=0.9" || h.Referer != "https://news.example/" {
+				t.Errorf("headers = %q, %q, %q", h.UserAgent, h.AcceptLanguage, h.Referer)
+			}
+			if h.ID == "" || len(h.ID) > 32 || url.PathEscape(h.ID) != h.ID || h.Time.IsZero() || h.Fingerprint == "" {
+				t.Errorf("id, time, fingerprint = %q, %v, %q", h.ID, h.Time, h.Fingerprint)
+			}
+			if tt.name == "android" {
+				if h.Params["utm_source"] != "news" || h.ClientHints["sec-ch-ua-platform"] != `"Android"` {
+					t.Errorf("params = %v, hints = %v", h.Params, h.ClientHints)
+				}
+				u, _ := url.Parse(locations[tt.name])
+				ev := tapline.Event{Referrer: u.Query().Get("referrer")}
+				if got := ev.ReferrerHitID(); got != h.ID {
+					t.Errorf("referrer hit id = %q, want %q (Location %q)", got, h.ID, locations[tt.name])
+				}
+				if ref, _ := url.ParseQuery(ev.Referrer); ref.Get("utm_campaign") != "spring" {
+					t.Errorf("referrer %q lost utm_campaign", ev.Referrer)
+				}
+			}
+		})
+	}
+}
+
+func TestRedirectUnknownSlug(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	for range 2 { // the second answer comes from the negative cache
+		rec := e.do(httptest.NewRequest(http.MethodGet, "/l/nope", nil), "192.0.2.1:1")
+		if rec.Code != http.StatusNotFound || !strings.Contains(rec.Header().Get("Content-Type"), "text/html") {
+			t.Fatalf("status = %d, type = %q; want 404 text/html", rec.Code, rec.Header().Get("Content-Type"))
+		}
+	}
+}
+
+func TestRedirectWithoutBusOrDatabase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{HitQueueSize: 2, PublishTimeout: 50 * time.Millisecond, DrainTimeout: 100 * time.Millisecond})
+	// Warm the link cache, then take the bus and the database away.
+	if rec := e.do(httptest.NewRequest(http.MethodGet, "/l/demo", nil), "192.0.2.1:1"); rec.Code != http.StatusFound {
+		t.Fatalf("warm-up status = %d, want 302", rec.Code)
+	}
+	hits(t, e.bus, 1)
+	if err := e.bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.db.Close()
+
+	const n = 20
+	for i := range n {
+		rec := e.do(httptest.NewRequest(http.MethodGet, "/l/demo", nil), "192.0.2.1:1")
+		if rec.Code != http.StatusFound {
+			t.Fatalf("request %d: status = %d, want 302", i, rec.Code)
+		}
+	}
+	// At most the queue (2) and the batch being retried (2) are held.
+	if got := metricValue(t, e.c.Registry, "tapline_collector_hits_dropped_total", nil); got < n-4 {
+		t.Errorf("dropped = %v, want at least %d", got, n-4)
+	}
+	// A slug never seen needs the database: 503 page.
+	rec := e.do(httptest.NewRequest(http.MethodGet, "/l/other", nil), "192.0.2.1:1")
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "<html") {
+		t.Errorf("cold lookup status = %d, want 503 page", rec.Code)
+	}
+}
+
+// readFixture parses a recorded SDK request: leading # lines are comments,
+// the rest is the raw HTTP/1.1 request.
+func readFixture(tb testing.TB, path string) *http.Request {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for bytes.HasPrefix(b, []byte("#")) {
+		_, b, _ = bytes.Cut(b, []byte("\n"))
+	}
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		tb.Fatalf("read %s: %v", path, err)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		tb.Fatalf("read %s body: %v", path, err)
+	}
+	if int64(len(body)) != req.ContentLength {
+		tb.Fatalf("%s: body is %d bytes, Content-Length says %d", path, len(body), req.ContentLength)
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.RequestURI = ""
+	req.RemoteAddr = "203.0.113.9:50000"
+	return req
+}
+
+func TestTapstreamFixtures(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	const (
+		iosIDFA = "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+		gaid    = "38400000-8cf0-11bd-b23e-10b96e40000d"
+	)
+	tests := []struct {
+		file      string
+		name      string
+		kind      tapline.EventKind
+		platform  tapline.Platform
+		osVersion string
+		model     string
+		adID      string
+		revenue   *tapline.Revenue
+		params    map[string]string
+		createdMs int64
+	}{
+		{"ios_install", "ios-demo-install", tapline.KindInstall, tapline.PlatformIOS, "17.4.1", "iPhone15,2", iosIDFA, nil, nil, 1714564800000},
+		{"ios_open", "ios-demo-open", tapline.KindOpen, tapline.PlatformIOS, "17.4.1", "iPhone15,2", iosIDFA, nil, nil, 1714564801000},
+		{"ios_purchase", "ios-demo-purchase-com_example_coins100", tapline.KindPurchase, tapline.PlatformIOS, "17.4.1", "iPhone15,2", iosIDFA,
+			&tapline.Revenue{Micros: 1_980_000, Currency: "USD"},
+			map[string]string{"purchase-transaction-id": "1000000123456789", "purchase-product-id": "com.example.coins100", "purchase-quantity": "2"}, 1714564900000},
+		{"ios_custom", "level_complete", tapline.KindCustom, tapline.PlatformIOS, "17.4.1", "iPhone15,2", iosIDFA, nil,
+			map[string]string{"level": "3", "mode": "hard mode"}, 1714565000000},
+		{"android_install", "android-demo-install", tapline.KindInstall, tapline.PlatformAndroid, "14", "Pixel 7", gaid, nil, nil, 1714564800000},
+		{"android_purchase", "android-demo-purchase-coins_100", tapline.KindPurchase, tapline.PlatformAndroid, "14", "Pixel 7", gaid,
+			&tapline.Revenue{Micros: 4_990_000, Currency: "EUR"},
+			map[string]string{"purchase-transaction-id": "GPA.3371-2280-1234-56789", "purchase-product-id": "coins_100", "purchase-quantity": "1"}, 1714565100000},
+		{"android_custom", "level complete", tapline.KindCustom, tapline.PlatformAndroid, "14", "Pixel 7", gaid, nil,
+			map[string]string{"level": "3", "coins": "250"}, 1714565200000},
+	}
+	ids := map[string]string{}
+	for _, tt := range tests {
+		for attempt := range 2 { // an SDK retry sends the same bytes again
+			rec := e.do(readFixture(t, filepath.Join("testdata", "tapstream", tt.file+".http")), "")
+			if rec.Code != http.StatusOK {
+				t.Fatalf("%s attempt %d: status = %d, body %s", tt.file, attempt, rec.Code, rec.Body)
+			}
+		}
+	}
+	got := map[string][]*tapline.Event{}
+	for _, ev := range events(t, e.bus, 2*len(tests)) {
+		got[ev.Name] = append(got[ev.Name], ev)
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			evs := got[tt.name]
+			if len(evs) != 2 {
+				t.Fatalf("events named %q = %d, want 2 (names seen: %v)", tt.name, len(evs), keys(got))
+			}
+			ev := evs[0]
+			if evs[1].ID != ev.ID {
+				t.Errorf("retry id = %q, want %q", evs[1].ID, ev.ID)
+			}
+			if other, ok := ids[ev.ID]; ok {
+				t.Errorf("id %q shared with %s", ev.ID, other)
+			}
+			ids[ev.ID] = tt.file
+			if ev.AppID != e.app.ID || ev.Kind != tt.kind || ev.Protocol != "tapstream" || ev.IP != "203.0.113.9" {
+				t.Errorf("app, kind, protocol, ip = %d, %q, %q, %q; want %d, %q, tapstream, 203.0.113.9", ev.AppID, ev.Kind, ev.Protocol, ev.IP, e.app.ID, tt.kind)
+			}
+			if ev.Device.Platform != tt.platform || ev.Device.OSVersion != tt.osVersion || ev.Device.Model != tt.model || ev.Device.AdID() != tt.adID {
+				t.Errorf("device = %+v, want %s %s %s %s", ev.Device, tt.platform, tt.osVersion, tt.model, tt.adID)
+			}
+			if want := time.UnixMilli(tt.createdMs).UTC(); !ev.Time.Equal(want) {
+				t.Errorf("time = %v, want %v", ev.Time, want)
+			}
+			if (ev.Revenue == nil) != (tt.revenue == nil) || (ev.Revenue != nil && *ev.Revenue != *tt.revenue) {
+				t.Errorf("revenue = %+v, want %+v", ev.Revenue, tt.revenue)
+			}
+			if fmt.Sprint(ev.Params) != fmt.Sprint(tt.params) {
+				t.Errorf("params = %v, want %v", ev.Params, tt.params)
+			}
+			if ev.Fingerprint == "" || ev.InstallID == "" {
+				t.Errorf("fingerprint, install id = %q, %q", ev.Fingerprint, ev.InstallID)
+			}
+			if tt.platform == tapline.PlatformAndroid {
+				if ev.ReferrerHitID() != "06c8k2v5n0q8t3b1m9r4e7f2a0" || ev.Device.LimitAdTracking {
+					t.Errorf("referrer = %q lat = %v", ev.Referrer, ev.Device.LimitAdTracking)
+				}
+			} else if ev.Device.IDFV != "3f2504e0-4f89-11d3-9a0c-0305e82c3301" || ev.Device.Locale != "en_US" {
+				t.Errorf("idfv, locale = %q, %q", ev.Device.IDFV, ev.Device.Locale)
+			}
+		})
+	}
+	if got := metricValue(t, e.c.Registry, "tapline_collector_events_accepted_total", map[string]string{"protocol": "tapstream"}); got != float64(2*len(tests)) {
+		t.Errorf("events accepted = %v, want %d", got, 2*len(tests))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestTapstreamErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{MaxBodyBytes: 4096})
+	ok := "secret=" + demoSecret + "&uuid=U&platform=iOS&created-ms=1714564800000"
+	tests := []struct {
+		name, path, body string
+		wantStatus       int
+		wantCode         string
+	}{
+		{"wrong secret", "/demo/event/ios-demo-open/", "secret=nope&uuid=U", 403, tapline.EFORBIDDEN},
+		{"missing secret", "/demo/event/ios-demo-open/", "uuid=U", 403, tapline.EFORBIDDEN},
+		{"unknown account", "/nobody/event/ios-demo-open/", ok, 404, tapline.ENOTFOUND},
+		{"missing uuid", "/demo/event/ios-demo-open/", "secret=" + demoSecret, 400, tapline.EINVALID},
+		{"bad created-ms", "/demo/event/ios-demo-open", ok + "x", 400, tapline.EINVALID},
+		{"oversize", "/demo/event/ios-demo-open/", ok + "&custom-pad=" + strings.Repeat("a", 5000), 413, tapline.ETOOLARGE},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := httptest.NewRequest(http.MethodPost, tt.path, strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			rec := e.do(req, "192.0.2.1:1")
+			var body struct{ Error, Message string }
+			_ = json.Unmarshal(rec.Body.Bytes(), &body)
+			if rec.Code != tt.wantStatus || body.Error != tt.wantCode || body.Message == "" {
+				t.Fatalf("status = %d, body = %s; want %d %s", rec.Code, rec.Body, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestTapstreamBusDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{PublishTimeout: 200 * time.Millisecond})
+	if err := e.bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req := readFixture(t, filepath.Join("testdata", "tapstream", "ios_install.http"))
+	rec := e.do(req, "")
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("status = %d, Retry-After = %q; want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if got := metricValue(t, e.c.Registry, "tapline_collector_publish_errors_total", map[string]string{"topic": "events"}); got != 1 {
+		t.Errorf("publish errors = %v, want 1", got)
+	}
+}
+
+func batchRequest(key, body string) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	return req
+}
+
+func TestBatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{MaxBodyBytes: 8192, MaxBatchEvents: 3})
+	valid := func(id string) string {
+		return `{"id":"` + id + `","name":"install","time":"2024-05-01T11:00:00Z","install_id":"I-` + id +
+			`","device":{"platform":"android","os_version":"14","model":"Pixel 7","gaid":"38400000-8CF0-11BD-B23E-10B96E40000D"},"referrer":"tapline_hit=H1","x-extra":true}`
+	}
+	invalid := `{"id":"bad","name":"","install_id":"I","device":{"platform":"ios"}}`
+	tests := []struct {
+		name, key, body string
+		wantStatus      int
+		wantAccepted    int
+		wantStatuses    []string
+	}{
+		{"accepted", demoKey, `{"events":[` + valid("a1") + `,` + valid("a2") + `]}`, 200, 2, []string{"accepted", "accepted"}},
+		{"mixed", demoKey, `{"events":[` + valid("m1") + `,` + invalid + `]}`, 200, 1, []string{"accepted", "rejected"}},
+		{"all invalid", demoKey, `{"events":[` + invalid + `,` + invalid + `]}`, 400, 0, []string{"rejected", "rejected"}},
+		{"too many", demoKey, `{"events":[` + valid("t1") + `,` + valid("t2") + `,` + valid("t3") + `,` + valid("t4") + `]}`, 400, 0, nil},
+		{"oversize", demoKey, `{"events":[` + valid("o1") + `],"pad":"` + strings.Repeat("x", 9000) + `"}`, 413, 0, nil},
+		{"malformed", demoKey, `{"events":[`, 400, 0, nil},
+		{"bad key", "wrong-key", `{"events":[` + valid("k1") + `]}`, 401, 0, nil},
+		{"no key", "", `{"events":[` + valid("k2") + `]}`, 401, 0, nil},
+	}
+	accepted := 0
+	for _, tt := range tests {
+		rec := e.do(batchRequest(tt.key, tt.body), "192.0.2.44:1")
+		if rec.Code != tt.wantStatus {
+			t.Errorf("%s: status = %d, want %d (body %s)", tt.name, rec.Code, tt.wantStatus, rec.Body)
+			continue
+		}
+		accepted += tt.wantAccepted
+		if tt.wantStatuses == nil {
+			var body struct{ Error, Message string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error == "" || body.Message == "" {
+				t.Errorf("%s: error body = %s", tt.name, rec.Body)
+			}
+			continue
+		}
+		var resp collector.BatchResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+			t.Fatalf("%s: decode %s: %v", tt.name, rec.Body, err)
+		}
+		var statuses []string
+		for _, r := range resp.Results {
+			statuses = append(statuses, r.Status)
+		}
+		if fmt.Sprint(statuses) != fmt.Sprint(tt.wantStatuses) || resp.Accepted != tt.wantAccepted {
+			t.Errorf("%s: statuses = %v accepted = %d, want %v %d", tt.name, statuses, resp.Accepted, tt.wantStatuses, tt.wantAccepted)
+		}
+	}
+	// Resending a batch publishes the same ids again; the matcher's
+	// put-if-absent counts each once.
+	if rec := e.do(batchRequest(demoKey, `{"events":[`+valid("a1")+`,`+valid("a2")+`]}`), "192.0.2.44:1"); rec.Code != 200 {
+		t.Fatalf("resend status = %d", rec.Code)
+	}
+	accepted += 2
+	evs := events(t, e.bus, accepted)
+	count := map[string]int{}
+	for _, ev := range evs {
+		count[ev.ID]++
+		if ev.AppID != e.app.ID || ev.Protocol != "v1" || ev.IP != "192.0.2.44" || ev.Device.GAID != "38400000-8cf0-11bd-b23e-10b96e40000d" ||
+			ev.Kind != tapline.KindInstall || ev.ReferrerHitID() != "H1" || ev.Fingerprint == "" {
+			t.Errorf("event = %+v", ev)
+		}
+	}
+	if count["a1"] != 2 || count["a2"] != 2 || count["m1"] != 1 || len(count) != 3 {
+		t.Errorf("published ids = %v, want a1×2 a2×2 m1×1", count)
+	}
+}
+
+func TestBatchBusDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{PublishTimeout: 200 * time.Millisecond})
+	_ = e.bus.Close()
+	body := `{"events":[{"id":"x","name":"open","install_id":"I","device":{"platform":"ios"}}]}`
+	rec := e.do(batchRequest(demoKey, body), "192.0.2.1:1")
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("status = %d, want 503 with Retry-After", rec.Code)
+	}
+}
+
+func TestPixel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	other := &tapline.Account{Name: "other", Email: "other@example.com"}
+	if err := e.accounts.CreateAccount(context.Background(), other, "pw-other-123"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, method, path string
+		wantStatus         int
+	}{
+		{"get", http.MethodGet, "/demo/hit/demo.gif?case=get", 200},
+		{"sdk post", http.MethodPost, "/demo/hit/demo.gif?case=post", 200},
+		{"unknown tracker", http.MethodGet, "/demo/hit/nope.gif", 404},
+		{"other account", http.MethodGet, "/other/hit/demo.gif", 404},
+		{"unknown account", http.MethodGet, "/nobody/hit/demo.gif", 404},
+	}
+	for _, tt := range tests {
+		var body io.Reader
+		if tt.method == http.MethodPost {
+			body = strings.NewReader("__ts=spring,email")
+		}
+		req := httptest.NewRequest(tt.method, tt.path, body)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		rec := e.do(req, "198.51.100.3:1")
+		if rec.Code != tt.wantStatus || rec.Header().Get("Content-Type") != "image/gif" ||
+			rec.Header().Get("Cache-Control") != "no-store" || !bytes.HasPrefix(rec.Body.Bytes(), []byte("GIF89a")) {
+			t.Errorf("%s: status = %d type = %q body %q; want %d GIF", tt.name, rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes(), tt.wantStatus)
+		}
+	}
+	got := map[string]*tapline.Hit{}
+	for _, h := range hits(t, e.bus, 2) {
+		got[h.Params["case"]] = h
+	}
+	if h := got["get"]; h == nil || h.LinkID != e.link.ID || h.IP != "198.51.100.3" {
+		t.Errorf("get hit = %+v", h)
+	}
+	if h := got["post"]; h == nil || h.Params["__ts"] != "spring,email" {
+		t.Errorf("post hit = %+v", h)
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	e.do(httptest.NewRequest(http.MethodGet, "/l/demo", nil), "192.0.2.1:1")
+	e.do(httptest.NewRequest(http.MethodGet, "/l/missing", nil), "192.0.2.1:1")
+	hits(t, e.bus, 1)
+
+	rec := e.do(httptest.NewRequest(http.MethodGet, "/healthz", nil), "192.0.2.1:1")
+	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != "ok" {
+		t.Errorf("healthz = %d %q, want 200 ok", rec.Code, rec.Body)
+	}
+	rec = e.do(httptest.NewRequest(http.MethodGet, "/metrics", nil), "192.0.2.1:1")
+	text := rec.Body.String()
+	for _, want := range []string{
+		`tapline_collector_requests_total{code="302",route="/l/{slug}"} 1`,
+		`tapline_collector_requests_total{code="404",route="/l/{slug}"} 1`,
+		`tapline_collector_hits_published_total 1`,
+		`tapline_collector_hits_dropped_total 0`,
+		`tapline_collector_hit_queue_depth`,
+		`tapline_collector_request_duration_seconds_bucket{route="/l/{slug}"`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	if err := e.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if rec := e.do(httptest.NewRequest(http.MethodGet, "/healthz", nil), "192.0.2.1:1"); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("healthz after Close = %d, want 503", rec.Code)
+	}
+}
+
+func TestCloseDrainsQueue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	const n = 50
+	for range n {
+		if rec := e.do(httptest.NewRequest(http.MethodGet, "/l/demo", nil), "192.0.2.1:1"); rec.Code != http.StatusFound {
+			t.Fatalf("status = %d", rec.Code)
+		}
+	}
+	if err := e.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hits(t, e.bus, n)
+	if got := metricValue(t, e.c.Registry, "tapline_collector_hits_published_total", nil); got != n {
+		t.Errorf("published = %v, want %d", got, n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		mutate    func(*collector.Config)
+		wantField string
+	}{
+		{"defaults", func(*collector.Config) {}, ""},
+		{"queue", func(c *collector.Config) { c.HitQueueSize = -1 }, "HitQueueSize"},
+		{"body", func(c *collector.Config) { c.MaxBodyBytes = -1 }, "MaxBodyBytes"},
+		{"batch", func(c *collector.Config) { c.MaxBatchEvents = -5 }, "MaxBatchEvents"},
+		{"timeout", func(c *collector.Config) { c.PublishTimeout = -time.Second }, "PublishTimeout"},
+		{"proxy", func(c *collector.Config) { c.TrustedProxies = []netip.Prefix{{}} }, "TrustedProxies"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := collector.New(collector.Config{}, nil, nil)
+			tt.mutate(&c.Config)
+			err := c.Config.Validate()
+			if tt.wantField == "" {
+				if err != nil {
+					t.Fatalf("err = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantField) {
+				t.Fatalf("err = %v, want one naming %s", err, tt.wantField)
+			}
+		})
+	}
+}
