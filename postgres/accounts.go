@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,19 +37,31 @@ var (
 	credentialRE = regexp.MustCompile(`^[A-Za-z0-9_.~-]{16,128}$`)
 )
 
-// dummyHash is compared against when a login names no account, so that
-// unknown logins take as long as wrong passwords.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tapline-no-such-account"), bcrypt.DefaultCost)
-
 // AccountService stores accounts, apps and links in PostgreSQL.
 type AccountService struct {
-	db *DB
+	// BcryptCost is the cost of new password hashes; NewAccountService
+	// sets bcrypt.DefaultCost. Tests may lower it to bcrypt.MinCost.
+	BcryptCost int
+
+	db        *DB
+	dummyOnce sync.Once
+	dummyHash []byte // compared against for unknown logins
 }
 
 var _ tapline.AccountService = (*AccountService)(nil)
 
 // NewAccountService returns an AccountService on an opened, migrated db.
-func NewAccountService(db *DB) *AccountService { return &AccountService{db: db} }
+func NewAccountService(db *DB) *AccountService {
+	return &AccountService{db: db, BcryptCost: bcrypt.DefaultCost}
+}
+
+// cost returns the bcrypt cost to hash with.
+func (s *AccountService) cost() int {
+	if s.BcryptCost < bcrypt.MinCost || s.BcryptCost > bcrypt.MaxCost {
+		return bcrypt.DefaultCost
+	}
+	return s.BcryptCost
+}
 
 // CreateAccount validates a, hashes password with bcrypt and inserts the
 // account, filling in ID and CreatedAt. The email is stored in lower case.
@@ -67,7 +80,7 @@ func (s *AccountService) CreateAccount(ctx context.Context, a *tapline.Account, 
 	if len(password) > MaxPasswordLength {
 		return tapline.Errorf(tapline.EINVALID, "password: must be at most %d bytes", MaxPasswordLength)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost())
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
@@ -95,7 +108,11 @@ func (s *AccountService) Authenticate(ctx context.Context, login, password strin
 	login = strings.TrimSpace(login)
 	a, hash, err := s.account(ctx, `WHERE name = $1 OR email = lower($1) ORDER BY id LIMIT 1`, login)
 	if tapline.ErrorCode(err) == tapline.ENOTFOUND {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		// Spend as long as a wrong password would.
+		s.dummyOnce.Do(func() {
+			s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tapline-no-such-account"), s.cost())
+		})
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
 		return nil, tapline.Errorf(tapline.EUNAUTHORIZED, "Wrong login or password.")
 	} else if err != nil {
 		return nil, err

@@ -6,12 +6,24 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"tapline"
 	"tapline/postgres"
 	"tapline/postgres/pgtest"
 )
 
 // newAccount creates an account named name with password "password1".
+// newService returns an AccountService on a fresh database, hashing with
+// the lowest bcrypt cost to keep tests fast.
+func newService(t *testing.T) (*postgres.AccountService, *postgres.DB) {
+	t.Helper()
+	db := pgtest.Open(t)
+	s := postgres.NewAccountService(db)
+	s.BcryptCost = bcrypt.MinCost
+	return s, db
+}
+
 func newAccount(t *testing.T, s *postgres.AccountService, name string) *tapline.Account {
 	t.Helper()
 	a := &tapline.Account{Name: name, Email: name + "@example.com"}
@@ -40,7 +52,7 @@ func wantCode(t *testing.T, what string, err error, code string) {
 func TestAccounts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := postgres.NewAccountService(pgtest.Open(t))
+	s, _ := newService(t)
 
 	a := &tapline.Account{Name: "acme", Email: " Ops@Example.com "}
 	if err := s.CreateAccount(ctx, a, "correct horse"); err != nil {
@@ -81,7 +93,7 @@ func TestAccounts(t *testing.T) {
 func TestCreateAccountErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := postgres.NewAccountService(pgtest.Open(t))
+	s, _ := newService(t)
 	newAccount(t, s, "taken")
 	for _, tc := range []struct {
 		name, account, email, password, code, field string
@@ -113,7 +125,7 @@ func TestCreateAccountErrors(t *testing.T) {
 func TestApps(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := postgres.NewAccountService(pgtest.Open(t))
+	s, _ := newService(t)
 	acct := newAccount(t, s, "acme")
 	other := newAccount(t, s, "other")
 
@@ -204,7 +216,7 @@ func withTimeOf(want, got *tapline.App) *tapline.App {
 func TestCreateAppErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := postgres.NewAccountService(pgtest.Open(t))
+	s, _ := newService(t)
 	acct := newAccount(t, s, "acme")
 	taken := newApp(t, s, acct.ID, "Taken")
 	for _, tc := range []struct {
@@ -240,7 +252,7 @@ func TestCreateAppErrors(t *testing.T) {
 func TestUpdateApp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := postgres.NewAccountService(pgtest.Open(t))
+	s, _ := newService(t)
 	acct := newAccount(t, s, "acme")
 	app := newApp(t, s, acct.ID, "Game")
 	other := newApp(t, s, acct.ID, "Other")
@@ -282,7 +294,7 @@ func TestUpdateApp(t *testing.T) {
 func TestLinks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := postgres.NewAccountService(pgtest.Open(t))
+	s, _ := newService(t)
 	acct := newAccount(t, s, "acme")
 	app := newApp(t, s, acct.ID, "Game")
 	app2 := newApp(t, s, acct.ID, "Game 2")

@@ -1,0 +1,231 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"tapline"
+)
+
+// MaxReportDays bounds the days one report covers.
+const MaxReportDays = 1000
+
+// Reports answers the dashboard's questions from the fact tables.
+type Reports struct {
+	db *DB
+}
+
+var _ tapline.Reports = (*Reports)(nil)
+
+// NewReports returns Reports on an opened, migrated db.
+func NewReports(db *DB) *Reports { return &Reports{db: db} }
+
+// span is a validated StatsFilter: midnights in loc and the days between.
+type span struct {
+	appID, linkID int64
+	from, to      time.Time // midnights in loc
+	loc           *time.Location
+	days          []string // YYYY-MM-DD of each day in [from, to)
+}
+
+// checkFilter validates f. A nil Location is UTC; From and To are taken at
+// the start of their day, and a To past midnight includes its day.
+func checkFilter(f tapline.StatsFilter) (*span, error) {
+	if f.AppID <= 0 {
+		return nil, tapline.Errorf(tapline.EINVALID, "app_id: required")
+	}
+	if f.LinkID < 0 {
+		return nil, tapline.Errorf(tapline.EINVALID, "link_id: must not be negative")
+	}
+	loc := f.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	if loc.String() == "Local" || loc.String() == "" {
+		return nil, tapline.Errorf(tapline.EINVALID, "location: must be UTC or an IANA time zone")
+	}
+	if f.From.IsZero() || f.To.IsZero() {
+		return nil, tapline.Errorf(tapline.EINVALID, "from, to: required")
+	}
+	midnight := func(t time.Time) time.Time {
+		t = t.In(loc)
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	}
+	s := &span{appID: f.AppID, linkID: f.LinkID, loc: loc, from: midnight(f.From), to: midnight(f.To)}
+	if s.to.Before(f.To) {
+		s.to = s.to.AddDate(0, 0, 1)
+	}
+	if !s.to.After(s.from) {
+		return nil, tapline.Errorf(tapline.EINVALID, "to: must be after from")
+	}
+	for d := s.from; d.Before(s.to); d = d.AddDate(0, 0, 1) {
+		if len(s.days) == MaxReportDays {
+			return nil, tapline.Errorf(tapline.EINVALID, "to: at most %d days per report", MaxReportDays)
+		}
+		s.days = append(s.days, d.Format(time.DateOnly))
+	}
+	return s, nil
+}
+
+// factFilter is the WHERE clause of the report queries: $1 app, $2 and $3
+// the instants bounding the hours, $4 the link or 0.
+const factFilter = `WHERE app_id = $1 AND hour >= $2 AND hour < $3 AND ($4::bigint = 0 OR link_id = $4::bigint)`
+
+// DailyStats returns one entry per day of the filter, in its Location,
+// zero days included. Conversions exclude the organic method; organic
+// installs are those without a link.
+func (r *Reports) DailyStats(ctx context.Context, f tapline.StatsFilter) ([]tapline.DailyStats, error) {
+	s, err := checkFilter(f)
+	if err != nil {
+		return nil, err
+	}
+	if tz := s.loc.String(); tz != "UTC" {
+		// Check the zone up front: the query only evaluates it on rows.
+		var local time.Time
+		if err := r.db.pool.QueryRow(ctx, `SELECT $1::timestamptz AT TIME ZONE $2`, s.from, tz).Scan(&local); err != nil {
+			return nil, reportError("daily stats", err)
+		}
+	}
+	const day = `to_char(hour AT TIME ZONE $5, 'YYYY-MM-DD')`
+	rows, err := r.db.pool.Query(ctx, `
+		SELECT 'hits', `+day+`, '', sum(count)::bigint, 0::bigint FROM fact_hits `+factFilter+` GROUP BY 2
+		UNION ALL
+		SELECT 'installs', `+day+`, CASE WHEN link_id = 0 THEN 'organic' ELSE '' END, sum(count)::bigint, 0
+			FROM fact_installs `+factFilter+` GROUP BY 2, 3
+		UNION ALL
+		SELECT 'conversions', `+day+`, '', sum(count)::bigint, 0 FROM fact_conversions `+factFilter+`
+			AND method <> 'organic' GROUP BY 2
+		UNION ALL
+		SELECT 'events', `+day+`, '', sum(count)::bigint, 0 FROM fact_events `+factFilter+` GROUP BY 2
+		UNION ALL
+		SELECT 'revenue', `+day+`, currency, sum(count)::bigint, sum(sum)::bigint FROM fact_revenue `+factFilter+`
+			GROUP BY 2, 3`,
+		s.appID, s.from, s.to, s.linkID, s.loc.String())
+	if err != nil {
+		return nil, reportError("daily stats", err)
+	}
+	defer rows.Close()
+	stats := make([]tapline.DailyStats, len(s.days))
+	index := make(map[string]*tapline.DailyStats, len(s.days))
+	for i, d := range s.days {
+		stats[i].Day = d
+		index[d] = &stats[i]
+	}
+	for rows.Next() {
+		var kind, d, key string
+		var count, sum int64
+		if err := rows.Scan(&kind, &d, &key, &count, &sum); err != nil {
+			return nil, reportError("daily stats", err)
+		}
+		st := index[d]
+		if st == nil {
+			continue // an hour straddling the range in a zone with a sub-hour offset
+		}
+		switch kind {
+		case "hits":
+			st.Hits += count
+		case "installs":
+			st.Installs += count
+			if key == "organic" {
+				st.OrganicInstalls += count
+			}
+		case "conversions":
+			st.Conversions += count
+		case "events":
+			st.Events += count
+		case "revenue":
+			if st.RevenueMicros == nil {
+				st.RevenueMicros = make(map[string]int64)
+			}
+			st.RevenueMicros[key] += sum
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, reportError("daily stats", err)
+	}
+	for i := range stats {
+		stats[i].ConversionRate = rate(stats[i].Conversions, stats[i].Hits)
+	}
+	return stats, nil
+}
+
+// LinkStats returns the totals over the filter's days of every link of the
+// app (or of the filter's link), ordered by link id, links without
+// activity included. Conversions exclude the organic method.
+func (r *Reports) LinkStats(ctx context.Context, f tapline.StatsFilter) ([]tapline.LinkStats, error) {
+	s, err := checkFilter(f)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.db.pool.Query(ctx, `
+		WITH h AS (
+			SELECT link_id, sum(count)::bigint AS hits FROM fact_hits `+factFilter+` AND link_id <> 0 GROUP BY link_id
+		), c AS (
+			SELECT link_id, method, sum(count)::bigint AS n, sum(sum)::bigint AS seconds FROM fact_conversions `+factFilter+`
+				AND link_id <> 0 AND method <> 'organic' GROUP BY link_id, method
+		), ids AS (
+			SELECT id AS link_id FROM links WHERE app_id = $1 AND ($4::bigint = 0 OR id = $4::bigint)
+			UNION SELECT link_id FROM h
+			UNION SELECT link_id FROM c
+		)
+		SELECT ids.link_id, COALESCE(h.hits, 0), COALESCE(c.method, ''), COALESCE(c.n, 0), COALESCE(c.seconds, 0)
+		FROM ids LEFT JOIN h USING (link_id) LEFT JOIN c USING (link_id)
+		ORDER BY ids.link_id, c.method`,
+		s.appID, s.from, s.to, s.linkID)
+	if err != nil {
+		return nil, reportError("link stats", err)
+	}
+	defer rows.Close()
+	var stats []tapline.LinkStats
+	var seconds []int64 // total click-to-install time of stats[i]
+	for rows.Next() {
+		var id, hits, n, secs int64
+		var method string
+		if err := rows.Scan(&id, &hits, &method, &n, &secs); err != nil {
+			return nil, reportError("link stats", err)
+		}
+		if len(stats) == 0 || stats[len(stats)-1].LinkID != id {
+			stats = append(stats, tapline.LinkStats{LinkID: id, Hits: hits})
+			seconds = append(seconds, 0)
+		}
+		st := &stats[len(stats)-1]
+		if method != "" {
+			if st.ByMethod == nil {
+				st.ByMethod = make(map[string]int64)
+			}
+			st.ByMethod[method] += n
+			st.Conversions += n
+			seconds[len(seconds)-1] += secs
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, reportError("link stats", err)
+	}
+	for i := range stats {
+		stats[i].ConversionRate = rate(stats[i].Conversions, stats[i].Hits)
+		if stats[i].Conversions > 0 {
+			stats[i].MeanClickToInstall = float64(seconds[i]) / float64(stats[i].Conversions)
+		}
+	}
+	if stats == nil {
+		stats = []tapline.LinkStats{}
+	}
+	return stats, nil
+}
+
+// reportError wraps a query error; an unknown time zone is EINVALID.
+func reportError(what string, err error) error {
+	if pgCode(err) == codeInvalidParameter {
+		return tapline.Errorf(tapline.EINVALID, "location: unknown time zone")
+	}
+	return fmt.Errorf("%s: %w", what, translate(err))
+}
+
+// rate returns n/d, or 0 when d is 0.
+func rate(n, d int64) float64 {
+	if d == 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
+}
