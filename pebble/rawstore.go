@@ -80,10 +80,21 @@ func NewRawStore(dir string) *RawStore {
 	return &RawStore{Dir: dir, CacheSize: DefaultRawCacheSize, wm: make(map[int64]int64)}
 }
 
-// Open opens or creates the database.
+// Validate reports the first bad field.
+func (s *RawStore) Validate() error {
+	switch {
+	case s.Dir == "":
+		return fmt.Errorf("raw store: Dir is required")
+	case s.CacheSize < 0:
+		return fmt.Errorf("raw store: CacheSize must not be negative, not %d", s.CacheSize)
+	}
+	return nil
+}
+
+// Open validates the configuration and opens or creates the database.
 func (s *RawStore) Open() error {
-	if s.Dir == "" {
-		return fmt.Errorf("open raw store: Dir is required")
+	if err := s.Validate(); err != nil {
+		return err
 	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
