@@ -415,15 +415,15 @@ func seedFacts(t *testing.T, e *env, app *tapline.App) seed {
 	h := func(day, hour int) int64 { return time.Date(2026, 3, day, hour, 0, 0, 0, time.UTC).Unix() }
 	deltas := map[tapline.FactKey]tapline.FactValue{
 		// 2026-03-10 02:00 UTC, 2026-03-09 22:00 in New York.
-		{Table: tapline.FactHits, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformWeb}:                                                       {Count: 1000},
-		{Table: tapline.FactHits, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS}:                                                       {Count: 234},
-		{Table: tapline.FactInstalls, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:                {Count: 37},
-		{Table: tapline.FactConversions, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:             {Count: 37, Sum: 37 * 600},
-		{Table: tapline.FactInstalls, Hour: h(10, 2), AppID: app.ID, Platform: tapline.PlatformAndroid, Method: tapline.MethodOrganic}:                                     {Count: 12},
+		{Table: tapline.FactHits, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformWeb}:                                                             {Count: 1000},
+		{Table: tapline.FactHits, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS}:                                                             {Count: 234},
+		{Table: tapline.FactInstalls, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:                      {Count: 37},
+		{Table: tapline.FactConversions, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:                   {Count: 37, Sum: 37 * 600},
+		{Table: tapline.FactInstalls, Hour: h(10, 2), AppID: app.ID, Platform: tapline.PlatformAndroid, Method: tapline.MethodOrganic}:                                           {Count: 12},
 		{Table: tapline.FactEvents, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, EventName: "purchase", Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}: {Count: 4},
-		{Table: tapline.FactRevenue, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Currency: "USD"}:                                   {Count: 4, Sum: 12_345_000},
+		{Table: tapline.FactRevenue, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Currency: "USD"}:                                         {Count: 4, Sum: 12_345_000},
 		// 2026-03-10 23:00 UTC, 19:00 in New York.
-		{Table: tapline.FactHits, Hour: h(10, 23), AppID: app.ID, LinkID: s.fall.ID, Platform: tapline.PlatformAndroid}:                                         {Count: 7},
+		{Table: tapline.FactHits, Hour: h(10, 23), AppID: app.ID, LinkID: s.fall.ID, Platform: tapline.PlatformAndroid}:                                        {Count: 7},
 		{Table: tapline.FactInstalls, Hour: h(10, 23), AppID: app.ID, LinkID: s.fall.ID, Platform: tapline.PlatformAndroid, Method: tapline.MethodReferrer}:    {Count: 1},
 		{Table: tapline.FactConversions, Hour: h(10, 23), AppID: app.ID, LinkID: s.fall.ID, Platform: tapline.PlatformAndroid, Method: tapline.MethodReferrer}: {Count: 1, Sum: 120},
 		// 2026-03-11 12:00 UTC, 08:00 in New York.
