@@ -111,8 +111,8 @@ type createAccountRequest struct {
 }
 
 var (
-	accountNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-	slugRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+	accountNameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+	slugRE        = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 func (d *Dashboard) adminCreateAccount(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +122,7 @@ func (d *Dashboard) adminCreateAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case !accountNameRE.MatchString(req.Name):
-		d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "name: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"))
+		d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "name: 1 to 63 lower-case letters, digits or '-', not starting or ending with '-'"))
 		return
 	case !validEmail(req.Email):
 		d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "email: %q is not an email address", req.Email))
@@ -277,7 +277,7 @@ func (d *Dashboard) adminCreateLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !slugRE.MatchString(req.Slug) {
-		d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "slug: 1 to 128 letters, digits, '_' or '-', starting with a letter or digit"))
+		d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "slug: 1 to 64 letters, digits, '_' or '-'"))
 		return
 	}
 	l := &tapline.Link{AppID: app.ID, Slug: req.Slug, Name: strings.TrimSpace(req.Name), IOSURL: req.IOSURL, AndroidURL: req.AndroidURL, WebURL: req.WebURL}

@@ -788,6 +788,7 @@ func TestAdminAPI(t *testing.T) {
 
 		{"account: taken name", "POST", "/admin/v1/accounts", `{"name":"acme","email":"x@acme.example","password":"pw-123456"}`, auth, 409, `"conflict"`},
 		{"account: missing email", "POST", "/admin/v1/accounts", `{"name":"beta","password":"pw-123456"}`, auth, 400, `email`},
+		{"account: upper-case name", "POST", "/admin/v1/accounts", `{"name":"Beta","email":"b@b.example","password":"pw-123456"}`, auth, 400, `name`},
 		{"account: bad name", "POST", "/admin/v1/accounts", `{"name":"a b/c","email":"b@b.example","password":"pw-123456"}`, auth, 400, `name`},
 		{"account: missing password", "POST", "/admin/v1/accounts", `{"name":"beta","email":"b@b.example"}`, auth, 400, `password`},
 		{"account: unknown field", "POST", "/admin/v1/accounts", `{"name":"beta","email":"b@b.example","password":"pw-123456","admin":true}`, auth, 400, `admin`},
