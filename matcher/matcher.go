@@ -85,6 +85,7 @@ type Matcher struct {
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
+	inDoubt     *snapshot // a flush whose outcome is unknown
 	flushNow    chan struct{}
 
 	cancel    context.CancelFunc
@@ -217,18 +218,39 @@ func (m *Matcher) abort() {
 	})
 }
 
-// Flush writes the pending deltas and offsets now. On failure they stay
-// pending for the next flush.
+// snapshot is one flush's deltas and offsets.
+type snapshot struct {
+	batch   facts.Batch
+	offsets []tapline.Offset
+}
+
+// Flush writes the pending deltas and offsets now. A flush that fails may
+// still have committed (the connection can drop after COMMIT): it is kept in
+// doubt, and the next flush first reads the stored offsets to learn whether
+// it landed, restoring its deltas only if it did not. Nothing is lost and
+// nothing is applied twice.
 func (m *Matcher) Flush(ctx context.Context) error {
 	m.flushMu.Lock()
 	defer m.flushMu.Unlock()
+	if m.inDoubt != nil {
+		stored, err := m.Facts.Offsets(ctx, m.Config.Consumer)
+		if err != nil {
+			return fmt.Errorf("check an unacknowledged flush: %w", err)
+		}
+		if covers(stored, m.inDoubt.offsets) {
+			m.lastFlushed = m.inDoubt.offsets
+		} else {
+			m.agg.Restore(m.inDoubt.batch)
+		}
+		m.inDoubt = nil
+	}
 	b, offs := m.agg.Take()
 	if len(b) == 0 && sameOffsets(offs, m.lastFlushed) {
 		return nil
 	}
 	start := time.Now()
 	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs); err != nil {
-		m.agg.Restore(b)
+		m.inDoubt = &snapshot{batch: b, offsets: offs}
 		m.metrics.flushErrors.Inc()
 		return fmt.Errorf("apply %d fact rows: %w", len(b), err)
 	}
@@ -236,6 +258,20 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	m.metrics.flushSeconds.Observe(time.Since(start).Seconds())
 	m.lastFlushed = offs
 	return nil
+}
+
+// covers reports whether stored holds every offset of want, equal.
+func covers(stored, want []tapline.Offset) bool {
+	have := make(map[tapline.Offset]bool, len(stored))
+	for _, o := range stored {
+		have[o] = true
+	}
+	for _, o := range want {
+		if !have[o] {
+			return false
+		}
+	}
+	return true
 }
 
 func sameOffsets(a, b []tapline.Offset) bool {

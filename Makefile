@@ -1,0 +1,49 @@
+# tapline: `make run` starts the single-machine pipeline with a demo account,
+# `make test` runs every check. Both set up a private PostgreSQL under .data/
+# unless DATABASE_URL is set.
+
+SHELL       := /bin/bash
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PG          := scripts/postgres.sh
+
+.PHONY: all run build test lint unit bench test-integration pg-stop clean help
+
+all: build
+
+help:
+	@echo "make run               start tapline (collector :8080, dashboard :8081) with the demo seed"
+	@echo "make test              formatting, vet, staticcheck and every test (private PostgreSQL)"
+	@echo "make test-integration  the Kafka and Cassandra suites against TAPLINE_KAFKA_BROKERS / TAPLINE_CASSANDRA_HOSTS"
+	@echo "make build             binaries into bin/"
+	@echo "make pg-stop           stop the private PostgreSQL"
+	@echo "make clean             stop it and delete .data/ and bin/"
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+run: build
+	@url=$$($(PG)) || exit 1; \
+	DATABASE_URL="$$url" exec bin/tapline run -demo
+
+test: lint unit
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.data/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	@url=$$($(PG)) || exit 1; \
+	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 15m ./...
+
+test-integration:
+	@url=$$($(PG)) || exit 1; \
+	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 30m -run 'Kafka|Cassandra|Integration' -v ./kafka/... ./cassandra/... 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS|\s+.*skip)' || true
+
+pg-stop:
+	@$(PG) stop
+
+clean: pg-stop
+	rm -rf .data bin

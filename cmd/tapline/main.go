@@ -1,0 +1,55 @@
+// Command tapline runs the whole attribution pipeline in one process:
+// collector, matcher and dashboard on the embedded bus and raw store plus
+// PostgreSQL. Its subcommands migrate the database and create accounts,
+// apps and tracking links.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	err := m.Run(ctx, os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	} else if err != nil {
+		fmt.Fprintln(m.Stderr, "tapline:", err)
+		os.Exit(1)
+	}
+	if m.Node == nil {
+		return // a one-shot subcommand
+	}
+	<-ctx.Done()
+	stop()
+	fmt.Fprintln(m.Stderr, "tapline: shutting down")
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(m.Stderr, "tapline:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `Usage: tapline [command] [flags]
+
+Commands:
+  run             run collector, matcher and dashboard (the default)
+  migrate         apply the PostgreSQL migrations and exit
+  create-account  create an account:  -name -email -password
+  create-app      create an app:      -account -name [-ios-url -android-url -web-url ...]
+  create-link     create a link:      -app -slug [-name -ios-url -android-url -web-url]
+
+Every command takes -database-url (or DATABASE_URL); run "tapline COMMAND -h"
+for its flags. Each flag can also be set as TAPLINE_<FLAG>, e.g.
+TAPLINE_COLLECTOR_ADDR=0.0.0.0:8080.
+`
+
+func printUsage(w io.Writer) { fmt.Fprint(w, usage) }

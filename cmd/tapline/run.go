@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+
+	"tapline"
+	"tapline/internal/node"
+	"tapline/postgres"
+)
+
+// Main runs one tapline command; tests drive it the way main does.
+type Main struct {
+	Stdout, Stderr io.Writer
+	// Node is the running process after a successful "run".
+	Node *node.Node
+}
+
+// NewMain returns a Main writing to the process's standard streams.
+func NewMain() *Main { return &Main{Stdout: os.Stdout, Stderr: os.Stderr} }
+
+// Run parses args and runs the command they name. "run" returns once the
+// node serves; Close stops it.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return m.run(ctx, args)
+	case "migrate":
+		return m.migrate(ctx, args)
+	case "create-account":
+		return m.createAccount(ctx, args)
+	case "create-app":
+		return m.createApp(ctx, args)
+	case "create-link":
+		return m.createLink(ctx, args)
+	case "help", "-h", "--help":
+		printUsage(m.Stdout)
+		return nil
+	}
+	printUsage(m.Stderr)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// Close stops a running node.
+func (m *Main) Close() error {
+	if m.Node == nil {
+		return nil
+	}
+	return m.Node.Close()
+}
+
+func (m *Main) flags(name string) (*flag.FlagSet, *node.Config) {
+	fs := flag.NewFlagSet("tapline "+name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	cfg := node.NewConfig()
+	cfg.RegisterFlags(fs)
+	return fs, &cfg
+}
+
+func (m *Main) run(ctx context.Context, args []string) error {
+	fs, cfg := m.flags("run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	n := node.New(*cfg, cfg.NewLogger(os.Stderr))
+	if err := n.Open(ctx); err != nil {
+		return err
+	}
+	m.Node = n
+	if cfg.Demo {
+		m.printDemo(n)
+	}
+	return nil
+}
+
+// printDemo tells a newcomer where everything is.
+func (m *Main) printDemo(n *node.Node) {
+	public := n.Dashboard.Config.CollectorURL
+	form := url.Values{
+		"secret":       {node.DemoSDKSecret},
+		"sdkversion":   {"2.12.0"},
+		"uuid":         {"11111111-2222-3333-4444-555555555555"},
+		"platform":     {"iOS"},
+		"vendor":       {"Apple"},
+		"model":        {"iPhone15,2"},
+		"os":           {"iOS 17.4.1"},
+		"resolution":   {"1179x2556"},
+		"locale":       {"en_US"},
+		"app-name":     {"Demo"},
+		"app-version":  {"1.0"},
+		"package-name": {"com.example.demo"},
+		"gmtoffset":    {"0"},
+		"created-ms":   {"NOW_MS"},
+	}
+	body := strings.Replace(form.Encode(), "NOW_MS", "$(date +%s%3N)", 1)
+	fmt.Fprintf(m.Stdout, `
+tapline is running (stop it with Ctrl-C).
+
+  Dashboard      %s
+  Login          %s / %s   (account %q)
+  Tracking link  %s/l/%s
+  Admin token    in %s/admin.token
+
+Tap the link from a phone, or pretend to be an iPhone:
+  curl -si -A 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1' %s/l/%s
+
+Then post the install the Tapstream iOS SDK would send from the same device:
+  curl -si %s/%s/event/ios-demo-install/ -d "%s"
+
+The install shows up as a conversion on the dashboard within a few seconds.
+`, n.DashboardURL, node.DemoEmail, node.DemoPassword, node.DemoAccount,
+		public, node.DemoLinkSlug, n.Config.DataDir,
+		public, node.DemoLinkSlug,
+		public, node.DemoAccount, body)
+}
+
+// openDB opens and migrates the database named by the command's flags.
+func (m *Main) openDB(ctx context.Context, cfg *node.Config) (*postgres.DB, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, fmt.Errorf("-database-url: required (or set DATABASE_URL)")
+	}
+	db := postgres.NewDB(cfg.DatabaseURL)
+	if err := db.Open(ctx); err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate postgres: %w", err)
+	}
+	return db, nil
+}
+
+func (m *Main) migrate(ctx context.Context, args []string) error {
+	fs, cfg := m.flags("migrate")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	db, err := m.openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fmt.Fprintln(m.Stdout, "migrations applied")
+	return nil
+}
+
+func (m *Main) createAccount(ctx context.Context, args []string) error {
+	fs, cfg := m.flags("create-account")
+	name := fs.String("name", "", "account name, used in SDK URLs (lower-case letters, digits, -)")
+	email := fs.String("email", "", "login email")
+	password := fs.String("password", "", "login password")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	db, err := m.openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a := &tapline.Account{Name: *name, Email: *email}
+	if err := postgres.NewAccountService(db).CreateAccount(ctx, a, *password); err != nil {
+		return describe(err)
+	}
+	return m.printJSON(a)
+}
+
+func (m *Main) createApp(ctx context.Context, args []string) error {
+	fs, cfg := m.flags("create-app")
+	account := fs.String("account", "", "name of the account the app belongs to")
+	a := &tapline.App{}
+	fs.StringVar(&a.Name, "name", "", "app name")
+	fs.StringVar(&a.IOSURL, "ios-url", "", "App Store URL")
+	fs.StringVar(&a.AndroidURL, "android-url", "", "Play Store URL")
+	fs.StringVar(&a.WebURL, "web-url", "", "web fallback URL")
+	fs.DurationVar(&a.ClickWindow, "click-window", tapline.DefaultClickWindow, "deterministic match window")
+	fs.DurationVar(&a.FingerprintWindow, "fingerprint-window", tapline.DefaultFingerprintWindow, "fingerprint match window")
+	fs.DurationVar(&a.LatenessHorizon, "lateness-horizon", tapline.DefaultLatenessHorizon, "how long a late hit may still claim an install")
+	fs.DurationVar(&a.Retention, "retention", tapline.DefaultRetention, "how long raw hits and events are kept")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	db, err := m.openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	svc := postgres.NewAccountService(db)
+	acct, err := svc.AccountByName(ctx, *account)
+	if err != nil {
+		return describe(err)
+	}
+	a.AccountID = acct.ID
+	if err := svc.CreateApp(ctx, a); err != nil {
+		return describe(err)
+	}
+	return m.printJSON(a)
+}
+
+func (m *Main) createLink(ctx context.Context, args []string) error {
+	fs, cfg := m.flags("create-link")
+	l := &tapline.Link{}
+	fs.Int64Var(&l.AppID, "app", 0, "id of the app the link belongs to")
+	fs.StringVar(&l.Slug, "slug", "", "the link's path: /l/SLUG")
+	fs.StringVar(&l.Name, "name", "", "campaign name")
+	fs.StringVar(&l.IOSURL, "ios-url", "", "iOS destination (default: the app's)")
+	fs.StringVar(&l.AndroidURL, "android-url", "", "Android destination (default: the app's)")
+	fs.StringVar(&l.WebURL, "web-url", "", "web destination (default: the app's)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	db, err := m.openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := postgres.NewAccountService(db).CreateLink(ctx, l); err != nil {
+		return describe(err)
+	}
+	return m.printJSON(l)
+}
+
+func (m *Main) printJSON(v any) error {
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// describe turns a domain error into its message for the terminal.
+func describe(err error) error {
+	if code := tapline.ErrorCode(err); code != tapline.EINTERNAL {
+		return fmt.Errorf("%s: %s", code, tapline.ErrorMessage(err))
+	}
+	return err
+}

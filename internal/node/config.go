@@ -1,0 +1,196 @@
+package node
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config holds every setting of a tapline process. Each field has a flag and
+// a TAPLINE_* environment variable named after it (flag -collector-addr,
+// variable TAPLINE_COLLECTOR_ADDR); a flag given on the command line wins
+// over the environment.
+type Config struct {
+	DatabaseURL   string        // PostgreSQL URL; DATABASE_URL is read too
+	DataDir       string        // embedded bus and raw store, generated secrets
+	CollectorAddr string        // listen address of the collector
+	DashboardAddr string        // listen address of the dashboard
+	PublicURL     string        // collector base URL as users reach it
+	AdminToken    string        // admin API bearer token; generated into DataDir when empty
+	SessionKey    string        // dashboard cookie key; generated into DataDir when empty
+	Partitions    int           // partitions per topic of the embedded bus
+	BusRetention  time.Duration // how long the embedded bus keeps messages
+	TrustedProxy  string        // comma-separated CIDRs whose X-Forwarded-For is trusted
+	SecureCookies bool          // Secure flag on dashboard cookies (serve it over HTTPS)
+	Demo          bool          // seed the demo account, app and link on start
+	Migrate       bool          // apply database migrations on start
+	LogLevel      string        // debug, info, warn or error
+	ShutdownGrace time.Duration // how long SIGTERM waits for requests in flight
+}
+
+// NewConfig returns the defaults.
+func NewConfig() Config {
+	return Config{
+		DataDir:       ".data",
+		CollectorAddr: "127.0.0.1:8080",
+		DashboardAddr: "127.0.0.1:8081",
+		Partitions:    8,
+		BusRetention:  7 * 24 * time.Hour,
+		Migrate:       true,
+		LogLevel:      "info",
+		ShutdownGrace: 10 * time.Second,
+	}
+}
+
+// RegisterFlags defines a flag for every field on fs, with the field's
+// current value (from the environment when set) as its default.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	if v := os.Getenv("DATABASE_URL"); v != "" {
+		c.DatabaseURL = v
+	}
+	str := func(p *string, name, usage string) {
+		*p = envString(name, *p)
+		fs.StringVar(p, name, *p, usage+" (env "+envName(name)+")")
+	}
+	str(&c.DatabaseURL, "database-url", "PostgreSQL URL; DATABASE_URL is read too")
+	str(&c.DataDir, "data-dir", "directory of the embedded bus, raw store and generated secrets")
+	str(&c.CollectorAddr, "collector-addr", "collector listen address")
+	str(&c.DashboardAddr, "dashboard-addr", "dashboard listen address")
+	str(&c.PublicURL, "public-url", "collector base URL as phones reach it (default http://<collector-addr>)")
+	str(&c.AdminToken, "admin-token", "admin API bearer token (generated into the data dir when empty)")
+	str(&c.SessionKey, "session-key", "dashboard session cookie key, 32+ bytes (generated into the data dir when empty)")
+	str(&c.TrustedProxy, "trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For is honoured")
+	str(&c.LogLevel, "log-level", "debug, info, warn or error")
+
+	c.Partitions = envInt(envName("partitions"), c.Partitions)
+	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions per topic of the embedded bus (env TAPLINE_PARTITIONS)")
+	dur := func(p *time.Duration, name, usage string) {
+		*p = envDuration(envName(name), *p)
+		fs.DurationVar(p, name, *p, usage+" (env "+envName(name)+")")
+	}
+	dur(&c.BusRetention, "bus-retention", "how long the embedded bus keeps messages")
+	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
+	boolean := func(p *bool, name, usage string) {
+		*p = envBool(envName(name), *p)
+		fs.BoolVar(p, name, *p, usage+" (env "+envName(name)+")")
+	}
+	boolean(&c.SecureCookies, "secure-cookies", "set the Secure flag on dashboard cookies")
+	boolean(&c.Demo, "demo", "seed the demo account, app and link")
+	boolean(&c.Migrate, "migrate", "apply database migrations on start")
+}
+
+// Validate reports every invalid field, each by its flag name.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("-%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	if c.DatabaseURL == "" {
+		bad("database-url", "required (or set DATABASE_URL)")
+	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		bad("database-url", "must be a postgres:// URL")
+	}
+	if c.DataDir == "" {
+		bad("data-dir", "required")
+	}
+	for _, a := range []struct{ flag, addr string }{{"collector-addr", c.CollectorAddr}, {"dashboard-addr", c.DashboardAddr}} {
+		if _, err := netip.ParseAddrPort(a.addr); err != nil && !strings.HasPrefix(a.addr, ":") {
+			bad(a.flag, "want host:port, got %q", a.addr)
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("public-url", "must be an absolute http(s) URL, got %q", c.PublicURL)
+		}
+	}
+	if c.SessionKey != "" && len(c.SessionKey) < 32 {
+		bad("session-key", "must be at least 32 bytes")
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		bad("partitions", "must be 1..1024, got %d", c.Partitions)
+	}
+	if c.BusRetention < time.Hour {
+		bad("bus-retention", "must be at least 1h, got %s", c.BusRetention)
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		bad("trusted-proxies", "%v", err)
+	}
+	if _, ok := logLevels[c.LogLevel]; !ok {
+		bad("log-level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.ShutdownGrace <= 0 {
+		bad("shutdown-grace", "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for s := range strings.SplitSeq(c.TrustedProxy, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("bad address %q", s)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("bad CIDR %q", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func envName(flag string) string {
+	return "TAPLINE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func envString(flag, def string) string {
+	if v, ok := os.LookupEnv(envName(flag)); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	var n int
+	if v := os.Getenv(name); v != "" {
+		if _, err := fmt.Sscan(v, &n); err == nil {
+			return n
+		}
+		return -1 // reported by Validate
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return -1 // reported by Validate
+		}
+		return d
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	switch strings.ToLower(os.Getenv(name)) {
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off":
+		return false
+	}
+	return def
+}

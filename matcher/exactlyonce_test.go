@@ -1,0 +1,229 @@
+package matcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"tapline"
+	"tapline/fingerprint"
+	"tapline/pebble"
+	"tapline/postgres"
+	"tapline/postgres/pgtest"
+)
+
+// truth is what the fact tables must say once every record is consumed.
+type truth struct {
+	hits, installs, conversions, events int64
+	conversionsByLink                   map[int64]int64
+}
+
+// workload builds a deterministic mix of taps, installs (some organic, some
+// reached by a hit that is published after them, some matched through the
+// Play referrer) and later opens, plus resent copies of some events, and
+// returns the bus messages in publication order with the ground truth.
+func workload(t *testing.T, appID int64, devices int) ([][]tapline.Message, truth) {
+	t.Helper()
+	fp := fingerprint.New()
+	want := truth{conversionsByLink: map[int64]int64{}}
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Minute)
+	var early, late []tapline.Message // late: published in the second phase
+	msg := func(topic string, key []byte, v any) tapline.Message {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tapline.Message{Topic: topic, Key: key, Value: b}
+	}
+	for i := range devices {
+		ip := fmt.Sprintf("192.0.2.%d", i%250+1)
+		if i >= 250 {
+			ip = fmt.Sprintf("2001:db8:%x::1", i)
+		}
+		ios := i%2 == 0
+		ua, dev := chromeAndUA, tapline.Device{Platform: tapline.PlatformAndroid, OSVersion: "14", Model: "Pixel 7"}
+		if ios {
+			ua, dev = safariUA, tapline.Device{Platform: tapline.PlatformIOS, OSVersion: "17.4.1", Model: "iPhone15,2"}
+		}
+		tapAt := base.Add(time.Duration(i) * time.Second)
+		installAt := tapAt.Add(10 * time.Minute)
+		tapped := i%10 < 7
+		link := int64(1 + i%3)
+
+		var hitMsg tapline.Message
+		hitID := fmt.Sprintf("hit-%d", i)
+		if tapped {
+			h := &tapline.Hit{ID: hitID, Time: tapAt, AppID: appID, LinkID: link, IP: ip, UserAgent: ua}
+			fp.Hit(h)
+			hitMsg = msg(tapline.TopicHits, fingerprint.BusKey(appID, h.Fingerprint), h)
+			want.hits++
+			want.conversions++
+			want.conversionsByLink[link]++
+		}
+		in := &tapline.Event{ID: fmt.Sprintf("install-%d", i), AppID: appID, Name: "install", Kind: tapline.KindInstall,
+			Time: installAt, ReceivedAt: installAt, InstallID: fmt.Sprintf("device-%d", i), IP: ip, Device: dev}
+		if tapped && !ios && i%4 == 1 {
+			in.Referrer = "utm_source=test&" + tapline.ReferrerHitParam + "=" + hitID
+			in.IP = "198.51.100.200" // another network: only the referrer can match
+		}
+		fp.Event(in)
+		inMsg := msg(tapline.TopicEvents, fingerprint.BusKey(appID, in.Fingerprint), in)
+		open := &tapline.Event{ID: fmt.Sprintf("open-%d", i), AppID: appID, Name: "open", Kind: tapline.KindOpen,
+			Time: installAt.Add(time.Hour), ReceivedAt: installAt.Add(time.Hour), InstallID: in.InstallID, IP: ip, Device: dev}
+		fp.Event(open)
+		openMsg := msg(tapline.TopicEvents, fingerprint.BusKey(appID, open.Fingerprint), open)
+		want.installs++
+		want.events += 2
+
+		phase := &early
+		if i%2 == 1 {
+			phase = &late
+		}
+		switch {
+		case tapped && i%10 == 3: // the hit reaches the bus after its install
+			*phase = append(*phase, inMsg, hitMsg)
+		case tapped:
+			*phase = append(*phase, hitMsg, inMsg)
+		default:
+			*phase = append(*phase, inMsg)
+		}
+		// Opens go in the late phase, after their install; every fifth is resent.
+		late = append(late, openMsg)
+		if i%5 == 0 {
+			late = append(late, openMsg, inMsg)
+		}
+	}
+	return [][]tapline.Message{early, late}, want
+}
+
+// flakyFacts is the real fact store with one injected failure: the n-th
+// ApplyFacts commits and then reports an error, as when the connection
+// drops after COMMIT.
+type flakyFacts struct {
+	tapline.FactStore
+	failOn int64
+	calls  atomic.Int64
+	failed chan struct{}
+}
+
+func (f *flakyFacts) ApplyFacts(ctx context.Context, consumer string, d map[tapline.FactKey]tapline.FactValue, o []tapline.Offset) error {
+	err := f.FactStore.ApplyFacts(ctx, consumer, d, o)
+	if f.calls.Add(1) == f.failOn && err == nil {
+		close(f.failed)
+		return errors.New("injected: connection lost after commit")
+	}
+	return err
+}
+
+func TestExactlyOnceAcrossCrashes(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	accounts := postgres.NewAccountService(db)
+	acct := &tapline.Account{Name: "eo", Email: "eo@example.com"}
+	if err := accounts.CreateAccount(ctx, acct, "password-123456"); err != nil {
+		t.Fatal(err)
+	}
+	app := &tapline.App{AccountID: acct.ID, Name: "EO", WebURL: "https://example.com/"}
+	if err := accounts.CreateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	phases, want := workload(t, app.ID, 400)
+
+	dir := t.TempDir()
+	bus := pebble.NewBus(dir + "/bus")
+	bus.NumPartitions = 4
+	if err := bus.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	raw := pebble.NewRawStore(dir + "/raw")
+	if err := raw.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	store := postgres.NewFactStore(db)
+	cfg := NewConfig()
+	cfg.FlushInterval = 20 * time.Millisecond
+
+	publish := func(msgs []tapline.Message) {
+		t.Helper()
+		if err := bus.Publish(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reports := postgres.NewReports(db)
+	filter := tapline.StatsFilter{AppID: app.ID, From: time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour),
+		To: time.Now().UTC().Add(48 * time.Hour).Truncate(24 * time.Hour), Location: time.UTC}
+	totals := func() truth {
+		t.Helper()
+		days, err := reports.DailyStats(ctx, filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got truth
+		for _, d := range days {
+			got.hits += d.Hits
+			got.installs += d.Installs
+			got.conversions += d.Conversions
+			got.events += d.Events
+		}
+		return got
+	}
+	same := func(a, b truth) bool {
+		return a.hits == b.hits && a.installs == b.installs && a.conversions == b.conversions && a.events == b.events
+	}
+
+	// Phase 1: the first matcher's second flush commits but reports an
+	// error; then the matcher dies without a final flush.
+	publish(phases[0])
+	flaky := &flakyFacts{FactStore: store, failOn: 2, failed: make(chan struct{})}
+	m1 := New(cfg, bus, raw, flaky, accounts)
+	if err := m1.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-flaky.failed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the injected failure never happened")
+	}
+	time.Sleep(20 * cfg.FlushInterval) // let later flushes run: none may re-apply the committed batch
+	m1.abort()
+
+	// Phase 2: more records, a second matcher killed mid-stream (its raw
+	// rows are ahead of its facts), and a third that finishes.
+	publish(phases[1])
+	m2 := New(cfg, bus, raw, store, accounts)
+	if err := m2.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	m2.abort()
+	m3 := New(cfg, bus, raw, store, accounts)
+	if err := m3.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !same(totals(), want) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := m3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := totals(); !same(got, want) {
+		t.Fatalf("facts: hits %d installs %d conversions %d events %d; want hits %d installs %d conversions %d events %d",
+			got.hits, got.installs, got.conversions, got.events, want.hits, want.installs, want.conversions, want.events)
+	}
+	links, err := reports.LinkStats(ctx, filter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if l.Conversions != want.conversionsByLink[l.LinkID] {
+			t.Errorf("link %d: %d conversions, want %d", l.LinkID, l.Conversions, want.conversionsByLink[l.LinkID])
+		}
+	}
+}
