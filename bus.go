@@ -51,3 +51,37 @@ type Bus interface {
 	// Close releases the bus; it is safe to call twice.
 	Close() error
 }
+
+// Partition names one partition of a topic.
+type Partition struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+}
+
+// Group shares the partitions of some topics among the members of a
+// consumer group, each partition owned by one member at a time. The matcher
+// runs one generation after another: Next waits until this member has joined
+// the next generation.
+type Group interface {
+	// Next blocks until the member joins the next generation or ctx is
+	// done. It must not be called again before every function started on
+	// the previous generation has returned.
+	Next(ctx context.Context) (Generation, error)
+	// Close leaves the group; it is safe to call twice.
+	Close() error
+}
+
+// Generation is one assignment of partitions to this member. It ends when
+// the group rebalances (a member joins, leaves or dies) or the group closes.
+type Generation interface {
+	// Assignments returns the partitions this member owns in this
+	// generation.
+	Assignments() []Partition
+	// Start runs fn in a goroutine with a context that is cancelled when
+	// the generation ends; fn must return promptly then, after finishing
+	// its work on the partitions (the matcher flushes its facts).
+	Start(fn func(ctx context.Context))
+	// CommitOffsets records offsets with the bus as well (for lag tools);
+	// the matcher's own offsets live with the facts.
+	CommitOffsets(ctx context.Context, offsets []Offset) error
+}
