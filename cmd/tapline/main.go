@@ -45,7 +45,7 @@ Commands:
   migrate         apply the PostgreSQL migrations and exit
   create-account  create an account:  -name -email -password
   create-app      create an app:      -account -name [-ios-url -android-url -web-url ...]
-  create-link     create a link:      -app -slug [-name -ios-url -android-url -web-url]
+  create-link     create a link:      -app ID | -account -app-name; -slug [-name -ios-url ...]
 
 Every command takes -database-url (or DATABASE_URL); run "tapline COMMAND -h"
 for its flags. Each flag can also be set as TAPLINE_<FLAG>, e.g.

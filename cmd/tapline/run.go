@@ -209,7 +209,9 @@ func (m *Main) createApp(ctx context.Context, args []string) error {
 func (m *Main) createLink(ctx context.Context, args []string) error {
 	fs, cfg := m.flags("create-link")
 	l := &tapline.Link{}
-	fs.Int64Var(&l.AppID, "app", 0, "id of the app the link belongs to")
+	fs.Int64Var(&l.AppID, "app", 0, "id of the app the link belongs to (or name it with -account and -app-name)")
+	account := fs.String("account", "", "account of the app, with -app-name")
+	appName := fs.String("app-name", "", "name of the app, with -account")
 	fs.StringVar(&l.Slug, "slug", "", "the link's path: /l/SLUG")
 	fs.StringVar(&l.Name, "name", "", "campaign name")
 	fs.StringVar(&l.IOSURL, "ios-url", "", "iOS destination (default: the app's)")
@@ -223,10 +225,36 @@ func (m *Main) createLink(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	if err := postgres.NewAccountService(db).CreateLink(ctx, l); err != nil {
+	svc := postgres.NewAccountService(db)
+	if l.AppID == 0 && *account != "" {
+		id, err := appID(ctx, svc, *account, *appName)
+		if err != nil {
+			return err
+		}
+		l.AppID = id
+	}
+	if err := svc.CreateLink(ctx, l); err != nil {
 		return describe(err)
 	}
 	return m.printJSON(l)
+}
+
+// appID finds an account's app by name.
+func appID(ctx context.Context, svc tapline.AccountService, account, name string) (int64, error) {
+	acct, err := svc.AccountByName(ctx, account)
+	if err != nil {
+		return 0, describe(err)
+	}
+	apps, err := svc.AppsByAccount(ctx, acct.ID)
+	if err != nil {
+		return 0, describe(err)
+	}
+	for _, a := range apps {
+		if a.Name == name {
+			return a.ID, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: account %q has no app named %q", tapline.ENOTFOUND, account, name)
 }
 
 func (m *Main) printJSON(v any) error {
