@@ -155,6 +155,15 @@ func (a *Aggregator) Seed(o tapline.Offset) {
 	a.offsets[offsetKey{o.Topic, o.Partition}] = o.Offset
 }
 
+// Reset drops every pending delta and offset, as when a matcher hands its
+// partitions to another member of its group.
+func (a *Aggregator) Reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = Batch{}
+	a.offsets = map[offsetKey]int64{}
+}
+
 // Pending returns the number of fact rows waiting to be flushed.
 func (a *Aggregator) Pending() int {
 	a.mu.Lock()

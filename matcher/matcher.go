@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,7 +74,10 @@ type Matcher struct {
 	Raw      tapline.RawStore
 	Facts    tapline.FactStore
 	Accounts tapline.AccountService
-	Logger   *slog.Logger
+	// Group, when set, shares the partitions with the other matchers of a
+	// consumer group; when nil this matcher consumes every partition.
+	Group  tapline.Group
+	Logger *slog.Logger
 	// Registry, when set, receives the matcher's metrics.
 	Registry prometheus.Registerer
 	Now      func() time.Time
@@ -85,8 +89,10 @@ type Matcher struct {
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
-	inDoubt     *snapshot // a flush whose outcome is unknown
+	inDoubt     *snapshot          // a flush whose outcome is unknown
+	generation  tapline.Generation // the current one, to commit offsets to
 	flushNow    chan struct{}
+	aborting    atomic.Bool
 
 	cancel    context.CancelFunc
 	workers   sync.WaitGroup
@@ -139,8 +145,10 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 	}
 }
 
-// Open loads the stored offsets and starts one worker per partition of each
-// topic, the flusher and the expirer. It returns once they run.
+// Open checks the fact store and the topics and starts consuming: with a
+// Group, one generation after another, each over the partitions the group
+// assigns; without one, every partition of both topics. It returns once the
+// workers run.
 func (m *Matcher) Open(ctx context.Context) error {
 	if err := m.Config.Validate(); err != nil {
 		return err
@@ -151,43 +159,146 @@ func (m *Matcher) Open(ctx context.Context) error {
 	m.metrics = newMetrics(m.Registry)
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
 
-	stored, err := m.Facts.Offsets(ctx, m.Config.Consumer)
-	if err != nil {
+	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
 		return fmt.Errorf("load offsets of %s: %w", m.Config.Consumer, err)
 	}
-	start := map[string]int64{}
-	for _, o := range stored {
-		start[fmt.Sprintf("%s/%d", o.Topic, o.Partition)] = o.Offset
-		m.agg.Seed(o)
-	}
-	m.lastFlushed = stored
-
-	type part struct {
-		topic string
-		n     int
-	}
-	var parts []part
+	var all []tapline.Partition
 	for _, topic := range []string{m.Config.HitsTopic, m.Config.EventsTopic} {
 		n, err := m.Bus.Partitions(ctx, topic)
 		if err != nil {
 			return fmt.Errorf("partitions of %s: %w", topic, err)
 		}
-		parts = append(parts, part{topic, n})
+		for i := range n {
+			all = append(all, tapline.Partition{Topic: topic, Partition: i})
+		}
+	}
+	group := m.Group
+	if group == nil {
+		group = &ownAll{parts: all}
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	for _, p := range parts {
-		for i := range p.n {
-			off := start[fmt.Sprintf("%s/%d", p.topic, i)]
-			m.workers.Go(func() { m.consume(runCtx, p.topic, i, off) })
-		}
-	}
+	m.workers.Go(func() { m.generations(runCtx, group) })
 	m.flusher.Go(func() { m.flushLoop(runCtx) })
 	m.flusher.Go(func() { m.expireLoop(runCtx) })
-	m.Logger.Info("matcher started", "consumer", m.Config.Consumer, "resumed_partitions", len(stored))
+	m.Logger.Info("matcher started", "consumer", m.Config.Consumer, "partitions", len(all), "group", m.Group != nil)
 	return nil
 }
+
+// generations runs one generation of the group after another until ctx
+// is done.
+func (m *Matcher) generations(ctx context.Context, group tapline.Group) {
+	backoff := newBackoff()
+	for ctx.Err() == nil {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			m.Logger.Warn("join consumer group", "err", err)
+			sleep(ctx, backoff.next())
+			continue
+		}
+		backoff.reset()
+		done := make(chan struct{})
+		gen.Start(func(gctx context.Context) {
+			defer close(done)
+			gctx, cancel := context.WithCancel(gctx)
+			defer cancel()
+			stop := context.AfterFunc(ctx, cancel)
+			defer stop()
+			m.runGeneration(gctx, gen)
+		})
+		<-done
+	}
+}
+
+// runGeneration consumes the generation's partitions from the offsets
+// stored with the facts until ctx is done, then flushes what it consumed
+// and forgets the partitions, so that the next owner starts exactly where
+// this one stopped.
+func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
+	parts := gen.Assignments()
+	var stored []tapline.Offset
+	backoff := newBackoff()
+	for {
+		var err error
+		if stored, err = m.Facts.Offsets(ctx, m.Config.Consumer); err == nil {
+			break
+		}
+		m.Logger.Warn("load offsets", "err", err)
+		if !sleep(ctx, backoff.next()) {
+			return
+		}
+	}
+	start := map[tapline.Partition]int64{}
+	for _, o := range stored {
+		start[tapline.Partition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
+	}
+	seeded := make([]tapline.Offset, 0, len(parts))
+	for _, p := range parts {
+		o := tapline.Offset{Topic: p.Topic, Partition: p.Partition, Offset: start[p]}
+		m.agg.Seed(o)
+		seeded = append(seeded, o)
+	}
+	m.flushMu.Lock()
+	m.lastFlushed = seeded
+	m.generation = gen
+	m.flushMu.Unlock()
+	m.Logger.Info("matcher generation started", "partitions", len(parts))
+
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Go(func() { m.consume(ctx, p.Topic, p.Partition, start[p]) })
+	}
+	wg.Wait()
+
+	if !m.aborting.Load() {
+		// Flush what this generation consumed. If that keeps failing, drop
+		// it as a crash would: the next owner replays from the stored
+		// offsets, and replays are exact.
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for {
+			err := m.Flush(fctx)
+			if err == nil {
+				break
+			}
+			m.Logger.Error("flush at the end of a generation", "err", err)
+			if !sleep(fctx, 200*time.Millisecond) {
+				break
+			}
+		}
+		cancel()
+	}
+	m.flushMu.Lock()
+	m.agg.Reset()
+	m.inDoubt = nil
+	m.lastFlushed = nil
+	m.generation = nil
+	m.flushMu.Unlock()
+}
+
+// ownAll is the group of a matcher that consumes every partition alone: one
+// generation that lasts until the matcher stops.
+type ownAll struct {
+	parts  []tapline.Partition
+	joined bool
+}
+
+func (g *ownAll) Next(ctx context.Context) (tapline.Generation, error) {
+	if g.joined {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	g.joined = true
+	return g, nil
+}
+
+func (g *ownAll) Close() error                                          { return nil }
+func (g *ownAll) Assignments() []tapline.Partition                      { return g.parts }
+func (g *ownAll) Start(fn func(context.Context))                        { go fn(context.Background()) }
+func (g *ownAll) CommitOffsets(context.Context, []tapline.Offset) error { return nil }
 
 // Close stops the workers, flushes what they consumed and stops the flusher.
 // It is safe to call twice.
@@ -212,6 +323,7 @@ func (m *Matcher) Close() error {
 // use it.
 func (m *Matcher) abort() {
 	m.closeOnce.Do(func() {
+		m.aborting.Store(true)
 		m.cancel()
 		m.workers.Wait()
 		m.flusher.Wait()
@@ -257,6 +369,13 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	m.metrics.flushes.Inc()
 	m.metrics.flushSeconds.Observe(time.Since(start).Seconds())
 	m.lastFlushed = offs
+	if m.generation != nil {
+		// Also on the bus, for lag tools; the offsets that count are the
+		// ones just stored with the facts.
+		if err := m.generation.CommitOffsets(ctx, offs); err != nil {
+			m.Logger.Warn("commit offsets to the bus", "err", err)
+		}
+	}
 	return nil
 }
 
