@@ -74,6 +74,10 @@ type Config struct {
 	// UnhealthyAfter is how long the hit publisher may keep failing before
 	// /healthz answers 503.
 	UnhealthyAfter time.Duration
+
+	// HitsTopic and EventsTopic name the bus topics (default "hits" and
+	// "events").
+	HitsTopic, EventsTopic string
 }
 
 func (c *Config) setDefaults() {
@@ -84,6 +88,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.HitQueueSize == 0 {
 		c.HitQueueSize = DefaultHitQueueSize
+	}
+	if c.HitsTopic == "" {
+		c.HitsTopic = tapline.TopicHits
+	}
+	if c.EventsTopic == "" {
+		c.EventsTopic = tapline.TopicEvents
 	}
 	if c.HitBatchSize == 0 {
 		c.HitBatchSize = DefaultHitBatchSize
@@ -337,7 +347,7 @@ func (c *Collector) publishBatch(batch []*tapline.Hit) {
 	msgs := make([]tapline.Message, 0, len(batch))
 	for _, h := range batch {
 		c.Fingerprinter.Hit(h)
-		msg, err := hitMessage(h)
+		msg, err := c.hitMessage(h)
 		if err != nil {
 			c.Logger.Error("encode hit", "err", err)
 			c.m.hitsDropped.Inc()
@@ -358,7 +368,7 @@ func (c *Collector) publishBatch(batch []*tapline.Hit) {
 			c.m.hitsPublished.Add(float64(len(msgs)))
 			return
 		}
-		c.m.publishErrors.WithLabelValues(tapline.TopicHits).Inc()
+		c.m.publishErrors.WithLabelValues(c.Config.HitsTopic).Inc()
 		c.failing.CompareAndSwap(0, c.now().UnixNano())
 		c.Logger.Warn("publish hits", "hits", len(msgs), "err", err)
 		select {
@@ -382,7 +392,7 @@ func (c *Collector) publishEvents(ctx context.Context, msgs []tapline.Message) e
 	ctx, cancel := context.WithTimeout(ctx, c.Config.PublishTimeout)
 	defer cancel()
 	if err := c.Bus.Publish(ctx, msgs...); err != nil {
-		c.m.publishErrors.WithLabelValues(tapline.TopicEvents).Inc()
+		c.m.publishErrors.WithLabelValues(c.Config.EventsTopic).Inc()
 		c.Logger.WarnContext(ctx, "publish events", "events", len(msgs), "err", err)
 		return tapline.Errorf(tapline.EUNAVAILABLE, "The event could not be stored now; retry later.")
 	}

@@ -294,20 +294,20 @@ func parseAddr(s string) netip.Addr {
 	return a.Unmap().WithZone("")
 }
 
-func hitMessage(h *tapline.Hit) (tapline.Message, error) {
+func (c *Collector) hitMessage(h *tapline.Hit) (tapline.Message, error) {
 	b, err := json.Marshal(h)
 	if err != nil {
 		return tapline.Message{}, fmt.Errorf("encode hit %s: %w", h.ID, err)
 	}
-	return tapline.Message{Topic: tapline.TopicHits, Key: fingerprint.BusKey(h.AppID, h.Fingerprint), Value: b, Time: h.Time}, nil
+	return tapline.Message{Topic: c.Config.HitsTopic, Key: fingerprint.BusKey(h.AppID, h.Fingerprint), Value: b, Time: h.Time}, nil
 }
 
-func eventMessage(e *tapline.Event) (tapline.Message, error) {
+func (c *Collector) eventMessage(e *tapline.Event) (tapline.Message, error) {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return tapline.Message{}, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
-	return tapline.Message{Topic: tapline.TopicEvents, Key: fingerprint.BusKey(e.AppID, e.Fingerprint), Value: b, Time: e.ReceivedAt}, nil
+	return tapline.Message{Topic: c.Config.EventsTopic, Key: fingerprint.BusKey(e.AppID, e.Fingerprint), Value: b, Time: e.ReceivedAt}, nil
 }
 
 // clip cuts s to at most n bytes.

@@ -214,7 +214,7 @@ func (c *Collector) serveTapstream(w http.ResponseWriter, r *http.Request) {
 	e.ID = tapstreamEventID(app.ID, te.seed)
 	e.IP = c.clientIP(r)
 	c.Fingerprinter.Event(e)
-	msg, err := eventMessage(e)
+	msg, err := c.eventMessage(e)
 	if err != nil {
 		httperr.Write(w, r, c.Logger, err)
 		return

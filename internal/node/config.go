@@ -16,6 +16,7 @@ import (
 // variable TAPLINE_COLLECTOR_ADDR); a flag given on the command line wins
 // over the environment.
 type Config struct {
+	Target        string        // which components run: all, collector, matcher or dashboard
 	DatabaseURL   string        // PostgreSQL URL; DATABASE_URL is read too
 	DataDir       string        // embedded bus and raw store, generated secrets
 	CollectorAddr string        // listen address of the collector
@@ -31,6 +32,42 @@ type Config struct {
 	Migrate       bool          // apply database migrations on start
 	LogLevel      string        // debug, info, warn or error
 	ShutdownGrace time.Duration // how long SIGTERM waits for requests in flight
+
+	// Scale-out: with KafkaBrokers the bus is Kafka (else the embedded
+	// one), with CassandraHosts the raw store is Cassandra (else the
+	// embedded one).
+	KafkaBrokers         string // comma-separated host:port
+	GroupID              string // the matchers' consumer group
+	HitsTopic            string
+	EventsTopic          string
+	SpoolDir             string // the collector's disk spool while Kafka is down (default <data-dir>/spool)
+	SpoolMaxBytes        int64
+	CassandraHosts       string // comma-separated
+	CassandraKeyspace    string
+	CassandraConsistency string
+	CassandraLocalDC     string
+	CassandraReplication int
+	MetricsAddr          string // /metrics and /healthz of a matcher-only process
+}
+
+// Targets: the components a process runs.
+const (
+	TargetAll       = "all"
+	TargetCollector = "collector"
+	TargetMatcher   = "matcher"
+	TargetDashboard = "dashboard"
+)
+
+func (c *Config) runs(component string) bool { return c.Target == TargetAll || c.Target == component }
+
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // NewConfig returns the defaults.
@@ -44,6 +81,16 @@ func NewConfig() Config {
 		Migrate:       true,
 		LogLevel:      "info",
 		ShutdownGrace: 10 * time.Second,
+
+		Target:               TargetAll,
+		GroupID:              "tapline-matcher",
+		HitsTopic:            "hits",
+		EventsTopic:          "events",
+		SpoolMaxBytes:        1 << 30,
+		CassandraKeyspace:    "tapline",
+		CassandraConsistency: "LOCAL_QUORUM",
+		CassandraReplication: 1,
+		MetricsAddr:          "127.0.0.1:9090",
 	}
 }
 
@@ -57,6 +104,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		*p = envString(name, *p)
 		fs.StringVar(p, name, *p, usage+" (env "+envName(name)+")")
 	}
+	str(&c.Target, "target", "components to run: all, collector, matcher or dashboard")
 	str(&c.DatabaseURL, "database-url", "PostgreSQL URL; DATABASE_URL is read too")
 	str(&c.DataDir, "data-dir", "directory of the embedded bus, raw store and generated secrets")
 	str(&c.CollectorAddr, "collector-addr", "collector listen address")
@@ -66,6 +114,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.SessionKey, "session-key", "dashboard session cookie key, 32+ bytes (generated into the data dir when empty)")
 	str(&c.TrustedProxy, "trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For is honoured")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
+	str(&c.KafkaBrokers, "kafka-brokers", "comma-separated Kafka brokers: use Kafka as the bus")
+	str(&c.GroupID, "group-id", "consumer group of the matchers")
+	str(&c.HitsTopic, "hits-topic", "bus topic of hits")
+	str(&c.EventsTopic, "events-topic", "bus topic of events")
+	str(&c.SpoolDir, "spool-dir", "collector disk spool while Kafka is unreachable (default <data-dir>/spool)")
+	str(&c.CassandraHosts, "cassandra-hosts", "comma-separated Cassandra hosts: use Cassandra as the raw store")
+	str(&c.CassandraKeyspace, "cassandra-keyspace", "Cassandra keyspace")
+	str(&c.CassandraConsistency, "cassandra-consistency", "Cassandra consistency level")
+	str(&c.CassandraLocalDC, "cassandra-local-dc", "Cassandra local data centre (DC-aware routing)")
+	str(&c.MetricsAddr, "metrics-addr", "listen address of /metrics and /healthz in a matcher-only process")
+	c.SpoolMaxBytes = int64(envInt(envName("spool-max-bytes"), int(c.SpoolMaxBytes)))
+	fs.Int64Var(&c.SpoolMaxBytes, "spool-max-bytes", c.SpoolMaxBytes, "bound on the collector's disk spool (env TAPLINE_SPOOL_MAX_BYTES)")
+	c.CassandraReplication = envInt(envName("cassandra-replication"), c.CassandraReplication)
+	fs.IntVar(&c.CassandraReplication, "cassandra-replication", c.CassandraReplication, "replication factor when creating the keyspace (env TAPLINE_CASSANDRA_REPLICATION)")
 
 	c.Partitions = envInt(envName("partitions"), c.Partitions)
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions per topic of the embedded bus (env TAPLINE_PARTITIONS)")
@@ -98,7 +160,32 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data-dir", "required")
 	}
-	for _, a := range []struct{ flag, addr string }{{"collector-addr", c.CollectorAddr}, {"dashboard-addr", c.DashboardAddr}} {
+	switch c.Target {
+	case TargetAll, TargetDashboard:
+	case TargetCollector:
+		if c.KafkaBrokers == "" {
+			bad("kafka-brokers", "a separate collector needs Kafka")
+		}
+	case TargetMatcher:
+		if c.KafkaBrokers == "" || c.CassandraHosts == "" {
+			bad("kafka-brokers", "a separate matcher needs Kafka and Cassandra (-cassandra-hosts)")
+		}
+	default:
+		bad("target", "want all, collector, matcher or dashboard, got %q", c.Target)
+	}
+	if c.HitsTopic == "" || c.EventsTopic == "" || c.HitsTopic == c.EventsTopic {
+		bad("hits-topic", "the hits and events topics must be set and differ")
+	}
+	if c.KafkaBrokers != "" && c.GroupID == "" {
+		bad("group-id", "required with Kafka")
+	}
+	if c.SpoolMaxBytes < 1<<20 {
+		bad("spool-max-bytes", "must be at least 1 MiB")
+	}
+	if c.CassandraHosts != "" && c.CassandraReplication < 1 {
+		bad("cassandra-replication", "must be at least 1")
+	}
+	for _, a := range []struct{ flag, addr string }{{"collector-addr", c.CollectorAddr}, {"dashboard-addr", c.DashboardAddr}, {"metrics-addr", c.MetricsAddr}} {
 		if _, err := netip.ParseAddrPort(a.addr); err != nil && !strings.HasPrefix(a.addr, ":") {
 			bad(a.flag, "want host:port, got %q", a.addr)
 		}
