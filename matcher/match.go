@@ -87,10 +87,10 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	}
 	claimedByFingerprint := false
 	for _, cand := range cands {
-		c, err := m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(cand.install.ID))
+		c, err := m.awaitConversion(ctx, app.ID, cand.install.ID)
 		if tapline.ErrorCode(err) == tapline.ENOTFOUND {
-			// Its own partition has not matched it yet; when it does, it
-			// finds this hit in the raw store.
+			// Its worker died before matching it; whoever replays it finds
+			// this hit in the raw store.
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("load conversion of %s: %w", cand.install.ID, err)
@@ -124,6 +124,22 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		}
 	}
 	return b, nil
+}
+
+// awaitConversion returns the conversion of a stored install. An install
+// row exists only once a worker is matching it, so a missing conversion is
+// one being written right now, by a worker of another partition or of
+// another matcher of the group: wait for it briefly.
+func (m *Matcher) awaitConversion(ctx context.Context, appID int64, installID string) (*tapline.Conversion, error) {
+	for wait := 0; ; wait++ {
+		c, err := m.Raw.Conversion(ctx, appID, tapline.ConversionID(installID))
+		if tapline.ErrorCode(err) != tapline.ENOTFOUND || wait == 20 {
+			return c, err
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
 }
 
 type candidate struct {
@@ -188,6 +204,12 @@ func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tap
 		return nil, err
 	}
 	pos := msg.Position()
+	if e.Kind == tapline.KindInstall {
+		// Store and match under the app's lock, so that a hit of this app
+		// never sees the install without its conversion in this process.
+		unlock := m.lockApp(app.ID)
+		defer unlock()
+	}
 	e.Source = pos
 	stored, err := m.Raw.PutEvent(ctx, e)
 	if err != nil {
@@ -207,8 +229,6 @@ func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tap
 		return b, nil
 	}
 
-	unlock := m.lockApp(app.ID)
-	defer unlock()
 	c, err := m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
 	switch {
 	case err == nil:
