@@ -591,3 +591,37 @@ func TestGroup_RealKafka(t *testing.T) {
 	}
 	testMembership(t, cfg, all, 60*time.Second)
 }
+
+func TestGroup_CommitAtGenerationEnd(t *testing.T) {
+	t.Parallel()
+	brokers := groupCluster(t)
+	topics, _ := makeTopics(t, brokers, 1, 4)
+	cfg := fastConfig(brokers, "end-"+bustest.Topic(t), topics...)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	g := NewGroup(cfg)
+	mustOpenGroup(t, g)
+	gen, err := g.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	// The matcher flushes and commits after its generation has ended, as
+	// the group rebalances around a newcomer.
+	committed := make(chan error, 1)
+	gen.Start(func(gctx context.Context) {
+		<-gctx.Done()
+		committed <- gen.CommitOffsets(ctx, []tapline.Offset{{Topic: topics[0], Partition: 0, Offset: 5}})
+	})
+	startMember(t, "newcomer", cfg)
+	select {
+	case err := <-committed:
+		// The coordinator waits for this member to rejoin, which it does
+		// only after the function returns, so the generation is still
+		// current and Kafka accepts its commit.
+		if err != nil {
+			t.Errorf("CommitOffsets as the generation ends = %v, want nil", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the generation did not end when a member joined")
+	}
+}
