@@ -40,10 +40,17 @@ unit:
 
 test-integration:
 	@url=$$($(PG)) || exit 1; \
-	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 30m -run 'Kafka|Cassandra|Integration' -v ./kafka/... ./cassandra/... 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS|\s+.*skip)' || true
+	[ -n "$$TAPLINE_KAFKA_BROKERS" ] || echo "TAPLINE_KAFKA_BROKERS not set: the real-Kafka suites will skip"; \
+	[ -n "$$TAPLINE_CASSANDRA_HOSTS" ] || echo "TAPLINE_CASSANDRA_HOSTS not set: the Cassandra suites will skip"; \
+	set -o pipefail; DATABASE_URL="$$url" $(GO) test -count=1 -timeout 30m -v ./kafka/... ./cassandra/... \
+		| grep -E '^(--- |ok|FAIL|PASS)|SKIP|skipping|not set'
 
 pg-stop:
-	@$(PG) stop
+	@if [ -f .data/postgres/data/postmaster.pid ]; then \
+		bin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
+		if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- $$bin/pg_ctl -D .data/postgres/data -m fast stop; \
+		else $$bin/pg_ctl -D .data/postgres/data -m fast stop; fi; \
+	else echo "the private PostgreSQL is not running"; fi
 
 clean: pg-stop
 	rm -rf .data bin
