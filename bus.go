@@ -12,8 +12,10 @@ const (
 	TopicEvents = "events"
 )
 
-// Message is one record on the bus. Publish ignores Partition and Offset;
-// Fetch fills them in.
+// Message is one record on the bus. Publish ignores Partition and Offset,
+// and keeps Time when the caller set it (the collector sets the hit's or the
+// event's receive time) or sets it to the publish time; Fetch fills in all
+// of them.
 type Message struct {
 	Topic     string
 	Partition int
