@@ -180,7 +180,7 @@ func waitBalanced(t *testing.T, members []*member, want []tapline.Partition, wit
 			}
 			parts := gen.Assignments()
 			fmt.Fprintf(&b, "%s: generation %d, %d partitions %v; ", m.name, gen.ID(), len(parts), parts)
-			if len(parts) == 0 || gen.ID() != gens[0].ID() {
+			if len(parts) == 0 || gens[0] == nil || gen.ID() != gens[0].ID() {
 				ok = false
 			}
 			all = append(all, parts...)
