@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -201,6 +202,7 @@ func (g *Group) Open(ctx context.Context) error {
 		HeartbeatInterval: g.cfg.HeartbeatInterval,
 		JoinGroupBackoff:  g.cfg.JoinBackoff,
 		Timeout:           g.cfg.Timeout,
+		GroupBalancers:    []kafkago.GroupBalancer{copartitioned{}},
 		// Offsets are the matcher's (in Postgres); the committed ones
 		// are only for lag tools, so where a new group would start does
 		// not matter.
@@ -404,4 +406,40 @@ func (g *Generation) CommitOffsets(ctx context.Context, offsets []tapline.Offset
 			tapline.Errorf(tapline.EUNAVAILABLE, "The consumer group is rebalancing; retry later."), err)
 	}
 	return translate(ctx, "commit kafka offsets", err)
+}
+
+// copartitioned assigns each member the same range of partition numbers in
+// every topic, so that the hits and the events of one fingerprint, which
+// share a partition number, are matched by one member. kafka-go's range
+// balancer means to do this but keeps partitions in metadata order, which
+// brokers do not promise to sort.
+type copartitioned struct{}
+
+func (copartitioned) ProtocolName() string { return "tapline-copartitioned" }
+
+func (copartitioned) UserData() ([]byte, error) { return nil, nil }
+
+func (copartitioned) AssignGroups(members []kafkago.GroupMember, partitions []kafkago.Partition) kafkago.GroupMemberAssignments {
+	out := kafkago.GroupMemberAssignments{}
+	byTopic := map[string][]kafkago.GroupMember{}
+	for _, m := range members {
+		out[m.ID] = map[string][]int{}
+		for _, t := range m.Topics {
+			byTopic[t] = append(byTopic[t], m)
+		}
+	}
+	ids := map[string][]int{}
+	for _, p := range partitions {
+		ids[p.Topic] = append(ids[p.Topic], p.ID)
+	}
+	for topic, ms := range byTopic {
+		slices.SortFunc(ms, func(a, b kafkago.GroupMember) int { return strings.Compare(a.ID, b.ID) })
+		parts := ids[topic]
+		slices.Sort(parts)
+		for i, m := range ms {
+			lo, hi := i*len(parts)/len(ms), (i+1)*len(parts)/len(ms)
+			out[m.ID][topic] = append(out[m.ID][topic], parts[lo:hi]...)
+		}
+	}
+	return out
 }
