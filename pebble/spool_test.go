@@ -287,9 +287,10 @@ func TestSpool_HealthyKafka(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range writers {
 		key := fmt.Sprintf("k%d", w)
-		want[key] = seq(key+"-", each)
+		values := seq(key+"-", each)
+		want[key] = values
 		wg.Go(func() {
-			for _, v := range want[key] {
+			for _, v := range values {
 				if err := s.Publish(testCtx(t), msg(topic, key, v)); err != nil {
 					t.Errorf("Publish(%s): %v", v, err)
 					return
@@ -324,30 +325,42 @@ func TestSpool_KafkaOutage(t *testing.T) {
 	c.Close()
 
 	// Writers publish through the outage and on after the broker returns,
-	// so some publishes meet the switch back to normal mode.
-	const writers, each = 4, 150
-	want := make(map[string][]string)
-	var wg sync.WaitGroup
-	var published atomic.Int64
+	// until the spool has been back in normal mode for a while, so that
+	// some publishes meet the switch back.
+	const writers = 4
+	var (
+		wg        sync.WaitGroup
+		stop      atomic.Bool
+		published atomic.Int64
+		sent      = make([][]string, writers)
+	)
 	for w := range writers {
 		key := fmt.Sprintf("k%d", w)
-		want[key] = seq(key+"-", each)
 		wg.Go(func() {
-			for _, v := range want[key] {
+			for i := 0; !stop.Load(); i++ {
+				v := fmt.Sprintf("%s-%d", key, i)
 				if err := s.Publish(testCtx(t), msg(topic, key, v)); err != nil {
-					t.Errorf("Publish(%s) during the outage: %v", v, err)
+					t.Errorf("Publish(%s): %v", v, err)
 					return
 				}
+				sent[w] = append(sent[w], v)
 				published.Add(1)
 				time.Sleep(time.Millisecond)
 			}
 		})
 	}
-	want["k0"] = append([]string{"before"}, want["k0"]...)
-
-	for published.Load() < writers*each/3 && !t.Failed() {
-		time.Sleep(5 * time.Millisecond)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) || t.Failed() {
+				stop.Store(true)
+				wg.Wait()
+				t.Fatalf("gave up waiting until %s", what)
+			}
+		}
 	}
+
+	waitFor("200 messages are published", func() bool { return published.Load() >= 200 })
 	if !s.Spooling() {
 		t.Errorf("Spooling() = false during the outage, want true")
 	}
@@ -358,9 +371,19 @@ func TestSpool_KafkaOutage(t *testing.T) {
 		t.Errorf("SpooledBytes during the outage = 0, want > 0")
 	}
 	startCluster(t, data, port)
+	waitFor("the spool is back in normal mode", func() bool { return !s.Spooling() })
+	after := published.Load()
+	waitFor("100 more messages are published", func() bool { return published.Load() >= after+100 })
+	stop.Store(true)
 	wg.Wait()
 	waitDrained(t, s)
-	checkKeys(t, collect(t, s, topic, writers*each+1), want)
+
+	want := map[string][]string{"k0": {"before"}}
+	for w, vs := range sent {
+		key := fmt.Sprintf("k%d", w)
+		want[key] = append(want[key], vs...)
+	}
+	checkKeys(t, collect(t, s, topic, int(published.Load())+1), want)
 }
 
 func TestSpool_Full(t *testing.T) {
