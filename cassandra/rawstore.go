@@ -1,0 +1,772 @@
+package cassandra
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocql/gocql"
+	"golang.org/x/sync/errgroup"
+
+	"tapline"
+)
+
+// MaxLookupDays is the most day partitions one lookup by time visits; a
+// wider [from, to] range (after clipping to the app's cut-off) is refused
+// with EINVALID.
+const MaxLookupDays = 1000
+
+// CutoffCacheTTL is how long a process trusts its cached copy of an app's
+// retention cut-off; another process's DeleteBefore takes up to this long
+// to hide rows here.
+const CutoffCacheTTL = 30 * time.Second
+
+// lookupParallelism bounds the partitions one lookup reads at once.
+const lookupParallelism = 8
+
+// maxCASAttempts bounds the lightweight transactions of one put.
+const maxCASAttempts = 8
+
+// noCutoff is the cut-off of an app that never had rows deleted.
+const noCutoff = math.MinInt64
+
+// RawStore implements tapline.RawStore on a Cassandra cluster.
+type RawStore struct {
+	// Config says where the cluster is and how to talk to it.
+	Config Config
+	// Logger receives the store's log lines; nil means slog.Default().
+	Logger *slog.Logger
+
+	session *gocql.Session
+	closed  atomic.Bool
+	cons    gocql.Consistency
+	serial  gocql.SerialConsistency
+	retry   gocql.RetryPolicy
+	stmt    statements
+
+	cutMu sync.Mutex
+	cuts  map[int64]cachedCutoff
+}
+
+type cachedCutoff struct {
+	ns int64
+	at time.Time
+}
+
+var _ tapline.RawStore = (*RawStore)(nil)
+
+// NewRawStore returns a raw store with cfg's zero fields set to their
+// defaults; call Migrate (once per cluster) and Open next.
+func NewRawStore(cfg Config) *RawStore {
+	if cfg.Keyspace == "" {
+		cfg.Keyspace = DefaultKeyspace
+	}
+	if cfg.Consistency == "" {
+		cfg.Consistency = DefaultConsistency
+	}
+	if cfg.ReplicationFactor == 0 {
+		cfg.ReplicationFactor = DefaultReplicationFactor
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.NumConns == 0 {
+		cfg.NumConns = DefaultNumConns
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = DefaultPageSize
+	}
+	return &RawStore{Config: cfg, cuts: make(map[int64]cachedCutoff)}
+}
+
+// Open validates the configuration, connects to the cluster and checks that
+// the schema is there. It fails with EUNAVAILABLE when no host answers.
+// Statements are prepared by gocql on their first use and cached.
+func (s *RawStore) Open(ctx context.Context) error {
+	if err := s.Config.Validate(); err != nil {
+		return err
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.cuts == nil {
+		s.cuts = make(map[int64]cachedCutoff)
+	}
+	s.cons, _ = s.Config.consistency()
+	s.serial = serialFor(s.cons)
+	s.retry = &gocql.ExponentialBackoffRetryPolicy{NumRetries: 3, Min: 50 * time.Millisecond, Max: time.Second}
+	s.stmt = newStatements(s.Config.Keyspace)
+	sess, err := createSession(ctx, s.Config.cluster(""))
+	if err != nil {
+		return fmt.Errorf("open cassandra raw store: %w", err)
+	}
+	s.session = sess
+	s.closed.Store(false)
+	if err := s.query(ctx, s.stmt.cutoff, true, int64(0)).Exec(); err != nil {
+		sess.Close()
+		s.closed.Store(true)
+		return fmt.Errorf("open cassandra raw store: check schema (run Migrate first?): %w", translate(err))
+	}
+	s.Logger.Debug("cassandra raw store open", "hosts", s.Config.Hosts, "keyspace", s.Config.Keyspace, "consistency", s.cons.String())
+	return nil
+}
+
+// createSession connects with cl, giving up when ctx ends.
+func createSession(ctx context.Context, cl *gocql.ClusterConfig) (*gocql.Session, error) {
+	type result struct {
+		sess *gocql.Session
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sess, err := cl.CreateSession()
+		done <- result{sess, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			// The configuration was validated, so a failure here means no
+			// host could be reached (gocql does not wrap the cause).
+			return nil, &unavailableError{err: fmt.Errorf("connect to %v: %w", cl.Hosts, r.err)}
+		}
+		return r.sess, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.sess != nil {
+				r.sess.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// Close closes the session; it is safe to call twice. Operations running
+// at that moment fail with EUNAVAILABLE.
+func (s *RawStore) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if s.session != nil {
+		s.session.Close()
+	}
+	return nil
+}
+
+// check returns EUNAVAILABLE for a store that is not open, or ctx's error.
+func (s *RawStore) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.session == nil || s.closed.Load() {
+		return tapline.Errorf(tapline.EUNAVAILABLE, "The raw store is closed.")
+	}
+	return nil
+}
+
+// query returns stmt bound to args at the configured consistency; an
+// idempotent statement may be retried by the driver, others never are.
+func (s *RawStore) query(ctx context.Context, stmt string, idempotent bool, args ...any) *gocql.Query {
+	q := s.session.Query(stmt, args...).WithContext(ctx).
+		Consistency(s.cons).SerialConsistency(s.serial).PageSize(s.Config.PageSize)
+	if idempotent {
+		q = q.Idempotent(true).RetryPolicy(s.retry)
+	}
+	return q
+}
+
+// exec runs idempotent writes one after the other.
+func (s *RawStore) exec(ctx context.Context, writes ...write) error {
+	for _, w := range writes {
+		if err := s.query(ctx, w.stmt, true, w.args...).Exec(); err != nil {
+			return translate(err)
+		}
+	}
+	return nil
+}
+
+type write struct {
+	stmt string
+	args []any
+}
+
+// cutoff returns the app's retention cut-off in Unix nanoseconds: raw rows
+// with an earlier time are invisible.
+func (s *RawStore) cutoff(ctx context.Context, appID int64) (int64, error) {
+	s.cutMu.Lock()
+	c, ok := s.cuts[appID]
+	s.cutMu.Unlock()
+	if ok && time.Since(c.at) < CutoffCacheTTL {
+		return c.ns, nil
+	}
+	ns := int64(noCutoff)
+	err := s.query(ctx, s.stmt.cutoff, true, appID).Scan(&ns)
+	if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+		return 0, fmt.Errorf("read cut-off: %w", translate(err))
+	}
+	s.setCutoff(appID, ns)
+	return ns, nil
+}
+
+// setCutoff caches ns as the app's cut-off unless a later one is cached
+// and fresh.
+func (s *RawStore) setCutoff(appID, ns int64) {
+	s.cutMu.Lock()
+	defer s.cutMu.Unlock()
+	if c, ok := s.cuts[appID]; ok && c.ns > ns && time.Since(c.at) < CutoffCacheTTL {
+		return
+	}
+	s.cuts[appID] = cachedCutoff{ns: ns, at: time.Now()}
+}
+
+// PutHit stores h unless a hit with its (AppID, ID) is stored already, and
+// returns the stored hit. It costs one lightweight transaction plus one
+// write per index (fingerprint, advertising id).
+func (s *RawStore) PutHit(ctx context.Context, h *tapline.Hit) (*tapline.Hit, error) {
+	if h == nil || h.ID == "" {
+		return nil, tapline.Errorf(tapline.EINVALID, "A hit needs an id.")
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	v, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("encode hit: %w", err)
+	}
+	t := nanos(h.Time)
+	stored, err := s.putIfAbsent(ctx, &s.stmt.hits, h.AppID, h.ID, t, v)
+	if err != nil {
+		return nil, fmt.Errorf("put hit: %w", err)
+	}
+	if !bytes.Equal(stored, v) {
+		var old tapline.Hit
+		if err := json.Unmarshal(stored, &old); err != nil {
+			return nil, fmt.Errorf("decode hit: %w", err)
+		}
+		return &old, nil
+	}
+	// This hit is the stored one: write (or repair) its index rows.
+	var ws []write
+	day := dayOf(t)
+	if h.Fingerprint != "" {
+		ws = append(ws, write{s.stmt.hitsByFP.insert, []any{h.AppID, day, h.Fingerprint, t, h.ID, v}})
+	}
+	if h.AdID != "" {
+		ws = append(ws, write{s.stmt.hitsByAdID.insert, []any{h.AppID, day, h.AdID, t, h.ID, v}})
+	}
+	if err := s.exec(ctx, ws...); err != nil {
+		return nil, fmt.Errorf("put hit index: %w", err)
+	}
+	return h, nil
+}
+
+// Hit returns the hit id of the app, or ENOTFOUND.
+func (s *RawStore) Hit(ctx context.Context, appID int64, id string) (*tapline.Hit, error) {
+	v, err := s.byID(ctx, &s.stmt.hits, appID, id)
+	if err != nil {
+		return nil, err
+	}
+	var h tapline.Hit
+	if err := json.Unmarshal(v, &h); err != nil {
+		return nil, fmt.Errorf("decode hit: %w", err)
+	}
+	return &h, nil
+}
+
+// HitsByFingerprint returns the app's hits with the fingerprint whose Time
+// lies in [from, to], newest first.
+func (s *RawStore) HitsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*tapline.Hit, error) {
+	return rangeRows[tapline.Hit](ctx, s, s.stmt.hitsByFP.selectDay, appID, fingerprint, from, to)
+}
+
+// HitsByAdID returns the app's hits with the advertising id whose Time lies
+// in [from, to], newest first.
+func (s *RawStore) HitsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Hit, error) {
+	return rangeRows[tapline.Hit](ctx, s, s.stmt.hitsByAdID.selectDay, appID, adID, from, to)
+}
+
+// PutEvent stores e unless an event with its (AppID, ID) is stored already,
+// and returns the stored event. Installs are indexed by fingerprint,
+// advertising id and referrer hit id. It costs one lightweight transaction
+// plus, for an install, one write per index.
+func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Event, error) {
+	if e == nil || e.ID == "" {
+		return nil, tapline.Errorf(tapline.EINVALID, "An event needs an id.")
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	t := nanos(e.Time)
+	stored, err := s.putIfAbsent(ctx, &s.stmt.events, e.AppID, e.ID, t, v)
+	if err != nil {
+		return nil, fmt.Errorf("put event: %w", err)
+	}
+	if !bytes.Equal(stored, v) {
+		var old tapline.Event
+		if err := json.Unmarshal(stored, &old); err != nil {
+			return nil, fmt.Errorf("decode event: %w", err)
+		}
+		return &old, nil
+	}
+	if e.Kind != tapline.KindInstall {
+		return e, nil
+	}
+	var ws []write
+	day := dayOf(t)
+	if e.Fingerprint != "" {
+		ws = append(ws, write{s.stmt.installsByFP.insert, []any{e.AppID, day, e.Fingerprint, t, e.ID, v}})
+	}
+	if ad := e.Device.AdID(); ad != "" {
+		ws = append(ws, write{s.stmt.installsByAdID.insert, []any{e.AppID, day, ad, t, e.ID, v}})
+	}
+	if hit := e.ReferrerHitID(); hit != "" {
+		ws = append(ws, write{s.stmt.installsByRefHit, []any{e.AppID, hit, t, e.ID, v}})
+	}
+	if err := s.exec(ctx, ws...); err != nil {
+		return nil, fmt.Errorf("put event index: %w", err)
+	}
+	return e, nil
+}
+
+// Event returns the event id of the app, or ENOTFOUND.
+func (s *RawStore) Event(ctx context.Context, appID int64, id string) (*tapline.Event, error) {
+	v, err := s.byID(ctx, &s.stmt.events, appID, id)
+	if err != nil {
+		return nil, err
+	}
+	var e tapline.Event
+	if err := json.Unmarshal(v, &e); err != nil {
+		return nil, fmt.Errorf("decode event: %w", err)
+	}
+	return &e, nil
+}
+
+// InstallsByFingerprint returns the app's installs with the fingerprint
+// whose Time lies in [from, to], newest first.
+func (s *RawStore) InstallsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*tapline.Event, error) {
+	return rangeRows[tapline.Event](ctx, s, s.stmt.installsByFP.selectDay, appID, fingerprint, from, to)
+}
+
+// InstallsByAdID returns the app's installs with the advertising id whose
+// Time lies in [from, to], newest first.
+func (s *RawStore) InstallsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Event, error) {
+	return rangeRows[tapline.Event](ctx, s, s.stmt.installsByAdID.selectDay, appID, adID, from, to)
+}
+
+// InstallsByReferrerHit returns the app's installs whose install referrer
+// carries hitID, newest first.
+func (s *RawStore) InstallsByReferrerHit(ctx context.Context, appID int64, hitID string) ([]*tapline.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if hitID == "" {
+		return nil, nil
+	}
+	cut, err := s.cutoff(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := s.readBlobs(ctx, s.stmt.selectRefHit, appID, hitID, cut)
+	if err != nil {
+		return nil, fmt.Errorf("installs by referrer hit: %w", err)
+	}
+	return decodeAll[tapline.Event](vs)
+}
+
+// byIDTable holds the statements of a table keyed by (app_id, id).
+type byIDTable struct {
+	noun                    string
+	insertIfAbsent, replace string
+	selectByID              string
+}
+
+// putIfAbsent stores (id, t, v) in the table unless a visible row holds the
+// id, and returns the stored row's data: v when this call or an earlier
+// identical one stored it. A row hidden by the app's cut-off is replaced.
+// When a transaction's outcome is unknown (a timeout, often from
+// contention), a serial read settles it.
+func (s *RawStore) putIfAbsent(ctx context.Context, tb *byIDTable, appID int64, id string, t int64, v []byte) ([]byte, error) {
+	cut, err := s.cutoff(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	for range maxCASAttempts {
+		row := make(map[string]any)
+		applied, err := s.query(ctx, tb.insertIfAbsent, false, appID, id, t, v).MapScanCAS(row)
+		var old []byte
+		var oldT int64
+		switch {
+		case err != nil && !casUncertain(err):
+			return nil, translate(err)
+		case err != nil:
+			// Unknown outcome: read the row at SERIAL consistency, which
+			// completes any transaction in progress.
+			var found bool
+			old, oldT, found, err = s.serialRead(ctx, tb, appID, id)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				continue
+			}
+		case applied:
+			return v, nil
+		default:
+			old, _ = row["data"].([]byte)
+			oldT, _ = row["time_ns"].(int64)
+		}
+		if oldT >= cut {
+			return old, nil
+		}
+		// The id is held by a row the app's cut-off hides: take it over,
+		// unless another writer changed it meanwhile.
+		applied, err = s.query(ctx, tb.replace, false, t, v, appID, id, old).MapScanCAS(make(map[string]any))
+		switch {
+		case err != nil && !casUncertain(err):
+			return nil, translate(err)
+		case err == nil && applied:
+			return v, nil
+		}
+		// Lost the race or unknown: look again.
+	}
+	return nil, tapline.Errorf(tapline.EUNAVAILABLE, "Too much contention on %s %q; retry later.", tb.noun, id)
+}
+
+// casUncertain reports whether a lightweight transaction failed in a way
+// that leaves its outcome unknown.
+func casUncertain(err error) bool {
+	var writeTO *gocql.RequestErrWriteTimeout
+	var casUnk *gocql.RequestErrCASWriteUnknown
+	return errors.As(err, &writeTO) || errors.As(err, &casUnk) ||
+		errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrConnectionClosed)
+}
+
+// serialRead reads the row of id at the serial consistency level.
+func (s *RawStore) serialRead(ctx context.Context, tb *byIDTable, appID int64, id string) (data []byte, t int64, found bool, err error) {
+	err = s.query(ctx, tb.selectByID, true, appID, id).Consistency(gocql.Consistency(s.serial)).Scan(&t, &data)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return nil, 0, false, nil
+	} else if err != nil {
+		return nil, 0, false, translate(err)
+	}
+	return data, t, true, nil
+}
+
+// byID returns the data of the visible row of id, or ENOTFOUND.
+func (s *RawStore) byID(ctx context.Context, tb *byIDTable, appID int64, id string) ([]byte, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	cut, err := s.cutoff(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	var data []byte
+	var t int64
+	err = s.query(ctx, tb.selectByID, true, appID, id).Scan(&t, &data)
+	switch {
+	case errors.Is(err, gocql.ErrNotFound) || (err == nil && t < cut):
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "%s %q not found.", upperFirst(tb.noun), id)
+	case err != nil:
+		return nil, fmt.Errorf("get %s: %w", tb.noun, translate(err))
+	}
+	return data, nil
+}
+
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// rangeRows returns the rows of a day-bucketed index table with the key
+// whose time lies in [from, to] and not before the app's cut-off, newest
+// first. It reads the day partitions in parallel.
+func rangeRows[T any](ctx context.Context, s *RawStore, stmt string, appID int64, key string, from, to time.Time) ([]*T, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, nil
+	}
+	cut, err := s.cutoff(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := max(nanos(from), cut), nanos(to)
+	if lo > hi {
+		return nil, nil
+	}
+	if n := int64(dayOf(hi)) - int64(dayOf(lo)) + 1; n > MaxLookupDays {
+		return nil, tapline.Errorf(tapline.EINVALID, "A lookup may span at most %d days, not %d.", MaxLookupDays, n)
+	}
+	ds := days(lo, hi)
+	parts := make([][][]byte, len(ds))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(lookupParallelism)
+	for i, d := range ds {
+		g.Go(func() error {
+			vs, err := s.readBlobs(gctx, stmt, appID, d, key, lo, hi)
+			parts[i] = vs
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("lookup by time: %w", err)
+	}
+	return decodeAll[T](slices.Concat(parts...))
+}
+
+// readBlobs runs a query selecting one blob column and returns every row's
+// value, following pages.
+func (s *RawStore) readBlobs(ctx context.Context, stmt string, args ...any) ([][]byte, error) {
+	iter := s.query(ctx, stmt, true, args...).Iter()
+	var out [][]byte
+	for {
+		var v []byte // Scan reuses a non-nil slice
+		if !iter.Scan(&v) {
+			break
+		}
+		out = append(out, v)
+	}
+	if err := iter.Close(); err != nil {
+		return nil, translate(err)
+	}
+	return out, nil
+}
+
+func decodeAll[T any](vs [][]byte) ([]*T, error) {
+	out := make([]*T, 0, len(vs))
+	for _, v := range vs {
+		row := new(T)
+		if err := json.Unmarshal(v, row); err != nil {
+			return nil, fmt.Errorf("decode raw row: %w", err)
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+// PutConversion creates or replaces the conversion with c's (AppID, ID). It
+// writes the index rows first and the conversion last, then deletes the
+// index rows the previous version left behind; lookups check every index
+// hit against the conversion, so a failure part way never shows a wrong
+// answer.
+func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) error {
+	if c == nil || c.ID == "" {
+		return tapline.Errorf(tapline.EINVALID, "A conversion needs an id.")
+	}
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	v, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode conversion: %w", err)
+	}
+	old, err := s.Conversion(ctx, c.AppID, c.ID)
+	if err != nil && tapline.ErrorCode(err) != tapline.ENOTFOUND {
+		return err
+	}
+	var ws []write
+	if c.HitID != "" {
+		ws = append(ws, write{s.stmt.convByHit.insert, []any{c.AppID, c.HitID, c.ID}})
+	}
+	if c.InstallID != "" {
+		ws = append(ws, write{s.stmt.convByInstall.insert, []any{c.AppID, c.InstallID, c.ID}})
+	}
+	ws = append(ws, write{s.stmt.convInsert, []any{c.AppID, c.ID, c.InstallID, c.HitID, v}})
+	if old != nil {
+		if old.HitID != "" && old.HitID != c.HitID {
+			ws = append(ws, write{s.stmt.convByHit.delete, []any{c.AppID, old.HitID, c.ID}})
+		}
+		if old.InstallID != "" && old.InstallID != c.InstallID {
+			ws = append(ws, write{s.stmt.convByInstall.delete, []any{c.AppID, old.InstallID, c.ID}})
+		}
+	}
+	if err := s.exec(ctx, ws...); err != nil {
+		return fmt.Errorf("put conversion: %w", err)
+	}
+	return nil
+}
+
+// Conversion returns the conversion id of the app, or ENOTFOUND.
+func (s *RawStore) Conversion(ctx context.Context, appID int64, id string) (*tapline.Conversion, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := s.query(ctx, s.stmt.convSelect, true, appID, id).Scan(&v)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Conversion %q not found.", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("get conversion: %w", translate(err))
+	}
+	var c tapline.Conversion
+	if err := json.Unmarshal(v, &c); err != nil {
+		return nil, fmt.Errorf("decode conversion: %w", err)
+	}
+	return &c, nil
+}
+
+// ConversionByInstall returns the conversion of the app's install
+// installID, or ENOTFOUND. Should several conversions name the install, the
+// one with the earliest InstallTime wins.
+func (s *RawStore) ConversionByInstall(ctx context.Context, appID int64, installID string) (*tapline.Conversion, error) {
+	cs, err := s.conversionsBy(ctx, s.stmt.convByInstall.selectIDs, appID, installID,
+		func(c *tapline.Conversion) bool { return c.InstallID == installID })
+	if err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "No conversion for install %q.", installID)
+	}
+	return slices.MinFunc(cs, func(a, b *tapline.Conversion) int { return a.InstallTime.Compare(b.InstallTime) }), nil
+}
+
+// ConversionsByHit returns the conversions whose current HitID is hitID, in
+// id order.
+func (s *RawStore) ConversionsByHit(ctx context.Context, appID int64, hitID string) ([]*tapline.Conversion, error) {
+	return s.conversionsBy(ctx, s.stmt.convByHit.selectIDs, appID, hitID,
+		func(c *tapline.Conversion) bool { return c.HitID == hitID })
+}
+
+// conversionsBy reads the conversion ids an index holds for value, then the
+// conversions themselves in parallel, and keeps those that still match.
+func (s *RawStore) conversionsBy(ctx context.Context, stmt string, appID int64, value string, match func(*tapline.Conversion) bool) ([]*tapline.Conversion, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if value == "" {
+		return nil, nil
+	}
+	iter := s.query(ctx, stmt, true, appID, value).Iter()
+	var ids []string
+	var id string
+	for iter.Scan(&id) {
+		ids = append(ids, id)
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("conversion index: %w", translate(err))
+	}
+	found := make([]*tapline.Conversion, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(lookupParallelism)
+	for i, id := range ids {
+		g.Go(func() error {
+			c, err := s.Conversion(gctx, appID, id)
+			if tapline.ErrorCode(err) == tapline.ENOTFOUND {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if match(c) {
+				found[i] = c
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := slices.DeleteFunc(found, func(c *tapline.Conversion) bool { return c == nil })
+	slices.SortFunc(out, func(a, b *tapline.Conversion) int { return cmpString(a.ID, b.ID) })
+	return out, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// DeleteBefore hides the app's raw hits and events whose Time is before t
+// by recording t as the app's cut-off; their TTL removes them from disk.
+// A cut-off earlier than the current one changes nothing. Other processes
+// see the new cut-off within CutoffCacheTTL. Conversions stay.
+func (s *RawStore) DeleteBefore(ctx context.Context, appID int64, t time.Time) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	cut := nanos(t)
+	s.cutMu.Lock()
+	delete(s.cuts, appID) // read the stored cut-off afresh
+	s.cutMu.Unlock()
+	cur, err := s.cutoff(ctx, appID)
+	if err != nil {
+		return fmt.Errorf("delete before: %w", err)
+	}
+	if cut <= cur {
+		return nil
+	}
+	// Insert the new cut-off, then drop the older ones: both idempotent,
+	// and the newest row wins whatever happens in between.
+	err = s.exec(ctx,
+		write{s.stmt.cutoffInsert, []any{appID, cut}},
+		write{s.stmt.cutoffPrune, []any{appID, cut}})
+	if err != nil {
+		return fmt.Errorf("delete before: %w", err)
+	}
+	s.setCutoff(appID, cut)
+	return nil
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos returns t in Unix nanoseconds, clamped to the int64 range.
+func nanos(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+const dayNanos = int64(24 * time.Hour)
+
+// dayOf returns the day bucket of a time in Unix nanoseconds: whole days
+// since the epoch, rounded down.
+func dayOf(ns int64) int32 {
+	d := ns / dayNanos
+	if ns%dayNanos < 0 {
+		d--
+	}
+	return int32(d)
+}
+
+// days returns the day buckets a [lo, hi] range of Unix nanoseconds visits,
+// newest first, or nil for an empty range.
+func days(lo, hi int64) []int32 {
+	if lo > hi {
+		return nil
+	}
+	first, last := dayOf(lo), dayOf(hi)
+	out := make([]int32, 0, int(last-first)+1)
+	for d := last; d >= first; d-- {
+		out = append(out, d)
+	}
+	return out
+}

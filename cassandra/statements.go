@@ -1,0 +1,86 @@
+package cassandra
+
+import "fmt"
+
+// statements holds the CQL of the store, with table names qualified by the
+// keyspace so one session serves any keyspace. Every statement binds all
+// the partition-key columns of its table, so gocql routes it to a replica.
+type statements struct {
+	hits, events byIDTable
+
+	hitsByFP, hitsByAdID         dayTable
+	installsByFP, installsByAdID dayTable
+	installsByRefHit             string
+	selectRefHit                 string
+
+	convInsert, convSelect   string
+	convByHit, convByInstall convIndex
+
+	cutoff, cutoffInsert, cutoffPrune string
+
+	scanEvents string // start, end → app_id, time_ns, data
+}
+
+// dayTable holds the statements of an index table partitioned by (app_id,
+// day, key) and clustered by (time_ns, id).
+type dayTable struct {
+	insert    string // app_id, day, key, time_ns, id, data
+	selectDay string // app_id, day, key, lo, hi → data
+}
+
+// convIndex holds the statements of a conversion index table.
+type convIndex struct {
+	insert, delete string // app_id, value, id
+	selectIDs      string // app_id, value → id
+}
+
+func newStatements(ks string) statements {
+	byID := func(table, noun string) byIDTable {
+		return byIDTable{
+			noun: noun,
+			insertIfAbsent: fmt.Sprintf(
+				`INSERT INTO %s.%s (app_id, id, time_ns, data) VALUES (?, ?, ?, ?) IF NOT EXISTS`, ks, table),
+			replace: fmt.Sprintf(
+				`UPDATE %s.%s SET time_ns = ?, data = ? WHERE app_id = ? AND id = ? IF data = ?`, ks, table),
+			selectByID: fmt.Sprintf(
+				`SELECT time_ns, data FROM %s.%s WHERE app_id = ? AND id = ?`, ks, table),
+		}
+	}
+	day := func(table, key string) dayTable {
+		return dayTable{
+			insert: fmt.Sprintf(
+				`INSERT INTO %s.%s (app_id, day, %s, time_ns, id, data) VALUES (?, ?, ?, ?, ?, ?)`, ks, table, key),
+			selectDay: fmt.Sprintf(
+				`SELECT data FROM %s.%s WHERE app_id = ? AND day = ? AND %s = ? AND time_ns >= ? AND time_ns <= ?`, ks, table, key),
+		}
+	}
+	index := func(table, col string) convIndex {
+		return convIndex{
+			insert:    fmt.Sprintf(`INSERT INTO %s.%s (app_id, %s, id) VALUES (?, ?, ?)`, ks, table, col),
+			delete:    fmt.Sprintf(`DELETE FROM %s.%s WHERE app_id = ? AND %s = ? AND id = ?`, ks, table, col),
+			selectIDs: fmt.Sprintf(`SELECT id FROM %s.%s WHERE app_id = ? AND %s = ?`, ks, table, col),
+		}
+	}
+	return statements{
+		hits:           byID("hits", "hit"),
+		events:         byID("events", "event"),
+		hitsByFP:       day("hits_by_fingerprint", "fingerprint"),
+		hitsByAdID:     day("hits_by_ad_id", "ad_id"),
+		installsByFP:   day("installs_by_fingerprint", "fingerprint"),
+		installsByAdID: day("installs_by_ad_id", "ad_id"),
+		installsByRefHit: fmt.Sprintf(
+			`INSERT INTO %s.installs_by_referrer_hit (app_id, hit_id, time_ns, id, data) VALUES (?, ?, ?, ?, ?)`, ks),
+		selectRefHit: fmt.Sprintf(
+			`SELECT data FROM %s.installs_by_referrer_hit WHERE app_id = ? AND hit_id = ? AND time_ns >= ?`, ks),
+		convInsert: fmt.Sprintf(
+			`INSERT INTO %s.conversions (app_id, id, install_id, hit_id, data) VALUES (?, ?, ?, ?, ?)`, ks),
+		convSelect:    fmt.Sprintf(`SELECT data FROM %s.conversions WHERE app_id = ? AND id = ?`, ks),
+		convByHit:     index("conversions_by_hit", "hit_id"),
+		convByInstall: index("conversions_by_install", "install_id"),
+		cutoff:        fmt.Sprintf(`SELECT cutoff_ns FROM %s.app_cutoffs WHERE app_id = ? LIMIT 1`, ks),
+		cutoffInsert:  fmt.Sprintf(`INSERT INTO %s.app_cutoffs (app_id, cutoff_ns) VALUES (?, ?)`, ks),
+		cutoffPrune:   fmt.Sprintf(`DELETE FROM %s.app_cutoffs WHERE app_id = ? AND cutoff_ns < ?`, ks),
+		scanEvents: fmt.Sprintf(
+			`SELECT app_id, time_ns, data FROM %s.events WHERE token(app_id, id) > ? AND token(app_id, id) <= ?`, ks),
+	}
+}
