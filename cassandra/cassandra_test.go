@@ -2,8 +2,8 @@ package cassandra
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -89,7 +89,8 @@ func TestCassandraScanEvents(t *testing.T) {
 	cfg := mustKeyspace(t)
 	s := mustOpen(t, cfg)
 	ctx, now := t.Context(), time.Now().UTC().Truncate(time.Millisecond)
-	apps := []int64{time.Now().UnixNano()%(1<<40) + 1, time.Now().UnixNano()%(1<<40) + 2}
+	base := time.Now().UnixNano() % (1 << 40)
+	apps := []int64{base + 1, base + 2}
 	want := map[int64][]string{}
 	for _, app := range apps {
 		for i := range 40 {

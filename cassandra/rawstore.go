@@ -450,8 +450,9 @@ func (s *RawStore) putIfAbsent(ctx context.Context, tb *byIDTable, appID int64, 
 // that leaves its outcome unknown.
 func casUncertain(err error) bool {
 	var writeTO *gocql.RequestErrWriteTimeout
+	var readTO *gocql.RequestErrReadTimeout // from the Paxos read phase
 	var casUnk *gocql.RequestErrCASWriteUnknown
-	return errors.As(err, &writeTO) || errors.As(err, &casUnk) ||
+	return errors.As(err, &writeTO) || errors.As(err, &readTO) || errors.As(err, &casUnk) ||
 		errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrConnectionClosed)
 }
 

@@ -183,3 +183,26 @@ func TestPutRejectsMissingID(t *testing.T) {
 		t.Errorf("PutConversion without id: %v, want %s", err, tapline.EINVALID)
 	}
 }
+
+func TestCASUncertain(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"WriteTimeout", fmt.Errorf("x: %w", &gocql.RequestErrWriteTimeout{WriteType: "CAS"}), true},
+		{"ReadTimeout", &gocql.RequestErrReadTimeout{}, true},
+		{"CASWriteUnknown", &gocql.RequestErrCASWriteUnknown{}, true},
+		{"ClientTimeout", gocql.ErrTimeoutNoResponse, true},
+		{"ConnectionClosed", gocql.ErrConnectionClosed, true},
+		{"Unavailable", &gocql.RequestErrUnavailable{}, false},
+		{"NoConnections", gocql.ErrNoConnections, false},
+		{"Other", errors.New("boom"), false},
+	}
+	for _, tt := range tests {
+		if got := casUncertain(tt.err); got != tt.want {
+			t.Errorf("%s: casUncertain(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
