@@ -167,8 +167,10 @@ func (c *Config) Validate() error {
 			bad("kafka-brokers", "a separate collector needs Kafka")
 		}
 	case TargetMatcher:
-		if c.KafkaBrokers == "" || c.CassandraHosts == "" {
-			bad("kafka-brokers", "a separate matcher needs Kafka and Cassandra (-cassandra-hosts)")
+		// Without -cassandra-hosts the raw store is embedded in -data-dir,
+		// which one matcher process can use: fine for one matcher.
+		if c.KafkaBrokers == "" {
+			bad("kafka-brokers", "a separate matcher needs Kafka")
 		}
 	default:
 		bad("target", "want all, collector, matcher or dashboard, got %q", c.Target)

@@ -17,9 +17,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tapline"
+	"tapline/cassandra"
 
 	"tapline/collector"
 	"tapline/dashboard"
+	"tapline/kafka"
 	"tapline/matcher"
 	"tapline/pebble"
 	"tapline/postgres"
@@ -34,27 +39,32 @@ func (c *Config) NewLogger(w *os.File) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: logLevels[c.LogLevel]}))
 }
 
-// Node is the all-in-one process: collector, matcher and dashboard on the
-// embedded bus and raw store plus PostgreSQL.
+// Node is one tapline process: the components its Config.Target names,
+// on the embedded bus and raw store or on Kafka and Cassandra, plus
+// PostgreSQL.
 type Node struct {
 	Config Config
 	Logger *slog.Logger
 
-	// Set by Open.
+	// Set by Open, for the components the target runs.
 	DB           *postgres.DB
 	Accounts     *postgres.AccountService
-	Bus          *pebble.Bus
-	Raw          *pebble.RawStore
+	Bus          tapline.Bus
+	Raw          tapline.RawStore
 	Collector    *collector.Collector
 	Matcher      *matcher.Matcher
 	Dashboard    *dashboard.Dashboard
 	Registry     *prometheus.Registry
 	CollectorURL string // base URL the collector listens on
 	DashboardURL string // base URL the dashboard listens on
+	MetricsURL   string // base URL of a matcher-only process's /metrics
 
 	servers   []*http.Server
 	serveWG   sync.WaitGroup
 	closers   []func() error
+	listeners []net.Listener
+	collLn    net.Listener
+	dashLn    net.Listener
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -67,15 +77,19 @@ func New(cfg Config, logger *slog.Logger) *Node {
 	return &Node{Config: cfg, Logger: logger}
 }
 
-// Open validates the configuration, opens PostgreSQL (migrating it), the
-// embedded bus and raw store, starts the matcher, and binds and serves the
-// collector and dashboard. On error everything opened so far is closed.
+// Open validates the configuration and opens, in order, PostgreSQL
+// (migrating it), the bus and raw store, the matcher, the collector and
+// the dashboard, as the target needs them; it binds the listeners and
+// serves. On error everything opened so far is closed.
 func (n *Node) Open(ctx context.Context) (err error) {
 	if err := n.Config.Validate(); err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
+			for _, ln := range n.listeners {
+				ln.Close()
+			}
 			_ = n.Close()
 		}
 	}()
@@ -83,16 +97,6 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	adminToken, err := secret(cfg.AdminToken, filepath.Join(cfg.DataDir, "admin.token"))
-	if err != nil {
-		return err
-	}
-	sessionKey, err := secret(cfg.SessionKey, filepath.Join(cfg.DataDir, "session.key"))
-	if err != nil {
-		return err
-	}
-	proxies, _ := cfg.trustedProxies()
-
 	n.Registry = prometheus.NewRegistry()
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -108,59 +112,221 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		}
 	}
 	n.Accounts = postgres.NewAccountService(n.DB)
+	if cfg.Demo {
+		if _, err := SeedDemo(ctx, n.Accounts); err != nil {
+			return fmt.Errorf("seed demo: %w", err)
+		}
+	}
 
-	n.Bus = pebble.NewBus(filepath.Join(cfg.DataDir, "bus"))
-	n.Bus.NumPartitions = cfg.Partitions
-	n.Bus.Retention = cfg.BusRetention
-	n.Bus.Logger = n.Logger
-	if err := n.Bus.Open(); err != nil {
+	if cfg.runs(TargetCollector) || cfg.runs(TargetMatcher) {
+		if err := n.openBus(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.runs(TargetMatcher) {
+		if err := n.openMatcher(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.runs(TargetCollector) {
+		if err := n.openCollector(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.runs(TargetDashboard) {
+		if err := n.openDashboard(); err != nil {
+			return err
+		}
+	}
+	if cfg.Target == TargetMatcher {
+		ln, err := n.listen("metrics-addr", cfg.MetricsAddr, &n.MetricsURL)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		n.serve(ln, mux)
+	}
+	if n.Collector != nil {
+		n.serve(n.collLn, n.Collector.Handler())
+	}
+	if n.Dashboard != nil {
+		n.serve(n.dashLn, n.Dashboard.Handler())
+	}
+	n.Logger.Info("tapline started", "target", cfg.Target, "collector", n.CollectorURL,
+		"dashboard", n.DashboardURL, "metrics", n.MetricsURL, "kafka", cfg.KafkaBrokers != "", "cassandra", cfg.CassandraHosts != "")
+	return nil
+}
+
+// listen binds addr and records its base URL in *url.
+func (n *Node) listen(flag, addr string, url *string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-%s: listen on %s: %w", flag, addr, err)
+	}
+	n.listeners = append(n.listeners, ln)
+	*url = "http://" + ln.Addr().String()
+	return ln, nil
+}
+
+// openBus opens Kafka when brokers are configured, else the embedded bus.
+func (n *Node) openBus(ctx context.Context) error {
+	cfg := &n.Config
+	if cfg.KafkaBrokers != "" {
+		b := kafka.NewBus(splitList(cfg.KafkaBrokers)...)
+		b.NumPartitions = cfg.Partitions
+		b.Logger = n.Logger
+		if err := b.Open(ctx); err != nil {
+			return fmt.Errorf("open kafka: %w", err)
+		}
+		n.Bus = b
+		n.closers = append(n.closers, b.Close)
+		return nil
+	}
+	b := pebble.NewBus(filepath.Join(cfg.DataDir, "bus"))
+	b.NumPartitions = cfg.Partitions
+	b.Retention = cfg.BusRetention
+	b.Logger = n.Logger
+	if err := b.Open(); err != nil {
 		return fmt.Errorf("open embedded bus: %w", err)
 	}
-	n.closers = append(n.closers, n.Bus.Close)
+	n.Bus = b
+	n.closers = append(n.closers, b.Close)
+	return nil
+}
 
-	n.Raw = pebble.NewRawStore(filepath.Join(cfg.DataDir, "raw"))
-	n.Raw.Logger = n.Logger
-	if err := n.Raw.Open(); err != nil {
-		return fmt.Errorf("open embedded raw store: %w", err)
+// openMatcher opens the raw store (Cassandra when hosts are configured,
+// else embedded) and starts the matcher, in a consumer group on Kafka.
+func (n *Node) openMatcher(ctx context.Context) error {
+	cfg := &n.Config
+	if cfg.CassandraHosts != "" {
+		s := cassandra.NewRawStore(cassandra.Config{
+			Hosts:             splitList(cfg.CassandraHosts),
+			Keyspace:          cfg.CassandraKeyspace,
+			Consistency:       cfg.CassandraConsistency,
+			LocalDC:           cfg.CassandraLocalDC,
+			ReplicationFactor: cfg.CassandraReplication,
+		})
+		s.Logger = n.Logger.With("component", "cassandra")
+		if cfg.Migrate {
+			if err := s.Migrate(ctx); err != nil {
+				return fmt.Errorf("migrate cassandra: %w", err)
+			}
+		}
+		if err := s.Open(ctx); err != nil {
+			return fmt.Errorf("open cassandra: %w", err)
+		}
+		n.Raw = s
+		n.closers = append(n.closers, s.Close)
+	} else {
+		s := pebble.NewRawStore(filepath.Join(cfg.DataDir, "raw"))
+		s.Logger = n.Logger
+		if err := s.Open(); err != nil {
+			return fmt.Errorf("open embedded raw store: %w", err)
+		}
+		n.Raw = s
+		n.closers = append(n.closers, s.Close)
 	}
-	n.closers = append(n.closers, n.Raw.Close)
 
-	n.Matcher = matcher.New(matcher.NewConfig(), n.Bus, n.Raw, postgres.NewFactStore(n.DB), n.Accounts)
+	mcfg := matcher.NewConfig()
+	mcfg.HitsTopic, mcfg.EventsTopic = cfg.HitsTopic, cfg.EventsTopic
+	mcfg.Consumer = cfg.GroupID
+	n.Matcher = matcher.New(mcfg, n.Bus, n.Raw, postgres.NewFactStore(n.DB), n.Accounts)
 	n.Matcher.Logger = n.Logger.With("component", "matcher")
 	n.Matcher.Registry = n.Registry
+	if cfg.KafkaBrokers != "" {
+		// The topics must exist before the group assigns their partitions.
+		for _, t := range []string{cfg.HitsTopic, cfg.EventsTopic} {
+			if _, err := n.Bus.Partitions(ctx, t); err != nil {
+				return fmt.Errorf("create topic %s: %w", t, err)
+			}
+		}
+		g := kafka.NewGroup(kafka.GroupConfig{
+			Brokers: splitList(cfg.KafkaBrokers),
+			GroupID: cfg.GroupID,
+			Topics:  []string{cfg.HitsTopic, cfg.EventsTopic},
+			Logger:  n.Logger,
+		})
+		if err := g.Open(ctx); err != nil {
+			return fmt.Errorf("join consumer group %s: %w", cfg.GroupID, err)
+		}
+		n.Matcher.Group = g
+		// Closed after the matcher: leaving the group ends the generation.
+		n.closers = append(n.closers, g.Close)
+	}
 	if err := n.Matcher.Open(ctx); err != nil {
 		return fmt.Errorf("start matcher: %w", err)
 	}
 	n.closers = append(n.closers, n.Matcher.Close)
+	return nil
+}
 
-	collLn, err := net.Listen("tcp", cfg.CollectorAddr)
+// openCollector binds the collector's listener and starts it; on Kafka
+// its bus is wrapped in the disk spool.
+func (n *Node) openCollector(ctx context.Context) error {
+	cfg := &n.Config
+	ln, err := n.listen("collector-addr", cfg.CollectorAddr, &n.CollectorURL)
 	if err != nil {
-		return fmt.Errorf("listen collector on %s: %w", cfg.CollectorAddr, err)
+		return err
 	}
-	n.CollectorURL = "http://" + collLn.Addr().String()
-	dashLn, err := net.Listen("tcp", cfg.DashboardAddr)
+	n.collLn = ln
+	bus := n.Bus
+	if cfg.KafkaBrokers != "" {
+		dir := cfg.SpoolDir
+		if dir == "" {
+			dir = filepath.Join(cfg.DataDir, "spool")
+		}
+		sp := pebble.NewSpool(n.Bus, dir)
+		sp.MaxBytes = cfg.SpoolMaxBytes
+		sp.Logger = n.Logger.With("component", "spool")
+		if err := sp.Open(); err != nil {
+			return fmt.Errorf("open spool: %w", err)
+		}
+		n.closers = append(n.closers, sp.Close)
+		n.Registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapline_collector_spooled_messages", Help: "Messages in the disk spool waiting for Kafka."},
+				func() float64 { return float64(sp.SpooledMessages()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapline_collector_spooled_bytes", Help: "Bytes in the disk spool waiting for Kafka."},
+				func() float64 { return float64(sp.SpooledBytes()) }),
+		)
+		bus = sp
+	}
+	proxies, _ := cfg.trustedProxies()
+	n.Collector = collector.New(collector.Config{TrustedProxies: proxies, HitsTopic: cfg.HitsTopic, EventsTopic: cfg.EventsTopic}, n.Accounts, bus)
+	n.Collector.Logger = n.Logger.With("component", "collector")
+	n.Collector.Registry = n.Registry
+	if err := n.Collector.Open(ctx); err != nil {
+		return fmt.Errorf("start collector: %w", err)
+	}
+	// The collector stops (draining its hits to the bus) before the
+	// matcher and the bus close: closers run in reverse.
+	n.closers = append(n.closers, n.Collector.Close)
+	return nil
+}
+
+func (n *Node) openDashboard() error {
+	cfg := &n.Config
+	adminToken, err := secret(cfg.AdminToken, filepath.Join(cfg.DataDir, "admin.token"))
 	if err != nil {
-		collLn.Close()
-		return fmt.Errorf("listen dashboard on %s: %w", cfg.DashboardAddr, err)
+		return err
 	}
-	n.DashboardURL = "http://" + dashLn.Addr().String()
+	sessionKey, err := secret(cfg.SessionKey, filepath.Join(cfg.DataDir, "session.key"))
+	if err != nil {
+		return err
+	}
+	ln, err := n.listen("dashboard-addr", cfg.DashboardAddr, &n.DashboardURL)
+	if err != nil {
+		return err
+	}
+	n.dashLn = ln
 	publicURL := strings.TrimRight(cfg.PublicURL, "/")
 	if publicURL == "" {
 		publicURL = n.CollectorURL
 	}
-
-	n.Collector = collector.New(collector.Config{TrustedProxies: proxies}, n.Accounts, n.Bus)
-	n.Collector.Logger = n.Logger.With("component", "collector")
-	n.Collector.Registry = n.Registry
-	if err := n.Collector.Open(ctx); err != nil {
-		collLn.Close()
-		dashLn.Close()
-		return fmt.Errorf("start collector: %w", err)
+	if publicURL == "" {
+		publicURL = "http://" + cfg.CollectorAddr
 	}
-	// The collector must stop (draining hits to the bus) before the
-	// matcher and the bus close: closers run in reverse.
-	n.closers = append(n.closers, n.Collector.Close)
-
 	n.Dashboard = dashboard.New(dashboard.Config{
 		AdminToken:    adminToken,
 		SessionKey:    []byte(sessionKey),
@@ -169,22 +335,8 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}, n.Accounts, postgres.NewReports(n.DB))
 	n.Dashboard.Logger = n.Logger.With("component", "dashboard")
 	if err := n.Dashboard.Config.Validate(); err != nil {
-		collLn.Close()
-		dashLn.Close()
 		return fmt.Errorf("dashboard config: %w", err)
 	}
-
-	if cfg.Demo {
-		if _, err := SeedDemo(ctx, n.Accounts); err != nil {
-			collLn.Close()
-			dashLn.Close()
-			return fmt.Errorf("seed demo: %w", err)
-		}
-	}
-
-	n.serve(collLn, n.Collector.Handler())
-	n.serve(dashLn, n.Dashboard.Handler())
-	n.Logger.Info("tapline started", "collector", n.CollectorURL, "dashboard", n.DashboardURL, "data_dir", cfg.DataDir)
 	return nil
 }
 

@@ -1,0 +1,137 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"tapline"
+	"tapline/postgres/pgtest"
+)
+
+// TestScaleOutTargets runs the collector, the matcher and the dashboard as
+// three separate nodes on one Kafka (kfake) and one PostgreSQL, and follows
+// a tap and an install through them to the dashboard's JSON.
+func TestScaleOutTargets(t *testing.T) {
+	ctx := context.Background()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close) // after the nodes' cleanups: those run first
+	dbURL := pgtest.URL(t)
+	token := strings.Repeat("t", 32)
+
+	open := func(target string, demo bool) *Node {
+		t.Helper()
+		cfg := NewConfig()
+		cfg.Target = target
+		cfg.DatabaseURL = dbURL
+		cfg.DataDir = t.TempDir()
+		cfg.CollectorAddr, cfg.DashboardAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		cfg.KafkaBrokers = strings.Join(cluster.ListenAddrs(), ",")
+		cfg.AdminToken = token
+		cfg.PublicURL = "http://collector.example"
+		cfg.Demo = demo
+		cfg.TrustedProxy = "127.0.0.1"
+		n := New(cfg, nil)
+		if err := n.Open(ctx); err != nil {
+			t.Fatalf("open %s: %v", target, err)
+		}
+		t.Cleanup(func() {
+			if err := n.Close(); err != nil {
+				t.Errorf("close %s: %v", target, err)
+			}
+		})
+		return n
+	}
+	coll := open(TargetCollector, true)
+	match := open(TargetMatcher, false)
+	dash := open(TargetDashboard, false)
+	if coll.Matcher != nil || coll.Dashboard != nil || match.Collector != nil || dash.Bus != nil {
+		t.Fatal("a node runs components its target does not name")
+	}
+	resp, err := http.Get(match.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("matcher /metrics: %d", resp.StatusCode)
+	}
+
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, coll.CollectorURL+"/l/"+DemoLinkSlug, nil)
+	req.Header.Set("User-Agent", "Mozilla/5.0 (Linux; Android 14; Pixel 7 Build/UQ1A.240205.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/122.0.6261.105 Mobile Safari/537.36")
+	req.Header.Set("X-Forwarded-For", "198.51.100.23")
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc == nil || loc.Host != "play.google.com" {
+		t.Fatalf("tap: %d to %q, want 302 to the Play Store", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The install reports the Play referrer it was given, from another
+	// network: only the referrer can match it.
+	form := url.Values{
+		"secret": {DemoSDKSecret}, "sdkversion": {"4.0.0"}, "uuid": {"b7f8c2d4-0d7e-4f0e-9a55-0e1f2a3b4c5d"},
+		"platform": {"Android"}, "vendor": {"Google"}, "model": {"Pixel 7"}, "os": {"Android 14"},
+		"android-referrer": {loc.Query().Get("referrer")},
+		"created-ms":       {strconv.FormatInt(time.Now().UnixMilli(), 10)},
+	}
+	req, _ = http.NewRequest(http.MethodPost, coll.CollectorURL+"/"+DemoAccount+"/event/android-demo-install", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-For", "192.0.2.99")
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("install: %d, want 200", resp.StatusCode)
+	}
+
+	demo, err := SeedDemo(ctx, dash.Accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().UTC().Format("2006-01-02")
+	daily := fmt.Sprintf("%s/api/v1/apps/%d/daily?from=%s&to=%s", dash.DashboardURL, demo.App.ID, today, today)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, daily, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Days []tapline.DailyStats `json:"days"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(body.Days) == 1 && body.Days[0].Conversions == 1 {
+			if d := body.Days[0]; d.Hits != 1 || d.Installs != 1 {
+				t.Fatalf("day = %+v, want 1 hit and 1 install", d)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no conversion after 30 s: %+v", body.Days)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
