@@ -150,7 +150,14 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	fmt.Fprintln(m.Stdout, "migrations applied")
+	fmt.Fprintln(m.Stdout, "postgres: migrations applied")
+	if cfg.CassandraHosts == "" {
+		return nil
+	}
+	if err := node.MigrateCassandra(ctx, cfg); err != nil {
+		return err
+	}
+	fmt.Fprintln(m.Stdout, "cassandra: migrations applied")
 	return nil
 }
 

@@ -201,13 +201,7 @@ func (n *Node) openBus(ctx context.Context) error {
 func (n *Node) openMatcher(ctx context.Context) error {
 	cfg := &n.Config
 	if cfg.CassandraHosts != "" {
-		s := cassandra.NewRawStore(cassandra.Config{
-			Hosts:             splitList(cfg.CassandraHosts),
-			Keyspace:          cfg.CassandraKeyspace,
-			Consistency:       cfg.CassandraConsistency,
-			LocalDC:           cfg.CassandraLocalDC,
-			ReplicationFactor: cfg.CassandraReplication,
-		})
+		s := cassandraStore(cfg)
 		s.Logger = n.Logger.With("component", "cassandra")
 		if cfg.Migrate {
 			if err := s.Migrate(ctx); err != nil {
@@ -400,4 +394,23 @@ func secret(value, path string) (string, error) {
 		return "", fmt.Errorf("write generated secret %s: %w", path, err)
 	}
 	return s, nil
+}
+
+func cassandraStore(cfg *Config) *cassandra.RawStore {
+	return cassandra.NewRawStore(cassandra.Config{
+		Hosts:             splitList(cfg.CassandraHosts),
+		Keyspace:          cfg.CassandraKeyspace,
+		Consistency:       cfg.CassandraConsistency,
+		LocalDC:           cfg.CassandraLocalDC,
+		ReplicationFactor: cfg.CassandraReplication,
+	})
+}
+
+// MigrateCassandra creates the keyspace named by cfg if absent and applies
+// the Cassandra migrations.
+func MigrateCassandra(ctx context.Context, cfg *Config) error {
+	if err := cassandraStore(cfg).Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate cassandra: %w", err)
+	}
+	return nil
 }
