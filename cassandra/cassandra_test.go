@@ -55,7 +55,7 @@ func mustKeyspace(t *testing.T) Config {
 		t.Fatalf("second Migrate: %v", err)
 	}
 	t.Cleanup(func() {
-		cl := cfg.cluster("")
+		cl := cfg.cluster("", nil)
 		sess, err := cl.CreateSession()
 		if err != nil {
 			t.Errorf("drop keyspace %s: %v", cfg.Keyspace, err)

@@ -3,6 +3,7 @@ package cassandra
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -120,8 +121,9 @@ func serialFor(c gocql.Consistency) gocql.SerialConsistency {
 }
 
 // cluster returns the gocql configuration; keyspace is "" for a session
-// that qualifies table names itself.
-func (c *Config) cluster(keyspace string) *gocql.ClusterConfig {
+// that qualifies table names itself. The driver logs to logger when it is
+// not nil.
+func (c *Config) cluster(keyspace string, logger *slog.Logger) *gocql.ClusterConfig {
 	cons, _ := c.consistency()
 	cl := gocql.NewCluster(c.Hosts...)
 	cl.Keyspace = keyspace
@@ -137,8 +139,27 @@ func (c *Config) cluster(keyspace string) *gocql.ClusterConfig {
 		fallback = gocql.DCAwareRoundRobinPolicy(c.LocalDC)
 	}
 	cl.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(fallback)
+	if logger != nil {
+		cl.Logger = driverLogger{logger}
+	}
 	if c.Username != "" {
 		cl.Authenticator = gocql.PasswordAuthenticator{Username: c.Username, Password: c.Password}
 	}
 	return cl
+}
+
+// driverLogger passes gocql's log lines (connection failures, host events)
+// to slog at warning level.
+type driverLogger struct{ l *slog.Logger }
+
+func (d driverLogger) Print(v ...any) {
+	d.l.Warn(strings.TrimSpace(fmt.Sprint(v...)), "component", "gocql")
+}
+
+func (d driverLogger) Printf(format string, v ...any) {
+	d.l.Warn(strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "gocql")
+}
+
+func (d driverLogger) Println(v ...any) {
+	d.l.Warn(strings.TrimSpace(fmt.Sprintln(v...)), "component", "gocql")
 }

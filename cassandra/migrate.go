@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/golang-migrate/migrate/v4"
 	migratecassandra "github.com/golang-migrate/migrate/v4/database/cassandra"
@@ -23,7 +24,10 @@ func (s *RawStore) Migrate(ctx context.Context) error {
 	if err := s.Config.Validate(); err != nil {
 		return err
 	}
-	sess, err := createSession(ctx, s.Config.cluster(""))
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	sess, err := createSession(ctx, s.Config.cluster("", s.Logger))
 	if err != nil {
 		return fmt.Errorf("migrate cassandra: %w", err)
 	}
@@ -33,7 +37,7 @@ func (s *RawStore) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate cassandra: create keyspace: %w", translate(err))
 	}
 
-	sess, err = createSession(ctx, s.Config.cluster(s.Config.Keyspace))
+	sess, err = createSession(ctx, s.Config.cluster(s.Config.Keyspace, s.Logger))
 	if err != nil {
 		return fmt.Errorf("migrate cassandra: %w", err)
 	}

@@ -107,7 +107,7 @@ func (s *RawStore) Open(ctx context.Context) error {
 	s.serial = serialFor(s.cons)
 	s.retry = &gocql.ExponentialBackoffRetryPolicy{NumRetries: 3, Min: 50 * time.Millisecond, Max: time.Second}
 	s.stmt = newStatements(s.Config.Keyspace)
-	sess, err := createSession(ctx, s.Config.cluster(""))
+	sess, err := createSession(ctx, s.Config.cluster("", s.Logger))
 	if err != nil {
 		return fmt.Errorf("open cassandra raw store: %w", err)
 	}
