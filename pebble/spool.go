@@ -112,6 +112,7 @@ type Spool struct {
 	open     bool
 	closed   bool
 	spooling bool
+	gate     chan struct{}  // while the replayer finishes the tail: Publish waits until it is closed
 	pending  []*spoolAppend // appends in reservation order, taken by the writer
 
 	count   atomic.Int64 // spooled plus pending messages
@@ -208,6 +209,7 @@ func (s *Spool) Open() error {
 	s.count.Store(count)
 	s.bytes.Store(size)
 	s.spooling = count > 0
+	s.gate = nil
 	s.pending = nil
 	s.writeKick = make(chan struct{}, 1)
 	s.replayKick = make(chan struct{}, 1)
@@ -324,8 +326,18 @@ func (s *Spool) Publish(ctx context.Context, msgs ...tapline.Message) error {
 			s.mu.Unlock()
 			return errSpoolClosed
 		}
-		spooling := s.spooling
+		spooling, gate := s.spooling, s.gate
 		s.mu.Unlock()
+		if gate != nil {
+			select {
+			case <-gate:
+				continue
+			case <-s.closing:
+				return errSpoolClosed
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		if !spooling {
 			break
 		}
@@ -473,8 +485,9 @@ func (s *Spool) replayLoop(ctx context.Context) {
 			}
 			continue
 		}
-		seqs, msgs, sizes, err := s.readBatch()
+		seqs, msgs, sizes, more, err := s.readBatch()
 		if err != nil {
+			s.setGate(false)
 			s.Logger.Error("spool read failed", "err", err)
 			if !s.wait(ctx, nil, s.RetryInterval) {
 				return
@@ -485,6 +498,7 @@ func (s *Spool) replayLoop(ctx context.Context) {
 			s.mu.Lock()
 			if s.count.Load() == 0 {
 				s.spooling = false
+				s.setGateLocked(false)
 				s.Logger.Info("spool replayed; publishing to the bus directly")
 			}
 			s.mu.Unlock()
@@ -506,6 +520,10 @@ func (s *Spool) replayLoop(ctx context.Context) {
 				s.bytes.Add(-dsize)
 			}
 		}
+		// At the tail of the backlog, hold new publishes back until it is
+		// replayed: under steady traffic the backlog would otherwise never
+		// be empty and the spool would never leave spooling mode.
+		s.setGate(err == nil && !more)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -547,26 +565,45 @@ func (s *Spool) wait(ctx context.Context, c chan struct{}, d time.Duration) bool
 	}
 }
 
+// setGate closes the gate on new publishes when closed is true and opens it
+// otherwise.
+func (s *Spool) setGate(closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setGateLocked(closed)
+}
+
+func (s *Spool) setGateLocked(closed bool) {
+	switch {
+	case closed && s.gate == nil:
+		s.gate = make(chan struct{})
+	case !closed && s.gate != nil:
+		close(s.gate)
+		s.gate = nil
+	}
+}
+
 // readBatch reads up to ReplayBatch spooled messages from the cursor on,
-// with their sequence numbers and spooled sizes.
-func (s *Spool) readBatch() (seqs []uint64, msgs []tapline.Message, sizes []int64, err error) {
+// with their sequence numbers and spooled sizes; more reports that it
+// stopped at a bound rather than at the end of the backlog.
+func (s *Spool) readBatch() (seqs []uint64, msgs []tapline.Message, sizes []int64, more bool, err error) {
 	it, err := s.db.NewIter(&pdb.IterOptions{
 		LowerBound: spoolKey(s.cursor),
 		UpperBound: prefixEnd([]byte{spaceSpool}),
 	})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("spool iterator: %w", err)
+		return nil, nil, nil, false, fmt.Errorf("spool iterator: %w", err)
 	}
 	defer it.Close()
 	var total int64
 	for it.First(); it.Valid() && len(msgs) < s.ReplayBatch && total < maxReplayBytes; it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("read spooled message: %w", err)
+			return nil, nil, nil, false, fmt.Errorf("read spooled message: %w", err)
 		}
 		m, err := decodeSpooled(v)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, false, err
 		}
 		size := spoolRecordSize(v)
 		seqs = append(seqs, binary.BigEndian.Uint64(it.Key()[1:]))
@@ -575,9 +612,9 @@ func (s *Spool) readBatch() (seqs []uint64, msgs []tapline.Message, sizes []int6
 		total += size
 	}
 	if err := it.Error(); err != nil {
-		return nil, nil, nil, fmt.Errorf("spool iterator: %w", err)
+		return nil, nil, nil, false, fmt.Errorf("spool iterator: %w", err)
 	}
-	return seqs, msgs, sizes, nil
+	return seqs, msgs, sizes, it.Valid(), nil
 }
 
 // replay publishes msgs to Bus and returns how many leading messages are
