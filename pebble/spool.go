@@ -55,7 +55,11 @@ const maxReplayBytes = 4 << 20
 // tries again every RetryInterval. When the backlog is empty, and no append
 // is under way, the spool switches back to normal mode; that switch and the
 // decision of Publish to append are made under one mutex, so nothing
-// published during the last replay can overtake the backlog.
+// published during the last replay can overtake the backlog. Under steady
+// traffic the backlog is never quite empty, so when the replayer reaches its
+// tail it closes a gate: new publishes wait (never past their context) until
+// the tail is replayed and then go to Bus directly; if Bus fails meanwhile
+// the gate opens and they are spooled.
 //
 // Delivery is at least once: a crash (or a failed Bus.Publish that wrote
 // part of a batch, or an attempt that timed out after the broker took the
