@@ -50,6 +50,7 @@ type Node struct {
 	DB           *postgres.DB
 	Accounts     *postgres.AccountService
 	Bus          tapline.Bus
+	Spool        *pebble.Spool // the collector's disk spool, on Kafka
 	Raw          tapline.RawStore
 	Collector    *collector.Collector
 	Matcher      *matcher.Matcher
@@ -278,6 +279,7 @@ func (n *Node) openCollector(ctx context.Context) error {
 			return fmt.Errorf("open spool: %w", err)
 		}
 		n.closers = append(n.closers, sp.Close)
+		n.Spool = sp
 		n.Registry.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapline_collector_spooled_messages", Help: "Messages in the disk spool waiting for Kafka."},
 				func() float64 { return float64(sp.SpooledMessages()) }),
