@@ -1,5 +1,7 @@
 // Package pebble implements the embedded tapline.Bus and tapline.RawStore on
-// pebble (github.com/cockroachdb/pebble/v2), for the single-machine binary.
+// pebble (github.com/cockroachdb/pebble/v2), for the single-machine binary,
+// and the Spool: the scale-out collector's bounded disk buffer in front of
+// Kafka while Kafka is unreachable.
 //
 // Each of Bus and RawStore opens its own pebble database in its own
 // directory. Keys are order-preserving: integers are big-endian with the sign
@@ -13,4 +15,7 @@
 // The bus keeps each message under ("M" topic partition offset), commits
 // concurrent publishes as one synced batch from a single writer goroutine and
 // wakes fetchers through a per-partition channel closed on each commit.
+//
+// The spool keeps messages under ("S" sequence) in arrival order and replays
+// them to the real bus oldest first, deleting each batch once the bus has it.
 package pebble
