@@ -345,13 +345,16 @@ func TestSpool_KafkaOutage(t *testing.T) {
 				}
 				sent[w] = append(sent[w], v)
 				published.Add(1)
-				time.Sleep(time.Millisecond)
+				// About 800 messages/s in all: well below what the
+				// replayer moves even on a loaded machine, so the backlog
+				// can drain while publishes keep coming.
+				time.Sleep(5 * time.Millisecond)
 			}
 		})
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) || t.Failed() {
 				stop.Store(true)
 				wg.Wait()
