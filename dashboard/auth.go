@@ -61,8 +61,12 @@ func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // safeNext returns next when it is a path on this site, else "/apps".
+// Control characters and backslashes are refused outright: browsers drop
+// tabs and newlines from a Location and read "\\" as "/", so "/\t/evil"
+// would leave the site.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return "/apps"
 	}
 	return next

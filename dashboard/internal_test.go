@@ -144,7 +144,10 @@ func TestNiceCeil(t *testing.T) {
 
 func TestSafeNext(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]string{"": "/apps", "/apps/3?tz=UTC": "/apps/3?tz=UTC", "//evil.example": "/apps", "/\\evil.example": "/apps", "https://evil.example/": "/apps"} {
+	for in, want := range map[string]string{"": "/apps", "/apps/3?tz=UTC": "/apps/3?tz=UTC", "//evil.example": "/apps", "/\\evil.example": "/apps", "https://evil.example/": "/apps",
+		// Browsers drop tabs and newlines from URLs, so these become //evil.example.
+		"/\t/evil.example": "/apps", "/\n/evil.example": "/apps", "/\r\n/evil.example": "/apps", "\t//evil.example": "/apps",
+		"/apps/\x00": "/apps", "/apps\\..\\x": "/apps"} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
 		}
