@@ -51,13 +51,31 @@ type Offset struct {
 	Topic     string `json:"topic"`
 	Partition int    `json:"partition"`
 	Offset    int64  `json:"offset"`
+
+	// Fenced makes ApplyFacts store Offset only if the stored offset is
+	// still From (NoOffset: none stored yet). A consumer that lost its
+	// partitions to another member of its group, and flushes late, then
+	// fails with ECONFLICT instead of counting records twice.
+	Fenced bool  `json:"-"`
+	From   int64 `json:"-"`
+}
+
+// NoOffset is the From of a fenced Offset whose partition has no stored
+// offset yet.
+const NoOffset = -1
+
+// Same reports whether o and p name the same position of the same
+// partition, ignoring fencing.
+func (o Offset) Same(p Offset) bool {
+	return o.Topic == p.Topic && o.Partition == p.Partition && o.Offset == p.Offset
 }
 
 // FactStore holds the fact tables and the matcher's consumed offsets.
 type FactStore interface {
 	// ApplyFacts adds deltas to the fact tables and stores offsets as the
 	// consumer's position, in one transaction: either all of it lands or
-	// none does.
+	// none does. A fenced offset whose stored value is no longer its From
+	// fails the whole call with ECONFLICT.
 	ApplyFacts(ctx context.Context, consumer string, deltas map[FactKey]FactValue, offsets []Offset) error
 	// Offsets returns the consumer's stored positions.
 	Offsets(ctx context.Context, consumer string) ([]Offset, error)

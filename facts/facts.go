@@ -164,6 +164,17 @@ func (a *Aggregator) Reset() {
 	a.offsets = map[offsetKey]int64{}
 }
 
+// Offsets returns the next offset of every partition seen so far.
+func (a *Aggregator) Offsets() []tapline.Offset {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	offs := make([]tapline.Offset, 0, len(a.offsets))
+	for k, v := range a.offsets {
+		offs = append(offs, tapline.Offset{Topic: k.topic, Partition: k.partition, Offset: v})
+	}
+	return offs
+}
+
 // Pending returns the number of fact rows waiting to be flushed.
 func (a *Aggregator) Pending() int {
 	a.mu.Lock()

@@ -227,3 +227,102 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		}
 	}
 }
+
+// TestZombieFlushIsFenced has a matcher that lost its partitions (here: a
+// second matcher took them over and stored offsets) flush late: the flush
+// must fail with ECONFLICT and apply nothing.
+func TestZombieFlushIsFenced(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	accounts := postgres.NewAccountService(db)
+	acct := &tapline.Account{Name: "zombie", Email: "z@example.com"}
+	if err := accounts.CreateAccount(ctx, acct, "password-123456"); err != nil {
+		t.Fatal(err)
+	}
+	app := &tapline.App{AccountID: acct.ID, Name: "Z", WebURL: "https://example.com/"}
+	if err := accounts.CreateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	phases, want := workload(t, app.ID, 100)
+	dir := t.TempDir()
+	bus := pebble.NewBus(dir + "/bus")
+	bus.NumPartitions = 4
+	if err := bus.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	raw := pebble.NewRawStore(dir + "/raw")
+	if err := raw.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var all []tapline.Message
+	for _, p := range phases {
+		all = append(all, p...)
+	}
+	if err := bus.Publish(ctx, all...); err != nil {
+		t.Fatal(err)
+	}
+	store := postgres.NewFactStore(db)
+	consumed := func(m *Matcher) int64 {
+		var n int64
+		for _, o := range m.agg.Offsets() {
+			n += o.Offset
+		}
+		return n
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+
+	slow := NewConfig()
+	slow.FlushInterval = time.Hour // it consumes everything but never flushes by itself
+	zombie := New(slow, bus, raw, store, accounts)
+	if err := zombie.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer zombie.abort()
+	waitFor("the first matcher to consume everything", func() bool { return consumed(zombie) == int64(len(all)) })
+
+	fast := NewConfig()
+	fast.FlushInterval = 20 * time.Millisecond
+	owner := New(fast, bus, raw, store, accounts)
+	if err := owner.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the second matcher to store its offsets", func() bool {
+		offs, err := store.Offsets(ctx, fast.Consumer)
+		var n int64
+		for _, o := range offs {
+			n += o.Offset
+		}
+		return err == nil && n == int64(len(all))
+	})
+	if err := owner.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	err := zombie.Flush(ctx)
+	if tapline.ErrorCode(err) != tapline.ECONFLICT {
+		t.Fatalf("late flush of the first matcher: %v, want a conflict", err)
+	}
+	reports := postgres.NewReports(db)
+	days, err := reports.DailyStats(ctx, tapline.StatsFilter{AppID: app.ID, From: time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour),
+		To: time.Now().UTC().Add(48 * time.Hour).Truncate(24 * time.Hour), Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits, installs int64
+	for _, d := range days {
+		hits += d.Hits
+		installs += d.Installs
+	}
+	if hits != want.hits || installs != want.installs {
+		t.Fatalf("facts: %d hits, %d installs; want %d and %d (the fenced flush must apply nothing)", hits, installs, want.hits, want.installs)
+	}
+}

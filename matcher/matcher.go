@@ -89,8 +89,11 @@ type Matcher struct {
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
-	inDoubt     *snapshot          // a flush whose outcome is unknown
-	generation  tapline.Generation // the current one, to commit offsets to
+	inDoubt     *snapshot                   // a flush whose outcome is unknown
+	generation  tapline.Generation          // the current one, to commit offsets to
+	genCancel   context.CancelFunc          // ends the current generation early
+	stored      map[tapline.Partition]int64 // offsets as last stored, the From of fenced flushes
+	fenced      bool                        // a flush found the offsets moved: stop and let go
 	flushNow    chan struct{}
 	aborting    atomic.Bool
 
@@ -219,6 +222,8 @@ func (m *Matcher) generations(ctx context.Context, group tapline.Group) {
 // and forgets the partitions, so that the next owner starts exactly where
 // this one stopped.
 func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	parts := gen.Assignments()
 	var stored []tapline.Offset
 	backoff := newBackoff()
@@ -237,14 +242,22 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 		start[tapline.Partition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
 	}
 	seeded := make([]tapline.Offset, 0, len(parts))
+	from := make(map[tapline.Partition]int64, len(parts))
 	for _, p := range parts {
 		o := tapline.Offset{Topic: p.Topic, Partition: p.Partition, Offset: start[p]}
 		m.agg.Seed(o)
 		seeded = append(seeded, o)
+		from[p] = tapline.NoOffset
+		if off, ok := start[p]; ok {
+			from[p] = off
+		}
 	}
 	m.flushMu.Lock()
 	m.lastFlushed = seeded
+	m.stored = from
+	m.fenced = false
 	m.generation = gen
+	m.genCancel = cancel
 	m.flushMu.Unlock()
 	m.Logger.Info("matcher generation started", "partitions", len(parts))
 
@@ -254,7 +267,10 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 	}
 	wg.Wait()
 
-	if !m.aborting.Load() {
+	m.flushMu.Lock()
+	fenced := m.fenced
+	m.flushMu.Unlock()
+	if !m.aborting.Load() && !fenced {
 		// Flush what this generation consumed. If that keeps failing, drop
 		// it as a crash would: the next owner replays from the stored
 		// offsets, and replays are exact.
@@ -275,7 +291,9 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 	m.agg.Reset()
 	m.inDoubt = nil
 	m.lastFlushed = nil
+	m.stored = nil
 	m.generation = nil
+	m.genCancel = nil
 	m.flushMu.Unlock()
 }
 
@@ -350,25 +368,45 @@ func (m *Matcher) Flush(ctx context.Context) error {
 			return fmt.Errorf("check an unacknowledged flush: %w", err)
 		}
 		if covers(stored, m.inDoubt.offsets) {
-			m.lastFlushed = m.inDoubt.offsets
+			m.flushed(m.inDoubt.offsets)
 		} else {
 			m.agg.Restore(m.inDoubt.batch)
 		}
 		m.inDoubt = nil
 	}
+	if m.fenced {
+		return nil
+	}
 	b, offs := m.agg.Take()
 	if len(b) == 0 && sameOffsets(offs, m.lastFlushed) {
 		return nil
 	}
+	for i := range offs {
+		if from, ok := m.stored[tapline.Partition{Topic: offs[i].Topic, Partition: offs[i].Partition}]; ok {
+			offs[i].Fenced, offs[i].From = true, from
+		}
+	}
 	start := time.Now()
 	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs); err != nil {
-		m.inDoubt = &snapshot{batch: b, offsets: offs}
 		m.metrics.flushErrors.Inc()
+		if tapline.ErrorCode(err) == tapline.ECONFLICT {
+			// Another member owns these partitions now and has stored
+			// offsets past ours: drop everything, as a crash would, and
+			// end the generation. Nothing was applied.
+			m.fenced = true
+			m.agg.Reset()
+			if m.genCancel != nil {
+				m.genCancel()
+			}
+			m.Logger.Error("flush fenced off: the partitions moved to another matcher; dropping this generation's unflushed work", "err", err)
+			return fmt.Errorf("apply %d fact rows: %w", len(b), err)
+		}
+		m.inDoubt = &snapshot{batch: b, offsets: offs}
 		return fmt.Errorf("apply %d fact rows: %w", len(b), err)
 	}
 	m.metrics.flushes.Inc()
 	m.metrics.flushSeconds.Observe(time.Since(start).Seconds())
-	m.lastFlushed = offs
+	m.flushed(offs)
 	if m.generation != nil {
 		// Also on the bus, for lag tools; the offsets that count are the
 		// ones just stored with the facts.
@@ -379,14 +417,20 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	return nil
 }
 
+// flushed records offs as stored.
+func (m *Matcher) flushed(offs []tapline.Offset) {
+	m.lastFlushed = offs
+	for _, o := range offs {
+		if m.stored != nil {
+			m.stored[tapline.Partition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
+		}
+	}
+}
+
 // covers reports whether stored holds every offset of want, equal.
 func covers(stored, want []tapline.Offset) bool {
-	have := make(map[tapline.Offset]bool, len(stored))
-	for _, o := range stored {
-		have[o] = true
-	}
-	for _, o := range want {
-		if !have[o] {
+	for _, w := range want {
+		if !slices.ContainsFunc(stored, w.Same) {
 			return false
 		}
 	}
@@ -406,7 +450,7 @@ func sameOffsets(a, b []tapline.Offset) bool {
 	a, b = slices.Clone(a), slices.Clone(b)
 	slices.SortFunc(a, cmp)
 	slices.SortFunc(b, cmp)
-	return slices.Equal(a, b)
+	return slices.EqualFunc(a, b, tapline.Offset.Same)
 }
 
 func (m *Matcher) flushLoop(ctx context.Context) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
@@ -98,6 +99,9 @@ func (s *AccountService) CreateAccount(ctx context.Context, a *tapline.Account, 
 
 // AccountByName returns the account named name, or ENOTFOUND.
 func (s *AccountService) AccountByName(ctx context.Context, name string) (*tapline.Account, error) {
+	if !accountNameRE.MatchString(name) { // no such name can exist; PostgreSQL may not even take it
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
+	}
 	a, _, err := s.account(ctx, `WHERE name = $1`, name)
 	return a, err
 }
@@ -106,6 +110,9 @@ func (s *AccountService) AccountByName(ctx context.Context, name string) (*tapli
 // password is password, or EUNAUTHORIZED.
 func (s *AccountService) Authenticate(ctx context.Context, login, password string) (*tapline.Account, error) {
 	login = strings.TrimSpace(login)
+	if !storable(login) {
+		return nil, tapline.Errorf(tapline.EUNAUTHORIZED, "Wrong login or password.")
+	}
 	a, hash, err := s.account(ctx, `WHERE name = $1 OR email = lower($1) ORDER BY id LIMIT 1`, login)
 	if tapline.ErrorCode(err) == tapline.ENOTFOUND {
 		// Spend as long as a wrong password would.
@@ -207,7 +214,7 @@ func (s *AccountService) App(ctx context.Context, id int64) (*tapline.App, error
 
 // AppBySDKKey returns the app whose SDK key is key, or ENOTFOUND.
 func (s *AccountService) AppBySDKKey(ctx context.Context, key string) (*tapline.App, error) {
-	if key == "" {
+	if !credentialRE.MatchString(key) {
 		return nil, tapline.Errorf(tapline.ENOTFOUND, "App not found.")
 	}
 	return s.app(ctx, `WHERE sdk_key = $1`, key)
@@ -241,6 +248,9 @@ func (s *AccountService) AppsByAccount(ctx context.Context, accountID int64) ([]
 // secret: ENOTFOUND for an unknown account, EFORBIDDEN for a wrong secret.
 // Secrets are compared in constant time.
 func (s *AccountService) AppBySecret(ctx context.Context, account, secret string) (*tapline.App, error) {
+	if !accountNameRE.MatchString(account) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
+	}
 	var accountID int64
 	err := s.db.pool.QueryRow(ctx, `SELECT id FROM accounts WHERE name = $1`, account).Scan(&accountID)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -319,8 +329,8 @@ func (s *AccountService) CreateLink(ctx context.Context, l *tapline.Link) error 
 	if l.Name == "" {
 		l.Name = l.Slug
 	}
-	if len(l.Name) > maxNameLength {
-		return tapline.Errorf(tapline.EINVALID, "name: must be at most %d characters", maxNameLength)
+	if len(l.Name) > maxNameLength || !storable(l.Name) {
+		return tapline.Errorf(tapline.EINVALID, "name: must be at most %d characters of valid UTF-8 without NUL", maxNameLength)
 	}
 	for _, f := range []struct{ field, url string }{
 		{"ios_url", l.IOSURL}, {"android_url", l.AndroidURL}, {"web_url", l.WebURL},
@@ -359,6 +369,9 @@ func scanLink(row pgx.Row) (*tapline.Link, error) {
 
 // LinkBySlug returns the link with the given slug, or ENOTFOUND.
 func (s *AccountService) LinkBySlug(ctx context.Context, slug string) (*tapline.Link, error) {
+	if !linkSlugRE.MatchString(slug) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Link not found.")
+	}
 	l, err := scanLink(s.db.pool.QueryRow(ctx, `SELECT `+linkColumns+` FROM links WHERE slug = $1`, slug))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, tapline.Errorf(tapline.ENOTFOUND, "Link not found.")
@@ -388,8 +401,8 @@ func validateApp(a *tapline.App) error {
 	if a.Name == "" {
 		return tapline.Errorf(tapline.EINVALID, "name: required")
 	}
-	if len(a.Name) > maxNameLength {
-		return tapline.Errorf(tapline.EINVALID, "name: must be at most %d characters", maxNameLength)
+	if len(a.Name) > maxNameLength || !storable(a.Name) {
+		return tapline.Errorf(tapline.EINVALID, "name: must be at most %d characters of valid UTF-8 without NUL", maxNameLength)
 	}
 	if !credentialRE.MatchString(a.SDKSecret) {
 		return tapline.Errorf(tapline.EINVALID, "sdk_secret: must be 16 to 128 URL-safe characters")
@@ -425,7 +438,7 @@ func validateURL(field, s string) error {
 		return nil
 	}
 	u, err := url.Parse(s)
-	if err != nil || len(s) > maxURLLength || u.Scheme == "" {
+	if err != nil || len(s) > maxURLLength || u.Scheme == "" || !storable(s) {
 		return tapline.Errorf(tapline.EINVALID, "%s: must be an absolute URL", field)
 	}
 	switch strings.ToLower(u.Scheme) {
@@ -445,6 +458,12 @@ func validateEmail(s string) error {
 		return tapline.Errorf(tapline.EINVALID, "email: must be a valid address")
 	}
 	return nil
+}
+
+// storable reports whether PostgreSQL can hold s in a text column: valid
+// UTF-8 without NUL bytes. Anything else fails as an internal error there.
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // randomToken returns 32 random bytes in URL-safe base64.

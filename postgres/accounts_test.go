@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -371,5 +372,34 @@ func TestUnavailable(t *testing.T) {
 	wantCode(t, "Open(nothing listening)", err, tapline.EUNAVAILABLE)
 	if err := down.Close(); err != nil {
 		t.Errorf("Close after failed Open: %v", err)
+	}
+}
+
+// TestLookupsRefuseUnstorableInput checks that strings PostgreSQL cannot
+// hold (a NUL byte, invalid UTF-8) are answered as the client errors they
+// are, not as internal failures of the database.
+func TestLookupsRefuseUnstorableInput(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newService(t)
+	acct := newAccount(t, s, "nul")
+	app := newApp(t, s, acct.ID, "App")
+	for _, bad := range []string{"a\x00b", "\xff", "ok\xfe"} {
+		_, err := s.LinkBySlug(ctx, bad)
+		wantCode(t, "LinkBySlug "+strconv.Quote(bad), err, tapline.ENOTFOUND)
+		_, err = s.AccountByName(ctx, bad)
+		wantCode(t, "AccountByName "+strconv.Quote(bad), err, tapline.ENOTFOUND)
+		_, err = s.AppBySDKKey(ctx, bad)
+		wantCode(t, "AppBySDKKey "+strconv.Quote(bad), err, tapline.ENOTFOUND)
+		_, err = s.AppBySecret(ctx, bad, app.SDKSecret)
+		wantCode(t, "AppBySecret account "+strconv.Quote(bad), err, tapline.ENOTFOUND)
+		_, err = s.AppBySecret(ctx, acct.Name, bad)
+		wantCode(t, "AppBySecret secret "+strconv.Quote(bad), err, tapline.EFORBIDDEN)
+		_, err = s.Authenticate(ctx, bad, "password1")
+		wantCode(t, "Authenticate "+strconv.Quote(bad), err, tapline.EUNAUTHORIZED)
+		err = s.CreateApp(ctx, &tapline.App{AccountID: acct.ID, Name: "App " + bad})
+		wantCode(t, "CreateApp name "+strconv.Quote(bad), err, tapline.EINVALID)
+		err = s.CreateLink(ctx, &tapline.Link{AppID: app.ID, Slug: "nul-link", Name: "Link " + bad})
+		wantCode(t, "CreateLink name "+strconv.Quote(bad), err, tapline.EINVALID)
 	}
 }

@@ -165,6 +165,10 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 			return fmt.Errorf("apply facts to %s: %w", info.name, translate(err))
 		}
 	}
+	if err := storeFencedOffsets(ctx, tx, consumer, offsets); err != nil {
+		return err
+	}
+	offsets = slices.DeleteFunc(offsets, func(o tapline.Offset) bool { return o.Fenced })
 	if len(offsets) > 0 {
 		topics := make([]string, len(offsets))
 		partitions := make([]int32, len(offsets))
@@ -183,6 +187,50 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("apply facts: commit: %w", translate(err))
+	}
+	return nil
+}
+
+// storeFencedOffsets stores the fenced offsets, each only where the stored
+// offset is still its From (no row for NoOffset), in one statement. Any
+// other outcome is ECONFLICT: another consumer moved the partition on.
+func storeFencedOffsets(ctx context.Context, tx pgx.Tx, consumer string, offsets []tapline.Offset) error {
+	var topics []string
+	var partitions []int32
+	var from, next []int64
+	for _, o := range offsets {
+		if o.Fenced {
+			topics = append(topics, o.Topic)
+			partitions = append(partitions, int32(o.Partition))
+			from = append(from, o.From)
+			next = append(next, o.Offset)
+		}
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	var stored int
+	err := tx.QueryRow(ctx, `
+		WITH want (t, p, f, n) AS (
+			SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[])
+		), moved AS (
+			UPDATE consumer_offsets AS o SET next_offset = w.n, updated_at = now()
+			FROM want AS w
+			WHERE o.consumer = $1 AND o.topic = w.t AND o.partition = w.p AND w.f >= 0 AND o.next_offset = w.f
+			RETURNING 1
+		), created AS (
+			INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, updated_at)
+			SELECT $1, t, p, n, now() FROM want WHERE f < 0
+			ON CONFLICT (consumer, topic, partition) DO NOTHING
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM moved) + (SELECT count(*) FROM created)`,
+		consumer, topics, partitions, from, next).Scan(&stored)
+	if err != nil {
+		return fmt.Errorf("store fenced offsets: %w", translate(err))
+	}
+	if stored != len(topics) {
+		return tapline.Errorf(tapline.ECONFLICT, "The offsets of consumer %s moved since this consumer last stored them: another member of its group owns the partitions now.", consumer)
 	}
 	return nil
 }
