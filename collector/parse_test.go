@@ -68,6 +68,8 @@ func TestParseTapstream(t *testing.T) {
 		{"bad price", "x", "uuid=U&purchase-price=1.99&purchase-currency=USD", "purchase-price", "", nil},
 		{"bad currency", "x", "uuid=U&purchase-price=199&purchase-currency=dollars", "purchase-currency", "", nil},
 		{"bad escape", "x", "uuid=%zz", "form-encoded", "", nil},
+		// 10^9 cents times 10^6 is 10^19 micros, past int64: it must not wrap negative.
+		{"revenue overflow", "x", "uuid=U&purchase-price=1000000000&purchase-quantity=1000000&purchase-currency=USD", "purchase", "", nil},
 		{"empty name", " ", "uuid=U", "event name", "", nil},
 	}
 	for _, tt := range tests {

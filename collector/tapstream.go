@@ -27,6 +27,9 @@ const (
 	maxParamValue  = 1024
 	maxQuantity    = 1_000_000
 	maxPriceCents  = 1_000_000_000 // ten million units of any currency
+	// maxRevenueCents bounds price times quantity so that the micros fit
+	// an int64 (the JSON API's bound: a trillion units).
+	maxRevenueCents = 100_000_000_000_000
 )
 
 // minEventTime is the earliest device time taken at face value; earlier
@@ -167,6 +170,9 @@ func tapstreamPurchase(e *tapline.Event, get func(string) string) error {
 	cur, ok := currency(get("purchase-currency"))
 	if !ok {
 		return tapline.Errorf(tapline.EINVALID, "The purchase-currency field must be an ISO 4217 code such as USD.")
+	}
+	if cents*qty > maxRevenueCents { // both bounded above, so the product cannot overflow
+		return tapline.Errorf(tapline.EINVALID, "The purchase-price times purchase-quantity must be at most %d cents.", int64(maxRevenueCents))
 	}
 	e.Revenue = &tapline.Revenue{Micros: cents * qty * 10_000, Currency: cur}
 	return nil
