@@ -11,9 +11,6 @@ import (
 
 	"tapline"
 	"tapline/fingerprint"
-	"tapline/pebble"
-	"tapline/postgres"
-	"tapline/postgres/pgtest"
 )
 
 // truth is what the fact tables must say once every record is consumed.
@@ -121,67 +118,19 @@ func (f *flakyFacts) ApplyFacts(ctx context.Context, consumer string, d map[tapl
 
 func TestExactlyOnceAcrossCrashes(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.Open(t)
-	accounts := postgres.NewAccountService(db)
-	acct := &tapline.Account{Name: "eo", Email: "eo@example.com"}
-	if err := accounts.CreateAccount(ctx, acct, "password-123456"); err != nil {
-		t.Fatal(err)
-	}
-	app := &tapline.App{AccountID: acct.ID, Name: "EO", WebURL: "https://example.com/"}
-	if err := accounts.CreateApp(ctx, app); err != nil {
-		t.Fatal(err)
-	}
-	phases, want := workload(t, app.ID, 400)
-
-	dir := t.TempDir()
-	bus := pebble.NewBus(dir + "/bus")
-	bus.NumPartitions = 4
-	if err := bus.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
-	raw := pebble.NewRawStore(dir + "/raw")
-	if err := raw.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	store := postgres.NewFactStore(db)
+	f := newFixture(t, "eo")
+	phases, want := workload(t, f.app.ID, 400)
+	bus := f.pebbleBus(t, 4)
 	cfg := NewConfig()
 	cfg.FlushInterval = 20 * time.Millisecond
 
-	publish := func(msgs []tapline.Message) {
-		t.Helper()
-		if err := bus.Publish(ctx, msgs...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reports := postgres.NewReports(db)
-	filter := tapline.StatsFilter{AppID: app.ID, From: time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour),
-		To: time.Now().UTC().Add(48 * time.Hour).Truncate(24 * time.Hour), Location: time.UTC}
-	totals := func() truth {
-		t.Helper()
-		days, err := reports.DailyStats(ctx, filter)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got truth
-		for _, d := range days {
-			got.hits += d.Hits
-			got.installs += d.Installs
-			got.conversions += d.Conversions
-			got.events += d.Events
-		}
-		return got
-	}
-	same := func(a, b truth) bool {
-		return a.hits == b.hits && a.installs == b.installs && a.conversions == b.conversions && a.events == b.events
-	}
-
 	// Phase 1: the first matcher's second flush commits but reports an
 	// error; then the matcher dies without a final flush.
-	publish(phases[0])
-	flaky := &flakyFacts{FactStore: store, failOn: 2, failed: make(chan struct{})}
-	m1 := New(cfg, bus, raw, flaky, accounts)
+	if err := bus.Publish(ctx, phases[0]...); err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakyFacts{FactStore: f.store, failOn: 2, failed: make(chan struct{})}
+	m1 := New(cfg, bus, f.raw, flaky, f.accounts)
 	if err := m1.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -195,29 +144,26 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 
 	// Phase 2: more records, a second matcher killed mid-stream (its raw
 	// rows are ahead of its facts), and a third that finishes.
-	publish(phases[1])
-	m2 := New(cfg, bus, raw, store, accounts)
+	if err := bus.Publish(ctx, phases[1]...); err != nil {
+		t.Fatal(err)
+	}
+	m2 := New(cfg, bus, f.raw, f.store, f.accounts)
 	if err := m2.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(30 * time.Millisecond)
 	m2.abort()
-	m3 := New(cfg, bus, raw, store, accounts)
+	m3 := New(cfg, bus, f.raw, f.store, f.accounts)
 	if err := m3.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !same(totals(), want) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, "the facts to reach the ground truth", 30*time.Second, func() bool { return same(f.totals(t), want) })
 	if err := m3.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := totals(); !same(got, want) {
-		t.Fatalf("facts: hits %d installs %d conversions %d events %d; want hits %d installs %d conversions %d events %d",
-			got.hits, got.installs, got.conversions, got.events, want.hits, want.installs, want.conversions, want.events)
-	}
-	links, err := reports.LinkStats(ctx, filter)
+	f.checkTotals(t, want)
+	links, err := f.reports.LinkStats(ctx, tapline.StatsFilter{AppID: f.app.ID, From: time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour),
+		To: time.Now().UTC().Add(48 * time.Hour).Truncate(24 * time.Hour), Location: time.UTC})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,96 +179,45 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 // must fail with ECONFLICT and apply nothing.
 func TestZombieFlushIsFenced(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.Open(t)
-	accounts := postgres.NewAccountService(db)
-	acct := &tapline.Account{Name: "zombie", Email: "z@example.com"}
-	if err := accounts.CreateAccount(ctx, acct, "password-123456"); err != nil {
-		t.Fatal(err)
-	}
-	app := &tapline.App{AccountID: acct.ID, Name: "Z", WebURL: "https://example.com/"}
-	if err := accounts.CreateApp(ctx, app); err != nil {
-		t.Fatal(err)
-	}
-	phases, want := workload(t, app.ID, 100)
-	dir := t.TempDir()
-	bus := pebble.NewBus(dir + "/bus")
-	bus.NumPartitions = 4
-	if err := bus.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer bus.Close()
-	raw := pebble.NewRawStore(dir + "/raw")
-	if err := raw.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	var all []tapline.Message
-	for _, p := range phases {
-		all = append(all, p...)
-	}
+	f := newFixture(t, "zombie")
+	phases, want := workload(t, f.app.ID, 100)
+	bus := f.pebbleBus(t, 4)
+	all := append(phases[0], phases[1]...)
 	if err := bus.Publish(ctx, all...); err != nil {
 		t.Fatal(err)
 	}
-	store := postgres.NewFactStore(db)
-	consumed := func(m *Matcher) int64 {
-		var n int64
-		for _, o := range m.agg.Offsets() {
+	consumed := func(offs []tapline.Offset) (n int64) {
+		for _, o := range offs {
 			n += o.Offset
 		}
 		return n
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
 
 	slow := NewConfig()
 	slow.FlushInterval = time.Hour // it consumes everything but never flushes by itself
-	zombie := New(slow, bus, raw, store, accounts)
+	zombie := New(slow, bus, f.raw, f.store, f.accounts)
 	if err := zombie.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer zombie.abort()
-	waitFor("the first matcher to consume everything", func() bool { return consumed(zombie) == int64(len(all)) })
+	waitFor(t, "the first matcher to consume everything", 30*time.Second, func() bool { return consumed(zombie.agg.Offsets()) == int64(len(all)) })
 
 	fast := NewConfig()
 	fast.FlushInterval = 20 * time.Millisecond
-	owner := New(fast, bus, raw, store, accounts)
+	owner := New(fast, bus, f.raw, f.store, f.accounts)
 	if err := owner.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the second matcher to store its offsets", func() bool {
-		offs, err := store.Offsets(ctx, fast.Consumer)
-		var n int64
-		for _, o := range offs {
-			n += o.Offset
-		}
-		return err == nil && n == int64(len(all))
+	waitFor(t, "the second matcher to store its offsets", 30*time.Second, func() bool {
+		offs, err := f.store.Offsets(ctx, fast.Consumer)
+		return err == nil && consumed(offs) == int64(len(all))
 	})
 	if err := owner.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	err := zombie.Flush(ctx)
-	if tapline.ErrorCode(err) != tapline.ECONFLICT {
+	if err := zombie.Flush(ctx); tapline.ErrorCode(err) != tapline.ECONFLICT {
 		t.Fatalf("late flush of the first matcher: %v, want a conflict", err)
 	}
-	reports := postgres.NewReports(db)
-	days, err := reports.DailyStats(ctx, tapline.StatsFilter{AppID: app.ID, From: time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour),
-		To: time.Now().UTC().Add(48 * time.Hour).Truncate(24 * time.Hour), Location: time.UTC})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hits, installs int64
-	for _, d := range days {
-		hits += d.Hits
-		installs += d.Installs
-	}
-	if hits != want.hits || installs != want.installs {
-		t.Fatalf("facts: %d hits, %d installs; want %d and %d (the fenced flush must apply nothing)", hits, installs, want.hits, want.installs)
-	}
+	f.checkTotals(t, want) // the fenced flush applied nothing
 }

@@ -12,9 +12,6 @@ import (
 
 	"tapline"
 	"tapline/kafka"
-	"tapline/pebble"
-	"tapline/postgres"
-	"tapline/postgres/pgtest"
 )
 
 // TestConsumerGroupExactlyOnce runs matchers as one Kafka consumer group
@@ -44,23 +41,8 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 		}
 	}
 
-	db := pgtest.Open(t)
-	accounts := postgres.NewAccountService(db)
-	acct := &tapline.Account{Name: "grp", Email: "grp@example.com"}
-	if err := accounts.CreateAccount(ctx, acct, "password-123456"); err != nil {
-		t.Fatal(err)
-	}
-	app := &tapline.App{AccountID: acct.ID, Name: "Group", WebURL: "https://example.com/"}
-	if err := accounts.CreateApp(ctx, app); err != nil {
-		t.Fatal(err)
-	}
-	raw := pebble.NewRawStore(t.TempDir())
-	if err := raw.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	store := postgres.NewFactStore(db)
-	phases, want := workload(t, app.ID, 400)
+	f := newFixture(t, "grp")
+	phases, want := workload(t, f.app.ID, 400)
 
 	cfg := NewConfig()
 	cfg.FlushInterval = 50 * time.Millisecond
@@ -74,34 +56,13 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 		if err := g.Open(ctx); err != nil {
 			t.Fatal(err)
 		}
-		m := New(cfg, bus, raw, store, accounts)
+		m := New(cfg, bus, f.raw, f.store, f.accounts)
 		m.Group = g
 		m.Logger = quiet
 		if err := m.Open(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return m, g
-	}
-	reports := postgres.NewReports(db)
-	filter := tapline.StatsFilter{AppID: app.ID, From: time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour),
-		To: time.Now().UTC().Add(48 * time.Hour).Truncate(24 * time.Hour), Location: time.UTC}
-	totals := func() truth {
-		t.Helper()
-		days, err := reports.DailyStats(ctx, filter)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got truth
-		for _, d := range days {
-			got.hits += d.Hits
-			got.installs += d.Installs
-			got.conversions += d.Conversions
-			got.events += d.Events
-		}
-		return got
-	}
-	same := func(a, b truth) bool {
-		return a.hits == b.hits && a.installs == b.installs && a.conversions == b.conversions && a.events == b.events
 	}
 	// assigned returns the partitions m owns in its current generation.
 	assigned := func(m *Matcher) []tapline.Partition {
@@ -112,23 +73,12 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 		}
 		return m.generation.Assignments()
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-
 	if err := bus.Publish(ctx, phases[0]...); err != nil {
 		t.Fatal(err)
 	}
 	m1, g1 := start()
 	m2, g2 := start()
-	waitFor("two members splitting 16 partitions", func() bool { return len(assigned(m1)) == 8 && len(assigned(m2)) == 8 })
+	waitFor(t, "two members splitting 16 partitions", time.Minute, func() bool { return len(assigned(m1)) == 8 && len(assigned(m2)) == 8 })
 	for _, m := range []*Matcher{m1, m2} {
 		// The same partition numbers of both topics go to one member, so
 		// one device's hits and events meet in one matcher.
@@ -144,7 +94,7 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 			t.Fatalf("member owns hits partitions %v but events partitions %v", hits, events)
 		}
 	}
-	waitFor("some progress", func() bool { return totals().hits > 0 })
+	waitFor(t, "some progress", time.Minute, func() bool { return f.totals(t).hits > 0 })
 
 	// Kill the second matcher: no final flush; its group connection goes.
 	m2.abort()
@@ -153,15 +103,12 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	m3, g3 := start()
-	waitFor("the facts to reach the ground truth", func() bool { return same(totals(), want) })
+	waitFor(t, "the facts to reach the ground truth", time.Minute, func() bool { return same(f.totals(t), want) })
 
 	for _, c := range []func() error{m1.Close, g1.Close, m3.Close, g3.Close} {
 		if err := c(); err != nil {
 			t.Error(err)
 		}
 	}
-	if got := totals(); !same(got, want) {
-		t.Fatalf("facts: hits %d installs %d conversions %d events %d; want hits %d installs %d conversions %d events %d",
-			got.hits, got.installs, got.conversions, got.events, want.hits, want.installs, want.conversions, want.events)
-	}
+	f.checkTotals(t, want)
 }

@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -108,33 +109,15 @@ type Matcher struct {
 // take their defaults.
 func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore, accounts tapline.AccountService) *Matcher {
 	def := NewConfig()
-	if cfg.Consumer == "" {
-		cfg.Consumer = def.Consumer
-	}
-	if cfg.HitsTopic == "" {
-		cfg.HitsTopic = def.HitsTopic
-	}
-	if cfg.EventsTopic == "" {
-		cfg.EventsTopic = def.EventsTopic
-	}
-	if cfg.FlushInterval == 0 {
-		cfg.FlushInterval = def.FlushInterval
-	}
-	if cfg.FetchMax == 0 {
-		cfg.FetchMax = def.FetchMax
-	}
-	if cfg.MaxPending == 0 {
-		cfg.MaxPending = def.MaxPending
-	}
-	if cfg.ClockSkew == 0 {
-		cfg.ClockSkew = def.ClockSkew
-	}
-	if cfg.ExpireEvery == 0 {
-		cfg.ExpireEvery = def.ExpireEvery
-	}
-	if cfg.AppCacheTTL == 0 {
-		cfg.AppCacheTTL = def.AppCacheTTL
-	}
+	cfg.Consumer = cmp.Or(cfg.Consumer, def.Consumer)
+	cfg.HitsTopic = cmp.Or(cfg.HitsTopic, def.HitsTopic)
+	cfg.EventsTopic = cmp.Or(cfg.EventsTopic, def.EventsTopic)
+	cfg.FlushInterval = cmp.Or(cfg.FlushInterval, def.FlushInterval)
+	cfg.FetchMax = cmp.Or(cfg.FetchMax, def.FetchMax)
+	cfg.MaxPending = cmp.Or(cfg.MaxPending, def.MaxPending)
+	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, def.ClockSkew)
+	cfg.ExpireEvery = cmp.Or(cfg.ExpireEvery, def.ExpireEvery)
+	cfg.AppCacheTTL = cmp.Or(cfg.AppCacheTTL, def.AppCacheTTL)
 	return &Matcher{
 		Config:   cfg,
 		Bus:      bus,
