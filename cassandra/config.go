@@ -28,7 +28,9 @@ type Config struct {
 	// Hosts are the contact points, "host" or "host:port" (port 9042 by
 	// default); the driver discovers the rest of the cluster from them.
 	Hosts []string
-	// Keyspace holds tapline's tables; Migrate creates it when absent.
+	// Keyspace holds tapline's tables; Migrate creates it when absent. It
+	// is a lower-case letter then lower-case letters, digits or
+	// underscores.
 	Keyspace string
 	// Consistency is the consistency level of reads and writes, such as
 	// LOCAL_QUORUM, QUORUM or ONE. Lightweight transactions use
@@ -54,8 +56,12 @@ type Config struct {
 	PageSize int
 }
 
-// keyspaceName is what Cassandra accepts as an unquoted keyspace name.
-var keyspaceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,47}$`)
+// keyspaceName is what Cassandra accepts as an unquoted keyspace name, in
+// lower case: CQL folds an unquoted name to lower case (so CREATE KEYSPACE
+// and the qualified statements would use "tapline" for "Tapline"), while
+// gocql and golang-migrate switch to the session's keyspace with a quoted,
+// case-sensitive USE "Tapline", which would then name no keyspace.
+var keyspaceName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
 
 // Validate returns an error naming every bad field, or nil.
 func (c *Config) Validate() error {
@@ -69,7 +75,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if !keyspaceName.MatchString(c.Keyspace) {
-		errs = append(errs, fmt.Errorf("cassandra: Keyspace %q must be a letter then up to 47 letters, digits or underscores", c.Keyspace))
+		errs = append(errs, fmt.Errorf("cassandra: Keyspace %q must be a lower-case letter then up to 47 lower-case letters, digits or underscores", c.Keyspace))
 	}
 	if _, err := c.consistency(); err != nil {
 		errs = append(errs, fmt.Errorf("cassandra: Consistency %q is not a consistency level", c.Consistency))

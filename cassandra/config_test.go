@@ -37,6 +37,8 @@ func TestConfigValidate(t *testing.T) {
 		{"EmptyHost", func(c *Config) { c.Hosts = []string{"a", " "} }, []string{"Hosts[1]"}},
 		{"EmptyKeyspace", func(c *Config) { c.Keyspace = "" }, []string{"Keyspace"}},
 		{"KeyspaceInjection", func(c *Config) { c.Keyspace = "x; DROP KEYSPACE y" }, []string{"Keyspace"}},
+		{"KeyspaceUpperCase", func(c *Config) { c.Keyspace = "Tapline" }, []string{"Keyspace"}},
+		{"ValidKeyspace", func(c *Config) { c.Keyspace = "tapline_2" }, nil},
 		{"KeyspaceDigitFirst", func(c *Config) { c.Keyspace = "1abc" }, []string{"Keyspace"}},
 		{"KeyspaceTooLong", func(c *Config) { c.Keyspace = "k" + strings.Repeat("a", 48) }, []string{"Keyspace"}},
 		{"BadConsistency", func(c *Config) { c.Consistency = "MOST" }, []string{"Consistency"}},

@@ -105,7 +105,7 @@ func (s *RawStore) Open(ctx context.Context) error {
 	}
 	s.cons, _ = s.Config.consistency()
 	s.serial = serialFor(s.cons)
-	s.retry = &gocql.ExponentialBackoffRetryPolicy{NumRetries: 3, Min: 50 * time.Millisecond, Max: time.Second}
+	s.retry = &transientRetry{gocql.ExponentialBackoffRetryPolicy{NumRetries: 3, Min: 50 * time.Millisecond, Max: time.Second}}
 	s.stmt = newStatements(s.Config.Keyspace)
 	sess, err := createSession(ctx, s.Config.cluster("", s.Logger))
 	if err != nil {
@@ -193,6 +193,23 @@ func (s *RawStore) exec(ctx context.Context, writes ...write) error {
 		}
 	}
 	return nil
+}
+
+// transientRetry retries an idempotent statement on the next host, with
+// exponential backoff, when its error may not recur (replicas unavailable,
+// timeouts, overload, a lost connection). Other errors, such as an invalid
+// statement, a missing table or a refused login, come back without the
+// retries (gocql's policies retry every error).
+type transientRetry struct {
+	gocql.ExponentialBackoffRetryPolicy
+}
+
+// GetRetryType implements gocql.RetryPolicy.
+func (r *transientRetry) GetRetryType(err error) gocql.RetryType {
+	if unavailable(err) {
+		return gocql.RetryNextHost
+	}
+	return gocql.Rethrow
 }
 
 type write struct {
@@ -409,25 +426,29 @@ func (s *RawStore) putIfAbsent(ctx context.Context, tb *byIDTable, appID int64, 
 		applied, err := s.query(ctx, tb.insertIfAbsent, false, appID, id, t, v).MapScanCAS(row)
 		var old []byte
 		var oldT int64
+		var ok bool
 		switch {
 		case err != nil && !casUncertain(err):
 			return nil, translate(err)
-		case err != nil:
-			// Unknown outcome: read the row at SERIAL consistency, which
-			// completes any transaction in progress.
+		case err == nil && applied:
+			return v, nil
+		case err == nil:
+			old, oldT, ok = casExisting(row)
+		}
+		if !ok {
+			// Unknown outcome, or a refusal without the row: read the row
+			// at SERIAL consistency, which completes any transaction in
+			// progress.
 			var found bool
 			old, oldT, found, err = s.serialRead(ctx, tb, appID, id)
-			if err != nil {
-				return nil, err
-			}
-			if !found {
+			switch {
+			case err != nil && casUncertain(err):
+				continue // the Paxos read met contention too: try again
+			case err != nil:
+				return nil, translate(err)
+			case !found:
 				continue
 			}
-		case applied:
-			return v, nil
-		default:
-			old, _ = row["data"].([]byte)
-			oldT, _ = row["time_ns"].(int64)
 		}
 		if oldT >= cut {
 			return old, nil
@@ -446,6 +467,16 @@ func (s *RawStore) putIfAbsent(ctx context.Context, tb *byIDTable, appID int64, 
 	return nil, tapline.Errorf(tapline.EUNAVAILABLE, "Too much contention on %s %q; retry later.", tb.noun, id)
 }
 
+// casExisting returns the stored row's data and time from the columns a
+// refused INSERT ... IF NOT EXISTS returned: Cassandra sends [applied] and
+// then every column of the existing row, in table order, which MapScanCAS
+// keys by name. ok is false when either column is missing or null.
+func casExisting(row map[string]any) (data []byte, t int64, ok bool) {
+	data, okData := row["data"].([]byte)
+	t, okTime := row["time_ns"].(int64)
+	return data, t, okData && okTime && data != nil
+}
+
 // casUncertain reports whether a lightweight transaction failed in a way
 // that leaves its outcome unknown.
 func casUncertain(err error) bool {
@@ -456,13 +487,14 @@ func casUncertain(err error) bool {
 		errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrConnectionClosed)
 }
 
-// serialRead reads the row of id at the serial consistency level.
+// serialRead reads the row of id at the serial consistency level; its
+// error is the driver's, untranslated.
 func (s *RawStore) serialRead(ctx context.Context, tb *byIDTable, appID int64, id string) (data []byte, t int64, found bool, err error) {
 	err = s.query(ctx, tb.selectByID, true, appID, id).Consistency(gocql.Consistency(s.serial)).Scan(&t, &data)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return nil, 0, false, nil
 	} else if err != nil {
-		return nil, 0, false, translate(err)
+		return nil, 0, false, err
 	}
 	return data, t, true, nil
 }

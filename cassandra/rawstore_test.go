@@ -206,3 +206,60 @@ func TestCASUncertain(t *testing.T) {
 		}
 	}
 }
+
+func TestCASExisting(t *testing.T) {
+	t.Parallel()
+	data := []byte(`{"id":"h1"}`)
+	tests := []struct {
+		name     string
+		row      map[string]any
+		wantData []byte
+		wantTime int64
+		wantOK   bool
+	}{
+		// What MapScanCAS leaves of a refused INSERT ... IF NOT EXISTS
+		// on hits or events: every column of the existing row.
+		{"ExistingRow", map[string]any{"app_id": int64(7), "id": "h1", "data": data, "time_ns": int64(42)}, data, 42, true},
+		{"NegativeTime", map[string]any{"data": data, "time_ns": int64(-5)}, data, -5, true},
+		{"NoColumns", map[string]any{}, nil, 0, false},
+		{"NullData", map[string]any{"data": []byte(nil), "time_ns": int64(42)}, nil, 42, false},
+		{"NoTime", map[string]any{"data": data}, data, 0, false},
+		{"WrongTimeType", map[string]any{"data": data, "time_ns": 42}, data, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			gotData, gotTime, gotOK := casExisting(tt.row)
+			if gotOK != tt.wantOK || gotTime != tt.wantTime || string(gotData) != string(tt.wantData) {
+				t.Errorf("casExisting(%v) = %q, %d, %v; want %q, %d, %v",
+					tt.row, gotData, gotTime, gotOK, tt.wantData, tt.wantTime, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestTransientRetry(t *testing.T) {
+	t.Parallel()
+	r := &transientRetry{}
+	var _ gocql.RetryPolicy = r
+	tests := []struct {
+		name string
+		err  error
+		want gocql.RetryType
+	}{
+		{"Unavailable", &gocql.RequestErrUnavailable{}, gocql.RetryNextHost},
+		{"WriteTimeout", &gocql.RequestErrWriteTimeout{WriteType: "SIMPLE"}, gocql.RetryNextHost},
+		{"ReadTimeout", &gocql.RequestErrReadTimeout{}, gocql.RetryNextHost},
+		{"ClientTimeout", gocql.ErrTimeoutNoResponse, gocql.RetryNextHost},
+		{"NoConnections", gocql.ErrNoConnections, gocql.RetryNextHost},
+		{"ConnectionClosed", gocql.ErrConnectionClosed, gocql.RetryNextHost},
+		{"Refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, gocql.RetryNextHost},
+		{"InvalidStatement", errors.New("unconfigured table hits"), gocql.Rethrow},
+		{"Canceled", context.Canceled, gocql.Rethrow},
+	}
+	for _, tt := range tests {
+		if got := r.GetRetryType(tt.err); got != tt.want {
+			t.Errorf("%s: GetRetryType(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
