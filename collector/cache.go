@@ -46,7 +46,9 @@ func newCache[V any](ttl, negTTL time.Duration, now func() time.Time, load func(
 		items: make(map[string]*cacheItem[V]), neg: make(map[string]negItem)}
 }
 
-// get returns the value of key. ctx bounds only a synchronous load.
+// get returns the value of key. A synchronous load runs on ctx's values
+// but not its cancellation: concurrent callers share it, so one caller
+// hanging up must not fail the others (the loaders bound their own time).
 func (c *cache[V]) get(ctx context.Context, key string) (V, error) {
 	now := c.now()
 	c.mu.RLock()
@@ -68,7 +70,7 @@ func (c *cache[V]) get(ctx context.Context, key string) (V, error) {
 		return zero, n.err
 	}
 	v, err, _ := c.group.Do(key, func() (any, error) {
-		v, err := c.load(ctx, key)
+		v, err := c.load(context.WithoutCancel(ctx), key)
 		c.store(key, v, err)
 		return v, err
 	})
