@@ -15,12 +15,12 @@ import (
 type table struct {
 	columns      map[string]string // name → type
 	partitionKey []string
-	options      string // the WITH clause
+	clustering   []string // clustering columns, in order
+	options      string   // the WITH clause
 }
 
 var (
 	createRe = regexp.MustCompile(`(?s)^CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\)\s*(?:WITH (.*))?$`)
-	pkRe     = regexp.MustCompile(`PRIMARY KEY \(\(?([\w, ]+?)\)?(?:,[\w, ]+)?\)$`)
 	identRe  = regexp.MustCompile(`\b[a-z_][a-z0-9_]*\b`)
 	keyEqRe  = regexp.MustCompile(`\b([a-z_]+) = \?`)
 )
@@ -69,12 +69,10 @@ func schema(t *testing.T) map[string]table {
 					continue
 				}
 				if strings.HasPrefix(l, "PRIMARY KEY") {
-					pk := pkRe.FindStringSubmatch(l)
-					if pk == nil {
+					var ok bool
+					tb.partitionKey, tb.clustering, ok = primaryKey(l)
+					if !ok {
 						t.Fatalf("%s: cannot read %q", m[1], l)
-					}
-					for _, c := range strings.Split(pk[1], ",") {
-						tb.partitionKey = append(tb.partitionKey, strings.TrimSpace(c))
 					}
 					continue
 				}
@@ -91,6 +89,55 @@ func schema(t *testing.T) map[string]table {
 		}
 	}
 	return tables
+}
+
+// primaryKey reads "PRIMARY KEY ((a, b), c, d)" or "PRIMARY KEY (a, c)".
+func primaryKey(def string) (partition, clustering []string, ok bool) {
+	inner, ok := strings.CutPrefix(def, "PRIMARY KEY (")
+	if !ok || !strings.HasSuffix(inner, ")") {
+		return nil, nil, false
+	}
+	inner = strings.TrimSuffix(inner, ")")
+	split := func(s string) []string {
+		var out []string
+		for c := range strings.SplitSeq(s, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	if rest, ok := strings.CutPrefix(inner, "("); ok {
+		pk, cl, ok := strings.Cut(rest, ")")
+		if !ok {
+			return nil, nil, false
+		}
+		return split(pk), split(cl), len(split(pk)) > 0
+	}
+	cols := split(inner)
+	if len(cols) == 0 {
+		return nil, nil, false
+	}
+	return cols[:1], cols[1:], true
+}
+
+func TestPrimaryKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                  string
+		def                   string
+		partition, clustering []string
+	}{
+		{"Composite", "PRIMARY KEY ((app_id, id))", []string{"app_id", "id"}, nil},
+		{"CompositeClustered", "PRIMARY KEY ((app_id, day, fp), time_ns, id)", []string{"app_id", "day", "fp"}, []string{"time_ns", "id"}},
+		{"Simple", "PRIMARY KEY (app_id, cutoff_ns)", []string{"app_id"}, []string{"cutoff_ns"}},
+	}
+	for _, tt := range tests {
+		p, c, ok := primaryKey(tt.def)
+		if !ok || !slices.Equal(p, tt.partition) || !slices.Equal(c, tt.clustering) {
+			t.Errorf("%s: primaryKey(%q) = %v, %v, %v; want %v, %v", tt.name, tt.def, p, c, ok, tt.partition, tt.clustering)
+		}
+	}
 }
 
 func TestMigrationsSchema(t *testing.T) {
@@ -159,21 +206,7 @@ func TestMigrationsDown(t *testing.T) {
 func TestStatementsMatchSchema(t *testing.T) {
 	t.Parallel()
 	tables := schema(t)
-	st := newStatements("ks")
-	all := map[string]string{
-		"hits.insertIfAbsent": st.hits.insertIfAbsent, "hits.replace": st.hits.replace, "hits.selectByID": st.hits.selectByID,
-		"events.insertIfAbsent": st.events.insertIfAbsent, "events.replace": st.events.replace, "events.selectByID": st.events.selectByID,
-		"hitsByFP.insert": st.hitsByFP.insert, "hitsByFP.selectDay": st.hitsByFP.selectDay,
-		"hitsByAdID.insert": st.hitsByAdID.insert, "hitsByAdID.selectDay": st.hitsByAdID.selectDay,
-		"installsByFP.insert": st.installsByFP.insert, "installsByFP.selectDay": st.installsByFP.selectDay,
-		"installsByAdID.insert": st.installsByAdID.insert, "installsByAdID.selectDay": st.installsByAdID.selectDay,
-		"installsByRefHit": st.installsByRefHit, "selectRefHit": st.selectRefHit,
-		"convInsert": st.convInsert, "convSelect": st.convSelect,
-		"convByHit.insert": st.convByHit.insert, "convByHit.delete": st.convByHit.delete, "convByHit.selectIDs": st.convByHit.selectIDs,
-		"convByInstall.insert": st.convByInstall.insert, "convByInstall.delete": st.convByInstall.delete, "convByInstall.selectIDs": st.convByInstall.selectIDs,
-		"cutoff": st.cutoff, "cutoffInsert": st.cutoffInsert, "cutoffPrune": st.cutoffPrune,
-		"scanEvents": st.scanEvents,
-	}
+	all := allStatements(newStatements("ks"))
 	tableRe := regexp.MustCompile(`\bks\.(\w+)\b`)
 	for name, stmt := range all {
 		t.Run(name, func(t *testing.T) {
@@ -214,5 +247,23 @@ func TestStatementsMatchSchema(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// allStatements names every statement of st.
+func allStatements(st statements) map[string]string {
+	return map[string]string{
+		"hits.insertIfAbsent": st.hits.insertIfAbsent, "hits.replace": st.hits.replace, "hits.selectByID": st.hits.selectByID,
+		"events.insertIfAbsent": st.events.insertIfAbsent, "events.replace": st.events.replace, "events.selectByID": st.events.selectByID,
+		"hitsByFP.insert": st.hitsByFP.insert, "hitsByFP.selectDay": st.hitsByFP.selectDay,
+		"hitsByAdID.insert": st.hitsByAdID.insert, "hitsByAdID.selectDay": st.hitsByAdID.selectDay,
+		"installsByFP.insert": st.installsByFP.insert, "installsByFP.selectDay": st.installsByFP.selectDay,
+		"installsByAdID.insert": st.installsByAdID.insert, "installsByAdID.selectDay": st.installsByAdID.selectDay,
+		"installsByRefHit": st.installsByRefHit, "selectRefHit": st.selectRefHit,
+		"convInsert": st.convInsert, "convSelect": st.convSelect,
+		"convByHit.insert": st.convByHit.insert, "convByHit.delete": st.convByHit.delete, "convByHit.selectIDs": st.convByHit.selectIDs,
+		"convByInstall.insert": st.convByInstall.insert, "convByInstall.delete": st.convByInstall.delete, "convByInstall.selectIDs": st.convByInstall.selectIDs,
+		"cutoff": st.cutoff, "cutoffInsert": st.cutoffInsert, "cutoffPrune": st.cutoffPrune,
+		"scanEvents": st.scanEvents,
 	}
 }
