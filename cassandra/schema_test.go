@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/golang-migrate/migrate/v4/database/multistmt"
+
 	"tapline/migrations"
 )
 
@@ -167,6 +169,21 @@ func TestMigrationsSchema(t *testing.T) {
 			}
 		}
 	}
+	// Lookups return rows newest first by reading partitions in clustering
+	// order, and the cut-off read takes the first row (LIMIT 1): both need
+	// the time column first and descending.
+	for name, tb := range tables {
+		if len(tb.clustering) == 0 || !strings.HasSuffix(tb.clustering[0], "_ns") {
+			continue
+		}
+		order := make([]string, len(tb.clustering))
+		for i, c := range tb.clustering {
+			order[i] = c + " DESC"
+		}
+		if want := "CLUSTERING ORDER BY (" + strings.Join(order, ", ") + ")"; !strings.Contains(tb.options, want) {
+			t.Errorf("%s: options %q lack %s", name, tb.options, want)
+		}
+	}
 	for _, name := range kept {
 		tb := tables[name]
 		if strings.Contains(tb.options, "time_to_live") || strings.Contains(tb.options, "TimeWindow") {
@@ -265,5 +282,50 @@ func allStatements(st statements) map[string]string {
 		"convByInstall.insert": st.convByInstall.insert, "convByInstall.delete": st.convByInstall.delete, "convByInstall.selectIDs": st.convByInstall.selectIDs,
 		"cutoff": st.cutoff, "cutoffInsert": st.cutoffInsert, "cutoffPrune": st.cutoffPrune,
 		"scanEvents": st.scanEvents,
+	}
+}
+
+// TestMigrationsSplitByDriver splits every migration with golang-migrate's
+// own multi-statement parser, as Migrate's driver does (MultiStatementEnabled),
+// and checks that each piece the driver would send is one whole statement:
+// not a comment alone (a syntax error on the server) and not a fragment of a
+// statement cut at a ';' inside a comment.
+func TestMigrationsSplitByDriver(t *testing.T) {
+	t.Parallel()
+	names, err := fs.Glob(migrations.Cassandra, "cassandra/*.cql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no migrations: %v", err)
+	}
+	stmtStart := regexp.MustCompile(`^(CREATE|DROP|ALTER) (TABLE|TYPE|INDEX|MATERIALIZED VIEW) `)
+	for _, name := range names {
+		f, err := migrations.Cassandra.Open(name)
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		var pieces []string
+		err = multistmt.Parse(f, []byte(";"), 1<<20, func(m []byte) bool {
+			if q := strings.TrimSpace(string(m)); q != "" { // the driver skips blank pieces
+				pieces = append(pieces, q)
+			}
+			return true
+		})
+		f.Close()
+		if err != nil {
+			t.Fatalf("split %s: %v", name, err)
+		}
+		if len(pieces) == 0 {
+			t.Errorf("%s: no statements", name)
+		}
+		for i, q := range pieces {
+			var code []string
+			for l := range strings.SplitSeq(q, "\n") {
+				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
+					code = append(code, l)
+				}
+			}
+			if len(code) == 0 || !stmtStart.MatchString(code[0]) || !strings.HasSuffix(q, ";") {
+				t.Errorf("%s: piece %d the driver would send is not one statement:\n%s", name, i, q)
+			}
+		}
 	}
 }
