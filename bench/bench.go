@@ -1,0 +1,734 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"tapline"
+	"tapline/fingerprint"
+	"tapline/loadgen"
+	"tapline/pebble"
+	"tapline/postgres"
+)
+
+// Starter starts a tapline all-in-one on a fresh database and data dir.
+type Starter func(ctx context.Context, dbURL, dataDir string) (Process, error)
+
+// Config sizes a benchmark run. NewConfig gives the `make bench` sizes.
+type Config struct {
+	DatabaseURL string // any database of the server; fresh ones are created beside it
+	WorkDir     string // logs, data dirs; a temp dir when empty
+
+	StartTapline    Starter
+	StartTapstream1 func(ctx context.Context, dbURL string, links []string, fpWindow time.Duration) (Process, error)
+	NginxBin        string // "" when nginx is unavailable
+
+	Seed        uint64
+	Workers     int           // closed-loop and replay concurrency
+	HammerFor   time.Duration // length of each closed-loop scenario
+	Accuracy    int           // tapping devices of the accuracy run
+	Compression float64       // simulated seconds per real second of the accuracy run
+	Period      time.Duration // simulated span of taps in the accuracy run
+	GrowthBase  int           // tapping devices at 1x
+	Growth      []int         // scale factors of tapline
+	Baseline    []int         // scale factors the baseline also runs
+	Drain       int           // tapping devices whose records pre-fill the bus
+	Probes      bool          // measure tap-to-facts latency during the accuracy run
+	// Tweak, when set, adjusts every generated population (the smoke test
+	// makes an easy one).
+	Tweak func(*loadgen.Config)
+
+	Logger *slog.Logger
+}
+
+// NewConfig returns the sizes `make bench` uses: about ten minutes on two
+// cores.
+func NewConfig() Config {
+	return Config{
+		Seed: 42, Workers: 32, HammerFor: 10 * time.Second,
+		Accuracy: 10000, Compression: 3600, Period: 24 * time.Hour,
+		GrowthBase: 2500, Growth: []int{1, 4, 16}, Baseline: []int{1, 4},
+		Drain: 20000, Probes: true,
+	}
+}
+
+// Runner runs the scenarios and collects Results.
+type Runner struct {
+	Config Config
+	admin  *pgxpool.Pool
+	dbs    []string
+	res    *Results
+	log    *slog.Logger
+}
+
+// Run runs every scenario and returns the results; a scenario that fails
+// is reported in Results.Errors and the others still run.
+func (r *Runner) Run(ctx context.Context) (*Results, error) {
+	c := &r.Config
+	r.log = c.Logger
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if c.WorkDir == "" {
+		d, err := os.MkdirTemp("", "tapline-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		c.WorkDir = d
+	}
+	var err error
+	if r.admin, err = pgxpool.New(ctx, c.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer r.admin.Close()
+	defer r.dropDatabases()
+	r.res = &Results{Time: time.Now().UTC(), Machine: machine(), Config: *c}
+
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"tapline: accuracy, latency, redirect, ingest", r.mainRun},
+		{"nginx redirect", r.nginxRun},
+		{"tapstream1", r.baselineRun},
+		{"tapline growth", r.growthRun},
+		{"matcher drain", r.drainRun},
+	}
+	for _, s := range steps {
+		if ctx.Err() != nil {
+			break
+		}
+		r.log.Info("bench: " + s.name)
+		if err := s.fn(ctx); err != nil {
+			r.log.Error("bench: "+s.name, "err", err)
+			r.res.Errors = append(r.res.Errors, s.name+": "+err.Error())
+		}
+	}
+	r.res.Peaks = append(r.res.Peaks, RSS{Process: "bench (load generator)", PeakKB: PeakRSS(os.Getpid())})
+	r.res.finish()
+	return r.res, ctx.Err()
+}
+
+func (r *Runner) generate(cfg loadgen.Config) (*loadgen.Workload, error) {
+	if r.Config.Tweak != nil {
+		r.Config.Tweak(&cfg)
+	}
+	return loadgen.Generate(cfg)
+}
+
+// freshDB creates an empty database beside DatabaseURL's and returns its
+// URL; it is dropped when the run ends.
+func (r *Runner) freshDB(ctx context.Context, prefix string) (string, error) {
+	name := fmt.Sprintf("bench_%s_%d", prefix, rand.Uint32())
+	if _, err := r.admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	r.dbs = append(r.dbs, name)
+	u, err := url.Parse(r.Config.DatabaseURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+func (r *Runner) dropDatabases() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	factMu.Lock()
+	for u, pool := range factConns {
+		pool.Close()
+		delete(factConns, u)
+	}
+	factMu.Unlock()
+	for _, n := range r.dbs {
+		if _, err := r.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{n}.Sanitize()+" WITH (FORCE)"); err != nil {
+			r.log.Warn("drop bench database", "db", n, "err", err)
+		}
+	}
+}
+
+// seeded is an account with its apps on a migrated database.
+type seeded struct {
+	url  string
+	db   *postgres.DB
+	apps map[string]*tapline.App
+}
+
+// appSpec describes an app the bench creates: its links and windows.
+type appSpec struct {
+	name    string
+	links   []string
+	windows loadgen.Windows
+}
+
+const (
+	benchAccount = "bench"
+	appName      = "benchapp"
+)
+
+// seed migrates a fresh database and creates the bench account and apps.
+func (r *Runner) seed(ctx context.Context, prefix string, specs ...appSpec) (*seeded, error) {
+	u, err := r.freshDB(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	db := postgres.NewDB(u)
+	db.Logger = slog.New(slog.DiscardHandler)
+	if err := db.Open(ctx); err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	accts := postgres.NewAccountService(db)
+	a := &tapline.Account{Name: benchAccount, Email: "bench@example.com"}
+	if err := accts.CreateAccount(ctx, a, "bench-password-0123"); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &seeded{url: u, db: db, apps: map[string]*tapline.App{}}
+	for i, sp := range specs {
+		app := &tapline.App{
+			AccountID: a.ID, Name: sp.name,
+			SDKSecret: fmt.Sprintf("secret-%s-%04d-abcdef", sp.name, i), SDKKey: fmt.Sprintf("key-%s-%04d-abcdefgh", sp.name, i),
+			IOSURL: "https://apps.apple.com/app/id1234567890", AndroidURL: "https://play.google.com/store/apps/details?id=com.example.loadgen",
+			WebURL: "https://example.com/", ClickWindow: sp.windows.Click, FingerprintWindow: sp.windows.Fingerprint,
+			LatenessHorizon: sp.windows.Lateness,
+		}
+		if err := accts.CreateApp(ctx, app); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("create app %s: %w", sp.name, err)
+		}
+		for _, l := range sp.links {
+			if err := accts.CreateLink(ctx, &tapline.Link{AppID: app.ID, Slug: l, Name: l}); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("create link %s: %w", l, err)
+			}
+		}
+		s.apps[sp.name] = app
+	}
+	return s, nil
+}
+
+func target(p Process, app *tapline.App) loadgen.Target {
+	return loadgen.Target{BaseURL: p.URL(), Account: benchAccount, Secret: app.SDKSecret, SDKKey: app.SDKKey, AppName: appName}
+}
+
+func links(prefix string) []string {
+	return []string{prefix + "-spring", prefix + "-social", prefix + "-search", prefix + "-video"}
+}
+
+// mainRun: one tapline process. The paced accuracy replay (with probes
+// measuring tap-to-facts latency), then the closed-loop redirect and
+// ingest scenarios; after it stops, the attributions are read from its raw
+// store and scored.
+func (r *Runner) mainRun(ctx context.Context) error {
+	c := &r.Config
+	cfg := loadgen.NewConfig(c.Seed, c.Accuracy)
+	cfg.Links = links("acc")
+	cfg.Period = c.Period
+	cfg.Tail = c.Period
+	w, err := r.generate(cfg)
+	if err != nil {
+		return err
+	}
+	win := cfg.Windows.Scaled(c.Compression)
+	s, err := r.seed(ctx, "main",
+		appSpec{"acc", cfg.Links, win},
+		appSpec{"load", []string{"load"}, loadgen.DefaultWindows()},
+		appSpec{"probe", []string{"probe"}, loadgen.DefaultWindows()})
+	if err != nil {
+		return err
+	}
+	defer s.db.Close()
+	dataDir := filepath.Join(c.WorkDir, "tapline-main")
+	p, err := c.StartTapline(ctx, s.url, dataDir)
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = p.Stop()
+		}
+	}()
+
+	// Accuracy replay in compressed real time, probes alongside.
+	acc := s.apps["acc"]
+	probeCtx, stopProbes := context.WithCancel(ctx)
+	probeDone := make(chan []time.Duration, 1)
+	go func() {
+		if !c.Probes {
+			probeDone <- nil
+			return
+		}
+		probeDone <- r.probe(probeCtx, p, s, s.apps["probe"])
+	}()
+	player := &loadgen.Player{Target: target(p, acc), Workload: w, Compression: c.Compression, Workers: c.Workers, Retries: 3}
+	r.log.Info("bench: accuracy replay", "actions", len(w.Timeline), "seconds", w.Span().Seconds()/c.Compression)
+	play, err := player.Run(ctx)
+	stopProbes()
+	probes := <-probeDone
+	if err != nil {
+		return err
+	}
+	r.res.Replay = play
+	if len(probes) > 0 {
+		sum := loadgen.Summarize(probes, 0, play.Elapsed)
+		r.res.Matcher.Probes = len(probes)
+		r.res.Matcher.E2EP50, r.res.Matcher.E2EP99 = sum.P50, sum.P99
+	}
+	if err := r.waitFacts(ctx, s, acc.ID, int64(play.Taps.Requests-play.Taps.Errors), int64(play.Installs.Requests-play.Installs.Errors)); err != nil {
+		return err
+	}
+
+	// Closed-loop redirect and ingest.
+	load := s.apps["load"]
+	r.res.Redirect = append(r.res.Redirect, r.hammerRedirect(ctx, p, "tapline", "load"))
+	r.res.Ingest = append(r.res.Ingest, r.hammerIngest(ctx, p, "tapline", target(p, load))...)
+	dropped := metric(p.URL(), "tapline_collector_hits_dropped_total")
+	r.res.Redirect[len(r.res.Redirect)-1].Dropped = int64(dropped)
+
+	r.res.Peaks = append(r.res.Peaks, RSS{Process: "tapline (accuracy + redirect + ingest)", PeakKB: peakRSS(p)})
+	stopped = true
+	if err := p.Stop(); err != nil {
+		return err
+	}
+
+	raw := pebble.NewRawStore(filepath.Join(dataDir, "raw"))
+	if err := raw.Open(); err != nil {
+		return fmt.Errorf("open raw store: %w", err)
+	}
+	defer raw.Close()
+	got, err := loadgen.Attributions(ctx, raw, acc.ID, w)
+	if err != nil {
+		return err
+	}
+	r.res.Accuracy = []AccuracyRow{
+		{Method: "tapline", Accuracy: loadgen.Score(w, got)},
+		{Method: "naive IP only", Accuracy: loadgen.Score(w, loadgen.NaiveIP(w))},
+		{Method: "naive IP + exact UA", Accuracy: loadgen.Score(w, loadgen.NaiveIPUA(w))},
+	}
+	return nil
+}
+
+// probe sends, one after another until ctx ends, a tap and the install
+// from the same new iPhone on the probe app, and measures from the tap
+// until the conversion is counted in the fact table.
+func (r *Runner) probe(ctx context.Context, p Process, s *seeded, app *tapline.App) []time.Duration {
+	client := loadgen.NewClient(2)
+	t := target(p, app)
+	var out []time.Duration
+	for i := 0; ctx.Err() == nil; i++ {
+		ip := fmt.Sprintf("172.%d.%d.%d", 16+(i>>16)&15, (i>>8)&255, i&255)
+		d := &loadgen.Device{Platform: tapline.PlatformIOS, OSVersion: "17.4.1", Model: "iPhone15,2", Vendor: "Apple", Locale: "en_US",
+			InstallID: fmt.Sprintf("probe-%d-%d", r.Config.Seed, i)}
+		tap := &loadgen.Tap{N: i, Link: "probe", IP: ip,
+			UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1"}
+		t0 := time.Now()
+		resp, err := client.Do(t.TapRequest(tap, d).WithContext(ctx))
+		if err != nil {
+			return out
+		}
+		resp.Body.Close()
+		resp, err = client.Do(t.TapstreamRequest(d, &loadgen.SDKEvent{Kind: tapline.KindInstall, Time: time.Now(), IP: ip}).WithContext(ctx))
+		if err != nil {
+			return out
+		}
+		resp.Body.Close()
+		for ctx.Err() == nil {
+			n, err := countFacts(ctx, s.url, "fact_conversions", app.ID)
+			if err == nil && n >= int64(i+1) {
+				out = append(out, time.Since(t0))
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return out
+}
+
+var (
+	factMu    sync.Mutex
+	factConns = map[string]*pgxpool.Pool{}
+)
+
+// countFacts sums the count column of a fact table for an app.
+func countFacts(ctx context.Context, dbURL, table string, appID int64) (int64, error) {
+	factMu.Lock()
+	pool := factConns[dbURL]
+	if pool == nil {
+		var err error
+		if pool, err = pgxpool.New(context.Background(), dbURL); err != nil {
+			factMu.Unlock()
+			return 0, err
+		}
+		factConns[dbURL] = pool
+	}
+	factMu.Unlock()
+	var n int64
+	err := pool.QueryRow(ctx, "SELECT coalesce(sum(count), 0)::bigint FROM "+table+" WHERE app_id = $1", appID).Scan(&n)
+	return n, err
+}
+
+// waitFacts waits until the fact tables count hits taps and installs of
+// the app: the matcher has processed everything.
+func (r *Runner) waitFacts(ctx context.Context, s *seeded, appID, hits, installs int64) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	last := time.Now()
+	for {
+		h, err1 := countFacts(ctx, s.url, "fact_hits", appID)
+		in, err2 := countFacts(ctx, s.url, "fact_installs", appID)
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		if h >= hits && in >= installs {
+			return nil
+		}
+		if time.Since(last) > 5*time.Second {
+			r.log.Info("bench: waiting for facts", "hits", h, "want_hits", hits, "installs", in, "want_installs", installs)
+			last = time.Now()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("facts incomplete after 10 minutes: %d/%d hits, %d/%d installs", h, hits, in, installs)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// hammerRedirect taps link slug as fast as the workers can, with the
+// browsers and addresses of a generated population.
+func (r *Runner) hammerRedirect(ctx context.Context, p Process, name, slug string) RedirectRow {
+	w, _ := loadgen.Generate(loadgen.NewConfig(r.Config.Seed+1, 5000))
+	t := loadgen.Target{BaseURL: p.URL()}
+	h := &loadgen.Hammer{Workers: r.Config.Workers, Duration: r.Config.HammerFor}
+	sum := h.Run(ctx, func(worker, seq int) *http.Request {
+		tap := w.Taps[(seq*r.Config.Workers+worker)%len(w.Taps)]
+		tap.Link = slug
+		return t.TapRequest(&tap, w.Devices[tap.Device])
+	}, func(resp *http.Response) bool { return resp.StatusCode == http.StatusFound })
+	r.log.Info("bench: redirect", "target", name, "result", sum.String())
+	return RedirectRow{Target: name, Summary: sum}
+}
+
+// hammerIngest posts open events in the Tapstream form protocol, then
+// JSON batches of ten, as fast as the workers can.
+func (r *Runner) hammerIngest(ctx context.Context, p Process, name string, t loadgen.Target) []IngestRow {
+	w, _ := loadgen.Generate(loadgen.NewConfig(r.Config.Seed+2, 5000))
+	h := &loadgen.Hammer{Workers: r.Config.Workers, Duration: r.Config.HammerFor}
+	ok := func(resp *http.Response) bool { return resp.StatusCode == http.StatusOK }
+	var rows []IngestRow
+	form := h.Run(ctx, func(worker, seq int) *http.Request {
+		d := w.Devices[(seq*r.Config.Workers+worker)%len(w.Devices)]
+		return t.TapstreamRequest(d, &loadgen.SDKEvent{Kind: tapline.KindOpen, Time: time.Now(), IP: "198.51.100.7"})
+	}, ok)
+	rows = append(rows, IngestRow{Target: name, Protocol: "tapstream form", EventsPerRequest: 1, Summary: form, EventsPerSec: form.Rate})
+	r.log.Info("bench: ingest tapstream", "target", name, "result", form.String())
+	const batch = 10
+	js := h.Run(ctx, func(worker, seq int) *http.Request {
+		d := w.Devices[(seq*r.Config.Workers+worker)%len(w.Devices)]
+		evs := make([]*loadgen.SDKEvent, batch)
+		for i := range evs {
+			evs[i] = &loadgen.SDKEvent{ID: fmt.Sprintf("ing-%d-%d-%d", worker, seq, i), Kind: tapline.KindOpen, Time: time.Now(), IP: "198.51.100.8"}
+		}
+		return t.JSONRequest(d, evs...)
+	}, ok)
+	rows = append(rows, IngestRow{Target: name, Protocol: "JSON batch of 10", EventsPerRequest: batch, Summary: js, EventsPerSec: js.Rate * batch})
+	r.log.Info("bench: ingest json", "target", name, "result", js.String())
+	return rows
+}
+
+// nginxRun measures nginx answering `return 302` with the same hammer.
+func (r *Runner) nginxRun(ctx context.Context) error {
+	if r.Config.NginxBin == "" {
+		r.res.Redirect = append(r.res.Redirect, RedirectRow{Target: "nginx return 302", Unavailable: "nginx unavailable"})
+		return nil
+	}
+	p, err := startNginx(ctx, r.Config.NginxBin, r.Config.WorkDir)
+	if err != nil {
+		r.res.Redirect = append(r.res.Redirect, RedirectRow{Target: "nginx return 302", Unavailable: "nginx unavailable: " + err.Error()})
+		return nil
+	}
+	row := r.hammerRedirect(ctx, p, "nginx return 302", "x")
+	r.res.Peaks = append(r.res.Peaks, RSS{Process: "nginx (master + workers)", PeakKB: peakRSS(p)})
+	r.res.Redirect = append(r.res.Redirect, row)
+	return p.Stop()
+}
+
+// growthWorkload is the throughput workload at a scale.
+func (r *Runner) growthWorkload(scale int, prefix string) (*loadgen.Workload, error) {
+	cfg := loadgen.NewConfig(r.Config.Seed+uint64(scale), r.Config.GrowthBase*scale)
+	cfg.Links = links(prefix)
+	return r.generate(cfg)
+}
+
+// baselineRun: the Tapstream 1.0 baseline: redirect and ingest hammers,
+// then the throughput replays, each on a fresh database.
+func (r *Runner) baselineRun(ctx context.Context) error {
+	c := &r.Config
+	if c.StartTapstream1 == nil {
+		return nil
+	}
+	for i, scale := range c.Baseline {
+		w, err := r.growthWorkload(scale, "gr")
+		if err != nil {
+			return err
+		}
+		u, err := r.freshDB(ctx, "ts1")
+		if err != nil {
+			return err
+		}
+		p, err := c.StartTapstream1(ctx, u, append(links("gr"), "load"), loadgen.DefaultWindows().Fingerprint)
+		if err != nil {
+			return err
+		}
+		t := loadgen.Target{BaseURL: p.URL(), Account: benchAccount, Secret: "ts1-secret-0123456789", SDKKey: "ts1-key-0123456789abc", AppName: appName}
+		player := &loadgen.Player{Target: t, Workload: w, Workers: c.Workers, Retries: 3}
+		play, err := player.Run(ctx)
+		if err != nil {
+			_ = p.Stop()
+			return err
+		}
+		row := ThroughputRow{Target: "tapstream1", Scale: scale, Actions: play.Requests(), Seconds: play.Elapsed.Seconds(), PeakKB: peakRSS(p)}
+		row.PerSec = float64(row.Actions) / row.Seconds
+		r.res.Throughput = append(r.res.Throughput, row)
+		r.log.Info("bench: throughput", "target", "tapstream1", "scale", scale, "actions", row.Actions, "seconds", row.Seconds)
+		if i == 0 {
+			r.res.Redirect = append(r.res.Redirect, r.hammerRedirect(ctx, p, "tapstream1", "load"))
+			r.res.Ingest = append(r.res.Ingest, r.hammerIngest(ctx, p, "tapstream1", t)...)
+		}
+		r.res.Peaks = append(r.res.Peaks, RSS{Process: fmt.Sprintf("tapstream1 (%dx)", scale), PeakKB: peakRSS(p)})
+		if err := p.Stop(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// growthRun replays the throughput workload at each scale on a fresh
+// tapline as fast as possible, timing until the facts are complete.
+func (r *Runner) growthRun(ctx context.Context) error {
+	c := &r.Config
+	for _, scale := range c.Growth {
+		w, err := r.growthWorkload(scale, "gr")
+		if err != nil {
+			return err
+		}
+		s, err := r.seed(ctx, "growth", appSpec{"growth", links("gr"), loadgen.DefaultWindows()})
+		if err != nil {
+			return err
+		}
+		p, err := c.StartTapline(ctx, s.url, filepath.Join(c.WorkDir, fmt.Sprintf("tapline-growth-%d", scale)))
+		if err != nil {
+			s.db.Close()
+			return err
+		}
+		app := s.apps["growth"]
+		player := &loadgen.Player{Target: target(p, app), Workload: w, Workers: c.Workers, Retries: 3}
+		play, err := player.Run(ctx)
+		if err == nil {
+			err = r.waitFacts(ctx, s, app.ID, int64(play.Taps.Requests-play.Taps.Errors), int64(play.Installs.Requests-play.Installs.Errors))
+		}
+		if err != nil {
+			_ = p.Stop()
+			s.db.Close()
+			return err
+		}
+		elapsed := time.Since(play.Start)
+		row := ThroughputRow{Target: "tapline", Scale: scale, Actions: play.Requests(), Seconds: elapsed.Seconds(),
+			AcceptSeconds: play.Elapsed.Seconds(), PeakKB: peakRSS(p)}
+		row.PerSec = float64(row.Actions) / row.Seconds
+		r.res.Throughput = append(r.res.Throughput, row)
+		r.res.Peaks = append(r.res.Peaks, RSS{Process: fmt.Sprintf("tapline (%dx)", scale), PeakKB: row.PeakKB})
+		r.log.Info("bench: throughput", "target", "tapline", "scale", scale, "actions", row.Actions, "seconds", row.Seconds)
+		err = p.Stop()
+		s.db.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drainRun publishes a workload's hits and events straight onto the
+// embedded bus of a stopped node, then starts tapline and times the
+// matcher until its stored offsets cover every message.
+func (r *Runner) drainRun(ctx context.Context) error {
+	c := &r.Config
+	if c.Drain <= 0 {
+		return nil
+	}
+	cfg := loadgen.NewConfig(c.Seed+7, c.Drain)
+	cfg.Links = links("dr")
+	w, err := r.generate(cfg)
+	if err != nil {
+		return err
+	}
+	s, err := r.seed(ctx, "drain", appSpec{"drain", cfg.Links, loadgen.DefaultWindows()})
+	if err != nil {
+		return err
+	}
+	defer s.db.Close()
+	app := s.apps["drain"]
+	dataDir := filepath.Join(c.WorkDir, "tapline-drain")
+	n, err := fillBus(ctx, filepath.Join(dataDir, "bus"), app, w)
+	if err != nil {
+		return err
+	}
+	p, err := c.StartTapline(ctx, s.url, dataDir)
+	if err != nil {
+		return err
+	}
+	defer p.Stop()
+	start := time.Now()
+	pool, err := pgxpool.New(ctx, s.url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	for {
+		// Whatever the matcher's consumer name, its offsets are the only ones.
+		var done int64
+		if err := pool.QueryRow(ctx, "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets").Scan(&done); err != nil {
+			return err
+		}
+		if done >= int64(n) {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return fmt.Errorf("matcher drained %d of %d messages in 10 minutes", done, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	el := time.Since(start)
+	r.res.Matcher.DrainMessages = n
+	r.res.Matcher.DrainSeconds = el.Seconds()
+	r.res.Matcher.DrainPerSec = float64(n) / el.Seconds()
+	r.res.Peaks = append(r.res.Peaks, RSS{Process: "tapline (matcher drain)", PeakKB: peakRSS(p)})
+	r.log.Info("bench: drain", "messages", n, "seconds", el.Seconds())
+	return nil
+}
+
+// fillBus writes the hits and events of w onto a pebble bus at dir, as
+// the collector would have (with link ids unknown to the matcher left 0),
+// and returns how many messages it wrote.
+func fillBus(ctx context.Context, dir string, app *tapline.App, w *loadgen.Workload) (int, error) {
+	bus := pebble.NewBus(dir)
+	bus.NumPartitions = 8
+	bus.Logger = slog.New(slog.DiscardHandler)
+	if err := bus.Open(); err != nil {
+		return 0, fmt.Errorf("open bus: %w", err)
+	}
+	defer bus.Close()
+	fp := fingerprint.New()
+	now := time.Now().UTC().Add(-time.Duration(float64(w.Span()) / 3600)) // an hour of simulation per second back
+	at := func(d time.Duration) time.Time { return now.Add(time.Duration(float64(d) / 3600)) }
+	var msgs []tapline.Message
+	n := 0
+	flush := func() error {
+		if len(msgs) == 0 {
+			return nil
+		}
+		err := bus.Publish(ctx, msgs...)
+		n += len(msgs)
+		msgs = msgs[:0]
+		return err
+	}
+	for _, a := range w.Timeline {
+		d := w.Devices[a.Dev]
+		switch a.Kind {
+		case loadgen.ActTap:
+			t := w.Taps[a.Index]
+			h := &tapline.Hit{ID: fmt.Sprintf("dr%024d", t.N), Time: at(t.At), AppID: app.ID, IP: t.IP, UserAgent: t.UserAgent,
+				Params: map[string]string{loadgen.TapParam: fmt.Sprint(t.N)}}
+			fp.Hit(h)
+			msg, err := jsonMessage(tapline.TopicHits, app.ID, h.Fingerprint, h, h.Time)
+			if err != nil {
+				return n, err
+			}
+			msgs = append(msgs, msg)
+		default:
+			e := &tapline.Event{AppID: app.ID, InstallID: d.InstallID, Protocol: "v1",
+				Device: tapline.Device{Platform: d.Platform, OSVersion: d.OSVersion, Model: d.Model, Vendor: d.Vendor, Locale: d.Locale}}
+			if a.Kind == loadgen.ActInstall {
+				in := w.Installs[a.Index]
+				e.ID, e.Name, e.Kind, e.Time, e.IP = fmt.Sprintf("dri%d", in.N), "install", tapline.KindInstall, at(in.At), in.IP
+			} else {
+				ev := w.Events[a.Index]
+				e.ID, e.Name, e.Kind, e.Time, e.IP = fmt.Sprintf("dre%d", ev.N), string(ev.Kind), ev.Kind, at(ev.At), ev.IP
+				if ev.Kind == tapline.KindPurchase {
+					e.Revenue = &tapline.Revenue{Micros: ev.PriceCents * 10_000, Currency: ev.Currency}
+				}
+			}
+			e.ReceivedAt = e.Time
+			fp.Event(e)
+			msg, err := jsonMessage(tapline.TopicEvents, app.ID, e.Fingerprint, e, e.Time)
+			if err != nil {
+				return n, err
+			}
+			msgs = append(msgs, msg)
+		}
+		if len(msgs) >= 1000 {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, flush()
+}
+
+// DefaultStarters fill in the process starters of cfg for the binaries in
+// binDir (tapline, tapstream1) and nginx from PATH or /usr/sbin.
+func DefaultStarters(cfg *Config, binDir string) {
+	workDir := func() string { return cfg.WorkDir }
+	cfg.StartTapline = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		dash, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		return startExec(ctx, "tapline-"+filepath.Base(dataDir), workDir(), "http://"+addr, "/healthz",
+			filepath.Join(binDir, "tapline"), "run", "-database-url", dbURL, "-data-dir", dataDir,
+			"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn")
+	}
+	cfg.StartTapstream1 = func(ctx context.Context, dbURL string, links []string, fpWindow time.Duration) (Process, error) {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		return startExec(ctx, "tapstream1-"+strings.ReplaceAll(addr, ":", "-"), workDir(), "http://"+addr, "/healthz",
+			filepath.Join(binDir, "tapstream1"), "-addr", addr, "-database-url", dbURL, "-links", strings.Join(links, ","),
+			"-account", benchAccount, "-secret", "ts1-secret-0123456789", "-sdk-key", "ts1-key-0123456789abc",
+			"-fingerprint-window", fpWindow.String())
+	}
+	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
+		if path, err := lookPath(p); err == nil {
+			cfg.NginxBin = path
+			break
+		}
+	}
+}

@@ -1,0 +1,13 @@
+# `make bench`: the benchmark of package tapline/bench (see bench/doc.go).
+# Included from the Makefile. Starts tapline, nginx (installed when absent
+# and possible) and the Tapstream 1.0 baseline on loopback against the
+# private PostgreSQL, prints one table and writes bench/results/*.json.
+# About ten minutes on two cores; BENCH_FLAGS passes flags to bench/cmd/bench.
+
+BENCH_FLAGS ?=
+
+bench:
+	@bench/nginx.sh
+	$(GO) build -o bin/ ./cmd/tapline ./bench/cmd/tapstream1 ./bench/cmd/bench
+	@url=$$($(PG)) || exit 1; \
+	DATABASE_URL="$$url" bin/bench -bin bin -out bench/results $(BENCH_FLAGS)

@@ -1,0 +1,149 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"tapline/bench"
+	"tapline/bench/tapstream1"
+	"tapline/internal/node"
+	"tapline/loadgen"
+	"tapline/postgres/pgtest"
+)
+
+// nodeProc is an in-process all-in-one.
+type nodeProc struct{ n *node.Node }
+
+func (p *nodeProc) URL() string  { return p.n.CollectorURL }
+func (p *nodeProc) PIDs() []int  { return []int{os.Getpid()} }
+func (p *nodeProc) Stop() error  { return p.n.Close() }
+func (p *nodeProc) Name() string { return "tapline" }
+
+// serverProc is an in-process HTTP server.
+type serverProc struct {
+	srv  *http.Server
+	url  string
+	pool *pgxpool.Pool
+}
+
+func (p *serverProc) URL() string  { return p.url }
+func (p *serverProc) PIDs() []int  { return []int{os.Getpid()} }
+func (p *serverProc) Name() string { return "tapstream1" }
+func (p *serverProc) Stop() error {
+	err := p.srv.Close()
+	p.pool.Close()
+	return err
+}
+
+// TestSmoke runs every scenario of the benchmark, tiny, against an
+// in-process tapline and baseline, and checks that each produced numbers
+// and that tapline attributes an easy population well.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tapline")
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	cfg := bench.NewConfig()
+	cfg.DatabaseURL = pgtest.URL(t)
+	cfg.WorkDir = t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.Workers, cfg.HammerFor = 4, 300*time.Millisecond
+	cfg.Accuracy, cfg.Period, cfg.Compression = 150, time.Hour, 3600
+	cfg.GrowthBase, cfg.Growth, cfg.Baseline, cfg.Drain = 40, []int{1}, []int{1}, 60
+	cfg.Tweak = func(c *loadgen.Config) { // everyone on their own home address
+		c.IPv6Share, c.HomeShare, c.CellularShare, c.ChangeIPShare = 0, 1, 0, 0
+	}
+	cfg.StartTapline = func(ctx context.Context, dbURL, dataDir string) (bench.Process, error) {
+		nc := node.NewConfig()
+		nc.DatabaseURL, nc.DataDir = dbURL, dataDir
+		nc.CollectorAddr, nc.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
+		nc.TrustedProxy = "127.0.0.1/32"
+		n := node.New(nc, quiet)
+		if err := n.Open(ctx); err != nil {
+			return nil, err
+		}
+		return &nodeProc{n}, nil
+	}
+	cfg.StartTapstream1 = func(ctx context.Context, dbURL string, links []string, fp time.Duration) (bench.Process, error) {
+		pool, err := pgxpool.New(ctx, dbURL)
+		if err != nil {
+			return nil, err
+		}
+		s := tapstream1.New(tapstream1.Config{Account: "bench", Secret: "ts1-secret-0123456789", SDKKey: "ts1-key-0123456789abc",
+			Links: links, IOSURL: "https://apps.apple.com/app/id1", AndroidURL: "https://play.google.com/store/apps/details?id=x",
+			WebURL: "https://example.com/", ClickWindow: 7 * 24 * time.Hour, FingerprintWindow: fp}, pool)
+		s.Logger = quiet
+		if err := s.Migrate(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		srv := &http.Server{Handler: s.Handler()}
+		go srv.Serve(ln)
+		return &serverProc{srv: srv, url: "http://" + ln.Addr().String(), pool: pool}, nil
+	}
+
+	r := &bench.Runner{Config: cfg}
+	res, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) > 0 {
+		t.Fatalf("scenario errors: %v", res.Errors)
+	}
+	var table bytes.Buffer
+	res.WriteTable(&table)
+	t.Logf("\n%s", table.String())
+
+	if len(res.Accuracy) != 3 {
+		t.Fatalf("accuracy rows = %d, want 3", len(res.Accuracy))
+	}
+	if a := res.Accuracy[0].Accuracy; a.Precision <= 0.5 || a.Recall <= 0.5 || a.Missing > 0 {
+		t.Errorf("tapline accuracy on an easy population = %+v, want precision and recall above 0.5, none missing", a)
+	}
+	for _, row := range res.Redirect {
+		if row.Target == "nginx return 302" {
+			if row.Unavailable == "" {
+				t.Errorf("nginx row without nginx: %+v", row)
+			}
+			continue
+		}
+		if row.Summary.Rate <= 0 || row.Summary.P99 <= 0 {
+			t.Errorf("redirect %s: %+v, want a rate and latencies", row.Target, row.Summary)
+		}
+	}
+	if len(res.Ingest) != 4 {
+		t.Errorf("ingest rows = %d, want 4 (two protocols, two targets)", len(res.Ingest))
+	}
+	for _, row := range res.Ingest {
+		if row.EventsPerSec <= 0 {
+			t.Errorf("ingest %s %s: no events accepted: %+v", row.Target, row.Protocol, row.Summary)
+		}
+	}
+	if len(res.Throughput) != 2 {
+		t.Errorf("throughput rows = %+v, want tapline and tapstream1 at 1x", res.Throughput)
+	}
+	if res.Matcher.DrainMessages == 0 || res.Matcher.DrainPerSec <= 0 {
+		t.Errorf("matcher drain = %+v, want messages and a rate", res.Matcher)
+	}
+	if res.Matcher.Probes == 0 || res.Matcher.E2EP50 <= 0 {
+		t.Errorf("no tap-to-facts probes: %+v", res.Matcher)
+	}
+	var js bytes.Buffer
+	if err := res.WriteJSON(&js); err != nil || !strings.Contains(js.String(), `"precision"`) {
+		t.Errorf("results JSON: %v\n%s", err, js.String())
+	}
+}

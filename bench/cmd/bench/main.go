@@ -1,0 +1,76 @@
+// Command bench runs tapline's benchmark (package tapline/bench) against
+// the binaries in -bin, prints one table and writes
+// <out>/<timestamp>.json and <out>/latest.json.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"tapline/bench"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg := bench.NewConfig()
+	bin := flag.String("bin", "bin", "directory holding the tapline and tapstream1 binaries")
+	out := flag.String("out", "bench/results", "directory for the JSON results")
+	flag.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL (fresh databases are created beside it)")
+	flag.IntVar(&cfg.Workers, "workers", cfg.Workers, "concurrent workers")
+	flag.DurationVar(&cfg.HammerFor, "hammer-for", cfg.HammerFor, "length of each closed-loop scenario")
+	flag.IntVar(&cfg.Accuracy, "accuracy-devices", cfg.Accuracy, "tapping devices of the accuracy run")
+	flag.IntVar(&cfg.GrowthBase, "growth-base", cfg.GrowthBase, "tapping devices of the 1x throughput workload")
+	flag.IntVar(&cfg.Drain, "drain-devices", cfg.Drain, "tapping devices whose records pre-fill the bus")
+	flag.Float64Var(&cfg.Compression, "compression", cfg.Compression, "simulated seconds per real second in the accuracy run")
+	nginx := flag.Bool("nginx", true, "compare with nginx when it is installed")
+	flag.Parse()
+	if cfg.DatabaseURL == "" {
+		return fmt.Errorf("-database-url or DATABASE_URL is required")
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	bench.DefaultStarters(&cfg, *bin)
+	if !*nginx {
+		cfg.NginxBin = ""
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	r := &bench.Runner{Config: cfg}
+	res, err := r.Run(ctx)
+	if res == nil {
+		return err
+	}
+	fmt.Println()
+	res.WriteTable(os.Stdout)
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{res.Time.Format("20060102T150405Z") + ".json", "latest.json"} {
+		f, err := os.Create(filepath.Join(*out, name))
+		if err != nil {
+			return err
+		}
+		if err := res.WriteJSON(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nresults: %s (took %s)\n", filepath.Join(*out, "latest.json"), time.Since(res.Time).Round(time.Second))
+	return err
+}

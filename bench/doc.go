@@ -1,0 +1,25 @@
+// Package bench runs tapline's benchmark (`make bench`): it starts what it
+// needs on loopback (the all-in-one tapline binary, nginx, the "Tapstream
+// 1.0" baseline of package bench/tapstream1), drives them with package
+// loadgen, and reports one table plus machine-readable results:
+//
+//   - redirect: requests/s and latency of GET /l/{slug} on tapline, on
+//     nginx answering `return 302`, and on the baseline, closed loop with
+//     the same workers and keep-alive;
+//   - SDK ingest: accepted events/s (on the bus, durable) and latency of
+//     the Tapstream form protocol and of JSON batches of ten;
+//   - matcher: messages/s draining a bus filled before the process starts,
+//     and tap-to-conversion-visible-in-facts latency of probe installs
+//     under the steady load of the accuracy run;
+//   - accuracy: precision, recall and organic misattribution of tapline
+//     against the workload's ground truth (read back from the raw store
+//     after the process stops), beside the naive IP-only and IP plus exact
+//     User-Agent matchers on the same data and windows;
+//   - throughput and growth: the same workload replayed as fast as
+//     possible at 1x, 4x and 16x data, on tapline until its facts are
+//     complete and on the baseline (synchronous), with the time, the rate
+//     and the peak memory (VmHWM) of each process.
+//
+// Machines here are small and shared, so the ratios measured in one run
+// matter more than absolute numbers.
+package bench

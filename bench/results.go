@@ -1,0 +1,277 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"tapline"
+	"tapline/fingerprint"
+	"tapline/loadgen"
+)
+
+// Results is everything a run measured; it is written as JSON.
+type Results struct {
+	Time    time.Time `json:"time"`
+	Machine Machine   `json:"machine"`
+	Config  Config    `json:"config"`
+
+	Redirect   []RedirectRow       `json:"redirect"`
+	Ingest     []IngestRow         `json:"ingest"`
+	Matcher    MatcherRow          `json:"matcher"`
+	Replay     *loadgen.PlayResult `json:"accuracy_replay,omitempty"`
+	Accuracy   []AccuracyRow       `json:"accuracy"`
+	Throughput []ThroughputRow     `json:"throughput"`
+	Peaks      []RSS               `json:"peak_rss"`
+	Ratios     map[string]float64  `json:"ratios"`
+	Errors     []string            `json:"errors,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPU      string `json:"cpu"`
+	Cores    int    `json:"cores"`
+	MemoryMB int64  `json:"memory_mb"`
+	Kernel   string `json:"kernel"`
+	Go       string `json:"go"`
+}
+
+// RedirectRow is one target of the redirect scenario.
+type RedirectRow struct {
+	Target      string          `json:"target"`
+	Summary     loadgen.Summary `json:"summary"`
+	Dropped     int64           `json:"hits_dropped,omitempty"`
+	Unavailable string          `json:"unavailable,omitempty"`
+}
+
+// IngestRow is one protocol of the SDK ingest scenario.
+type IngestRow struct {
+	Target           string          `json:"target"`
+	Protocol         string          `json:"protocol"`
+	EventsPerRequest int             `json:"events_per_request"`
+	EventsPerSec     float64         `json:"events_per_second"`
+	Summary          loadgen.Summary `json:"summary"`
+}
+
+// MatcherRow holds the matcher's drain rate and end-to-end latency.
+type MatcherRow struct {
+	DrainMessages int           `json:"drain_messages"`
+	DrainSeconds  float64       `json:"drain_seconds"`
+	DrainPerSec   float64       `json:"drain_per_second"`
+	Probes        int           `json:"probes"`
+	E2EP50        time.Duration `json:"tap_to_facts_p50_ns"`
+	E2EP99        time.Duration `json:"tap_to_facts_p99_ns"`
+}
+
+// AccuracyRow scores one attribution method.
+type AccuracyRow struct {
+	Method   string           `json:"method"`
+	Accuracy loadgen.Accuracy `json:"accuracy"`
+}
+
+// ThroughputRow is one replay of the throughput workload.
+type ThroughputRow struct {
+	Target  string  `json:"target"`
+	Scale   int     `json:"scale"`
+	Actions int     `json:"actions"`
+	Seconds float64 `json:"seconds"` // until the facts are complete
+	// AcceptSeconds is how long the replay itself took (tapline answers
+	// before matching; the baseline matches inside the request).
+	AcceptSeconds float64 `json:"accept_seconds,omitempty"`
+	PerSec        float64 `json:"actions_per_second"`
+	PeakKB        int64   `json:"peak_rss_kb"`
+}
+
+// RSS is the peak resident memory of one process.
+type RSS struct {
+	Process string `json:"process"`
+	PeakKB  int64  `json:"peak_rss_kb"`
+}
+
+// MarshalJSON leaves the starter functions out of the config.
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain struct {
+		Seed        uint64  `json:"seed"`
+		Workers     int     `json:"workers"`
+		HammerFor   string  `json:"hammer_for"`
+		Accuracy    int     `json:"accuracy_devices"`
+		Compression float64 `json:"compression"`
+		Period      string  `json:"period"`
+		GrowthBase  int     `json:"growth_base_devices"`
+		Growth      []int   `json:"growth"`
+		Baseline    []int   `json:"baseline"`
+		Drain       int     `json:"drain_devices"`
+		Nginx       string  `json:"nginx"`
+	}
+	return json.Marshal(plain{c.Seed, c.Workers, c.HammerFor.String(), c.Accuracy, c.Compression, c.Period.String(),
+		c.GrowthBase, c.Growth, c.Baseline, c.Drain, c.NginxBin})
+}
+
+func (r *Results) finish() {
+	r.Ratios = map[string]float64{}
+	rate := func(target string) float64 {
+		for _, row := range r.Redirect {
+			if row.Target == target && row.Unavailable == "" {
+				return row.Summary.Rate
+			}
+		}
+		return 0
+	}
+	if t, n := rate("tapline"), rate("nginx return 302"); t > 0 && n > 0 {
+		r.Ratios["redirect_tapline_over_nginx"] = t / n
+	}
+	for _, a := range r.Throughput {
+		if a.Target != "tapline" {
+			continue
+		}
+		for _, b := range r.Throughput {
+			if b.Target == "tapstream1" && b.Scale == a.Scale && b.PerSec > 0 {
+				r.Ratios[fmt.Sprintf("throughput_tapline_over_tapstream1_%dx", a.Scale)] = a.PerSec / b.PerSec
+			}
+		}
+	}
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + " ms" }
+
+// WriteTable prints the results as one plain-text table.
+func (r *Results) WriteTable(out io.Writer) {
+	fmt.Fprintf(out, "tapline benchmark %s on %s, %d cores, %d MB, Linux %s, %s\n\n", r.Time.Format(time.RFC3339),
+		r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryMB, r.Machine.Kernel, r.Machine.Go)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	p("REDIRECT GET /l/{slug}\trequests/s\tp50\tp99\tnote")
+	for _, row := range r.Redirect {
+		if row.Unavailable != "" {
+			p("  %s\t-\t-\t-\t%s", row.Target, row.Unavailable)
+			continue
+		}
+		note := fmt.Sprintf("%d errors", row.Summary.Errors)
+		if row.Dropped > 0 {
+			note += fmt.Sprintf(", %d hits dropped", row.Dropped)
+		}
+		p("  %s\t%.0f\t%s\t%s\t%s", row.Target, row.Summary.Rate, ms(row.Summary.P50), ms(row.Summary.P99), note)
+	}
+	if v, ok := r.Ratios["redirect_tapline_over_nginx"]; ok {
+		p("  tapline / nginx\t%.2fx\t\t\t", v)
+	}
+	p("SDK INGEST (durable)\tevents/s\tp50\tp99\trequests/s")
+	for _, row := range r.Ingest {
+		p("  %s %s\t%.0f\t%s\t%s\t%.0f", row.Target, row.Protocol, row.EventsPerSec, ms(row.Summary.P50), ms(row.Summary.P99), row.Summary.Rate)
+	}
+	p("MATCHER\t\t\t\t")
+	if r.Matcher.DrainMessages > 0 {
+		p("  drain pre-filled bus\t%.0f msg/s\t%d messages\t%.1f s\t", r.Matcher.DrainPerSec, r.Matcher.DrainMessages, r.Matcher.DrainSeconds)
+	}
+	if r.Matcher.Probes > 0 {
+		p("  tap to conversion in facts\tp50 %s\tp99 %s\t%d probes\t", ms(r.Matcher.E2EP50), ms(r.Matcher.E2EP99), r.Matcher.Probes)
+	}
+	p("ACCURACY (ground truth)\tprecision\trecall\torganic misattributed\tinstalls (caused/organic)")
+	for _, a := range r.Accuracy {
+		x := a.Accuracy
+		p("  %s\t%.3f\t%.3f\t%.3f\t%d (%d/%d)", a.Method, x.Precision, x.Recall, x.OrganicMisattribution, x.Installs, x.Caused, x.Organic)
+	}
+	p("THROUGHPUT (replay, as fast as possible)\tactions/s\tseconds\tactions\tpeak RSS")
+	for _, t := range r.Throughput {
+		p("  %s %dx\t%.0f\t%.1f\t%d\t%d MB", t.Target, t.Scale, t.PerSec, t.Seconds, t.Actions, t.PeakKB/1024)
+	}
+	for _, k := range sortedKeys(r.Ratios) {
+		if strings.HasPrefix(k, "throughput_") {
+			p("  %s\t%.2fx\t\t\t", strings.TrimPrefix(k, "throughput_"), r.Ratios[k])
+		}
+	}
+	p("PEAK RSS\t\t\t\t")
+	for _, x := range r.Peaks {
+		p("  %s\t%d MB\t\t\t", x.Process, x.PeakKB/1024)
+	}
+	for _, e := range r.Errors {
+		p("ERROR\t%s\t\t\t", e)
+	}
+	tw.Flush()
+}
+
+func sortedKeys(m map[string]float64) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	for i := range ks {
+		for j := i + 1; j < len(ks); j++ {
+			if ks[j] < ks[i] {
+				ks[i], ks[j] = ks[j], ks[i]
+			}
+		}
+	}
+	return ks
+}
+
+func machine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "model name"); ok {
+				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:")), "%d", &kb)
+		m.MemoryMB = kb / 1024
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// metric reads one counter from a Prometheus text endpoint, 0 when absent.
+func metric(base, name string) float64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var total float64
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name) && (len(line) > len(name) && (line[len(name)] == ' ' || line[len(name)] == '{')) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			total += v
+		}
+	}
+	return total
+}
+
+// jsonMessage encodes v as a bus message keyed like the collector keys it.
+func jsonMessage(topic string, appID int64, fp string, v any, t time.Time) (tapline.Message, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return tapline.Message{}, fmt.Errorf("encode %s message: %w", topic, err)
+	}
+	return tapline.Message{Topic: topic, Key: fingerprint.BusKey(appID, fp), Value: b, Time: t}, nil
+}
+
+func lookPath(name string) (string, error) { return exec.LookPath(name) }
+
+// WriteJSON writes the results as indented JSON.
+func (r *Results) WriteJSON(out io.Writer) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
