@@ -715,3 +715,24 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestRedirectKeepsAdIDPastTheParamCap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	q := url.Values{}
+	for i := range 70 {
+		q.Set(fmt.Sprintf("p%02d", i), "x")
+	}
+	q.Set("gaid", "38400000-8CF0-11BD-B23E-10B96E40000D")
+	rec := e.do(httptest.NewRequest(http.MethodGet, "/l/demo?"+q.Encode(), nil), "192.0.2.1:1")
+	if rec.Code != http.StatusFound {
+		t.Fatalf("status = %d, want 302", rec.Code)
+	}
+	h := hits(t, e.bus, 1)[0]
+	if h.AdID != "38400000-8cf0-11bd-b23e-10b96e40000d" {
+		t.Fatalf("ad id = %q, want the gaid parameter's, normalised", h.AdID)
+	}
+	if len(h.Params) != 50 || h.Params["p00"] != "x" || h.Params["p60"] != "" {
+		t.Fatalf("kept %d params (p00=%q, p60=%q); want the first 50 by name after the ad id", len(h.Params), h.Params["p00"], h.Params["p60"])
+	}
+}

@@ -116,6 +116,18 @@ func TestParseTapstreamIDStable(t *testing.T) {
 	if a.ID == c.ID {
 		t.Errorf("distinct events share id %q", a.ID)
 	}
+	// Without created-ms nothing tells two opens apart: they must not merge.
+	d, _, err := collector.ParseTapstream("ios-a-open", []byte("uuid=U"), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _, err := collector.ParseTapstream("ios-a-open", []byte("uuid=U"), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ID == e.ID {
+		t.Errorf("two events without created-ms share id %q", d.ID)
+	}
 }
 
 func TestWithPlayReferrer(t *testing.T) {

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -134,7 +135,7 @@ func parseTapstream(name string, body []byte, now time.Time, maxSkew time.Durati
 	return &tapstreamEvent{
 		Event:  e,
 		Secret: form.Get("secret"),
-		seed:   strings.Join([]string{e.InstallID, name, created, txID}, "\x00"),
+		seed:   eventSeed(e.InstallID, name, created, txID),
 	}, nil
 }
 
@@ -270,6 +271,17 @@ func (c *Collector) bodyError(w http.ResponseWriter, r *http.Request, err error)
 
 // tapstreamEventID derives the event id from the app and the fields an SDK
 // retry repeats, so a retried post is the same event.
+// eventSeed returns what identifies an event across SDK retries. Without
+// created-ms nothing tells two events of one name and install apart, so such
+// an event gets a random seed: a retry of it may count twice, but distinct
+// events are never merged. The published SDKs always send created-ms.
+func eventSeed(installID, name, created, txID string) string {
+	if created == "" {
+		return "random\x00" + rand.Text()
+	}
+	return strings.Join([]string{installID, name, created, txID}, "\x00")
+}
+
 func tapstreamEventID(appID int64, seed string) string {
 	sum := sha256.Sum256([]byte(strconv.FormatInt(appID, 10) + "\x00" + seed))
 	return "ts-" + hitIDEncoding.EncodeToString(sum[:16])
