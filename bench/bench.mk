@@ -4,6 +4,8 @@
 # private PostgreSQL, prints one table and writes bench/results/*.json.
 # About ten minutes on two cores; BENCH_FLAGS passes flags to bench/cmd/bench.
 
+.PHONY: bench
+
 BENCH_FLAGS ?=
 
 bench:

@@ -65,7 +65,7 @@ func (w Windows) Scaled(compression float64) Windows {
 		if compression <= 0 {
 			return d
 		}
-		return max(time.Second, (time.Duration(float64(d)/compression)+time.Second/2).Truncate(time.Second))
+		return max(time.Second, (time.Duration(float64(d)/compression) + time.Second/2).Truncate(time.Second))
 	}
 	return Windows{Click: s(w.Click), Fingerprint: s(w.Fingerprint), Lateness: s(w.Lateness)}
 }

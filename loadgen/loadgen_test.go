@@ -1,0 +1,183 @@
+package loadgen_test
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"tapline"
+	"tapline/fingerprint"
+	"tapline/loadgen"
+)
+
+func TestGenerateDeterministic(t *testing.T) {
+	t.Parallel()
+	a, err := loadgen.Generate(loadgen.NewConfig(7, 500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := loadgen.Generate(loadgen.NewConfig(7, 500))
+	c, _ := loadgen.Generate(loadgen.NewConfig(8, 500))
+	if !reflect.DeepEqual(a.Taps, b.Taps) || !reflect.DeepEqual(a.Installs, b.Installs) || !reflect.DeepEqual(a.Timeline, b.Timeline) {
+		t.Fatal("the same seed gave different workloads")
+	}
+	if reflect.DeepEqual(a.Taps, c.Taps) {
+		t.Fatal("different seeds gave the same taps")
+	}
+}
+
+// TestGenerateShape checks the population against what it claims to
+// model.
+func TestGenerateShape(t *testing.T) {
+	t.Parallel()
+	w, err := loadgen.Generate(loadgen.NewConfig(1, 3000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := fingerprint.New()
+	var organic, v6, reduced, inApp, changed int
+	perIP := map[string]int{}
+	for _, d := range w.Devices {
+		if d.Organic {
+			organic++
+		}
+	}
+	for _, tap := range w.Taps {
+		if strings.Contains(tap.IP, ":") {
+			v6++
+		}
+		if strings.Contains(tap.UserAgent, "Android 10; K)") {
+			reduced++
+		}
+		if strings.Contains(tap.UserAgent, "FBAN") || strings.Contains(tap.UserAgent, "FB_IAB") || strings.Contains(tap.UserAgent, "Instagram") {
+			inApp++
+		}
+		perIP[tap.IP]++
+		h := &tapline.Hit{IP: tap.IP, UserAgent: tap.UserAgent}
+		fp.Hit(h)
+		if h.Platform != w.Devices[tap.Device].Platform {
+			t.Fatalf("tap UA %q parses as %s, device is %s", tap.UserAgent, h.Platform, w.Devices[tap.Device].Platform)
+		}
+	}
+	for _, in := range w.Installs {
+		if in.Truth == loadgen.Organic {
+			continue
+		}
+		tap := w.Taps[in.Truth]
+		if tap.Device != in.Device || tap.At > in.At {
+			t.Fatalf("install %d: truth tap %d is of device %d at %s, install at %s", in.N, tap.N, tap.Device, tap.At, in.At)
+		}
+		if tap.IP != in.IP {
+			changed++
+		}
+	}
+	maxPerIP := 0
+	for _, n := range perIP {
+		maxPerIP = max(maxPerIP, n)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want int
+	}{
+		{"organic devices", organic, 900},
+		{"IPv6 taps", v6, 1},
+		{"reduced Chrome taps", reduced, 100},
+		{"in-app browser taps", inApp, 300},
+		{"installs on another address", changed, 50},
+		{"taps behind the busiest address", maxPerIP, 40},
+	} {
+		if c.got < c.want {
+			t.Errorf("%s = %d, want at least %d", c.name, c.got, c.want)
+		}
+	}
+	for i := 1; i < len(w.Timeline); i++ {
+		if w.Timeline[i].At < w.Timeline[i-1].At {
+			t.Fatalf("timeline out of order at %d", i)
+		}
+	}
+}
+
+// TestScoreAndNaive builds a tiny workload by hand: two devices behind one
+// address, one organic, and checks both naive matchers and the scores.
+func TestScoreAndNaive(t *testing.T) {
+	t.Parallel()
+	const inApp = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) Mobile/15E148 [FBAN/FBIOS;FBDV/iPhone15,2]"
+	w, err := loadgen.Generate(loadgen.NewConfig(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := *w.Devices[0]
+	w.Devices = []*loadgen.Device{&dev, &dev, &dev}
+	w.Config.Windows = loadgen.DefaultWindows()
+	w.Taps = []loadgen.Tap{
+		{N: 0, Device: 0, At: time.Hour, IP: "100.64.0.1", UserAgent: dev.DefaultUserAgent()},
+		{N: 1, Device: 1, At: 2 * time.Hour, IP: "100.64.0.1", UserAgent: inApp},
+	}
+	w.Installs = []loadgen.Install{
+		{N: 0, Device: 0, At: 3 * time.Hour, IP: "100.64.0.1", Truth: 0},
+		{N: 1, Device: 1, At: 4 * time.Hour, IP: "100.64.0.1", Truth: 1},
+		{N: 2, Device: 2, At: 5 * time.Hour, IP: "100.64.0.1", Truth: loadgen.Organic},
+		{N: 3, Device: 2, At: 50 * time.Hour, IP: "100.64.0.1", Truth: loadgen.Organic},
+	}
+	ip := loadgen.NaiveIP(w)
+	if want := map[int]int{0: 1, 1: 1, 2: 1, 3: loadgen.Organic}; !reflect.DeepEqual(ip, want) {
+		t.Errorf("NaiveIP = %v, want %v (newest tap within a day, else organic)", ip, want)
+	}
+	for _, c := range []struct {
+		name string
+		got  map[int]int
+		want loadgen.Accuracy
+	}{
+		{"perfect", map[int]int{0: 0, 1: 1, 2: -1, 3: -1}, loadgen.Accuracy{Installs: 4, Caused: 2, Organic: 2, Attributed: 2, Correct: 2, Precision: 1, Recall: 1}},
+		{"naive ip", ip, loadgen.Accuracy{Installs: 4, Caused: 2, Organic: 2, Attributed: 3, Correct: 1, Misattrib: 1, Precision: 1.0 / 3, Recall: 0.5, OrganicMisattribution: 0.5}},
+		{"missing", map[int]int{0: 0}, loadgen.Accuracy{Installs: 4, Caused: 2, Organic: 2, Attributed: 1, Correct: 1, Missing: 3, Precision: 1, Recall: 0.5}},
+	} {
+		if got := loadgen.Score(w, c.got); got != c.want {
+			t.Errorf("%s: Score = %+v, want %+v", c.name, got, c.want)
+		}
+	}
+	// The SDK side carries the default browser's User-Agent, so IP + UA
+	// never meets the in-app tap.
+	if got, want := loadgen.NaiveIPUA(w), (map[int]int{0: 0, 1: 0, 2: 0, 3: loadgen.Organic}); !reflect.DeepEqual(got, want) {
+		t.Errorf("NaiveIPUA = %v, want %v", got, want)
+	}
+	var buf bytes.Buffer
+	if err := loadgen.WriteTruth(&buf, w); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(buf.String(), "\n"); got != 4 {
+		t.Errorf("truth lines = %d, want 4", got)
+	}
+}
+
+func TestWindowsScaled(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name        string
+		compression float64
+		want        loadgen.Windows
+	}{
+		{"real time", 0, loadgen.DefaultWindows()},
+		{"an hour a second", 3600, loadgen.Windows{Click: 168 * time.Second, Fingerprint: 24 * time.Second, Lateness: 24 * time.Second}},
+		{"at least a second", 1e9, loadgen.Windows{Click: time.Second, Fingerprint: time.Second, Lateness: time.Second}},
+	} {
+		if got := loadgen.DefaultWindows().Scaled(c.compression); got != c.want {
+			t.Errorf("%s: Scaled = %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestPlayReferrer(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, loc, want string }{
+		{"play", "https://play.google.com/store/apps/details?id=x&referrer=utm_source%3Da%26tapline_hit%3Dabc", "utm_source=a&tapline_hit=abc"},
+		{"app store", "https://apps.apple.com/app/id1?referrer=x", ""},
+		{"empty", "", ""},
+	} {
+		if got := loadgen.PlayReferrer(c.loc); got != c.want {
+			t.Errorf("%s: PlayReferrer = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
