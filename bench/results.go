@@ -180,9 +180,13 @@ func (r *Results) WriteTable(out io.Writer) {
 		x := a.Accuracy
 		p("  %s\t%.3f\t%.3f\t%.3f\t%d (%d/%d)", a.Method, x.Precision, x.Recall, x.OrganicMisattribution, x.Installs, x.Caused, x.Organic)
 	}
-	p("THROUGHPUT (replay, as fast as possible)\tactions/s\tseconds\tactions\tpeak RSS")
+	p("THROUGHPUT (replay until facts complete)\tactions/s\tseconds\tactions\tpeak RSS, answered/s")
 	for _, t := range r.Throughput {
-		p("  %s %dx\t%.0f\t%.1f\t%d\t%d MB", t.Target, t.Scale, t.PerSec, t.Seconds, t.Actions, t.PeakKB/1024)
+		accepted := ""
+		if t.AcceptSeconds > 0 {
+			accepted = fmt.Sprintf(", %.0f/s", float64(t.Actions)/t.AcceptSeconds)
+		}
+		p("  %s %dx\t%.0f\t%.1f\t%d\t%d MB%s", t.Target, t.Scale, t.PerSec, t.Seconds, t.Actions, t.PeakKB/1024, accepted)
 	}
 	for _, k := range sortedKeys(r.Ratios) {
 		if strings.HasPrefix(k, "throughput_") {
