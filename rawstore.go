@@ -67,5 +67,10 @@ type RawStore interface {
 	// t, without scanning them. Conversions stay.
 	DeleteBefore(ctx context.Context, appID int64, t time.Time) error
 
+	// Sync makes every write made so far durable. A store may buffer puts
+	// until then (the embedded one does, to keep fsync off the per-record
+	// path); the matcher syncs before it stores the offsets past them.
+	Sync(ctx context.Context) error
+
 	Close() error
 }

@@ -370,6 +370,13 @@ func (m *Matcher) Flush(ctx context.Context) error {
 		}
 	}
 	start := time.Now()
+	// The raw rows of every record below offs must be durable before the
+	// offsets move past them.
+	if err := m.Raw.Sync(ctx); err != nil {
+		m.agg.Restore(b)
+		m.metrics.flushErrors.Inc()
+		return fmt.Errorf("sync raw store: %w", err)
+	}
 	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs); err != nil {
 		m.metrics.flushErrors.Inc()
 		if tapline.ErrorCode(err) == tapline.ECONFLICT {

@@ -225,7 +225,7 @@ func (s *RawStore) PutHit(ctx context.Context, h *tapline.Hit) (*tapline.Hit, er
 	if h.AdID != "" {
 		_ = b.Set(indexKey(h.AppID, tableHitByAdID, h.AdID, t, h.ID), v, nil)
 	}
-	if err := b.Commit(pdb.Sync); err != nil {
+	if err := b.Commit(pdb.NoSync); err != nil {
 		return nil, fmt.Errorf("put hit: %w", err)
 	}
 	return h, nil
@@ -310,7 +310,7 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 			_ = b.Set(indexKey(e.AppID, tableInstallByReferr, hit, t, e.ID), v, nil)
 		}
 	}
-	if err := b.Commit(pdb.Sync); err != nil {
+	if err := b.Commit(pdb.NoSync); err != nil {
 		return nil, fmt.Errorf("put event: %w", err)
 	}
 	return e, nil
@@ -540,7 +540,7 @@ func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) err
 		_ = b.Set(convIndexKey(spaceConvByHit, c.AppID, c.HitID, c.ID), v, nil)
 	}
 	_ = b.Set(convIndexKey(spaceConvByInstal, c.AppID, c.InstallID, c.ID), v, nil)
-	if err := b.Commit(pdb.Sync); err != nil {
+	if err := b.Commit(pdb.NoSync); err != nil {
 		return fmt.Errorf("put conversion: %w", err)
 	}
 	return nil
@@ -619,6 +619,20 @@ func (s *RawStore) conversionsBy(ctx context.Context, space byte, appID int64, v
 		return nil, fmt.Errorf("conversion iterator: %w", err)
 	}
 	return out, nil
+}
+
+// Sync makes every put so far durable: puts commit without waiting for
+// the disk, and one synced write-ahead-log record covers all of them.
+func (s *RawStore) Sync(ctx context.Context) error {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := s.db.LogData(nil, pdb.Sync); err != nil {
+		return fmt.Errorf("sync raw store: %w", err)
+	}
+	return nil
 }
 
 // DeleteBefore drops the app's raw hits and events whose Time is before t:

@@ -1,6 +1,7 @@
 package rawstoretest
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -34,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"ConversionReplace", testConversionReplace},
 		{"ConversionsByHitMany", testConversionsByHitMany},
 		{"DeleteBefore", testDeleteBefore},
+		{"Sync", testSync},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -758,5 +760,20 @@ func testDeleteBefore(t *testing.T, s tapline.RawStore) {
 	got, err := s.Hit(ctx, app, "h-old10")
 	if err != nil || !reflect.DeepEqual(got, fresh) {
 		t.Errorf("Hit(h-old10) after re-put = %+v, %v; want %+v", got, err, fresh)
+	}
+}
+
+// testSync checks that Sync succeeds and that rows put before it stay
+// readable after it.
+func testSync(t *testing.T, s tapline.RawStore) {
+	ctx := context.Background()
+	app := appID()
+	h := newHit(app, "h-sync", "fp-sync", base())
+	mustPutHit(t, s, h)
+	if err := s.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if got, err := s.Hit(ctx, app, h.ID); err != nil || got.ID != h.ID {
+		t.Fatalf("Hit after Sync = %v, %v; want %s", got, err, h.ID)
 	}
 }
