@@ -698,6 +698,15 @@ func fillBus(ctx context.Context, dir string, app *tapline.App, w *loadgen.Workl
 	return n, flush()
 }
 
+// scaledSkew is the matcher's one-minute clock-skew tolerance compressed
+// like the replay's time, so that it stays a minute of simulated time.
+func scaledSkew(compression float64) time.Duration {
+	if compression <= 1 {
+		return time.Minute
+	}
+	return max(time.Duration(float64(time.Minute)/compression), time.Millisecond)
+}
+
 // DefaultStarters fill in the process starters of cfg for the binaries in
 // binDir (tapline, tapstream1) and nginx from PATH or /usr/sbin.
 func DefaultStarters(cfg *Config, binDir string) {
@@ -713,7 +722,8 @@ func DefaultStarters(cfg *Config, binDir string) {
 		}
 		return startExec(ctx, "tapline-"+filepath.Base(dataDir), workDir(), "http://"+addr, "/healthz",
 			filepath.Join(binDir, "tapline"), "run", "-database-url", dbURL, "-data-dir", dataDir,
-			"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn")
+			"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn",
+			"-matcher-clock-skew", scaledSkew(cfg.Compression).String())
 	}
 	cfg.StartTapstream1 = func(ctx context.Context, dbURL string, links []string, fpWindow time.Duration) (Process, error) {
 		addr, err := freeAddr()

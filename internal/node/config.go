@@ -48,6 +48,8 @@ type Config struct {
 	CassandraLocalDC     string
 	CassandraReplication int
 	MetricsAddr          string // /metrics and /healthz of a matcher-only process
+
+	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
 }
 
 // Targets: the components a process runs.
@@ -91,6 +93,7 @@ func NewConfig() Config {
 		CassandraConsistency: "LOCAL_QUORUM",
 		CassandraReplication: 1,
 		MetricsAddr:          "127.0.0.1:9090",
+		MatcherClockSkew:     time.Minute,
 	}
 }
 
@@ -137,6 +140,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 	dur(&c.BusRetention, "bus-retention", "how long the embedded bus keeps messages")
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
+	dur(&c.MatcherClockSkew, "matcher-clock-skew", "how far a hit may be stamped after its install and still match")
 	boolean := func(p *bool, name, usage string) {
 		*p = envBool(envName(name), *p)
 		fs.BoolVar(p, name, *p, usage+" (env "+envName(name)+")")
@@ -211,6 +215,9 @@ func (c *Config) Validate() error {
 	}
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("log-level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.MatcherClockSkew < 0 {
+		bad("matcher-clock-skew", "must not be negative")
 	}
 	if c.ShutdownGrace <= 0 {
 		bad("shutdown-grace", "must be positive")

@@ -227,6 +227,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	mcfg := matcher.NewConfig()
 	mcfg.HitsTopic, mcfg.EventsTopic = cfg.HitsTopic, cfg.EventsTopic
 	mcfg.Consumer = cfg.GroupID
+	mcfg.ClockSkew = cfg.MatcherClockSkew
 	n.Matcher = matcher.New(mcfg, n.Bus, n.Raw, postgres.NewFactStore(n.DB), n.Accounts)
 	n.Matcher.Logger = n.Logger.With("component", "matcher")
 	n.Matcher.Registry = n.Registry

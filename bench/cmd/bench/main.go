@@ -41,6 +41,12 @@ func run() error {
 		return fmt.Errorf("-database-url or DATABASE_URL is required")
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Data directories and process logs live here; kept when the run fails.
+	work, err := os.MkdirTemp("", "tapline-bench-")
+	if err != nil {
+		return err
+	}
+	cfg.WorkDir = work
 	bench.DefaultStarters(&cfg, *bin)
 	if !*nginx {
 		cfg.NginxBin = ""
@@ -51,7 +57,10 @@ func run() error {
 	r := &bench.Runner{Config: cfg}
 	res, err := r.Run(ctx)
 	if res == nil {
-		return err
+		return fmt.Errorf("%w (process logs in %s)", err, work)
+	}
+	if err == nil {
+		os.RemoveAll(work)
 	}
 	fmt.Println()
 	res.WriteTable(os.Stdout)
