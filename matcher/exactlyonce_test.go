@@ -23,7 +23,7 @@ type truth struct {
 // reached by a hit that is published after them, some matched through the
 // Play referrer) and later opens, plus resent copies of some events, and
 // returns the bus messages in publication order with the ground truth.
-func workload(t *testing.T, appID int64, devices int) ([][]tapline.Message, truth) {
+func workload(t testing.TB, appID int64, devices int) ([][]tapline.Message, truth) {
 	t.Helper()
 	fp := fingerprint.New()
 	want := truth{conversionsByLink: map[int64]int64{}}

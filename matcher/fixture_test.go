@@ -23,7 +23,7 @@ type fixture struct {
 	raw      *pebble.RawStore
 }
 
-func newFixture(t *testing.T, account string) *fixture {
+func newFixture(t testing.TB, account string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{db: pgtest.Open(t)}
@@ -47,7 +47,7 @@ func newFixture(t *testing.T, account string) *fixture {
 }
 
 // pebbleBus opens an embedded bus with the given partition count.
-func (f *fixture) pebbleBus(t *testing.T, partitions int) *pebble.Bus {
+func (f *fixture) pebbleBus(t testing.TB, partitions int) *pebble.Bus {
 	t.Helper()
 	bus := pebble.NewBus(t.TempDir())
 	bus.NumPartitions = partitions
@@ -59,7 +59,7 @@ func (f *fixture) pebbleBus(t *testing.T, partitions int) *pebble.Bus {
 }
 
 // totals sums the app's facts over a window around now.
-func (f *fixture) totals(t *testing.T) truth {
+func (f *fixture) totals(t testing.TB) truth {
 	t.Helper()
 	now := time.Now().UTC()
 	days, err := f.reports.DailyStats(context.Background(), tapline.StatsFilter{AppID: f.app.ID,
@@ -83,7 +83,7 @@ func same(a, b truth) bool {
 }
 
 // waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -93,7 +93,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 }
 
 // checkTotals fails the test unless the facts equal want.
-func (f *fixture) checkTotals(t *testing.T, want truth) {
+func (f *fixture) checkTotals(t testing.TB, want truth) {
 	t.Helper()
 	if got := f.totals(t); !same(got, want) {
 		t.Fatalf("facts: hits %d installs %d conversions %d events %d; want hits %d installs %d conversions %d events %d",
