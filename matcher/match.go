@@ -79,18 +79,10 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	b := facts.Batch{}
 	b.Hit(h)
 
-	// Most hits come before any install they could claim: look without the
-	// app's lock first. Finding none is final, because an install stored
-	// after this look sees this hit, which is already stored.
-	cands, err := m.lateInstalls(ctx, app, h, msg.Time)
-	if err != nil {
-		return nil, err
-	} else if len(cands) == 0 {
-		return b, nil
-	}
 	unlock := m.lockApp(app.ID)
 	defer unlock()
-	if cands, err = m.lateInstalls(ctx, app, h, msg.Time); err != nil {
+	cands, err := m.lateInstalls(ctx, app, h, msg.Time)
+	if err != nil {
 		return nil, err
 	}
 	claimedByFingerprint := false
