@@ -260,7 +260,7 @@ func (s *RawStore) PutHit(ctx context.Context, h *tapline.Hit) (*tapline.Hit, er
 	if err != nil {
 		return nil, fmt.Errorf("encode hit: %w", err)
 	}
-	t := nanos(h.Time)
+	t := tapline.UnixNanos(h.Time)
 	stored, err := s.putIfAbsent(ctx, &s.stmt.hits, h.AppID, h.ID, t, v)
 	if err != nil {
 		return nil, fmt.Errorf("put hit: %w", err)
@@ -327,7 +327,7 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
-	t := nanos(e.Time)
+	t := tapline.UnixNanos(e.Time)
 	stored, err := s.putIfAbsent(ctx, &s.stmt.events, e.AppID, e.ID, t, v)
 	if err != nil {
 		return nil, fmt.Errorf("put event: %w", err)
@@ -541,7 +541,7 @@ func rangeRows[T any](ctx context.Context, s *RawStore, stmt string, appID int64
 	if err != nil {
 		return nil, err
 	}
-	lo, hi := max(nanos(from), cut), nanos(to)
+	lo, hi := max(tapline.UnixNanos(from), cut), tapline.UnixNanos(to)
 	if lo > hi {
 		return nil, nil
 	}
@@ -743,7 +743,7 @@ func (s *RawStore) DeleteBefore(ctx context.Context, appID int64, t time.Time) e
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	cut := nanos(t)
+	cut := tapline.UnixNanos(t)
 	s.cutMu.Lock()
 	delete(s.cuts, appID) // read the stored cut-off afresh
 	s.cutMu.Unlock()
@@ -766,21 +766,6 @@ func (s *RawStore) DeleteBefore(ctx context.Context, appID int64, t time.Time) e
 	return nil
 }
 
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos returns t in Unix nanoseconds, clamped to the int64 range.
-func nanos(t time.Time) int64 {
-	switch {
-	case t.Before(minTime):
-		return math.MinInt64
-	case t.After(maxTime):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
 
 const dayNanos = int64(24 * time.Hour)
 

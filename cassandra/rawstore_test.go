@@ -61,8 +61,8 @@ func TestNanosClamps(t *testing.T) {
 		{"Exact", time.Unix(1, 5), 1_000_000_005},
 	}
 	for _, tt := range tests {
-		if got := nanos(tt.in); got != tt.want {
-			t.Errorf("%s: nanos(%v) = %d, want %d", tt.name, tt.in, got, tt.want)
+		if got := tapline.UnixNanos(tt.in); got != tt.want {
+			t.Errorf("%s: tapline.UnixNanos(%v) = %d, want %d", tt.name, tt.in, got, tt.want)
 		}
 	}
 	if d := dayOf(math.MinInt64); d >= 0 || int64(d) != math.MinInt64/int64(24*time.Hour)-1 {

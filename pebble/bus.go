@@ -341,7 +341,7 @@ func (b *Bus) commit(group []*publishRequest) error {
 				at = now
 			}
 			val = appendInt64(val[:0], now.UnixNano()) // append time, for retention
-			val = appendInt64(val, nanos(at))
+			val = appendInt64(val, tapline.UnixNanos(at))
 			val = binary.AppendUvarint(val, uint64(len(m.Key)))
 			val = append(append(val, m.Key...), m.Value...)
 			_ = batch.Set(messageKey(t.name, p.index, off), val, nil)

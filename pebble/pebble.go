@@ -5,9 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
-	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
 )
@@ -110,23 +108,6 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
-// Bounds of times that UnixNano can represent.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos returns t as Unix nanoseconds, clamped to the int64 range (the zero
-// time.Time becomes math.MinInt64).
-func nanos(t time.Time) int64 {
-	switch {
-	case t.Before(minTime):
-		return math.MinInt64
-	case t.After(maxTime):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
 
 // floorDiv divides rounding towards negative infinity.
 func floorDiv(a, b int64) int64 {

@@ -215,7 +215,7 @@ func (s *RawStore) PutHit(ctx context.Context, h *tapline.Hit) (*tapline.Hit, er
 	if err != nil {
 		return nil, fmt.Errorf("encode hit: %w", err)
 	}
-	t := nanos(h.Time)
+	t := tapline.UnixNanos(h.Time)
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Set(appendString(bucketKey(h.AppID, t, tableHit), h.ID), v, nil)
@@ -295,7 +295,7 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
-	t := nanos(e.Time)
+	t := tapline.UnixNanos(e.Time)
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Set(appendString(bucketKey(e.AppID, t, tableEvent), e.ID), v, nil)
@@ -422,7 +422,7 @@ func (s *RawStore) scanBuckets(appID int64, table byte, value string, fn func(v 
 				if err := json.Unmarshal(v, &row); err != nil {
 					return fmt.Errorf("decode raw row: %w", err)
 				}
-				if nanos(row.Time) < wm {
+				if tapline.UnixNanos(row.Time) < wm {
 					continue
 				}
 			}
@@ -454,7 +454,7 @@ func scanRows[T any](ctx context.Context, s *RawStore, appID int64, table byte, 
 	if err != nil {
 		return nil, err
 	}
-	lo, hi := max(nanos(from), wm), nanos(to)
+	lo, hi := max(tapline.UnixNanos(from), wm), tapline.UnixNanos(to)
 	if lo > hi {
 		return nil, nil
 	}
@@ -645,7 +645,7 @@ func (s *RawStore) DeleteBefore(ctx context.Context, appID int64, t time.Time) e
 		return err
 	}
 	defer release()
-	cut := nanos(t)
+	cut := tapline.UnixNanos(t)
 	if _, err := s.watermark(appID); err != nil { // load it into the cache
 		return err
 	}

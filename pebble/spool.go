@@ -696,7 +696,7 @@ func encodeSpooled(m *tapline.Message, now time.Time) []byte {
 	b = append(b, m.Topic...)
 	b = binary.AppendUvarint(b, uint64(len(m.Key)))
 	b = append(b, m.Key...)
-	b = appendInt64(b, nanos(at))
+	b = appendInt64(b, tapline.UnixNanos(at))
 	return append(b, m.Value...)
 }
 
