@@ -766,7 +766,6 @@ func (s *RawStore) DeleteBefore(ctx context.Context, appID int64, t time.Time) e
 	return nil
 }
 
-
 const dayNanos = int64(24 * time.Hour)
 
 // dayOf returns the day bucket of a time in Unix nanoseconds: whole days

@@ -108,7 +108,6 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
-
 // floorDiv divides rounding towards negative infinity.
 func floorDiv(a, b int64) int64 {
 	q := a / b
