@@ -169,16 +169,10 @@ func (m *Main) createAccount(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, err := m.openDB(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	a := &tapline.Account{Name: *name, Email: *email}
-	if err := postgres.NewAccountService(db).CreateAccount(ctx, a, *password); err != nil {
-		return describe(err)
-	}
-	return m.printJSON(a)
+	return m.create(ctx, cfg, func(svc *postgres.AccountService) (any, error) {
+		a := &tapline.Account{Name: *name, Email: *email}
+		return a, svc.CreateAccount(ctx, a, *password)
+	})
 }
 
 func (m *Main) createApp(ctx context.Context, args []string) error {
@@ -196,21 +190,14 @@ func (m *Main) createApp(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, err := m.openDB(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	svc := postgres.NewAccountService(db)
-	acct, err := svc.AccountByName(ctx, *account)
-	if err != nil {
-		return describe(err)
-	}
-	a.AccountID = acct.ID
-	if err := svc.CreateApp(ctx, a); err != nil {
-		return describe(err)
-	}
-	return m.printJSON(a)
+	return m.create(ctx, cfg, func(svc *postgres.AccountService) (any, error) {
+		acct, err := svc.AccountByName(ctx, *account)
+		if err != nil {
+			return nil, err
+		}
+		a.AccountID = acct.ID
+		return a, svc.CreateApp(ctx, a)
+	})
 }
 
 func (m *Main) createLink(ctx context.Context, args []string) error {
@@ -227,41 +214,49 @@ func (m *Main) createLink(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	return m.create(ctx, cfg, func(svc *postgres.AccountService) (any, error) {
+		if l.AppID == 0 && *account != "" {
+			id, err := appID(ctx, svc, *account, *appName)
+			if err != nil {
+				return nil, err
+			}
+			l.AppID = id
+		}
+		return l, svc.CreateLink(ctx, l)
+	})
+}
+
+// create opens the database, runs fn with the account service and prints
+// what fn created as JSON.
+func (m *Main) create(ctx context.Context, cfg *node.Config, fn func(*postgres.AccountService) (any, error)) error {
 	db, err := m.openDB(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	svc := postgres.NewAccountService(db)
-	if l.AppID == 0 && *account != "" {
-		id, err := appID(ctx, svc, *account, *appName)
-		if err != nil {
-			return err
-		}
-		l.AppID = id
-	}
-	if err := svc.CreateLink(ctx, l); err != nil {
+	v, err := fn(postgres.NewAccountService(db))
+	if err != nil {
 		return describe(err)
 	}
-	return m.printJSON(l)
+	return m.printJSON(v)
 }
 
 // appID finds an account's app by name.
 func appID(ctx context.Context, svc tapline.AccountService, account, name string) (int64, error) {
 	acct, err := svc.AccountByName(ctx, account)
 	if err != nil {
-		return 0, describe(err)
+		return 0, err
 	}
 	apps, err := svc.AppsByAccount(ctx, acct.ID)
 	if err != nil {
-		return 0, describe(err)
+		return 0, err
 	}
 	for _, a := range apps {
 		if a.Name == name {
 			return a.ID, nil
 		}
 	}
-	return 0, fmt.Errorf("%s: account %q has no app named %q", tapline.ENOTFOUND, account, name)
+	return 0, tapline.Errorf(tapline.ENOTFOUND, "account %q has no app named %q", account, name)
 }
 
 func (m *Main) printJSON(v any) error {
