@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"tapline"
@@ -42,14 +43,23 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, http.StatusBadRequest, "login", loginData{Login: login, Next: next, Error: "Enter your email or account name and your password."})
 		return
 	}
+	now := d.now()
+	if until, blocked := d.throttle.blocked(login, now); blocked {
+		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
+		d.render(w, r, http.StatusTooManyRequests, "login", loginData{Login: login, Next: next,
+			Error: "Too many wrong passwords for this login. Try again in a few minutes."})
+		return
+	}
 	a, err := d.Accounts.Authenticate(r.Context(), login, password)
 	if code := tapline.ErrorCode(err); code == tapline.EUNAUTHORIZED || code == tapline.ENOTFOUND {
+		d.throttle.fail(login, now)
 		d.render(w, r, http.StatusUnauthorized, "login", loginData{Login: login, Next: next, Error: "Wrong email, account name or password."})
 		return
 	} else if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
+	d.throttle.succeed(login)
 	d.setSession(w, a)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

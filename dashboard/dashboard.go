@@ -77,6 +77,8 @@ type Dashboard struct {
 	Logger *slog.Logger
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
+
+	throttle *loginThrottle
 }
 
 // New returns a Dashboard over accounts and reports, logging to
@@ -88,6 +90,7 @@ func New(cfg Config, accounts tapline.AccountService, reports tapline.Reports) *
 		Reports:  reports,
 		Logger:   slog.Default(),
 		Now:      time.Now,
+		throttle: newLoginThrottle(),
 	}
 }
 

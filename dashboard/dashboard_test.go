@@ -855,3 +855,32 @@ func TestAdminAPI(t *testing.T) {
 		}
 	})
 }
+
+func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.account("victim")
+	e.account("bystander")
+	start := time.Now()
+	e.clock.Store(start.UnixNano())
+	c := e.client()
+	for i := range dashboard.MaxLoginFailures {
+		if r := e.login(c, "victim@example.com", "wrong-password"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: status %d, want 401", i+1, r.Status)
+		}
+	}
+	// Locked out now, even with the right password, and told when to retry.
+	r := e.login(c, "VICTIM@example.com", password)
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || !strings.Contains(r.Body, "Too many wrong passwords") {
+		t.Fatalf("after %d failures: status %d, Retry-After %q; want 429 with Retry-After and a message", dashboard.MaxLoginFailures, r.Status, r.Header.Get("Retry-After"))
+	}
+	// Other logins are not affected.
+	if r := e.login(e.client(), "bystander@example.com", password); r.Status != http.StatusSeeOther {
+		t.Fatalf("another login: status %d, want 303", r.Status)
+	}
+	// After the window the right password works again.
+	e.clock.Store(start.Add(dashboard.LoginFailureWindow + time.Second).UnixNano())
+	if r := e.login(c, "victim@example.com", password); r.Status != http.StatusSeeOther {
+		t.Fatalf("after the window: status %d, want 303", r.Status)
+	}
+}
