@@ -85,7 +85,19 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	if err != nil {
 		return nil, err
 	}
+	// A hit claims at most one install by fingerprint; an install matched
+	// in the moment between storing this hit and taking the lock may have
+	// claimed it already.
 	claimedByFingerprint := false
+	if len(cands) > 0 {
+		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
+		if err != nil {
+			return nil, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
+		}
+		for _, c := range convs {
+			claimedByFingerprint = claimedByFingerprint || c.Method == tapline.MethodFingerprint
+		}
+	}
 	for _, cand := range cands {
 		c, err := m.awaitConversion(ctx, app.ID, cand.install.ID)
 		if tapline.ErrorCode(err) == tapline.ENOTFOUND {

@@ -366,3 +366,28 @@ func equalBatches(a, b facts.Batch) bool {
 	}
 	return true
 }
+
+// TestHitClaimedMeanwhileClaimsNoSecondInstall covers the moment between a
+// hit's worker storing the hit and matching late installs: an install
+// matched the hit in between, so the hit must not also claim an older
+// organic install with the same fingerprint.
+func TestHitClaimedMeanwhileClaimsNoSecondInstall(t *testing.T) {
+	h := newHarness(t)
+	h.install("e2", t0.Add(5*time.Minute), ipA, iphone)
+	hit := &tapline.Hit{ID: "h1", Time: t0, AppID: appID, LinkID: 1, IP: ipA, UserAgent: safariUA}
+	h.fp.Hit(hit)
+	msg := h.msg(tapline.TopicHits, hit, t0.Add(11*time.Minute))
+	stored := *hit
+	stored.Source = msg.Position()
+	if _, err := h.m.Raw.PutHit(context.Background(), &stored); err != nil {
+		t.Fatal(err)
+	}
+	h.install("e1", t0.Add(10*time.Minute), ipA, iphone)
+	if c := h.conversion("e1"); c.HitID != "h1" {
+		t.Fatalf("e1 matched %q, want h1", c.HitID)
+	}
+	h.run(msg)
+	if c := h.conversion("e2"); c.Method != tapline.MethodOrganic {
+		t.Fatalf("e2 = %s by %q, want organic: h1 already converted e1", c.Method, c.HitID)
+	}
+}
