@@ -65,5 +65,23 @@ func (c *Conversion) ChangeBy(pos string) *AttributionChange {
 	return nil
 }
 
+// Follows reports whether c may replace stored (nil: none stored) in a
+// raw store: a new conversion with its install's own change, one more
+// change than stored, or the stored history again (an idempotent retry).
+// Anything else means another writer changed the conversion since c was
+// read from it.
+func (c *Conversion) Follows(stored *Conversion) bool {
+	n := len(c.History)
+	switch {
+	case stored == nil:
+		return n <= 1
+	case len(stored.History) == n-1:
+		return n == 1 || stored.History[n-2].By == c.History[n-2].By
+	case len(stored.History) == n:
+		return n == 0 || stored.History[n-1].By == c.History[n-1].By
+	}
+	return false
+}
+
 // ConversionID returns the conversion id for the install event eventID.
 func ConversionID(eventID string) string { return "cv-" + eventID }

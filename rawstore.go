@@ -56,7 +56,11 @@ type RawStore interface {
 	InstallsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*Event, error)
 	InstallsByReferrerHit(ctx context.Context, appID int64, hitID string) ([]*Event, error)
 
-	// PutConversion creates or replaces the conversion with c's (AppID, ID).
+	// PutConversion creates or replaces the conversion with c's (AppID, ID),
+	// guarding it against concurrent changes by another matcher: c must
+	// follow what is stored (see Follows). Otherwise it stores nothing and
+	// returns ECONFLICT, and the caller reloads the conversion and decides
+	// again.
 	PutConversion(ctx context.Context, c *Conversion) error
 	Conversion(ctx context.Context, appID int64, id string) (*Conversion, error)
 	ConversionByInstall(ctx context.Context, appID int64, installID string) (*Conversion, error)

@@ -595,11 +595,12 @@ func decodeAll[T any](vs [][]byte) ([]*T, error) {
 	return out, nil
 }
 
-// PutConversion creates or replaces the conversion with c's (AppID, ID). It
-// writes the index rows first and the conversion last, then deletes the
-// index rows the previous version left behind; lookups check every index
-// hit against the conversion, so a failure part way never shows a wrong
-// answer.
+// PutConversion creates or replaces the conversion with c's (AppID, ID),
+// unless c does not follow the stored conversion (ECONFLICT). The
+// conversion row is written with a lightweight transaction conditioned on
+// the row as read (IF NOT EXISTS, or IF data = the bytes read), so two
+// matchers re-attributing one install at once cannot both win; the index
+// rows follow with plain writes.
 func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) error {
 	if c == nil || c.ID == "" {
 		return tapline.Errorf(tapline.EINVALID, "A conversion needs an id.")
@@ -611,9 +612,33 @@ func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) err
 	if err != nil {
 		return fmt.Errorf("encode conversion: %w", err)
 	}
-	old, err := s.Conversion(ctx, c.AppID, c.ID)
-	if err != nil && tapline.ErrorCode(err) != tapline.ENOTFOUND {
+	oldV, old, err := s.conversionRow(ctx, c.AppID, c.ID, s.cons)
+	if err != nil {
 		return err
+	}
+	if !c.Follows(old) {
+		return tapline.Errorf(tapline.ECONFLICT, "Conversion %q changed since it was read.", c.ID)
+	}
+	var q *gocql.Query
+	if old == nil {
+		q = s.query(ctx, s.stmt.convInsert, false, c.AppID, c.ID, c.InstallID, c.HitID, v)
+	} else {
+		q = s.query(ctx, s.stmt.convReplace, false, c.InstallID, c.HitID, v, c.AppID, c.ID, oldV)
+	}
+	applied, err := q.MapScanCAS(make(map[string]any))
+	if err != nil && !casUncertain(err) {
+		return fmt.Errorf("put conversion: %w", translate(err))
+	}
+	if err != nil || !applied {
+		// Unknown outcome or refused: what is stored now decides. A SERIAL
+		// read completes any transaction in progress.
+		now, _, rerr := s.conversionRow(ctx, c.AppID, c.ID, gocql.Consistency(s.serial))
+		if rerr != nil {
+			return rerr
+		}
+		if !bytes.Equal(now, v) {
+			return tapline.Errorf(tapline.ECONFLICT, "Conversion %q changed while it was written.", c.ID)
+		}
 	}
 	var ws []write
 	if c.HitID != "" {
@@ -622,7 +647,6 @@ func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) err
 	if c.InstallID != "" {
 		ws = append(ws, write{s.stmt.convByInstall.insert, []any{c.AppID, c.InstallID, c.ID}})
 	}
-	ws = append(ws, write{s.stmt.convInsert, []any{c.AppID, c.ID, c.InstallID, c.HitID, v}})
 	if old != nil {
 		if old.HitID != "" && old.HitID != c.HitID {
 			ws = append(ws, write{s.stmt.convByHit.delete, []any{c.AppID, old.HitID, c.ID}})
@@ -637,23 +661,35 @@ func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) err
 	return nil
 }
 
+// conversionRow reads the stored bytes of a conversion and decodes them, at
+// consistency cons; both are nil when none is stored.
+func (s *RawStore) conversionRow(ctx context.Context, appID int64, id string, cons gocql.Consistency) ([]byte, *tapline.Conversion, error) {
+	var v []byte
+	err := s.query(ctx, s.stmt.convSelect, true, appID, id).Consistency(cons).Scan(&v)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("get conversion: %w", translate(err))
+	}
+	var c tapline.Conversion
+	if err := json.Unmarshal(v, &c); err != nil {
+		return nil, nil, fmt.Errorf("decode conversion: %w", err)
+	}
+	return v, &c, nil
+}
+
 // Conversion returns the conversion id of the app, or ENOTFOUND.
 func (s *RawStore) Conversion(ctx context.Context, appID int64, id string) (*tapline.Conversion, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	var v []byte
-	err := s.query(ctx, s.stmt.convSelect, true, appID, id).Scan(&v)
-	if errors.Is(err, gocql.ErrNotFound) {
+	_, c, err := s.conversionRow(ctx, appID, id, s.cons)
+	if err != nil {
+		return nil, err
+	} else if c == nil {
 		return nil, tapline.Errorf(tapline.ENOTFOUND, "Conversion %q not found.", id)
-	} else if err != nil {
-		return nil, fmt.Errorf("get conversion: %w", translate(err))
 	}
-	var c tapline.Conversion
-	if err := json.Unmarshal(v, &c); err != nil {
-		return nil, fmt.Errorf("decode conversion: %w", err)
-	}
-	return &c, nil
+	return c, nil
 }
 
 // ConversionByInstall returns the conversion of the app's install

@@ -277,7 +277,7 @@ func allStatements(st statements) map[string]string {
 		"installsByFP.insert": st.installsByFP.insert, "installsByFP.selectDay": st.installsByFP.selectDay,
 		"installsByAdID.insert": st.installsByAdID.insert, "installsByAdID.selectDay": st.installsByAdID.selectDay,
 		"installsByRefHit": st.installsByRefHit, "selectRefHit": st.selectRefHit,
-		"convInsert": st.convInsert, "convSelect": st.convSelect,
+		"convInsert": st.convInsert, "convSelect": st.convSelect, "convReplace": st.convReplace,
 		"convByHit.insert": st.convByHit.insert, "convByHit.delete": st.convByHit.delete, "convByHit.selectIDs": st.convByHit.selectIDs,
 		"convByInstall.insert": st.convByInstall.insert, "convByInstall.delete": st.convByInstall.delete, "convByInstall.selectIDs": st.convByInstall.selectIDs,
 		"cutoff": st.cutoff, "cutoffInsert": st.cutoffInsert, "cutoffPrune": st.cutoffPrune,

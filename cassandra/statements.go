@@ -14,6 +14,7 @@ type statements struct {
 	selectRefHit                 string
 
 	convInsert, convSelect   string
+	convReplace              string
 	convByHit, convByInstall convIndex
 
 	cutoff, cutoffInsert, cutoffPrune string
@@ -73,7 +74,9 @@ func newStatements(ks string) statements {
 		selectRefHit: fmt.Sprintf(
 			`SELECT data FROM %s.installs_by_referrer_hit WHERE app_id = ? AND hit_id = ? AND time_ns >= ?`, ks),
 		convInsert: fmt.Sprintf(
-			`INSERT INTO %s.conversions (app_id, id, install_id, hit_id, data) VALUES (?, ?, ?, ?, ?)`, ks),
+			`INSERT INTO %s.conversions (app_id, id, install_id, hit_id, data) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`, ks),
+		convReplace: fmt.Sprintf(
+			`UPDATE %s.conversions SET install_id = ?, hit_id = ?, data = ? WHERE app_id = ? AND id = ? IF data = ?`, ks),
 		convSelect:    fmt.Sprintf(`SELECT data FROM %s.conversions WHERE app_id = ? AND id = ?`, ks),
 		convByHit:     index("conversions_by_hit", "hit_id"),
 		convByInstall: index("conversions_by_install", "install_id"),

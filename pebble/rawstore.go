@@ -506,7 +506,8 @@ func convIndexKey(space byte, appID int64, value, id string) []byte {
 }
 
 // PutConversion creates or replaces the conversion with c's (AppID, ID) and
-// moves its hit and install index entries along.
+// moves its hit and install index entries along, unless c does not follow
+// the stored conversion (ECONFLICT).
 func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) error {
 	if c == nil || c.ID == "" {
 		return tapline.Errorf(tapline.EINVALID, "A conversion needs an id.")
@@ -528,12 +529,17 @@ func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) err
 	old, err := s.conversion(key)
 	switch {
 	case err == nil:
+		if !c.Follows(old) {
+			return tapline.Errorf(tapline.ECONFLICT, "Conversion %q changed since it was read.", c.ID)
+		}
 		if old.HitID != "" {
 			_ = b.Delete(convIndexKey(spaceConvByHit, c.AppID, old.HitID, c.ID), nil)
 		}
 		_ = b.Delete(convIndexKey(spaceConvByInstal, c.AppID, old.InstallID, c.ID), nil)
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
 		return err
+	case !c.Follows(nil):
+		return tapline.Errorf(tapline.ECONFLICT, "Conversion %q is gone or was never stored.", c.ID)
 	}
 	_ = b.Set(key, v, nil)
 	if c.HitID != "" {

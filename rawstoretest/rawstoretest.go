@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"ConversionsByHitMany", testConversionsByHitMany},
 		{"DeleteBefore", testDeleteBefore},
 		{"Sync", testSync},
+		{"ConversionConflict", testConversionConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -775,5 +776,59 @@ func testSync(t *testing.T, s tapline.RawStore) {
 	}
 	if got, err := s.Hit(ctx, app, h.ID); err != nil || got.ID != h.ID {
 		t.Fatalf("Hit after Sync = %v, %v; want %s", got, err, h.ID)
+	}
+}
+
+// testConversionConflict checks that PutConversion refuses a conversion that
+// does not follow the stored one, and that of two writers deriving from the
+// same stored version exactly one wins.
+func testConversionConflict(t *testing.T, s tapline.RawStore) {
+	ctx, app, now := t.Context(), appID(), base()
+	c := newConversion(app, "e1", "", now)
+	extend := func(from *tapline.Conversion, by, hit string) *tapline.Conversion {
+		next := *from
+		next.Attribution = tapline.Attribution{HitID: hit, LinkID: 7, Method: tapline.MethodFingerprint, HitTime: now.Add(-time.Minute)}
+		next.History = append(slices.Clone(from.History), tapline.AttributionChange{By: by, From: &from.Attribution, To: next.Attribution, At: now})
+		return &next
+	}
+	if err := s.PutConversion(ctx, extend(c, "hits/0/1", "h0")); tapline.ErrorCode(err) != tapline.ECONFLICT {
+		t.Fatalf("a re-attribution of a conversion never stored: %v, want %s", err, tapline.ECONFLICT)
+	}
+	mustPutConversion(t, s, c)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.PutConversion(ctx, extend(c, fmt.Sprintf("hits/%d/1", i), fmt.Sprintf("h%d", i))) })
+	}
+	wg.Wait()
+	won := -1
+	for i, err := range errs {
+		switch tapline.ErrorCode(err) {
+		case "":
+			if won >= 0 {
+				t.Fatalf("writers %d and %d both re-attributed the same stored version", won, i)
+			}
+			won = i
+		case tapline.ECONFLICT:
+		default:
+			t.Fatalf("writer %d: %v", i, err)
+		}
+	}
+	if won < 0 {
+		t.Fatal("no writer won")
+	}
+	got, err := s.Conversion(ctx, app, c.ID)
+	if err != nil || got.HitID != fmt.Sprintf("h%d", won) || len(got.History) != 2 {
+		t.Fatalf("stored = %+v, %v; want the winner's h%d with 2 changes", got, err, won)
+	}
+	// The winner's retry is idempotent; a loser's stale write still conflicts.
+	mustPutConversion(t, s, got)
+	loser := (won + 1) % len(errs)
+	if err := s.PutConversion(ctx, extend(c, fmt.Sprintf("hits/%d/1", loser), "late")); tapline.ErrorCode(err) != tapline.ECONFLICT {
+		t.Fatalf("stale write after the winner: %v, want %s", err, tapline.ECONFLICT)
+	}
+	if cs, err := s.ConversionsByHit(ctx, app, fmt.Sprintf("h%d", loser)); err != nil || len(cs) != 0 {
+		t.Fatalf("a refused write left index entries: %v, %v", conversionIDs(cs), err)
 	}
 }
