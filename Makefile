@@ -49,11 +49,8 @@ test-integration:
 		| grep -E '^(--- |ok|FAIL|PASS)|SKIP|skipping|not set'
 
 pg-stop:
-	@if [ -f .data/postgres/data/postmaster.pid ]; then \
-		bin=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
-		if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- $$bin/pg_ctl -D .data/postgres/data -m fast stop; \
-		else $$bin/pg_ctl -D .data/postgres/data -m fast stop; fi; \
-	else echo "the private PostgreSQL is not running"; fi
+	@$(PG) stop
 
-clean: pg-stop
+clean:
+	@$(PG) purge
 	rm -rf .data bin

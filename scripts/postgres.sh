@@ -13,7 +13,16 @@
 # stdout; progress and errors go to stderr.
 set -euo pipefail
 
-if [[ -n "${DATABASE_URL:-}" ]]; then
+# "postgres.sh stop" stops the private cluster; "postgres.sh purge" stops it
+# and deletes it. Without an argument the script starts it and prints a URL.
+ACTION=${1:-start}
+case $ACTION in start | stop | purge) ;; *)
+	echo "usage: postgres.sh [start|stop|purge]" >&2
+	exit 2
+	;;
+esac
+
+if [[ $ACTION == start && -n "${DATABASE_URL:-}" ]]; then
 	printf '%s\n' "$DATABASE_URL"
 	exit 0
 fi
@@ -75,6 +84,11 @@ exec 9>"$REPO/.data/postgres.lock"
 flock 9
 
 BINDIR=$(find_bindir || true)
+if [[ -z "$BINDIR" && $ACTION != start ]]; then
+	log "no PostgreSQL server binaries: nothing runs"
+	[[ $ACTION == purge ]] && rm -rf "$BASE"
+	exit 0
+fi
 if [[ -z "$BINDIR" ]]; then
 	if [[ $ROOT -eq 1 ]]; then
 		install_postgres
@@ -89,7 +103,7 @@ fi
 # the postgres system user when we are root (initdb and pg_ctl refuse root).
 as_owner() {
 	if [[ $ROOT -eq 1 ]]; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
@@ -104,8 +118,32 @@ fi
 mkdir -p "$BASE"
 if [[ $ROOT -eq 1 ]]; then
 	chown postgres: "$BASE"
-	as_owner test -x "$BASE" ||
-		die "user postgres cannot reach $BASE; make the directories above it searchable (chmod o+x) or set DATABASE_URL"
+	if ! as_owner test -x "$BASE"; then
+		# The checkout lies below a directory the postgres user cannot
+		# enter (mktemp -d, /root): keep this checkout's cluster files in a
+		# directory of its own under /var/tmp, named after the checkout,
+		# and remember where in .data/postgres/cluster.
+		CLUSTER=/var/tmp/tapline-postgres-$(printf '%s' "$REPO" | sha256sum | cut -c1-16)
+		mkdir -p "$CLUSTER"
+		chown postgres: "$CLUSTER"
+		chmod 700 "$CLUSTER"
+		printf '%s\n' "$CLUSTER" >"$BASE/cluster"
+		PGDATA_DIR="$CLUSTER/data"
+		SOCK_DIR="$CLUSTER/run"
+		LOG="$CLUSTER/log"
+	fi
+fi
+
+if [[ $ACTION != start ]]; then
+	if [[ -s "$PGDATA_DIR/PG_VERSION" ]] && as_owner "$BINDIR/pg_ctl" status -D "$PGDATA_DIR" >/dev/null 2>&1; then
+		as_owner "$BINDIR/pg_ctl" stop -D "$PGDATA_DIR" -m fast >&2
+	else
+		log "the private PostgreSQL is not running"
+	fi
+	if [[ $ACTION == purge ]]; then
+		rm -rf "$BASE" "${CLUSTER:-}"
+	fi
+	exit 0
 fi
 
 if [[ ! -s "$PGDATA_DIR/PG_VERSION" ]]; then
