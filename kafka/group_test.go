@@ -307,15 +307,7 @@ func TestGroup_CommitOffsets(t *testing.T) {
 	brokers := groupCluster(t)
 	topics, _ := makeTopics(t, brokers, 2, 4)
 	cfg := fastConfig(brokers, "commit-"+bustest.Topic(t), topics...)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-
-	g := NewGroup(cfg)
-	mustOpenGroup(t, g)
-	gen, err := g.Next(ctx)
-	if err != nil {
-		t.Fatalf("Next: %v", err)
-	}
+	ctx, g, gen := joinedGroup(t, cfg)
 	commit := []tapline.Offset{
 		{Topic: topics[0], Partition: 0, Offset: 17},
 		{Topic: topics[0], Partition: 3, Offset: 1},
@@ -597,14 +589,7 @@ func TestGroup_CommitAtGenerationEnd(t *testing.T) {
 	brokers := groupCluster(t)
 	topics, _ := makeTopics(t, brokers, 1, 4)
 	cfg := fastConfig(brokers, "end-"+bustest.Topic(t), topics...)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	g := NewGroup(cfg)
-	mustOpenGroup(t, g)
-	gen, err := g.Next(ctx)
-	if err != nil {
-		t.Fatalf("Next: %v", err)
-	}
+	ctx, _, gen := joinedGroup(t, cfg)
 	// The matcher flushes and commits after its generation has ended, as
 	// the group rebalances around a newcomer.
 	committed := make(chan error, 1)
@@ -624,4 +609,19 @@ func TestGroup_CommitAtGenerationEnd(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the generation did not end when a member joined")
 	}
+}
+
+// joinedGroup opens a group member with cfg and waits for its first
+// generation; the context bounds the test's further calls.
+func joinedGroup(t *testing.T, cfg GroupConfig) (context.Context, *Group, tapline.Generation) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	g := NewGroup(cfg)
+	mustOpenGroup(t, g)
+	gen, err := g.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return ctx, g, gen
 }
