@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"cmp"
 	"context"
 	"encoding/base32"
 	"encoding/json"
@@ -161,23 +160,16 @@ func (c *Collector) newHit(r *http.Request, e *linkEntry) *tapline.Hit {
 	// Advertising-id parameters first, then the rest in name order, so the
 	// parameter cap never drops the ad id and always keeps the same ones.
 	query := r.URL.Query()
-	keys := slices.SortedFunc(maps.Keys(query), func(a, b string) int {
-		return cmp.Or(-cmp.Compare(boolInt(adIDParams[strings.ToLower(a)]), boolInt(adIDParams[strings.ToLower(b)])), strings.Compare(a, b))
-	})
-	for _, k := range keys {
-		if vals := query[k]; len(vals) > 0 {
-			addParam(h, k, vals[0])
+	keys := slices.Sorted(maps.Keys(query))
+	for _, adID := range []bool{true, false} {
+		for _, k := range keys {
+			if vals := query[k]; len(vals) > 0 && adIDParams[strings.ToLower(k)] == adID {
+				addParam(h, k, vals[0])
+			}
 		}
 	}
 	h.Platform = c.Fingerprinter.Platform(h.UserAgent, h.ClientHints)
 	return h
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // adIDParams are the query parameters ad networks fill with an advertising
