@@ -135,3 +135,64 @@ func TestScaleOutTargets(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestAllInOneOnKafka runs target "all" with Kafka as the bus: the same
+// components, another backend.
+func TestAllInOneOnKafka(t *testing.T) {
+	ctx := context.Background()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	cfg := NewConfig()
+	cfg.DatabaseURL = pgtest.URL(t)
+	cfg.DataDir = t.TempDir()
+	cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.KafkaBrokers = strings.Join(cluster.ListenAddrs(), ",")
+	cfg.Demo = true
+	n := New(cfg, nil)
+	if err := n.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if n.Spool == nil || n.Matcher == nil || n.Dashboard == nil || n.Matcher.Group == nil {
+		t.Fatal("target all on Kafka lacks the spool, the matcher's group or the dashboard")
+	}
+	const taps = 5
+	for range taps {
+		resp, err := http.DefaultTransport.RoundTrip(mustRequest(t, n.CollectorURL+"/l/"+DemoLinkSlug))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	demo, err := SeedDemo(ctx, n.Accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		days, err := n.Dashboard.Reports.DailyStats(ctx, tapline.StatsFilter{AppID: demo.App.ID, From: day, To: day.Add(24 * time.Hour), Location: time.UTC})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(days) == 1 && days[0].Hits == taps {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("facts after 30 s: %+v, want %d hits", days, taps)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func mustRequest(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
