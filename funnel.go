@@ -329,6 +329,9 @@ func (s *FunnelStep) validate(links map[int64]bool) error {
 		if strings.TrimSpace(f.Param) == "" {
 			return fmt.Errorf("filter %d: param is required", j+1)
 		}
+		if f.Param == ParamRevenue && (f.Op == OpEq || f.Op == OpNe || f.Op == OpIn) {
+			return fmt.Errorf("filter %d: revenue is a number: compare it with gt, gte, lt or lte", j+1)
+		}
 		switch f.Op {
 		case OpEq, OpNe:
 			if len(f.Values) > 0 {
