@@ -1,6 +1,7 @@
 package tapline
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -380,9 +381,15 @@ type Funnel struct {
 	Status    FunnelStatus `json:"status"`
 	CreatedAt time.Time    `json:"created_at"`
 	// Progress of the backfill: raw rows scanned and estimated.
-	RowsScanned   int64      `json:"rows_scanned"`
-	RowsEstimated int64      `json:"rows_estimated"`
-	LiveAt        *time.Time `json:"live_at,omitempty"`
+	RowsScanned   int64 `json:"rows_scanned"`
+	RowsEstimated int64 `json:"rows_estimated"`
+	// Progress is the part of the installation key space the backfill
+	// has covered, 0 to 1 (1 once live).
+	Progress float64    `json:"progress"`
+	LiveAt   *time.Time `json:"live_at,omitempty"`
+	// Handoff is the version's handoff as stored so far, partition by
+	// partition (ActiveFunnels and FunnelVersion fill it in).
+	Handoff map[Partition]int64 `json:"-"`
 }
 
 // FunnelOutcome is how far one installation got in one funnel version: the
@@ -506,4 +513,91 @@ type Installation struct {
 	AppID  int64
 	ID     string
 	Events []*Event
+}
+
+// FunnelHandoff is one partition's part of a version's handoff: the first
+// offset the live matcher counts the version at.
+type FunnelHandoff struct {
+	VersionID int64 `json:"version_id"`
+	Partition
+	Offset int64 `json:"offset"`
+}
+
+// BackfillRange is one scan range of a version's backfill and how far it
+// got: every installation whose key is at most Cursor is counted.
+type BackfillRange struct {
+	VersionID int64 `json:"version_id"`
+	Range     int   `json:"range"`
+	ScanRange
+	Cursor        int64  `json:"cursor"`
+	Done          bool   `json:"done"`
+	Rows          int64  `json:"rows"`          // events scanned
+	Installations int64  `json:"installations"` // installations scanned
+	Owner         string `json:"owner,omitempty"`
+}
+
+// BackfillCommit is one step of a claimed range: the deltas of the
+// installations in (From, To], committed with the new cursor in one
+// transaction, and only if the range is still the caller's and still at
+// From.
+type BackfillCommit struct {
+	VersionID     int64
+	Range         int
+	Owner         string
+	From, To      int64
+	Done          bool // the range is finished
+	Rows          int64
+	Installations int64
+	Deltas        map[FactKey]FactValue
+}
+
+// FunnelStore keeps funnel definitions and their versions, the handoffs
+// the matchers fix and the backfill's ranges. Lookups return ENOTFOUND,
+// bad definitions EINVALID naming the step at fault, a taken name
+// ECONFLICT.
+type FunnelStore interface {
+	// CreateFunnel validates def against the app and stores it as version
+	// 1 of a new funnel, pending its handoff.
+	CreateFunnel(ctx context.Context, appID int64, def FunnelDefinition) (*Funnel, error)
+	// EditFunnel stores def as the funnel's next version, pending. Older
+	// versions not live yet are cancelled; a live one stays live until
+	// the new one is.
+	EditFunnel(ctx context.Context, funnelID int64, def FunnelDefinition) (*Funnel, error)
+	// DeleteFunnel deletes the funnel: its versions are cancelled and
+	// their results dropped.
+	DeleteFunnel(ctx context.Context, funnelID int64) error
+	// Funnel returns the funnel's newest version.
+	Funnel(ctx context.Context, funnelID int64) (*Funnel, error)
+	// FunnelVersions returns every version of the funnel, newest first.
+	FunnelVersions(ctx context.Context, funnelID int64) ([]*Funnel, error)
+	// FunnelsByApp returns the newest version of each of the app's
+	// funnels, by name.
+	FunnelsByApp(ctx context.Context, appID int64) ([]*Funnel, error)
+	// FunnelVersion returns one version by its version id.
+	FunnelVersion(ctx context.Context, versionID int64) (*Funnel, error)
+
+	// ActiveFunnels returns every version the matcher counts (pending,
+	// backfilling, live) with the handoffs stored so far.
+	ActiveFunnels(ctx context.Context) ([]*Funnel, error)
+	// CancelFunnel cancels the funnel's newest version if it is not live
+	// yet, and drops its results.
+	CancelFunnel(ctx context.Context, funnelID int64) (*Funnel, error)
+	// RestartFunnel stores the definition of a cancelled newest version
+	// again as a new version; a version still pending or backfilling is
+	// returned as it is.
+	RestartFunnel(ctx context.Context, funnelID int64) (*Funnel, error)
+
+	// Backfill ranges. CreateRanges creates n ranges splitting the ring
+	// for a version whose handoff is complete (idempotent: existing
+	// ranges stay). ClaimRange leases an unfinished range nobody holds (or
+	// whose lease ran out) to owner, ENOTFOUND when there is none.
+	// CommitBackfill applies a step of a claimed range, ECONFLICT when the
+	// range moved on or the version is no longer backfilling; the last
+	// range done makes the version live (and supersedes the funnel's
+	// older versions). ReleaseRange gives a claim up.
+	CreateRanges(ctx context.Context, versionID int64, n int) error
+	Ranges(ctx context.Context, versionID int64) ([]*BackfillRange, error)
+	ClaimRange(ctx context.Context, versionID int64, owner string, lease time.Duration) (*BackfillRange, error)
+	CommitBackfill(ctx context.Context, c *BackfillCommit, lease time.Duration) error
+	ReleaseRange(ctx context.Context, versionID int64, rangeNo int, owner string) error
 }
