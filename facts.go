@@ -1,40 +1,246 @@
 package tapline
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// FactTable names an hourly fact table.
+// FactTable names an hourly fact table. FactTables declares each one.
 type FactTable string
 
-// Fact tables and the dimensions of FactKey each one uses (beyond Hour and
-// AppID):
-//
-//	hits         LinkID, Platform                          Count = hits
-//	events       LinkID, EventName, Platform, Method       Count = events
-//	installs     LinkID, Platform, Method                  Count = installs (LinkID 0: organic)
-//	conversions  LinkID, Platform, Method                  Count = conversions, Sum = click-to-install seconds
-//	revenue      LinkID, Platform, Currency                Count = purchases, Sum = micros
+// Fact tables.
 const (
 	FactHits        FactTable = "hits"
 	FactEvents      FactTable = "events"
 	FactInstalls    FactTable = "installs"
 	FactConversions FactTable = "conversions"
 	FactRevenue     FactTable = "revenue"
+	FactFunnelSteps FactTable = "funnel_steps"
 )
 
-// FactKey identifies one row of a fact table. Dimensions a table does not use
-// are zero. It is comparable, so deltas aggregate in a map.
+// FactKey identifies one row of a fact table: its table, UTC hour and app,
+// and the dimensions that table keeps (see FactTables); the others are zero
+// (see Normalise). It is comparable, so deltas aggregate in a map.
 type FactKey struct {
 	Table     FactTable
 	Hour      int64 // Unix seconds of the UTC hour
 	AppID     int64
-	LinkID    int64
+	LinkID    int64 // 0: no link (organic)
 	Platform  Platform
 	EventName string
 	Method    MatchMethod
 	Currency  string
+	Funnel    int64  // a funnel version id (Funnel.VersionID)
+	Breakdown string // the funnel breakdown value
+	Step      int    // a funnel step (level), 1-based
+	Bucket    int    // index into FunnelBuckets
+}
+
+// FactColumnType is the SQL type of a dimension's column, spelt as
+// PostgreSQL's format_type spells it.
+type FactColumnType string
+
+// Column types of dimensions.
+const (
+	FactBigint  FactColumnType = "bigint"  // an int64 field
+	FactInteger FactColumnType = "integer" // an int field, within the int32 range
+	FactText    FactColumnType = "text"    // a string field
+)
+
+// FactDim is one dimension of the fact tables: a field of FactKey and the
+// column that holds it in every table that keeps it.
+type FactDim struct {
+	Column string         // the SQL column
+	Type   FactColumnType // its SQL type
+
+	// int reads an integer dimension, text a text one; keep copies the
+	// field from k into n.
+	int  func(k FactKey) int64
+	text func(k FactKey) string
+	keep func(n, k FactKey) FactKey
+}
+
+// The dimensions, one per FactKey field beyond Table, Hour and AppID.
+var (
+	dimLinkID = &FactDim{Column: "link_id", Type: FactBigint,
+		int:  func(k FactKey) int64 { return k.LinkID },
+		keep: func(n, k FactKey) FactKey { n.LinkID = k.LinkID; return n }}
+	dimPlatform = &FactDim{Column: "platform", Type: FactText,
+		text: func(k FactKey) string { return string(k.Platform) },
+		keep: func(n, k FactKey) FactKey { n.Platform = k.Platform; return n }}
+	dimEventName = &FactDim{Column: "event_name", Type: FactText,
+		text: func(k FactKey) string { return k.EventName },
+		keep: func(n, k FactKey) FactKey { n.EventName = k.EventName; return n }}
+	dimMethod = &FactDim{Column: "method", Type: FactText,
+		text: func(k FactKey) string { return string(k.Method) },
+		keep: func(n, k FactKey) FactKey { n.Method = k.Method; return n }}
+	dimCurrency = &FactDim{Column: "currency", Type: FactText,
+		text: func(k FactKey) string { return k.Currency },
+		keep: func(n, k FactKey) FactKey { n.Currency = k.Currency; return n }}
+	dimFunnel = &FactDim{Column: "funnel_version", Type: FactBigint,
+		int:  func(k FactKey) int64 { return k.Funnel },
+		keep: func(n, k FactKey) FactKey { n.Funnel = k.Funnel; return n }}
+	dimBreakdown = &FactDim{Column: "breakdown", Type: FactText,
+		text: func(k FactKey) string { return k.Breakdown },
+		keep: func(n, k FactKey) FactKey { n.Breakdown = k.Breakdown; return n }}
+	dimStep = &FactDim{Column: "step", Type: FactInteger,
+		int:  func(k FactKey) int64 { return int64(k.Step) },
+		keep: func(n, k FactKey) FactKey { n.Step = k.Step; return n }}
+	dimBucket = &FactDim{Column: "bucket", Type: FactInteger,
+		int:  func(k FactKey) int64 { return int64(k.Bucket) },
+		keep: func(n, k FactKey) FactKey { n.Bucket = k.Bucket; return n }}
+)
+
+// FactDims lists every dimension, in FactKey's field order.
+var FactDims = []*FactDim{
+	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
+	dimFunnel, dimBreakdown, dimStep, dimBucket,
+}
+
+// Int returns the dimension's value in k when its Type is an integer, else 0.
+func (d *FactDim) Int(k FactKey) int64 {
+	if d.int == nil {
+		return 0
+	}
+	return d.int(k)
+}
+
+// Text returns the dimension's value in k when its Type is FactText, else "".
+func (d *FactDim) Text(k FactKey) string {
+	if d.text == nil {
+		return ""
+	}
+	return d.text(k)
+}
+
+// IsZero reports whether k leaves the dimension zero.
+func (d *FactDim) IsZero(k FactKey) bool {
+	if d.text != nil {
+		return d.text(k) == ""
+	}
+	return d.int(k) == 0
+}
+
+// Compare orders a and b by the dimension: integers numerically, text
+// bytewise.
+func (d *FactDim) Compare(a, b FactKey) int {
+	if d.text != nil {
+		return strings.Compare(d.text(a), d.text(b))
+	}
+	return cmp.Compare(d.int(a), d.int(b))
+}
+
+// show returns the dimension's value in k for messages.
+func (d *FactDim) show(k FactKey) string {
+	if d.text != nil {
+		return strconv.Quote(d.text(k))
+	}
+	return strconv.FormatInt(d.int(k), 10)
+}
+
+// FactTableDesc declares one hourly fact table: the one description the
+// fact deltas, the fact store and its test against the schema are built
+// from. Every table is keyed by app and UTC hour, then its Dims, and adds
+// up a count and a sum.
+type FactTableDesc struct {
+	Table FactTable
+	// Dims are the dimensions the table keeps beyond app and hour, in the
+	// order of its primary key.
+	Dims  []*FactDim
+	Count string // what count counts
+	Sum   string // what sum adds up; "" when it stays 0
+}
+
+// FactTables declares every fact table, in the order a fact store writes
+// them (a fixed order keeps concurrent writers from deadlocking).
+var FactTables = []*FactTableDesc{
+	{Table: FactHits, Dims: []*FactDim{dimLinkID, dimPlatform},
+		Count: "hits"},
+	{Table: FactEvents, Dims: []*FactDim{dimLinkID, dimEventName, dimPlatform, dimMethod},
+		Count: "events, under the attribution of their installation (link 0, method organic: none)"},
+	{Table: FactInstalls, Dims: []*FactDim{dimLinkID, dimPlatform, dimMethod},
+		Count: "installs (link 0: organic)"},
+	{Table: FactConversions, Dims: []*FactDim{dimLinkID, dimPlatform, dimMethod},
+		Count: "conversions (matched installs)", Sum: "click-to-install seconds"},
+	{Table: FactRevenue, Dims: []*FactDim{dimLinkID, dimPlatform, dimCurrency},
+		Count: "purchases", Sum: "revenue in micros of the currency"},
+	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
+		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
+		Sum:   "seconds from the previous step"},
+}
+
+var factTablesByName = func() map[FactTable]*FactTableDesc {
+	m := make(map[FactTable]*FactTableDesc, len(FactTables))
+	for _, d := range FactTables {
+		m[d.Table] = d
+	}
+	return m
+}()
+
+// Desc returns the declaration of t, or nil when t is not a fact table.
+func (t FactTable) Desc() *FactTableDesc { return factTablesByName[t] }
+
+// Keeps reports whether the table keeps dimension dim.
+func (d *FactTableDesc) Keeps(dim *FactDim) bool { return slices.Contains(d.Dims, dim) }
+
+// Compare orders keys of the table by its primary key: app, hour, then
+// Dims in order.
+func (d *FactTableDesc) Compare(a, b FactKey) int {
+	if c := cmp.Or(cmp.Compare(a.AppID, b.AppID), cmp.Compare(a.Hour, b.Hour)); c != 0 {
+		return c
+	}
+	for _, dim := range d.Dims {
+		if c := dim.Compare(a, b); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// Normalise returns k as a row of its table: Hour floored to the start of
+// its hour and the dimensions the table does not keep zeroed, so keys that
+// differ only there name the same row. A key of an unknown table keeps its
+// dimensions.
+func (k FactKey) Normalise() FactKey {
+	k.Hour -= ((k.Hour % 3600) + 3600) % 3600
+	d := k.Table.Desc()
+	if d == nil {
+		return k
+	}
+	n := FactKey{Table: k.Table, Hour: k.Hour, AppID: k.AppID}
+	for _, dim := range d.Dims {
+		n = dim.keep(n, k)
+	}
+	return n
+}
+
+// For returns k as a row of table t: Table set to t, then normalised.
+func (k FactKey) For(t FactTable) FactKey {
+	k.Table = t
+	return k.Normalise()
+}
+
+// Validate returns an EINVALID error when k's table is not declared, its
+// Hour is not the start of an hour, or it sets a dimension its table does
+// not keep.
+func (k FactKey) Validate() error {
+	d := k.Table.Desc()
+	if d == nil {
+		return Errorf(EINVALID, "fact key: %q is not a fact table.", k.Table)
+	}
+	if k.Hour%3600 != 0 {
+		return Errorf(EINVALID, "fact key: hour %d of a %s row is not the start of an hour.", k.Hour, k.Table)
+	}
+	for _, dim := range FactDims {
+		if !dim.IsZero(k) && !d.Keeps(dim) {
+			return Errorf(EINVALID, "fact key: table %s does not keep %s, which is %s.", k.Table, dim.Column, dim.show(k))
+		}
+	}
+	return nil
 }
 
 // HourOf returns the Hour of a FactKey for t.

@@ -10,8 +10,10 @@ import (
 // Batch is a set of fact deltas keyed by fact row.
 type Batch map[tapline.FactKey]tapline.FactValue
 
-// Add adds v to the row k.
+// Add adds v to the row k, normalised to the dimensions its table keeps
+// (tapline.FactKey.Normalise). A row that sums to zero is dropped.
 func (b Batch) Add(k tapline.FactKey, v tapline.FactValue) {
+	k = k.Normalise()
 	cur := b[k]
 	cur.Count += v.Count
 	cur.Sum += v.Sum
@@ -31,42 +33,35 @@ func (b Batch) Merge(o Batch) {
 
 // Hit adds the deltas of one new hit.
 func (b Batch) Hit(h *tapline.Hit) {
-	b.Add(tapline.FactKey{
-		Table:    tapline.FactHits,
+	k := tapline.FactKey{
 		Hour:     tapline.HourOf(h.Time),
 		AppID:    h.AppID,
 		LinkID:   h.LinkID,
 		Platform: h.Platform,
-	}, tapline.FactValue{Count: 1})
+	}
+	b.Add(k.For(tapline.FactHits), tapline.FactValue{Count: 1})
 }
 
 // Event adds the deltas of one new event attributed as a (the install's
 // attribution the event inherits; organic when it has none): one event and,
 // when it carries revenue, one purchase with its amount.
 func (b Batch) Event(e *tapline.Event, a tapline.Attribution) {
-	hour := tapline.HourOf(e.Time)
 	method := a.Method
 	if method == "" {
 		method = tapline.MethodOrganic
 	}
-	b.Add(tapline.FactKey{
-		Table:     tapline.FactEvents,
-		Hour:      hour,
+	k := tapline.FactKey{
+		Hour:      tapline.HourOf(e.Time),
 		AppID:     e.AppID,
 		LinkID:    a.LinkID,
 		Platform:  e.Device.Platform,
 		EventName: e.Name,
 		Method:    method,
-	}, tapline.FactValue{Count: 1})
+	}
+	b.Add(k.For(tapline.FactEvents), tapline.FactValue{Count: 1})
 	if e.Revenue != nil && e.Revenue.Currency != "" {
-		b.Add(tapline.FactKey{
-			Table:    tapline.FactRevenue,
-			Hour:     hour,
-			AppID:    e.AppID,
-			LinkID:   a.LinkID,
-			Platform: e.Device.Platform,
-			Currency: e.Revenue.Currency,
-		}, tapline.FactValue{Count: 1, Sum: e.Revenue.Micros})
+		k.Currency = e.Revenue.Currency
+		b.Add(k.For(tapline.FactRevenue), tapline.FactValue{Count: 1, Sum: e.Revenue.Micros})
 	}
 }
 
@@ -75,26 +70,19 @@ func (b Batch) Event(e *tapline.Event, a tapline.Attribution) {
 // click-to-install seconds. Sign is +1 for a new attribution and -1 to take
 // back a replaced one.
 func (b Batch) Attribution(c *tapline.Conversion, a tapline.Attribution, sign int64) {
-	hour := tapline.HourOf(c.InstallTime)
-	b.Add(tapline.FactKey{
-		Table:    tapline.FactInstalls,
-		Hour:     hour,
+	k := tapline.FactKey{
+		Hour:     tapline.HourOf(c.InstallTime),
 		AppID:    c.AppID,
 		LinkID:   a.LinkID,
 		Platform: c.Platform,
 		Method:   a.Method,
-	}, tapline.FactValue{Count: sign})
+	}
+	b.Add(k.For(tapline.FactInstalls), tapline.FactValue{Count: sign})
 	if a.Method == tapline.MethodOrganic || a.Method == "" {
 		return
 	}
-	b.Add(tapline.FactKey{
-		Table:    tapline.FactConversions,
-		Hour:     hour,
-		AppID:    c.AppID,
-		LinkID:   a.LinkID,
-		Platform: c.Platform,
-		Method:   a.Method,
-	}, tapline.FactValue{Count: sign, Sum: sign * ClickToInstallSeconds(c.InstallTime, a.HitTime)})
+	secs := ClickToInstallSeconds(c.InstallTime, a.HitTime)
+	b.Add(k.For(tapline.FactConversions), tapline.FactValue{Count: sign, Sum: sign * secs})
 }
 
 // Change adds the deltas of one attribution change: minus From (when the
@@ -104,6 +92,31 @@ func (b Batch) Change(c *tapline.Conversion, ch *tapline.AttributionChange) {
 		b.Attribution(c, *ch.From, -1)
 	}
 	b.Attribution(c, ch.To, +1)
+}
+
+// FunnelOutcome adds sign times the deltas of one installation's outcome o
+// (nil: none) in funnel version version of app appID, in its entry hour:
+// for each step k it reached, one installation in the row of step k and the
+// bucket of its seconds from the previous step, with those seconds as sum
+// (see docs/funnels.md). Sign is +1 for a new outcome and -1 to take back a
+// replaced one.
+func (b Batch) FunnelOutcome(appID, version int64, o *tapline.FunnelOutcome, sign int64) {
+	if o == nil {
+		return
+	}
+	k := tapline.FactKey{Hour: o.Hour, AppID: appID, Funnel: version, Breakdown: o.Breakdown}
+	for i, secs := range o.Steps {
+		k.Step, k.Bucket = i+1, tapline.FunnelBucket(secs)
+		b.Add(k.For(tapline.FactFunnelSteps), tapline.FactValue{Count: sign, Sum: sign * secs})
+	}
+}
+
+// FunnelChange adds the deltas of one installation's outcome in a funnel
+// version changing from from to to (either nil: none): minus from, plus to.
+// Equal outcomes add nothing.
+func (b Batch) FunnelChange(appID, version int64, from, to *tapline.FunnelOutcome) {
+	b.FunnelOutcome(appID, version, from, -1)
+	b.FunnelOutcome(appID, version, to, +1)
 }
 
 // ClickToInstallSeconds returns whole seconds from hit to install, never

@@ -13,82 +13,67 @@ import (
 	"tapline"
 )
 
-// factTable describes one hourly fact table: its SQL name and the FactKey
-// dimensions it keeps beyond app and hour.
-type factTable struct {
-	name   string
-	dims   []string // among link_id, platform, event_name, method, currency
-	upsert string   // the statement adding a batch of rows; see upsertSQL
-}
+// factTableName returns the SQL table holding fact table t.
+func factTableName(t tapline.FactTable) string { return "fact_" + string(t) }
 
-// factTables lists the fact tables in the order ApplyFacts writes them; a
-// fixed order keeps concurrent transactions from deadlocking.
-var factTables = []tapline.FactTable{
-	tapline.FactHits, tapline.FactEvents, tapline.FactInstalls, tapline.FactConversions, tapline.FactRevenue,
-}
-
-var factTableInfo = map[tapline.FactTable]*factTable{
-	tapline.FactHits:        {name: "fact_hits", dims: []string{"link_id", "platform"}},
-	tapline.FactEvents:      {name: "fact_events", dims: []string{"link_id", "event_name", "platform", "method"}},
-	tapline.FactInstalls:    {name: "fact_installs", dims: []string{"link_id", "platform", "method"}},
-	tapline.FactConversions: {name: "fact_conversions", dims: []string{"link_id", "platform", "method"}},
-	tapline.FactRevenue:     {name: "fact_revenue", dims: []string{"link_id", "platform", "currency"}},
-}
-
-func init() {
-	for _, t := range factTableInfo {
-		t.upsert = t.upsertSQL()
+// factUpserts holds, per fact table, the statement adding a batch of rows,
+// rendered from its declaration in tapline.FactTables.
+var factUpserts = func() map[tapline.FactTable]string {
+	m := make(map[tapline.FactTable]string, len(tapline.FactTables))
+	for _, d := range tapline.FactTables {
+		m[d.Table] = upsertSQL(d)
 	}
-}
+	return m
+}()
 
-// upsertSQL returns the statement adding one batch of rows to t.
-func (t factTable) upsertSQL() string {
-	cols := append([]string{"app_id", "hour"}, t.dims...)
-	types := []string{"bigint[]", "timestamptz[]"}
-	for _, d := range t.dims {
-		if d == "link_id" {
-			types = append(types, "bigint[]")
-		} else {
-			types = append(types, "text[]")
-		}
+// upsertSQL returns the statement adding one batch of rows to table d: its
+// parameters are the column arrays args returns.
+func upsertSQL(d *tapline.FactTableDesc) string {
+	key := []string{"app_id", "hour"}
+	params := []string{"$1::bigint[]", "$2::timestamptz[]"}
+	for _, dim := range d.Dims {
+		key = append(key, dim.Column)
+		params = append(params, fmt.Sprintf("$%d::%s[]", len(params)+1, dim.Type))
 	}
-	types = append(types, "bigint[]", "bigint[]")
-	params := make([]string, len(types))
-	for i, ty := range types {
-		params[i] = fmt.Sprintf("$%d::%s", i+1, ty)
-	}
-	key := strings.Join(cols, ", ")
-	return `INSERT INTO ` + t.name + ` AS t (` + key + `, count, sum)
+	n := len(params)
+	params = append(params, fmt.Sprintf("$%d::bigint[]", n+1), fmt.Sprintf("$%d::bigint[]", n+2))
+	cols := strings.Join(key, ", ")
+	return `INSERT INTO ` + factTableName(d.Table) + ` AS t (` + cols + `, count, sum)
 		SELECT * FROM unnest(` + strings.Join(params, ", ") + `)
-		ON CONFLICT (` + key + `) DO UPDATE SET count = t.count + excluded.count, sum = t.sum + excluded.sum`
+		ON CONFLICT (` + cols + `) DO UPDATE SET count = t.count + excluded.count, sum = t.sum + excluded.sum`
 }
 
-// normalise zeroes the dimensions table t does not keep, so keys that
-// differ only there aggregate into one row.
-func normalise(k tapline.FactKey) tapline.FactKey {
-	n := tapline.FactKey{Table: k.Table, Hour: k.Hour - k.Hour%3600, AppID: k.AppID, LinkID: k.LinkID, Platform: k.Platform}
-	switch k.Table {
-	case tapline.FactEvents:
-		n.EventName, n.Method = k.EventName, k.Method
-	case tapline.FactInstalls, tapline.FactConversions:
-		n.Method = k.Method
-	case tapline.FactRevenue:
-		n.Currency = k.Currency
+// args returns the column arrays of rows of table d for upsertSQL: app,
+// hour, each dimension (int64s for integer columns, strings for text),
+// count and sum.
+func args(d *tapline.FactTableDesc, rows []factRow) []any {
+	appIDs := make([]int64, len(rows))
+	hours := make([]time.Time, len(rows))
+	counts := make([]int64, len(rows))
+	sums := make([]int64, len(rows))
+	for r, row := range rows {
+		appIDs[r] = row.key.AppID
+		hours[r] = time.Unix(row.key.Hour, 0).UTC()
+		counts[r], sums[r] = row.val.Count, row.val.Sum
 	}
-	return n
-}
-
-// compareKeys orders keys of one table by its primary key.
-func compareKeys(a, b tapline.FactKey) int {
-	return cmp.Or(
-		cmp.Compare(a.AppID, b.AppID),
-		cmp.Compare(a.Hour, b.Hour),
-		cmp.Compare(a.LinkID, b.LinkID),
-		strings.Compare(a.EventName, b.EventName),
-		strings.Compare(string(a.Platform), string(b.Platform)),
-		strings.Compare(string(a.Method), string(b.Method)),
-		strings.Compare(a.Currency, b.Currency),
-	)
+	out := make([]any, 0, len(d.Dims)+4)
+	out = append(out, appIDs, hours)
+	for _, dim := range d.Dims {
+		if dim.Type == tapline.FactText {
+			col := make([]string, len(rows))
+			for r, row := range rows {
+				col[r] = dim.Text(row.key)
+			}
+			out = append(out, col)
+			continue
+		}
+		col := make([]int64, len(rows))
+		for r, row := range rows {
+			col[r] = dim.Int(row.key)
+		}
+		out = append(out, col)
+	}
+	return append(out, counts, sums)
 }
 
 type factRow struct {
@@ -108,32 +93,24 @@ var _ tapline.FactStore = (*FactStore)(nil)
 func NewFactStore(db *DB) *FactStore { return &FactStore{db: db} }
 
 // ApplyFacts adds deltas to the fact tables and stores offsets as the
-// consumer's positions in one transaction. Zero deltas are skipped; rows
-// are written in primary-key order, tables in a fixed order, so concurrent
-// callers do not deadlock. An unknown table is EINVALID; a lost connection
-// EUNAVAILABLE.
+// consumer's positions in one transaction. Every key must be a row of a
+// declared table (tapline.FactKey.Validate): an unknown table, an hour that
+// is not the start of one or a dimension the table does not keep is
+// EINVALID. Zero deltas are skipped; rows are written in primary-key order,
+// tables in the order of tapline.FactTables, so concurrent callers do not
+// deadlock. A lost connection is EUNAVAILABLE.
 func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[tapline.FactKey]tapline.FactValue, offsets []tapline.Offset) error {
 	if consumer == "" && len(offsets) > 0 {
 		return tapline.Errorf(tapline.EINVALID, "consumer: required with offsets")
 	}
-	byTable := make(map[tapline.FactTable]map[tapline.FactKey]tapline.FactValue)
+	byTable := make(map[tapline.FactTable][]factRow)
 	for k, v := range deltas {
-		if _, ok := factTableInfo[k.Table]; !ok {
-			return tapline.Errorf(tapline.EINVALID, "table: unknown fact table %q", k.Table)
+		if err := k.Validate(); err != nil {
+			return fmt.Errorf("apply facts: %w", err)
 		}
-		if v == (tapline.FactValue{}) {
-			continue
+		if v != (tapline.FactValue{}) {
+			byTable[k.Table] = append(byTable[k.Table], factRow{k, v})
 		}
-		n := normalise(k)
-		m := byTable[k.Table]
-		if m == nil {
-			m = make(map[tapline.FactKey]tapline.FactValue)
-			byTable[k.Table] = m
-		}
-		sum := m[n]
-		sum.Count += v.Count
-		sum.Sum += v.Sum
-		m[n] = sum
 	}
 	offsets = dedupeOffsets(offsets)
 	if len(byTable) == 0 && len(offsets) == 0 {
@@ -145,24 +122,14 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return fmt.Errorf("apply facts: begin: %w", translate(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	for _, table := range factTables {
-		m := byTable[table]
-		if len(m) == 0 {
-			continue
-		}
-		rows := make([]factRow, 0, len(m))
-		for k, v := range m {
-			if v != (tapline.FactValue{}) {
-				rows = append(rows, factRow{k, v})
-			}
-		}
+	for _, d := range tapline.FactTables {
+		rows := byTable[d.Table]
 		if len(rows) == 0 {
 			continue
 		}
-		slices.SortFunc(rows, func(a, b factRow) int { return compareKeys(a.key, b.key) })
-		info := factTableInfo[table]
-		if _, err := tx.Exec(ctx, info.upsert, info.args(rows)...); err != nil {
-			return fmt.Errorf("apply facts to %s: %w", info.name, translate(err))
+		slices.SortFunc(rows, func(a, b factRow) int { return d.Compare(a.key, b.key) })
+		if _, err := tx.Exec(ctx, factUpserts[d.Table], args(d, rows)...); err != nil {
+			return fmt.Errorf("apply facts to %s: %w", factTableName(d.Table), translate(err))
 		}
 	}
 	if err := storeFencedOffsets(ctx, tx, consumer, offsets); err != nil {
@@ -233,44 +200,6 @@ func storeFencedOffsets(ctx context.Context, tx pgx.Tx, consumer string, offsets
 		return tapline.Errorf(tapline.ECONFLICT, "The offsets of consumer %s moved since this consumer last stored them: another member of its group owns the partitions now.", consumer)
 	}
 	return nil
-}
-
-// args returns the column arrays of rows for upsertSQL.
-func (t factTable) args(rows []factRow) []any {
-	appIDs := make([]int64, len(rows))
-	hours := make([]time.Time, len(rows))
-	counts := make([]int64, len(rows))
-	sums := make([]int64, len(rows))
-	dims := make([]any, len(t.dims))
-	for i, d := range t.dims {
-		if d == "link_id" {
-			dims[i] = make([]int64, len(rows))
-		} else {
-			dims[i] = make([]string, len(rows))
-		}
-	}
-	for r, row := range rows {
-		k := row.key
-		appIDs[r] = k.AppID
-		hours[r] = time.Unix(k.Hour, 0).UTC()
-		counts[r], sums[r] = row.val.Count, row.val.Sum
-		for i, d := range t.dims {
-			switch d {
-			case "link_id":
-				dims[i].([]int64)[r] = k.LinkID
-			case "platform":
-				dims[i].([]string)[r] = string(k.Platform)
-			case "event_name":
-				dims[i].([]string)[r] = k.EventName
-			case "method":
-				dims[i].([]string)[r] = string(k.Method)
-			case "currency":
-				dims[i].([]string)[r] = k.Currency
-			}
-		}
-	}
-	args := append([]any{appIDs, hours}, dims...)
-	return append(args, counts, sums)
 }
 
 // dedupeOffsets keeps the last offset given for each partition and sorts

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"tapline"
+	"tapline/facts"
+	"tapline/migrations"
 	"tapline/postgres"
 	"tapline/postgres/pgtest"
 )
@@ -51,13 +55,9 @@ func TestApplyFactsSums(t *testing.T) {
 		Platform: tapline.PlatformWeb, Method: tapline.MethodOrganic}
 	inst := tapline.FactKey{Table: tapline.FactInstalls, Hour: hour0, AppID: 1, Platform: tapline.PlatformIOS,
 		Method: tapline.MethodOrganic}
-	// A key carrying a dimension its table does not keep lands on the same row.
-	hitsWithMethod := hits
-	hitsWithMethod.Method = tapline.MethodAdID
-
 	batches := []map[tapline.FactKey]tapline.FactValue{
 		{hits: {Count: 2}, conv: {Count: 1, Sum: 30}, rev: {Count: 1, Sum: 990000}, ev: {Count: 1}, inst: {Count: 1}},
-		{hits: {Count: 3}, hitsWithMethod: {Count: 1}, conv: {Count: 2, Sum: 70}, rev: {Count: -1, Sum: -990000},
+		{hits: {Count: 4}, conv: {Count: 2, Sum: 70}, rev: {Count: -1, Sum: -990000},
 			// zero deltas create no rows
 			{Table: tapline.FactHits, Hour: hour0, AppID: 2}: {}},
 	}
@@ -84,12 +84,66 @@ func TestApplyFactsSums(t *testing.T) {
 	}
 }
 
-func TestApplyFactsUnknownTable(t *testing.T) {
+func TestApplyFactsInvalidKey(t *testing.T) {
 	t.Parallel()
-	fs := postgres.NewFactStore(pgtest.Open(t))
-	err := fs.ApplyFacts(context.Background(), "m1",
-		map[tapline.FactKey]tapline.FactValue{{Table: "nope", AppID: 1}: {Count: 1}}, nil)
-	wantCode(t, "ApplyFacts(unknown table)", err, tapline.EINVALID)
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	fs := postgres.NewFactStore(db)
+	good := tapline.FactKey{Table: tapline.FactHits, Hour: hour0, AppID: 1, LinkID: 7, Platform: tapline.PlatformIOS}
+	for _, tc := range []struct {
+		name string
+		key  tapline.FactKey
+		val  tapline.FactValue
+	}{
+		{"unknown table", tapline.FactKey{Table: "nope", Hour: hour0, AppID: 1}, tapline.FactValue{Count: 1}},
+		{"hits with a method", tapline.FactKey{Table: tapline.FactHits, Hour: hour0, AppID: 1, Method: tapline.MethodAdID}, tapline.FactValue{Count: 1}},
+		{"installs with a funnel", tapline.FactKey{Table: tapline.FactInstalls, Hour: hour0, AppID: 1, Funnel: 3}, tapline.FactValue{Count: 1}},
+		{"funnel steps with a link", tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: hour0, AppID: 1, Funnel: 3, Step: 1, LinkID: 7}, tapline.FactValue{Count: 1}},
+		{"hour within the hour", tapline.FactKey{Table: tapline.FactHits, Hour: hour0 + 1, AppID: 1}, tapline.FactValue{Count: 1}},
+		{"zero delta of revenue with an event name", tapline.FactKey{Table: tapline.FactRevenue, Hour: hour0, AppID: 1, EventName: "x"}, tapline.FactValue{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := fs.ApplyFacts(ctx, "m1", map[tapline.FactKey]tapline.FactValue{good: {Count: 1}, tc.key: tc.val},
+				[]tapline.Offset{{Topic: "hits", Partition: 0, Offset: 1}})
+			wantCode(t, "ApplyFacts("+tc.name+")", err, tapline.EINVALID)
+			t.Logf("ApplyFacts: %v", err)
+		})
+	}
+	if rows := factRows(t, db, "fact_hits"); len(rows) != 0 {
+		t.Errorf("fact_hits = %q after rejected batches, want none", rows)
+	}
+	if offs, err := fs.Offsets(ctx, "m1"); err != nil || len(offs) != 0 {
+		t.Errorf("offsets = %v, %v after rejected batches, want none", offs, err)
+	}
+}
+
+func TestApplyFactsFunnelSteps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	fs := postgres.NewFactStore(db)
+	entered := &tapline.FunnelOutcome{Hour: hour0, Breakdown: "ios", Steps: []int64{0}}
+	reached := &tapline.FunnelOutcome{Hour: hour0, Breakdown: "ios", Steps: []int64{0, 75, 90000}}
+	batches := []facts.Batch{{}, {}, {}}
+	batches[0].FunnelChange(1, 42, nil, entered)                                                       // installation A enters
+	batches[0].FunnelChange(1, 42, nil, entered)                                                       // installation B enters
+	batches[1].FunnelChange(1, 42, entered, reached)                                                   // A reaches step 3
+	batches[1].FunnelChange(2, 43, nil, &tapline.FunnelOutcome{Hour: hour0 + 3600, Steps: []int64{0}}) // other app
+	batches[2].FunnelChange(1, 42, nil, reached)                                                       // C reaches step 3
+	for i, b := range batches {
+		if err := fs.ApplyFacts(ctx, "m1", b, []tapline.Offset{{Topic: "events", Partition: 0, Offset: int64(i + 1)}}); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+	}
+	want := []string{
+		`(1,"2024-03-01 10:00:00+00",42,ios,1,0,3,0)`,
+		`(1,"2024-03-01 10:00:00+00",42,ios,2,3,2,150)`,
+		`(1,"2024-03-01 10:00:00+00",42,ios,3,13,2,180000)`,
+		`(2,"2024-03-01 11:00:00+00",43,"",1,0,1,0)`,
+	}
+	if got := factRows(t, db, "fact_funnel_steps"); !reflect.DeepEqual(got, want) {
+		t.Errorf("fact_funnel_steps = %q, want %q", got, want)
+	}
 }
 
 func TestOffsets(t *testing.T) {
@@ -271,8 +325,8 @@ func TestMigrateTwice(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty); err != nil {
 		t.Fatal(err)
 	}
-	if version != 2 || dirty {
-		t.Errorf("schema_migrations = version %d dirty %v, want 2 clean", version, dirty)
+	if want := latestMigration(t); version != want || dirty {
+		t.Errorf("schema_migrations = version %d dirty %v, want %d clean", version, dirty, want)
 	}
 	if err := db.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -280,6 +334,28 @@ func TestMigrateTwice(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
+}
+
+// latestMigration returns the highest version among the embedded
+// PostgreSQL migrations.
+func latestMigration(t *testing.T) int64 {
+	t.Helper()
+	entries, err := migrations.Postgres.ReadDir("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latest int64
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".up.sql") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.SplitN(e.Name(), "_", 2)[0], 10, 64)
+		if err != nil {
+			t.Fatalf("migration %s: %v", e.Name(), err)
+		}
+		latest = max(latest, n)
+	}
+	return latest
 }
 
 func TestMigrateConcurrently(t *testing.T) {
@@ -329,8 +405,9 @@ func BenchmarkApplyFacts(b *testing.B) {
 		deltas := make(map[tapline.FactKey]tapline.FactValue, perBatch)
 		for j := range perBatch {
 			table := []tapline.FactTable{tapline.FactHits, tapline.FactEvents, tapline.FactInstalls, tapline.FactConversions}[j%4]
-			deltas[tapline.FactKey{Table: table, Hour: hour0 + int64(i%24)*3600, AppID: 1, LinkID: int64(j % 250),
-				Platform: tapline.PlatformIOS, EventName: "open", Method: tapline.MethodFingerprint}] = tapline.FactValue{Count: 1, Sum: 3}
+			k := tapline.FactKey{Hour: hour0 + int64(i%24)*3600, AppID: 1, LinkID: int64(j % 250),
+				Platform: tapline.PlatformIOS, EventName: "open", Method: tapline.MethodFingerprint}
+			deltas[k.For(table)] = tapline.FactValue{Count: 1, Sum: 3}
 		}
 		if err := fs.ApplyFacts(ctx, "bench", deltas, []tapline.Offset{{Topic: "t", Partition: 0, Offset: int64(i)}}); err != nil {
 			b.Fatal(err)

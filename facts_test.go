@@ -1,0 +1,169 @@
+package tapline_test
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+
+	"tapline"
+)
+
+// TestFactDimsCoverFactKey checks that every FactKey field beyond Table,
+// Hour and AppID is exactly one declared dimension, of a column type that
+// fits the field.
+func TestFactDimsCoverFactKey(t *testing.T) {
+	typ := reflect.TypeFor[tapline.FactKey]()
+	var columns []string
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		switch f.Name {
+		case "Table", "Hour", "AppID":
+			continue
+		}
+		var k tapline.FactKey
+		v := reflect.ValueOf(&k).Elem().Field(i)
+		var want tapline.FactColumnType
+		switch f.Type.Kind() {
+		case reflect.Int64:
+			v.SetInt(1)
+			want = tapline.FactBigint
+		case reflect.Int:
+			v.SetInt(1)
+			want = tapline.FactInteger
+		case reflect.String:
+			v.SetString("x")
+			want = tapline.FactText
+		default:
+			t.Fatalf("FactKey.%s is a %s; declare a column type for it", f.Name, f.Type)
+		}
+		var set []*tapline.FactDim
+		for _, d := range tapline.FactDims {
+			if !d.IsZero(k) {
+				set = append(set, d)
+			}
+		}
+		if len(set) != 1 {
+			t.Errorf("FactKey.%s is read by %d dimensions, want 1", f.Name, len(set))
+			continue
+		}
+		if d := set[0]; d.Type != want {
+			t.Errorf("FactKey.%s (%s) is column %s of type %s, want %s", f.Name, f.Type, d.Column, d.Type, want)
+		}
+		columns = append(columns, set[0].Column)
+	}
+	if len(columns) != len(tapline.FactDims) {
+		t.Errorf("FactKey has %d dimension fields %v, FactDims declares %d", len(columns), columns, len(tapline.FactDims))
+	}
+}
+
+func TestFactTablesDeclared(t *testing.T) {
+	seen := map[tapline.FactTable]bool{}
+	for _, d := range tapline.FactTables {
+		if seen[d.Table] {
+			t.Errorf("table %s declared twice", d.Table)
+		}
+		seen[d.Table] = true
+		if got := d.Table.Desc(); got != d {
+			t.Errorf("%s.Desc() = %v, want its declaration", d.Table, got)
+		}
+		if d.Count == "" {
+			t.Errorf("table %s: Count says nothing", d.Table)
+		}
+		cols := map[string]bool{}
+		for _, dim := range d.Dims {
+			if cols[dim.Column] || !slices.Contains(tapline.FactDims, dim) {
+				t.Errorf("table %s: dimension %s twice or not in FactDims", d.Table, dim.Column)
+			}
+			cols[dim.Column] = true
+		}
+	}
+	if d := tapline.FactTable("nope").Desc(); d != nil {
+		t.Errorf(`"nope".Desc() = %v, want nil`, d)
+	}
+}
+
+func TestFactKeyNormalise(t *testing.T) {
+	full := tapline.FactKey{Hour: 7200 + 59, AppID: 1, LinkID: 2, Platform: tapline.PlatformIOS, EventName: "open",
+		Method: tapline.MethodReferrer, Currency: "EUR", Funnel: 3, Breakdown: "b", Step: 4, Bucket: 5}
+	tests := []struct {
+		name string
+		in   tapline.FactKey
+		want tapline.FactKey
+	}{
+		{"hits", full.For(tapline.FactHits),
+			tapline.FactKey{Table: tapline.FactHits, Hour: 7200, AppID: 1, LinkID: 2, Platform: tapline.PlatformIOS}},
+		{"events", full.For(tapline.FactEvents),
+			tapline.FactKey{Table: tapline.FactEvents, Hour: 7200, AppID: 1, LinkID: 2, Platform: tapline.PlatformIOS, EventName: "open", Method: tapline.MethodReferrer}},
+		{"revenue", full.For(tapline.FactRevenue),
+			tapline.FactKey{Table: tapline.FactRevenue, Hour: 7200, AppID: 1, LinkID: 2, Platform: tapline.PlatformIOS, Currency: "EUR"}},
+		{"funnel steps", full.For(tapline.FactFunnelSteps),
+			tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: 7200, AppID: 1, Funnel: 3, Breakdown: "b", Step: 4, Bucket: 5}},
+		{"negative hour floors", tapline.FactKey{Table: tapline.FactHits, Hour: -1}.Normalise(),
+			tapline.FactKey{Table: tapline.FactHits, Hour: -3600}},
+		{"unknown table keeps its dimensions", tapline.FactKey{Table: "nope", Hour: 3601, LinkID: 1}.Normalise(),
+			tapline.FactKey{Table: "nope", Hour: 3600, LinkID: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.in != tt.want {
+				t.Errorf("got %+v, want %+v", tt.in, tt.want)
+			}
+			if tt.in.Table != "nope" {
+				if err := tt.in.Validate(); err != nil {
+					t.Errorf("Validate of a normalised key: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestFactKeyValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		key  tapline.FactKey
+		want string // error code
+	}{
+		{"hits", tapline.FactKey{Table: tapline.FactHits, Hour: 3600, AppID: 1, LinkID: 2, Platform: tapline.PlatformWeb}, ""},
+		{"funnel steps", tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: 3600, AppID: 1, Funnel: 9, Step: 1}, ""},
+		{"unknown table", tapline.FactKey{Table: "nope"}, tapline.EINVALID},
+		{"hour within the hour", tapline.FactKey{Table: tapline.FactHits, Hour: 3601}, tapline.EINVALID},
+		{"hits with a method", tapline.FactKey{Table: tapline.FactHits, Method: tapline.MethodAdID}, tapline.EINVALID},
+		{"installs with a step", tapline.FactKey{Table: tapline.FactInstalls, Step: 1}, tapline.EINVALID},
+		{"funnel steps with a link", tapline.FactKey{Table: tapline.FactFunnelSteps, LinkID: 1}, tapline.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.key.Validate()
+			if got := tapline.ErrorCode(err); got != tt.want {
+				t.Errorf("Validate(%+v) = %v, want code %q", tt.key, err, tt.want)
+			}
+			if err != nil {
+				t.Log(tapline.ErrorMessage(err))
+			}
+		})
+	}
+}
+
+func TestFactTableCompare(t *testing.T) {
+	d := tapline.FactFunnelSteps.Desc()
+	k := tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: 3600, AppID: 1, Funnel: 2, Breakdown: "b", Step: 2, Bucket: 3}
+	less := []tapline.FactKey{
+		{Table: tapline.FactFunnelSteps, Hour: 7200, AppID: 0, Funnel: 9},
+		{Table: tapline.FactFunnelSteps, Hour: 0, AppID: 1, Funnel: 9},
+		{Table: tapline.FactFunnelSteps, Hour: 3600, AppID: 1, Funnel: 1, Breakdown: "z"},
+		{Table: tapline.FactFunnelSteps, Hour: 3600, AppID: 1, Funnel: 2, Breakdown: "a", Step: 9},
+		{Table: tapline.FactFunnelSteps, Hour: 3600, AppID: 1, Funnel: 2, Breakdown: "b", Step: 1, Bucket: 9},
+		{Table: tapline.FactFunnelSteps, Hour: 3600, AppID: 1, Funnel: 2, Breakdown: "b", Step: 2, Bucket: 2},
+	}
+	for _, l := range less {
+		if c := d.Compare(l, k); c >= 0 {
+			t.Errorf("Compare(%+v, %+v) = %d, want < 0", l, k, c)
+		}
+		if c := d.Compare(k, l); c <= 0 {
+			t.Errorf("Compare(%+v, %+v) = %d, want > 0", k, l, c)
+		}
+	}
+	if c := d.Compare(k, k); c != 0 {
+		t.Errorf("Compare(k, k) = %d, want 0", c)
+	}
+}

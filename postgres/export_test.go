@@ -1,0 +1,4 @@
+package postgres
+
+// FactTableName exposes factTableName to the schema test.
+var FactTableName = factTableName
