@@ -281,8 +281,10 @@ type FactStore interface {
 	// ApplyFacts adds deltas to the fact tables and stores offsets as the
 	// consumer's position, in one transaction: either all of it lands or
 	// none does. A fenced offset whose stored value is no longer its From
-	// fails the whole call with ECONFLICT.
-	ApplyFacts(ctx context.Context, consumer string, deltas map[FactKey]FactValue, offsets []Offset) error
+	// fails the whole call with ECONFLICT. Handoffs of pending funnel
+	// versions are stored in the same transaction, which moves a version
+	// whose handoff became complete to backfilling (docs/funnels.md).
+	ApplyFacts(ctx context.Context, consumer string, deltas map[FactKey]FactValue, offsets []Offset, handoffs ...FunnelHandoff) error
 	// Offsets returns the consumer's stored positions.
 	Offsets(ctx context.Context, consumer string) ([]Offset, error)
 }

@@ -521,6 +521,9 @@ type FunnelHandoff struct {
 	VersionID int64 `json:"version_id"`
 	Partition
 	Offset int64 `json:"offset"`
+	// Of is how many partitions the hits and events topics have together:
+	// a version with that many handoff rows is complete.
+	Of int `json:"of"`
 }
 
 // BackfillRange is one scan range of a version's backfill and how far it
@@ -600,4 +603,71 @@ type FunnelStore interface {
 	ClaimRange(ctx context.Context, versionID int64, owner string, lease time.Duration) (*BackfillRange, error)
 	CommitBackfill(ctx context.Context, c *BackfillCommit, lease time.Duration) error
 	ReleaseRange(ctx context.Context, versionID int64, rangeNo int, owner string) error
+}
+
+// FunnelRow is one row of a version's results, summed over the hours of
+// one entry day: installations that reached Step with a time from the
+// previous step in Bucket, and the sum of those times in seconds.
+type FunnelRow struct {
+	Day       string // YYYY-MM-DD in the filter's time zone
+	Breakdown string
+	Step      int
+	Bucket    int
+	Count     int64
+	Sum       int64
+}
+
+// ResultsFilter selects a funnel version's results: the entry days from From up to
+// and excluding To, midnights in Location.
+type ResultsFilter struct {
+	AppID     int64
+	VersionID int64
+	From, To  time.Time
+	Location  *time.Location
+}
+
+// FunnelReports reads funnel results from the fact tables alone.
+type FunnelReports interface {
+	FunnelRows(ctx context.Context, f ResultsFilter) ([]FunnelRow, error)
+}
+
+// FunnelResults are what a funnel shows over a date range.
+type FunnelResults struct {
+	Funnel    *Funnel              `json:"funnel"`
+	From      string               `json:"from"` // YYYY-MM-DD
+	To        string               `json:"to"`   // YYYY-MM-DD, exclusive
+	TimeZone  string               `json:"time_zone"`
+	Steps     []FunnelStepResult   `json:"steps"`
+	Breakdown []FunnelBreakdownRow `json:"breakdown,omitempty"`
+	Days      []FunnelDay          `json:"days"`
+}
+
+// FunnelStepResult is one step's totals.
+type FunnelStepResult struct {
+	Step  int    `json:"step"`
+	Title string `json:"title"`
+	Count int64  `json:"count"`
+	// Conversion from the previous step and from the first, 0 to 1.
+	Conversion      float64 `json:"conversion"`
+	TotalConversion float64 `json:"total_conversion"`
+	DropOff         int64   `json:"drop_off"` // reached the previous step, not this one
+	// Times from the previous step in seconds: median and p90 estimated
+	// from the bucket histogram, mean exact. Absent for step 1.
+	MedianSeconds *float64 `json:"median_seconds,omitempty"`
+	P90Seconds    *float64 `json:"p90_seconds,omitempty"`
+	MeanSeconds   *float64 `json:"mean_seconds,omitempty"`
+	Histogram     []int64  `json:"histogram,omitempty"` // per bucket of FunnelBuckets
+}
+
+// FunnelBreakdownRow is the step counts of one breakdown value.
+type FunnelBreakdownRow struct {
+	Value      string  `json:"value"`
+	Steps      []int64 `json:"steps"`
+	Conversion float64 `json:"conversion"` // last step / first step
+}
+
+// FunnelDay is the step counts of the installations that entered on Day.
+type FunnelDay struct {
+	Day   string  `json:"day"`
+	Steps []int64 `json:"steps"`
 }

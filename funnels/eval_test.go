@@ -43,8 +43,10 @@ func funnel(order tapline.FunnelOrder, steps ...tapline.FunnelStep) *tapline.Fun
 	return f
 }
 
-func tap(links ...int64) tapline.FunnelStep { return tapline.FunnelStep{Kind: tapline.StepTap, Links: links} }
-func install() tapline.FunnelStep           { return tapline.FunnelStep{Kind: tapline.StepInstall} }
+func tap(links ...int64) tapline.FunnelStep {
+	return tapline.FunnelStep{Kind: tapline.StepTap, Links: links}
+}
+func install() tapline.FunnelStep { return tapline.FunnelStep{Kind: tapline.StepInstall} }
 func event(name string, fs ...tapline.FunnelFilter) tapline.FunnelStep {
 	return tapline.FunnelStep{Kind: tapline.StepEvent, Event: name, Filters: fs}
 }

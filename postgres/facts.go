@@ -93,27 +93,23 @@ var _ tapline.FactStore = (*FactStore)(nil)
 func NewFactStore(db *DB) *FactStore { return &FactStore{db: db} }
 
 // ApplyFacts adds deltas to the fact tables and stores offsets as the
-// consumer's positions in one transaction. Every key must be a row of a
+// consumer's positions in one transaction, with the funnel handoffs (see
+// storeHandoffs). Every key must be a row of a
 // declared table (tapline.FactKey.Validate): an unknown table, an hour that
 // is not the start of one or a dimension the table does not keep is
 // EINVALID. Zero deltas are skipped; rows are written in primary-key order,
 // tables in the order of tapline.FactTables, so concurrent callers do not
 // deadlock. A lost connection is EUNAVAILABLE.
-func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[tapline.FactKey]tapline.FactValue, offsets []tapline.Offset) error {
+func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[tapline.FactKey]tapline.FactValue, offsets []tapline.Offset, handoffs ...tapline.FunnelHandoff) error {
 	if consumer == "" && len(offsets) > 0 {
 		return tapline.Errorf(tapline.EINVALID, "consumer: required with offsets")
 	}
-	byTable := make(map[tapline.FactTable][]factRow)
-	for k, v := range deltas {
-		if err := k.Validate(); err != nil {
-			return fmt.Errorf("apply facts: %w", err)
-		}
-		if v != (tapline.FactValue{}) {
-			byTable[k.Table] = append(byTable[k.Table], factRow{k, v})
-		}
+	byTable, err := factRows(deltas)
+	if err != nil {
+		return fmt.Errorf("apply facts: %w", err)
 	}
 	offsets = dedupeOffsets(offsets)
-	if len(byTable) == 0 && len(offsets) == 0 {
+	if len(byTable) == 0 && len(offsets) == 0 && len(handoffs) == 0 {
 		return nil
 	}
 
@@ -122,15 +118,8 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return fmt.Errorf("apply facts: begin: %w", translate(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	for _, d := range tapline.FactTables {
-		rows := byTable[d.Table]
-		if len(rows) == 0 {
-			continue
-		}
-		slices.SortFunc(rows, func(a, b factRow) int { return d.Compare(a.key, b.key) })
-		if _, err := tx.Exec(ctx, factUpserts[d.Table], args(d, rows)...); err != nil {
-			return fmt.Errorf("apply facts to %s: %w", factTableName(d.Table), translate(err))
-		}
+	if err := upsertRows(ctx, tx, byTable); err != nil {
+		return err
 	}
 	if err := storeFencedOffsets(ctx, tx, consumer, offsets); err != nil {
 		return err
@@ -152,8 +141,41 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 			return fmt.Errorf("store offsets: %w", translate(err))
 		}
 	}
+	if err := storeHandoffs(ctx, tx, handoffs); err != nil {
+		return err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("apply facts: commit: %w", translate(err))
+	}
+	return nil
+}
+
+// factRows validates deltas and groups the non-zero ones by table.
+func factRows(deltas map[tapline.FactKey]tapline.FactValue) (map[tapline.FactTable][]factRow, error) {
+	byTable := make(map[tapline.FactTable][]factRow)
+	for k, v := range deltas {
+		if err := k.Validate(); err != nil {
+			return nil, err
+		}
+		if v != (tapline.FactValue{}) {
+			byTable[k.Table] = append(byTable[k.Table], factRow{k, v})
+		}
+	}
+	return byTable, nil
+}
+
+// upsertRows adds rows to their tables in tx: tables in declaration order,
+// rows in primary-key order, so concurrent writers do not deadlock.
+func upsertRows(ctx context.Context, tx pgx.Tx, byTable map[tapline.FactTable][]factRow) error {
+	for _, d := range tapline.FactTables {
+		rows := byTable[d.Table]
+		if len(rows) == 0 {
+			continue
+		}
+		slices.SortFunc(rows, func(a, b factRow) int { return d.Compare(a.key, b.key) })
+		if _, err := tx.Exec(ctx, factUpserts[d.Table], args(d, rows)...); err != nil {
+			return fmt.Errorf("apply facts to %s: %w", factTableName(d.Table), translate(err))
+		}
 	}
 	return nil
 }

@@ -229,3 +229,42 @@ func rate(n, d int64) float64 {
 	}
 	return float64(n) / float64(d)
 }
+
+var _ tapline.FunnelReports = (*Reports)(nil)
+
+// FunnelRows returns a funnel version's result rows summed per entry day
+// in the filter's time zone, breakdown value, step and bucket.
+func (r *Reports) FunnelRows(ctx context.Context, f tapline.ResultsFilter) ([]tapline.FunnelRow, error) {
+	s, err := checkFilter(tapline.StatsFilter{AppID: f.AppID, From: f.From, To: f.To, Location: f.Location})
+	if err != nil {
+		return nil, err
+	}
+	if f.VersionID <= 0 {
+		return nil, tapline.Errorf(tapline.EINVALID, "version_id: required")
+	}
+	rows, err := r.db.pool.Query(ctx, `
+		SELECT to_char(hour AT TIME ZONE $5, 'YYYY-MM-DD'), breakdown, step, bucket, sum(count)::bigint, sum(sum)::bigint
+		FROM fact_funnel_steps
+		WHERE app_id = $1 AND hour >= $2 AND hour < $3 AND funnel_version = $4
+		GROUP BY 1, 2, 3, 4 HAVING sum(count) <> 0
+		ORDER BY 1, 2, 3, 4`,
+		s.appID, s.from, s.to, f.VersionID, s.loc.String())
+	if err != nil {
+		return nil, reportError("funnel rows", err)
+	}
+	defer rows.Close()
+	var out []tapline.FunnelRow
+	for rows.Next() {
+		var row tapline.FunnelRow
+		var step, bucket int32
+		if err := rows.Scan(&row.Day, &row.Breakdown, &step, &bucket, &row.Count, &row.Sum); err != nil {
+			return nil, reportError("funnel rows", err)
+		}
+		row.Step, row.Bucket = int(step), int(bucket)
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, reportError("funnel rows", err)
+	}
+	return out, nil
+}
