@@ -3,6 +3,7 @@ package tapline
 import (
 	"context"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -49,7 +50,8 @@ type RawStore interface {
 	// PutEvent stores e unless an event with its (AppID, ID) is stored
 	// already, and returns the stored event (e, or the earlier one).
 	// Installs are indexed by fingerprint, by advertising id and by the
-	// hit id in their referrer.
+	// hit id in their referrer; every event with an InstallID is indexed
+	// by it (EventsByInstall, ScanInstallations).
 	PutEvent(ctx context.Context, e *Event) (*Event, error)
 	Event(ctx context.Context, appID int64, id string) (*Event, error)
 	InstallsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*Event, error)
@@ -67,6 +69,46 @@ type RawStore interface {
 	// ConversionsByHit returns the conversions whose current HitID is hitID.
 	ConversionsByHit(ctx context.Context, appID int64, hitID string) ([]*Conversion, error)
 
+	// EventsByInstall returns the app's stored events of the installation
+	// installID, oldest first (see CompareEvents). Events without an
+	// InstallID belong to no installation and are not indexed: an empty
+	// installID returns none.
+	EventsByInstall(ctx context.Context, appID int64, installID string) ([]*Event, error)
+
+	// ScanInstallations calls fn once for each installation of the app
+	// whose key lies in r, (r.Start, r.End], in ascending key order, with
+	// every stored event of the installation, oldest first. An
+	// installation's key is its place on the int64 ring: a hash of its
+	// install id in the embedded store, the Murmur3 token of its partition
+	// in Cassandra. Installations whose keys collide each come once, one
+	// after the other. fn is never called concurrently within one scan;
+	// ranges are scanned in parallel by calling ScanInstallations once per
+	// range (see SplitRing). The store holds one installation at a time,
+	// never the range. An error from fn stops the scan and is returned, as
+	// is ctx's.
+	//
+	// To resume an interrupted scan, call it again with r.Start set to the
+	// last key checkpointed. Installations with that very key are then
+	// skipped, so a caller checkpoints a key only once it has finished
+	// every installation with that key: once fn has seen a greater key, or
+	// the range has ended.
+	ScanInstallations(ctx context.Context, appID int64, r ScanRange, fn func(key int64, inst *Installation) error) error
+
+	// FunnelState returns the funnel state of the app's installation
+	// installID, or ENOTFOUND. States are not raw rows: DeleteBefore keeps
+	// them. A store may expire a state some time after its last write
+	// (Cassandra 60 days after it, as raw rows); the embedded store keeps
+	// them.
+	FunnelState(ctx context.Context, appID int64, installID string) (*FunnelState, error)
+	// PutFunnelState creates or replaces the funnel state of s's (AppID,
+	// InstallID), guarding it against concurrent changes by another
+	// matcher: s must follow what is stored (see FunnelState.Follows), so
+	// of two writers that follow the same stored state one wins. Otherwise
+	// it stores nothing and returns ECONFLICT, and the caller reloads the
+	// state and decides again. Writing the stored history again is a
+	// retry and succeeds.
+	PutFunnelState(ctx context.Context, s *FunnelState) error
+
 	// DeleteBefore drops the app's raw hits and events whose Time is before
 	// t, without scanning them. Conversions stay.
 	DeleteBefore(ctx context.Context, appID int64, t time.Time) error
@@ -77,4 +119,14 @@ type RawStore interface {
 	Sync(ctx context.Context) error
 
 	Close() error
+}
+
+// CompareEvents orders events oldest first: by Time, then by ID. It is the
+// order of an installation's events (EventsByInstall, Installation.Events)
+// and of a funnel path's events; use it with slices.SortFunc.
+func CompareEvents(a, b *Event) int {
+	if c := a.Time.Compare(b.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
 }

@@ -12,11 +12,12 @@ import (
 // the shapes the store uses; a statement of another shape is a problem in
 // itself.
 var (
-	selectRe = regexp.MustCompile(`^SELECT ([\w, ]+) FROM ks\.(\w+) WHERE (.+?)(?: ORDER BY ([\w, ]+))?(?: LIMIT (\d+))?$`)
-	insertRe = regexp.MustCompile(`^INSERT INTO ks\.(\w+) \(([\w, ]+)\) VALUES \(([?, ]+)\)( IF NOT EXISTS)?$`)
-	updateRe = regexp.MustCompile(`^UPDATE ks\.(\w+) SET (.+?) WHERE (.+?)(?: IF (.+))?$`)
-	deleteRe = regexp.MustCompile(`^DELETE FROM ks\.(\w+) WHERE (.+?)(?: IF (.+))?$`)
-	condRe   = regexp.MustCompile(`^(\w+|token\([\w, ]+\)) (=|<|<=|>|>=) \?$`)
+	selectRe   = regexp.MustCompile(`^SELECT ((?:\w+|token\([\w, ]+\))(?:, (?:\w+|token\([\w, ]+\)))*) FROM ks\.(\w+) WHERE (.+?)(?: ORDER BY ([\w, ]+))?(?: LIMIT (\d+))?$`)
+	selectedRe = regexp.MustCompile(`token\([\w, ]+\)|\w+`)
+	insertRe   = regexp.MustCompile(`^INSERT INTO ks\.(\w+) \(([\w, ]+)\) VALUES \(([?, ]+)\)( IF NOT EXISTS)?$`)
+	updateRe   = regexp.MustCompile(`^UPDATE ks\.(\w+) SET (.+?) WHERE (.+?)(?: IF (.+))?$`)
+	deleteRe   = regexp.MustCompile(`^DELETE FROM ks\.(\w+) WHERE (.+?)(?: IF (.+))?$`)
+	condRe     = regexp.MustCompile(`^(\w+|token\([\w, ]+\)) (=|<|<=|>|>=) \?$`)
 )
 
 // cqlProblems returns what a Cassandra 4/5 node would refuse in stmt, or
@@ -129,8 +130,12 @@ func cqlProblems(stmt string, tables map[string]table) []string {
 		if !ok {
 			break
 		}
-		for col := range strings.SplitSeq(m[1], ", ") {
-			if _, ok := tb.columns[col]; !ok {
+		for _, col := range selectedRe.FindAllString(m[1], -1) {
+			if cols, ok := strings.CutPrefix(col, "token("); ok {
+				if cols = strings.TrimSuffix(cols, ")"); cols != strings.Join(tb.partitionKey, ", ") {
+					bad("selects token(%s), not the token of the partition key (%s)", cols, strings.Join(tb.partitionKey, ", "))
+				}
+			} else if _, ok := tb.columns[col]; !ok {
 				bad("selects unknown column %s", col)
 			}
 		}
@@ -185,6 +190,15 @@ func cqlProblems(stmt string, tables map[string]table) []string {
 		}
 		if m[4] != "" && !regexp.MustCompile(`^\w+ = \?( AND \w+ = \?)*$`).MatchString(m[4]) {
 			bad("cannot read condition %q", m[4])
+		} else if m[4] != "" {
+			for cond := range strings.SplitSeq(m[4], " AND ") {
+				col := strings.TrimSuffix(cond, " = ?")
+				if _, ok := tb.columns[col]; !ok {
+					bad("condition on unknown column %s", col)
+				} else if isKey(tb, col) {
+					bad("condition on primary-key column %s", col)
+				}
+			}
 		}
 	case deleteRe.MatchString(stmt):
 		m := deleteRe.FindStringSubmatch(stmt)
@@ -241,6 +255,13 @@ func TestCQLProblems(t *testing.T) {
 		{"ConditionalRangeDelete", `DELETE FROM ks.app_cutoffs WHERE app_id = ? AND cutoff_ns < ? IF EXISTS`, "must name one row"},
 		{"UnknownTable", `SELECT data FROM ks.nope WHERE app_id = ?`, "no table nope"},
 		{"Semicolon", `SELECT data FROM ks.hits WHERE app_id = ? AND id = ?;`, "contains ';'"},
+		{"SelectToken", `SELECT app_id, token(app_id, id), data FROM ks.events WHERE token(app_id, id) > ? AND token(app_id, id) <= ?`, ""},
+		{"SelectTokenOfPart", `SELECT token(app_id), data FROM ks.events WHERE token(app_id, id) > ?`, "selects token(app_id)"},
+		{"SelectUnknown", `SELECT nope FROM ks.events WHERE app_id = ? AND id = ?`, "selects unknown column nope"},
+		{"ConditionalUpdate", `UPDATE ks.funnel_states SET data = ? WHERE app_id = ? AND install_id = ? IF history_len = ? AND last_by = ?`, ""},
+		{"ConditionOnKey", `UPDATE ks.funnel_states SET data = ? WHERE app_id = ? AND install_id = ? IF install_id = ?`, "condition on primary-key column install_id"},
+		{"ConditionOnUnknown", `UPDATE ks.funnel_states SET data = ? WHERE app_id = ? AND install_id = ? IF nope = ?`, "condition on unknown column nope"},
+		{"AscendingRange", `SELECT data FROM ks.events_by_install WHERE app_id = ? AND install_id = ? AND time_ns >= ?`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

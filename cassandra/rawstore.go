@@ -314,8 +314,10 @@ func (s *RawStore) HitsByAdID(ctx context.Context, appID int64, adID string, fro
 
 // PutEvent stores e unless an event with its (AppID, ID) is stored already,
 // and returns the stored event. Installs are indexed by fingerprint,
-// advertising id and referrer hit id. It costs one lightweight transaction
-// plus, for an install, one write per index.
+// advertising id and referrer hit id, and every event with an install id by
+// that (events_by_install). It costs one lightweight transaction plus one
+// write per index; the index writes follow the transaction that stored the
+// event and are repeated by a retry of the same put.
 func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Event, error) {
 	if e == nil || e.ID == "" {
 		return nil, tapline.Errorf(tapline.EINVALID, "An event needs an id.")
@@ -339,19 +341,21 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 		}
 		return &old, nil
 	}
-	if e.Kind != tapline.KindInstall {
-		return e, nil
-	}
 	var ws []write
-	day := dayOf(t)
-	if e.Fingerprint != "" {
-		ws = append(ws, write{s.stmt.installsByFP.insert, []any{e.AppID, day, e.Fingerprint, t, e.ID, v}})
+	if e.InstallID != "" {
+		ws = append(ws, write{s.stmt.eventsByInstall, []any{e.AppID, e.InstallID, t, e.ID, v}})
 	}
-	if ad := e.Device.AdID(); ad != "" {
-		ws = append(ws, write{s.stmt.installsByAdID.insert, []any{e.AppID, day, ad, t, e.ID, v}})
-	}
-	if hit := e.ReferrerHitID(); hit != "" {
-		ws = append(ws, write{s.stmt.installsByRefHit, []any{e.AppID, hit, t, e.ID, v}})
+	if e.Kind == tapline.KindInstall {
+		day := dayOf(t)
+		if e.Fingerprint != "" {
+			ws = append(ws, write{s.stmt.installsByFP.insert, []any{e.AppID, day, e.Fingerprint, t, e.ID, v}})
+		}
+		if ad := e.Device.AdID(); ad != "" {
+			ws = append(ws, write{s.stmt.installsByAdID.insert, []any{e.AppID, day, ad, t, e.ID, v}})
+		}
+		if hit := e.ReferrerHitID(); hit != "" {
+			ws = append(ws, write{s.stmt.installsByRefHit, []any{e.AppID, hit, t, e.ID, v}})
+		}
 	}
 	if err := s.exec(ctx, ws...); err != nil {
 		return nil, fmt.Errorf("put event index: %w", err)
@@ -402,6 +406,218 @@ func (s *RawStore) InstallsByReferrerHit(ctx context.Context, appID int64, hitID
 		return nil, fmt.Errorf("installs by referrer hit: %w", err)
 	}
 	return decodeAll[tapline.Event](vs)
+}
+
+// EventsByInstall returns the app's visible events of the installation
+// installID, oldest first, from its events_by_install partition; none for
+// an empty installID.
+func (s *RawStore) EventsByInstall(ctx context.Context, appID int64, installID string) ([]*tapline.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if installID == "" {
+		return nil, nil
+	}
+	cut, err := s.cutoff(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := s.readBlobs(ctx, s.stmt.selectByInstall, appID, installID, cut)
+	if err != nil {
+		return nil, fmt.Errorf("events by install: %w", err)
+	}
+	es, err := decodeAll[tapline.Event](vs)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(es, tapline.CompareEvents)
+	return es, nil
+}
+
+// ScanInstallations calls fn for each installation of the app whose key,
+// the Murmur3 token of its events_by_install partition (token(app_id,
+// install_id)), lies in (r.Start, r.End], in token order, with its visible
+// events oldest first. It reads the range with one paged query: the rows of
+// a partition come together, and partitions in token order (those with
+// equal tokens one after the other), so it holds one installation and one
+// page at a time. The query sees the partitions of every app in the range
+// and keeps the app's. To scan in parallel, call it once per range.
+func (s *RawStore) ScanInstallations(ctx context.Context, appID int64, r tapline.ScanRange, fn func(key int64, inst *tapline.Installation) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if r.Start >= r.End {
+		return nil
+	}
+	cut, err := s.cutoff(ctx, appID)
+	if err != nil {
+		return err
+	}
+	var (
+		cur    *tapline.Installation
+		curKey int64
+	)
+	// flush passes the installation read so far to fn, unless the cut-off
+	// hid all its events.
+	flush := func() error {
+		inst := cur
+		cur = nil
+		if inst == nil || len(inst.Events) == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		slices.SortStableFunc(inst.Events, tapline.CompareEvents)
+		return fn(curKey, inst)
+	}
+	iter := s.query(ctx, s.stmt.scanInstalls, true, r.Start, r.End).Iter()
+	var (
+		app, key, t int64
+		install     string
+		v           []byte
+	)
+	for iter.Scan(&app, &install, &key, &t, &v) {
+		if app != appID {
+			continue
+		}
+		if cur == nil || key != curKey || install != cur.ID {
+			if err = flush(); err != nil {
+				break
+			}
+			cur, curKey = &tapline.Installation{AppID: appID, ID: install}, key
+		}
+		if t < cut {
+			continue
+		}
+		e := new(tapline.Event)
+		if err = json.Unmarshal(v, e); err != nil {
+			err = fmt.Errorf("decode event: %w", err)
+			break
+		}
+		cur.Events = append(cur.Events, e)
+	}
+	cerr := iter.Close()
+	switch {
+	case err != nil:
+		return err
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case cerr != nil:
+		return fmt.Errorf("scan installations: %w", translate(cerr))
+	}
+	return flush()
+}
+
+// funnelStateRow is a funnel_states row: the columns its lightweight
+// transactions compare, the stored bytes and their decoding.
+type funnelStateRow struct {
+	historyLen int
+	lastBy     string
+	data       []byte
+	state      *tapline.FunnelState
+}
+
+// lastBy returns the bus position of a history's last change, or "".
+func lastBy(h []tapline.FunnelChange) string {
+	if len(h) == 0 {
+		return ""
+	}
+	return h[len(h)-1].By
+}
+
+// funnelStateRow reads an installation's funnel state at consistency cons;
+// nil when none is stored.
+func (s *RawStore) funnelStateRow(ctx context.Context, appID int64, installID string, cons gocql.Consistency) (*funnelStateRow, error) {
+	var row funnelStateRow
+	err := s.query(ctx, s.stmt.fsSelect, true, appID, installID).Consistency(cons).Scan(&row.historyLen, &row.lastBy, &row.data)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("get funnel state: %w", translate(err))
+	}
+	row.state = new(tapline.FunnelState)
+	if err := json.Unmarshal(row.data, row.state); err != nil {
+		return nil, fmt.Errorf("decode funnel state: %w", err)
+	}
+	return &row, nil
+}
+
+// FunnelState returns the funnel state of the app's installation
+// installID, or ENOTFOUND.
+func (s *RawStore) FunnelState(ctx context.Context, appID int64, installID string) (*tapline.FunnelState, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var row *funnelStateRow
+	if installID != "" {
+		var err error
+		if row, err = s.funnelStateRow(ctx, appID, installID, s.cons); err != nil {
+			return nil, err
+		}
+	}
+	if row == nil {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "No funnel state for install %q.", installID)
+	}
+	return row.state, nil
+}
+
+// PutFunnelState creates or replaces the funnel state of fs's (AppID,
+// InstallID), unless fs does not follow the stored state (ECONFLICT). It
+// reads the row, checks Follows, and writes with a lightweight transaction
+// conditioned on what Follows compared: INSERT ... IF NOT EXISTS, or UPDATE
+// ... IF history_len = ? AND last_by = ? with the values read. Of writers
+// following the same stored state one wins; the others read again and find
+// they no longer follow. An unknown outcome is settled by a SERIAL read: the
+// state stored as written is success. Every write refreshes the row's
+// 60-day TTL.
+func (s *RawStore) PutFunnelState(ctx context.Context, fs *tapline.FunnelState) error {
+	if fs == nil || fs.InstallID == "" {
+		return tapline.Errorf(tapline.EINVALID, "A funnel state needs an install id.")
+	}
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	v, err := json.Marshal(fs)
+	if err != nil {
+		return fmt.Errorf("encode funnel state: %w", err)
+	}
+	n, by := len(fs.History), lastBy(fs.History)
+	old, err := s.funnelStateRow(ctx, fs.AppID, fs.InstallID, s.cons)
+	if err != nil {
+		return err
+	}
+	for range maxCASAttempts {
+		var stored *tapline.FunnelState
+		if old != nil {
+			stored = old.state
+		}
+		if !fs.Follows(stored) {
+			return tapline.Errorf(tapline.ECONFLICT, "The funnel state of install %q changed since it was read.", fs.InstallID)
+		}
+		var q *gocql.Query
+		if old == nil {
+			q = s.query(ctx, s.stmt.fsInsert, false, fs.AppID, fs.InstallID, n, by, v)
+		} else {
+			q = s.query(ctx, s.stmt.fsReplace, false, n, by, v, fs.AppID, fs.InstallID, old.historyLen, old.lastBy)
+		}
+		applied, err := q.MapScanCAS(make(map[string]any))
+		switch {
+		case err != nil && !casUncertain(err):
+			return fmt.Errorf("put funnel state: %w", translate(err))
+		case err == nil && applied:
+			return nil
+		}
+		// Unknown outcome or refused: what is stored now decides. A SERIAL
+		// read completes any transaction in progress.
+		if old, err = s.funnelStateRow(ctx, fs.AppID, fs.InstallID, gocql.Consistency(s.serial)); err != nil {
+			return err
+		}
+		if old != nil && bytes.Equal(old.data, v) {
+			return nil
+		}
+	}
+	return tapline.Errorf(tapline.EUNAVAILABLE, "Too much contention on the funnel state of install %q; retry later.", fs.InstallID)
 }
 
 // byIDTable holds the statements of a table keyed by (app_id, id).

@@ -20,6 +20,14 @@ type statements struct {
 	cutoff, cutoffInsert, cutoffPrune string
 
 	scanEvents string // start, end → app_id, time_ns, data
+
+	eventsByInstall string // app_id, install_id, time_ns, id, data
+	selectByInstall string // app_id, install_id, lo → data
+	scanInstalls    string // start, end → app_id, install_id, token, time_ns, data
+
+	fsSelect  string // app_id, install_id → history_len, last_by, data
+	fsInsert  string // app_id, install_id, history_len, last_by, data; IF NOT EXISTS
+	fsReplace string // history_len, last_by, data, app_id, install_id; IF history_len, last_by
 }
 
 // dayTable holds the statements of an index table partitioned by (app_id,
@@ -85,5 +93,17 @@ func newStatements(ks string) statements {
 		cutoffPrune:   fmt.Sprintf(`DELETE FROM %s.app_cutoffs WHERE app_id = ? AND cutoff_ns < ?`, ks),
 		scanEvents: fmt.Sprintf(
 			`SELECT app_id, time_ns, data FROM %s.events WHERE token(app_id, id) > ? AND token(app_id, id) <= ?`, ks),
+		eventsByInstall: fmt.Sprintf(
+			`INSERT INTO %s.events_by_install (app_id, install_id, time_ns, id, data) VALUES (?, ?, ?, ?, ?)`, ks),
+		selectByInstall: fmt.Sprintf(
+			`SELECT data FROM %s.events_by_install WHERE app_id = ? AND install_id = ? AND time_ns >= ?`, ks),
+		scanInstalls: fmt.Sprintf(
+			`SELECT app_id, install_id, token(app_id, install_id), time_ns, data FROM %s.events_by_install WHERE token(app_id, install_id) > ? AND token(app_id, install_id) <= ?`, ks),
+		fsSelect: fmt.Sprintf(
+			`SELECT history_len, last_by, data FROM %s.funnel_states WHERE app_id = ? AND install_id = ?`, ks),
+		fsInsert: fmt.Sprintf(
+			`INSERT INTO %s.funnel_states (app_id, install_id, history_len, last_by, data) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`, ks),
+		fsReplace: fmt.Sprintf(
+			`UPDATE %s.funnel_states SET history_len = ?, last_by = ?, data = ? WHERE app_id = ? AND install_id = ? IF history_len = ? AND last_by = ?`, ks),
 	}
 }

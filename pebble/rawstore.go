@@ -32,6 +32,7 @@ const (
 	spaceConvByHit    = 'B' // B app hitID id: conversion
 	spaceConvByInstal = 'N' // N app installID id: conversion
 	spaceWatermark    = 'W' // W app: Unix nanoseconds of the last DeleteBefore
+	spaceFunnelState  = 'U' // U app installID: funnel state, kept (no TTL)
 )
 
 // Tables inside a raw bucket.
@@ -43,6 +44,7 @@ const (
 	tableInstallByFP     = 'F' // F fingerprint time id: install
 	tableInstallByAdID   = 'A' // A adID time id: install
 	tableInstallByReferr = 'r' // r hitID time id: install
+	tableEventByInstall  = 'i' // i key installID time id: event with an install id
 )
 
 // DefaultRawCacheSize is the raw store's default block cache size.
@@ -68,6 +70,12 @@ type RawStore struct {
 	closed bool
 
 	locks [lockStripes]sync.Mutex // serialise writes of one (app, id)
+
+	// scans counts the installation scans holding iterators. A scan holds
+	// mu only while it reads, not while its callback runs (which may use
+	// the store), so Close marks the store closed, waits for the scans to
+	// notice and close their iterators, then closes the database.
+	scans sync.WaitGroup
 
 	wmMu sync.Mutex
 	wm   map[int64]int64 // app id → watermark, cached
@@ -116,16 +124,20 @@ func (s *RawStore) Open() error {
 }
 
 // Close closes the database once running operations finish; it is safe to
-// call twice.
+// call twice. A running ScanInstallations returns EUNAVAILABLE before its
+// next installation.
 func (s *RawStore) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed || s.db == nil {
 		s.closed = true
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	if err := s.db.Close(); err != nil {
+	db := s.db
+	s.mu.Unlock()
+	s.scans.Wait()
+	if err := db.Close(); err != nil {
 		return fmt.Errorf("close raw store: %w", err)
 	}
 	return nil
@@ -243,7 +255,7 @@ func (s *RawStore) Hit(ctx context.Context, appID int64, id string) (*tapline.Hi
 
 func (s *RawStore) hit(appID int64, id string) (*tapline.Hit, error) {
 	var found *tapline.Hit
-	err := s.scanBuckets(appID, tableHit, id, func(v []byte) (bool, error) {
+	err := s.scanBuckets(appID, tableHit, appendString(nil, id), func(v []byte) (bool, error) {
 		var h tapline.Hit
 		if err := json.Unmarshal(v, &h); err != nil {
 			return false, fmt.Errorf("decode hit: %w", err)
@@ -274,7 +286,8 @@ func (s *RawStore) HitsByAdID(ctx context.Context, appID int64, adID string, fro
 
 // PutEvent stores e unless an event with its (AppID, ID) is stored already,
 // and returns the stored event. Installs are indexed by fingerprint,
-// advertising id and referrer hit id.
+// advertising id and referrer hit id, every event with an install id by
+// that, all in the event's batch.
 func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Event, error) {
 	if e == nil || e.ID == "" {
 		return nil, tapline.Errorf(tapline.EINVALID, "An event needs an id.")
@@ -299,6 +312,9 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Set(appendString(bucketKey(e.AppID, t, tableEvent), e.ID), v, nil)
+	if e.InstallID != "" {
+		_ = b.Set(installIndexKey(e.AppID, t, installKey(e.InstallID), e.InstallID, e.ID), v, nil)
+	}
 	if e.Kind == tapline.KindInstall {
 		if e.Fingerprint != "" {
 			_ = b.Set(indexKey(e.AppID, tableInstallByFP, e.Fingerprint, t, e.ID), v, nil)
@@ -328,7 +344,7 @@ func (s *RawStore) Event(ctx context.Context, appID int64, id string) (*tapline.
 
 func (s *RawStore) event(appID int64, id string) (*tapline.Event, error) {
 	var found *tapline.Event
-	err := s.scanBuckets(appID, tableEvent, id, func(v []byte) (bool, error) {
+	err := s.scanBuckets(appID, tableEvent, appendString(nil, id), func(v []byte) (bool, error) {
 		var e tapline.Event
 		if err := json.Unmarshal(v, &e); err != nil {
 			return false, fmt.Errorf("decode event: %w", err)
@@ -366,7 +382,7 @@ func (s *RawStore) InstallsByReferrerHit(ctx context.Context, appID int64, hitID
 	}
 	defer release()
 	var out []*tapline.Event
-	err = s.scanBuckets(appID, tableInstallByReferr, hitID, func(v []byte) (bool, error) {
+	err = s.scanBuckets(appID, tableInstallByReferr, appendString(nil, hitID), func(v []byte) (bool, error) {
 		var e tapline.Event
 		if err := json.Unmarshal(v, &e); err != nil {
 			return false, fmt.Errorf("decode event: %w", err)
@@ -382,10 +398,10 @@ func (s *RawStore) InstallsByReferrerHit(ctx context.Context, appID int64, hitID
 }
 
 // scanBuckets calls fn with the value of every visible row of table whose
-// key starts with the encoded value, bucket by bucket from the oldest visible
-// bucket, until fn returns false. It seeks at most twice per stored bucket
-// and never visits buckets without rows.
-func (s *RawStore) scanBuckets(appID int64, table byte, value string, fn func(v []byte) (bool, error)) error {
+// key (after the table byte) starts with the encoded value, bucket by
+// bucket from the oldest visible bucket, until fn returns false. It seeks at
+// most twice per stored bucket and never visits buckets without rows.
+func (s *RawStore) scanBuckets(appID int64, table byte, value []byte, fn func(v []byte) (bool, error)) error {
 	wm, err := s.watermark(appID)
 	if err != nil {
 		return err
@@ -401,7 +417,7 @@ func (s *RawStore) scanBuckets(appID int64, table byte, value string, fn func(v 
 	bucket := wmBucket
 	var prefix []byte
 	for {
-		prefix = appendString(append(appendInt64(append(prefix[:0], lo...), bucket), table), value)
+		prefix = append(append(appendInt64(append(prefix[:0], lo...), bucket), table), value...)
 		if !it.SeekGE(prefix) {
 			break
 		}
@@ -498,6 +514,265 @@ func scanRows[T any](ctx context.Context, s *RawStore, appID int64, table byte, 
 		return nil, fmt.Errorf("raw store iterator: %w", err)
 	}
 	return out, nil
+}
+
+// installKey returns an installation's key on the int64 ring: the FNV-1a 64
+// hash of its install id, mixed by Murmur3's 64-bit finalizer (FNV alone
+// leaves the high bits of ids that differ only at their end nearly equal,
+// which would crowd them into one scan range), as a signed integer.
+// math.MinInt64 counts as math.MaxInt64 (as in Cassandra's Murmur3 tokens),
+// so the ranges of tapline.SplitRing, the first of which excludes
+// math.MinInt64, cover every key. Keys are stored: never change this.
+func installKey(installID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(installID))
+	k := h.Sum64()
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	if int64(k) == math.MinInt64 {
+		return math.MaxInt64
+	}
+	return int64(k)
+}
+
+// installIndexKey returns R app bucket(t) i key installID time id: rows of
+// the install index sort by key, install id, time and id within a bucket.
+func installIndexKey(appID, t, key int64, installID, id string) []byte {
+	k := appendString(appendInt64(bucketKey(appID, t, tableEventByInstall), key), installID)
+	return appendString(appendInt64(k, t), id)
+}
+
+// EventsByInstall returns the app's visible events of the installation
+// installID, oldest first; none for an empty installID. It reads the
+// install index of each stored bucket.
+func (s *RawStore) EventsByInstall(ctx context.Context, appID int64, installID string) ([]*tapline.Event, error) {
+	if installID == "" {
+		return nil, nil
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	group := appendString(appendInt64(nil, installKey(installID)), installID)
+	var out []*tapline.Event
+	err = s.scanBuckets(appID, tableEventByInstall, group, func(v []byte) (bool, error) {
+		var e tapline.Event
+		if err := json.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("decode event: %w", err)
+		}
+		out = append(out, &e)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, tapline.CompareEvents)
+	return out, nil
+}
+
+// ScanInstallations calls fn for each installation of the app whose key,
+// the hash of its install id (installKey), lies in (r.Start, r.End]: in key
+// order, installations with colliding keys in install id order, each with
+// its visible events oldest first. It opens one iterator per stored week
+// bucket of the app, bounded to the range, and merges them by (key, install
+// id), so an installation's events from several weeks come together; it
+// holds one installation at a time. It reads under the store's lock and
+// calls fn outside it, so fn may use the store; a Close meanwhile ends the
+// scan with EUNAVAILABLE.
+func (s *RawStore) ScanInstallations(ctx context.Context, appID int64, r tapline.ScanRange, fn func(key int64, inst *tapline.Installation) error) error {
+	sc, err := s.openInstallScan(ctx, appID, r)
+	if err != nil || sc == nil {
+		return err
+	}
+	defer sc.close()
+	for {
+		key, inst, err := sc.next(ctx)
+		if err != nil || inst == nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(key, inst); err != nil {
+			return err
+		}
+	}
+}
+
+// installScan merges the install index rows of an app's buckets over a
+// key range.
+type installScan struct {
+	s       *RawStore
+	appID   int64
+	wm      int64
+	cursors []*installCursor
+	group   []byte
+}
+
+// installCursor reads the install index of one bucket.
+type installCursor struct {
+	it     *pdb.Iterator
+	prefix int    // length of the "R app bucket i" part of its keys
+	group  []byte // encoded (key, install id) of the current row; nil when done
+}
+
+// openInstallScan opens the iterators of a scan, or returns nil for an
+// empty range. The caller closes a scan it got.
+func (s *RawStore) openInstallScan(ctx context.Context, appID int64, r tapline.ScanRange) (_ *installScan, err error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if r.Start >= r.End {
+		return nil, nil
+	}
+	wm, err := s.watermark(appID)
+	if err != nil {
+		return nil, err
+	}
+	buckets, err := s.buckets(appID, floorDiv(wm, int64(BucketWidth)))
+	if err != nil {
+		return nil, err
+	}
+	s.scans.Add(1) // under mu, with the store open: Close waits for it
+	sc := &installScan{s: s, appID: appID, wm: wm}
+	defer func() {
+		if err != nil {
+			sc.close()
+		}
+	}()
+	for _, b := range buckets {
+		table := func() []byte { return append(appendInt64(appKey(spaceRaw, appID), b), tableEventByInstall) }
+		it, err := s.db.NewIter(&pdb.IterOptions{
+			LowerBound: appendInt64(table(), r.Start+1),
+			UpperBound: prefixEnd(appendInt64(table(), r.End)),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("install index iterator: %w", err)
+		}
+		c := &installCursor{it: it, prefix: len(table())}
+		sc.cursors = append(sc.cursors, c)
+		it.First()
+		if err := c.settle(); err != nil {
+			return nil, err
+		}
+	}
+	return sc, nil
+}
+
+// buckets returns the app's stored buckets from first on, oldest first,
+// seeking once per bucket.
+func (s *RawStore) buckets(appID, first int64) ([]int64, error) {
+	base := appKey(spaceRaw, appID)
+	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: base, UpperBound: prefixEnd(base)})
+	if err != nil {
+		return nil, fmt.Errorf("raw store iterator: %w", err)
+	}
+	defer it.Close()
+	var out []int64
+	seek := make([]byte, 0, len(base)+8)
+	for b := first; it.SeekGE(appendInt64(append(seek[:0], base...), b)); {
+		got := readInt64(it.Key()[len(base):])
+		out = append(out, got)
+		if got == math.MaxInt64 {
+			break
+		}
+		b = got + 1
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("raw store iterator: %w", err)
+	}
+	return out, nil
+}
+
+// settle reads the group of the cursor's current row, or marks it done.
+func (c *installCursor) settle() error {
+	if !c.it.Valid() {
+		c.group = nil
+		if err := c.it.Error(); err != nil {
+			return fmt.Errorf("install index iterator: %w", err)
+		}
+		return nil
+	}
+	rest := c.it.Key()[c.prefix:]
+	if len(rest) < 8 {
+		return fmt.Errorf("install index: malformed key %x", c.it.Key())
+	}
+	_, tail, err := readString(rest[8:])
+	if err != nil {
+		return fmt.Errorf("install index: malformed key %x: %w", c.it.Key(), err)
+	}
+	c.group = append(c.group[:0], rest[:len(rest)-len(tail)]...)
+	return nil
+}
+
+// next returns the next installation with visible events and its key, or
+// nil at the end of the range. It holds the store open while it reads.
+func (sc *installScan) next(ctx context.Context) (int64, *tapline.Installation, error) {
+	release, err := sc.s.acquire(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, nil, err
+		}
+		var least []byte
+		for _, c := range sc.cursors {
+			if c.group != nil && (least == nil || bytes.Compare(c.group, least) < 0) {
+				least = c.group
+			}
+		}
+		if least == nil {
+			return 0, nil, nil
+		}
+		sc.group = append(sc.group[:0], least...)
+		id, _, err := readString(sc.group[8:])
+		if err != nil {
+			return 0, nil, fmt.Errorf("install index: %w", err)
+		}
+		inst := &tapline.Installation{AppID: sc.appID, ID: id}
+		for _, c := range sc.cursors {
+			if !bytes.Equal(c.group, sc.group) {
+				continue
+			}
+			for ; c.it.Valid() && bytes.HasPrefix(c.it.Key()[c.prefix:], sc.group); c.it.Next() {
+				v, err := c.it.ValueAndErr()
+				if err != nil {
+					return 0, nil, fmt.Errorf("read install index: %w", err)
+				}
+				var e tapline.Event
+				if err := json.Unmarshal(v, &e); err != nil {
+					return 0, nil, fmt.Errorf("decode event: %w", err)
+				}
+				if tapline.UnixNanos(e.Time) >= sc.wm {
+					inst.Events = append(inst.Events, &e)
+				}
+			}
+			if err := c.settle(); err != nil {
+				return 0, nil, err
+			}
+		}
+		if len(inst.Events) > 0 {
+			slices.SortStableFunc(inst.Events, tapline.CompareEvents)
+			return readInt64(sc.group), inst, nil
+		}
+	}
+}
+
+// close closes the scan's iterators and lets Close proceed.
+func (sc *installScan) close() {
+	for _, c := range sc.cursors {
+		_ = c.it.Close()
+	}
+	sc.cursors = nil
+	sc.s.scans.Done()
 }
 
 // convIndexKey returns space app value id.
@@ -625,6 +900,69 @@ func (s *RawStore) conversionsBy(ctx context.Context, space byte, appID int64, v
 		return nil, fmt.Errorf("conversion iterator: %w", err)
 	}
 	return out, nil
+}
+
+func funnelStateKey(appID int64, installID string) []byte {
+	return appendString(appKey(spaceFunnelState, appID), installID)
+}
+
+// FunnelState returns the funnel state of the app's installation
+// installID, or ENOTFOUND.
+func (s *RawStore) FunnelState(ctx context.Context, appID int64, installID string) (*tapline.FunnelState, error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return s.funnelState(appID, installID)
+}
+
+func (s *RawStore) funnelState(appID int64, installID string) (*tapline.FunnelState, error) {
+	v, closer, err := s.db.Get(funnelStateKey(appID, installID))
+	if errors.Is(err, pdb.ErrNotFound) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "No funnel state for install %q.", installID)
+	} else if err != nil {
+		return nil, fmt.Errorf("get funnel state: %w", err)
+	}
+	defer closer.Close()
+	var fs tapline.FunnelState
+	if err := json.Unmarshal(v, &fs); err != nil {
+		return nil, fmt.Errorf("decode funnel state: %w", err)
+	}
+	return &fs, nil
+}
+
+// PutFunnelState creates or replaces the funnel state of fs's (AppID,
+// InstallID), unless fs does not follow the stored state (ECONFLICT). The
+// check and the write are atomic under the install's lock stripe. States
+// live outside the buckets and are kept: pebble has no TTL, and neither
+// DeleteBefore nor time removes them.
+func (s *RawStore) PutFunnelState(ctx context.Context, fs *tapline.FunnelState) error {
+	if fs == nil || fs.InstallID == "" {
+		return tapline.Errorf(tapline.EINVALID, "A funnel state needs an install id.")
+	}
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	defer s.lockID(spaceFunnelState, fs.AppID, fs.InstallID)()
+
+	old, err := s.funnelState(fs.AppID, fs.InstallID)
+	if err != nil && tapline.ErrorCode(err) != tapline.ENOTFOUND {
+		return err
+	}
+	if !fs.Follows(old) {
+		return tapline.Errorf(tapline.ECONFLICT, "The funnel state of install %q changed since it was read.", fs.InstallID)
+	}
+	v, err := json.Marshal(fs)
+	if err != nil {
+		return fmt.Errorf("encode funnel state: %w", err)
+	}
+	if err := s.db.Set(funnelStateKey(fs.AppID, fs.InstallID), v, pdb.NoSync); err != nil {
+		return fmt.Errorf("put funnel state: %w", err)
+	}
+	return nil
 }
 
 // Sync makes every put so far durable: puts commit without waiting for

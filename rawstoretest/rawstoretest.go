@@ -37,6 +37,10 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"DeleteBefore", testDeleteBefore},
 		{"Sync", testSync},
 		{"ConversionConflict", testConversionConflict},
+		{"EventsByInstall", testEventsByInstall},
+		{"ScanInstallations", testScanInstallations},
+		{"ScanInstallationsResume", testScanInstallationsResume},
+		{"FunnelState", testFunnelState},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
