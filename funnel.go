@@ -111,10 +111,14 @@ func (f *FunnelFilter) Match(params map[string]string) bool {
 	return false
 }
 
-// ParseFunnelNumber parses a parameter as a finite decimal number, the way
-// numeric filters read both sides.
+// ParseFunnelNumber parses a parameter as numeric filters read both sides:
+// a finite decimal number as strconv.ParseFloat reads it (64 bits; no
+// spaces; hexadecimal is not decimal).
 func ParseFunnelNumber(s string) (float64, bool) {
-	x, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if strings.ContainsAny(s, "xX") {
+		return 0, false
+	}
+	x, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
 		return 0, false
 	}
@@ -441,7 +445,9 @@ type FunnelVersionChange struct {
 // FunnelState is what the live matcher has counted of one installation in
 // the live funnel versions of its app. It lives in the raw store, and like
 // a Conversion it records every change by the bus position that made it,
-// so a replay emits the same deltas again.
+// so a replay emits the same deltas again. One position may have several
+// changes: a replay also counts versions whose handoff a crash moved back
+// to before it, which its first pass did not count.
 type FunnelState struct {
 	AppID     int64                   `json:"app_id"`
 	InstallID string                  `json:"install_id"`
@@ -450,7 +456,8 @@ type FunnelState struct {
 	UpdatedAt time.Time               `json:"updated_at"`
 }
 
-// ChangeBy returns the change made by the record at position pos, or nil.
+// ChangeBy returns the first change made by the record at position pos,
+// or nil.
 func (s *FunnelState) ChangeBy(pos string) *FunnelChange {
 	for i := range s.History {
 		if s.History[i].By == pos {

@@ -61,7 +61,7 @@ func (m *Matcher) app(ctx context.Context, id int64) (*tapline.App, error) {
 
 // processHit stores a hit, counts it, and lets it claim installs it arrived
 // too late for.
-func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapline.Hit) (facts.Batch, error) {
+func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapline.Hit, vs []*liveVersion) (facts.Batch, error) {
 	app, err := m.app(ctx, h.AppID)
 	if err != nil {
 		return nil, err
@@ -78,6 +78,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	}
 	b := facts.Batch{}
 	b.Hit(h)
+	vs = ofApp(vs, app.ID)
 
 	unlock := m.lockApp(app.ID)
 	defer unlock()
@@ -112,6 +113,9 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 			if cand.method == tapline.MethodFingerprint {
 				claimedByFingerprint = true
 			}
+			if err := m.funnelDeltas(ctx, b, app.ID, c.InstallID, pos, vs); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if cand.method == tapline.MethodFingerprint && claimedByFingerprint {
@@ -134,8 +138,25 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		if cand.method == tapline.MethodFingerprint {
 			claimedByFingerprint = true
 		}
+		if err := m.funnelDeltas(ctx, b, app.ID, c.InstallID, pos, vs); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
+}
+
+// funnelDeltas adds to b the funnel deltas of installation installID after
+// the record at pos touched it.
+func (m *Matcher) funnelDeltas(ctx context.Context, b facts.Batch, appID int64, installID, pos string, vs []*liveVersion) error {
+	if len(vs) == 0 || installID == "" {
+		return nil
+	}
+	fb, err := m.advanceFunnels(ctx, appID, installID, pos, vs)
+	if err != nil {
+		return err
+	}
+	b.Merge(fb)
+	return nil
 }
 
 // awaitConversion returns the conversion of a stored install. An install
@@ -208,37 +229,56 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 	return out, nil
 }
 
-// processEvent stores an event, matches it when it is an install, and
-// counts it under its install's attribution.
-func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tapline.Event) (facts.Batch, error) {
+// processEvent stores an event, matches it when it is an install, counts
+// it under its install's attribution and advances its installation in the
+// live funnels vs.
+func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tapline.Event, vs []*liveVersion) (facts.Batch, error) {
 	app, err := m.app(ctx, e.AppID)
 	if err != nil {
 		return nil, err
 	}
-	pos := msg.Position()
 	if e.Kind == tapline.KindInstall {
 		// Store and match under the app's lock, so that a hit of this app
 		// never sees the install without its conversion in this process.
 		unlock := m.lockApp(app.ID)
 		defer unlock()
 	}
+	b, counted, err := m.matchEvent(ctx, msg, app, e)
+	if err != nil || !counted {
+		return b, err
+	}
+	vs = ofApp(vs, app.ID)
+	if e.Kind != tapline.KindInstall {
+		vs = slices.DeleteFunc(vs, func(v *liveVersion) bool { return !v.c.Affects(e) })
+	}
+	if err := m.funnelDeltas(ctx, b, app.ID, e.InstallID, msg.Position(), vs); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// matchEvent stores an event, matches it when it is an install, and counts
+// it under its install's attribution; counted is false for a resent
+// event, which counts nothing.
+func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tapline.App, e *tapline.Event) (_ facts.Batch, counted bool, _ error) {
+	pos := msg.Position()
 	e.Source = pos
 	stored, err := m.Raw.PutEvent(ctx, e)
 	if err != nil {
-		return nil, fmt.Errorf("store event %s: %w", e.ID, err)
+		return nil, false, fmt.Errorf("store event %s: %w", e.ID, err)
 	}
 	if stored.Source != pos {
 		m.metrics.duplicates.WithLabelValues(msg.Topic).Inc()
-		return facts.Batch{}, nil
+		return facts.Batch{}, false, nil
 	}
 	b := facts.Batch{}
 	if e.Kind != tapline.KindInstall {
 		a, err := m.inherited(ctx, app.ID, e.InstallID)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		b.Event(e, a)
-		return b, nil
+		return b, true, nil
 	}
 
 	c, err := m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
@@ -248,11 +288,11 @@ func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tap
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch)
 			b.Event(e, ch.To)
-			return b, nil
+			return b, true, nil
 		}
-		return nil, fmt.Errorf("conversion %s exists without a change by %s", c.ID, pos)
+		return nil, false, fmt.Errorf("conversion %s exists without a change by %s", c.ID, pos)
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
-		return nil, fmt.Errorf("load conversion of %s: %w", e.ID, err)
+		return nil, false, fmt.Errorf("load conversion of %s: %w", e.ID, err)
 	}
 	if e.InstallID != "" {
 		prev, err := m.Raw.ConversionByInstall(ctx, app.ID, e.InstallID)
@@ -260,15 +300,15 @@ func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tap
 			// A second install event for one installation: an event
 			// under the first one's attribution, not a new install.
 			b.Event(e, prev.Attribution)
-			return b, nil
+			return b, true, nil
 		} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
-			return nil, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
+			return nil, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
 		}
 	}
 
 	a, err := m.match(ctx, app, e)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	c = &tapline.Conversion{
 		ID:          tapline.ConversionID(e.ID),
@@ -287,12 +327,12 @@ func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tap
 		c.ClickToInstall = time.Duration(facts.ClickToInstallSeconds(e.Time, a.HitTime)) * time.Second
 	}
 	if err := m.Raw.PutConversion(ctx, c); err != nil {
-		return nil, fmt.Errorf("store conversion %s: %w", c.ID, err)
+		return nil, false, fmt.Errorf("store conversion %s: %w", c.ID, err)
 	}
 	m.metrics.conversions.WithLabelValues(string(a.Method)).Inc()
 	b.Change(c, &c.History[0])
 	b.Event(e, a)
-	return b, nil
+	return b, true, nil
 }
 
 // inherited returns the attribution of an install id, organic when the

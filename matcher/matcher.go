@@ -30,6 +30,7 @@ type Config struct {
 	ClockSkew     time.Duration // how far a hit may be stamped after its install and still match
 	ExpireEvery   time.Duration // how often raw rows past their app's retention are dropped
 	AppCacheTTL   time.Duration // how long app settings are cached
+	FunnelPoll    time.Duration // how often the active funnel versions are loaded
 }
 
 // NewConfig returns the default configuration.
@@ -44,6 +45,7 @@ func NewConfig() Config {
 		ClockSkew:     time.Minute,
 		ExpireEvery:   time.Hour,
 		AppCacheTTL:   time.Minute,
+		FunnelPoll:    time.Second,
 	}
 }
 
@@ -62,8 +64,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: MaxPending must be positive")
 	case c.ClockSkew < 0:
 		return fmt.Errorf("matcher: ClockSkew must not be negative")
-	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0:
-		return fmt.Errorf("matcher: ExpireEvery and AppCacheTTL must be positive")
+	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0:
+		return fmt.Errorf("matcher: ExpireEvery, AppCacheTTL and FunnelPoll must be positive")
 	}
 	return nil
 }
@@ -75,6 +77,9 @@ type Matcher struct {
 	Raw      tapline.RawStore
 	Facts    tapline.FactStore
 	Accounts tapline.AccountService
+	// Funnels, when set, has the matcher count the live funnel versions
+	// and fix their handoffs (docs/funnels.md).
+	Funnels tapline.FunnelStore
 	// Group, when set, shares the partitions with the other matchers of a
 	// consumer group; when nil this matcher consumes every partition.
 	Group  tapline.Group
@@ -87,6 +92,7 @@ type Matcher struct {
 	apps     appCache
 	appLocks sync.Map // app id -> *sync.Mutex
 	metrics  *metrics
+	funnels  funnelState
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
@@ -118,7 +124,8 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, def.ClockSkew)
 	cfg.ExpireEvery = cmp.Or(cfg.ExpireEvery, def.ExpireEvery)
 	cfg.AppCacheTTL = cmp.Or(cfg.AppCacheTTL, def.AppCacheTTL)
-	return &Matcher{
+	cfg.FunnelPoll = cmp.Or(cfg.FunnelPoll, def.FunnelPoll)
+	m := &Matcher{
 		Config:   cfg,
 		Bus:      bus,
 		Raw:      raw,
@@ -129,6 +136,8 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 		agg:      facts.NewAggregator(),
 		flushNow: make(chan struct{}, 1),
 	}
+	m.funnels.refresh = make(chan struct{}, 1)
+	return m
 }
 
 // Open checks the fact store and the topics and starts consuming: with a
@@ -158,6 +167,12 @@ func (m *Matcher) Open(ctx context.Context) error {
 			all = append(all, tapline.Partition{Topic: topic, Partition: i})
 		}
 	}
+	m.funnels.partitions = len(all)
+	if m.Funnels != nil {
+		if err := m.refreshFunnels(ctx); err != nil {
+			return err
+		}
+	}
 	group := m.Group
 	if group == nil {
 		group = &ownAll{parts: all}
@@ -168,6 +183,7 @@ func (m *Matcher) Open(ctx context.Context) error {
 	m.workers.Go(func() { m.generations(runCtx, group) })
 	m.flusher.Go(func() { m.flushLoop(runCtx) })
 	m.flusher.Go(func() { m.expireLoop(runCtx) })
+	m.flusher.Go(func() { m.funnelLoop(runCtx) })
 	m.Logger.Info("matcher started", "consumer", m.Config.Consumer, "partitions", len(all), "group", m.Group != nil)
 	return nil
 }
@@ -242,6 +258,7 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 	m.generation = gen
 	m.genCancel = cancel
 	m.flushMu.Unlock()
+	m.startFunnels(ctx, start, parts)
 	m.Logger.Info("matcher generation started", "partitions", len(parts))
 
 	var wg sync.WaitGroup
@@ -272,6 +289,7 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 	}
 	m.flushMu.Lock()
 	m.agg.Reset()
+	m.stopFunnels()
 	m.inDoubt = nil
 	m.lastFlushed = nil
 	m.stored = nil
@@ -333,8 +351,9 @@ func (m *Matcher) abort() {
 
 // snapshot is one flush's deltas and offsets.
 type snapshot struct {
-	batch   facts.Batch
-	offsets []tapline.Offset
+	batch    facts.Batch
+	offsets  []tapline.Offset
+	handoffs []tapline.FunnelHandoff
 }
 
 // Flush writes the pending deltas and offsets now. A flush that fails may
@@ -352,16 +371,23 @@ func (m *Matcher) Flush(ctx context.Context) error {
 		}
 		if covers(stored, m.inDoubt.offsets) {
 			m.flushed(m.inDoubt.offsets)
+			if len(m.inDoubt.handoffs) > 0 {
+				m.refreshSoon()
+			}
 		} else {
 			m.agg.Restore(m.inDoubt.batch)
+			m.restoreHandoffs(m.inDoubt.handoffs)
 		}
 		m.inDoubt = nil
 	}
 	if m.fenced {
 		return nil
 	}
+	// Handoffs first: every handoff taken was switched before the
+	// snapshot, so the offsets stored with it are at or past it.
+	hs := m.takeHandoffs()
 	b, offs := m.agg.Take()
-	if len(b) == 0 && sameOffsets(offs, m.lastFlushed) {
+	if len(b) == 0 && len(hs) == 0 && sameOffsets(offs, m.lastFlushed) {
 		return nil
 	}
 	for i := range offs {
@@ -374,10 +400,11 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	// offsets move past them.
 	if err := m.Raw.Sync(ctx); err != nil {
 		m.agg.Restore(b)
+		m.restoreHandoffs(hs)
 		m.metrics.flushErrors.Inc()
 		return fmt.Errorf("sync raw store: %w", err)
 	}
-	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs); err != nil {
+	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs, hs...); err != nil {
 		m.metrics.flushErrors.Inc()
 		if tapline.ErrorCode(err) == tapline.ECONFLICT {
 			// Another member owns these partitions now and has stored
@@ -391,12 +418,15 @@ func (m *Matcher) Flush(ctx context.Context) error {
 			m.Logger.Error("flush fenced off: the partitions moved to another matcher; dropping this generation's unflushed work", "err", err)
 			return fmt.Errorf("apply %d fact rows: %w", len(b), err)
 		}
-		m.inDoubt = &snapshot{batch: b, offsets: offs}
+		m.inDoubt = &snapshot{batch: b, offsets: offs, handoffs: hs}
 		return fmt.Errorf("apply %d fact rows: %w", len(b), err)
 	}
 	m.metrics.flushes.Inc()
 	m.metrics.flushSeconds.Observe(time.Since(start).Seconds())
 	m.flushed(offs)
+	if len(hs) > 0 {
+		m.refreshSoon()
+	}
 	if m.generation != nil {
 		// Also on the bus, for lag tools; the offsets that count are the
 		// ones just stored with the facts.
@@ -482,6 +512,10 @@ func (m *Matcher) expireLoop(ctx context.Context) {
 // succeeds, commit its deltas and offset to the aggregator.
 func (m *Matcher) consume(ctx context.Context, topic string, partition int, next int64) {
 	log := m.Logger.With("topic", topic, "partition", partition)
+	pf := m.partition(topic, partition)
+	if pf == nil {
+		pf = &partFunnels{next: next, from: map[int64]int64{}}
+	}
 	backoff := newBackoff()
 	for ctx.Err() == nil {
 		// Hold back while the fact store cannot keep up, so memory stays
@@ -506,11 +540,20 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		backoff.reset()
 		for i := range msgs {
 			msg := &msgs[i]
-			b, err := m.handle(ctx, log, msg)
+			// The partition's funnel lock is held from here until the
+			// record is committed: a funnel switch falls between records.
+			vs, err := m.awaitVersions(ctx, pf, msg.Offset)
 			if err != nil {
 				return // ctx done
 			}
+			b, err := m.handle(ctx, log, msg, vs)
+			if err != nil {
+				pf.mu.Unlock()
+				return // ctx done
+			}
 			m.agg.Commit(topic, partition, msg.Offset, b)
+			pf.next = msg.Offset + 1
+			pf.mu.Unlock()
 			next = msg.Offset + 1
 			m.metrics.processed.WithLabelValues(topic).Inc()
 			m.metrics.lag.Set(m.Now().Sub(msg.Time).Seconds())
@@ -526,10 +569,10 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 
 // handle processes msg, retrying transient failures until ctx is done. A
 // message that cannot be decoded is logged and skipped with no deltas.
-func (m *Matcher) handle(ctx context.Context, log *slog.Logger, msg *tapline.Message) (facts.Batch, error) {
+func (m *Matcher) handle(ctx context.Context, log *slog.Logger, msg *tapline.Message, vs []*liveVersion) (facts.Batch, error) {
 	backoff := newBackoff()
 	for {
-		b, err := m.process(ctx, msg)
+		b, err := m.process(ctx, msg, vs)
 		if err == nil {
 			return b, nil
 		}
@@ -554,21 +597,22 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// process turns one bus message into fact deltas, updating the raw store.
-func (m *Matcher) process(ctx context.Context, msg *tapline.Message) (facts.Batch, error) {
+// process turns one bus message into fact deltas, updating the raw store;
+// vs are the funnel versions live at the message's offset.
+func (m *Matcher) process(ctx context.Context, msg *tapline.Message, vs []*liveVersion) (facts.Batch, error) {
 	switch msg.Topic {
 	case m.Config.HitsTopic:
 		var h tapline.Hit
 		if err := json.Unmarshal(msg.Value, &h); err != nil {
 			return nil, &permanentError{fmt.Errorf("decode hit at %s: %w", msg.Position(), err)}
 		}
-		return m.processHit(ctx, msg, &h)
+		return m.processHit(ctx, msg, &h, vs)
 	case m.Config.EventsTopic:
 		var e tapline.Event
 		if err := json.Unmarshal(msg.Value, &e); err != nil {
 			return nil, &permanentError{fmt.Errorf("decode event at %s: %w", msg.Position(), err)}
 		}
-		return m.processEvent(ctx, msg, &e)
+		return m.processEvent(ctx, msg, &e, vs)
 	}
 	return nil, &permanentError{fmt.Errorf("message from unknown topic %q", msg.Topic)}
 }

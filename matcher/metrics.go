@@ -13,6 +13,8 @@ type metrics struct {
 	flushSeconds   prometheus.Histogram
 	pending        prometheus.Gauge
 	lag            prometheus.Gauge
+	funnelChanges  prometheus.Counter
+	funnelWaits    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,10 +50,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tapline_matcher_lag_seconds", Help: "Age of the last processed bus message when it was processed: the bus lag.",
 		}),
+		funnelChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapline_matcher_funnel_changes_total", Help: "Changes of an installation's outcome in a live funnel version.",
+		}),
+		funnelWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapline_matcher_funnel_handoff_waits_total", Help: "Times a partition waited for a funnel version's handoff to complete.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions,
-			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag)
+			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits)
 	}
 	return m
 }

@@ -61,7 +61,7 @@ func (h *harness) msg(topic string, v any, published time.Time) *tapline.Message
 
 func (h *harness) run(msg *tapline.Message) facts.Batch {
 	h.t.Helper()
-	b, err := h.m.process(context.Background(), msg)
+	b, err := h.m.process(context.Background(), msg, nil)
 	if err != nil {
 		h.t.Fatalf("process %s: %v", msg.Position(), err)
 	}

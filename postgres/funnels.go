@@ -493,6 +493,13 @@ func (s *FunnelStore) CommitBackfill(ctx context.Context, c *tapline.BackfillCom
 		}
 	}
 	return s.inTx(ctx, "commit backfill", func(tx pgx.Tx) error {
+		if c.Done {
+			// Finishing commits of one version take turns, so the last one
+			// sees every other range done and makes the version live.
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM funnel_versions WHERE id = $1 FOR UPDATE`, c.VersionID); err != nil {
+				return fmt.Errorf("lock funnel version: %w", translate(err))
+			}
+		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE funnel_backfill_ranges SET cursor_pos = $5, done = $6, rows_scanned = rows_scanned + $7,
 				installations = installations + $8, lease_until = now() + $9 * interval '1 microsecond', updated_at = now()

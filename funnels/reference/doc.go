@@ -15,12 +15,10 @@
 //
 //   - Numbers are read as Go's strconv.ParseFloat reads decimal numbers
 //     (digit separators "1_000" included), without trimming spaces (" 5"
-//     is not a number, although tapline.ParseFunnelNumber trims it) and
-//     without ParseFloat's hexadecimal form ("0x1p4" is not a decimal
-//     number).
-//   - A position whose partition has no offset in the handoff is not before
-//     it; a position that is not "topic/partition/offset" is not before any
-//     handoff.
+//     is not a number) and without ParseFloat's hexadecimal form ("0x1p4"
+//     is not a decimal number).
+//   - A position whose partition has no offset in the handoff, or that is
+//     not "topic/partition/offset", is before it (the page says so).
 //   - The installations are those of the app's stored events (all of them,
 //     not only those before the handoff); as of a handoff an installation
 //     whose events all come after it may still have a path: its tap.

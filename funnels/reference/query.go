@@ -241,14 +241,15 @@ GROUP BY ALL`
 }
 
 // before is the condition that the position in column col is before the
-// handoff: no position, or an offset below the handoff's offset of its
-// partition. Without a handoff every row is before.
+// handoff: no position, a position on a partition the handoff does not
+// name or that does not parse, or an offset below the handoff's offset of
+// its partition. Without a handoff every row is before.
 func before(col string, handoff bool) string {
 	if !handoff {
 		return "TRUE"
 	}
-	return fmt.Sprintf(`(%[1]s = '' OR TRY_CAST(regexp_extract(%[1]s, '/([^/]*)$', 1) AS BIGINT) <
-		(SELECT ho.off FROM ref_handoff ho WHERE ho.part = regexp_extract(%[1]s, '^(.*)/[^/]*$', 1)))`, col)
+	return fmt.Sprintf(`(%[1]s = '' OR coalesce(TRY_CAST(regexp_extract(%[1]s, '/([^/]*)$', 1) AS BIGINT) <
+		(SELECT ho.off FROM ref_handoff ho WHERE ho.part = regexp_extract(%[1]s, '^(.*)/[^/]*$', 1)), TRUE))`, col)
 }
 
 // match is the condition that a record of rec matches step s.

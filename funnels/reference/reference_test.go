@@ -699,8 +699,7 @@ func TestHandoff(t *testing.T) {
 		change("", h4, tapline.MethodFingerprint),
 		change("hits/0/30", h5, tapline.MethodReferrer))
 
-	// E: a partition the handoff has no offset for: not before it (this
-	// package's reading).
+	// E: a partition the handoff has no offset for: before it.
 	f.ev("E", "open", at(4, 0)).Source = "events/7/0"
 
 	h := Handoff{"events/0": 9, "events/1": 10, "hits/0": 20}
@@ -733,6 +732,7 @@ func TestHandoff(t *testing.T) {
 	openBuy.Breakdown.Kind = tapline.BreakdownMethod
 	expect(t, &f.Data, openBuy, h, concat(
 		reached(1, "organic", 0),
+		reached(4, "organic", 0), // E, on a partition the handoff does not name
 	))
 	expect(t, &f.Data, openBuy, nil, concat(
 		reached(0, "referrer", 0, 10),
@@ -740,10 +740,11 @@ func TestHandoff(t *testing.T) {
 		reached(4, "organic", 0),
 	))
 
-	// An empty handoff keeps only rows without a position: B's open, and
-	// no conversion of B (its change has a position).
+	// An empty handoff names no partition: everything is before it.
 	expect(t, &f.Data, openBuy, Handoff{}, concat(
-		reached(1, "organic", 0),
+		reached(0, "referrer", 0, 10),
+		reached(1, "fingerprint", 0),
+		reached(4, "organic", 0),
 	))
 }
 

@@ -50,6 +50,11 @@ type Config struct {
 	MetricsAddr          string // /metrics and /healthz of a matcher-only process
 
 	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
+	FunnelPoll       time.Duration // how often a matcher loads the active funnel versions
+
+	// Funnel backfills run by a matcher (all-in-one or scale-out).
+	BackfillWorkers int     // parallel range scans; 0 means the number of CPUs
+	BackfillRate    float64 // raw rows per second per process; 0 means no bound
 }
 
 // Targets: the components a process runs.
@@ -94,6 +99,7 @@ func NewConfig() Config {
 		CassandraReplication: 1,
 		MetricsAddr:          "127.0.0.1:9090",
 		MatcherClockSkew:     time.Minute,
+		FunnelPoll:           time.Second,
 	}
 }
 
@@ -141,6 +147,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.BusRetention, "bus-retention", "how long the embedded bus keeps messages")
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.MatcherClockSkew, "matcher-clock-skew", "how far a hit may be stamped after its install and still match")
+	dur(&c.FunnelPoll, "matcher-funnel-poll", "how often a matcher loads the active funnel versions")
+	c.BackfillWorkers = envInt(envName("backfill-workers"), c.BackfillWorkers)
+	fs.IntVar(&c.BackfillWorkers, "backfill-workers", c.BackfillWorkers, "funnel backfill range scans in parallel; 0 means the number of CPUs (env TAPLINE_BACKFILL_WORKERS)")
+	c.BackfillRate = float64(envInt(envName("backfill-rate"), int(c.BackfillRate)))
+	fs.Float64Var(&c.BackfillRate, "backfill-rate", c.BackfillRate, "raw rows per second a funnel backfill reads in this process; 0 means no bound (env TAPLINE_BACKFILL_RATE)")
 	boolean := func(p *bool, name, usage string) {
 		*p = envBool(envName(name), *p)
 		fs.BoolVar(p, name, *p, usage+" (env "+envName(name)+")")

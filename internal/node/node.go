@@ -24,6 +24,7 @@ import (
 
 	"tapline/collector"
 	"tapline/dashboard"
+	"tapline/funnels"
 	"tapline/kafka"
 	"tapline/matcher"
 	"tapline/pebble"
@@ -49,6 +50,9 @@ type Node struct {
 	// Set by Open, for the components the target runs.
 	DB           *postgres.DB
 	Accounts     *postgres.AccountService
+	Funnels      *postgres.FunnelStore
+	Reports      *postgres.Reports
+	Backfills    *funnels.Runner // the matcher's funnel backfills
 	Bus          tapline.Bus
 	Spool        *pebble.Spool // the collector's disk spool, on Kafka
 	Raw          tapline.RawStore
@@ -113,6 +117,8 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		}
 	}
 	n.Accounts = postgres.NewAccountService(n.DB)
+	n.Funnels = postgres.NewFunnelStore(n.DB)
+	n.Reports = postgres.NewReports(n.DB)
 	if cfg.Demo {
 		if _, err := SeedDemo(ctx, n.Accounts); err != nil {
 			return fmt.Errorf("seed demo: %w", err)
@@ -228,7 +234,9 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	mcfg.HitsTopic, mcfg.EventsTopic = cfg.HitsTopic, cfg.EventsTopic
 	mcfg.Consumer = cfg.GroupID
 	mcfg.ClockSkew = cfg.MatcherClockSkew
+	mcfg.FunnelPoll = cfg.FunnelPoll
 	n.Matcher = matcher.New(mcfg, n.Bus, n.Raw, postgres.NewFactStore(n.DB), n.Accounts)
+	n.Matcher.Funnels = n.Funnels
 	n.Matcher.Logger = n.Logger.With("component", "matcher")
 	n.Matcher.Registry = n.Registry
 	if cfg.KafkaBrokers != "" {
@@ -255,6 +263,21 @@ func (n *Node) openMatcher(ctx context.Context) error {
 		return fmt.Errorf("start matcher: %w", err)
 	}
 	n.closers = append(n.closers, n.Matcher.Close)
+
+	// Every matcher process backfills funnels too: several share a
+	// backfill by claiming its ranges (docs/funnels.md).
+	n.Backfills = &funnels.Runner{Backfill: funnels.Backfill{
+		Raw: n.Raw, Store: n.Funnels, Workers: cfg.BackfillWorkers, Rate: cfg.BackfillRate,
+		Logger: n.Logger.With("component", "backfill"),
+	}}
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Backfills.Run(rctx)
+	}()
+	// Stopped before the matcher and the raw store close.
+	n.closers = append(n.closers, func() error { stop(); <-done; return nil })
 	return nil
 }
 
@@ -329,7 +352,7 @@ func (n *Node) openDashboard() error {
 		SessionKey:    []byte(sessionKey),
 		SecureCookies: cfg.SecureCookies,
 		CollectorURL:  publicURL,
-	}, n.Accounts, postgres.NewReports(n.DB))
+	}, n.Accounts, n.Reports)
 	n.Dashboard.Logger = n.Logger.With("component", "dashboard")
 	if err := n.Dashboard.Config.Validate(); err != nil {
 		return fmt.Errorf("dashboard config: %w", err)
