@@ -33,6 +33,8 @@ func (d *Dashboard) adminRouter() chi.Router {
 	r.Get("/accounts/{name}/apps", d.adminApps)
 	r.Post("/apps/{id}/links", d.adminCreateLink)
 	r.Get("/apps/{id}/links", d.adminLinks)
+	r.Post("/apps/{id}/funnels", d.adminCreateFunnel)
+	r.Get("/apps/{id}/funnels", d.adminFunnels)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.ENOTFOUND, "No such admin endpoint."))
 	})
@@ -318,6 +320,41 @@ func (d *Dashboard) adminLinks(w http.ResponseWriter, r *http.Request) {
 		views = append(views, d.linkView(l))
 	}
 	d.writeJSON(w, http.StatusOK, map[string]any{"links": views})
+}
+
+// adminApp reads the app of the path, answering the error itself.
+func (d *Dashboard) adminApp(w http.ResponseWriter, r *http.Request) (*tapline.App, bool) {
+	id, err := parseID(chi.URLParam(r, "id"), "app")
+	if err == nil {
+		var app *tapline.App
+		if app, err = d.Accounts.App(r.Context(), id); err == nil {
+			return app, true
+		}
+	}
+	d.writeJSONError(w, r, err)
+	return nil, false
+}
+
+// adminCreateFunnel creates a funnel of any app: the body is its
+// definition, as in POST /api/v1/apps/{id}/funnels.
+func (d *Dashboard) adminCreateFunnel(w http.ResponseWriter, r *http.Request) {
+	if app, ok := d.adminApp(w, r); ok {
+		d.createFunnel(w, r, app, "/api/v1/apps/%d/funnels/%d")
+	}
+}
+
+// adminFunnels lists the funnels of any app.
+func (d *Dashboard) adminFunnels(w http.ResponseWriter, r *http.Request) {
+	app, ok := d.adminApp(w, r)
+	if !ok {
+		return
+	}
+	_, list, err := d.funnelSummaries(r.Context(), app.ID)
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	d.writeJSON(w, http.StatusOK, FunnelList{AppID: app.ID, Funnels: list})
 }
 
 // decodeJSON reads r's body into v: JSON content type (else 415), at most

@@ -11,13 +11,16 @@ import (
 )
 
 // apiRouter serves the customer JSON API, behind a session or the admin
-// token.
+// token. State-changing requests a browser sends from another site are
+// refused, as the forms' are.
 func (d *Dashboard) apiRouter() chi.Router {
 	r := chi.NewRouter()
-	r.Use(d.requireAPIAuth)
+	r.Use(d.checkAPIOrigin, d.requireAPIAuth)
 	r.Get("/apps", d.apiApps)
 	r.Get("/apps/{id}/daily", d.apiDaily)
 	r.Get("/apps/{id}/links", d.apiLinks)
+	r.Get("/apps/{id}/funnel-options", d.apiFunnelOptions)
+	r.Mount("/apps/{id}/funnels", d.funnelAPI())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.ENOTFOUND, "No such API endpoint."))
 	})
@@ -82,14 +85,8 @@ func (d *Dashboard) apiLinks(w http.ResponseWriter, r *http.Request) {
 // apiAppRange reads the app of the path and the range of the query,
 // answering the error itself when either is bad.
 func (d *Dashboard) apiAppRange(w http.ResponseWriter, r *http.Request) (*tapline.App, dayRange, bool) {
-	id, err := parseID(chi.URLParam(r, "id"), "app")
-	if err != nil {
-		d.writeJSONError(w, r, err)
-		return nil, dayRange{}, false
-	}
-	app, err := d.ownedApp(r.Context(), principalFrom(r.Context()), id)
-	if err != nil {
-		d.writeJSONError(w, r, err)
+	app, ok := d.apiApp(w, r)
+	if !ok {
 		return nil, dayRange{}, false
 	}
 	dr, err := parseRange(r.URL.Query(), d.now())

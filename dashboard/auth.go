@@ -156,31 +156,49 @@ func sameHost(host string, r *http.Request) bool {
 }
 
 // checkOrigin rejects state-changing requests a browser sent from another
-// site: their Origin, or without one their Referer, must name this host.
-// Requests with neither header come from non-browser clients, which carry
-// no ambient cookies to abuse.
+// site with an error page (see crossSite).
 func (d *Dashboard) checkOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
-			next.ServeHTTP(w, r)
+		if err := crossSite(r); err != nil {
+			d.writeError(w, r, err)
 			return
-		}
-		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-			d.writeError(w, r, tapline.Errorf(tapline.EFORBIDDEN, "Cross-site request refused."))
-			return
-		}
-		source := r.Header.Get("Origin")
-		if source == "" {
-			source = r.Header.Get("Referer")
-		}
-		if source != "" {
-			u, err := url.Parse(source)
-			if err != nil || u.Host == "" || !sameHost(u.Host, r) {
-				d.writeError(w, r, tapline.Errorf(tapline.EFORBIDDEN, "Cross-site request refused: the request's origin does not match this site."))
-				return
-			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// checkAPIOrigin is checkOrigin for the JSON API: the refusal is JSON.
+func (d *Dashboard) checkAPIOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := crossSite(r); err != nil {
+			httperr.Write(w, r, d.logger(), err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// crossSite returns EFORBIDDEN for a state-changing request a browser sent
+// from another site: its Origin, or without one its Referer, must name
+// this host. Requests with neither header come from non-browser clients,
+// which carry no ambient cookies to abuse.
+func crossSite(r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return tapline.Errorf(tapline.EFORBIDDEN, "Cross-site request refused.")
+	}
+	source := r.Header.Get("Origin")
+	if source == "" {
+		source = r.Header.Get("Referer")
+	}
+	if source != "" {
+		u, err := url.Parse(source)
+		if err != nil || u.Host == "" || !sameHost(u.Host, r) {
+			return tapline.Errorf(tapline.EFORBIDDEN, "Cross-site request refused: the request's origin does not match this site.")
+		}
+	}
+	return nil
 }

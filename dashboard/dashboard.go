@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -64,15 +65,34 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// EventNames lists the event names an app's facts hold, for the funnel
+// builder (postgres.Reports implements it).
+type EventNames interface {
+	// EventNames returns the names of the app's events counted since the
+	// given time, most frequent first, at most limit of them.
+	EventNames(ctx context.Context, appID int64, since time.Time, limit int) ([]string, error)
+}
+
 // Dashboard serves the web UI, the JSON API and the admin API. Set its
-// fields before calling Handler.
+// fields, then call Validate, before calling Handler.
 type Dashboard struct {
-	// Config holds the settings; call Config.Validate before serving.
+	// Config holds the settings.
 	Config Config
 	// Accounts holds the accounts, apps and links.
 	Accounts tapline.AccountService
 	// Reports answers the statistics from the fact tables.
 	Reports tapline.Reports
+	// Funnels keeps the funnel definitions and their versions (required).
+	Funnels tapline.FunnelStore
+	// FunnelReports reads funnel results from the fact tables (required).
+	FunnelReports tapline.FunnelReports
+	// EventNames offers the builder the event names seen (required).
+	EventNames EventNames
+	// OnFunnelSaved, when set, is called after a funnel is created or
+	// edited, so a backfill runner in this process starts at once (the
+	// all-in-one sets it to funnels.Runner.Wake); without it the matchers'
+	// runners pick the new version up on their next poll.
+	OnFunnelSaved func()
 	// Logger receives errors that are not the caller's fault.
 	Logger *slog.Logger
 	// Now returns the current time; tests replace it.
@@ -94,8 +114,34 @@ func New(cfg Config, accounts tapline.AccountService, reports tapline.Reports) *
 	}
 }
 
-// Handler returns the chi router serving every route of the dashboard.
+// Validate reports every invalid field of the Config and every missing
+// dependency, each named.
+func (d *Dashboard) Validate() error {
+	errs := []error{d.Config.Validate()}
+	for _, dep := range []struct {
+		name  string
+		unset bool
+	}{
+		{"Accounts", d.Accounts == nil},
+		{"Reports", d.Reports == nil},
+		{"Funnels", d.Funnels == nil},
+		{"FunnelReports", d.FunnelReports == nil},
+		{"EventNames", d.EventNames == nil},
+	} {
+		if dep.unset {
+			errs = append(errs, fmt.Errorf("dashboard: %s is required", dep.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Handler returns the chi router serving every route of the dashboard. It
+// panics when Validate fails: a dashboard missing its funnel store would
+// otherwise start and fail on the first funnel page.
 func (d *Dashboard) Handler() http.Handler {
+	if err := d.Validate(); err != nil {
+		panic(fmt.Sprintf("dashboard: Handler on a dashboard that does not validate: %v", err))
+	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, securityHeaders)
 
@@ -120,6 +166,7 @@ func (d *Dashboard) Handler() http.Handler {
 			})
 			r.Get("/apps", d.appsPage)
 			r.Get("/apps/{id}", d.appPage)
+			r.Mount("/apps/{id}/funnels", d.funnelPages())
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -129,14 +176,15 @@ func (d *Dashboard) Handler() http.Handler {
 }
 
 // securityHeaders sets the headers every response carries: no framing, no
-// sniffing, no assets from elsewhere.
+// sniffing, no assets from elsewhere; scripts only from /static, and
+// requests from them only to this site.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		next.ServeHTTP(w, r)
 	})
 }

@@ -35,18 +35,23 @@ type env struct {
 	srv      *httptest.Server
 	accounts tapline.AccountService
 	facts    tapline.FactStore
+	funnels  tapline.FunnelStore
+	saved    atomic.Int64 // calls of OnFunnelSaved
 	clock    atomic.Int64 // Unix nanoseconds; 0 is the wall clock
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := pgtest.Open(t)
-	e := &env{t: t, accounts: postgres.NewAccountService(db), facts: postgres.NewFactStore(db)}
+	e := &env{t: t, accounts: postgres.NewAccountService(db), facts: postgres.NewFactStore(db), funnels: postgres.NewFunnelStore(db)}
 	cfg := dashboard.Config{AdminToken: adminToken, SessionKey: []byte(strings.Repeat("s", 32)), CollectorURL: collectorURL + "/"}
-	if err := cfg.Validate(); err != nil {
+	reports := postgres.NewReports(db)
+	e.d = dashboard.New(cfg, e.accounts, reports)
+	e.d.Funnels, e.d.FunnelReports, e.d.EventNames = e.funnels, reports, reports
+	e.d.OnFunnelSaved = func() { e.saved.Add(1) }
+	if err := e.d.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	e.d = dashboard.New(cfg, e.accounts, postgres.NewReports(db))
 	e.d.Logger = slog.New(slog.DiscardHandler)
 	e.d.Now = func() time.Time {
 		if n := e.clock.Load(); n != 0 {
@@ -837,7 +842,9 @@ func TestAdminAPI(t *testing.T) {
 	t.Run("disabled without token", func(t *testing.T) {
 		cfg := e.d.Config
 		cfg.AdminToken = ""
-		off := httptest.NewServer(dashboard.New(cfg, e.accounts, e.d.Reports).Handler())
+		offDash := dashboard.New(cfg, e.accounts, e.d.Reports)
+		offDash.Funnels, offDash.FunnelReports, offDash.EventNames = e.d.Funnels, e.d.FunnelReports, e.d.EventNames
+		off := httptest.NewServer(offDash.Handler())
 		defer off.Close()
 		for _, token := range []string{"", adminToken} {
 			req, _ := http.NewRequest("GET", off.URL+"/admin/v1/accounts/acme", nil)

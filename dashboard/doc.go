@@ -5,9 +5,13 @@
 // session cookie signed with HMAC-SHA256 carries the account. The UI lists
 // the account's apps and shows, per app, daily hits, installs, conversions
 // and revenue in a chosen time zone, the per-link totals with their tracking
-// URLs, and the SDK credentials. Every number comes from the hourly fact
-// tables through tapline.Reports; raw hits and events are never read.
+// URLs, and the SDK credentials. Per app, marketers build funnels (steps,
+// window, order, exclusions, breakdown), follow their backfill and read
+// their results: step bars, conversion, drop-off, times between steps, the
+// breakdown and the days, or a CSV. Every number comes from the hourly fact
+// tables through tapline.Reports and tapline.FunnelReports; raw hits and
+// events are never read.
 //
-// The admin API, guarded by a bearer token, creates accounts, apps and
-// links. Pages and assets are embedded; the UI loads nothing from elsewhere.
+// The admin API, guarded by a bearer token, creates accounts, apps, links
+// and funnels. Pages and assets are embedded; the UI loads nothing from elsewhere.
 package dashboard

@@ -27,13 +27,28 @@ var pages = func() map[string]*template.Template {
 		"money":    formatRevenue,
 		"seconds":  formatSeconds,
 		"duration": formatDuration,
+		"progress": progressPercent,
+		"status":   statusLabel,
+		"rate":     rateOf,
+		"first":    firstOf,
+		"last":     lastOf,
+		"title":    titleCase,
+		"inc":      func(i int) int { return i + 1 },
+		"tab":      func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
 	}
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "apps", "app", "error"} {
-		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit"} {
+		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
+			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
 	return m
 }()
+
+// appTab feeds the app's section tabs: the app and the active section.
+type appTab struct {
+	App    *tapline.App
+	Active string
+}
 
 // pageData is what every page template receives.
 type pageData struct {
@@ -55,6 +70,15 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		pd.Title = "Apps"
 	case appData:
 		pd.Title = v.App.Name
+	case funnelsData:
+		pd.Title = "Funnels · " + v.App.Name
+	case funnelData:
+		pd.Title = v.Report.Funnel.Name + " · " + v.App.Name
+	case builderData:
+		pd.Title = "New funnel · " + v.App.Name
+		if v.Funnel != nil {
+			pd.Title = "Edit " + v.Funnel.Name + " · " + v.App.Name
+		}
 	case errorData:
 		pd.Title = http.StatusText(v.Status)
 	}
@@ -170,13 +194,7 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 			LinkPattern:   base + "/l/{slug}",
 		},
 	}
-	for _, n := range []int{7, 14, 30, 90} {
-		q := url.Values{"from": {dr.To.AddDate(0, 0, -(n - 1)).Format(dayLayout)}, "to": {dr.To.Format(dayLayout)}}
-		if dr.TZ != "UTC" {
-			q.Set("tz", dr.TZ)
-		}
-		data.Presets = append(data.Presets, preset{Label: fmt.Sprintf("%d days", n), URL: "/apps/" + strconv.FormatInt(app.ID, 10) + "?" + q.Encode()})
-	}
+	data.Presets = rangePresets("/apps/"+strconv.FormatInt(app.ID, 10), dr, 7, 14, 30, 90)
 	d.render(w, r, http.StatusOK, "app", data)
 }
 

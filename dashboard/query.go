@@ -47,6 +47,11 @@ func (dr dayRange) Filter(appID int64) tapline.StatsFilter {
 // from q. A missing to is today in tz; a missing from is DefaultDays-1
 // days before to.
 func parseRange(q url.Values, now time.Time) (dayRange, error) {
+	return parseRangeDays(q, now, DefaultDays)
+}
+
+// parseRangeDays is parseRange with a default of days days.
+func parseRangeDays(q url.Values, now time.Time, days int) (dayRange, error) {
 	dr := dayRange{TZ: q.Get("tz"), Location: time.UTC}
 	if dr.TZ == "" {
 		dr.TZ = "UTC"
@@ -71,7 +76,7 @@ func parseRange(q url.Values, now time.Time) (dayRange, error) {
 			return dayRange{}, tapline.Errorf(tapline.EINVALID, "from: %q is not a date like 2006-01-02", s)
 		}
 	} else {
-		dr.From = dr.To.AddDate(0, 0, -(DefaultDays - 1))
+		dr.From = dr.To.AddDate(0, 0, -(days - 1))
 	}
 	if dr.From.After(dr.To) {
 		return dayRange{}, tapline.Errorf(tapline.EINVALID, "from (%s) is after to (%s)", dr.From.Format(dayLayout), dr.To.Format(dayLayout))

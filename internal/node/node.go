@@ -347,14 +347,28 @@ func (n *Node) openDashboard() error {
 	if publicURL == "" {
 		publicURL = "http://" + cfg.CollectorAddr
 	}
+	reports := n.Reports
+	if reports == nil {
+		reports = postgres.NewReports(n.DB)
+	}
+	funnelStore := n.Funnels
+	if funnelStore == nil {
+		funnelStore = postgres.NewFunnelStore(n.DB)
+	}
 	n.Dashboard = dashboard.New(dashboard.Config{
 		AdminToken:    adminToken,
 		SessionKey:    []byte(sessionKey),
 		SecureCookies: cfg.SecureCookies,
 		CollectorURL:  publicURL,
-	}, n.Accounts, n.Reports)
+	}, n.Accounts, reports)
+	n.Dashboard.Funnels, n.Dashboard.FunnelReports, n.Dashboard.EventNames = funnelStore, reports, reports
+	// The all-in-one starts a saved funnel's backfill at once; a dashboard
+	// without a matcher leaves it to the matchers' runners, which poll.
+	if n.Backfills != nil {
+		n.Dashboard.OnFunnelSaved = n.Backfills.Wake
+	}
 	n.Dashboard.Logger = n.Logger.With("component", "dashboard")
-	if err := n.Dashboard.Config.Validate(); err != nil {
+	if err := n.Dashboard.Validate(); err != nil {
 		return fmt.Errorf("dashboard config: %w", err)
 	}
 	return nil
