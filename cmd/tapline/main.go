@@ -1,7 +1,7 @@
 // Command tapline runs the whole attribution pipeline in one process:
 // collector, matcher and dashboard on the embedded bus and raw store plus
-// PostgreSQL. Its subcommands migrate the database and create accounts,
-// apps and tracking links.
+// PostgreSQL. Its subcommands migrate the database, create accounts, apps
+// and tracking links, and manage funnels and their backfills.
 package main
 
 import (
@@ -46,6 +46,7 @@ Commands:
   create-account  create an account:  -name -email -password
   create-app      create an app:      -account -name [-ios-url -android-url -web-url ...]
   create-link     create a link:      -app ID | -account -app-name; -slug [-name -ios-url ...]
+  funnels         create, list, show, edit, delete and backfill funnels ("tapline funnels help")
 
 Every command takes -database-url (or DATABASE_URL); run "tapline COMMAND -h"
 for its flags. Each flag can also be set as TAPLINE_<FLAG>, e.g.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"tapline"
 	"tapline/internal/node"
@@ -18,12 +19,17 @@ import (
 // Main runs one tapline command; tests drive it the way main does.
 type Main struct {
 	Stdout, Stderr io.Writer
+	// Stdin is read by "funnels create -file -"; nil means os.Stdin.
+	Stdin io.Reader
+	// ProgressEvery is how often a backfill's progress is logged when
+	// stdout is not a terminal; 0 means 5 s.
+	ProgressEvery time.Duration
 	// Node is the running process after a successful "run".
 	Node *node.Node
 }
 
 // NewMain returns a Main writing to the process's standard streams.
-func NewMain() *Main { return &Main{Stdout: os.Stdout, Stderr: os.Stderr} }
+func NewMain() *Main { return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin} }
 
 // Run parses args and runs the command they name. "run" returns once the
 // node serves; Close stops it.
@@ -43,6 +49,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.createApp(ctx, args)
 	case "create-link":
 		return m.createLink(ctx, args)
+	case "funnels":
+		return m.funnelsCmd(ctx, args)
 	case "help", "-h", "--help":
 		printUsage(m.Stdout)
 		return nil
