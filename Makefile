@@ -38,6 +38,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 unit:
+	@scripts/chromium.sh
 	@url=$$($(PG)) || exit 1; \
 	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 15m ./...
 
