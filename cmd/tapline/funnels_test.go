@@ -562,11 +562,12 @@ func TestFunnelsFollowRunningTapline(t *testing.T) {
 	// everywhere: rows without a bus position come before it.
 	c.writeRaw([]install{{id: "i1", hit: "h1", source: "ads", purchase: "x"}, {id: "i2", hit: "h2", source: "ads"}},
 		time.Now().UTC().Add(-time.Hour), false)
-	f := c.create("-name", "Buyers", "-step", "tap", "-step", "install", "-step", "event:purchase")
-
+	// The matcher looks for new versions every 3 s: the backfill below
+	// starts while the version is pending.
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "TAPLINE_TEST_AS_MAIN=1", "TAPLINE_TEST_ARGS="+strings.Join([]string{"run",
-		"-database-url", c.db, "-data-dir", c.dataDir, "-collector-addr", "127.0.0.1:0", "-dashboard-addr", "127.0.0.1:0"}, " "))
+		"-database-url", c.db, "-data-dir", c.dataDir, "-collector-addr", "127.0.0.1:0", "-dashboard-addr", "127.0.0.1:0",
+		"-matcher-funnel-poll", "3s"}, " "))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -610,6 +611,7 @@ func TestFunnelsFollowRunningTapline(t *testing.T) {
 		t.Fatal("tapline not started after 30 s")
 	}
 
+	f := c.create("-name", "Buyers", "-step", "tap", "-step", "install", "-step", "event:purchase")
 	_, _, err = c.run("funnels", "backfill", fmt.Sprint(f.ID), "-dry-run")
 	if err == nil || !strings.Contains(err.Error(), "a dry run reads the raw store itself, and the embedded raw store "+filepath.Join(c.dataDir, "raw")+
 		" is held by the running tapline process (pid "+strconv.Itoa(cmd.Process.Pid)+")") {
@@ -623,6 +625,7 @@ func TestFunnelsFollowRunningTapline(t *testing.T) {
 		t.Fatalf("backfill following tapline: %v\n%s\n%s", err, out, errOut)
 	}
 	mustContain(t, "follow", out, "is held by the running tapline process (pid "+strconv.Itoa(cmd.Process.Pid)+"), which backfills the version in-process",
-		"Following its progress in PostgreSQL", fmt.Sprintf("backfill version %d: 100%% 3 rows, live", f.VersionID), "is live: 3 rows counted")
+		"Following its progress in PostgreSQL", fmt.Sprintf("backfill version %d: pending: waiting for the matchers", f.VersionID),
+		fmt.Sprintf("backfill version %d: 100%% 3 rows, live", f.VersionID), "is live: 3 rows counted")
 	tableRow(t, c.mustRun("funnels", "show", fmt.Sprint(f.ID)), "3", "purchase", "1", "50.0%")
 }
