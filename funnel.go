@@ -633,9 +633,13 @@ type ResultsFilter struct {
 	Location  *time.Location
 }
 
-// FunnelReports reads funnel results from the fact tables alone.
+// FunnelReports reads funnel results, and what the funnel builder offers,
+// from the fact tables alone.
 type FunnelReports interface {
 	FunnelRows(ctx context.Context, f ResultsFilter) ([]FunnelRow, error)
+	// EventNames returns the names of the app's events counted since the
+	// given time, most frequent first, at most limit of them.
+	EventNames(ctx context.Context, appID int64, since time.Time, limit int) ([]string, error)
 }
 
 // FunnelResults are what a funnel shows over a date range.

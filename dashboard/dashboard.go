@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -65,14 +64,6 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// EventNames lists the event names an app's facts hold, for the funnel
-// builder (postgres.Reports implements it).
-type EventNames interface {
-	// EventNames returns the names of the app's events counted since the
-	// given time, most frequent first, at most limit of them.
-	EventNames(ctx context.Context, appID int64, since time.Time, limit int) ([]string, error)
-}
-
 // Dashboard serves the web UI, the JSON API and the admin API. Set its
 // fields, then call Validate, before calling Handler.
 type Dashboard struct {
@@ -84,10 +75,9 @@ type Dashboard struct {
 	Reports tapline.Reports
 	// Funnels keeps the funnel definitions and their versions (required).
 	Funnels tapline.FunnelStore
-	// FunnelReports reads funnel results from the fact tables (required).
+	// FunnelReports reads funnel results and the event names the builder
+	// offers from the fact tables (required).
 	FunnelReports tapline.FunnelReports
-	// EventNames offers the builder the event names seen (required).
-	EventNames EventNames
 	// OnFunnelSaved, when set, is called after a funnel is created or
 	// edited, so a backfill runner in this process starts at once (the
 	// all-in-one sets it to funnels.Runner.Wake); without it the matchers'
@@ -126,7 +116,6 @@ func (d *Dashboard) Validate() error {
 		{"Reports", d.Reports == nil},
 		{"Funnels", d.Funnels == nil},
 		{"FunnelReports", d.FunnelReports == nil},
-		{"EventNames", d.EventNames == nil},
 	} {
 		if dep.unset {
 			errs = append(errs, fmt.Errorf("dashboard: %s is required", dep.name))

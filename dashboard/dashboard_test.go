@@ -47,7 +47,7 @@ func newEnv(t *testing.T) *env {
 	cfg := dashboard.Config{AdminToken: adminToken, SessionKey: []byte(strings.Repeat("s", 32)), CollectorURL: collectorURL + "/"}
 	reports := postgres.NewReports(db)
 	e.d = dashboard.New(cfg, e.accounts, reports)
-	e.d.Funnels, e.d.FunnelReports, e.d.EventNames = e.funnels, reports, reports
+	e.d.Funnels, e.d.FunnelReports = e.funnels, reports
 	e.d.OnFunnelSaved = func() { e.saved.Add(1) }
 	if err := e.d.Validate(); err != nil {
 		t.Fatal(err)
@@ -843,7 +843,7 @@ func TestAdminAPI(t *testing.T) {
 		cfg := e.d.Config
 		cfg.AdminToken = ""
 		offDash := dashboard.New(cfg, e.accounts, e.d.Reports)
-		offDash.Funnels, offDash.FunnelReports, offDash.EventNames = e.d.Funnels, e.d.FunnelReports, e.d.EventNames
+		offDash.Funnels, offDash.FunnelReports = e.d.Funnels, e.d.FunnelReports
 		off := httptest.NewServer(offDash.Handler())
 		defer off.Close()
 		for _, token := range []string{"", adminToken} {

@@ -327,7 +327,7 @@ func (d *Dashboard) funnelOptions(r *http.Request, app *tapline.App) (*FunnelOpt
 	if err != nil {
 		return nil, fmt.Errorf("links of app %d: %w", app.ID, err)
 	}
-	events, err := d.EventNames.EventNames(ctx, app.ID, d.now().Add(-retention), maxEventNames)
+	events, err := d.FunnelReports.EventNames(ctx, app.ID, d.now().Add(-retention), maxEventNames)
 	if err != nil {
 		return nil, fmt.Errorf("event names of app %d: %w", app.ID, err)
 	}

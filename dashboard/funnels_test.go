@@ -757,7 +757,7 @@ func TestDashboardRequiresFunnels(t *testing.T) {
 	cfg := dashboard.Config{SessionKey: []byte(strings.Repeat("s", 32)), CollectorURL: collectorURL}
 	d := dashboard.New(cfg, nil, nil)
 	err := d.Validate()
-	for _, field := range []string{"Accounts is required", "Reports is required", "Funnels is required", "FunnelReports is required", "EventNames is required"} {
+	for _, field := range []string{"Accounts is required", "Reports is required", "Funnels is required", "FunnelReports is required"} {
 		if err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("Validate() = %v, want it to name %q", err, field)
 		}

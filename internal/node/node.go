@@ -361,7 +361,7 @@ func (n *Node) openDashboard() error {
 		SecureCookies: cfg.SecureCookies,
 		CollectorURL:  publicURL,
 	}, n.Accounts, reports)
-	n.Dashboard.Funnels, n.Dashboard.FunnelReports, n.Dashboard.EventNames = funnelStore, reports, reports
+	n.Dashboard.Funnels, n.Dashboard.FunnelReports = funnelStore, reports
 	// The all-in-one starts a saved funnel's backfill at once; a dashboard
 	// without a matcher leaves it to the matchers' runners, which poll.
 	if n.Backfills != nil {
