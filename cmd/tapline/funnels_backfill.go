@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -108,12 +109,18 @@ it (they share the ranges), until it is live. A cancelled version is restarted; 
 waits for its handoff first. When the embedded raw store is held by the running tapline, that
 process backfills in-process: this command follows its progress. Ctrl-C stops; the work
 committed so far stays, and running the command again resumes.`, true)
-	workers := c.fs.Int("workers", runtime.NumCPU(), "range scans in parallel in this process")
-	rate := c.fs.Float64("rate", 0, "raw rows read per second by this process; 0 means no bound")
+	workers := c.fs.Int("workers", 0, "range scans in parallel in this process (default: -backfill-workers, else the number of cores)")
+	rate := c.fs.Float64("rate", 0, "raw rows read per second by this process, 0 for no bound (default: -backfill-rate)")
 	dry := c.fs.Bool("dry-run", false, "count as the backfill would (as of the handoff when complete, else as of now), print the results and write nothing")
 	id, err := c.parseID(args)
 	if err != nil {
 		return err
+	}
+	// The node's -backfill-workers and -backfill-rate (TAPLINE_BACKFILL_*)
+	// are the defaults.
+	*workers = cmp.Or(*workers, max(c.cfg.BackfillWorkers, 0), runtime.NumCPU())
+	if !c.set("rate") {
+		*rate = c.cfg.BackfillRate
 	}
 	if *workers < 1 {
 		return fmt.Errorf("-workers: at least 1, not %d", *workers)
