@@ -301,7 +301,7 @@ func TestFunnelBrowser(t *testing.T) {
 	if strings.Join(titles, "|") != "Tap on Spring sale|Install|purchase where revenue ≥ 1" {
 		t.Errorf("step titles %q", titles)
 	}
-	if got := b.text("#funnel-steps .between"); !strings.Contains(got, "50.0% converted") || !strings.Contains(got, "55 dropped off") || !strings.Contains(got, "median 7m 30s") {
+	if got := b.text("#funnel-steps .between"); !strings.Contains(got, "50.0% converted") || !strings.Contains(got, "55 dropped off") || !strings.Contains(got, "median 6m 40s") {
 		t.Errorf("between steps 1 and 2: %q", got)
 	}
 	rows := eval[[]string](b, `[...document.querySelectorAll('#breakdown tbody tr')].map(r => [...r.cells].map(c => c.innerText.replace(/\s+/g, ' ').trim()).join('|'))`)

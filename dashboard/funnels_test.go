@@ -461,8 +461,8 @@ func TestFunnelResults(t *testing.T) {
 		median, p90 float64 // 0: absent
 	}{
 		{"Tap on Spring sale", 110, 0, 1, 1, 0, 0},
-		{"Install", 55, 55, 0.5, 0.5, 450, 570},
-		{"purchase", 15, 40, 15.0 / 55, 15.0 / 110, 5400, 6840},
+		{"Install", 55, 55, 0.5, 0.5, 400, 560},
+		{"purchase", 15, 40, 15.0 / 55, 15.0 / 110, 3700, 6500},
 	}
 	if len(got.Steps) != 3 {
 		t.Fatalf("steps = %+v", got.Steps)
@@ -539,8 +539,8 @@ func TestFunnelResults(t *testing.T) {
 		want := [][]string{
 			{"section", "value", "label", "step", "step_title", "count", "conversion_from_previous", "conversion_from_first", "drop_off", "median_seconds", "p90_seconds", "mean_seconds"},
 			{"total", "", "", "1", "Tap on Spring sale", "110", "1.0000", "1.0000", "0", "", "", ""},
-			{"total", "", "", "2", "Install", "55", "0.5000", "0.5000", "55", "450.0", "570.0", "400.0"},
-			{"total", "", "", "3", "purchase", "15", "0.2727", "0.1364", "40", "5400.0", "6840.0", "3700.0"},
+			{"total", "", "", "2", "Install", "55", "0.5000", "0.5000", "55", "400.0", "560.0", "400.0"},
+			{"total", "", "", "3", "purchase", "15", "0.2727", "0.1364", "40", "3700.0", "6500.0", "3700.0"},
 			{"breakdown", "ios", "ios", "1", "Tap on Spring sale", "70", "1.0000", "1.0000", "0", "", "", ""},
 			{"breakdown", "ios", "ios", "2", "Install", "35", "0.5000", "0.5000", "35", "", "", ""},
 			{"breakdown", "ios", "ios", "3", "purchase", "10", "0.2857", "0.1429", "25", "", "", ""},
@@ -843,7 +843,7 @@ func TestFunnelPages(t *testing.T) {
 			`<span class="title">Install</span><span class="count"><b>55</b> <span class="share">50.0%</span>`,
 			`<span class="title">purchase</span><span class="count"><b>15</b> <span class="share">13.6%</span>`,
 			`<rect class="fill" width="50.00" height="14"/>`, `<rect class="prev" width="50.00" height="14"/><rect class="fill" width="13.64"`,
-			"<b>27.3%</b> converted", "40 dropped off", "median 7m 30s", "p90 9m 30s", "median 1h 30m", "p90 1h 54m",
+			"<b>27.3%</b> converted", "40 dropped off", "median 6m 40s", "p90 9m 20s", "median 1h 1m", "p90 1h 48m",
 			`id="entered">110<`, `id="completed">15<`, `id="overall">13.6%<`,
 			`<table class="data" id="breakdown">`, `<td class="num"><b>14.3%</b></td>`, "<td>ios</td>", "<td>android</td>",
 			"<td>2026-03-10</td><td class=\"num\">100</td><td class=\"num\">50</td><td class=\"num\">15</td><td class=\"num\">15.0%</td>",

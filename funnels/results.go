@@ -23,12 +23,14 @@ func Results(f *tapline.Funnel, rows []tapline.FunnelRow, days []string) *taplin
 	n := len(f.Steps)
 	res := &tapline.FunnelResults{Funnel: f, Steps: make([]tapline.FunnelStepResult, n)}
 	hist := make([][]int64, n)
+	bsums := make([][]int64, n) // seconds per step and bucket
 	sums := make([]int64, n)
 	byValue := map[string][]int64{}
 	byDay := map[string][]int64{}
 	for i := range n {
 		res.Steps[i] = tapline.FunnelStepResult{Step: i + 1, Title: f.Steps[i].Title()}
 		hist[i] = make([]int64, len(tapline.FunnelBuckets))
+		bsums[i] = make([]int64, len(tapline.FunnelBuckets))
 	}
 	for _, r := range rows {
 		s := r.Step - 1
@@ -37,6 +39,7 @@ func Results(f *tapline.Funnel, rows []tapline.FunnelRow, days []string) *taplin
 		}
 		res.Steps[s].Count += r.Count
 		hist[s][r.Bucket] += r.Count
+		bsums[s][r.Bucket] += r.Sum
 		sums[s] += r.Sum
 		if byValue[r.Breakdown] == nil {
 			byValue[r.Breakdown] = make([]int64, n)
@@ -65,7 +68,7 @@ func Results(f *tapline.Funnel, rows []tapline.FunnelRow, days []string) *taplin
 		}
 		st.Histogram = hist[i]
 		if st.Count > 0 {
-			med, p90 := Quantile(hist[i], 0.5), Quantile(hist[i], 0.9)
+			med, p90 := Quantile(hist[i], bsums[i], 0.5), Quantile(hist[i], bsums[i], 0.9)
 			mean := float64(sums[i]) / float64(st.Count)
 			st.MedianSeconds, st.P90Seconds, st.MeanSeconds = &med, &p90, &mean
 		}
@@ -109,10 +112,12 @@ func breakdownRows(byValue map[string][]int64, n int) []tapline.FunnelBreakdownR
 }
 
 // Quantile estimates the q-quantile (0 < q ≤ 1) of times from their bucket
-// histogram: the bucket holding it, interpolated linearly between its
-// bounds (the last bucket, which has no upper bound, answers its lower
-// bound). 0 without counts.
-func Quantile(hist []int64, q float64) float64 {
+// histogram and the sum of the times in each bucket: within the bucket
+// holding it, the times are taken to rise linearly from the bucket's lower
+// bound to its mean at its middle rank and on to its upper bound (the
+// last bucket, which has none, stops at its mean). A bucket of one time
+// thus answers that time for its median. 0 without counts.
+func Quantile(hist, sums []int64, q float64) float64 {
 	var total int64
 	for _, c := range hist {
 		total += c
@@ -128,11 +133,17 @@ func Quantile(hist []int64, q float64) float64 {
 			continue
 		}
 		lo := float64(tapline.FunnelBuckets[i])
-		if i+1 >= len(tapline.FunnelBuckets) {
-			return lo
+		mean := max(float64(sums[i])/float64(c), lo)
+		hi := mean // the last bucket
+		if i+1 < len(tapline.FunnelBuckets) {
+			hi = float64(tapline.FunnelBuckets[i+1])
+			mean = min(mean, hi)
 		}
-		hi := float64(tapline.FunnelBuckets[i+1])
-		return lo + (hi-lo)*(rank-float64(seen))/float64(c)
+		f := (rank - float64(seen)) / float64(c) // 0 to 1 within the bucket
+		if f <= 0.5 {
+			return lo + (mean-lo)*2*f
+		}
+		return mean + (hi-mean)*(2*f-1)
 	}
 	return float64(tapline.FunnelBuckets[len(tapline.FunnelBuckets)-1])
 }

@@ -453,15 +453,17 @@ func (s *FunnelStore) ClaimRange(ctx context.Context, versionID int64, owner str
 	if owner == "" || lease <= 0 {
 		return nil, tapline.Errorf(tapline.EINVALID, "A claim needs an owner and a positive lease.")
 	}
+	// The claimed range is one scalar subquery, evaluated once: a join
+	// with it may be planned as a loop that re-runs it for every row and
+	// claims every free range at once.
 	r, err := scanRange(s.db.pool.QueryRow(ctx, `
 		UPDATE funnel_backfill_ranges AS r SET owner = $2, lease_until = now() + $3 * interval '1 microsecond', updated_at = now()
-		FROM (
+		WHERE r.version_id = $1 AND r.range_no = (
 			SELECT range_no FROM funnel_backfill_ranges
 			WHERE version_id = $1 AND NOT done AND (owner IS NULL OR lease_until < now())
 				AND EXISTS (SELECT 1 FROM funnel_versions WHERE id = $1 AND status = 'backfilling')
 			ORDER BY range_no LIMIT 1 FOR UPDATE SKIP LOCKED
-		) AS c
-		WHERE r.version_id = $1 AND r.range_no = c.range_no
+		)
 		RETURNING r.version_id, r.range_no, r.start_pos, r.end_pos, r.cursor_pos, r.done, r.rows_scanned, r.installations, r.owner`,
 		versionID, owner, lease.Microseconds()))
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -370,3 +370,41 @@ func TestBackfillRanges(t *testing.T) {
 		t.Errorf("claim on a cancelled version: %v, want ENOTFOUND", err)
 	}
 }
+
+// A claim takes one range, also among many versions' ranges, where a join
+// with the picking subquery could be planned to re-run it per row.
+func TestClaimRangeTakesOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFunnelFixture(t, "funnelclaim")
+	var last int64
+	for i := range 4 {
+		v, err := f.store.CreateFunnel(ctx, f.app.ID, validDefinition("claim "+string(rune('a'+i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.complete(t, v.VersionID, 2)
+		if err := f.store.CreateRanges(ctx, v.VersionID, 64); err != nil {
+			t.Fatal(err)
+		}
+		last = v.VersionID
+	}
+	for i := range 3 {
+		if _, err := f.store.ClaimRange(ctx, last, "w", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		rs, err := f.store.Ranges(ctx, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := 0
+		for _, r := range rs {
+			if r.Owner != "" {
+				held++
+			}
+		}
+		if held != i+1 {
+			t.Fatalf("after %d claims %d ranges are held", i+1, held)
+		}
+	}
+}
