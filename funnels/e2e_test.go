@@ -36,7 +36,7 @@ type env struct {
 	facts    *postgres.FactStore
 	app      *tapline.App
 	links    []*tapline.Link
-	bus      *pebble.Bus
+	bus      tapline.Bus // the embedded bus, unless useBus replaced it
 	raw      *pebble.RawStore
 
 	m         *matcher.Matcher
@@ -67,12 +67,13 @@ func newEnv(t testing.TB, name string) *env {
 		}
 		e.links = append(e.links, l)
 	}
-	e.bus = pebble.NewBus(t.TempDir())
-	e.bus.NumPartitions = 4
-	if err := e.bus.Open(); err != nil {
+	bus := pebble.NewBus(t.TempDir())
+	bus.NumPartitions = 4
+	if err := bus.Open(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.bus.Close() })
+	t.Cleanup(func() { bus.Close() })
+	e.bus = bus
 	e.raw = pebble.NewRawStore(t.TempDir())
 	if err := e.raw.Open(); err != nil {
 		t.Fatal(err)
@@ -102,16 +103,25 @@ func (f *switchFacts) ApplyFacts(ctx context.Context, consumer string, d map[tap
 
 func (e *env) startMatcher() {
 	e.t.Helper()
+	e.m, e.facade = e.newMatcher(nil)
+}
+
+// newMatcher opens a matcher with live funnels and its own kill switch, in
+// group g when it is not nil.
+func (e *env) newMatcher(g tapline.Group) (*matcher.Matcher, *switchFacts) {
+	e.t.Helper()
 	cfg := matcher.NewConfig()
 	cfg.FlushInterval = 100 * time.Millisecond
 	cfg.FunnelPoll = 100 * time.Millisecond
-	e.facade = &switchFacts{FactStore: e.facts}
-	e.m = matcher.New(cfg, e.bus, e.raw, e.facade, e.accounts)
-	e.m.Funnels = e.store
-	e.m.Logger = slog.New(slog.DiscardHandler)
-	if err := e.m.Open(context.Background()); err != nil {
+	facade := &switchFacts{FactStore: e.facts}
+	m := matcher.New(cfg, e.bus, e.raw, facade, e.accounts)
+	m.Funnels = e.store
+	m.Group = g
+	m.Logger = slog.New(slog.DiscardHandler)
+	if err := m.Open(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
+	return m, facade
 }
 
 func (e *env) stopMatcher() {

@@ -568,6 +568,12 @@ func storeHandoffs(ctx context.Context, tx pgx.Tx, handoffs []tapline.FunnelHand
 	if partitions <= 0 {
 		return tapline.Errorf(tapline.EINVALID, "A funnel handoff needs the number of partitions it is part of.")
 	}
+	// Matchers storing the handoffs of one version take turns, so that the
+	// last one counts every other's rows and completes the version.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM funnel_versions WHERE id = ANY($1) AND status = 'pending' ORDER BY id FOR UPDATE`,
+		vids); err != nil {
+		return fmt.Errorf("lock funnel versions: %w", translate(err))
+	}
 	if _, err := tx.Exec(ctx, `
 		INSERT INTO funnel_handoffs (version_id, topic, partition, next_offset)
 		SELECT u.v, u.t, u.p, u.o FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[]) AS u (v, t, p, o)

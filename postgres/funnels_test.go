@@ -408,3 +408,33 @@ func TestClaimRangeTakesOne(t *testing.T) {
 		}
 	}
 }
+
+// Two matchers storing their halves of a handoff at the same moment: the
+// version completes (each transaction alone sees only its own half).
+func TestConcurrentHandoffsComplete(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFunnelFixture(t, "funnelhalves")
+	for round := range 10 {
+		v, err := f.store.CreateFunnel(ctx, f.app.ID, validDefinition("halves "+string(rune('a'+round))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for half := range 2 {
+			wg.Go(func() {
+				var hs []tapline.FunnelHandoff
+				for p := range 4 {
+					hs = append(hs, tapline.FunnelHandoff{VersionID: v.VersionID, Partition: tapline.Partition{Topic: "events", Partition: half*4 + p}, Offset: 1, Of: 8})
+				}
+				if err := f.facts.ApplyFacts(ctx, "matcher-"+string(rune('a'+half)), nil, nil, hs...); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if s := f.status(t, v.VersionID); s != tapline.FunnelBackfilling {
+			t.Fatalf("round %d: %s after both halves of the handoff", round, s)
+		}
+	}
+}
