@@ -106,9 +106,21 @@ func (e *env) startMatcher() {
 	e.m, e.facade = e.newMatcher(nil)
 }
 
+// newMatcherAt opens a matcher whose clock reads now.
+func (e *env) newMatcherAt(now time.Time) *matcher.Matcher {
+	e.t.Helper()
+	m, _ := e.newMatcherWith(nil, func() time.Time { return now })
+	return m
+}
+
 // newMatcher opens a matcher with live funnels and its own kill switch, in
 // group g when it is not nil.
 func (e *env) newMatcher(g tapline.Group) (*matcher.Matcher, *switchFacts) {
+	e.t.Helper()
+	return e.newMatcherWith(g, nil)
+}
+
+func (e *env) newMatcherWith(g tapline.Group, now func() time.Time) (*matcher.Matcher, *switchFacts) {
 	e.t.Helper()
 	cfg := matcher.NewConfig()
 	cfg.FlushInterval = 100 * time.Millisecond
@@ -117,6 +129,9 @@ func (e *env) newMatcher(g tapline.Group) (*matcher.Matcher, *switchFacts) {
 	m := matcher.New(cfg, e.bus, e.raw, facade, e.accounts)
 	m.Funnels = e.store
 	m.Group = g
+	if now != nil {
+		m.Now = now
+	}
 	m.Logger = slog.New(slog.DiscardHandler)
 	if err := m.Open(context.Background()); err != nil {
 		e.t.Fatal(err)

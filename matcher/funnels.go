@@ -296,7 +296,8 @@ func ofApp(vs []*liveVersion, appID int64) []*liveVersion {
 // recorded in the state, by pos, before its deltas are returned. (A replay
 // may count versions the first pass did not: one whose handoff a crash
 // moved back to before pos.)
-func (m *Matcher) advanceFunnels(ctx context.Context, appID int64, installID, pos string, vs []*liveVersion) (facts.Batch, error) {
+func (m *Matcher) advanceFunnels(ctx context.Context, app *tapline.App, installID, pos string, vs []*liveVersion) (facts.Batch, error) {
+	appID := app.ID
 	if len(vs) == 0 || installID == "" {
 		return facts.Batch{}, nil
 	}
@@ -332,7 +333,7 @@ func (m *Matcher) advanceFunnels(ctx context.Context, appID int64, installID, po
 		if len(rest) == 0 {
 			return b, nil
 		}
-		change, err := m.evaluateFunnels(ctx, appID, installID, pos, st, rest)
+		change, err := m.evaluateFunnels(ctx, app, installID, pos, st, rest)
 		if err != nil || change == nil {
 			return b, err
 		}
@@ -362,7 +363,13 @@ func (m *Matcher) advanceFunnels(ctx context.Context, appID int64, installID, po
 
 // evaluateFunnels returns what the record at pos changes of an
 // installation's outcomes, nil for nothing.
-func (m *Matcher) evaluateFunnels(ctx context.Context, appID int64, installID, pos string, st *tapline.FunnelState, vs []*liveVersion) (*tapline.FunnelChange, error) {
+func (m *Matcher) evaluateFunnels(ctx context.Context, app *tapline.App, installID, pos string, st *tapline.FunnelState, vs []*liveVersion) (*tapline.FunnelChange, error) {
+	appID := app.ID
+	// An outcome whose entry is about to leave the raw store (its tap
+	// leaves up to a click window earlier) is final: evaluated again over
+	// rows partly gone it would count a different, wrong path.
+	finalBefore := m.Now().Add(-(app.Retention - app.ClickWindow)).Unix()
+	final := func(o *tapline.FunnelOutcome) bool { return len(o.Steps) > 0 && o.Hour+3600 <= finalBefore }
 	events, err := m.Raw.EventsByInstall(ctx, appID, installID)
 	if err != nil {
 		return nil, fmt.Errorf("events of install %s: %w", installID, err)
@@ -417,6 +424,9 @@ func (m *Matcher) evaluateFunnels(ctx context.Context, appID int64, installID, p
 				}
 			}
 			before = ev.Evaluate(v.c, &then)
+		}
+		if final(&before) {
+			continue
 		}
 		if !after.Equal(&before) {
 			change.Changes = append(change.Changes, tapline.FunnelVersionChange{Version: v.id, From: before, To: after})

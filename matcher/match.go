@@ -113,7 +113,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 			if cand.method == tapline.MethodFingerprint {
 				claimedByFingerprint = true
 			}
-			if err := m.funnelDeltas(ctx, b, app.ID, c.InstallID, pos, vs); err != nil {
+			if err := m.funnelDeltas(ctx, b, app, c.InstallID, pos, vs); err != nil {
 				return nil, err
 			}
 			continue
@@ -138,7 +138,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		if cand.method == tapline.MethodFingerprint {
 			claimedByFingerprint = true
 		}
-		if err := m.funnelDeltas(ctx, b, app.ID, c.InstallID, pos, vs); err != nil {
+		if err := m.funnelDeltas(ctx, b, app, c.InstallID, pos, vs); err != nil {
 			return nil, err
 		}
 	}
@@ -147,11 +147,11 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 
 // funnelDeltas adds to b the funnel deltas of installation installID after
 // the record at pos touched it.
-func (m *Matcher) funnelDeltas(ctx context.Context, b facts.Batch, appID int64, installID, pos string, vs []*liveVersion) error {
+func (m *Matcher) funnelDeltas(ctx context.Context, b facts.Batch, app *tapline.App, installID, pos string, vs []*liveVersion) error {
 	if len(vs) == 0 || installID == "" {
 		return nil
 	}
-	fb, err := m.advanceFunnels(ctx, appID, installID, pos, vs)
+	fb, err := m.advanceFunnels(ctx, app, installID, pos, vs)
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tap
 	if e.Kind != tapline.KindInstall {
 		vs = slices.DeleteFunc(vs, func(v *liveVersion) bool { return !v.c.Affects(e) })
 	}
-	if err := m.funnelDeltas(ctx, b, app.ID, e.InstallID, msg.Position(), vs); err != nil {
+	if err := m.funnelDeltas(ctx, b, app, e.InstallID, msg.Position(), vs); err != nil {
 		return nil, err
 	}
 	return b, nil
