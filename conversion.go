@@ -71,14 +71,28 @@ func (c *Conversion) ChangeBy(pos string) *AttributionChange {
 // Anything else means another writer changed the conversion since c was
 // read from it.
 func (c *Conversion) Follows(stored *Conversion) bool {
-	n := len(c.History)
+	by := func(cv *Conversion) func(int) string {
+		return func(i int) string { return cv.History[i].By }
+	}
+	if stored == nil {
+		return follows(len(c.History), -1, by(c), nil)
+	}
+	return follows(len(c.History), len(stored.History), by(c), by(stored))
+}
+
+// follows is the rule of Conversion.Follows and FunnelState.Follows for a
+// history of n changes replacing a stored one of m (-1: none stored); by
+// and storedBy return the position that made a change: a new history of
+// at most one change, one change more than stored, or the stored history
+// again, each agreeing with the stored one on its last change.
+func follows(n, m int, by, storedBy func(int) string) bool {
 	switch {
-	case stored == nil:
+	case m < 0:
 		return n <= 1
-	case len(stored.History) == n-1:
-		return n == 1 || stored.History[n-2].By == c.History[n-2].By
-	case len(stored.History) == n:
-		return n == 0 || stored.History[n-1].By == c.History[n-1].By
+	case m == n-1:
+		return n == 1 || storedBy(n-2) == by(n-2)
+	case m == n:
+		return n == 0 || storedBy(n-1) == by(n-1)
 	}
 	return false
 }

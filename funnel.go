@@ -471,16 +471,13 @@ func (s *FunnelState) ChangeBy(pos string) *FunnelChange {
 // store, as Conversion.Follows does: one change more than stored, or the
 // stored history again.
 func (s *FunnelState) Follows(stored *FunnelState) bool {
-	n := len(s.History)
-	switch {
-	case stored == nil:
-		return n <= 1
-	case len(stored.History) == n-1:
-		return n == 1 || stored.History[n-2].By == s.History[n-2].By
-	case len(stored.History) == n:
-		return n == 0 || stored.History[n-1].By == s.History[n-1].By
+	by := func(st *FunnelState) func(int) string {
+		return func(i int) string { return st.History[i].By }
 	}
-	return false
+	if stored == nil {
+		return follows(len(s.History), -1, by(s), nil)
+	}
+	return follows(len(s.History), len(stored.History), by(s), by(stored))
 }
 
 // ScanRange is a range (Start, End] of a raw store's installation key

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 
 	"tapline"
 	"tapline/internal/httperr"
@@ -288,22 +290,10 @@ func niceCeil(v int64) int64 {
 }
 
 // formatCount writes n with thousands separators: 1,234,567.
-func formatCount(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func formatCount(n int64) string { return english.Sprintf("%d", n) }
+
+// english formats numbers the way the pages show them.
+var english = message.NewPrinter(language.English)
 
 // formatPercent writes a 0..1 rate as a percentage with one decimal.
 func formatPercent(rate float64) string {

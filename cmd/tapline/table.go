@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 // table writes aligned columns: text on the left, numbers (columns named
@@ -61,22 +64,10 @@ func (t *table) write(w io.Writer) {
 }
 
 // thousands writes n with commas between groups of three digits.
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func thousands(n int64) string { return english.Sprintf("%d", n) }
+
+// english formats numbers the way the tables print them.
+var english = message.NewPrinter(language.English)
 
 // percent writes a ratio 0..1 as a percentage with one decimal.
 func percent(r float64) string { return strconv.FormatFloat(100*r, 'f', 1, 64) + "%" }
