@@ -32,7 +32,8 @@ const (
 	spaceConvByHit    = 'B' // B app hitID id: conversion
 	spaceConvByInstal = 'N' // N app installID id: conversion
 	spaceWatermark    = 'W' // W app: Unix nanoseconds of the last DeleteBefore
-	spaceFunnelState  = 'U' // U app installID: funnel state, kept (no TTL)
+	spaceFunnelState  = 'U' // U app installID: funnel state, expiring by its write time
+	spaceFunnelWeek   = 'V' // V app week installID: empty; the week of the state's last write
 )
 
 // Tables inside a raw bucket.
@@ -64,12 +65,18 @@ type RawStore struct {
 	CacheSize int64
 	// Logger receives pebble's log lines; nil means slog.Default().
 	Logger *slog.Logger
+	// Now is the clock of funnel state writes: a state is stored with the
+	// time of its write, from which its expiry counts (DeleteBefore), as
+	// Cassandra's TTL counts from the write. Nothing else reads it; nil
+	// means time.Now. Tests set it to write states in the past.
+	Now func() time.Time
 
 	mu     sync.RWMutex // held for reading by every operation, for writing by Close
 	db     *pdb.DB
 	closed bool
 
 	locks [lockStripes]sync.Mutex // serialise writes of one (app, id)
+	delMu sync.Mutex              // serialises DeleteBefore; taken before any stripe
 
 	// scans counts the installation scans holding iterators. A scan holds
 	// mu only while it reads, not while its callback runs (which may use
@@ -85,7 +92,7 @@ var _ tapline.RawStore = (*RawStore)(nil)
 
 // NewRawStore returns a raw store for the database in dir; call Open next.
 func NewRawStore(dir string) *RawStore {
-	return &RawStore{Dir: dir, CacheSize: DefaultRawCacheSize, wm: make(map[int64]int64)}
+	return &RawStore{Dir: dir, CacheSize: DefaultRawCacheSize, Now: time.Now, wm: make(map[int64]int64)}
 }
 
 // Validate reports the first bad field.
@@ -112,6 +119,9 @@ func (s *RawStore) Open() error {
 	}
 	if s.CacheSize <= 0 {
 		s.CacheSize = DefaultRawCacheSize
+	}
+	if s.Now == nil {
+		s.Now = time.Now
 	}
 	db, err := openDB(s.Dir, s.CacheSize, s.Logger)
 	if err != nil {
@@ -158,16 +168,24 @@ func (s *RawStore) acquire(ctx context.Context) (release func(), err error) {
 
 // lockID locks the stripe of (app, id) and returns its unlock.
 func (s *RawStore) lockID(kind byte, appID int64, id string) func() {
-	h := fnv.New32a()
-	h.Write(appKey(kind, appID))
-	h.Write([]byte(id))
-	m := &s.locks[h.Sum32()%lockStripes]
+	m := &s.locks[stripe(kind, appID, id)]
 	m.Lock()
 	return m.Unlock
 }
 
-// watermark returns the app's watermark: rows with Time before it are
-// deleted, logically if not yet physically.
+// stripe returns the index of (app, id)'s lock stripe. A writer holds one
+// stripe at a time, except DeleteBefore, which locks several in ascending
+// order.
+func stripe(kind byte, appID int64, id string) int {
+	h := fnv.New32a()
+	h.Write(appKey(kind, appID))
+	h.Write([]byte(id))
+	return int(h.Sum32() % lockStripes)
+}
+
+// watermark returns the app's watermark: rows with Time before it, and
+// funnel states written before it, are deleted, logically if not yet
+// physically.
 func (s *RawStore) watermark(appID int64) (int64, error) {
 	s.wmMu.Lock()
 	defer s.wmMu.Unlock()
@@ -906,37 +924,101 @@ func funnelStateKey(appID int64, installID string) []byte {
 	return appendString(appKey(spaceFunnelState, appID), installID)
 }
 
+// funnelWeekKey returns V app week(written) installID, the week index entry
+// of a state written at written (Unix nanoseconds).
+func funnelWeekKey(appID, written int64, installID string) []byte {
+	return appendString(appendInt64(appKey(spaceFunnelWeek, appID), floorDiv(written, int64(BucketWidth))), installID)
+}
+
+// funnelStateValue is the first byte of a stored funnel state, followed by
+// the time the store wrote it (appendInt64 of Unix nanoseconds) and the
+// state as JSON. A value that is JSON alone was stored before states
+// expired: its UpdatedAt stands for the write time, and having no week
+// index entry it is hidden by the watermark but dropped only when
+// rewritten.
+const funnelStateValue = 0x01
+
+func encodeFunnelState(written int64, fs *tapline.FunnelState) ([]byte, error) {
+	js, err := json.Marshal(fs)
+	if err != nil {
+		return nil, fmt.Errorf("encode funnel state: %w", err)
+	}
+	v := appendInt64(append(make([]byte, 0, 9+len(js)), funnelStateValue), written)
+	return append(v, js...), nil
+}
+
+// decodeFunnelState decodes a stored funnel state and the time it was
+// written.
+func decodeFunnelState(v []byte) (*tapline.FunnelState, int64, error) {
+	prefixed := len(v) > 0 && v[0] == funnelStateValue
+	js := v
+	if prefixed {
+		if len(v) < 9 {
+			return nil, 0, fmt.Errorf("decode funnel state: value of %d bytes", len(v))
+		}
+		js = v[9:]
+	}
+	var fs tapline.FunnelState
+	if err := json.Unmarshal(js, &fs); err != nil {
+		return nil, 0, fmt.Errorf("decode funnel state: %w", err)
+	}
+	if !prefixed {
+		return &fs, tapline.UnixNanos(fs.UpdatedAt), nil
+	}
+	return &fs, readInt64(v[1:9]), nil
+}
+
 // FunnelState returns the funnel state of the app's installation
-// installID, or ENOTFOUND.
+// installID, or ENOTFOUND, also when the state was last written before the
+// app's watermark (see DeleteBefore).
 func (s *RawStore) FunnelState(ctx context.Context, appID int64, installID string) (*tapline.FunnelState, error) {
 	release, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return s.funnelState(appID, installID)
+	fs, written, err := s.storedFunnelState(appID, installID)
+	if err != nil {
+		return nil, err
+	}
+	if hidden, err := s.funnelStateHidden(appID, written); err != nil {
+		return nil, err
+	} else if fs == nil || hidden {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "No funnel state for install %q.", installID)
+	}
+	return fs, nil
 }
 
-func (s *RawStore) funnelState(appID int64, installID string) (*tapline.FunnelState, error) {
+// storedFunnelState returns the stored funnel state of (app, installID),
+// hidden or not, and the time it was written, or nil when none is stored.
+func (s *RawStore) storedFunnelState(appID int64, installID string) (*tapline.FunnelState, int64, error) {
 	v, closer, err := s.db.Get(funnelStateKey(appID, installID))
 	if errors.Is(err, pdb.ErrNotFound) {
-		return nil, tapline.Errorf(tapline.ENOTFOUND, "No funnel state for install %q.", installID)
+		return nil, 0, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("get funnel state: %w", err)
+		return nil, 0, fmt.Errorf("get funnel state: %w", err)
 	}
 	defer closer.Close()
-	var fs tapline.FunnelState
-	if err := json.Unmarshal(v, &fs); err != nil {
-		return nil, fmt.Errorf("decode funnel state: %w", err)
+	return decodeFunnelState(v)
+}
+
+// funnelStateHidden reports whether a state of the app written at written
+// has expired: it was written before the app's watermark, and the next
+// DeleteBefore drops it if this one has not.
+func (s *RawStore) funnelStateHidden(appID, written int64) (bool, error) {
+	wm, err := s.watermark(appID)
+	if err != nil {
+		return false, err
 	}
-	return &fs, nil
+	return written < wm, nil
 }
 
 // PutFunnelState creates or replaces the funnel state of fs's (AppID,
-// InstallID), unless fs does not follow the stored state (ECONFLICT). The
-// check and the write are atomic under the install's lock stripe. States
-// live outside the buckets and are kept: pebble has no TTL, and neither
-// DeleteBefore nor time removes them.
+// InstallID), unless fs does not follow the stored state (ECONFLICT); an
+// expired state counts as none. The state is stored with the time of the
+// write (Now) and its week index entry moves to that week, in one batch
+// under the install's lock stripe, which makes the check and the write
+// atomic.
 func (s *RawStore) PutFunnelState(ctx context.Context, fs *tapline.FunnelState) error {
 	if fs == nil || fs.InstallID == "" {
 		return tapline.Errorf(tapline.EINVALID, "A funnel state needs an install id.")
@@ -948,18 +1030,32 @@ func (s *RawStore) PutFunnelState(ctx context.Context, fs *tapline.FunnelState) 
 	defer release()
 	defer s.lockID(spaceFunnelState, fs.AppID, fs.InstallID)()
 
-	old, err := s.funnelState(fs.AppID, fs.InstallID)
-	if err != nil && tapline.ErrorCode(err) != tapline.ENOTFOUND {
+	old, written, err := s.storedFunnelState(fs.AppID, fs.InstallID)
+	if err != nil {
 		return err
 	}
-	if !fs.Follows(old) {
+	follows := old
+	if hidden, err := s.funnelStateHidden(fs.AppID, written); err != nil {
+		return err
+	} else if hidden {
+		follows = nil
+	}
+	if !fs.Follows(follows) {
 		return tapline.Errorf(tapline.ECONFLICT, "The funnel state of install %q changed since it was read.", fs.InstallID)
 	}
-	v, err := json.Marshal(fs)
+	now := tapline.UnixNanos(s.Now())
+	v, err := encodeFunnelState(now, fs)
 	if err != nil {
-		return fmt.Errorf("encode funnel state: %w", err)
+		return err
 	}
-	if err := s.db.Set(funnelStateKey(fs.AppID, fs.InstallID), v, pdb.NoSync); err != nil {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if old != nil && floorDiv(written, int64(BucketWidth)) != floorDiv(now, int64(BucketWidth)) {
+		_ = b.Delete(funnelWeekKey(fs.AppID, written, fs.InstallID), nil)
+	}
+	_ = b.Set(funnelStateKey(fs.AppID, fs.InstallID), v, nil)
+	_ = b.Set(funnelWeekKey(fs.AppID, now, fs.InstallID), nil, nil)
+	if err := b.Commit(pdb.NoSync); err != nil {
 		return fmt.Errorf("put funnel state: %w", err)
 	}
 	return nil
@@ -979,33 +1075,151 @@ func (s *RawStore) Sync(ctx context.Context) error {
 	return nil
 }
 
-// DeleteBefore drops the app's raw hits and events whose Time is before t:
-// one range delete removes the buckets wholly before t, and the app's
-// watermark hides the older rows of t's bucket until a later call drops it.
-// Conversions stay.
+// DeleteBefore drops the app's raw hits and events whose Time is before t,
+// and its funnel states last written before t: one range delete removes
+// the buckets wholly before t, and the app's watermark hides the older
+// rows of t's bucket, and every state written before it, until a later
+// call drops them. The raw rows and the watermark go in one synced batch;
+// then dropFunnelStates drops the expired states of the weeks wholly
+// before the watermark. Conversions stay.
+//
+// Dropping the states after the watermark is safe: the watermark hides
+// them already, so readers see the same before and after the drop, and a
+// crash or error in between leaves states that are hidden, with their
+// week index entries; the next call, even one with an older t, drops them.
 func (s *RawStore) DeleteBefore(ctx context.Context, appID int64, t time.Time) error {
 	release, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
+	s.delMu.Lock()
+	defer s.delMu.Unlock()
 	cut := tapline.UnixNanos(t)
-	if _, err := s.watermark(appID); err != nil { // load it into the cache
+	wm, err := s.watermark(appID)
+	if err != nil {
 		return err
 	}
-	s.wmMu.Lock()
-	defer s.wmMu.Unlock()
-	if cut <= s.wm[appID] {
+	if cut > wm {
+		base := appKey(spaceRaw, appID)
+		b := s.db.NewBatch()
+		_ = b.DeleteRange(base, appendInt64(bytes.Clone(base), floorDiv(cut, int64(BucketWidth))), nil)
+		_ = b.Set(appKey(spaceWatermark, appID), appendInt64(nil, cut), nil)
+		err := b.Commit(pdb.Sync)
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("delete raw rows: %w", err)
+		}
+		s.wmMu.Lock()
+		s.wm[appID] = cut
+		s.wmMu.Unlock()
+		wm = cut
+	}
+	return s.dropFunnelStates(ctx, appID, wm)
+}
+
+// dropChunk is the number of week index entries whose states
+// dropFunnelStates reads and drops under one set of lock stripes.
+const dropChunk = 1024
+
+// dropFunnelStates drops the app's funnel states written before wm, its
+// watermark, without visiting states that are not expiring. It walks the
+// week index entries of the weeks wholly before wm in chunks; under the
+// lock stripes of a chunk's states (taken in ascending order) it reads
+// each state again and deletes it and its entry if it is still written
+// before wm. A state rewritten since has moved to a newer week and stays.
+// A last synced batch range-deletes the walked weeks of the index.
+//
+// The walk also stops before the week preceding the clock's (Now): a put
+// committing during the walk read the clock in one of those two weeks or
+// later and indexes its state there, so the range delete removes no entry
+// the walk did not see. This bites only a watermark less than a week old
+// or in the future; the states it skips stay hidden until a later call
+// drops them.
+func (s *RawStore) dropFunnelStates(ctx context.Context, appID, wm int64) error {
+	if wm == noWatermark {
 		return nil
 	}
-	base := appKey(spaceRaw, appID)
+	last := min(floorDiv(wm, int64(BucketWidth)), floorDiv(tapline.UnixNanos(s.Now()), int64(BucketWidth))-1)
+	lo := appKey(spaceFunnelWeek, appID)
+	hi := appendInt64(bytes.Clone(lo), last)
+	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("funnel state index iterator: %w", err)
+	}
+	defer it.Close()
+	var ids []string
+	walked := false
+	for valid := it.First(); valid; valid = it.Next() {
+		id, _, err := readString(it.Key()[len(lo)+8:])
+		if err != nil {
+			return fmt.Errorf("funnel state index: malformed key %x: %w", it.Key(), err)
+		}
+		ids, walked = append(ids, id), true
+		if len(ids) == dropChunk {
+			if err := s.dropFunnelStateChunk(ctx, appID, wm, ids); err != nil {
+				return err
+			}
+			ids = ids[:0]
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("funnel state index iterator: %w", err)
+	}
+	if !walked {
+		return nil
+	}
+	if err := s.dropFunnelStateChunk(ctx, appID, wm, ids); err != nil {
+		return err
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	_ = b.DeleteRange(base, appendInt64(bytes.Clone(base), floorDiv(cut, int64(BucketWidth))), nil)
-	_ = b.Set(appKey(spaceWatermark, appID), appendInt64(nil, cut), nil)
+	_ = b.DeleteRange(lo, hi, nil)
 	if err := b.Commit(pdb.Sync); err != nil {
-		return fmt.Errorf("delete raw rows: %w", err)
+		return fmt.Errorf("delete funnel state index: %w", err)
 	}
-	s.wm[appID] = cut
+	return nil
+}
+
+// dropFunnelStateChunk deletes those of the app's states ids that are
+// written before wm, with their week index entries, in one batch under
+// their lock stripes.
+func (s *RawStore) dropFunnelStateChunk(ctx context.Context, appID, wm int64, ids []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stripes := make([]int, 0, len(ids))
+	for _, id := range ids {
+		stripes = append(stripes, stripe(spaceFunnelState, appID, id))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			s.locks[i].Unlock()
+		}
+	}()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, id := range ids {
+		fs, written, err := s.storedFunnelState(appID, id)
+		if err != nil {
+			return err
+		}
+		if fs == nil || written >= wm {
+			continue // dropped already, or written again since
+		}
+		_ = b.Delete(funnelStateKey(appID, id), nil)
+		_ = b.Delete(funnelWeekKey(appID, written, id), nil)
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := b.Commit(pdb.NoSync); err != nil {
+		return fmt.Errorf("drop funnel states: %w", err)
+	}
 	return nil
 }
