@@ -95,10 +95,9 @@ type RawStore interface {
 	ScanInstallations(ctx context.Context, appID int64, r ScanRange, fn func(key int64, inst *Installation) error) error
 
 	// FunnelState returns the funnel state of the app's installation
-	// installID, or ENOTFOUND. States are not raw rows: DeleteBefore keeps
-	// them. A store may expire a state some time after its last write
-	// (Cassandra 60 days after it, as raw rows); the embedded store keeps
-	// them.
+	// installID, or ENOTFOUND. A state expires like a raw row, counted from
+	// its last write: Cassandra by its 60-day TTL, the embedded store when
+	// DeleteBefore's cut-off passes the write.
 	FunnelState(ctx context.Context, appID int64, installID string) (*FunnelState, error)
 	// PutFunnelState creates or replaces the funnel state of s's (AppID,
 	// InstallID), guarding it against concurrent changes by another
