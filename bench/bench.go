@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,23 @@ type Config struct {
 	Baseline    []int         // scale factors the baseline also runs
 	Drain       int           // tapping devices whose records pre-fill the bus
 	Probes      bool          // measure tap-to-facts latency during the accuracy run
+	// LiveFunnels is how many live funnels the second matcher drain
+	// counts (0: no second drain).
+	LiveFunnels int
+	// FunnelRows is how many raw rows (events, hits and conversions) the
+	// funnel backfill scenario counts (0: none); FunnelGrowth divides it
+	// for the smaller backfill of the growth ratio (below 2: none).
+	FunnelRows   int
+	FunnelGrowth int
+	// RunBackfill runs a funnel backfill to its end (DefaultStarters: a
+	// separate process).
+	RunBackfill BackfillRunner
+	// FunnelProfile, when set, makes DefaultStarters' backfills write CPU
+	// profiles to FunnelProfile.<funnel id> (with the funnelbackfill helper).
+	FunnelProfile string
+	// Only names the scenarios to run (main, nginx, tapstream1, growth,
+	// drain, funnel); empty runs them all.
+	Only []string
 	// Tweak, when set, adjusts every generated population (the smoke test
 	// makes an easy one).
 	Tweak func(*loadgen.Config)
@@ -61,7 +79,8 @@ func NewConfig() Config {
 		Seed: 42, Workers: 32, HammerFor: 10 * time.Second,
 		Accuracy: 10000, Compression: 3600, Period: 24 * time.Hour,
 		GrowthBase: 2500, Growth: []int{1, 4, 16}, Baseline: []int{1, 4},
-		Drain: 20000, Probes: true,
+		Drain: 20000, Probes: true, LiveFunnels: 10,
+		FunnelRows: 5_000_000, FunnelGrowth: 4,
 	}
 }
 
@@ -97,20 +116,31 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 	defer r.admin.Close()
 	defer r.dropDatabases()
 	r.res = &Results{Time: time.Now().UTC(), Machine: machine(), Config: *c}
+	loadPeak := false
 
 	steps := []struct {
-		name string
-		fn   func(context.Context) error
+		key, name string
+		fn        func(context.Context) error
 	}{
-		{"tapline: accuracy, latency, redirect, ingest", r.mainRun},
-		{"nginx redirect", r.nginxRun},
-		{"tapstream1", r.baselineRun},
-		{"tapline growth", r.growthRun},
-		{"matcher drain", r.drainRun},
+		{"main", "tapline: accuracy, latency, redirect, ingest", r.mainRun},
+		{"nginx", "nginx redirect", r.nginxRun},
+		{"tapstream1", "tapstream1", r.baselineRun},
+		{"growth", "tapline growth", r.growthRun},
+		{"drain", "matcher drain", r.drainRun},
+		{"funnel", "funnel backfill", r.funnelRun},
 	}
 	for _, s := range steps {
 		if ctx.Err() != nil {
 			break
+		}
+		if len(c.Only) > 0 && !slices.Contains(c.Only, s.key) {
+			continue
+		}
+		if s.key == "funnel" {
+			// The funnel scenario holds its data (and DuckDB) in this
+			// process: the load generator's peak is the one before it.
+			r.res.Peaks = append(r.res.Peaks, RSS{Process: "bench (load generator)", PeakKB: PeakRSS(os.Getpid())})
+			loadPeak = true
 		}
 		r.log.Info("bench: " + s.name)
 		if err := s.fn(ctx); err != nil {
@@ -118,7 +148,11 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 			r.res.Errors = append(r.res.Errors, s.name+": "+err.Error())
 		}
 	}
-	r.res.Peaks = append(r.res.Peaks, RSS{Process: "bench (load generator)", PeakKB: PeakRSS(os.Getpid())})
+	if !loadPeak {
+		r.res.Peaks = append(r.res.Peaks, RSS{Process: "bench (load generator)", PeakKB: PeakRSS(os.Getpid())})
+	} else {
+		r.res.Peaks = append(r.res.Peaks, RSS{Process: "bench (with DuckDB and the funnel data)", PeakKB: PeakRSS(os.Getpid())})
+	}
 	r.res.finish()
 	return r.res, ctx.Err()
 }
@@ -573,7 +607,8 @@ func (r *Runner) growthRun(ctx context.Context) error {
 
 // drainRun publishes a workload's hits and events straight onto the
 // embedded bus of a stopped node, then starts tapline and times the
-// matcher until its stored offsets cover every message.
+// matcher until its stored offsets cover every message; then again with
+// LiveFunnels live funnels, which the matcher counts as it goes.
 func (r *Runner) drainRun(ctx context.Context) error {
 	c := &r.Config
 	if c.Drain <= 0 {
@@ -585,57 +620,102 @@ func (r *Runner) drainRun(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s, err := r.seed(ctx, "drain", appSpec{"drain", cfg.Links, loadgen.DefaultWindows()})
+	m := &r.res.Matcher
+	n, el, err := r.drainOnce(ctx, w, cfg.Links, 0)
 	if err != nil {
 		return err
+	}
+	m.DrainMessages, m.DrainSeconds, m.DrainPerSec = n, el.Seconds(), float64(n)/el.Seconds()
+	if c.LiveFunnels <= 0 {
+		return nil
+	}
+	n, el, err = r.drainOnce(ctx, w, cfg.Links, c.LiveFunnels)
+	if err != nil {
+		return fmt.Errorf("with %d live funnels: %w", c.LiveFunnels, err)
+	}
+	m.LiveFunnels = c.LiveFunnels
+	m.LiveDrainMessages, m.LiveDrainSeconds, m.LiveDrainPerSec = n, el.Seconds(), float64(n)/el.Seconds()
+	return nil
+}
+
+// drainOnce fills the bus of a fresh node with w, makes liveFunnels
+// funnels live, starts tapline and waits until the matcher's offsets cover
+// every message; it returns the messages and the time.
+func (r *Runner) drainOnce(ctx context.Context, w *loadgen.Workload, links []string, liveFunnels int) (int, time.Duration, error) {
+	c := &r.Config
+	s, err := r.seed(ctx, "drain", appSpec{"drain", links, loadgen.DefaultWindows()})
+	if err != nil {
+		return 0, 0, err
 	}
 	defer s.db.Close()
 	app := s.apps["drain"]
-	dataDir := filepath.Join(c.WorkDir, "tapline-drain")
+	name := "tapline-drain"
+	if liveFunnels > 0 {
+		name = fmt.Sprintf("tapline-drain-%d-funnels", liveFunnels)
+	}
+	dataDir := filepath.Join(c.WorkDir, name)
 	n, err := fillBus(ctx, filepath.Join(dataDir, "bus"), app, w)
 	if err != nil {
-		return err
+		return 0, 0, err
+	}
+	var versions []int64
+	if liveFunnels > 0 {
+		if versions, err = makeLiveFunnels(ctx, s, app, dataDir, drainPartitions, liveFunnels); err != nil {
+			return 0, 0, err
+		}
 	}
 	p, err := c.StartTapline(ctx, s.url, dataDir)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer p.Stop()
 	start := time.Now()
 	pool, err := pgxpool.New(ctx, s.url)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer pool.Close()
 	for {
 		// Whatever the matcher's consumer name, its offsets are the only ones.
 		var done int64
 		if err := pool.QueryRow(ctx, "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets").Scan(&done); err != nil {
-			return err
+			return 0, 0, err
 		}
 		if done >= int64(n) {
 			break
 		}
 		if time.Since(start) > 10*time.Minute {
-			return fmt.Errorf("matcher drained %d of %d messages in 10 minutes", done, n)
+			return 0, 0, fmt.Errorf("matcher drained %d of %d messages in 10 minutes", done, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	el := time.Since(start)
-	r.res.Matcher.DrainMessages = n
-	r.res.Matcher.DrainSeconds = el.Seconds()
-	r.res.Matcher.DrainPerSec = float64(n) / el.Seconds()
-	r.res.Peaks = append(r.res.Peaks, RSS{Process: "tapline (matcher drain)", PeakKB: peakRSS(p)})
-	r.log.Info("bench: drain", "messages", n, "seconds", el.Seconds())
-	return nil
+	process := "tapline (matcher drain)"
+	if liveFunnels > 0 {
+		process = fmt.Sprintf("tapline (matcher drain, %d live funnels)", liveFunnels)
+		counted, err := countedInFunnels(ctx, pool, versions)
+		if err != nil {
+			return 0, 0, err
+		}
+		if counted == 0 {
+			return 0, 0, fmt.Errorf("the live funnels counted nobody")
+		}
+	}
+	r.res.Peaks = append(r.res.Peaks, RSS{Process: process, PeakKB: peakRSS(p)})
+	r.log.Info("bench: drain", "messages", n, "seconds", el.Seconds(), "live_funnels", liveFunnels)
+	return n, el, nil
 }
+
+// drainPartitions is the embedded bus's partitions per topic in the drain
+// runs (fillBus, and tapline's default).
+const drainPartitions = 8
 
 // fillBus writes the hits and events of w onto a pebble bus at dir, as
 // the collector would have (with link ids unknown to the matcher left 0),
 // and returns how many messages it wrote.
 func fillBus(ctx context.Context, dir string, app *tapline.App, w *loadgen.Workload) (int, error) {
 	bus := pebble.NewBus(dir)
-	bus.NumPartitions = 8
+	bus.NumPartitions = drainPartitions
 	bus.Logger = slog.New(slog.DiscardHandler)
 	if err := bus.Open(); err != nil {
 		return 0, fmt.Errorf("open bus: %w", err)
@@ -735,6 +815,7 @@ func DefaultStarters(cfg *Config, binDir string) {
 			"-account", benchAccount, "-secret", "ts1-secret-0123456789", "-sdk-key", "ts1-key-0123456789abc",
 			"-fingerprint-window", fpWindow.String())
 	}
+	cfg.RunBackfill = execBackfill(binDir, workDir, cfg.FunnelProfile)
 	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
 		if path, err := lookPath(p); err == nil {
 			cfg.NginxBin = path

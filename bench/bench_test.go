@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,11 @@ import (
 
 	"tapline/bench"
 	"tapline/bench/tapstream1"
+	"tapline/funnels"
 	"tapline/internal/node"
 	"tapline/loadgen"
+	"tapline/pebble"
+	"tapline/postgres"
 	"tapline/postgres/pgtest"
 )
 
@@ -59,6 +63,8 @@ func TestSmoke(t *testing.T) {
 	cfg.Workers, cfg.HammerFor = 4, 300*time.Millisecond
 	cfg.Accuracy, cfg.Period, cfg.Compression = 150, time.Hour, 3600
 	cfg.GrowthBase, cfg.Growth, cfg.Baseline, cfg.Drain = 40, []int{1}, []int{1}, 60
+	cfg.FunnelRows, cfg.FunnelGrowth, cfg.LiveFunnels = 6000, 4, 10
+	cfg.RunBackfill = backfillInProcess
 	cfg.Tweak = func(c *loadgen.Config) { // everyone on their own home address
 		c.IPv6Share, c.HomeShare, c.CellularShare, c.ChangeIPShare = 0, 1, 0, 0
 	}
@@ -139,6 +145,25 @@ func TestSmoke(t *testing.T) {
 	if res.Matcher.DrainMessages == 0 || res.Matcher.DrainPerSec <= 0 {
 		t.Errorf("matcher drain = %+v, want messages and a rate", res.Matcher)
 	}
+	if res.Matcher.LiveFunnels != 10 || res.Matcher.LiveDrainPerSec <= 0 {
+		t.Errorf("matcher drain with live funnels = %+v, want 10 funnels and a rate", res.Matcher)
+	}
+	if f := res.Funnel; f == nil {
+		t.Error("no funnel results")
+	} else {
+		if !f.Identical || f.ResultRows == 0 || f.Installations == 0 {
+			t.Errorf("funnel results: identical %v, %d rows, %d installations entered (%s)", f.Identical, f.ResultRows, f.Installations, f.Mismatch)
+		}
+		if len(f.Tapline) != 2 || f.Tapline[1].RawRows < 6000 || f.Tapline[0].RawRows < 1500 || f.Growth == nil {
+			t.Errorf("funnel backfills = %+v, growth %+v: want 1x and 4x", f.Tapline, f.Growth)
+		}
+		if f.Postgres.QuerySeconds <= 0 || f.DuckDB.QuerySeconds <= 0 || f.Postgres.RawRows != f.Data.RawRows || f.DuckDB.RawRows != f.Data.RawRows {
+			t.Errorf("funnel competitors: postgres %+v, duckdb %+v, want %d raw rows each", f.Postgres, f.DuckDB, f.Data.RawRows)
+		}
+		if !strings.Contains(table.String(), "FUNNEL BACKFILL") || !strings.Contains(table.String(), "identical") {
+			t.Errorf("the table has no FUNNEL rows")
+		}
+	}
 	if res.Matcher.Probes == 0 || res.Matcher.E2EP50 <= 0 {
 		t.Errorf("no tap-to-facts probes: %+v", res.Matcher)
 	}
@@ -146,4 +171,30 @@ func TestSmoke(t *testing.T) {
 	if err := res.WriteJSON(&js); err != nil || !strings.Contains(js.String(), `"precision"`) {
 		t.Errorf("results JSON: %v\n%s", err, js.String())
 	}
+}
+
+// backfillInProcess runs a funnel backfill in the test process.
+func backfillInProcess(ctx context.Context, dbURL, dataDir string, funnelID int64) (bench.BackfillRun, error) {
+	quiet := slog.New(slog.DiscardHandler)
+	db := postgres.NewDB(dbURL)
+	db.Logger = quiet
+	if err := db.Open(ctx); err != nil {
+		return bench.BackfillRun{}, err
+	}
+	defer db.Close()
+	store := postgres.NewFunnelStore(db)
+	f, err := store.Funnel(ctx, funnelID)
+	if err != nil {
+		return bench.BackfillRun{}, err
+	}
+	raw := pebble.NewRawStore(filepath.Join(dataDir, "raw"))
+	raw.Logger = quiet
+	if err := raw.Open(); err != nil {
+		return bench.BackfillRun{}, err
+	}
+	defer raw.Close()
+	start := time.Now()
+	b := funnels.Backfill{Raw: raw, Store: store, Workers: 2, Logger: quiet}
+	_, err = b.Run(ctx, f.VersionID)
+	return bench.BackfillRun{Seconds: time.Since(start).Seconds(), PeakKB: bench.PeakRSS(os.Getpid()), Via: "in-process"}, err
 }

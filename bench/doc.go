@@ -9,8 +9,9 @@
 //   - SDK ingest: accepted events/s (on the bus, durable) and latency of
 //     the Tapstream form protocol and of JSON batches of ten;
 //   - matcher: messages/s draining a bus filled before the process starts,
-//     and tap-to-conversion-visible-in-facts latency of probe installs
-//     under the steady load of the accuracy run;
+//     with no funnels and with ten live funnels, and
+//     tap-to-conversion-visible-in-facts latency of probe installs under
+//     the steady load of the accuracy run;
 //   - accuracy: precision, recall and organic misattribution of tapline
 //     against the workload's ground truth (read back from the raw store
 //     after the process stops), beside the naive IP-only and IP plus exact
@@ -18,7 +19,15 @@
 //   - throughput and growth: the same workload replayed as fast as
 //     possible at 1x, 4x and 16x data, on tapline until its facts are
 //     complete and on the baseline (synchronous), with the time, the rate
-//     and the peak memory (VmHWM) of each process.
+//     and the peak memory (VmHWM) of each process;
+//   - funnel backfill: a raw store of a 60-day workload (5 million raw
+//     rows: events, hits, conversions) counted in one 5-step funnel with an
+//     exclusion and a breakdown by "tapline funnels backfill" as a separate
+//     process, at a quarter of the rows and at all of them (growth, peak
+//     memory), against one PostgreSQL query with window functions over the
+//     same rows in plain tables and against DuckDB (package
+//     funnels/reference); the three results must be identical, or the run
+//     fails.
 //
 // Machines here are small and shared, so the ratios measured in one run
 // matter more than absolute numbers.

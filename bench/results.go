@@ -31,9 +31,13 @@ type Results struct {
 	Replay     *loadgen.PlayResult `json:"accuracy_replay,omitempty"`
 	Accuracy   []AccuracyRow       `json:"accuracy"`
 	Throughput []ThroughputRow     `json:"throughput"`
+	Funnel     *FunnelResult       `json:"funnel,omitempty"`
 	Peaks      []RSS               `json:"peak_rss"`
 	Ratios     map[string]float64  `json:"ratios"`
 	Errors     []string            `json:"errors,omitempty"`
+	// FunnelMismatch is set when tapline, PostgreSQL and DuckDB counted
+	// the funnel differently: bin/bench then exits non-zero.
+	FunnelMismatch bool `json:"funnel_mismatch,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -70,6 +74,11 @@ type MatcherRow struct {
 	Probes        int           `json:"probes"`
 	E2EP50        time.Duration `json:"tap_to_facts_p50_ns"`
 	E2EP99        time.Duration `json:"tap_to_facts_p99_ns"`
+	// The same drain with LiveFunnels live funnels.
+	LiveFunnels       int     `json:"live_funnels,omitempty"`
+	LiveDrainMessages int     `json:"live_funnels_drain_messages,omitempty"`
+	LiveDrainSeconds  float64 `json:"live_funnels_drain_seconds,omitempty"`
+	LiveDrainPerSec   float64 `json:"live_funnels_drain_per_second,omitempty"`
 }
 
 // AccuracyRow scores one attribution method.
@@ -100,20 +109,24 @@ type RSS struct {
 // MarshalJSON leaves the starter functions out of the config.
 func (c Config) MarshalJSON() ([]byte, error) {
 	type plain struct {
-		Seed        uint64  `json:"seed"`
-		Workers     int     `json:"workers"`
-		HammerFor   string  `json:"hammer_for"`
-		Accuracy    int     `json:"accuracy_devices"`
-		Compression float64 `json:"compression"`
-		Period      string  `json:"period"`
-		GrowthBase  int     `json:"growth_base_devices"`
-		Growth      []int   `json:"growth"`
-		Baseline    []int   `json:"baseline"`
-		Drain       int     `json:"drain_devices"`
-		Nginx       string  `json:"nginx"`
+		Seed        uint64   `json:"seed"`
+		Workers     int      `json:"workers"`
+		HammerFor   string   `json:"hammer_for"`
+		Accuracy    int      `json:"accuracy_devices"`
+		Compression float64  `json:"compression"`
+		Period      string   `json:"period"`
+		GrowthBase  int      `json:"growth_base_devices"`
+		Growth      []int    `json:"growth"`
+		Baseline    []int    `json:"baseline"`
+		Drain       int      `json:"drain_devices"`
+		LiveFunnels int      `json:"live_funnels"`
+		FunnelRows  int      `json:"funnel_rows"`
+		FunnelGrow  int      `json:"funnel_growth"`
+		Only        []string `json:"only,omitempty"`
+		Nginx       string   `json:"nginx"`
 	}
 	return json.Marshal(plain{c.Seed, c.Workers, c.HammerFor.String(), c.Accuracy, c.Compression, c.Period.String(),
-		c.GrowthBase, c.Growth, c.Baseline, c.Drain, c.NginxBin})
+		c.GrowthBase, c.Growth, c.Baseline, c.Drain, c.LiveFunnels, c.FunnelRows, c.FunnelGrowth, c.Only, c.NginxBin})
 }
 
 func (r *Results) finish() {
@@ -139,6 +152,19 @@ func (r *Results) finish() {
 			}
 		}
 	}
+	if m := r.Matcher; m.LiveDrainPerSec > 0 && m.DrainPerSec > 0 {
+		r.Ratios["drain_live_funnels_over_none"] = m.LiveDrainPerSec / m.DrainPerSec
+	}
+	if f := r.Funnel; f != nil && len(f.Tapline) > 0 {
+		t := f.Tapline[len(f.Tapline)-1].Seconds
+		if q := f.Postgres.QuerySeconds; q > 0 {
+			r.Ratios["funnel_tapline_over_postgres"] = q / t
+		}
+		if q := f.DuckDB.QuerySeconds; q > 0 {
+			r.Ratios["funnel_tapline_over_duckdb_query"] = q / t
+			r.Ratios["funnel_tapline_over_duckdb_load_and_query"] = (q + f.DuckDB.LoadSeconds) / t
+		}
+	}
 }
 
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + " ms" }
@@ -149,7 +175,9 @@ func (r *Results) WriteTable(out io.Writer) {
 		r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryMB, r.Machine.Kernel, r.Machine.Go)
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
-	p("REDIRECT GET /l/{slug}\trequests/s\tp50\tp99\tnote")
+	if len(r.Redirect) > 0 {
+		p("REDIRECT GET /l/{slug}\trequests/s\tp50\tp99\tnote")
+	}
 	for _, row := range r.Redirect {
 		if row.Unavailable != "" {
 			p("  %s\t-\t-\t-\t%s", row.Target, row.Unavailable)
@@ -164,23 +192,35 @@ func (r *Results) WriteTable(out io.Writer) {
 	if v, ok := r.Ratios["redirect_tapline_over_nginx"]; ok {
 		p("  tapline / nginx\t%.2fx\t\t\t", v)
 	}
-	p("SDK INGEST (durable)\tevents/s\tp50\tp99\trequests/s")
+	if len(r.Ingest) > 0 {
+		p("SDK INGEST (durable)\tevents/s\tp50\tp99\trequests/s")
+	}
 	for _, row := range r.Ingest {
 		p("  %s %s\t%.0f\t%s\t%s\t%.0f", row.Target, row.Protocol, row.EventsPerSec, ms(row.Summary.P50), ms(row.Summary.P99), row.Summary.Rate)
 	}
-	p("MATCHER\t\t\t\t")
+	if r.Matcher.DrainMessages > 0 || r.Matcher.Probes > 0 {
+		p("MATCHER\t\t\t\t")
+	}
 	if r.Matcher.DrainMessages > 0 {
 		p("  drain pre-filled bus\t%.0f msg/s\t%d messages\t%.1f s\t", r.Matcher.DrainPerSec, r.Matcher.DrainMessages, r.Matcher.DrainSeconds)
+	}
+	if r.Matcher.LiveDrainMessages > 0 {
+		p("  drain with %d live funnels\t%.0f msg/s\t%d messages\t%.1f s\t%.2fx of none", r.Matcher.LiveFunnels, r.Matcher.LiveDrainPerSec,
+			r.Matcher.LiveDrainMessages, r.Matcher.LiveDrainSeconds, r.Ratios["drain_live_funnels_over_none"])
 	}
 	if r.Matcher.Probes > 0 {
 		p("  tap to conversion in facts\tp50 %s\tp99 %s\t%d probes\t", ms(r.Matcher.E2EP50), ms(r.Matcher.E2EP99), r.Matcher.Probes)
 	}
-	p("ACCURACY (ground truth)\tprecision\trecall\torganic misattributed\tinstalls (caused/organic)")
+	if len(r.Accuracy) > 0 {
+		p("ACCURACY (ground truth)\tprecision\trecall\torganic misattributed\tinstalls (caused/organic)")
+	}
 	for _, a := range r.Accuracy {
 		x := a.Accuracy
 		p("  %s\t%.3f\t%.3f\t%.3f\t%d (%d/%d)", a.Method, x.Precision, x.Recall, x.OrganicMisattribution, x.Installs, x.Caused, x.Organic)
 	}
-	p("THROUGHPUT (replay until facts complete)\tactions/s\tseconds\tactions\tpeak RSS, answered/s")
+	if len(r.Throughput) > 0 {
+		p("THROUGHPUT (replay until facts complete)\tactions/s\tseconds\tactions\tpeak RSS, answered/s")
+	}
 	for _, t := range r.Throughput {
 		accepted := ""
 		if t.AcceptSeconds > 0 {
@@ -193,6 +233,7 @@ func (r *Results) WriteTable(out io.Writer) {
 			p("  %s\t%.2fx\t\t\t", strings.TrimPrefix(k, "throughput_"), r.Ratios[k])
 		}
 	}
+	r.writeFunnel(p)
 	p("PEAK RSS\t\t\t\t")
 	for _, x := range r.Peaks {
 		p("  %s\t%d MB\t\t\t", x.Process, x.PeakKB/1024)
@@ -201,6 +242,65 @@ func (r *Results) WriteTable(out io.Writer) {
 		p("ERROR\t%s\t\t\t", e)
 	}
 	tw.Flush()
+}
+
+// writeFunnel prints the FUNNEL rows.
+func (r *Results) writeFunnel(p func(format string, args ...any)) {
+	f := r.Funnel
+	if f == nil || len(f.Tapline) == 0 {
+		return
+	}
+	d := f.Data
+	p("FUNNEL BACKFILL (5 steps, exclusion, by link)\traw rows/s\tseconds\traw rows\tpeak RSS, CPU per raw row")
+	for _, t := range f.Tapline {
+		p("  %s %dx\t%.0f\t%.1f\t%d\t%d MB, %.1f µs", t.Via, t.Scale, t.PerSec, t.Seconds, t.RawRows, t.PeakKB/1024, cpuPerRow(t.CPUSeconds, t.RawRows))
+	}
+	pg, dk := f.Postgres, f.DuckDB
+	if pg.QuerySeconds > 0 {
+		p("  postgresql window query\t%.0f\t%.1f\t%d\tload %.1f s, %.1f µs", pg.PerSec, pg.QuerySeconds, pg.RawRows, pg.LoadSeconds, cpuPerRow(pg.CPUSeconds, pg.RawRows))
+	}
+	if dk.QuerySeconds > 0 {
+		p("  duckdb query\t%.0f\t%.1f\t%d\t%.1f µs", dk.PerSec, dk.QuerySeconds, dk.RawRows, cpuPerRow(dk.CPUSeconds, dk.RawRows))
+		p("  duckdb load + query\t%.0f\t%.1f\t%d\t", float64(dk.RawRows)/(dk.LoadSeconds+dk.QuerySeconds), dk.LoadSeconds+dk.QuerySeconds, dk.RawRows)
+	}
+	for _, k := range []struct{ key, label, target string }{
+		{"funnel_tapline_over_postgres", "tapline / postgresql", "target >= 2x"},
+		{"funnel_tapline_over_duckdb_query", "tapline / duckdb query", "target >= 0.3x"},
+		{"funnel_tapline_over_duckdb_load_and_query", "tapline / duckdb load + query", ""},
+	} {
+		if v, ok := r.Ratios[k.key]; ok {
+			verdict := ""
+			if k.target != "" {
+				verdict = "met"
+				if (k.key == "funnel_tapline_over_postgres" && v < 2) || (k.key == "funnel_tapline_over_duckdb_query" && v < 0.3) {
+					verdict = "MISSED"
+				}
+				verdict = k.target + ": " + verdict
+			}
+			p("  %s\t%.2fx\t\t\t%s", k.label, v, verdict)
+		}
+	}
+	if g := f.Growth; g != nil {
+		verdict := "PASS"
+		if !g.Pass {
+			verdict = "FAIL"
+		}
+		p("  growth: %.2fx rows in\t%.2fx time\t\t\tbound %.2fx: %s", g.RowsRatio, g.TimeRatio, g.Bound, verdict)
+	}
+	result := "identical (tapline = postgresql = duckdb)"
+	if !f.Identical {
+		result = "DIFFERENT: " + f.Mismatch
+	}
+	p("  results\t%d rows\t%d entered\t\t%s", f.ResultRows, f.Installations, result)
+	p("  data: %d events, %d hits, %d conversions of %d installations over %d days (max %d events); stored in %.0f s", d.Events, d.Hits, d.Conversions,
+		d.Installations, funnelDays, d.MaxEvents, f.PrepareSeconds)
+}
+
+func cpuPerRow(cpu float64, rows int) float64 {
+	if rows == 0 {
+		return 0
+	}
+	return cpu / float64(rows) * 1e6
 }
 
 func sortedKeys(m map[string]float64) []string {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,7 +27,7 @@ func main() {
 
 func run() error {
 	cfg := bench.NewConfig()
-	bin := flag.String("bin", "bin", "directory holding the tapline and tapstream1 binaries")
+	bin := flag.String("bin", "bin", "directory holding the tapline, tapstream1 and funnelbackfill binaries")
 	out := flag.String("out", "bench/results", "directory for the JSON results")
 	flag.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL (fresh databases are created beside it)")
 	flag.IntVar(&cfg.Workers, "workers", cfg.Workers, "concurrent workers")
@@ -35,8 +36,16 @@ func run() error {
 	flag.IntVar(&cfg.GrowthBase, "growth-base", cfg.GrowthBase, "tapping devices of the 1x throughput workload")
 	flag.IntVar(&cfg.Drain, "drain-devices", cfg.Drain, "tapping devices whose records pre-fill the bus")
 	flag.Float64Var(&cfg.Compression, "compression", cfg.Compression, "simulated seconds per real second in the accuracy run")
+	flag.IntVar(&cfg.LiveFunnels, "live-funnels", cfg.LiveFunnels, "live funnels of the second matcher drain (0: none)")
+	flag.IntVar(&cfg.FunnelRows, "funnel-rows", cfg.FunnelRows, "raw rows (events, hits, conversions) of the funnel backfill scenario (0: none)")
+	flag.IntVar(&cfg.FunnelGrowth, "funnel-growth", cfg.FunnelGrowth, "the funnel backfill also runs at funnel-rows divided by this, for the growth ratio (1: not)")
+	flag.StringVar(&cfg.FunnelProfile, "funnel-cpuprofile", "", "write CPU profiles of the funnel backfills to this file name plus .<funnel id> (runs bin/funnelbackfill)")
+	only := flag.String("only", "", "comma-separated scenarios to run: main, nginx, tapstream1, growth, drain, funnel (default all)")
 	nginx := flag.Bool("nginx", true, "compare with nginx when it is installed")
 	flag.Parse()
+	if *only != "" {
+		cfg.Only = strings.Split(*only, ",")
+	}
 	if cfg.DatabaseURL == "" {
 		return fmt.Errorf("-database-url or DATABASE_URL is required")
 	}
@@ -58,6 +67,9 @@ func run() error {
 	res, err := r.Run(ctx)
 	if res == nil {
 		return fmt.Errorf("%w (process logs in %s)", err, work)
+	}
+	if err == nil && res.FunnelMismatch {
+		err = fmt.Errorf("tapline, PostgreSQL and DuckDB counted the funnel differently (process logs in %s): %s", work, res.Funnel.Mismatch)
 	}
 	if err == nil {
 		os.RemoveAll(work)

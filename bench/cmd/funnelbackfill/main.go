@@ -1,0 +1,91 @@
+// Command funnelbackfill backfills the newest version of one funnel over
+// an embedded raw store with funnels.Backfill.Run, as "tapline funnels
+// backfill" does, optionally writing a CPU profile. The funnel benchmark
+// (package tapline/bench) runs it to profile the backfill, and in place of
+// the tapline binary when that has no "funnels backfill" command.
+//
+//	funnelbackfill -database-url URL -data-dir DIR [-workers N] [-cpuprofile FILE] FUNNEL_ID
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"syscall"
+	"time"
+
+	"tapline/funnels"
+	"tapline/pebble"
+	"tapline/postgres"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "funnelbackfill:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dbURL := flag.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL")
+	dataDir := flag.String("data-dir", ".data", "data directory holding the embedded raw store (raw/)")
+	workers := flag.Int("workers", runtime.NumCPU(), "range scans in parallel")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the backfill to this file")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		return fmt.Errorf("want one funnel ID")
+	}
+	id, err := strconv.ParseInt(flag.Arg(0), 10, 64)
+	if err != nil {
+		return fmt.Errorf("funnel ID: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	db := postgres.NewDB(*dbURL)
+	db.Logger = logger
+	if err := db.Open(ctx); err != nil {
+		return err
+	}
+	defer db.Close()
+	store := postgres.NewFunnelStore(db)
+	f, err := store.Funnel(ctx, id)
+	if err != nil {
+		return err
+	}
+	raw := pebble.NewRawStore(filepath.Join(*dataDir, "raw"))
+	raw.Logger = logger
+	if err := raw.Open(); err != nil {
+		return err
+	}
+	defer raw.Close()
+
+	if *profile != "" {
+		pf, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	b := funnels.Backfill{Raw: raw, Store: store, Workers: *workers, Logger: logger}
+	st, err := b.Run(ctx, f.VersionID)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("backfilled version %d of funnel %d: %d events of %d installations in %s\n",
+		f.VersionID, f.ID, st.Rows, st.Installations, time.Since(start).Round(time.Millisecond))
+	return nil
+}
