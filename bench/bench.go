@@ -72,7 +72,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// NewConfig returns the sizes `make bench` uses: about ten minutes on two
+// NewConfig returns the sizes `make bench` uses: about thirteen minutes on two
 // cores.
 func NewConfig() Config {
 	return Config{

@@ -41,7 +41,7 @@ type BackfillRunner func(ctx context.Context, dbURL, dataDir string, funnelID in
 // FunnelResult is the funnel backfill scenario's outcome.
 type FunnelResult struct {
 	Definition tapline.FunnelDefinition `json:"definition"`
-	Data       funnelCounts             `json:"data"`
+	Data       FunnelData               `json:"data"`
 	// PrepareSeconds is the time to generate and store the raw rows of
 	// both sizes (not part of any measurement).
 	PrepareSeconds float64          `json:"prepare_seconds"`
@@ -233,12 +233,11 @@ func (r *Runner) funnelRun(ctx context.Context) error {
 	res.Postgres.QuerySeconds = time.Since(t0).Seconds()
 	res.Postgres.CPUSeconds = postgresCPU() - cpu0
 	res.Postgres.PerSec = float64(res.Data.RawRows) / res.Postgres.QuerySeconds
-	res.Postgres.Note = "one query, window functions, plain tables, work_mem 512MB"
+	res.Postgres.Note = "one query, window functions, plain tables, work_mem 512MB, JIT off"
 	r.log.Info("bench: funnel postgres query", "seconds", res.Postgres.QuerySeconds)
 	pool.Close()
 
-	// DuckDB: the reference implementation over the same rows, as of the
-	// same handoff.
+	// DuckDB: the reference implementation over the same rows.
 	duck, err := r.duckRun(ctx, w, &res.Definition)
 	if err != nil {
 		return err

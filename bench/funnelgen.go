@@ -52,18 +52,19 @@ func (g *genInstall) rows() int {
 	return n
 }
 
-// funnelCounts are the rows a pass generated.
-type funnelCounts struct {
-	Installations int   `json:"installations"`
-	Events        int   `json:"events"`
-	Hits          int   `json:"hits"`
-	Conversions   int   `json:"conversions"`
-	RawRows       int   `json:"raw_rows"`
-	MaxEvents     int   `json:"max_events_per_installation"`
-	Handoff       []int `json:"-"`
+// FunnelData counts the rows of a funnel workload: raw rows are events,
+// hits and conversions.
+type FunnelData struct {
+	Installations int `json:"installations"`
+	Events        int `json:"events"`
+	Hits          int `json:"hits"`
+	Conversions   int `json:"conversions"`
+	RawRows       int `json:"raw_rows"`
+	MaxEvents     int `json:"max_events_per_installation"`
 }
 
-// position generator: per-partition next offsets of both topics.
+// positions hands out bus positions: the next offset of each partition of
+// both topics.
 type positions struct {
 	events, hits []int64
 }
@@ -103,13 +104,13 @@ var (
 
 // generate calls fn with each installation in turn, stopping at the first
 // error, and returns what it generated and the positions past every row.
-func (w *funnelWorkload) generate(fn func(*genInstall) error) (funnelCounts, *positions, error) {
+func (w *funnelWorkload) generate(fn func(*genInstall) error) (FunnelData, *positions, error) {
 	r := rand.New(rand.NewPCG(w.Seed, 0x6675_6e6e_656c))
 	parts := max(w.Partitions, 1)
 	pos := &positions{events: make([]int64, parts), hits: make([]int64, parts)}
 	start := w.End.Add(-funnelDays * 24 * time.Hour)
 	zipf := rand.NewZipf(r, 1.2, 1, uint64(max(len(w.Links), 1)-1))
-	var c funnelCounts
+	var c FunnelData
 	for i := 0; c.RawRows < w.Rows; i++ {
 		g := w.install(r, zipf, pos, start, i)
 		c.Installations++
@@ -287,10 +288,10 @@ func (w *funnelWorkload) install(r *rand.Rand, zipf *rand.Zipf, pos *positions, 
 // storeFunnelWorkload writes the workload's installations from number skip
 // on into a new or loaded raw store at dir, and returns what the whole
 // workload holds (skipped installations included) and its positions.
-func storeFunnelWorkload(ctx context.Context, dir string, w *funnelWorkload, skip int) (funnelCounts, *positions, error) {
+func storeFunnelWorkload(ctx context.Context, dir string, w *funnelWorkload, skip int) (FunnelData, *positions, error) {
 	l, err := openRawLoader(dir)
 	if err != nil {
-		return funnelCounts{}, nil, err
+		return FunnelData{}, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

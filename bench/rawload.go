@@ -135,7 +135,7 @@ func (l *rawLoader) install(b *pdb.Batch, g *genInstall) error {
 	return nil
 }
 
-// loadFunnelWorkload writes installations from the channel with parallel
+// load writes installations from the channel with parallel
 // writers, a batch of several installations at a time.
 func (l *rawLoader) load(ctx context.Context, installs <-chan *genInstall) error {
 	var wg sync.WaitGroup
