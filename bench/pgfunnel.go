@@ -199,8 +199,8 @@ func loadPGFunnel(ctx context.Context, pool *pgxpool.Pool, each func(fn func(*ge
 
 // pgFunnelSettings are the session settings the query runs with: memory
 // for its sorts and hashes in one go (the machine has it; the default 4 MB
-// would spill to disk), and no JIT compilation (it made the query 20%
-// slower on the development machine).
+// would spill to disk; 2 GB was no faster), and no JIT compilation (at 5
+// million rows it made no difference, 18 to 20 s either way).
 var pgFunnelSettings = []string{"SET work_mem = '512MB'", "SET jit = off"}
 
 // runPGFunnel runs the query of def on one connection of pool and returns
