@@ -50,8 +50,9 @@ func ParsePosition(pos string) (tapline.Partition, int64, bool) {
 
 // AttributionAsOf returns the attribution of conversion c as of handoff h:
 // the last change made by a record before h. ok is false when c is nil or
-// no change came before h (the install itself came after: no conversion
-// then). With a nil h it is c's current attribution.
+// no change came before h (the install itself came after, or the
+// conversion has no history: no conversion then). With a nil h it is c's
+// current attribution.
 func AttributionAsOf(c *tapline.Conversion, h Handoff) (a tapline.Attribution, ok bool) {
 	if c == nil {
 		return tapline.Attribution{}, false
@@ -63,9 +64,6 @@ func AttributionAsOf(c *tapline.Conversion, h Handoff) (a tapline.Attribution, o
 		if h.Before(c.History[i].By) {
 			return c.History[i].To, true
 		}
-	}
-	if len(c.History) == 0 {
-		return c.Attribution, true // written before histories: before everything
 	}
 	return tapline.Attribution{}, false
 }
