@@ -74,46 +74,12 @@ func Run(ctx context.Context, db *sql.DB, data *Data, def *tapline.FunnelDefinit
 	if err := def.Validate(0, nil); err != nil {
 		return nil, fmt.Errorf("funnel definition: %w", err)
 	}
-	conn, err := db.Conn(ctx)
+	t, err := Load(ctx, db, data, h)
 	if err != nil {
-		return nil, fmt.Errorf("duckdb connection: %w", err)
-	}
-	defer conn.Close()
-	for _, s := range schema {
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return nil, fmt.Errorf("create table: %w", err)
-		}
-	}
-	defer func() {
-		for _, t := range tables {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t)
-		}
-	}()
-	if err := load(conn, data, h); err != nil {
 		return nil, err
 	}
-	if err := check(ctx, conn, data.AppID); err != nil {
-		return nil, err
-	}
-	q, args := render(def, data.AppID, h != nil)
-	rows, err := conn.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("funnel query: %w", err)
-	}
-	defer rows.Close()
-	out := map[Key]Value{}
-	for rows.Next() {
-		var k Key
-		var v Value
-		if err := rows.Scan(&k.Hour, &k.Breakdown, &k.Step, &k.Bucket, &v.Count, &v.Sum); err != nil {
-			return nil, fmt.Errorf("scan funnel row: %w", err)
-		}
-		out[k] = v
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("funnel query: %w", err)
-	}
-	return out, nil
+	defer t.Close()
+	return t.Query(ctx, def)
 }
 
 // Tables of one Run, temporary to its connection. Times are Unix
