@@ -11,12 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
 	"tapline"
-	"tapline/cassandra"
 	"tapline/facts"
 	"tapline/funnels"
 	"tapline/internal/node"
@@ -56,21 +54,8 @@ func (e *rawLockedError) holder() string {
 // running "tapline run" holds locked (a *rawLockedError then).
 func openRaw(ctx context.Context, cfg *node.Config, logger *slog.Logger) (rawStore, error) {
 	if cfg.CassandraHosts != "" {
-		var hosts []string
-		for h := range strings.SplitSeq(cfg.CassandraHosts, ",") {
-			if h = strings.TrimSpace(h); h != "" {
-				hosts = append(hosts, h)
-			}
-		}
-		// The same configuration as the node's (internal/node): the keyspace
-		// exists already, "tapline migrate" creates it.
-		s := cassandra.NewRawStore(cassandra.Config{
-			Hosts:             hosts,
-			Keyspace:          cfg.CassandraKeyspace,
-			Consistency:       cfg.CassandraConsistency,
-			LocalDC:           cfg.CassandraLocalDC,
-			ReplicationFactor: cfg.CassandraReplication,
-		})
+		// The keyspace exists already: "tapline migrate" creates it.
+		s := node.CassandraStore(cfg)
 		s.Logger = logger
 		if err := s.Open(ctx); err != nil {
 			return nil, fmt.Errorf("open cassandra: %w", err)

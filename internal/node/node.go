@@ -208,7 +208,7 @@ func (n *Node) openBus(ctx context.Context) error {
 func (n *Node) openMatcher(ctx context.Context) error {
 	cfg := &n.Config
 	if cfg.CassandraHosts != "" {
-		s := cassandraStore(cfg)
+		s := CassandraStore(cfg)
 		s.Logger = n.Logger.With("component", "cassandra")
 		if cfg.Migrate {
 			if err := s.Migrate(ctx); err != nil {
@@ -436,7 +436,9 @@ func secret(value, path string) (string, error) {
 	return s, nil
 }
 
-func cassandraStore(cfg *Config) *cassandra.RawStore {
+// CassandraStore returns the Cassandra raw store cfg configures, not yet
+// opened.
+func CassandraStore(cfg *Config) *cassandra.RawStore {
 	return cassandra.NewRawStore(cassandra.Config{
 		Hosts:             splitList(cfg.CassandraHosts),
 		Keyspace:          cfg.CassandraKeyspace,
@@ -449,7 +451,7 @@ func cassandraStore(cfg *Config) *cassandra.RawStore {
 // MigrateCassandra creates the keyspace named by cfg if absent and applies
 // the Cassandra migrations.
 func MigrateCassandra(ctx context.Context, cfg *Config) error {
-	if err := cassandraStore(cfg).Migrate(ctx); err != nil {
+	if err := CassandraStore(cfg).Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate cassandra: %w", err)
 	}
 	return nil
