@@ -456,17 +456,6 @@ type FunnelState struct {
 	UpdatedAt time.Time               `json:"updated_at"`
 }
 
-// ChangeBy returns the first change made by the record at position pos,
-// or nil.
-func (s *FunnelState) ChangeBy(pos string) *FunnelChange {
-	for i := range s.History {
-		if s.History[i].By == pos {
-			return &s.History[i]
-		}
-	}
-	return nil
-}
-
 // Follows reports whether s may replace stored (nil: none stored) in a raw
 // store, as Conversion.Follows does: one change more than stored, or the
 // stored history again.

@@ -299,14 +299,13 @@ func (j *job) scan(ctx context.Context, r *tapline.BackfillRange) error {
 
 // evaluate returns the outcome of one installation as of the handoff.
 func (j *job) evaluate(ctx context.Context, ev *Evaluator, inst *tapline.Installation) (tapline.FunnelOutcome, error) {
-	return EvaluateInstallation(ctx, j.b.Raw, ev, []*Compiled{j.c}, j.handoff, inst, nil)
+	return EvaluateInstallation(ctx, j.b.Raw, ev, j.c, j.handoff, inst)
 }
 
-// EvaluateInstallation evaluates an installation in each funnel as of h
-// (nil: as now), looking up its conversion and, when a funnel needs them,
-// the attributed hit's parameters. With out nil it returns the first
-// outcome; otherwise it fills out (len(cs)) and returns the first.
-func EvaluateInstallation(ctx context.Context, raw Source, ev *Evaluator, cs []*Compiled, h Handoff, inst *tapline.Installation, out []tapline.FunnelOutcome) (tapline.FunnelOutcome, error) {
+// EvaluateInstallation evaluates an installation in funnel c as of h (nil:
+// as now), looking up its conversion and, when c needs them, the attributed
+// hit's parameters.
+func EvaluateInstallation(ctx context.Context, raw Source, ev *Evaluator, c *Compiled, h Handoff, inst *tapline.Installation) (tapline.FunnelOutcome, error) {
 	conv, err := raw.ConversionByInstall(ctx, inst.AppID, inst.ID)
 	switch {
 	case tapline.ErrorCode(err) == tapline.ENOTFOUND:
@@ -315,11 +314,7 @@ func EvaluateInstallation(ctx context.Context, raw Source, ev *Evaluator, cs []*
 		return tapline.FunnelOutcome{}, fmt.Errorf("conversion of install %s: %w", inst.ID, err)
 	}
 	p := NewPath(inst.Events, conv, h)
-	needs := false
-	for _, c := range cs {
-		needs = needs || c.NeedsHitParams()
-	}
-	if needs && p.Tapped() {
+	if c.NeedsHitParams() && p.Tapped() {
 		hit, err := raw.Hit(ctx, inst.AppID, p.Attribution.HitID)
 		switch {
 		case tapline.ErrorCode(err) == tapline.ENOTFOUND:
@@ -329,14 +324,7 @@ func EvaluateInstallation(ctx context.Context, raw Source, ev *Evaluator, cs []*
 			p.HitParams = hit.Params
 		}
 	}
-	if out == nil {
-		return ev.Evaluate(cs[0], &p), nil
-	}
-	ev.buf = p.records(ev.buf)
-	for i, c := range cs {
-		out[i] = c.evaluate(&p, ev.buf)
-	}
-	return out[0], nil
+	return ev.Evaluate(c, &p), nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -372,7 +360,7 @@ func (b *Backfill) Count(ctx context.Context, f *tapline.Funnel, h Handoff) (fac
 				batch := facts.Batch{}
 				var st Stats
 				err := b.Raw.ScanInstallations(ctx, f.AppID, r, func(_ int64, inst *tapline.Installation) error {
-					o, err := EvaluateInstallation(ctx, b.Raw, &ev, []*Compiled{c}, h, inst, nil)
+					o, err := EvaluateInstallation(ctx, b.Raw, &ev, c, h, inst)
 					if err != nil {
 						return err
 					}

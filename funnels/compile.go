@@ -152,17 +152,6 @@ func (ev *Evaluator) Evaluate(c *Compiled, p *Path) tapline.FunnelOutcome {
 	return c.evaluate(p, ev.buf)
 }
 
-// EvaluateAll returns the outcomes of p in each funnel, sorting p's
-// records once.
-func (ev *Evaluator) EvaluateAll(cs []*Compiled, p *Path) []tapline.FunnelOutcome {
-	ev.buf = p.records(ev.buf)
-	out := make([]tapline.FunnelOutcome, len(cs))
-	for i, c := range cs {
-		out[i] = c.evaluate(p, ev.buf)
-	}
-	return out
-}
-
 func (c *Compiled) evaluate(p *Path, rs []record) tapline.FunnelOutcome {
 	order := c.Funnel.Order
 	n := len(c.steps)

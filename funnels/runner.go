@@ -19,9 +19,8 @@ type Runner struct {
 	// Poll is how often to look for versions to backfill; 0 means 2 s.
 	Poll time.Duration
 
-	mu      sync.Mutex
-	running int64 // version being backfilled, 0 for none
-	wake    chan struct{}
+	mu   sync.Mutex
+	wake chan struct{}
 }
 
 // Wake makes the runner look for work now, as after a funnel was saved.
@@ -36,13 +35,6 @@ func (r *Runner) Wake() {
 	case w <- struct{}{}:
 	default:
 	}
-}
-
-// Running returns the version being backfilled, 0 for none.
-func (r *Runner) Running() int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.running
 }
 
 // Run backfills versions until ctx is done.
@@ -108,14 +100,6 @@ func allDone(rs []*tapline.BackfillRange) bool {
 }
 
 func (r *Runner) run(ctx context.Context, logger *slog.Logger, f *tapline.Funnel) {
-	r.mu.Lock()
-	r.running = f.VersionID
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.running = 0
-		r.mu.Unlock()
-	}()
 	b := r.Backfill
 	start := time.Now()
 	logger.Info("funnel backfill started", "funnel", f.ID, "version", f.VersionID, "app", f.AppID)
