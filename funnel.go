@@ -506,6 +506,9 @@ type Installation struct {
 	AppID  int64
 	ID     string
 	Events []*Event
+	// Conversion is the installation's conversion as ConversionByInstall
+	// returns it, nil when it has none.
+	Conversion *Conversion
 }
 
 // FunnelHandoff is one partition's part of a version's handoff: the first

@@ -44,6 +44,10 @@ type RawStore interface {
 	// and returns the stored hit (h, or the earlier one).
 	PutHit(ctx context.Context, h *Hit) (*Hit, error)
 	Hit(ctx context.Context, appID int64, id string) (*Hit, error)
+	// HitAt returns the hit id as Hit does, told the Time it was stored
+	// with (a conversion's HitTime), which lets a store read it without
+	// searching; a wrong or zero at still finds it, more slowly.
+	HitAt(ctx context.Context, appID int64, id string, at time.Time) (*Hit, error)
 	HitsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*Hit, error)
 	HitsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*Hit, error)
 
@@ -77,7 +81,8 @@ type RawStore interface {
 
 	// ScanInstallations calls fn once for each installation of the app
 	// whose key lies in r, (r.Start, r.End], in ascending key order, with
-	// every stored event of the installation, oldest first. An
+	// every stored event of the installation, oldest first, and its
+	// conversion. An
 	// installation's key is its place on the int64 ring: a hash of its
 	// install id in the embedded store, the Murmur3 token of its partition
 	// in Cassandra. Installations whose keys collide each come once, one

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -289,7 +290,7 @@ func (w *funnelWorkload) install(r *rand.Rand, zipf *rand.Zipf, pos *positions, 
 // on into a new or loaded raw store at dir, and returns what the whole
 // workload holds (skipped installations included) and its positions.
 func storeFunnelWorkload(ctx context.Context, dir string, w *funnelWorkload, skip int) (FunnelData, *positions, error) {
-	l, err := openRawLoader(dir)
+	l, err := pebble.OpenLoader(dir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return FunnelData{}, nil, err
 	}
@@ -297,7 +298,7 @@ func storeFunnelWorkload(ctx context.Context, dir string, w *funnelWorkload, ski
 	defer cancel()
 	work := make(chan *genInstall, 256)
 	done := make(chan error, 1)
-	go func() { done <- l.load(ctx, work) }()
+	go func() { done <- loadInstalls(ctx, l, work) }()
 	n := 0
 	counts, pos, err := w.generate(func(g *genInstall) error {
 		n++

@@ -60,7 +60,7 @@ func TestRawLoaderMatchesRawStore(t *testing.T) {
 // dump reads every key and value of the pebble database in dir.
 func dump(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
-	db, err := pdb.Open(dir, &pdb.Options{FormatMajorVersion: pdb.FormatNewest, Logger: discardPebble{}})
+	db, err := pdb.Open(dir, &pdb.Options{FormatMajorVersion: pdb.FormatNewest, Logger: pdb.DefaultLogger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -300,6 +300,12 @@ func (s *RawStore) Hit(ctx context.Context, appID int64, id string) (*tapline.Hi
 	return &h, nil
 }
 
+// HitAt returns the hit id of the app: hits are read by id, so at does
+// not help.
+func (s *RawStore) HitAt(ctx context.Context, appID int64, id string, _ time.Time) (*tapline.Hit, error) {
+	return s.Hit(ctx, appID, id)
+}
+
 // HitsByFingerprint returns the app's hits with the fingerprint whose Time
 // lies in [from, to], newest first.
 func (s *RawStore) HitsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*tapline.Hit, error) {
@@ -437,7 +443,7 @@ func (s *RawStore) EventsByInstall(ctx context.Context, appID int64, installID s
 // ScanInstallations calls fn for each installation of the app whose key,
 // the Murmur3 token of its events_by_install partition (token(app_id,
 // install_id)), lies in (r.Start, r.End], in token order, with its visible
-// events oldest first. It reads the range with one paged query: the rows of
+// events oldest first and its conversion (one more query). It reads the range with one paged query: the rows of
 // a partition come together, and partitions in token order (those with
 // equal tokens one after the other), so it holds one installation and one
 // page at a time. The query sees the partitions of every app in the range
@@ -469,6 +475,13 @@ func (s *RawStore) ScanInstallations(ctx context.Context, appID int64, r tapline
 			return err
 		}
 		slices.SortStableFunc(inst.Events, tapline.CompareEvents)
+		c, err := s.ConversionByInstall(ctx, appID, inst.ID)
+		switch {
+		case err == nil:
+			inst.Conversion = c
+		case tapline.ErrorCode(err) != tapline.ENOTFOUND:
+			return err
+		}
 		return fn(curKey, inst)
 	}
 	iter := s.query(ctx, s.stmt.scanInstalls, true, r.Start, r.End).Iter()

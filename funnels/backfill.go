@@ -23,8 +23,7 @@ import (
 // Source is what a backfill reads of the raw store.
 type Source interface {
 	ScanInstallations(ctx context.Context, appID int64, r tapline.ScanRange, fn func(key int64, inst *tapline.Installation) error) error
-	ConversionByInstall(ctx context.Context, appID int64, installID string) (*tapline.Conversion, error)
-	Hit(ctx context.Context, appID int64, id string) (*tapline.Hit, error)
+	HitAt(ctx context.Context, appID int64, id string, at time.Time) (*tapline.Hit, error)
 }
 
 // Backfill defaults.
@@ -302,20 +301,13 @@ func (j *job) evaluate(ctx context.Context, ev *Evaluator, inst *tapline.Install
 	return EvaluateInstallation(ctx, j.b.Raw, ev, j.c, j.handoff, inst)
 }
 
-// EvaluateInstallation evaluates an installation in funnel c as of h (nil:
-// as now), looking up its conversion and, when c needs them, the attributed
-// hit's parameters.
+// EvaluateInstallation evaluates a scanned installation in funnel c as of h
+// (nil: as now), looking up the attributed hit's parameters when c needs
+// them.
 func EvaluateInstallation(ctx context.Context, raw Source, ev *Evaluator, c *Compiled, h Handoff, inst *tapline.Installation) (tapline.FunnelOutcome, error) {
-	conv, err := raw.ConversionByInstall(ctx, inst.AppID, inst.ID)
-	switch {
-	case tapline.ErrorCode(err) == tapline.ENOTFOUND:
-		conv = nil
-	case err != nil:
-		return tapline.FunnelOutcome{}, fmt.Errorf("conversion of install %s: %w", inst.ID, err)
-	}
-	p := NewPath(inst.Events, conv, h)
+	p := NewPath(inst.Events, inst.Conversion, h)
 	if c.NeedsHitParams() && p.Tapped() {
-		hit, err := raw.Hit(ctx, inst.AppID, p.Attribution.HitID)
+		hit, err := raw.HitAt(ctx, inst.AppID, p.Attribution.HitID, p.Attribution.HitTime)
 		switch {
 		case tapline.ErrorCode(err) == tapline.ENOTFOUND:
 		case err != nil:

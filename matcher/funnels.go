@@ -389,7 +389,7 @@ func (m *Matcher) evaluateFunnels(ctx context.Context, app *tapline.App, install
 		id := p.Attribution.HitID
 		params, ok := hits[id]
 		if !ok {
-			h, err := m.Raw.Hit(ctx, appID, id)
+			h, err := m.Raw.HitAt(ctx, appID, id, p.Attribution.HitTime)
 			switch {
 			case tapline.ErrorCode(err) == tapline.ENOTFOUND:
 			case err != nil:

@@ -27,13 +27,17 @@ const BucketWidth = 7 * 24 * time.Hour
 
 // Key spaces of the raw store.
 const (
-	spaceRaw          = 'R' // R app bucket table ...: hits and events, expiring
-	spaceConversion   = 'C' // C app id: conversion
-	spaceConvByHit    = 'B' // B app hitID id: conversion
-	spaceConvByInstal = 'N' // N app installID id: conversion
-	spaceWatermark    = 'W' // W app: Unix nanoseconds of the last DeleteBefore
-	spaceFunnelState  = 'U' // U app installID: funnel state, expiring by its write time
-	spaceFunnelWeek   = 'V' // V app week installID: empty; the week of the state's last write
+	spaceRaw           = 'R' // R app bucket table ...: hits and events, expiring
+	spaceConversion    = 'C' // C app id: conversion
+	spaceConvByHit     = 'B' // B app hitID id: conversion
+	spaceConvByInstall = 'K' // K app key installID id: conversion, in installation key order
+
+	// spaceConvByInstalOld is the first layout of the index by installation,
+	// N app installID id; Open moves it to K (migrateConversionIndex).
+	spaceConvByInstalOld = 'N'
+	spaceWatermark       = 'W' // W app: Unix nanoseconds of the last DeleteBefore
+	spaceFunnelState     = 'U' // U app installID: funnel state, expiring by its write time
+	spaceFunnelWeek      = 'V' // V app week installID: empty; the week of the state's last write
 )
 
 // Tables inside a raw bucket.
@@ -125,6 +129,10 @@ func (s *RawStore) Open() error {
 	}
 	db, err := openDB(s.Dir, s.CacheSize, s.Logger)
 	if err != nil {
+		return fmt.Errorf("open raw store: %w", err)
+	}
+	if err := migrateConversionIndex(db, s.Logger); err != nil {
+		_ = db.Close()
 		return fmt.Errorf("open raw store: %w", err)
 	}
 	s.mu.Lock()
@@ -241,20 +249,9 @@ func (s *RawStore) PutHit(ctx context.Context, h *tapline.Hit) (*tapline.Hit, er
 	} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
 		return nil, err
 	}
-	v, err := json.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("encode hit: %w", err)
-	}
-	t := tapline.UnixNanos(h.Time)
 	b := s.db.NewBatch()
 	defer b.Close()
-	_ = b.Set(appendString(bucketKey(h.AppID, t, tableHit), h.ID), v, nil)
-	if h.Fingerprint != "" {
-		_ = b.Set(indexKey(h.AppID, tableHitByFP, h.Fingerprint, t, h.ID), v, nil)
-	}
-	if h.AdID != "" {
-		_ = b.Set(indexKey(h.AppID, tableHitByAdID, h.AdID, t, h.ID), v, nil)
-	}
+	setHit(b, h)
 	if err := b.Commit(pdb.NoSync); err != nil {
 		return nil, fmt.Errorf("put hit: %w", err)
 	}
@@ -275,8 +272,8 @@ func (s *RawStore) hit(appID int64, id string) (*tapline.Hit, error) {
 	var found *tapline.Hit
 	err := s.scanBuckets(appID, tableHit, appendString(nil, id), func(v []byte) (bool, error) {
 		var h tapline.Hit
-		if err := json.Unmarshal(v, &h); err != nil {
-			return false, fmt.Errorf("decode hit: %w", err)
+		if err := decodeHitValue(v, &h); err != nil {
+			return false, err
 		}
 		found = &h
 		return false, nil
@@ -290,16 +287,50 @@ func (s *RawStore) hit(appID int64, id string) (*tapline.Hit, error) {
 	return found, nil
 }
 
+// HitAt returns the hit id of the app stored with Time at, as a
+// conversion's HitTime records it: one point read in at's bucket instead of
+// Hit's look into every stored bucket. A hit not found there is looked up as
+// Hit does.
+func (s *RawStore) HitAt(ctx context.Context, appID int64, id string, at time.Time) (*tapline.Hit, error) {
+	release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if at.IsZero() {
+		return s.hit(appID, id)
+	}
+	v, closer, err := s.db.Get(appendString(bucketKey(appID, tapline.UnixNanos(at), tableHit), id))
+	if errors.Is(err, pdb.ErrNotFound) {
+		return s.hit(appID, id)
+	} else if err != nil {
+		return nil, fmt.Errorf("get hit: %w", err)
+	}
+	defer closer.Close()
+	h := new(tapline.Hit)
+	if err := decodeHitValue(v, h); err != nil {
+		return nil, err
+	}
+	wm, err := s.watermark(appID)
+	if err != nil {
+		return nil, err
+	}
+	if tapline.UnixNanos(h.Time) < wm {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Hit %q not found.", id)
+	}
+	return h, nil
+}
+
 // HitsByFingerprint returns the app's hits with the fingerprint whose Time
 // lies in [from, to], newest first.
 func (s *RawStore) HitsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*tapline.Hit, error) {
-	return scanRows[tapline.Hit](ctx, s, appID, tableHitByFP, fingerprint, from, to)
+	return scanRows(ctx, s, appID, tableHitByFP, fingerprint, from, to, decodeHitValue)
 }
 
 // HitsByAdID returns the app's hits with the advertising id whose Time lies
 // in [from, to], newest first.
 func (s *RawStore) HitsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Hit, error) {
-	return scanRows[tapline.Hit](ctx, s, appID, tableHitByAdID, adID, from, to)
+	return scanRows(ctx, s, appID, tableHitByAdID, adID, from, to, decodeHitValue)
 }
 
 // PutEvent stores e unless an event with its (AppID, ID) is stored already,
@@ -322,28 +353,9 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 	} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
 		return nil, err
 	}
-	v, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	t := tapline.UnixNanos(e.Time)
 	b := s.db.NewBatch()
 	defer b.Close()
-	_ = b.Set(appendString(bucketKey(e.AppID, t, tableEvent), e.ID), v, nil)
-	if e.InstallID != "" {
-		_ = b.Set(installIndexKey(e.AppID, t, installKey(e.InstallID), e.InstallID, e.ID), v, nil)
-	}
-	if e.Kind == tapline.KindInstall {
-		if e.Fingerprint != "" {
-			_ = b.Set(indexKey(e.AppID, tableInstallByFP, e.Fingerprint, t, e.ID), v, nil)
-		}
-		if ad := e.Device.AdID(); ad != "" {
-			_ = b.Set(indexKey(e.AppID, tableInstallByAdID, ad, t, e.ID), v, nil)
-		}
-		if hit := e.ReferrerHitID(); hit != "" {
-			_ = b.Set(indexKey(e.AppID, tableInstallByReferr, hit, t, e.ID), v, nil)
-		}
-	}
+	setEvent(b, e)
 	if err := b.Commit(pdb.NoSync); err != nil {
 		return nil, fmt.Errorf("put event: %w", err)
 	}
@@ -364,8 +376,8 @@ func (s *RawStore) event(appID int64, id string) (*tapline.Event, error) {
 	var found *tapline.Event
 	err := s.scanBuckets(appID, tableEvent, appendString(nil, id), func(v []byte) (bool, error) {
 		var e tapline.Event
-		if err := json.Unmarshal(v, &e); err != nil {
-			return false, fmt.Errorf("decode event: %w", err)
+		if err := decodeEventValue(v, &e); err != nil {
+			return false, err
 		}
 		found = &e
 		return false, nil
@@ -382,13 +394,13 @@ func (s *RawStore) event(appID int64, id string) (*tapline.Event, error) {
 // InstallsByFingerprint returns the app's installs with the fingerprint
 // whose Time lies in [from, to], newest first.
 func (s *RawStore) InstallsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*tapline.Event, error) {
-	return scanRows[tapline.Event](ctx, s, appID, tableInstallByFP, fingerprint, from, to)
+	return scanRows(ctx, s, appID, tableInstallByFP, fingerprint, from, to, decodeEventValue)
 }
 
 // InstallsByAdID returns the app's installs with the advertising id whose
 // Time lies in [from, to], newest first.
 func (s *RawStore) InstallsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Event, error) {
-	return scanRows[tapline.Event](ctx, s, appID, tableInstallByAdID, adID, from, to)
+	return scanRows(ctx, s, appID, tableInstallByAdID, adID, from, to, decodeEventValue)
 }
 
 // InstallsByReferrerHit returns the app's installs whose install referrer
@@ -402,8 +414,8 @@ func (s *RawStore) InstallsByReferrerHit(ctx context.Context, appID int64, hitID
 	var out []*tapline.Event
 	err = s.scanBuckets(appID, tableInstallByReferr, appendString(nil, hitID), func(v []byte) (bool, error) {
 		var e tapline.Event
-		if err := json.Unmarshal(v, &e); err != nil {
-			return false, fmt.Errorf("decode event: %w", err)
+		if err := decodeEventValue(v, &e); err != nil {
+			return false, err
 		}
 		out = append(out, &e)
 		return true, nil
@@ -450,13 +462,11 @@ func (s *RawStore) scanBuckets(appID int64, table byte, value []byte, fn func(v 
 			}
 			if wm != noWatermark && bucket == wmBucket {
 				// Only this bucket can hold rows hidden by the watermark.
-				var row struct {
-					Time time.Time `json:"time"`
+				t, err := rowTime(table, v)
+				if err != nil {
+					return err
 				}
-				if err := json.Unmarshal(v, &row); err != nil {
-					return fmt.Errorf("decode raw row: %w", err)
-				}
-				if tapline.UnixNanos(row.Time) < wm {
+				if t < wm {
 					continue
 				}
 			}
@@ -478,7 +488,7 @@ func (s *RawStore) scanBuckets(appID int64, table byte, value []byte, fn func(v 
 // scanRows returns the rows of an index table with the value whose time lies
 // in [from, to] and after the watermark, newest first, visiting each stored
 // bucket of the range once.
-func scanRows[T any](ctx context.Context, s *RawStore, appID int64, table byte, value string, from, to time.Time) ([]*T, error) {
+func scanRows[T any](ctx context.Context, s *RawStore, appID int64, table byte, value string, from, to time.Time, decode func([]byte, *T) error) ([]*T, error) {
 	release, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -518,8 +528,8 @@ func scanRows[T any](ctx context.Context, s *RawStore, appID int64, table byte, 
 				return nil, fmt.Errorf("read raw row: %w", err)
 			}
 			row := new(T)
-			if err := json.Unmarshal(v, row); err != nil {
-				return nil, fmt.Errorf("decode raw row: %w", err)
+			if err := decode(v, row); err != nil {
+				return nil, err
 			}
 			out = append(out, row)
 		}
@@ -579,8 +589,8 @@ func (s *RawStore) EventsByInstall(ctx context.Context, appID int64, installID s
 	var out []*tapline.Event
 	err = s.scanBuckets(appID, tableEventByInstall, group, func(v []byte) (bool, error) {
 		var e tapline.Event
-		if err := json.Unmarshal(v, &e); err != nil {
-			return false, fmt.Errorf("decode event: %w", err)
+		if err := decodeEventValue(v, &e); err != nil {
+			return false, err
 		}
 		out = append(out, &e)
 		return true, nil
@@ -629,6 +639,12 @@ type installScan struct {
 	wm      int64
 	cursors []*installCursor
 	group   []byte
+
+	// conv reads the index of conversions by installation over the same
+	// range, in the same order; convBase is the length of its "K app" part.
+	conv     *pdb.Iterator
+	convBase int
+	seek     []byte
 }
 
 // installCursor reads the install index of one bucket.
@@ -664,6 +680,16 @@ func (s *RawStore) openInstallScan(ctx context.Context, appID int64, r tapline.S
 			sc.close()
 		}
 	}()
+	base := appKey(spaceConvByInstall, appID)
+	sc.conv, err = s.db.NewIter(&pdb.IterOptions{
+		LowerBound: appendInt64(bytes.Clone(base), r.Start+1),
+		UpperBound: prefixEnd(appendInt64(bytes.Clone(base), r.End)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conversion index iterator: %w", err)
+	}
+	sc.conv.First()
+	sc.convBase = len(base)
 	for _, b := range buckets {
 		table := func() []byte { return append(appendInt64(appKey(spaceRaw, appID), b), tableEventByInstall) }
 		it, err := s.db.NewIter(&pdb.IterOptions{
@@ -766,8 +792,8 @@ func (sc *installScan) next(ctx context.Context) (int64, *tapline.Installation, 
 					return 0, nil, fmt.Errorf("read install index: %w", err)
 				}
 				var e tapline.Event
-				if err := json.Unmarshal(v, &e); err != nil {
-					return 0, nil, fmt.Errorf("decode event: %w", err)
+				if err := decodeEventValue(v, &e); err != nil {
+					return 0, nil, err
 				}
 				if tapline.UnixNanos(e.Time) >= sc.wm {
 					inst.Events = append(inst.Events, &e)
@@ -779,15 +805,52 @@ func (sc *installScan) next(ctx context.Context) (int64, *tapline.Installation, 
 		}
 		if len(inst.Events) > 0 {
 			slices.SortStableFunc(inst.Events, tapline.CompareEvents)
+			if inst.Conversion, err = sc.conversion(); err != nil {
+				return 0, nil, err
+			}
 			return readInt64(sc.group), inst, nil
 		}
 	}
+}
+
+// conversion returns the conversion of the installation of the current
+// group, nil when it has none, moving the conversion index iterator past
+// it. Installations without visible events may have conversions (they are
+// kept forever): the iterator seeks over them.
+func (sc *installScan) conversion() (*tapline.Conversion, error) {
+	it := sc.conv
+	if it.Valid() && bytes.Compare(it.Key()[sc.convBase:], sc.group) < 0 {
+		sc.seek = append(append(sc.seek[:0], it.Key()[:sc.convBase]...), sc.group...)
+		it.SeekGE(sc.seek)
+	}
+	var cs []*tapline.Conversion
+	for ; it.Valid() && bytes.HasPrefix(it.Key()[sc.convBase:], sc.group); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("read conversion: %w", err)
+		}
+		c := new(tapline.Conversion)
+		if err := decodeConversionValue(v, c); err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("conversion index iterator: %w", err)
+	}
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	return firstConversion(cs), nil
 }
 
 // close closes the scan's iterators and lets Close proceed.
 func (sc *installScan) close() {
 	for _, c := range sc.cursors {
 		_ = c.it.Close()
+	}
+	if sc.conv != nil {
+		_ = sc.conv.Close()
 	}
 	sc.cursors = nil
 	sc.s.scans.Done()
@@ -812,10 +875,6 @@ func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) err
 	defer release()
 	defer s.lockID(spaceConversion, c.AppID, c.ID)()
 
-	v, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("encode conversion: %w", err)
-	}
 	key := appendString(appKey(spaceConversion, c.AppID), c.ID)
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -825,20 +884,13 @@ func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) err
 		if !c.Follows(old) {
 			return tapline.Errorf(tapline.ECONFLICT, "Conversion %q changed since it was read.", c.ID)
 		}
-		if old.HitID != "" {
-			_ = b.Delete(convIndexKey(spaceConvByHit, c.AppID, old.HitID, c.ID), nil)
-		}
-		_ = b.Delete(convIndexKey(spaceConvByInstal, c.AppID, old.InstallID, c.ID), nil)
+		deleteConversionIndex(b, old)
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
 		return err
 	case !c.Follows(nil):
 		return tapline.Errorf(tapline.ECONFLICT, "Conversion %q is gone or was never stored.", c.ID)
 	}
-	_ = b.Set(key, v, nil)
-	if c.HitID != "" {
-		_ = b.Set(convIndexKey(spaceConvByHit, c.AppID, c.HitID, c.ID), v, nil)
-	}
-	_ = b.Set(convIndexKey(spaceConvByInstal, c.AppID, c.InstallID, c.ID), v, nil)
+	setConversion(b, c)
 	if err := b.Commit(pdb.NoSync); err != nil {
 		return fmt.Errorf("put conversion: %w", err)
 	}
@@ -864,8 +916,8 @@ func (s *RawStore) conversion(key []byte) (*tapline.Conversion, error) {
 	}
 	defer closer.Close()
 	var c tapline.Conversion
-	if err := json.Unmarshal(v, &c); err != nil {
-		return nil, fmt.Errorf("decode conversion: %w", err)
+	if err := decodeConversionValue(v, &c); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
@@ -874,29 +926,46 @@ func (s *RawStore) conversion(key []byte) (*tapline.Conversion, error) {
 // installID, or ENOTFOUND. Should several conversions name the install, the
 // one with the earliest InstallTime wins.
 func (s *RawStore) ConversionByInstall(ctx context.Context, appID int64, installID string) (*tapline.Conversion, error) {
-	cs, err := s.conversionsBy(ctx, spaceConvByInstal, appID, installID)
+	cs, err := s.conversionsBy(ctx, convInstallPrefix(appID, installID))
 	if err != nil {
 		return nil, err
 	}
 	if len(cs) == 0 {
 		return nil, tapline.Errorf(tapline.ENOTFOUND, "No conversion for install %q.", installID)
 	}
-	return slices.MinFunc(cs, func(a, b *tapline.Conversion) int { return a.InstallTime.Compare(b.InstallTime) }), nil
+	return firstConversion(cs), nil
+}
+
+// firstConversion returns the conversion of an installation among several
+// naming it: the one with the earliest InstallTime.
+func firstConversion(cs []*tapline.Conversion) *tapline.Conversion {
+	return slices.MinFunc(cs, func(a, b *tapline.Conversion) int { return a.InstallTime.Compare(b.InstallTime) })
+}
+
+// convInstallPrefix returns K app key installID, the prefix of the
+// installation's entries in the index of conversions by installation.
+func convInstallPrefix(appID int64, installID string) []byte {
+	return appendString(appendInt64(appKey(spaceConvByInstall, appID), installKey(installID)), installID)
+}
+
+// convInstallKey returns K app key installID id.
+func convInstallKey(appID int64, installID, id string) []byte {
+	return appendString(convInstallPrefix(appID, installID), id)
 }
 
 // ConversionsByHit returns the conversions whose current HitID is hitID, in
 // id order.
 func (s *RawStore) ConversionsByHit(ctx context.Context, appID int64, hitID string) ([]*tapline.Conversion, error) {
-	return s.conversionsBy(ctx, spaceConvByHit, appID, hitID)
+	return s.conversionsBy(ctx, appendString(appKey(spaceConvByHit, appID), hitID))
 }
 
-func (s *RawStore) conversionsBy(ctx context.Context, space byte, appID int64, value string) ([]*tapline.Conversion, error) {
+// conversionsBy returns the conversions of the index entries under prefix.
+func (s *RawStore) conversionsBy(ctx context.Context, prefix []byte) ([]*tapline.Conversion, error) {
 	release, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	prefix := appendString(appKey(space, appID), value)
 	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("conversion iterator: %w", err)
@@ -909,8 +978,8 @@ func (s *RawStore) conversionsBy(ctx context.Context, space byte, appID int64, v
 			return nil, fmt.Errorf("read conversion: %w", err)
 		}
 		var c tapline.Conversion
-		if err := json.Unmarshal(v, &c); err != nil {
-			return nil, fmt.Errorf("decode conversion: %w", err)
+		if err := decodeConversionValue(v, &c); err != nil {
+			return nil, err
 		}
 		out = append(out, &c)
 	}

@@ -92,7 +92,8 @@ func testEventsByInstall(t *testing.T, s tapline.RawStore) {
 // installFixture is an app's installations as stored, for scans.
 type installFixture struct {
 	app    int64
-	events map[string][]*tapline.Event // by install id, visible events oldest first
+	events map[string][]*tapline.Event    // by install id, visible events oldest first
+	convs  map[string]*tapline.Conversion // by install id, the one ConversionByInstall returns
 }
 
 // putInstallations stores 40 installations of a new app with events over
@@ -102,7 +103,7 @@ type installFixture struct {
 func putInstallations(t *testing.T, s tapline.RawStore) installFixture {
 	t.Helper()
 	now, day := base(), 24*time.Hour
-	f := installFixture{app: appID(), events: map[string][]*tapline.Event{}}
+	f := installFixture{app: appID(), events: map[string][]*tapline.Event{}, convs: map[string]*tapline.Conversion{}}
 	other := appID()
 	cut := now.Add(-30 * day)
 	for i := range 40 {
@@ -138,6 +139,27 @@ func putInstallations(t *testing.T, s tapline.RawStore) installFixture {
 			mustPutEvent(t, s, newInstallEvent(other, install, install+"-other", tapline.KindInstall, now))
 		}
 		mustPutEvent(t, s, newInstallEvent(f.app, "", fmt.Sprintf("no-install-%d", i), tapline.KindOpen, now))
+		// Conversions: none for every third installation, two for every
+		// seventh (the one with the earliest install time is its own),
+		// one for the others, those whose events are all hidden included
+		// (conversions stay), and one in the other app.
+		if i%3 == 2 {
+			continue
+		}
+		c := newConversion(f.app, install+"-c", "h-"+install, now.Add(-time.Duration(i)*time.Hour))
+		c.InstallID = install
+		mustPutConversion(t, s, c)
+		f.convs[install] = c
+		if i%7 == 0 {
+			second := newConversion(f.app, install+"-b", "", c.InstallTime.Add(time.Second))
+			second.InstallID = install
+			mustPutConversion(t, s, second)
+		}
+		if i%5 == 0 {
+			o := newConversion(other, install+"-o", "", now.Add(-time.Duration(100+i)*time.Hour))
+			o.InstallID = install
+			mustPutConversion(t, s, o)
+		}
 	}
 	for _, es := range f.events {
 		slices.SortFunc(es, func(a, b *tapline.Event) int {
@@ -190,6 +212,9 @@ func scanAll(t *testing.T, s tapline.RawStore, f installFixture, r tapline.ScanR
 			t.Errorf("installation %q has app %d, want %d", inst.ID, inst.AppID, f.app)
 		}
 		want(t, fmt.Sprintf("events of installation %q", inst.ID), eventIDs(inst.Events), eventIDs(f.events[inst.ID]))
+		if w := f.convs[inst.ID]; !reflect.DeepEqual(inst.Conversion, w) {
+			t.Errorf("conversion of installation %q = %+v, want %+v", inst.ID, inst.Conversion, w)
+		}
 		if w := f.events[inst.ID]; len(w) == len(inst.Events) && !reflect.DeepEqual(inst.Events, w) {
 			t.Errorf("events of installation %q differ from the stored ones:\n%+v\nwant\n%+v", inst.ID, inst.Events, w)
 		}

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"InstallsOnly", testInstallsOnly},
 		{"ReferrerHit", testReferrerHit},
 		{"AdID", testAdID},
+		{"HitAt", testHitAt},
 		{"ConversionReplace", testConversionReplace},
 		{"ConversionsByHitMany", testConversionsByHitMany},
 		{"DeleteBefore", testDeleteBefore},
@@ -583,6 +584,32 @@ func testAdID(t *testing.T, s tapline.RawStore) {
 	}
 }
 
+// testHitAt reads hits by id and time: the time they were stored with, a
+// time in another week, none.
+func testHitAt(t *testing.T, s tapline.RawStore) {
+	ctx, app, now := t.Context(), appID(), base()
+	hits := []*tapline.Hit{newHit(app, "h1", "fp", now), newHit(app, "h2", "fp", now.Add(-20*24*time.Hour))}
+	for _, h := range hits {
+		mustPutHit(t, s, h)
+	}
+	for _, h := range hits {
+		for _, at := range []time.Time{h.Time, h.Time.Add(-10 * 24 * time.Hour), {}} {
+			got, err := s.HitAt(ctx, app, h.ID, at)
+			if err != nil || !reflect.DeepEqual(got, h) {
+				t.Errorf("HitAt(%s, %v) = %+v, %v; want %+v", h.ID, at, got, err, h)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		app int64
+		id  string
+	}{{app, "nope"}, {appID(), "h1"}} {
+		if _, err := s.HitAt(ctx, tt.app, tt.id, now); tapline.ErrorCode(err) != tapline.ENOTFOUND {
+			t.Errorf("HitAt(app %d, %s) = %v, want ENOTFOUND", tt.app, tt.id, err)
+		}
+	}
+}
+
 func testConversionReplace(t *testing.T, s tapline.RawStore) {
 	ctx, app, now := t.Context(), appID(), base()
 	c := newConversion(app, "e1", "h1", now)
@@ -701,6 +728,11 @@ func testDeleteBefore(t *testing.T, s tapline.RawStore) {
 		}
 		if got := tapline.ErrorCode(herr); got != wantCode {
 			t.Errorf("Hit(h-%s) error code = %q (%v), want %q", r.id, got, herr, wantCode)
+		}
+		for _, at := range []time.Time{r.at, now, {}} {
+			if _, err := s.HitAt(ctx, app, "h-"+r.id, at); tapline.ErrorCode(err) != wantCode {
+				t.Errorf("HitAt(h-%s, %v) = %v, want code %q", r.id, at, err, wantCode)
+			}
 		}
 		if got := tapline.ErrorCode(eerr); got != wantCode {
 			t.Errorf("Event(e-%s) error code = %q (%v), want %q", r.id, got, eerr, wantCode)
