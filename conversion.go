@@ -19,6 +19,12 @@ type Attribution struct {
 	LinkID  int64       `json:"link_id,omitempty"`
 	Method  MatchMethod `json:"method"`
 	HitTime time.Time   `json:"hit_time,omitzero"`
+	// HitParams are the attributed hit's Params (its link's query
+	// parameters), copied at the match so that the conversion answers for
+	// them without the hit, which leaves the raw store long before the
+	// conversion does. nil for a hit without parameters, and for
+	// conversions stored before tapline copied them: read the hit.
+	HitParams map[string]string `json:"hit_params,omitempty"`
 }
 
 // Conversion records the attribution of one install. It is kept forever.

@@ -535,19 +535,25 @@ type BackfillRange struct {
 	Owner         string `json:"owner,omitempty"`
 }
 
-// BackfillCommit is one step of a claimed range: the deltas of the
-// installations in (From, To], committed with the new cursor in one
-// transaction, and only if the range is still the caller's and still at
-// From.
+// BackfillCommit is one step of one or more ranges that Owner claimed:
+// the deltas of the installations each step covers, committed with the
+// ranges' new cursors in one transaction, and only if every range is still
+// Owner's and still at its step's From.
 type BackfillCommit struct {
-	VersionID     int64
+	VersionID int64
+	Owner     string
+	Steps     []BackfillStep
+	Deltas    map[FactKey]FactValue
+}
+
+// BackfillStep is how far one range of a BackfillCommit moved: its
+// installations in (From, To] are counted.
+type BackfillStep struct {
 	Range         int
-	Owner         string
 	From, To      int64
 	Done          bool // the range is finished
 	Rows          int64
 	Installations int64
-	Deltas        map[FactKey]FactValue
 }
 
 // FunnelStore keeps funnel definitions and their versions, the handoffs
@@ -590,10 +596,11 @@ type FunnelStore interface {
 	// for a version whose handoff is complete (idempotent: existing
 	// ranges stay). ClaimRange leases an unfinished range nobody holds (or
 	// whose lease ran out) to owner, ENOTFOUND when there is none.
-	// CommitBackfill applies a step of a claimed range, ECONFLICT when the
-	// range moved on or the version is no longer backfilling; the last
-	// range done makes the version live (and supersedes the funnel's
-	// older versions). ReleaseRange gives a claim up.
+	// CommitBackfill applies a step of claimed ranges, ECONFLICT
+	// (applying nothing) when one of them moved on or the version is no
+	// longer backfilling; the last range done makes the version live (and
+	// supersedes the funnel's older versions). ReleaseRange gives a claim
+	// up.
 	CreateRanges(ctx context.Context, versionID int64, n int) error
 	Ranges(ctx context.Context, versionID int64) ([]*BackfillRange, error)
 	ClaimRange(ctx context.Context, versionID int64, owner string, lease time.Duration) (*BackfillRange, error)

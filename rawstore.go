@@ -74,15 +74,16 @@ type RawStore interface {
 	ConversionsByHit(ctx context.Context, appID int64, hitID string) ([]*Conversion, error)
 
 	// EventsByInstall returns the app's stored events of the installation
-	// installID, oldest first (see CompareEvents). Events without an
+	// installID, oldest first (see CompareEvents), each with at least the
+	// fields of Event.Installed. Events without an
 	// InstallID belong to no installation and are not indexed: an empty
 	// installID returns none.
 	EventsByInstall(ctx context.Context, appID int64, installID string) ([]*Event, error)
 
 	// ScanInstallations calls fn once for each installation of the app
 	// whose key lies in r, (r.Start, r.End], in ascending key order, with
-	// every stored event of the installation, oldest first, and its
-	// conversion. An
+	// every stored event of the installation, oldest first (with at least
+	// the fields of Event.Installed), and its conversion. An
 	// installation's key is its place on the int64 ring: a hash of its
 	// install id in the embedded store, the Murmur3 token of its partition
 	// in Cassandra. Installations whose keys collide each come once, one

@@ -179,7 +179,7 @@ func (w *funnelWorkload) install(r *rand.Rand, zipf *rand.Zipf, pos *positions, 
 		in.Fingerprint = fmt.Sprintf("fp%x", r.Uint32())
 		a := tapline.Attribution{Method: tapline.MethodOrganic}
 		if tap != nil {
-			a = tapline.Attribution{HitID: tap.ID, LinkID: tap.LinkID, Method: genMethods[r.IntN(len(genMethods))], HitTime: tap.Time}
+			a = tapline.Attribution{HitID: tap.ID, LinkID: tap.LinkID, Method: genMethods[r.IntN(len(genMethods))], HitTime: tap.Time, HitParams: tap.Params}
 		}
 		c := &tapline.Conversion{ID: tapline.ConversionID(in.ID), AppID: w.AppID, EventID: in.ID, InstallID: installID,
 			InstallTime: in.Time, Platform: platform, Fingerprint: in.Fingerprint, Attribution: a,
@@ -192,7 +192,7 @@ func (w *funnelWorkload) install(r *rand.Rand, zipf *rand.Zipf, pos *positions, 
 		// is the later hit's, which the history's last change names.
 		if r.IntN(100) < 4 {
 			late := hit(installAt.Add(-time.Duration(1+r.IntN(3600)) * time.Second).Truncate(time.Millisecond))
-			b := tapline.Attribution{HitID: late.ID, LinkID: late.LinkID, Method: tapline.MethodReferrer, HitTime: late.Time}
+			b := tapline.Attribution{HitID: late.ID, LinkID: late.LinkID, Method: tapline.MethodReferrer, HitTime: late.Time, HitParams: late.Params}
 			from := a
 			c.History = append(c.History, tapline.AttributionChange{By: late.Source, From: &from, To: b, At: in.ReceivedAt.Add(time.Minute)})
 			c.Attribution, c.ClickToInstall = b, in.Time.Sub(b.HitTime)

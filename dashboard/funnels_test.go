@@ -64,8 +64,8 @@ func (e *env) finishRange(f *tapline.Funnel) {
 	if err != nil {
 		e.t.Fatalf("claim a range of version %d: %v", f.VersionID, err)
 	}
-	if err := e.funnels.CommitBackfill(ctx, &tapline.BackfillCommit{VersionID: f.VersionID, Range: r.Range, Owner: "dashboard-test",
-		From: r.Cursor, To: r.End, Done: true}, time.Minute); err != nil {
+	if err := e.funnels.CommitBackfill(ctx, &tapline.BackfillCommit{VersionID: f.VersionID, Owner: "dashboard-test",
+		Steps: []tapline.BackfillStep{{Range: r.Range, From: r.Cursor, To: r.End, Done: true}}}, time.Minute); err != nil {
 		e.t.Fatalf("commit a range of version %d: %v", f.VersionID, err)
 	}
 }

@@ -30,18 +30,20 @@ type Source interface {
 const (
 	DefaultRanges      = 64
 	DefaultLease       = 30 * time.Second
-	DefaultCommitEvery = 2 * time.Second
-	DefaultCommitSize  = 5000
+	DefaultCommitEvery = 5 * time.Second
+	DefaultCommitSize  = 50000
 )
 
 // Backfill counts a funnel version over the raw rows before its handoff.
 // The version's installation key ring is split into ranges stored in the
 // FunnelStore; workers (in this process and in any other running a
 // Backfill of the same version) claim ranges, scan them in key order and
-// commit their deltas together with the range's cursor, so a killed
+// commit their deltas together with the ranges' cursors, so a killed
 // backfill resumes where its last commit left off and no range is counted
 // twice. A worker holds one installation's rows and the deltas of at most
-// CommitSize installations: memory does not grow with the data.
+// CommitSize installations (a fact row per entry hour, breakdown value,
+// step and bucket, whatever the number of installations): memory does not
+// grow with the data.
 type Backfill struct {
 	Raw   Source
 	Store tapline.FunnelStore
@@ -59,7 +61,8 @@ type Backfill struct {
 	// worker died is taken over after it.
 	Lease time.Duration
 	// CommitEvery and CommitSize bound the time and the installations
-	// between two commits of a range.
+	// between two commits of a worker; CommitEvery must stay well below
+	// Lease.
 	CommitEvery time.Duration
 	CommitSize  int
 	// Poll is how often to look for the handoff and for ranges held by
@@ -104,6 +107,8 @@ func (b *Backfill) validate() error {
 		return fmt.Errorf("backfill: Raw and Store are required")
 	case b.Workers < 0 || b.Ranges < 0 || b.Rate < 0 || b.CommitSize < 0:
 		return tapline.Errorf(tapline.EINVALID, "backfill: workers, ranges, rate and commit size must not be negative")
+	case b.Lease > 0 && cmp.Or(b.CommitEvery, DefaultCommitEvery) >= b.Lease:
+		return tapline.Errorf(tapline.EINVALID, "backfill: commits every %s would let a lease of %s run out", cmp.Or(b.CommitEvery, DefaultCommitEvery), b.Lease)
 	}
 	return nil
 }
@@ -124,16 +129,34 @@ func (b *Backfill) Run(ctx context.Context, versionID int64) (Stats, error) {
 	if err := b.Store.CreateRanges(ctx, versionID, b.Ranges); err != nil {
 		return Stats{}, fmt.Errorf("backfill %d: %w", versionID, err)
 	}
-	job := &job{b: b, f: f, c: Compile(f), handoff: Handoff(f.Handoff)}
+	job := &job{b: b, f: f, c: Compile(f), handoff: Handoff(f.Handoff), shared: newPending(),
+		flush: make(chan struct{}, 1), ended: make(chan struct{}, b.Workers)}
 	if b.Rate > 0 {
 		job.limit = rate.NewLimiter(rate.Limit(b.Rate), max(int(b.Rate/10), 1000))
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	committed := make(chan error, 1)
+	go func() {
+		err := job.committer(ctx, stop)
+		if err != nil {
+			cancel(err)
+		}
+		committed <- err
+	}()
 	var wg sync.WaitGroup
-	errs := make([]error, b.Workers)
+	errs := make([]error, b.Workers+1)
 	for i := range b.Workers {
 		wg.Go(func() { errs[i] = job.worker(ctx) })
 	}
 	wg.Wait()
+	close(stop)
+	errs[b.Workers] = <-committed
+	if err := context.Cause(ctx); err != nil && errs[b.Workers] != nil {
+		// The committer's error cancelled the workers: report it alone.
+		return job.stats(), errs[b.Workers]
+	}
 	return job.stats(), errors.Join(errs...)
 }
 
@@ -172,6 +195,25 @@ type job struct {
 	handoff Handoff
 	limit   *rate.Limiter
 
+	// The workers of a process pass what they scan to one pending commit,
+	// which the committer commits every CommitEvery (or CommitSize
+	// installations): every commit writes nearly every fact row of the
+	// version (a range is a sample of all installations, entering on
+	// every day), so one commit for the process writes each row once
+	// where a commit per worker, or per range, would write it once each.
+	mu     sync.Mutex
+	shared *pending
+	// epoch counts refused commits. A refused commit loses its steps and
+	// those that followed them, so a worker whose range began in an
+	// earlier epoch gives it up (errLost).
+	epoch int64
+	// flush asks the committer to commit now.
+	flush chan struct{}
+	// ended wakes the workers waiting for ranges held by others when a
+	// commit of this process ends a range, so the last range's end is
+	// seen at once rather than at the next poll.
+	ended chan struct{}
+
 	rows, installs, commits, ranges atomic.Int64
 }
 
@@ -179,43 +221,204 @@ func (j *job) stats() Stats {
 	return Stats{Rows: j.rows.Load(), Installations: j.installs.Load(), Commits: j.commits.Load(), Ranges: j.ranges.Load()}
 }
 
-// errLost stops the scan of a range another worker took over.
+// errLost stops the scan of a range whose earlier steps were refused.
 var errLost = errors.New("range lost")
+
+// pending is work scanned and not committed: deltas, and how far each
+// range got.
+type pending struct {
+	batch    facts.Batch
+	steps    []tapline.BackfillStep
+	index    map[int]int // range → its step
+	installs int64
+}
+
+func newPending() *pending { return &pending{batch: facts.Batch{}, index: map[int]int{}} }
+
+// add adds a range's next step and its deltas.
+func (p *pending) add(st tapline.BackfillStep, deltas facts.Batch) {
+	if i, ok := p.index[st.Range]; ok {
+		prev := &p.steps[i]
+		prev.To, prev.Done = st.To, st.Done
+		prev.Rows += st.Rows
+		prev.Installations += st.Installations
+	} else {
+		p.index[st.Range] = len(p.steps)
+		p.steps = append(p.steps, st)
+	}
+	p.batch.Merge(deltas)
+	p.installs += st.Installations
+}
+
+// pass hands a worker's step and deltas to the shared pending commit,
+// unless a refused commit since epoch lost the step's start.
+func (j *job) pass(epoch int64, st tapline.BackfillStep, deltas facts.Batch) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.epoch != epoch {
+		return errLost
+	}
+	j.shared.add(st, deltas)
+	if j.shared.installs >= int64(j.b.CommitSize) {
+		j.requestFlush()
+	}
+	return nil
+}
+
+func (j *job) requestFlush() {
+	select {
+	case j.flush <- struct{}{}:
+	default:
+	}
+}
+
+// committer commits the shared pending work every CommitEvery and when
+// asked, and once more when stop closes. It returns the first error that
+// is not a refusal; the pending work then stays uncommitted.
+func (j *job) committer(ctx context.Context, stop <-chan struct{}) error {
+	t := time.NewTicker(j.b.CommitEvery)
+	defer t.Stop()
+	for {
+		last := false
+		select {
+		case <-ctx.Done():
+			j.mu.Lock()
+			p := j.shared
+			j.shared = newPending()
+			j.mu.Unlock()
+			j.release(ctx, p)
+			return nil
+		case <-stop:
+			if ctx.Err() != nil {
+				continue // the next round releases the pending work
+			}
+			last = true
+		case <-t.C:
+		case <-j.flush:
+		}
+		if err := j.commit(ctx); err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+	}
+}
+
+// commit commits the shared pending work, if any.
+func (j *job) commit(ctx context.Context) error {
+	j.mu.Lock()
+	p := j.shared
+	j.shared = newPending()
+	j.mu.Unlock()
+	if len(p.steps) == 0 {
+		return nil
+	}
+	c := &tapline.BackfillCommit{VersionID: j.f.VersionID, Owner: j.b.Owner, Steps: p.steps, Deltas: p.batch}
+	err := j.b.Store.CommitBackfill(ctx, c, j.b.Lease)
+	switch {
+	case tapline.ErrorCode(err) == tapline.ECONFLICT:
+		// A range was taken over (this process stalled past a lease) or
+		// the version ended: the steps are lost, and so are those passed
+		// since, which continue them. Give their ranges up; they resume
+		// from their stored cursors.
+		j.mu.Lock()
+		j.epoch++
+		since := j.shared
+		j.shared = newPending()
+		j.mu.Unlock()
+		j.b.Logger.Warn("backfill commit refused: a range was taken over or the version ended", "version", j.f.VersionID,
+			"ranges", len(p.steps)+len(since.steps))
+		j.release(ctx, p)
+		j.release(ctx, since)
+		j.wake()
+		return nil
+	case err != nil:
+		j.release(ctx, p)
+		return fmt.Errorf("backfill %d: %w", j.f.VersionID, err)
+	}
+	ended := false
+	for _, st := range p.steps {
+		j.rows.Add(st.Rows)
+		j.installs.Add(st.Installations)
+		if st.Done {
+			j.ranges.Add(1)
+			ended = true
+		}
+	}
+	j.commits.Add(1)
+	if ended {
+		j.wake()
+	}
+	if j.b.Progress != nil {
+		j.b.Progress(j.stats())
+	}
+	return nil
+}
+
+// wake wakes the workers waiting for ranges.
+func (j *job) wake() {
+	for range cap(j.ended) {
+		select {
+		case j.ended <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// release gives up the claims on p's ranges.
+func (j *job) release(ctx context.Context, p *pending) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, st := range p.steps {
+		_ = j.b.Store.ReleaseRange(rctx, j.f.VersionID, st.Range, j.b.Owner)
+	}
+}
 
 // worker claims and scans ranges until none is left.
 func (j *job) worker(ctx context.Context) error {
 	vid := j.f.VersionID
 	for {
+		j.mu.Lock()
+		epoch := j.epoch
+		j.mu.Unlock()
 		r, err := j.b.Store.ClaimRange(ctx, vid, j.b.Owner, j.b.Lease)
 		if tapline.ErrorCode(err) == tapline.ENOTFOUND {
+			// The ranges left are held, some perhaps by this process
+			// and passed but not committed: commit them, then wait.
+			j.requestFlush()
 			done, err := j.finished(ctx)
 			if err != nil || done {
 				return err
 			}
-			if err := sleepCtx(ctx, j.b.Poll); err != nil {
-				return err
+			t := time.NewTimer(j.b.Poll)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return context.Cause(ctx)
+			case <-t.C:
+			case <-j.ended:
+				t.Stop()
 			}
 			continue
 		} else if err != nil {
 			return fmt.Errorf("backfill %d: %w", vid, err)
 		}
-		err = j.scan(ctx, r)
-		switch {
+		switch err := j.scan(ctx, epoch, r); {
 		case errors.Is(err, errLost):
-			j.b.Logger.Warn("backfill range taken over by another worker", "version", vid, "range", r.Range)
-		case err != nil:
+			j.b.Logger.Warn("backfill range given up after a refused commit", "version", vid, "range", r.Range)
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_ = j.b.Store.ReleaseRange(rctx, vid, r.Range, j.b.Owner)
 			cancel()
+		case err != nil:
 			return fmt.Errorf("backfill %d range %d: %w", vid, r.Range, err)
-		default:
-			j.ranges.Add(1)
 		}
 	}
 }
 
-// finished reports whether every range is done, or the version stopped
-// backfilling.
+// finished reports whether the version stopped backfilling: the commit
+// that finishes its last range makes it live, an edit or a delete cancels
+// it (ECONFLICT).
 func (j *job) finished(ctx context.Context) (bool, error) {
 	f, err := j.b.Store.FunnelVersion(ctx, j.f.VersionID)
 	if err != nil {
@@ -223,57 +426,39 @@ func (j *job) finished(ctx context.Context) (bool, error) {
 	}
 	switch f.Status {
 	case tapline.FunnelBackfilling:
+		return false, nil
 	case tapline.FunnelCancelled:
 		return true, tapline.Errorf(tapline.ECONFLICT, "Funnel version %d was cancelled.", f.VersionID)
 	default:
 		return true, nil
 	}
-	rs, err := j.b.Store.Ranges(ctx, j.f.VersionID)
-	if err != nil {
-		return false, fmt.Errorf("backfill %d: %w", j.f.VersionID, err)
-	}
-	for _, r := range rs {
-		if !r.Done {
-			return false, nil
-		}
-	}
-	return true, nil
 }
 
+// passEvery is how many installations (or CommitSize, if fewer), or how
+// long, a worker scans before it passes its range's step on to the pending
+// commit.
+const (
+	passEvery     = 2000
+	passEveryTime = time.Second
+)
+
 // scan counts the installations of a claimed range from its cursor,
-// committing as it goes.
-func (j *job) scan(ctx context.Context, r *tapline.BackfillRange) error {
+// passing its steps on as it goes (between keys: installations sharing a
+// key must land in one commit, as a resume starts after it) and at the
+// range's end.
+func (j *job) scan(ctx context.Context, epoch int64, r *tapline.BackfillRange) error {
 	var ev Evaluator
-	batch := facts.Batch{}
-	cursor, last := r.Cursor, r.Cursor
-	var rows, installs int64
-	lastCommit := time.Now()
-	commit := func(to int64, done bool) error {
-		c := &tapline.BackfillCommit{VersionID: j.f.VersionID, Range: r.Range, Owner: j.b.Owner,
-			From: cursor, To: to, Done: done, Rows: rows, Installations: installs, Deltas: batch}
-		err := j.b.Store.CommitBackfill(ctx, c, j.b.Lease)
-		if tapline.ErrorCode(err) == tapline.ECONFLICT {
-			return errLost
-		} else if err != nil {
-			return err
-		}
-		j.rows.Add(rows)
-		j.installs.Add(installs)
-		j.commits.Add(1)
-		cursor, rows, installs, batch, lastCommit = to, 0, 0, facts.Batch{}, time.Now()
-		if j.b.Progress != nil {
-			j.b.Progress(j.stats())
-		}
-		return nil
-	}
+	deltas := facts.Batch{}
+	st := tapline.BackfillStep{Range: r.Range, From: r.Cursor, To: r.Cursor}
+	passed := time.Now()
 	err := j.b.Raw.ScanInstallations(ctx, j.f.AppID, tapline.ScanRange{Start: r.Cursor, End: r.End},
 		func(key int64, inst *tapline.Installation) error {
-			// Commit only between keys: installations sharing a key
-			// must land in one commit, as a resume starts after it.
-			if key != last && (installs >= int64(j.b.CommitSize) || time.Since(lastCommit) >= j.b.CommitEvery) {
-				if err := commit(last, false); err != nil {
+			if key != st.To && (st.Installations >= int64(min(passEvery, j.b.CommitSize)) || time.Since(passed) >= passEveryTime) {
+				if err := j.pass(epoch, st, deltas); err != nil {
 					return err
 				}
+				st = tapline.BackfillStep{Range: r.Range, From: st.To, To: st.To}
+				deltas, passed = facts.Batch{}, time.Now()
 			}
 			if j.limit != nil {
 				if err := j.limit.WaitN(ctx, min(max(len(inst.Events), 1), j.limit.Burst())); err != nil {
@@ -284,16 +469,17 @@ func (j *job) scan(ctx context.Context, r *tapline.BackfillRange) error {
 			if err != nil {
 				return err
 			}
-			batch.FunnelOutcome(j.f.AppID, j.f.VersionID, &o, 1)
-			rows += int64(len(inst.Events))
-			installs++
-			last = key
+			deltas.FunnelOutcome(j.f.AppID, j.f.VersionID, &o, 1)
+			st.Rows += int64(len(inst.Events))
+			st.Installations++
+			st.To = key
 			return nil
 		})
 	if err != nil {
 		return err
 	}
-	return commit(r.End, true)
+	st.To, st.Done = r.End, true
+	return j.pass(epoch, st, deltas)
 }
 
 // evaluate returns the outcome of one installation as of the handoff.
@@ -302,11 +488,11 @@ func (j *job) evaluate(ctx context.Context, ev *Evaluator, inst *tapline.Install
 }
 
 // EvaluateInstallation evaluates a scanned installation in funnel c as of h
-// (nil: as now), looking up the attributed hit's parameters when c needs
-// them.
+// (nil: as now), reading the attributed hit's parameters when c needs them
+// and the conversion does not carry them.
 func EvaluateInstallation(ctx context.Context, raw Source, ev *Evaluator, c *Compiled, h Handoff, inst *tapline.Installation) (tapline.FunnelOutcome, error) {
 	p := NewPath(inst.Events, inst.Conversion, h)
-	if c.NeedsHitParams() && p.Tapped() {
+	if c.NeedsHitParams() && p.Tapped() && p.HitParams == nil {
 		hit, err := raw.HitAt(ctx, inst.AppID, p.Attribution.HitID, p.Attribution.HitTime)
 		switch {
 		case tapline.ErrorCode(err) == tapline.ENOTFOUND:

@@ -74,16 +74,16 @@ func TestBackfillKilledAndShared(t *testing.T) {
 		e.waitStatus(f.VersionID, tapline.FunnelBackfilling)
 	}
 
-	// Kill each backfill after a few commits, three times, then let one
+	// Kill each backfill after its first commit, three times, then let one
 	// finish.
 	for _, f := range fs[:2] {
 		for round := range 3 {
 			ctx, cancel := context.WithCancel(context.Background())
 			var commits atomic.Int64
-			b := funnels.Backfill{Raw: e.raw, Store: e.store, Workers: 2, Ranges: 8, CommitSize: 7,
+			b := funnels.Backfill{Raw: e.raw, Store: e.store, Workers: 2, Ranges: 8, CommitSize: 7, CommitEvery: 100 * time.Millisecond,
 				Owner: fmt.Sprintf("killed-%d", round), Lease: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
 				Progress: func(funnels.Stats) {
-					if commits.Add(1) == 3 {
+					if commits.Add(1) == 1 {
 						cancel()
 					}
 				}}
@@ -249,4 +249,35 @@ func TestEditDuringBackfill(t *testing.T) {
 	e.stopMatcher()
 	g.Name, h.Name = "edit v2", "edit v3"
 	e.compare(g, h)
+}
+
+// A worker commits the ranges it scanned between two commits together:
+// with room for every installation, one worker backfills 16 ranges in one
+// commit, and the totals equal the reference.
+func TestBackfillCommitsAcrossRanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pipeline")
+	}
+	e := newEnv(t, "funnelacross")
+	e.startMatcher()
+	e.publish(e.population(5, 60))
+	e.drain()
+	fs := e.wideFunnels("across")
+	for _, f := range fs {
+		e.waitStatus(f.VersionID, tapline.FunnelBackfilling)
+	}
+	for _, f := range fs {
+		b := funnels.Backfill{Raw: e.raw, Store: e.store, Workers: 1, Ranges: 16, CommitSize: 1 << 30, CommitEvery: 20 * time.Second,
+			Logger: slog.New(slog.DiscardHandler)}
+		st, err := b.Run(t.Context(), f.VersionID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Commits != 1 || st.Ranges != 16 || st.Installations == 0 {
+			t.Errorf("%s: %+v, want 16 ranges in 1 commit", f.Name, st)
+		}
+		e.waitStatus(f.VersionID, tapline.FunnelLive)
+	}
+	e.stopMatcher()
+	e.compare(fs...)
 }

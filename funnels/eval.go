@@ -82,9 +82,10 @@ type Path struct {
 }
 
 // NewPath returns the path of an installation as of h (nil: as now): the
-// events before h and the attribution as of h. The caller fills in
-// HitParams from the hit Attribution.HitID names, when a funnel needs them
-// (see Compiled.NeedsHitParams).
+// events before h and the attribution as of h, with the hit parameters it
+// carries. When those are nil and a funnel needs them (see
+// Compiled.NeedsHitParams), the caller reads them from the hit
+// Attribution.HitID names: a conversion stored before tapline copied them.
 func NewPath(events []*tapline.Event, c *tapline.Conversion, h Handoff) Path {
 	p := Path{Events: events}
 	if h != nil {
@@ -97,6 +98,7 @@ func NewPath(events []*tapline.Event, c *tapline.Conversion, h Handoff) Path {
 	}
 	if a, ok := AttributionAsOf(c, h); ok {
 		p.Converted, p.InstallID, p.Attribution, p.Platform = true, c.EventID, a, c.Platform
+		p.HitParams = a.HitParams
 	}
 	return p
 }

@@ -1,6 +1,8 @@
 package funnels
 
 import (
+	"context"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -200,7 +202,7 @@ func TestAttributionAsOf(t *testing.T) {
 		{Handoff{{Topic: "events", Partition: 0}: 4, {Topic: "hits", Partition: 2}: 0}, tapline.Attribution{}, false},
 	} {
 		got, ok := AttributionAsOf(c, tt.h)
-		if got != tt.want || ok != tt.ok {
+		if !reflect.DeepEqual(got, tt.want) || ok != tt.ok {
 			t.Errorf("as of %v: %v %v, want %v %v", tt.h, got, ok, tt.want, tt.ok)
 		}
 	}
@@ -211,5 +213,56 @@ func TestBucket(t *testing.T) {
 		if got := tapline.FunnelBucket(secs); got != want {
 			t.Errorf("bucket(%d) = %d, want %d", secs, got, want)
 		}
+	}
+}
+
+// hitSource serves one hit and counts the reads.
+type hitSource struct {
+	hit   *tapline.Hit
+	reads int
+}
+
+func (s *hitSource) ScanInstallations(context.Context, int64, tapline.ScanRange, func(int64, *tapline.Installation) error) error {
+	return nil
+}
+
+func (s *hitSource) HitAt(_ context.Context, _ int64, id string, at time.Time) (*tapline.Hit, error) {
+	s.reads++
+	if id != s.hit.ID || !at.Equal(s.hit.Time) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "no hit %s at %v", id, at)
+	}
+	return s.hit, nil
+}
+
+// A tap step's parameter filter reads the parameters the conversion
+// carries; a conversion stored before they were copied reads the hit.
+func TestEvaluateInstallationHitParams(t *testing.T) {
+	f := funnel("", tapline.FunnelStep{Kind: tapline.StepTap, Filters: []tapline.FunnelFilter{{Param: "utm_source", Op: tapline.OpEq, Value: "fb"}}}, install())
+	c := Compile(f)
+	events := []*tapline.Event{ev("e1", "install", 0)}
+	for _, tt := range []struct {
+		name          string
+		carried, read map[string]string
+		steps, reads  int
+	}{
+		{"carried", map[string]string{"utm_source": "fb"}, map[string]string{"utm_source": "google"}, 2, 0},
+		{"carried, no match", map[string]string{"utm_source": "google"}, map[string]string{"utm_source": "fb"}, 0, 0},
+		{"read from the hit", nil, map[string]string{"utm_source": "fb"}, 2, 1},
+		{"hit without parameters", nil, nil, 0, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cv := conv("e1", -time.Minute, 9)
+			cv.HitParams = tt.carried
+			cv.History[0].To.HitParams = tt.carried
+			src := &hitSource{hit: &tapline.Hit{ID: "h1", Time: at(-time.Minute), Params: tt.read}}
+			var e Evaluator
+			o, err := EvaluateInstallation(t.Context(), src, &e, c, nil, &tapline.Installation{AppID: 1, ID: "i1", Events: events, Conversion: cv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(o.Steps) != tt.steps || src.reads != tt.reads {
+				t.Errorf("steps %v after %d hit reads, want %d steps after %d", o.Steps, src.reads, tt.steps, tt.reads)
+			}
+		})
 	}
 }

@@ -383,7 +383,7 @@ func (m *Matcher) evaluateFunnels(ctx context.Context, app *tapline.App, install
 	}
 	hits := map[string]map[string]string{}
 	hitParams := func(p *funnels.Path) error {
-		if !p.Tapped() {
+		if !p.Tapped() || p.HitParams != nil {
 			return nil
 		}
 		id := p.Attribution.HitID

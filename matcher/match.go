@@ -121,7 +121,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		if cand.method == tapline.MethodFingerprint && claimedByFingerprint {
 			continue
 		}
-		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time}
+		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: h.Params}
 		if !better(a, c.Attribution) {
 			continue
 		}
@@ -356,7 +356,7 @@ func (m *Matcher) inherited(ctx context.Context, appID int64, installID string) 
 // then fingerprint; organic when none fits.
 func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event) (tapline.Attribution, error) {
 	hit := func(h *tapline.Hit, method tapline.MatchMethod) tapline.Attribution {
-		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time}
+		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: h.Params}
 	}
 	upper := e.Time.Add(m.Config.ClockSkew)
 

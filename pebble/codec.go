@@ -396,6 +396,7 @@ func pbDecodeRevenue(b []byte, rev *tapline.Revenue) error {
 //	2  link_id   uint64 (int64 as two's complement)
 //	3  method    string
 //	4  hit_time  Timestamp
+//	5  hit_params  repeated map entry
 //
 // AttributionChange:
 //
@@ -445,6 +446,7 @@ func pbAppendAttribution(b []byte, a *tapline.Attribution) []byte {
 	b = pbAppendInt(b, 2, a.LinkID)
 	b = pbAppendString(b, 3, string(a.Method))
 	b = pbAppendTime(b, 4, a.HitTime)
+	b = pbAppendMap(b, 5, a.HitParams)
 	return b
 }
 
@@ -551,6 +553,8 @@ func pbDecodeAttribution(b []byte, a *tapline.Attribution) error {
 			a.Method = tapline.MatchMethod(r.name(pbMethods))
 		case 4:
 			a.HitTime = r.time()
+		case 5:
+			r.mapEntry(&a.HitParams)
 		default:
 			r.skip()
 		}

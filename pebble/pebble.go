@@ -11,8 +11,8 @@ import (
 )
 
 // openDB opens (creating when needed) the pebble database in dir with a
-// block cache of cacheSize bytes.
-func openDB(dir string, cacheSize int64, logger *slog.Logger) (*pdb.DB, error) {
+// block cache of cacheSize bytes, and the options tune sets.
+func openDB(dir string, cacheSize int64, logger *slog.Logger, tune ...func(*pdb.Options)) (*pdb.DB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -20,6 +20,9 @@ func openDB(dir string, cacheSize int64, logger *slog.Logger) (*pdb.DB, error) {
 		FormatMajorVersion: pdb.FormatNewest,
 		Logger:             pebbleLogger{logger},
 		CacheSize:          cacheSize,
+	}
+	for _, f := range tune {
+		f(opts)
 	}
 	db, err := pdb.Open(dir, opts)
 	if err != nil {

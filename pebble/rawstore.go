@@ -127,7 +127,7 @@ func (s *RawStore) Open() error {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
-	db, err := openDB(s.Dir, s.CacheSize, s.Logger)
+	db, err := openDB(s.Dir, s.CacheSize, s.Logger, rawTables)
 	if err != nil {
 		return fmt.Errorf("open raw store: %w", err)
 	}

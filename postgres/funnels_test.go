@@ -265,8 +265,8 @@ func finish(t *testing.T, f *funnelFixture, v int64) {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.store.CommitBackfill(ctx, &tapline.BackfillCommit{VersionID: v, Range: r.Range, Owner: "w",
-			From: r.Cursor, To: r.End, Done: true}, time.Minute); err != nil {
+		if err := f.store.CommitBackfill(ctx, &tapline.BackfillCommit{VersionID: v, Owner: "w",
+			Steps: []tapline.BackfillStep{{Range: r.Range, From: r.Cursor, To: r.End, Done: true}}}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -326,8 +326,9 @@ func TestBackfillRanges(t *testing.T) {
 	owner := claimed[0]
 	key := tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: tapline.HourOf(time.Now()), AppID: f.app.ID, Funnel: v.VersionID, Breakdown: "x", Step: 1}
 	commit := func(who string, from, to int64, n int64) error {
-		return f.store.CommitBackfill(ctx, &tapline.BackfillCommit{VersionID: v.VersionID, Range: 0, Owner: who, From: from, To: to,
-			Rows: 10, Installations: n, Deltas: map[tapline.FactKey]tapline.FactValue{key: {Count: n}}}, time.Minute)
+		return f.store.CommitBackfill(ctx, &tapline.BackfillCommit{VersionID: v.VersionID, Owner: who,
+			Steps:  []tapline.BackfillStep{{Range: 0, From: from, To: to, Rows: 10, Installations: n}},
+			Deltas: map[tapline.FactKey]tapline.FactValue{key: {Count: n}}}, time.Minute)
 	}
 	if err := commit(owner, rs[0].Start, -100, 2); err != nil {
 		t.Fatal(err)
@@ -436,5 +437,85 @@ func TestConcurrentHandoffsComplete(t *testing.T) {
 		if s := f.status(t, v.VersionID); s != tapline.FunnelBackfilling {
 			t.Fatalf("round %d: %s after both halves of the handoff", round, s)
 		}
+	}
+}
+
+// One commit moves several ranges of its owner together, or none of them.
+func TestCommitBackfillSeveralRanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFunnelFixture(t, "funnelmulti")
+	v, err := f.store.CreateFunnel(ctx, f.app.ID, validDefinition("multi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.complete(t, v.VersionID, 2)
+	if err := f.store.CreateRanges(ctx, v.VersionID, 3); err != nil {
+		t.Fatal(err)
+	}
+	var held []*tapline.BackfillRange
+	for range 2 {
+		r, err := f.store.ClaimRange(ctx, v.VersionID, "w", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+	}
+	key := tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: tapline.HourOf(time.Now()), AppID: f.app.ID, Funnel: v.VersionID, Breakdown: "x", Step: 1}
+	deltas := map[tapline.FactKey]tapline.FactValue{key: {Count: 3}}
+	mid := func(r *tapline.BackfillRange) int64 { return r.Start/2 + r.End/2 }
+	steps := []tapline.BackfillStep{
+		{Range: held[0].Range, From: held[0].Cursor, To: held[0].End, Done: true, Rows: 4, Installations: 1},
+		{Range: held[1].Range, From: held[1].Cursor, To: mid(held[1]), Rows: 6, Installations: 2},
+	}
+	for _, tt := range []struct {
+		name  string
+		steps []tapline.BackfillStep
+		code  string
+	}{
+		{"none", nil, tapline.EINVALID},
+		{"a range twice", []tapline.BackfillStep{steps[0], steps[0]}, tapline.EINVALID},
+		{"one stale", []tapline.BackfillStep{steps[0], {Range: held[1].Range, From: held[1].Cursor + 1, To: mid(held[1])}}, tapline.ECONFLICT},
+		{"one not claimed", []tapline.BackfillStep{steps[0], {Range: 2, From: -1, To: 0}}, tapline.ECONFLICT},
+	} {
+		err := f.store.CommitBackfill(ctx, &tapline.BackfillCommit{VersionID: v.VersionID, Owner: "w", Steps: tt.steps, Deltas: deltas}, time.Minute)
+		if tapline.ErrorCode(err) != tt.code {
+			t.Errorf("%s: %v, want %s", tt.name, err, tt.code)
+		}
+	}
+	results := func() int64 {
+		rows, err := postgres.NewReports(f.db).FunnelRows(ctx, tapline.ResultsFilter{AppID: f.app.ID, VersionID: v.VersionID,
+			From: time.Now().Add(-48 * time.Hour), To: time.Now().Add(48 * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, r := range rows {
+			n += r.Count
+		}
+		return n
+	}
+	if n := results(); n != 0 {
+		t.Errorf("refused commits applied %d counts", n)
+	}
+	if err := f.store.CommitBackfill(ctx, &tapline.BackfillCommit{VersionID: v.VersionID, Owner: "w", Steps: steps, Deltas: deltas}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := f.store.Ranges(ctx, v.VersionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byNo := map[int]*tapline.BackfillRange{}
+	for _, r := range rs {
+		byNo[r.Range] = r
+	}
+	if r := byNo[held[0].Range]; !r.Done || r.Cursor != held[0].End || r.Rows != 4 || r.Installations != 1 {
+		t.Errorf("first range after the commit: %+v", r)
+	}
+	if r := byNo[held[1].Range]; r.Done || r.Cursor != mid(held[1]) || r.Rows != 6 || r.Installations != 2 {
+		t.Errorf("second range after the commit: %+v", r)
+	}
+	if n := results(); n != 3 {
+		t.Errorf("results count %d after the commit, want 3", n)
 	}
 }

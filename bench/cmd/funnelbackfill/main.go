@@ -4,7 +4,7 @@
 // (package tapline/bench) runs it to profile the backfill, and in place of
 // the tapline binary when that has no "funnels backfill" command.
 //
-//	funnelbackfill -database-url URL -data-dir DIR [-workers N] [-cpuprofile FILE] FUNNEL_ID
+//	funnelbackfill -database-url URL -data-dir DIR [-workers N] [-cpuprofile FILE] [-trace FILE] FUNNEL_ID
 package main
 
 import (
@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"syscall"
 	"time"
@@ -38,6 +39,7 @@ func run() error {
 	dataDir := flag.String("data-dir", ".data", "data directory holding the embedded raw store (raw/)")
 	workers := flag.Int("workers", runtime.NumCPU(), "range scans in parallel")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the backfill to this file")
+	traceFile := flag.String("trace", "", "write an execution trace of the backfill to this file (go tool trace; -pprof=net, sync, syscall or sched show where it waits)")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		return fmt.Errorf("want one funnel ID")
@@ -78,6 +80,17 @@ func run() error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		tf, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		defer tf.Close()
+		if err := trace.Start(tf); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	start := time.Now()
 	b := funnels.Backfill{Raw: raw, Store: store, Workers: *workers, Logger: logger}
