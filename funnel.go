@@ -594,8 +594,9 @@ type FunnelStore interface {
 
 	// Backfill ranges. CreateRanges creates n ranges splitting the ring
 	// for a version whose handoff is complete (idempotent: existing
-	// ranges stay). ClaimRange leases an unfinished range nobody holds (or
-	// whose lease ran out) to owner, ENOTFOUND when there is none.
+	// ranges stay). ClaimRange leases the lowest-numbered unfinished range
+	// nobody holds (or whose lease ran out) to owner, ENOTFOUND when there
+	// is none.
 	// CommitBackfill applies a step of claimed ranges, ECONFLICT
 	// (applying nothing) when one of them moved on or the version is no
 	// longer backfilling; the last range done makes the version live (and

@@ -91,7 +91,8 @@ type RawStore interface {
 	// ranges are scanned in parallel by calling ScanInstallations once per
 	// range (see SplitRing). The store holds one installation at a time,
 	// never the range. An error from fn stops the scan and is returned, as
-	// is ctx's.
+	// is ctx's. fn must not keep inst or its events after it returns: the
+	// store may reuse their memory for the next installation.
 	//
 	// To resume an interrupted scan, call it again with r.Start set to the
 	// last key checkpointed. Installations with that very key are then

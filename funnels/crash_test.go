@@ -103,13 +103,17 @@ func TestBackfillKilledAndShared(t *testing.T) {
 		e.backfill(f.VersionID)
 	}
 
-	// Two processes share the third backfill.
+	// Two processes share the third backfill, one with commits of at
+	// most 20 fact rows (its workers wait while a commit is written).
 	var wg sync.WaitGroup
 	stats := make([]funnels.Stats, 2)
 	for i := range 2 {
 		wg.Go(func() {
 			b := funnels.Backfill{Raw: e.raw, Store: e.store, Workers: 2, Ranges: 16, CommitSize: 5,
 				Owner: fmt.Sprintf("process-%d", i), Logger: slog.New(slog.DiscardHandler)}
+			if i == 1 {
+				b.CommitSize, b.CommitRows = 1000, 20
+			}
 			st, err := b.Run(context.Background(), fs[2].VersionID)
 			if err != nil {
 				t.Error(err)
@@ -251,9 +255,11 @@ func TestEditDuringBackfill(t *testing.T) {
 	e.compare(g, h)
 }
 
-// A worker commits the ranges it scanned between two commits together:
-// with room for every installation, one worker backfills 16 ranges in one
-// commit, and the totals equal the reference.
+// A process commits the ranges it scanned between two commits together:
+// with room for every installation, one worker backfills 16 ranges in at
+// most two commits (it asks for one when it claims the last range, which
+// may be done before the committer gets to it); the totals equal the
+// reference.
 func TestBackfillCommitsAcrossRanges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the pipeline")
@@ -273,8 +279,8 @@ func TestBackfillCommitsAcrossRanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Commits != 1 || st.Ranges != 16 || st.Installations == 0 {
-			t.Errorf("%s: %+v, want 16 ranges in 1 commit", f.Name, st)
+		if st.Commits < 1 || st.Commits > 2 || st.Ranges != 16 || st.Installations == 0 {
+			t.Errorf("%s: %+v, want 16 ranges in 1 or 2 commits", f.Name, st)
 		}
 		e.waitStatus(f.VersionID, tapline.FunnelLive)
 	}

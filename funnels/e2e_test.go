@@ -263,7 +263,10 @@ func (e *env) export() *reference.Data {
 	d := &reference.Data{AppID: e.app.ID}
 	hits := map[string]bool{}
 	err := e.raw.ScanInstallations(ctx, e.app.ID, tapline.ScanRange{Start: -1 << 63, End: 1<<63 - 1}, func(_ int64, inst *tapline.Installation) error {
-		d.Events = append(d.Events, inst.Events...)
+		for _, ev := range inst.Events { // the scan reuses them
+			ev := *ev
+			d.Events = append(d.Events, &ev)
+		}
 		c, err := e.raw.ConversionByInstall(ctx, e.app.ID, inst.ID)
 		if tapline.ErrorCode(err) == tapline.ENOTFOUND {
 			return nil

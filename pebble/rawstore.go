@@ -645,6 +645,10 @@ type installScan struct {
 	conv     *pdb.Iterator
 	convBase int
 	seek     []byte
+
+	in   interner             // strings repeating from row to row
+	inst tapline.Installation // the one passed to fn, reused
+	slab []tapline.Event      // its events, reused
 }
 
 // installCursor reads the install index of one bucket.
@@ -781,7 +785,11 @@ func (sc *installScan) next(ctx context.Context) (int64, *tapline.Installation, 
 		if err != nil {
 			return 0, nil, fmt.Errorf("install index: %w", err)
 		}
-		inst := &tapline.Installation{AppID: sc.appID, ID: id}
+		// The installation and its events reuse the previous one's
+		// memory, which fn let go of (see tapline.RawStore).
+		inst := &sc.inst
+		*inst = tapline.Installation{AppID: sc.appID, ID: id, Events: inst.Events[:0]}
+		sc.slab = sc.slab[:0]
 		for _, c := range sc.cursors {
 			if !bytes.Equal(c.group, sc.group) {
 				continue
@@ -791,12 +799,19 @@ func (sc *installScan) next(ctx context.Context) (int64, *tapline.Installation, 
 				if err != nil {
 					return 0, nil, fmt.Errorf("read install index: %w", err)
 				}
-				var e tapline.Event
-				if err := decodeEventValue(v, &e); err != nil {
+				if len(sc.slab) == cap(sc.slab) {
+					// A new array: the events taken from the old one stay.
+					sc.slab = make([]tapline.Event, 0, max(16, 2*cap(sc.slab)))
+				}
+				sc.slab = sc.slab[:len(sc.slab)+1]
+				e := &sc.slab[len(sc.slab)-1]
+				if err := decodeEventValueInterned(v, e, &sc.in); err != nil {
 					return 0, nil, err
 				}
 				if tapline.UnixNanos(e.Time) >= sc.wm {
-					inst.Events = append(inst.Events, &e)
+					inst.Events = append(inst.Events, e)
+				} else {
+					sc.slab = sc.slab[:len(sc.slab)-1]
 				}
 			}
 			if err := c.settle(); err != nil {
@@ -830,7 +845,7 @@ func (sc *installScan) conversion() (*tapline.Conversion, error) {
 			return nil, fmt.Errorf("read conversion: %w", err)
 		}
 		c := new(tapline.Conversion)
-		if err := decodeConversionValue(v, c); err != nil {
+		if err := decodeConversionValueInterned(v, c, &sc.in); err != nil {
 			return nil, err
 		}
 		cs = append(cs, c)

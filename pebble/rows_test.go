@@ -76,7 +76,13 @@ func TestOpenReadsTheFirstLayout(t *testing.T) {
 	}
 	var scanned []*tapline.Installation
 	if err := s.ScanInstallations(ctx, 7, tapline.SplitRing(1)[0], func(_ int64, inst *tapline.Installation) error {
-		scanned = append(scanned, inst)
+		cp := *inst // the scan reuses it
+		cp.Events = nil
+		for _, e := range inst.Events {
+			e := *e
+			cp.Events = append(cp.Events, &e)
+		}
+		scanned = append(scanned, &cp)
 		return nil
 	}); err != nil {
 		t.Fatalf("ScanInstallations: %v", err)

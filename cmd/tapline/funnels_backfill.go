@@ -198,6 +198,7 @@ func (b *backfill) run(ctx context.Context, f *tapline.Funnel) error {
 	}
 	defer raw.Close()
 
+	funnels.TuneGC()
 	run := funnels.Backfill{Raw: raw, Store: b.s, Workers: b.workers, Rate: b.rate, Logger: b.logger}
 	start := time.Now()
 	var st funnels.Stats

@@ -92,13 +92,16 @@ func run() error {
 		}
 		defer trace.Stop()
 	}
+	funnels.TuneGC()
 	start := time.Now()
 	b := funnels.Backfill{Raw: raw, Store: store, Workers: *workers, Logger: logger}
 	st, err := b.Run(ctx, f.VersionID)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("backfilled version %d of funnel %d: %d events of %d installations in %s\n",
-		f.VersionID, f.ID, st.Rows, st.Installations, time.Since(start).Round(time.Millisecond))
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("backfilled version %d of funnel %d: %d events of %d installations in %s; Go runtime holds %d MB of the OS (heap %d MB)\n",
+		f.VersionID, f.ID, st.Rows, st.Installations, time.Since(start).Round(time.Millisecond), ms.Sys>>20, ms.HeapSys>>20)
 	return nil
 }
