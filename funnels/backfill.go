@@ -491,7 +491,8 @@ func (j *job) scan(ctx context.Context, epoch int64, r *tapline.BackfillRange) e
 					return err
 				}
 				st = tapline.BackfillStep{Range: r.Range, From: st.To, To: st.To}
-				deltas, passed = facts.Batch{}, time.Now()
+				clear(deltas) // passed on by copy: the map is reused
+				passed = time.Now()
 			}
 			if j.limit != nil {
 				if err := j.limit.WaitN(ctx, min(max(len(inst.Events), 1), j.limit.Burst())); err != nil {

@@ -10,7 +10,13 @@
 // The raw store keeps hits and events under a prefix of app and week bucket
 // ("R" app bucket ...), so DeleteBefore is one range delete plus a per-app
 // watermark that hides the rows of the partly expired bucket. Conversions
-// live outside the buckets and never expire.
+// live outside the buckets and never expire; the index of conversions by
+// installation sorts by the installation's key, as the index of events by
+// installation does, so a funnel backfill reads both in one pass. Values
+// are Protocol Buffers wire-format messages written with protowire behind a
+// format byte (codec.go); rows stored as JSON by earlier versions stay
+// readable. Tables carry bloom filters for the point reads of puts and
+// lookups by id.
 //
 // The bus keeps each message under ("M" topic partition offset), commits
 // concurrent publishes as one synced batch from a single writer goroutine and
