@@ -543,7 +543,7 @@ func EvaluateInstallation(ctx context.Context, raw Source, ev *Evaluator, c *Com
 // running only a backfill sets (see TuneGC).
 const (
 	BackfillGCPercent   = 400
-	BackfillMemoryLimit = 128 << 20
+	BackfillMemoryLimit = 160 << 20
 )
 
 // TuneGC sets the garbage collector's target to BackfillGCPercent and its
