@@ -58,6 +58,21 @@ func (e *env) wideFunnels(prefix string) []*tapline.Funnel {
 	return out
 }
 
+// backfillingWide runs the pipeline over a population (seed, devices),
+// creates the wide funnels and waits until they are backfilling.
+func backfillingWide(t *testing.T, name string, seed uint64, devices int) (*env, []*tapline.Funnel) {
+	t.Helper()
+	e := newEnv(t, "funnel"+name)
+	e.startMatcher()
+	e.publish(e.population(seed, devices))
+	e.drain()
+	fs := e.wideFunnels(name)
+	for _, f := range fs {
+		e.waitStatus(f.VersionID, tapline.FunnelBackfilling)
+	}
+	return e, fs
+}
+
 // TestBackfillKilledAndShared kills backfills mid-scan (their uncommitted
 // work is lost, as with kill -9), resumes them, and runs two processes on
 // one backfill at once: the totals equal the reference.
@@ -65,14 +80,7 @@ func TestBackfillKilledAndShared(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the pipeline")
 	}
-	e := newEnv(t, "funnelkill")
-	e.startMatcher()
-	e.publish(e.population(11, 120))
-	e.drain()
-	fs := e.wideFunnels("kill")
-	for _, f := range fs {
-		e.waitStatus(f.VersionID, tapline.FunnelBackfilling)
-	}
+	e, fs := backfillingWide(t, "kill", 11, 120)
 
 	// Kill each backfill after its first commit, three times, then let one
 	// finish.
@@ -264,14 +272,7 @@ func TestBackfillCommitsAcrossRanges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the pipeline")
 	}
-	e := newEnv(t, "funnelacross")
-	e.startMatcher()
-	e.publish(e.population(5, 60))
-	e.drain()
-	fs := e.wideFunnels("across")
-	for _, f := range fs {
-		e.waitStatus(f.VersionID, tapline.FunnelBackfilling)
-	}
+	e, fs := backfillingWide(t, "across", 5, 60)
 	for _, f := range fs {
 		b := funnels.Backfill{Raw: e.raw, Store: e.store, Workers: 1, Ranges: 16, CommitSize: 1 << 30, CommitEvery: 20 * time.Second,
 			Logger: slog.New(slog.DiscardHandler)}
