@@ -42,10 +42,12 @@ const (
 // Backfill of the same version) claim ranges, scan them in key order and
 // commit their deltas together with the ranges' cursors, so a killed
 // backfill resumes where its last commit left off and no range is counted
-// twice. A worker holds one installation's rows and the deltas of at most
-// CommitSize installations (a fact row per entry hour, breakdown value,
-// step and bucket, whatever the number of installations): memory does not
-// grow with the data.
+// twice. A worker holds one installation's rows and the deltas of the
+// installations it scanned since it last passed them on (2,000 at most);
+// the process, the pending commit and the one being written, each of at
+// most about twice CommitRows fact rows (a fact row per entry hour,
+// breakdown value, step and bucket, whatever the number of
+// installations): memory does not grow with the data.
 type Backfill struct {
 	Raw   Source
 	Store tapline.FunnelStore
@@ -214,7 +216,7 @@ type job struct {
 
 	// The workers of a process pass what they scan to one pending commit,
 	// which the committer commits every CommitEvery (or CommitSize
-	// installations): every commit writes nearly every fact row of the
+	// installations, or CommitRows fact rows): every commit writes nearly every fact row of the
 	// version (a range is a sample of all installations, entering on
 	// every day), so one commit for the process writes each row once
 	// where a commit per worker, or per range, would write it once each.
@@ -437,6 +439,9 @@ func (j *job) worker(ctx context.Context) error {
 			// final commit, which nothing overlaps, carries little.
 			j.requestFlush()
 		}
+		// On an error the claim stays until its lease runs out: steps of
+		// the range may still be in the pending commit, which a release
+		// would make the database refuse.
 		switch err := j.scan(ctx, epoch, r); {
 		case errors.Is(err, errLost):
 			j.b.Logger.Warn("backfill range given up after a refused commit", "version", vid, "range", r.Range)
