@@ -2,8 +2,8 @@
 # Included from the Makefile. Starts tapline, nginx (installed when absent
 # and possible) and the Tapstream 1.0 baseline on loopback against the
 # private PostgreSQL, prints one table and writes bench/results/*.json.
-# About thirteen minutes on two cores (the funnel scenario, with 5 million raw
-# rows, is half of it); BENCH_FLAGS passes flags to bench/cmd/bench, -only
+# About eight minutes on two cores (the funnel scenario, with 5 million raw
+# rows, is a third of it); BENCH_FLAGS passes flags to bench/cmd/bench, -only
 # picks scenarios.
 
 .PHONY: bench

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -252,10 +251,10 @@ func (r *Runner) funnelRun(ctx context.Context) error {
 		}
 	}
 	var diffs []string
-	if d := diffResults(got, duck.res); d != "" {
+	if d := reference.Diff(got, duck.res); d != "" {
 		diffs = append(diffs, "tapline vs duckdb: "+d)
 	}
-	if d := diffResults(pgRes, duck.res); d != "" {
+	if d := reference.Diff(pgRes, duck.res); d != "" {
 		diffs = append(diffs, "postgres vs duckdb: "+d)
 	}
 	if len(got) == 0 {
@@ -337,25 +336,12 @@ func funnelResults(ctx context.Context, dbURL string, versionID int64) (map[refe
 		return nil, err
 	}
 	defer pool.Close()
-	rows, err := pool.Query(ctx, `
-		SELECT extract(epoch FROM hour)::bigint, breakdown, step, bucket, sum(count)::bigint, sum(sum)::bigint
-		FROM fact_funnel_steps WHERE funnel_version = $1 GROUP BY 1, 2, 3, 4 HAVING sum(count) <> 0 OR sum(sum) <> 0`, versionID)
+	rows, err := pool.Query(ctx, reference.FactQuery, versionID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[reference.Key]reference.Value{}
-	for rows.Next() {
-		var k reference.Key
-		var v reference.Value
-		var step, bucket int32
-		if err := rows.Scan(&k.Hour, &k.Breakdown, &step, &bucket, &v.Count, &v.Sum); err != nil {
-			return nil, err
-		}
-		k.Step, k.Bucket = int(step), int(bucket)
-		out[k] = v
-	}
-	return out, rows.Err()
+	return reference.ReadResults(rows)
 }
 
 // refHandoff is a handoff as the reference takes it.
@@ -368,26 +354,6 @@ func refHandoff(hs []tapline.FunnelHandoff) reference.Handoff {
 		out[fmt.Sprintf("%s/%d", h.Topic, h.Partition.Partition)] = h.Offset
 	}
 	return out
-}
-
-// diffResults lists the rows where got and want differ, "" when equal.
-func diffResults(got, want map[reference.Key]reference.Value) string {
-	var diffs []string
-	for k, w := range want {
-		if g := got[k]; g != w {
-			diffs = append(diffs, fmt.Sprintf("%+v: got %+v, want %+v", k, g, w))
-		}
-	}
-	for k, g := range got {
-		if _, ok := want[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%+v: got %+v, want none", k, g))
-		}
-	}
-	if len(diffs) == 0 {
-		return ""
-	}
-	slices.Sort(diffs)
-	return fmt.Sprintf("%d of %d rows differ: %s", len(diffs), len(want), strings.Join(diffs[:min(len(diffs), 10)], "; "))
 }
 
 // selfCPU is this process's user and system time in seconds.

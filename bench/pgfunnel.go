@@ -225,18 +225,8 @@ func runPGFunnel(ctx context.Context, pool *pgxpool.Pool, def *tapline.FunnelDef
 		return nil, fmt.Errorf("funnel query: %w", err)
 	}
 	defer rows.Close()
-	out := map[reference.Key]reference.Value{}
-	for rows.Next() {
-		var k reference.Key
-		var v reference.Value
-		var step, bucket int32
-		if err := rows.Scan(&k.Hour, &k.Breakdown, &step, &bucket, &v.Count, &v.Sum); err != nil {
-			return nil, fmt.Errorf("scan funnel row: %w", err)
-		}
-		k.Step, k.Bucket = int(step), int(bucket)
-		out[k] = v
-	}
-	if err := rows.Err(); err != nil {
+	out, err := reference.ReadResults(rows)
+	if err != nil {
 		return nil, fmt.Errorf("funnel query: %w", err)
 	}
 	return out, nil

@@ -243,7 +243,7 @@ func TestPGFunnelMatchesReference(t *testing.T) {
 			if err != nil {
 				t.Fatalf("funnel %d: %v", i, err)
 			}
-			if diff := diffResults(got, want); diff != "" {
+			if diff := reference.Diff(got, want); diff != "" {
 				t.Errorf("funnel %d %+v: postgres differs from the reference: %s", i, def, diff)
 			}
 			if i == 0 && len(want) < 5 {

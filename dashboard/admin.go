@@ -345,16 +345,9 @@ func (d *Dashboard) adminCreateFunnel(w http.ResponseWriter, r *http.Request) {
 
 // adminFunnels lists the funnels of any app.
 func (d *Dashboard) adminFunnels(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.adminApp(w, r)
-	if !ok {
-		return
+	if app, ok := d.adminApp(w, r); ok {
+		d.writeFunnels(w, r, app)
 	}
-	_, list, err := d.funnelSummaries(r.Context(), app.ID)
-	if err != nil {
-		d.writeJSONError(w, r, err)
-		return
-	}
-	d.writeJSON(w, http.StatusOK, FunnelList{AppID: app.ID, Funnels: list})
 }
 
 // decodeJSON reads r's body into v: JSON content type (else 415), at most

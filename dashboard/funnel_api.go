@@ -91,10 +91,13 @@ type FunnelList struct {
 }
 
 func (d *Dashboard) apiFunnels(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
-	if !ok {
-		return
+	if app, ok := d.apiApp(w, r); ok {
+		d.writeFunnels(w, r, app)
 	}
+}
+
+// writeFunnels answers the app's funnel list.
+func (d *Dashboard) writeFunnels(w http.ResponseWriter, r *http.Request, app *tapline.App) {
 	_, list, err := d.funnelSummaries(r.Context(), app.ID)
 	if err != nil {
 		d.writeJSONError(w, r, err)

@@ -558,9 +558,8 @@ const (
 // worker, the pending deltas: a fact row per entry hour, breakdown value,
 // step and bucket): collecting at 5x the live heap instead of 2x saves
 // about a fifth of the CPU, and the limit makes the collector work harder
-// instead of letting the heap pass it, so the process's memory stays flat
-// whatever the data (the raw store's block cache, which pebble keeps
-// outside the Go heap, comes on top).
+// rather than let the heap grow past it (the raw store's block cache,
+// which pebble keeps outside the Go heap, comes on top).
 func TuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(BackfillGCPercent)

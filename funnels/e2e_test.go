@@ -232,25 +232,13 @@ func (e *env) results(v int64) map[reference.Key]reference.Value {
 		e.t.Fatal(err)
 	}
 	defer pool.Close()
-	rows, err := pool.Query(context.Background(), `
-		SELECT extract(epoch FROM hour)::bigint, breakdown, step, bucket, sum(count)::bigint, sum(sum)::bigint
-		FROM fact_funnel_steps WHERE funnel_version = $1 GROUP BY 1, 2, 3, 4 HAVING sum(count) <> 0 OR sum(sum) <> 0`, v)
+	rows, err := pool.Query(context.Background(), reference.FactQuery, v)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer rows.Close()
-	out := map[reference.Key]reference.Value{}
-	for rows.Next() {
-		var k reference.Key
-		var val reference.Value
-		var step, bucket int32
-		if err := rows.Scan(&k.Hour, &k.Breakdown, &step, &bucket, &val.Count, &val.Sum); err != nil {
-			e.t.Fatal(err)
-		}
-		k.Step, k.Bucket = int(step), int(bucket)
-		out[k] = val
-	}
-	if err := rows.Err(); err != nil {
+	out, err := reference.ReadResults(rows)
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	return out
@@ -476,23 +464,11 @@ func openReference(t testing.TB) *sql.DB {
 // same fails the test when got differs from want, listing the differences.
 func same(t testing.TB, what string, got, want map[reference.Key]reference.Value) bool {
 	t.Helper()
-	var diffs []string
-	for k, w := range want {
-		if g := got[k]; g != w {
-			diffs = append(diffs, fmt.Sprintf("%+v: got %+v, want %+v", k, g, w))
-		}
+	if d := reference.Diff(got, want); d != "" {
+		t.Errorf("%s: differs from the reference: %s", what, d)
+		return false
 	}
-	for k, g := range got {
-		if _, ok := want[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%+v: got %+v, want none", k, g))
-		}
-	}
-	if len(diffs) == 0 {
-		return true
-	}
-	slices.Sort(diffs)
-	t.Errorf("%s: %d rows differ from the reference (%d rows): %v", what, len(diffs), len(want), diffs[:min(len(diffs), 8)])
-	return false
+	return true
 }
 
 func totalOf(m map[reference.Key]reference.Value, step int) int64 {

@@ -260,12 +260,6 @@ func pbAppendDevice(b []byte, d *tapline.Device) []byte {
 // decodeEventValue decodes a value written by appendEventValue, or a legacy
 // JSON one, into e, which it resets first. On error e is left zero.
 func decodeEventValue(v []byte, e *tapline.Event) error {
-	return decodeEventValueInterned(v, e, nil)
-}
-
-// decodeEventValueInterned is decodeEventValue taking the strings that
-// repeat from event to event (name, install id, parameters) from in.
-func decodeEventValueInterned(v []byte, e *tapline.Event, in *interner) error {
 	*e = tapline.Event{}
 	body, isJSON, err := splitValue(v)
 	switch {
@@ -273,7 +267,7 @@ func decodeEventValueInterned(v []byte, e *tapline.Event, in *interner) error {
 	case isJSON:
 		err = json.Unmarshal(v, e)
 	default:
-		err = pbDecodeEvent(body, e, in)
+		err = pbDecodeEvent(body, e)
 	}
 	if err != nil {
 		*e = tapline.Event{}
@@ -283,8 +277,8 @@ func decodeEventValueInterned(v []byte, e *tapline.Event, in *interner) error {
 }
 
 // pbDecodeEvent decodes the message of appendEventValue into e.
-func pbDecodeEvent(b []byte, e *tapline.Event, in *interner) error {
-	r := pbReader{b: b, in: in}
+func pbDecodeEvent(b []byte, e *tapline.Event) error {
+	r := pbReader{b: b}
 	for r.next() {
 		switch r.num {
 		case 1:
@@ -292,7 +286,7 @@ func pbDecodeEvent(b []byte, e *tapline.Event, in *interner) error {
 		case 2:
 			e.AppID = r.int()
 		case 3:
-			e.Name = r.interned()
+			e.Name = r.string()
 		case 4:
 			e.Kind = tapline.EventKind(r.name(pbKinds))
 		case 5:
@@ -300,7 +294,7 @@ func pbDecodeEvent(b []byte, e *tapline.Event, in *interner) error {
 		case 6:
 			e.ReceivedAt = r.time()
 		case 7:
-			e.InstallID = r.interned()
+			e.InstallID = r.string()
 		case 8:
 			e.IP = r.string()
 		case 9:
@@ -460,12 +454,6 @@ func pbAppendAttribution(b []byte, a *tapline.Attribution) []byte {
 // or a legacy JSON one, into c, which it resets first. On error c is left
 // zero.
 func decodeConversionValue(v []byte, c *tapline.Conversion) error {
-	return decodeConversionValueInterned(v, c, nil)
-}
-
-// decodeConversionValueInterned is decodeConversionValue taking the hit
-// parameters, which repeat from conversion to conversion, from in.
-func decodeConversionValueInterned(v []byte, c *tapline.Conversion, in *interner) error {
 	*c = tapline.Conversion{}
 	body, isJSON, err := splitValue(v)
 	switch {
@@ -473,7 +461,7 @@ func decodeConversionValueInterned(v []byte, c *tapline.Conversion, in *interner
 	case isJSON:
 		err = json.Unmarshal(v, c)
 	default:
-		err = pbDecodeConversion(body, c, in)
+		err = pbDecodeConversion(body, c)
 	}
 	if err != nil {
 		*c = tapline.Conversion{}
@@ -483,8 +471,8 @@ func decodeConversionValueInterned(v []byte, c *tapline.Conversion, in *interner
 }
 
 // pbDecodeConversion decodes the message of appendConversionValue into c.
-func pbDecodeConversion(b []byte, c *tapline.Conversion, in *interner) error {
-	r := pbReader{b: b, in: in}
+func pbDecodeConversion(b []byte, c *tapline.Conversion) error {
+	r := pbReader{b: b}
 	for r.next() {
 		switch r.num {
 		case 1:
@@ -505,14 +493,14 @@ func pbDecodeConversion(b []byte, c *tapline.Conversion, in *interner) error {
 			c.AdID = r.string()
 		case 9:
 			if m, ok := r.message(); ok {
-				r.fail(pbDecodeAttribution(m, &c.Attribution, r.in))
+				r.fail(pbDecodeAttribution(m, &c.Attribution))
 			}
 		case 10:
 			c.ClickToInstall = time.Duration(r.sint())
 		case 11:
 			if m, ok := r.message(); ok {
 				c.History = append(c.History, tapline.AttributionChange{})
-				r.fail(pbDecodeChange(m, &c.History[len(c.History)-1], r.in))
+				r.fail(pbDecodeChange(m, &c.History[len(c.History)-1]))
 			}
 		case 12:
 			c.UpdatedAt = r.time()
@@ -525,8 +513,8 @@ func pbDecodeConversion(b []byte, c *tapline.Conversion, in *interner) error {
 
 // pbDecodeChange decodes an AttributionChange message (see
 // appendConversionValue) into ch.
-func pbDecodeChange(b []byte, ch *tapline.AttributionChange, in *interner) error {
-	r := pbReader{b: b, in: in}
+func pbDecodeChange(b []byte, ch *tapline.AttributionChange) error {
+	r := pbReader{b: b}
 	for r.next() {
 		switch r.num {
 		case 1:
@@ -536,11 +524,11 @@ func pbDecodeChange(b []byte, ch *tapline.AttributionChange, in *interner) error
 				if ch.From == nil {
 					ch.From = new(tapline.Attribution)
 				}
-				r.fail(pbDecodeAttribution(m, ch.From, r.in))
+				r.fail(pbDecodeAttribution(m, ch.From))
 			}
 		case 3:
 			if m, ok := r.message(); ok {
-				r.fail(pbDecodeAttribution(m, &ch.To, r.in))
+				r.fail(pbDecodeAttribution(m, &ch.To))
 			}
 		case 4:
 			ch.At = r.time()
@@ -553,8 +541,8 @@ func pbDecodeChange(b []byte, ch *tapline.AttributionChange, in *interner) error
 
 // pbDecodeAttribution decodes an Attribution message (see
 // appendConversionValue) into a.
-func pbDecodeAttribution(b []byte, a *tapline.Attribution, in *interner) error {
-	r := pbReader{b: b, in: in}
+func pbDecodeAttribution(b []byte, a *tapline.Attribution) error {
+	r := pbReader{b: b}
 	for r.next() {
 		switch r.num {
 		case 1:
@@ -716,44 +704,6 @@ type pbReader struct {
 	num protowire.Number
 	typ protowire.Type
 	err error
-	in  *interner // for the strings that repeat from row to row; nil: none
-}
-
-// interner returns one string for each distinct short byte string it is
-// given, so that strings repeating from row to row of a scan (event names,
-// parameter names and values, the installation's id) are allocated once,
-// not once a row. It forgets all it holds past maxInterned strings, which
-// bounds its memory. A nil interner allocates every string.
-type interner struct {
-	m map[string]string
-}
-
-const (
-	maxInterned   = 4096
-	maxInternSize = 64 // bytes; longer strings seldom repeat
-)
-
-func (in *interner) get(b []byte) string {
-	if in == nil || len(b) > maxInternSize {
-		return string(b)
-	}
-	if s, ok := in.m[string(b)]; ok {
-		return s
-	}
-	if in.m == nil {
-		in.m = make(map[string]string)
-	} else if len(in.m) >= maxInterned {
-		clear(in.m)
-	}
-	s := string(b)
-	in.m[s] = s
-	return s
-}
-
-// interned consumes the current field as a string, through r's interner.
-func (r *pbReader) interned() string {
-	v, _ := r.bytes()
-	return r.in.get(v)
 }
 
 // next reads the tag of the next field and reports whether there is one.
@@ -884,13 +834,13 @@ func (r *pbReader) mapEntry(m *map[string]string) {
 		return
 	}
 	var k, v string
-	er := pbReader{b: e, in: r.in}
+	er := pbReader{b: e}
 	for er.next() {
 		switch er.num {
 		case 1:
-			k = er.interned()
+			k = er.string()
 		case 2:
-			v = er.interned()
+			v = er.string()
 		default:
 			er.skip()
 		}

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -605,36 +603,4 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			}
 		}
 	})
-}
-
-// Decoding through an interner gives the same events, with the strings
-// that repeat allocated once, and stays right when the interner fills up.
-func TestDecodeEventInterned(t *testing.T) {
-	var in interner
-	e := codecBenchEvent()
-	v := appendEventValue(nil, e)
-	var first *tapline.Event
-	for i := range maxInterned + 10 {
-		e.Params["n"] = strconv.Itoa(i) // fills the interner past its bound
-		v = appendEventValue(v[:0], e)
-		var got tapline.Event
-		if err := decodeEventValueInterned(v, &got, &in); err != nil {
-			t.Fatal(err)
-		}
-		var plain tapline.Event
-		if err := decodeEventValue(v, &plain); err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, plain) {
-			t.Fatalf("event %d through the interner:\n%+v\nwant\n%+v", i, got, plain)
-		}
-		if first == nil {
-			first = &got
-		} else if i < 10 && unsafe.StringData(got.Name) != unsafe.StringData(first.Name) {
-			t.Errorf("event %d: name %q allocated again", i, got.Name)
-		}
-	}
-	if len(in.m) > maxInterned {
-		t.Errorf("interner holds %d strings, more than %d", len(in.m), maxInterned)
-	}
 }

@@ -55,19 +55,7 @@ func (t *Tables) Query(ctx context.Context, def *tapline.FunnelDefinition) (map[
 		return nil, fmt.Errorf("funnel query: %w", err)
 	}
 	defer rows.Close()
-	out := map[Key]Value{}
-	for rows.Next() {
-		var k Key
-		var v Value
-		if err := rows.Scan(&k.Hour, &k.Breakdown, &k.Step, &k.Bucket, &v.Count, &v.Sum); err != nil {
-			return nil, fmt.Errorf("scan funnel row: %w", err)
-		}
-		out[k] = v
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("funnel query: %w", err)
-	}
-	return out, nil
+	return ReadResults(rows)
 }
 
 // Close drops the tables and returns the connection to db.
