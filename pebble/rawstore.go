@@ -646,7 +646,6 @@ type installScan struct {
 	convBase int
 	seek     []byte
 
-	in   interner             // strings repeating from row to row
 	inst tapline.Installation // the one passed to fn, reused
 	slab []tapline.Event      // its events, reused
 }
@@ -805,7 +804,7 @@ func (sc *installScan) next(ctx context.Context) (int64, *tapline.Installation, 
 				}
 				sc.slab = sc.slab[:len(sc.slab)+1]
 				e := &sc.slab[len(sc.slab)-1]
-				if err := decodeEventValueInterned(v, e, &sc.in); err != nil {
+				if err := decodeEventValue(v, e); err != nil {
 					return 0, nil, err
 				}
 				if tapline.UnixNanos(e.Time) >= sc.wm {
@@ -845,7 +844,7 @@ func (sc *installScan) conversion() (*tapline.Conversion, error) {
 			return nil, fmt.Errorf("read conversion: %w", err)
 		}
 		c := new(tapline.Conversion)
-		if err := decodeConversionValueInterned(v, c, &sc.in); err != nil {
+		if err := decodeConversionValue(v, c); err != nil {
 			return nil, err
 		}
 		cs = append(cs, c)
