@@ -16,7 +16,7 @@ include bench/bench.mk
 help:
 	@echo "make run               start tapline (collector :8080, dashboard :8081) with the demo seed"
 	@echo "make test              formatting, vet, staticcheck and every test (private PostgreSQL)"
-	@echo "make bench             benchmarks against nginx, the Tapstream 1.0 baseline, PostgreSQL and DuckDB (about 13 minutes)"
+	@echo "make bench             benchmarks against nginx, the Tapstream 1.0 baseline, PostgreSQL and DuckDB (about 8 minutes)"
 	@echo "make test-integration  the Kafka and Cassandra suites against TAPLINE_KAFKA_BROKERS / TAPLINE_CASSANDRA_HOSTS"
 	@echo "make build             binaries into bin/"
 	@echo "make pg-stop           stop the private PostgreSQL"
