@@ -32,6 +32,7 @@ type Starter func(ctx context.Context, dbURL, dataDir string) (Process, error)
 type Config struct {
 	DatabaseURL string // any database of the server; fresh ones are created beside it
 	WorkDir     string // logs, data dirs; a temp dir when empty
+	Keep        bool   // keep the fresh databases (and, in cmd/bench, WorkDir) to rerun a process by hand
 
 	StartTapline    Starter
 	StartTapstream1 func(ctx context.Context, dbURL string, links []string, fpWindow time.Duration) (Process, error)
@@ -114,7 +115,9 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
 	defer r.admin.Close()
-	defer r.dropDatabases()
+	if !c.Keep {
+		defer r.dropDatabases()
+	}
 	r.res = &Results{Time: time.Now().UTC(), Machine: machine(), Config: *c}
 	loadPeak := false
 

@@ -156,6 +156,8 @@ func TestSmoke(t *testing.T) {
 		}
 		if len(f.Tapline) != 2 || f.Tapline[1].RawRows < 6000 || f.Tapline[0].RawRows < 1500 || f.Growth == nil {
 			t.Errorf("funnel backfills = %+v, growth %+v: want 1x and 4x", f.Tapline, f.Growth)
+		} else if g := f.Growth; g.RSSRatio <= 0 || g.RSSFlat != (g.RSSRatio <= g.RSSBound) || !strings.Contains(table.String(), "peak RSS at 4.") {
+			t.Errorf("funnel growth %+v: want the peak RSS ratio, judged against its bound, in the table", g)
 		}
 		if f.Postgres.QuerySeconds <= 0 || f.DuckDB.QuerySeconds <= 0 || f.Postgres.RawRows != f.Data.RawRows || f.DuckDB.RawRows != f.Data.RawRows {
 			t.Errorf("funnel competitors: postgres %+v, duckdb %+v, want %d raw rows each", f.Postgres, f.DuckDB, f.Data.RawRows)

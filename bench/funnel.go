@@ -82,7 +82,17 @@ type FunnelGrowthRow struct {
 	TimeRatio float64 `json:"time_ratio"`
 	Bound     float64 `json:"bound"` // the time ratio allowed: 4.5x for 4x the rows
 	Pass      bool    `json:"pass"`
+	// RSSRatio is the peak RSS at the full size over the smaller one;
+	// flat means at most RSSBound.
+	RSSRatio float64 `json:"rss_ratio"`
+	RSSBound float64 `json:"rss_bound"`
+	RSSFlat  bool    `json:"rss_flat"`
 }
+
+// funnelRSSBound is how much more peak memory the backfill may take at the
+// full size than at the smaller one and still be called flat in the data
+// size: the same budget, give or take what the allocator holds at exit.
+const funnelRSSBound = 1.1
 
 // benchFunnel is the funnel the backfill benchmark counts: tap (from a
 // paid source, on the app's links) → install → open → level 5 or more → a
@@ -194,6 +204,10 @@ func (r *Runner) funnelRun(ctx context.Context) error {
 		g := &FunnelGrowthRow{RowsRatio: float64(b.RawRows) / float64(a.RawRows), TimeRatio: b.Seconds / a.Seconds}
 		g.Bound = 4.5 / 4 * g.RowsRatio
 		g.Pass = g.TimeRatio <= g.Bound
+		if a.PeakKB > 0 {
+			g.RSSRatio, g.RSSBound = float64(b.PeakKB)/float64(a.PeakKB), funnelRSSBound
+			g.RSSFlat = g.RSSRatio <= g.RSSBound
+		}
 		res.Growth = g
 	}
 	got, err := funnelResults(ctx, s.url, full.VersionID)

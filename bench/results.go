@@ -286,6 +286,13 @@ func (r *Results) writeFunnel(p func(format string, args ...any)) {
 			verdict = "FAIL"
 		}
 		p("  growth: %.2fx rows in\t%.2fx time\t\t\tbound %.2fx: %s", g.RowsRatio, g.TimeRatio, g.Bound, verdict)
+		if g.RSSBound > 0 {
+			verdict = "flat"
+			if !g.RSSFlat {
+				verdict = "GROWS"
+			}
+			p("  peak RSS at %.2fx rows\t%.2fx\t\t\tbound %.2fx: %s", g.RowsRatio, g.RSSRatio, g.RSSBound, verdict)
+		}
 	}
 	result := "identical (tapline = postgresql = duckdb)"
 	if !f.Identical {

@@ -544,28 +544,31 @@ func EvaluateInstallation(ctx context.Context, raw Source, ev *Evaluator, c *Com
 	return ev.Evaluate(c, &p), nil
 }
 
-// The garbage collector's target and soft memory limit that a process
-// running only a backfill sets (see TuneGC).
-const (
-	BackfillGCPercent   = 400
-	BackfillMemoryLimit = 160 << 20
-)
+// BackfillMemoryLimit is the Go heap's budget in a process that only
+// backfills (see TuneGC).
+const BackfillMemoryLimit = 160 << 20
 
-// TuneGC sets the garbage collector's target to BackfillGCPercent and its
-// soft memory limit to BackfillMemoryLimit, unless GOGC or GOMEMLIMIT set
-// them, for a process whose work is a backfill. A backfill allocates for
-// every row it reads while its live heap stays small (an installation per
-// worker, the pending deltas: a fact row per entry hour, breakdown value,
-// step and bucket): collecting at 5x the live heap instead of 2x saves
-// about a fifth of the CPU, and the limit makes the collector work harder
-// rather than let the heap grow past it (the raw store's block cache,
-// which pebble keeps outside the Go heap, comes on top).
+// TuneGC makes BackfillMemoryLimit the Go runtime's soft memory limit and
+// turns the proportional collector off, unless GOMEMLIMIT or GOGC say
+// otherwise, for a process whose work is a backfill. A backfill allocates
+// for every row it reads while its live heap stays small and bounded (an
+// installation per worker, and the pending commit: at most 2×CommitRows
+// fact rows), so the collector runs only when the heap reaches the budget.
+// Peak memory is then the same at every data size (the budget, plus the
+// raw store's block cache, which pebble keeps outside the Go heap) and the
+// collector runs far less often than at GOGC's 2x. Without a finite limit
+// (GOMEMLIMIT=off or a huge one) the collector runs at 5x the live heap.
 func TuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(BackfillGCPercent)
-	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(BackfillMemoryLimit)
+	}
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < 1<<40 {
+		debug.SetGCPercent(-1)
+	} else {
+		debug.SetGCPercent(400)
 	}
 }
 

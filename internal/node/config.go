@@ -7,9 +7,18 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+
+	"tapline/pebble"
 )
+
+// BackfillRawCacheMB bounds the raw store's block cache in a process that
+// only backfills funnels ("tapline funnels backfill"): its scans read each
+// block once, so a bigger cache would only fill with blocks never read
+// again, and the process's memory would grow with the data it scans.
+const BackfillRawCacheMB = 32
 
 // Config holds every setting of a tapline process. Each field has a flag and
 // a TAPLINE_* environment variable named after it (flag -collector-addr,
@@ -25,6 +34,7 @@ type Config struct {
 	AdminToken    string        // admin API bearer token; generated into DataDir when empty
 	SessionKey    string        // dashboard cookie key; generated into DataDir when empty
 	Partitions    int           // partitions per topic of the embedded bus
+	RawCacheMB    int           // block cache of the embedded raw store, MiB
 	BusRetention  time.Duration // how long the embedded bus keeps messages
 	TrustedProxy  string        // comma-separated CIDRs whose X-Forwarded-For is trusted
 	SecureCookies bool          // Secure flag on dashboard cookies (serve it over HTTPS)
@@ -84,6 +94,7 @@ func NewConfig() Config {
 		CollectorAddr: "127.0.0.1:8080",
 		DashboardAddr: "127.0.0.1:8081",
 		Partitions:    8,
+		RawCacheMB:    pebble.DefaultRawCacheSize >> 20,
 		BusRetention:  7 * 24 * time.Hour,
 		Migrate:       true,
 		LogLevel:      "info",
@@ -140,6 +151,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	c.Partitions = envInt(envName("partitions"), c.Partitions)
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions per topic of the embedded bus (env TAPLINE_PARTITIONS)")
+	c.RawCacheMB = envInt(envName("raw-cache-mb"), c.RawCacheMB)
+	fs.IntVar(&c.RawCacheMB, "raw-cache-mb", c.RawCacheMB, "block cache of the embedded raw store in MiB; a funnel backfill process uses at most "+strconv.Itoa(BackfillRawCacheMB)+" (env TAPLINE_RAW_CACHE_MB)")
 	dur := func(p *time.Duration, name, usage string) {
 		*p = envDuration(envName(name), *p)
 		fs.DurationVar(p, name, *p, usage+" (env "+envName(name)+")")
@@ -217,6 +230,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		bad("partitions", "must be 1..1024, got %d", c.Partitions)
+	}
+	if c.RawCacheMB < 1 || c.RawCacheMB > 1<<20 {
+		bad("raw-cache-mb", "must be 1..%d, got %d", 1<<20, c.RawCacheMB)
 	}
 	if c.BusRetention < time.Hour {
 		bad("bus-retention", "must be at least 1h, got %s", c.BusRetention)

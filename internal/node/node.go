@@ -223,6 +223,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	} else {
 		s := pebble.NewRawStore(filepath.Join(cfg.DataDir, "raw"))
 		s.Logger = n.Logger
+		s.CacheSize = int64(cfg.RawCacheMB) << 20
 		if err := s.Open(); err != nil {
 			return fmt.Errorf("open embedded raw store: %w", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"tapline"
+	"tapline/pebble"
 	"tapline/postgres/pgtest"
 )
 
@@ -151,6 +152,7 @@ func TestAllInOneOnKafka(t *testing.T) {
 	cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.KafkaBrokers = strings.Join(cluster.ListenAddrs(), ",")
 	cfg.Demo = true
+	cfg.RawCacheMB = 24
 	n := New(cfg, nil)
 	if err := n.Open(ctx); err != nil {
 		t.Fatal(err)
@@ -158,6 +160,9 @@ func TestAllInOneOnKafka(t *testing.T) {
 	t.Cleanup(func() { n.Close() })
 	if n.Spool == nil || n.Matcher == nil || n.Dashboard == nil || n.Matcher.Group == nil {
 		t.Fatal("target all on Kafka lacks the spool, the matcher's group or the dashboard")
+	}
+	if raw, ok := n.Raw.(*pebble.RawStore); !ok || raw.CacheSize != 24<<20 {
+		t.Fatalf("raw store %T, want the embedded one with -raw-cache-mb's 24 MiB cache", n.Raw)
 	}
 	const taps = 5
 	for range taps {

@@ -42,6 +42,7 @@ func run() error {
 	flag.StringVar(&cfg.FunnelProfile, "funnel-cpuprofile", "", "write CPU profiles of the funnel backfills to this file name plus .<funnel id> (runs bin/funnelbackfill)")
 	only := flag.String("only", "", "comma-separated scenarios to run: main, nginx, tapstream1, growth, drain, funnel (default all)")
 	nginx := flag.Bool("nginx", true, "compare with nginx when it is installed")
+	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (data dirs, process logs) and the fresh databases, to rerun a process by hand")
 	flag.Parse()
 	if *only != "" {
 		cfg.Only = strings.Split(*only, ",")
@@ -71,8 +72,10 @@ func run() error {
 	if err == nil && res.FunnelMismatch {
 		err = fmt.Errorf("tapline, PostgreSQL and DuckDB counted the funnel differently (process logs in %s): %s", work, res.Funnel.Mismatch)
 	}
-	if err == nil {
+	if err == nil && !cfg.Keep {
 		os.RemoveAll(work)
+	} else if cfg.Keep {
+		fmt.Printf("kept: %s, and the databases beside %s\n", work, cfg.DatabaseURL)
 	}
 	fmt.Println()
 	res.WriteTable(os.Stdout)

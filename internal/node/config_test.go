@@ -1,0 +1,45 @@
+package node
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+
+	"tapline/pebble"
+)
+
+// TestRawCacheSetting checks -raw-cache-mb from its default, the
+// environment and the command line, and that Validate refuses what no
+// cache can be.
+func TestRawCacheSetting(t *testing.T) {
+	parse := func(args ...string) (Config, error) {
+		cfg := NewConfig()
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg.RegisterFlags(fs)
+		err := fs.Parse(args)
+		cfg.DatabaseURL = "postgres://localhost/x"
+		return cfg, err
+	}
+	cfg, err := parse()
+	if err != nil || cfg.RawCacheMB != pebble.DefaultRawCacheSize>>20 {
+		t.Fatalf("default: %d MiB (%v), want %d", cfg.RawCacheMB, err, pebble.DefaultRawCacheSize>>20)
+	}
+	t.Setenv("TAPLINE_RAW_CACHE_MB", "48")
+	if cfg, _ = parse(); cfg.RawCacheMB != 48 {
+		t.Errorf("from the environment: %d MiB, want 48", cfg.RawCacheMB)
+	}
+	if cfg, _ = parse("-raw-cache-mb", "16"); cfg.RawCacheMB != 16 {
+		t.Errorf("flag over environment: %d MiB, want 16", cfg.RawCacheMB)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("16 MiB: %v", err)
+	}
+	for _, bad := range []string{"0", "-5"} {
+		cfg, _ = parse("-raw-cache-mb", bad)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-raw-cache-mb: must be 1..") {
+			t.Errorf("-raw-cache-mb %s: error %v, want it refused by name", bad, err)
+		}
+	}
+}
