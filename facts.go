@@ -165,7 +165,7 @@ var FactTables = []*FactTableDesc{
 	{Table: FactInstalls, Dims: []*FactDim{dimLinkID, dimPlatform, dimMethod},
 		Count: "installs (link 0: organic)"},
 	{Table: FactConversions, Dims: []*FactDim{dimLinkID, dimPlatform, dimMethod},
-		Count: "conversions (matched installs)", Sum: "click-to-install seconds"},
+		Count: "conversions (matched installs)", Sum: "click-to-install milliseconds"},
 	{Table: FactRevenue, Dims: []*FactDim{dimLinkID, dimPlatform, dimCurrency},
 		Count: "purchases", Sum: "revenue in micros of the currency"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},

@@ -59,8 +59,8 @@ func (d *Dashboard) requireAdmin(next http.Handler) http.Handler {
 	})
 }
 
-// AppView is the JSON shape of an app in both APIs: durations are Go
-// duration strings such as "168h0m0s".
+// AppView is the JSON shape of an app in both APIs and the CLI: durations
+// are Go duration strings such as "168h0m0s".
 type AppView struct {
 	ID                int64     `json:"id"`
 	AccountID         int64     `json:"account_id"`
@@ -77,7 +77,8 @@ type AppView struct {
 	CreatedAt         time.Time `json:"created_at"`
 }
 
-func appView(a *tapline.App) AppView {
+// NewAppView returns a's JSON shape.
+func NewAppView(a *tapline.App) AppView {
 	return AppView{
 		ID: a.ID, AccountID: a.AccountID, Name: a.Name, SDKSecret: a.SDKSecret, SDKKey: a.SDKKey,
 		IOSURL: a.IOSURL, AndroidURL: a.AndroidURL, WebURL: a.WebURL,
@@ -90,19 +91,26 @@ func appView(a *tapline.App) AppView {
 func appViews(apps []*tapline.App) []AppView {
 	views := make([]AppView, 0, len(apps))
 	for _, a := range apps {
-		views = append(views, appView(a))
+		views = append(views, NewAppView(a))
 	}
 	return views
 }
 
-// LinkView is the JSON shape of a link: the link and its tracking URL.
+// LinkView is the JSON shape of a link in the APIs and the CLI: the link
+// and its tracking URL.
 type LinkView struct {
 	*tapline.Link
 	TrackingURL string `json:"tracking_url"`
 }
 
+// NewLinkView returns l's JSON shape, its tracking URL under collectorURL,
+// the collector's base URL as phones reach it.
+func NewLinkView(l *tapline.Link, collectorURL string) LinkView {
+	return LinkView{Link: l, TrackingURL: TrackingURL(collectorURL, l.Slug)}
+}
+
 func (d *Dashboard) linkView(l *tapline.Link) LinkView {
-	return LinkView{Link: l, TrackingURL: d.trackingURL(l.Slug)}
+	return NewLinkView(l, d.Config.CollectorURL)
 }
 
 // createAccountRequest is the body of POST /admin/v1/accounts.
@@ -188,7 +196,7 @@ func (d *Dashboard) adminCreateApp(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, err)
 		return
 	}
-	d.writeJSON(w, http.StatusCreated, appView(app))
+	d.writeJSON(w, http.StatusCreated, NewAppView(app))
 }
 
 // validateApp checks the request's fields and sets app's windows from it.

@@ -350,3 +350,56 @@ func TestFunnelBrowser(t *testing.T) {
 	}
 	wantStatus(t, "the dashboard is still up", e.get(e.client(), "/healthz"), http.StatusOK)
 }
+
+// TestAppPageBrowser views the app page in headless Chromium at a phone's
+// width and a desktop's: no horizontal overflow of the page, every column
+// of every table inside the page's width, the chart labelled up to its
+// last day and the daily table newest first.
+func TestAppPageBrowser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme Shop")
+	seedFacts(t, e, app)
+	b := newBrowser(t, e)
+	page := e.srv.URL + "/apps/" + strconv.FormatInt(app.ID, 10) + "?from=2026-02-10&to=2026-03-11"
+	b.do("log in",
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "acme@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
+		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
+		chromedp.WaitVisible(chromedp.ID("daily")),
+	)
+	for _, width := range []int64{390, 1400} {
+		b.do(fmt.Sprint("view at ", width), chromedp.EmulateViewport(width, 900), chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("daily")))
+		if over := eval[float64](b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+			t.Errorf("%d px: the page is %.0f px wider than the window", width, over)
+		}
+		// Every cell of every table shows inside the window, with nothing
+		// to scroll to sideways.
+		cut := eval[[]string](b, `[...document.querySelectorAll('table.data td, table.data th')].filter(c => {
+			const r = c.getBoundingClientRect();
+			return r.width > 0 && (r.right > document.documentElement.clientWidth + 0.5 || r.left < 0);
+		}).map(c => c.closest('table').id + ': ' + c.textContent.trim())`)
+		if len(cut) > 0 {
+			t.Errorf("%d px: cells beyond the window: %q", width, cut)
+		}
+		// And the values keep their column names: on a phone beside them.
+		if width < 600 {
+			if got := eval[string](b, `getComputedStyle(document.querySelector('#daily tbody td[data-label="Installs"]'), '::before').content`); got != `"Installs"` {
+				t.Errorf("%d px: an installs cell is labelled %s", width, got)
+			}
+		}
+		b.screenshot(fmt.Sprintf("app-%d", width))
+	}
+	if got := eval[string](b, `[...document.querySelectorAll('svg.chart text.axis')].pop().textContent`); got != "Mar 11" {
+		t.Errorf("the chart's last label is %q, want Mar 11", got)
+	}
+	days := eval[[]string](b, `[...document.querySelectorAll('#daily tbody td.day')].map(td => td.textContent)`)
+	if strings.Join(days, ",") != "2026-03-11,2026-03-10" {
+		t.Errorf("daily rows %v, want 2026-03-11, 2026-03-10 (the empty days folded)", days)
+	}
+	if got := b.text("#daily tr.empty-run"); !strings.Contains(got, "2026-02-10 to 2026-03-09") {
+		t.Errorf("the folded row says %q", got)
+	}
+}

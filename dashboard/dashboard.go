@@ -185,7 +185,13 @@ func (d *Dashboard) collectorBase() string {
 
 // trackingURL returns the public URL of the link with slug.
 func (d *Dashboard) trackingURL(slug string) string {
-	return d.collectorBase() + "/l/" + url.PathEscape(slug)
+	return TrackingURL(d.Config.CollectorURL, slug)
+}
+
+// TrackingURL returns the URL of the link with slug under collectorURL,
+// the collector's base URL as phones reach it.
+func TrackingURL(collectorURL, slug string) string {
+	return strings.TrimRight(collectorURL, "/") + "/l/" + url.PathEscape(slug)
 }
 
 // now returns the current time from d.Now, or the wall clock.

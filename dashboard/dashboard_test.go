@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -423,14 +424,14 @@ func seedFacts(t *testing.T, e *env, app *tapline.App) seed {
 		{Table: tapline.FactHits, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformWeb}:                                                             {Count: 1000},
 		{Table: tapline.FactHits, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS}:                                                             {Count: 234},
 		{Table: tapline.FactInstalls, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:                      {Count: 37},
-		{Table: tapline.FactConversions, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:                   {Count: 37, Sum: 37 * 600},
+		{Table: tapline.FactConversions, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:                   {Count: 37, Sum: 37 * 600_000},
 		{Table: tapline.FactInstalls, Hour: h(10, 2), AppID: app.ID, Platform: tapline.PlatformAndroid, Method: tapline.MethodOrganic}:                                           {Count: 12},
 		{Table: tapline.FactEvents, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, EventName: "purchase", Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}: {Count: 4},
 		{Table: tapline.FactRevenue, Hour: h(10, 2), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformIOS, Currency: "USD"}:                                         {Count: 4, Sum: 12_345_000},
 		// 2026-03-10 23:00 UTC, 19:00 in New York.
 		{Table: tapline.FactHits, Hour: h(10, 23), AppID: app.ID, LinkID: s.fall.ID, Platform: tapline.PlatformAndroid}:                                        {Count: 7},
 		{Table: tapline.FactInstalls, Hour: h(10, 23), AppID: app.ID, LinkID: s.fall.ID, Platform: tapline.PlatformAndroid, Method: tapline.MethodReferrer}:    {Count: 1},
-		{Table: tapline.FactConversions, Hour: h(10, 23), AppID: app.ID, LinkID: s.fall.ID, Platform: tapline.PlatformAndroid, Method: tapline.MethodReferrer}: {Count: 1, Sum: 120},
+		{Table: tapline.FactConversions, Hour: h(10, 23), AppID: app.ID, LinkID: s.fall.ID, Platform: tapline.PlatformAndroid, Method: tapline.MethodReferrer}: {Count: 1, Sum: 120_000},
 		// 2026-03-11 12:00 UTC, 08:00 in New York.
 		{Table: tapline.FactHits, Hour: h(11, 12), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformWeb}: {Count: 20},
 	}
@@ -450,15 +451,16 @@ func TestAppPageShowsSeededNumbers(t *testing.T) {
 
 	res := e.get(c, "/apps/"+strconv.FormatInt(app.ID, 10)+"?from=2026-03-09&to=2026-03-11")
 	wantStatus(t, "app page", res, http.StatusOK)
-	body := res.Body
+	body := withoutLabels(res.Body)
 	for _, want := range []string{
 		"Acme &lt;Shop&gt; &amp; &#34;Co&#34;", // escaped app name
-		// 2026-03-10 in UTC: 1,241 hits, 50 installs, 38 conversions (3.1%), 12 organic, 12.35 USD.
-		"<td>2026-03-10</td><td class=\"num\">1,241</td><td class=\"num\">50</td><td class=\"num\">38</td><td class=\"num\">3.1%</td><td class=\"num\">12</td><td class=\"num\">12.35 USD</td>",
-		"<td>2026-03-11</td><td class=\"num\">20</td><td class=\"num\">0</td><td class=\"num\">0</td><td class=\"num\">0.0%</td><td class=\"num\">0</td><td class=\"num\">–</td>",
-		"<td>2026-03-09</td><td class=\"num\">0</td>",
+		// 2026-03-10 in UTC: 1,241 hits, 50 installs, 38 conversions (3.1%), 12 organic, 4 events, 12.35 USD.
+		`<td class="day">2026-03-10</td><td class="num">1,241</td><td class="num">50</td><td class="num">38</td><td class="num">3.1%</td><td class="num">12</td><td class="num">4</td><td class="num">12.35 USD</td>`,
+		`<td class="day">2026-03-11</td><td class="num">20</td><td class="num">0</td><td class="num">0</td><td class="num">0.0%</td><td class="num">0</td><td class="num">0</td><td class="num">–</td>`,
+		// A day without hits has no rate, not 0.0%.
+		`<td class="day">2026-03-09</td><td class="num">0</td><td class="num">0</td><td class="num">0</td><td class="num">–</td>`,
 		`id="total-hits">1,261<`, `id="total-installs">50<`, `id="total-conversions">38<`, `id="total-rate">3.0%<`,
-		`id="total-organic">12<`, `id="total-revenue">12.35 USD<`,
+		`id="total-organic">12<`, `id="total-events">4<`, `id="total-revenue">12.35 USD<`,
 		"Spring sale", "spring-sale", collectorURL + "/l/spring-sale", "Fall promo", collectorURL + "/l/fall-promo", "Idle link",
 		"<td class=\"num\">1,254</td><td class=\"num\">37</td><td class=\"num\">3.0%</td><td class=\"num\">10m</td>", // spring: 37/1254, 600 s
 		app.SDKSecret, app.SDKKey, "<code>acme</code>", collectorURL + "/acme/event/{event-name}",
@@ -470,6 +472,13 @@ func TestAppPageShowsSeededNumbers(t *testing.T) {
 	}
 	if strings.Contains(body, "<Shop>") {
 		t.Error("app page shows the app name unescaped")
+	}
+	// The daily table is newest first.
+	if i, j, k := strings.Index(body, ">2026-03-11<"), strings.Index(body, ">2026-03-10<"), strings.Index(body, ">2026-03-09<"); i < 0 || !(i < j && j < k) {
+		t.Errorf("daily rows at %d, %d, %d: want 2026-03-11, -10, -09 in that order", i, j, k)
+	}
+	if strings.Contains(body, `id="no-traffic"`) {
+		t.Error("an app with traffic shows the no-traffic help")
 	}
 	for _, external := range []string{"<script", `src="http`, `href="http`, "@import"} {
 		if strings.Contains(body, external) {
@@ -484,10 +493,10 @@ func TestAppPageShowsSeededNumbers(t *testing.T) {
 		res := e.get(c, "/apps/"+strconv.FormatInt(app.ID, 10)+"?from=2026-03-09&to=2026-03-11&tz=America/New_York")
 		wantStatus(t, "app page", res, http.StatusOK)
 		for _, want := range []string{
-			"<td>2026-03-09</td><td class=\"num\">1,234</td><td class=\"num\">49</td><td class=\"num\">37</td>",
-			"<td>2026-03-10</td><td class=\"num\">7</td><td class=\"num\">1</td><td class=\"num\">1</td><td class=\"num\">14.3%</td>",
+			`<td class="day">2026-03-09</td><td class="num">1,234</td><td class="num">49</td><td class="num">37</td>`,
+			`<td class="day">2026-03-10</td><td class="num">7</td><td class="num">1</td><td class="num">1</td><td class="num">14.3%</td>`,
 		} {
-			if !strings.Contains(res.Body, want) {
+			if !strings.Contains(withoutLabels(res.Body), want) {
 				t.Errorf("New York page lacks %q", want)
 			}
 		}
@@ -495,10 +504,59 @@ func TestAppPageShowsSeededNumbers(t *testing.T) {
 	t.Run("bad tz", func(t *testing.T) {
 		res := e.get(c, "/apps/"+strconv.FormatInt(app.ID, 10)+"?tz=Mars/Olympus")
 		wantStatus(t, "bad tz", res, http.StatusBadRequest)
-		if !strings.Contains(res.Body, "unknown time zone &#34;Mars/Olympus&#34;") {
-			t.Errorf("bad tz page lacks the message: %.600s", res.Body)
+		// The page itself, with the message above the default range's
+		// report, not an error card in its place.
+		for _, want := range []string{`id="range-error"`, "unknown time zone &#34;Mars/Olympus&#34;", "in UTC instead",
+			`id="total-hits"`, `id="daily"`, `name="tz" value="UTC"`} {
+			if !strings.Contains(res.Body, want) {
+				t.Errorf("bad tz page lacks %q: %.600s", want, res.Body)
+			}
 		}
 	})
+	t.Run("empty days folded", func(t *testing.T) {
+		res := e.get(c, "/apps/"+strconv.FormatInt(app.ID, 10)+"?from=2026-02-20&to=2026-03-11")
+		wantStatus(t, "app page", res, http.StatusOK)
+		if !strings.Contains(res.Body, "2026-02-20 to 2026-03-09: no hits, installs or events (18 days)") {
+			t.Errorf("18 empty days are not one row")
+		}
+		if strings.Contains(res.Body, `<td class="day">2026-03-01</td>`) {
+			t.Error("an empty day inside a folded run has a row of its own")
+		}
+	})
+}
+
+// withoutLabels drops the cells' data-label attributes (the column names a
+// narrow screen shows beside each value) from a page, so the tests can
+// read its rows.
+func withoutLabels(page string) string { return dataLabel.ReplaceAllString(page, "") }
+
+var dataLabel = regexp.MustCompile(` data-label="[^"]*"`)
+
+// TestAppPageWithoutTraffic checks the empty state: an app without hits,
+// installs or events in the range says how to get some, with its tracking
+// link once it has one, and the SDK snippet with its own key.
+func TestAppPageWithoutTraffic(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	c := e.loggedIn("acme")
+	page := "/apps/" + strconv.FormatInt(app.ID, 10)
+	res := e.get(c, page)
+	wantStatus(t, "app page", res, http.StatusOK)
+	for _, want := range []string{`id="no-traffic"`, "tapline create-link -app " + strconv.FormatInt(app.ID, 10),
+		"Authorization: Bearer " + app.SDKKey, collectorURL + "/v1/events", `id="total-rate">–<`} {
+		if !strings.Contains(res.Body, want) {
+			t.Errorf("empty app page lacks %q", want)
+		}
+	}
+	e.link(app, "first-link", "First")
+	res = e.get(c, page)
+	if !strings.Contains(res.Body, `Try a tracking link: <code class="copy">`+collectorURL+"/l/first-link</code>") {
+		t.Error("the empty state does not offer the app's tracking link")
+	}
+	if strings.Contains(res.Body, "tapline create-link") {
+		t.Error("the empty state asks for a link the app has")
+	}
 }
 
 // day is the JSON shape of one DailyStats as the tests want it.

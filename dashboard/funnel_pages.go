@@ -144,17 +144,20 @@ type funnelData struct {
 	Report   *FunnelReport
 	From, To string
 	TZ       string
-	Presets  []preset
-	Steps    []stepView
-	Summary  []string // the definition in words
-	Columns  []string // step titles for the tables' headers
-	Entered  int64
-	Complete int64
-	Rate     float64
-	Banner   *banner
-	CSVURL   string
-	APIURL   string
-	Empty    bool
+	// RangeError is the range asked for, refused; the page shows the
+	// default one.
+	RangeError *rangeError
+	Presets    []preset
+	Steps      []stepView
+	Summary    []string // the definition in words
+	Columns    []string // step titles for the tables' headers
+	Entered    int64
+	Complete   int64
+	Rate       float64
+	Banner     *banner
+	CSVURL     string
+	APIURL     string
+	Empty      bool
 }
 
 // stepView is one step's bar and numbers.
@@ -183,11 +186,7 @@ func (d *Dashboard) funnelPage(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, err)
 		return
 	}
-	dr, err := parseRangeDays(r.URL.Query(), d.now(), DefaultFunnelDays)
-	if err != nil {
-		d.writeError(w, r, err)
-		return
-	}
+	dr, rangeErr := pageRange(r.URL.Query(), d.now(), DefaultFunnelDays)
 	rep, err := d.funnelReport(r.Context(), app, fid, dr)
 	if err != nil {
 		d.writeError(w, r, err)
@@ -200,7 +199,7 @@ func (d *Dashboard) funnelPage(w http.ResponseWriter, r *http.Request) {
 	}
 	path := fmt.Sprintf("/apps/%d/funnels/%d", app.ID, fid)
 	data := funnelData{
-		App: app, Report: rep, From: rep.From, To: rep.To, TZ: dr.TZ,
+		App: app, Report: rep, From: rep.From, To: rep.To, TZ: dr.TZ, RangeError: rangeErr,
 		Presets: rangePresets(path, dr, 7, 30, 90),
 		Summary: definitionSummary(&rep.Funnel.FunnelDefinition, links),
 		Banner:  resultsBanner(rep),
@@ -225,7 +224,11 @@ func (d *Dashboard) funnelPage(w http.ResponseWriter, r *http.Request) {
 		data.Steps = append(data.Steps, v)
 		data.Columns = append(data.Columns, s.Title)
 	}
-	d.render(w, r, http.StatusOK, "funnel", data)
+	status := http.StatusOK
+	if rangeErr != nil {
+		status = http.StatusBadRequest
+	}
+	d.render(w, r, status, "funnel", data)
 }
 
 // barWidth writes a 0..1 share as an SVG width in percent.

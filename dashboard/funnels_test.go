@@ -896,6 +896,12 @@ func TestFunnelPages(t *testing.T) {
 	t.Run("bad range", func(t *testing.T) {
 		res := e.get(c, fpage+"?tz=Mars/Olympus")
 		wantStatus(t, "bad tz", res, http.StatusBadRequest)
+		// The funnel view, with the message above the default range's results.
+		for _, want := range []string{`id="range-error"`, "unknown time zone &#34;Mars/Olympus&#34;", "in UTC instead", `id="funnel-steps"`} {
+			if !strings.Contains(res.Body, want) {
+				t.Errorf("bad range page lacks %q", want)
+			}
+		}
 	})
 	t.Run("security headers allow own scripts only", func(t *testing.T) {
 		res := e.get(c, fpage)

@@ -1,10 +1,14 @@
 package dashboard
 
 import (
+	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"tapline"
 )
 
 func TestParseRange(t *testing.T) {
@@ -123,8 +127,16 @@ func TestFormat(t *testing.T) {
 		{"duration hours", formatDuration(90 * time.Minute), "1h30m"},
 		{"duration whole hours", formatDuration(2 * time.Hour), "2h"},
 		{"duration minutes", formatDuration(10 * time.Minute), "10m"},
-		{"seconds", formatSeconds(3725), "1h2m5s"},
-		{"seconds none", formatSeconds(0), "–"},
+		{"seconds zero", formatSeconds(0), "0.0s"},
+		{"seconds sub-second", formatSeconds(0.42), "0.4s"},
+		{"seconds fraction", formatSeconds(7.26), "7.3s"},
+		{"seconds whole", formatSeconds(12), "12s"},
+		{"seconds near a minute", formatSeconds(59.7), "1m"},
+		{"seconds minutes", formatSeconds(200), "3m 20s"},
+		{"seconds hours", formatSeconds(3725), "1h 2m"},
+		{"seconds whole hours", formatSeconds(7200), "2h"},
+		{"seconds days", formatSeconds(97200), "1d 3h"},
+		{"seconds negative", formatSeconds(-1), "–"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -181,5 +193,65 @@ func TestConfigValidate(t *testing.T) {
 	err := empty.Validate()
 	if err == nil || !strings.Contains(err.Error(), "SessionKey") || !strings.Contains(err.Error(), "CollectorURL") {
 		t.Errorf("Validate(empty) = %v, want every bad field named", err)
+	}
+}
+
+// TestChartLabelsTheLastDay checks that the chart always labels its last
+// day, for ranges whose length is and is not a multiple of the label step,
+// and never puts two labels closer than chartLabelGap.
+func TestChartLabelsTheLastDay(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for n := 1; n <= MaxDays; n++ {
+		var days []tapline.DailyStats
+		for i := range n {
+			days = append(days, tapline.DailyStats{Day: start.AddDate(0, 0, i).Format(dayLayout), Hits: int64(i)})
+		}
+		c := buildChart(days)
+		if len(c.Labels) == 0 {
+			t.Fatalf("%d days: no labels", n)
+		}
+		if got, want := c.Labels[len(c.Labels)-1].Label, start.AddDate(0, 0, n-1).Format("Jan 2"); got != want {
+			t.Errorf("%d days: last label %q, want %q", n, got, want)
+		}
+		for i := 1; i < len(c.Labels); i++ {
+			a, _ := strconv.ParseFloat(c.Labels[i-1].X, 64)
+			b, _ := strconv.ParseFloat(c.Labels[i].X, 64)
+			if b-a < chartLabelGap-0.1 { // X is rounded to a tenth
+				t.Errorf("%d days: labels %q and %q are %.1f apart", n, c.Labels[i-1].Label, c.Labels[i].Label, b-a)
+			}
+		}
+	}
+}
+
+// TestDailyRows checks the daily table's order and folding: newest first,
+// runs of at least minEmptyRun empty days as one row wherever they lie,
+// shorter runs day by day.
+func TestDailyRows(t *testing.T) {
+	t.Parallel()
+	// Days 1..10: traffic on 2, 3 and 7; a day with only revenue is not empty.
+	var days []tapline.DailyStats
+	for i := 1; i <= 10; i++ {
+		d := tapline.DailyStats{Day: "2026-01-" + fmt.Sprintf("%02d", i)}
+		switch i {
+		case 2, 3:
+			d.Hits = 1
+		case 7:
+			d.RevenueMicros = map[string]int64{"USD": 1}
+		}
+		days = append(days, d)
+	}
+	var got []string
+	for _, r := range dailyRows(days) {
+		if r.EmptyDays > 0 {
+			got = append(got, fmt.Sprintf("%s..%s(%d)", r.EmptyFrom, r.EmptyTo, r.EmptyDays))
+		} else {
+			got = append(got, r.Day)
+		}
+	}
+	// A run at the newest end folds too; day 1 alone keeps its row.
+	want := []string{"2026-01-08..2026-01-10(3)", "2026-01-07", "2026-01-04..2026-01-06(3)", "2026-01-03", "2026-01-02", "2026-01-01"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("rows %v\nwant %v", got, want)
 	}
 }

@@ -129,14 +129,59 @@ func (d *Dashboard) appsPage(w http.ResponseWriter, r *http.Request) {
 
 // appData feeds the app page.
 type appData struct {
-	App      *tapline.App
-	From, To string
-	TZ       string
-	Presets  []preset
-	Daily    *DailyReport
-	Chart    chart
-	Links    *LinksReport
-	SDK      sdkInfo
+	App        *tapline.App
+	From, To   string
+	TZ         string
+	RangeError *rangeError // the range asked for, refused; the page shows the default
+	Presets    []preset
+	Daily      *DailyReport
+	DailyRows  []dailyRow // newest first, runs of empty days folded
+	Chart      chart
+	Links      *LinksReport
+	SDK        sdkInfo
+	// NoTraffic is set when the app has no hits, installs or events in
+	// the range: the page shows how to get some.
+	NoTraffic bool
+	// FirstLink is the tracking URL of the app's busiest link, "" when it
+	// has none.
+	FirstLink string
+}
+
+// dailyRow is a row of the app page's daily table: one day, or a run of
+// days without hits, installs or events.
+type dailyRow struct {
+	tapline.DailyStats
+	// EmptyFrom and EmptyTo are set on a folded run: its first and last
+	// day; EmptyDays counts them.
+	EmptyFrom, EmptyTo string
+	EmptyDays          int
+}
+
+// minEmptyRun is the shortest run of empty days the daily table folds into
+// one row; shorter runs keep a row per day.
+const minEmptyRun = 3
+
+// dailyRows returns days newest first, each run of at least minEmptyRun
+// days without hits, installs or events folded into one row.
+func dailyRows(days []tapline.DailyStats) []dailyRow {
+	empty := func(s tapline.DailyStats) bool {
+		return s.Hits == 0 && s.Installs == 0 && s.Events == 0 && s.Conversions == 0 && len(s.RevenueMicros) == 0
+	}
+	var rows []dailyRow
+	for i := len(days) - 1; i >= 0; {
+		j := i
+		for j >= 0 && empty(days[j]) {
+			j--
+		}
+		if n := i - j; n >= minEmptyRun {
+			rows = append(rows, dailyRow{EmptyFrom: days[j+1].Day, EmptyTo: days[i].Day, EmptyDays: n})
+			i = j
+			continue
+		}
+		rows = append(rows, dailyRow{DailyStats: days[i]})
+		i--
+	}
+	return rows
 }
 
 // preset is a quick range link on the app page.
@@ -168,11 +213,7 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, err)
 		return
 	}
-	dr, err := parseRange(r.URL.Query(), d.now())
-	if err != nil {
-		d.writeError(w, r, err)
-		return
-	}
+	dr, rangeErr := pageRange(r.URL.Query(), d.now(), DefaultDays)
 	daily, err := d.dailyReport(ctx, app.ID, dr)
 	if err != nil {
 		d.writeError(w, r, err)
@@ -184,9 +225,11 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base := d.collectorBase()
+	t := daily.Totals
 	data := appData{
-		App: app, From: daily.From, To: daily.To, TZ: dr.TZ,
-		Daily: daily, Chart: buildChart(daily.Days), Links: links,
+		App: app, From: daily.From, To: daily.To, TZ: dr.TZ, RangeError: rangeErr,
+		Daily: daily, DailyRows: dailyRows(daily.Days), Chart: buildChart(daily.Days), Links: links,
+		NoTraffic: t.Hits == 0 && t.Installs == 0 && t.Events == 0,
 		SDK: sdkInfo{
 			Account:       p.Account.Name,
 			CollectorURL:  base,
@@ -196,8 +239,18 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 			LinkPattern:   base + "/l/{slug}",
 		},
 	}
+	for _, l := range links.Links {
+		if l.TrackingURL != "" {
+			data.FirstLink = l.TrackingURL
+			break
+		}
+	}
 	data.Presets = rangePresets("/apps/"+strconv.FormatInt(app.ID, 10), dr, 7, 14, 30, 90)
-	d.render(w, r, http.StatusOK, "app", data)
+	status := http.StatusOK
+	if rangeErr != nil {
+		status = http.StatusBadRequest
+	}
+	d.render(w, r, status, "app", data)
 }
 
 // chart is a server-rendered SVG bar chart of hits and installs per day.
@@ -225,6 +278,10 @@ type axisLabel struct {
 	X     string
 	Label string
 }
+
+// chartLabelGap is the least distance, in the chart's units, between the
+// centres of two day labels: a label such as "Jan 13" is about 32 wide.
+const chartLabelGap = 40
 
 // buildChart lays out two bars per day, hits and installs, on a scale
 // rounded up to 1, 2 or 5 times a power of ten.
@@ -262,7 +319,13 @@ func buildChart(days []tapline.DailyStats) chart {
 				Class: class, Title: fmt.Sprintf("%s: %s %s", d.Day, formatCount(v), what),
 			})
 		}
-		if i%every == 0 {
+		// Every every-th day has a label, and the last day always: the
+		// label before it gives way when the two would touch.
+		last := i == len(days)-1
+		if last && i%every != 0 && slot*float64(i%every) < chartLabelGap {
+			c.Labels = c.Labels[:len(c.Labels)-1]
+		}
+		if i%every == 0 || last {
 			label := d.Day
 			if t, err := time.Parse(dayLayout, d.Day); err == nil {
 				label = t.Format("Jan 2")
@@ -324,12 +387,35 @@ func formatMicros(micros int64) string {
 	return fmt.Sprintf("%s%s.%02d", sign, formatCount(cents/100), cents%100)
 }
 
-// formatSeconds writes a mean click-to-install time briefly.
+// formatSeconds writes a time in seconds briefly, to a tenth of a second
+// under ten seconds and in two units above a minute: "0.4s", "12s",
+// "3m 20s", "2h 5m", "1d 3h". Zero is "0.0s": the caller shows "–" where
+// there is no time at all.
 func formatSeconds(s float64) string {
-	if s <= 0 {
+	switch {
+	case s < 0:
 		return "–"
+	case s < 9.95:
+		return strconv.FormatFloat(s, 'f', 1, 64) + "s"
+	case s < 59.5:
+		return strconv.FormatFloat(s, 'f', 0, 64) + "s"
 	}
-	return formatDuration(time.Duration(s * float64(time.Second)).Round(time.Second))
+	n := int64(math.Round(s))
+	two := func(a int64, ua string, b int64, ub string) string {
+		if b == 0 {
+			return strconv.FormatInt(a, 10) + ua
+		}
+		return strconv.FormatInt(a, 10) + ua + " " + strconv.FormatInt(b, 10) + ub
+	}
+	switch {
+	case n < 3600:
+		return two(n/60, "m", n%60, "s")
+	case n < 86400:
+		n = (n + 30) / 60 // minutes
+		return two(n/60, "h", n%60, "m")
+	}
+	n = (n + 1800) / 3600 // hours
+	return two(n/24, "d", n%24, "h")
 }
 
 // formatDuration writes d in the largest whole units: "7d", "24h", "1h30m".

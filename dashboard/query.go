@@ -50,6 +50,24 @@ func parseRange(q url.Values, now time.Time) (dayRange, error) {
 	return parseRangeDays(q, now, DefaultDays)
 }
 
+// pageRange is parseRangeDays for a page: a query it refuses gives the
+// default range in UTC, the refusal's message to show above it, and the
+// fields as they were typed, so the page still renders around the mistake.
+func pageRange(q url.Values, now time.Time, days int) (dayRange, *rangeError) {
+	dr, err := parseRangeDays(q, now, days)
+	if err == nil {
+		return dr, nil
+	}
+	dr, _ = parseRangeDays(url.Values{}, now, days)
+	return dr, &rangeError{Message: tapline.ErrorMessage(err), From: q.Get("from"), To: q.Get("to"), TZ: q.Get("tz")}
+}
+
+// rangeError is a range a page refused: why, and what was typed.
+type rangeError struct {
+	Message      string
+	From, To, TZ string
+}
+
 // parseRangeDays is parseRange with a default of days days.
 func parseRangeDays(q url.Values, now time.Time, days int) (dayRange, error) {
 	dr := dayRange{TZ: q.Get("tz"), Location: time.UTC}

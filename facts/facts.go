@@ -67,7 +67,7 @@ func (b Batch) Event(e *tapline.Event, a tapline.Attribution) {
 
 // Attribution adds sign times the deltas of install c attributed as a: one
 // install and, for a matched install, one conversion with its
-// click-to-install seconds. Sign is +1 for a new attribution and -1 to take
+// click-to-install milliseconds. Sign is +1 for a new attribution and -1 to take
 // back a replaced one.
 func (b Batch) Attribution(c *tapline.Conversion, a tapline.Attribution, sign int64) {
 	k := tapline.FactKey{
@@ -81,8 +81,8 @@ func (b Batch) Attribution(c *tapline.Conversion, a tapline.Attribution, sign in
 	if a.Method == tapline.MethodOrganic || a.Method == "" {
 		return
 	}
-	secs := ClickToInstallSeconds(c.InstallTime, a.HitTime)
-	b.Add(k.For(tapline.FactConversions), tapline.FactValue{Count: sign, Sum: sign * secs})
+	ms := ClickToInstallMillis(c.InstallTime, a.HitTime)
+	b.Add(k.For(tapline.FactConversions), tapline.FactValue{Count: sign, Sum: sign * ms})
 }
 
 // Change adds the deltas of one attribution change: minus From (when the
@@ -119,15 +119,15 @@ func (b Batch) FunnelChange(appID, version int64, from, to *tapline.FunnelOutcom
 	b.FunnelOutcome(appID, version, to, +1)
 }
 
-// ClickToInstallSeconds returns whole seconds from hit to install, never
-// negative (a device clock slightly behind the server's is not a negative
-// delay).
-func ClickToInstallSeconds(install, hit time.Time) int64 {
+// ClickToInstallMillis returns whole milliseconds from hit to install,
+// never negative (a device clock slightly behind the server's is not a
+// negative delay).
+func ClickToInstallMillis(install, hit time.Time) int64 {
 	d := install.Sub(hit)
 	if d < 0 {
 		return 0
 	}
-	return int64(d / time.Second)
+	return d.Milliseconds()
 }
 
 // Aggregator collects deltas and consumer offsets from concurrent partition

@@ -23,7 +23,7 @@ func TestBatchAttributionChange(t *testing.T) {
 	hour := tapline.HourOf(t0)
 	want := facts.Batch{
 		{Table: tapline.FactInstalls, Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:    {Count: 1},
-		{Table: tapline.FactConversions, Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}: {Count: 1, Sum: 90},
+		{Table: tapline.FactConversions, Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}: {Count: 1, Sum: 90_000},
 	}
 	if len(b) != len(want) {
 		t.Fatalf("got %d rows %v, want %d rows %v (the organic install must cancel out)", len(b), b, len(want), want)
@@ -69,12 +69,15 @@ func TestBatchEvent(t *testing.T) {
 	}
 }
 
-func TestClickToInstallSeconds(t *testing.T) {
-	if got := facts.ClickToInstallSeconds(t0, t0.Add(time.Minute)); got != 0 {
+func TestClickToInstallMillis(t *testing.T) {
+	if got := facts.ClickToInstallMillis(t0, t0.Add(time.Minute)); got != 0 {
 		t.Errorf("hit after install: got %d, want 0", got)
 	}
-	if got := facts.ClickToInstallSeconds(t0, t0.Add(-time.Hour)); got != 3600 {
-		t.Errorf("got %d, want 3600", got)
+	if got := facts.ClickToInstallMillis(t0, t0.Add(-time.Hour)); got != 3_600_000 {
+		t.Errorf("got %d, want 3600000", got)
+	}
+	if got := facts.ClickToInstallMillis(t0, t0.Add(-1500*time.Microsecond)); got != 1 {
+		t.Errorf("1.5 ms: got %d, want 1 (whole milliseconds)", got)
 	}
 }
 

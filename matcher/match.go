@@ -128,7 +128,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		prev := c.Attribution
 		c.History = append(c.History, tapline.AttributionChange{By: pos, From: &prev, To: a, At: msg.Time})
 		c.Attribution = a
-		c.ClickToInstall = time.Duration(facts.ClickToInstallSeconds(c.InstallTime, h.Time)) * time.Second
+		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(c.InstallTime, h.Time)) * time.Millisecond
 		c.UpdatedAt = m.Now().UTC()
 		if err := m.Raw.PutConversion(ctx, c); err != nil {
 			return nil, fmt.Errorf("re-attribute conversion %s: %w", c.ID, err)
@@ -324,7 +324,7 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		UpdatedAt:   m.Now().UTC(),
 	}
 	if a.Method != tapline.MethodOrganic {
-		c.ClickToInstall = time.Duration(facts.ClickToInstallSeconds(e.Time, a.HitTime)) * time.Second
+		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(e.Time, a.HitTime)) * time.Millisecond
 	}
 	if err := m.Raw.PutConversion(ctx, c); err != nil {
 		return nil, false, fmt.Errorf("store conversion %s: %w", c.ID, err)

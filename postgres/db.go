@@ -67,28 +67,39 @@ func (db *DB) Open(ctx context.Context) error {
 	return nil
 }
 
+// migrator returns golang-migrate over the embedded migrations and the
+// pool, and what closes it.
+func (db *DB) migrator() (*migrate.Migrate, func(), error) {
+	if db.pool == nil {
+		return nil, nil, errors.New("migrate postgres: database not open")
+	}
+	src, err := iofs.New(migrations.Postgres, "postgres")
+	if err != nil {
+		return nil, nil, fmt.Errorf("migrate postgres: open migrations: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(db.pool)
+	drv, err := migratepgx.WithInstance(sqlDB, &migratepgx.Config{})
+	if err != nil {
+		sqlDB.Close()
+		return nil, nil, fmt.Errorf("migrate postgres: %w", translate(err))
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
+	if err != nil {
+		sqlDB.Close()
+		return nil, nil, fmt.Errorf("migrate postgres: %w", err)
+	}
+	return m, func() { m.Close(); sqlDB.Close() }, nil
+}
+
 // Migrate applies every up migration not applied yet. It is idempotent, and
 // safe when several processes migrate the same database at once:
 // golang-migrate serialises them with an advisory lock.
 func (db *DB) Migrate(ctx context.Context) error {
-	if db.pool == nil {
-		return errors.New("migrate postgres: database not open")
-	}
-	src, err := iofs.New(migrations.Postgres, "postgres")
+	m, closeFn, err := db.migrator()
 	if err != nil {
-		return fmt.Errorf("migrate postgres: open migrations: %w", err)
+		return err
 	}
-	sqlDB := stdlib.OpenDBFromPool(db.pool)
-	defer sqlDB.Close()
-	drv, err := migratepgx.WithInstance(sqlDB, &migratepgx.Config{})
-	if err != nil {
-		return fmt.Errorf("migrate postgres: %w", translate(err))
-	}
-	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
-	if err != nil {
-		return fmt.Errorf("migrate postgres: %w", err)
-	}
-	defer m.Close()
+	defer closeFn()
 	done := make(chan struct{})
 	defer close(done)
 	go func() {

@@ -162,14 +162,14 @@ func (r *Reports) LinkStats(ctx context.Context, f tapline.StatsFilter) ([]tapli
 		WITH h AS (
 			SELECT link_id, sum(count)::bigint AS hits FROM fact_hits `+factFilter+` AND link_id <> 0 GROUP BY link_id
 		), c AS (
-			SELECT link_id, method, sum(count)::bigint AS n, sum(sum)::bigint AS seconds FROM fact_conversions `+factFilter+`
+			SELECT link_id, method, sum(count)::bigint AS n, sum(sum)::bigint AS millis FROM fact_conversions `+factFilter+`
 				AND link_id <> 0 AND method <> 'organic' GROUP BY link_id, method
 		), ids AS (
 			SELECT id AS link_id FROM links WHERE app_id = $1 AND ($4::bigint = 0 OR id = $4::bigint)
 			UNION SELECT link_id FROM h
 			UNION SELECT link_id FROM c
 		)
-		SELECT ids.link_id, COALESCE(h.hits, 0), COALESCE(c.method, ''), COALESCE(c.n, 0), COALESCE(c.seconds, 0)
+		SELECT ids.link_id, COALESCE(h.hits, 0), COALESCE(c.method, ''), COALESCE(c.n, 0), COALESCE(c.millis, 0)
 		FROM ids LEFT JOIN h USING (link_id) LEFT JOIN c USING (link_id)
 		ORDER BY ids.link_id, c.method`,
 		s.appID, s.from, s.to, s.linkID)
@@ -178,16 +178,16 @@ func (r *Reports) LinkStats(ctx context.Context, f tapline.StatsFilter) ([]tapli
 	}
 	defer rows.Close()
 	var stats []tapline.LinkStats
-	var seconds []int64 // total click-to-install time of stats[i]
+	var millis []int64 // total click-to-install time of stats[i]
 	for rows.Next() {
-		var id, hits, n, secs int64
+		var id, hits, n, ms int64
 		var method string
-		if err := rows.Scan(&id, &hits, &method, &n, &secs); err != nil {
+		if err := rows.Scan(&id, &hits, &method, &n, &ms); err != nil {
 			return nil, reportError("link stats", err)
 		}
 		if len(stats) == 0 || stats[len(stats)-1].LinkID != id {
 			stats = append(stats, tapline.LinkStats{LinkID: id, Hits: hits})
-			seconds = append(seconds, 0)
+			millis = append(millis, 0)
 		}
 		st := &stats[len(stats)-1]
 		if method != "" {
@@ -196,7 +196,7 @@ func (r *Reports) LinkStats(ctx context.Context, f tapline.StatsFilter) ([]tapli
 			}
 			st.ByMethod[method] += n
 			st.Conversions += n
-			seconds[len(seconds)-1] += secs
+			millis[len(millis)-1] += ms
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -205,7 +205,7 @@ func (r *Reports) LinkStats(ctx context.Context, f tapline.StatsFilter) ([]tapli
 	for i := range stats {
 		stats[i].ConversionRate = rate(stats[i].Conversions, stats[i].Hits)
 		if stats[i].Conversions > 0 {
-			stats[i].MeanClickToInstall = float64(seconds[i]) / float64(stats[i].Conversions)
+			stats[i].MeanClickToInstall = float64(millis[i]) / 1000 / float64(stats[i].Conversions)
 		}
 	}
 	if stats == nil {

@@ -50,8 +50,8 @@ func seedReports(t *testing.T, db *postgres.DB) {
 		// 2024-03-01 UTC
 		k(tapline.FactHits, "2024-03-01 00", 1, 7):                                             {Count: 10},
 		k(tapline.FactHits, "2024-03-01 23", 1, 8):                                             {Count: 5},
-		m(k(tapline.FactConversions, "2024-03-01 23", 1, 7), tapline.MethodFingerprint):        {Count: 2, Sum: 600},
-		m(k(tapline.FactConversions, "2024-03-01 23", 1, 7), tapline.MethodReferrer):           {Count: 1, Sum: 60},
+		m(k(tapline.FactConversions, "2024-03-01 23", 1, 7), tapline.MethodFingerprint):        {Count: 2, Sum: 600_000},
+		m(k(tapline.FactConversions, "2024-03-01 23", 1, 7), tapline.MethodReferrer):           {Count: 1, Sum: 60_000},
 		m(k(tapline.FactConversions, "2024-03-01 23", 1, 0), tapline.MethodOrganic):            {Count: 4},
 		m(k(tapline.FactInstalls, "2024-03-01 23", 1, 7), tapline.MethodFingerprint):           {Count: 3},
 		m(k(tapline.FactInstalls, "2024-03-01 23", 1, 0), tapline.MethodOrganic):               {Count: 4},
@@ -60,7 +60,7 @@ func seedReports(t *testing.T, db *postgres.DB) {
 		m(ev(k(tapline.FactEvents, "2024-03-01 13", 1, 7), "open"), tapline.MethodFingerprint): {Count: 6},
 		// 2024-03-02 05:00 UTC is 2024-03-01 21:00 in Los Angeles.
 		k(tapline.FactHits, "2024-03-02 05", 1, 7):                               {Count: 4},
-		m(k(tapline.FactConversions, "2024-03-02 05", 1, 8), tapline.MethodAdID): {Count: 1, Sum: 100},
+		m(k(tapline.FactConversions, "2024-03-02 05", 1, 8), tapline.MethodAdID): {Count: 1, Sum: 100_000},
 		// 2024-03-03 has nothing; 2024-03-04 is outside the range.
 		k(tapline.FactHits, "2024-03-04 01", 1, 7): {Count: 100},
 		// Another app.

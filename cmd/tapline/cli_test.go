@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tapline"
+	"tapline/dashboard"
 	"tapline/postgres/pgtest"
 )
 
@@ -40,17 +41,26 @@ func TestAdminCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create-app: %v", err)
 	}
-	var app tapline.App
-	if err := json.Unmarshal([]byte(out), &app); err != nil || app.SDKSecret == "" || app.SDKKey == "" || app.ClickWindow != 48*time.Hour {
+	// The app as the admin API shows it: windows as durations, not
+	// nanoseconds.
+	var app dashboard.AppView
+	if err := json.Unmarshal([]byte(out), &app); err != nil || app.SDKSecret == "" || app.SDKKey == "" ||
+		app.ClickWindow != "48h0m0s" || app.FingerprintWindow != tapline.DefaultFingerprintWindow.String() {
 		t.Fatalf("create-app printed %q (%v), want the app with credentials and a 48h click window", out, err)
 	}
-	out, err = run("create-link", "-account", "acme", "-app-name", "Shop", "-slug", "spring", "-name", "Spring")
+	out, err = run("create-link", "-account", "acme", "-app-name", "Shop", "-slug", "spring", "-name", "Spring",
+		"-public-url", "https://go.acme.example/")
 	if err != nil {
 		t.Fatalf("create-link: %v", err)
 	}
-	var link tapline.Link
-	if err := json.Unmarshal([]byte(out), &link); err != nil || link.AppID != app.ID || link.Slug != "spring" {
-		t.Fatalf("create-link printed %q (%v), want a link of app %d", out, err, app.ID)
+	var link dashboard.LinkView
+	if err := json.Unmarshal([]byte(out), &link); err != nil || link.Link == nil || link.AppID != app.ID || link.Slug != "spring" ||
+		link.TrackingURL != "https://go.acme.example/l/spring" {
+		t.Fatalf("create-link printed %q (%v), want a link of app %d with its tracking URL", out, err, app.ID)
+	}
+	out, err = run("create-link", "-app", fmt.Sprint(app.ID), "-slug", "summer", "-collector-addr", "127.0.0.1:9999")
+	if err != nil || !strings.Contains(out, `"tracking_url": "http://127.0.0.1:9999/l/summer"`) {
+		t.Fatalf("create-link without -public-url printed %q (%v), want the tracking URL on the collector address", out, err)
 	}
 
 	errs := []struct {
@@ -72,6 +82,23 @@ func TestAdminCommands(t *testing.T) {
 				t.Fatalf("error = %v, want one mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestHelp checks that every way of asking for help lists the commands
+// and the flags, and exits 0.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"help", "-h", "-help", "--help"} {
+		var out, errOut bytes.Buffer
+		m := &Main{Stdout: &out, Stderr: &errOut}
+		if err := m.Run(context.Background(), []string{arg}); err != nil {
+			t.Errorf("%s: %v", arg, err)
+		}
+		for _, want := range []string{"Commands:", "create-link", "funnels", "Flags of run", "-database-url", "-raw-cache-mb"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: the help lacks %q:\n%s", arg, want, out.String())
+			}
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"tapline"
+	"tapline/dashboard"
 	"tapline/pebble"
 	"tapline/postgres"
 	"tapline/postgres/pgtest"
@@ -30,7 +31,7 @@ type cli struct {
 	t       *testing.T
 	db      string
 	dataDir string
-	app     tapline.App
+	app     dashboard.AppView
 	links   []int64
 	pg      *postgres.DB
 }

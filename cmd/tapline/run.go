@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"tapline"
+	"tapline/dashboard"
 	"tapline/internal/node"
 	"tapline/postgres"
 )
@@ -35,7 +37,7 @@ func NewMain() *Main { return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Stdin:
 // node serves; Close stops it.
 func (m *Main) Run(ctx context.Context, args []string) error {
 	cmd := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || slices.Contains([]string{"-h", "-help", "--help"}, args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -51,8 +53,12 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.createLink(ctx, args)
 	case "funnels":
 		return m.funnelsCmd(ctx, args)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		printUsage(m.Stdout)
+		fs, _ := m.flags("run")
+		fmt.Fprintln(m.Stdout, "\nFlags of run (and, for the database and the stores, of every command):")
+		fs.SetOutput(m.Stdout)
+		fs.PrintDefaults()
 		return nil
 	}
 	printUsage(m.Stderr)
@@ -204,7 +210,10 @@ func (m *Main) createApp(ctx context.Context, args []string) error {
 			return nil, err
 		}
 		a.AccountID = acct.ID
-		return a, svc.CreateApp(ctx, a)
+		if err := svc.CreateApp(ctx, a); err != nil {
+			return nil, err
+		}
+		return dashboard.NewAppView(a), nil
 	})
 }
 
@@ -230,7 +239,10 @@ func (m *Main) createLink(ctx context.Context, args []string) error {
 			}
 			l.AppID = id
 		}
-		return l, svc.CreateLink(ctx, l)
+		if err := svc.CreateLink(ctx, l); err != nil {
+			return nil, err
+		}
+		return dashboard.NewLinkView(l, cfg.PublicBase()), nil
 	})
 }
 

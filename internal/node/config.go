@@ -252,6 +252,16 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// PublicBase returns the collector's base URL as phones reach it:
+// -public-url, else http://<collector-addr>. A running node prefers the
+// address it listens on to the latter (a port of 0 is chosen on start).
+func (c *Config) PublicBase() string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	return "http://" + c.CollectorAddr
+}
+
 func (c *Config) trustedProxies() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for s := range strings.SplitSeq(c.TrustedProxy, ",") {

@@ -341,12 +341,9 @@ func (n *Node) openDashboard() error {
 		return err
 	}
 	n.dashLn = ln
-	publicURL := strings.TrimRight(cfg.PublicURL, "/")
-	if publicURL == "" {
+	publicURL := cfg.PublicBase()
+	if cfg.PublicURL == "" && n.CollectorURL != "" {
 		publicURL = n.CollectorURL
-	}
-	if publicURL == "" {
-		publicURL = "http://" + cfg.CollectorAddr
 	}
 	reports := n.Reports
 	if reports == nil {

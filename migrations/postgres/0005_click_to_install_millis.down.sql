@@ -1,0 +1,1 @@
+UPDATE fact_conversions SET sum = sum / 1000;
