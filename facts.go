@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FactTable names an hourly fact table. FactTables declares each one.
@@ -38,6 +39,15 @@ type FactKey struct {
 	Breakdown string // the funnel breakdown value
 	Step      int    // a funnel step (level), 1-based
 	Bucket    int    // index into FunnelBuckets
+
+	// Campaign dimensions, from the tap's query parameters (see
+	// CampaignDims); "" when the tap had none, CampaignOther past the cap.
+	Source   string
+	Medium   string
+	Campaign string
+	AdGroup  string
+	Creative string
+	Site     string
 }
 
 // FactColumnType is the SQL type of a dimension's column, spelt as
@@ -57,11 +67,16 @@ type FactDim struct {
 	Column string         // the SQL column
 	Type   FactColumnType // its SQL type
 
+	// Params are the tap query parameters a campaign dimension takes its
+	// value from, the first one present winning; nil for the others.
+	Params []string
+
 	// int reads an integer dimension, text a text one; keep copies the
-	// field from k into n.
+	// field from k into n; set (campaign dimensions) sets it in k.
 	int  func(k FactKey) int64
 	text func(k FactKey) string
 	keep func(n, k FactKey) FactKey
+	set  func(k *FactKey, v string)
 }
 
 // The dimensions, one per FactKey field beyond Table, Hour and AppID.
@@ -93,12 +108,96 @@ var (
 	dimBucket = &FactDim{Column: "bucket", Type: FactInteger,
 		int:  func(k FactKey) int64 { return int64(k.Bucket) },
 		keep: func(n, k FactKey) FactKey { n.Bucket = k.Bucket; return n }}
+
+	// The campaign dimensions: utm parameters and their AppsFlyer
+	// (pid, c, af_adset, af_ad, af_siteid) and Adjust (network, campaign,
+	// adgroup, creative) names.
+	dimSource = &FactDim{Column: "source", Type: FactText, Params: []string{"utm_source", "pid", "network"},
+		text: func(k FactKey) string { return k.Source },
+		keep: func(n, k FactKey) FactKey { n.Source = k.Source; return n },
+		set:  func(k *FactKey, v string) { k.Source = v }}
+	dimMedium = &FactDim{Column: "medium", Type: FactText, Params: []string{"utm_medium"},
+		text: func(k FactKey) string { return k.Medium },
+		keep: func(n, k FactKey) FactKey { n.Medium = k.Medium; return n },
+		set:  func(k *FactKey, v string) { k.Medium = v }}
+	dimCampaign = &FactDim{Column: "campaign", Type: FactText, Params: []string{"utm_campaign", "c", "campaign"},
+		text: func(k FactKey) string { return k.Campaign },
+		keep: func(n, k FactKey) FactKey { n.Campaign = k.Campaign; return n },
+		set:  func(k *FactKey, v string) { k.Campaign = v }}
+	dimAdGroup = &FactDim{Column: "adgroup", Type: FactText, Params: []string{"adgroup", "af_adset", "utm_term"},
+		text: func(k FactKey) string { return k.AdGroup },
+		keep: func(n, k FactKey) FactKey { n.AdGroup = k.AdGroup; return n },
+		set:  func(k *FactKey, v string) { k.AdGroup = v }}
+	dimCreative = &FactDim{Column: "creative", Type: FactText, Params: []string{"creative", "af_ad", "utm_content"},
+		text: func(k FactKey) string { return k.Creative },
+		keep: func(n, k FactKey) FactKey { n.Creative = k.Creative; return n },
+		set:  func(k *FactKey, v string) { k.Creative = v }}
+	dimSite = &FactDim{Column: "site", Type: FactText, Params: []string{"af_siteid", "site_id"},
+		text: func(k FactKey) string { return k.Site },
+		keep: func(n, k FactKey) FactKey { n.Site = k.Site; return n },
+		set:  func(k *FactKey, v string) { k.Site = v }}
 )
 
 // FactDims lists every dimension, in FactKey's field order.
 var FactDims = []*FactDim{
 	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
 	dimFunnel, dimBreakdown, dimStep, dimBucket,
+	dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite,
+}
+
+// CampaignDims are the campaign dimensions, which hits, installs,
+// conversions, events and revenue keep: values a tap's query parameters
+// carry, at most CampaignValueCap distinct ones per app and dimension.
+var CampaignDims = []*FactDim{dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite}
+
+// Bounds of the campaign dimensions.
+const (
+	// CampaignValueCap is how many distinct values of one campaign
+	// dimension an app's facts keep; the fact store counts later new
+	// values as CampaignOther.
+	CampaignValueCap = 500
+	// CampaignOther stands for the values past the cap.
+	CampaignOther = "(other)"
+	// MaxCampaignValue is the longest value kept, in bytes; a longer one
+	// is cut at a character boundary.
+	MaxCampaignValue = 100
+)
+
+// Set sets the campaign dimension d of k to v; it does nothing for other
+// dimensions.
+func (d *FactDim) Set(k *FactKey, v string) {
+	if d.set != nil {
+		d.set(k, v)
+	}
+}
+
+// WithCampaign returns k with its campaign dimensions taken from a tap's
+// query parameters: each from the first of its Params present and not
+// blank, trimmed and cut to MaxCampaignValue bytes.
+func (k FactKey) WithCampaign(params map[string]string) FactKey {
+	if len(params) == 0 {
+		return k
+	}
+	for _, d := range CampaignDims {
+		for _, p := range d.Params {
+			if v := strings.TrimSpace(params[p]); v != "" {
+				d.set(&k, clipValue(v, MaxCampaignValue))
+				break
+			}
+		}
+	}
+	return k
+}
+
+// clipValue cuts s to at most n bytes without splitting a UTF-8 sequence.
+func clipValue(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Int returns the dimension's value in k when its Type is an integer, else 0.
@@ -158,20 +257,23 @@ type FactTableDesc struct {
 // FactTables declares every fact table, in the order a fact store writes
 // them (a fixed order keeps concurrent writers from deadlocking).
 var FactTables = []*FactTableDesc{
-	{Table: FactHits, Dims: []*FactDim{dimLinkID, dimPlatform},
+	{Table: FactHits, Dims: withCampaign(dimLinkID, dimPlatform),
 		Count: "hits"},
-	{Table: FactEvents, Dims: []*FactDim{dimLinkID, dimEventName, dimPlatform, dimMethod},
+	{Table: FactEvents, Dims: withCampaign(dimLinkID, dimEventName, dimPlatform, dimMethod),
 		Count: "events, under the attribution of their installation (link 0, method organic: none)"},
-	{Table: FactInstalls, Dims: []*FactDim{dimLinkID, dimPlatform, dimMethod},
+	{Table: FactInstalls, Dims: withCampaign(dimLinkID, dimPlatform, dimMethod),
 		Count: "installs (link 0: organic)"},
-	{Table: FactConversions, Dims: []*FactDim{dimLinkID, dimPlatform, dimMethod},
+	{Table: FactConversions, Dims: withCampaign(dimLinkID, dimPlatform, dimMethod),
 		Count: "conversions (matched installs)", Sum: "click-to-install milliseconds"},
-	{Table: FactRevenue, Dims: []*FactDim{dimLinkID, dimPlatform, dimCurrency},
-		Count: "purchases", Sum: "revenue in micros of the currency"},
+	{Table: FactRevenue, Dims: withCampaign(dimLinkID, dimPlatform, dimCurrency, dimMethod),
+		Count: "purchases, under the attribution of their installation (method \"\": counted before revenue kept it)", Sum: "revenue in micros of the currency"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
 }
+
+// withCampaign returns dims followed by the campaign dimensions.
+func withCampaign(dims ...*FactDim) []*FactDim { return append(dims, CampaignDims...) }
 
 var factTablesByName = func() map[FactTable]*FactTableDesc {
 	m := make(map[FactTable]*FactTableDesc, len(FactTables))

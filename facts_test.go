@@ -95,7 +95,7 @@ func TestFactKeyNormalise(t *testing.T) {
 		{"events", full.For(tapline.FactEvents),
 			tapline.FactKey{Table: tapline.FactEvents, Hour: 7200, AppID: 1, LinkID: 2, Platform: tapline.PlatformIOS, EventName: "open", Method: tapline.MethodReferrer}},
 		{"revenue", full.For(tapline.FactRevenue),
-			tapline.FactKey{Table: tapline.FactRevenue, Hour: 7200, AppID: 1, LinkID: 2, Platform: tapline.PlatformIOS, Currency: "EUR"}},
+			tapline.FactKey{Table: tapline.FactRevenue, Hour: 7200, AppID: 1, LinkID: 2, Platform: tapline.PlatformIOS, Currency: "EUR", Method: tapline.MethodReferrer}},
 		{"funnel steps", full.For(tapline.FactFunnelSteps),
 			tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: 7200, AppID: 1, Funnel: 3, Breakdown: "b", Step: 4, Bucket: 5}},
 		{"negative hour floors", tapline.FactKey{Table: tapline.FactHits, Hour: -1}.Normalise(),

@@ -31,14 +31,15 @@ func (b Batch) Merge(o Batch) {
 	}
 }
 
-// Hit adds the deltas of one new hit.
+// Hit adds the deltas of one new hit, under the campaign its query
+// parameters name.
 func (b Batch) Hit(h *tapline.Hit) {
 	k := tapline.FactKey{
 		Hour:     tapline.HourOf(h.Time),
 		AppID:    h.AppID,
 		LinkID:   h.LinkID,
 		Platform: h.Platform,
-	}
+	}.WithCampaign(h.Params)
 	b.Add(k.For(tapline.FactHits), tapline.FactValue{Count: 1})
 }
 
@@ -57,7 +58,7 @@ func (b Batch) Event(e *tapline.Event, a tapline.Attribution) {
 		Platform:  e.Device.Platform,
 		EventName: e.Name,
 		Method:    method,
-	}
+	}.WithCampaign(a.HitParams)
 	b.Add(k.For(tapline.FactEvents), tapline.FactValue{Count: 1})
 	if e.Revenue != nil && e.Revenue.Currency != "" {
 		k.Currency = e.Revenue.Currency
@@ -76,7 +77,7 @@ func (b Batch) Attribution(c *tapline.Conversion, a tapline.Attribution, sign in
 		LinkID:   a.LinkID,
 		Platform: c.Platform,
 		Method:   a.Method,
-	}
+	}.WithCampaign(a.HitParams)
 	b.Add(k.For(tapline.FactInstalls), tapline.FactValue{Count: sign})
 	if a.Method == tapline.MethodOrganic || a.Method == "" {
 		return

@@ -1,6 +1,7 @@
 package facts_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,5 +124,57 @@ func TestAggregatorSnapshots(t *testing.T) {
 	}
 	if want := int64(workers * perWorker); total != want {
 		t.Fatalf("total = %d, want %d", total, want)
+	}
+}
+
+// TestBatchCampaign checks that a hit's campaign dimensions come from its
+// query parameters (utm names first, then the AppsFlyer and Adjust ones),
+// and that installs, conversions, events and revenue take them from the
+// attributed hit; a re-attribution moves the install between campaigns.
+func TestBatchCampaign(t *testing.T) {
+	params := map[string]string{"utm_source": "facebook", "pid": "ignored", "c": "spring", "utm_medium": " cpc ",
+		"af_adset": "set-1", "utm_content": "video", "af_siteid": strings.Repeat("é", 60), "utm_campaign": ""}
+	camp := tapline.FactKey{Source: "facebook", Medium: "cpc", Campaign: "spring", AdGroup: "set-1", Creative: "video",
+		Site: strings.Repeat("é", 50)} // cut at 100 bytes, between characters
+	with := func(k tapline.FactKey) tapline.FactKey {
+		k.Source, k.Medium, k.Campaign, k.AdGroup, k.Creative, k.Site = camp.Source, camp.Medium, camp.Campaign, camp.AdGroup, camp.Creative, camp.Site
+		return k
+	}
+	hour := tapline.HourOf(t0)
+	b := facts.Batch{}
+	b.Hit(&tapline.Hit{AppID: 7, LinkID: 3, Time: t0, Platform: tapline.PlatformIOS, Params: params})
+	c := &tapline.Conversion{AppID: 7, InstallTime: t0, Platform: tapline.PlatformIOS}
+	organic := tapline.Attribution{Method: tapline.MethodOrganic}
+	paid := tapline.Attribution{HitID: "h1", LinkID: 3, Method: tapline.MethodFingerprint, HitTime: t0, HitParams: params}
+	b.Change(c, &tapline.AttributionChange{To: organic})
+	b.Change(c, &tapline.AttributionChange{From: &organic, To: paid})
+	b.Event(&tapline.Event{AppID: 7, Name: "purchase", Time: t0, Device: tapline.Device{Platform: tapline.PlatformIOS},
+		Revenue: &tapline.Revenue{Micros: 990_000, Currency: "USD"}}, paid)
+
+	base := tapline.FactKey{Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS}
+	m := func(t tapline.FactTable, k tapline.FactKey) tapline.FactKey { k.Table = t; return k }
+	want := facts.Batch{
+		with(m(tapline.FactHits, base)): {Count: 1},
+		with(m(tapline.FactInstalls, tapline.FactKey{Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint})):                      {Count: 1},
+		with(m(tapline.FactConversions, tapline.FactKey{Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint})):                   {Count: 1},
+		with(m(tapline.FactEvents, tapline.FactKey{Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint, EventName: "purchase"})): {Count: 1},
+		with(m(tapline.FactRevenue, tapline.FactKey{Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Currency: "USD", Method: tapline.MethodFingerprint})):      {Count: 1, Sum: 990_000},
+	}
+	if len(b) != len(want) {
+		t.Fatalf("got %d rows %v, want %d (the organic install cancels out)", len(b), b, len(want))
+	}
+	for k, v := range want {
+		if b[k] != v {
+			t.Errorf("row %+v = %+v, want %+v", k, b[k], v)
+		}
+	}
+	// AppsFlyer and Adjust names where the utm ones are missing.
+	k := tapline.FactKey{}.WithCampaign(map[string]string{"pid": "googleadwords_int", "c": "fall", "af_ad": "banner"})
+	if k.Source != "googleadwords_int" || k.Campaign != "fall" || k.Creative != "banner" || k.Medium != "" {
+		t.Errorf("AppsFlyer parameters give %+v", k)
+	}
+	k = tapline.FactKey{}.WithCampaign(map[string]string{"network": "Unity", "campaign": "c1", "adgroup": "g1", "creative": "cr1"})
+	if k.Source != "Unity" || k.Campaign != "c1" || k.AdGroup != "g1" || k.Creative != "cr1" {
+		t.Errorf("Adjust parameters give %+v", k)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -85,6 +86,13 @@ type factRow struct {
 // PostgreSQL.
 type FactStore struct {
 	db *DB
+
+	// CampaignCap is how many distinct values of a campaign dimension an
+	// app's facts keep; 0 means tapline.CampaignValueCap.
+	CampaignCap int
+
+	mu    sync.Mutex
+	known map[campaignValue]bool // committed decisions: admitted or not
 }
 
 var _ tapline.FactStore = (*FactStore)(nil)
@@ -118,6 +126,10 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return fmt.Errorf("apply facts: begin: %w", translate(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	decided, err := s.capCampaigns(ctx, tx, byTable)
+	if err != nil {
+		return err
+	}
 	if err := upsertRows(ctx, tx, byTable); err != nil {
 		return err
 	}
@@ -147,6 +159,7 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("apply facts: commit: %w", translate(err))
 	}
+	s.remember(decided)
 	return nil
 }
 
