@@ -392,12 +392,128 @@ type FactStore interface {
 }
 
 // StatsFilter selects the facts a report covers: one app, the days from
-// From up to and excluding To, both midnights in Location.
+// From up to and excluding To, both midnights in Location, and the rows
+// whose dimensions have the values Where names.
 type StatsFilter struct {
 	AppID    int64
 	LinkID   int64 // 0: all links
 	From, To time.Time
 	Location *time.Location
+	Where    []DimFilter
+}
+
+// DimFilter keeps the facts whose dimension Dim (a ReportDim's Name) is
+// Value: a link id in decimal, "" for none (organic, or no campaign).
+type DimFilter struct {
+	Dim   string `json:"dim"`
+	Value string `json:"value"`
+}
+
+// ReportDim is a dimension reports break down and filter by.
+type ReportDim struct {
+	Name  string   // in URLs and JSON
+	Label string   // for people
+	Dim   *FactDim // its column
+}
+
+// Groupings of a breakdown besides the ReportDims: the days and hours of
+// the filter's time zone.
+const (
+	ByDay  = "day"
+	ByHour = "hour"
+)
+
+// ReportDims lists the dimensions reports break down and filter by.
+var ReportDims = []*ReportDim{
+	{"link", "Link", dimLinkID},
+	{"platform", "Platform", dimPlatform},
+	{"method", "Match method", dimMethod},
+	{"event", "Event", dimEventName},
+	{"source", "Source", dimSource},
+	{"medium", "Medium", dimMedium},
+	{"campaign", "Campaign", dimCampaign},
+	{"adgroup", "Ad group", dimAdGroup},
+	{"creative", "Creative", dimCreative},
+	{"site", "Site", dimSite},
+}
+
+// ReportDimNamed returns the ReportDim called name, or nil.
+func ReportDimNamed(name string) *ReportDim {
+	for _, d := range ReportDims {
+		if d.Name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// Measures a breakdown counts, each from its fact table.
+const (
+	MeasureHits        = "hits"        // fact_hits
+	MeasureInstalls    = "installs"    // fact_installs, organic ones too
+	MeasureConversions = "conversions" // fact_conversions, with click-to-install time
+	MeasureEvents      = "events"      // fact_events
+	MeasureRevenue     = "revenue"     // fact_revenue
+)
+
+// Breakdown is a report's measures grouped by one dimension, day or hour.
+type Breakdown struct {
+	By   string         `json:"by"`
+	Rows []BreakdownRow `json:"rows"` // by Value, only values with facts
+	// Missing names the measures whose tables do not keep the grouping
+	// or a filtered dimension (hits have no match method, only events an
+	// event name): their counts are zero and mean nothing.
+	Missing []string `json:"missing,omitempty"`
+}
+
+// BreakdownRow is one value's totals.
+type BreakdownRow struct {
+	// Value is the dimension's value (a link id in decimal, "" for none),
+	// or the day (YYYY-MM-DD) or hour (YYYY-MM-DD HH:00) in the filter's
+	// time zone.
+	Value           string `json:"value"`
+	Hits            int64  `json:"hits"`
+	Installs        int64  `json:"installs"`
+	OrganicInstalls int64  `json:"organic_installs"` // installs without a link
+	Conversions     int64  `json:"conversions"`
+	// ClickToInstallMillis is the conversions' total click-to-install
+	// time.
+	ClickToInstallMillis int64            `json:"click_to_install_ms"`
+	Events               int64            `json:"events"`
+	RevenueMicros        map[string]int64 `json:"revenue_micros,omitempty"`
+}
+
+// ConversionRate is conversions over hits, 0 without hits.
+func (r *BreakdownRow) ConversionRate() float64 {
+	if r.Hits == 0 {
+		return 0
+	}
+	return float64(r.Conversions) / float64(r.Hits)
+}
+
+// MeanClickToInstall is the conversions' mean click-to-install time in
+// seconds, 0 without conversions.
+func (r *BreakdownRow) MeanClickToInstall() float64 {
+	if r.Conversions == 0 {
+		return 0
+	}
+	return float64(r.ClickToInstallMillis) / 1000 / float64(r.Conversions)
+}
+
+// Add adds o's counts to r.
+func (r *BreakdownRow) Add(o *BreakdownRow) {
+	r.Hits += o.Hits
+	r.Installs += o.Installs
+	r.OrganicInstalls += o.OrganicInstalls
+	r.Conversions += o.Conversions
+	r.ClickToInstallMillis += o.ClickToInstallMillis
+	r.Events += o.Events
+	for cur, m := range o.RevenueMicros {
+		if r.RevenueMicros == nil {
+			r.RevenueMicros = make(map[string]int64)
+		}
+		r.RevenueMicros[cur] += m
+	}
 }
 
 // DailyStats are one day's totals of an app in the filter's time zone.
@@ -427,4 +543,7 @@ type LinkStats struct {
 type Reports interface {
 	DailyStats(ctx context.Context, f StatsFilter) ([]DailyStats, error)
 	LinkStats(ctx context.Context, f StatsFilter) ([]LinkStats, error)
+	// Breakdown groups the filter's facts by by: a ReportDim's Name,
+	// ByDay or ByHour.
+	Breakdown(ctx context.Context, f StatsFilter, by string) (*Breakdown, error)
 }

@@ -19,6 +19,7 @@ func (d *Dashboard) apiRouter() chi.Router {
 	r.Get("/apps", d.apiApps)
 	r.Get("/apps/{id}/daily", d.apiDaily)
 	r.Get("/apps/{id}/links", d.apiLinks)
+	r.Get("/apps/{id}/breakdown", d.apiBreakdown)
 	r.Get("/apps/{id}/funnel-options", d.apiFunnelOptions)
 	r.Mount("/apps/{id}/funnels", d.funnelAPI())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +61,32 @@ func (d *Dashboard) apiDaily(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rep, err := d.dailyReport(r.Context(), app.ID, dr)
+	filters, err := parseFilters(r.URL.Query())
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	rep, err := d.dailyReport(r.Context(), app.ID, dr, filters)
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	d.writeJSON(w, http.StatusOK, rep)
+}
+
+// apiBreakdown answers an app's totals over a range grouped by one
+// dimension (?by=), with filters.
+func (d *Dashboard) apiBreakdown(w http.ResponseWriter, r *http.Request) {
+	app, dr, ok := d.apiAppRange(w, r)
+	if !ok {
+		return
+	}
+	bq, err := parseBreakdown(r.URL.Query(), "")
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	rep, err := d.breakdownReport(r.Context(), app, dr, bq)
 	if err != nil {
 		d.writeJSONError(w, r, err)
 		return

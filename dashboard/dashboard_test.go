@@ -357,6 +357,7 @@ func TestCrossAccountAccess(t *testing.T) {
 	for _, path := range []string{
 		"/api/v1/apps/" + strconv.FormatInt(theirs.ID, 10) + "/daily",
 		"/api/v1/apps/" + strconv.FormatInt(theirs.ID, 10) + "/links",
+		"/api/v1/apps/" + strconv.FormatInt(theirs.ID, 10) + "/breakdown?by=source",
 		"/api/v1/apps/999999/daily",
 	} {
 		wantJSONError(t, path, e.get(c, path), http.StatusNotFound, "not_found", "not found")
@@ -462,7 +463,9 @@ func TestAppPageShowsSeededNumbers(t *testing.T) {
 		`id="total-hits">1,261<`, `id="total-installs">50<`, `id="total-conversions">38<`, `id="total-rate">3.0%<`,
 		`id="total-organic">12<`, `id="total-events">4<`, `id="total-revenue">12.35 USD<`,
 		"Spring sale", "spring-sale", collectorURL + "/l/spring-sale", "Fall promo", collectorURL + "/l/fall-promo", "Idle link",
-		"<td class=\"num\">1,254</td><td class=\"num\">37</td><td class=\"num\">3.0%</td><td class=\"num\">10m</td>", // spring: 37/1254, 600 s
+		// By link, busiest first: spring 37/1,254 converted in 600 s each, its purchases; organic installs under no link.
+		`<td class="num">1,254</td><td class="num">37</td><td class="num">37</td><td class="num">3.0%</td><td class="num">0</td><td class="num">4</td><td class="num">12.35 USD</td><td class="num">10m</td></tr>`,
+		`>No link (organic)</a></td><td class="num">0</td><td class="num">12</td>`,
 		app.SDKSecret, app.SDKKey, "<code>acme</code>", collectorURL + "/acme/event/{event-name}",
 		"<svg class=\"chart\"", "<rect class=\"hits\"",
 	} {

@@ -147,6 +147,7 @@ type funnelData struct {
 	// RangeError is the range asked for, refused; the page shows the
 	// default one.
 	RangeError *rangeError
+	RangeKeep  []hiddenField // none: the funnel view has no filters
 	Presets    []preset
 	Steps      []stepView
 	Summary    []string // the definition in words

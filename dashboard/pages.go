@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"html/template"
 	"maps"
@@ -36,6 +37,9 @@ var pages = func() map[string]*template.Template {
 		"last":     lastOf,
 		"title":    titleCase,
 		"inc":      func(i int) int { return i + 1 },
+		"lower":    strings.ToLower,
+		"join":     strings.Join,
+		"row":      breakdownRow,
 		"tab":      func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
 	}
 	m := map[string]*template.Template{}
@@ -45,6 +49,24 @@ var pages = func() map[string]*template.Template {
 	}
 	return m
 }()
+
+// breakdownRowData feeds one row of the breakdown table.
+type breakdownRowData struct {
+	Page  appData
+	Entry BreakdownEntry
+}
+
+// breakdownRow is the data of one breakdown row template: an entry (or a
+// pointer to one) of the page's breakdown.
+func breakdownRow(p appData, e any) breakdownRowData {
+	switch e := e.(type) {
+	case *BreakdownEntry:
+		return breakdownRowData{Page: p, Entry: *e}
+	case BreakdownEntry:
+		return breakdownRowData{Page: p, Entry: e}
+	}
+	panic(fmt.Sprintf("breakdown row of a %T", e))
+}
 
 // appTab feeds the app's section tabs: the app and the active section.
 type appTab struct {
@@ -137,7 +159,13 @@ type appData struct {
 	Daily      *DailyReport
 	DailyRows  []dailyRow // newest first, runs of empty days folded
 	Chart      chart
-	Links      *LinksReport
+	Breakdown  *BreakdownReport
+	Filters    []filterChip
+	ByOptions  []byOption
+	Hidden     []hiddenField             // the breakdown form's other parameters
+	RangeKeep  []hiddenField             // the range form's other parameters: filters, breakdown             // the breakdown form's other parameters
+	Sorts      map[string]string         // the breakdown sorted by each measure
+	Drill      func(value string) string // the page filtered by a breakdown value
 	SDK        sdkInfo
 	// NoTraffic is set when the app has no hits, installs or events in
 	// the range: the page shows how to get some.
@@ -213,23 +241,44 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, err)
 		return
 	}
-	dr, rangeErr := pageRange(r.URL.Query(), d.now(), DefaultDays)
-	daily, err := d.dailyReport(ctx, app.ID, dr)
+	q := r.URL.Query()
+	dr, rangeErr := pageRange(q, d.now(), DefaultDays)
+	bq, err := parseBreakdown(q, "link")
+	if err != nil {
+		// Shown like a bad range, above the unfiltered page.
+		rangeErr = cmp.Or(rangeErr, &rangeError{Message: tapline.ErrorMessage(err)})
+		bq, _ = parseBreakdown(url.Values{}, "link")
+	}
+	daily, err := d.dailyReport(ctx, app.ID, dr, bq.Filters)
 	if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
-	links, err := d.linksReport(ctx, app.ID, dr)
+	bd, err := d.breakdownReport(ctx, app, dr, bq)
 	if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
 	base := d.collectorBase()
 	t := daily.Totals
+	path := "/apps/" + strconv.FormatInt(app.ID, 10)
+	// The page's own query: its range, filters and breakdown, which every
+	// link on it keeps unless it changes them.
+	self := rangeQuery(dr)
+	for _, f := range bq.Filters {
+		self.Set(f.Dim, f.Value)
+	}
+	if bq.By != "link" {
+		self.Set("by", bq.By)
+	}
 	data := appData{
 		App: app, From: daily.From, To: daily.To, TZ: dr.TZ, RangeError: rangeErr,
-		Daily: daily, DailyRows: dailyRows(daily.Days), Chart: buildChart(daily.Days), Links: links,
-		NoTraffic: t.Hits == 0 && t.Installs == 0 && t.Events == 0,
+		Daily: daily, DailyRows: dailyRows(daily.Days), Chart: buildChart(daily.Days), Breakdown: bd,
+		NoTraffic: t.Hits == 0 && t.Installs == 0 && t.Events == 0 && len(bq.Filters) == 0,
+		Filters:   filterChips(path, self, bq.Filters),
+		ByOptions: byOptions(bq.By),
+		Hidden:    hiddenFields(self, "by", "sort"),
+		RangeKeep: hiddenFields(self, "from", "to", "tz"),
 		SDK: sdkInfo{
 			Account:       p.Account.Name,
 			CollectorURL:  base,
@@ -239,18 +288,110 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 			LinkPattern:   base + "/l/{slug}",
 		},
 	}
-	for _, l := range links.Links {
-		if l.TrackingURL != "" {
-			data.FirstLink = l.TrackingURL
-			break
+	data.Sorts = sortLinks(path, self)
+	data.Drill = func(value string) string {
+		q := cloneValues(self)
+		q.Set(bq.By, value)
+		q.Del("sort")
+		if next := drillNext[bq.By]; next != "" {
+			q.Set("by", next)
+		}
+		return path + "?" + q.Encode()
+	}
+	if data.NoTraffic {
+		links, err := d.Accounts.LinksByApp(ctx, app.ID)
+		if err != nil {
+			d.writeError(w, r, err)
+			return
+		}
+		if len(links) > 0 {
+			data.FirstLink = d.trackingURL(links[0].Slug)
 		}
 	}
-	data.Presets = rangePresets("/apps/"+strconv.FormatInt(app.ID, 10), dr, 7, 14, 30, 90)
+	for _, pr := range rangePresets(path, dr, 7, 14, 30, 90) {
+		u, _ := url.Parse(pr.URL)
+		q := cloneValues(self)
+		for k, v := range u.Query() {
+			q[k] = v
+		}
+		data.Presets = append(data.Presets, preset{Label: pr.Label, URL: path + "?" + q.Encode()})
+	}
 	status := http.StatusOK
 	if rangeErr != nil {
 		status = http.StatusBadRequest
 	}
 	d.render(w, r, status, "app", data)
+}
+
+// drillNext is the breakdown a click on a value switches to, filtered by
+// that value: from the widest campaign dimension towards the narrowest,
+// then to days.
+var drillNext = map[string]string{
+	"source": "campaign", "medium": "campaign", "campaign": "adgroup", "adgroup": "creative", "creative": "site",
+	"site": "link", "link": "platform", "platform": "method", "method": "source", "event": tapline.ByDay,
+}
+
+// filterChip is an active filter and the page without it.
+type filterChip struct {
+	Label     string // "Source: facebook"
+	RemoveURL string
+}
+
+func filterChips(path string, self url.Values, filters []tapline.DimFilter) []filterChip {
+	var out []filterChip
+	for _, f := range filters {
+		q := cloneValues(self)
+		q.Del(f.Dim)
+		rd := tapline.ReportDimNamed(f.Dim)
+		out = append(out, filterChip{Label: rd.Label + ": " + valueLabels(f.Dim)(f.Value), RemoveURL: path + "?" + q.Encode()})
+	}
+	return out
+}
+
+// byOption is a choice of the breakdown selector.
+type byOption struct {
+	Value, Label string
+	Selected     bool
+}
+
+func byOptions(by string) []byOption {
+	out := []byOption{}
+	for _, d := range tapline.ReportDims {
+		out = append(out, byOption{d.Name, d.Label, d.Name == by})
+	}
+	return append(out, byOption{tapline.ByDay, "Day", by == tapline.ByDay}, byOption{tapline.ByHour, "Hour", by == tapline.ByHour})
+}
+
+// hiddenField is a query parameter a form carries along.
+type hiddenField struct{ Name, Value string }
+
+func hiddenFields(q url.Values, except ...string) []hiddenField {
+	var out []hiddenField
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(except, k) {
+			out = append(out, hiddenField{k, q.Get(k)})
+		}
+	}
+	return out
+}
+
+// sortLinks are the URLs of the breakdown sorted by each measure.
+func sortLinks(path string, self url.Values) map[string]string {
+	out := make(map[string]string, len(breakdownSorts))
+	for _, s := range breakdownSorts {
+		q := cloneValues(self)
+		q.Set("sort", s)
+		out[s] = path + "?" + q.Encode()
+	}
+	return out
+}
+
+func cloneValues(q url.Values) url.Values {
+	out := make(url.Values, len(q))
+	for k, v := range q {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }
 
 // chart is a server-rendered SVG bar chart of hits and installs per day.

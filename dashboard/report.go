@@ -36,31 +36,45 @@ type Totals struct {
 
 // DailyReport is the answer of GET /api/v1/apps/{id}/daily.
 type DailyReport struct {
-	AppID  int64                `json:"app_id"`
-	TZ     string               `json:"tz"`
-	From   string               `json:"from"`
-	To     string               `json:"to"` // inclusive
-	Days   []tapline.DailyStats `json:"days"`
-	Totals Totals               `json:"totals"`
+	AppID   int64                `json:"app_id"`
+	TZ      string               `json:"tz"`
+	From    string               `json:"from"`
+	To      string               `json:"to"` // inclusive
+	Filters []tapline.DimFilter  `json:"filters"`
+	Missing []string             `json:"missing"` // measures the filters leave out (see BreakdownReport)
+	Days    []tapline.DailyStats `json:"days"`
+	Totals  Totals               `json:"totals"`
 }
 
-// dailyReport asks Reports for the range's days and fills the days without
-// facts with zeros, so every day of the range appears once, in order.
-func (d *Dashboard) dailyReport(ctx context.Context, appID int64, dr dayRange) (*DailyReport, error) {
-	stats, err := d.Reports.DailyStats(ctx, dr.Filter(appID))
+// Has reports whether the report counts measure.
+func (r *DailyReport) Has(measure string) bool { return !slices.Contains(r.Missing, measure) }
+
+// dailyReport asks Reports for the range's days under filters and fills
+// the days without facts with zeros, so every day of the range appears
+// once, in order.
+func (d *Dashboard) dailyReport(ctx context.Context, appID int64, dr dayRange, filters []tapline.DimFilter) (*DailyReport, error) {
+	f := dr.Filter(appID)
+	f.Where = filters
+	b, err := d.Reports.Breakdown(ctx, f, tapline.ByDay)
 	if err != nil {
 		return nil, fmt.Errorf("daily stats of app %d: %w", appID, err)
 	}
-	byDay := make(map[string]tapline.DailyStats, len(stats))
-	for _, s := range stats {
-		byDay[s.Day] = s
+	byDay := make(map[string]tapline.BreakdownRow, len(b.Rows))
+	for _, r := range b.Rows {
+		byDay[r.Value] = r
 	}
-	rep := &DailyReport{AppID: appID, TZ: dr.TZ, From: dr.From.Format(dayLayout), To: dr.To.Format(dayLayout), Days: []tapline.DailyStats{}}
+	rep := &DailyReport{AppID: appID, TZ: dr.TZ, From: dr.From.Format(dayLayout), To: dr.To.Format(dayLayout),
+		Filters: filters, Missing: b.Missing, Days: []tapline.DailyStats{}}
+	if rep.Filters == nil {
+		rep.Filters = []tapline.DimFilter{}
+	}
+	if rep.Missing == nil {
+		rep.Missing = []string{}
+	}
 	for _, day := range dr.Days() {
-		s, ok := byDay[day]
-		if !ok {
-			s = tapline.DailyStats{Day: day}
-		}
+		r := byDay[day]
+		s := tapline.DailyStats{Day: day, Hits: r.Hits, Installs: r.Installs, OrganicInstalls: r.OrganicInstalls,
+			Conversions: r.Conversions, Events: r.Events, ConversionRate: r.ConversionRate(), RevenueMicros: r.RevenueMicros}
 		rep.Days = append(rep.Days, s)
 		t := &rep.Totals
 		t.Hits += s.Hits

@@ -73,79 +73,31 @@ func checkFilter(f tapline.StatsFilter) (*span, error) {
 const factFilter = `WHERE app_id = $1 AND hour >= $2 AND hour < $3 AND ($4::bigint = 0 OR link_id = $4::bigint)`
 
 // DailyStats returns one entry per day of the filter, in its Location,
-// zero days included. Conversions exclude the organic method; organic
-// installs are those without a link.
+// zero days included: Breakdown by day. Conversions exclude the organic
+// method; organic installs are those without a link.
 func (r *Reports) DailyStats(ctx context.Context, f tapline.StatsFilter) ([]tapline.DailyStats, error) {
 	s, err := checkFilter(f)
 	if err != nil {
 		return nil, err
 	}
-	if tz := s.loc.String(); tz != "UTC" {
-		// Check the zone up front: the query only evaluates it on rows.
-		var local time.Time
-		if err := r.db.pool.QueryRow(ctx, `SELECT $1::timestamptz AT TIME ZONE $2`, s.from, tz).Scan(&local); err != nil {
-			return nil, reportError("daily stats", err)
-		}
-	}
-	const day = `to_char(hour AT TIME ZONE $5, 'YYYY-MM-DD')`
-	rows, err := r.db.pool.Query(ctx, `
-		SELECT 'hits', `+day+`, '', sum(count)::bigint, 0::bigint FROM fact_hits `+factFilter+` GROUP BY 2
-		UNION ALL
-		SELECT 'installs', `+day+`, CASE WHEN link_id = 0 THEN 'organic' ELSE '' END, sum(count)::bigint, 0
-			FROM fact_installs `+factFilter+` GROUP BY 2, 3
-		UNION ALL
-		SELECT 'conversions', `+day+`, '', sum(count)::bigint, 0 FROM fact_conversions `+factFilter+`
-			AND method <> 'organic' GROUP BY 2
-		UNION ALL
-		SELECT 'events', `+day+`, '', sum(count)::bigint, 0 FROM fact_events `+factFilter+` GROUP BY 2
-		UNION ALL
-		SELECT 'revenue', `+day+`, currency, sum(count)::bigint, sum(sum)::bigint FROM fact_revenue `+factFilter+`
-			GROUP BY 2, 3`,
-		s.appID, s.from, s.to, s.linkID, s.loc.String())
+	b, err := r.Breakdown(ctx, f, tapline.ByDay)
 	if err != nil {
-		return nil, reportError("daily stats", err)
+		return nil, err
 	}
-	defer rows.Close()
 	stats := make([]tapline.DailyStats, len(s.days))
 	index := make(map[string]*tapline.DailyStats, len(s.days))
 	for i, d := range s.days {
 		stats[i].Day = d
 		index[d] = &stats[i]
 	}
-	for rows.Next() {
-		var kind, d, key string
-		var count, sum int64
-		if err := rows.Scan(&kind, &d, &key, &count, &sum); err != nil {
-			return nil, reportError("daily stats", err)
-		}
-		st := index[d]
+	for _, row := range b.Rows {
+		st := index[row.Value]
 		if st == nil {
 			continue // an hour straddling the range in a zone with a sub-hour offset
 		}
-		switch kind {
-		case "hits":
-			st.Hits += count
-		case "installs":
-			st.Installs += count
-			if key == "organic" {
-				st.OrganicInstalls += count
-			}
-		case "conversions":
-			st.Conversions += count
-		case "events":
-			st.Events += count
-		case "revenue":
-			if st.RevenueMicros == nil {
-				st.RevenueMicros = make(map[string]int64)
-			}
-			st.RevenueMicros[key] += sum
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, reportError("daily stats", err)
-	}
-	for i := range stats {
-		stats[i].ConversionRate = rate(stats[i].Conversions, stats[i].Hits)
+		st.Hits, st.Installs, st.OrganicInstalls = row.Hits, row.Installs, row.OrganicInstalls
+		st.Conversions, st.Events, st.RevenueMicros = row.Conversions, row.Events, row.RevenueMicros
+		st.ConversionRate = row.ConversionRate()
 	}
 	return stats, nil
 }

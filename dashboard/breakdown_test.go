@@ -1,0 +1,176 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"tapline"
+	"tapline/dashboard"
+)
+
+// seedCampaigns gives app facts on 2026-03-10 UTC under two sources and
+// three campaigns, a purchase and organic installs.
+func seedCampaigns(t *testing.T, e *env, app *tapline.App) *tapline.Link {
+	t.Helper()
+	spring := e.link(app, "spring-sale", "Spring sale")
+	hour := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC).Unix()
+	k := func(table tapline.FactTable, link int64, method tapline.MatchMethod, source, campaign string) tapline.FactKey {
+		return tapline.FactKey{Table: table, Hour: hour, AppID: app.ID, LinkID: link, Platform: tapline.PlatformIOS, Method: method,
+			Source: source, Campaign: campaign}
+	}
+	fp := tapline.MethodFingerprint
+	purchase := k(tapline.FactEvents, spring.ID, fp, "facebook", "spring")
+	purchase.EventName = "purchase"
+	usd := k(tapline.FactRevenue, spring.ID, fp, "facebook", "spring")
+	usd.Currency = "USD"
+	deltas := map[tapline.FactKey]tapline.FactValue{
+		k(tapline.FactHits, spring.ID, "", "facebook", "spring"):        {Count: 100},
+		k(tapline.FactHits, spring.ID, "", "facebook", "fall"):          {Count: 40},
+		k(tapline.FactHits, spring.ID, "", "google", "spring"):          {Count: 60},
+		k(tapline.FactInstalls, spring.ID, fp, "facebook", "spring"):    {Count: 10},
+		k(tapline.FactConversions, spring.ID, fp, "facebook", "spring"): {Count: 10, Sum: 10 * 45_000},
+		k(tapline.FactInstalls, spring.ID, fp, "google", "spring"):      {Count: 3},
+		k(tapline.FactConversions, spring.ID, fp, "google", "spring"):   {Count: 3, Sum: 3 * 500},
+		k(tapline.FactInstalls, 0, tapline.MethodOrganic, "", ""):       {Count: 5},
+		purchase: {Count: 2},
+		usd:      {Count: 2, Sum: 9_980_000},
+	}
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", deltas, nil); err != nil {
+		t.Fatal(err)
+	}
+	return spring
+}
+
+// TestBreakdownAPI asks the JSON API for breakdowns by campaign
+// dimensions, with filters, limits and sorts, and for what it refuses.
+func TestBreakdownAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	seedCampaigns(t, e, app)
+	c := e.loggedIn("acme")
+	base := "/api/v1/apps/" + strconv.FormatInt(app.ID, 10) + "/breakdown?from=2026-03-10&to=2026-03-10&"
+	get := func(query string) dashboard.BreakdownReport {
+		t.Helper()
+		res := e.get(c, base+query)
+		wantStatus(t, query, res, http.StatusOK)
+		var rep dashboard.BreakdownReport
+		if err := json.Unmarshal([]byte(res.Body), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	rows := func(rep dashboard.BreakdownReport) string {
+		var out []string
+		for _, r := range rep.Rows {
+			out = append(out, r.Label+":"+strconv.FormatInt(r.Hits, 10)+"/"+strconv.FormatInt(r.Installs, 10)+"/"+strconv.FormatInt(r.Events, 10))
+		}
+		if rep.Other != nil {
+			out = append(out, rep.Other.Label+":"+strconv.FormatInt(rep.Other.Hits, 10)+"/"+strconv.FormatInt(rep.Other.Installs, 10))
+		}
+		return strings.Join(out, " ")
+	}
+
+	rep := get("by=source")
+	if got := rows(rep); got != "facebook:140/10/2 google:60/3/0 (none):0/5/0" {
+		t.Errorf("by source: %s", got)
+	}
+	if rep.Total.Hits != 200 || rep.Total.Installs != 18 || rep.Total.RevenueMicros["USD"] != 9_980_000 || len(rep.Missing) != 0 || rep.Sort != "hits" {
+		t.Errorf("by source: total %+v, missing %v, sort %q", rep.Total, rep.Missing, rep.Sort)
+	}
+	if fb := rep.Rows[0]; fb.MeanClickToInstall != 45 || fb.ConversionRate != 10.0/140 {
+		t.Errorf("facebook: mean click to install %v s, rate %v", fb.MeanClickToInstall, fb.ConversionRate)
+	}
+	rep = get("by=campaign&source=facebook")
+	if got := rows(rep); got != "spring:100/10/2 fall:40/0/0" || len(rep.Filters) != 1 || rep.Filters[0] != (tapline.DimFilter{Dim: "source", Value: "facebook"}) {
+		t.Errorf("facebook by campaign: %s, filters %v", got, rep.Filters)
+	}
+	// Organic: the empty source.
+	if got := rows(get("by=method&source=")); got != "Organic:0/5/0" {
+		t.Errorf("no source, by method: %s", got)
+	}
+	rep = get("by=method")
+	if strings.Join(rep.Missing, ",") != "hits" || rows(rep) != "Fingerprint:0/13/2 Organic:0/5/0" {
+		t.Errorf("by method: %s, missing %v (hits have no method)", rows(rep), rep.Missing)
+	}
+	rep = get("by=source&limit=1&sort=installs")
+	if got := rows(rep); got != "facebook:140/10/2 2 other values:60/8" || rep.OtherValues != 2 {
+		t.Errorf("top 1 by installs: %s", got)
+	}
+	rep = get("by=event")
+	if strings.Join(rep.Missing, ",") != "hits,installs,conversions,revenue" || rows(rep) != "purchase:0/0/2" {
+		t.Errorf("by event: %s, missing %v", rows(rep), rep.Missing)
+	}
+	if got := rows(get("by=day")); got != "2026-03-10:200/18/2" {
+		t.Errorf("by day: %s", got)
+	}
+	// The daily API takes the same filters.
+	res := e.get(c, "/api/v1/apps/"+strconv.FormatInt(app.ID, 10)+"/daily?from=2026-03-10&to=2026-03-10&campaign=spring")
+	var daily dashboard.DailyReport
+	if err := json.Unmarshal([]byte(res.Body), &daily); err != nil || daily.Totals.Hits != 160 || daily.Totals.Installs != 13 {
+		t.Errorf("daily of the spring campaign: %+v (%v)", daily.Totals, err)
+	}
+
+	for _, tc := range []struct{ query, msg string }{
+		{"", "by: required"},
+		{"by=colour", `by: "colour" is not a breakdown`},
+		{"by=source&limit=0", "limit: a number from 1 to 500"},
+		{"by=source&sort=price", `sort: "price"`},
+		{"by=source&link=seven", `filter link: "seven" is not an id`},
+		{"by=source&source=a&source=b", "source: give one value, not 2"},
+		{"by=source&campaign=" + url.QueryEscape(strings.Repeat("x", 200)), "campaign: at most 100 characters"},
+	} {
+		wantJSONError(t, tc.query, e.get(c, base+tc.query), http.StatusBadRequest, "invalid", tc.msg)
+	}
+}
+
+// TestBreakdownPage checks the app page's breakdown: filter chips that
+// remove themselves, tiles under the filters, values that drill down,
+// measures a filter leaves out shown as such, and a bad breakdown shown
+// on the page.
+func TestBreakdownPage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	seedCampaigns(t, e, app)
+	c := e.loggedIn("acme")
+	page := "/apps/" + strconv.FormatInt(app.ID, 10)
+
+	res := e.get(c, page+"?from=2026-03-10&to=2026-03-10&by=campaign&source=facebook")
+	wantStatus(t, "filtered page", res, http.StatusOK)
+	body := withoutLabels(res.Body)
+	for _, want := range []string{
+		`<span class="chip">Source: facebook <a href="` + page + `?by=campaign&amp;from=2026-03-10&amp;to=2026-03-10"`,
+		`id="total-hits">140<`, `id="total-installs">10<`, `id="total-events">2<`, `id="total-revenue">9.98 USD<`,
+		// spring drills down to its ad groups, keeping the source filter.
+		`<a href="` + page + `?by=adgroup&amp;campaign=spring&amp;from=2026-03-10&amp;source=facebook&amp;to=2026-03-10">spring</a>`,
+		`<option value="campaign" selected>Campaign</option>`,
+		`<input type="hidden" name="source" value="facebook">`,
+		// The range form keeps the filter and the breakdown.
+		`<form method="get" class="range">
+  <input type="hidden" name="by" value="campaign"><input type="hidden" name="source" value="facebook">`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("filtered page lacks %q", want)
+		}
+	}
+	// A filter on the event name: taps and installs have none.
+	res = e.get(c, page+"?from=2026-03-10&to=2026-03-10&event=purchase")
+	body = withoutLabels(res.Body)
+	for _, want := range []string{`id="total-hits">–<`, `id="total-installs">–<`, `id="total-events">2<`, `id="breakdown-missing"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page filtered by event lacks %q", want)
+		}
+	}
+	res = e.get(c, page+"?by=colour")
+	wantStatus(t, "bad breakdown", res, http.StatusBadRequest)
+	if !strings.Contains(res.Body, `id="range-error"`) || !strings.Contains(res.Body, "by: &#34;colour&#34; is not a breakdown") || !strings.Contains(res.Body, `id="breakdown"`) {
+		t.Errorf("a bad breakdown is not shown on the page")
+	}
+}
