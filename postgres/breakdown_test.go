@@ -28,18 +28,18 @@ func TestBreakdown(t *testing.T) {
 	cur := func(k tapline.FactKey, c string) tapline.FactKey { k.Currency = c; return k }
 	fb, gg := "facebook", "google"
 	deltas := map[tapline.FactKey]tapline.FactValue{
-		key(tapline.FactHits, "2024-03-01 10", 7, "", fb, "spring"):  {Count: 10},
-		key(tapline.FactHits, "2024-03-01 11", 7, "", fb, "fall"):    {Count: 5},
-		key(tapline.FactHits, "2024-03-01 11", 12, "", gg, "spring"): {Count: 20},
-		key(tapline.FactHits, "2024-03-01 11", 12, "", "", ""):       {Count: 1},
-		key(tapline.FactInstalls, "2024-03-01 11", 7, tapline.MethodFingerprint, fb, "spring"):    {Count: 3},
-		key(tapline.FactConversions, "2024-03-01 11", 7, tapline.MethodFingerprint, fb, "spring"): {Count: 3, Sum: 90_000},
-		key(tapline.FactInstalls, "2024-03-01 11", 12, tapline.MethodReferrer, gg, "spring"):      {Count: 2},
-		key(tapline.FactConversions, "2024-03-01 11", 12, tapline.MethodReferrer, gg, "spring"):   {Count: 2, Sum: 1_000},
-		key(tapline.FactInstalls, "2024-03-01 12", 0, tapline.MethodOrganic, "", ""):              {Count: 4},
+		key(tapline.FactHits, "2024-03-01 10", 7, "", fb, "spring"):                                          {Count: 10},
+		key(tapline.FactHits, "2024-03-01 11", 7, "", fb, "fall"):                                            {Count: 5},
+		key(tapline.FactHits, "2024-03-01 11", 12, "", gg, "spring"):                                         {Count: 20},
+		key(tapline.FactHits, "2024-03-01 11", 12, "", "", ""):                                               {Count: 1},
+		key(tapline.FactInstalls, "2024-03-01 11", 7, tapline.MethodFingerprint, fb, "spring"):               {Count: 3},
+		key(tapline.FactConversions, "2024-03-01 11", 7, tapline.MethodFingerprint, fb, "spring"):            {Count: 3, Sum: 90_000},
+		key(tapline.FactInstalls, "2024-03-01 11", 12, tapline.MethodReferrer, gg, "spring"):                 {Count: 2},
+		key(tapline.FactConversions, "2024-03-01 11", 12, tapline.MethodReferrer, gg, "spring"):              {Count: 2, Sum: 1_000},
+		key(tapline.FactInstalls, "2024-03-01 12", 0, tapline.MethodOrganic, "", ""):                         {Count: 4},
 		ev(key(tapline.FactEvents, "2024-03-01 12", 7, tapline.MethodFingerprint, fb, "spring"), "purchase"): {Count: 2},
-		ev(key(tapline.FactEvents, "2024-03-01 12", 0, tapline.MethodOrganic, "", ""), "open"):              {Count: 7},
-		cur(key(tapline.FactRevenue, "2024-03-01 12", 7, tapline.MethodFingerprint, fb, "spring"), "USD"):   {Count: 2, Sum: 5_000_000},
+		ev(key(tapline.FactEvents, "2024-03-01 12", 0, tapline.MethodOrganic, "", ""), "open"):               {Count: 7},
+		cur(key(tapline.FactRevenue, "2024-03-01 12", 7, tapline.MethodFingerprint, fb, "spring"), "USD"):    {Count: 2, Sum: 5_000_000},
 		// Cancelled out: no row in any breakdown.
 		key(tapline.FactHits, "2024-03-01 13", 7, "", "bing", ""): {Count: 0},
 	}
