@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -20,6 +21,7 @@ func (d *Dashboard) apiRouter() chi.Router {
 	r.Get("/apps/{id}/daily", d.apiDaily)
 	r.Get("/apps/{id}/links", d.apiLinks)
 	r.Get("/apps/{id}/breakdown", d.apiBreakdown)
+	r.Get("/apps/{id}/breakdown.csv", d.apiBreakdownCSV)
 	r.Get("/apps/{id}/funnel-options", d.apiFunnelOptions)
 	r.Mount("/apps/{id}/funnels", d.funnelAPI())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -77,21 +79,42 @@ func (d *Dashboard) apiDaily(w http.ResponseWriter, r *http.Request) {
 // apiBreakdown answers an app's totals over a range grouped by one
 // dimension (?by=), with filters.
 func (d *Dashboard) apiBreakdown(w http.ResponseWriter, r *http.Request) {
-	app, dr, ok := d.apiAppRange(w, r)
+	if rep, ok := d.apiBreakdownReport(w, r); ok {
+		d.writeJSON(w, http.StatusOK, rep)
+	}
+}
+
+// apiBreakdownCSV answers the same as CSV, to download.
+func (d *Dashboard) apiBreakdownCSV(w http.ResponseWriter, r *http.Request) {
+	rep, ok := d.apiBreakdownReport(w, r)
 	if !ok {
 		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="app-%d-by-%s-%s-%s.csv"`, rep.AppID, rep.By, rep.From, rep.To))
+	if err := writeBreakdownCSV(w, rep); err != nil {
+		d.logger().WarnContext(r.Context(), "write breakdown csv", "err", err)
+	}
+}
+
+// apiBreakdownReport reads the breakdown the path and query ask for,
+// answering the error itself.
+func (d *Dashboard) apiBreakdownReport(w http.ResponseWriter, r *http.Request) (*BreakdownReport, bool) {
+	app, dr, ok := d.apiAppRange(w, r)
+	if !ok {
+		return nil, false
 	}
 	bq, err := parseBreakdown(r.URL.Query(), "")
 	if err != nil {
 		d.writeJSONError(w, r, err)
-		return
+		return nil, false
 	}
 	rep, err := d.breakdownReport(r.Context(), app, dr, bq)
 	if err != nil {
 		d.writeJSONError(w, r, err)
-		return
+		return nil, false
 	}
-	d.writeJSON(w, http.StatusOK, rep)
+	return rep, true
 }
 
 // apiLinks answers an app's per-link totals over a range.

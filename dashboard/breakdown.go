@@ -3,7 +3,10 @@ package dashboard
 import (
 	"cmp"
 	"context"
+	"encoding/csv"
 	"fmt"
+	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -167,6 +170,14 @@ func (d *Dashboard) breakdownReport(ctx context.Context, app *tapline.App, dr da
 		rep.Total.Add(&row)
 		seen[row.Value] = true
 	}
+	if bq.By == tapline.ByDay {
+		// Every day of the range, as the daily table has them.
+		for _, day := range dr.Days() {
+			if !seen[day] {
+				rep.Rows = append(rep.Rows, entry(tapline.BreakdownRow{Value: day}))
+			}
+		}
+	}
 	if links != nil && !slices.ContainsFunc(bq.Filters, func(f tapline.DimFilter) bool { return f.Dim == "link" }) {
 		for id := range links {
 			if !seen[id] {
@@ -271,4 +282,70 @@ func valueLabels(by string) func(string) string {
 		}
 		return v
 	}
+}
+
+// writeBreakdownCSV writes rep as CSV: a row per value, then the other
+// values summed and the total (column row: value, other, total); the
+// counts of measures the breakdown cannot have are empty, revenue has a
+// column per currency.
+func writeBreakdownCSV(w io.Writer, rep *BreakdownReport) error {
+	currencies := map[string]bool{}
+	for cur := range rep.Total.RevenueMicros {
+		currencies[cur] = true
+	}
+	curs := slices.Sorted(maps.Keys(currencies))
+	header := []string{"row", rep.By, "label", "hits", "installs", "organic_installs", "conversions", "conversion_rate",
+		"mean_click_to_install_seconds", "events"}
+	for _, cur := range curs {
+		header = append(header, "revenue_"+cur)
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	count := func(measure string, n int64) string {
+		if !rep.Has(measure) {
+			return ""
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	write := func(kind string, e *BreakdownEntry) error {
+		rate, mean := "", ""
+		if rep.Has(tapline.MeasureHits) && rep.Has(tapline.MeasureConversions) && e.Hits > 0 {
+			rate = strconv.FormatFloat(e.ConversionRate, 'f', 4, 64)
+		}
+		if e.Conversions > 0 {
+			mean = strconv.FormatFloat(e.MeanClickToInstall, 'f', 3, 64)
+		}
+		rec := []string{kind, csvText(e.Value), csvText(e.Label),
+			count(tapline.MeasureHits, e.Hits), count(tapline.MeasureInstalls, e.Installs), count(tapline.MeasureInstalls, e.OrganicInstalls),
+			count(tapline.MeasureConversions, e.Conversions), rate, mean, count(tapline.MeasureEvents, e.Events)}
+		for _, cur := range curs {
+			rec = append(rec, formatDecimalMicros(e.RevenueMicros[cur]))
+		}
+		return cw.Write(rec)
+	}
+	for i := range rep.Rows {
+		if err := write("value", &rep.Rows[i]); err != nil {
+			return err
+		}
+	}
+	if rep.Other != nil {
+		if err := write("other", rep.Other); err != nil {
+			return err
+		}
+	}
+	if err := write("total", &rep.Total); err != nil {
+		return err
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// formatDecimalMicros writes millionths as a plain decimal: 12.345 for
+// 12,345,000.
+func formatDecimalMicros(m int64) string {
+	s := strconv.FormatFloat(float64(m)/1e6, 'f', 6, 64)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
 }

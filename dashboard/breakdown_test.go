@@ -152,6 +152,9 @@ func TestBreakdownPage(t *testing.T) {
 		`<a href="` + page + `?by=adgroup&amp;campaign=spring&amp;from=2026-03-10&amp;source=facebook&amp;to=2026-03-10">spring</a>`,
 		`<option value="campaign" selected>Campaign</option>`,
 		`<input type="hidden" name="source" value="facebook">`,
+		// Both tables download as CSV with the page's filters.
+		`id="daily-csv" href="/api/v1` + page + `/breakdown.csv?by=day&amp;from=2026-03-10&amp;source=facebook&amp;to=2026-03-10"`,
+		`id="breakdown-csv" href="/api/v1` + page + `/breakdown.csv?by=campaign&amp;from=2026-03-10&amp;source=facebook&amp;to=2026-03-10"`,
 		// The range form keeps the filter and the breakdown.
 		`<form method="get" class="range">
   <input type="hidden" name="by" value="campaign"><input type="hidden" name="source" value="facebook">`,
@@ -172,5 +175,55 @@ func TestBreakdownPage(t *testing.T) {
 	wantStatus(t, "bad breakdown", res, http.StatusBadRequest)
 	if !strings.Contains(res.Body, `id="range-error"`) || !strings.Contains(res.Body, "by: &#34;colour&#34; is not a breakdown") || !strings.Contains(res.Body, `id="breakdown"`) {
 		t.Errorf("a bad breakdown is not shown on the page")
+	}
+}
+
+// TestBreakdownCSV checks the CSV download against the JSON breakdown: the
+// same rows, other and total, empty cells for what the breakdown cannot
+// count, a column per currency, and text that spreadsheets would run as a
+// formula defused.
+func TestBreakdownCSV(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	spring := seedCampaigns(t, e, app)
+	hour := time.Date(2026, 3, 10, 13, 0, 0, 0, time.UTC).Unix()
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", map[tapline.FactKey]tapline.FactValue{
+		{Table: tapline.FactHits, Hour: hour, AppID: app.ID, LinkID: spring.ID, Platform: tapline.PlatformWeb, Source: "=HYPERLINK(\"x\")"}: {Count: 1},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := e.loggedIn("acme")
+	api := "/api/v1/apps/" + strconv.FormatInt(app.ID, 10) + "/breakdown"
+	q := "?from=2026-03-10&to=2026-03-10&by=source&limit=2"
+	res := e.get(c, api+".csv"+q)
+	wantStatus(t, "csv", res, http.StatusOK)
+	if ct, cd := res.Header.Get("Content-Type"), res.Header.Get("Content-Disposition"); !strings.HasPrefix(ct, "text/csv") ||
+		cd != `attachment; filename="app-`+strconv.FormatInt(app.ID, 10)+`-by-source-2026-03-10-2026-03-10.csv"` {
+		t.Errorf("content type %q, disposition %q", ct, cd)
+	}
+	want := `row,source,label,hits,installs,organic_installs,conversions,conversion_rate,mean_click_to_install_seconds,events,revenue_USD
+value,facebook,facebook,140,10,0,10,0.0714,45.000,2,9.98
+value,google,google,60,3,0,3,0.0500,0.500,0,0
+other,,2 other values,1,5,5,0,0.0000,,0,0
+total,,Total,201,18,5,13,0.0647,34.731,2,9.98
+`
+	if res.Body != want {
+		t.Errorf("csv:\n%s\nwant:\n%s", res.Body, want)
+	}
+	// The same numbers as the JSON.
+	var rep dashboard.BreakdownReport
+	if err := json.Unmarshal([]byte(e.get(c, api+q).Body), &rep); err != nil || rep.Total.Hits != 201 || rep.OtherValues != 2 {
+		t.Errorf("json total %+v, %d other values (%v)", rep.Total, rep.OtherValues, err)
+	}
+	// Every value: the formula defused.
+	res = e.get(c, api+".csv?from=2026-03-10&to=2026-03-10&by=source")
+	if !strings.Contains(res.Body, "\nvalue,\"'=HYPERLINK(\"\"x\"\")\",\"'=HYPERLINK(\"\"x\"\")\",1,") {
+		t.Errorf("a formula in a value is not defused:\n%s", res.Body)
+	}
+	// By event: the measures events do not have are empty cells.
+	res = e.get(c, api+".csv?from=2026-03-10&to=2026-03-10&by=event")
+	if !strings.Contains(res.Body, "\nvalue,purchase,purchase,,,,,,,2\n") {
+		t.Errorf("by event:\n%s", res.Body)
 	}
 }

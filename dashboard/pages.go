@@ -151,22 +151,24 @@ func (d *Dashboard) appsPage(w http.ResponseWriter, r *http.Request) {
 
 // appData feeds the app page.
 type appData struct {
-	App        *tapline.App
-	From, To   string
-	TZ         string
-	RangeError *rangeError // the range asked for, refused; the page shows the default
-	Presets    []preset
-	Daily      *DailyReport
-	DailyRows  []dailyRow // newest first, runs of empty days folded
-	Chart      chart
-	Breakdown  *BreakdownReport
-	Filters    []filterChip
-	ByOptions  []byOption
-	Hidden     []hiddenField             // the breakdown form's other parameters
-	RangeKeep  []hiddenField             // the range form's other parameters: filters, breakdown             // the breakdown form's other parameters
-	Sorts      map[string]string         // the breakdown sorted by each measure
-	Drill      func(value string) string // the page filtered by a breakdown value
-	SDK        sdkInfo
+	App          *tapline.App
+	From, To     string
+	TZ           string
+	RangeError   *rangeError // the range asked for, refused; the page shows the default
+	Presets      []preset
+	Daily        *DailyReport
+	DailyRows    []dailyRow // newest first, runs of empty days folded
+	Chart        chart
+	Breakdown    *BreakdownReport
+	Filters      []filterChip
+	ByOptions    []byOption
+	Hidden       []hiddenField             // the breakdown form's other parameters
+	RangeKeep    []hiddenField             // the range form's other parameters: filters, breakdown
+	DailyCSV     string                    // the daily table as CSV
+	BreakdownCSV string                    // the breakdown table as CSV
+	Sorts        map[string]string         // the breakdown sorted by each measure
+	Drill        func(value string) string // the page filtered by a breakdown value
+	SDK          sdkInfo
 	// NoTraffic is set when the app has no hits, installs or events in
 	// the range: the page shows how to get some.
 	NoTraffic bool
@@ -289,6 +291,14 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	data.Sorts = sortLinks(path, self)
+	csvQuery := cloneValues(self)
+	csvQuery.Set("by", tapline.ByDay)
+	data.DailyCSV = "/api/v1" + path + "/breakdown.csv?" + csvQuery.Encode()
+	csvQuery.Set("by", bq.By)
+	if bq.Sort != "" {
+		csvQuery.Set("sort", bq.Sort)
+	}
+	data.BreakdownCSV = "/api/v1" + path + "/breakdown.csv?" + csvQuery.Encode()
 	data.Drill = func(value string) string {
 		q := cloneValues(self)
 		q.Set(bq.By, value)
