@@ -73,6 +73,17 @@ func (d *Dashboard) apiDaily(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, err)
 		return
 	}
+	switch c := r.URL.Query().Get("compare"); c {
+	case "":
+	case "previous":
+		if err := d.withPrevious(r.Context(), rep, dr); err != nil {
+			d.writeJSONError(w, r, err)
+			return
+		}
+	default:
+		d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "compare: %q; want previous", c))
+		return
+	}
 	d.writeJSON(w, http.StatusOK, rep)
 }
 

@@ -110,6 +110,14 @@ func TestBreakdownAPI(t *testing.T) {
 	if got := rows(get("by=day")); got != "2026-03-10:200/18/2" {
 		t.Errorf("by day: %s", got)
 	}
+	// The daily API compares with the period before on request.
+	res0 := e.get(c, "/api/v1/apps/"+strconv.FormatInt(app.ID, 10)+"/daily?from=2026-03-10&to=2026-03-11&compare=previous")
+	var cmpd dashboard.DailyReport
+	if err := json.Unmarshal([]byte(res0.Body), &cmpd); err != nil || cmpd.Previous == nil || cmpd.Previous.From != "2026-03-08" || cmpd.Previous.To != "2026-03-09" {
+		t.Errorf("daily with compare=previous: %+v (%v)", cmpd.Previous, err)
+	}
+	wantJSONError(t, "compare=last-year", e.get(c, "/api/v1/apps/"+strconv.FormatInt(app.ID, 10)+"/daily?compare=last-year"),
+		http.StatusBadRequest, "invalid", `compare: "last-year"; want previous`)
 	// The daily API takes the same filters.
 	res := e.get(c, "/api/v1/apps/"+strconv.FormatInt(app.ID, 10)+"/daily?from=2026-03-10&to=2026-03-10&campaign=spring")
 	var daily dashboard.DailyReport
@@ -138,7 +146,14 @@ func TestBreakdownPage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	app := e.app(e.account("acme"), "Acme")
-	seedCampaigns(t, e, app)
+	spring := seedCampaigns(t, e, app)
+	// The day before: 160 hits from facebook, for the comparison.
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", map[tapline.FactKey]tapline.FactValue{
+		{Table: tapline.FactHits, Hour: time.Date(2026, 3, 9, 8, 0, 0, 0, time.UTC).Unix(), AppID: app.ID, LinkID: spring.ID,
+			Platform: tapline.PlatformIOS, Source: "facebook"}: {Count: 160},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
 	c := e.loggedIn("acme")
 	page := "/apps/" + strconv.FormatInt(app.ID, 10)
 
@@ -148,6 +163,10 @@ func TestBreakdownPage(t *testing.T) {
 	for _, want := range []string{
 		`<span class="chip">Source: facebook <a href="` + page + `?by=campaign&amp;from=2026-03-10&amp;to=2026-03-10"`,
 		`id="total-hits">140<`, `id="total-installs">10<`, `id="total-events">2<`, `id="total-revenue">9.98 USD<`,
+		// Against the day before, with the same filter: 140 hits after 160, installs from none.
+		`id="total-hits">140</span><span class="change down" title="previous period: 160">−12.5%</span>`,
+		`id="total-installs">10</span><span class="change up" title="previous period: 0">new</span>`,
+		"Changes against 2026-03-09 to 2026-03-09, as many days right before.",
 		// spring drills down to its ad groups, keeping the source filter.
 		`<a href="` + page + `?by=adgroup&amp;campaign=spring&amp;from=2026-03-10&amp;source=facebook&amp;to=2026-03-10">spring</a>`,
 		`<option value="campaign" selected>Campaign</option>`,

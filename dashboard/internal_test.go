@@ -255,3 +255,26 @@ func TestDailyRows(t *testing.T) {
 		t.Errorf("rows %v\nwant %v", got, want)
 	}
 }
+
+// TestPeriodChange checks the tiles' comparison with the previous period.
+func TestPeriodChange(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		got  periodChange
+		text string
+		cls  string
+	}{
+		{changeOf(150, 100), "+50.0%", "up"},
+		{changeOf(87, 100), "−13.0%", "down"},
+		{changeOf(5, 0), "new", "up"},
+		{changeOf(0, 0), "±0%", "flat"},
+		{changeOf(0, 7), "−100.0%", "down"},
+		{pointsChange(0.05, 0.03, 10, 10), "+2.0 pp", "up"},
+		{pointsChange(0.0301, 0.0302, 10, 10), "±0 pp", "flat"},
+		{pointsChange(0.05, 0, 10, 0), "", ""},
+	} {
+		if tc.got.Text != tc.text || tc.got.Class != tc.cls {
+			t.Errorf("got %q %q, want %q %q", tc.got.Text, tc.got.Class, tc.text, tc.cls)
+		}
+	}
+}

@@ -38,6 +38,8 @@ var pages = func() map[string]*template.Template {
 		"title":    titleCase,
 		"inc":      func(i int) int { return i + 1 },
 		"lower":    strings.ToLower,
+		"change":   changeOf,
+		"ppchange": pointsChange,
 		"join":     strings.Join,
 		"row":      breakdownRow,
 		"tab":      func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
@@ -49,6 +51,55 @@ var pages = func() map[string]*template.Template {
 	}
 	return m
 }()
+
+// periodChange is how a tile's number moved since the previous period.
+type periodChange struct {
+	Text  string // "+12.5%", "−3.0%", "new", "±0%"
+	Class string // up, down or flat
+	Title string // what it compares with
+}
+
+// changeOf compares a count with the previous period's.
+func changeOf(cur, prev int64) periodChange {
+	c := periodChange{Title: fmt.Sprintf("previous period: %s", formatCount(prev))}
+	switch {
+	case cur == prev:
+		c.Text, c.Class = "±0%", "flat"
+	case prev == 0:
+		c.Text, c.Class = "new", "up"
+	default:
+		pct := float64(cur-prev) / float64(prev) * 100
+		c.Text, c.Class = signed(pct, 1)+"%", "up"
+		if pct < 0 {
+			c.Class = "down"
+		}
+	}
+	return c
+}
+
+// pointsChange compares a rate with the previous period's, in
+// percentage points; nothing when either has no base.
+func pointsChange(cur, prev float64, curBase, prevBase int64) periodChange {
+	if curBase == 0 || prevBase == 0 {
+		return periodChange{}
+	}
+	c := periodChange{Title: "previous period: " + formatPercent(prev), Class: "flat", Text: "±0 pp"}
+	if d := (cur - prev) * 100; math.Abs(d) >= 0.05 {
+		c.Text, c.Class = signed(d, 1)+" pp", "up"
+		if d < 0 {
+			c.Class = "down"
+		}
+	}
+	return c
+}
+
+// signed writes x with its sign, a minus sign for negatives.
+func signed(x float64, prec int) string {
+	if x < 0 {
+		return "−" + strconv.FormatFloat(-x, 'f', prec, 64)
+	}
+	return "+" + strconv.FormatFloat(x, 'f', prec, 64)
+}
 
 // breakdownRowData feeds one row of the breakdown table.
 type breakdownRowData struct {
@@ -253,6 +304,10 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 	}
 	daily, err := d.dailyReport(ctx, app.ID, dr, bq.Filters)
 	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	if err := d.withPrevious(ctx, daily, dr); err != nil {
 		d.writeError(w, r, err)
 		return
 	}

@@ -44,6 +44,36 @@ type DailyReport struct {
 	Missing []string             `json:"missing"` // measures the filters leave out (see BreakdownReport)
 	Days    []tapline.DailyStats `json:"days"`
 	Totals  Totals               `json:"totals"`
+	// Previous are the totals of as many days right before From, with
+	// the same filters (with ?compare=previous; the app page always).
+	Previous *PreviousPeriod `json:"previous,omitempty"`
+}
+
+// PreviousPeriod is the period a report compares with.
+type PreviousPeriod struct {
+	From   string `json:"from"`
+	To     string `json:"to"` // inclusive
+	Totals Totals `json:"totals"`
+}
+
+// previousRange is the range of as many days as dr right before it.
+func previousRange(dr dayRange) dayRange {
+	n := daysBetween(dr.From, dr.To) + 1
+	prev := dr
+	prev.To = dr.From.AddDate(0, 0, -1)
+	prev.From = dr.From.AddDate(0, 0, -n)
+	return prev
+}
+
+// withPrevious adds the previous period's totals to rep.
+func (d *Dashboard) withPrevious(ctx context.Context, rep *DailyReport, dr dayRange) error {
+	prev := previousRange(dr)
+	p, err := d.dailyReport(ctx, rep.AppID, prev, rep.Filters)
+	if err != nil {
+		return err
+	}
+	rep.Previous = &PreviousPeriod{From: p.From, To: p.To, Totals: p.Totals}
+	return nil
 }
 
 // Has reports whether the report counts measure.
