@@ -80,8 +80,25 @@ type Link struct {
 	AndroidURL string `json:"android_url,omitempty"`
 	WebURL     string `json:"web_url,omitempty"`
 
+	// Params are query parameters every tap on the link carries, as if
+	// its URL had them (utm_source=…): the tap's own win.
+	Params map[string]string `json:"params,omitempty"`
+	// DeepLink is where in the app the link leads (a path or URL the app
+	// understands), kept for deferred deep links.
+	DeepLink string `json:"deep_link,omitempty"`
+	// ArchivedAt is when the link was archived: off the lists, its taps
+	// still redirected and counted (ads may still carry it); nil when not.
+	ArchivedAt *time.Time `json:"archived_at,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// Bounds of a link's Params.
+const (
+	MaxLinkParams     = 20
+	MaxLinkParamKey   = 64
+	MaxLinkParamValue = 256
+)
 
 // Destination returns the URL a visitor on platform p is sent to: the link's
 // own, else the app's, else the web fallback.
@@ -127,6 +144,12 @@ type AccountService interface {
 	UpdateApp(ctx context.Context, a *App) error
 
 	CreateLink(ctx context.Context, l *Link) error
+	// UpdateLink stores l's name, destinations, Params, DeepLink and
+	// ArchivedAt (nil unarchives); the slug and app stay: ads carry the
+	// URL.
+	UpdateLink(ctx context.Context, l *Link) error
+	// Link returns the link with id, or ENOTFOUND.
+	Link(ctx context.Context, id int64) (*Link, error)
 	LinkBySlug(ctx context.Context, slug string) (*Link, error)
 	LinksByApp(ctx context.Context, appID int64) ([]*Link, error)
 }

@@ -738,3 +738,25 @@ func TestRedirectKeepsAdIDPastTheParamCap(t *testing.T) {
 		t.Fatalf("kept %d params (p00=%q, p60=%q); want the first 50 by name after the ad id", len(h.Params), h.Params["p00"], h.Params["p60"])
 	}
 }
+
+// TestRedirectAddsTheLinksParams checks that a tap carries its link's
+// parameters where its URL has none of the name, and that an archived
+// link still redirects and records its taps (ads may still carry it).
+func TestRedirectAddsTheLinksParams(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	archived := time.Now()
+	link := &tapline.Link{AppID: e.app.ID, Slug: "spring", Params: map[string]string{"utm_source": "facebook", "utm_campaign": "spring"},
+		ArchivedAt: &archived}
+	if err := e.accounts.CreateLink(context.Background(), link); err != nil {
+		t.Fatal(err)
+	}
+	rec := e.do(httptest.NewRequest(http.MethodGet, "/l/spring?utm_campaign=spring-b&ad=7", nil), "192.0.2.1:1")
+	if rec.Code != http.StatusFound {
+		t.Fatalf("status = %d, want 302 (an archived link still redirects)", rec.Code)
+	}
+	h := hits(t, e.bus, 1)[0]
+	if h.LinkID != link.ID || h.Params["utm_source"] != "facebook" || h.Params["utm_campaign"] != "spring-b" || h.Params["ad"] != "7" {
+		t.Fatalf("hit of link %d with params %v: want the link's utm_source, the tap's utm_campaign and ad", h.LinkID, h.Params)
+	}
+}

@@ -314,18 +314,10 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 	return nil
 }
 
-// CreateLink validates l and inserts it, filling in ID and CreatedAt; an
-// empty Name becomes the slug. An unknown app is ENOTFOUND, a taken slug
-// ECONFLICT.
-func (s *AccountService) CreateLink(ctx context.Context, l *tapline.Link) error {
-	l.Slug = strings.TrimSpace(l.Slug)
+// validateLink checks and tidies what a link's owner sets: name (the slug
+// when empty), destinations, parameters and deep link.
+func validateLink(l *tapline.Link) error {
 	l.Name = strings.TrimSpace(l.Name)
-	if l.AppID <= 0 {
-		return tapline.Errorf(tapline.EINVALID, "app_id: required")
-	}
-	if !linkSlugRE.MatchString(l.Slug) {
-		return tapline.Errorf(tapline.EINVALID, "slug: must be 1 to 64 letters, digits, '-' or '_'")
-	}
 	if l.Name == "" {
 		l.Name = l.Slug
 	}
@@ -339,10 +331,45 @@ func (s *AccountService) CreateLink(ctx context.Context, l *tapline.Link) error 
 			return err
 		}
 	}
+	if len(l.Params) > tapline.MaxLinkParams {
+		return tapline.Errorf(tapline.EINVALID, "params: at most %d, not %d", tapline.MaxLinkParams, len(l.Params))
+	}
+	for k, v := range l.Params {
+		if k == "" || len(k) > tapline.MaxLinkParamKey || !storable(k) || strings.ContainsAny(k, "&=#? ") {
+			return tapline.Errorf(tapline.EINVALID, "params: %q is not a parameter name (1 to %d characters, no spaces, &, =, # or ?)", k, tapline.MaxLinkParamKey)
+		}
+		if len(v) > tapline.MaxLinkParamValue || !storable(v) {
+			return tapline.Errorf(tapline.EINVALID, "params: the value of %s must be at most %d characters of valid UTF-8", k, tapline.MaxLinkParamValue)
+		}
+	}
+	if len(l.Params) == 0 {
+		l.Params = nil
+	}
+	l.DeepLink = strings.TrimSpace(l.DeepLink)
+	if len(l.DeepLink) > maxURLLength || !storable(l.DeepLink) || strings.ContainsAny(l.DeepLink, " \t\r\n") {
+		return tapline.Errorf(tapline.EINVALID, "deep_link: at most %d characters, without spaces", maxURLLength)
+	}
+	return nil
+}
+
+// CreateLink validates l and inserts it, filling in ID and CreatedAt; an
+// empty Name becomes the slug. An unknown app is ENOTFOUND, a taken slug
+// ECONFLICT.
+func (s *AccountService) CreateLink(ctx context.Context, l *tapline.Link) error {
+	l.Slug = strings.TrimSpace(l.Slug)
+	if l.AppID <= 0 {
+		return tapline.Errorf(tapline.EINVALID, "app_id: required")
+	}
+	if !linkSlugRE.MatchString(l.Slug) {
+		return tapline.Errorf(tapline.EINVALID, "slug: must be 1 to 64 letters, digits, '-' or '_'")
+	}
+	if err := validateLink(l); err != nil {
+		return err
+	}
 	err := s.db.pool.QueryRow(ctx, `
-		INSERT INTO links (app_id, slug, name, ios_url, android_url, web_url)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`,
-		l.AppID, l.Slug, l.Name, l.IOSURL, l.AndroidURL, l.WebURL).Scan(&l.ID, &l.CreatedAt)
+		INSERT INTO links (app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at`,
+		l.AppID, l.Slug, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt).Scan(&l.ID, &l.CreatedAt)
 	switch pgCode(err) {
 	case codeUniqueViolation:
 		return tapline.Errorf(tapline.ECONFLICT, "A link with this slug exists already.")
@@ -355,14 +382,56 @@ func (s *AccountService) CreateLink(ctx context.Context, l *tapline.Link) error 
 	return nil
 }
 
+// linkParams is what the params column stores: never NULL.
+func linkParams(p map[string]string) map[string]string {
+	if p == nil {
+		return map[string]string{}
+	}
+	return p
+}
+
+// UpdateLink stores l's settings (see tapline.AccountService); an unknown
+// link is ENOTFOUND. l is filled in from the stored row.
+func (s *AccountService) UpdateLink(ctx context.Context, l *tapline.Link) error {
+	if err := validateLink(l); err != nil {
+		return err
+	}
+	updated, err := scanLink(s.db.pool.QueryRow(ctx, `
+		UPDATE links SET name = $2, ios_url = $3, android_url = $4, web_url = $5, params = $6, deep_link = $7, archived_at = $8
+		WHERE id = $1 RETURNING `+linkColumns,
+		l.ID, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tapline.Errorf(tapline.ENOTFOUND, "Link not found.")
+	}
+	if err != nil {
+		return fmt.Errorf("update link: %w", translate(err))
+	}
+	*l = *updated
+	return nil
+}
+
+// Link returns the link with id, or ENOTFOUND.
+func (s *AccountService) Link(ctx context.Context, id int64) (*tapline.Link, error) {
+	l, err := scanLink(s.db.pool.QueryRow(ctx, `SELECT `+linkColumns+` FROM links WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Link not found.")
+	} else if err != nil {
+		return nil, fmt.Errorf("get link: %w", translate(err))
+	}
+	return l, nil
+}
+
 // linkColumns lists the columns scanLink reads, in order.
-const linkColumns = `id, app_id, slug, name, ios_url, android_url, web_url, created_at`
+const linkColumns = `id, app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, created_at`
 
 func scanLink(row pgx.Row) (*tapline.Link, error) {
 	var l tapline.Link
-	err := row.Scan(&l.ID, &l.AppID, &l.Slug, &l.Name, &l.IOSURL, &l.AndroidURL, &l.WebURL, &l.CreatedAt)
+	err := row.Scan(&l.ID, &l.AppID, &l.Slug, &l.Name, &l.IOSURL, &l.AndroidURL, &l.WebURL, &l.Params, &l.DeepLink, &l.ArchivedAt, &l.CreatedAt)
 	if err != nil {
 		return nil, err
+	}
+	if len(l.Params) == 0 {
+		l.Params = nil
 	}
 	return &l, nil
 }

@@ -344,6 +344,9 @@ func TestLinks(t *testing.T) {
 		{"empty slug", tapline.Link{AppID: app.ID}, tapline.EINVALID, "slug"},
 		{"slug with slash", tapline.Link{AppID: app.ID, Slug: "a/b"}, tapline.EINVALID, "slug"},
 		{"bad url", tapline.Link{AppID: app.ID, Slug: "c", WebURL: "data:text/html,x"}, tapline.EINVALID, "web_url"},
+		{"param name with =", tapline.Link{AppID: app.ID, Slug: "c", Params: map[string]string{"a=b": "x"}}, tapline.EINVALID, "params"},
+		{"long param value", tapline.Link{AppID: app.ID, Slug: "c", Params: map[string]string{"utm_source": strings.Repeat("x", 257)}}, tapline.EINVALID, "params"},
+		{"deep link with a space", tapline.Link{AppID: app.ID, Slug: "c", DeepLink: "app://a b"}, tapline.EINVALID, "deep_link"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			link := tc.link
@@ -402,4 +405,39 @@ func TestLookupsRefuseUnstorableInput(t *testing.T) {
 		err = s.CreateLink(ctx, &tapline.Link{AppID: app.ID, Slug: "nul-link", Name: "Link " + bad})
 		wantCode(t, "CreateLink name "+strconv.Quote(bad), err, tapline.EINVALID)
 	}
+}
+
+// TestUpdateLink edits a link's settings, archives and unarchives it, and
+// checks what it refuses; the slug stays.
+func TestUpdateLink(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newService(t)
+	app := newApp(t, s, newAccount(t, s, "acme").ID, "Game")
+	l := &tapline.Link{AppID: app.ID, Slug: "spring", Params: map[string]string{"utm_source": "facebook"}, DeepLink: "game://offers/spring"}
+	if err := s.CreateLink(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Link(ctx, l.ID)
+	if err != nil || got.Params["utm_source"] != "facebook" || got.DeepLink != "game://offers/spring" || got.ArchivedAt != nil {
+		t.Fatalf("Link = %+v, %v", got, err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	got.Name, got.WebURL, got.Params, got.ArchivedAt, got.Slug = "Spring 2", "https://acme.example/spring", map[string]string{"utm_campaign": "spring"}, &now, "changed"
+	if err := s.UpdateLink(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.LinkBySlug(ctx, "spring")
+	if err != nil || again.Name != "Spring 2" || again.WebURL != "https://acme.example/spring" || len(again.Params) != 1 ||
+		again.Params["utm_campaign"] != "spring" || again.ArchivedAt == nil || !again.ArchivedAt.Equal(now) {
+		t.Fatalf("after the update: %+v, %v (the slug must stay spring)", again, err)
+	}
+	again.ArchivedAt, again.Params = nil, nil
+	if err := s.UpdateLink(ctx, again); err != nil || again.ArchivedAt != nil || again.Params != nil {
+		t.Fatalf("unarchive: %+v, %v", again, err)
+	}
+	_, err = s.Link(ctx, 999999)
+	wantCode(t, "Link(unknown)", err, tapline.ENOTFOUND)
+	wantCode(t, "UpdateLink(unknown)", s.UpdateLink(ctx, &tapline.Link{ID: 999999, Name: "x"}), tapline.ENOTFOUND)
+	wantCode(t, "UpdateLink(bad url)", s.UpdateLink(ctx, &tapline.Link{ID: l.ID, Name: "x", IOSURL: "data:text/html,x"}), tapline.EINVALID)
 }

@@ -1,0 +1,1 @@
+ALTER TABLE links DROP COLUMN params, DROP COLUMN deep_link, DROP COLUMN archived_at;
