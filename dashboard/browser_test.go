@@ -403,3 +403,54 @@ func TestAppPageBrowser(t *testing.T) {
 		t.Errorf("the folded row says %q", got)
 	}
 }
+
+// TestLinkBrowser makes a link through the form in headless Chromium and
+// looks at its page at a phone's width: the QR code drawn, nothing wider
+// than the window.
+func TestLinkBrowser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme Shop")
+	b := newBrowser(t, e)
+	links := e.srv.URL + "/apps/" + strconv.FormatInt(app.ID, 10) + "/links"
+	b.do("log in",
+		chromedp.Navigate(links),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "acme@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
+		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
+		chromedp.WaitVisible(chromedp.ID("new-link")),
+	)
+	b.do("new link",
+		chromedp.Click(chromedp.ID("new-link")),
+		chromedp.WaitVisible(chromedp.ID("f-slug")),
+		chromedp.SendKeys(chromedp.ID("f-slug"), "spring-fb"),
+		chromedp.SendKeys(chromedp.ID("f-name"), "Spring on Facebook"),
+		chromedp.SendKeys(chromedp.ID("f-params"), "utm_source=facebook\nutm_campaign=spring"),
+		chromedp.Click(chromedp.ID("save-link")),
+		chromedp.WaitVisible(chromedp.ID("tracking-url")),
+	)
+	if got := b.text("#tracking-url"); got != collectorURL+"/l/spring-fb" {
+		t.Errorf("tracking URL %q", got)
+	}
+	if got := b.text("#saved"); !strings.HasPrefix(got, "Link created.") {
+		t.Errorf("banner %q", got)
+	}
+	if w := eval[float64](b, `document.querySelector('svg.qr').getBoundingClientRect().width`); w < 100 {
+		t.Errorf("the QR code is %.0f px wide", w)
+	}
+	b.screenshot("link")
+	b.do("phone width", chromedp.EmulateViewport(390, 900), chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("tracking-url")))
+	if over := eval[float64](b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+		b.screenshot("link-390")
+		t.Errorf("390 px: the link page is %.0f px wider than the window", over)
+	}
+	b.do("the list", chromedp.Navigate(links), chromedp.WaitVisible(chromedp.ID("links")))
+	if over := eval[float64](b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+		b.screenshot("links-390")
+		t.Errorf("390 px: the links list is %.0f px wider than the window", over)
+	}
+	if got := b.text("#links tbody tr td"); !strings.HasPrefix(got, "Spring on Facebook") {
+		t.Errorf("the list's first link is %q", got)
+	}
+}

@@ -156,6 +156,7 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Get("/apps", d.appsPage)
 			r.Get("/apps/{id}", d.appPage)
 			r.Mount("/apps/{id}/funnels", d.funnelPages())
+			r.Mount("/apps/{id}/links", d.linkPages())
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

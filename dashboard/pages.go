@@ -42,10 +42,11 @@ var pages = func() map[string]*template.Template {
 		"ppchange": pointsChange,
 		"join":     strings.Join,
 		"row":      breakdownRow,
+		"linkform": func(app *tapline.App, f linkForm, isNew bool) linkFormView { return linkFormView{App: app, Form: f, New: isNew} },
 		"tab":      func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
 	}
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit"} {
+	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new"} {
 		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -101,6 +102,13 @@ func signed(x float64, prec int) string {
 	return "+" + strconv.FormatFloat(x, 'f', prec, 64)
 }
 
+// linkFormView feeds the link form partial.
+type linkFormView struct {
+	App  *tapline.App
+	Form linkForm
+	New  bool
+}
+
 // breakdownRowData feeds one row of the breakdown table.
 type breakdownRowData struct {
 	Page  appData
@@ -154,6 +162,12 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		if v.Funnel != nil {
 			pd.Title = "Edit " + v.Funnel.Name + " · " + v.App.Name
 		}
+	case linksData:
+		pd.Title = "Links · " + v.App.Name
+	case linkFormData:
+		pd.Title = "New link · " + v.App.Name
+	case linkData:
+		pd.Title = v.Link.Name + " · " + v.App.Name
 	case errorData:
 		pd.Title = http.StatusText(v.Status)
 	}

@@ -1,0 +1,158 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"tapline/dashboard"
+)
+
+// postForm posts a form from this site's origin.
+func (e *env) postForm(c *http.Client, path string, form url.Values) response {
+	e.t.Helper()
+	return e.do(c, http.MethodPost, path, strings.NewReader(form.Encode()), map[string]string{
+		"Content-Type": "application/x-www-form-urlencoded",
+		"Origin":       e.srv.URL,
+	})
+}
+
+// TestLinkPages creates, edits, archives and restores a link through the
+// pages' forms, with the QR code and the refusals shown on the form.
+func TestLinkPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	c := e.loggedIn("acme")
+	links := "/apps/" + strconv.FormatInt(app.ID, 10) + "/links"
+
+	res := e.get(c, links)
+	wantStatus(t, "links", res, http.StatusOK)
+	if !strings.Contains(res.Body, "No tracking links yet.") || !strings.Contains(res.Body, `href="`+links+`/new"`) {
+		t.Error("the empty list does not offer to create a link")
+	}
+	wantStatus(t, "new link page", e.get(c, links+"/new"), http.StatusOK)
+
+	form := url.Values{"slug": {"spring-fb"}, "name": {"Spring on Facebook"}, "params": {"utm_source=facebook\r\n\r\nutm_campaign = spring"},
+		"deep_link": {"acme://offers/spring"}, "web_url": {"https://acme.example/spring"}}
+	res = e.postForm(c, links, form)
+	wantStatus(t, "create", res, http.StatusSeeOther)
+	loc := res.Header.Get("Location")
+	if !strings.HasPrefix(loc, links+"/") || !strings.HasSuffix(loc, "?saved=created") {
+		t.Fatalf("created link at %q", loc)
+	}
+	page := strings.TrimSuffix(loc, "?saved=created")
+	res = e.get(c, loc)
+	wantStatus(t, "link page", res, http.StatusOK)
+	for _, want := range []string{"Link created.", `id="tracking-url">` + collectorURL + "/l/spring-fb<", `<svg class="qr"`,
+		"utm_campaign=spring\nutm_source=facebook</textarea>", `value="acme://offers/spring"`, "Last 30 days by source",
+		`href="/apps/` + strconv.FormatInt(app.ID, 10) + `?by=source&amp;from=`} {
+		if !strings.Contains(res.Body, want) {
+			t.Errorf("link page lacks %q", want)
+		}
+	}
+	// The QR code as a PNG to download.
+	res = e.get(c, page+"/qr.png")
+	wantStatus(t, "qr png", res, http.StatusOK)
+	if img, err := png.Decode(bytes.NewReader([]byte(res.Body))); err != nil || img.Bounds().Dx() != 512 {
+		t.Errorf("qr.png: %v, %v; want a 512 px PNG", err, err)
+	}
+
+	// Refusals on the form, with what was typed kept.
+	res = e.postForm(c, links, url.Values{"slug": {"spring-fb"}})
+	wantStatus(t, "taken slug", res, http.StatusBadRequest)
+	if !strings.Contains(res.Body, `id="form-error"`) || !strings.Contains(res.Body, "A link with this slug exists already.") {
+		t.Errorf("a taken slug is not explained on the form")
+	}
+	res = e.postForm(c, page, url.Values{"name": {"Renamed"}, "ios_url": {"data:text/html,x"}, "params": {"utm_source"}})
+	wantStatus(t, "bad params", res, http.StatusBadRequest)
+	if !strings.Contains(res.Body, `params: entry 1, &#34;utm_source&#34;, is not name=value`) || !strings.Contains(res.Body, `value="Renamed"`) {
+		t.Errorf("bad params are not explained, or the typed name is lost")
+	}
+	res = e.postForm(c, page, url.Values{"name": {"Renamed"}, "ios_url": {"data:text/html,x"}})
+	wantStatus(t, "bad url", res, http.StatusBadRequest)
+	if !strings.Contains(res.Body, "ios_url:") {
+		t.Errorf("a bad destination is not explained")
+	}
+
+	// Edit, archive, restore.
+	res = e.postForm(c, page, url.Values{"name": {"Spring FB"}, "params": {"utm_source=fb"}, "slug": {"ignored"}})
+	wantStatus(t, "edit", res, http.StatusSeeOther)
+	res = e.get(c, page)
+	if !strings.Contains(res.Body, "<h1>Spring FB") || !strings.Contains(res.Body, ">utm_source=fb</textarea>") || !strings.Contains(res.Body, "/l/spring-fb<") {
+		t.Errorf("the edit did not land, or the slug changed")
+	}
+	wantStatus(t, "archive", e.postForm(c, page+"/archive", url.Values{"archive": {"1"}}), http.StatusSeeOther)
+	res = e.get(c, links)
+	if strings.Contains(res.Body, "Spring FB") || !strings.Contains(res.Body, "Archived (1)") {
+		t.Errorf("an archived link is still listed")
+	}
+	if res = e.get(c, links+"?archived=1"); !strings.Contains(res.Body, "Spring FB") {
+		t.Errorf("the archived list lacks the link")
+	}
+	wantStatus(t, "restore", e.postForm(c, page+"/archive", url.Values{"archive": {"0"}}), http.StatusSeeOther)
+	if res = e.get(c, links); !strings.Contains(res.Body, "Spring FB") {
+		t.Errorf("a restored link is not listed")
+	}
+
+	// Another account sees none of it.
+	other := e.loggedIn(e.account("other").Name)
+	for _, path := range []string{links, links + "/new", page, page + "/qr.png"} {
+		wantStatus(t, "other account: "+path, e.get(other, path), http.StatusNotFound)
+	}
+	wantStatus(t, "other account edits", e.postForm(other, page, url.Values{"name": {"x"}}), http.StatusNotFound)
+	// A link is not found under another app of the same account.
+	acme, err := e.accounts.AccountByName(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app2 := e.app(acme, "Other")
+	wantStatus(t, "under another app", e.get(c, "/apps/"+strconv.FormatInt(app2.ID, 10)+"/links/"+page[strings.LastIndex(page, "/")+1:]), http.StatusNotFound)
+	// A form from another site is refused.
+	res = e.do(c, http.MethodPost, page, strings.NewReader("name=x"), map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": "https://evil.example"})
+	if res.Status != http.StatusForbidden {
+		t.Errorf("cross-site form: status %d, want 403", res.Status)
+	}
+}
+
+// TestLinkAPI creates and edits a link through the JSON API.
+func TestLinkAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	c := e.loggedIn("acme")
+	api := "/api/v1/apps/" + strconv.FormatInt(app.ID, 10) + "/links"
+	send := func(method, path, body string) response {
+		return e.do(c, method, path, strings.NewReader(body), map[string]string{"Content-Type": "application/json", "Origin": e.srv.URL})
+	}
+	res := send(http.MethodPost, api, `{"slug":"spring","name":"Spring","params":{"utm_source":"facebook"},"deep_link":"acme://spring"}`)
+	wantStatus(t, "create", res, http.StatusCreated)
+	var l dashboard.LinkView
+	if err := json.Unmarshal([]byte(res.Body), &l); err != nil || l.Link == nil || l.Params["utm_source"] != "facebook" || l.TrackingURL != collectorURL+"/l/spring" {
+		t.Fatalf("created %s (%v)", res.Body, err)
+	}
+	path := api + "/" + strconv.FormatInt(l.ID, 10)
+	res = send(http.MethodPatch, path, `{"archived":true,"web_url":"https://acme.example/"}`)
+	wantStatus(t, "archive", res, http.StatusOK)
+	if err := json.Unmarshal([]byte(e.get(c, path).Body), &l); err != nil || l.ArchivedAt == nil || l.WebURL != "https://acme.example/" || l.Name != "Spring" || l.DeepLink != "acme://spring" {
+		t.Fatalf("after the patch: %+v (%v)", l.Link, err)
+	}
+	for _, tc := range []struct{ method, path, body, msg string }{
+		{http.MethodPatch, path, `{"slug":"fall"}`, "slug: a link's slug cannot change"},
+		{http.MethodPatch, path, `{"colour":"red"}`, "unknown field"},
+		{http.MethodPost, api, `{"slug":"x","params":{"a=b":"c"}}`, "params:"},
+		{http.MethodPost, api, `{"slug":"spring"}`, "exists already"},
+	} {
+		res := send(tc.method, tc.path, tc.body)
+		if res.Status != http.StatusBadRequest && res.Status != http.StatusConflict || !strings.Contains(res.Body, tc.msg) {
+			t.Errorf("%s %s: %d %s, want a 400 or 409 mentioning %q", tc.method, tc.body, res.Status, res.Body, tc.msg)
+		}
+	}
+	other := e.loggedIn(e.account("other").Name)
+	wantJSONError(t, "other account", e.get(other, path), http.StatusNotFound, "not_found", "not found")
+}
