@@ -42,8 +42,10 @@ var pages = func() map[string]*template.Template {
 		"ppchange": pointsChange,
 		"join":     strings.Join,
 		"row":      breakdownRow,
-		"linkform": func(app *tapline.App, f linkForm, isNew bool) linkFormView { return linkFormView{App: app, Form: f, New: isNew} },
-		"tab":      func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
+		"linkform": func(app *tapline.App, f linkForm, isNew bool) linkFormView {
+			return linkFormView{App: app, Form: f, New: isNew}
+		},
+		"tab": func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
 	}
 	m := map[string]*template.Template{}
 	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new"} {
