@@ -31,6 +31,7 @@ func (d *Dashboard) adminRouter() chi.Router {
 	r.Get("/accounts/{name}", d.adminAccount)
 	r.Post("/accounts/{name}/apps", d.adminCreateApp)
 	r.Get("/accounts/{name}/apps", d.adminApps)
+	r.Patch("/apps/{id}", d.adminUpdateApp)
 	r.Post("/apps/{id}/links", d.adminCreateLink)
 	r.Get("/apps/{id}/links", d.adminLinks)
 	r.Post("/apps/{id}/funnels", d.adminCreateFunnel)

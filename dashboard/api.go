@@ -18,6 +18,7 @@ func (d *Dashboard) apiRouter() chi.Router {
 	r := chi.NewRouter()
 	r.Use(d.checkAPIOrigin, d.requireAPIAuth)
 	r.Get("/apps", d.apiApps)
+	r.Patch("/apps/{id}", d.apiUpdateApp)
 	r.Get("/apps/{id}/daily", d.apiDaily)
 	r.Get("/apps/{id}/links", d.apiLinks)
 	r.Post("/apps/{id}/links", d.apiCreateLink)

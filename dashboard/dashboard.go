@@ -157,6 +157,8 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Get("/apps/{id}", d.appPage)
 			r.Mount("/apps/{id}/funnels", d.funnelPages())
 			r.Mount("/apps/{id}/links", d.linkPages())
+			r.Get("/apps/{id}/settings", d.settingsPage)
+			r.Post("/apps/{id}/settings", d.saveSettings)
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

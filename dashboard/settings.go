@@ -1,0 +1,183 @@
+package dashboard
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"tapline"
+)
+
+// appPatch is a change of an app's settings, from a PATCH body or the
+// settings form: absent (nil) fields stay. Windows are durations such as
+// "168h", "90m" or "7d".
+type appPatch struct {
+	Name              *string `json:"name"`
+	IOSURL            *string `json:"ios_url"`
+	AndroidURL        *string `json:"android_url"`
+	WebURL            *string `json:"web_url"`
+	ClickWindow       *string `json:"click_window"`
+	FingerprintWindow *string `json:"fingerprint_window"`
+	LatenessHorizon   *string `json:"lateness_horizon"`
+	Retention         *string `json:"retention"`
+}
+
+// parseWindow reads a window: a Go duration, or whole days as "7d".
+func parseWindow(field, s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	var err error
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var days int
+		days, err = strconv.Atoi(n)
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d < time.Second {
+		return 0, tapline.Errorf(tapline.EINVALID, "%s: %q is not a duration of a second or more, such as \"7d\", \"24h\" or \"90m\"", field, s)
+	}
+	return d, nil
+}
+
+// apply sets the fields p names on a.
+func (p *appPatch) apply(a *tapline.App) error {
+	for _, f := range []struct {
+		src *string
+		dst *string
+	}{{p.Name, &a.Name}, {p.IOSURL, &a.IOSURL}, {p.AndroidURL, &a.AndroidURL}, {p.WebURL, &a.WebURL}} {
+		if f.src != nil {
+			*f.dst = strings.TrimSpace(*f.src)
+		}
+	}
+	for _, w := range []struct {
+		field string
+		src   *string
+		dst   *time.Duration
+	}{
+		{"click_window", p.ClickWindow, &a.ClickWindow},
+		{"fingerprint_window", p.FingerprintWindow, &a.FingerprintWindow},
+		{"lateness_horizon", p.LatenessHorizon, &a.LatenessHorizon},
+		{"retention", p.Retention, &a.Retention},
+	} {
+		if w.src == nil {
+			continue
+		}
+		d, err := parseWindow(w.field, *w.src)
+		if err != nil {
+			return err
+		}
+		*w.dst = d
+	}
+	return nil
+}
+
+// updateApp applies p to app and stores it.
+func (d *Dashboard) updateApp(r *http.Request, app *tapline.App, p *appPatch) error {
+	if err := p.apply(app); err != nil {
+		return err
+	}
+	return d.Accounts.UpdateApp(r.Context(), app)
+}
+
+// apiUpdateApp answers PATCH /api/v1/apps/{id}.
+func (d *Dashboard) apiUpdateApp(w http.ResponseWriter, r *http.Request) {
+	if app, ok := d.apiApp(w, r); ok {
+		d.patchApp(w, r, app)
+	}
+}
+
+// adminUpdateApp answers PATCH /admin/v1/apps/{id}: any account's app.
+func (d *Dashboard) adminUpdateApp(w http.ResponseWriter, r *http.Request) {
+	id, err := parseID(chi.URLParam(r, "id"), "app")
+	var app *tapline.App
+	if err == nil {
+		app, err = d.Accounts.App(r.Context(), id)
+	}
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	d.patchApp(w, r, app)
+}
+
+// patchApp applies the JSON body's change to app and answers it.
+func (d *Dashboard) patchApp(w http.ResponseWriter, r *http.Request, app *tapline.App) {
+	var p appPatch
+	if !d.decodeJSON(w, r, &p) {
+		return
+	}
+	if err := d.updateApp(r, app, &p); err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	d.writeJSON(w, http.StatusOK, NewAppView(app))
+}
+
+// settingsData feeds the settings page.
+type settingsData struct {
+	App   *tapline.App
+	Form  map[string]string // field values as shown
+	Error string
+	Saved bool
+}
+
+// settingsForm is the form showing app.
+func settingsForm(app *tapline.App) map[string]string {
+	return map[string]string{
+		"name": app.Name, "ios_url": app.IOSURL, "android_url": app.AndroidURL, "web_url": app.WebURL,
+		"click_window": formatDuration(app.ClickWindow), "fingerprint_window": formatDuration(app.FingerprintWindow),
+		"lateness_horizon": formatDuration(app.LatenessHorizon), "retention": formatDuration(app.Retention),
+	}
+}
+
+func (d *Dashboard) settingsPage(w http.ResponseWriter, r *http.Request) {
+	if app, ok := d.pageApp(w, r); ok {
+		d.render(w, r, http.StatusOK, "settings", settingsData{App: app, Form: settingsForm(app), Saved: r.URL.Query().Get("saved") == "1"})
+	}
+}
+
+func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request) {
+	app, ok := d.pageApp(w, r)
+	if !ok {
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
+		return
+	}
+	form := map[string]string{}
+	var p appPatch
+	for name, dst := range map[string]**string{
+		"name": &p.Name, "ios_url": &p.IOSURL, "android_url": &p.AndroidURL, "web_url": &p.WebURL,
+		"click_window": &p.ClickWindow, "fingerprint_window": &p.FingerprintWindow,
+		"lateness_horizon": &p.LatenessHorizon, "retention": &p.Retention,
+	} {
+		if vals, ok := r.PostForm[name]; ok {
+			v := vals[0]
+			form[name], *dst = v, &v
+		}
+	}
+	if err := d.updateApp(r, app, &p); err != nil {
+		if code := tapline.ErrorCode(err); code != tapline.EINVALID && code != tapline.ECONFLICT {
+			d.writeError(w, r, err)
+			return
+		}
+		stored, serr := d.Accounts.App(r.Context(), app.ID)
+		if serr != nil {
+			d.writeError(w, r, serr)
+			return
+		}
+		shown := settingsForm(stored)
+		for k, v := range form {
+			shown[k] = v
+		}
+		d.render(w, r, http.StatusBadRequest, "settings", settingsData{App: stored, Form: shown, Error: tapline.ErrorMessage(err)})
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("/apps/%d/settings?saved=1", app.ID), http.StatusSeeOther)
+}
