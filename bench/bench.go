@@ -57,6 +57,12 @@ type Config struct {
 	// for the smaller backfill of the growth ratio (below 2: none).
 	FunnelRows   int
 	FunnelGrowth int
+	// The dashboard scenario: an app with DashboardLinks links (0: no
+	// scenario) and DashboardDays days of facts; each request is timed
+	// DashboardRequests times.
+	DashboardLinks, DashboardDays, DashboardRequests int
+	// StartDashboard starts "tapline run -target dashboard" on a database.
+	StartDashboard Starter
 	// RunBackfill runs a funnel backfill to its end (DefaultStarters: a
 	// separate process).
 	RunBackfill BackfillRunner
@@ -64,7 +70,7 @@ type Config struct {
 	// profiles to FunnelProfile.<funnel id> (with the funnelbackfill helper).
 	FunnelProfile string
 	// Only names the scenarios to run (main, nginx, tapstream1, growth,
-	// drain, funnel); empty runs them all.
+	// drain, funnel, dashboard); empty runs them all.
 	Only []string
 	// Tweak, when set, adjusts every generated population (the smoke test
 	// makes an easy one).
@@ -82,6 +88,7 @@ func NewConfig() Config {
 		GrowthBase: 2500, Growth: []int{1, 4, 16}, Baseline: []int{1, 4},
 		Drain: 20000, Probes: true, LiveFunnels: 10,
 		FunnelRows: 5_000_000, FunnelGrowth: 4,
+		DashboardLinks: 1000, DashboardDays: 90, DashboardRequests: 200,
 	}
 }
 
@@ -131,6 +138,7 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 		{"growth", "tapline growth", r.growthRun},
 		{"drain", "matcher drain", r.drainRun},
 		{"funnel", "funnel backfill", r.funnelRun},
+		{"dashboard", "dashboard", r.dashboardRun},
 	}
 	for _, s := range steps {
 		if ctx.Err() != nil {
@@ -214,8 +222,10 @@ type appSpec struct {
 }
 
 const (
-	benchAccount = "bench"
-	appName      = "benchapp"
+	benchAccount  = "bench"
+	benchEmail    = "bench@example.com"
+	benchPassword = "bench-password-0123"
+	appName       = "benchapp"
 )
 
 // seed migrates a fresh database and creates the bench account and apps.
@@ -234,8 +244,8 @@ func (r *Runner) seed(ctx context.Context, prefix string, specs ...appSpec) (*se
 		return nil, err
 	}
 	accts := postgres.NewAccountService(db)
-	a := &tapline.Account{Name: benchAccount, Email: "bench@example.com"}
-	if err := accts.CreateAccount(ctx, a, "bench-password-0123"); err != nil {
+	a := &tapline.Account{Name: benchAccount, Email: benchEmail}
+	if err := accts.CreateAccount(ctx, a, benchPassword); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -807,6 +817,15 @@ func DefaultStarters(cfg *Config, binDir string) {
 			filepath.Join(binDir, "tapline"), "run", "-database-url", dbURL, "-data-dir", dataDir,
 			"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn",
 			"-matcher-clock-skew", scaledSkew(cfg.Compression).String())
+	}
+	cfg.StartDashboard = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		return startExec(ctx, "tapline-"+filepath.Base(dataDir), workDir(), "http://"+addr, "/healthz",
+			filepath.Join(binDir, "tapline"), "run", "-target", "dashboard", "-database-url", dbURL, "-data-dir", dataDir,
+			"-dashboard-addr", addr, "-log-level", "warn")
 	}
 	cfg.StartTapstream1 = func(ctx context.Context, dbURL string, links []string, fpWindow time.Duration) (Process, error) {
 		addr, err := freeAddr()

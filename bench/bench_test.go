@@ -27,7 +27,12 @@ import (
 // nodeProc is an in-process all-in-one.
 type nodeProc struct{ n *node.Node }
 
-func (p *nodeProc) URL() string  { return p.n.CollectorURL }
+func (p *nodeProc) URL() string {
+	if p.n.Config.Target == node.TargetDashboard {
+		return p.n.DashboardURL
+	}
+	return p.n.CollectorURL
+}
 func (p *nodeProc) PIDs() []int  { return []int{os.Getpid()} }
 func (p *nodeProc) Stop() error  { return p.n.Close() }
 func (p *nodeProc) Name() string { return "tapline" }
@@ -65,6 +70,16 @@ func TestSmoke(t *testing.T) {
 	cfg.GrowthBase, cfg.Growth, cfg.Baseline, cfg.Drain = 40, []int{1}, []int{1}, 60
 	cfg.FunnelRows, cfg.FunnelGrowth, cfg.LiveFunnels = 6000, 4, 10
 	cfg.RunBackfill = backfillInProcess
+	cfg.DashboardLinks, cfg.DashboardDays, cfg.DashboardRequests = 30, 5, 10
+	cfg.StartDashboard = func(ctx context.Context, dbURL, dataDir string) (bench.Process, error) {
+		nc := node.NewConfig()
+		nc.Target, nc.DatabaseURL, nc.DataDir, nc.DashboardAddr = node.TargetDashboard, dbURL, dataDir, "127.0.0.1:0"
+		n := node.New(nc, quiet)
+		if err := n.Open(ctx); err != nil {
+			return nil, err
+		}
+		return &nodeProc{n}, nil
+	}
 	cfg.Tweak = func(c *loadgen.Config) { // everyone on their own home address
 		c.IPv6Share, c.HomeShare, c.CellularShare, c.ChangeIPShare = 0, 1, 0, 0
 	}
@@ -147,6 +162,18 @@ func TestSmoke(t *testing.T) {
 	}
 	if res.Matcher.LiveFunnels != 10 || res.Matcher.LiveDrainPerSec <= 0 {
 		t.Errorf("matcher drain with live funnels = %+v, want 10 funnels and a rate", res.Matcher)
+	}
+	if d := res.Dashboard; d == nil || len(d.Rows) != 3 || d.FactRows < 30*5 {
+		t.Errorf("dashboard results %+v: want three timed requests over the seeded facts", d)
+	} else {
+		for _, row := range d.Rows {
+			if row.Requests != 10 || row.P50Ms <= 0 || row.P99Ms < row.P50Ms || row.MaxMs < row.P99Ms || row.Bytes == 0 {
+				t.Errorf("dashboard row %+v", row)
+			}
+		}
+		if !strings.Contains(table.String(), "DASHBOARD (30 links, 5 days") {
+			t.Errorf("the table has no DASHBOARD rows")
+		}
 	}
 	if f := res.Funnel; f == nil {
 		t.Error("no funnel results")

@@ -32,6 +32,7 @@ type Results struct {
 	Accuracy   []AccuracyRow       `json:"accuracy"`
 	Throughput []ThroughputRow     `json:"throughput"`
 	Funnel     *FunnelResult       `json:"funnel,omitempty"`
+	Dashboard  *DashboardResult    `json:"dashboard,omitempty"`
 	Peaks      []RSS               `json:"peak_rss"`
 	Ratios     map[string]float64  `json:"ratios"`
 	Errors     []string            `json:"errors,omitempty"`
@@ -122,11 +123,13 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		LiveFunnels int      `json:"live_funnels"`
 		FunnelRows  int      `json:"funnel_rows"`
 		FunnelGrow  int      `json:"funnel_growth"`
+		DashLinks   int      `json:"dashboard_links"`
+		DashDays    int      `json:"dashboard_days"`
 		Only        []string `json:"only,omitempty"`
 		Nginx       string   `json:"nginx"`
 	}
 	return json.Marshal(plain{c.Seed, c.Workers, c.HammerFor.String(), c.Accuracy, c.Compression, c.Period.String(),
-		c.GrowthBase, c.Growth, c.Baseline, c.Drain, c.LiveFunnels, c.FunnelRows, c.FunnelGrowth, c.Only, c.NginxBin})
+		c.GrowthBase, c.Growth, c.Baseline, c.Drain, c.LiveFunnels, c.FunnelRows, c.FunnelGrowth, c.DashboardLinks, c.DashboardDays, c.Only, c.NginxBin})
 }
 
 func (r *Results) finish() {
@@ -234,6 +237,16 @@ func (r *Results) WriteTable(out io.Writer) {
 		}
 	}
 	r.writeFunnel(p)
+	if d := r.Dashboard; d != nil && len(d.Rows) > 0 {
+		p("DASHBOARD (%s links, %d days, %s fact rows)\tp50\tp99\tmax\ttarget p99 < %d ms", formatThousands(d.Links), d.Days, formatThousands(d.FactRows), DashboardTarget.Milliseconds())
+		for _, row := range d.Rows {
+			verdict := "met"
+			if row.P99Ms >= float64(DashboardTarget.Milliseconds()) {
+				verdict = "MISSED"
+			}
+			p("  %s\t%.1f ms\t%.1f ms\t%.1f ms\t%s (%d requests, %d KB)", row.Name, row.P50Ms, row.P99Ms, row.MaxMs, verdict, row.Requests, row.Bytes/1024)
+		}
+	}
 	p("PEAK RSS\t\t\t\t")
 	for _, x := range r.Peaks {
 		p("  %s\t%d MB\t\t\t", x.Process, x.PeakKB/1024)
