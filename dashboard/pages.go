@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
@@ -320,20 +321,18 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 		rangeErr = cmp.Or(rangeErr, &rangeError{Message: tapline.ErrorMessage(err)})
 		bq, _ = parseBreakdown(url.Values{}, "link")
 	}
-	daily, err := d.dailyReport(ctx, app.ID, dr, bq.Filters)
-	if err != nil {
+	// The page's three reports are independent: ask for them at once.
+	var daily, prev *DailyReport
+	var bd *BreakdownReport
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { daily, err = d.dailyReport(gctx, app.ID, dr, bq.Filters); return err })
+	g.Go(func() (err error) { prev, err = d.dailyReport(gctx, app.ID, previousRange(dr), bq.Filters); return err })
+	g.Go(func() (err error) { bd, err = d.breakdownReport(gctx, app, dr, bq); return err })
+	if err := g.Wait(); err != nil {
 		d.writeError(w, r, err)
 		return
 	}
-	if err := d.withPrevious(ctx, daily, dr); err != nil {
-		d.writeError(w, r, err)
-		return
-	}
-	bd, err := d.breakdownReport(ctx, app, dr, bq)
-	if err != nil {
-		d.writeError(w, r, err)
-		return
-	}
+	daily.Previous = &PreviousPeriod{From: prev.From, To: prev.To, Totals: prev.Totals}
 	base := d.collectorBase()
 	t := daily.Totals
 	path := "/apps/" + strconv.FormatInt(app.ID, 10)

@@ -67,8 +67,7 @@ func previousRange(dr dayRange) dayRange {
 
 // withPrevious adds the previous period's totals to rep.
 func (d *Dashboard) withPrevious(ctx context.Context, rep *DailyReport, dr dayRange) error {
-	prev := previousRange(dr)
-	p, err := d.dailyReport(ctx, rep.AppID, prev, rep.Filters)
+	p, err := d.dailyReport(ctx, rep.AppID, previousRange(dr), rep.Filters)
 	if err != nil {
 		return err
 	}

@@ -39,15 +39,15 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 		return nil, err
 	}
 	args := []any{s.appID, s.from, s.to}
-	var group string
+	var group, timeFormat string
 	var groupDim *tapline.FactDim
 	switch by {
 	case tapline.ByDay:
 		args = append(args, s.loc.String())
-		group = `to_char(hour AT TIME ZONE $4, 'YYYY-MM-DD')`
+		timeFormat = "YYYY-MM-DD"
 	case tapline.ByHour:
 		args = append(args, s.loc.String())
-		group = `to_char(hour AT TIME ZONE $4, 'YYYY-MM-DD HH24:00')`
+		timeFormat = "YYYY-MM-DD HH24:00"
 	default:
 		rd := tapline.ReportDimNamed(by)
 		if rd == nil {
@@ -97,6 +97,14 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 		}
 		if m.where != "" {
 			clauses = append(clauses, m.where)
+		}
+		if timeFormat != "" {
+			// Sum each hour first, then name its day or hour in the zone:
+			// the conversion runs once an hour, not once a row.
+			parts = append(parts, fmt.Sprintf(`SELECT '%s', to_char(h AT TIME ZONE $4, '%s'), k, sum(c)::bigint, sum(s)::bigint
+				FROM (SELECT hour AS h, %s AS k, sum(count) AS c, sum(sum) AS s FROM %s WHERE %s GROUP BY 1, 2) hours GROUP BY 2, 3`,
+				m.measure, timeFormat, m.key, factTableName(m.table), strings.Join(clauses, " AND ")))
+			continue
 		}
 		parts = append(parts, fmt.Sprintf(`SELECT '%s', %s, %s, sum(count)::bigint, sum(sum)::bigint FROM %s WHERE %s GROUP BY 2, 3`,
 			m.measure, group, m.key, factTableName(m.table), strings.Join(clauses, " AND ")))
