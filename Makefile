@@ -7,7 +7,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PG          := scripts/postgres.sh
 
-.PHONY: all run build test lint unit bench test-integration pg-stop clean help
+.PHONY: all run build test lint unit bench test-integration screenshots pg-stop clean help
 
 all: build
 
@@ -18,6 +18,7 @@ help:
 	@echo "make test              formatting, vet, staticcheck and every test (private PostgreSQL)"
 	@echo "make bench             benchmarks against nginx, the Tapstream 1.0 baseline, PostgreSQL and DuckDB (about 8 minutes)"
 	@echo "make test-integration  the Kafka and Cassandra suites against TAPLINE_KAFKA_BROKERS / TAPLINE_CASSANDRA_HOSTS"
+	@echo "make screenshots       the dashboard's browser tests, saving their screenshots into docs/screenshots/"
 	@echo "make build             binaries into bin/"
 	@echo "make pg-stop           stop the private PostgreSQL"
 	@echo "make clean             stop it and delete .data/ and bin/"
@@ -48,6 +49,12 @@ test-integration:
 	[ -n "$$TAPLINE_CASSANDRA_HOSTS" ] || echo "TAPLINE_CASSANDRA_HOSTS not set: the Cassandra suites will skip"; \
 	set -o pipefail; DATABASE_URL="$$url" $(GO) test -count=1 -timeout 30m -v ./kafka/... ./cassandra/... \
 		| grep -E '^(--- |ok|FAIL|PASS)|SKIP|skipping|not set'
+
+screenshots:
+	@scripts/chromium.sh
+	@mkdir -p docs/screenshots
+	@url=$$($(PG)) || exit 1; \
+	TAPLINE_SCREENSHOTS="$(CURDIR)/docs/screenshots" DATABASE_URL="$$url" $(GO) test -count=1 -run 'Browser' ./dashboard/
 
 pg-stop:
 	@$(PG) stop
