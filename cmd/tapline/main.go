@@ -45,7 +45,7 @@ Commands:
   migrate         apply the PostgreSQL migrations and exit
   create-account  create an account:  -name -email -password
   create-app      create an app:      -account -name [-ios-url -android-url -web-url ...]
-  create-link     create a link:      -app ID | -account -app-name; -slug [-name -ios-url ...]
+  create-link     create a link:      -app ID | -account -app-name; -slug [-name -ios-url -param k=v ...]
   funnels         create, list, show, edit, delete and backfill funnels ("tapline funnels help")
 
 Every command takes -database-url (or DATABASE_URL); run "tapline COMMAND -h"

@@ -228,6 +228,21 @@ func (m *Main) createLink(ctx context.Context, args []string) error {
 	fs.StringVar(&l.IOSURL, "ios-url", "", "iOS destination (default: the app's)")
 	fs.StringVar(&l.AndroidURL, "android-url", "", "Android destination (default: the app's)")
 	fs.StringVar(&l.WebURL, "web-url", "", "web destination (default: the app's)")
+	fs.StringVar(&l.DeepLink, "deep-link", "", "where in the app the link leads")
+	fs.Func("param", "a query parameter every tap carries, name=value (repeat it: -param utm_source=facebook -param utm_campaign=spring)", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want name=value, got %q", s)
+		}
+		if l.Params == nil {
+			l.Params = map[string]string{}
+		}
+		if _, dup := l.Params[k]; dup {
+			return fmt.Errorf("%s given twice", k)
+		}
+		l.Params[k] = v
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
