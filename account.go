@@ -121,6 +121,22 @@ func (l *Link) Destination(app *App, p Platform) string {
 	}
 }
 
+// APIToken is a read-only key to an account's reporting API, for the
+// customer's own scripts. Its secret is shown once, when made, and kept
+// only as a hash.
+type APIToken struct {
+	ID         int64      `json:"id"`
+	AccountID  int64      `json:"account_id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"` // the secret's first characters, to tell tokens apart
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// APITokenPrefix starts every API token's secret.
+const APITokenPrefix = "tl_"
+
 // AccountService manages accounts, apps, links and dashboard logins.
 // Lookups return an *Error with code ENOTFOUND when nothing matches; creates
 // return ECONFLICT for a taken name, slug or key and EINVALID for bad fields.
@@ -152,4 +168,16 @@ type AccountService interface {
 	Link(ctx context.Context, id int64) (*Link, error)
 	LinkBySlug(ctx context.Context, slug string) (*Link, error)
 	LinksByApp(ctx context.Context, appID int64) ([]*Link, error)
+
+	// CreateAPIToken makes a token for the account and returns it with
+	// its secret, which is not kept.
+	CreateAPIToken(ctx context.Context, accountID int64, name string) (*APIToken, string, error)
+	// APITokens lists the account's tokens, revoked ones too, newest first.
+	APITokens(ctx context.Context, accountID int64) ([]*APIToken, error)
+	// RevokeAPIToken ends the account's token id; ENOTFOUND when the
+	// account has no such token.
+	RevokeAPIToken(ctx context.Context, accountID, id int64) error
+	// AccountByAPIToken returns the account of a live token's secret, or
+	// EUNAUTHORIZED.
+	AccountByAPIToken(ctx context.Context, secret string) (*Account, error)
 }

@@ -105,6 +105,20 @@ func (d *Dashboard) requirePageSession(next http.Handler) http.Handler {
 func (d *Dashboard) requireAPIAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		if secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "+tapline.APITokenPrefix); ok {
+			a, err := d.Accounts.AccountByAPIToken(r.Context(), tapline.APITokenPrefix+secret)
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tapline"`)
+				httperr.Write(w, r, d.logger(), err)
+				return
+			}
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.EFORBIDDEN, "API tokens are read-only: log in to change anything."))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Account: a, ReadOnly: true})))
+			return
+		}
 		if r.Header.Get("Authorization") != "" {
 			if !d.adminAuthorized(r) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tapline"`)

@@ -123,6 +123,8 @@ func (d *Dashboard) sessionAccount(r *http.Request) (*tapline.Account, error) {
 type principal struct {
 	Account *tapline.Account // nil for the admin
 	Admin   bool
+	// ReadOnly is set for an API token: it may only read.
+	ReadOnly bool
 }
 
 type principalKey struct{}

@@ -1,0 +1,72 @@
+package dashboard
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"tapline"
+)
+
+// accountData feeds the account page.
+type accountData struct {
+	Account *tapline.Account
+	Tokens  []*tapline.APIToken
+	// NewToken and NewSecret are the token just made: its secret is
+	// shown this once.
+	NewToken  *tapline.APIToken
+	NewSecret string
+	Error     string
+	Revoked   bool
+	APIBase   string // where the reporting API answers
+}
+
+func (d *Dashboard) accountPage(w http.ResponseWriter, r *http.Request) {
+	d.renderAccount(w, r, http.StatusOK, accountData{Revoked: r.URL.Query().Get("revoked") == "1"})
+}
+
+// renderAccount answers the account page with its tokens listed.
+func (d *Dashboard) renderAccount(w http.ResponseWriter, r *http.Request, status int, data accountData) {
+	p := principalFrom(r.Context())
+	tokens, err := d.Accounts.APITokens(r.Context(), p.Account.ID)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	data.Account, data.Tokens = p.Account, tokens
+	data.APIBase = "/api/v1"
+	d.render(w, r, status, "account", data)
+}
+
+func (d *Dashboard) createTokenForm(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	if err := r.ParseForm(); err != nil {
+		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
+		return
+	}
+	t, secret, err := d.Accounts.CreateAPIToken(r.Context(), p.Account.ID, r.PostForm.Get("name"))
+	if err != nil {
+		if code := tapline.ErrorCode(err); code != tapline.EINVALID && code != tapline.ECONFLICT {
+			d.writeError(w, r, err)
+			return
+		}
+		d.renderAccount(w, r, http.StatusBadRequest, accountData{Error: tapline.ErrorMessage(err)})
+		return
+	}
+	// Shown in this answer only: not a redirect, so nothing keeps it.
+	w.Header().Set("Cache-Control", "no-store")
+	d.renderAccount(w, r, http.StatusCreated, accountData{NewToken: t, NewSecret: secret})
+}
+
+func (d *Dashboard) revokeTokenForm(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	id, err := parseID(chi.URLParam(r, "tid"), "API token")
+	if err == nil {
+		err = d.Accounts.RevokeAPIToken(r.Context(), p.Account.ID, id)
+	}
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/account?revoked=1", http.StatusSeeOther)
+}
