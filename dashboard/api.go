@@ -20,6 +20,7 @@ func (d *Dashboard) apiRouter() chi.Router {
 	r.Get("/apps", d.apiApps)
 	r.Patch("/apps/{id}", d.apiUpdateApp)
 	r.Get("/apps/{id}/daily", d.apiDaily)
+	r.Get("/apps/{id}/live", d.apiLive)
 	r.Get("/apps/{id}/links", d.apiLinks)
 	r.Post("/apps/{id}/links", d.apiCreateLink)
 	r.Get("/apps/{id}/links/{lid}", d.apiGetLink)

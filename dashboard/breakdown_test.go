@@ -246,3 +246,42 @@ total,,Total,201,18,5,13,0.0647,34.731,2,9.98
 		t.Errorf("by event:\n%s", res.Body)
 	}
 }
+
+// TestLiveAPI checks the live JSON: 24 hours newest first in the zone,
+// the last 60 minutes as the current hour and the one before.
+func TestLiveAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	link := e.link(app, "live", "Live")
+	now := e.d.Now().UTC()
+	hits := map[tapline.FactKey]tapline.FactValue{}
+	for back, n := range []int64{5, 7, 11} { // this hour, the one before, two before
+		hits[tapline.FactKey{Table: tapline.FactHits, Hour: tapline.HourOf(now.Add(-time.Duration(back) * time.Hour)), AppID: app.ID,
+			LinkID: link.ID, Platform: tapline.PlatformIOS}] = tapline.FactValue{Count: n}
+	}
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", hits, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := e.loggedIn("acme")
+	res := e.get(c, "/api/v1/apps/"+strconv.FormatInt(app.ID, 10)+"/live?tz=Asia/Kolkata")
+	wantStatus(t, "live", res, http.StatusOK)
+	var rep dashboard.LiveReport
+	if err := json.Unmarshal([]byte(res.Body), &rep); err != nil {
+		t.Fatal(err)
+	}
+	kolkata, _ := time.LoadLocation("Asia/Kolkata")
+	// Kolkata is 5:30 ahead: its hours start at :30 UTC, so the UTC hours
+	// straddle two of its hours; the current one in the zone is first.
+	if len(rep.Hours) != 24 || rep.Hours[0].Value != now.In(kolkata).Truncate(time.Hour).Format("2006-01-02 15:00") {
+		t.Fatalf("hours %d, first %q", len(rep.Hours), rep.Hours[0].Value)
+	}
+	var total int64
+	for _, h := range rep.Hours {
+		total += h.Hits
+	}
+	if total != 23 || rep.Last60.Hits != rep.Hours[0].Hits+rep.Hours[1].Hits {
+		t.Errorf("hits %d in 24 hours, last 60 minutes %d: want 23, and the first two hours' sum", total, rep.Last60.Hits)
+	}
+	wantJSONError(t, "bad tz", e.get(c, "/api/v1/apps/"+strconv.FormatInt(app.ID, 10)+"/live?tz=Mars/Base"), http.StatusBadRequest, "invalid", "unknown time zone")
+}

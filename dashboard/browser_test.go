@@ -454,3 +454,43 @@ func TestLinkBrowser(t *testing.T) {
 		t.Errorf("the list's first link is %q", got)
 	}
 }
+
+// TestLiveBrowser opens the live view, lets facts of the current hour
+// arrive, and waits for the page to show them without a reload.
+func TestLiveBrowser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.d.LiveRefresh = time.Second
+	app := e.app(e.account("acme"), "Acme Shop")
+	link := e.link(app, "live", "Live link")
+	b := newBrowser(t, e)
+	page := e.srv.URL + "/apps/" + strconv.FormatInt(app.ID, 10) + "/live"
+	b.do("log in",
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "acme@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
+		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
+		chromedp.WaitVisible(chromedp.ID("live-hours")),
+	)
+	if got := b.text("#live-hits"); got != "0" {
+		t.Fatalf("hits before any tap: %q", got)
+	}
+	if rows := eval[int](b, `document.querySelectorAll('#live-hours tbody tr').length`); rows != 24 {
+		t.Errorf("%d hour rows, want 24", rows)
+	}
+	eval[chromedp.Void](b, `window.sameDocument = true`)
+	now := e.d.Now()
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", map[tapline.FactKey]tapline.FactValue{
+		{Table: tapline.FactHits, Hour: tapline.HourOf(now), AppID: app.ID, LinkID: link.ID, Platform: tapline.PlatformIOS}: {Count: 1234},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the new hits", `document.getElementById('live-hits').textContent === '1,234'`, `document.getElementById('live-hits').textContent`)
+	if !eval[bool](b, `window.sameDocument === true`) {
+		t.Error("the live view reloaded the page")
+	}
+	if got := b.text("#live-hours tbody tr td:nth-child(2)"); got != "1,234" {
+		t.Errorf("the current hour's row shows %q hits", got)
+	}
+}

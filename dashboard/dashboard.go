@@ -87,6 +87,9 @@ type Dashboard struct {
 	Logger *slog.Logger
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
+	// LiveRefresh is how often the live view refreshes itself; 0 means
+	// 10 seconds.
+	LiveRefresh time.Duration
 
 	throttle *loginThrottle
 }
@@ -160,6 +163,7 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Get("/apps/{id}", d.appPage)
 			r.Mount("/apps/{id}/funnels", d.funnelPages())
 			r.Mount("/apps/{id}/links", d.linkPages())
+			r.Get("/apps/{id}/live", d.livePage)
 			r.Get("/apps/{id}/settings", d.settingsPage)
 			r.Post("/apps/{id}/settings", d.saveSettings)
 		})

@@ -49,7 +49,7 @@ var pages = func() map[string]*template.Template {
 		"tab": func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
 	}
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account"} {
+	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live"} {
 		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -165,6 +165,8 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		if v.Funnel != nil {
 			pd.Title = "Edit " + v.Funnel.Name + " · " + v.App.Name
 		}
+	case liveData:
+		pd.Title = "Live · " + v.App.Name
 	case accountData:
 		pd.Title = "Account"
 	case settingsData:
