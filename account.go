@@ -180,4 +180,30 @@ type AccountService interface {
 	// AccountByAPIToken returns the account of a live token's secret, or
 	// EUNAUTHORIZED.
 	AccountByAPIToken(ctx context.Context, secret string) (*Account, error)
+
+	// Dashboard sessions, kept server-side so they can be ended.
+	// CreateSession starts one for the account until expires and returns
+	// its id, which is not kept (only its hash).
+	CreateSession(ctx context.Context, accountID int64, expires time.Time) (string, error)
+	// SessionLive reports whether session id of the account exists and
+	// has not expired at now.
+	SessionLive(ctx context.Context, accountID int64, id string, now time.Time) (bool, error)
+	// EndSession ends one session (logging out); EndSessions ends every
+	// session of the account but keep ("" for none).
+	EndSession(ctx context.Context, id string) error
+	EndSessions(ctx context.Context, accountID int64, keep string) error
+	// ChangePassword sets the account's password when old is its current
+	// one (else EUNAUTHORIZED; a weak new one is EINVALID).
+	ChangePassword(ctx context.Context, accountID int64, old, new string) error
+
+	// Login failures, shared by every dashboard process: keys name what
+	// is throttled (an account, an address). LoginFailures counts each
+	// key's failures at or after since; RecordLoginFailure notes one at
+	// at for each key; ClearLoginFailures forgets a key's.
+	LoginFailures(ctx context.Context, keys []string, since time.Time) (map[string]int, error)
+	RecordLoginFailure(ctx context.Context, keys []string, at time.Time) error
+	ClearLoginFailures(ctx context.Context, key string) error
+	// AccountByLogin returns the account whose name or email is login, or
+	// ENOTFOUND.
+	AccountByLogin(ctx context.Context, login string) (*Account, error)
 }

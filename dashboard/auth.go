@@ -22,7 +22,7 @@ type loginData struct {
 // loginPage serves the login form, or sends a logged-in visitor on.
 func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
-	if a, err := d.sessionAccount(r); err == nil && a != nil {
+	if a, _, err := d.sessionAccount(r); err == nil && a != nil {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
@@ -44,28 +44,52 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := d.now()
-	if until, blocked := d.throttle.blocked(login, now); blocked {
+	keys, err := d.throttleKeys(r, login)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	if until, blocked, err := d.loginBlocked(r, keys, now); err != nil {
+		d.writeError(w, r, err)
+		return
+	} else if blocked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
 		d.render(w, r, http.StatusTooManyRequests, "login", loginData{Login: login, Next: next,
-			Error: "Too many wrong passwords for this login. Try again in a few minutes."})
+			Error: "Too many wrong passwords for this account, or from this network. Try again in a few minutes."})
 		return
 	}
 	a, err := d.Accounts.Authenticate(r.Context(), login, password)
 	if code := tapline.ErrorCode(err); code == tapline.EUNAUTHORIZED || code == tapline.ENOTFOUND {
-		d.throttle.fail(login, now)
+		if err := d.Accounts.RecordLoginFailure(r.Context(), keys[:], now); err != nil {
+			d.writeError(w, r, err)
+			return
+		}
 		d.render(w, r, http.StatusUnauthorized, "login", loginData{Login: login, Next: next, Error: "Wrong email, account name or password."})
 		return
 	} else if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
-	d.throttle.succeed(login)
-	d.setSession(w, a)
+	if err := d.Accounts.ClearLoginFailures(r.Context(), keys[0]); err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	if err := d.setSession(r.Context(), w, a); err != nil {
+		d.writeError(w, r, err)
+		return
+	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// logout clears the session cookie.
+// logout ends the session and clears its cookie: a copy of the cookie
+// no longer works.
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
+	if _, sid, err := d.sessionAccount(r); err == nil && sid != "" {
+		if err := d.Accounts.EndSession(r.Context(), sid); err != nil {
+			d.writeError(w, r, err)
+			return
+		}
+	}
 	d.clearSession(w)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -86,7 +110,7 @@ func safeNext(next string) string {
 // the login page.
 func (d *Dashboard) requirePageSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, err := d.sessionAccount(r)
+		a, sid, err := d.sessionAccount(r)
 		if err != nil {
 			d.writeError(w, r, err)
 			return
@@ -96,7 +120,7 @@ func (d *Dashboard) requirePageSession(next http.Handler) http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Account: a})))
+		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Account: a, Session: sid})))
 	})
 }
 
@@ -128,7 +152,7 @@ func (d *Dashboard) requireAPIAuth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Admin: true})))
 			return
 		}
-		a, err := d.sessionAccount(r)
+		a, sid, err := d.sessionAccount(r)
 		if err != nil {
 			httperr.Write(w, r, d.logger(), err)
 			return
@@ -137,7 +161,7 @@ func (d *Dashboard) requireAPIAuth(next http.Handler) http.Handler {
 			httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.EUNAUTHORIZED, "Log in or send the admin bearer token."))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Account: a})))
+		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Account: a, Session: sid})))
 	})
 }
 

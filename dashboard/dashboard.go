@@ -91,7 +91,6 @@ type Dashboard struct {
 	// 10 seconds.
 	LiveRefresh time.Duration
 
-	throttle *loginThrottle
 }
 
 // New returns a Dashboard over accounts and reports, logging to
@@ -103,7 +102,6 @@ func New(cfg Config, accounts tapline.AccountService, reports tapline.Reports) *
 		Reports:  reports,
 		Logger:   slog.Default(),
 		Now:      time.Now,
-		throttle: newLoginThrottle(),
 	}
 }
 
@@ -159,6 +157,7 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Get("/apps", d.appsPage)
 			r.Get("/account", d.accountPage)
 			r.Post("/account/tokens", d.createTokenForm)
+			r.Post("/account/password", d.changePasswordForm)
 			r.Post("/account/tokens/{tid}/revoke", d.revokeTokenForm)
 			r.Get("/apps/{id}", d.appPage)
 			r.Mount("/apps/{id}/funnels", d.funnelPages())

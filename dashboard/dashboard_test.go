@@ -31,6 +31,7 @@ const (
 
 // env is one dashboard over its own database, served on loopback.
 type env struct {
+	db       *postgres.DB
 	t        *testing.T
 	d        *dashboard.Dashboard
 	srv      *httptest.Server
@@ -44,7 +45,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := pgtest.Open(t)
-	e := &env{t: t, accounts: postgres.NewAccountService(db), facts: postgres.NewFactStore(db), funnels: postgres.NewFunnelStore(db)}
+	e := &env{t: t, db: db, accounts: postgres.NewAccountService(db), facts: postgres.NewFactStore(db), funnels: postgres.NewFunnelStore(db)}
 	cfg := dashboard.Config{AdminToken: adminToken, SessionKey: []byte(strings.Repeat("s", 32)), CollectorURL: collectorURL + "/"}
 	reports := postgres.NewReports(db)
 	e.d = dashboard.New(cfg, e.accounts, reports)

@@ -1,88 +1,71 @@
 package dashboard
 
 import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"tapline"
 )
 
-// Login throttling: after MaxLoginFailures wrong passwords for one login
-// within LoginFailureWindow, further attempts for that login are refused
-// (429) until the window has passed, whatever the password, so passwords
-// cannot be guessed at speed.
+// Login throttling, shared by every dashboard process through
+// PostgreSQL: after MaxLoginFailures wrong passwords for one account
+// within LoginFailureWindow, whichever login names it (its name or its
+// email), further attempts for it are refused (429) until the window has
+// passed, whatever the password; after MaxAddressFailures from one network
+// (an IPv4 /24, an IPv6 /64), attempts from there are refused too, so one
+// attacker cannot lock every account out and guess at speed from many.
 const (
 	MaxLoginFailures   = 10
+	MaxAddressFailures = 100
 	LoginFailureWindow = 15 * time.Minute
-	maxThrottled       = 100_000 // logins tracked at once; the oldest go first
 )
 
-type loginThrottle struct {
-	mu       sync.Mutex
-	failures map[string]*failures
-}
-
-type failures struct {
-	count int
-	since time.Time
-}
-
-func newLoginThrottle() *loginThrottle {
-	return &loginThrottle{failures: map[string]*failures{}}
-}
-
-func throttleKey(login string) string { return strings.ToLower(strings.TrimSpace(login)) }
-
-// blocked reports whether login is locked out at now, and until when.
-func (t *loginThrottle) blocked(login string, now time.Time) (time.Time, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f, ok := t.failures[throttleKey(login)]
-	if !ok || now.Sub(f.since) >= LoginFailureWindow {
-		return time.Time{}, false
+// throttleKeys returns the keys a login attempt counts against: its
+// account ("login:" and the login when it names none, so unknown logins
+// are throttled alike), and the client's network.
+func (d *Dashboard) throttleKeys(r *http.Request, login string) ([2]string, error) {
+	acct := "login:" + strings.ToLower(strings.TrimSpace(login))
+	a, err := d.Accounts.AccountByLogin(r.Context(), login)
+	switch {
+	case err == nil:
+		acct = "account:" + strconv.FormatInt(a.ID, 10)
+	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
+		return [2]string{}, err
 	}
-	return f.since.Add(LoginFailureWindow), f.count >= MaxLoginFailures
+	return [2]string{acct, "addr:" + clientNetwork(r)}, nil
 }
 
-// fail records a wrong password for login at now.
-func (t *loginThrottle) fail(login string, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	k := throttleKey(login)
-	f, ok := t.failures[k]
-	if !ok || now.Sub(f.since) >= LoginFailureWindow {
-		if len(t.failures) >= maxThrottled {
-			t.prune(now)
-		}
-		f = &failures{since: now}
-		t.failures[k] = f
+// clientNetwork is the /24 or /64 of the request's peer.
+func clientNetwork(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
 	}
-	f.count++
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	bits := 64
+	if ip.Is4() {
+		bits = 24
+	}
+	p, _ := ip.Prefix(bits)
+	return p.String()
 }
 
-// succeed forgets the failures of login.
-func (t *loginThrottle) succeed(login string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.failures, throttleKey(login))
-}
-
-// prune drops expired entries, and the oldest half if none expired.
-func (t *loginThrottle) prune(now time.Time) {
-	var oldest time.Time
-	for k, f := range t.failures {
-		if now.Sub(f.since) >= LoginFailureWindow {
-			delete(t.failures, k)
-		} else if oldest.IsZero() || f.since.Before(oldest) {
-			oldest = f.since
-		}
+// loginBlocked reports whether keys are locked out at now, and until when.
+func (d *Dashboard) loginBlocked(r *http.Request, keys [2]string, now time.Time) (time.Time, bool, error) {
+	n, err := d.Accounts.LoginFailures(r.Context(), keys[:], now.Add(-LoginFailureWindow))
+	if err != nil {
+		return time.Time{}, false, err
 	}
-	if len(t.failures) < maxThrottled {
-		return
+	if n[keys[0]] >= MaxLoginFailures || n[keys[1]] >= MaxAddressFailures {
+		return now.Add(LoginFailureWindow), true, nil
 	}
-	cut := oldest.Add(now.Sub(oldest) / 2)
-	for k, f := range t.failures {
-		if !f.since.After(cut) {
-			delete(t.failures, k)
-		}
-	}
+	return time.Time{}, false, nil
 }

@@ -18,11 +18,47 @@ type accountData struct {
 	NewSecret string
 	Error     string
 	Revoked   bool
+	// PasswordError is why a password change was refused; Password is
+	// set after one.
+	PasswordError string
+	Password      bool
 	APIBase   string // where the reporting API answers
 }
 
 func (d *Dashboard) accountPage(w http.ResponseWriter, r *http.Request) {
-	d.renderAccount(w, r, http.StatusOK, accountData{Revoked: r.URL.Query().Get("revoked") == "1"})
+	q := r.URL.Query()
+	d.renderAccount(w, r, http.StatusOK, accountData{Revoked: q.Get("revoked") == "1", Password: q.Get("password") == "changed"})
+}
+
+// changePasswordForm changes the password and ends every other session of
+// the account.
+func (d *Dashboard) changePasswordForm(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
+		return
+	}
+	current, next := r.PostForm.Get("current"), r.PostForm.Get("new")
+	var err error
+	if next != r.PostForm.Get("confirm") {
+		err = tapline.Errorf(tapline.EINVALID, "The new password and its confirmation differ.")
+	} else {
+		err = d.Accounts.ChangePassword(r.Context(), p.Account.ID, current, next)
+	}
+	if err != nil {
+		if code := tapline.ErrorCode(err); code != tapline.EINVALID && code != tapline.EUNAUTHORIZED {
+			d.writeError(w, r, err)
+			return
+		}
+		d.renderAccount(w, r, http.StatusBadRequest, accountData{PasswordError: tapline.ErrorMessage(err)})
+		return
+	}
+	if err := d.Accounts.EndSessions(r.Context(), p.Account.ID, p.Session); err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/account?password=changed", http.StatusSeeOther)
 }
 
 // renderAccount answers the account page with its tokens listed.

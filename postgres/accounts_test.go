@@ -441,3 +441,59 @@ func TestUpdateLink(t *testing.T) {
 	wantCode(t, "UpdateLink(unknown)", s.UpdateLink(ctx, &tapline.Link{ID: 999999, Name: "x"}), tapline.ENOTFOUND)
 	wantCode(t, "UpdateLink(bad url)", s.UpdateLink(ctx, &tapline.Link{ID: l.ID, Name: "x", IOSURL: "data:text/html,x"}), tapline.EINVALID)
 }
+
+// TestSessions starts, checks, expires and ends sessions, and counts login
+// failures by key within a window.
+func TestSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newService(t)
+	a := newAccount(t, s, "acme")
+	b := newAccount(t, s, "other")
+	now := time.Now()
+	one, err := s.CreateSession(ctx, a.ID, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, _ := s.CreateSession(ctx, a.ID, now.Add(time.Hour))
+	theirs, _ := s.CreateSession(ctx, b.ID, now.Add(time.Hour))
+	live := func(acct int64, id string, at time.Time) bool {
+		t.Helper()
+		ok, err := s.SessionLive(ctx, acct, id, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !live(a.ID, one, now) || live(b.ID, one, now) || live(a.ID, one, now.Add(2*time.Hour)) || live(a.ID, "made-up", now) {
+		t.Error("a session is live only for its account, before it expires")
+	}
+	if err := s.EndSessions(ctx, a.ID, two); err != nil {
+		t.Fatal(err)
+	}
+	if live(a.ID, one, now) || !live(a.ID, two, now) || !live(b.ID, theirs, now) {
+		t.Error("EndSessions must end the account's others and keep the one named and other accounts'")
+	}
+	if err := s.EndSession(ctx, two); err != nil || live(a.ID, two, now) {
+		t.Errorf("EndSession: %v", err)
+	}
+	_, err = s.CreateSession(ctx, 999999, now.Add(time.Hour))
+	wantCode(t, "CreateSession(unknown account)", err, tapline.ENOTFOUND)
+
+	keys := []string{"account:1", "addr:192.0.2.0/24"}
+	for _, at := range []time.Time{now.Add(-20 * time.Minute), now.Add(-time.Minute), now} {
+		if err := s.RecordLoginFailure(ctx, keys, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.LoginFailures(ctx, append(keys, "account:2"), now.Add(-15*time.Minute))
+	if err != nil || got["account:1"] != 2 || got["addr:192.0.2.0/24"] != 2 || got["account:2"] != 0 {
+		t.Fatalf("failures in the window %v (%v), want 2 and 2", got, err)
+	}
+	if err := s.ClearLoginFailures(ctx, "account:1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LoginFailures(ctx, keys, now.Add(-time.Hour)); got["account:1"] != 0 || got["addr:192.0.2.0/24"] != 3 {
+		t.Errorf("after clearing the account: %v", got)
+	}
+}

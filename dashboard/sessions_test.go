@@ -1,0 +1,135 @@
+package dashboard_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"tapline/dashboard"
+	"tapline/postgres"
+)
+
+// TestLogoutEndsTheSession replays a session cookie after its logout: the
+// server has ended the session, so the copy no longer logs anyone in.
+func TestLogoutEndsTheSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.account("acme")
+	c := e.loggedIn("acme")
+	stolen := "tapline_session=" + sessionCookie(t, c, e.srv.URL).Value
+	hdr := map[string]string{"Cookie": stolen}
+	wantStatus(t, "the copy before logout", e.do(e.client(), http.MethodGet, "/apps", nil, hdr), http.StatusOK)
+	wantStatus(t, "logout", e.postForm(c, "/logout", nil), http.StatusSeeOther)
+	wantStatus(t, "the copy after logout", e.do(e.client(), http.MethodGet, "/apps", nil, hdr), http.StatusSeeOther)
+	wantJSONError(t, "the copy on the API", e.do(e.client(), http.MethodGet, "/api/v1/apps", nil, hdr), http.StatusUnauthorized, "unauthorized", "Log in")
+}
+
+// TestChangePassword changes the password on the account page: the old
+// one stops working, the new one works, every other session ends and this
+// one stays; refusals are shown on the page.
+func TestChangePassword(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.account("acme")
+	c := e.loggedIn("acme")
+	elsewhere := e.loggedIn("acme")
+	const next = "a-new-long-password"
+	for _, tc := range []struct {
+		form url.Values
+		msg  string
+	}{
+		{url.Values{"current": {"wrong-password"}, "new": {next}, "confirm": {next}}, "The current password is wrong."},
+		{url.Values{"current": {password}, "new": {next}, "confirm": {next + "x"}}, "The new password and its confirmation differ."},
+		{url.Values{"current": {password}, "new": {"short"}, "confirm": {"short"}}, "password: must be at least"},
+	} {
+		res := e.postForm(c, "/account/password", tc.form)
+		wantStatus(t, tc.msg, res, http.StatusBadRequest)
+		if !strings.Contains(res.Body, `id="password-error"`) || !strings.Contains(res.Body, tc.msg) {
+			t.Errorf("the page does not say %q", tc.msg)
+		}
+	}
+	wantStatus(t, "still logged in elsewhere", e.get(elsewhere, "/apps"), http.StatusOK)
+	res := e.postForm(c, "/account/password", url.Values{"current": {password}, "new": {next}, "confirm": {next}})
+	wantStatus(t, "change", res, http.StatusSeeOther)
+	if res = e.get(c, res.Header.Get("Location")); !strings.Contains(res.Body, `id="password-changed"`) {
+		t.Error("this session did not survive its own password change")
+	}
+	wantStatus(t, "the other session", e.get(elsewhere, "/apps"), http.StatusSeeOther)
+	if r := e.login(e.client(), "acme", password); r.Status != http.StatusUnauthorized {
+		t.Errorf("the old password: status %d, want 401", r.Status)
+	}
+	if r := e.login(e.client(), "acme@example.com", next); r.Status != http.StatusSeeOther {
+		t.Errorf("the new password: status %d, want 303", r.Status)
+	}
+}
+
+// TestLoginThrottleIsPerAccountAndShared guesses an account's password
+// under its name and its email in turn: the failures add up to one lock,
+// which a second dashboard process on the same database enforces too.
+func TestLoginThrottleIsPerAccountAndShared(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.account("victim")
+	for i := range dashboard.MaxLoginFailures {
+		login := "victim"
+		if i%2 == 1 {
+			login = "victim@example.com"
+		}
+		if r := e.login(e.client(), login, "wrong-password"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: status %d, want 401", i+1, r.Status)
+		}
+	}
+	for _, login := range []string{"victim", "VICTIM@example.com"} {
+		if r := e.login(e.client(), login, password); r.Status != http.StatusTooManyRequests {
+			t.Errorf("%s after %d guesses split between name and email: status %d, want 429", login, dashboard.MaxLoginFailures, r.Status)
+		}
+	}
+	// Another dashboard process on the same database.
+	cfg := dashboard.Config{SessionKey: []byte(strings.Repeat("s", 32)), CollectorURL: collectorURL}
+	other := dashboard.New(cfg, e.accounts, postgres.NewReports(e.db))
+	other.Funnels, other.FunnelReports = e.funnels, postgres.NewReports(e.db)
+	srv := httptest.NewServer(other.Handler())
+	defer srv.Close()
+	form := url.Values{"login": {"victim"}, "password": {password}}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", srv.URL)
+	res, err := e.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the other process: status %d, want 429", res.StatusCode)
+	}
+}
+
+// TestLoginThrottlePerAddress guesses from one network across many
+// logins: past MaxAddressFailures, that network is refused even for an
+// account nobody guessed at, while the account's own count stays low.
+func TestLoginThrottlePerAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a hundred logins")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	e.account("bystander")
+	start := time.Now()
+	e.clock.Store(start.UnixNano())
+	for i := range dashboard.MaxAddressFailures {
+		if r := e.login(e.client(), fmt.Sprintf("nobody-%d", i), "wrong-password"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: status %d, want 401", i+1, r.Status)
+		}
+	}
+	if r := e.login(e.client(), "bystander", password); r.Status != http.StatusTooManyRequests {
+		t.Errorf("from the guessing network: status %d, want 429", r.Status)
+	}
+	e.clock.Store(start.Add(dashboard.LoginFailureWindow + time.Second).UnixNano())
+	if r := e.login(e.client(), "bystander", password); r.Status != http.StatusSeeOther {
+		t.Errorf("after the window: status %d, want 303", r.Status)
+	}
+}
