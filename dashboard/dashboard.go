@@ -90,7 +90,6 @@ type Dashboard struct {
 	// LiveRefresh is how often the live view refreshes itself; 0 means
 	// 10 seconds.
 	LiveRefresh time.Duration
-
 }
 
 // New returns a Dashboard over accounts and reports, logging to

@@ -22,7 +22,7 @@ type accountData struct {
 	// set after one.
 	PasswordError string
 	Password      bool
-	APIBase   string // where the reporting API answers
+	APIBase       string // where the reporting API answers
 }
 
 func (d *Dashboard) accountPage(w http.ResponseWriter, r *http.Request) {

@@ -144,4 +144,3 @@ func (s *AccountService) ClearLoginFailures(ctx context.Context, key string) err
 	}
 	return nil
 }
-
