@@ -91,6 +91,21 @@ func newBrowser(t *testing.T, e *env) *browser {
 	return &browser{t: t, e: e, ctx: ctx}
 }
 
+// logIn opens url, which sends a visitor to the login form, logs in as
+// acme and waits until the page shows the element the CSS selector sel
+// selects.
+func (b *browser) logIn(url, sel string) {
+	b.t.Helper()
+	b.do("log in",
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "acme@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
+		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
+		chromedp.WaitVisible(chromedp.CSS(sel)),
+	)
+}
+
 // do runs actions with a timeout.
 func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
@@ -199,14 +214,7 @@ func TestFunnelBrowser(t *testing.T) {
 	appPath := "/apps/" + strconv.FormatInt(app.ID, 10)
 
 	// Log in through the form.
-	b.do("log in",
-		chromedp.Navigate(base+appPath+"/funnels"),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "acme@example.com"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
-		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
-		chromedp.WaitVisible(chromedp.ID("new-funnel")),
-	)
+	b.logIn(base+appPath+"/funnels", "#new-funnel")
 	if got := b.text(".empty-state strong"); got != "No funnels yet." {
 		t.Errorf("empty funnels page says %q", got)
 	}
@@ -362,14 +370,7 @@ func TestAppPageBrowser(t *testing.T) {
 	seedFacts(t, e, app)
 	b := newBrowser(t, e)
 	page := e.srv.URL + "/apps/" + strconv.FormatInt(app.ID, 10) + "?from=2026-02-10&to=2026-03-11"
-	b.do("log in",
-		chromedp.Navigate(page),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "acme@example.com"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
-		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
-		chromedp.WaitVisible(chromedp.ID("daily")),
-	)
+	b.logIn(page, "#daily")
 	for _, width := range []int64{390, 1400} {
 		b.do(fmt.Sprint("view at ", width), chromedp.EmulateViewport(width, 900), chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("daily")))
 		if over := eval[float64](b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
@@ -413,14 +414,7 @@ func TestLinkBrowser(t *testing.T) {
 	app := e.app(e.account("acme"), "Acme Shop")
 	b := newBrowser(t, e)
 	links := e.srv.URL + "/apps/" + strconv.FormatInt(app.ID, 10) + "/links"
-	b.do("log in",
-		chromedp.Navigate(links),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "acme@example.com"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
-		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
-		chromedp.WaitVisible(chromedp.ID("new-link")),
-	)
+	b.logIn(links, "#new-link")
 	b.do("new link",
 		chromedp.Click(chromedp.ID("new-link")),
 		chromedp.WaitVisible(chromedp.ID("f-slug")),
@@ -465,14 +459,7 @@ func TestLiveBrowser(t *testing.T) {
 	link := e.link(app, "live", "Live link")
 	b := newBrowser(t, e)
 	page := e.srv.URL + "/apps/" + strconv.FormatInt(app.ID, 10) + "/live"
-	b.do("log in",
-		chromedp.Navigate(page),
-		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "acme@example.com"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), password),
-		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
-		chromedp.WaitVisible(chromedp.ID("live-hours")),
-	)
+	b.logIn(page, "#live-hours")
 	if got := b.text("#live-hits"); got != "0" {
 		t.Fatalf("hits before any tap: %q", got)
 	}

@@ -181,19 +181,26 @@ func (d *Dashboard) pageLink(w http.ResponseWriter, r *http.Request) (*tapline.A
 	if !ok {
 		return nil, nil, false
 	}
-	id, err := parseID(chi.URLParam(r, "lid"), "link")
-	var l *tapline.Link
-	if err == nil {
-		l, err = d.Accounts.Link(r.Context(), id)
-	}
-	if err == nil && l.AppID != app.ID {
-		err = tapline.Errorf(tapline.ENOTFOUND, "link %d not found", id)
-	}
+	l, err := d.pathLink(r, app)
 	if err != nil {
 		d.writeError(w, r, err)
 		return nil, nil, false
 	}
 	return app, l, true
+}
+
+// pathLink returns the link the path's {lid} names when it is app's; a link
+// of another app is not found.
+func (d *Dashboard) pathLink(r *http.Request, app *tapline.App) (*tapline.Link, error) {
+	id, err := parseID(chi.URLParam(r, "lid"), "link")
+	if err != nil {
+		return nil, err
+	}
+	l, err := d.Accounts.Link(r.Context(), id)
+	if err == nil && l.AppID != app.ID {
+		err = tapline.Errorf(tapline.ENOTFOUND, "link %d not found", id)
+	}
+	return l, err
 }
 
 func (d *Dashboard) linkPage(w http.ResponseWriter, r *http.Request) {
@@ -393,14 +400,7 @@ func (d *Dashboard) apiLink(w http.ResponseWriter, r *http.Request) (*tapline.Li
 	if !ok {
 		return nil, false
 	}
-	id, err := parseID(chi.URLParam(r, "lid"), "link")
-	var l *tapline.Link
-	if err == nil {
-		l, err = d.Accounts.Link(r.Context(), id)
-	}
-	if err == nil && l.AppID != app.ID {
-		err = tapline.Errorf(tapline.ENOTFOUND, "link %d not found", id)
-	}
+	l, err := d.pathLink(r, app)
 	if err != nil {
 		d.writeJSONError(w, r, err)
 		return nil, false

@@ -10,21 +10,30 @@ import (
 	"tapline/postgres/pgtest"
 )
 
-// TestClickToInstallMillisMigration checks migration 5: the whole seconds
-// that fact_conversions summed before become milliseconds, and back down.
-func TestClickToInstallMillisMigration(t *testing.T) {
+// migrationDB opens a fresh migrated database and a plain connection to
+// it, for tests that move its schema up and down.
+func migrationDB(t *testing.T) (*postgres.DB, *pgx.Conn) {
+	t.Helper()
 	ctx := context.Background()
 	url := pgtest.URL(t)
 	db := postgres.NewDB(url)
 	if err := db.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return db, conn
+}
+
+// TestClickToInstallMillisMigration checks migration 5: the whole seconds
+// that fact_conversions summed before become milliseconds, and back down.
+func TestClickToInstallMillisMigration(t *testing.T) {
+	ctx := context.Background()
+	db, conn := migrationDB(t)
 	sum := func() (n int64) {
 		t.Helper()
 		if err := conn.QueryRow(ctx, `SELECT sum FROM fact_conversions WHERE app_id = 1`).Scan(&n); err != nil {
@@ -59,17 +68,7 @@ func TestClickToInstallMillisMigration(t *testing.T) {
 // their campaign into one.
 func TestCampaignDimsMigration(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.URL(t)
-	db := postgres.NewDB(url)
-	if err := db.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	db, conn := migrationDB(t)
 	if err := db.MigrateTo(5); err != nil {
 		t.Fatal(err)
 	}
