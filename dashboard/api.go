@@ -23,6 +23,7 @@ func (d *Dashboard) apiRouter() chi.Router {
 	r.Get("/apps/{id}/live", d.apiLive)
 	r.Get("/apps/{id}/links", d.apiLinks)
 	r.Post("/apps/{id}/links", d.apiCreateLink)
+	r.Get("/apps/{id}/links.csv", d.apiLinksCSV)
 	r.Get("/apps/{id}/links/{lid}", d.apiGetLink)
 	r.Patch("/apps/{id}/links/{lid}", d.apiUpdateLink)
 	r.Get("/apps/{id}/breakdown", d.apiBreakdown)

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -170,8 +171,9 @@ type linkData struct {
 	QR      template.HTML
 	Saved   string // "created", "saved", "archived", "restored" after a post
 	Traffic *BreakdownReport
-	// TrafficURL is the app page filtered by the link.
-	TrafficURL string
+	// TrafficURL is the app page filtered by the link; SourcesCSV its
+	// sources table as CSV.
+	TrafficURL, SourcesCSV string
 }
 
 // pageLink reads the app and link of the path, answering the error page
@@ -236,7 +238,7 @@ func (d *Dashboard) renderLink(w http.ResponseWriter, r *http.Request, status in
 		saved = ""
 	}
 	d.render(w, r, status, "link", linkData{App: app, Link: view, Form: form, QR: qr, Saved: saved, Traffic: traffic,
-		TrafficURL: fmt.Sprintf("/apps/%d?%s", app.ID, q.Encode())})
+		TrafficURL: fmt.Sprintf("/apps/%d?%s", app.ID, q.Encode()), SourcesCSV: fmt.Sprintf("/api/v1/apps/%d/breakdown.csv?%s", app.ID, q.Encode())})
 }
 
 func (d *Dashboard) updateLinkForm(w http.ResponseWriter, r *http.Request) {
@@ -435,4 +437,35 @@ func (d *Dashboard) apiUpdateLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.writeJSON(w, http.StatusOK, d.linkView(l))
+}
+
+// apiLinksCSV answers GET /api/v1/apps/{id}/links.csv: the app's links,
+// archived ones too, as the links page lists them.
+func (d *Dashboard) apiLinksCSV(w http.ResponseWriter, r *http.Request) {
+	app, ok := d.apiApp(w, r)
+	if !ok {
+		return
+	}
+	links, err := d.Accounts.LinksByApp(r.Context(), app.ID)
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="app-%d-links.csv"`, app.ID))
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"link_id", "slug", "name", "tracking_url", "params", "deep_link", "ios_url", "android_url", "web_url", "archived_at", "created_at"})
+	for _, l := range links {
+		q := url.Values{}
+		for k, v := range l.Params {
+			q.Set(k, v)
+		}
+		archived := ""
+		if l.ArchivedAt != nil {
+			archived = l.ArchivedAt.UTC().Format(time.RFC3339)
+		}
+		_ = cw.Write([]string{strconv.FormatInt(l.ID, 10), l.Slug, csvText(l.Name), d.trackingURL(l.Slug), csvText(q.Encode()), csvText(l.DeepLink),
+			l.IOSURL, l.AndroidURL, l.WebURL, archived, l.CreatedAt.UTC().Format(time.RFC3339)})
+	}
+	cw.Flush()
 }

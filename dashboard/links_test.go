@@ -51,7 +51,8 @@ func TestLinkPages(t *testing.T) {
 	wantStatus(t, "link page", res, http.StatusOK)
 	for _, want := range []string{"Link created.", `id="tracking-url">` + collectorURL + "/l/spring-fb<", `<svg class="qr"`,
 		"utm_campaign=spring\nutm_source=facebook</textarea>", `value="acme://offers/spring"`, "Last 30 days by source",
-		`href="/apps/` + strconv.FormatInt(app.ID, 10) + `?by=source&amp;from=`} {
+		`href="/apps/` + strconv.FormatInt(app.ID, 10) + `?by=source&amp;from=`,
+		`id="link-csv" href="/api/v1/apps/` + strconv.FormatInt(app.ID, 10) + `/breakdown.csv?by=source&amp;from=`} {
 		if !strings.Contains(res.Body, want) {
 			t.Errorf("link page lacks %q", want)
 		}
@@ -153,6 +154,19 @@ func TestLinkAPI(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want a 400 or 409 mentioning %q", tc.method, tc.body, res.Status, res.Body, tc.msg)
 		}
 	}
+	// The list as CSV, the archived link too, a formula in a name defused.
+	if res := send(http.MethodPost, api, `{"slug":"fall","name":"=cmd()"}`); res.Status != http.StatusCreated {
+		t.Fatalf("create fall: %d %s", res.Status, res.Body)
+	}
+	res = e.get(c, api+".csv")
+	wantStatus(t, "links csv", res, http.StatusOK)
+	lines := strings.Split(strings.TrimSpace(res.Body), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "link_id,slug,name,tracking_url,params,") ||
+		!strings.Contains(lines[1], ",spring,Spring,"+collectorURL+"/l/spring,utm_source=facebook,acme://spring,") || !strings.Contains(lines[1], "T") ||
+		!strings.Contains(lines[2], ",fall,'=cmd(),") {
+		t.Errorf("links csv:\n%s", res.Body)
+	}
 	other := e.loggedIn(e.account("other").Name)
 	wantJSONError(t, "other account", e.get(other, path), http.StatusNotFound, "not_found", "not found")
+	wantJSONError(t, "other account csv", e.get(other, api+".csv"), http.StatusNotFound, "not_found", "not found")
 }

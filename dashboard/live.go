@@ -86,7 +86,8 @@ type liveData struct {
 	App     *tapline.App
 	Report  *LiveReport
 	APIURL  string
-	Refresh int // seconds between refreshes
+	CSVURL  string // yesterday and today by hour
+	Refresh int    // seconds between refreshes
 }
 
 func (d *Dashboard) livePage(w http.ResponseWriter, r *http.Request) {
@@ -106,5 +107,8 @@ func (d *Dashboard) livePage(w http.ResponseWriter, r *http.Request) {
 	}
 	api := "/api/v1/apps/" + strconv.FormatInt(app.ID, 10) + "/live?" + url.Values{"tz": {tz}}.Encode()
 	every := cmp.Or(d.LiveRefresh, 10*time.Second)
-	d.render(w, r, http.StatusOK, "live", liveData{App: app, Report: rep, APIURL: api, Refresh: int(max(every, time.Second) / time.Second)})
+	now := d.now().In(loc)
+	csvQuery := url.Values{"by": {tapline.ByHour}, "tz": {tz}, "from": {now.AddDate(0, 0, -1).Format(dayLayout)}, "to": {now.Format(dayLayout)}}
+	d.render(w, r, http.StatusOK, "live", liveData{App: app, Report: rep, APIURL: api, Refresh: int(max(every, time.Second) / time.Second),
+		CSVURL: "/api/v1/apps/" + strconv.FormatInt(app.ID, 10) + "/breakdown.csv?" + csvQuery.Encode()})
 }
