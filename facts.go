@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -173,20 +174,36 @@ func (d *FactDim) Set(k *FactKey, v string) {
 
 // WithCampaign returns k with its campaign dimensions taken from a tap's
 // query parameters: each from the first of its Params present and not
-// blank, trimmed and cut to MaxCampaignValue bytes.
+// blank, as valid UTF-8 without control characters (PostgreSQL's text
+// takes no NUL, and anyone can put anything in a tap's URL), trimmed and
+// cut to MaxCampaignValue bytes.
 func (k FactKey) WithCampaign(params map[string]string) FactKey {
 	if len(params) == 0 {
 		return k
 	}
 	for _, d := range CampaignDims {
 		for _, p := range d.Params {
-			if v := strings.TrimSpace(params[p]); v != "" {
+			if v := strings.TrimSpace(cleanText(params[p])); v != "" {
 				d.set(&k, clipValue(v, MaxCampaignValue))
 				break
 			}
 		}
 	}
 	return k
+}
+
+// cleanText returns s as valid UTF-8 without control characters.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(s, "")
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // clipValue cuts s to at most n bytes without splitting a UTF-8 sequence.

@@ -60,7 +60,14 @@ func (d *Dashboard) apiApps(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, err)
 		return
 	}
-	d.writeJSON(w, http.StatusOK, map[string]any{"apps": appViews(apps)})
+	views := appViews(apps)
+	if p.ReadOnly {
+		// A reporting token reads reports, not the keys that send events.
+		for i := range views {
+			views[i].SDKSecret, views[i].SDKKey = "", ""
+		}
+	}
+	d.writeJSON(w, http.StatusOK, map[string]any{"apps": views})
 }
 
 // apiDaily answers an app's daily totals over a range.

@@ -84,11 +84,14 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 // logout ends the session and clears its cookie: a copy of the cookie
 // no longer works.
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
-	if _, sid, err := d.sessionAccount(r); err == nil && sid != "" {
-		if err := d.Accounts.EndSession(r.Context(), sid); err != nil {
-			d.writeError(w, r, err)
-			return
-		}
+	_, sid, err := d.sessionAccount(r)
+	if err == nil && sid != "" {
+		err = d.Accounts.EndSession(r.Context(), sid)
+	}
+	if err != nil {
+		// The session may still be live: say so rather than pretend.
+		d.writeError(w, r, err)
+		return
 	}
 	d.clearSession(w)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"tapline"
 )
@@ -49,6 +51,9 @@ func parseFilters(q url.Values) ([]tapline.DimFilter, error) {
 		}
 		if len(vals[0]) > tapline.MaxCampaignValue+10 {
 			return nil, tapline.Errorf(tapline.EINVALID, "%s: at most %d characters", d.Name, tapline.MaxCampaignValue)
+		}
+		if !utf8.ValidString(vals[0]) || strings.ContainsFunc(vals[0], unicode.IsControl) {
+			return nil, tapline.Errorf(tapline.EINVALID, "%s: not valid text (control characters or bytes that are not UTF-8)", d.Name)
 		}
 		out = append(out, tapline.DimFilter{Dim: d.Name, Value: vals[0]})
 	}

@@ -132,6 +132,8 @@ func TestBreakdownAPI(t *testing.T) {
 		{"by=source&sort=price", `sort: "price"`},
 		{"by=source&link=seven", `filter link: "seven" is not an id`},
 		{"by=source&source=a&source=b", "source: give one value, not 2"},
+		{"by=source&campaign=a%00b", "campaign: not valid text"},
+		{"by=source&medium=%ff", "medium: not valid text"},
 		{"by=source&campaign=" + url.QueryEscape(strings.Repeat("x", 200)), "campaign: at most 100 characters"},
 	} {
 		wantJSONError(t, tc.query, e.get(c, base+tc.query), http.StatusBadRequest, "invalid", tc.msg)

@@ -38,8 +38,8 @@ func TestAPITokens(t *testing.T) {
 		wantStatus(t, "token reads "+path, e.do(anon, http.MethodGet, path, nil, bearer), http.StatusOK)
 	}
 	res = e.do(anon, http.MethodGet, "/api/v1/apps", nil, bearer)
-	if !strings.Contains(res.Body, `"name": "Acme"`) || strings.Contains(res.Body, "Theirs") {
-		t.Errorf("the token lists %s", res.Body)
+	if !strings.Contains(res.Body, `"name": "Acme"`) || strings.Contains(res.Body, "Theirs") || strings.Contains(res.Body, app.SDKKey) || strings.Contains(res.Body, app.SDKSecret) {
+		t.Errorf("the token lists %s: want its account's apps, without their SDK credentials", res.Body)
 	}
 	wantJSONError(t, "token on their app", e.do(anon, http.MethodGet, "/api/v1/apps/"+strconv.FormatInt(theirs.ID, 10)+"/daily", nil, bearer),
 		http.StatusNotFound, "not_found", "not found")

@@ -168,6 +168,11 @@ func TestBatchCampaign(t *testing.T) {
 			t.Errorf("row %+v = %+v, want %+v", k, b[k], v)
 		}
 	}
+	// A NUL, a control character and bytes that are not UTF-8 are dropped:
+	// PostgreSQL would refuse the whole flush over them.
+	if k := (tapline.FactKey{}).WithCampaign(map[string]string{"utm_source": "a\x00b\x01c\xff", "utm_campaign": "\x00"}); k.Source != "abc" || k.Campaign != "" {
+		t.Errorf("unclean values give source %q, campaign %q", k.Source, k.Campaign)
+	}
 	// AppsFlyer and Adjust names where the utm ones are missing.
 	k := tapline.FactKey{}.WithCampaign(map[string]string{"pid": "googleadwords_int", "c": "fall", "af_ad": "banner"})
 	if k.Source != "googleadwords_int" || k.Campaign != "fall" || k.Creative != "banner" || k.Medium != "" {
