@@ -20,6 +20,9 @@ type Account struct {
 	Name      string    `json:"name"`
 	Email     string    `json:"email"`
 	CreatedAt time.Time `json:"created_at"`
+	// PasswordGen counts the password's changes: a session is made only
+	// under the generation its login checked (CreateSession).
+	PasswordGen int64 `json:"-"`
 }
 
 // App is one mobile app of an account, with its SDK credentials and its
@@ -182,9 +185,10 @@ type AccountService interface {
 	AccountByAPIToken(ctx context.Context, secret string) (*Account, error)
 
 	// Dashboard sessions, kept server-side so they can be ended.
-	// CreateSession starts one for the account until expires and returns
-	// its id, which is not kept (only its hash).
-	CreateSession(ctx context.Context, accountID int64, expires time.Time) (string, error)
+	// CreateSession starts one for account a until expires and returns
+	// its id, which is not kept (only its hash); EUNAUTHORIZED when the
+	// password changed since a was read (a login racing a change).
+	CreateSession(ctx context.Context, a *Account, expires time.Time) (string, error)
 	// SessionLive reports whether session id of the account exists and
 	// has not expired at now.
 	SessionLive(ctx context.Context, accountID int64, id string, now time.Time) (bool, error)
@@ -193,15 +197,19 @@ type AccountService interface {
 	EndSession(ctx context.Context, id string) error
 	EndSessions(ctx context.Context, accountID int64, keep string) error
 	// ChangePassword sets the account's password when old is its current
-	// one (else EUNAUTHORIZED; a weak new one is EINVALID).
-	ChangePassword(ctx context.Context, accountID int64, old, new string) error
+	// one (else EUNAUTHORIZED; a weak new one is EINVALID) and, in the same
+	// transaction, ends every session of the account but keep.
+	ChangePassword(ctx context.Context, accountID int64, old, new, keep string) error
 
-	// Login failures, shared by every dashboard process: keys name what
-	// is throttled (an account, an address). LoginFailures counts each
-	// key's failures at or after since; RecordLoginFailure notes one at
-	// at for each key; ClearLoginFailures forgets a key's.
-	LoginFailures(ctx context.Context, keys []string, since time.Time) (map[string]int, error)
-	RecordLoginFailure(ctx context.Context, keys []string, at time.Time) error
+	// Login attempts, shared by every dashboard process: keys name what
+	// is throttled (an account, a network). RecordLoginAttempt notes an
+	// attempt at at for each key and returns, atomically with it, each
+	// key's attempts at or after since (this one included), so concurrent
+	// guesses cannot all see a low count. ForgetLoginAttempt drops the
+	// attempt of key at at (a login that succeeded); ClearLoginFailures
+	// forgets all of key's.
+	RecordLoginAttempt(ctx context.Context, keys []string, at, since time.Time) (map[string]int, error)
+	ForgetLoginAttempt(ctx context.Context, key string, at time.Time) error
 	ClearLoginFailures(ctx context.Context, key string) error
 	// AccountByLogin returns the account whose name or email is login, or
 	// ENOTFOUND.

@@ -49,21 +49,21 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, err)
 		return
 	}
-	if until, blocked, err := d.loginBlocked(r, keys, now); err != nil {
+	// The attempt is counted before the password is checked, so parallel
+	// guesses cannot all pass on a low count; a good password forgets it.
+	n, err := d.Accounts.RecordLoginAttempt(r.Context(), keys[:], now, now.Add(-LoginFailureWindow))
+	if err != nil {
 		d.writeError(w, r, err)
 		return
-	} else if blocked {
-		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
+	}
+	if n[keys[0]] > MaxLoginFailures || n[keys[1]] > MaxAddressFailures {
+		w.Header().Set("Retry-After", strconv.Itoa(int(LoginFailureWindow.Seconds())))
 		d.render(w, r, http.StatusTooManyRequests, "login", loginData{Login: login, Next: next,
 			Error: "Too many wrong passwords for this account, or from this network. Try again in a few minutes."})
 		return
 	}
 	a, err := d.Accounts.Authenticate(r.Context(), login, password)
 	if code := tapline.ErrorCode(err); code == tapline.EUNAUTHORIZED || code == tapline.ENOTFOUND {
-		if err := d.Accounts.RecordLoginFailure(r.Context(), keys[:], now); err != nil {
-			d.writeError(w, r, err)
-			return
-		}
 		d.render(w, r, http.StatusUnauthorized, "login", loginData{Login: login, Next: next, Error: "Wrong email, account name or password."})
 		return
 	} else if err != nil {
@@ -74,7 +74,15 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, err)
 		return
 	}
+	if err := d.Accounts.ForgetLoginAttempt(r.Context(), keys[1], now); err != nil {
+		d.writeError(w, r, err)
+		return
+	}
 	if err := d.setSession(r.Context(), w, a); err != nil {
+		if tapline.ErrorCode(err) == tapline.EUNAUTHORIZED {
+			d.render(w, r, http.StatusUnauthorized, "login", loginData{Login: login, Next: next, Error: tapline.ErrorMessage(err)})
+			return
+		}
 		d.writeError(w, r, err)
 		return
 	}

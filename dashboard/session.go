@@ -75,7 +75,7 @@ func parseSession(key []byte, value string, now time.Time) (session, bool) {
 // cookie.
 func (d *Dashboard) setSession(ctx context.Context, w http.ResponseWriter, a *tapline.Account) error {
 	exp := d.now().Add(SessionLifetime)
-	id, err := d.Accounts.CreateSession(ctx, a.ID, exp)
+	id, err := d.Accounts.CreateSession(ctx, a, exp)
 	if err != nil {
 		return err
 	}

@@ -57,15 +57,3 @@ func clientNetwork(r *http.Request) string {
 	p, _ := ip.Prefix(bits)
 	return p.String()
 }
-
-// loginBlocked reports whether keys are locked out at now, and until when.
-func (d *Dashboard) loginBlocked(r *http.Request, keys [2]string, now time.Time) (time.Time, bool, error) {
-	n, err := d.Accounts.LoginFailures(r.Context(), keys[:], now.Add(-LoginFailureWindow))
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	if n[keys[0]] >= MaxLoginFailures || n[keys[1]] >= MaxAddressFailures {
-		return now.Add(LoginFailureWindow), true, nil
-	}
-	return time.Time{}, false, nil
-}

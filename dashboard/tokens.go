@@ -44,18 +44,14 @@ func (d *Dashboard) changePasswordForm(w http.ResponseWriter, r *http.Request) {
 	if next != r.PostForm.Get("confirm") {
 		err = tapline.Errorf(tapline.EINVALID, "The new password and its confirmation differ.")
 	} else {
-		err = d.Accounts.ChangePassword(r.Context(), p.Account.ID, current, next)
+		err = d.Accounts.ChangePassword(r.Context(), p.Account.ID, current, next, p.Session)
 	}
 	if err != nil {
-		if code := tapline.ErrorCode(err); code != tapline.EINVALID && code != tapline.EUNAUTHORIZED {
+		if code := tapline.ErrorCode(err); code != tapline.EINVALID && code != tapline.EUNAUTHORIZED && code != tapline.ECONFLICT {
 			d.writeError(w, r, err)
 			return
 		}
 		d.renderAccount(w, r, http.StatusBadRequest, accountData{PasswordError: tapline.ErrorMessage(err)})
-		return
-	}
-	if err := d.Accounts.EndSessions(r.Context(), p.Account.ID, p.Session); err != nil {
-		d.writeError(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/account?password=changed", http.StatusSeeOther)

@@ -135,8 +135,8 @@ func (s *AccountService) account(ctx context.Context, where string, args ...any)
 	var a tapline.Account
 	var hash string
 	err := s.db.pool.QueryRow(ctx,
-		`SELECT id, name, email, created_at, password_hash FROM accounts `+where, args...).
-		Scan(&a.ID, &a.Name, &a.Email, &a.CreatedAt, &hash)
+		`SELECT id, name, email, created_at, password_hash, password_gen FROM accounts `+where, args...).
+		Scan(&a.ID, &a.Name, &a.Email, &a.CreatedAt, &hash, &a.PasswordGen)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, "", tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
 	} else if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -442,8 +443,9 @@ func TestUpdateLink(t *testing.T) {
 	wantCode(t, "UpdateLink(bad url)", s.UpdateLink(ctx, &tapline.Link{ID: l.ID, Name: "x", IOSURL: "data:text/html,x"}), tapline.EINVALID)
 }
 
-// TestSessions starts, checks, expires and ends sessions, and counts login
-// failures by key within a window.
+// TestSessions starts, checks, expires and ends sessions, refuses one
+// made under a password that changed since, and counts login attempts by
+// key within a window.
 func TestSessions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -451,12 +453,12 @@ func TestSessions(t *testing.T) {
 	a := newAccount(t, s, "acme")
 	b := newAccount(t, s, "other")
 	now := time.Now()
-	one, err := s.CreateSession(ctx, a.ID, now.Add(time.Hour))
+	one, err := s.CreateSession(ctx, a, now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	two, _ := s.CreateSession(ctx, a.ID, now.Add(time.Hour))
-	theirs, _ := s.CreateSession(ctx, b.ID, now.Add(time.Hour))
+	two, _ := s.CreateSession(ctx, a, now.Add(time.Hour))
+	theirs, _ := s.CreateSession(ctx, b, now.Add(time.Hour))
 	live := func(acct int64, id string, at time.Time) bool {
 		t.Helper()
 		ok, err := s.SessionLive(ctx, acct, id, at)
@@ -474,26 +476,74 @@ func TestSessions(t *testing.T) {
 	if live(a.ID, one, now) || !live(a.ID, two, now) || !live(b.ID, theirs, now) {
 		t.Error("EndSessions must end the account's others and keep the one named and other accounts'")
 	}
+	// A password change ends the others in its transaction; a login that
+	// checked the old password makes no session.
+	three, _ := s.CreateSession(ctx, a, now.Add(time.Hour))
+	stale := *a
+	if err := s.ChangePassword(ctx, a.ID, "password1", "another-long-password", two); err != nil {
+		t.Fatal(err)
+	}
+	if !live(a.ID, two, now) || live(a.ID, three, now) {
+		t.Error("the password change must keep its own session and end the others")
+	}
+	_, err = s.CreateSession(ctx, &stale, now.Add(time.Hour))
+	wantCode(t, "CreateSession(under the old password)", err, tapline.EUNAUTHORIZED)
+	wantCode(t, "ChangePassword(wrong current)", s.ChangePassword(ctx, a.ID, "password1", "third-long-password", two), tapline.EUNAUTHORIZED)
 	if err := s.EndSession(ctx, two); err != nil || live(a.ID, two, now) {
 		t.Errorf("EndSession: %v", err)
 	}
-	_, err = s.CreateSession(ctx, 999999, now.Add(time.Hour))
-	wantCode(t, "CreateSession(unknown account)", err, tapline.ENOTFOUND)
+	_, err = s.CreateSession(ctx, &tapline.Account{ID: 999999}, now.Add(time.Hour))
+	wantCode(t, "CreateSession(unknown account)", err, tapline.EUNAUTHORIZED)
 
 	keys := []string{"account:1", "addr:192.0.2.0/24"}
+	var got map[string]int
 	for _, at := range []time.Time{now.Add(-20 * time.Minute), now.Add(-time.Minute), now} {
-		if err := s.RecordLoginFailure(ctx, keys, at); err != nil {
+		if got, err = s.RecordLoginAttempt(ctx, keys, at, now.Add(-15*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.LoginFailures(ctx, append(keys, "account:2"), now.Add(-15*time.Minute))
-	if err != nil || got["account:1"] != 2 || got["addr:192.0.2.0/24"] != 2 || got["account:2"] != 0 {
-		t.Fatalf("failures in the window %v (%v), want 2 and 2", got, err)
+	if got["account:1"] != 2 || got["addr:192.0.2.0/24"] != 2 {
+		t.Fatalf("attempts in the window, the last one included: %v, want 2 and 2", got)
 	}
 	if err := s.ClearLoginFailures(ctx, "account:1"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.LoginFailures(ctx, keys, now.Add(-time.Hour)); got["account:1"] != 0 || got["addr:192.0.2.0/24"] != 3 {
-		t.Errorf("after clearing the account: %v", got)
+	if err := s.ForgetLoginAttempt(ctx, "addr:192.0.2.0/24", now); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.RecordLoginAttempt(ctx, keys, now, now.Add(-time.Hour)); got["account:1"] != 1 || got["addr:192.0.2.0/24"] != 3 {
+		t.Errorf("after clearing the account and forgetting one attempt of the network: %v, want 1 and 3", got)
+	}
+}
+
+// TestLoginAttemptsConcurrent records attempts of one key at once: each
+// count includes every attempt recorded before it, so no two see the
+// same number.
+func TestLoginAttemptsConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newService(t)
+	now := time.Now()
+	const n = 20
+	counts := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			got, err := s.RecordLoginAttempt(ctx, []string{"account:7"}, now, now.Add(-time.Hour))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			counts <- got["account:7"]
+		})
+	}
+	wg.Wait()
+	close(counts)
+	seen := map[int]bool{}
+	for c := range counts {
+		if seen[c] || c < 1 || c > n {
+			t.Errorf("count %d seen twice or out of 1..%d", c, n)
+		}
+		seen[c] = true
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
 
 	"tapline"
@@ -18,22 +18,25 @@ func sessionHash(id string) []byte {
 	return sum[:]
 }
 
-// CreateSession starts a session of the account until expires; the id is
-// 32 random bytes in URL-safe base64, stored as SHA-256. Expired sessions
-// of the account are dropped on the way.
-func (s *AccountService) CreateSession(ctx context.Context, accountID int64, expires time.Time) (string, error) {
+// CreateSession starts a session of account a until expires, if its
+// password is still of a.PasswordGen; the id is 32 random bytes in
+// URL-safe base64, stored as SHA-256. Expired sessions of the account are
+// dropped on the way.
+func (s *AccountService) CreateSession(ctx context.Context, a *tapline.Account, expires time.Time) (string, error) {
 	id, err := randomToken()
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.db.pool.Exec(ctx, `
+	tag, err := s.db.pool.Exec(ctx, `
 		WITH gone AS (DELETE FROM sessions WHERE account_id = $1 AND expires_at < now())
-		INSERT INTO sessions (id_hash, account_id, expires_at) VALUES ($2, $1, $3)`,
-		accountID, sessionHash(id), expires); err != nil {
-		if pgCode(err) == codeForeignKeyViolation {
-			return "", tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
-		}
+		INSERT INTO sessions (id_hash, account_id, expires_at)
+		SELECT $2, id, $3 FROM accounts WHERE id = $1 AND password_gen = $4`,
+		a.ID, sessionHash(id), expires, a.PasswordGen)
+	if err != nil {
 		return "", fmt.Errorf("create session: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return "", tapline.Errorf(tapline.EUNAUTHORIZED, "The password changed while logging in: log in again.")
 	}
 	return id, nil
 }
@@ -68,9 +71,12 @@ func (s *AccountService) EndSessions(ctx context.Context, accountID int64, keep 
 	return nil
 }
 
-// ChangePassword sets the account's password when old is its current one.
-func (s *AccountService) ChangePassword(ctx context.Context, accountID int64, old, new string) error {
-	_, hash, err := s.account(ctx, `WHERE id = $1`, accountID)
+// ChangePassword sets the account's password when old is its current one
+// and ends every other session of the account but keep, in one
+// transaction that also moves the password's generation on (so a login
+// checked against the old password makes no session).
+func (s *AccountService) ChangePassword(ctx context.Context, accountID int64, old, new, keep string) error {
+	a, hash, err := s.account(ctx, `WHERE id = $1`, accountID)
 	if err != nil {
 		return err
 	}
@@ -90,7 +96,23 @@ func (s *AccountService) ChangePassword(ctx context.Context, accountID int64, ol
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
-	if _, err := s.db.pool.Exec(ctx, `UPDATE accounts SET password_hash = $2 WHERE id = $1`, accountID, string(h)); err != nil {
+	tx, err := s.db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("change password: %w", translate(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	tag, err := tx.Exec(ctx, `UPDATE accounts SET password_hash = $2, password_gen = password_gen + 1 WHERE id = $1 AND password_gen = $3`,
+		accountID, string(h), a.PasswordGen)
+	if err != nil {
+		return fmt.Errorf("change password: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return tapline.Errorf(tapline.ECONFLICT, "The password changed meanwhile; try again.")
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE account_id = $1 AND id_hash <> $2`, accountID, sessionHash(keep)); err != nil {
+		return fmt.Errorf("change password: end sessions: %w", translate(err))
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("change password: %w", translate(err))
 	}
 	return nil
@@ -106,33 +128,50 @@ func (s *AccountService) AccountByLogin(ctx context.Context, login string) (*tap
 	return a, err
 }
 
-// LoginFailures counts each key's failures at or after since.
-func (s *AccountService) LoginFailures(ctx context.Context, keys []string, since time.Time) (map[string]int, error) {
-	rows, err := s.db.pool.Query(ctx, `
-		SELECT key, count(*)::int FROM login_failures WHERE key = ANY($1) AND at >= $2 GROUP BY key`, keys, since)
+// loginFailureHorizon is how long attempts are kept at all.
+const loginFailureHorizon = 24 * time.Hour
+
+// RecordLoginAttempt notes an attempt at at for each key and counts each
+// key's attempts at or after since, this one included, dropping the keys'
+// attempts older than a day. Each key is counted under a transaction lock
+// of its own, taken in key order, so of concurrent attempts the k-th to
+// count sees at least k.
+func (s *AccountService) RecordLoginAttempt(ctx context.Context, keys []string, at, since time.Time) (map[string]int, error) {
+	keys = slices.Sorted(slices.Values(keys))
+	tx, err := s.db.pool.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("count login failures: %w", translate(err))
+		return nil, fmt.Errorf("record login attempt: %w", translate(err))
 	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 	out := make(map[string]int, len(keys))
-	var k string
-	var n int
-	if _, err := pgx.ForEachRow(rows, []any{&k, &n}, func() error { out[k] = n; return nil }); err != nil {
-		return nil, fmt.Errorf("count login failures: %w", translate(err))
+	for _, k := range keys {
+		// The lock first, in a statement of its own: the count below then
+		// reads a snapshot taken after it, which holds the attempts of
+		// every transaction that had the lock before.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('login/' || $1, 0))`, k); err != nil {
+			return nil, fmt.Errorf("record login attempt: %w", translate(err))
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `
+			WITH old AS (DELETE FROM login_failures WHERE key = $1 AND at < $4),
+			ins AS (INSERT INTO login_failures (key, at) VALUES ($1, $2))
+			SELECT count(*)::int + 1 FROM login_failures WHERE key = $1 AND at >= $3`, // + this attempt, not visible to its own statement
+			k, at, since, at.Add(-loginFailureHorizon)).Scan(&n); err != nil {
+			return nil, fmt.Errorf("record login attempt: %w", translate(err))
+		}
+		out[k] = n
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("record login attempt: %w", translate(err))
 	}
 	return out, nil
 }
 
-// loginFailureHorizon is how long failures are kept at all.
-const loginFailureHorizon = 24 * time.Hour
-
-// RecordLoginFailure notes a failure at at for each key, dropping the
-// keys' failures older than a day.
-func (s *AccountService) RecordLoginFailure(ctx context.Context, keys []string, at time.Time) error {
-	_, err := s.db.pool.Exec(ctx, `
-		WITH old AS (DELETE FROM login_failures WHERE key = ANY($1) AND at < $3)
-		INSERT INTO login_failures (key, at) SELECT unnest($1::text[]), $2`, keys, at, at.Add(-loginFailureHorizon))
-	if err != nil {
-		return fmt.Errorf("record login failure: %w", translate(err))
+// ForgetLoginAttempt drops one attempt of key at at.
+func (s *AccountService) ForgetLoginAttempt(ctx context.Context, key string, at time.Time) error {
+	if _, err := s.db.pool.Exec(ctx, `
+		DELETE FROM login_failures WHERE ctid = (SELECT ctid FROM login_failures WHERE key = $1 AND at = $2 LIMIT 1)`, key, at); err != nil {
+		return fmt.Errorf("forget login attempt: %w", translate(err))
 	}
 	return nil
 }
