@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -18,6 +16,7 @@ import (
 
 	"tapline"
 	"tapline/fingerprint"
+	"tapline/internal/clientip"
 )
 
 // Bounds on what a hit keeps of the link's query string.
@@ -255,57 +254,13 @@ func withPlayReferrer(dest, hitID string, params map[string]string) string {
 	return u.String()
 }
 
-// clientIP returns the client address of r: the peer, or, when the peer is
-// a trusted proxy, the right-most X-Forwarded-For address that is not.
+// clientIP returns the client address of r behind the trusted proxies,
+// "" when the peer is not an address.
 func (c *Collector) clientIP(r *http.Request) string {
-	peer := parseAddr(r.RemoteAddr)
-	if !peer.IsValid() {
-		return ""
+	if a := clientip.Of(r, c.Config.TrustedProxies); a.IsValid() {
+		return a.String()
 	}
-	if !c.trusted(peer) {
-		return peer.String()
-	}
-	client := peer
-	xff := r.Header.Values("X-Forwarded-For")
-	for i := len(xff) - 1; i >= 0; i-- {
-		parts := strings.Split(xff[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			a := parseAddr(strings.TrimSpace(parts[j]))
-			if !a.IsValid() {
-				return client.String()
-			}
-			client = a
-			if !c.trusted(a) {
-				return a.String()
-			}
-		}
-	}
-	return client.String()
-}
-
-func (c *Collector) trusted(a netip.Addr) bool {
-	for _, p := range c.Config.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// parseAddr parses "ip", "ip:port" or "[ip]:port", unmapping IPv4-in-IPv6.
-func parseAddr(s string) netip.Addr {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("")
-	}
-	host, _, err := net.SplitHostPort(s)
-	if err != nil {
-		return netip.Addr{}
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap().WithZone("")
+	return ""
 }
 
 func (c *Collector) hitMessage(h *tapline.Hit) (tapline.Message, error) {

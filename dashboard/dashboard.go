@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ type Config struct {
 	// AdminToken is the bearer token of the admin API; empty disables the
 	// admin API (it answers 404).
 	AdminToken string
+	// TrustedProxies are the peers whose X-Forwarded-For names the
+	// client, for the login throttle's per-network count.
+	TrustedProxies []netip.Prefix
 	// SessionKey is the HMAC-SHA256 key signing session cookies; at least
 	// MinSessionKeyLen bytes.
 	SessionKey []byte

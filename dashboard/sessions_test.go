@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -131,5 +132,35 @@ func TestLoginThrottlePerAddress(t *testing.T) {
 	e.clock.Store(start.Add(dashboard.LoginFailureWindow + time.Second).UnixNano())
 	if r := e.login(e.client(), "bystander", password); r.Status != http.StatusSeeOther {
 		t.Errorf("after the window: status %d, want 303", r.Status)
+	}
+}
+
+// TestLoginThrottleBehindAProxy counts failures per client network as a
+// trusted proxy reports it: a network that guessed is refused, another
+// behind the same proxy is not.
+func TestLoginThrottleBehindAProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a hundred logins")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	e.d.Config.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	e.account("bystander")
+	login := func(name, pass, from string) int {
+		form := url.Values{"login": {name}, "password": {pass}}
+		return e.do(e.client(), http.MethodPost, "/login", strings.NewReader(form.Encode()), map[string]string{
+			"Content-Type": "application/x-www-form-urlencoded", "Origin": e.srv.URL, "X-Forwarded-For": from,
+		}).Status
+	}
+	for i := range dashboard.MaxAddressFailures {
+		if s := login(fmt.Sprintf("nobody-%d", i), "wrong-password", "198.51.100.7"); s != http.StatusUnauthorized {
+			t.Fatalf("guess %d: status %d, want 401", i+1, s)
+		}
+	}
+	if s := login("bystander", password, "198.51.100.99"); s != http.StatusTooManyRequests {
+		t.Errorf("from the guessing /24: status %d, want 429", s)
+	}
+	if s := login("bystander", password, "203.0.113.9"); s != http.StatusSeeOther {
+		t.Errorf("from another network behind the proxy: status %d, want 303", s)
 	}
 }

@@ -1,14 +1,13 @@
 package dashboard
 
 import (
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"tapline"
+	"tapline/internal/clientip"
 )
 
 // Login throttling, shared by every dashboard process through
@@ -36,20 +35,16 @@ func (d *Dashboard) throttleKeys(r *http.Request, login string) ([2]string, erro
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
 		return [2]string{}, err
 	}
-	return [2]string{acct, "addr:" + clientNetwork(r)}, nil
+	return [2]string{acct, "addr:" + d.clientNetwork(r)}, nil
 }
 
-// clientNetwork is the /24 or /64 of the request's peer.
-func clientNetwork(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// clientNetwork is the /24 or /64 of the request's client (behind
+// Config.TrustedProxies).
+func (d *Dashboard) clientNetwork(r *http.Request) string {
+	ip := clientip.Of(r, d.Config.TrustedProxies)
+	if !ip.IsValid() {
+		return r.RemoteAddr
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	ip = ip.Unmap()
 	bits := 64
 	if ip.Is4() {
 		bits = 24

@@ -132,7 +132,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.PublicURL, "public-url", "collector base URL as phones reach it (default http://<collector-addr>)")
 	str(&c.AdminToken, "admin-token", "admin API bearer token (generated into the data dir when empty)")
 	str(&c.SessionKey, "session-key", "dashboard session cookie key, 32+ bytes (generated into the data dir when empty)")
-	str(&c.TrustedProxy, "trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For is honoured")
+	str(&c.TrustedProxy, "trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For is honoured (collector: the hit's address; dashboard: the login throttle's network)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.KafkaBrokers, "kafka-brokers", "comma-separated Kafka brokers: use Kafka as the bus")
 	str(&c.GroupID, "group-id", "consumer group of the matchers")

@@ -353,11 +353,13 @@ func (n *Node) openDashboard() error {
 	if funnelStore == nil {
 		funnelStore = postgres.NewFunnelStore(n.DB)
 	}
+	proxies, _ := cfg.trustedProxies() // Validate checked them
 	n.Dashboard = dashboard.New(dashboard.Config{
-		AdminToken:    adminToken,
-		SessionKey:    []byte(sessionKey),
-		SecureCookies: cfg.SecureCookies,
-		CollectorURL:  publicURL,
+		AdminToken:     adminToken,
+		SessionKey:     []byte(sessionKey),
+		SecureCookies:  cfg.SecureCookies,
+		CollectorURL:   publicURL,
+		TrustedProxies: proxies,
 	}, n.Accounts, reports)
 	n.Dashboard.Funnels, n.Dashboard.FunnelReports = funnelStore, reports
 	// The all-in-one starts a saved funnel's backfill at once; a dashboard
