@@ -22,6 +22,10 @@ const (
 	FactConversions FactTable = "conversions"
 	FactRevenue     FactTable = "revenue"
 	FactFunnelSteps FactTable = "funnel_steps"
+	// FactTotals sums the five tables above per hour and measure, without
+	// their other dimensions: what the daily chart and table read (see
+	// FactKey.Total).
+	FactTotals FactTable = "totals"
 )
 
 // FactKey identifies one row of a fact table: its table, UTC hour and app,
@@ -49,6 +53,9 @@ type FactKey struct {
 	AdGroup  string
 	Creative string
 	Site     string
+
+	// Measure is the table a FactTotals row sums.
+	Measure FactTable
 }
 
 // FactColumnType is the SQL type of a dimension's column, spelt as
@@ -139,11 +146,16 @@ var (
 		set:  func(k *FactKey, v string) { k.Site = v }}
 )
 
+var dimMeasure = &FactDim{Column: "measure", Type: FactText,
+	text: func(k FactKey) string { return string(k.Measure) },
+	keep: func(n, k FactKey) FactKey { n.Measure = k.Measure; return n }}
+
 // FactDims lists every dimension, in FactKey's field order.
 var FactDims = []*FactDim{
 	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
 	dimFunnel, dimBreakdown, dimStep, dimBucket,
 	dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite,
+	dimMeasure,
 }
 
 // CampaignDims are the campaign dimensions, which hits, installs,
@@ -284,9 +296,32 @@ var FactTables = []*FactTableDesc{
 		Count: "conversions (matched installs)", Sum: "click-to-install milliseconds"},
 	{Table: FactRevenue, Dims: withCampaign(dimLinkID, dimPlatform, dimCurrency, dimMethod),
 		Count: "purchases, under the attribution of their installation (method \"\": counted before revenue kept it)", Sum: "revenue in micros of the currency"},
+	{Table: FactTotals, Dims: []*FactDim{dimMeasure, dimMethod, dimCurrency},
+		Count: "the measure's count in the hour (method: the attribution's; for installs organic without a link, else attributed; currency: revenue's)",
+		Sum:   "the measure's sum"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
+}
+
+// Total returns the FactTotals row a delta of k adds to, and whether k's
+// table has totals: hits, installs, conversions, events and revenue. An
+// install's method there is organic without a link and "attributed" with
+// one, as the reports count them.
+func (k FactKey) Total() (FactKey, bool) {
+	switch k.Table {
+	case FactHits, FactInstalls, FactConversions, FactEvents, FactRevenue:
+	default:
+		return FactKey{}, false
+	}
+	t := FactKey{Table: FactTotals, Hour: k.Hour, AppID: k.AppID, Measure: k.Table, Method: k.Method, Currency: k.Currency}
+	if k.Table == FactInstalls {
+		t.Method = MethodOrganic
+		if k.LinkID != 0 {
+			t.Method = "attributed"
+		}
+	}
+	return t.Normalise(), true
 }
 
 // withCampaign returns dims followed by the campaign dimensions.

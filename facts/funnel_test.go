@@ -70,11 +70,19 @@ func TestBatchKeysDeclared(t *testing.T) {
 	b.Attribution(&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS},
 		tapline.Attribution{LinkID: 2, Method: tapline.MethodFingerprint, HitTime: t0.Add(-time.Minute)}, +1)
 	b.FunnelOutcome(1, 3, &tapline.FunnelOutcome{Hour: tapline.HourOf(t0), Breakdown: "2", Steps: []int64{0, 5}}, +1)
+	// Every table but the totals, which the fact store derives (their
+	// keys must be valid too).
 	tables := map[tapline.FactTable]bool{}
 	for k := range b {
 		tables[k.Table] = true
 		if err := k.Validate(); err != nil {
 			t.Errorf("key %+v: %v", k, err)
+		}
+		if tk, ok := k.Total(); ok {
+			tables[tk.Table] = true
+			if err := tk.Validate(); err != nil {
+				t.Errorf("total %+v of %+v: %v", tk, k, err)
+			}
 		}
 	}
 	if len(tables) != len(tapline.FactTables) {

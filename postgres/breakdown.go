@@ -83,7 +83,22 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 	}
 	out := &tapline.Breakdown{By: by, Rows: []tapline.BreakdownRow{}}
 	var parts []string
+	fromTotals := timeFormat != "" && len(conds) == 0
+	if fromTotals {
+		// Days or hours of everything: the hourly totals hold it in a
+		// few rows an hour, where the tables hold one per link, platform
+		// and campaign.
+		parts = append(parts, fmt.Sprintf(`SELECT measure, to_char(h AT TIME ZONE $4, '%s'), k, sum(c)::bigint, sum(s)::bigint FROM (
+			SELECT measure, hour AS h,
+				CASE WHEN measure = 'installs' AND method = 'organic' THEN 'organic' WHEN measure = 'revenue' THEN currency ELSE '' END AS k,
+				sum(count) AS c, sum(sum) AS s
+			FROM %s WHERE app_id = $1 AND hour >= $2 AND hour < $3 AND NOT (measure = 'conversions' AND method = 'organic')
+			GROUP BY 1, 2, 3) hours GROUP BY 1, 2, 3`, timeFormat, factTableName(tapline.FactTotals)))
+	}
 	for _, m := range breakdownMeasures {
+		if fromTotals {
+			break
+		}
 		d := m.table.Desc()
 		kept := groupDim == nil || d.Keeps(groupDim)
 		clauses := []string{"app_id = $1", "hour >= $2", "hour < $3"}

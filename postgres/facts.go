@@ -130,6 +130,7 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 	if err != nil {
 		return err
 	}
+	addTotals(byTable)
 	if err := upsertRows(ctx, tx, byTable); err != nil {
 		return err
 	}
@@ -175,6 +176,42 @@ func factRows(deltas map[tapline.FactKey]tapline.FactValue) (map[tapline.FactTab
 		}
 	}
 	return byTable, nil
+}
+
+// addTotals adds to byTable the FactTotals rows its rows add up to (see
+// tapline.FactKey.Total), in the same transaction as they: the totals
+// are exactly as exact as the tables they sum. Totals given directly are
+// kept (and summed with).
+func addTotals(byTable map[tapline.FactTable][]factRow) {
+	sums := map[tapline.FactKey]tapline.FactValue{}
+	for _, r := range byTable[tapline.FactTotals] {
+		v := sums[r.key]
+		v.Count, v.Sum = v.Count+r.val.Count, v.Sum+r.val.Sum
+		sums[r.key] = v
+	}
+	for t, rows := range byTable {
+		if t == tapline.FactTotals {
+			continue
+		}
+		for _, r := range rows {
+			if k, ok := r.key.Total(); ok {
+				v := sums[k]
+				v.Count, v.Sum = v.Count+r.val.Count, v.Sum+r.val.Sum
+				sums[k] = v
+			}
+		}
+	}
+	totals := byTable[tapline.FactTotals][:0]
+	for k, v := range sums {
+		if v != (tapline.FactValue{}) {
+			totals = append(totals, factRow{k, v})
+		}
+	}
+	if len(totals) > 0 {
+		byTable[tapline.FactTotals] = totals
+	} else {
+		delete(byTable, tapline.FactTotals)
+	}
 }
 
 // upsertRows adds rows to their tables in tx: tables in declaration order,
