@@ -164,3 +164,26 @@ func TestLoginThrottleBehindAProxy(t *testing.T) {
 		t.Errorf("from another network behind the proxy: status %d, want 303", s)
 	}
 }
+
+// TestChangePasswordIsThrottled guesses the current password on the
+// password form: past MaxLoginFailures the form refuses even the right
+// one, and so does the login form, for the same account.
+func TestChangePasswordIsThrottled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.account("acme")
+	c := e.loggedIn("acme")
+	for i := range dashboard.MaxLoginFailures {
+		res := e.postForm(c, "/account/password", url.Values{"current": {fmt.Sprintf("guess-%d-password", i)}, "new": {"a-new-long-password"}, "confirm": {"a-new-long-password"}})
+		if res.Status != http.StatusBadRequest {
+			t.Fatalf("guess %d: status %d, want 400", i+1, res.Status)
+		}
+	}
+	res := e.postForm(c, "/account/password", url.Values{"current": {password}, "new": {"a-new-long-password"}, "confirm": {"a-new-long-password"}})
+	if res.Status != http.StatusTooManyRequests || !strings.Contains(res.Body, "Too many wrong passwords") {
+		t.Errorf("the right password after %d guesses: status %d, want 429", dashboard.MaxLoginFailures, res.Status)
+	}
+	if r := e.login(e.client(), "acme", password); r.Status != http.StatusTooManyRequests {
+		t.Errorf("the login form for the same account: status %d, want 429", r.Status)
+	}
+}

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -40,7 +41,20 @@ func (d *Dashboard) changePasswordForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	current, next := r.PostForm.Get("current"), r.PostForm.Get("new")
-	var err error
+	// A guess at the current password counts as a login attempt: a stolen
+	// session cannot try passwords here faster than at the login form.
+	now := d.now()
+	keys := [2]string{"account:" + strconv.FormatInt(p.Account.ID, 10), "addr:" + d.clientNetwork(r)}
+	n, err := d.Accounts.RecordLoginAttempt(r.Context(), keys[:], now, now.Add(-LoginFailureWindow))
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	if n[keys[0]] > MaxLoginFailures || n[keys[1]] > MaxAddressFailures {
+		w.Header().Set("Retry-After", strconv.Itoa(int(LoginFailureWindow.Seconds())))
+		d.renderAccount(w, r, http.StatusTooManyRequests, accountData{PasswordError: "Too many wrong passwords for this account. Try again in a few minutes."})
+		return
+	}
 	if next != r.PostForm.Get("confirm") {
 		err = tapline.Errorf(tapline.EINVALID, "The new password and its confirmation differ.")
 	} else {
@@ -52,6 +66,14 @@ func (d *Dashboard) changePasswordForm(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.renderAccount(w, r, http.StatusBadRequest, accountData{PasswordError: tapline.ErrorMessage(err)})
+		return
+	}
+	if err := d.Accounts.ClearLoginFailures(r.Context(), keys[0]); err != nil {
+		d.writeError(w, r, err)
+		return
+	}
+	if err := d.Accounts.ForgetLoginAttempt(r.Context(), keys[1], now); err != nil {
+		d.writeError(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/account?password=changed", http.StatusSeeOther)
