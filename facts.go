@@ -489,6 +489,15 @@ var ReportDims = []*ReportDim{
 	{"site", "Site", dimSite},
 }
 
+// ReportDimNames lists the ReportDims' names, for messages.
+func ReportDimNames() string {
+	names := make([]string, len(ReportDims))
+	for i, d := range ReportDims {
+		names[i] = d.Name
+	}
+	return strings.Join(names, ", ")
+}
+
 // ReportDimNamed returns the ReportDim called name, or nil.
 func ReportDimNamed(name string) *ReportDim {
 	for _, d := range ReportDims {
@@ -533,6 +542,12 @@ type BreakdownRow struct {
 	ClickToInstallMillis int64            `json:"click_to_install_ms"`
 	Events               int64            `json:"events"`
 	RevenueMicros        map[string]int64 `json:"revenue_micros,omitempty"`
+}
+
+// DailyStats returns r as the stats of day.
+func (r *BreakdownRow) DailyStats(day string) DailyStats {
+	return DailyStats{Day: day, Hits: r.Hits, Installs: r.Installs, OrganicInstalls: r.OrganicInstalls,
+		Conversions: r.Conversions, Events: r.Events, ConversionRate: r.ConversionRate(), RevenueMicros: r.RevenueMicros}
 }
 
 // ConversionRate is conversions over hits, 0 without hits.

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
 	"tapline"
 	"tapline/loadgen"
 	"tapline/postgres"
@@ -213,10 +216,6 @@ func seedDashboardFacts(ctx context.Context, db *postgres.DB, appID int64, links
 }
 
 // formatThousands writes n with thousands separators.
-func formatThousands(n int) string {
-	s := fmt.Sprint(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
+func formatThousands(n int) string { return english.Sprintf("%d", n) }
+
+var english = message.NewPrinter(language.English)

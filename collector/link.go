@@ -167,10 +167,13 @@ func (c *Collector) newHit(r *http.Request, e *linkEntry) *tapline.Hit {
 			}
 		}
 	}
-	// The link's own parameters, where the tap's URL has none of that name.
-	for _, k := range slices.Sorted(maps.Keys(e.link.Params)) {
-		if _, ok := h.Params[k]; !ok {
-			addParam(h, k, e.link.Params[k])
+	// The link's own parameters, where the tap's URL has none of that name
+	// (in name order, so the parameter cap keeps the same ones).
+	if len(e.link.Params) > 0 {
+		for _, k := range slices.Sorted(maps.Keys(e.link.Params)) {
+			if _, ok := h.Params[k]; !ok {
+				addParam(h, k, e.link.Params[k])
+			}
 		}
 	}
 	h.Platform = c.Fingerprinter.Platform(h.UserAgent, h.ClientHints)

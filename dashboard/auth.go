@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"tapline"
@@ -43,21 +42,17 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, http.StatusBadRequest, "login", loginData{Login: login, Next: next, Error: "Enter your email or account name and your password."})
 		return
 	}
-	now := d.now()
-	keys, err := d.throttleKeys(r, login)
+	key, err := d.loginAccountKey(r, login)
 	if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
-	// The attempt is counted before the password is checked, so parallel
-	// guesses cannot all pass on a low count; a good password forgets it.
-	n, err := d.Accounts.RecordLoginAttempt(r.Context(), keys[:], now, now.Add(-LoginFailureWindow))
+	attempt, blocked, err := d.tryPassword(w, r, key)
 	if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
-	if n[keys[0]] > MaxLoginFailures || n[keys[1]] > MaxAddressFailures {
-		w.Header().Set("Retry-After", strconv.Itoa(int(LoginFailureWindow.Seconds())))
+	if blocked {
 		d.render(w, r, http.StatusTooManyRequests, "login", loginData{Login: login, Next: next,
 			Error: "Too many wrong passwords for this account, or from this network. Try again in a few minutes."})
 		return
@@ -70,11 +65,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, err)
 		return
 	}
-	if err := d.Accounts.ClearLoginFailures(r.Context(), keys[0]); err != nil {
-		d.writeError(w, r, err)
-		return
-	}
-	if err := d.Accounts.ForgetLoginAttempt(r.Context(), keys[1], now); err != nil {
+	if err := d.passwordRight(r, attempt); err != nil {
 		d.writeError(w, r, err)
 		return
 	}

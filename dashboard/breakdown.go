@@ -64,10 +64,10 @@ func parseFilters(q url.Values) ([]tapline.DimFilter, error) {
 func parseBreakdown(q url.Values, def string) (breakdownQuery, error) {
 	bq := breakdownQuery{By: cmp.Or(q.Get("by"), def), Sort: q.Get("sort"), Limit: DefaultBreakdownLimit}
 	if bq.By == "" {
-		return bq, tapline.Errorf(tapline.EINVALID, "by: required; want day, hour, %s", dimNames())
+		return bq, tapline.Errorf(tapline.EINVALID, "by: required; want day, hour, %s", tapline.ReportDimNames())
 	}
-	if bq.By != tapline.ByDay && bq.By != tapline.ByHour && tapline.ReportDimNamed(bq.By) == nil {
-		return bq, tapline.Errorf(tapline.EINVALID, "by: %q is not a breakdown; want day, hour, %s", bq.By, dimNames())
+	if !isTime(bq.By) && tapline.ReportDimNamed(bq.By) == nil {
+		return bq, tapline.Errorf(tapline.EINVALID, "by: %q is not a breakdown; want day, hour, %s", bq.By, tapline.ReportDimNames())
 	}
 	if bq.Sort != "" && !slices.Contains(breakdownSorts, bq.Sort) {
 		return bq, tapline.Errorf(tapline.EINVALID, "sort: %q; want one of %s", bq.Sort, strings.Join(breakdownSorts, ", "))
@@ -82,14 +82,6 @@ func parseBreakdown(q url.Values, def string) (breakdownQuery, error) {
 	var err error
 	bq.Filters, err = parseFilters(q)
 	return bq, err
-}
-
-func dimNames() string {
-	names := make([]string, len(tapline.ReportDims))
-	for i, d := range tapline.ReportDims {
-		names[i] = d.Name
-	}
-	return strings.Join(names, ", ")
 }
 
 // BreakdownEntry is one value of a breakdown, with what people read.
@@ -127,7 +119,10 @@ type BreakdownReport struct {
 
 // Drillable reports whether the breakdown's values can filter the page: a
 // dimension's, not days or hours.
-func (b *BreakdownReport) Drillable() bool { return b.By != tapline.ByDay && b.By != tapline.ByHour }
+func (b *BreakdownReport) Drillable() bool { return !isTime(b.By) }
+
+// isTime reports whether a breakdown is by day or hour, not a dimension.
+func isTime(by string) bool { return by == tapline.ByDay || by == tapline.ByHour }
 
 // Has reports whether the breakdown counts measure.
 func (b *BreakdownReport) Has(measure string) bool { return !slices.Contains(b.Missing, measure) }
@@ -193,7 +188,7 @@ func (d *Dashboard) breakdownReport(ctx context.Context, app *tapline.App, dr da
 	rep.Total = entry(rep.Total.BreakdownRow)
 	rep.Total.Label, rep.Total.Kind = "Total", "total"
 	sortEntries(rep.Rows, bq, rep)
-	if timed := bq.By == tapline.ByDay || bq.By == tapline.ByHour; !timed && len(rep.Rows) > bq.Limit {
+	if !isTime(bq.By) && len(rep.Rows) > bq.Limit {
 		var other tapline.BreakdownRow
 		for _, e := range rep.Rows[bq.Limit:] {
 			other.Add(&e.BreakdownRow)
@@ -211,7 +206,7 @@ func (d *Dashboard) breakdownReport(ctx context.Context, app *tapline.App, dr da
 // of hits, installs and events the breakdown counts; largest first, ties
 // by value.
 func sortEntries(rows []BreakdownEntry, bq breakdownQuery, rep *BreakdownReport) {
-	timed := bq.By == tapline.ByDay || bq.By == tapline.ByHour
+	timed := isTime(bq.By)
 	measure := bq.Sort
 	if measure == "" && !timed {
 		measure = "value"
@@ -278,7 +273,7 @@ func valueLabels(by string) func(string) string {
 		}
 		switch v {
 		case "":
-			if by == tapline.ByDay || by == tapline.ByHour {
+			if isTime(by) {
 				return v
 			}
 			return "(none)"
@@ -294,11 +289,7 @@ func valueLabels(by string) func(string) string {
 // counts of measures the breakdown cannot have are empty, revenue has a
 // column per currency.
 func writeBreakdownCSV(w io.Writer, rep *BreakdownReport) error {
-	currencies := map[string]bool{}
-	for cur := range rep.Total.RevenueMicros {
-		currencies[cur] = true
-	}
-	curs := slices.Sorted(maps.Keys(currencies))
+	curs := slices.Sorted(maps.Keys(rep.Total.RevenueMicros))
 	header := []string{"row", rep.By, "label", "hits", "installs", "organic_installs", "conversions", "conversion_rate",
 		"mean_click_to_install_seconds", "events"}
 	for _, cur := range curs {

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -201,7 +202,7 @@ func (d *Dashboard) funnelPage(w http.ResponseWriter, r *http.Request) {
 	path := fmt.Sprintf("/apps/%d/funnels/%d", app.ID, fid)
 	data := funnelData{
 		App: app, Report: rep, From: rep.From, To: rep.To, TZ: dr.TZ, RangeError: rangeErr,
-		Presets: rangePresets(path, dr, 7, 30, 90),
+		Presets: rangePresets(path, dr, nil, 7, 30, 90),
 		Summary: definitionSummary(&rep.Funnel.FunnelDefinition, links),
 		Banner:  resultsBanner(rep),
 		APIURL:  fmt.Sprintf("/api/v1/apps/%d/funnels/%d", app.ID, fid),
@@ -353,11 +354,17 @@ func rangeQuery(dr dayRange) url.Values {
 }
 
 // rangePresets are quick links to path over the last n days up to dr's
-// last day, for each n.
-func rangePresets(path string, dr dayRange, days ...int) []preset {
+// last day, for each n, keeping the other parameters of keep (may be nil).
+func rangePresets(path string, dr dayRange, keep url.Values, days ...int) []preset {
 	var out []preset
 	for _, n := range days {
-		q := url.Values{"from": {dr.To.AddDate(0, 0, -(n - 1)).Format(dayLayout)}, "to": {dr.To.Format(dayLayout)}}
+		q := maps.Clone(keep)
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("from", dr.To.AddDate(0, 0, -(n-1)).Format(dayLayout))
+		q.Set("to", dr.To.Format(dayLayout))
+		q.Del("tz")
 		if dr.TZ != "UTC" {
 			q.Set("tz", dr.TZ)
 		}

@@ -54,21 +54,12 @@ func (d *Dashboard) liveReport(ctx context.Context, app *tapline.App, tz string,
 	return rep, nil
 }
 
-// liveZone reads ?tz= (UTC by default).
-func liveZone(q url.Values) (string, *time.Location, error) {
-	dr, err := parseRange(url.Values{"tz": {q.Get("tz")}}, time.Now())
-	if err != nil {
-		return "", nil, err
-	}
-	return dr.TZ, dr.Location, nil
-}
-
 func (d *Dashboard) apiLive(w http.ResponseWriter, r *http.Request) {
 	app, ok := d.apiApp(w, r)
 	if !ok {
 		return
 	}
-	tz, loc, err := liveZone(r.URL.Query())
+	tz, loc, err := parseZone(r.URL.Query().Get("tz"))
 	if err != nil {
 		d.writeJSONError(w, r, err)
 		return
@@ -95,7 +86,7 @@ func (d *Dashboard) livePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	tz, loc, err := liveZone(r.URL.Query())
+	tz, loc, err := parseZone(r.URL.Query().Get("tz"))
 	if err != nil {
 		d.writeError(w, r, err)
 		return

@@ -246,7 +246,7 @@ type appData struct {
 	// NoTraffic is set when the app has no hits, installs or events in
 	// the range: the page shows how to get some.
 	NoTraffic bool
-	// FirstLink is the tracking URL of the app's busiest link, "" when it
+	// FirstLink is the tracking URL of the app's first link, "" when it
 	// has none.
 	FirstLink string
 }
@@ -367,7 +367,7 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	data.Sorts = sortLinks(path, self)
-	csvQuery := cloneValues(self)
+	csvQuery := maps.Clone(self)
 	csvQuery.Set("by", tapline.ByDay)
 	data.DailyCSV = "/api/v1" + path + "/breakdown.csv?" + csvQuery.Encode()
 	csvQuery.Set("by", bq.By)
@@ -376,7 +376,7 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 	}
 	data.BreakdownCSV = "/api/v1" + path + "/breakdown.csv?" + csvQuery.Encode()
 	data.Drill = func(value string) string {
-		q := cloneValues(self)
+		q := maps.Clone(self)
 		q.Set(bq.By, value)
 		q.Del("sort")
 		if next := drillNext[bq.By]; next != "" {
@@ -394,14 +394,7 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 			data.FirstLink = d.trackingURL(links[0].Slug)
 		}
 	}
-	for _, pr := range rangePresets(path, dr, 7, 14, 30, 90) {
-		u, _ := url.Parse(pr.URL)
-		q := cloneValues(self)
-		for k, v := range u.Query() {
-			q[k] = v
-		}
-		data.Presets = append(data.Presets, preset{Label: pr.Label, URL: path + "?" + q.Encode()})
-	}
+	data.Presets = rangePresets(path, dr, self, 7, 14, 30, 90)
 	status := http.StatusOK
 	if rangeErr != nil {
 		status = http.StatusBadRequest
@@ -426,7 +419,7 @@ type filterChip struct {
 func filterChips(path string, self url.Values, filters []tapline.DimFilter) []filterChip {
 	var out []filterChip
 	for _, f := range filters {
-		q := cloneValues(self)
+		q := maps.Clone(self)
 		q.Del(f.Dim)
 		rd := tapline.ReportDimNamed(f.Dim)
 		out = append(out, filterChip{Label: rd.Label + ": " + valueLabels(f.Dim)(f.Value), RemoveURL: path + "?" + q.Encode()})
@@ -465,17 +458,9 @@ func hiddenFields(q url.Values, except ...string) []hiddenField {
 func sortLinks(path string, self url.Values) map[string]string {
 	out := make(map[string]string, len(breakdownSorts))
 	for _, s := range breakdownSorts {
-		q := cloneValues(self)
+		q := maps.Clone(self)
 		q.Set("sort", s)
 		out[s] = path + "?" + q.Encode()
-	}
-	return out
-}
-
-func cloneValues(q url.Values) url.Values {
-	out := make(url.Values, len(q))
-	for k, v := range q {
-		out[k] = slices.Clone(v)
 	}
 	return out
 }

@@ -51,36 +51,27 @@ func parseRange(q url.Values, now time.Time) (dayRange, error) {
 }
 
 // pageRange is parseRangeDays for a page: a query it refuses gives the
-// default range in UTC, the refusal's message to show above it, and the
-// fields as they were typed, so the page still renders around the mistake.
+// default range in UTC and the refusal to show above it, so the page still
+// renders around the mistake.
 func pageRange(q url.Values, now time.Time, days int) (dayRange, *rangeError) {
 	dr, err := parseRangeDays(q, now, days)
 	if err == nil {
 		return dr, nil
 	}
 	dr, _ = parseRangeDays(url.Values{}, now, days)
-	return dr, &rangeError{Message: tapline.ErrorMessage(err), From: q.Get("from"), To: q.Get("to"), TZ: q.Get("tz")}
+	return dr, &rangeError{Message: tapline.ErrorMessage(err)}
 }
 
-// rangeError is a range a page refused: why, and what was typed.
-type rangeError struct {
-	Message      string
-	From, To, TZ string
-}
+// rangeError is why a page refused its query.
+type rangeError struct{ Message string }
 
 // parseRangeDays is parseRange with a default of days days.
 func parseRangeDays(q url.Values, now time.Time, days int) (dayRange, error) {
-	dr := dayRange{TZ: q.Get("tz"), Location: time.UTC}
-	if dr.TZ == "" {
-		dr.TZ = "UTC"
-	} else {
-		loc, err := time.LoadLocation(dr.TZ)
-		if err != nil || dr.TZ == "Local" {
-			return dayRange{}, tapline.Errorf(tapline.EINVALID, "tz: unknown time zone %q; use an IANA name such as Europe/Berlin", dr.TZ)
-		}
-		dr.Location = loc
+	tz, loc, err := parseZone(q.Get("tz"))
+	if err != nil {
+		return dayRange{}, err
 	}
-	var err error
+	dr := dayRange{TZ: tz, Location: loc}
 	if s := q.Get("to"); s != "" {
 		if dr.To, err = time.ParseInLocation(dayLayout, s, dr.Location); err != nil {
 			return dayRange{}, tapline.Errorf(tapline.EINVALID, "to: %q is not a date like 2006-01-02", s)
@@ -103,6 +94,18 @@ func parseRangeDays(q url.Values, now time.Time, days int) (dayRange, error) {
 		return dayRange{}, tapline.Errorf(tapline.EINVALID, "the range covers %d days; at most %d are allowed", n, MaxDays)
 	}
 	return dr, nil
+}
+
+// parseZone reads a tz parameter: an IANA zone, UTC when empty.
+func parseZone(tz string) (string, *time.Location, error) {
+	if tz == "" {
+		return "UTC", time.UTC, nil
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil || tz == "Local" {
+		return "", nil, tapline.Errorf(tapline.EINVALID, "tz: unknown time zone %q; use an IANA name such as Europe/Berlin", tz)
+	}
+	return tz, loc, nil
 }
 
 // daysBetween counts calendar days from a to b, ignoring DST shifts.

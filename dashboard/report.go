@@ -100,27 +100,15 @@ func (d *Dashboard) dailyReport(ctx context.Context, appID int64, dr dayRange, f
 	if rep.Missing == nil {
 		rep.Missing = []string{}
 	}
+	var total tapline.BreakdownRow
 	for _, day := range dr.Days() {
 		r := byDay[day]
-		s := tapline.DailyStats{Day: day, Hits: r.Hits, Installs: r.Installs, OrganicInstalls: r.OrganicInstalls,
-			Conversions: r.Conversions, Events: r.Events, ConversionRate: r.ConversionRate(), RevenueMicros: r.RevenueMicros}
-		rep.Days = append(rep.Days, s)
-		t := &rep.Totals
-		t.Hits += s.Hits
-		t.Installs += s.Installs
-		t.OrganicInstalls += s.OrganicInstalls
-		t.Conversions += s.Conversions
-		t.Events += s.Events
-		for cur, m := range s.RevenueMicros {
-			if t.RevenueMicros == nil {
-				t.RevenueMicros = map[string]int64{}
-			}
-			t.RevenueMicros[cur] += m
-		}
+		rep.Days = append(rep.Days, r.DailyStats(day))
+		total.Add(&r)
 	}
-	if rep.Totals.Hits > 0 {
-		rep.Totals.ConversionRate = float64(rep.Totals.Conversions) / float64(rep.Totals.Hits)
-	}
+	t := total.DailyStats("")
+	rep.Totals = Totals{Hits: t.Hits, Installs: t.Installs, OrganicInstalls: t.OrganicInstalls, Conversions: t.Conversions,
+		Events: t.Events, ConversionRate: t.ConversionRate, RevenueMicros: t.RevenueMicros}
 	return rep, nil
 }
 

@@ -23,19 +23,54 @@ const (
 	LoginFailureWindow = 15 * time.Minute
 )
 
-// throttleKeys returns the keys a login attempt counts against: its
-// account ("login:" and the login when it names none, so unknown logins
-// are throttled alike), and the client's network.
-func (d *Dashboard) throttleKeys(r *http.Request, login string) ([2]string, error) {
-	acct := "login:" + strings.ToLower(strings.TrimSpace(login))
+// passwordAttempt is one password tried, counted against the throttle:
+// keys are its account's and its network's.
+type passwordAttempt struct {
+	keys [2]string
+	at   time.Time
+}
+
+// accountKey is the throttle key of an account.
+func accountKey(id int64) string { return "account:" + strconv.FormatInt(id, 10) }
+
+// loginAccountKey returns the throttle key of the account login names
+// ("login:" and the login when it names none, so unknown logins are
+// throttled alike).
+func (d *Dashboard) loginAccountKey(r *http.Request, login string) (string, error) {
 	a, err := d.Accounts.AccountByLogin(r.Context(), login)
 	switch {
 	case err == nil:
-		acct = "account:" + strconv.FormatInt(a.ID, 10)
-	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
-		return [2]string{}, err
+		return accountKey(a.ID), nil
+	case tapline.ErrorCode(err) == tapline.ENOTFOUND:
+		return "login:" + strings.ToLower(strings.TrimSpace(login)), nil
 	}
-	return [2]string{acct, "addr:" + d.clientNetwork(r)}, nil
+	return "", err
+}
+
+// tryPassword counts an attempt of a password against the account key
+// and the client's network before the password is checked, so parallel
+// guesses cannot all pass on a low count, and reports whether either is
+// over its limit (the caller answers 429, with the Retry-After set here).
+func (d *Dashboard) tryPassword(w http.ResponseWriter, r *http.Request, account string) (passwordAttempt, bool, error) {
+	a := passwordAttempt{keys: [2]string{account, "addr:" + d.clientNetwork(r)}, at: d.now()}
+	n, err := d.Accounts.RecordLoginAttempt(r.Context(), a.keys[:], a.at, a.at.Add(-LoginFailureWindow))
+	if err != nil {
+		return a, false, err
+	}
+	if n[a.keys[0]] > MaxLoginFailures || n[a.keys[1]] > MaxAddressFailures {
+		w.Header().Set("Retry-After", strconv.Itoa(int(LoginFailureWindow.Seconds())))
+		return a, true, nil
+	}
+	return a, false, nil
+}
+
+// passwordRight takes a back: a right password clears its account's
+// failures and forgets its attempt from the network.
+func (d *Dashboard) passwordRight(r *http.Request, a passwordAttempt) error {
+	if err := d.Accounts.ClearLoginFailures(r.Context(), a.keys[0]); err != nil {
+		return err
+	}
+	return d.Accounts.ForgetLoginAttempt(r.Context(), a.keys[1], a.at)
 }
 
 // clientNetwork is the /24 or /64 of the request's client (behind

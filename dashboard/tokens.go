@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -23,7 +22,6 @@ type accountData struct {
 	// set after one.
 	PasswordError string
 	Password      bool
-	APIBase       string // where the reporting API answers
 }
 
 func (d *Dashboard) accountPage(w http.ResponseWriter, r *http.Request) {
@@ -43,15 +41,12 @@ func (d *Dashboard) changePasswordForm(w http.ResponseWriter, r *http.Request) {
 	current, next := r.PostForm.Get("current"), r.PostForm.Get("new")
 	// A guess at the current password counts as a login attempt: a stolen
 	// session cannot try passwords here faster than at the login form.
-	now := d.now()
-	keys := [2]string{"account:" + strconv.FormatInt(p.Account.ID, 10), "addr:" + d.clientNetwork(r)}
-	n, err := d.Accounts.RecordLoginAttempt(r.Context(), keys[:], now, now.Add(-LoginFailureWindow))
+	attempt, blocked, err := d.tryPassword(w, r, accountKey(p.Account.ID))
 	if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
-	if n[keys[0]] > MaxLoginFailures || n[keys[1]] > MaxAddressFailures {
-		w.Header().Set("Retry-After", strconv.Itoa(int(LoginFailureWindow.Seconds())))
+	if blocked {
 		d.renderAccount(w, r, http.StatusTooManyRequests, accountData{PasswordError: "Too many wrong passwords for this account. Try again in a few minutes."})
 		return
 	}
@@ -68,11 +63,7 @@ func (d *Dashboard) changePasswordForm(w http.ResponseWriter, r *http.Request) {
 		d.renderAccount(w, r, http.StatusBadRequest, accountData{PasswordError: tapline.ErrorMessage(err)})
 		return
 	}
-	if err := d.Accounts.ClearLoginFailures(r.Context(), keys[0]); err != nil {
-		d.writeError(w, r, err)
-		return
-	}
-	if err := d.Accounts.ForgetLoginAttempt(r.Context(), keys[1], now); err != nil {
+	if err := d.passwordRight(r, attempt); err != nil {
 		d.writeError(w, r, err)
 		return
 	}
@@ -88,7 +79,6 @@ func (d *Dashboard) renderAccount(w http.ResponseWriter, r *http.Request, status
 		return
 	}
 	data.Account, data.Tokens = p.Account, tokens
-	data.APIBase = "/api/v1"
 	d.render(w, r, status, "account", data)
 }
 

@@ -51,7 +51,7 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 	default:
 		rd := tapline.ReportDimNamed(by)
 		if rd == nil {
-			return nil, tapline.Errorf(tapline.EINVALID, "by: %q is not a breakdown; want day, hour or one of %s", by, reportDimNames())
+			return nil, tapline.Errorf(tapline.EINVALID, "by: %q is not a breakdown; want day, hour or one of %s", by, tapline.ReportDimNames())
 		}
 		groupDim = rd.Dim
 		group = rd.Dim.Column + "::text"
@@ -68,7 +68,7 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 	for _, w := range where {
 		rd := tapline.ReportDimNamed(w.Dim)
 		if rd == nil {
-			return nil, tapline.Errorf(tapline.EINVALID, "filter: %q is not a dimension; want one of %s", w.Dim, reportDimNames())
+			return nil, tapline.Errorf(tapline.EINVALID, "filter: %q is not a dimension; want one of %s", w.Dim, tapline.ReportDimNames())
 		}
 		if rd.Dim.Type == tapline.FactText {
 			args = append(args, w.Value)
@@ -97,7 +97,7 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 	}
 	for _, m := range breakdownMeasures {
 		if fromTotals {
-			break
+			break // the totals hold every measure
 		}
 		d := m.table.Desc()
 		kept := groupDim == nil || d.Keeps(groupDim)
@@ -204,12 +204,4 @@ func (r *Reports) checkZone(ctx context.Context, s *span) error {
 		return reportError("time zone", err)
 	}
 	return nil
-}
-
-func reportDimNames() string {
-	names := make([]string, len(tapline.ReportDims))
-	for i, d := range tapline.ReportDims {
-		names[i] = d.Name
-	}
-	return strings.Join(names, ", ")
 }

@@ -43,26 +43,21 @@ const maxKnownCampaignValues = 100_000
 func (s *FactStore) capCampaigns(ctx context.Context, tx pgx.Tx, byTable map[tapline.FactTable][]factRow) (map[campaignValue]bool, error) {
 	limit := cmp.Or(s.CampaignCap, tapline.CampaignValueCap)
 	decided := make(map[campaignValue]bool)
+	var unknown []campaignValue
 	s.mu.Lock()
 	for _, rows := range byTable {
 		for _, r := range rows {
 			for _, d := range tapline.CampaignDims {
 				v := campaignValue{r.key.AppID, d.Column, d.Text(r.key)}
-				if v.value == "" || v.value == tapline.CampaignOther {
+				if _, seen := decided[v]; seen || v.value == "" || v.value == tapline.CampaignOther {
 					continue
 				}
-				if ok, known := s.known[v]; known {
-					decided[v] = ok
-				} else if _, seen := decided[v]; !seen {
-					decided[v] = false
+				ok, known := s.known[v]
+				decided[v] = ok
+				if !known {
+					unknown = append(unknown, v)
 				}
 			}
-		}
-	}
-	var unknown []campaignValue
-	for v := range decided {
-		if _, known := s.known[v]; !known {
-			unknown = append(unknown, v)
 		}
 	}
 	s.mu.Unlock()

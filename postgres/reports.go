@@ -91,13 +91,9 @@ func (r *Reports) DailyStats(ctx context.Context, f tapline.StatsFilter) ([]tapl
 		index[d] = &stats[i]
 	}
 	for _, row := range b.Rows {
-		st := index[row.Value]
-		if st == nil {
-			continue // an hour straddling the range in a zone with a sub-hour offset
+		if st := index[row.Value]; st != nil { // not: an hour straddling the range in a zone with a sub-hour offset
+			*st = row.DailyStats(row.Value)
 		}
-		st.Hits, st.Installs, st.OrganicInstalls = row.Hits, row.Installs, row.OrganicInstalls
-		st.Conversions, st.Events, st.RevenueMicros = row.Conversions, row.Events, row.RevenueMicros
-		st.ConversionRate = row.ConversionRate()
 	}
 	return stats, nil
 }
