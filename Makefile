@@ -18,7 +18,7 @@ help:
 	@echo "make test              formatting, vet, staticcheck and every test (private PostgreSQL)"
 	@echo "make bench             benchmarks against nginx, the Tapstream 1.0 baseline, PostgreSQL and DuckDB (about 8 minutes)"
 	@echo "make test-integration  the Kafka and Cassandra suites against TAPLINE_KAFKA_BROKERS / TAPLINE_CASSANDRA_HOSTS"
-	@echo "make screenshots       the dashboard's browser tests, saving their screenshots into docs/screenshots/"
+	@echo "make screenshots       the browser tests, saving their screenshots into docs/screenshots/"
 	@echo "make build             binaries into bin/"
 	@echo "make pg-stop           stop the private PostgreSQL"
 	@echo "make clean             stop it and delete .data/ and bin/"
@@ -54,7 +54,7 @@ screenshots:
 	@scripts/chromium.sh
 	@mkdir -p docs/screenshots
 	@url=$$($(PG)) || exit 1; \
-	TAPLINE_SCREENSHOTS="$(CURDIR)/docs/screenshots" DATABASE_URL="$$url" $(GO) test -count=1 -run 'Browser' ./dashboard/
+	TAPLINE_SCREENSHOTS="$(CURDIR)/docs/screenshots" DATABASE_URL="$$url" $(GO) test -count=1 -run 'Browser' ./dashboard/ ./cmd/tapline/
 
 pg-stop:
 	@$(PG) stop

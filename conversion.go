@@ -51,6 +51,10 @@ type Conversion struct {
 	// store and the fact store neither loses nor double-counts.
 	History   []AttributionChange `json:"history"`
 	UpdatedAt time.Time           `json:"updated_at"`
+
+	// Decision explains the current attribution; nil for conversions
+	// stored before tapline recorded decisions.
+	Decision *Decision `json:"decision,omitempty"`
 }
 
 // AttributionChange is one step in a conversion's history.
@@ -105,3 +109,77 @@ func follows(n, m int, by, storedBy func(int) string) bool {
 
 // ConversionID returns the conversion id for the install event eventID.
 func ConversionID(eventID string) string { return "cv-" + eventID }
+
+// Decision explains a conversion's attribution: the rule that chose it,
+// the signals the install and the chosen hit were compared on, and the
+// candidates considered, the chosen one first and the others with why
+// they lost. It grows with the matcher: a rule or signal it does not know
+// is shown as it is.
+type Decision struct {
+	// Rule names the rule applied (the Rule constants); Reason says it in
+	// a sentence with this install's values.
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
+	// Window is the attribution window in force for the rule (the app's
+	// click or fingerprint window when the decision was made); 0 when none
+	// applies.
+	Window time.Duration `json:"window,omitempty"`
+	// Signals compares the install with the chosen hit (or, for an organic
+	// install, with the best candidate that was turned down).
+	Signals []Signal `json:"signals,omitempty"`
+	// Candidates are at most MaxDecisionCandidates hits, the chosen first;
+	// Considered counts every candidate looked at.
+	Candidates []Candidate `json:"candidates,omitempty"`
+	Considered int         `json:"considered"`
+}
+
+// Rules a Decision names.
+const (
+	RuleReferrer    = "referrer"       // the install referrer names a hit in the click window
+	RuleAdID        = "advertising_id" // newest hit with the install's advertising id in the click window
+	RuleFingerprint = "fingerprint"    // newest unclaimed compatible hit with the install's fingerprint in its window
+	RuleLateHit     = "late_hit"       // a hit consumed after the install claimed it by a stronger or newer match
+	RuleOrganic     = "organic"        // no candidate fitted
+)
+
+// MaxDecisionCandidates bounds a Decision's Candidates.
+const MaxDecisionCandidates = 5
+
+// Verdict is how one signal compared.
+type Verdict string
+
+// Verdicts.
+const (
+	VerdictAgree    Verdict = "agree"
+	VerdictUnknown  Verdict = "unknown" // one side does not reveal it
+	VerdictConflict Verdict = "conflict"
+)
+
+// Signal is one signal compared between an install and a hit, with both
+// values.
+type Signal struct {
+	Name    string  `json:"name"`
+	Install string  `json:"install,omitempty"`
+	Hit     string  `json:"hit,omitempty"`
+	Verdict Verdict `json:"verdict"`
+}
+
+// Candidate is one hit considered for an install.
+type Candidate struct {
+	HitID   string      `json:"hit_id"`
+	LinkID  int64       `json:"link_id"`
+	HitTime time.Time   `json:"hit_time"`
+	Method  MatchMethod `json:"method"`
+	Chosen  bool        `json:"chosen,omitempty"`
+	// Reason says why a candidate lost (or, for the chosen one, why it won).
+	Reason string `json:"reason"`
+}
+
+// AddCandidate appends c to d's candidates while there is room, and counts
+// it as considered either way.
+func (d *Decision) AddCandidate(c Candidate) {
+	d.Considered++
+	if len(d.Candidates) < MaxDecisionCandidates {
+		d.Candidates = append(d.Candidates, c)
+	}
+}

@@ -430,15 +430,27 @@ func (o Offset) Same(p Offset) bool {
 	return o.Topic == p.Topic && o.Partition == p.Partition && o.Offset == p.Offset
 }
 
+// FlushRows are what a flush stores with its fact deltas and offsets,
+// besides them.
+type FlushRows struct {
+	// Handoffs of pending funnel versions: one that completes a version's
+	// handoff moves it to backfilling (docs/funnels.md).
+	Handoffs []FunnelHandoff
+	// Conversions changed by the flushed records, each in its latest
+	// state: the dashboard's conversions explorer reads them. A state with
+	// a shorter history than the one stored is older and is ignored, so a
+	// replay or a late flush never winds a conversion back.
+	Conversions []*Conversion
+}
+
 // FactStore holds the fact tables and the matcher's consumed offsets.
 type FactStore interface {
 	// ApplyFacts adds deltas to the fact tables and stores offsets as the
 	// consumer's position, in one transaction: either all of it lands or
 	// none does. A fenced offset whose stored value is no longer its From
-	// fails the whole call with ECONFLICT. Handoffs of pending funnel
-	// versions are stored in the same transaction, which moves a version
-	// whose handoff became complete to backfilling (docs/funnels.md).
-	ApplyFacts(ctx context.Context, consumer string, deltas map[FactKey]FactValue, offsets []Offset, handoffs ...FunnelHandoff) error
+	// fails the whole call with ECONFLICT. The rows are stored in the
+	// same transaction (see FlushRows).
+	ApplyFacts(ctx context.Context, consumer string, deltas map[FactKey]FactValue, offsets []Offset, rows FlushRows) error
 	// Offsets returns the consumer's stored positions.
 	Offsets(ctx context.Context, consumer string) ([]Offset, error)
 }
@@ -613,4 +625,41 @@ type Reports interface {
 	// Breakdown groups the filter's facts by by: a ReportDim's Name,
 	// ByDay or ByHour.
 	Breakdown(ctx context.Context, f StatsFilter, by string) (*Breakdown, error)
+	// Conversions lists the app's conversions the query selects, newest
+	// install first, a page at a time; a bad cursor is EINVALID.
+	Conversions(ctx context.Context, q ConversionQuery) (*ConversionPage, error)
+	// Conversion returns one conversion of the app, or ENOTFOUND.
+	Conversion(ctx context.Context, appID int64, id string) (*Conversion, error)
+}
+
+// ConversionQuery selects conversions of one app for the conversions
+// explorer.
+type ConversionQuery struct {
+	AppID int64
+	// Search, when set, selects conversions whose install id, advertising
+	// id (without case), hit id or own id is exactly Search.
+	Search string
+	// Method, when set, selects conversions attributed by it; LinkID, when
+	// not 0, those attributed to that link.
+	Method MatchMethod
+	LinkID int64
+	// From and To bound the install time, [From, To); zero is unbounded.
+	From, To time.Time
+	// After continues a listing after the page whose Next it was.
+	After string
+	// Limit is the page size: 1 to MaxConversionPage, 0 for the default.
+	Limit int
+}
+
+// Sizes of a conversions page.
+const (
+	DefaultConversionPage = 50
+	MaxConversionPage     = 500
+)
+
+// ConversionPage is one page of a conversions listing; Next, when not
+// empty, is the After of the next page.
+type ConversionPage struct {
+	Conversions []*Conversion `json:"conversions"`
+	Next        string        `json:"next,omitempty"`
 }

@@ -166,7 +166,7 @@ func seedDashboardFacts(ctx context.Context, db *postgres.DB, appID int64, links
 	rows := 0
 	flush := func() error {
 		rows += len(batch)
-		err := facts.ApplyFacts(ctx, "", batch, nil)
+		err := facts.ApplyFacts(ctx, "", batch, nil, tapline.FlushRows{})
 		clear(batch)
 		return err
 	}

@@ -175,7 +175,7 @@ func (r *Runner) funnelRun(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("create funnel: %w", err)
 		}
-		if err := factStore.ApplyFacts(ctx, "matcher", nil, nil, pos.handoff(f.VersionID)...); err != nil {
+		if err := factStore.ApplyFacts(ctx, "matcher", nil, nil, tapline.FlushRows{Handoffs: pos.handoff(f.VersionID)}); err != nil {
 			return fmt.Errorf("store the funnel's handoff: %w", err)
 		}
 		run, err := c.RunBackfill(ctx, s.url, dataDir, f.ID)

@@ -75,7 +75,7 @@ func makeLiveFunnels(ctx context.Context, s *seeded, app *tapline.App, dataDir s
 				hs = append(hs, tapline.FunnelHandoff{VersionID: f.VersionID, Partition: tapline.Partition{Topic: topic, Partition: p}, Offset: 0, Of: 2 * parts})
 			}
 		}
-		if err := facts.ApplyFacts(ctx, "matcher", nil, nil, hs...); err != nil {
+		if err := facts.ApplyFacts(ctx, "matcher", nil, nil, tapline.FlushRows{Handoffs: hs}); err != nil {
 			return nil, fmt.Errorf("store live funnel handoff: %w", err)
 		}
 		versions = append(versions, f.VersionID)

@@ -41,7 +41,7 @@ func seedCampaigns(t *testing.T, e *env, app *tapline.App) *tapline.Link {
 		purchase: {Count: 2},
 		usd:      {Count: 2, Sum: 9_980_000},
 	}
-	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", deltas, nil); err != nil {
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", deltas, nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	return spring
@@ -153,7 +153,7 @@ func TestBreakdownPage(t *testing.T) {
 	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", map[tapline.FactKey]tapline.FactValue{
 		{Table: tapline.FactHits, Hour: time.Date(2026, 3, 9, 8, 0, 0, 0, time.UTC).Unix(), AppID: app.ID, LinkID: spring.ID,
 			Platform: tapline.PlatformIOS, Source: "facebook"}: {Count: 160},
-	}, nil); err != nil {
+	}, nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.loggedIn("acme")
@@ -211,7 +211,7 @@ func TestBreakdownCSV(t *testing.T) {
 	hour := time.Date(2026, 3, 10, 13, 0, 0, 0, time.UTC).Unix()
 	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", map[tapline.FactKey]tapline.FactValue{
 		{Table: tapline.FactHits, Hour: hour, AppID: app.ID, LinkID: spring.ID, Platform: tapline.PlatformWeb, Source: "=HYPERLINK(\"x\")"}: {Count: 1},
-	}, nil); err != nil {
+	}, nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.loggedIn("acme")
@@ -262,7 +262,7 @@ func TestLiveAPI(t *testing.T) {
 		hits[tapline.FactKey{Table: tapline.FactHits, Hour: tapline.HourOf(now.Add(-time.Duration(back) * time.Hour)), AppID: app.ID,
 			LinkID: link.ID, Platform: tapline.PlatformIOS}] = tapline.FactValue{Count: n}
 	}
-	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", hits, nil); err != nil {
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", hits, nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.loggedIn("acme")

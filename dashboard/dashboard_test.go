@@ -437,7 +437,7 @@ func seedFacts(t *testing.T, e *env, app *tapline.App) seed {
 		// 2026-03-11 12:00 UTC, 08:00 in New York.
 		{Table: tapline.FactHits, Hour: h(11, 12), AppID: app.ID, LinkID: s.spring.ID, Platform: tapline.PlatformWeb}: {Count: 20},
 	}
-	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", deltas, nil); err != nil {
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", deltas, nil, tapline.FlushRows{}); err != nil {
 		t.Fatalf("apply facts: %v", err)
 	}
 	return s

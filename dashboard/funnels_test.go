@@ -48,7 +48,7 @@ func (e *env) backfilling(f *tapline.Funnel, ranges int) {
 	e.t.Helper()
 	ctx := context.Background()
 	h := tapline.FunnelHandoff{VersionID: f.VersionID, Partition: tapline.Partition{Topic: "events", Partition: 0}, Offset: 0, Of: 1}
-	if err := e.facts.ApplyFacts(ctx, "dashboard-test", nil, nil, h); err != nil {
+	if err := e.facts.ApplyFacts(ctx, "dashboard-test", nil, nil, tapline.FlushRows{Handoffs: []tapline.FunnelHandoff{h}}); err != nil {
 		e.t.Fatalf("handoff of version %d: %v", f.VersionID, err)
 	}
 	if err := e.funnels.CreateRanges(ctx, f.VersionID, ranges); err != nil {
@@ -108,7 +108,7 @@ func (e *env) seedSteps(f *tapline.Funnel, rows ...stepRow) {
 		}
 		deltas[k] = v
 	}
-	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", deltas, nil); err != nil {
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", deltas, nil, tapline.FlushRows{}); err != nil {
 		e.t.Fatalf("seed funnel steps: %v", err)
 	}
 }
@@ -695,7 +695,7 @@ func TestFunnelOptions(t *testing.T) {
 		k, v := ev(x.days, x.name, x.n)
 		deltas[k] = v
 	}
-	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", deltas, nil); err != nil {
+	if err := e.facts.ApplyFacts(context.Background(), "dashboard-test", deltas, nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	res := e.get(c, "/api/v1/apps/"+strconv.FormatInt(app.ID, 10)+"/funnel-options")

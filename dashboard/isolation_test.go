@@ -28,6 +28,10 @@ func TestEveryAppRouteIsolatesTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	conv := testConversion(theirs.ID, "their-install", link.ID)
+	if err := e.facts.ApplyFacts(context.Background(), "t", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{conv}}); err != nil {
+		t.Fatal(err)
+	}
 	c := e.loggedIn("acme")
 	routes, ok := e.d.Handler().(chi.Routes)
 	if !ok {
@@ -36,9 +40,9 @@ func TestEveryAppRouteIsolatesTenants(t *testing.T) {
 	// First their app; then this account's own app with their funnel or
 	// link under it.
 	theirIDs := strings.NewReplacer("{id}", strconv.FormatInt(theirs.ID, 10), "{fid}", strconv.FormatInt(f.ID, 10),
-		"{lid}", strconv.FormatInt(link.ID, 10), "/*", "/")
+		"{lid}", strconv.FormatInt(link.ID, 10), "{cid}", conv.ID, "/*", "/")
 	mixedIDs := strings.NewReplacer("{id}", strconv.FormatInt(mine.ID, 10), "{fid}", strconv.FormatInt(f.ID, 10),
-		"{lid}", strconv.FormatInt(link.ID, 10), "/*", "/")
+		"{lid}", strconv.FormatInt(link.ID, 10), "{cid}", conv.ID, "/*", "/")
 	checked := 0
 	err = chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		if !strings.Contains(route, "{id}") {
@@ -46,7 +50,7 @@ func TestEveryAppRouteIsolatesTenants(t *testing.T) {
 		}
 		checked++
 		paths := []string{theirIDs.Replace(route)}
-		if strings.Contains(route, "{fid}") || strings.Contains(route, "{lid}") {
+		if strings.Contains(route, "{fid}") || strings.Contains(route, "{lid}") || strings.Contains(route, "{cid}") {
 			paths = append(paths, mixedIDs.Replace(route))
 		}
 		for _, path := range paths {
@@ -64,7 +68,7 @@ func TestEveryAppRouteIsolatesTenants(t *testing.T) {
 				if res.Status != want {
 					t.Errorf("%s %s: status %d, want %d", method, path, res.Status, want)
 				}
-				for _, secret := range []string{"Theirs", theirs.SDKKey, theirs.SDKSecret, "their-link", "Their funnel"} {
+				for _, secret := range []string{"Theirs", theirs.SDKKey, theirs.SDKSecret, "their-link", "Their funnel", "their-install"} {
 					if strings.Contains(res.Body, secret) {
 						t.Errorf("%s %s shows %q", method, path, secret)
 					}

@@ -43,13 +43,18 @@ var pages = func() map[string]*template.Template {
 		"ppchange": pointsChange,
 		"join":     strings.Join,
 		"row":      breakdownRow,
+		"methods":  func() []string { return matchMethods },
+		"method":   methodLabel,
+		"signal":   signalLabel,
+		"millis":   formatMillis,
+		"linkname": func(v ConversionView, id int64) string { return v.linkName(id) },
 		"linkform": func(app *tapline.App, f linkForm, isNew bool) linkFormView {
 			return linkFormView{App: app, Form: f, New: isNew}
 		},
 		"tab": func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
 	}
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live"} {
+	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "conversions", "conversion"} {
 		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}

@@ -136,9 +136,10 @@ func ClickToInstallMillis(install, hit time.Time) int64 {
 // snapshot belongs to a record below the snapshot's offsets, and every
 // record below them has its deltas in this or an earlier snapshot.
 type Aggregator struct {
-	mu      sync.Mutex
-	pending Batch
-	offsets map[offsetKey]int64
+	mu          sync.Mutex
+	pending     Batch
+	conversions map[string]*tapline.Conversion
+	offsets     map[offsetKey]int64
 }
 
 type offsetKey struct {
@@ -148,17 +149,28 @@ type offsetKey struct {
 
 // NewAggregator returns an empty aggregator.
 func NewAggregator() *Aggregator {
-	return &Aggregator{pending: Batch{}, offsets: map[offsetKey]int64{}}
+	return &Aggregator{pending: Batch{}, conversions: map[string]*tapline.Conversion{}, offsets: map[offsetKey]int64{}}
 }
 
 // Commit records the deltas of the record at (topic, partition, offset)
-// and advances that partition's next offset past it, atomically with
-// respect to Take.
-func (a *Aggregator) Commit(topic string, partition int, offset int64, b Batch) {
+// and the conversions it wrote, and advances that partition's next offset
+// past it, atomically with respect to Take.
+func (a *Aggregator) Commit(topic string, partition int, offset int64, b Batch, convs ...*tapline.Conversion) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending.Merge(b)
+	a.putConversions(convs)
 	a.offsets[offsetKey{topic, partition}] = offset + 1
+}
+
+// putConversions keeps, of each conversion, the state with the longest
+// history: the latest.
+func (a *Aggregator) putConversions(convs []*tapline.Conversion) {
+	for _, c := range convs {
+		if cur, ok := a.conversions[c.ID]; !ok || len(c.History) >= len(cur.History) {
+			a.conversions[c.ID] = c
+		}
+	}
 }
 
 // Seed sets a partition's next offset without deltas, as loaded from the
@@ -175,6 +187,7 @@ func (a *Aggregator) Reset() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending = Batch{}
+	a.conversions = map[string]*tapline.Conversion{}
 	a.offsets = map[offsetKey]int64{}
 }
 
@@ -189,31 +202,44 @@ func (a *Aggregator) Offsets() []tapline.Offset {
 	return offs
 }
 
-// Pending returns the number of fact rows waiting to be flushed.
+// Pending returns the number of fact rows and conversions waiting to be
+// flushed.
 func (a *Aggregator) Pending() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.pending)
+	return len(a.pending) + len(a.conversions)
 }
 
-// Take returns the pending deltas and the current offsets and starts a new
-// batch. A caller whose flush fails must Restore the deltas.
-func (a *Aggregator) Take() (Batch, []tapline.Offset) {
+// Take returns the pending deltas and conversions and the current offsets
+// and starts a new batch. A caller whose flush fails must Restore the
+// deltas and conversions.
+func (a *Aggregator) Take() (Batch, []*tapline.Conversion, []tapline.Offset) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.pending
 	a.pending = Batch{}
+	convs := make([]*tapline.Conversion, 0, len(a.conversions))
+	for _, c := range a.conversions {
+		convs = append(convs, c)
+	}
+	clear(a.conversions)
 	offs := make([]tapline.Offset, 0, len(a.offsets))
 	for k, v := range a.offsets {
 		offs = append(offs, tapline.Offset{Topic: k.topic, Partition: k.partition, Offset: v})
 	}
-	return b, offs
+	return b, convs, offs
 }
 
-// Restore puts back deltas whose flush failed; the next Take returns them
-// with everything added since, under offsets at least as far along.
-func (a *Aggregator) Restore(b Batch) {
+// Restore puts back deltas and conversions whose flush failed; the next
+// Take returns them with everything added since (a conversion changed
+// since in its later state), under offsets at least as far along.
+func (a *Aggregator) Restore(b Batch, convs []*tapline.Conversion) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending.Merge(b)
+	for _, c := range convs {
+		if _, ok := a.conversions[c.ID]; !ok {
+			a.conversions[c.ID] = c
+		}
+	}
 }

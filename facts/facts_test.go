@@ -1,6 +1,7 @@
 package facts_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -107,7 +108,7 @@ func TestAggregatorSnapshots(t *testing.T) {
 			finished = true
 		default:
 		}
-		b, offs := a.Take()
+		b, _, offs := a.Take()
 		var covered int64
 		for _, o := range offs {
 			covered += o.Offset
@@ -118,7 +119,7 @@ func TestAggregatorSnapshots(t *testing.T) {
 		}
 		if !finished && len(b) > 0 {
 			// Put half back now and then, as a failed flush would.
-			a.Restore(b)
+			a.Restore(b, nil)
 			total -= b[key].Count
 		}
 	}
@@ -181,5 +182,43 @@ func TestBatchCampaign(t *testing.T) {
 	k = tapline.FactKey{}.WithCampaign(map[string]string{"network": "Unity", "campaign": "c1", "adgroup": "g1", "creative": "cr1"})
 	if k.Source != "Unity" || k.Campaign != "c1" || k.AdGroup != "g1" || k.Creative != "cr1" {
 		t.Errorf("Adjust parameters give %+v", k)
+	}
+}
+
+// TestAggregatorConversions checks that a snapshot holds each conversion's
+// latest state, and that restoring a failed flush's conversions does not
+// replace a state written since.
+func TestAggregatorConversions(t *testing.T) {
+	a := facts.NewAggregator()
+	state := func(id string, changes int) *tapline.Conversion {
+		c := &tapline.Conversion{ID: id}
+		for i := range changes {
+			c.History = append(c.History, tapline.AttributionChange{By: fmt.Sprintf("events/0/%d", i)})
+		}
+		return c
+	}
+	a.Commit("events", 0, 1, nil, state("a", 1))
+	a.Commit("hits", 0, 1, nil, state("a", 2), state("b", 1))
+	a.Commit("events", 0, 2, nil, state("a", 1)) // a replay of a's first change, read back at its later state elsewhere
+	if got := a.Pending(); got != 2 {
+		t.Errorf("Pending = %d, want 2 conversions", got)
+	}
+	_, convs, _ := a.Take()
+	got := map[string]int{}
+	for _, c := range convs {
+		got[c.ID] = len(c.History)
+	}
+	if len(got) != 2 || got["a"] != 2 || got["b"] != 1 {
+		t.Fatalf("snapshot conversions = %v, want a with 2 changes and b with 1", got)
+	}
+	a.Commit("hits", 0, 2, nil, state("a", 3))
+	a.Restore(nil, convs)
+	_, convs, _ = a.Take()
+	got = map[string]int{}
+	for _, c := range convs {
+		got[c.ID] = len(c.History)
+	}
+	if len(got) != 2 || got["a"] != 3 || got["b"] != 1 {
+		t.Fatalf("after restore: conversions = %v, want a with 3 changes and b with 1", got)
 	}
 }

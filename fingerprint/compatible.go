@@ -100,3 +100,37 @@ func parseVersion(v string) []int {
 	}
 	return out
 }
+
+// Signals compares a hit and an install on what a fingerprint match rests
+// on, with both sides' values: the network (the fingerprint's address
+// part), the platform, the model and the OS version. A side that hides a
+// value makes it unknown; Compatible holds exactly when no device
+// attribute (platform, model, OS version) conflicts.
+func Signals(h *tapline.Hit, e *tapline.Event) []tapline.Signal {
+	ep := EventPlatform(&e.Device)
+	return []tapline.Signal{
+		signal("network", network(e.Fingerprint), network(h.Fingerprint), func(a, b string) bool { return a == b }),
+		signal("platform", string(ep), string(h.Platform), func(a, b string) bool { return a == b }),
+		signal("model", e.Device.Model, h.Model, func(sdk, hit string) bool { return modelsAgree(hit, sdk) }),
+		signal("os_version", e.Device.OSVersion, h.OSVersion, func(sdk, hit string) bool { return versionsAgree(hit, sdk) }),
+	}
+}
+
+// signal compares an install's value with a hit's by agree.
+func signal(name, install, hit string, agree func(install, hit string) bool) tapline.Signal {
+	s := tapline.Signal{Name: name, Install: install, Hit: hit, Verdict: tapline.VerdictUnknown}
+	switch {
+	case install == "" || hit == "":
+	case agree(install, hit):
+		s.Verdict = tapline.VerdictAgree
+	default:
+		s.Verdict = tapline.VerdictConflict
+	}
+	return s
+}
+
+// network returns the address part of a fingerprint ("203.0.113.7|ios").
+func network(fp string) string {
+	n, _, _ := strings.Cut(fp, "|")
+	return n
+}

@@ -334,6 +334,7 @@ func TestCompatibleVersions(t *testing.T) {
 			if got := fingerprint.Compatible(h, e); got != tt.want {
 				t.Errorf("Compatible(hit os %q, sdk os %q) = %v, want %v", tt.hit, tt.sdk, got, tt.want)
 			}
+			checkSignal(t, h, e, "os_version", tt.sdk, tt.hit, tt.want)
 		})
 	}
 }
@@ -368,7 +369,53 @@ func TestCompatibleModels(t *testing.T) {
 			if got := fingerprint.Compatible(h, e); got != tt.want {
 				t.Errorf("Compatible(hit model %q, sdk model %q) = %v, want %v", tt.hit, tt.sdk, got, tt.want)
 			}
+			checkSignal(t, h, e, "model", tt.sdk, tt.hit, tt.want)
 		})
+	}
+}
+
+// checkSignal checks the signal name of Signals(h, e): both values, and
+// conflict exactly when compatible is false, unknown when a side is empty.
+func checkSignal(t *testing.T, h *tapline.Hit, e *tapline.Event, name, install, hit string, compatible bool) {
+	t.Helper()
+	want := tapline.VerdictAgree
+	switch {
+	case !compatible:
+		want = tapline.VerdictConflict
+	case install == "" || hit == "":
+		want = tapline.VerdictUnknown
+	}
+	for _, s := range fingerprint.Signals(h, e) {
+		if s.Name != name {
+			continue
+		}
+		if s.Install != install || s.Hit != hit || s.Verdict != want {
+			t.Errorf("signal %s = %+v, want install %q, hit %q, %s", name, s, install, hit, want)
+		}
+		return
+	}
+	t.Errorf("Signals has no %s", name)
+}
+
+func TestSignalsNetworkAndPlatform(t *testing.T) {
+	t.Parallel()
+	h := &tapline.Hit{Platform: tapline.PlatformIOS, Fingerprint: "203.0.113.7|ios"}
+	e := &tapline.Event{Fingerprint: "203.0.113.7|ios", Device: tapline.Device{Platform: tapline.PlatformAndroid}}
+	got := map[string]tapline.Verdict{}
+	for _, s := range fingerprint.Signals(h, e) {
+		got[s.Name] = s.Verdict
+	}
+	if got["network"] != tapline.VerdictAgree || got["platform"] != tapline.VerdictConflict {
+		t.Errorf("signals = %v, want network agree and platform conflict", got)
+	}
+	if fingerprint.Compatible(h, e) {
+		t.Errorf("Compatible with a platform conflict")
+	}
+	e.Fingerprint = "198.51.100.1|ios"
+	for _, s := range fingerprint.Signals(h, e) {
+		if s.Name == "network" && (s.Verdict != tapline.VerdictConflict || s.Install != "198.51.100.1" || s.Hit != "203.0.113.7") {
+			t.Errorf("network signal = %+v, want a conflict of 198.51.100.1 and 203.0.113.7", s)
+		}
 	}
 }
 

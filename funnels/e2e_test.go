@@ -91,14 +91,14 @@ type switchFacts struct {
 	killed bool
 }
 
-func (f *switchFacts) ApplyFacts(ctx context.Context, consumer string, d map[tapline.FactKey]tapline.FactValue, o []tapline.Offset, h ...tapline.FunnelHandoff) error {
+func (f *switchFacts) ApplyFacts(ctx context.Context, consumer string, d map[tapline.FactKey]tapline.FactValue, o []tapline.Offset, rows tapline.FlushRows) error {
 	f.mu.Lock()
 	killed := f.killed
 	f.mu.Unlock()
 	if killed {
 		return tapline.Errorf(tapline.ECONFLICT, "killed")
 	}
-	return f.FactStore.ApplyFacts(ctx, consumer, d, o, h...)
+	return f.FactStore.ApplyFacts(ctx, consumer, d, o, rows)
 }
 
 func (e *env) startMatcher() {

@@ -107,8 +107,8 @@ type flakyFacts struct {
 	failed chan struct{}
 }
 
-func (f *flakyFacts) ApplyFacts(ctx context.Context, consumer string, d map[tapline.FactKey]tapline.FactValue, o []tapline.Offset, h ...tapline.FunnelHandoff) error {
-	err := f.FactStore.ApplyFacts(ctx, consumer, d, o, h...)
+func (f *flakyFacts) ApplyFacts(ctx context.Context, consumer string, d map[tapline.FactKey]tapline.FactValue, o []tapline.Offset, rows tapline.FlushRows) error {
+	err := f.FactStore.ApplyFacts(ctx, consumer, d, o, rows)
 	if f.calls.Add(1) == f.failOn && err == nil {
 		close(f.failed)
 		return errors.New("injected: connection lost after commit")

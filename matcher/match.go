@@ -61,20 +61,20 @@ func (m *Matcher) app(ctx context.Context, id int64) (*tapline.App, error) {
 
 // processHit stores a hit, counts it, and lets it claim installs it arrived
 // too late for.
-func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapline.Hit, vs []*liveVersion) (facts.Batch, error) {
+func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapline.Hit, vs []*liveVersion) (facts.Batch, []*tapline.Conversion, error) {
 	app, err := m.app(ctx, h.AppID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pos := msg.Position()
 	h.Source = pos
 	stored, err := m.Raw.PutHit(ctx, h)
 	if err != nil {
-		return nil, fmt.Errorf("store hit %s: %w", h.ID, err)
+		return nil, nil, fmt.Errorf("store hit %s: %w", h.ID, err)
 	}
 	if stored.Source != pos {
 		m.metrics.duplicates.WithLabelValues(msg.Topic).Inc()
-		return facts.Batch{}, nil
+		return facts.Batch{}, nil, nil
 	}
 	b := facts.Batch{}
 	b.Hit(h)
@@ -84,16 +84,17 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	defer unlock()
 	cands, err := m.lateInstalls(ctx, app, h, msg.Time)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A hit claims at most one install by fingerprint; an install matched
 	// in the moment between storing this hit and taking the lock may have
 	// claimed it already.
 	claimedByFingerprint := false
+	var convs []*tapline.Conversion // changed by this hit
 	if len(cands) > 0 {
 		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
 		if err != nil {
-			return nil, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
+			return nil, nil, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
 		}
 		for _, c := range convs {
 			claimedByFingerprint = claimedByFingerprint || c.Method == tapline.MethodFingerprint
@@ -106,15 +107,16 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 			// this hit in the raw store.
 			continue
 		} else if err != nil {
-			return nil, fmt.Errorf("load conversion of %s: %w", cand.install.ID, err)
+			return nil, nil, fmt.Errorf("load conversion of %s: %w", cand.install.ID, err)
 		}
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch) // replay of this hit: same deltas again
+			convs = append(convs, c)
 			if cand.method == tapline.MethodFingerprint {
 				claimedByFingerprint = true
 			}
 			if err := m.funnelDeltas(ctx, b, app, c.InstallID, pos, vs); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
@@ -128,21 +130,23 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		prev := c.Attribution
 		c.History = append(c.History, tapline.AttributionChange{By: pos, From: &prev, To: a, At: msg.Time})
 		c.Attribution = a
+		c.Decision = lateDecision(app, h, cand, prev)
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(c.InstallTime, h.Time)) * time.Millisecond
 		c.UpdatedAt = m.Now().UTC()
 		if err := m.Raw.PutConversion(ctx, c); err != nil {
-			return nil, fmt.Errorf("re-attribute conversion %s: %w", c.ID, err)
+			return nil, nil, fmt.Errorf("re-attribute conversion %s: %w", c.ID, err)
 		}
 		b.Change(c, &c.History[len(c.History)-1])
+		convs = append(convs, c)
 		m.metrics.reattributions.WithLabelValues(string(a.Method)).Inc()
 		if cand.method == tapline.MethodFingerprint {
 			claimedByFingerprint = true
 		}
 		if err := m.funnelDeltas(ctx, b, app, c.InstallID, pos, vs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return b, nil
+	return b, convs, nil
 }
 
 // funnelDeltas adds to b the funnel deltas of installation installID after
@@ -173,6 +177,36 @@ func (m *Matcher) awaitConversion(ctx context.Context, appID int64, installID st
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// lateDecision explains the re-attribution of cand's install to hit h,
+// consumed after the install, from prev.
+func lateDecision(app *tapline.App, h *tapline.Hit, cand candidate, prev tapline.Attribution) *tapline.Decision {
+	e := cand.install
+	window := app.ClickWindow
+	if cand.method == tapline.MethodFingerprint {
+		window = app.FingerprintWindow
+	}
+	why := "a stronger match"
+	if prev.Method == cand.method {
+		why = "a later tap of the same strength (the last tap wins)"
+	}
+	reason := fmt.Sprintf("A tap consumed after the install, %s before it, matched it by %s within the %s window: %s than the install's %s attribution.",
+		duration(e.Time.Sub(h.Time)), strings.ReplaceAll(string(cand.method), "_", " "), duration(window), why, prev.Method)
+	d := &tapline.Decision{Rule: tapline.RuleLateHit, Reason: reason, Window: window}
+	switch cand.method {
+	case tapline.MethodReferrer:
+		d.Signals = append(d.Signals, tapline.Signal{Name: "install_referrer", Install: e.ReferrerHitID(), Hit: h.ID, Verdict: tapline.VerdictAgree})
+	case tapline.MethodAdID:
+		d.Signals = append(d.Signals, tapline.Signal{Name: "advertising_id", Install: eventAdID(e), Hit: usableAdID(h.AdID), Verdict: tapline.VerdictAgree})
+	}
+	d.Signals = append(d.Signals, fingerprint.Signals(h, e)...)
+	d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: cand.method, Chosen: true, Reason: reason})
+	if prev.Method != tapline.MethodOrganic && prev.HitID != "" {
+		d.AddCandidate(tapline.Candidate{HitID: prev.HitID, LinkID: prev.LinkID, HitTime: prev.HitTime, Method: prev.Method,
+			Reason: "The install's attribution until this tap was consumed; replaced by " + why + "."})
+	}
+	return d
 }
 
 type candidate struct {
@@ -232,10 +266,10 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 // processEvent stores an event, matches it when it is an install, counts
 // it under its install's attribution and advances its installation in the
 // live funnels vs.
-func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tapline.Event, vs []*liveVersion) (facts.Batch, error) {
+func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tapline.Event, vs []*liveVersion) (facts.Batch, []*tapline.Conversion, error) {
 	app, err := m.app(ctx, e.AppID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if e.Kind == tapline.KindInstall {
 		// Store and match under the app's lock, so that a hit of this app
@@ -243,56 +277,61 @@ func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tap
 		unlock := m.lockApp(app.ID)
 		defer unlock()
 	}
-	b, counted, err := m.matchEvent(ctx, msg, app, e)
+	b, c, counted, err := m.matchEvent(ctx, msg, app, e)
 	if err != nil || !counted {
-		return b, err
+		return b, nil, err
+	}
+	var convs []*tapline.Conversion
+	if c != nil {
+		convs = []*tapline.Conversion{c}
 	}
 	vs = ofApp(vs, app.ID)
 	if e.Kind != tapline.KindInstall {
 		vs = slices.DeleteFunc(vs, func(v *liveVersion) bool { return !v.c.Affects(e) })
 	}
 	if err := m.funnelDeltas(ctx, b, app, e.InstallID, msg.Position(), vs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return b, nil
+	return b, convs, nil
 }
 
 // matchEvent stores an event, matches it when it is an install, and counts
 // it under its install's attribution; counted is false for a resent
-// event, which counts nothing.
-func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tapline.App, e *tapline.Event) (_ facts.Batch, counted bool, _ error) {
+// event, which counts nothing. c is the conversion the install wrote (or
+// wrote before a crash), nil for other events.
+func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tapline.App, e *tapline.Event) (_ facts.Batch, c *tapline.Conversion, counted bool, _ error) {
 	pos := msg.Position()
 	e.Source = pos
 	stored, err := m.Raw.PutEvent(ctx, e)
 	if err != nil {
-		return nil, false, fmt.Errorf("store event %s: %w", e.ID, err)
+		return nil, nil, false, fmt.Errorf("store event %s: %w", e.ID, err)
 	}
 	if stored.Source != pos {
 		m.metrics.duplicates.WithLabelValues(msg.Topic).Inc()
-		return facts.Batch{}, false, nil
+		return facts.Batch{}, nil, false, nil
 	}
 	b := facts.Batch{}
 	if e.Kind != tapline.KindInstall {
 		a, err := m.inherited(ctx, app.ID, e.InstallID)
 		if err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 		b.Event(e, a)
-		return b, true, nil
+		return b, nil, true, nil
 	}
 
-	c, err := m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
+	c, err = m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
 	switch {
 	case err == nil:
 		// Replay: the conversion this install wrote before a crash.
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch)
 			b.Event(e, ch.To)
-			return b, true, nil
+			return b, c, true, nil
 		}
-		return nil, false, fmt.Errorf("conversion %s exists without a change by %s", c.ID, pos)
+		return nil, nil, false, fmt.Errorf("conversion %s exists without a change by %s", c.ID, pos)
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
-		return nil, false, fmt.Errorf("load conversion of %s: %w", e.ID, err)
+		return nil, nil, false, fmt.Errorf("load conversion of %s: %w", e.ID, err)
 	}
 	if e.InstallID != "" {
 		prev, err := m.Raw.ConversionByInstall(ctx, app.ID, e.InstallID)
@@ -300,15 +339,15 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 			// A second install event for one installation: an event
 			// under the first one's attribution, not a new install.
 			b.Event(e, prev.Attribution)
-			return b, true, nil
+			return b, nil, true, nil
 		} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
-			return nil, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
+			return nil, nil, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
 		}
 	}
 
-	a, err := m.match(ctx, app, e)
+	a, dec, err := m.match(ctx, app, e)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	c = &tapline.Conversion{
 		ID:          tapline.ConversionID(e.ID),
@@ -322,17 +361,18 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		Attribution: a,
 		History:     []tapline.AttributionChange{{By: pos, To: a, At: msg.Time}},
 		UpdatedAt:   m.Now().UTC(),
+		Decision:    dec,
 	}
 	if a.Method != tapline.MethodOrganic {
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(e.Time, a.HitTime)) * time.Millisecond
 	}
 	if err := m.Raw.PutConversion(ctx, c); err != nil {
-		return nil, false, fmt.Errorf("store conversion %s: %w", c.ID, err)
+		return nil, nil, false, fmt.Errorf("store conversion %s: %w", c.ID, err)
 	}
 	m.metrics.conversions.WithLabelValues(string(a.Method)).Inc()
 	b.Change(c, &c.History[0])
 	b.Event(e, a)
-	return b, true, nil
+	return b, c, true, nil
 }
 
 // inherited returns the attribution of an install id, organic when the
@@ -353,51 +393,153 @@ func (m *Matcher) inherited(ctx context.Context, appID int64, installID string) 
 }
 
 // match finds the hit that caused install e: referrer, then advertising id,
-// then fingerprint; organic when none fits.
-func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event) (tapline.Attribution, error) {
-	hit := func(h *tapline.Hit, method tapline.MatchMethod) tapline.Attribution {
-		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: h.Params}
+// then fingerprint; organic when none fits. The decision says why, with the
+// candidates that lost.
+func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event) (tapline.Attribution, *tapline.Decision, error) {
+	d := &tapline.Decision{}
+	organic := tapline.Attribution{Method: tapline.MethodOrganic}
+	choose := func(h *tapline.Hit, method tapline.MatchMethod, rule, reason string, window time.Duration, signals ...tapline.Signal) (tapline.Attribution, *tapline.Decision, error) {
+		d.Rule, d.Reason, d.Window = rule, reason, window
+		d.Signals = append(signals, fingerprint.Signals(h, e)...)
+		d.Candidates = slices.Insert(d.Candidates, 0, tapline.Candidate{
+			HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: method, Chosen: true, Reason: reason,
+		})
+		d.Considered++
+		if len(d.Candidates) > tapline.MaxDecisionCandidates {
+			d.Candidates = d.Candidates[:tapline.MaxDecisionCandidates]
+		}
+		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: h.Params}, d, nil
+	}
+	lost := func(h *tapline.Hit, method tapline.MatchMethod, reason string) {
+		d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: method, Reason: reason})
 	}
 	upper := e.Time.Add(m.Config.ClockSkew)
+	var tried []string // what was looked for, for an organic decision
 
 	if id := e.ReferrerHitID(); id != "" {
 		h, err := m.Raw.Hit(ctx, app.ID, id)
 		switch {
 		case err == nil:
-			if !h.Time.After(upper) && e.Time.Sub(h.Time) <= app.ClickWindow {
-				return hit(h, tapline.MethodReferrer), nil
+			age := e.Time.Sub(h.Time)
+			signal := tapline.Signal{Name: "install_referrer", Install: id, Hit: h.ID, Verdict: tapline.VerdictAgree}
+			switch {
+			case h.Time.After(upper):
+				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s after the install.", duration(-age)))
+			case age > app.ClickWindow:
+				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s before the install, outside the %s click window.", duration(age), duration(app.ClickWindow)))
+			default:
+				return choose(h, tapline.MethodReferrer, tapline.RuleReferrer,
+					fmt.Sprintf("The Play install referrer names this hit, tapped %s before the install, within the %s click window.", duration(age), duration(app.ClickWindow)),
+					app.ClickWindow, signal)
 			}
-		case tapline.ErrorCode(err) != tapline.ENOTFOUND:
-			return tapline.Attribution{}, fmt.Errorf("hit %s from referrer: %w", id, err)
+		case tapline.ErrorCode(err) == tapline.ENOTFOUND:
+			d.AddCandidate(tapline.Candidate{HitID: id, Method: tapline.MethodReferrer, Reason: "Named by the install referrer, but no such hit is stored (expired, or not from this app)."})
+		default:
+			return organic, nil, fmt.Errorf("hit %s from referrer: %w", id, err)
 		}
+		tried = append(tried, "the hit the install referrer names does not fit")
+	} else {
+		tried = append(tried, "no install referrer names a hit")
 	}
-	if ad := eventAdID(e); ad != "" {
+	switch ad := eventAdID(e); {
+	case ad != "":
 		hits, err := m.Raw.HitsByAdID(ctx, app.ID, ad, e.Time.Add(-app.ClickWindow), upper)
 		if err != nil {
-			return tapline.Attribution{}, fmt.Errorf("hits by advertising id: %w", err)
+			return organic, nil, fmt.Errorf("hits by advertising id: %w", err)
 		}
 		if len(hits) > 0 {
-			return hit(hits[0], tapline.MethodAdID), nil
+			for _, h := range hits[1:] {
+				lost(h, tapline.MethodAdID, "An older tap with the same advertising id: the newest wins.")
+			}
+			return choose(hits[0], tapline.MethodAdID, tapline.RuleAdID,
+				fmt.Sprintf("The newest tap carrying the install's advertising id, %s before the install, within the %s click window.", duration(e.Time.Sub(hits[0].Time)), duration(app.ClickWindow)),
+				app.ClickWindow, tapline.Signal{Name: "advertising_id", Install: ad, Hit: usableAdID(hits[0].AdID), Verdict: tapline.VerdictAgree})
 		}
+		tried = append(tried, "no tap carries its advertising id in the "+duration(app.ClickWindow)+" click window")
+	case e.Device.LimitAdTracking:
+		tried = append(tried, "its advertising id is limited (not used)")
+	default:
+		tried = append(tried, "it has no advertising id")
 	}
 	if e.Fingerprint == "" {
-		return tapline.Attribution{Method: tapline.MethodOrganic}, nil
+		tried = append(tried, "it has no fingerprint (no usable address)")
+		return organicDecision(d, tried)
 	}
 	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, e.Fingerprint, e.Time.Add(-app.FingerprintWindow), upper)
 	if err != nil {
-		return tapline.Attribution{}, fmt.Errorf("hits by fingerprint: %w", err)
+		return organic, nil, fmt.Errorf("hits by fingerprint: %w", err)
 	}
-	for _, h := range hits {
+	for i, h := range hits {
 		if !fingerprint.Compatible(h, e) {
+			lost(h, tapline.MethodFingerprint, "Same network, but "+conflicts(fingerprint.Signals(h, e))+".")
 			continue
 		}
 		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
 		if err != nil {
-			return tapline.Attribution{}, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
+			return organic, nil, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
 		}
-		if len(convs) == 0 {
-			return hit(h, tapline.MethodFingerprint), nil
+		if len(convs) > 0 {
+			lost(h, tapline.MethodFingerprint, "Already credited with install "+convs[0].InstallID+": a tap is credited with one install by fingerprint.")
+			continue
+		}
+		for _, older := range hits[i+1:] {
+			lost(older, tapline.MethodFingerprint, "An older tap on the same network: the newest compatible one wins.")
+		}
+		return choose(h, tapline.MethodFingerprint, tapline.RuleFingerprint,
+			fmt.Sprintf("The newest compatible tap not yet credited from the install's network, %s before the install, within the %s fingerprint window.", duration(e.Time.Sub(h.Time)), duration(app.FingerprintWindow)),
+			app.FingerprintWindow)
+	}
+	if len(hits) == 0 {
+		tried = append(tried, "no tap from its network in the "+duration(app.FingerprintWindow)+" fingerprint window")
+	} else {
+		tried = append(tried, "no tap from its network fits")
+	}
+	return organicDecision(d, tried)
+}
+
+// organicDecision completes d as the decision of an organic install, given
+// what was tried.
+func organicDecision(d *tapline.Decision, tried []string) (tapline.Attribution, *tapline.Decision, error) {
+	d.Rule = tapline.RuleOrganic
+	d.Reason = "Organic: " + strings.Join(tried, "; ") + "."
+	return tapline.Attribution{Method: tapline.MethodOrganic}, d, nil
+}
+
+// conflicts names the conflicting signals of ss: "model Pixel 7 (install)
+// vs SM-S918B (tap)".
+func conflicts(ss []tapline.Signal) string {
+	var parts []string
+	for _, s := range ss {
+		if s.Verdict == tapline.VerdictConflict {
+			parts = append(parts, fmt.Sprintf("%s %s (install) vs %s (tap)", strings.ReplaceAll(s.Name, "_", " "), s.Install, s.Hit))
 		}
 	}
-	return tapline.Attribution{Method: tapline.MethodOrganic}, nil
+	return strings.Join(parts, ", ")
+}
+
+// duration shows d for a person, to a precision that fits its size:
+// "350ms", "42s", "3m12s", "2h5m", "7d", "1d2h".
+func duration(d time.Duration) string {
+	d = max(d, -d)
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	const day = 24 * time.Hour
+	if d < day {
+		d = d.Round(time.Minute)
+		h, m := d/time.Hour, d%time.Hour/time.Minute
+		if m == 0 {
+			return fmt.Sprintf("%dh", h)
+		}
+		return fmt.Sprintf("%dh%dm", h, m)
+	}
+	d = d.Round(time.Hour)
+	days, h := d/day, d%day/time.Hour
+	if h == 0 {
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%dh", days, h)
 }

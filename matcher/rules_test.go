@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ type harness struct {
 	m    *Matcher
 	fp   *fingerprint.Fingerprinter
 	next map[string]int64
+	// changed are the conversions the last record processed wrote.
+	changed []*tapline.Conversion
 }
 
 func newHarness(t *testing.T) *harness {
@@ -61,10 +64,11 @@ func (h *harness) msg(topic string, v any, published time.Time) *tapline.Message
 
 func (h *harness) run(msg *tapline.Message) facts.Batch {
 	h.t.Helper()
-	b, err := h.m.process(context.Background(), msg, nil)
+	b, convs, err := h.m.process(context.Background(), msg, nil)
 	if err != nil {
 		h.t.Fatalf("process %s: %v", msg.Position(), err)
 	}
+	h.changed = convs
 	return b
 }
 
@@ -229,6 +233,29 @@ func TestMatchRules(t *testing.T) {
 			return b
 		}, tapline.MethodFingerprint, "h2", 2},
 	}
+	// The decision each case records: its rule and the hits it names as
+	// lost candidates.
+	decisions := map[string]struct {
+		rule string
+		lost []string
+	}{
+		"fingerprint within window":                                     {tapline.RuleFingerprint, nil},
+		"fingerprint outside window is organic":                         {tapline.RuleOrganic, nil},
+		"other IP is organic":                                           {tapline.RuleOrganic, nil},
+		"other platform is organic":                                     {tapline.RuleOrganic, nil},
+		"hit after install is not matched":                              {tapline.RuleOrganic, nil},
+		"last hit wins":                                                 {tapline.RuleFingerprint, []string{"h1"}},
+		"in-app model mismatch skips the hit":                           {tapline.RuleFingerprint, []string{"h2"}},
+		"advertising id beats a later fingerprint hit":                  {tapline.RuleAdID, nil},
+		"zero advertising id is ignored":                                {tapline.RuleOrganic, nil},
+		"advertising id outside click window falls back to fingerprint": {tapline.RuleFingerprint, nil},
+		"referrer beats advertising id and fingerprint":                 {tapline.RuleReferrer, nil},
+		"referrer outside click window is ignored":                      {tapline.RuleOrganic, []string{"h1"}},
+		"a converted hit is not reused":                                 {tapline.RuleOrganic, []string{"h1"}},
+		"late hit re-attributes an organic install":                     {tapline.RuleLateHit, nil},
+		"late referrer hit beats an earlier fingerprint match":          {tapline.RuleLateHit, []string{"h0"}},
+		"late hit older than the current match does not win":            {tapline.RuleFingerprint, nil},
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -238,6 +265,7 @@ func TestMatchRules(t *testing.T) {
 				t.Fatalf("conversion = %s hit %q link %d, want %s hit %q link %d",
 					c.Method, c.HitID, c.LinkID, tt.wantMethod, tt.wantHit, tt.wantLink)
 			}
+			checkDecision(t, c, decisions[tt.name].rule, decisions[tt.name].lost)
 			// Whatever happened in between, e1 must count as exactly one
 			// install, under its final attribution.
 			got := installs(b)
@@ -246,6 +274,42 @@ func TestMatchRules(t *testing.T) {
 				t.Fatalf("install deltas = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// checkDecision checks that c's decision names rule, has a reason, puts
+// the chosen hit first (none for an organic install) and names each of
+// lost as a candidate that lost, with why.
+func checkDecision(t *testing.T, c *tapline.Conversion, rule string, lost []string) {
+	t.Helper()
+	d := c.Decision
+	if d == nil {
+		t.Fatalf("conversion %s has no decision", c.ID)
+	}
+	if d.Rule != rule || d.Reason == "" {
+		t.Errorf("decision rule %q reason %q, want rule %q with a reason", d.Rule, d.Reason, rule)
+	}
+	if d.Considered < len(d.Candidates) || len(d.Candidates) > tapline.MaxDecisionCandidates {
+		t.Errorf("decision lists %d candidates of %d considered", len(d.Candidates), d.Considered)
+	}
+	if c.Method != tapline.MethodOrganic {
+		if len(d.Candidates) == 0 || !d.Candidates[0].Chosen || d.Candidates[0].HitID != c.HitID {
+			t.Errorf("decision candidates %+v, want the chosen hit %s first", d.Candidates, c.HitID)
+		}
+		if d.Window == 0 {
+			t.Errorf("decision of a %s match has no window", c.Method)
+		}
+	}
+	for _, id := range lost {
+		i := slices.IndexFunc(d.Candidates, func(cd tapline.Candidate) bool { return cd.HitID == id })
+		if i < 0 || d.Candidates[i].Chosen || d.Candidates[i].Reason == "" {
+			t.Errorf("decision candidates %+v, want %s lost with a reason", d.Candidates, id)
+		}
+	}
+	for _, cd := range d.Candidates[min(1, len(d.Candidates)):] {
+		if cd.Chosen {
+			t.Errorf("candidate %s chosen but not first", cd.HitID)
+		}
 	}
 }
 

@@ -436,6 +436,14 @@ func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 		b = m.end(b)
 	}
 	b = pbAppendTime(b, 12, c.UpdatedAt)
+	if c.Decision != nil {
+		// JSON inside: a decision grows with the matcher, and is read
+		// only to be shown.
+		d, err := json.Marshal(c.Decision)
+		if err == nil {
+			b = pbAppendString(b, 13, string(d))
+		}
+	}
 	return b
 }
 
@@ -504,6 +512,11 @@ func pbDecodeConversion(b []byte, c *tapline.Conversion) error {
 			}
 		case 12:
 			c.UpdatedAt = r.time()
+		case 13:
+			c.Decision = new(tapline.Decision)
+			if err := json.Unmarshal([]byte(r.string()), c.Decision); err != nil {
+				r.fail(fmt.Errorf("decode decision: %w", err))
+			}
 		default:
 			r.skip()
 		}

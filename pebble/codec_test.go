@@ -37,7 +37,7 @@ func (f *codecFiller) fill(v reflect.Value, path string) {
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString(fmt.Sprintf("%s-%d", path, f.n))
-	case reflect.Int64:
+	case reflect.Int64, reflect.Int:
 		n := int64(f.n) * 1_000_003
 		if f.n%2 == 1 {
 			n = -n // negative ints take the long way through plain varints

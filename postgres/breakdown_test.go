@@ -45,12 +45,12 @@ func TestBreakdown(t *testing.T) {
 		// Cancelled out: no row in any breakdown.
 		key(tapline.FactHits, "2024-03-01 13", 7, "", "bing", ""): {Count: 0},
 	}
-	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "", deltas, nil); err != nil {
+	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "", deltas, nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	// A delta and its retraction in two batches leave a zero row.
 	for _, n := range []int64{1, -1} {
-		if err := postgres.NewFactStore(db).ApplyFacts(ctx, "", map[tapline.FactKey]tapline.FactValue{key(tapline.FactHits, "2024-03-01 13", 7, "", "bing", ""): {Count: n}}, nil); err != nil {
+		if err := postgres.NewFactStore(db).ApplyFacts(ctx, "", map[tapline.FactKey]tapline.FactValue{key(tapline.FactHits, "2024-03-01 13", 7, "", "bing", ""): {Count: n}}, nil, tapline.FlushRows{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -185,7 +185,7 @@ func TestBreakdownTotalsEqualTables(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "", batch(), nil); err != nil {
+	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "", batch(), nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	r := postgres.NewReports(db)

@@ -54,7 +54,7 @@ func TestCampaignCap(t *testing.T) {
 	fs.CampaignCap = 2
 	apply := func(fs *postgres.FactStore, deltas map[tapline.FactKey]tapline.FactValue) {
 		t.Helper()
-		if err := fs.ApplyFacts(ctx, "m1", deltas, nil); err != nil {
+		if err := fs.ApplyFacts(ctx, "m1", deltas, nil, tapline.FlushRows{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,7 +110,7 @@ func TestCampaignCapConcurrent(t *testing.T) {
 					hitFrom(1, fmt.Sprintf("w%d-%02d", w, i), ""): {Count: 1},
 					hitFrom(1, fmt.Sprintf("shared-%02d", i), ""): {Count: 1},
 				}
-				if err := fs.ApplyFacts(ctx, "", deltas, nil); err != nil {
+				if err := fs.ApplyFacts(ctx, "", deltas, nil, tapline.FlushRows{}); err != nil {
 					errs <- err
 					return
 				}

@@ -28,7 +28,7 @@ func TestEventNames(t *testing.T) {
 		ev("2024-02-20 09", 1, "old", 0):      {Count: 50},
 		ev("2024-03-01 10", 2, "theirs", 0):   {Count: 70},
 	}
-	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "seed", deltas, nil); err != nil {
+	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "seed", deltas, nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	r := postgres.NewReports(db)

@@ -102,13 +102,13 @@ func NewFactStore(db *DB) *FactStore { return &FactStore{db: db} }
 
 // ApplyFacts adds deltas to the fact tables and stores offsets as the
 // consumer's positions in one transaction, with the funnel handoffs (see
-// storeHandoffs). Every key must be a row of a
+// storeHandoffs) and conversions (storeConversions) of rows. Every key must be a row of a
 // declared table (tapline.FactKey.Validate): an unknown table, an hour that
 // is not the start of one or a dimension the table does not keep is
 // EINVALID. Zero deltas are skipped; rows are written in primary-key order,
 // tables in the order of tapline.FactTables, so concurrent callers do not
 // deadlock. A lost connection is EUNAVAILABLE.
-func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[tapline.FactKey]tapline.FactValue, offsets []tapline.Offset, handoffs ...tapline.FunnelHandoff) error {
+func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[tapline.FactKey]tapline.FactValue, offsets []tapline.Offset, rows tapline.FlushRows) error {
 	if consumer == "" && len(offsets) > 0 {
 		return tapline.Errorf(tapline.EINVALID, "consumer: required with offsets")
 	}
@@ -117,7 +117,7 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return fmt.Errorf("apply facts: %w", err)
 	}
 	offsets = dedupeOffsets(offsets)
-	if len(byTable) == 0 && len(offsets) == 0 && len(handoffs) == 0 {
+	if len(byTable) == 0 && len(offsets) == 0 && len(rows.Handoffs) == 0 && len(rows.Conversions) == 0 {
 		return nil
 	}
 
@@ -154,7 +154,10 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 			return fmt.Errorf("store offsets: %w", translate(err))
 		}
 	}
-	if err := storeHandoffs(ctx, tx, handoffs); err != nil {
+	if err := storeHandoffs(ctx, tx, rows.Handoffs); err != nil {
+		return err
+	}
+	if err := storeConversions(ctx, tx, rows.Conversions); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {

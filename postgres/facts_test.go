@@ -78,7 +78,7 @@ func TestApplyFactsSums(t *testing.T) {
 			{Table: tapline.FactHits, Hour: hour0, AppID: 2}: {}},
 	}
 	for i, b := range batches {
-		if err := fs.ApplyFacts(ctx, "m1", b, nil); err != nil {
+		if err := fs.ApplyFacts(ctx, "m1", b, nil, tapline.FlushRows{}); err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 	}
@@ -120,7 +120,7 @@ func TestApplyFactsInvalidKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := fs.ApplyFacts(ctx, "m1", map[tapline.FactKey]tapline.FactValue{good: {Count: 1}, tc.key: tc.val},
-				[]tapline.Offset{{Topic: "hits", Partition: 0, Offset: 1}})
+				[]tapline.Offset{{Topic: "hits", Partition: 0, Offset: 1}}, tapline.FlushRows{})
 			wantCode(t, "ApplyFacts("+tc.name+")", err, tapline.EINVALID)
 			t.Logf("ApplyFacts: %v", err)
 		})
@@ -147,7 +147,7 @@ func TestApplyFactsFunnelSteps(t *testing.T) {
 	batches[1].FunnelChange(2, 43, nil, &tapline.FunnelOutcome{Hour: hour0 + 3600, Steps: []int64{0}}) // other app
 	batches[2].FunnelChange(1, 42, nil, reached)                                                       // C reaches step 3
 	for i, b := range batches {
-		if err := fs.ApplyFacts(ctx, "m1", b, []tapline.Offset{{Topic: "events", Partition: 0, Offset: int64(i + 1)}}); err != nil {
+		if err := fs.ApplyFacts(ctx, "m1", b, []tapline.Offset{{Topic: "events", Partition: 0, Offset: int64(i + 1)}}, tapline.FlushRows{}); err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 	}
@@ -181,7 +181,7 @@ func TestOffsets(t *testing.T) {
 		{"other consumer", "m2", []tapline.Offset{{Topic: "hits", Partition: 1, Offset: 99}}},
 	}
 	for _, st := range steps {
-		if err := fs.ApplyFacts(ctx, st.consumer, nil, st.offsets); err != nil {
+		if err := fs.ApplyFacts(ctx, st.consumer, nil, st.offsets, tapline.FlushRows{}); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 	}
@@ -214,7 +214,7 @@ func TestApplyFactsAtomic(t *testing.T) {
 	if err := fs.ApplyFacts(ctx, "m1", map[tapline.FactKey]tapline.FactValue{
 		hits: {Count: 1},
 		rev:  {Count: 1, Sum: math.MaxInt64 - 1},
-	}, before); err != nil {
+	}, before, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	wantHits := factRows(t, db, "fact_hits")
@@ -233,7 +233,7 @@ func TestApplyFactsAtomic(t *testing.T) {
 			err := fs.ApplyFacts(tc.ctx, "m1", map[tapline.FactKey]tapline.FactValue{
 				hits: {Count: 5},
 				rev:  {Count: 1, Sum: 10},
-			}, []tapline.Offset{{Topic: "hits", Partition: 0, Offset: 2}})
+			}, []tapline.Offset{{Topic: "hits", Partition: 0, Offset: 2}}, tapline.FlushRows{})
 			if err == nil {
 				t.Fatal("ApplyFacts succeeded, want an error")
 			}
@@ -274,7 +274,7 @@ func TestApplyFactsConcurrent(t *testing.T) {
 						Platform: tapline.PlatformAndroid, Method: tapline.MethodReferrer}] = tapline.FactValue{Count: 1, Sum: 2}
 				}
 				offsets := []tapline.Offset{{Topic: "hits", Partition: w, Offset: int64(b + 1)}}
-				if err := fs.ApplyFacts(ctx, "m", deltas, offsets); err != nil {
+				if err := fs.ApplyFacts(ctx, "m", deltas, offsets, tapline.FlushRows{}); err != nil {
 					errs <- fmt.Errorf("worker %d batch %d: %w", w, b, err)
 					return
 				}
@@ -425,7 +425,7 @@ func BenchmarkApplyFacts(b *testing.B) {
 				Platform: tapline.PlatformIOS, EventName: "open", Method: tapline.MethodFingerprint}
 			deltas[k.For(table)] = tapline.FactValue{Count: 1, Sum: 3}
 		}
-		if err := fs.ApplyFacts(ctx, "bench", deltas, []tapline.Offset{{Topic: "t", Partition: 0, Offset: int64(i)}}); err != nil {
+		if err := fs.ApplyFacts(ctx, "bench", deltas, []tapline.Offset{{Topic: "t", Partition: 0, Offset: int64(i)}}, tapline.FlushRows{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -36,7 +36,7 @@ func TestApplyFactsFenced(t *testing.T) {
 	}
 	wantHits := int64(0)
 	for _, s := range steps {
-		err := fs.ApplyFacts(ctx, "m", one, fenced(s.from, s.to))
+		err := fs.ApplyFacts(ctx, "m", one, fenced(s.from, s.to), tapline.FlushRows{})
 		if got := tapline.ErrorCode(err); got != s.wantCode {
 			t.Fatalf("%s: error code %q (%v), want %q", s.name, got, err, s.wantCode)
 		}
@@ -56,7 +56,7 @@ func TestApplyFactsFenced(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]error, 8)
 	for i := range results {
-		wg.Go(func() { results[i] = fs.ApplyFacts(ctx, "m", one, fenced(25, 26+int64(i))) })
+		wg.Go(func() { results[i] = fs.ApplyFacts(ctx, "m", one, fenced(25, 26+int64(i)), tapline.FlushRows{}) })
 	}
 	wg.Wait()
 	wins := 0

@@ -48,7 +48,7 @@ func (f *funnelFixture) complete(t *testing.T, v int64, n int) {
 	for i := range n {
 		hs = append(hs, tapline.FunnelHandoff{VersionID: v, Partition: tapline.Partition{Topic: "events", Partition: i}, Offset: int64(10 * i), Of: n})
 	}
-	if err := f.facts.ApplyFacts(context.Background(), "matcher", nil, nil, hs...); err != nil {
+	if err := f.facts.ApplyFacts(context.Background(), "matcher", nil, nil, tapline.FlushRows{Handoffs: hs}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -134,7 +134,7 @@ func TestFunnelVersions(t *testing.T) {
 
 	// The handoff completes only with every partition.
 	first := tapline.FunnelHandoff{VersionID: v1.VersionID, Partition: tapline.Partition{Topic: "events", Partition: 0}, Offset: 7, Of: 4}
-	if err := f.facts.ApplyFacts(ctx, "matcher", nil, nil, first); err != nil {
+	if err := f.facts.ApplyFacts(ctx, "matcher", nil, nil, tapline.FlushRows{Handoffs: []tapline.FunnelHandoff{first}}); err != nil {
 		t.Fatal(err)
 	}
 	if s := f.status(t, v1.VersionID); s != tapline.FunnelPending {
@@ -144,7 +144,7 @@ func TestFunnelVersions(t *testing.T) {
 	for i := range 3 {
 		hs = append(hs, tapline.FunnelHandoff{VersionID: v1.VersionID, Partition: tapline.Partition{Topic: "hits", Partition: i}, Offset: 5, Of: 4})
 	}
-	if err := f.facts.ApplyFacts(ctx, "matcher", nil, nil, hs...); err != nil {
+	if err := f.facts.ApplyFacts(ctx, "matcher", nil, nil, tapline.FlushRows{Handoffs: hs}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.store.FunnelVersion(ctx, v1.VersionID)
@@ -225,7 +225,7 @@ func TestFunnelVersions(t *testing.T) {
 
 	// Delete: gone, results dropped.
 	key := tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: tapline.HourOf(time.Now()), AppID: f.app.ID, Funnel: v3.VersionID, Step: 1}
-	if err := f.facts.ApplyFacts(ctx, "x", map[tapline.FactKey]tapline.FactValue{key: {Count: 3}}, nil); err != nil {
+	if err := f.facts.ApplyFacts(ctx, "x", map[tapline.FactKey]tapline.FactValue{key: {Count: 3}}, nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.DeleteFunnel(ctx, v1.ID); err != nil {
@@ -428,7 +428,7 @@ func TestConcurrentHandoffsComplete(t *testing.T) {
 				for p := range 4 {
 					hs = append(hs, tapline.FunnelHandoff{VersionID: v.VersionID, Partition: tapline.Partition{Topic: "events", Partition: half*4 + p}, Offset: 1, Of: 8})
 				}
-				if err := f.facts.ApplyFacts(ctx, "matcher-"+string(rune('a'+half)), nil, nil, hs...); err != nil {
+				if err := f.facts.ApplyFacts(ctx, "matcher-"+string(rune('a'+half)), nil, nil, tapline.FlushRows{Handoffs: hs}); err != nil {
 					t.Error(err)
 				}
 			})

@@ -66,7 +66,7 @@ func seedReports(t *testing.T, db *postgres.DB) {
 		// Another app.
 		k(tapline.FactHits, "2024-03-01 10", 2, 9): {Count: 1000},
 	}
-	if err := postgres.NewFactStore(db).ApplyFacts(context.Background(), "seed", deltas, nil); err != nil {
+	if err := postgres.NewFactStore(db).ApplyFacts(context.Background(), "seed", deltas, nil, tapline.FlushRows{}); err != nil {
 		t.Fatal(err)
 	}
 }

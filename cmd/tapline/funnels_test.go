@@ -123,7 +123,7 @@ func (c *cli) handoffErr(versionID, at int64) error {
 			hs = append(hs, tapline.FunnelHandoff{VersionID: versionID, Partition: tapline.Partition{Topic: topic, Partition: p}, Offset: at, Of: 4})
 		}
 	}
-	if err := postgres.NewFactStore(c.pg).ApplyFacts(context.Background(), "matcher", nil, nil, hs...); err != nil {
+	if err := postgres.NewFactStore(c.pg).ApplyFacts(context.Background(), "matcher", nil, nil, tapline.FlushRows{Handoffs: hs}); err != nil {
 		return fmt.Errorf("apply handoffs: %w", err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tapline"
+	"tapline/dashboard"
 	"tapline/internal/node"
 	"tapline/postgres/pgtest"
 )
@@ -57,48 +58,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	const phoneIP = "203.0.113.77"
-	client := &http.Client{
-		Timeout:       5 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-
-	// The tap.
-	req, _ := http.NewRequest(http.MethodGet, n.CollectorURL+"/l/"+node.DemoLinkSlug+"?utm_campaign=e2e", nil)
-	req.Header.Set("User-Agent", iphoneSafari)
-	req.Header.Set("X-Forwarded-For", phoneIP)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "https://apps.apple.com/") {
-		t.Fatalf("tap: %d to %q, want 302 to the App Store", resp.StatusCode, resp.Header.Get("Location"))
-	}
-
-	// The install, as the Tapstream iOS SDK posts it.
-	form := url.Values{
-		"secret": {node.DemoSDKSecret}, "sdkversion": {"2.12.0"}, "uuid": {"8C5F2A4E-3B1D-4F6A-9E2B-7D1C0A9B8E71"},
-		"platform": {"iOS"}, "vendor": {"Apple"}, "model": {"iPhone15,2"}, "os": {"iOS 17.4.1"},
-		"resolution": {"1179x2556"}, "locale": {"en_US"}, "app-name": {"Demo"}, "app-version": {"1.0"},
-		"package-name": {"com.example.demo"}, "gmtoffset": {"0"},
-		"created-ms": {strconv.FormatInt(time.Now().UnixMilli(), 10)},
-	}
-	req, _ = http.NewRequest(http.MethodPost, n.CollectorURL+"/"+node.DemoAccount+"/event/ios-demo-install/", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Forwarded-For", phoneIP)
-	resp, err = client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("install: status %d, want 200", resp.StatusCode)
-	}
+	tap(t, n, node.DemoLinkSlug+"?utm_campaign=e2e", phoneIP)
+	postInstall(t, n, phoneIP, "8C5F2A4E-3B1D-4F6A-9E2B-7D1C0A9B8E71")
 
 	// The dashboard, logged in as the demo user.
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Timeout: 5 * time.Second, Jar: jar}
-	resp, err = browser.PostForm(n.DashboardURL+"/login", url.Values{"login": {node.DemoEmail}, "password": {node.DemoPassword}})
+	resp, err := browser.PostForm(n.DashboardURL+"/login", url.Values{"login": {node.DemoEmail}, "password": {node.DemoPassword}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +106,69 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("no conversion in the dashboard after 15 s: %+v", body.Days)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The conversions explorer has it, with the decision, written in the
+	// flush that counted it.
+	resp, err = browser.Get(fmt.Sprintf("%s/api/v1/apps/%d/conversions?q=%s", n.DashboardURL, demo.App.ID, "8C5F2A4E-3B1D-4F6A-9E2B-7D1C0A9B8E71"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page dashboard.ConversionsPage
+	err = json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if err != nil || len(page.Conversions) != 1 {
+		t.Fatalf("explorer: %v, %d conversions, want 1", err, len(page.Conversions))
+	}
+	c := page.Conversions[0]
+	if c.Method != tapline.MethodFingerprint || c.LinkID != demo.Link.ID || c.Decision == nil || c.Decision.Rule != tapline.RuleFingerprint ||
+		len(c.Decision.Candidates) == 0 || !c.Decision.Candidates[0].Chosen || c.Campaign["campaign"] != "e2e" {
+		t.Errorf("explorer conversion = %+v (decision %+v), want a fingerprint match on the demo link in campaign e2e, explained", c, c.Decision)
+	}
+}
+
+// tap taps the link path (a slug, maybe with a query) from an iPhone with
+// Safari at ip, as a phone would, and checks the redirect.
+func tap(t *testing.T, n *node.Node, path, ip string) {
+	t.Helper()
+	client := &http.Client{
+		Timeout:       5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	req, _ := http.NewRequest(http.MethodGet, n.CollectorURL+"/l/"+path, nil)
+	req.Header.Set("User-Agent", iphoneSafari)
+	req.Header.Set("X-Forwarded-For", ip)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "https://apps.apple.com/") {
+		t.Fatalf("tap: %d to %q, want 302 to the App Store", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// postInstall posts the install of the demo app from the same iPhone at
+// ip, as the Tapstream iOS SDK does, with installation id uuid.
+func postInstall(t *testing.T, n *node.Node, ip, uuid string) {
+	t.Helper()
+	form := url.Values{
+		"secret": {node.DemoSDKSecret}, "sdkversion": {"2.12.0"}, "uuid": {uuid},
+		"platform": {"iOS"}, "vendor": {"Apple"}, "model": {"iPhone15,2"}, "os": {"iOS 17.4.1"},
+		"resolution": {"1179x2556"}, "locale": {"en_US"}, "app-name": {"Demo"}, "app-version": {"1.0"},
+		"package-name": {"com.example.demo"}, "gmtoffset": {"0"},
+		"created-ms": {strconv.FormatInt(time.Now().UnixMilli(), 10)},
+	}
+	req, _ := http.NewRequest(http.MethodPost, n.CollectorURL+"/"+node.DemoAccount+"/event/ios-demo-install/", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-For", ip)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("install: status %d, want 200", resp.StatusCode)
 	}
 }
 
