@@ -172,6 +172,42 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 			t.Errorf("link %d: %d conversions, want %d", l.LinkID, l.Conversions, want.conversionsByLink[l.LinkID])
 		}
 	}
+	checkStoredConversions(t, f, want)
+}
+
+// checkStoredConversions checks that the fact store holds every install's
+// conversion once, in the state the raw store has: crashes and replays
+// neither lose one nor leave one behind its latest change.
+func checkStoredConversions(t *testing.T, f *fixture, want truth) {
+	t.Helper()
+	ctx := context.Background()
+	var n int64
+	q := tapline.ConversionQuery{AppID: f.app.ID, Limit: tapline.MaxConversionPage}
+	for {
+		page, err := f.reports.Conversions(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page.Conversions {
+			n++
+			raw, err := f.raw.Conversion(ctx, f.app.ID, c.ID)
+			if err != nil {
+				t.Fatalf("raw conversion %s: %v", c.ID, err)
+			}
+			if c.Method != raw.Method || c.HitID != raw.HitID || len(c.History) != len(raw.History) || c.Decision == nil ||
+				c.Decision.Rule != raw.Decision.Rule {
+				t.Errorf("stored conversion %s: %s hit %q, %d changes, decision %+v; raw store: %s hit %q, %d changes, decision %+v",
+					c.ID, c.Method, c.HitID, len(c.History), c.Decision, raw.Method, raw.HitID, len(raw.History), raw.Decision)
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		q.After = page.Next
+	}
+	if n != want.installs {
+		t.Errorf("the fact store holds %d conversions, want one per install: %d", n, want.installs)
+	}
 }
 
 // TestZombieFlushIsFenced has a matcher that lost its partitions (here: a
