@@ -22,6 +22,10 @@ const (
 	FactConversions FactTable = "conversions"
 	FactRevenue     FactTable = "revenue"
 	FactFunnelSteps FactTable = "funnel_steps"
+	// FactCohortActivity and FactCohortRevenue are the cohort tables:
+	// keyed by the hour of the install, and the day after it (DayN).
+	FactCohortActivity FactTable = "cohort_activity"
+	FactCohortRevenue  FactTable = "cohort_revenue"
 	// FactTotals sums the five tables above per hour and measure, without
 	// their other dimensions: what the daily chart and table read (see
 	// FactKey.Total).
@@ -56,6 +60,26 @@ type FactKey struct {
 
 	// Measure is the table a FactTotals row sums.
 	Measure FactTable
+
+	// DayN is a cohort row's day after the install: 0 the install's own
+	// 24 hours, N the 24 hours from N days after it.
+	DayN int
+}
+
+// MaxCohortDay is the last day after an install the cohort tables count.
+const MaxCohortDay = 90
+
+// CohortDay returns the day after an install at install that t falls in:
+// whole 24-hour periods since the install, and whether the cohort tables
+// count it (0 to MaxCohortDay). A device clock behind the install's by a
+// little is day 0.
+func CohortDay(install, t time.Time) (int, bool) {
+	d := t.Sub(install)
+	if d < 0 {
+		d = 0
+	}
+	n := int(d / (24 * time.Hour))
+	return n, n <= MaxCohortDay
 }
 
 // FactColumnType is the SQL type of a dimension's column, spelt as
@@ -116,6 +140,9 @@ var (
 	dimBucket = &FactDim{Column: "bucket", Type: FactInteger,
 		int:  func(k FactKey) int64 { return int64(k.Bucket) },
 		keep: func(n, k FactKey) FactKey { n.Bucket = k.Bucket; return n }}
+	dimDayN = &FactDim{Column: "day_n", Type: FactInteger,
+		int:  func(k FactKey) int64 { return int64(k.DayN) },
+		keep: func(n, k FactKey) FactKey { n.DayN = k.DayN; return n }}
 
 	// The campaign dimensions: utm parameters and their AppsFlyer
 	// (pid, c, af_adset, af_ad, af_siteid) and Adjust (network, campaign,
@@ -155,7 +182,7 @@ var FactDims = []*FactDim{
 	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
 	dimFunnel, dimBreakdown, dimStep, dimBucket,
 	dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite,
-	dimMeasure,
+	dimMeasure, dimDayN,
 }
 
 // CampaignDims are the campaign dimensions, which hits, installs,
@@ -299,6 +326,10 @@ var FactTables = []*FactTableDesc{
 	{Table: FactTotals, Dims: []*FactDim{dimMeasure, dimMethod, dimCurrency},
 		Count: "the measure's count in the hour (method: the attribution's; for installs organic without a link, else attributed; currency: revenue's)",
 		Sum:   "the measure's sum"},
+	{Table: FactCohortActivity, Dims: withCampaign(dimLinkID, dimPlatform, dimMethod, dimDayN),
+		Count: "installs of the hour (day 0) and, on day N, those of them active (an event other than the install) in that day after their install"},
+	{Table: FactCohortRevenue, Dims: withCampaign(dimLinkID, dimPlatform, dimMethod, dimCurrency, dimDayN),
+		Count: "purchases on day N after the install by installs of the hour", Sum: "their revenue in micros of the currency"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
@@ -436,11 +467,27 @@ type FlushRows struct {
 	// Handoffs of pending funnel versions: one that completes a version's
 	// handoff moves it to backfilling (docs/funnels.md).
 	Handoffs []FunnelHandoff
+	// Activity are installations seen active on a day after their
+	// install: each counts once, in the cohort activity row of its Key,
+	// the first time a flush stores its (AppID, InstallID, DayN).
+	Activity []CohortActivity
 	// Conversions changed by the flushed records, each in its latest
 	// state: the dashboard's conversions explorer reads them. A state with
 	// a shorter history than the one stored is older and is ignored, so a
 	// replay or a late flush never winds a conversion back.
 	Conversions []*Conversion
+}
+
+// Empty reports whether r holds nothing to store.
+func (r *FlushRows) Empty() bool {
+	return len(r.Handoffs) == 0 && len(r.Conversions) == 0 && len(r.Activity) == 0
+}
+
+// CohortActivity is an installation active on day Key.DayN after its
+// install; Key is its FactCohortActivity row.
+type CohortActivity struct {
+	InstallID string
+	Key       FactKey
 }
 
 // FactStore holds the fact tables and the matcher's consumed offsets.
@@ -625,11 +672,35 @@ type Reports interface {
 	// Breakdown groups the filter's facts by by: a ReportDim's Name,
 	// ByDay or ByHour.
 	Breakdown(ctx context.Context, f StatsFilter, by string) (*Breakdown, error)
+	// Cohorts groups the filter's installs by the day or week (by: ByDay
+	// or ByWeek) of their install in the filter's zone, with each
+	// cohort's activity and revenue by day after the install. Filters on
+	// a dimension the cohort tables do not keep (event) are EINVALID.
+	Cohorts(ctx context.Context, f StatsFilter, by string) ([]Cohort, error)
 	// Conversions lists the app's conversions the query selects, newest
 	// install first, a page at a time; a bad cursor is EINVALID.
 	Conversions(ctx context.Context, q ConversionQuery) (*ConversionPage, error)
 	// Conversion returns one conversion of the app, or ENOTFOUND.
 	Conversion(ctx context.Context, appID int64, id string) (*Conversion, error)
+}
+
+// ByWeek groups cohorts by the week (Monday first) of their install.
+const ByWeek = "week"
+
+// Cohort is the installs of one day or week and what they did on each
+// day after their install.
+type Cohort struct {
+	// Cohort is the day, or the Monday of the week, YYYY-MM-DD in the
+	// report's zone.
+	Cohort   string `json:"cohort"`
+	Installs int64  `json:"installs"`
+	// Active[N] counts the installs active on day N after their install
+	// (N ≥ 1), up to MaxCohortDay; Active[0] is Installs.
+	Active []int64 `json:"active"`
+	// Revenue[currency][N] is the revenue in micros on day N.
+	Revenue map[string][]int64 `json:"revenue_micros,omitempty"`
+	// Purchases[N] counts purchases on day N, in any currency.
+	Purchases []int64 `json:"purchases"`
 }
 
 // ConversionQuery selects conversions of one app for the conversions

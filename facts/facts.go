@@ -79,11 +79,40 @@ func (b Batch) Attribution(c *tapline.Conversion, a tapline.Attribution, sign in
 		Method:   a.Method,
 	}.WithCampaign(a.HitParams)
 	b.Add(k.For(tapline.FactInstalls), tapline.FactValue{Count: sign})
+	b.Add(k.For(tapline.FactCohortActivity), tapline.FactValue{Count: sign}) // day 0: the cohort's size
 	if a.Method == tapline.MethodOrganic || a.Method == "" {
 		return
 	}
 	ms := ClickToInstallMillis(c.InstallTime, a.HitTime)
 	b.Add(k.For(tapline.FactConversions), tapline.FactValue{Count: sign, Sum: sign * ms})
+}
+
+// CohortKey returns the FactCohortActivity row of install c on day n
+// after it, under the install's attribution a.
+func CohortKey(c *tapline.Conversion, a tapline.Attribution, n int) tapline.FactKey {
+	return tapline.FactKey{
+		Table:    tapline.FactCohortActivity,
+		Hour:     tapline.HourOf(c.InstallTime),
+		AppID:    c.AppID,
+		LinkID:   a.LinkID,
+		Platform: c.Platform,
+		Method:   a.Method,
+		DayN:     n,
+	}.WithCampaign(a.HitParams).Normalise()
+}
+
+// CohortRevenue adds the cohort delta of purchase e by install c, under
+// the attribution a the event is counted under: one purchase and its
+// amount on e's day after the install. Events past MaxCohortDay and
+// events without revenue add nothing.
+func (b Batch) CohortRevenue(e *tapline.Event, c *tapline.Conversion, a tapline.Attribution) {
+	n, ok := tapline.CohortDay(c.InstallTime, e.Time)
+	if !ok || e.Revenue == nil || e.Revenue.Currency == "" {
+		return
+	}
+	k := CohortKey(c, a, n)
+	k.Currency = e.Revenue.Currency
+	b.Add(k.For(tapline.FactCohortRevenue), tapline.FactValue{Count: 1, Sum: e.Revenue.Micros})
 }
 
 // Change adds the deltas of one attribution change: minus From (when the
@@ -139,7 +168,15 @@ type Aggregator struct {
 	mu          sync.Mutex
 	pending     Batch
 	conversions map[string]*tapline.Conversion
+	activity    map[activityKey]tapline.CohortActivity
 	offsets     map[offsetKey]int64
+}
+
+// activityKey names an installation's day in the cohorts.
+type activityKey struct {
+	appID     int64
+	installID string
+	day       int
 }
 
 type offsetKey struct {
@@ -149,18 +186,30 @@ type offsetKey struct {
 
 // NewAggregator returns an empty aggregator.
 func NewAggregator() *Aggregator {
-	return &Aggregator{pending: Batch{}, conversions: map[string]*tapline.Conversion{}, offsets: map[offsetKey]int64{}}
+	return &Aggregator{pending: Batch{}, conversions: map[string]*tapline.Conversion{},
+		activity: map[activityKey]tapline.CohortActivity{}, offsets: map[offsetKey]int64{}}
 }
 
 // Commit records the deltas of the record at (topic, partition, offset)
-// and the conversions it wrote, and advances that partition's next offset
-// past it, atomically with respect to Take.
-func (a *Aggregator) Commit(topic string, partition int, offset int64, b Batch, convs ...*tapline.Conversion) {
+// and the conversions and cohort activity it wrote, and advances that
+// partition's next offset past it, atomically with respect to Take.
+func (a *Aggregator) Commit(topic string, partition int, offset int64, b Batch, rows tapline.FlushRows) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending.Merge(b)
-	a.putConversions(convs)
+	a.putConversions(rows.Conversions)
+	a.putActivity(rows.Activity)
 	a.offsets[offsetKey{topic, partition}] = offset + 1
+}
+
+// putActivity keeps one activity per installation and day: the first.
+func (a *Aggregator) putActivity(acts []tapline.CohortActivity) {
+	for _, act := range acts {
+		k := activityKey{act.Key.AppID, act.InstallID, act.Key.DayN}
+		if _, ok := a.activity[k]; !ok {
+			a.activity[k] = act
+		}
+	}
 }
 
 // putConversions keeps, of each conversion, the state with the longest
@@ -188,6 +237,7 @@ func (a *Aggregator) Reset() {
 	defer a.mu.Unlock()
 	a.pending = Batch{}
 	a.conversions = map[string]*tapline.Conversion{}
+	a.activity = map[activityKey]tapline.CohortActivity{}
 	a.offsets = map[offsetKey]int64{}
 }
 
@@ -207,39 +257,44 @@ func (a *Aggregator) Offsets() []tapline.Offset {
 func (a *Aggregator) Pending() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.pending) + len(a.conversions)
+	return len(a.pending) + len(a.conversions) + len(a.activity)
 }
 
-// Take returns the pending deltas and conversions and the current offsets
-// and starts a new batch. A caller whose flush fails must Restore the
-// deltas and conversions.
-func (a *Aggregator) Take() (Batch, []*tapline.Conversion, []tapline.Offset) {
+// Take returns the pending deltas, conversions and activity and the
+// current offsets and starts a new batch. A caller whose flush fails must
+// Restore the deltas and rows.
+func (a *Aggregator) Take() (Batch, tapline.FlushRows, []tapline.Offset) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.pending
 	a.pending = Batch{}
-	convs := make([]*tapline.Conversion, 0, len(a.conversions))
+	var rows tapline.FlushRows
 	for _, c := range a.conversions {
-		convs = append(convs, c)
+		rows.Conversions = append(rows.Conversions, c)
 	}
 	clear(a.conversions)
+	for _, act := range a.activity {
+		rows.Activity = append(rows.Activity, act)
+	}
+	clear(a.activity)
 	offs := make([]tapline.Offset, 0, len(a.offsets))
 	for k, v := range a.offsets {
 		offs = append(offs, tapline.Offset{Topic: k.topic, Partition: k.partition, Offset: v})
 	}
-	return b, convs, offs
+	return b, rows, offs
 }
 
-// Restore puts back deltas and conversions whose flush failed; the next
-// Take returns them with everything added since (a conversion changed
-// since in its later state), under offsets at least as far along.
-func (a *Aggregator) Restore(b Batch, convs []*tapline.Conversion) {
+// Restore puts back deltas and rows whose flush failed; the next Take
+// returns them with everything added since (a conversion changed since in
+// its later state), under offsets at least as far along.
+func (a *Aggregator) Restore(b Batch, rows tapline.FlushRows) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending.Merge(b)
-	for _, c := range convs {
+	for _, c := range rows.Conversions {
 		if _, ok := a.conversions[c.ID]; !ok {
 			a.conversions[c.ID] = c
 		}
 	}
+	a.putActivity(rows.Activity)
 }

@@ -26,6 +26,8 @@ func TestBatchAttributionChange(t *testing.T) {
 	want := facts.Batch{
 		{Table: tapline.FactInstalls, Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}:    {Count: 1},
 		{Table: tapline.FactConversions, Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}: {Count: 1, Sum: 90_000},
+		// The cohort's size moves with the install.
+		{Table: tapline.FactCohortActivity, Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint}: {Count: 1},
 	}
 	if len(b) != len(want) {
 		t.Fatalf("got %d rows %v, want %d rows %v (the organic install must cancel out)", len(b), b, len(want), want)
@@ -95,7 +97,7 @@ func TestAggregatorSnapshots(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range perWorker {
-				a.Commit("hits", w, int64(i), facts.Batch{key: {Count: 1}})
+				a.Commit("hits", w, int64(i), facts.Batch{key: {Count: 1}}, tapline.FlushRows{})
 			}
 		})
 	}
@@ -119,7 +121,7 @@ func TestAggregatorSnapshots(t *testing.T) {
 		}
 		if !finished && len(b) > 0 {
 			// Put half back now and then, as a failed flush would.
-			a.Restore(b, nil)
+			a.Restore(b, tapline.FlushRows{})
 			total -= b[key].Count
 		}
 	}
@@ -160,6 +162,7 @@ func TestBatchCampaign(t *testing.T) {
 		with(m(tapline.FactConversions, tapline.FactKey{Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint})):                   {Count: 1},
 		with(m(tapline.FactEvents, tapline.FactKey{Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint, EventName: "purchase"})): {Count: 1},
 		with(m(tapline.FactRevenue, tapline.FactKey{Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Currency: "USD", Method: tapline.MethodFingerprint})):      {Count: 1, Sum: 990_000},
+		with(m(tapline.FactCohortActivity, tapline.FactKey{Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformIOS, Method: tapline.MethodFingerprint})):                {Count: 1},
 	}
 	if len(b) != len(want) {
 		t.Fatalf("got %d rows %v, want %d (the organic install cancels out)", len(b), b, len(want))
@@ -197,25 +200,26 @@ func TestAggregatorConversions(t *testing.T) {
 		}
 		return c
 	}
-	a.Commit("events", 0, 1, nil, state("a", 1))
-	a.Commit("hits", 0, 1, nil, state("a", 2), state("b", 1))
-	a.Commit("events", 0, 2, nil, state("a", 1)) // a replay of a's first change, read back at its later state elsewhere
+	conv := func(cs ...*tapline.Conversion) tapline.FlushRows { return tapline.FlushRows{Conversions: cs} }
+	a.Commit("events", 0, 1, nil, conv(state("a", 1)))
+	a.Commit("hits", 0, 1, nil, conv(state("a", 2), state("b", 1)))
+	a.Commit("events", 0, 2, nil, conv(state("a", 1))) // a replay of a's first change, read back at its later state elsewhere
 	if got := a.Pending(); got != 2 {
 		t.Errorf("Pending = %d, want 2 conversions", got)
 	}
-	_, convs, _ := a.Take()
+	_, rows, _ := a.Take()
 	got := map[string]int{}
-	for _, c := range convs {
+	for _, c := range rows.Conversions {
 		got[c.ID] = len(c.History)
 	}
 	if len(got) != 2 || got["a"] != 2 || got["b"] != 1 {
 		t.Fatalf("snapshot conversions = %v, want a with 2 changes and b with 1", got)
 	}
-	a.Commit("hits", 0, 2, nil, state("a", 3))
-	a.Restore(nil, convs)
-	_, convs, _ = a.Take()
+	a.Commit("hits", 0, 2, nil, conv(state("a", 3)))
+	a.Restore(nil, rows)
+	_, rows, _ = a.Take()
 	got = map[string]int{}
-	for _, c := range convs {
+	for _, c := range rows.Conversions {
 		got[c.ID] = len(c.History)
 	}
 	if len(got) != 2 || got["a"] != 3 || got["b"] != 1 {

@@ -61,20 +61,20 @@ func (m *Matcher) app(ctx context.Context, id int64) (*tapline.App, error) {
 
 // processHit stores a hit, counts it, and lets it claim installs it arrived
 // too late for.
-func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapline.Hit, vs []*liveVersion) (facts.Batch, []*tapline.Conversion, error) {
+func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapline.Hit, vs []*liveVersion) (facts.Batch, tapline.FlushRows, error) {
 	app, err := m.app(ctx, h.AppID)
 	if err != nil {
-		return nil, nil, err
+		return nil, tapline.FlushRows{}, err
 	}
 	pos := msg.Position()
 	h.Source = pos
 	stored, err := m.Raw.PutHit(ctx, h)
 	if err != nil {
-		return nil, nil, fmt.Errorf("store hit %s: %w", h.ID, err)
+		return nil, tapline.FlushRows{}, fmt.Errorf("store hit %s: %w", h.ID, err)
 	}
 	if stored.Source != pos {
 		m.metrics.duplicates.WithLabelValues(msg.Topic).Inc()
-		return facts.Batch{}, nil, nil
+		return facts.Batch{}, tapline.FlushRows{}, nil
 	}
 	b := facts.Batch{}
 	b.Hit(h)
@@ -84,17 +84,17 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	defer unlock()
 	cands, err := m.lateInstalls(ctx, app, h, msg.Time)
 	if err != nil {
-		return nil, nil, err
+		return nil, tapline.FlushRows{}, err
 	}
 	// A hit claims at most one install by fingerprint; an install matched
 	// in the moment between storing this hit and taking the lock may have
 	// claimed it already.
 	claimedByFingerprint := false
-	var convs []*tapline.Conversion // changed by this hit
+	var rows tapline.FlushRows // the conversions this hit changed
 	if len(cands) > 0 {
 		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
 		if err != nil {
-			return nil, nil, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
+			return nil, tapline.FlushRows{}, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
 		}
 		for _, c := range convs {
 			claimedByFingerprint = claimedByFingerprint || c.Method == tapline.MethodFingerprint
@@ -107,16 +107,16 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 			// this hit in the raw store.
 			continue
 		} else if err != nil {
-			return nil, nil, fmt.Errorf("load conversion of %s: %w", cand.install.ID, err)
+			return nil, tapline.FlushRows{}, fmt.Errorf("load conversion of %s: %w", cand.install.ID, err)
 		}
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch) // replay of this hit: same deltas again
-			convs = append(convs, c)
+			rows.Conversions = append(rows.Conversions, c)
 			if cand.method == tapline.MethodFingerprint {
 				claimedByFingerprint = true
 			}
 			if err := m.funnelDeltas(ctx, b, app, c.InstallID, pos, vs); err != nil {
-				return nil, nil, err
+				return nil, tapline.FlushRows{}, err
 			}
 			continue
 		}
@@ -134,19 +134,19 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(c.InstallTime, h.Time)) * time.Millisecond
 		c.UpdatedAt = m.Now().UTC()
 		if err := m.Raw.PutConversion(ctx, c); err != nil {
-			return nil, nil, fmt.Errorf("re-attribute conversion %s: %w", c.ID, err)
+			return nil, tapline.FlushRows{}, fmt.Errorf("re-attribute conversion %s: %w", c.ID, err)
 		}
 		b.Change(c, &c.History[len(c.History)-1])
-		convs = append(convs, c)
+		rows.Conversions = append(rows.Conversions, c)
 		m.metrics.reattributions.WithLabelValues(string(a.Method)).Inc()
 		if cand.method == tapline.MethodFingerprint {
 			claimedByFingerprint = true
 		}
 		if err := m.funnelDeltas(ctx, b, app, c.InstallID, pos, vs); err != nil {
-			return nil, nil, err
+			return nil, tapline.FlushRows{}, err
 		}
 	}
-	return b, convs, nil
+	return b, rows, nil
 }
 
 // funnelDeltas adds to b the funnel deltas of installation installID after
@@ -266,10 +266,10 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 // processEvent stores an event, matches it when it is an install, counts
 // it under its install's attribution and advances its installation in the
 // live funnels vs.
-func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tapline.Event, vs []*liveVersion) (facts.Batch, []*tapline.Conversion, error) {
+func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tapline.Event, vs []*liveVersion) (facts.Batch, tapline.FlushRows, error) {
 	app, err := m.app(ctx, e.AppID)
 	if err != nil {
-		return nil, nil, err
+		return nil, tapline.FlushRows{}, err
 	}
 	if e.Kind == tapline.KindInstall {
 		// Store and match under the app's lock, so that a hit of this app
@@ -277,61 +277,57 @@ func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tap
 		unlock := m.lockApp(app.ID)
 		defer unlock()
 	}
-	b, c, counted, err := m.matchEvent(ctx, msg, app, e)
+	b, rows, counted, err := m.matchEvent(ctx, msg, app, e)
 	if err != nil || !counted {
-		return b, nil, err
-	}
-	var convs []*tapline.Conversion
-	if c != nil {
-		convs = []*tapline.Conversion{c}
+		return b, tapline.FlushRows{}, err
 	}
 	vs = ofApp(vs, app.ID)
 	if e.Kind != tapline.KindInstall {
 		vs = slices.DeleteFunc(vs, func(v *liveVersion) bool { return !v.c.Affects(e) })
 	}
 	if err := m.funnelDeltas(ctx, b, app, e.InstallID, msg.Position(), vs); err != nil {
-		return nil, nil, err
+		return nil, tapline.FlushRows{}, err
 	}
-	return b, convs, nil
+	return b, rows, nil
 }
 
 // matchEvent stores an event, matches it when it is an install, and counts
 // it under its install's attribution; counted is false for a resent
-// event, which counts nothing. c is the conversion the install wrote (or
-// wrote before a crash), nil for other events.
-func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tapline.App, e *tapline.Event) (_ facts.Batch, c *tapline.Conversion, counted bool, _ error) {
+// event, which counts nothing. rows hold the conversion an install wrote
+// (or wrote before a crash) and the cohort activity of a later event.
+func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tapline.App, e *tapline.Event) (_ facts.Batch, rows tapline.FlushRows, counted bool, _ error) {
 	pos := msg.Position()
 	e.Source = pos
 	stored, err := m.Raw.PutEvent(ctx, e)
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("store event %s: %w", e.ID, err)
+		return nil, rows, false, fmt.Errorf("store event %s: %w", e.ID, err)
 	}
 	if stored.Source != pos {
 		m.metrics.duplicates.WithLabelValues(msg.Topic).Inc()
-		return facts.Batch{}, nil, false, nil
+		return facts.Batch{}, rows, false, nil
 	}
 	b := facts.Batch{}
 	if e.Kind != tapline.KindInstall {
-		a, err := m.inherited(ctx, app.ID, e.InstallID)
+		c, a, err := m.inherited(ctx, app.ID, e.InstallID)
 		if err != nil {
-			return nil, nil, false, err
+			return nil, rows, false, err
 		}
 		b.Event(e, a)
-		return b, nil, true, nil
+		return b, cohortActivity(b, e, c), true, nil
 	}
 
-	c, err = m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
+	c, err := m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
 	switch {
 	case err == nil:
 		// Replay: the conversion this install wrote before a crash.
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch)
 			b.Event(e, ch.To)
-			return b, c, true, nil
+			return b, tapline.FlushRows{Conversions: []*tapline.Conversion{c}}, true, nil
 		}
-		return nil, nil, false, fmt.Errorf("conversion %s exists without a change by %s", c.ID, pos)
+		return nil, rows, false, fmt.Errorf("conversion %s exists without a change by %s", c.ID, pos)
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
-		return nil, nil, false, fmt.Errorf("load conversion of %s: %w", e.ID, err)
+		return nil, rows, false, fmt.Errorf("load conversion of %s: %w", e.ID, err)
 	}
 	if e.InstallID != "" {
 		prev, err := m.Raw.ConversionByInstall(ctx, app.ID, e.InstallID)
@@ -339,15 +335,15 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 			// A second install event for one installation: an event
 			// under the first one's attribution, not a new install.
 			b.Event(e, prev.Attribution)
-			return b, nil, true, nil
+			return b, cohortActivity(b, e, prev), true, nil
 		} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
-			return nil, nil, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
+			return nil, rows, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
 		}
 	}
 
 	a, dec, err := m.match(ctx, app, e)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, rows, false, err
 	}
 	c = &tapline.Conversion{
 		ID:          tapline.ConversionID(e.ID),
@@ -367,29 +363,45 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(e.Time, a.HitTime)) * time.Millisecond
 	}
 	if err := m.Raw.PutConversion(ctx, c); err != nil {
-		return nil, nil, false, fmt.Errorf("store conversion %s: %w", c.ID, err)
+		return nil, rows, false, fmt.Errorf("store conversion %s: %w", c.ID, err)
 	}
 	m.metrics.conversions.WithLabelValues(string(a.Method)).Inc()
 	b.Change(c, &c.History[0])
 	b.Event(e, a)
-	return b, c, true, nil
+	return b, tapline.FlushRows{Conversions: []*tapline.Conversion{c}}, true, nil
 }
 
-// inherited returns the attribution of an install id, organic when the
-// install is unknown.
-func (m *Matcher) inherited(ctx context.Context, appID int64, installID string) (tapline.Attribution, error) {
+// cohortActivity adds to b the cohort revenue of event e of install c (nil:
+// an unknown install, which has no cohort) and returns the cohort activity
+// it is, when it falls on a day after the install's first that the
+// cohorts count.
+func cohortActivity(b facts.Batch, e *tapline.Event, c *tapline.Conversion) tapline.FlushRows {
+	if c == nil {
+		return tapline.FlushRows{}
+	}
+	b.CohortRevenue(e, c, c.Attribution)
+	n, ok := tapline.CohortDay(c.InstallTime, e.Time)
+	if !ok || n == 0 {
+		return tapline.FlushRows{}
+	}
+	return tapline.FlushRows{Activity: []tapline.CohortActivity{{InstallID: c.InstallID, Key: facts.CohortKey(c, c.Attribution, n)}}}
+}
+
+// inherited returns the conversion of an install id and its attribution;
+// nil and organic when the install is unknown.
+func (m *Matcher) inherited(ctx context.Context, appID int64, installID string) (*tapline.Conversion, tapline.Attribution, error) {
 	organic := tapline.Attribution{Method: tapline.MethodOrganic}
 	if installID == "" {
-		return organic, nil
+		return nil, organic, nil
 	}
 	c, err := m.Raw.ConversionByInstall(ctx, appID, installID)
 	switch {
 	case err == nil:
-		return c.Attribution, nil
+		return c, c.Attribution, nil
 	case tapline.ErrorCode(err) == tapline.ENOTFOUND:
-		return organic, nil
+		return nil, organic, nil
 	}
-	return organic, fmt.Errorf("conversion of install %s: %w", installID, err)
+	return nil, organic, fmt.Errorf("conversion of install %s: %w", installID, err)
 }
 
 // match finds the hit that caused install e: referrer, then advertising id,

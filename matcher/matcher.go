@@ -351,10 +351,10 @@ func (m *Matcher) abort() {
 
 // snapshot is one flush's deltas and offsets.
 type snapshot struct {
-	batch       facts.Batch
-	conversions []*tapline.Conversion
-	offsets     []tapline.Offset
-	handoffs    []tapline.FunnelHandoff
+	batch    facts.Batch
+	rows     tapline.FlushRows // conversions and cohort activity
+	offsets  []tapline.Offset
+	handoffs []tapline.FunnelHandoff
 }
 
 // Flush writes the pending deltas and offsets now. A flush that fails may
@@ -376,7 +376,7 @@ func (m *Matcher) Flush(ctx context.Context) error {
 				m.refreshSoon()
 			}
 		} else {
-			m.agg.Restore(m.inDoubt.batch, m.inDoubt.conversions)
+			m.agg.Restore(m.inDoubt.batch, m.inDoubt.rows)
 			m.restoreHandoffs(m.inDoubt.handoffs)
 		}
 		m.inDoubt = nil
@@ -387,8 +387,8 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	// Handoffs first: every handoff taken was switched before the
 	// snapshot, so the offsets stored with it are at or past it.
 	hs := m.takeHandoffs()
-	b, convs, offs := m.agg.Take()
-	if len(b) == 0 && len(convs) == 0 && len(hs) == 0 && sameOffsets(offs, m.lastFlushed) {
+	b, rows, offs := m.agg.Take()
+	if len(b) == 0 && rows.Empty() && len(hs) == 0 && sameOffsets(offs, m.lastFlushed) {
 		return nil
 	}
 	for i := range offs {
@@ -400,12 +400,12 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	// The raw rows of every record below offs must be durable before the
 	// offsets move past them.
 	if err := m.Raw.Sync(ctx); err != nil {
-		m.agg.Restore(b, convs)
+		m.agg.Restore(b, rows)
 		m.restoreHandoffs(hs)
 		m.metrics.flushErrors.Inc()
 		return fmt.Errorf("sync raw store: %w", err)
 	}
-	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs, tapline.FlushRows{Handoffs: hs, Conversions: convs}); err != nil {
+	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs, tapline.FlushRows{Handoffs: hs, Conversions: rows.Conversions, Activity: rows.Activity}); err != nil {
 		m.metrics.flushErrors.Inc()
 		if tapline.ErrorCode(err) == tapline.ECONFLICT {
 			// Another member owns these partitions now and has stored
@@ -419,7 +419,7 @@ func (m *Matcher) Flush(ctx context.Context) error {
 			m.Logger.Error("flush fenced off: the partitions moved to another matcher; dropping this generation's unflushed work", "err", err)
 			return fmt.Errorf("apply %d fact rows: %w", len(b), err)
 		}
-		m.inDoubt = &snapshot{batch: b, conversions: convs, offsets: offs, handoffs: hs}
+		m.inDoubt = &snapshot{batch: b, rows: rows, offsets: offs, handoffs: hs}
 		return fmt.Errorf("apply %d fact rows: %w", len(b), err)
 	}
 	m.metrics.flushes.Inc()
@@ -547,12 +547,12 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 			if err != nil {
 				return // ctx done
 			}
-			b, convs, err := m.handle(ctx, log, msg, vs)
+			b, rows, err := m.handle(ctx, log, msg, vs)
 			if err != nil {
 				pf.mu.Unlock()
 				return // ctx done
 			}
-			m.agg.Commit(topic, partition, msg.Offset, b, convs...)
+			m.agg.Commit(topic, partition, msg.Offset, b, rows)
 			pf.next = msg.Offset + 1
 			pf.mu.Unlock()
 			next = msg.Offset + 1
@@ -570,25 +570,25 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 
 // handle processes msg, retrying transient failures until ctx is done. A
 // message that cannot be decoded is logged and skipped with no deltas.
-func (m *Matcher) handle(ctx context.Context, log *slog.Logger, msg *tapline.Message, vs []*liveVersion) (facts.Batch, []*tapline.Conversion, error) {
+func (m *Matcher) handle(ctx context.Context, log *slog.Logger, msg *tapline.Message, vs []*liveVersion) (facts.Batch, tapline.FlushRows, error) {
 	backoff := newBackoff()
 	for {
-		b, convs, err := m.process(ctx, msg, vs)
+		b, rows, err := m.process(ctx, msg, vs)
 		if err == nil {
-			return b, convs, nil
+			return b, rows, nil
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) {
 			log.Error("skipping undecodable message", "offset", msg.Offset, "err", err)
 			m.metrics.skipped.WithLabelValues(msg.Topic).Inc()
-			return facts.Batch{}, nil, nil
+			return facts.Batch{}, tapline.FlushRows{}, nil
 		}
 		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
+			return nil, tapline.FlushRows{}, ctx.Err()
 		}
 		log.Warn("process message, will retry", "offset", msg.Offset, "err", err)
 		if !sleep(ctx, backoff.next()) {
-			return nil, nil, ctx.Err()
+			return nil, tapline.FlushRows{}, ctx.Err()
 		}
 	}
 }
@@ -600,22 +600,22 @@ func (e *permanentError) Unwrap() error { return e.err }
 
 // process turns one bus message into fact deltas, updating the raw store;
 // vs are the funnel versions live at the message's offset.
-func (m *Matcher) process(ctx context.Context, msg *tapline.Message, vs []*liveVersion) (facts.Batch, []*tapline.Conversion, error) {
+func (m *Matcher) process(ctx context.Context, msg *tapline.Message, vs []*liveVersion) (facts.Batch, tapline.FlushRows, error) {
 	switch msg.Topic {
 	case m.Config.HitsTopic:
 		var h tapline.Hit
 		if err := json.Unmarshal(msg.Value, &h); err != nil {
-			return nil, nil, &permanentError{fmt.Errorf("decode hit at %s: %w", msg.Position(), err)}
+			return nil, tapline.FlushRows{}, &permanentError{fmt.Errorf("decode hit at %s: %w", msg.Position(), err)}
 		}
 		return m.processHit(ctx, msg, &h, vs)
 	case m.Config.EventsTopic:
 		var e tapline.Event
 		if err := json.Unmarshal(msg.Value, &e); err != nil {
-			return nil, nil, &permanentError{fmt.Errorf("decode event at %s: %w", msg.Position(), err)}
+			return nil, tapline.FlushRows{}, &permanentError{fmt.Errorf("decode event at %s: %w", msg.Position(), err)}
 		}
 		return m.processEvent(ctx, msg, &e, vs)
 	}
-	return nil, nil, &permanentError{fmt.Errorf("message from unknown topic %q", msg.Topic)}
+	return nil, tapline.FlushRows{}, &permanentError{fmt.Errorf("message from unknown topic %q", msg.Topic)}
 }
 
 // lockApp serialises matching within one app, so that an install and a hit

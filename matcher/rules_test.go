@@ -32,8 +32,9 @@ type harness struct {
 	m    *Matcher
 	fp   *fingerprint.Fingerprinter
 	next map[string]int64
-	// changed are the conversions the last record processed wrote.
-	changed []*tapline.Conversion
+	// rows are the conversions and activity the last record processed
+	// wrote.
+	rows tapline.FlushRows
 }
 
 func newHarness(t *testing.T) *harness {
@@ -64,11 +65,11 @@ func (h *harness) msg(topic string, v any, published time.Time) *tapline.Message
 
 func (h *harness) run(msg *tapline.Message) facts.Batch {
 	h.t.Helper()
-	b, convs, err := h.m.process(context.Background(), msg, nil)
+	b, rows, err := h.m.process(context.Background(), msg, nil)
 	if err != nil {
 		h.t.Fatalf("process %s: %v", msg.Position(), err)
 	}
-	h.changed = convs
+	h.rows = rows
 	return b
 }
 
@@ -453,5 +454,50 @@ func TestHitClaimedMeanwhileClaimsNoSecondInstall(t *testing.T) {
 	h.run(msg)
 	if c := h.conversion("e2"); c.Method != tapline.MethodOrganic {
 		t.Fatalf("e2 = %s by %q, want organic: h1 already converted e1", c.Method, c.HitID)
+	}
+}
+
+// TestCohortActivity checks what a later event adds to the cohorts: an
+// activity of its day after the install under the install's attribution
+// (none on the install's own day, none past MaxCohortDay), and a
+// purchase's revenue on its day.
+func TestCohortActivity(t *testing.T) {
+	h := newHarness(t)
+	h.hit("h1", 5, t0, ipA, safariUA)
+	b := h.install("e1", t0.Add(time.Minute), ipA, iphone)
+	if got := b[facts.CohortKey(h.conversion("e1"), h.conversion("e1").Attribution, 0)]; got.Count != 1 {
+		t.Errorf("the install adds %+v to its cohort's day 0, want 1", got)
+	}
+	at := func(d time.Duration, opts ...eventOpt) (facts.Batch, tapline.FlushRows) {
+		t.Helper()
+		b, _ := h.event(fmt.Sprintf("ev-%d", d), "inst-e1", tapline.KindOpen, t0.Add(time.Minute+d), ipB, opts...)
+		return b, h.rows
+	}
+	if _, rows := at(time.Hour); len(rows.Activity) != 0 {
+		t.Errorf("an open on the install's day is activity %+v, want none", rows.Activity)
+	}
+	_, rows := at(25 * time.Hour)
+	if len(rows.Activity) != 1 || rows.Activity[0].InstallID != "inst-e1" || rows.Activity[0].Key.DayN != 1 ||
+		rows.Activity[0].Key.LinkID != 5 || rows.Activity[0].Key.Table != tapline.FactCohortActivity || rows.Activity[0].Key.Hour != tapline.HourOf(t0) {
+		t.Errorf("an open a day later is activity %+v, want install inst-e1 on day 1 of link 5's cohort of %v", rows.Activity, t0)
+	}
+	b, rows = at(3*24*time.Hour+time.Hour, func(e *tapline.Event) {
+		e.Kind, e.Name = tapline.KindPurchase, "purchase"
+		e.Revenue = &tapline.Revenue{Micros: 2_500_000, Currency: "EUR"}
+	})
+	var revenue tapline.FactValue
+	for k, v := range b {
+		if k.Table == tapline.FactCohortRevenue {
+			if k.DayN != 3 || k.Currency != "EUR" || k.LinkID != 5 {
+				t.Errorf("cohort revenue row %+v, want day 3 in EUR on link 5", k)
+			}
+			revenue = v
+		}
+	}
+	if revenue != (tapline.FactValue{Count: 1, Sum: 2_500_000}) || len(rows.Activity) != 1 || rows.Activity[0].Key.DayN != 3 {
+		t.Errorf("a purchase on day 3: revenue %+v, activity %+v", revenue, rows.Activity)
+	}
+	if _, rows := at((tapline.MaxCohortDay + 1) * 24 * time.Hour); len(rows.Activity) != 0 {
+		t.Errorf("an open past the last cohort day is activity %+v", rows.Activity)
 	}
 }

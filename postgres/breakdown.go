@@ -56,30 +56,9 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 		groupDim = rd.Dim
 		group = rd.Dim.Column + "::text"
 	}
-	type cond struct {
-		dim *tapline.FactDim
-		sql string
-	}
-	var conds []cond
-	where := f.Where
-	if s.linkID != 0 {
-		where = append([]tapline.DimFilter{{Dim: "link", Value: strconv.FormatInt(s.linkID, 10)}}, where...)
-	}
-	for _, w := range where {
-		rd := tapline.ReportDimNamed(w.Dim)
-		if rd == nil {
-			return nil, tapline.Errorf(tapline.EINVALID, "filter: %q is not a dimension; want one of %s", w.Dim, tapline.ReportDimNames())
-		}
-		if rd.Dim.Type == tapline.FactText {
-			args = append(args, w.Value)
-		} else {
-			n, err := strconv.ParseInt(w.Value, 10, 64)
-			if err != nil || n < 0 {
-				return nil, tapline.Errorf(tapline.EINVALID, "filter %s: %q is not an id", w.Dim, w.Value)
-			}
-			args = append(args, n)
-		}
-		conds = append(conds, cond{rd.Dim, fmt.Sprintf("%s = $%d::%s", rd.Dim.Column, len(args), rd.Dim.Type)})
+	conds, args, err := filterConds(s, f.Where, args)
+	if err != nil {
+		return nil, err
 	}
 	out := &tapline.Breakdown{By: by, Rows: []tapline.BreakdownRow{}}
 	var parts []string
@@ -179,6 +158,39 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 		return strings.Compare(a.Value, b.Value)
 	})
 	return out, nil
+}
+
+// cond is one filter of a report: a dimension's column equal to a
+// parameter.
+type cond struct {
+	dim *tapline.FactDim
+	sql string
+}
+
+// filterConds returns the conditions of the span's link and the filters
+// where, appending their values to args.
+func filterConds(s *span, where []tapline.DimFilter, args []any) ([]cond, []any, error) {
+	var conds []cond
+	if s.linkID != 0 {
+		where = append([]tapline.DimFilter{{Dim: "link", Value: strconv.FormatInt(s.linkID, 10)}}, where...)
+	}
+	for _, w := range where {
+		rd := tapline.ReportDimNamed(w.Dim)
+		if rd == nil {
+			return nil, nil, tapline.Errorf(tapline.EINVALID, "filter: %q is not a dimension; want one of %s", w.Dim, tapline.ReportDimNames())
+		}
+		if rd.Dim.Type == tapline.FactText {
+			args = append(args, w.Value)
+		} else {
+			n, err := strconv.ParseInt(w.Value, 10, 64)
+			if err != nil || n < 0 {
+				return nil, nil, tapline.Errorf(tapline.EINVALID, "filter %s: %q is not an id", w.Dim, w.Value)
+			}
+			args = append(args, n)
+		}
+		conds = append(conds, cond{rd.Dim, fmt.Sprintf("%s = $%d::%s", rd.Dim.Column, len(args), rd.Dim.Type)})
+	}
+	return conds, args, nil
 }
 
 // zeroRow reports whether every count of r is zero: rows whose deltas

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -91,8 +93,9 @@ type FactStore struct {
 	// app's facts keep; 0 means tapline.CampaignValueCap.
 	CampaignCap int
 
-	mu    sync.Mutex
-	known map[campaignValue]bool // committed decisions: admitted or not
+	mu     sync.Mutex
+	pruned time.Time              // when cohort_seen was last pruned
+	known  map[campaignValue]bool // committed decisions: admitted or not
 }
 
 var _ tapline.FactStore = (*FactStore)(nil)
@@ -102,8 +105,8 @@ func NewFactStore(db *DB) *FactStore { return &FactStore{db: db} }
 
 // ApplyFacts adds deltas to the fact tables and stores offsets as the
 // consumer's positions in one transaction, with the funnel handoffs (see
-// storeHandoffs) and conversions (storeConversions) of rows. Every key must be a row of a
-// declared table (tapline.FactKey.Validate): an unknown table, an hour that
+// storeHandoffs), conversions (storeConversions) and cohort activity
+// (countActivity) of rows. Every key must be a row of a declared table (tapline.FactKey.Validate): an unknown table, an hour that
 // is not the start of one or a dimension the table does not keep is
 // EINVALID. Zero deltas are skipped; rows are written in primary-key order,
 // tables in the order of tapline.FactTables, so concurrent callers do not
@@ -116,8 +119,13 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 	if err != nil {
 		return fmt.Errorf("apply facts: %w", err)
 	}
+	for _, a := range rows.Activity {
+		if err := a.Key.Validate(); err != nil || a.Key.Table != tapline.FactCohortActivity || a.InstallID == "" {
+			return tapline.Errorf(tapline.EINVALID, "apply facts: activity of install %q: want a cohort activity row (%v)", a.InstallID, err)
+		}
+	}
 	offsets = dedupeOffsets(offsets)
-	if len(byTable) == 0 && len(offsets) == 0 && len(rows.Handoffs) == 0 && len(rows.Conversions) == 0 {
+	if len(byTable) == 0 && len(offsets) == 0 && rows.Empty() {
 		return nil
 	}
 
@@ -126,6 +134,26 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return fmt.Errorf("apply facts: begin: %w", translate(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if len(rows.Activity) > 0 {
+		counted, err := countActivity(ctx, tx, rows.Activity)
+		if err != nil {
+			return err
+		}
+		if len(counted) > 0 {
+			merged := maps.Clone(deltas)
+			if merged == nil {
+				merged = map[tapline.FactKey]tapline.FactValue{}
+			}
+			for _, k := range counted {
+				v := merged[k]
+				v.Count++
+				merged[k] = v
+			}
+			if byTable, err = factRows(merged); err != nil {
+				return fmt.Errorf("apply facts: %w", err)
+			}
+		}
+	}
 	decided, err := s.capCampaigns(ctx, tx, byTable)
 	if err != nil {
 		return err
@@ -164,7 +192,80 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return fmt.Errorf("apply facts: commit: %w", translate(err))
 	}
 	s.remember(decided)
+	s.pruneCohortSeen(ctx)
 	return nil
+}
+
+// countActivity stores each installation's day in cohort_seen unless it
+// is there, and returns the cohort rows of the ones it stored: those count
+// now. Rows are inserted in primary-key order, so concurrent flushes do
+// not deadlock; of two flushes storing one installation's day, the second
+// waits for the first and counts nothing.
+func countActivity(ctx context.Context, tx pgx.Tx, acts []tapline.CohortActivity) ([]tapline.FactKey, error) {
+	acts = slices.Clone(acts)
+	slices.SortFunc(acts, func(a, b tapline.CohortActivity) int {
+		return cmp.Or(cmp.Compare(a.Key.AppID, b.Key.AppID), strings.Compare(a.InstallID, b.InstallID), cmp.Compare(a.Key.DayN, b.Key.DayN))
+	})
+	acts = slices.CompactFunc(acts, func(a, b tapline.CohortActivity) bool {
+		return a.Key.AppID == b.Key.AppID && a.InstallID == b.InstallID && a.Key.DayN == b.Key.DayN
+	})
+	apps, installs, days, hours := make([]int64, len(acts)), make([]string, len(acts)), make([]int32, len(acts)), make([]time.Time, len(acts))
+	for i, a := range acts {
+		apps[i], installs[i], days[i], hours[i] = a.Key.AppID, a.InstallID, int32(a.Key.DayN), time.Unix(a.Key.Hour, 0).UTC()
+	}
+	rows, err := tx.Query(ctx, `
+		INSERT INTO cohort_seen (app_id, install_id, day_n, install_hour)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[])
+		ON CONFLICT DO NOTHING
+		RETURNING app_id, install_id, day_n`, apps, installs, days, hours)
+	if err != nil {
+		return nil, fmt.Errorf("store cohort activity: %w", translate(err))
+	}
+	type seen struct {
+		app     int64
+		install string
+		day     int32
+	}
+	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (seen, error) {
+		var s seen
+		return s, r.Scan(&s.app, &s.install, &s.day)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store cohort activity: %w", translate(err))
+	}
+	var keys []tapline.FactKey
+	for _, st := range stored {
+		i, ok := slices.BinarySearchFunc(acts, st, func(a tapline.CohortActivity, st seen) int {
+			return cmp.Or(cmp.Compare(a.Key.AppID, st.app), strings.Compare(a.InstallID, st.install), cmp.Compare(int32(a.Key.DayN), st.day))
+		})
+		if ok {
+			keys = append(keys, acts[i].Key)
+		}
+	}
+	return keys, nil
+}
+
+// CohortSeenKept is how long cohort_seen keeps an installation's days after
+// its install: twice the days a cohort counts, for events that arrive
+// late. An event of an older install on a counted day could count again.
+const CohortSeenKept = 2 * tapline.MaxCohortDay * 24 * time.Hour
+
+// pruneCohortSeen drops, at most once an hour per fact store and outside
+// any flush's transaction, the cohort_seen rows of installs older than
+// CohortSeenKept. A failure is logged and retried an hour later.
+func (s *FactStore) pruneCohortSeen(ctx context.Context) {
+	s.mu.Lock()
+	due := time.Since(s.pruned) >= time.Hour
+	if due {
+		s.pruned = time.Now()
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	if _, err := s.db.pool.Exec(ctx, `DELETE FROM cohort_seen WHERE install_hour < $1`, time.Now().Add(-CohortSeenKept)); err != nil {
+		slog.Warn("prune cohort_seen", "err", err)
+	}
 }
 
 // factRows validates deltas and groups the non-zero ones by table.

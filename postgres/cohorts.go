@@ -1,0 +1,93 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"tapline"
+)
+
+// Cohorts groups the filter's installs by the day or week of their install
+// in the filter's zone: each hour of installs is summed first, then named
+// by its day or week in the zone.
+func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by string) ([]tapline.Cohort, error) {
+	unit := map[string]string{tapline.ByDay: "day", tapline.ByWeek: "week"}[by]
+	if unit == "" {
+		return nil, tapline.Errorf(tapline.EINVALID, "by: %q is not a cohort grouping; want day or week", by)
+	}
+	s, err := checkFilter(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkZone(ctx, s); err != nil {
+		return nil, err
+	}
+	conds, args, err := filterConds(s, f.Where, []any{s.appID, s.from, s.to, s.loc.String(), unit})
+	if err != nil {
+		return nil, err
+	}
+	clauses := []string{"app_id = $1", "hour >= $2", "hour < $3"}
+	for _, c := range conds {
+		if !tapline.FactCohortActivity.Desc().Keeps(c.dim) {
+			return nil, tapline.Errorf(tapline.EINVALID, "filter: cohorts cannot be filtered by %s", c.dim.Column)
+		}
+		clauses = append(clauses, c.sql)
+	}
+	where := strings.Join(clauses, " AND ")
+	query := fmt.Sprintf(`
+		SELECT to_char(date_trunc($5, h AT TIME ZONE $4), 'YYYY-MM-DD'), day_n, '', sum(c)::bigint, 0::bigint FROM (
+			SELECT hour AS h, day_n, sum(count) AS c FROM %s WHERE %s GROUP BY 1, 2) a GROUP BY 1, 2
+		UNION ALL
+		SELECT to_char(date_trunc($5, h AT TIME ZONE $4), 'YYYY-MM-DD'), day_n, currency, sum(c)::bigint, sum(s)::bigint FROM (
+			SELECT hour AS h, day_n, currency, sum(count) AS c, sum(sum) AS s FROM %s WHERE %s GROUP BY 1, 2, 3) r GROUP BY 1, 2, 3`,
+		factTableName(tapline.FactCohortActivity), where, factTableName(tapline.FactCohortRevenue), where)
+	rows, err := r.db.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, reportError("cohorts", err)
+	}
+	defer rows.Close()
+	byCohort := map[string]*tapline.Cohort{}
+	for rows.Next() {
+		var name, currency string
+		var day int
+		var count, sum int64
+		if err := rows.Scan(&name, &day, &currency, &count, &sum); err != nil {
+			return nil, reportError("cohorts", err)
+		}
+		if day < 0 || day > tapline.MaxCohortDay {
+			continue
+		}
+		c := byCohort[name]
+		if c == nil {
+			c = &tapline.Cohort{Cohort: name, Active: make([]int64, tapline.MaxCohortDay+1), Purchases: make([]int64, tapline.MaxCohortDay+1)}
+			byCohort[name] = c
+		}
+		if currency == "" { // activity
+			c.Active[day] += count
+			continue
+		}
+		if c.Revenue == nil {
+			c.Revenue = map[string][]int64{}
+		}
+		if c.Revenue[currency] == nil {
+			c.Revenue[currency] = make([]int64, tapline.MaxCohortDay+1)
+		}
+		c.Revenue[currency][day] += sum
+		c.Purchases[day] += count
+	}
+	if err := rows.Err(); err != nil {
+		return nil, reportError("cohorts", err)
+	}
+	out := make([]tapline.Cohort, 0, len(byCohort))
+	for _, c := range byCohort {
+		c.Installs = c.Active[0]
+		if c.Installs == 0 && slices.Max(c.Active) == 0 && c.Revenue == nil {
+			continue // a re-attributed install's rows cancelled out
+		}
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b tapline.Cohort) int { return strings.Compare(a.Cohort, b.Cohort) })
+	return out, nil
+}
