@@ -21,6 +21,8 @@ func (d *Dashboard) apiRouter() chi.Router {
 	r.Patch("/apps/{id}", d.apiUpdateApp)
 	r.Get("/apps/{id}/daily", d.apiDaily)
 	r.Get("/apps/{id}/live", d.apiLive)
+	r.Get("/apps/{id}/cohorts", d.apiCohorts)
+	r.Get("/apps/{id}/cohorts.csv", d.apiCohortsCSV)
 	r.Get("/apps/{id}/conversions", d.apiConversions)
 	r.Get("/apps/{id}/conversions.csv", d.apiConversionsCSV)
 	r.Get("/apps/{id}/conversions/{cid}", d.apiConversion)

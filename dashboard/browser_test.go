@@ -354,3 +354,28 @@ func TestLiveBrowser(t *testing.T) {
 		t.Errorf("the current hour's row shows %q hits", got)
 	}
 }
+
+// TestCohortsBrowser shows the cohorts at 1400 and 390 px: the table
+// scrolls inside its card, the page never wider than the window.
+func TestCohortsBrowser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.clock.Store(time.Date(2026, 3, 12, 12, 0, 0, 0, time.UTC).UnixNano())
+	app := e.app(e.account("acme"), "Acme Shop")
+	seedCohorts(t, e, app, e.link(app, "spring", "Spring").ID, e.link(app, "other", "Other").ID)
+	b := newBrowser(t, e)
+	page := e.srv.URL + "/apps/" + strconv.FormatInt(app.ID, 10) + "/cohorts?from=2026-03-01&to=2026-03-10"
+	b.logIn(page, "#cohorts")
+	for _, width := range []int64{1400, 390} {
+		b.Do("resize", chromedp.EmulateViewport(width, 900), chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("cohorts")))
+		if got := b.Text("#cohorts tbody tr"); !strings.Contains(got, "2026-03-09") || !strings.Contains(got, "100.0%") {
+			t.Errorf("%d px: the first cohort reads %q", width, got)
+		}
+		if over := browsertest.Eval[float64](b.Browser, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+			t.Errorf("%d px: the cohorts page is %.0f px wider than the window", width, over)
+		}
+		if width == 1400 {
+			b.Screenshot("cohorts")
+		}
+	}
+}

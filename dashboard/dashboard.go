@@ -166,6 +166,7 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Mount("/apps/{id}/funnels", d.funnelPages())
 			r.Mount("/apps/{id}/links", d.linkPages())
 			r.Get("/apps/{id}/live", d.livePage)
+			r.Get("/apps/{id}/cohorts", d.cohortsPage)
 			r.Get("/apps/{id}/conversions", d.conversionsPage)
 			r.Get("/apps/{id}/conversions/{cid}", d.conversionPage)
 			r.Get("/apps/{id}/settings", d.settingsPage)
