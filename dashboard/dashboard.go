@@ -152,8 +152,10 @@ func (d *Dashboard) Handler() http.Handler {
 		r.Get("/login", d.loginPage)
 		r.Post("/login", d.login)
 		r.Post("/logout", d.logout)
+		r.Get("/invite/{token}", d.invitePage)
+		r.Post("/invite/{token}", d.acceptInvite)
 		r.Group(func(r chi.Router) {
-			r.Use(d.requirePageSession)
+			r.Use(d.requirePageSession, d.readOnlyViewers)
 			r.Get("/", func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, "/apps", http.StatusSeeOther)
 			})
@@ -162,6 +164,11 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Post("/account/tokens", d.createTokenForm)
 			r.Post("/account/password", d.changePasswordForm)
 			r.Post("/account/tokens/{tid}/revoke", d.revokeTokenForm)
+			r.Get("/account/users", d.teamPage)
+			r.Post("/account/invites", d.createInviteForm)
+			r.Post("/account/invites/{iid}/revoke", d.revokeInviteForm)
+			r.Post("/account/users/{uid}/role", d.setRoleForm)
+			r.Post("/account/users/{uid}/remove", d.removeUserForm)
 			r.Get("/apps/{id}", d.appPage)
 			r.Mount("/apps/{id}/funnels", d.funnelPages())
 			r.Mount("/apps/{id}/links", d.linkPages())

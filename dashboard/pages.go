@@ -47,9 +47,12 @@ var pages = func() map[string]*template.Template {
 			return linkFormView{App: app, Form: f, New: isNew}
 		},
 		"tab": func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
+		// canEdit reports whether the visitor may change things; render
+		// binds it to the request's principal.
+		"canEdit": func() bool { return false },
 	}
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live"} {
+	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "team", "invite"} {
 		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -140,14 +143,18 @@ type appTab struct {
 type pageData struct {
 	Title   string
 	Account *tapline.Account // nil when logged out
+	User    *tapline.User    // nil when logged out
 	Data    any
 }
 
-// render answers the named page with status.
+// render answers the named page with status. The page's canEdit tells
+// whether the visitor may change things, so a viewer sees no controls that
+// would only answer 403.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	pd := pageData{Data: data}
-	if p := principalFrom(r.Context()); p != nil {
-		pd.Account = p.Account
+	p := principalFrom(r.Context())
+	if p != nil {
+		pd.Account, pd.User = p.Account, p.User
 	}
 	switch v := data.(type) {
 	case loginData:
@@ -169,6 +176,10 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		pd.Title = "Live · " + v.App.Name
 	case accountData:
 		pd.Title = "Account"
+	case teamData:
+		pd.Title = "Team"
+	case inviteData:
+		pd.Title = "Join " + v.Account.Name
 	case settingsData:
 		pd.Title = "Settings · " + v.App.Name
 	case linksData:
@@ -180,8 +191,17 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 	case errorData:
 		pd.Title = http.StatusText(v.Status)
 	}
+	// A clone per answer: an executed html/template cannot take new
+	// funcs, and the originals are never executed.
+	t, err := pages[name].Clone()
+	if err != nil {
+		d.logger().ErrorContext(r.Context(), "clone page", "page", name, "err", err)
+		http.Error(w, "Internal error.", http.StatusInternalServerError)
+		return
+	}
+	t.Funcs(template.FuncMap{"canEdit": p.canWrite})
 	var buf bytes.Buffer
-	if err := pages[name].Execute(&buf, pd); err != nil {
+	if err := t.Execute(&buf, pd); err != nil {
 		d.logger().ErrorContext(r.Context(), "render page", "page", name, "err", err)
 		http.Error(w, "Internal error.", http.StatusInternalServerError)
 		return
