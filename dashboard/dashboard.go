@@ -143,7 +143,11 @@ func (d *Dashboard) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	static, _ := fs.Sub(staticFS, "static")
-	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
+	// Only reads: a route that answered every method would take changes
+	// (and the viewers' guard) for nothing.
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	r.Get("/static/*", files.ServeHTTP)
+	r.Head("/static/*", files.ServeHTTP)
 
 	r.Mount("/admin/v1", d.adminRouter())
 	r.Mount("/api/v1", d.apiRouter())
