@@ -248,6 +248,14 @@ func (d *Dashboard) acceptInvite(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, err)
 		return
 	}
+	// A browser logged in as someone else is now the new user's: the
+	// other session ends rather than linger behind a replaced cookie.
+	if old, err := d.sessionPrincipal(r); err == nil && old != nil {
+		if err := d.Accounts.EndSession(r.Context(), old.Session); err != nil {
+			d.writeError(w, r, err)
+			return
+		}
+	}
 	if err := d.setSession(r.Context(), w, u); err != nil {
 		d.writeError(w, r, err)
 		return
