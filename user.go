@@ -51,6 +51,24 @@ type Invite struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// InvitedBy is the user who made it, 0 when they are gone.
 	InvitedBy int64 `json:"invited_by,omitempty"`
+	// AcceptedAt and RevokedAt are when it was used or revoked; nil when
+	// not.
+	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Usable returns nil when inv can be accepted at now, else EGONE saying
+// why: it was used, revoked or has expired.
+func (inv *Invite) Usable(now time.Time) error {
+	switch {
+	case inv.AcceptedAt != nil:
+		return Errorf(EGONE, "This invite has been used already: log in, or ask an owner for a new one.")
+	case inv.RevokedAt != nil:
+		return Errorf(EGONE, "This invite was revoked: ask an owner of the account for a new one.")
+	case !now.Before(inv.ExpiresAt):
+		return Errorf(EGONE, "This invite expired on %s: ask an owner of the account for a new one.", inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	return nil
 }
 
 // UserService manages the users of accounts, their invites, logins and

@@ -259,11 +259,11 @@ func (s *AccountService) CreateInvite(ctx context.Context, inv *tapline.Invite) 
 }
 
 // inviteColumns lists the columns scanInvite reads, in order.
-const inviteColumns = `i.id, i.account_id, i.email, i.role, i.created_at, i.expires_at, COALESCE(i.invited_by, 0)`
+const inviteColumns = `i.id, i.account_id, i.email, i.role, i.created_at, i.expires_at, COALESCE(i.invited_by, 0), i.accepted_at, i.revoked_at`
 
-func scanInvite(row pgx.Row, extra ...any) (*tapline.Invite, error) {
+func scanInvite(row pgx.Row) (*tapline.Invite, error) {
 	var inv tapline.Invite
-	if err := row.Scan(append([]any{&inv.ID, &inv.AccountID, &inv.Email, &inv.Role, &inv.CreatedAt, &inv.ExpiresAt, &inv.InvitedBy}, extra...)...); err != nil {
+	if err := row.Scan(&inv.ID, &inv.AccountID, &inv.Email, &inv.Role, &inv.CreatedAt, &inv.ExpiresAt, &inv.InvitedBy, &inv.AcceptedAt, &inv.RevokedAt); err != nil {
 		return nil, err
 	}
 	return &inv, nil
@@ -299,56 +299,36 @@ func (s *AccountService) RevokeInvite(ctx context.Context, accountID, id int64) 
 	return nil
 }
 
-// inviteState is the part of an invite's row that says whether it can be
-// accepted.
-type inviteState struct {
-	accepted, revoked *time.Time
-}
-
-// check returns EGONE unless inv, in state st, can be accepted at now.
-func (st inviteState) check(inv *tapline.Invite, now time.Time) error {
-	switch {
-	case st.accepted != nil:
-		return tapline.Errorf(tapline.EGONE, "This invite has been used already: log in, or ask an owner for a new one.")
-	case st.revoked != nil:
-		return tapline.Errorf(tapline.EGONE, "This invite was revoked: ask an owner of the account for a new one.")
-	case !now.Before(inv.ExpiresAt):
-		return tapline.Errorf(tapline.EGONE, "This invite expired on %s: ask an owner of the account for a new one.", inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"))
-	}
-	return nil
-}
-
 // invite reads the invite of token through q, locking it when lock is
-// set, with its state.
+// set; ENOTFOUND when there is none.
 func invite(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, token string, lock bool) (*tapline.Invite, inviteState, error) {
-	var st inviteState
+}, token string, lock bool) (*tapline.Invite, error) {
 	if token == "" || !storable(token) || len(token) > 128 {
-		return nil, st, tapline.Errorf(tapline.ENOTFOUND, "This invite link is not valid: check that it was copied whole.")
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "This invite link is not valid: check that it was copied whole.")
 	}
-	sql := `SELECT ` + inviteColumns + `, i.accepted_at, i.revoked_at FROM invites i WHERE i.token_hash = $1`
+	sql := `SELECT ` + inviteColumns + ` FROM invites i WHERE i.token_hash = $1`
 	if lock {
 		sql += ` FOR UPDATE`
 	}
-	inv, err := scanInvite(q.QueryRow(ctx, sql, hashToken(token)), &st.accepted, &st.revoked)
+	inv, err := scanInvite(q.QueryRow(ctx, sql, hashToken(token)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, st, tapline.Errorf(tapline.ENOTFOUND, "This invite link is not valid: check that it was copied whole.")
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "This invite link is not valid: check that it was copied whole.")
 	} else if err != nil {
-		return nil, st, fmt.Errorf("get invite: %w", translate(err))
+		return nil, fmt.Errorf("get invite: %w", translate(err))
 	}
-	return inv, st, nil
+	return inv, nil
 }
 
 // InviteByToken returns the invite of token and its account if it can be
 // accepted at now: ENOTFOUND for an unknown token, EGONE for a used,
 // revoked or expired one.
 func (s *AccountService) InviteByToken(ctx context.Context, token string, now time.Time) (*tapline.Invite, *tapline.Account, error) {
-	inv, st, err := invite(ctx, s.db.pool, token, false)
+	inv, err := invite(ctx, s.db.pool, token, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := st.check(inv, now); err != nil {
+	if err := inv.Usable(now); err != nil {
 		return nil, nil, err
 	}
 	a, err := s.account(ctx, `WHERE id = $1`, inv.AccountID)
@@ -371,11 +351,11 @@ func (s *AccountService) AcceptInvite(ctx context.Context, token, password strin
 		return nil, fmt.Errorf("accept invite: %w", translate(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	inv, st, err := invite(ctx, tx, token, true)
+	inv, err := invite(ctx, tx, token, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := st.check(inv, now); err != nil {
+	if err := inv.Usable(now); err != nil {
 		return nil, err
 	}
 	u := &tapline.User{AccountID: inv.AccountID, Email: inv.Email, Role: inv.Role}
