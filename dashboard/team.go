@@ -17,6 +17,9 @@ type teamData struct {
 	Me      *tapline.User
 	Users   []*tapline.User
 	Invites []*tapline.Invite
+	// Owners counts the owners among Users: the last one cannot be
+	// removed or demoted.
+	Owners int
 	// NewInvite and NewInviteURL are the invite just made: its link is
 	// shown this once.
 	NewInvite    *tapline.Invite
@@ -55,6 +58,11 @@ func (d *Dashboard) renderTeam(w http.ResponseWriter, r *http.Request, status in
 		return
 	}
 	data.Account, data.Me, data.Users, data.Invites = p.Account, p.User, users, invites
+	for _, u := range users {
+		if u.Role == tapline.RoleOwner {
+			data.Owners++
+		}
+	}
 	if data.Role == "" {
 		data.Role = tapline.RoleViewer
 	}
