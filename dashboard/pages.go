@@ -23,8 +23,14 @@ import (
 	"tapline/internal/httperr"
 )
 
-// pages holds one template set per page, each with the shared layout.
-var pages = func() map[string]*template.Template {
+// pages holds one template set per page, each with the shared layout: one
+// for visitors who may change things (pages[true]) and one for those who
+// may only read, whose canEdit is false, so a viewer sees no controls that
+// would only answer 403.
+var pages = map[bool]map[string]*template.Template{true: parsePages(true), false: parsePages(false)}
+
+// parsePages parses every page with canEdit answering canEdit.
+func parsePages(canEdit bool) map[string]*template.Template {
 	funcs := template.FuncMap{
 		"num":      formatCount,
 		"pct":      formatPercent,
@@ -47,9 +53,8 @@ var pages = func() map[string]*template.Template {
 			return linkFormView{App: app, Form: f, New: isNew}
 		},
 		"tab": func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
-		// canEdit reports whether the visitor may change things; render
-		// binds it to the request's principal.
-		"canEdit": func() bool { return false },
+		// canEdit reports whether the visitor may change things.
+		"canEdit": func() bool { return canEdit },
 	}
 	m := map[string]*template.Template{}
 	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "team", "invite"} {
@@ -57,7 +62,7 @@ var pages = func() map[string]*template.Template {
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
 	return m
-}()
+}
 
 // periodChange is how a tile's number moved since the previous period.
 type periodChange struct {
@@ -147,9 +152,8 @@ type pageData struct {
 	Data    any
 }
 
-// render answers the named page with status. The page's canEdit tells
-// whether the visitor may change things, so a viewer sees no controls that
-// would only answer 403.
+// render answers the named page with status, in the set of pages for what
+// the visitor may do.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	pd := pageData{Data: data}
 	p := principalFrom(r.Context())
@@ -191,17 +195,8 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 	case errorData:
 		pd.Title = http.StatusText(v.Status)
 	}
-	// A clone per answer: an executed html/template cannot take new
-	// funcs, and the originals are never executed.
-	t, err := pages[name].Clone()
-	if err != nil {
-		d.logger().ErrorContext(r.Context(), "clone page", "page", name, "err", err)
-		http.Error(w, "Internal error.", http.StatusInternalServerError)
-		return
-	}
-	t.Funcs(template.FuncMap{"canEdit": p.canWrite})
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, pd); err != nil {
+	if err := pages[p.canWrite()][name].Execute(&buf, pd); err != nil {
 		d.logger().ErrorContext(r.Context(), "render page", "page", name, "err", err)
 		http.Error(w, "Internal error.", http.StatusInternalServerError)
 		return

@@ -58,10 +58,11 @@ func (s *AccountService) userByLogin(ctx context.Context, login string) (*taplin
 	// An email names its user; an account's name its first owner. Names
 	// have no '@', so no login can be both.
 	u, err := scanUser(s.db.pool.QueryRow(ctx, `
-		SELECT `+userColumns+`, u.password_hash FROM users u
-		WHERE lower(u.email) = lower($1)
-			OR (u.role = 'owner' AND u.account_id = (SELECT id FROM accounts WHERE name = $1))
-		ORDER BY u.id LIMIT 1`, login), &hash)
+		(SELECT `+userColumns+`, u.password_hash FROM users u WHERE lower(u.email) = lower($1))
+		UNION ALL
+		(SELECT `+userColumns+`, u.password_hash FROM users u JOIN accounts a ON a.id = u.account_id
+			WHERE a.name = $1 AND u.role = 'owner' ORDER BY u.id LIMIT 1)
+		LIMIT 1`, login), &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, "", tapline.Errorf(tapline.ENOTFOUND, "User not found.")
 	} else if err != nil {
