@@ -14,15 +14,12 @@ const (
 )
 
 // Account is a customer of tapline. Its Name appears in the Tapstream SDK
-// URLs (POST /{account}/event/{name}) and is unique.
+// URLs (POST /{account}/event/{name}) and is unique. The people who log in
+// to it are its Users.
 type Account struct {
 	ID        int64     `json:"id"`
 	Name      string    `json:"name"`
-	Email     string    `json:"email"`
 	CreatedAt time.Time `json:"created_at"`
-	// PasswordGen counts the password's changes: a session is made only
-	// under the generation its login checked (CreateSession).
-	PasswordGen int64 `json:"-"`
 }
 
 // App is one mobile app of an account, with its SDK credentials and its
@@ -126,7 +123,8 @@ func (l *Link) Destination(app *App, p Platform) string {
 
 // APIToken is a read-only key to an account's reporting API, for the
 // customer's own scripts. Its secret is shown once, when made, and kept
-// only as a hash.
+// only as a hash. A token belongs to the account, not to the owner who made
+// it: it outlives that user's removal and password changes, until revoked.
 type APIToken struct {
 	ID         int64      `json:"id"`
 	AccountID  int64      `json:"account_id"`
@@ -140,15 +138,17 @@ type APIToken struct {
 // APITokenPrefix starts every API token's secret.
 const APITokenPrefix = "tl_"
 
-// AccountService manages accounts, apps, links and dashboard logins.
-// Lookups return an *Error with code ENOTFOUND when nothing matches; creates
-// return ECONFLICT for a taken name, slug or key and EINVALID for bad fields.
+// AccountService manages accounts, apps, links, API tokens and, through
+// UserService, the users who log in. Lookups return an *Error with code
+// ENOTFOUND when nothing matches; creates return ECONFLICT for a taken name,
+// slug or key and EINVALID for bad fields.
 type AccountService interface {
-	CreateAccount(ctx context.Context, a *Account, password string) error
+	UserService
+
+	// CreateAccount creates account a with its first user, owner (its
+	// Email set; its Role becomes RoleOwner), whose password is password.
+	CreateAccount(ctx context.Context, a *Account, owner *User, password string) error
 	AccountByName(ctx context.Context, name string) (*Account, error)
-	// Authenticate returns the account whose email or name and password
-	// match, or EUNAUTHORIZED.
-	Authenticate(ctx context.Context, login, password string) (*Account, error)
 
 	// CreateApp fills in SDKSecret and SDKKey when empty and applies
 	// defaults to the attribution settings.
@@ -183,35 +183,4 @@ type AccountService interface {
 	// AccountByAPIToken returns the account of a live token's secret, or
 	// EUNAUTHORIZED.
 	AccountByAPIToken(ctx context.Context, secret string) (*Account, error)
-
-	// Dashboard sessions, kept server-side so they can be ended.
-	// CreateSession starts one for account a until expires and returns
-	// its id, which is not kept (only its hash); EUNAUTHORIZED when the
-	// password changed since a was read (a login racing a change).
-	CreateSession(ctx context.Context, a *Account, expires time.Time) (string, error)
-	// SessionLive reports whether session id of the account exists and
-	// has not expired at now.
-	SessionLive(ctx context.Context, accountID int64, id string, now time.Time) (bool, error)
-	// EndSession ends one session (logging out); EndSessions ends every
-	// session of the account but keep ("" for none).
-	EndSession(ctx context.Context, id string) error
-	EndSessions(ctx context.Context, accountID int64, keep string) error
-	// ChangePassword sets the account's password when old is its current
-	// one (else EUNAUTHORIZED; a weak new one is EINVALID) and, in the same
-	// transaction, ends every session of the account but keep.
-	ChangePassword(ctx context.Context, accountID int64, old, new, keep string) error
-
-	// Login attempts, shared by every dashboard process: keys name what
-	// is throttled (an account, a network). RecordLoginAttempt notes an
-	// attempt at at for each key and returns, atomically with it, each
-	// key's attempts at or after since (this one included), so concurrent
-	// guesses cannot all see a low count. ForgetLoginAttempt drops the
-	// attempt of key at at (a login that succeeded); ClearLoginFailures
-	// forgets all of key's.
-	RecordLoginAttempt(ctx context.Context, keys []string, at, since time.Time) (map[string]int, error)
-	ForgetLoginAttempt(ctx context.Context, key string, at time.Time) error
-	ClearLoginFailures(ctx context.Context, key string) error
-	// AccountByLogin returns the account whose name or email is login, or
-	// ENOTFOUND.
-	AccountByLogin(ctx context.Context, login string) (*Account, error)
 }

@@ -13,6 +13,7 @@ const (
 	ECONFLICT     = "conflict"     // the thing exists already
 	EUNAUTHORIZED = "unauthorized" // missing or wrong credentials
 	EFORBIDDEN    = "forbidden"    // credentials valid, access denied
+	EGONE         = "gone"         // it existed but is used up, expired or revoked
 	ETOOLARGE     = "too_large"    // the request body is over its limit
 	EUNAVAILABLE  = "unavailable"  // a backend is down or overloaded; retry later
 	EINTERNAL     = "internal"     // a bug or an unexpected failure

@@ -244,8 +244,8 @@ func (r *Runner) seed(ctx context.Context, prefix string, specs ...appSpec) (*se
 		return nil, err
 	}
 	accts := postgres.NewAccountService(db)
-	a := &tapline.Account{Name: benchAccount, Email: benchEmail}
-	if err := accts.CreateAccount(ctx, a, benchPassword); err != nil {
+	a := &tapline.Account{Name: benchAccount}
+	if err := accts.CreateAccount(ctx, a, &tapline.User{Email: benchEmail}, benchPassword); err != nil {
 		db.Close()
 		return nil, err
 	}

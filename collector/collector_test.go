@@ -58,8 +58,8 @@ func newEnv(tb testing.TB, cfg collector.Config) *env {
 	ctx := context.Background()
 	db := pgtest.Open(tb)
 	svc := postgres.NewAccountService(db)
-	acct := &tapline.Account{Name: "demo", Email: "demo@example.com"}
-	if err := svc.CreateAccount(ctx, acct, "demo-password"); err != nil {
+	acct := &tapline.Account{Name: "demo"}
+	if err := svc.CreateAccount(ctx, acct, &tapline.User{Email: "demo@example.com"}, "demo-password"); err != nil {
 		tb.Fatalf("create account: %v", err)
 	}
 	app := &tapline.App{AccountID: acct.ID, Name: "Demo", SDKSecret: demoSecret, SDKKey: demoKey,
@@ -589,8 +589,8 @@ func TestBatchBusDown(t *testing.T) {
 func TestPixel(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, collector.Config{})
-	other := &tapline.Account{Name: "other", Email: "other@example.com"}
-	if err := e.accounts.CreateAccount(context.Background(), other, "pw-other-123"); err != nil {
+	other := &tapline.Account{Name: "other"}
+	if err := e.accounts.CreateAccount(context.Background(), other, &tapline.User{Email: "other@example.com"}, "pw-other-123"); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

@@ -142,12 +142,26 @@ func (d *Dashboard) adminCreateAccount(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "password: required"))
 		return
 	}
-	a := &tapline.Account{Name: req.Name, Email: req.Email}
-	if err := d.Accounts.CreateAccount(r.Context(), a, req.Password); err != nil {
+	a, owner := &tapline.Account{Name: req.Name}, &tapline.User{Email: req.Email}
+	if err := d.Accounts.CreateAccount(r.Context(), a, owner, req.Password); err != nil {
 		d.writeJSONError(w, r, err)
 		return
 	}
-	d.writeJSON(w, http.StatusCreated, a)
+	d.writeJSON(w, http.StatusCreated, NewAccountView(a, owner))
+}
+
+// AccountView is the JSON shape of an account in the admin API and the
+// CLI: the account and the email of its first owner, who logs in with it.
+type AccountView struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// NewAccountView returns a's JSON shape with owner's email.
+func NewAccountView(a *tapline.Account, owner *tapline.User) AccountView {
+	return AccountView{ID: a.ID, Name: a.Name, Email: owner.Email, CreatedAt: a.CreatedAt}
 }
 
 func validEmail(s string) bool {
@@ -161,7 +175,19 @@ func (d *Dashboard) adminAccount(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, err)
 		return
 	}
-	d.writeJSON(w, http.StatusOK, a)
+	users, err := d.Accounts.Users(r.Context(), a.ID)
+	if err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
+	owner := &tapline.User{}
+	for _, u := range users {
+		if u.Role == tapline.RoleOwner {
+			owner = u
+			break
+		}
+	}
+	d.writeJSON(w, http.StatusOK, NewAccountView(a, owner))
 }
 
 // createAppRequest is the body of POST /admin/v1/accounts/{name}/apps;

@@ -16,7 +16,7 @@ import (
 // refused, as the forms' are.
 func (d *Dashboard) apiRouter() chi.Router {
 	r := chi.NewRouter()
-	r.Use(d.checkAPIOrigin, d.requireAPIAuth)
+	r.Use(d.checkAPIOrigin, d.requireAPIAuth, d.readOnlyAPIViewers)
 	r.Get("/apps", d.apiApps)
 	r.Patch("/apps/{id}", d.apiUpdateApp)
 	r.Get("/apps/{id}/daily", d.apiDaily)

@@ -21,7 +21,7 @@ type loginData struct {
 // loginPage serves the login form, or sends a logged-in visitor on.
 func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
-	if a, _, err := d.sessionAccount(r); err == nil && a != nil {
+	if p, err := d.sessionPrincipal(r); err == nil && p != nil {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
@@ -42,7 +42,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, http.StatusBadRequest, "login", loginData{Login: login, Next: next, Error: "Enter your email or account name and your password."})
 		return
 	}
-	key, err := d.loginAccountKey(r, login)
+	key, err := d.loginUserKey(r, login)
 	if err != nil {
 		d.writeError(w, r, err)
 		return
@@ -57,7 +57,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 			Error: "Too many wrong passwords for this account, or from this network. Try again in a few minutes."})
 		return
 	}
-	a, err := d.Accounts.Authenticate(r.Context(), login, password)
+	u, _, err := d.Accounts.Authenticate(r.Context(), login, password)
 	if code := tapline.ErrorCode(err); code == tapline.EUNAUTHORIZED || code == tapline.ENOTFOUND {
 		d.render(w, r, http.StatusUnauthorized, "login", loginData{Login: login, Next: next, Error: "Wrong email, account name or password."})
 		return
@@ -69,7 +69,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.writeError(w, r, err)
 		return
 	}
-	if err := d.setSession(r.Context(), w, a); err != nil {
+	if err := d.setSession(r.Context(), w, u); err != nil {
 		if tapline.ErrorCode(err) == tapline.EUNAUTHORIZED {
 			d.render(w, r, http.StatusUnauthorized, "login", loginData{Login: login, Next: next, Error: tapline.ErrorMessage(err)})
 			return
@@ -83,9 +83,9 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 // logout ends the session and clears its cookie: a copy of the cookie
 // no longer works.
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
-	_, sid, err := d.sessionAccount(r)
-	if err == nil && sid != "" {
-		err = d.Accounts.EndSession(r.Context(), sid)
+	p, err := d.sessionPrincipal(r)
+	if err == nil && p != nil {
+		err = d.Accounts.EndSession(r.Context(), p.Session)
 	}
 	if err != nil {
 		// The session may still be live: say so rather than pretend.
@@ -112,17 +112,17 @@ func safeNext(next string) string {
 // the login page.
 func (d *Dashboard) requirePageSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, sid, err := d.sessionAccount(r)
+		p, err := d.sessionPrincipal(r)
 		if err != nil {
 			d.writeError(w, r, err)
 			return
 		}
-		if a == nil {
+		if p == nil {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Account: a, Session: sid})))
+		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
 	})
 }
 
@@ -154,16 +154,16 @@ func (d *Dashboard) requireAPIAuth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Admin: true})))
 			return
 		}
-		a, sid, err := d.sessionAccount(r)
+		p, err := d.sessionPrincipal(r)
 		if err != nil {
 			httperr.Write(w, r, d.logger(), err)
 			return
 		}
-		if a == nil {
+		if p == nil {
 			httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.EUNAUTHORIZED, "Log in or send the admin bearer token."))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), &principal{Account: a, Session: sid})))
+		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
 	})
 }
 
@@ -241,4 +241,53 @@ func crossSite(r *http.Request) error {
 		}
 	}
 	return nil
+}
+
+// viewerMayPost lists the paths a viewer may send changes to: their own
+// password. Logging out is outside the session routes, open to anyone.
+var viewerMayPost = map[string]bool{
+	"/account/password": true,
+}
+
+// errReadOnly is the refusal of a change to a user who may only read.
+var errReadOnly = tapline.Errorf(tapline.EFORBIDDEN, "Your role in this account is viewer, which can only read: ask an owner of the account to make this change.")
+
+// readOnlyViewers refuses every request but GET, HEAD and OPTIONS from a
+// logged-in user whose role may not change things, except to the paths
+// of viewerMayPost, with an error page (403). It sits on every router of
+// session routes, so a route added there is guarded without naming it.
+func (d *Dashboard) readOnlyViewers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := writeRefused(r); err != nil {
+			d.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readOnlyAPIViewers is readOnlyViewers for the JSON API: the refusal is
+// JSON.
+func (d *Dashboard) readOnlyAPIViewers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := writeRefused(r); err != nil {
+			httperr.Write(w, r, d.logger(), err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeRefused returns EFORBIDDEN for a change a logged-in viewer asks
+// for, nil for anything else (API tokens are refused by requireAPIAuth).
+func writeRefused(r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	p := principalFrom(r.Context())
+	if p == nil || p.User == nil || p.canWrite() || viewerMayPost[r.URL.Path] {
+		return nil
+	}
+	return errReadOnly
 }

@@ -379,3 +379,59 @@ func TestCohortsBrowser(t *testing.T) {
 		}
 	}
 }
+
+// TestTeamBrowser has an owner invite a viewer on the team page and copy
+// the link shown once; after logging out, the invitee opens the link,
+// chooses a password and lands logged in on the apps, where the links
+// show no "New link" and the team page no invite form.
+func TestTeamBrowser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme Shop")
+	b := newBrowser(t, e)
+	b.logIn(e.srv.URL+"/account/users", "#invite-form")
+	b.Do("invite",
+		chromedp.SendKeys(chromedp.ID("invite-email"), "viewer@example.com"),
+	)
+	b.SetSelect("#invite-role", "viewer")
+	b.Do("send the invite",
+		chromedp.Click(chromedp.ID("invite")),
+		chromedp.WaitVisible(chromedp.ID("invite-url")),
+	)
+	link := b.Text("#invite-url")
+	if !strings.HasPrefix(link, e.srv.URL+"/invite/") {
+		t.Fatalf("the invite link %q is not on this site", link)
+	}
+	if got := b.Text("#invites tbody tr td"); got != "viewer@example.com" {
+		t.Errorf("the pending invite is %q", got)
+	}
+	b.Screenshot("team-invite")
+	b.Do("log out",
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)),
+	)
+	b.Do("accept",
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.ID("invite-password")),
+		chromedp.SendKeys(chromedp.ID("invite-password"), "viewer-password"),
+		chromedp.SendKeys(chromedp.ID("invite-confirm"), "viewer-password"),
+		chromedp.Click(chromedp.ID("accept")),
+	)
+	b.WaitFor("the apps", `location.pathname === '/apps' && document.querySelector('h1').innerText === 'Apps'`, "location.href")
+	if who := b.Text(".who"); !strings.Contains(who, "viewer@example.com") {
+		t.Errorf("logged in as %q, want the viewer", who)
+	}
+	b.Do("the links", chromedp.Navigate(e.srv.URL+"/apps/"+strconv.FormatInt(app.ID, 10)+"/links"))
+	b.WaitFor("the links page", `document.querySelector('.empty-state') !== null`)
+	if browsertest.Eval[bool](b.Browser, `document.getElementById('new-link') !== null`) {
+		t.Error("the viewer's links page offers New link")
+	}
+	b.Do("the team", chromedp.Navigate(e.srv.URL+"/account/users"))
+	b.WaitFor("the team page", `document.getElementById('users') !== null`)
+	if browsertest.Eval[bool](b.Browser, `document.getElementById('invite-form') !== null`) {
+		t.Error("the viewer's team page has the invite form")
+	}
+	if got := b.Text("#read-only"); !strings.Contains(got, "Owners") {
+		t.Errorf("the viewer's team page says %q", got)
+	}
+}

@@ -143,7 +143,11 @@ func (d *Dashboard) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	static, _ := fs.Sub(staticFS, "static")
-	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
+	// Only reads: a route that answered every method would take changes
+	// (and the viewers' guard) for nothing.
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	r.Get("/static/*", files.ServeHTTP)
+	r.Head("/static/*", files.ServeHTTP)
 
 	r.Mount("/admin/v1", d.adminRouter())
 	r.Mount("/api/v1", d.apiRouter())
@@ -152,8 +156,10 @@ func (d *Dashboard) Handler() http.Handler {
 		r.Get("/login", d.loginPage)
 		r.Post("/login", d.login)
 		r.Post("/logout", d.logout)
+		r.Get("/invite/{token}", d.invitePage)
+		r.Post("/invite/{token}", d.acceptInvite)
 		r.Group(func(r chi.Router) {
-			r.Use(d.requirePageSession)
+			r.Use(d.requirePageSession, d.readOnlyViewers)
 			r.Get("/", func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, "/apps", http.StatusSeeOther)
 			})
@@ -162,6 +168,11 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Post("/account/tokens", d.createTokenForm)
 			r.Post("/account/password", d.changePasswordForm)
 			r.Post("/account/tokens/{tid}/revoke", d.revokeTokenForm)
+			r.Get("/account/users", d.teamPage)
+			r.Post("/account/invites", d.createInviteForm)
+			r.Post("/account/invites/{iid}/revoke", d.revokeInviteForm)
+			r.Post("/account/users/{uid}/role", d.setRoleForm)
+			r.Post("/account/users/{uid}/remove", d.removeUserForm)
 			r.Get("/apps/{id}", d.appPage)
 			r.Mount("/apps/{id}/funnels", d.funnelPages())
 			r.Mount("/apps/{id}/links", d.linkPages())

@@ -66,11 +66,12 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// account creates an account with password and returns it.
+// account creates an account whose owner is name@example.com with
+// password and returns it.
 func (e *env) account(name string) *tapline.Account {
 	e.t.Helper()
-	a := &tapline.Account{Name: name, Email: name + "@example.com"}
-	if err := e.accounts.CreateAccount(context.Background(), a, password); err != nil {
+	a, owner := &tapline.Account{Name: name}, &tapline.User{Email: name + "@example.com"}
+	if err := e.accounts.CreateAccount(context.Background(), a, owner, password); err != nil {
 		e.t.Fatalf("create account %s: %v", name, err)
 	}
 	return a
@@ -801,14 +802,14 @@ func TestAdminAPI(t *testing.T) {
 	// Create the account, its app and a link; each step's errors follow it.
 	res := call("POST", "/admin/v1/accounts", `{"name":"acme","email":"ops@acme.example","password":"s3cret-pass"}`, auth)
 	wantStatus(t, "create account", res, http.StatusCreated)
-	var acct tapline.Account
+	var acct dashboard.AccountView
 	if err := json.Unmarshal([]byte(res.Body), &acct); err != nil || acct.ID == 0 || acct.Name != "acme" || acct.Email != "ops@acme.example" {
 		t.Fatalf("created account = %+v (%v), body %s", acct, err, res.Body)
 	}
 	if strings.Contains(res.Body, "s3cret-pass") {
 		t.Error("create account echoes the password")
 	}
-	if _, err := e.accounts.Authenticate(context.Background(), "acme", "s3cret-pass"); err != nil {
+	if u, _, err := e.accounts.Authenticate(context.Background(), "acme", "s3cret-pass"); err != nil || u.Role != tapline.RoleOwner {
 		t.Errorf("the created account cannot log in: %v", err)
 	}
 

@@ -1,8 +1,12 @@
 // Package dashboard serves tapline's customer web UI, its JSON API and the
 // admin JSON API.
 //
-// Customers log in with their account's email or name and password; a
-// session cookie signed with HMAC-SHA256 carries the account. The UI lists
+// Customers log in as users of an account, with their email (or, for the
+// account's first owner, the account's name) and password; a session cookie
+// signed with HMAC-SHA256 names a session kept in PostgreSQL. Owners invite
+// more users by one-time links and set their roles on the team page;
+// viewers may only read, which a middleware on the routers enforces for
+// every route that changes something. The UI lists
 // the account's apps and shows, per app, daily hits, installs, conversions
 // and revenue in a chosen time zone, the per-link totals with their tracking
 // URLs, and the SDK credentials. Per app, marketers build funnels (steps,

@@ -82,10 +82,10 @@ func TestSession(t *testing.T) {
 	t.Parallel()
 	key := []byte(strings.Repeat("k", 32))
 	now := time.Unix(1_800_000_000, 0)
-	s := session{AccountID: 42, Account: "acme|corp", Expires: now.Add(time.Hour), ID: "c2Vzc2lvbg"}
+	s := session{UserID: 42, Expires: now.Add(time.Hour), ID: "c2Vzc2lvbg"}
 	v := signSession(key, s)
 	got, ok := parseSession(key, v, now)
-	if !ok || got.AccountID != 42 || got.Account != "acme|corp" || got.ID != s.ID || !got.Expires.Equal(s.Expires) {
+	if !ok || got.UserID != 42 || got.ID != s.ID || !got.Expires.Equal(s.Expires) {
 		t.Fatalf("parseSession(signSession(%+v)) = %+v, %v", s, got, ok)
 	}
 	if _, ok := parseSession(key, v, now.Add(time.Hour)); ok {
@@ -94,7 +94,7 @@ func TestSession(t *testing.T) {
 	if _, ok := parseSession([]byte(strings.Repeat("x", 32)), v, now); ok {
 		t.Error("session accepted under another key")
 	}
-	other := signSession(key, session{AccountID: 43, Account: "acme|corp", Expires: s.Expires, ID: s.ID})
+	other := signSession(key, session{UserID: 43, Expires: s.Expires, ID: s.ID})
 	payload, _, _ := strings.Cut(other, ".")
 	_, sig, _ := strings.Cut(v, ".")
 	if _, ok := parseSession(key, payload+"."+sig, now); ok {

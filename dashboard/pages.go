@@ -23,8 +23,14 @@ import (
 	"tapline/internal/httperr"
 )
 
-// pages holds one template set per page, each with the shared layout.
-var pages = func() map[string]*template.Template {
+// pages holds one template set per page, each with the shared layout: one
+// for visitors who may change things (pages[true]) and one for those who
+// may only read, whose canEdit is false, so a viewer sees no controls that
+// would only answer 403.
+var pages = map[bool]map[string]*template.Template{true: parsePages(true), false: parsePages(false)}
+
+// parsePages parses every page with canEdit answering canEdit.
+func parsePages(canEdit bool) map[string]*template.Template {
 	funcs := template.FuncMap{
 		"num":      formatCount,
 		"pct":      formatPercent,
@@ -52,14 +58,16 @@ var pages = func() map[string]*template.Template {
 			return linkFormView{App: app, Form: f, New: isNew}
 		},
 		"tab": func(app *tapline.App, active string) appTab { return appTab{App: app, Active: active} },
+		// canEdit reports whether the visitor may change things.
+		"canEdit": func() bool { return canEdit },
 	}
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "conversions", "conversion", "cohorts"} {
+	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "conversions", "conversion", "cohorts", "team", "invite"} {
 		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
 	return m
-}()
+}
 
 // periodChange is how a tile's number moved since the previous period.
 type periodChange struct {
@@ -145,14 +153,17 @@ type appTab struct {
 type pageData struct {
 	Title   string
 	Account *tapline.Account // nil when logged out
+	User    *tapline.User    // nil when logged out
 	Data    any
 }
 
-// render answers the named page with status.
+// render answers the named page with status, in the set of pages for what
+// the visitor may do.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	pd := pageData{Data: data}
-	if p := principalFrom(r.Context()); p != nil {
-		pd.Account = p.Account
+	p := principalFrom(r.Context())
+	if p != nil {
+		pd.Account, pd.User = p.Account, p.User
 	}
 	switch v := data.(type) {
 	case loginData:
@@ -174,6 +185,10 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		pd.Title = "Live · " + v.App.Name
 	case accountData:
 		pd.Title = "Account"
+	case teamData:
+		pd.Title = "Team"
+	case inviteData:
+		pd.Title = "Join " + v.Account.Name
 	case settingsData:
 		pd.Title = "Settings · " + v.App.Name
 	case linksData:
@@ -186,7 +201,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		pd.Title = http.StatusText(v.Status)
 	}
 	var buf bytes.Buffer
-	if err := pages[name].Execute(&buf, pd); err != nil {
+	if err := pages[p.canWrite()][name].Execute(&buf, pd); err != nil {
 		d.logger().ErrorContext(r.Context(), "render page", "page", name, "err", err)
 		http.Error(w, "Internal error.", http.StatusInternalServerError)
 		return

@@ -17,26 +17,25 @@ import (
 const sessionCookie = "tapline_session"
 
 // session is what a session cookie carries. The cookie is signed, and its
-// ID names a session kept in PostgreSQL, which logging out and a password
-// change end.
+// ID names a session kept in PostgreSQL, which logging out, a password
+// change and the user's removal end.
 type session struct {
-	AccountID int64
-	Account   string // account name, to look the account up
-	Expires   time.Time
-	ID        string // the server-side session (URL-safe base64)
+	UserID  int64
+	Expires time.Time
+	ID      string // the server-side session (URL-safe base64)
 }
 
-// signSession encodes s as base64url("id|expiry|session|name") "."
+// signSession encodes s as base64url("user|expiry|session") "."
 // base64url(HMAC).
 func signSession(key []byte, s session) string {
 	payload := base64.RawURLEncoding.EncodeToString([]byte(
-		strconv.FormatInt(s.AccountID, 10) + "|" + strconv.FormatInt(s.Expires.Unix(), 10) + "|" + s.ID + "|" + s.Account))
+		strconv.FormatInt(s.UserID, 10) + "|" + strconv.FormatInt(s.Expires.Unix(), 10) + "|" + s.ID))
 	return payload + "." + base64.RawURLEncoding.EncodeToString(sessionMAC(key, payload))
 }
 
 func sessionMAC(key []byte, payload string) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("tapline-session-v2\x00"))
+	m.Write([]byte("tapline-session-v3\x00"))
 	m.Write([]byte(payload))
 	return m.Sum(nil)
 }
@@ -55,8 +54,8 @@ func parseSession(key []byte, value string, now time.Time) (session, bool) {
 	if err != nil {
 		return session{}, false
 	}
-	parts := strings.SplitN(string(raw), "|", 4)
-	if len(parts) != 4 || parts[2] == "" {
+	parts := strings.Split(string(raw), "|")
+	if len(parts) != 3 || parts[2] == "" {
 		return session{}, false
 	}
 	id, err1 := strconv.ParseInt(parts[0], 10, 64)
@@ -64,24 +63,23 @@ func parseSession(key []byte, value string, now time.Time) (session, bool) {
 	if err1 != nil || err2 != nil {
 		return session{}, false
 	}
-	s := session{AccountID: id, Expires: time.Unix(exp, 0), ID: parts[2], Account: parts[3]}
+	s := session{UserID: id, Expires: time.Unix(exp, 0), ID: parts[2]}
 	if !now.Before(s.Expires) {
 		return session{}, false
 	}
 	return s, true
 }
 
-// setSession starts a server-side session for account a and sets its
-// cookie.
-func (d *Dashboard) setSession(ctx context.Context, w http.ResponseWriter, a *tapline.Account) error {
+// setSession starts a server-side session for user u and sets its cookie.
+func (d *Dashboard) setSession(ctx context.Context, w http.ResponseWriter, u *tapline.User) error {
 	exp := d.now().Add(SessionLifetime)
-	id, err := d.Accounts.CreateSession(ctx, a, exp)
+	id, err := d.Accounts.CreateSession(ctx, u, exp)
 	if err != nil {
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
-		Value:    signSession(d.Config.SessionKey, session{AccountID: a.ID, Account: a.Name, Expires: exp, ID: id}),
+		Value:    signSession(d.Config.SessionKey, session{UserID: u.ID, Expires: exp, ID: id}),
 		Path:     "/",
 		Expires:  exp,
 		MaxAge:   int(SessionLifetime / time.Second),
@@ -105,43 +103,52 @@ func (d *Dashboard) clearSession(w http.ResponseWriter) {
 	})
 }
 
-// sessionAccount returns the account of r's valid session cookie and the
-// session's id, or nil. The account is looked up so a deleted or renamed
-// account loses its sessions, and the session so an ended one is refused.
-func (d *Dashboard) sessionAccount(r *http.Request) (*tapline.Account, string, error) {
+// sessionPrincipal returns the logged-in user of r's valid session cookie,
+// with their account and the session's id, or nil. The user and their
+// role are read with the session, so a removed user is logged out and a
+// changed role applies at once.
+func (d *Dashboard) sessionPrincipal(r *http.Request) (*principal, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return nil, "", nil
+		return nil, nil
 	}
 	now := d.now()
 	s, ok := parseSession(d.Config.SessionKey, c.Value, now)
 	if !ok {
-		return nil, "", nil
+		return nil, nil
 	}
-	a, err := d.Accounts.AccountByName(r.Context(), s.Account)
+	u, a, err := d.Accounts.SessionUser(r.Context(), s.ID, now)
 	if tapline.ErrorCode(err) == tapline.ENOTFOUND {
-		return nil, "", nil
+		return nil, nil
 	} else if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	if a.ID != s.AccountID {
-		return nil, "", nil
+	if u.ID != s.UserID {
+		return nil, nil
 	}
-	live, err := d.Accounts.SessionLive(r.Context(), a.ID, s.ID, now)
-	if err != nil || !live {
-		return nil, "", err
-	}
-	return a, s.ID, nil
+	return &principal{Account: a, User: u, Session: s.ID}, nil
 }
 
-// principal is who makes a request: a logged-in account or the admin.
+// principal is who makes a request: a logged-in user of an account, an
+// API token of an account, or the admin.
 type principal struct {
 	Account *tapline.Account // nil for the admin
-	Admin   bool
+	// User is the logged-in user; nil for an API token or the admin.
+	User  *tapline.User
+	Admin bool
 	// ReadOnly is set for an API token: it may only read.
 	ReadOnly bool
 	// Session is the id of a logged-in visitor's session.
 	Session string
+}
+
+// canWrite reports whether p may change the account's things: the admin,
+// and logged-in owners; not viewers, nor API tokens.
+func (p *principal) canWrite() bool {
+	if p == nil {
+		return false
+	}
+	return p.Admin || (p.User != nil && p.User.Role.CanWrite())
 }
 
 type principalKey struct{}

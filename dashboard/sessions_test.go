@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"tapline"
 	"tapline/dashboard"
 	"tapline/postgres"
 )
@@ -185,5 +186,27 @@ func TestChangePasswordIsThrottled(t *testing.T) {
 	}
 	if r := e.login(e.client(), "acme", password); r.Status != http.StatusTooManyRequests {
 		t.Errorf("the login form for the same account: status %d, want 429", r.Status)
+	}
+}
+
+// TestLoginThrottleIsPerUser guesses a viewer's password to the limit:
+// the viewer is locked out, the owner of the same account is not.
+func TestLoginThrottleIsPerUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.account("acme")
+	e.join(e.loggedIn("acme"), "viewer@example.com", tapline.RoleViewer)
+	for i := range dashboard.MaxLoginFailures {
+		if r := e.login(e.client(), "viewer@example.com", "wrong-password"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: status %d, want 401", i+1, r.Status)
+		}
+	}
+	if r := e.login(e.client(), "viewer@example.com", password); r.Status != http.StatusTooManyRequests {
+		t.Errorf("the viewer after %d guesses: status %d, want 429", dashboard.MaxLoginFailures, r.Status)
+	}
+	for _, login := range []string{"acme", "acme@example.com"} {
+		if r := e.login(e.client(), login, password); r.Status != http.StatusSeeOther {
+			t.Errorf("the owner as %s while the viewer is locked out: status %d, want 303", login, r.Status)
+		}
 	}
 }

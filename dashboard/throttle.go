@@ -11,12 +11,13 @@ import (
 )
 
 // Login throttling, shared by every dashboard process through
-// PostgreSQL: after MaxLoginFailures wrong passwords for one account
-// within LoginFailureWindow, whichever login names it (its name or its
-// email), further attempts for it are refused (429) until the window has
-// passed, whatever the password; after MaxAddressFailures from one network
-// (an IPv4 /24, an IPv6 /64), attempts from there are refused too, so one
-// attacker cannot lock every account out and guess at speed from many.
+// PostgreSQL: after MaxLoginFailures wrong passwords for one user within
+// LoginFailureWindow, whichever login names them (their email, or for an
+// account's first owner the account's name), further attempts for them
+// are refused (429) until the window has passed, whatever the password;
+// after MaxAddressFailures from one network (an IPv4 /24, an IPv6 /64),
+// attempts from there are refused too, so one attacker cannot lock every
+// user out and guess at speed from many.
 const (
 	MaxLoginFailures   = 10
 	MaxAddressFailures = 100
@@ -24,30 +25,33 @@ const (
 )
 
 // passwordAttempt is one password tried, counted against the throttle:
-// keys are its account's and its network's.
+// keys are its user's and its network's.
 type passwordAttempt struct {
 	keys [2]string
 	at   time.Time
 }
 
-// accountKey is the throttle key of an account.
-func accountKey(id int64) string { return "account:" + strconv.FormatInt(id, 10) }
+// userKey is the throttle key of a user of an account: the account's
+// name and the user's email count as one.
+func userKey(u *tapline.User) string {
+	return "account:" + strconv.FormatInt(u.AccountID, 10) + ":user:" + strconv.FormatInt(u.ID, 10)
+}
 
-// loginAccountKey returns the throttle key of the account login names
-// ("login:" and the login when it names none, so unknown logins are
-// throttled alike).
-func (d *Dashboard) loginAccountKey(r *http.Request, login string) (string, error) {
-	a, err := d.Accounts.AccountByLogin(r.Context(), login)
+// loginUserKey returns the throttle key of the user login names ("login:"
+// and the login when it names none, so unknown logins are throttled
+// alike).
+func (d *Dashboard) loginUserKey(r *http.Request, login string) (string, error) {
+	u, err := d.Accounts.UserByLogin(r.Context(), login)
 	switch {
 	case err == nil:
-		return accountKey(a.ID), nil
+		return userKey(u), nil
 	case tapline.ErrorCode(err) == tapline.ENOTFOUND:
 		return "login:" + strings.ToLower(strings.TrimSpace(login)), nil
 	}
 	return "", err
 }
 
-// tryPassword counts an attempt of a password against the account key
+// tryPassword counts an attempt of a password against the user key
 // and the client's network before the password is checked, so parallel
 // guesses cannot all pass on a low count, and reports whether either is
 // over its limit (the caller answers 429, with the Retry-After set here).
@@ -64,7 +68,7 @@ func (d *Dashboard) tryPassword(w http.ResponseWriter, r *http.Request, account 
 	return a, false, nil
 }
 
-// passwordRight takes a back: a right password clears its account's
+// passwordRight takes a back: a right password clears its user's
 // failures and forgets its attempt from the network.
 func (d *Dashboard) passwordRight(r *http.Request, a passwordAttempt) error {
 	if err := d.Accounts.ClearLoginFailures(r.Context(), a.keys[0]); err != nil {

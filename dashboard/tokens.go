@@ -11,6 +11,7 @@ import (
 // accountData feeds the account page.
 type accountData struct {
 	Account *tapline.Account
+	User    *tapline.User
 	Tokens  []*tapline.APIToken
 	// NewToken and NewSecret are the token just made: its secret is
 	// shown this once.
@@ -41,19 +42,19 @@ func (d *Dashboard) changePasswordForm(w http.ResponseWriter, r *http.Request) {
 	current, next := r.PostForm.Get("current"), r.PostForm.Get("new")
 	// A guess at the current password counts as a login attempt: a stolen
 	// session cannot try passwords here faster than at the login form.
-	attempt, blocked, err := d.tryPassword(w, r, accountKey(p.Account.ID))
+	attempt, blocked, err := d.tryPassword(w, r, userKey(p.User))
 	if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
 	if blocked {
-		d.renderAccount(w, r, http.StatusTooManyRequests, accountData{PasswordError: "Too many wrong passwords for this account. Try again in a few minutes."})
+		d.renderAccount(w, r, http.StatusTooManyRequests, accountData{PasswordError: "Too many wrong passwords for this login. Try again in a few minutes."})
 		return
 	}
 	if next != r.PostForm.Get("confirm") {
 		err = tapline.Errorf(tapline.EINVALID, "The new password and its confirmation differ.")
 	} else {
-		err = d.Accounts.ChangePassword(r.Context(), p.Account.ID, current, next, p.Session)
+		err = d.Accounts.ChangePassword(r.Context(), p.User.ID, current, next, p.Session)
 	}
 	if err != nil {
 		if code := tapline.ErrorCode(err); code != tapline.EINVALID && code != tapline.EUNAUTHORIZED && code != tapline.ECONFLICT {
@@ -78,7 +79,7 @@ func (d *Dashboard) renderAccount(w http.ResponseWriter, r *http.Request, status
 		d.writeError(w, r, err)
 		return
 	}
-	data.Account, data.Tokens = p.Account, tokens
+	data.Account, data.User, data.Tokens = p.Account, p.User, tokens
 	d.render(w, r, status, "account", data)
 }
 

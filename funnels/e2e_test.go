@@ -51,8 +51,8 @@ func newEnv(t testing.TB, name string) *env {
 	e.accounts = postgres.NewAccountService(e.db)
 	e.store = postgres.NewFunnelStore(e.db)
 	e.facts = postgres.NewFactStore(e.db)
-	acct := &tapline.Account{Name: name, Email: name + "@example.com"}
-	if err := e.accounts.CreateAccount(ctx, acct, "password-123456"); err != nil {
+	acct := &tapline.Account{Name: name}
+	if err := e.accounts.CreateAccount(ctx, acct, &tapline.User{Email: name + "@example.com"}, "password-123456"); err != nil {
 		t.Fatal(err)
 	}
 	e.app = &tapline.App{AccountID: acct.ID, Name: "App of " + name, WebURL: "https://example.com/"}

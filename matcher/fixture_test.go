@@ -28,8 +28,8 @@ func newFixture(t testing.TB, account string) *fixture {
 	ctx := context.Background()
 	f := &fixture{db: pgtest.Open(t)}
 	f.accounts = postgres.NewAccountService(f.db)
-	acct := &tapline.Account{Name: account, Email: account + "@example.com"}
-	if err := f.accounts.CreateAccount(ctx, acct, "password-123456"); err != nil {
+	acct := &tapline.Account{Name: account}
+	if err := f.accounts.CreateAccount(ctx, acct, &tapline.User{Email: account + "@example.com"}, "password-123456"); err != nil {
 		t.Fatal(err)
 	}
 	f.app = &tapline.App{AccountID: acct.ID, Name: "App of " + account, WebURL: "https://example.com/"}

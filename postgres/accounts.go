@@ -64,37 +64,59 @@ func (s *AccountService) cost() int {
 	return s.BcryptCost
 }
 
-// CreateAccount validates a, hashes password with bcrypt and inserts the
-// account, filling in ID and CreatedAt. The email is stored in lower case.
-func (s *AccountService) CreateAccount(ctx context.Context, a *tapline.Account, password string) error {
+// CreateAccount validates a and its first user owner, hashes password
+// with bcrypt and inserts both in one transaction, filling in their IDs and
+// CreatedAt. The owner's email is stored in lower case.
+func (s *AccountService) CreateAccount(ctx context.Context, a *tapline.Account, owner *tapline.User, password string) error {
 	a.Name = strings.TrimSpace(a.Name)
-	a.Email = strings.ToLower(strings.TrimSpace(a.Email))
 	if !accountNameRE.MatchString(a.Name) {
 		return tapline.Errorf(tapline.EINVALID, "name: must be 1 to 63 lower-case letters, digits or '-', not starting or ending with '-'")
 	}
-	if err := validateEmail(a.Email); err != nil {
+	owner.Email = strings.ToLower(strings.TrimSpace(owner.Email))
+	owner.Role = tapline.RoleOwner
+	if err := validateEmail(owner.Email); err != nil {
 		return err
 	}
-	if len(password) < MinPasswordLength {
-		return tapline.Errorf(tapline.EINVALID, "password: must be at least %d characters", MinPasswordLength)
-	}
-	if len(password) > MaxPasswordLength {
-		return tapline.Errorf(tapline.EINVALID, "password: must be at most %d bytes", MaxPasswordLength)
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost())
+	hash, err := s.hashPassword(password)
 	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
+		return err
 	}
-	err = s.db.pool.QueryRow(ctx,
-		`INSERT INTO accounts (name, email, password_hash) VALUES ($1, $2, $3) RETURNING id, created_at`,
-		a.Name, a.Email, string(hash)).Scan(&a.ID, &a.CreatedAt)
-	if pgCode(err) == codeUniqueViolation {
-		return tapline.Errorf(tapline.ECONFLICT, "An account with this name or email exists already.")
-	}
+	tx, err := s.db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("create account: %w", translate(err))
 	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	err = tx.QueryRow(ctx, `INSERT INTO accounts (name) VALUES ($1) RETURNING id, created_at`, a.Name).Scan(&a.ID, &a.CreatedAt)
+	if pgCode(err) == codeUniqueViolation {
+		return tapline.Errorf(tapline.ECONFLICT, "An account with this name exists already.")
+	} else if err != nil {
+		return fmt.Errorf("create account: %w", translate(err))
+	}
+	owner.AccountID = a.ID
+	if err := insertUser(ctx, tx, owner, hash); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("create account: %w", translate(err))
+	}
 	return nil
+}
+
+// hashPassword checks password against the strength rules every password
+// follows (at account creation, change, or an invite's acceptance) and
+// hashes it with bcrypt.
+func (s *AccountService) hashPassword(password string) (string, error) {
+	if len(password) < MinPasswordLength {
+		return "", tapline.Errorf(tapline.EINVALID, "password: must be at least %d characters", MinPasswordLength)
+	}
+	if len(password) > MaxPasswordLength {
+		return "", tapline.Errorf(tapline.EINVALID, "password: must be at most %d bytes", MaxPasswordLength)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost())
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(hash), nil
 }
 
 // AccountByName returns the account named name, or ENOTFOUND.
@@ -102,47 +124,19 @@ func (s *AccountService) AccountByName(ctx context.Context, name string) (*tapli
 	if !accountNameRE.MatchString(name) { // no such name can exist; PostgreSQL may not even take it
 		return nil, tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
 	}
-	a, _, err := s.account(ctx, `WHERE name = $1`, name)
-	return a, err
+	return s.account(ctx, `WHERE name = $1`, name)
 }
 
-// Authenticate returns the account whose name or email is login and whose
-// password is password, or EUNAUTHORIZED.
-func (s *AccountService) Authenticate(ctx context.Context, login, password string) (*tapline.Account, error) {
-	login = strings.TrimSpace(login)
-	if !storable(login) {
-		return nil, tapline.Errorf(tapline.EUNAUTHORIZED, "Wrong login or password.")
-	}
-	a, hash, err := s.account(ctx, `WHERE name = $1 OR email = lower($1) ORDER BY id LIMIT 1`, login)
-	if tapline.ErrorCode(err) == tapline.ENOTFOUND {
-		// Spend as long as a wrong password would.
-		s.dummyOnce.Do(func() {
-			s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tapline-no-such-account"), s.cost())
-		})
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
-		return nil, tapline.Errorf(tapline.EUNAUTHORIZED, "Wrong login or password.")
-	} else if err != nil {
-		return nil, err
-	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
-		return nil, tapline.Errorf(tapline.EUNAUTHORIZED, "Wrong login or password.")
-	}
-	return a, nil
-}
-
-// account returns the account selected by where and its password hash.
-func (s *AccountService) account(ctx context.Context, where string, args ...any) (*tapline.Account, string, error) {
+// account returns the account selected by where.
+func (s *AccountService) account(ctx context.Context, where string, args ...any) (*tapline.Account, error) {
 	var a tapline.Account
-	var hash string
-	err := s.db.pool.QueryRow(ctx,
-		`SELECT id, name, email, created_at, password_hash, password_gen FROM accounts `+where, args...).
-		Scan(&a.ID, &a.Name, &a.Email, &a.CreatedAt, &hash, &a.PasswordGen)
+	err := s.db.pool.QueryRow(ctx, `SELECT id, name, created_at FROM accounts `+where, args...).Scan(&a.ID, &a.Name, &a.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, "", tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
 	} else if err != nil {
-		return nil, "", fmt.Errorf("get account: %w", translate(err))
+		return nil, fmt.Errorf("get account: %w", translate(err))
 	}
-	return &a, hash, nil
+	return &a, nil
 }
 
 // appColumns lists the columns scanApp reads, in order.

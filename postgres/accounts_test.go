@@ -28,11 +28,19 @@ func newService(t *testing.T) (*postgres.AccountService, *postgres.DB) {
 
 func newAccount(t *testing.T, s *postgres.AccountService, name string) *tapline.Account {
 	t.Helper()
-	a := &tapline.Account{Name: name, Email: name + "@example.com"}
-	if err := s.CreateAccount(context.Background(), a, "password1"); err != nil {
+	a, _ := newAccountOwner(t, s, name)
+	return a
+}
+
+// newAccountOwner creates account name with its owner name@example.com,
+// whose password is password1.
+func newAccountOwner(t *testing.T, s *postgres.AccountService, name string) (*tapline.Account, *tapline.User) {
+	t.Helper()
+	a, owner := &tapline.Account{Name: name}, &tapline.User{Email: name + "@example.com"}
+	if err := s.CreateAccount(context.Background(), a, owner, "password1"); err != nil {
 		t.Fatalf("CreateAccount(%s): %v", name, err)
 	}
-	return a
+	return a, owner
 }
 
 func newApp(t *testing.T, s *postgres.AccountService, accountID int64, name string) *tapline.App {
@@ -56,18 +64,21 @@ func TestAccounts(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newService(t)
 
-	a := &tapline.Account{Name: "acme", Email: " Ops@Example.com "}
-	if err := s.CreateAccount(ctx, a, "correct horse"); err != nil {
+	a, owner := &tapline.Account{Name: "acme"}, &tapline.User{Email: " Ops@Example.com ", Role: tapline.RoleViewer}
+	if err := s.CreateAccount(ctx, a, owner, "correct horse"); err != nil {
 		t.Fatal(err)
 	}
-	if a.ID == 0 || a.CreatedAt.IsZero() || a.Email != "ops@example.com" {
-		t.Errorf("created account %+v, want an id, a creation time and a lower-case email", a)
+	if a.ID == 0 || a.CreatedAt.IsZero() {
+		t.Errorf("created account %+v, want an id and a creation time", a)
+	}
+	if owner.ID == 0 || owner.AccountID != a.ID || owner.Email != "ops@example.com" || owner.Role != tapline.RoleOwner {
+		t.Errorf("created owner %+v, want an id, the account, a lower-case email and the owner role", owner)
 	}
 	got, err := s.AccountByName(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != a.ID || got.Name != a.Name || got.Email != a.Email || !got.CreatedAt.Equal(a.CreatedAt) {
+	if got.ID != a.ID || got.Name != a.Name || !got.CreatedAt.Equal(a.CreatedAt) {
 		t.Errorf("AccountByName = %+v, want %+v", got, a)
 	}
 	_, err = s.AccountByName(ctx, "nobody")
@@ -83,10 +94,10 @@ func TestAccounts(t *testing.T) {
 		{"empty password", "acme", "", tapline.EUNAUTHORIZED},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.Authenticate(ctx, tc.login, tc.password)
+			u, acct, err := s.Authenticate(ctx, tc.login, tc.password)
 			wantCode(t, "Authenticate", err, tc.code)
-			if tc.code == "" && (got == nil || got.ID != a.ID) {
-				t.Errorf("Authenticate = %+v, want account %d", got, a.ID)
+			if tc.code == "" && (u == nil || u.ID != owner.ID || acct == nil || acct.ID != a.ID) {
+				t.Errorf("Authenticate = %+v, %+v, want user %d of account %d", u, acct, owner.ID, a.ID)
 			}
 		})
 	}
@@ -115,7 +126,7 @@ func TestCreateAccountErrors(t *testing.T) {
 		{"long password", "acme", "a@example.com", strings.Repeat("p", 73), tapline.EINVALID, "password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.CreateAccount(ctx, &tapline.Account{Name: tc.account, Email: tc.email}, tc.password)
+			err := s.CreateAccount(ctx, &tapline.Account{Name: tc.account}, &tapline.User{Email: tc.email}, tc.password)
 			wantCode(t, "CreateAccount", err, tc.code)
 			if msg := tapline.ErrorMessage(err); tc.field != "" && !strings.HasPrefix(msg, tc.field+":") {
 				t.Errorf("message %q does not name field %q", msg, tc.field)
@@ -399,7 +410,7 @@ func TestLookupsRefuseUnstorableInput(t *testing.T) {
 		wantCode(t, "AppBySecret account "+strconv.Quote(bad), err, tapline.ENOTFOUND)
 		_, err = s.AppBySecret(ctx, acct.Name, bad)
 		wantCode(t, "AppBySecret secret "+strconv.Quote(bad), err, tapline.EFORBIDDEN)
-		_, err = s.Authenticate(ctx, bad, "password1")
+		_, _, err = s.Authenticate(ctx, bad, "password1")
 		wantCode(t, "Authenticate "+strconv.Quote(bad), err, tapline.EUNAUTHORIZED)
 		err = s.CreateApp(ctx, &tapline.App{AccountID: acct.ID, Name: "App " + bad})
 		wantCode(t, "CreateApp name "+strconv.Quote(bad), err, tapline.EINVALID)
@@ -450,8 +461,8 @@ func TestSessions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := newService(t)
-	a := newAccount(t, s, "acme")
-	b := newAccount(t, s, "other")
+	_, a := newAccountOwner(t, s, "acme")
+	_, b := newAccountOwner(t, s, "other")
 	now := time.Now()
 	one, err := s.CreateSession(ctx, a, now.Add(time.Hour))
 	if err != nil {
@@ -459,22 +470,28 @@ func TestSessions(t *testing.T) {
 	}
 	two, _ := s.CreateSession(ctx, a, now.Add(time.Hour))
 	theirs, _ := s.CreateSession(ctx, b, now.Add(time.Hour))
-	live := func(acct int64, id string, at time.Time) bool {
+	// live reports whether session id is live at at, and user's.
+	live := func(user *tapline.User, id string, at time.Time) bool {
 		t.Helper()
-		ok, err := s.SessionLive(ctx, acct, id, at)
-		if err != nil {
+		u, acct, err := s.SessionUser(ctx, id, at)
+		if tapline.ErrorCode(err) == tapline.ENOTFOUND {
+			return false
+		} else if err != nil {
 			t.Fatal(err)
 		}
-		return ok
+		if u.ID != user.ID || acct.ID != user.AccountID {
+			t.Fatalf("session %s is of user %d of account %d, want %d of %d", id, u.ID, acct.ID, user.ID, user.AccountID)
+		}
+		return true
 	}
-	if !live(a.ID, one, now) || live(b.ID, one, now) || live(a.ID, one, now.Add(2*time.Hour)) || live(a.ID, "made-up", now) {
-		t.Error("a session is live only for its account, before it expires")
+	if !live(a, one, now) || !live(b, theirs, now) || live(a, one, now.Add(2*time.Hour)) || live(a, "made-up", now) {
+		t.Error("a session is live only for its user, before it expires")
 	}
 	if err := s.EndSessions(ctx, a.ID, two); err != nil {
 		t.Fatal(err)
 	}
-	if live(a.ID, one, now) || !live(a.ID, two, now) || !live(b.ID, theirs, now) {
-		t.Error("EndSessions must end the account's others and keep the one named and other accounts'")
+	if live(a, one, now) || !live(a, two, now) || !live(b, theirs, now) {
+		t.Error("EndSessions must end the user's others and keep the one named and other users'")
 	}
 	// A password change ends the others in its transaction; a login that
 	// checked the old password makes no session.
@@ -483,17 +500,18 @@ func TestSessions(t *testing.T) {
 	if err := s.ChangePassword(ctx, a.ID, "password1", "another-long-password", two); err != nil {
 		t.Fatal(err)
 	}
-	if !live(a.ID, two, now) || live(a.ID, three, now) {
-		t.Error("the password change must keep its own session and end the others")
+	if !live(a, two, now) || live(a, three, now) || !live(b, theirs, now) {
+		t.Error("the password change must keep its own session and end the user's others")
 	}
 	_, err = s.CreateSession(ctx, &stale, now.Add(time.Hour))
 	wantCode(t, "CreateSession(under the old password)", err, tapline.EUNAUTHORIZED)
 	wantCode(t, "ChangePassword(wrong current)", s.ChangePassword(ctx, a.ID, "password1", "third-long-password", two), tapline.EUNAUTHORIZED)
-	if err := s.EndSession(ctx, two); err != nil || live(a.ID, two, now) {
+	wantCode(t, "ChangePassword(weak)", s.ChangePassword(ctx, a.ID, "another-long-password", "short", two), tapline.EINVALID)
+	if err := s.EndSession(ctx, two); err != nil || live(a, two, now) {
 		t.Errorf("EndSession: %v", err)
 	}
-	_, err = s.CreateSession(ctx, &tapline.Account{ID: 999999}, now.Add(time.Hour))
-	wantCode(t, "CreateSession(unknown account)", err, tapline.EUNAUTHORIZED)
+	_, err = s.CreateSession(ctx, &tapline.User{ID: 999999}, now.Add(time.Hour))
+	wantCode(t, "CreateSession(unknown user)", err, tapline.EUNAUTHORIZED)
 
 	keys := []string{"account:1", "addr:192.0.2.0/24"}
 	var got map[string]int

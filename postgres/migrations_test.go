@@ -2,10 +2,14 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/bcrypt"
 
+	"tapline"
 	"tapline/postgres"
 	"tapline/postgres/pgtest"
 )
@@ -92,5 +96,81 @@ func TestCampaignDimsMigration(t *testing.T) {
 	var rows, count int64
 	if err := conn.QueryRow(ctx, `SELECT count(*), sum(count) FROM fact_hits WHERE app_id = 1`).Scan(&rows, &count); err != nil || rows != 1 || count != 9 {
 		t.Fatalf("after the down migration: %d rows, %d hits (%v), want one row of 9", rows, count, err)
+	}
+}
+
+// TestUsersMigration checks migration 14 on a database with accounts and
+// a session: each account's login becomes its owner user, who logs in
+// with the same password, under the same password generation, in the
+// same session; going back down gives the accounts their logins back.
+func TestUsersMigration(t *testing.T) {
+	ctx := context.Background()
+	db, conn := migrationDB(t)
+	if err := db.MigrateTo(11); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte("old-password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acme int64
+	if err := conn.QueryRow(ctx, `
+		INSERT INTO accounts (name, email, password_hash, password_gen) VALUES ('acme', 'ops@acme.example', $1, 3), ('other', 'ops@other.example', $1, 0)
+		RETURNING id`, string(hash)).Scan(&acme); err != nil {
+		t.Fatal(err)
+	}
+	const sid = "a-session-id-from-before-the-migration"
+	sum := sha256.Sum256([]byte(sid))
+	if _, err := conn.Exec(ctx, `INSERT INTO sessions (id_hash, account_id, expires_at) VALUES ($1, $2, now() + interval '1 hour')`, sum[:], acme); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MigrateTo(14); err != nil {
+		t.Fatal(err)
+	}
+	s := postgres.NewAccountService(db)
+	for _, login := range []string{"acme", "OPS@acme.example"} {
+		u, a, err := s.Authenticate(ctx, login, "old-password")
+		if err != nil || a.ID != acme || u.Role != tapline.RoleOwner || u.Email != "ops@acme.example" || u.PasswordGen != 3 {
+			t.Errorf("login %s after the migration: %+v, %+v, %v; want the owner of acme at generation 3", login, u, a, err)
+		}
+	}
+	u, a, err := s.SessionUser(ctx, sid, time.Now())
+	if err != nil || a.ID != acme || u.Email != "ops@acme.example" {
+		t.Errorf("the session from before: %+v, %+v, %v; want acme's owner's", u, a, err)
+	}
+	// A viewer and their session go on the way down; the owner's stay.
+	viewer := &tapline.Invite{AccountID: acme, Email: "viewer@acme.example", Role: tapline.RoleViewer, ExpiresAt: time.Now().Add(time.Hour)}
+	token, err := s.CreateInvite(ctx, viewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vu, err := s.AcceptInvite(ctx, token, "viewer-password", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateSession(ctx, vu, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MigrateTo(11); err != nil {
+		t.Fatal(err)
+	}
+	var email, pwHash string
+	var gen int64
+	if err := conn.QueryRow(ctx, `SELECT email, password_hash, password_gen FROM accounts WHERE id = $1`, acme).Scan(&email, &pwHash, &gen); err != nil {
+		t.Fatal(err)
+	}
+	if email != "ops@acme.example" || pwHash != string(hash) || gen != 3 {
+		t.Errorf("after the down migration: %s, generation %d; want acme's login back", email, gen)
+	}
+	var sessions int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE account_id = $1 AND id_hash = $2`, acme, sum[:]).Scan(&sessions); err != nil {
+		t.Fatal(err)
+	}
+	var all int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM sessions`).Scan(&all); err != nil {
+		t.Fatal(err)
+	}
+	if sessions != 1 || all != 1 {
+		t.Errorf("after the down migration: the owner's session %d times, %d sessions in all; want only the owner's", sessions, all)
 	}
 }

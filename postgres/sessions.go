@@ -2,36 +2,32 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"tapline"
 )
 
-func sessionHash(id string) []byte {
-	sum := sha256.Sum256([]byte(id))
-	return sum[:]
-}
-
-// CreateSession starts a session of account a until expires, if its
-// password is still of a.PasswordGen; the id is 32 random bytes in
-// URL-safe base64, stored as SHA-256. Expired sessions of the account are
-// dropped on the way.
-func (s *AccountService) CreateSession(ctx context.Context, a *tapline.Account, expires time.Time) (string, error) {
+// CreateSession starts a session of user u until expires, if their
+// password is still of u.PasswordGen; the id is 32 random bytes in URL-safe
+// base64, stored as SHA-256. Expired sessions of the user are dropped on
+// the way.
+func (s *AccountService) CreateSession(ctx context.Context, u *tapline.User, expires time.Time) (string, error) {
 	id, err := randomToken()
 	if err != nil {
 		return "", err
 	}
 	tag, err := s.db.pool.Exec(ctx, `
-		WITH gone AS (DELETE FROM sessions WHERE account_id = $1 AND expires_at < now())
-		INSERT INTO sessions (id_hash, account_id, expires_at)
-		SELECT $2, id, $3 FROM accounts WHERE id = $1 AND password_gen = $4`,
-		a.ID, sessionHash(id), expires, a.PasswordGen)
+		WITH gone AS (DELETE FROM sessions WHERE user_id = $1 AND expires_at < now())
+		INSERT INTO sessions (id_hash, user_id, expires_at)
+		SELECT $2, id, $3 FROM users WHERE id = $1 AND password_gen = $4`,
+		u.ID, hashToken(id), expires, u.PasswordGen)
 	if err != nil {
 		return "", fmt.Errorf("create session: %w", translate(err))
 	}
@@ -41,91 +37,81 @@ func (s *AccountService) CreateSession(ctx context.Context, a *tapline.Account, 
 	return id, nil
 }
 
-// SessionLive reports whether session id of the account exists and has not
-// expired at now.
-func (s *AccountService) SessionLive(ctx context.Context, accountID int64, id string, now time.Time) (bool, error) {
-	var live bool
-	err := s.db.pool.QueryRow(ctx, `
-		SELECT EXISTS (SELECT 1 FROM sessions WHERE id_hash = $1 AND account_id = $2 AND expires_at > $3)`,
-		sessionHash(id), accountID, now).Scan(&live)
-	if err != nil {
-		return false, fmt.Errorf("check session: %w", translate(err))
+// SessionUser returns the user of session id, live at now, and their
+// account; ENOTFOUND when there is no such session.
+func (s *AccountService) SessionUser(ctx context.Context, id string, now time.Time) (*tapline.User, *tapline.Account, error) {
+	var a tapline.Account
+	u, err := scanUser(s.db.pool.QueryRow(ctx, `
+		SELECT `+userColumns+`, a.id, a.name, a.created_at
+		FROM sessions s JOIN users u ON u.id = s.user_id JOIN accounts a ON a.id = u.account_id
+		WHERE s.id_hash = $1 AND s.expires_at > $2`, hashToken(id), now), &a.ID, &a.Name, &a.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, tapline.Errorf(tapline.ENOTFOUND, "Session not found.")
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("get session: %w", translate(err))
 	}
-	return live, nil
+	return u, &a, nil
 }
 
 // EndSession ends session id; an unknown one is no error.
 func (s *AccountService) EndSession(ctx context.Context, id string) error {
-	if _, err := s.db.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash = $1`, sessionHash(id)); err != nil {
+	if _, err := s.db.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash = $1`, hashToken(id)); err != nil {
 		return fmt.Errorf("end session: %w", translate(err))
 	}
 	return nil
 }
 
-// EndSessions ends every session of the account but keep.
-func (s *AccountService) EndSessions(ctx context.Context, accountID int64, keep string) error {
-	if _, err := s.db.pool.Exec(ctx, `DELETE FROM sessions WHERE account_id = $1 AND id_hash <> $2`,
-		accountID, sessionHash(keep)); err != nil {
+// EndSessions ends every session of the user but keep.
+func (s *AccountService) EndSessions(ctx context.Context, userID int64, keep string) error {
+	if _, err := s.db.pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2`,
+		userID, hashToken(keep)); err != nil {
 		return fmt.Errorf("end sessions: %w", translate(err))
 	}
 	return nil
 }
 
-// ChangePassword sets the account's password when old is its current one
-// and ends every other session of the account but keep, in one
-// transaction that also moves the password's generation on (so a login
-// checked against the old password makes no session).
-func (s *AccountService) ChangePassword(ctx context.Context, accountID int64, old, new, keep string) error {
-	a, hash, err := s.account(ctx, `WHERE id = $1`, accountID)
-	if err != nil {
-		return err
+// ChangePassword sets the user's password when old is their current one
+// and ends every other session of the user but keep, in one transaction
+// that also moves the password's generation on (so a login checked against
+// the old password makes no session).
+func (s *AccountService) ChangePassword(ctx context.Context, userID int64, old, new, keep string) error {
+	var hash string
+	u, err := scanUser(s.db.pool.QueryRow(ctx, `SELECT `+userColumns+`, u.password_hash FROM users u WHERE u.id = $1`, userID), &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tapline.Errorf(tapline.ENOTFOUND, "User not found.")
+	} else if err != nil {
+		return fmt.Errorf("change password: %w", translate(err))
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(old)) != nil {
 		return tapline.Errorf(tapline.EUNAUTHORIZED, "The current password is wrong.")
 	}
-	if len(new) < MinPasswordLength {
-		return tapline.Errorf(tapline.EINVALID, "password: must be at least %d characters", MinPasswordLength)
-	}
-	if len(new) > MaxPasswordLength {
-		return tapline.Errorf(tapline.EINVALID, "password: must be at most %d bytes", MaxPasswordLength)
-	}
 	if new == old {
 		return tapline.Errorf(tapline.EINVALID, "password: the new one must differ from the current one")
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(new), s.cost())
+	h, err := s.hashPassword(new)
 	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
+		return err
 	}
 	tx, err := s.db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("change password: %w", translate(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	tag, err := tx.Exec(ctx, `UPDATE accounts SET password_hash = $2, password_gen = password_gen + 1 WHERE id = $1 AND password_gen = $3`,
-		accountID, string(h), a.PasswordGen)
+	tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $2, password_gen = password_gen + 1 WHERE id = $1 AND password_gen = $3`,
+		userID, h, u.PasswordGen)
 	if err != nil {
 		return fmt.Errorf("change password: %w", translate(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return tapline.Errorf(tapline.ECONFLICT, "The password changed meanwhile; try again.")
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE account_id = $1 AND id_hash <> $2`, accountID, sessionHash(keep)); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2`, userID, hashToken(keep)); err != nil {
 		return fmt.Errorf("change password: end sessions: %w", translate(err))
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("change password: %w", translate(err))
 	}
 	return nil
-}
-
-// AccountByLogin returns the account whose name or email is login.
-func (s *AccountService) AccountByLogin(ctx context.Context, login string) (*tapline.Account, error) {
-	login = strings.TrimSpace(login)
-	if login == "" || !storable(login) {
-		return nil, tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
-	}
-	a, _, err := s.account(ctx, `WHERE name = $1 OR email = lower($1) ORDER BY id LIMIT 1`, login)
-	return a, err
 }
 
 // loginFailureHorizon is how long attempts are kept at all.

@@ -38,7 +38,7 @@ func (s *AccountService) CreateAPIToken(ctx context.Context, accountID int64, na
 		WHERE id = $1 AND (SELECT count(*) FROM api_tokens WHERE account_id = $1 AND revoked_at IS NULL) < $5
 		RETURNING id, created_at`, accountID, name, t.Prefix, sum[:], maxTokensPerAccount).Scan(&t.ID, &t.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		if _, _, aerr := s.account(ctx, `WHERE id = $1`, accountID); aerr != nil {
+		if _, aerr := s.account(ctx, `WHERE id = $1`, accountID); aerr != nil {
 			return nil, "", aerr
 		}
 		return nil, "", tapline.Errorf(tapline.ECONFLICT, "An account has at most %d live API tokens; revoke one first.", maxTokensPerAccount)
@@ -103,6 +103,5 @@ func (s *AccountService) AccountByAPIToken(ctx context.Context, secret string) (
 	if err != nil {
 		return nil, fmt.Errorf("check api token: %w", translate(err))
 	}
-	a, _, err := s.account(ctx, `WHERE id = $1`, id)
-	return a, err
+	return s.account(ctx, `WHERE id = $1`, id)
 }

@@ -43,7 +43,7 @@ const usage = `Usage: tapline [command] [flags]
 Commands:
   run             run collector, matcher and dashboard (the default)
   migrate         apply the PostgreSQL migrations and exit
-  create-account  create an account:  -name -email -password
+  create-account  create an account and its first user, an owner:  -name -email -password
   create-app      create an app:      -account -name [-ios-url -android-url -web-url ...]
   create-link     create a link:      -app ID | -account -app-name; -slug [-name -ios-url -param k=v ...]
   funnels         create, list, show, edit, delete and backfill funnels ("tapline funnels help")

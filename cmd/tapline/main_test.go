@@ -121,7 +121,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("explorer: %v, %d conversions, want 1", err, len(page.Conversions))
 	}
 	c := page.Conversions[0]
-	if c.Method != tapline.MethodFingerprint || c.LinkID != demo.Link.ID || c.Decision == nil || c.Decision.Rule != tapline.RuleFingerprint ||
+	if c.Method != tapline.MethodFingerprint || c.LinkID != demo.Link.ID || c.Decision == nil ||
+		(c.Decision.Rule != tapline.RuleFingerprint && c.Decision.Rule != tapline.RuleLateHit) || // the install may be matched before the tap, which then claims it
 		len(c.Decision.Candidates) == 0 || !c.Decision.Candidates[0].Chosen || c.Campaign["campaign"] != "e2e" {
 		t.Errorf("explorer conversion = %+v (decision %+v), want a fingerprint match on the demo link in campaign e2e, explained", c, c.Decision)
 	}

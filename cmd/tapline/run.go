@@ -178,14 +178,17 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 func (m *Main) createAccount(ctx context.Context, args []string) error {
 	fs, cfg := m.flags("create-account")
 	name := fs.String("name", "", "account name, used in SDK URLs (lower-case letters, digits, -)")
-	email := fs.String("email", "", "login email")
+	email := fs.String("email", "", "login email of the account's first user, its owner")
 	password := fs.String("password", "", "login password")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	return m.create(ctx, cfg, func(svc *postgres.AccountService) (any, error) {
-		a := &tapline.Account{Name: *name, Email: *email}
-		return a, svc.CreateAccount(ctx, a, *password)
+		a, owner := &tapline.Account{Name: *name}, &tapline.User{Email: *email}
+		if err := svc.CreateAccount(ctx, a, owner, *password); err != nil {
+			return nil, err
+		}
+		return dashboard.NewAccountView(a, owner), nil
 	})
 }
 

@@ -16,6 +16,7 @@ var statuses = map[string]int{
 	tapline.ECONFLICT:     http.StatusConflict,
 	tapline.EUNAUTHORIZED: http.StatusUnauthorized,
 	tapline.EFORBIDDEN:    http.StatusForbidden,
+	tapline.EGONE:         http.StatusGone,
 	tapline.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	tapline.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	tapline.EINTERNAL:     http.StatusInternalServerError,

@@ -24,6 +24,7 @@ func TestWrite(t *testing.T) {
 		{"invalid", tapline.Errorf(tapline.EINVALID, "bad %s", "name"), 400, tapline.EINVALID, "bad name"},
 		{"wrapped not found", errorsJoin(tapline.Errorf(tapline.ENOTFOUND, "no app")), 404, tapline.ENOTFOUND, "no app"},
 		{"too large", tapline.Errorf(tapline.ETOOLARGE, "body over 1 MiB"), 413, tapline.ETOOLARGE, "body over 1 MiB"},
+		{"gone", tapline.Errorf(tapline.EGONE, "invite used"), 410, tapline.EGONE, "invite used"},
 		{"unavailable", tapline.Errorf(tapline.EUNAVAILABLE, "try later"), 503, tapline.EUNAVAILABLE, "try later"},
 		{"internal hides details", errors.New("pq: password=secret"), 500, tapline.EINTERNAL, "Internal error."},
 	}

@@ -35,8 +35,8 @@ func SeedDemo(ctx context.Context, accounts tapline.AccountService) (*Demo, erro
 	switch tapline.ErrorCode(err) {
 	case "":
 	case tapline.ENOTFOUND:
-		acct = &tapline.Account{Name: DemoAccount, Email: DemoEmail}
-		if err := accounts.CreateAccount(ctx, acct, DemoPassword); err != nil {
+		acct = &tapline.Account{Name: DemoAccount}
+		if err := accounts.CreateAccount(ctx, acct, &tapline.User{Email: DemoEmail}, DemoPassword); err != nil {
 			return nil, fmt.Errorf("create demo account: %w", err)
 		}
 	default:
