@@ -242,7 +242,7 @@ func (d *Dashboard) cohortsPage(w http.ResponseWriter, r *http.Request) {
 	by, filters, err := cohortQuery(q)
 	if err != nil {
 		status, data.Error = http.StatusBadRequest, tapline.ErrorMessage(err)
-		by, filters, q = tapline.ByDay, nil, url.Values{}
+		by, filters = tapline.ByDay, nil
 	}
 	rep, err := d.cohortReport(r.Context(), app.ID, dr, by, filters)
 	if err != nil {
