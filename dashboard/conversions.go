@@ -208,22 +208,30 @@ func (d *Dashboard) apiConversions(w http.ResponseWriter, r *http.Request) {
 	d.writeJSON(w, http.StatusOK, page)
 }
 
+// pathConversion returns the view of the app's conversion the path names.
+func (d *Dashboard) pathConversion(r *http.Request, app *tapline.App) (ConversionView, error) {
+	c, err := d.Reports.Conversion(r.Context(), app.ID, chi.URLParam(r, "cid"))
+	if err != nil {
+		return ConversionView{}, err
+	}
+	views, err := d.conversionViews(r.Context(), app.ID, []*tapline.Conversion{c})
+	if err != nil {
+		return ConversionView{}, err
+	}
+	return views[0], nil
+}
+
 func (d *Dashboard) apiConversion(w http.ResponseWriter, r *http.Request) {
 	app, ok := d.apiApp(w, r)
 	if !ok {
 		return
 	}
-	c, err := d.Reports.Conversion(r.Context(), app.ID, chi.URLParam(r, "cid"))
+	v, err := d.pathConversion(r, app)
 	if err != nil {
 		d.writeJSONError(w, r, err)
 		return
 	}
-	views, err := d.conversionViews(r.Context(), app.ID, []*tapline.Conversion{c})
-	if err != nil {
-		d.writeJSONError(w, r, err)
-		return
-	}
-	d.writeJSON(w, http.StatusOK, views[0])
+	d.writeJSON(w, http.StatusOK, v)
 }
 
 // apiConversionsCSV answers GET /api/v1/apps/{id}/conversions.csv: the
@@ -395,15 +403,10 @@ func (d *Dashboard) conversionPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := d.Reports.Conversion(r.Context(), app.ID, chi.URLParam(r, "cid"))
+	v, err := d.pathConversion(r, app)
 	if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
-	views, err := d.conversionViews(r.Context(), app.ID, []*tapline.Conversion{c})
-	if err != nil {
-		d.writeError(w, r, err)
-		return
-	}
-	d.render(w, r, http.StatusOK, "conversion", conversionData{App: app, Conv: views[0]})
+	d.render(w, r, http.StatusOK, "conversion", conversionData{App: app, Conv: v})
 }
