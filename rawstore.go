@@ -69,6 +69,9 @@ type RawStore interface {
 	// again.
 	PutConversion(ctx context.Context, c *Conversion) error
 	Conversion(ctx context.Context, appID int64, id string) (*Conversion, error)
+	// ConversionByInstall and ConversionsByHit may return conversions
+	// without their Decision (the embedded store's indexes leave it out):
+	// Conversion reads it.
 	ConversionByInstall(ctx context.Context, appID int64, installID string) (*Conversion, error)
 	// ConversionsByHit returns the conversions whose current HitID is hitID.
 	ConversionsByHit(ctx context.Context, appID int64, hitID string) ([]*Conversion, error)

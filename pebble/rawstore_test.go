@@ -163,3 +163,30 @@ func TestKeyEncoding(t *testing.T) {
 		t.Error("readString of an unterminated string succeeded, want an error")
 	}
 }
+
+// TestConversionDecisionOnlyByID checks that a conversion read by id has
+// its decision, and that the indexes, read on every event, leave it out.
+func TestConversionDecisionOnlyByID(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := mustOpenRawStore(t, t.TempDir())
+	c := &tapline.Conversion{ID: "cv-e1", AppID: 1, EventID: "e1", InstallID: "i1",
+		Attribution: tapline.Attribution{HitID: "h1", Method: tapline.MethodFingerprint},
+		History:     []tapline.AttributionChange{{By: "events/0/1"}},
+		Decision:    &tapline.Decision{Rule: tapline.RuleFingerprint, Reason: "the newest compatible tap", Considered: 1}}
+	if err := s.PutConversion(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	byID, err := s.Conversion(ctx, 1, "cv-e1")
+	if err != nil || byID.Decision == nil || byID.Decision.Reason != c.Decision.Reason {
+		t.Fatalf("Conversion = %+v, %v; want it with its decision", byID, err)
+	}
+	byInstall, err := s.ConversionByInstall(ctx, 1, "i1")
+	if err != nil || byInstall.Decision != nil || byInstall.HitID != "h1" {
+		t.Errorf("ConversionByInstall = %+v, %v; want the conversion without its decision", byInstall, err)
+	}
+	byHit, err := s.ConversionsByHit(ctx, 1, "h1")
+	if err != nil || len(byHit) != 1 || byHit[0].Decision != nil {
+		t.Errorf("ConversionsByHit = %+v, %v; want one conversion without its decision", byHit, err)
+	}
+}

@@ -58,12 +58,20 @@ func setEvent(b *pdb.Batch, e *tapline.Event) {
 // setConversion adds the rows of conversion c to b: the conversion by id,
 // by its hit and by its installation.
 func setConversion(b *pdb.Batch, c *tapline.Conversion) {
-	v := appendConversionValue(nil, c)
-	_ = b.Set(appendString(appKey(spaceConversion, c.AppID), c.ID), v, nil)
-	if c.HitID != "" {
-		_ = b.Set(convIndexKey(spaceConvByHit, c.AppID, c.HitID, c.ID), v, nil)
+	_ = b.Set(appendString(appKey(spaceConversion, c.AppID), c.ID), appendConversionValue(nil, c), nil)
+	// The indexes hold the conversion without its decision: the matcher
+	// reads them on every event and every hit, never for the decision.
+	v := c
+	if c.Decision != nil {
+		lean := *c
+		lean.Decision = nil
+		v = &lean
 	}
-	_ = b.Set(convInstallKey(c.AppID, c.InstallID, c.ID), v, nil)
+	idx := appendConversionValue(nil, v)
+	if c.HitID != "" {
+		_ = b.Set(convIndexKey(spaceConvByHit, c.AppID, c.HitID, c.ID), idx, nil)
+	}
+	_ = b.Set(convInstallKey(c.AppID, c.InstallID, c.ID), idx, nil)
 }
 
 // deleteConversionIndex adds to b the deletion of c's index entries.
