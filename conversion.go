@@ -124,8 +124,8 @@ type Decision struct {
 	// click or fingerprint window when the decision was made); 0 when none
 	// applies.
 	Window time.Duration `json:"window,omitempty"`
-	// Signals compares the install with the chosen hit (or, for an organic
-	// install, with the best candidate that was turned down).
+	// Signals compares the install with the chosen hit; none for an
+	// organic install (its losing candidates say what did not fit).
 	Signals []Signal `json:"signals,omitempty"`
 	// Candidates are at most MaxDecisionCandidates hits, the chosen first;
 	// Considered counts every candidate looked at.

@@ -26,9 +26,9 @@ const (
 	// keyed by the hour of the install, and the day after it (DayN).
 	FactCohortActivity FactTable = "cohort_activity"
 	FactCohortRevenue  FactTable = "cohort_revenue"
-	// FactTotals sums the five tables above per hour and measure, without
-	// their other dimensions: what the daily chart and table read (see
-	// FactKey.Total).
+	// FactTotals sums hits, events, installs, conversions and revenue per
+	// hour and measure, without their other dimensions: what the daily
+	// chart and table read (see FactKey.Total).
 	FactTotals FactTable = "totals"
 )
 

@@ -34,7 +34,7 @@ type CohortReport struct {
 	By      string              `json:"by"`
 	Filters []tapline.DimFilter `json:"filters,omitempty"`
 	// AsOf is when the report was made: day N of a cohort is complete
-	// once AsOf is N days past the cohort's last install.
+	// once AsOf is N+1 days past the cohort's last day.
 	AsOf    time.Time        `json:"as_of"`
 	Cohorts []tapline.Cohort `json:"cohorts"`
 }
@@ -97,7 +97,8 @@ func (d *Dashboard) apiCohorts(w http.ResponseWriter, r *http.Request) {
 
 // apiCohortsCSV answers GET /api/v1/apps/{id}/cohorts.csv: one row per
 // cohort with its installs, active installs and retention on each of
-// CohortDays, and revenue per install up to each of LTVDays per currency.
+// CohortDays, and revenue per install up to each of LTVDays per currency;
+// a day not yet over for the whole cohort is empty.
 func (d *Dashboard) apiCohortsCSV(w http.ResponseWriter, r *http.Request) {
 	rep, ok := d.apiCohortReport(w, r)
 	if !ok {
@@ -128,6 +129,10 @@ func (d *Dashboard) apiCohortsCSV(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, cur := range currencies {
 			for _, n := range LTVDays {
+				if !cohortDayComplete(rep, c, n) {
+					row = append(row, "")
+					continue
+				}
 				row = append(row, formatDecimalMicros(ltv(c, cur, n)))
 			}
 		}

@@ -285,16 +285,13 @@ func (a *Aggregator) Take() (Batch, tapline.FlushRows, []tapline.Offset) {
 }
 
 // Restore puts back deltas and rows whose flush failed; the next Take
-// returns them with everything added since (a conversion changed since in
-// its later state), under offsets at least as far along.
+// returns them with everything added since, each conversion in the state
+// with the longest history of the two (workers commit a conversion's
+// states in no fixed order), under offsets at least as far along.
 func (a *Aggregator) Restore(b Batch, rows tapline.FlushRows) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending.Merge(b)
-	for _, c := range rows.Conversions {
-		if _, ok := a.conversions[c.ID]; !ok {
-			a.conversions[c.ID] = c
-		}
-	}
+	a.putConversions(rows.Conversions)
 	a.putActivity(rows.Activity)
 }

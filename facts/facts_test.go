@@ -225,4 +225,16 @@ func TestAggregatorConversions(t *testing.T) {
 	if len(got) != 2 || got["a"] != 3 || got["b"] != 1 {
 		t.Fatalf("after restore: conversions = %v, want a with 3 changes and b with 1", got)
 	}
+	// A failed snapshot with a's newest state, restored over an older
+	// state a slower worker committed since: the newest stays.
+	a.Commit("events", 0, 3, nil, conv(state("a", 2)))
+	a.Restore(nil, rows)
+	_, rows, _ = a.Take()
+	got = map[string]int{}
+	for _, c := range rows.Conversions {
+		got[c.ID] = len(c.History)
+	}
+	if len(got) != 2 || got["a"] != 3 || got["b"] != 1 {
+		t.Fatalf("after restore: conversions = %v, want a with 3 changes and b with 1", got)
+	}
 }

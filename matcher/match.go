@@ -495,6 +495,10 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			continue
 		}
 		for _, older := range hits[i+1:] {
+			if !fingerprint.Compatible(older, e) {
+				lost(older, tapline.MethodFingerprint, "Same network, but "+conflicts(fingerprint.Signals(older, e))+".")
+				continue
+			}
 			lost(older, tapline.MethodFingerprint, "An older tap on the same network: the newest compatible one wins.")
 		}
 		return choose(h, tapline.MethodFingerprint, tapline.RuleFingerprint,

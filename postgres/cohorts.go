@@ -11,7 +11,7 @@ import (
 
 // Cohorts groups the filter's installs by the day or week of their install
 // in the filter's zone: each hour of installs is summed first, then named
-// by its day or week in the zone.
+// by its day or week in the zone. A cohort without installs is left out.
 func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by string) ([]tapline.Cohort, error) {
 	unit := map[string]string{tapline.ByDay: "day", tapline.ByWeek: "week"}[by]
 	if unit == "" {
@@ -83,8 +83,11 @@ func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by string)
 	out := make([]tapline.Cohort, 0, len(byCohort))
 	for _, c := range byCohort {
 		c.Installs = c.Active[0]
-		if c.Installs == 0 && slices.Max(c.Active) == 0 && c.Revenue == nil {
-			continue // a re-attributed install's rows cancelled out
+		if c.Installs <= 0 {
+			// No install to follow: a re-attributed install moved out of
+			// the filter, or installs matched before the cohort tables
+			// existed (their later days count, their size does not).
+			continue
 		}
 		out = append(out, *c)
 	}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
@@ -45,9 +46,9 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 	)
 	for i, c := range convs {
 		appIDs[i], linkIDs[i] = c.AppID, c.LinkID
-		ids[i], installIDs[i], eventIDs[i] = c.ID, c.InstallID, c.EventID
-		platforms[i], adIDs[i], fps[i], methods[i] = string(c.Platform), c.AdID, c.Fingerprint, string(c.Method)
-		hitIDs[i] = c.HitID
+		ids[i], installIDs[i], eventIDs[i] = pgText(c.ID), pgText(c.InstallID), pgText(c.EventID)
+		platforms[i], adIDs[i], fps[i], methods[i] = pgText(string(c.Platform)), pgText(c.AdID), pgText(c.Fingerprint), pgText(string(c.Method))
+		hitIDs[i] = pgText(c.HitID)
 		installTimes[i], updated[i] = c.InstallTime.UTC(), c.UpdatedAt.UTC()
 		if c.Method != tapline.MethodOrganic && !c.HitTime.IsZero() {
 			t := c.HitTime.UTC()
@@ -61,7 +62,7 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 		if decisions[i], err = jsonOrNil(c.Decision, c.Decision == nil); err != nil {
 			return err
 		}
-		if histories[i], err = json.Marshal(c.History); err != nil {
+		if histories[i], err = jsonOrNil(c.History, false); err != nil {
 			return fmt.Errorf("encode history of conversion %s: %w", c.ID, err)
 		}
 		changes[i] = int32(len(c.History))
@@ -88,7 +89,10 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 	return nil
 }
 
-// jsonOrNil encodes v, or returns nil (SQL NULL) when empty.
+// jsonOrNil encodes v for a jsonb column, or returns nil (SQL NULL) when
+// empty. PostgreSQL's jsonb takes no NUL character, which anything a
+// device or a tap URL sends may hold: it becomes U+FFFD (encoding/json
+// already writes invalid UTF-8 so).
 func jsonOrNil(v any, empty bool) ([]byte, error) {
 	if empty {
 		return nil, nil
@@ -97,7 +101,35 @@ func jsonOrNil(v any, empty bool) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", v, err)
 	}
-	return b, nil
+	if !bytes.Contains(b, []byte(`\u0000`)) {
+		return b, nil
+	}
+	// Walk the escapes from the left, so that an escaped backslash before
+	// "u0000" is left alone.
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 == len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		if bytes.HasPrefix(b[i:], []byte(`\u0000`)) {
+			out = append(out, `\ufffd`...)
+			i += 5
+			continue
+		}
+		out = append(out, b[i], b[i+1])
+		i++
+	}
+	return out, nil
+}
+
+// pgText returns s as PostgreSQL's text takes it: valid UTF-8 without NUL,
+// each offending byte U+FFFD.
+func pgText(s string) string {
+	if storable(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 const conversionColumns = `id, app_id, install_id, event_id, install_time, platform, ad_id, fingerprint,
@@ -141,6 +173,9 @@ func scanConversion(row pgx.Row) (*tapline.Conversion, error) {
 
 // Conversion returns one conversion of the app, or ENOTFOUND.
 func (r *Reports) Conversion(ctx context.Context, appID int64, id string) (*tapline.Conversion, error) {
+	if !storable(id) {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "No such conversion in this app.")
+	}
 	c, err := scanConversion(r.db.pool.QueryRow(ctx,
 		`SELECT `+conversionColumns+` FROM conversions WHERE app_id = $1 AND id = $2`, appID, id))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -168,6 +203,9 @@ func (r *Reports) Conversions(ctx context.Context, q tapline.ConversionQuery) (*
 	add := func(cond string, v any) {
 		args = append(args, v)
 		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if !storable(q.Search) {
+		return nil, tapline.Errorf(tapline.EINVALID, "q: not valid text (a NUL character or bytes that are not UTF-8)")
 	}
 	if s := strings.TrimSpace(q.Search); s != "" {
 		args = append(args, s)

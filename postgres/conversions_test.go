@@ -175,3 +175,37 @@ func TestConversionsListing(t *testing.T) {
 		}
 	}
 }
+
+// TestConversionsStoreAnyText checks that what devices and tap URLs may
+// send (a NUL, bytes that are not UTF-8) cannot stop a flush: it is stored
+// as U+FFFD, and an escaped backslash before "u0000" stays as it was.
+func TestConversionsStoreAnyText(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	fs, reports := postgres.NewFactStore(db), postgres.NewReports(db)
+	c := testConversion(1, 2)
+	c.InstallID = "inst-\x00-\xff"
+	c.HitParams = map[string]string{"utm_source": "a\x00b"}
+	c.Decision.Candidates[0].HitID = "\x00"
+	c.Decision.Reason = `a \u0000 in text`
+	act := tapline.CohortActivity{InstallID: "inst-\x00", Key: tapline.FactKey{Table: tapline.FactCohortActivity,
+		Hour: tapline.HourOf(time.Now()), AppID: 1, Platform: tapline.PlatformIOS, Method: tapline.MethodOrganic, DayN: 1}}
+	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{c}, Activity: []tapline.CohortActivity{act}}); err != nil {
+		t.Fatalf("a flush with a NUL in a conversion: %v", err)
+	}
+	got, err := reports.Conversion(ctx, 1, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.InstallID != "inst-\ufffd-\ufffd" || got.HitParams["utm_source"] != "a\ufffdb" || got.Decision.Candidates[0].HitID != "\ufffd" ||
+		got.Decision.Reason != `a \u0000 in text` {
+		t.Errorf("stored install %q, params %q, candidate %q, reason %q", got.InstallID, got.HitParams, got.Decision.Candidates[0].HitID, got.Decision.Reason)
+	}
+	if _, err := reports.Conversions(ctx, tapline.ConversionQuery{AppID: 1, Search: "\x00"}); tapline.ErrorCode(err) != tapline.EINVALID {
+		t.Errorf("a search for a NUL: %v, want EINVALID", err)
+	}
+	if _, err := reports.Conversion(ctx, 1, "cv-\xff"); tapline.ErrorCode(err) != tapline.ENOTFOUND {
+		t.Errorf("a conversion id that is not UTF-8: %v, want ENOTFOUND", err)
+	}
+}

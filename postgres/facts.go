@@ -192,7 +192,7 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return fmt.Errorf("apply facts: commit: %w", translate(err))
 	}
 	s.remember(decided)
-	s.pruneCohortSeen(ctx)
+	go s.pruneCohortSeen(context.WithoutCancel(ctx))
 	return nil
 }
 
@@ -202,7 +202,13 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 // not deadlock; of two flushes storing one installation's day, the second
 // waits for the first and counts nothing.
 func countActivity(ctx context.Context, tx pgx.Tx, acts []tapline.CohortActivity) ([]tapline.FactKey, error) {
-	acts = slices.Clone(acts)
+	// An install older than cohort_seen keeps may have been pruned from
+	// it: its late activity is not counted rather than counted twice.
+	cut := time.Now().Add(-CohortSeenKept).Unix()
+	acts = slices.DeleteFunc(slices.Clone(acts), func(a tapline.CohortActivity) bool { return a.Key.Hour < cut })
+	if len(acts) == 0 {
+		return nil, nil
+	}
 	slices.SortFunc(acts, func(a, b tapline.CohortActivity) int {
 		return cmp.Or(cmp.Compare(a.Key.AppID, b.Key.AppID), strings.Compare(a.InstallID, b.InstallID), cmp.Compare(a.Key.DayN, b.Key.DayN))
 	})
@@ -211,7 +217,7 @@ func countActivity(ctx context.Context, tx pgx.Tx, acts []tapline.CohortActivity
 	})
 	apps, installs, days, hours := make([]int64, len(acts)), make([]string, len(acts)), make([]int32, len(acts)), make([]time.Time, len(acts))
 	for i, a := range acts {
-		apps[i], installs[i], days[i], hours[i] = a.Key.AppID, a.InstallID, int32(a.Key.DayN), time.Unix(a.Key.Hour, 0).UTC()
+		apps[i], installs[i], days[i], hours[i] = a.Key.AppID, pgText(a.InstallID), int32(a.Key.DayN), time.Unix(a.Key.Hour, 0).UTC()
 	}
 	rows, err := tx.Query(ctx, `
 		INSERT INTO cohort_seen (app_id, install_id, day_n, install_hour)
@@ -247,12 +253,13 @@ func countActivity(ctx context.Context, tx pgx.Tx, acts []tapline.CohortActivity
 
 // CohortSeenKept is how long cohort_seen keeps an installation's days after
 // its install: twice the days a cohort counts, for events that arrive
-// late. An event of an older install on a counted day could count again.
+// late. Activity of an older install is not counted (countActivity).
 const CohortSeenKept = 2 * tapline.MaxCohortDay * 24 * time.Hour
 
 // pruneCohortSeen drops, at most once an hour per fact store and outside
-// any flush's transaction, the cohort_seen rows of installs older than
-// CohortSeenKept. A failure is logged and retried an hour later.
+// any flush's transaction (ApplyFacts runs it on its own goroutine), the
+// cohort_seen rows of installs older than CohortSeenKept. A failure is
+// logged and retried an hour later.
 func (s *FactStore) pruneCohortSeen(ctx context.Context) {
 	s.mu.Lock()
 	due := time.Since(s.pruned) >= time.Hour
@@ -263,6 +270,8 @@ func (s *FactStore) pruneCohortSeen(ctx context.Context) {
 	if !due {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	if _, err := s.db.pool.Exec(ctx, `DELETE FROM cohort_seen WHERE install_hour < $1`, time.Now().Add(-CohortSeenKept)); err != nil {
 		slog.Warn("prune cohort_seen", "err", err)
 	}

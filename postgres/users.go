@@ -163,8 +163,9 @@ func lockAccount(ctx context.Context, tx pgx.Tx, accountID int64) error {
 	return nil
 }
 
-// SetUserRole changes the role of the account's user; the account keeps
-// at least one owner (else ECONFLICT).
+// SetUserRole changes the role of the account's user, revoking a former
+// owner's pending invites; the account keeps at least one owner (else
+// ECONFLICT).
 func (s *AccountService) SetUserRole(ctx context.Context, accountID, userID int64, role tapline.Role) error {
 	if !role.Valid() {
 		return tapline.Errorf(tapline.EINVALID, "role: %q; want owner or viewer", role)
@@ -176,16 +177,32 @@ func (s *AccountService) SetUserRole(ctx context.Context, accountID, userID int6
 		if _, err := tx.Exec(ctx, `UPDATE users SET role = $2 WHERE id = $1`, userID, string(role)); err != nil {
 			return fmt.Errorf("set user role: %w", translate(err))
 		}
+		if role != tapline.RoleOwner {
+			return revokeInvitesBy(ctx, tx, userID)
+		}
 		return nil
 	})
 }
 
-// RemoveUser deletes the account's user, and with them their sessions; the
-// account keeps at least one owner (else ECONFLICT).
+// revokeInvitesBy revokes the pending invites user made: an owner removed
+// or made a viewer cannot come back, or bring anyone in, through them.
+func revokeInvitesBy(ctx context.Context, tx pgx.Tx, userID int64) error {
+	if _, err := tx.Exec(ctx, `UPDATE invites SET revoked_at = now()
+		WHERE invited_by = $1 AND accepted_at IS NULL AND revoked_at IS NULL`, userID); err != nil {
+		return fmt.Errorf("revoke the invites of user %d: %w", userID, translate(err))
+	}
+	return nil
+}
+
+// RemoveUser deletes the account's user, and with them their sessions and
+// pending invites; the account keeps at least one owner (else ECONFLICT).
 func (s *AccountService) RemoveUser(ctx context.Context, accountID, userID int64) error {
 	return s.teamChange(ctx, "remove user", accountID, userID, func(tx pgx.Tx, role tapline.Role, owners int) error {
 		if role == tapline.RoleOwner && owners <= 1 {
 			return tapline.Errorf(tapline.ECONFLICT, "This is the account's last owner: an account cannot be left without one.")
+		}
+		if err := revokeInvitesBy(ctx, tx, userID); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID); err != nil {
 			return fmt.Errorf("remove user: %w", translate(err))

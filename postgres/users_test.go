@@ -195,12 +195,29 @@ func TestTeamChanges(t *testing.T) {
 		t.Errorf("the account's name with the viewer's password: %v, want unauthorized", err)
 	}
 
-	// With two owners, one may step down.
+	// With two owners, one may step down; the invites they made pending
+	// end with their ownership.
 	if err := s.SetUserRole(ctx, a.ID, viewer.ID, tapline.RoleOwner); err != nil {
+		t.Fatal(err)
+	}
+	invNow := time.Now()
+	backdoor, err := s.CreateInvite(ctx, &tapline.Invite{AccountID: a.ID, Email: "owner-again@example.com", Role: tapline.RoleOwner,
+		ExpiresAt: invNow.Add(tapline.InviteLifetime), InvitedBy: owner.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byOther, err := s.CreateInvite(ctx, &tapline.Invite{AccountID: a.ID, Email: "colleague@example.com", Role: tapline.RoleViewer,
+		ExpiresAt: invNow.Add(tapline.InviteLifetime), InvitedBy: viewer.ID})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetUserRole(ctx, a.ID, owner.ID, tapline.RoleViewer); err != nil {
 		t.Fatal(err)
+	}
+	_, _, err = s.InviteByToken(ctx, backdoor, invNow)
+	wantCode(t, "the invite of an owner made a viewer", err, tapline.EGONE)
+	if _, _, err := s.InviteByToken(ctx, byOther, invNow); err != nil {
+		t.Errorf("another owner's invite: %v, want it still usable", err)
 	}
 	wantCode(t, "demote the new last owner", s.SetUserRole(ctx, a.ID, viewer.ID, tapline.RoleViewer), tapline.ECONFLICT)
 	if u, _, err := s.Authenticate(ctx, "acme", "password-of-viewer@example.com"); err != nil || u.ID != viewer.ID {

@@ -44,7 +44,8 @@ CREATE TABLE fact_cohort_revenue (
 -- stores (app, install, day) counts it, in the same transaction, so an
 -- installation counts once a day however many events it sends and
 -- whichever partitions they come through. Rows of installs older than
--- tapline.MaxCohortDay days can no longer change a cohort and are pruned.
+-- twice tapline.MaxCohortDay days are pruned, and activity of such an
+-- install is no longer counted (postgres.CohortSeenKept).
 CREATE TABLE cohort_seen (
 	app_id       bigint      NOT NULL,
 	install_id   text        NOT NULL,
