@@ -673,10 +673,11 @@ type Reports interface {
 	// ByDay or ByHour.
 	Breakdown(ctx context.Context, f StatsFilter, by string) (*Breakdown, error)
 	// Cohorts groups the filter's installs by the day or week (by: ByDay
-	// or ByWeek) of their install in the filter's zone, with each
-	// cohort's activity and revenue by day after the install. Filters on
-	// a dimension the cohort tables do not keep (event) are EINVALID.
-	Cohorts(ctx context.Context, f StatsFilter, by string) ([]Cohort, error)
+	// or ByWeek) of their install in the filter's zone and, when split
+	// names a ReportDim, by its value, with each cohort's activity and
+	// revenue by day after the install. A filter or split on a dimension
+	// the cohort tables do not keep (event) is EINVALID.
+	Cohorts(ctx context.Context, f StatsFilter, by, split string) ([]Cohort, error)
 	// Conversions lists the app's conversions the query selects, newest
 	// install first, a page at a time; a bad cursor is EINVALID.
 	Conversions(ctx context.Context, q ConversionQuery) (*ConversionPage, error)
@@ -692,7 +693,9 @@ const ByWeek = "week"
 type Cohort struct {
 	// Cohort is the day, or the Monday of the week, YYYY-MM-DD in the
 	// report's zone.
-	Cohort   string `json:"cohort"`
+	Cohort string `json:"cohort"`
+	// Value is the cohort's value of the report's split dimension.
+	Value    string `json:"value,omitempty"`
 	Installs int64  `json:"installs"`
 	// Active[N] counts the installs active on day N after their install
 	// (N ≥ 1), up to MaxCohortDay; Active[0] is Installs.

@@ -99,9 +99,38 @@ func TestCohortsPage(t *testing.T) {
 		col[h] = i
 	}
 	first := records[1]
-	if first[col["cohort"]] != "2026-03-02" || first[col["installs"]] != "10" || first[col["retention_day_1"]] != "0.4000" ||
-		first[col["active_day_7"]] != "2" || first[col["retention_day_14"]] != "" || first[col["ltv_day_7_EUR"]] != "1" {
+	// Newest first, as on the page.
+	if first[col["cohort"]] != "2026-03-09" || first[col["installs"]] != "5" || first[col["retention_day_1"]] != "1.0000" ||
+		first[col["mature_day_7"]] != "0" || first[col["retention_day_7"]] != "" {
 		t.Errorf("csv row %v (columns %v)", first, records[0])
+	}
+	second := records[2]
+	if second[col["cohort"]] != "2026-03-02" || second[col["installs"]] != "10" || second[col["retention_day_1"]] != "0.4000" ||
+		second[col["active_day_7"]] != "2" || second[col["retention_day_14"]] != "" || second[col["ltv_day_7_EUR"]] != "1" {
+		t.Errorf("csv row %v (columns %v)", second, records[0])
+	}
+
+	// Split by link: a row per link, named; by source: one row whose days
+	// count only the installs old enough.
+	res = e.get(c, page+"?"+rng+"&split=link")
+	if !strings.Contains(res.Body, "Cohorts by day of install, by link") || !strings.Contains(res.Body, ">Spring<") || !strings.Contains(res.Body, ">Other<") {
+		t.Errorf("split by link: the page lacks the links' rows")
+	}
+	res = e.get(c, api+".csv?"+rng+"&split=source")
+	records, err = csv.NewReader(strings.NewReader(res.Body)).ReadAll()
+	if err != nil || len(records) != 2 {
+		t.Fatalf("csv split by source: %v, %d records", err, len(records))
+	}
+	col = map[string]int{}
+	for i, h := range records[0] {
+		col[h] = i
+	}
+	if r := records[1]; r[col["source"]] != "facebook" || r[col["installs"]] != "15" || r[col["mature_day_1"]] != "15" ||
+		r[col["retention_day_1"]] != "0.6000" || r[col["mature_day_7"]] != "10" || r[col["retention_day_7"]] != "0.2000" {
+		t.Errorf("csv split by source: %v (columns %v)", r, records[0])
+	}
+	if res := e.get(c, page+"?split=event"); res.Status != http.StatusBadRequest || !strings.Contains(res.Body, `id="query-error"`) {
+		t.Errorf("split by event: %d, want 400 with the error shown", res.Status)
 	}
 	for _, q := range []string{"?by=month", "?event=open", "?source=x&source=y"} {
 		if res := e.get(c, api+q); res.Status != http.StatusBadRequest {

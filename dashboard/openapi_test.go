@@ -81,7 +81,7 @@ func TestOpenAPI(t *testing.T) {
 		{http.MethodGet, api + "/breakdown?by=event&" + day, ""},
 		{http.MethodGet, api + "/breakdown.csv?by=source&" + day, ""},
 		{http.MethodGet, api + "/live?tz=Europe/Berlin", ""},
-		{http.MethodGet, api + "/cohorts?by=week&" + day, ""},
+		{http.MethodGet, api + "/cohorts?by=week&split=source&" + day, ""},
 		{http.MethodGet, api + "/cohorts.csv?source=facebook&" + day, ""},
 		{http.MethodGet, api + "/conversions?limit=1", ""},
 		{http.MethodGet, api + "/conversions?method=fingerprint&q=inst-1", ""},

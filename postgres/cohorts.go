@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -12,7 +13,7 @@ import (
 // Cohorts groups the filter's installs by the day or week of their install
 // in the filter's zone: each hour of installs is summed first, then named
 // by its day or week in the zone. A cohort without installs is left out.
-func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by string) ([]tapline.Cohort, error) {
+func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by, split string) ([]tapline.Cohort, error) {
 	unit := map[string]string{tapline.ByDay: "day", tapline.ByWeek: "week"}[by]
 	if unit == "" {
 		return nil, tapline.Errorf(tapline.EINVALID, "by: %q is not a cohort grouping; want day or week", by)
@@ -35,34 +36,43 @@ func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by string)
 		}
 		clauses = append(clauses, c.sql)
 	}
+	value := "''"
+	if split != "" {
+		rd := tapline.ReportDimNamed(split)
+		if rd == nil || !tapline.FactCohortActivity.Desc().Keeps(rd.Dim) {
+			return nil, tapline.Errorf(tapline.EINVALID, "split: %q is not a dimension cohorts keep", split)
+		}
+		value = rd.Dim.Column + "::text"
+	}
 	where := strings.Join(clauses, " AND ")
 	query := fmt.Sprintf(`
-		SELECT to_char(date_trunc($5, h AT TIME ZONE $4), 'YYYY-MM-DD'), day_n, '', sum(c)::bigint, 0::bigint FROM (
-			SELECT hour AS h, day_n, sum(count) AS c FROM %s WHERE %s GROUP BY 1, 2) a GROUP BY 1, 2
+		SELECT to_char(date_trunc($5, h AT TIME ZONE $4), 'YYYY-MM-DD'), v, day_n, '', sum(c)::bigint, 0::bigint FROM (
+			SELECT hour AS h, %[1]s AS v, day_n, sum(count) AS c FROM %[2]s WHERE %[3]s GROUP BY 1, 2, 3) a GROUP BY 1, 2, 3
 		UNION ALL
-		SELECT to_char(date_trunc($5, h AT TIME ZONE $4), 'YYYY-MM-DD'), day_n, currency, sum(c)::bigint, sum(s)::bigint FROM (
-			SELECT hour AS h, day_n, currency, sum(count) AS c, sum(sum) AS s FROM %s WHERE %s GROUP BY 1, 2, 3) r GROUP BY 1, 2, 3`,
-		factTableName(tapline.FactCohortActivity), where, factTableName(tapline.FactCohortRevenue), where)
+		SELECT to_char(date_trunc($5, h AT TIME ZONE $4), 'YYYY-MM-DD'), v, day_n, currency, sum(c)::bigint, sum(s)::bigint FROM (
+			SELECT hour AS h, %[1]s AS v, day_n, currency, sum(count) AS c, sum(sum) AS s FROM %[4]s WHERE %[3]s GROUP BY 1, 2, 3, 4) r GROUP BY 1, 2, 3, 4`,
+		value, factTableName(tapline.FactCohortActivity), where, factTableName(tapline.FactCohortRevenue))
 	rows, err := r.db.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, reportError("cohorts", err)
 	}
 	defer rows.Close()
-	byCohort := map[string]*tapline.Cohort{}
+	type key struct{ cohort, value string }
+	byCohort := map[key]*tapline.Cohort{}
 	for rows.Next() {
-		var name, currency string
+		var name, value, currency string
 		var day int
 		var count, sum int64
-		if err := rows.Scan(&name, &day, &currency, &count, &sum); err != nil {
+		if err := rows.Scan(&name, &value, &day, &currency, &count, &sum); err != nil {
 			return nil, reportError("cohorts", err)
 		}
 		if day < 0 || day > tapline.MaxCohortDay {
 			continue
 		}
-		c := byCohort[name]
+		c := byCohort[key{name, value}]
 		if c == nil {
-			c = &tapline.Cohort{Cohort: name, Active: make([]int64, tapline.MaxCohortDay+1), Purchases: make([]int64, tapline.MaxCohortDay+1)}
-			byCohort[name] = c
+			c = &tapline.Cohort{Cohort: name, Value: value, Active: make([]int64, tapline.MaxCohortDay+1), Purchases: make([]int64, tapline.MaxCohortDay+1)}
+			byCohort[key{name, value}] = c
 		}
 		if currency == "" { // activity
 			c.Active[day] += count
@@ -91,6 +101,8 @@ func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by string)
 		}
 		out = append(out, *c)
 	}
-	slices.SortFunc(out, func(a, b tapline.Cohort) int { return strings.Compare(a.Cohort, b.Cohort) })
+	slices.SortFunc(out, func(a, b tapline.Cohort) int {
+		return cmp.Or(strings.Compare(a.Cohort, b.Cohort), strings.Compare(a.Value, b.Value))
+	})
 	return out, nil
 }

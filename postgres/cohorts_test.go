@@ -99,7 +99,7 @@ func TestCohorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	filter := tapline.StatsFilter{AppID: 1, From: mon.AddDate(0, 0, -1), To: mon.AddDate(0, 0, 6), Location: time.UTC}
-	got, err := reports.Cohorts(ctx, filter, tapline.ByDay)
+	got, err := reports.Cohorts(ctx, filter, tapline.ByDay, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestCohorts(t *testing.T) {
 	ny, _ := time.LoadLocation("America/New_York")
 	nyFilter := filter
 	nyFilter.Location = ny
-	got, err = reports.Cohorts(ctx, nyFilter, tapline.ByDay)
+	got, err = reports.Cohorts(ctx, nyFilter, tapline.ByDay, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestCohorts(t *testing.T) {
 	if len(got) != 2 || got[0].Cohort != "2026-03-01" || got[0].Installs != 10 || got[1].Installs != 8 || got[1].Active[90] != 1 {
 		t.Errorf("New York days: %+v", got)
 	}
-	got, err = reports.Cohorts(ctx, filter, tapline.ByWeek)
+	got, err = reports.Cohorts(ctx, filter, tapline.ByWeek, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,23 +128,33 @@ func TestCohorts(t *testing.T) {
 	}
 	linked := filter
 	linked.Where = []tapline.DimFilter{{Dim: "link", Value: "8"}}
-	got, err = reports.Cohorts(ctx, linked, tapline.ByDay)
+	got, err = reports.Cohorts(ctx, linked, tapline.ByDay, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0].Installs != 5 || got[0].Active[1] != 5 {
 		t.Errorf("link 8: %+v", got)
 	}
+	got, err = reports.Cohorts(ctx, filter, tapline.ByWeek, "link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Value != "7" || got[0].Installs != 13 || got[0].Active[1] != 4 || got[0].Active[90] != 1 ||
+		got[1].Value != "8" || got[1].Installs != 5 || got[1].Active[1] != 5 {
+		t.Errorf("weeks split by link: %+v", got)
+	}
 	for _, tc := range []struct {
-		name string
-		f    tapline.StatsFilter
-		by   string
+		name      string
+		f         tapline.StatsFilter
+		by, split string
 	}{
-		{"by month", filter, "month"},
-		{"event filter", tapline.StatsFilter{AppID: 1, From: filter.From, To: filter.To, Where: []tapline.DimFilter{{Dim: "event", Value: "open"}}}, tapline.ByDay},
-		{"no app", tapline.StatsFilter{From: filter.From, To: filter.To}, tapline.ByDay},
+		{"by month", filter, "month", ""},
+		{"event filter", tapline.StatsFilter{AppID: 1, From: filter.From, To: filter.To, Where: []tapline.DimFilter{{Dim: "event", Value: "open"}}}, tapline.ByDay, ""},
+		{"no app", tapline.StatsFilter{From: filter.From, To: filter.To}, tapline.ByDay, ""},
+		{"split by event", filter, tapline.ByDay, "event"},
+		{"split by colour", filter, tapline.ByDay, "colour"},
 	} {
-		if _, err := reports.Cohorts(ctx, tc.f, tc.by); tapline.ErrorCode(err) != tapline.EINVALID {
+		if _, err := reports.Cohorts(ctx, tc.f, tc.by, tc.split); tapline.ErrorCode(err) != tapline.EINVALID {
 			t.Errorf("%s: %v, want EINVALID", tc.name, err)
 		}
 	}
