@@ -3,6 +3,7 @@ package tapline
 import (
 	"cmp"
 	"context"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,7 +12,7 @@ import (
 	"unicode/utf8"
 )
 
-// FactTable names an hourly fact table. FactTables declares each one.
+// FactTable names a fact table. FactTables declares each one.
 type FactTable string
 
 // Fact tables.
@@ -26,6 +27,11 @@ const (
 	// their other dimensions: what the daily chart and table read (see
 	// FactKey.Total).
 	FactTotals FactTable = "totals"
+	// FactDaily sums the same five tables per UTC day, measure and one
+	// report dimension's value at a time (and per day alone): what
+	// breakdowns read for the whole UTC days of their range (see
+	// FactKey.Daily).
+	FactDaily FactTable = "daily"
 )
 
 // FactKey identifies one row of a fact table: its table, UTC hour and app,
@@ -54,8 +60,14 @@ type FactKey struct {
 	Creative string
 	Site     string
 
-	// Measure is the table a FactTotals row sums.
+	// Measure is the table a FactTotals or FactDaily row sums.
 	Measure FactTable
+
+	// Dim is the ReportDim (its Name) a FactDaily row is broken down by,
+	// "" for the day's total; Value is that dimension's value as text (a
+	// link id in decimal).
+	Dim   string
+	Value string
 }
 
 // FactColumnType is the SQL type of a dimension's column, spelt as
@@ -146,16 +158,26 @@ var (
 		set:  func(k *FactKey, v string) { k.Site = v }}
 )
 
-var dimMeasure = &FactDim{Column: "measure", Type: FactText,
-	text: func(k FactKey) string { return string(k.Measure) },
-	keep: func(n, k FactKey) FactKey { n.Measure = k.Measure; return n }}
+// The dimensions of the rollups: the table a row sums, and (daily) the
+// report dimension it is broken down by and that dimension's value.
+var (
+	dimMeasure = &FactDim{Column: "measure", Type: FactText,
+		text: func(k FactKey) string { return string(k.Measure) },
+		keep: func(n, k FactKey) FactKey { n.Measure = k.Measure; return n }}
+	dimReport = &FactDim{Column: "dim", Type: FactText,
+		text: func(k FactKey) string { return k.Dim },
+		keep: func(n, k FactKey) FactKey { n.Dim = k.Dim; return n }}
+	dimValue = &FactDim{Column: "value", Type: FactText,
+		text: func(k FactKey) string { return k.Value },
+		keep: func(n, k FactKey) FactKey { n.Value = k.Value; return n }}
+)
 
 // FactDims lists every dimension, in FactKey's field order.
 var FactDims = []*FactDim{
 	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
 	dimFunnel, dimBreakdown, dimStep, dimBucket,
 	dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite,
-	dimMeasure,
+	dimMeasure, dimReport, dimValue,
 }
 
 // CampaignDims are the campaign dimensions, which hits, installs,
@@ -270,17 +292,55 @@ func (d *FactDim) show(k FactKey) string {
 	return strconv.FormatInt(d.int(k), 10)
 }
 
-// FactTableDesc declares one hourly fact table: the one description the
-// fact deltas, the fact store and its test against the schema are built
-// from. Every table is keyed by app and UTC hour, then its Dims, and adds
-// up a count and a sum.
+// FactTableDesc declares one fact table: the one description the fact
+// deltas, the fact store and its test against the schema are built from.
+// Every table is keyed by app and its time (the UTC hour, or for a Daily
+// table the UTC day), then its Dims, and adds up a count and a sum.
 type FactTableDesc struct {
 	Table FactTable
-	// Dims are the dimensions the table keeps beyond app and hour, in the
+	// Dims are the dimensions the table keeps beyond app and time, in the
 	// order of its primary key.
-	Dims  []*FactDim
-	Count string // what count counts
-	Sum   string // what sum adds up; "" when it stays 0
+	Dims []*FactDim
+	// Daily tables hold UTC days (column day, a date) instead of hours
+	// (column hour, a timestamptz); a key's Hour is then the day's first.
+	Daily bool
+	// TimeAt is how many of Dims come before the time in the primary key,
+	// after the app: 0 but for the daily rollup, which leads with the
+	// report dimension so a breakdown reads one range of it.
+	TimeAt int
+	Count  string // what count counts
+	Sum    string // what sum adds up; "" when it stays 0
+}
+
+// Key returns the columns of the table's primary key in order.
+func (d *FactTableDesc) Key() []string {
+	key := []string{"app_id"}
+	for i, dim := range d.Dims {
+		if i == d.TimeAt {
+			key = append(key, d.TimeColumn())
+		}
+		key = append(key, dim.Column)
+	}
+	if d.TimeAt >= len(d.Dims) {
+		key = append(key, d.TimeColumn())
+	}
+	return key
+}
+
+// TimeColumn is the column of the table's time: day or hour.
+func (d *FactTableDesc) TimeColumn() string {
+	if d.Daily {
+		return "day"
+	}
+	return "hour"
+}
+
+// period is the length of the table's time in seconds: a day or an hour.
+func (d *FactTableDesc) period() int64 {
+	if d.Daily {
+		return 86400
+	}
+	return 3600
 }
 
 // FactTables declares every fact table, in the order a fact store writes
@@ -298,6 +358,9 @@ var FactTables = []*FactTableDesc{
 		Count: "purchases, under the attribution of their installation (method \"\": counted before revenue kept it)", Sum: "revenue in micros of the currency"},
 	{Table: FactTotals, Dims: []*FactDim{dimMeasure, dimMethod, dimCurrency},
 		Count: "the measure's count in the hour (method: the attribution's; for installs organic without a link, else attributed; currency: revenue's)",
+		Sum:   "the measure's sum"},
+	{Table: FactDaily, Daily: true, Dims: []*FactDim{dimReport, dimMeasure, dimValue, dimMethod, dimCurrency}, TimeAt: 1,
+		Count: "the measure's count in the UTC day, of the rows whose dimension dim is value (dim \"\": all rows; method and currency as in totals)",
 		Sum:   "the measure's sum"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
@@ -324,6 +387,47 @@ func (k FactKey) Total() (FactKey, bool) {
 	return t.Normalise(), true
 }
 
+// Daily returns the FactDaily rows a delta of k adds to: the day's total
+// of its measure (Dim "") and, for each ReportDim its table keeps, the
+// measure for that dimension's value in k, on the UTC day of k's hour;
+// none when k's table has no totals (see Total: the method and currency
+// are the total's). A breakdown over whole UTC days by one dimension, or
+// filtered by one and grouped by it or by day, reads these rows instead of
+// the hours'.
+func (k FactKey) Daily() iter.Seq[FactKey] {
+	return func(yield func(FactKey) bool) {
+		t, ok := k.Total()
+		if !ok {
+			return
+		}
+		t.Table = FactDaily
+		t = t.Normalise()
+		if !yield(t) {
+			return
+		}
+		d := k.Table.Desc()
+		for _, rd := range ReportDims {
+			if !d.Keeps(rd.Dim) {
+				continue
+			}
+			r := t
+			r.Dim, r.Value = rd.Name, rd.Dim.String(k)
+			if !yield(r) {
+				return
+			}
+		}
+	}
+}
+
+// String returns the dimension's value in k as text: an integer in
+// decimal. Reports group and filter by it.
+func (d *FactDim) String(k FactKey) string {
+	if d.text != nil {
+		return d.text(k)
+	}
+	return strconv.FormatInt(d.int(k), 10)
+}
+
 // withCampaign returns dims followed by the campaign dimensions.
 func withCampaign(dims ...*FactDim) []*FactDim { return append(dims, CampaignDims...) }
 
@@ -341,30 +445,41 @@ func (t FactTable) Desc() *FactTableDesc { return factTablesByName[t] }
 // Keeps reports whether the table keeps dimension dim.
 func (d *FactTableDesc) Keeps(dim *FactDim) bool { return slices.Contains(d.Dims, dim) }
 
-// Compare orders keys of the table by its primary key: app, hour, then
-// Dims in order.
+// Compare orders keys of the table by its primary key: app, then Dims in
+// order with the time (Hour) before the first but TimeAt of them.
 func (d *FactTableDesc) Compare(a, b FactKey) int {
-	if c := cmp.Or(cmp.Compare(a.AppID, b.AppID), cmp.Compare(a.Hour, b.Hour)); c != 0 {
+	if c := cmp.Compare(a.AppID, b.AppID); c != 0 {
 		return c
 	}
-	for _, dim := range d.Dims {
+	for i, dim := range d.Dims {
+		if i == d.TimeAt {
+			if c := cmp.Compare(a.Hour, b.Hour); c != 0 {
+				return c
+			}
+		}
 		if c := dim.Compare(a, b); c != 0 {
 			return c
 		}
+	}
+	if d.TimeAt >= len(d.Dims) {
+		return cmp.Compare(a.Hour, b.Hour)
 	}
 	return 0
 }
 
 // Normalise returns k as a row of its table: Hour floored to the start of
-// its hour and the dimensions the table does not keep zeroed, so keys that
-// differ only there name the same row. A key of an unknown table keeps its
-// dimensions.
+// its hour (of its UTC day for a Daily table) and the dimensions the table
+// does not keep zeroed, so keys that differ only there name the same row.
+// A key of an unknown table keeps its dimensions, its Hour floored to the
+// hour.
 func (k FactKey) Normalise() FactKey {
-	k.Hour -= ((k.Hour % 3600) + 3600) % 3600
 	d := k.Table.Desc()
 	if d == nil {
+		k.Hour -= ((k.Hour % 3600) + 3600) % 3600
 		return k
 	}
+	p := d.period()
+	k.Hour -= ((k.Hour % p) + p) % p
 	n := FactKey{Table: k.Table, Hour: k.Hour, AppID: k.AppID}
 	for _, dim := range d.Dims {
 		n = dim.keep(n, k)
@@ -386,8 +501,14 @@ func (k FactKey) Validate() error {
 	if d == nil {
 		return Errorf(EINVALID, "fact key: %q is not a fact table.", k.Table)
 	}
-	if k.Hour%3600 != 0 {
+	if k.Hour%d.period() != 0 {
+		if d.Daily {
+			return Errorf(EINVALID, "fact key: hour %d of a %s row is not the start of a UTC day.", k.Hour, k.Table)
+		}
 		return Errorf(EINVALID, "fact key: hour %d of a %s row is not the start of an hour.", k.Hour, k.Table)
+	}
+	if d.Keeps(dimReport) && k.Dim != "" && ReportDimNamed(k.Dim) == nil {
+		return Errorf(EINVALID, "fact key: %q is not a report dimension.", k.Dim)
 	}
 	for _, dim := range FactDims {
 		if !dim.IsZero(k) && !d.Keeps(dim) {

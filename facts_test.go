@@ -167,3 +167,94 @@ func TestFactTableCompare(t *testing.T) {
 		t.Errorf("Compare(k, k) = %d, want 0", c)
 	}
 }
+
+// TestFactKeyDaily checks the daily rollup rows of a delta: the day's
+// total and one row per report dimension its table keeps, on the UTC day,
+// with the total's method and currency.
+func TestFactKeyDaily(t *testing.T) {
+	hour := int64(3*86400 + 5*3600)
+	k := tapline.FactKey{Table: tapline.FactInstalls, Hour: hour, AppID: 1, LinkID: 12, Platform: tapline.PlatformIOS,
+		Method: tapline.MethodReferrer, Source: "fb", Campaign: "spring"}
+	var got []string
+	for d := range k.Daily() {
+		if err := d.Validate(); err != nil {
+			t.Errorf("%+v: %v", d, err)
+		}
+		if d.Table != tapline.FactDaily || d.Hour != 3*86400 || d.AppID != 1 || d.Measure != tapline.FactInstalls || d.Method != "attributed" {
+			t.Errorf("daily row %+v: want table daily, day 3, app 1, measure installs, method attributed", d)
+		}
+		got = append(got, d.Dim+"="+d.Value)
+	}
+	want := []string{"=", "link=12", "platform=ios", "method=referrer", "source=fb", "medium=", "campaign=spring", "adgroup=", "creative=", "site="}
+	if !slices.Equal(got, want) {
+		t.Errorf("daily rows %q, want %q", got, want)
+	}
+	ev := tapline.FactKey{Table: tapline.FactEvents, Hour: hour, AppID: 1, EventName: "open", Method: tapline.MethodOrganic}
+	var dims []string
+	for d := range ev.Daily() {
+		dims = append(dims, d.Dim)
+	}
+	if !slices.Contains(dims, "event") || len(dims) != 11 {
+		t.Errorf("events' daily dims %q, want the total and 10, event among them", dims)
+	}
+	for range (tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: hour, AppID: 1, Funnel: 2}).Daily() {
+		t.Error("funnel steps have daily rows")
+	}
+	for range (tapline.FactKey{Table: tapline.FactTotals, Hour: hour, AppID: 1, Measure: tapline.FactHits}).Daily() {
+		t.Error("totals have daily rows")
+	}
+	// Stopping early yields no more.
+	n := 0
+	for range k.Daily() {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Errorf("a loop that breaks saw %d rows", n)
+	}
+}
+
+// TestFactKeyDailyValidate checks a daily row's day and dimension.
+func TestFactKeyDailyValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		key  tapline.FactKey
+		want string
+	}{
+		{"a day", tapline.FactKey{Table: tapline.FactDaily, Hour: 86400, AppID: 1, Dim: "campaign", Value: "x", Measure: tapline.FactHits}, ""},
+		{"an hour", tapline.FactKey{Table: tapline.FactDaily, Hour: 3600, AppID: 1}, tapline.EINVALID},
+		{"no such dimension", tapline.FactKey{Table: tapline.FactDaily, Hour: 86400, AppID: 1, Dim: "colour"}, tapline.EINVALID},
+		{"hits with a dimension name", tapline.FactKey{Table: tapline.FactHits, Hour: 3600, Dim: "link"}, tapline.EINVALID},
+		{"normalised to the day", tapline.FactKey{Table: tapline.FactDaily, Hour: 86400 + 7*3600 + 5}.Normalise(), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tapline.ErrorCode(tt.key.Validate()); got != tt.want {
+				t.Errorf("Validate(%+v) code %q, want %q", tt.key, got, tt.want)
+			}
+		})
+	}
+	if got := (tapline.FactKey{Table: tapline.FactDaily, Hour: -1}).Normalise().Hour; got != -86400 {
+		t.Errorf("a daily key before 1970 floors to %d, want -86400", got)
+	}
+}
+
+// TestFactTableKey checks the primary keys: the time after the app, but
+// after the report dimension in the daily rollup; Compare follows them.
+func TestFactTableKey(t *testing.T) {
+	if got, want := tapline.FactHits.Desc().Key()[:3], []string{"app_id", "hour", "link_id"}; !slices.Equal(got, want) {
+		t.Errorf("hits key starts %q, want %q", got, want)
+	}
+	if got, want := tapline.FactDaily.Desc().Key(), []string{"app_id", "dim", "day", "measure", "value", "method", "currency"}; !slices.Equal(got, want) {
+		t.Errorf("daily key %q, want %q", got, want)
+	}
+	d := tapline.FactDaily.Desc()
+	a := tapline.FactKey{Table: tapline.FactDaily, AppID: 1, Dim: "campaign", Hour: 2 * 86400}
+	b := tapline.FactKey{Table: tapline.FactDaily, AppID: 1, Dim: "link", Hour: 86400}
+	if d.Compare(a, b) >= 0 || d.Compare(b, a) <= 0 {
+		t.Errorf("Compare orders by day before dim: campaign on day 2 not before link on day 1")
+	}
+	b.Dim = "campaign"
+	if d.Compare(b, a) >= 0 {
+		t.Errorf("Compare: day 1 not before day 2 within a dimension")
+	}
+}

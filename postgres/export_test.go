@@ -1,5 +1,11 @@
 package postgres
 
+import (
+	"time"
+
+	"tapline"
+)
+
 // FactTableName exposes factTableName to the schema test.
 var FactTableName = factTableName
 
@@ -12,4 +18,23 @@ func (db *DB) MigrateTo(v uint) error {
 	}
 	defer closeFn()
 	return m.Migrate(v)
+}
+
+// HourlyOnly returns reports on r's database that read no daily rollup.
+func (r *Reports) HourlyOnly() *Reports { return &Reports{db: r.db, hourlyOnly: true} }
+
+// SplitRange exposes splitRange: the span of f's days, divided.
+func SplitRange(f tapline.StatsFilter, byDay bool) (days, hours [][2]time.Time, err error) {
+	s, err := checkFilter(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, h := splitRange(s, byDay)
+	for _, r := range d {
+		days = append(days, [2]time.Time{r.from, r.to})
+	}
+	for _, r := range h {
+		hours = append(hours, [2]time.Time{r.from, r.to})
+	}
+	return days, hours, nil
 }

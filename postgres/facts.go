@@ -30,22 +30,25 @@ var factUpserts = func() map[tapline.FactTable]string {
 // upsertSQL returns the statement adding one batch of rows to table d: its
 // parameters are the column arrays args returns.
 func upsertSQL(d *tapline.FactTableDesc) string {
-	key := []string{"app_id", "hour"}
-	params := []string{"$1::bigint[]", "$2::timestamptz[]"}
+	timeType := "timestamptz"
+	if d.Daily {
+		timeType = "date"
+	}
+	cols := []string{"app_id", d.TimeColumn()}
+	params := []string{"$1::bigint[]", "$2::" + timeType + "[]"}
 	for _, dim := range d.Dims {
-		key = append(key, dim.Column)
+		cols = append(cols, dim.Column)
 		params = append(params, fmt.Sprintf("$%d::%s[]", len(params)+1, dim.Type))
 	}
 	n := len(params)
 	params = append(params, fmt.Sprintf("$%d::bigint[]", n+1), fmt.Sprintf("$%d::bigint[]", n+2))
-	cols := strings.Join(key, ", ")
-	return `INSERT INTO ` + factTableName(d.Table) + ` AS t (` + cols + `, count, sum)
+	return `INSERT INTO ` + factTableName(d.Table) + ` AS t (` + strings.Join(cols, ", ") + `, count, sum)
 		SELECT * FROM unnest(` + strings.Join(params, ", ") + `)
-		ON CONFLICT (` + cols + `) DO UPDATE SET count = t.count + excluded.count, sum = t.sum + excluded.sum`
+		ON CONFLICT (` + strings.Join(d.Key(), ", ") + `) DO UPDATE SET count = t.count + excluded.count, sum = t.sum + excluded.sum`
 }
 
 // args returns the column arrays of rows of table d for upsertSQL: app,
-// hour, each dimension (int64s for integer columns, strings for text),
+// hour (or day), each dimension (int64s for integer columns, strings for text),
 // count and sum.
 func args(d *tapline.FactTableDesc, rows []factRow) []any {
 	appIDs := make([]int64, len(rows))
@@ -131,6 +134,7 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return err
 	}
 	addTotals(byTable)
+	addDaily(byTable)
 	if err := upsertRows(ctx, tx, byTable); err != nil {
 		return err
 	}
@@ -211,6 +215,43 @@ func addTotals(byTable map[tapline.FactTable][]factRow) {
 		byTable[tapline.FactTotals] = totals
 	} else {
 		delete(byTable, tapline.FactTotals)
+	}
+}
+
+// addDaily adds to byTable the FactDaily rows the rows of the five
+// measure tables add up to (see tapline.FactKey.Daily), in the same
+// transaction as they: a replay that is refused refuses them too, so the
+// rollups are exactly as exact as the hours they sum. Daily rows given
+// directly are kept (and summed with).
+func addDaily(byTable map[tapline.FactTable][]factRow) {
+	sums := map[tapline.FactKey]tapline.FactValue{}
+	for _, r := range byTable[tapline.FactDaily] {
+		v := sums[r.key]
+		v.Count, v.Sum = v.Count+r.val.Count, v.Sum+r.val.Sum
+		sums[r.key] = v
+	}
+	for t, rows := range byTable {
+		if t == tapline.FactDaily {
+			continue
+		}
+		for _, r := range rows {
+			for k := range r.key.Daily() {
+				v := sums[k]
+				v.Count, v.Sum = v.Count+r.val.Count, v.Sum+r.val.Sum
+				sums[k] = v
+			}
+		}
+	}
+	daily := byTable[tapline.FactDaily][:0]
+	for k, v := range sums {
+		if v != (tapline.FactValue{}) {
+			daily = append(daily, factRow{k, v})
+		}
+	}
+	if len(daily) > 0 {
+		byTable[tapline.FactDaily] = daily
+	} else {
+		delete(byTable, tapline.FactDaily)
 	}
 }
 
