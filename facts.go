@@ -30,9 +30,55 @@ const (
 	// FactDaily sums the same five tables per UTC day, measure and one
 	// report dimension's value at a time (and per day alone): what
 	// breakdowns read for the whole UTC days of their range (see
-	// FactKey.Daily).
+	// FactKey.Rollups).
 	FactDaily FactTable = "daily"
+	// FactWeekly is FactDaily per UTC week, Monday to Sunday: what
+	// breakdowns by a dimension read for the whole weeks of their range.
+	FactWeekly FactTable = "weekly"
 )
+
+// FactPeriod is the time one row of a fact table covers, in UTC.
+type FactPeriod int
+
+// Periods of the fact tables.
+const (
+	PeriodHour FactPeriod = iota // column hour, a timestamptz
+	PeriodDay                    // column day, a date
+	PeriodWeek                   // column week, a date: the week's Monday
+)
+
+// Column returns the SQL column holding a row's period.
+func (p FactPeriod) Column() string {
+	switch p {
+	case PeriodDay:
+		return "day"
+	case PeriodWeek:
+		return "week"
+	}
+	return "hour"
+}
+
+// Seconds returns the length of the period.
+func (p FactPeriod) Seconds() int64 {
+	switch p {
+	case PeriodDay:
+		return 86400
+	case PeriodWeek:
+		return 7 * 86400
+	}
+	return 3600
+}
+
+// Floor returns the start of the period holding the Unix time t: weeks
+// start on Mondays (the first, 1970-01-05, is 4 days after the epoch).
+func (p FactPeriod) Floor(t int64) int64 {
+	origin := int64(0)
+	if p == PeriodWeek {
+		origin = 4 * 86400
+	}
+	n := p.Seconds()
+	return t - (((t-origin)%n)+n)%n
+}
 
 // FactKey identifies one row of a fact table: its table, UTC hour and app,
 // and the dimensions that table keeps (see FactTables); the others are zero
@@ -60,10 +106,10 @@ type FactKey struct {
 	Creative string
 	Site     string
 
-	// Measure is the table a FactTotals or FactDaily row sums.
+	// Measure is the table a FactTotals, FactDaily or FactWeekly row sums.
 	Measure FactTable
 
-	// Dim is the ReportDim (its Name) a FactDaily row is broken down by,
+	// Dim is the ReportDim (its Name) a daily or weekly row is broken down by,
 	// "" for the day's total; Value is that dimension's value as text (a
 	// link id in decimal).
 	Dim   string
@@ -294,19 +340,19 @@ func (d *FactDim) show(k FactKey) string {
 
 // FactTableDesc declares one fact table: the one description the fact
 // deltas, the fact store and its test against the schema are built from.
-// Every table is keyed by app and its time (the UTC hour, or for a Daily
-// table the UTC day), then its Dims, and adds up a count and a sum.
+// Every table is keyed by app and its time (the UTC hour, or the UTC day
+// or week of its Period), then its Dims, and adds up a count and a sum.
 type FactTableDesc struct {
 	Table FactTable
 	// Dims are the dimensions the table keeps beyond app and time, in the
 	// order of its primary key.
 	Dims []*FactDim
-	// Daily tables hold UTC days (column day, a date) instead of hours
-	// (column hour, a timestamptz); a key's Hour is then the day's first.
-	Daily bool
+	// Period is the time a row covers: an hour but for the rollups; a
+	// key's Hour is the period's first second.
+	Period FactPeriod
 	// TimeAt is how many of Dims come before the time in the primary key,
-	// after the app: 0 but for the daily rollup, which leads with the
-	// report dimension so a breakdown reads one range of it.
+	// after the app: 0 but for the rollups, which lead with the report
+	// dimension so a breakdown reads one range of them.
 	TimeAt int
 	Count  string // what count counts
 	Sum    string // what sum adds up; "" when it stays 0
@@ -327,21 +373,8 @@ func (d *FactTableDesc) Key() []string {
 	return key
 }
 
-// TimeColumn is the column of the table's time: day or hour.
-func (d *FactTableDesc) TimeColumn() string {
-	if d.Daily {
-		return "day"
-	}
-	return "hour"
-}
-
-// period is the length of the table's time in seconds: a day or an hour.
-func (d *FactTableDesc) period() int64 {
-	if d.Daily {
-		return 86400
-	}
-	return 3600
-}
+// TimeColumn is the column of the table's time: hour, day or week.
+func (d *FactTableDesc) TimeColumn() string { return d.Period.Column() }
 
 // FactTables declares every fact table, in the order a fact store writes
 // them (a fixed order keeps concurrent writers from deadlocking).
@@ -359,8 +392,11 @@ var FactTables = []*FactTableDesc{
 	{Table: FactTotals, Dims: []*FactDim{dimMeasure, dimMethod, dimCurrency},
 		Count: "the measure's count in the hour (method: the attribution's; for installs organic without a link, else attributed; currency: revenue's)",
 		Sum:   "the measure's sum"},
-	{Table: FactDaily, Daily: true, Dims: []*FactDim{dimReport, dimMeasure, dimValue, dimMethod, dimCurrency}, TimeAt: 1,
+	{Table: FactDaily, Period: PeriodDay, Dims: rollupDims, TimeAt: 1,
 		Count: "the measure's count in the UTC day, of the rows whose dimension dim is value (dim \"\": all rows; method and currency as in totals)",
+		Sum:   "the measure's sum"},
+	{Table: FactWeekly, Period: PeriodWeek, Dims: rollupDims, TimeAt: 1,
+		Count: "the measure's count in the UTC week from Monday, of the rows whose dimension dim is value (as daily)",
 		Sum:   "the measure's sum"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
@@ -387,33 +423,35 @@ func (k FactKey) Total() (FactKey, bool) {
 	return t.Normalise(), true
 }
 
-// Daily returns the FactDaily rows a delta of k adds to: the day's total
-// of its measure (Dim "") and, for each ReportDim its table keeps, the
-// measure for that dimension's value in k, on the UTC day of k's hour;
-// none when k's table has no totals (see Total: the method and currency
-// are the total's). A breakdown over whole UTC days by one dimension, or
-// filtered by one and grouped by it or by day, reads these rows instead of
-// the hours'.
-func (k FactKey) Daily() iter.Seq[FactKey] {
+// Rollups returns the rows of the Rollups tables a delta of k adds to: in
+// each, the period's total of its measure (Dim "") and, for each
+// ReportDim its table keeps, the measure for that dimension's value in k,
+// in the UTC day or week of k's hour; none when k's table has no totals
+// (see Total: the method and currency are the total's). A breakdown over
+// whole UTC days or weeks by one dimension, or filtered by one and grouped
+// by it or by day, reads these rows instead of the hours'.
+func (k FactKey) Rollups() iter.Seq[FactKey] {
 	return func(yield func(FactKey) bool) {
 		t, ok := k.Total()
 		if !ok {
 			return
 		}
-		t.Table = FactDaily
-		t = t.Normalise()
-		if !yield(t) {
-			return
-		}
 		d := k.Table.Desc()
-		for _, rd := range ReportDims {
-			if !d.Keeps(rd.Dim) {
-				continue
-			}
-			r := t
-			r.Dim, r.Value = rd.Name, rd.Dim.String(k)
-			if !yield(r) {
+		for _, table := range Rollups {
+			t.Table = table
+			t = t.Normalise()
+			if !yield(t) {
 				return
+			}
+			for _, rd := range ReportDims {
+				if !d.Keeps(rd.Dim) {
+					continue
+				}
+				r := t
+				r.Dim, r.Value = rd.Name, rd.Dim.String(k)
+				if !yield(r) {
+					return
+				}
 			}
 		}
 	}
@@ -427,6 +465,13 @@ func (d *FactDim) String(k FactKey) string {
 	}
 	return strconv.FormatInt(d.int(k), 10)
 }
+
+// rollupDims are the dimensions of the daily and weekly rollups.
+var rollupDims = []*FactDim{dimReport, dimMeasure, dimValue, dimMethod, dimCurrency}
+
+// Rollups lists the rollup tables, finest first: FactKey.Rollups adds to
+// each.
+var Rollups = []FactTable{FactDaily, FactWeekly}
 
 // withCampaign returns dims followed by the campaign dimensions.
 func withCampaign(dims ...*FactDim) []*FactDim { return append(dims, CampaignDims...) }
@@ -468,7 +513,7 @@ func (d *FactTableDesc) Compare(a, b FactKey) int {
 }
 
 // Normalise returns k as a row of its table: Hour floored to the start of
-// its hour (of its UTC day for a Daily table) and the dimensions the table
+// its hour (of its UTC day or week in a rollup) and the dimensions the table
 // does not keep zeroed, so keys that differ only there name the same row.
 // A key of an unknown table keeps its dimensions, its Hour floored to the
 // hour.
@@ -478,8 +523,7 @@ func (k FactKey) Normalise() FactKey {
 		k.Hour -= ((k.Hour % 3600) + 3600) % 3600
 		return k
 	}
-	p := d.period()
-	k.Hour -= ((k.Hour % p) + p) % p
+	k.Hour = d.Period.Floor(k.Hour)
 	n := FactKey{Table: k.Table, Hour: k.Hour, AppID: k.AppID}
 	for _, dim := range d.Dims {
 		n = dim.keep(n, k)
@@ -501,11 +545,8 @@ func (k FactKey) Validate() error {
 	if d == nil {
 		return Errorf(EINVALID, "fact key: %q is not a fact table.", k.Table)
 	}
-	if k.Hour%d.period() != 0 {
-		if d.Daily {
-			return Errorf(EINVALID, "fact key: hour %d of a %s row is not the start of a UTC day.", k.Hour, k.Table)
-		}
-		return Errorf(EINVALID, "fact key: hour %d of a %s row is not the start of an hour.", k.Hour, k.Table)
+	if d.Period.Floor(k.Hour) != k.Hour {
+		return Errorf(EINVALID, "fact key: hour %d of a %s row is not the start of its %s.", k.Hour, k.Table, d.Period.Column())
 	}
 	if d.Keeps(dimReport) && k.Dim != "" && ReportDimNamed(k.Dim) == nil {
 		return Errorf(EINVALID, "fact key: %q is not a report dimension.", k.Dim)

@@ -70,8 +70,8 @@ func TestBatchKeysDeclared(t *testing.T) {
 	b.Attribution(&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS},
 		tapline.Attribution{LinkID: 2, Method: tapline.MethodFingerprint, HitTime: t0.Add(-time.Minute)}, +1)
 	b.FunnelOutcome(1, 3, &tapline.FunnelOutcome{Hour: tapline.HourOf(t0), Breakdown: "2", Steps: []int64{0, 5}}, +1)
-	// Every table but the totals and the daily rollup, which the fact
-	// store derives (their keys must be valid too).
+	// Every table but the totals and the rollups, which the fact store
+	// derives (their keys must be valid too).
 	tables := map[tapline.FactTable]bool{}
 	for k := range b {
 		tables[k.Table] = true
@@ -84,10 +84,10 @@ func TestBatchKeysDeclared(t *testing.T) {
 				t.Errorf("total %+v of %+v: %v", tk, k, err)
 			}
 		}
-		for dk := range k.Daily() {
+		for dk := range k.Rollups() {
 			tables[dk.Table] = true
 			if err := dk.Validate(); err != nil {
-				t.Errorf("daily row %+v of %+v: %v", dk, k, err)
+				t.Errorf("rollup row %+v of %+v: %v", dk, k, err)
 			}
 		}
 	}

@@ -31,8 +31,9 @@ var breakdownMeasures = []struct {
 // Breakdown groups the filter's facts by a ReportDim, day or hour: one
 // query over the tables whose rows keep the grouping and every filtered
 // dimension; the other measures are reported Missing. Whole UTC days of
-// the range come from the daily rollup when it can answer (see
-// splitRange and dailyDim), the rest from the hourly rows.
+// the range come from the daily rollup, whole weeks from the weekly one,
+// when they can answer (see splitRange and rollupDim), the rest from the
+// hourly rows.
 func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by string) (*tapline.Breakdown, error) {
 	s, err := checkFilter(f)
 	if err != nil {
@@ -98,25 +99,42 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 		return out, nil
 	}
 
-	days, hours := []timeRange(nil), []timeRange{{s.from, s.to}}
-	dim, daily := dailyDim(groupDim, conds)
-	if daily && by != tapline.ByHour && !r.hourlyOnly {
-		days, hours = splitRange(s, by == tapline.ByDay)
+	var weeks, days []timeRange
+	hours := []timeRange{{s.from, s.to}}
+	dim, rolled := rollupDim(groupDim, conds)
+	if rolled && by != tapline.ByHour && !r.hourlyOnly {
+		weeks, days, hours = splitRange(s, by == tapline.ByDay)
 	}
 	var parts []string
-	if len(days) > 0 {
-		// The whole UTC days from the rollup: one range of its index.
+	for _, p := range []struct {
+		table  tapline.FactTable
+		ranges []timeRange
+	}{{tapline.FactWeekly, weeks}, {tapline.FactDaily, days}} {
+		if len(p.ranges) == 0 {
+			continue
+		}
+		// Whole UTC weeks or days from a rollup: one range of its index
+		// per period, which = ANY walks (where ranges ORed would have the
+		// planner scan the table).
+		desc := p.table.Desc()
+		col := desc.TimeColumn()
+		var starts []time.Time
+		for _, r := range p.ranges {
+			for t := r.from; t.Before(r.to); t = t.Add(time.Duration(desc.Period.Seconds()) * time.Second) {
+				starts = append(starts, t)
+			}
+		}
 		label := "value"
 		if by == tapline.ByDay {
-			label = "to_char(day, 'YYYY-MM-DD')" // the local day: see splitRange
+			label = "to_char(" + col + ", 'YYYY-MM-DD')" // the local day: see splitRange
 		}
-		clauses := []string{"app_id = $1", "dim = " + arg(dim, "text"), rangesSQL("day", days, "date", arg),
+		clauses := []string{"app_id = $1", "dim = " + arg(dim, "text"), col + " = ANY(" + arg(starts, "date[]") + ")",
 			"measure = ANY(" + arg(kept, "text[]") + ")", "NOT (measure = 'conversions' AND method = 'organic')"}
 		for _, c := range conds {
 			clauses = append(clauses, "value = "+arg(c.value, "text"))
 		}
 		parts = append(parts, fmt.Sprintf(`SELECT measure, %s, %s, sum(count)::bigint, sum(sum)::bigint FROM %s WHERE %s GROUP BY 1, 2, 3`,
-			label, rollupKey, factTableName(tapline.FactDaily), strings.Join(clauses, " AND ")))
+			label, rollupKey, factTableName(p.table), strings.Join(clauses, " AND ")))
 	}
 	if len(hours) > 0 {
 		inRange := rangesSQL("hour", hours, "timestamptz", arg)
@@ -233,12 +251,12 @@ type cond struct {
 	arg   any    // as the hourly tables have it: text, or an int64
 }
 
-// dailyDim returns the dimension whose daily rollup rows answer a
-// breakdown grouped by groupDim (nil: by time) with conds, and whether
-// there is one: the rollup sums one dimension at a time, so every filter
-// must be on the grouping's dimension, or, by time, all on one dimension
-// ("" without filters: the day's totals).
-func dailyDim(groupDim *tapline.ReportDim, conds []cond) (string, bool) {
+// rollupDim returns the dimension whose rollup rows answer a breakdown
+// grouped by groupDim (nil: by time) with conds, and whether there is one:
+// the rollups sum one dimension at a time, so every filter must be on the
+// grouping's dimension, or, by time, all on one dimension ("" without
+// filters: the period's totals).
+func rollupDim(groupDim *tapline.ReportDim, conds []cond) (string, bool) {
 	dim := ""
 	if groupDim != nil {
 		dim = groupDim.Name
@@ -257,27 +275,29 @@ func dailyDim(groupDim *tapline.ReportDim, conds []cond) (string, bool) {
 // timeRange is the instants from from up to and excluding to.
 type timeRange struct{ from, to time.Time }
 
-// splitRange divides the span between the daily rollup (whole UTC days,
-// as their midnights) and the hourly rows, by this rule: a UTC day's daily
-// rows stand for its 24 hours only where all of them fall in one bucket of
-// the breakdown.
+// splitRange divides the span between the weekly rollup (whole UTC weeks
+// from Monday), the daily rollup (whole UTC days) and the hourly rows, by
+// this rule: a rollup row stands for its hours only where all of them fall
+// in one bucket of the breakdown.
 //
 //   - By a dimension (byDay false) the bucket is the whole range, so every
-//     UTC day wholly inside it comes from the rollup, in any zone; the
-//     hours at its edges (a local midnight in New York or Kolkata is no
-//     UTC midnight) come from the hourly rows.
-//   - By local day (byDay), a UTC day comes from the rollup only when each
-//     of its 24 hours begins on the same date in the zone as in UTC: every
-//     day in UTC (and in a zone while its offset is zero, London in
-//     winter, or on a 25-hour day around a DST change). In New York or
-//     Kolkata a UTC day straddles two local days, so all their hours come
-//     from the hourly rows (or the hourly totals).
-//   - By hour nothing can come from the rollup; the caller asks for none.
+//     UTC week, then every other UTC day, wholly inside it comes from the
+//     rollups, in any zone; the hours at its edges (a local midnight in New
+//     York or Kolkata is no UTC midnight) come from the hourly rows.
+//   - By local day (byDay), no week fits in one, and a UTC day comes from
+//     the daily rollup only when each of its 24 hours begins on the same
+//     date in the zone as in UTC: every day in UTC (and in a zone while its
+//     offset is zero, London in winter, or on a 25-hour day around a DST
+//     change). In New York or Kolkata a UTC day straddles two local days,
+//     so all their hours come from the hourly rows (or the hourly totals).
+//   - By hour nothing can come from the rollups; the caller asks for none.
 //
-// The ranges are in time order, adjacent ones merged.
-func splitRange(s *span, byDay bool) (days, hours []timeRange) {
+// Each list is in time order, adjacent ranges merged; the periods are
+// given as their first instants.
+func splitRange(s *span, byDay bool) (weeks, days, hours []timeRange) {
+	const day, week = 24 * time.Hour, 7 * 24 * time.Hour
 	from, to := s.from.UTC(), s.to.UTC()
-	next := from // the first instant not yet given to either
+	next := from // the first instant not yet given to any
 	add := func(rs []timeRange, a, b time.Time) []timeRange {
 		if n := len(rs); n > 0 && rs[n-1].to.Equal(a) {
 			rs[n-1].to = b
@@ -285,24 +305,32 @@ func splitRange(s *span, byDay bool) (days, hours []timeRange) {
 		}
 		return append(rs, timeRange{a, b})
 	}
-	d := from.Truncate(24 * time.Hour) // a UTC midnight: days since year 1 UTC
-	if d.Before(from) {
-		d = d.Add(24 * time.Hour)
+	take := func(rs []timeRange, a, b time.Time) []timeRange {
+		if next.Before(a) {
+			hours = add(hours, next, a)
+		}
+		next = b
+		return add(rs, a, b)
 	}
-	for ; !d.Add(24 * time.Hour).After(to); d = d.Add(24 * time.Hour) {
-		if byDay && !sameDate(d, s.loc) {
+	d := from.Truncate(day) // a UTC midnight: days since year 1 UTC
+	if d.Before(from) {
+		d = d.Add(day)
+	}
+	for !d.Add(day).After(to) {
+		switch {
+		case !byDay && d.Weekday() == time.Monday && !d.Add(week).After(to):
+			weeks = take(weeks, d, d.Add(week))
+			d = d.Add(week)
 			continue
+		case !byDay || sameDate(d, s.loc):
+			days = take(days, d, d.Add(day))
 		}
-		if next.Before(d) {
-			hours = add(hours, next, d)
-		}
-		next = d.Add(24 * time.Hour)
-		days = add(days, d, next)
+		d = d.Add(day)
 	}
 	if next.Before(to) {
 		hours = add(hours, next, to)
 	}
-	return days, hours
+	return weeks, days, hours
 }
 
 // sameDate reports whether each hour of the UTC day from midnight d begins
@@ -318,7 +346,8 @@ func sameDate(d time.Time, loc *time.Location) bool {
 }
 
 // rangesSQL returns the condition that column col, of SQL type typ, is in
-// one of rs, its bounds added as arguments with arg.
+// one of rs, its bounds added as arguments with arg. (PostgreSQL reads
+// ORed ranges of hours as a bitmap of index ranges.)
 func rangesSQL(col string, rs []timeRange, typ string, arg func(any, string) string) string {
 	or := make([]string, len(rs))
 	for i, r := range rs {

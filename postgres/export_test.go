@@ -24,17 +24,18 @@ func (db *DB) MigrateTo(v uint) error {
 func (r *Reports) HourlyOnly() *Reports { return &Reports{db: r.db, hourlyOnly: true} }
 
 // SplitRange exposes splitRange: the span of f's days, divided.
-func SplitRange(f tapline.StatsFilter, byDay bool) (days, hours [][2]time.Time, err error) {
+func SplitRange(f tapline.StatsFilter, byDay bool) (weeks, days, hours [][2]time.Time, err error) {
 	s, err := checkFilter(f)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	d, h := splitRange(s, byDay)
-	for _, r := range d {
-		days = append(days, [2]time.Time{r.from, r.to})
+	w, d, h := splitRange(s, byDay)
+	pairs := func(rs []timeRange) [][2]time.Time {
+		var out [][2]time.Time
+		for _, r := range rs {
+			out = append(out, [2]time.Time{r.from, r.to})
+		}
+		return out
 	}
-	for _, r := range h {
-		hours = append(hours, [2]time.Time{r.from, r.to})
-	}
-	return days, hours, nil
+	return pairs(w), pairs(d), pairs(h), nil
 }

@@ -31,7 +31,7 @@ var factUpserts = func() map[tapline.FactTable]string {
 // parameters are the column arrays args returns.
 func upsertSQL(d *tapline.FactTableDesc) string {
 	timeType := "timestamptz"
-	if d.Daily {
+	if d.Period != tapline.PeriodHour {
 		timeType = "date"
 	}
 	cols := []string{"app_id", d.TimeColumn()}
@@ -134,7 +134,7 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return err
 	}
 	addTotals(byTable)
-	addDaily(byTable)
+	addRollups(byTable)
 	if err := upsertRows(ctx, tx, byTable); err != nil {
 		return err
 	}
@@ -218,40 +218,35 @@ func addTotals(byTable map[tapline.FactTable][]factRow) {
 	}
 }
 
-// addDaily adds to byTable the FactDaily rows the rows of the five
-// measure tables add up to (see tapline.FactKey.Daily), in the same
-// transaction as they: a replay that is refused refuses them too, so the
-// rollups are exactly as exact as the hours they sum. Daily rows given
-// directly are kept (and summed with).
-func addDaily(byTable map[tapline.FactTable][]factRow) {
+// addRollups adds to byTable the rows of the daily and weekly rollups
+// that the rows of the five measure tables add up to (see
+// tapline.FactKey.Rollups), in the same transaction as they: a replay
+// that is refused refuses them too, so the rollups are exactly as exact as
+// the hours they sum. Rollup rows given directly are kept (and summed
+// with).
+func addRollups(byTable map[tapline.FactTable][]factRow) {
 	sums := map[tapline.FactKey]tapline.FactValue{}
-	for _, r := range byTable[tapline.FactDaily] {
-		v := sums[r.key]
-		v.Count, v.Sum = v.Count+r.val.Count, v.Sum+r.val.Sum
-		sums[r.key] = v
-	}
-	for t, rows := range byTable {
-		if t == tapline.FactDaily {
-			continue
+	for _, t := range tapline.Rollups {
+		for _, r := range byTable[t] {
+			v := sums[r.key]
+			v.Count, v.Sum = v.Count+r.val.Count, v.Sum+r.val.Sum
+			sums[r.key] = v
 		}
+		delete(byTable, t)
+	}
+	for _, rows := range byTable {
 		for _, r := range rows {
-			for k := range r.key.Daily() {
+			for k := range r.key.Rollups() {
 				v := sums[k]
 				v.Count, v.Sum = v.Count+r.val.Count, v.Sum+r.val.Sum
 				sums[k] = v
 			}
 		}
 	}
-	daily := byTable[tapline.FactDaily][:0]
 	for k, v := range sums {
 		if v != (tapline.FactValue{}) {
-			daily = append(daily, factRow{k, v})
+			byTable[k.Table] = append(byTable[k.Table], factRow{k, v})
 		}
-	}
-	if len(daily) > 0 {
-		byTable[tapline.FactDaily] = daily
-	} else {
-		delete(byTable, tapline.FactDaily)
 	}
 }
 

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -45,18 +46,22 @@ func randomDeltas(rnd *rand.Rand, app int64, base time.Time, hours, n int) map[t
 	return deltas
 }
 
-// dailyFromHours returns what fact_daily must hold, summed in SQL from the
-// hourly tables alone (apart from tapline.FactKey.Daily and the
-// migration): per app, UTC day, report dimension and value, measure,
-// method and currency, the non-zero sums, as "app|day|dim|value|measure|
-// method|currency" → count, sum.
-func dailyFromHours(t *testing.T, conn *pgx.Conn) map[string]tapline.FactValue {
+// rollupFromHours returns what rollup table must hold, summed in SQL from
+// the hourly tables alone (apart from tapline.FactKey.Rollups and the
+// migration): per app, UTC day or week from Monday, report dimension and
+// value, measure, method and currency, the non-zero sums, as
+// "app|day|dim|value|measure|method|currency" → count, sum.
+func rollupFromHours(t *testing.T, conn *pgx.Conn, table tapline.FactTable) map[string]tapline.FactValue {
 	t.Helper()
+	period := "(hour AT TIME ZONE 'UTC')::date"
+	if table == tapline.FactWeekly {
+		period = "date_trunc('week', hour AT TIME ZONE 'UTC')::date"
+	}
 	var parts []string
-	for _, table := range measureTables {
-		d := table.Desc()
+	for _, measure := range measureTables {
+		d := measure.Desc()
 		method, currency := "method", "''"
-		switch table {
+		switch measure {
 		case tapline.FactHits:
 			method = "''"
 		case tapline.FactInstalls:
@@ -70,18 +75,28 @@ func dailyFromHours(t *testing.T, conn *pgx.Conn) map[string]tapline.FactValue {
 				dims = append(dims, fmt.Sprintf("('%s', %s::text)", rd.Name, rd.Dim.Column))
 			}
 		}
-		parts = append(parts, fmt.Sprintf(`SELECT app_id, (hour AT TIME ZONE 'UTC')::date AS day, d.dim, d.value, '%s' AS measure,
+		parts = append(parts, fmt.Sprintf(`SELECT app_id, %s AS day, d.dim, d.value, '%s' AS measure,
 			%s AS method, %s AS currency, count, sum FROM %s CROSS JOIN LATERAL (VALUES %s) AS d (dim, value)`,
-			table, method, currency, postgres.FactTableName(table), strings.Join(dims, ", ")))
+			period, measure, method, currency, postgres.FactTableName(measure), strings.Join(dims, ", ")))
 	}
 	return readSums(t, conn, `SELECT concat_ws('|', app_id, day, dim, value, measure, method, currency), sum(count)::bigint, sum(sum)::bigint
 		FROM (`+strings.Join(parts, "\nUNION ALL\n")+`) r GROUP BY 1`)
 }
 
-// dailyRows returns fact_daily's non-zero rows keyed as dailyFromHours.
-func dailyRows(t *testing.T, conn *pgx.Conn) map[string]tapline.FactValue {
+// rollupRows returns a rollup table's non-zero rows keyed as
+// rollupFromHours.
+func rollupRows(t *testing.T, conn *pgx.Conn, table tapline.FactTable) map[string]tapline.FactValue {
 	t.Helper()
-	return readSums(t, conn, `SELECT concat_ws('|', app_id, day, dim, value, measure, method, currency), count, sum FROM fact_daily`)
+	col := table.Desc().TimeColumn()
+	return readSums(t, conn, `SELECT concat_ws('|', app_id, `+col+`, dim, value, measure, method, currency), count, sum FROM `+postgres.FactTableName(table))
+}
+
+// equalRollups checks both rollup tables against the hourly rows.
+func equalRollups(t *testing.T, conn *pgx.Conn, when string) {
+	t.Helper()
+	for _, table := range tapline.Rollups {
+		equalSums(t, fmt.Sprintf("%s rollup %s", table, when), rollupRows(t, conn, table), rollupFromHours(t, conn, table))
+	}
 }
 
 // readSums reads rows of key, count and sum, leaving out zeros.
@@ -154,7 +169,7 @@ func equalSums(t *testing.T, what string, got, want map[string]tapline.FactValue
 	}
 }
 
-// TestDailyRollupsEqualHours applies random batches with fenced offsets,
+// TestDailyRollupsEqualHours (daily and weekly) applies random batches with fenced offsets,
 // replaying some of them at offsets already stored (refused, as the
 // matcher's late flush is), and checks that the hourly rows hold exactly
 // the accepted batches and the daily rollup exactly their sums per UTC
@@ -165,7 +180,7 @@ func TestDailyRollupsEqualHours(t *testing.T) {
 	db, conn := migrationDB(t)
 	fs := postgres.NewFactStore(db)
 	rnd := rand.New(rand.NewPCG(15, 1))
-	base := time.Date(2024, 3, 9, 0, 0, 0, 0, time.UTC)
+	base := time.Date(2024, 3, 9, 0, 0, 0, 0, time.UTC) // a Saturday
 	model := map[string]tapline.FactValue{}
 	next := int64(tapline.NoOffset)
 	var last map[tapline.FactKey]tapline.FactValue
@@ -181,7 +196,7 @@ func TestDailyRollupsEqualHours(t *testing.T) {
 			refused++
 			continue
 		}
-		deltas := randomDeltas(rnd, 1+int64(rnd.IntN(2)), base, 96, 60)
+		deltas := randomDeltas(rnd, 1+int64(rnd.IntN(2)), base, 10*24, 60)
 		if err := fs.ApplyFacts(ctx, "m", deltas, []tapline.Offset{{Topic: "hits", Offset: next + 1, Fenced: true, From: next}}); err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
@@ -202,7 +217,7 @@ func TestDailyRollupsEqualHours(t *testing.T) {
 		}
 	}
 	equalSums(t, "hourly rows against the accepted batches", hourlyRows(t, conn), model)
-	equalSums(t, "daily rollup against the hourly rows", dailyRows(t, conn), dailyFromHours(t, conn))
+	equalRollups(t, conn, "against the hourly rows")
 }
 
 // TestDailyRollupsMigration checks migration 15: the rollup it fills from
@@ -217,7 +232,7 @@ func TestDailyRollupsMigration(t *testing.T) {
 	}
 	rnd := rand.New(rand.NewPCG(15, 2))
 	base := time.Date(2024, 10, 26, 0, 0, 0, 0, time.UTC)
-	for k, v := range randomDeltas(rnd, 1, base, 72, 400) {
+	for k, v := range randomDeltas(rnd, 1, base, 14*24, 400) {
 		if _, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s SELECT * FROM jsonb_populate_record(NULL::%[1]s, $1)`, postgres.FactTableName(k.Table)),
 			factRowJSON(k, v)); err != nil {
 			t.Fatal(err)
@@ -226,19 +241,19 @@ func TestDailyRollupsMigration(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	filled := dailyRows(t, conn)
-	equalSums(t, "daily rollup filled by the migration", filled, dailyFromHours(t, conn))
+	equalRollups(t, conn, "filled by the migration")
+	filled := rollupRows(t, conn, tapline.FactWeekly)
 	if err := db.MigrateTo(11); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	equalSums(t, "daily rollup after down and up", dailyRows(t, conn), filled)
-	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "", randomDeltas(rnd, 1, base, 72, 400), nil); err != nil {
+	equalSums(t, "weekly rollup after down and up", rollupRows(t, conn, tapline.FactWeekly), filled)
+	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "", randomDeltas(rnd, 1, base, 14*24, 400), nil); err != nil {
 		t.Fatal(err)
 	}
-	equalSums(t, "daily rollup after a batch", dailyRows(t, conn), dailyFromHours(t, conn))
+	equalRollups(t, conn, "after a batch")
 }
 
 // rollupZones are the zones the breakdown comparison reads in: UTC, whole
@@ -277,7 +292,7 @@ func TestBreakdownRollupsEqualHours(t *testing.T) {
 	for _, d := range tapline.ReportDims {
 		bys = append(bys, d.Name)
 	}
-	split, rows := 0, 0
+	split, weekly, rows := 0, 0, 0
 	for i := range 400 {
 		loc, err := time.LoadLocation(rollupZones[i%len(rollupZones)])
 		if err != nil {
@@ -317,20 +332,25 @@ func TestBreakdownRollupsEqualHours(t *testing.T) {
 			t.Errorf("%s %s..%s by %s where %v link %d:\nwith the rollup %+v\nhourly only      %+v",
 				loc, from.In(loc).Format(time.DateOnly), to.In(loc).Format(time.DateOnly), by, f.Where, f.LinkID, got, want)
 		}
-		if days, _, _ := postgres.SplitRange(f, by == tapline.ByDay); len(days) > 0 && by != tapline.ByHour {
+		if weeks, days, _, _ := postgres.SplitRange(f, by == tapline.ByDay); (len(weeks) > 0 || len(days) > 0) && by != tapline.ByHour {
 			split++
+			if len(weeks) > 0 {
+				weekly++
+			}
 		}
 		rows += len(got.Rows)
 	}
-	if split < 100 || rows < 1000 {
-		t.Errorf("%d breakdowns had whole UTC days to read from the rollup, %d rows in all: want at least 100 and 1000", split, rows)
+	if split < 100 || weekly < 30 || rows < 1000 {
+		t.Errorf("%d breakdowns had whole UTC days or weeks to read from the rollups (%d weeks), %d rows in all: want at least 100 (30), 1000",
+			split, weekly, rows)
 	}
 }
 
-// TestBreakdownReadsRollup checks that breakdowns read the daily rollup
-// where splitRange says, and only there: a row put in the rollup alone
-// shows in a UTC day's breakdowns and in New York's by dimension, not in
-// New York's days, nor by hour, nor with filters on two dimensions.
+// TestBreakdownReadsRollup checks that breakdowns read the rollups where
+// splitRange says, and only there: hits put in a rollup alone show in a
+// UTC day's breakdowns and in New York's by dimension, the weekly ones
+// only by dimension over the whole week, not in New York's days, nor by
+// hour, nor with filters on two dimensions.
 func TestBreakdownReadsRollup(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -339,8 +359,12 @@ func TestBreakdownReadsRollup(t *testing.T) {
 	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "", map[tapline.FactKey]tapline.FactValue{k: {Count: 10}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	// 5 more hits of spring on 5 March in the rollup only.
+	// 5 more hits of spring on 5 March in the daily rollup only, 7 in the
+	// weekly one (the week from Monday 4 March).
 	if _, err := conn.Exec(ctx, `UPDATE fact_daily SET count = count + 5 WHERE app_id = 1 AND dim IN ('', 'campaign')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE fact_weekly SET count = count + 7 WHERE app_id = 1 AND dim IN ('', 'campaign')`); err != nil {
 		t.Fatal(err)
 	}
 	ny, err := time.LoadLocation("America/New_York")
@@ -353,20 +377,26 @@ func TestBreakdownReadsRollup(t *testing.T) {
 		loc   *time.Location
 		by    string
 		where []tapline.DimFilter
+		to    int   // the day after the last, in March; 10 unless given
 		want  int64 // hits
 	}{
-		{"utc by campaign", time.UTC, "campaign", nil, 15},
-		{"utc by day", time.UTC, tapline.ByDay, nil, 15},
-		{"utc by day, one campaign", time.UTC, tapline.ByDay, []tapline.DimFilter{{Dim: "campaign", Value: "spring"}}, 15},
-		{"utc by campaign, one campaign", time.UTC, "campaign", []tapline.DimFilter{{Dim: "campaign", Value: "spring"}}, 15},
-		{"utc by hour", time.UTC, tapline.ByHour, nil, 10},
-		{"utc by campaign, one link", time.UTC, "campaign", []tapline.DimFilter{{Dim: "link", Value: "7"}}, 10},
-		{"utc by day, campaign and link", time.UTC, tapline.ByDay, []tapline.DimFilter{{Dim: "campaign", Value: "spring"}, {Dim: "link", Value: "7"}}, 10},
-		{"new york by campaign", ny, "campaign", nil, 15},
-		{"new york by day", ny, tapline.ByDay, nil, 10},
+		{"utc by campaign", time.UTC, "campaign", nil, 0, 15},
+		{"utc by day", time.UTC, tapline.ByDay, nil, 0, 15},
+		{"utc by day, one campaign", time.UTC, tapline.ByDay, []tapline.DimFilter{{Dim: "campaign", Value: "spring"}}, 0, 15},
+		{"utc by campaign, one campaign", time.UTC, "campaign", []tapline.DimFilter{{Dim: "campaign", Value: "spring"}}, 0, 15},
+		{"utc by hour", time.UTC, tapline.ByHour, nil, 0, 10},
+		{"utc by campaign, one link", time.UTC, "campaign", []tapline.DimFilter{{Dim: "link", Value: "7"}}, 0, 10},
+		{"utc by day, campaign and link", time.UTC, tapline.ByDay, []tapline.DimFilter{{Dim: "campaign", Value: "spring"}, {Dim: "link", Value: "7"}}, 0, 10},
+		{"new york by campaign", ny, "campaign", nil, 0, 15},
+		{"new york by day", ny, tapline.ByDay, nil, 0, 10},
+		{"utc by campaign, the whole week", time.UTC, "campaign", nil, 12, 17},
+		{"utc by day, the whole week", time.UTC, tapline.ByDay, nil, 12, 15},
+		{"new york by campaign, the whole week", ny, "campaign", nil, 12, 17},
+		{"new york by hour, the whole week", ny, tapline.ByHour, nil, 12, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := tapline.StatsFilter{AppID: 1, From: date(tc.loc, 2024, 3, 1), To: date(tc.loc, 2024, 3, 10), Location: tc.loc, Where: tc.where}
+			to := cmp.Or(tc.to, 10)
+			f := tapline.StatsFilter{AppID: 1, From: date(tc.loc, 2024, 3, 1), To: date(tc.loc, 2024, 3, to), Location: tc.loc, Where: tc.where}
 			b, err := r.Breakdown(ctx, f, tc.by)
 			if err != nil {
 				t.Fatal(err)
@@ -409,33 +439,45 @@ func TestSplitRange(t *testing.T) {
 		return strings.Join(out, ", ")
 	}
 	for _, tc := range []struct {
-		name            string
-		loc             *time.Location
-		from, to        time.Time // local midnights
-		byDay           bool
-		wantDays, wantH string
+		name                       string
+		loc                        *time.Location
+		from, to                   time.Time // local midnights
+		byDay                      bool
+		wantWeeks, wantDays, wantH string
 	}{
-		{"utc by dimension", time.UTC, date(time.UTC, 2024, 3, 1), date(time.UTC, 2024, 3, 4), false, "03-01 00:00..03-04 00:00", ""},
-		{"utc by day", time.UTC, date(time.UTC, 2024, 3, 1), date(time.UTC, 2024, 3, 4), true, "03-01 00:00..03-04 00:00", ""},
+		{"utc by dimension", time.UTC, date(time.UTC, 2024, 3, 1), date(time.UTC, 2024, 3, 4), false, "", "03-01 00:00..03-04 00:00", ""},
+		{"utc by day", time.UTC, date(time.UTC, 2024, 3, 1), date(time.UTC, 2024, 3, 4), true, "", "03-01 00:00..03-04 00:00", ""},
 		{"new york by dimension, across DST", ny, date(ny, 2024, 3, 9), date(ny, 2024, 3, 12), false,
-			"03-10 00:00..03-12 00:00", "03-09 05:00..03-10 00:00, 03-12 00:00..03-12 04:00"},
-		{"new york by day", ny, date(ny, 2024, 3, 9), date(ny, 2024, 3, 12), true, "", "03-09 05:00..03-12 04:00"},
-		{"new york, one day: no whole UTC day", ny, date(ny, 2024, 3, 9), date(ny, 2024, 3, 10), false, "", "03-09 05:00..03-10 05:00"},
+			"", "03-10 00:00..03-12 00:00", "03-09 05:00..03-10 00:00, 03-12 00:00..03-12 04:00"},
+		{"new york by day", ny, date(ny, 2024, 3, 9), date(ny, 2024, 3, 12), true, "", "", "03-09 05:00..03-12 04:00"},
+		{"new york, one day: no whole UTC day", ny, date(ny, 2024, 3, 9), date(ny, 2024, 3, 10), false, "", "", "03-09 05:00..03-10 05:00"},
 		{"kolkata by dimension", kolkata, date(kolkata, 2024, 3, 1), date(kolkata, 2024, 3, 3), false,
-			"03-01 00:00..03-02 00:00", "02-29 18:30..03-01 00:00, 03-02 00:00..03-02 18:30"},
-		{"kolkata by day", kolkata, date(kolkata, 2024, 3, 1), date(kolkata, 2024, 3, 3), true, "", "02-29 18:30..03-02 18:30"},
+			"", "03-01 00:00..03-02 00:00", "02-29 18:30..03-01 00:00, 03-02 00:00..03-02 18:30"},
+		{"kolkata by day", kolkata, date(kolkata, 2024, 3, 1), date(kolkata, 2024, 3, 3), true, "", "", "02-29 18:30..03-02 18:30"},
 		// Zero offset until 31 March 01:00 UTC, then an hour.
 		{"london by day across DST", london, date(london, 2024, 3, 29), date(london, 2024, 4, 2), true,
-			"03-29 00:00..03-31 00:00", "03-31 00:00..04-01 23:00"},
+			"", "03-29 00:00..03-31 00:00", "03-31 00:00..04-01 23:00"},
 		// 27 October is 25 hours long, from 26 October 23:00 UTC: it
 		// holds the whole UTC day.
 		{"london by day, the long day", london, date(london, 2024, 10, 26), date(london, 2024, 10, 29), true,
-			"10-27 00:00..10-29 00:00", "10-25 23:00..10-27 00:00"},
+			"", "10-27 00:00..10-29 00:00", "10-25 23:00..10-27 00:00"},
+		// Weeks from Monday 4 and 11 March; days around them.
+		{"utc by dimension, weeks", time.UTC, date(time.UTC, 2024, 3, 1), date(time.UTC, 2024, 3, 20), false,
+			"03-04 00:00..03-18 00:00", "03-01 00:00..03-04 00:00, 03-18 00:00..03-20 00:00", ""},
+		{"utc by day, no weeks", time.UTC, date(time.UTC, 2024, 3, 1), date(time.UTC, 2024, 3, 20), true,
+			"", "03-01 00:00..03-20 00:00", ""},
+		{"utc by dimension, a week exactly", time.UTC, date(time.UTC, 2024, 3, 4), date(time.UTC, 2024, 3, 11), false,
+			"03-04 00:00..03-11 00:00", "", ""},
+		{"new york by dimension, weeks across DST", ny, date(ny, 2024, 3, 3), date(ny, 2024, 3, 19), false,
+			"03-04 00:00..03-18 00:00", "03-18 00:00..03-19 00:00", "03-03 05:00..03-04 00:00, 03-19 00:00..03-19 04:00"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			days, hours, err := postgres.SplitRange(tapline.StatsFilter{AppID: 1, From: tc.from, To: tc.to, Location: tc.loc}, tc.byDay)
+			weeks, days, hours, err := postgres.SplitRange(tapline.StatsFilter{AppID: 1, From: tc.from, To: tc.to, Location: tc.loc}, tc.byDay)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if got := show(weeks); got != tc.wantWeeks {
+				t.Errorf("weeks %s, want %s", got, tc.wantWeeks)
 			}
 			if got := show(days); got != tc.wantDays {
 				t.Errorf("days %s, want %s", got, tc.wantDays)

@@ -92,8 +92,8 @@ func (s factSchema) diff(declared []*tapline.FactTableDesc) []string {
 			continue
 		}
 		timeCol := factColumn{"hour", "timestamp with time zone", true}
-		if d.Daily {
-			timeCol = factColumn{"day", "date", true}
+		if d.Period != tapline.PeriodHour {
+			timeCol = factColumn{d.TimeColumn(), "date", true}
 		}
 		want := []factColumn{{"app_id", "bigint", true}, timeCol}
 		for _, dim := range d.Dims {
@@ -186,7 +186,8 @@ func TestFactSchemaDiff(t *testing.T) {
 			return d.Table == tapline.FactFunnelSteps
 		}), "fact_funnel_steps: table exists but no"},
 		{"daily key order", edit(tapline.FactDaily, func(d *tapline.FactTableDesc) { d.TimeAt = 0 }), "fact_daily: primary key"},
-		{"daily as hourly", edit(tapline.FactDaily, func(d *tapline.FactTableDesc) { d.Daily = false }), "fact_daily: no column hour"},
+		{"daily as hourly", edit(tapline.FactDaily, func(d *tapline.FactTableDesc) { d.Period = tapline.PeriodHour }), "fact_daily: no column hour"},
+		{"weekly as daily", edit(tapline.FactWeekly, func(d *tapline.FactTableDesc) { d.Period = tapline.PeriodDay }), "fact_weekly: no column day"},
 		{"table not migrated", append(slices.Clone(tapline.FactTables), &tapline.FactTableDesc{Table: "nope"}),
 			"fact_nope: declared, but no such table"},
 	}

@@ -1,13 +1,14 @@
--- Daily rollups of hits, installs, conversions, events and revenue per app
--- (tapline.FactDaily): per UTC day and measure, the day's total (dim '')
--- and the sums per value of each report dimension the measure's table
--- keeps (dim a tapline.ReportDim name, value its value as text, a link id
--- in decimal). Breakdowns read them for the whole UTC days of their range
+-- Daily and weekly rollups of hits, installs, conversions, events and
+-- revenue per app (tapline.FactDaily, tapline.FactWeekly): per UTC day (or
+-- UTC week from Monday) and measure, the period's total (dim '') and the
+-- sums per value of each report dimension the measure's table keeps (dim a
+-- tapline.ReportDim name, value its value as text, a link id in decimal).
+-- Breakdowns read them for the whole UTC weeks and days of their range
 -- instead of every hourly row (postgres/breakdown.go states when). method
 -- and currency are as in fact_totals: an install's method is organic
 -- without a link, attributed with one. Kept by the fact store in the
 -- transaction of the hourly rows they sum; filled here from the rows
--- already there. The key leads with the dimension so that a breakdown by
+-- already there. The keys lead with the dimension so that a breakdown by
 -- one reads one range of the index.
 CREATE TABLE fact_daily (
 	app_id   bigint NOT NULL,
@@ -52,3 +53,27 @@ SELECT app_id, (hour AT TIME ZONE 'UTC')::date, d.dim, measure, d.value, method,
 CROSS JOIN LATERAL unnest(rows.dims, rows.vals) AS d (dim, value)
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 HAVING sum(count) <> 0 OR sum(sum) <> 0;
+
+CREATE TABLE fact_weekly (
+	app_id   bigint NOT NULL,
+	week     date NOT NULL,
+	dim      text NOT NULL,
+	measure  text NOT NULL,
+	value    text NOT NULL,
+	method   text NOT NULL,
+	currency text NOT NULL,
+	count    bigint NOT NULL DEFAULT 0,
+	sum      bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (app_id, dim, week, measure, value, method, currency)
+);
+
+INSERT INTO fact_weekly (app_id, week, dim, measure, value, method, currency, count, sum)
+SELECT app_id, date_trunc('week', day)::date, dim, measure, value, method, currency, sum(count), sum(sum)
+FROM fact_daily
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+HAVING sum(count) <> 0 OR sum(sum) <> 0;
+
+-- Statistics now, not at autovacuum's next round: without them the
+-- planner takes the filled rollups for empty and sorts them on disk.
+ANALYZE fact_daily;
+ANALYZE fact_weekly;
