@@ -423,33 +423,46 @@ func (k FactKey) Total() (FactKey, bool) {
 	return t.Normalise(), true
 }
 
-// Rollups returns the rows of the Rollups tables a delta of k adds to: in
-// each, the period's total of its measure (Dim "") and, for each
-// ReportDim its table keeps, the measure for that dimension's value in k,
-// in the UTC day or week of k's hour; none when k's table has no totals
-// (see Total: the method and currency are the total's). A breakdown over
-// whole UTC days or weeks by one dimension, or filtered by one and grouped
-// by it or by day, reads these rows instead of the hours'.
-func (k FactKey) Rollups() iter.Seq[FactKey] {
+// Daily returns the FactDaily rows a delta of k adds to: the day's total
+// of its measure (Dim "") and, for each ReportDim its table keeps, the
+// measure for that dimension's value in k, on the UTC day of k's hour;
+// none when k's table has no totals (see Total: the method and currency
+// are the total's). A breakdown over whole UTC days by one dimension, or
+// filtered by one and grouped by it or by day, reads these rows instead of
+// the hours'.
+func (k FactKey) Daily() iter.Seq[FactKey] {
 	return func(yield func(FactKey) bool) {
 		t, ok := k.Total()
 		if !ok {
 			return
 		}
+		t = t.For(FactDaily)
+		if !yield(t) {
+			return
+		}
 		d := k.Table.Desc()
-		for _, table := range Rollups {
-			t.Table = table
-			t = t.Normalise()
-			if !yield(t) {
+		for _, rd := range ReportDims {
+			if !d.Keeps(rd.Dim) {
+				continue
+			}
+			r := t
+			r.Dim, r.Value = rd.Name, rd.Dim.String(k)
+			if !yield(r) {
 				return
 			}
-			for _, rd := range ReportDims {
-				if !d.Keeps(rd.Dim) {
-					continue
-				}
-				r := t
-				r.Dim, r.Value = rd.Name, rd.Dim.String(k)
-				if !yield(r) {
+		}
+	}
+}
+
+// Rollups returns the rows of the Rollups tables a delta of k adds to: its
+// Daily rows, then the FactWeekly row of each (the daily key For
+// FactWeekly: the same row in the UTC week from Monday), so a weekly row
+// sums the daily rows of its week.
+func (k FactKey) Rollups() iter.Seq[FactKey] {
+	return func(yield func(FactKey) bool) {
+		for _, table := range Rollups {
+			for d := range k.Daily() {
+				if !yield(d.For(table)) {
 					return
 				}
 			}

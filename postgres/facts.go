@@ -222,32 +222,62 @@ func addTotals(byTable map[tapline.FactTable][]factRow) {
 // that the rows of the five measure tables add up to (see
 // tapline.FactKey.Rollups), in the same transaction as they: a replay
 // that is refused refuses them too, so the rollups are exactly as exact as
-// the hours they sum. Rollup rows given directly are kept (and summed
-// with).
+// the hours they sum. The weekly rows are summed from the daily sums, a
+// few per day, not from every hourly row. Rollup rows given directly are
+// kept (and summed with).
 func addRollups(byTable map[tapline.FactTable][]factRow) {
-	sums := map[tapline.FactKey]tapline.FactValue{}
+	sums := make(map[tapline.FactTable]map[tapline.FactKey]tapline.FactValue, len(tapline.Rollups))
 	for _, t := range tapline.Rollups {
+		sums[t] = map[tapline.FactKey]tapline.FactValue{}
 		for _, r := range byTable[t] {
-			v := sums[r.key]
-			v.Count, v.Sum = v.Count+r.val.Count, v.Sum+r.val.Sum
-			sums[r.key] = v
+			addTo(sums[t], r.key, r.val)
 		}
 		delete(byTable, t)
 	}
+	// Daily keys differ from the total's only in Dim and Value: sum per
+	// total, then per dimension and value, on small map keys.
+	type dimValue struct{ dim, value string }
+	daily := map[tapline.FactKey]map[dimValue]tapline.FactValue{}
 	for _, rows := range byTable {
 		for _, r := range rows {
-			for k := range r.key.Rollups() {
-				v := sums[k]
-				v.Count, v.Sum = v.Count+r.val.Count, v.Sum+r.val.Sum
-				sums[k] = v
+			var m map[dimValue]tapline.FactValue
+			for k := range r.key.Daily() {
+				if m == nil { // the first is the total (Dim "")
+					if m = daily[k]; m == nil {
+						m = map[dimValue]tapline.FactValue{}
+						daily[k] = m
+					}
+				}
+				dv := dimValue{k.Dim, k.Value}
+				s := m[dv]
+				s.Count, s.Sum = s.Count+r.val.Count, s.Sum+r.val.Sum
+				m[dv] = s
 			}
 		}
 	}
-	for k, v := range sums {
-		if v != (tapline.FactValue{}) {
-			byTable[k.Table] = append(byTable[k.Table], factRow{k, v})
+	for total, m := range daily {
+		for dv, v := range m {
+			k := total
+			k.Dim, k.Value = dv.dim, dv.value
+			for _, t := range tapline.Rollups {
+				addTo(sums[t], k.For(t), v)
+			}
 		}
 	}
+	for _, t := range tapline.Rollups {
+		for k, v := range sums[t] {
+			if v != (tapline.FactValue{}) {
+				byTable[t] = append(byTable[t], factRow{k, v})
+			}
+		}
+	}
+}
+
+// addTo adds v to m[k].
+func addTo(m map[tapline.FactKey]tapline.FactValue, k tapline.FactKey, v tapline.FactValue) {
+	s := m[k]
+	s.Count, s.Sum = s.Count+v.Count, s.Sum+v.Sum
+	m[k] = s
 }
 
 // upsertRows adds rows to their tables in tx: tables in declaration order,
