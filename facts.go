@@ -85,7 +85,7 @@ func (p FactPeriod) Floor(t int64) int64 {
 // (see Normalise). It is comparable, so deltas aggregate in a map.
 type FactKey struct {
 	Table     FactTable
-	Hour      int64 // Unix seconds of the UTC hour
+	Hour      int64 // Unix seconds of the UTC hour (in a rollup, of its day or week)
 	AppID     int64
 	LinkID    int64 // 0: no link (organic)
 	Platform  Platform
@@ -109,9 +109,9 @@ type FactKey struct {
 	// Measure is the table a FactTotals, FactDaily or FactWeekly row sums.
 	Measure FactTable
 
-	// Dim is the ReportDim (its Name) a daily or weekly row is broken down by,
-	// "" for the day's total; Value is that dimension's value as text (a
-	// link id in decimal).
+	// Dim is the ReportDim (its Name) a daily or weekly row is broken
+	// down by, "" for the period's total; Value is that dimension's value
+	// as text (a link id in decimal).
 	Dim   string
 	Value string
 }
@@ -204,8 +204,9 @@ var (
 		set:  func(k *FactKey, v string) { k.Site = v }}
 )
 
-// The dimensions of the rollups: the table a row sums, and (daily) the
-// report dimension it is broken down by and that dimension's value.
+// The dimensions of the totals and rollups: the table a row sums, and (in
+// the daily and weekly rollups) the report dimension it is broken down by
+// and that dimension's value.
 var (
 	dimMeasure = &FactDim{Column: "measure", Type: FactText,
 		text: func(k FactKey) string { return string(k.Measure) },
