@@ -128,8 +128,10 @@ func (r *Reports) Breakdown(ctx context.Context, f tapline.StatsFilter, by strin
 		if by == tapline.ByDay {
 			label = "to_char(" + col + ", 'YYYY-MM-DD')" // the local day: see splitRange
 		}
+		// (Only the tables that keep dim have its rows: the measures
+		// reported Missing have none here.)
 		clauses := []string{"app_id = $1", "dim = " + arg(dim, "text"), col + " = ANY(" + arg(starts, "date[]") + ")",
-			"measure = ANY(" + arg(kept, "text[]") + ")", "NOT (measure = 'conversions' AND method = 'organic')"}
+			"NOT (measure = 'conversions' AND method = 'organic')"}
 		for _, c := range conds {
 			clauses = append(clauses, "value = "+arg(c.value, "text"))
 		}
