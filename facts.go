@@ -3,6 +3,7 @@ package tapline
 import (
 	"cmp"
 	"context"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,7 +12,7 @@ import (
 	"unicode/utf8"
 )
 
-// FactTable names an hourly fact table. FactTables declares each one.
+// FactTable names a fact table. FactTables declares each one.
 type FactTable string
 
 // Fact tables.
@@ -30,14 +31,65 @@ const (
 	// hour and measure, without their other dimensions: what the daily
 	// chart and table read (see FactKey.Total).
 	FactTotals FactTable = "totals"
+	// FactDaily sums the same five tables per UTC day, measure and one
+	// report dimension's value at a time (and per day alone): what
+	// breakdowns read for the whole UTC days of their range (see
+	// FactKey.Rollups).
+	FactDaily FactTable = "daily"
+	// FactWeekly is FactDaily per UTC week, Monday to Sunday: what
+	// breakdowns by a dimension read for the whole weeks of their range.
+	FactWeekly FactTable = "weekly"
 )
+
+// FactPeriod is the time one row of a fact table covers, in UTC.
+type FactPeriod int
+
+// Periods of the fact tables.
+const (
+	PeriodHour FactPeriod = iota // column hour, a timestamptz
+	PeriodDay                    // column day, a date
+	PeriodWeek                   // column week, a date: the week's Monday
+)
+
+// Column returns the SQL column holding a row's period.
+func (p FactPeriod) Column() string {
+	switch p {
+	case PeriodDay:
+		return "day"
+	case PeriodWeek:
+		return "week"
+	}
+	return "hour"
+}
+
+// Seconds returns the length of the period.
+func (p FactPeriod) Seconds() int64 {
+	switch p {
+	case PeriodDay:
+		return 86400
+	case PeriodWeek:
+		return 7 * 86400
+	}
+	return 3600
+}
+
+// Floor returns the start of the period holding the Unix time t: weeks
+// start on Mondays (the first, 1970-01-05, is 4 days after the epoch).
+func (p FactPeriod) Floor(t int64) int64 {
+	origin := int64(0)
+	if p == PeriodWeek {
+		origin = 4 * 86400
+	}
+	n := p.Seconds()
+	return t - (((t-origin)%n)+n)%n
+}
 
 // FactKey identifies one row of a fact table: its table, UTC hour and app,
 // and the dimensions that table keeps (see FactTables); the others are zero
 // (see Normalise). It is comparable, so deltas aggregate in a map.
 type FactKey struct {
 	Table     FactTable
-	Hour      int64 // Unix seconds of the UTC hour
+	Hour      int64 // Unix seconds of the UTC hour (in a rollup, of its day or week)
 	AppID     int64
 	LinkID    int64 // 0: no link (organic)
 	Platform  Platform
@@ -58,12 +110,18 @@ type FactKey struct {
 	Creative string
 	Site     string
 
-	// Measure is the table a FactTotals row sums.
+	// Measure is the table a FactTotals, FactDaily or FactWeekly row sums.
 	Measure FactTable
 
 	// DayN is a cohort row's day after the install: 0 the install's own
 	// 24 hours, N the 24 hours from N days after it.
 	DayN int
+
+	// Dim is the ReportDim (its Name) a daily or weekly row is broken
+	// down by, "" for the period's total; Value is that dimension's value
+	// as text (a link id in decimal).
+	Dim   string
+	Value string
 }
 
 // MaxCohortDay is the last day after an install the cohort tables count.
@@ -173,16 +231,27 @@ var (
 		set:  func(k *FactKey, v string) { k.Site = v }}
 )
 
-var dimMeasure = &FactDim{Column: "measure", Type: FactText,
-	text: func(k FactKey) string { return string(k.Measure) },
-	keep: func(n, k FactKey) FactKey { n.Measure = k.Measure; return n }}
+// The dimensions of the totals and rollups: the table a row sums, and (in
+// the daily and weekly rollups) the report dimension it is broken down by
+// and that dimension's value.
+var (
+	dimMeasure = &FactDim{Column: "measure", Type: FactText,
+		text: func(k FactKey) string { return string(k.Measure) },
+		keep: func(n, k FactKey) FactKey { n.Measure = k.Measure; return n }}
+	dimReport = &FactDim{Column: "dim", Type: FactText,
+		text: func(k FactKey) string { return k.Dim },
+		keep: func(n, k FactKey) FactKey { n.Dim = k.Dim; return n }}
+	dimValue = &FactDim{Column: "value", Type: FactText,
+		text: func(k FactKey) string { return k.Value },
+		keep: func(n, k FactKey) FactKey { n.Value = k.Value; return n }}
+)
 
 // FactDims lists every dimension, in FactKey's field order.
 var FactDims = []*FactDim{
 	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
 	dimFunnel, dimBreakdown, dimStep, dimBucket,
 	dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite,
-	dimMeasure, dimDayN,
+	dimMeasure, dimDayN, dimReport, dimValue,
 }
 
 // CampaignDims are the campaign dimensions, which hits, installs,
@@ -297,18 +366,43 @@ func (d *FactDim) show(k FactKey) string {
 	return strconv.FormatInt(d.int(k), 10)
 }
 
-// FactTableDesc declares one hourly fact table: the one description the
-// fact deltas, the fact store and its test against the schema are built
-// from. Every table is keyed by app and UTC hour, then its Dims, and adds
-// up a count and a sum.
+// FactTableDesc declares one fact table: the one description the fact
+// deltas, the fact store and its test against the schema are built from.
+// Every table is keyed by app and its time (the UTC hour, or the UTC day
+// or week of its Period), then its Dims, and adds up a count and a sum.
 type FactTableDesc struct {
 	Table FactTable
-	// Dims are the dimensions the table keeps beyond app and hour, in the
+	// Dims are the dimensions the table keeps beyond app and time, in the
 	// order of its primary key.
-	Dims  []*FactDim
-	Count string // what count counts
-	Sum   string // what sum adds up; "" when it stays 0
+	Dims []*FactDim
+	// Period is the time a row covers: an hour but for the rollups; a
+	// key's Hour is the period's first second.
+	Period FactPeriod
+	// TimeAt is how many of Dims come before the time in the primary key,
+	// after the app: 0 but for the rollups, which lead with the report
+	// dimension so a breakdown reads one range of them.
+	TimeAt int
+	Count  string // what count counts
+	Sum    string // what sum adds up; "" when it stays 0
 }
+
+// Key returns the columns of the table's primary key in order.
+func (d *FactTableDesc) Key() []string {
+	key := []string{"app_id"}
+	for i, dim := range d.Dims {
+		if i == d.TimeAt {
+			key = append(key, d.TimeColumn())
+		}
+		key = append(key, dim.Column)
+	}
+	if d.TimeAt >= len(d.Dims) {
+		key = append(key, d.TimeColumn())
+	}
+	return key
+}
+
+// TimeColumn is the column of the table's time: hour, day or week.
+func (d *FactTableDesc) TimeColumn() string { return d.Period.Column() }
 
 // FactTables declares every fact table, in the order a fact store writes
 // them (a fixed order keeps concurrent writers from deadlocking).
@@ -330,6 +424,12 @@ var FactTables = []*FactTableDesc{
 		Count: "installs of the hour (day 0) and, on day N, those of them active (an event other than the install) in that day after their install"},
 	{Table: FactCohortRevenue, Dims: withCampaign(dimLinkID, dimPlatform, dimMethod, dimCurrency, dimDayN),
 		Count: "purchases on day N after the install by installs of the hour", Sum: "their revenue in micros of the currency"},
+	{Table: FactDaily, Period: PeriodDay, Dims: rollupDims, TimeAt: 1,
+		Count: "the measure's count in the UTC day, of the rows whose dimension dim is value (dim \"\": all rows; method and currency as in totals)",
+		Sum:   "the measure's sum"},
+	{Table: FactWeekly, Period: PeriodWeek, Dims: rollupDims, TimeAt: 1,
+		Count: "the measure's count in the UTC week from Monday, of the rows whose dimension dim is value (as daily)",
+		Sum:   "the measure's sum"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
@@ -355,6 +455,69 @@ func (k FactKey) Total() (FactKey, bool) {
 	return t.Normalise(), true
 }
 
+// Daily returns the FactDaily rows a delta of k adds to: the day's total
+// of its measure (Dim "") and, for each ReportDim its table keeps, the
+// measure for that dimension's value in k, on the UTC day of k's hour;
+// none when k's table has no totals (see Total: the method and currency
+// are the total's). A breakdown over whole UTC days by one dimension, or
+// filtered by one and grouped by it or by day, reads these rows instead of
+// the hours'.
+func (k FactKey) Daily() iter.Seq[FactKey] {
+	return func(yield func(FactKey) bool) {
+		t, ok := k.Total()
+		if !ok {
+			return
+		}
+		t = t.For(FactDaily)
+		if !yield(t) {
+			return
+		}
+		d := k.Table.Desc()
+		for _, rd := range ReportDims {
+			if !d.Keeps(rd.Dim) {
+				continue
+			}
+			r := t
+			r.Dim, r.Value = rd.Name, rd.Dim.String(k)
+			if !yield(r) {
+				return
+			}
+		}
+	}
+}
+
+// Rollups returns the rows of the Rollups tables a delta of k adds to: its
+// Daily rows, then the FactWeekly row of each (the daily key For
+// FactWeekly: the same row in the UTC week from Monday), so a weekly row
+// sums the daily rows of its week.
+func (k FactKey) Rollups() iter.Seq[FactKey] {
+	return func(yield func(FactKey) bool) {
+		for _, table := range Rollups {
+			for d := range k.Daily() {
+				if !yield(d.For(table)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// String returns the dimension's value in k as text: an integer in
+// decimal. Reports group and filter by it.
+func (d *FactDim) String(k FactKey) string {
+	if d.text != nil {
+		return d.text(k)
+	}
+	return strconv.FormatInt(d.int(k), 10)
+}
+
+// rollupDims are the dimensions of the daily and weekly rollups.
+var rollupDims = []*FactDim{dimReport, dimMeasure, dimValue, dimMethod, dimCurrency}
+
+// Rollups lists the rollup tables, finest first: FactKey.Rollups adds to
+// each.
+var Rollups = []FactTable{FactDaily, FactWeekly}
+
 // withCampaign returns dims followed by the campaign dimensions.
 func withCampaign(dims ...*FactDim) []*FactDim { return append(dims, CampaignDims...) }
 
@@ -372,30 +535,40 @@ func (t FactTable) Desc() *FactTableDesc { return factTablesByName[t] }
 // Keeps reports whether the table keeps dimension dim.
 func (d *FactTableDesc) Keeps(dim *FactDim) bool { return slices.Contains(d.Dims, dim) }
 
-// Compare orders keys of the table by its primary key: app, hour, then
-// Dims in order.
+// Compare orders keys of the table by its primary key: app, then Dims in
+// order with the time (Hour) before the first but TimeAt of them.
 func (d *FactTableDesc) Compare(a, b FactKey) int {
-	if c := cmp.Or(cmp.Compare(a.AppID, b.AppID), cmp.Compare(a.Hour, b.Hour)); c != 0 {
+	if c := cmp.Compare(a.AppID, b.AppID); c != 0 {
 		return c
 	}
-	for _, dim := range d.Dims {
+	for i, dim := range d.Dims {
+		if i == d.TimeAt {
+			if c := cmp.Compare(a.Hour, b.Hour); c != 0 {
+				return c
+			}
+		}
 		if c := dim.Compare(a, b); c != 0 {
 			return c
 		}
+	}
+	if d.TimeAt >= len(d.Dims) {
+		return cmp.Compare(a.Hour, b.Hour)
 	}
 	return 0
 }
 
 // Normalise returns k as a row of its table: Hour floored to the start of
-// its hour and the dimensions the table does not keep zeroed, so keys that
-// differ only there name the same row. A key of an unknown table keeps its
-// dimensions.
+// its hour (of its UTC day or week in a rollup) and the dimensions the table
+// does not keep zeroed, so keys that differ only there name the same row.
+// A key of an unknown table keeps its dimensions, its Hour floored to the
+// hour.
 func (k FactKey) Normalise() FactKey {
-	k.Hour -= ((k.Hour % 3600) + 3600) % 3600
 	d := k.Table.Desc()
 	if d == nil {
+		k.Hour -= ((k.Hour % 3600) + 3600) % 3600
 		return k
 	}
+	k.Hour = d.Period.Floor(k.Hour)
 	n := FactKey{Table: k.Table, Hour: k.Hour, AppID: k.AppID}
 	for _, dim := range d.Dims {
 		n = dim.keep(n, k)
@@ -417,8 +590,11 @@ func (k FactKey) Validate() error {
 	if d == nil {
 		return Errorf(EINVALID, "fact key: %q is not a fact table.", k.Table)
 	}
-	if k.Hour%3600 != 0 {
-		return Errorf(EINVALID, "fact key: hour %d of a %s row is not the start of an hour.", k.Hour, k.Table)
+	if d.Period.Floor(k.Hour) != k.Hour {
+		return Errorf(EINVALID, "fact key: hour %d of a %s row is not the start of its %s.", k.Hour, k.Table, d.Period.Column())
+	}
+	if d.Keeps(dimReport) && k.Dim != "" && ReportDimNamed(k.Dim) == nil {
+		return Errorf(EINVALID, "fact key: %q is not a report dimension.", k.Dim)
 	}
 	for _, dim := range FactDims {
 		if !dim.IsZero(k) && !d.Keeps(dim) {

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"tapline"
 )
@@ -165,5 +166,134 @@ func TestFactTableCompare(t *testing.T) {
 	}
 	if c := d.Compare(k, k); c != 0 {
 		t.Errorf("Compare(k, k) = %d, want 0", c)
+	}
+}
+
+// TestFactKeyRollups checks the rollup rows of a delta: in the daily and
+// then the weekly rollup, the period's total and one row per report
+// dimension its table keeps, on the UTC day or the week from its Monday,
+// with the total's method and currency.
+func TestFactKeyRollups(t *testing.T) {
+	// Sunday 2024-03-10 05:00 UTC, in the week from Monday 4 March.
+	hour := time.Date(2024, 3, 10, 5, 0, 0, 0, time.UTC).Unix()
+	day, monday := time.Date(2024, 3, 10, 0, 0, 0, 0, time.UTC).Unix(), time.Date(2024, 3, 4, 0, 0, 0, 0, time.UTC).Unix()
+	k := tapline.FactKey{Table: tapline.FactInstalls, Hour: hour, AppID: 1, LinkID: 12, Platform: tapline.PlatformIOS,
+		Method: tapline.MethodReferrer, Source: "fb", Campaign: "spring"}
+	var got []string
+	for d := range k.Rollups() {
+		if err := d.Validate(); err != nil {
+			t.Errorf("%+v: %v", d, err)
+		}
+		start := map[tapline.FactTable]int64{tapline.FactDaily: day, tapline.FactWeekly: monday}[d.Table]
+		if d.Hour != start || d.AppID != 1 || d.Measure != tapline.FactInstalls || d.Method != "attributed" {
+			t.Errorf("rollup row %+v: want from %d, app 1, measure installs, method attributed", d, start)
+		}
+		got = append(got, string(d.Table)+" "+d.Dim+"="+d.Value)
+	}
+	var want []string
+	for _, table := range []string{"daily", "weekly"} {
+		for _, dv := range []string{"=", "link=12", "platform=ios", "method=referrer", "source=fb", "medium=", "campaign=spring", "adgroup=", "creative=", "site="} {
+			want = append(want, table+" "+dv)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rollup rows %q, want %q", got, want)
+	}
+	ev := tapline.FactKey{Table: tapline.FactEvents, Hour: hour, AppID: 1, EventName: "open", Method: tapline.MethodOrganic}
+	var dims []string
+	for d := range ev.Rollups() {
+		if d.Table == tapline.FactDaily {
+			dims = append(dims, d.Dim)
+		}
+	}
+	if !slices.Contains(dims, "event") || len(dims) != 11 {
+		t.Errorf("events' daily dims %q, want the total and 10, event among them", dims)
+	}
+	for range (tapline.FactKey{Table: tapline.FactFunnelSteps, Hour: hour, AppID: 1, Funnel: 2}).Rollups() {
+		t.Error("funnel steps have rollup rows")
+	}
+	for range (tapline.FactKey{Table: tapline.FactTotals, Hour: hour, AppID: 1, Measure: tapline.FactHits}).Rollups() {
+		t.Error("totals have rollup rows")
+	}
+	// Stopping early yields no more.
+	n := 0
+	for range k.Rollups() {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Errorf("a loop that breaks saw %d rows", n)
+	}
+}
+
+// TestFactPeriodFloor checks the starts of hours, days and weeks, before
+// 1970 too.
+func TestFactPeriodFloor(t *testing.T) {
+	for _, tc := range []struct {
+		p    tapline.FactPeriod
+		in   time.Time
+		want time.Time
+	}{
+		{tapline.PeriodHour, time.Date(2024, 3, 10, 5, 59, 59, 0, time.UTC), time.Date(2024, 3, 10, 5, 0, 0, 0, time.UTC)},
+		{tapline.PeriodDay, time.Date(2024, 3, 10, 23, 0, 0, 0, time.UTC), time.Date(2024, 3, 10, 0, 0, 0, 0, time.UTC)},
+		{tapline.PeriodWeek, time.Date(2024, 3, 10, 23, 0, 0, 0, time.UTC), time.Date(2024, 3, 4, 0, 0, 0, 0, time.UTC)},
+		{tapline.PeriodWeek, time.Date(2024, 3, 11, 0, 0, 0, 0, time.UTC), time.Date(2024, 3, 11, 0, 0, 0, 0, time.UTC)},
+		{tapline.PeriodWeek, time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1969, 12, 29, 0, 0, 0, 0, time.UTC)},
+		{tapline.PeriodDay, time.Date(1969, 12, 31, 1, 0, 0, 0, time.UTC), time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)},
+	} {
+		if got := tc.p.Floor(tc.in.Unix()); got != tc.want.Unix() {
+			t.Errorf("%s of %s starts %s, want %s", tc.p.Column(), tc.in, time.Unix(got, 0).UTC(), tc.want)
+		}
+		if tc.want.Weekday() != time.Monday && tc.p == tapline.PeriodWeek {
+			t.Errorf("week of %s starts on a %s", tc.in, tc.want.Weekday())
+		}
+	}
+}
+
+// TestFactKeyRollupValidate checks a rollup row's day or week and
+// dimension.
+func TestFactKeyRollupValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		key  tapline.FactKey
+		want string
+	}{
+		{"a day", tapline.FactKey{Table: tapline.FactDaily, Hour: 86400, AppID: 1, Dim: "campaign", Value: "x", Measure: tapline.FactHits}, ""},
+		{"an hour", tapline.FactKey{Table: tapline.FactDaily, Hour: 3600, AppID: 1}, tapline.EINVALID},
+		{"no such dimension", tapline.FactKey{Table: tapline.FactDaily, Hour: 86400, AppID: 1, Dim: "colour"}, tapline.EINVALID},
+		{"hits with a dimension name", tapline.FactKey{Table: tapline.FactHits, Hour: 3600, Dim: "link"}, tapline.EINVALID},
+		{"normalised to the day", tapline.FactKey{Table: tapline.FactDaily, Hour: 86400 + 7*3600 + 5}.Normalise(), ""},
+		{"a week from Monday", tapline.FactKey{Table: tapline.FactWeekly, Hour: 4 * 86400, AppID: 1}, ""},
+		{"a week from Thursday", tapline.FactKey{Table: tapline.FactWeekly, Hour: 0, AppID: 1}, tapline.EINVALID},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tapline.ErrorCode(tt.key.Validate()); got != tt.want {
+				t.Errorf("Validate(%+v) code %q, want %q", tt.key, got, tt.want)
+			}
+		})
+	}
+	if got := (tapline.FactKey{Table: tapline.FactDaily, Hour: -1}).Normalise().Hour; got != -86400 {
+		t.Errorf("a daily key before 1970 floors to %d, want -86400", got)
+	}
+}
+
+// TestFactTableKey checks the primary keys: the time after the app, but
+// after the report dimension in the daily rollup; Compare follows them.
+func TestFactTableKey(t *testing.T) {
+	if got, want := tapline.FactHits.Desc().Key()[:3], []string{"app_id", "hour", "link_id"}; !slices.Equal(got, want) {
+		t.Errorf("hits key starts %q, want %q", got, want)
+	}
+	if got, want := tapline.FactDaily.Desc().Key(), []string{"app_id", "dim", "day", "measure", "value", "method", "currency"}; !slices.Equal(got, want) {
+		t.Errorf("daily key %q, want %q", got, want)
+	}
+	d := tapline.FactDaily.Desc()
+	a := tapline.FactKey{Table: tapline.FactDaily, AppID: 1, Dim: "campaign", Hour: 2 * 86400}
+	b := tapline.FactKey{Table: tapline.FactDaily, AppID: 1, Dim: "link", Hour: 86400}
+	if d.Compare(a, b) >= 0 || d.Compare(b, a) <= 0 {
+		t.Errorf("Compare orders by day before dim: campaign on day 2 not before link on day 1")
+	}
+	b.Dim = "campaign"
+	if d.Compare(b, a) >= 0 {
+		t.Errorf("Compare: day 1 not before day 2 within a dimension")
 	}
 }

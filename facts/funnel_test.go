@@ -72,8 +72,8 @@ func TestBatchKeysDeclared(t *testing.T) {
 	b.FunnelOutcome(1, 3, &tapline.FunnelOutcome{Hour: tapline.HourOf(t0), Breakdown: "2", Steps: []int64{0, 5}}, +1)
 	b.CohortRevenue(&tapline.Event{AppID: 1, Time: t0.Add(50 * time.Hour), Revenue: &tapline.Revenue{Micros: 1, Currency: "USD"}},
 		&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS}, tapline.Attribution{LinkID: 2, Method: tapline.MethodAdID})
-	// Every table but the totals, which the fact store derives (their
-	// keys must be valid too).
+	// Every table but the totals and the rollups, which the fact store
+	// derives (their keys must be valid too).
 	tables := map[tapline.FactTable]bool{}
 	for k := range b {
 		tables[k.Table] = true
@@ -84,6 +84,12 @@ func TestBatchKeysDeclared(t *testing.T) {
 			tables[tk.Table] = true
 			if err := tk.Validate(); err != nil {
 				t.Errorf("total %+v of %+v: %v", tk, k, err)
+			}
+		}
+		for dk := range k.Rollups() {
+			tables[dk.Table] = true
+			if err := dk.Validate(); err != nil {
+				t.Errorf("rollup row %+v of %+v: %v", dk, k, err)
 			}
 		}
 	}

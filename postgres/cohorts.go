@@ -25,16 +25,18 @@ func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by, split 
 	if err := r.checkZone(ctx, s); err != nil {
 		return nil, err
 	}
-	conds, args, err := filterConds(s, f.Where, []any{s.appID, s.from, s.to, s.loc.String(), unit})
+	conds, err := parseConds(s, f.Where)
 	if err != nil {
 		return nil, err
 	}
+	args := []any{s.appID, s.from, s.to, s.loc.String(), unit}
 	clauses := []string{"app_id = $1", "hour >= $2", "hour < $3"}
 	for _, c := range conds {
-		if !tapline.FactCohortActivity.Desc().Keeps(c.dim) {
-			return nil, tapline.Errorf(tapline.EINVALID, "filter: cohorts cannot be filtered by %s", c.dim.Column)
+		if !tapline.FactCohortActivity.Desc().Keeps(c.dim.Dim) {
+			return nil, tapline.Errorf(tapline.EINVALID, "filter: cohorts cannot be filtered by %s", c.dim.Name)
 		}
-		clauses = append(clauses, c.sql)
+		args = append(args, c.arg)
+		clauses = append(clauses, fmt.Sprintf("%s = $%d::%s", c.dim.Dim.Column, len(args), c.dim.Dim.Type))
 	}
 	value := "''"
 	if split != "" {

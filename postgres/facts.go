@@ -32,22 +32,25 @@ var factUpserts = func() map[tapline.FactTable]string {
 // upsertSQL returns the statement adding one batch of rows to table d: its
 // parameters are the column arrays args returns.
 func upsertSQL(d *tapline.FactTableDesc) string {
-	key := []string{"app_id", "hour"}
-	params := []string{"$1::bigint[]", "$2::timestamptz[]"}
+	timeType := "timestamptz"
+	if d.Period != tapline.PeriodHour {
+		timeType = "date"
+	}
+	cols := []string{"app_id", d.TimeColumn()}
+	params := []string{"$1::bigint[]", "$2::" + timeType + "[]"}
 	for _, dim := range d.Dims {
-		key = append(key, dim.Column)
+		cols = append(cols, dim.Column)
 		params = append(params, fmt.Sprintf("$%d::%s[]", len(params)+1, dim.Type))
 	}
 	n := len(params)
 	params = append(params, fmt.Sprintf("$%d::bigint[]", n+1), fmt.Sprintf("$%d::bigint[]", n+2))
-	cols := strings.Join(key, ", ")
-	return `INSERT INTO ` + factTableName(d.Table) + ` AS t (` + cols + `, count, sum)
+	return `INSERT INTO ` + factTableName(d.Table) + ` AS t (` + strings.Join(cols, ", ") + `, count, sum)
 		SELECT * FROM unnest(` + strings.Join(params, ", ") + `)
-		ON CONFLICT (` + cols + `) DO UPDATE SET count = t.count + excluded.count, sum = t.sum + excluded.sum`
+		ON CONFLICT (` + strings.Join(d.Key(), ", ") + `) DO UPDATE SET count = t.count + excluded.count, sum = t.sum + excluded.sum`
 }
 
 // args returns the column arrays of rows of table d for upsertSQL: app,
-// hour, each dimension (int64s for integer columns, strings for text),
+// hour (or day), each dimension (int64s for integer columns, strings for text),
 // count and sum.
 func args(d *tapline.FactTableDesc, rows []factRow) []any {
 	appIDs := make([]int64, len(rows))
@@ -159,6 +162,7 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return err
 	}
 	addTotals(byTable)
+	addRollups(byTable)
 	if err := upsertRows(ctx, tx, byTable); err != nil {
 		return err
 	}
@@ -325,6 +329,68 @@ func addTotals(byTable map[tapline.FactTable][]factRow) {
 	} else {
 		delete(byTable, tapline.FactTotals)
 	}
+}
+
+// addRollups adds to byTable the rows of the daily and weekly rollups
+// that the rows of the five measure tables add up to (see
+// tapline.FactKey.Rollups), in the same transaction as they: a replay
+// that is refused refuses them too, so the rollups are exactly as exact as
+// the hours they sum. The weekly rows are summed from the daily sums, a
+// few per day, not from every hourly row. Rollup rows given directly are
+// kept (and summed with).
+func addRollups(byTable map[tapline.FactTable][]factRow) {
+	sums := make(map[tapline.FactTable]map[tapline.FactKey]tapline.FactValue, len(tapline.Rollups))
+	for _, t := range tapline.Rollups {
+		sums[t] = map[tapline.FactKey]tapline.FactValue{}
+		for _, r := range byTable[t] {
+			addTo(sums[t], r.key, r.val)
+		}
+		delete(byTable, t)
+	}
+	// Daily keys differ from the total's only in Dim and Value: sum per
+	// total, then per dimension and value, on small map keys.
+	type dimValue struct{ dim, value string }
+	daily := map[tapline.FactKey]map[dimValue]tapline.FactValue{}
+	for _, rows := range byTable {
+		for _, r := range rows {
+			var m map[dimValue]tapline.FactValue
+			for k := range r.key.Daily() {
+				if m == nil { // the first is the total (Dim "")
+					if m = daily[k]; m == nil {
+						m = map[dimValue]tapline.FactValue{}
+						daily[k] = m
+					}
+				}
+				dv := dimValue{k.Dim, k.Value}
+				s := m[dv]
+				s.Count, s.Sum = s.Count+r.val.Count, s.Sum+r.val.Sum
+				m[dv] = s
+			}
+		}
+	}
+	for total, m := range daily {
+		for dv, v := range m {
+			k := total
+			k.Dim, k.Value = dv.dim, dv.value
+			for _, t := range tapline.Rollups {
+				addTo(sums[t], k.For(t), v)
+			}
+		}
+	}
+	for _, t := range tapline.Rollups {
+		for k, v := range sums[t] {
+			if v != (tapline.FactValue{}) {
+				byTable[t] = append(byTable[t], factRow{k, v})
+			}
+		}
+	}
+}
+
+// addTo adds v to m[k].
+func addTo(m map[tapline.FactKey]tapline.FactValue, k tapline.FactKey, v tapline.FactValue) {
+	s := m[k]
+	s.Count, s.Sum = s.Count+v.Count, s.Sum+v.Sum
+	m[k] = s
 }
 
 // upsertRows adds rows to their tables in tx: tables in declaration order,

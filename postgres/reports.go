@@ -14,6 +14,8 @@ const MaxReportDays = 1000
 // Reports answers the dashboard's questions from the fact tables.
 type Reports struct {
 	db *DB
+
+	hourlyOnly bool // read no daily rollup (tests compare the two)
 }
 
 var _ tapline.Reports = (*Reports)(nil)

@@ -91,12 +91,15 @@ func (s factSchema) diff(declared []*tapline.FactTableDesc) []string {
 			out = append(out, fmt.Sprintf("%s: declared, but no such table", name))
 			continue
 		}
-		want := []factColumn{{"app_id", "bigint", true}, {"hour", "timestamp with time zone", true}}
-		wantKey := []string{"app_id", "hour"}
+		timeCol := factColumn{"hour", "timestamp with time zone", true}
+		if d.Period != tapline.PeriodHour {
+			timeCol = factColumn{d.TimeColumn(), "date", true}
+		}
+		want := []factColumn{{"app_id", "bigint", true}, timeCol}
 		for _, dim := range d.Dims {
 			want = append(want, factColumn{dim.Column, string(dim.Type), true})
-			wantKey = append(wantKey, dim.Column)
 		}
+		wantKey := d.Key()
 		want = append(want, factColumn{"count", "bigint", true}, factColumn{"sum", "bigint", true})
 		for _, w := range want {
 			i := slices.IndexFunc(got, func(c factColumn) bool { return c.name == w.name })
@@ -182,6 +185,9 @@ func TestFactSchemaDiff(t *testing.T) {
 		{"table not declared", slices.DeleteFunc(slices.Clone(tapline.FactTables), func(d *tapline.FactTableDesc) bool {
 			return d.Table == tapline.FactFunnelSteps
 		}), "fact_funnel_steps: table exists but no"},
+		{"daily key order", edit(tapline.FactDaily, func(d *tapline.FactTableDesc) { d.TimeAt = 0 }), "fact_daily: primary key"},
+		{"daily as hourly", edit(tapline.FactDaily, func(d *tapline.FactTableDesc) { d.Period = tapline.PeriodHour }), "fact_daily: no column hour"},
+		{"weekly as daily", edit(tapline.FactWeekly, func(d *tapline.FactTableDesc) { d.Period = tapline.PeriodDay }), "fact_weekly: no column day"},
 		{"table not migrated", append(slices.Clone(tapline.FactTables), &tapline.FactTableDesc{Table: "nope"}),
 			"fact_nope: declared, but no such table"},
 	}

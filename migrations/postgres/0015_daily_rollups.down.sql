@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS fact_weekly;
+DROP TABLE IF EXISTS fact_daily;
