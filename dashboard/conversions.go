@@ -190,14 +190,24 @@ func (d *Dashboard) listConversions(ctx context.Context, q tapline.ConversionQue
 	return &ConversionsPage{AppID: q.AppID, Conversions: views, Next: page.Next}, nil
 }
 
-func (d *Dashboard) apiConversions(w http.ResponseWriter, r *http.Request) {
+// apiConversionQuery reads the app and the query of an API request,
+// answering the error itself.
+func (d *Dashboard) apiConversionQuery(w http.ResponseWriter, r *http.Request) (tapline.ConversionQuery, bool) {
 	app, ok := d.apiApp(w, r)
 	if !ok {
-		return
+		return tapline.ConversionQuery{}, false
 	}
 	q, err := parseConversionQuery(r.URL.Query(), app.ID)
 	if err != nil {
 		d.writeJSONError(w, r, err)
+		return tapline.ConversionQuery{}, false
+	}
+	return q, true
+}
+
+func (d *Dashboard) apiConversions(w http.ResponseWriter, r *http.Request) {
+	q, ok := d.apiConversionQuery(w, r)
+	if !ok {
 		return
 	}
 	page, err := d.listConversions(r.Context(), q)
@@ -238,13 +248,8 @@ func (d *Dashboard) apiConversion(w http.ResponseWriter, r *http.Request) {
 // conversions the same filters select, newest first, every page (at most
 // MaxConversionsCSV rows), streamed.
 func (d *Dashboard) apiConversionsCSV(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	q, ok := d.apiConversionQuery(w, r)
 	if !ok {
-		return
-	}
-	q, err := parseConversionQuery(r.URL.Query(), app.ID)
-	if err != nil {
-		d.writeJSONError(w, r, err)
 		return
 	}
 	q.Limit = tapline.MaxConversionPage
@@ -255,7 +260,7 @@ func (d *Dashboard) apiConversionsCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="app-%d-conversions.csv"`, app.ID))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="app-%d-conversions.csv"`, q.AppID))
 	cw := csv.NewWriter(w)
 	header := []string{"conversion_id", "install_id", "install_time", "platform", "method", "link_id", "link_name", "hit_id", "hit_time", "click_to_install_ms"}
 	for _, dim := range tapline.CampaignDims {
@@ -274,7 +279,7 @@ func (d *Dashboard) apiConversionsCSV(w http.ResponseWriter, r *http.Request) {
 		q.After = page.Next
 		if page, err = d.listConversions(ctx, q); err != nil {
 			// The header is out: end the file short, and say so in the log.
-			d.logger().Error("conversions csv", "app", app.ID, "rows", rows, "err", err)
+			d.logger().Error("conversions csv", "app", q.AppID, "rows", rows, "err", err)
 			break
 		}
 	}

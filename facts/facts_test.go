@@ -207,34 +207,32 @@ func TestAggregatorConversions(t *testing.T) {
 	if got := a.Pending(); got != 2 {
 		t.Errorf("Pending = %d, want 2 conversions", got)
 	}
-	_, rows, _ := a.Take()
-	got := map[string]int{}
-	for _, c := range rows.Conversions {
-		got[c.ID] = len(c.History)
+	// take returns the changes of each conversion of the next snapshot, and
+	// its rows.
+	take := func() (map[string]int, tapline.FlushRows) {
+		_, rows, _ := a.Take()
+		got := map[string]int{}
+		for _, c := range rows.Conversions {
+			got[c.ID] = len(c.History)
+		}
+		return got, rows
 	}
-	if len(got) != 2 || got["a"] != 2 || got["b"] != 1 {
-		t.Fatalf("snapshot conversions = %v, want a with 2 changes and b with 1", got)
+	want := func(what string, got map[string]int, a int) {
+		t.Helper()
+		if len(got) != 2 || got["a"] != a || got["b"] != 1 {
+			t.Fatalf("%s: conversions = %v, want a with %d changes and b with 1", what, got, a)
+		}
 	}
+	got, rows := take()
+	want("snapshot", got, 2)
 	a.Commit("hits", 0, 2, nil, conv(state("a", 3)))
 	a.Restore(nil, rows)
-	_, rows, _ = a.Take()
-	got = map[string]int{}
-	for _, c := range rows.Conversions {
-		got[c.ID] = len(c.History)
-	}
-	if len(got) != 2 || got["a"] != 3 || got["b"] != 1 {
-		t.Fatalf("after restore: conversions = %v, want a with 3 changes and b with 1", got)
-	}
+	got, rows = take()
+	want("after restore", got, 3)
 	// A failed snapshot with a's newest state, restored over an older
 	// state a slower worker committed since: the newest stays.
 	a.Commit("events", 0, 3, nil, conv(state("a", 2)))
 	a.Restore(nil, rows)
-	_, rows, _ = a.Take()
-	got = map[string]int{}
-	for _, c := range rows.Conversions {
-		got[c.ID] = len(c.History)
-	}
-	if len(got) != 2 || got["a"] != 3 || got["b"] != 1 {
-		t.Fatalf("after restore: conversions = %v, want a with 3 changes and b with 1", got)
-	}
+	got, _ = take()
+	want("after restoring over an older state", got, 3)
 }
