@@ -88,6 +88,15 @@ func TestLinkPages(t *testing.T) {
 	if !strings.Contains(res.Body, "<h1>Spring FB") || !strings.Contains(res.Body, ">utm_source=fb</textarea>") || !strings.Contains(res.Body, "/l/spring-fb<") {
 		t.Errorf("the edit did not land, or the slug changed")
 	}
+	// The link's conversions and cohorts are a click away, filtered by it.
+	id := page[strings.LastIndex(page, "/")+1:]
+	for _, to := range []string{"/conversions?link=" + id, "/cohorts?link=" + id} {
+		target := page[:strings.Index(page, "/links/")] + to
+		if !strings.Contains(res.Body, `href="`+target+`"`) {
+			t.Errorf("the link page does not lead to %s", target)
+		}
+		wantStatus(t, "the link's "+to, e.get(c, target), http.StatusOK)
+	}
 	wantStatus(t, "archive", e.postForm(c, page+"/archive", url.Values{"archive": {"1"}}), http.StatusSeeOther)
 	res = e.get(c, links)
 	if strings.Contains(res.Body, "Spring FB") || !strings.Contains(res.Body, "Archived (1)") {
