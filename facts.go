@@ -27,6 +27,9 @@ const (
 	// keyed by the hour of the install, and the day after it (DayN).
 	FactCohortActivity FactTable = "cohort_activity"
 	FactCohortRevenue  FactTable = "cohort_revenue"
+	// FactBotHits counts the requests for links that got their redirect
+	// but are no taps (Hit.Bot), by link and Agent.
+	FactBotHits FactTable = "bot_hits"
 	// FactTotals sums hits, events, installs, conversions and revenue per
 	// hour and measure, without their other dimensions: what the daily
 	// chart and table read (see FactKey.Total).
@@ -122,6 +125,9 @@ type FactKey struct {
 	// as text (a link id in decimal).
 	Dim   string
 	Value string
+
+	// Agent is why a FactBotHits row's requests are no taps (Hit.Bot).
+	Agent string
 }
 
 // MaxCohortDay is the last day after an install the cohort tables count.
@@ -244,6 +250,9 @@ var (
 	dimValue = &FactDim{Column: "value", Type: FactText,
 		text: func(k FactKey) string { return k.Value },
 		keep: func(n, k FactKey) FactKey { n.Value = k.Value; return n }}
+	dimAgent = &FactDim{Column: "agent", Type: FactText,
+		text: func(k FactKey) string { return k.Agent },
+		keep: func(n, k FactKey) FactKey { n.Agent = k.Agent; return n }}
 )
 
 // FactDims lists every dimension, in FactKey's field order.
@@ -251,7 +260,7 @@ var FactDims = []*FactDim{
 	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
 	dimFunnel, dimBreakdown, dimStep, dimBucket,
 	dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite,
-	dimMeasure, dimDayN, dimReport, dimValue,
+	dimMeasure, dimDayN, dimReport, dimValue, dimAgent,
 }
 
 // CampaignDims are the campaign dimensions, which hits, installs,
@@ -430,6 +439,8 @@ var FactTables = []*FactTableDesc{
 	{Table: FactWeekly, Period: PeriodWeek, Dims: rollupDims, TimeAt: 1,
 		Count: "the measure's count in the UTC week from Monday, of the rows whose dimension dim is value (as daily)",
 		Sum:   "the measure's sum"},
+	{Table: FactBotHits, Dims: []*FactDim{dimLinkID, dimPlatform, dimAgent},
+		Count: "requests for the link answered but no taps: HEAD, prefetches, link previewers and crawlers (agent: which)"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
@@ -848,6 +859,10 @@ type Reports interface {
 	// Breakdown groups the filter's facts by by: a ReportDim's Name,
 	// ByDay or ByHour.
 	Breakdown(ctx context.Context, f StatsFilter, by string) (*Breakdown, error)
+	// BotHits sums the filter's requests that were no taps by agent
+	// (FactBotHits); a filter on a dimension that table does not keep
+	// (anything but link and platform) is EINVALID.
+	BotHits(ctx context.Context, f StatsFilter) (map[string]int64, error)
 	// Cohorts groups the filter's installs by the day or week (by: ByDay
 	// or ByWeek) of their install in the filter's zone and, when split
 	// names a ReportDim, by its value, with each cohort's activity and

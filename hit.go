@@ -41,6 +41,12 @@ type Hit struct {
 
 	Fingerprint string `json:"fingerprint"`
 
+	// Bot, when set, says why the request is no tap although it got its
+	// redirect: "head", "prefetch", or the name of the link previewer or
+	// crawler (fingerprint.Bot). Such a hit is counted apart (FactBotHits)
+	// and never credited with an install.
+	Bot string `json:"bot,omitempty"`
+
 	// Source is the bus position the hit was first consumed at; the
 	// matcher sets it and uses it to tell a replay from a resend.
 	Source string `json:"source,omitempty"`

@@ -298,6 +298,9 @@ func (c *Collector) enqueue(h *tapline.Hit) {
 		c.m.hitsDropped.Inc()
 		return
 	}
+	if h.Bot != "" {
+		c.m.botHits.WithLabelValues(h.Bot).Inc()
+	}
 	select {
 	case c.queue <- h:
 		c.m.hitsQueued.Inc()

@@ -760,3 +760,45 @@ func TestRedirectAddsTheLinksParams(t *testing.T) {
 		t.Fatalf("hit of link %d with params %v: want the link's utm_source, the tap's utm_campaign and ad", h.LinkID, h.Params)
 	}
 }
+
+// TestRedirectMarksBots checks that link previewers, crawlers, HEAD
+// requests and prefetches get their redirect like anyone, and that their
+// hits go to the bus marked as no taps, and counted in the metrics.
+func TestRedirectMarksBots(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	tests := []struct {
+		name, method, ua string
+		header           map[string]string
+		want             string
+	}{
+		{"person", http.MethodGet, iphoneUA, nil, ""},
+		{"facebook", http.MethodGet, "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", nil, "facebookexternalhit"},
+		{"slack", http.MethodGet, "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", nil, "slackbot"},
+		{"head", http.MethodHead, iphoneUA, nil, "head"},
+		{"prefetch", http.MethodGet, androidUA, map[string]string{"Sec-Purpose": "prefetch;prerender"}, "prefetch"},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, "/l/demo?case="+tt.name, nil)
+		req.Header.Set("User-Agent", tt.ua)
+		for k, v := range tt.header {
+			req.Header.Set(k, v)
+		}
+		if rec := e.do(req, "192.0.2.9:1"); rec.Code != http.StatusFound || rec.Header().Get("Location") == "" {
+			t.Errorf("%s: %d to %q, want a redirect", tt.name, rec.Code, rec.Header().Get("Location"))
+		}
+	}
+	got := map[string]string{}
+	for _, h := range hits(t, e.bus, len(tests)) {
+		got[h.Params["case"]] = h.Bot
+	}
+	for _, tt := range tests {
+		if b, ok := got[tt.name]; !ok || b != tt.want {
+			t.Errorf("%s: hit marked %q (recorded %v), want %q", tt.name, b, ok, tt.want)
+		}
+	}
+	metrics := e.do(httptest.NewRequest(http.MethodGet, "/metrics", nil), "127.0.0.1:1").Body.String()
+	if !strings.Contains(metrics, `tapline_collector_bot_hits_total{reason="facebookexternalhit"} 1`) {
+		t.Errorf("the metrics lack the previewer's request")
+	}
+}

@@ -74,9 +74,10 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 	if h.Platform == tapline.PlatformAndroid {
 		dest = withPlayReferrer(dest, h.ID, h.Params)
 	}
-	if r.Method != http.MethodHead { // link checkers and previews are not taps
-		c.enqueue(h)
-	}
+	// Link checkers, previews and crawlers get their redirect too; their
+	// hits are counted apart and never credited (tapline.Hit.Bot).
+	h.Bot = botReason(r, h.UserAgent)
+	c.enqueue(h)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, dest, http.StatusFound)
@@ -100,6 +101,7 @@ func (c *Collector) servePixel(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		h := c.newHit(r, e)
+		h.Bot = botReason(r, h.UserAgent)
 		if r.Method == http.MethodPost {
 			// The iOS SDK's fireHit posts "__ts=tag1,tag2".
 			r.Body = http.MaxBytesReader(w, r.Body, c.Config.MaxBodyBytes)
@@ -121,6 +123,23 @@ func (c *Collector) servePixel(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(transparentGIF)
+}
+
+// botReason returns why request r, with User-Agent ua, is no tap: "head"
+// for a HEAD request (link checkers), "prefetch" for a browser's
+// speculative load (Sec-Purpose, Purpose or X-Purpose naming a prefetch or
+// preview), else the link previewer or crawler ua names; "" for a tap.
+func botReason(r *http.Request, ua string) string {
+	if r.Method == http.MethodHead {
+		return "head"
+	}
+	for _, name := range []string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"} {
+		v := strings.ToLower(r.Header.Get(name))
+		if strings.Contains(v, "prefetch") || strings.Contains(v, "preview") || strings.Contains(v, "prerender") {
+			return "prefetch"
+		}
+	}
+	return fingerprint.Bot(ua)
 }
 
 // linkError answers a failed link lookup with an HTML page.

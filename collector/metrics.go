@@ -17,6 +17,7 @@ type metrics struct {
 	duration       *prometheus.HistogramVec
 	queueDepth     prometheus.GaugeFunc
 	hitsQueued     prometheus.Counter
+	botHits        *prometheus.CounterVec
 	hitsDropped    prometheus.Counter
 	hitsPublished  prometheus.Counter
 	publishErrors  *prometheus.CounterVec
@@ -43,6 +44,10 @@ func newMetrics(c *Collector) *metrics {
 			Name: "tapline_collector_hits_queued_total",
 			Help: "Hits handed to the in-memory queue.",
 		}),
+		botHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_collector_bot_hits_total",
+			Help: "Requests for links and pixels that were answered but are no taps, by reason: head, prefetch, or the link previewer's or crawler's name (a fixed list).",
+		}, []string{"reason"}),
 		hitsDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_collector_hits_dropped_total",
 			Help: "Hits dropped because the queue was full, the collector was closing or the bus stayed down past the drain deadline.",
@@ -67,7 +72,7 @@ func newMetrics(c *Collector) *metrics {
 }
 
 func (m *metrics) register(reg *prometheus.Registry) error {
-	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued,
+	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued, m.botHits,
 		m.hitsDropped, m.hitsPublished, m.publishErrors, m.eventsAccepted, m.eventsRejected} {
 		if err := reg.Register(col); err != nil {
 			var are prometheus.AlreadyRegisteredError

@@ -287,3 +287,42 @@ func TestLiveAPI(t *testing.T) {
 	}
 	wantJSONError(t, "bad tz", e.get(c, "/api/v1/apps/"+strconv.FormatInt(app.ID, 10)+"/live?tz=Mars/Base"), http.StatusBadRequest, "invalid", "unknown time zone")
 }
+
+// TestBotHitsShown checks that requests that were no taps show on the app
+// page and in the daily report's totals, apart from the hits, and that a
+// filter they cannot answer leaves them out.
+func TestBotHitsShown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	spring := seedCampaigns(t, e, app)
+	hour := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC).Unix()
+	bot := func(agent string) tapline.FactKey {
+		return tapline.FactKey{Table: tapline.FactBotHits, Hour: hour, AppID: app.ID, LinkID: spring.ID, Platform: tapline.PlatformWeb, Agent: agent}
+	}
+	if err := e.facts.ApplyFacts(context.Background(), "t", map[tapline.FactKey]tapline.FactValue{
+		bot("facebookexternalhit"): {Count: 7}, bot("head"): {Count: 2},
+	}, nil, tapline.FlushRows{}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.loggedIn("acme")
+	base := "/apps/" + strconv.FormatInt(app.ID, 10)
+	day := "from=2026-03-10&to=2026-03-10"
+	if page := e.get(c, base+"?"+day); !strings.Contains(page.Body, "Not counted as taps: 9 requests") || !strings.Contains(page.Body, "facebookexternalhit 7") {
+		t.Errorf("the app page does not show the requests that were no taps")
+	}
+	var rep dashboard.DailyReport
+	if err := json.Unmarshal([]byte(e.get(c, "/api/v1"+base+"/daily?"+day+"&link="+strconv.FormatInt(spring.ID, 10)).Body), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.BotHits["facebookexternalhit"] != 7 || rep.Totals.BotHits["head"] != 2 || rep.Totals.Hits != 200 {
+		t.Errorf("daily totals %+v, want 200 hits and 9 requests that were no taps apart", rep.Totals)
+	}
+	rep = dashboard.DailyReport{}
+	if err := json.Unmarshal([]byte(e.get(c, "/api/v1"+base+"/daily?"+day+"&source=facebook").Body), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.BotHits != nil {
+		t.Errorf("filtered by source, the totals still count requests that were no taps: %v", rep.Totals.BotHits)
+	}
+}

@@ -32,28 +32,29 @@ var pages = map[bool]map[string]*template.Template{true: parsePages(true), false
 // parsePages parses every page with canEdit answering canEdit.
 func parsePages(canEdit bool) map[string]*template.Template {
 	funcs := template.FuncMap{
-		"num":      formatCount,
-		"pct":      formatPercent,
-		"money":    formatRevenue,
-		"seconds":  formatSeconds,
-		"duration": formatDuration,
-		"progress": progressPercent,
-		"status":   statusLabel,
-		"rate":     rateOf,
-		"first":    firstOf,
-		"last":     lastOf,
-		"title":    titleCase,
-		"inc":      func(i int) int { return i + 1 },
-		"lower":    strings.ToLower,
-		"change":   changeOf,
-		"ppchange": pointsChange,
-		"join":     strings.Join,
-		"row":      breakdownRow,
-		"methods":  func() []string { return matchMethods },
-		"method":   methodLabel,
-		"signal":   signalLabel,
-		"millis":   formatMillis,
-		"linkname": func(v ConversionView, id int64) string { return v.linkName(id) },
+		"num":       formatCount,
+		"pct":       formatPercent,
+		"money":     formatRevenue,
+		"seconds":   formatSeconds,
+		"duration":  formatDuration,
+		"progress":  progressPercent,
+		"status":    statusLabel,
+		"rate":      rateOf,
+		"first":     firstOf,
+		"last":      lastOf,
+		"title":     titleCase,
+		"inc":       func(i int) int { return i + 1 },
+		"lower":     strings.ToLower,
+		"change":    changeOf,
+		"ppchange":  pointsChange,
+		"join":      strings.Join,
+		"row":       breakdownRow,
+		"methods":   func() []string { return matchMethods },
+		"botagents": topAgents,
+		"method":    methodLabel,
+		"signal":    signalLabel,
+		"millis":    formatMillis,
+		"linkname":  func(v ConversionView, id int64) string { return v.linkName(id) },
 		"linkform": func(app *tapline.App, f linkForm, isNew bool) linkFormView {
 			return linkFormView{App: app, Form: f, New: isNew}
 		},
@@ -67,6 +68,17 @@ func parsePages(canEdit bool) map[string]*template.Template {
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
 	return m
+}
+
+// topAgents names the three agents with the most requests that were no
+// taps, with their counts: "facebookexternalhit 120".
+func topAgents(m map[string]int64) []string {
+	agents := slices.SortedFunc(maps.Keys(m), func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), strings.Compare(a, b)) })
+	var out []string
+	for _, a := range agents[:min(3, len(agents))] {
+		out = append(out, a+" "+formatCount(m[a]))
+	}
+	return out
 }
 
 // periodChange is how a tile's number moved since the previous period.

@@ -32,6 +32,20 @@ type Totals struct {
 	Events          int64            `json:"events"`
 	ConversionRate  float64          `json:"conversion_rate"`
 	RevenueMicros   map[string]int64 `json:"revenue_micros,omitempty"`
+	// BotHits are the requests for the links that got their redirect but
+	// were no taps (HEAD, prefetches, link previewers, crawlers), by
+	// agent; never hits, never credited. Left out under a filter on a
+	// campaign dimension, method or event, which they do not have.
+	BotHits map[string]int64 `json:"bot_hits,omitempty"`
+}
+
+// BotHitsTotal sums BotHits.
+func (t Totals) BotHitsTotal() int64 {
+	var n int64
+	for _, v := range t.BotHits {
+		n += v
+	}
+	return n
 }
 
 // DailyReport is the answer of GET /api/v1/apps/{id}/daily.
@@ -109,7 +123,23 @@ func (d *Dashboard) dailyReport(ctx context.Context, appID int64, dr dayRange, f
 	t := total.DailyStats("")
 	rep.Totals = Totals{Hits: t.Hits, Installs: t.Installs, OrganicInstalls: t.OrganicInstalls, Conversions: t.Conversions,
 		Events: t.Events, ConversionRate: t.ConversionRate, RevenueMicros: t.RevenueMicros}
+	if botFilters(filters) {
+		if rep.Totals.BotHits, err = d.Reports.BotHits(ctx, f); err != nil {
+			return nil, fmt.Errorf("bot hits of app %d: %w", appID, err)
+		}
+	}
 	return rep, nil
+}
+
+// botFilters reports whether requests that were no taps have every
+// dimension the filters name: a link and a platform, nothing else.
+func botFilters(filters []tapline.DimFilter) bool {
+	for _, f := range filters {
+		if f.Dim != "link" && f.Dim != "platform" {
+			return false
+		}
+	}
+	return true
 }
 
 // LinkReport is one link's totals with the link's identity.

@@ -43,6 +43,20 @@ func (b Batch) Hit(h *tapline.Hit) {
 	b.Add(k.For(tapline.FactHits), tapline.FactValue{Count: 1})
 }
 
+// BotHit adds the delta of one request for a link that is no tap (h.Bot
+// set): counted apart from the hits.
+func (b Batch) BotHit(h *tapline.Hit) {
+	k := tapline.FactKey{
+		Table:    tapline.FactBotHits,
+		Hour:     tapline.HourOf(h.Time),
+		AppID:    h.AppID,
+		LinkID:   h.LinkID,
+		Platform: h.Platform,
+		Agent:    h.Bot,
+	}
+	b.Add(k, tapline.FactValue{Count: 1})
+}
+
 // Event adds the deltas of one new event attributed as a (the install's
 // attribution the event inherits; organic when it has none): one event and,
 // when it carries revenue, one purchase with its amount.

@@ -65,6 +65,7 @@ func TestBatchFunnelChange(t *testing.T) {
 func TestBatchKeysDeclared(t *testing.T) {
 	b := facts.Batch{}
 	b.Hit(&tapline.Hit{AppID: 1, LinkID: 2, Platform: tapline.PlatformIOS, Time: t0})
+	b.BotHit(&tapline.Hit{AppID: 1, LinkID: 2, Platform: tapline.PlatformWeb, Time: t0, Bot: "slackbot"})
 	b.Event(&tapline.Event{AppID: 1, Name: "purchase", Time: t0, Device: tapline.Device{Platform: tapline.PlatformIOS},
 		Revenue: &tapline.Revenue{Micros: 1, Currency: "USD"}}, tapline.Attribution{LinkID: 2, Method: tapline.MethodAdID})
 	b.Attribution(&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS},

@@ -68,6 +68,12 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	}
 	pos := msg.Position()
 	h.Source = pos
+	if h.Bot != "" {
+		// No tap: stored (so a resent copy is known) without the
+		// fingerprint and advertising id that would let an install find
+		// it, counted apart, claiming nothing.
+		h.Fingerprint, h.AdID = "", ""
+	}
 	stored, err := m.Raw.PutHit(ctx, h)
 	if err != nil {
 		return nil, tapline.FlushRows{}, fmt.Errorf("store hit %s: %w", h.ID, err)
@@ -77,6 +83,10 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		return facts.Batch{}, tapline.FlushRows{}, nil
 	}
 	b := facts.Batch{}
+	if h.Bot != "" {
+		b.BotHit(h)
+		return b, tapline.FlushRows{}, nil
+	}
 	b.Hit(h)
 	vs = ofApp(vs, app.ID)
 
@@ -435,6 +445,8 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			age := e.Time.Sub(h.Time)
 			signal := tapline.Signal{Name: "install_referrer", Install: id, Hit: h.ID, Verdict: tapline.VerdictAgree}
 			switch {
+			case h.Bot != "":
+				lost(h, tapline.MethodReferrer, "Named by the install referrer, but the request was no tap ("+h.Bot+"): never credited.")
 			case h.Time.After(upper):
 				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s after the install.", duration(-age)))
 			case age > app.ClickWindow:

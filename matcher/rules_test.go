@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -499,5 +500,48 @@ func TestCohortActivity(t *testing.T) {
 	}
 	if _, rows := at((tapline.MaxCohortDay + 1) * 24 * time.Hour); len(rows.Activity) != 0 {
 		t.Errorf("an open past the last cohort day is activity %+v", rows.Activity)
+	}
+}
+
+// TestBotHitsNeverCredited checks that a request that is no tap (a link
+// previewer, a prefetch) is counted apart and cannot be credited with an
+// install: not by fingerprint, not by advertising id, not when the install
+// referrer names it, not as a late hit.
+func TestBotHitsNeverCredited(t *testing.T) {
+	bot := func(h *tapline.Hit) { h.Bot = "facebookexternalhit" }
+	adID := func(h *tapline.Hit) { h.AdID = "38400000-8cf0-11bd-b23e-10b96e40000d" }
+	h := newHarness(t)
+	b := h.hit("h1", 1, t0, ipA, safariUA, bot, adID)
+	var hits, bots int64
+	for k, v := range b {
+		switch k.Table {
+		case tapline.FactHits:
+			hits += v.Count
+		case tapline.FactBotHits:
+			bots += v.Count
+			if k.Agent != "facebookexternalhit" || k.LinkID != 1 {
+				t.Errorf("bot row %+v", k)
+			}
+		}
+	}
+	if hits != 0 || bots != 1 {
+		t.Fatalf("a previewer's request counted %d hits and %d bot hits, want 0 and 1", hits, bots)
+	}
+	if got := installs(h.install("e1", t0.Add(time.Minute), ipA, iphone, func(e *tapline.Event) {
+		e.Device.IDFA = "38400000-8cf0-11bd-b23e-10b96e40000d"
+	})); !equalCounts(got, map[string]int64{"0/organic": 1}) {
+		t.Errorf("an install after a previewer's request: %v, want organic", got)
+	}
+	h.event("e2", "inst-e2", tapline.KindInstall, t0.Add(2*time.Minute), ipB, android, func(e *tapline.Event) {
+		e.Referrer = tapline.ReferrerHitParam + "=h1"
+	})
+	c := h.conversion("e2")
+	if c.Method != tapline.MethodOrganic || len(c.Decision.Candidates) != 1 || !strings.Contains(c.Decision.Candidates[0].Reason, "no tap") {
+		t.Errorf("an install whose referrer names a previewer's request: %s, candidates %+v", c.Method, c.Decision.Candidates)
+	}
+	// A late previewer's request claims nothing either.
+	h.install("e3", t0.Add(time.Hour), ipB, iphone)
+	if b := h.hit("h2", 2, t0.Add(30*time.Minute), ipB, safariUA, bot); len(installs(b)) != 0 || h.conversion("e3").Method != tapline.MethodOrganic {
+		t.Errorf("a late previewer's request re-attributed an install: %v", installs(b))
 	}
 }

@@ -111,6 +111,7 @@ func appendHitValue(b []byte, h *tapline.Hit) []byte {
 	b = pbAppendString(b, 14, h.Model)
 	b = pbAppendString(b, 15, h.Fingerprint)
 	b = pbAppendString(b, 16, h.Source)
+	b = pbAppendString(b, 17, h.Bot)
 	return b
 }
 
@@ -170,6 +171,8 @@ func pbDecodeHit(b []byte, h *tapline.Hit) error {
 			h.Fingerprint = r.string()
 		case 16:
 			h.Source = r.string()
+		case 17:
+			h.Bot = r.string()
 		default:
 			r.skip()
 		}

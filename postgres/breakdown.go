@@ -237,6 +237,20 @@ type cond struct {
 	arg   any    // as the hourly tables have it: text, or an int64
 }
 
+// tableClauses appends to args and clauses the conditions conds set on
+// the columns of table t; a filter on a dimension t does not keep is
+// EINVALID, told as what cannot be filtered by it.
+func tableClauses(t tapline.FactTable, conds []cond, args []any, clauses []string, what string) ([]any, []string, error) {
+	for _, c := range conds {
+		if !t.Desc().Keeps(c.dim.Dim) {
+			return nil, nil, tapline.Errorf(tapline.EINVALID, "filter: %s cannot be filtered by %s", what, c.dim.Name)
+		}
+		args = append(args, c.arg)
+		clauses = append(clauses, fmt.Sprintf("%s = $%d::%s", c.dim.Dim.Column, len(args), c.dim.Dim.Type))
+	}
+	return args, clauses, nil
+}
+
 // parseConds returns the filters of a report: the span's link and where.
 func parseConds(s *span, where []tapline.DimFilter) ([]cond, error) {
 	if s.linkID != 0 {

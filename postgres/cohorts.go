@@ -31,12 +31,8 @@ func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by, split 
 	}
 	args := []any{s.appID, s.from, s.to, s.loc.String(), unit}
 	clauses := []string{"app_id = $1", "hour >= $2", "hour < $3"}
-	for _, c := range conds {
-		if !tapline.FactCohortActivity.Desc().Keeps(c.dim.Dim) {
-			return nil, tapline.Errorf(tapline.EINVALID, "filter: cohorts cannot be filtered by %s", c.dim.Name)
-		}
-		args = append(args, c.arg)
-		clauses = append(clauses, fmt.Sprintf("%s = $%d::%s", c.dim.Dim.Column, len(args), c.dim.Dim.Type))
+	if args, clauses, err = tableClauses(tapline.FactCohortActivity, conds, args, clauses, "cohorts"); err != nil {
+		return nil, err
 	}
 	value := "''"
 	if split != "" {
