@@ -155,6 +155,8 @@ type AccountService interface {
 	CreateApp(ctx context.Context, a *App) error
 	App(ctx context.Context, id int64) (*App, error)
 	AppsByAccount(ctx context.Context, accountID int64) ([]*App, error)
+	// AllApps returns every app of every account, for housekeeping.
+	AllApps(ctx context.Context) ([]*App, error)
 	AppBySDKKey(ctx context.Context, key string) (*App, error)
 	// AppBySecret returns the app of the named account whose SDK secret
 	// is secret: ENOTFOUND for an unknown account, EFORBIDDEN for a wrong

@@ -257,3 +257,35 @@ func TestZombieFlushIsFenced(t *testing.T) {
 	}
 	f.checkTotals(t, want) // the fenced flush applied nothing
 }
+
+// TestExpiresIdleApps checks that raw rows past their app's retention are
+// dropped for every app, also one no record has named since the matcher
+// started (after a restart, an idle app's rows would otherwise stay).
+func TestExpiresIdleApps(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "expire")
+	idle := &tapline.App{AccountID: f.app.AccountID, Name: "Idle", WebURL: "https://example.com/", Retention: 48 * time.Hour}
+	if err := f.accounts.CreateApp(ctx, idle); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for id, at := range map[string]time.Time{"old": now.Add(-72 * time.Hour), "recent": now.Add(-time.Hour)} {
+		if _, err := f.raw.PutHit(ctx, &tapline.Hit{ID: id, AppID: idle.ID, Time: at, Fingerprint: "203.0.113.7|ios", Source: "hits/0/1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := NewConfig()
+	cfg.ExpireEvery = 20 * time.Millisecond
+	m := New(cfg, f.pebbleBus(t, 1), f.raw, f.store, f.accounts)
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitFor(t, "the idle app's old hit to expire", 10*time.Second, func() bool {
+		_, err := f.raw.Hit(ctx, idle.ID, "old")
+		return tapline.ErrorCode(err) == tapline.ENOTFOUND
+	})
+	if _, err := f.raw.Hit(ctx, idle.ID, "recent"); err != nil {
+		t.Errorf("the idle app's recent hit: %v, want it kept", err)
+	}
+}

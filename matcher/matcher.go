@@ -500,11 +500,27 @@ func (m *Matcher) expireLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, app := range m.apps.all() {
-			cutoff := m.Now().Add(-app.Retention)
-			if err := m.Raw.DeleteBefore(ctx, app.ID, cutoff); err != nil && ctx.Err() == nil {
-				m.Logger.Error("expire raw rows", "app", app.ID, "err", err)
-			}
+		m.expire(ctx)
+	}
+}
+
+// expire drops the raw rows past their retention of every app: the ones
+// this matcher has not seen since it started too, whose rows would
+// otherwise outlive their retention. When the app list cannot be read it
+// expires the apps it knows.
+func (m *Matcher) expire(ctx context.Context) {
+	apps, err := m.Accounts.AllApps(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		m.Logger.Warn("list every app to expire raw rows; expiring the known ones", "err", err)
+		apps = m.apps.all()
+	}
+	for _, app := range apps {
+		cutoff := m.Now().Add(-app.Retention)
+		if err := m.Raw.DeleteBefore(ctx, app.ID, cutoff); err != nil && ctx.Err() == nil {
+			m.Logger.Error("expire raw rows", "app", app.ID, "err", err)
 		}
 	}
 }

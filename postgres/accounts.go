@@ -238,6 +238,20 @@ func (s *AccountService) AppsByAccount(ctx context.Context, accountID int64) ([]
 	return apps, nil
 }
 
+// AllApps returns every app of every account, by id: for housekeeping
+// (the matcher expires each app's raw rows).
+func (s *AccountService) AllApps(ctx context.Context) ([]*tapline.App, error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT `+appColumns+` FROM apps ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list every app: %w", translate(err))
+	}
+	apps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tapline.App, error) { return scanApp(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list every app: %w", translate(err))
+	}
+	return apps, nil
+}
+
 // AppBySecret returns the app of the named account whose SDK secret is
 // secret: ENOTFOUND for an unknown account, EFORBIDDEN for a wrong secret.
 // Secrets are compared in constant time.
