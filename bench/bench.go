@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"tapline"
+	"tapline/collector"
 	"tapline/fingerprint"
 	"tapline/loadgen"
 	"tapline/pebble"
@@ -816,7 +818,9 @@ func DefaultStarters(cfg *Config, binDir string) {
 		return startExec(ctx, "tapline-"+filepath.Base(dataDir), workDir(), "http://"+addr, "/healthz",
 			filepath.Join(binDir, "tapline"), "run", "-database-url", dbURL, "-data-dir", dataDir,
 			"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn",
-			"-matcher-clock-skew", scaledSkew(cfg.Compression).String())
+			"-matcher-clock-skew", scaledSkew(cfg.Compression).String(),
+			// Time runs Compression times faster: so do an address's taps.
+			"-tap-rate", strconv.FormatFloat(collector.DefaultTapRate*max(cfg.Compression, 1), 'g', -1, 64))
 	}
 	cfg.StartDashboard = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
 		addr, err := freeAddr()

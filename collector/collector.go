@@ -32,6 +32,12 @@ const (
 	DefaultNegativeCacheTTL = 10 * time.Second
 	DefaultMaxClockSkew     = time.Hour
 	DefaultUnhealthyAfter   = 30 * time.Second
+	// Taps per second and burst per address before they are marked
+	// "rate-limited" (ten times as many are dropped), and how many
+	// addresses are remembered.
+	DefaultTapRate      = 2.0
+	DefaultTapBurst     = 60
+	DefaultTapAddresses = 100_000
 )
 
 // Config holds the collector's settings. New fills zero fields with the
@@ -75,6 +81,15 @@ type Config struct {
 	// /healthz answers 503.
 	UnhealthyAfter time.Duration
 
+	// TapRate and TapBurst bound the taps per second of one address (an
+	// IPv6 /64) counted as taps: past them the redirect is still served
+	// and the hit is published marked "rate-limited", never credited;
+	// past ten times them it is dropped and counted. TapAddresses bounds
+	// the addresses remembered (least recently seen forgotten).
+	TapRate      float64
+	TapBurst     int
+	TapAddresses int
+
 	// HitsTopic and EventsTopic name the bus topics (default "hits" and
 	// "events").
 	HitsTopic, EventsTopic string
@@ -103,6 +118,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatchEvents == 0 {
 		c.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if c.TapRate == 0 {
+		c.TapRate = DefaultTapRate
+	}
+	if c.TapBurst == 0 {
+		c.TapBurst = DefaultTapBurst
+	}
+	if c.TapAddresses == 0 {
+		c.TapAddresses = DefaultTapAddresses
 	}
 	def(&c.PublishTimeout, DefaultPublishTimeout)
 	def(&c.DrainTimeout, DefaultDrainTimeout)
@@ -135,6 +159,11 @@ func (c *Config) Validate() error {
 		{"NegativeCacheTTL", int64(c.NegativeCacheTTL)},
 		{"MaxClockSkew", int64(c.MaxClockSkew)},
 		{"UnhealthyAfter", int64(c.UnhealthyAfter)},
+		{"TapBurst", int64(c.TapBurst)},
+		{"TapAddresses", int64(c.TapAddresses)},
+	}
+	if c.TapRate <= 0 {
+		return tapline.Errorf(tapline.EINVALID, "collector config: TapRate must be positive, got %g", c.TapRate)
 	}
 	for _, f := range positive {
 		if f.v <= 0 {
@@ -156,6 +185,7 @@ type Collector struct {
 	Now           func() time.Time
 
 	m       *metrics
+	limit   *tapLimit
 	links   *cache[*linkEntry]
 	secrets *cache[*tapline.App]
 	keys    *cache[*tapline.App]
@@ -194,6 +224,23 @@ func New(cfg Config, accounts tapline.AccountService, bus tapline.Bus) *Collecto
 	return c
 }
 
+// tapVerdict marks h, a request's hit, "rate-limited" when its address taps
+// faster than the configured rate, and reports whether to drop it: far
+// faster. A hit already marked as no tap keeps its mark.
+func (c *Collector) tapVerdict(h *tapline.Hit) (drop bool) {
+	switch c.limit.check(h.IP, h.Time) {
+	case tapDropped:
+		c.m.hitsRateLimited.WithLabelValues("dropped").Inc()
+		return true
+	case tapMarked:
+		c.m.hitsRateLimited.WithLabelValues("marked").Inc()
+		if h.Bot == "" {
+			h.Bot = "rate-limited"
+		}
+	}
+	return false
+}
+
 // Open validates the config, registers the metrics and starts the hit
 // publisher. It must be called once before Handler serves requests.
 func (c *Collector) Open(ctx context.Context) error {
@@ -229,6 +276,7 @@ func (c *Collector) init() {
 	c.secrets = newCache(ttl, neg, c.now, c.loadAppBySecret)
 	c.keys = newCache(ttl, neg, c.now, c.loadAppBySDKKey)
 	c.names = newCache(ttl, neg, c.now, c.loadAccount)
+	c.limit = newTapLimit(c.Config.TapRate, c.Config.TapBurst, c.Config.TapAddresses)
 }
 
 // Close stops taking hits and events, publishes the queued hits (for at most

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -800,5 +801,48 @@ func TestRedirectMarksBots(t *testing.T) {
 	metrics := e.do(httptest.NewRequest(http.MethodGet, "/metrics", nil), "127.0.0.1:1").Body.String()
 	if !strings.Contains(metrics, `tapline_collector_bot_hits_total{reason="facebookexternalhit"} 1`) {
 		t.Errorf("the metrics lack the previewer's request")
+	}
+}
+
+// TestRedirectRateLimit checks that an address tapping far faster than a
+// person still gets every redirect, that its hits past the rate are
+// published marked rate-limited and, past ten times the rate, dropped and
+// counted, and that another address is not touched.
+func TestRedirectRateLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{TapRate: 0.001, TapBurst: 2})
+	tap := func(i int, peer string) {
+		req := httptest.NewRequest(http.MethodGet, "/l/demo?n="+strconv.Itoa(i), nil)
+		req.Header.Set("User-Agent", iphoneUA)
+		if rec := e.do(req, peer); rec.Code != http.StatusFound {
+			t.Fatalf("tap %d from %s: %d, want a redirect whatever the rate", i, peer, rec.Code)
+		}
+	}
+	for i := range 30 {
+		tap(i, "192.0.2.50:1")
+	}
+	tap(100, "192.0.2.51:1")
+	// Burst 2 counted as taps; the drop bucket (ten times: burst 20) lets
+	// 18 more through marked; 10 dropped.
+	var plain, marked int
+	for _, h := range hits(t, e.bus, 21) {
+		switch {
+		case h.IP == "192.0.2.51":
+			if h.Bot != "" {
+				t.Errorf("another address's tap marked %q", h.Bot)
+			}
+		case h.Bot == "":
+			plain++
+		case h.Bot == "rate-limited":
+			marked++
+		}
+	}
+	if plain != 2 || marked != 18 {
+		t.Errorf("%d taps and %d marked hits, want 2 and 18", plain, marked)
+	}
+	metrics := e.do(httptest.NewRequest(http.MethodGet, "/metrics", nil), "127.0.0.1:1").Body.String()
+	if !strings.Contains(metrics, `tapline_collector_hits_rate_limited_total{outcome="dropped"} 10`) ||
+		!strings.Contains(metrics, `tapline_collector_hits_rate_limited_total{outcome="marked"} 18`) {
+		t.Errorf("the metrics lack the rate-limited hits")
 	}
 }

@@ -77,7 +77,9 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 	// Link checkers, previews and crawlers get their redirect too; their
 	// hits are counted apart and never credited (tapline.Hit.Bot).
 	h.Bot = botReason(r, h.UserAgent)
-	c.enqueue(h)
+	if !c.tapVerdict(h) {
+		c.enqueue(h)
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, dest, http.StatusFound)
@@ -111,7 +113,9 @@ func (c *Collector) servePixel(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		c.enqueue(h)
+		if !c.tapVerdict(h) {
+			c.enqueue(h)
+		}
 	case isDomain(err, tapline.ENOTFOUND):
 		status = http.StatusNotFound
 	default:

@@ -13,16 +13,17 @@ import (
 
 // metrics are the collector's Prometheus collectors.
 type metrics struct {
-	requests       *prometheus.CounterVec
-	duration       *prometheus.HistogramVec
-	queueDepth     prometheus.GaugeFunc
-	hitsQueued     prometheus.Counter
-	botHits        *prometheus.CounterVec
-	hitsDropped    prometheus.Counter
-	hitsPublished  prometheus.Counter
-	publishErrors  *prometheus.CounterVec
-	eventsAccepted *prometheus.CounterVec
-	eventsRejected *prometheus.CounterVec
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	queueDepth      prometheus.GaugeFunc
+	hitsQueued      prometheus.Counter
+	botHits         *prometheus.CounterVec
+	hitsRateLimited *prometheus.CounterVec
+	hitsDropped     prometheus.Counter
+	hitsPublished   prometheus.Counter
+	publishErrors   *prometheus.CounterVec
+	eventsAccepted  *prometheus.CounterVec
+	eventsRejected  *prometheus.CounterVec
 }
 
 func newMetrics(c *Collector) *metrics {
@@ -48,6 +49,10 @@ func newMetrics(c *Collector) *metrics {
 			Name: "tapline_collector_bot_hits_total",
 			Help: "Requests for links and pixels that were answered but are no taps, by reason: head, prefetch, or the link previewer's or crawler's name (a fixed list).",
 		}, []string{"reason"}),
+		hitsRateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_collector_hits_rate_limited_total",
+			Help: "Taps from an address over TapRate: marked (published as no taps) or dropped (over ten times the rate); every one got its redirect.",
+		}, []string{"outcome"}),
 		hitsDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_collector_hits_dropped_total",
 			Help: "Hits dropped because the queue was full, the collector was closing or the bus stayed down past the drain deadline.",
@@ -72,7 +77,7 @@ func newMetrics(c *Collector) *metrics {
 }
 
 func (m *metrics) register(reg *prometheus.Registry) error {
-	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued, m.botHits,
+	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued, m.botHits, m.hitsRateLimited,
 		m.hitsDropped, m.hitsPublished, m.publishErrors, m.eventsAccepted, m.eventsRejected} {
 		if err := reg.Register(col); err != nil {
 			var are prometheus.AlreadyRegisteredError

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"tapline/collector"
 	"tapline/pebble"
 )
 
@@ -60,6 +61,11 @@ type Config struct {
 	MetricsAddr          string // /metrics and /healthz of a matcher-only process
 
 	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
+
+	// TapRate and TapBurst bound one address's taps per second counted as
+	// taps (collector.Config); 0 means the collector's defaults.
+	TapRate  float64
+	TapBurst int
 	FunnelPoll       time.Duration // how often a matcher loads the active funnel versions
 
 	// Funnel backfills run by a matcher (all-in-one or scale-out).
@@ -161,6 +167,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.MatcherClockSkew, "matcher-clock-skew", "how far a hit may be stamped after its install and still match")
 	dur(&c.FunnelPoll, "matcher-funnel-poll", "how often a matcher loads the active funnel versions")
+	c.TapRate = envFloat(envName("tap-rate"), c.TapRate)
+	fs.Float64Var(&c.TapRate, "tap-rate", c.TapRate, "taps per second of one address (an IPv6 /64) counted as taps; past it hits are marked rate-limited, past ten times it dropped (default "+strconv.FormatFloat(collector.DefaultTapRate, 'g', -1, 64)+"; env "+envName("tap-rate")+")")
+	c.TapBurst = envInt(envName("tap-burst"), c.TapBurst)
+	fs.IntVar(&c.TapBurst, "tap-burst", c.TapBurst, "taps of one address in a burst before the tap rate applies (default "+strconv.Itoa(collector.DefaultTapBurst)+"; env "+envName("tap-burst")+")")
 	c.BackfillWorkers = envInt(envName("backfill-workers"), c.BackfillWorkers)
 	fs.IntVar(&c.BackfillWorkers, "backfill-workers", c.BackfillWorkers, "funnel backfill range scans in parallel; 0 means the number of CPUs (env TAPLINE_BACKFILL_WORKERS)")
 	c.BackfillRate = float64(envInt(envName("backfill-rate"), int(c.BackfillRate)))
@@ -243,6 +253,12 @@ func (c *Config) Validate() error {
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("log-level", "want debug, info, warn or error, got %q", c.LogLevel)
 	}
+	if c.TapRate < 0 {
+		bad("tap-rate", "must not be negative")
+	}
+	if c.TapBurst < 0 {
+		bad("tap-burst", "must not be negative")
+	}
 	if c.MatcherClockSkew < 0 {
 		bad("matcher-clock-skew", "must not be negative")
 	}
@@ -303,6 +319,17 @@ func envInt(name string, def int) int {
 			return n
 		}
 		return -1 // reported by Validate
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v := os.Getenv(name); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return -1 // reported by Validate
+		}
+		return f
 	}
 	return def
 }

@@ -314,7 +314,8 @@ func (n *Node) openCollector(ctx context.Context) error {
 		bus = sp
 	}
 	proxies, _ := cfg.trustedProxies()
-	n.Collector = collector.New(collector.Config{TrustedProxies: proxies, HitsTopic: cfg.HitsTopic, EventsTopic: cfg.EventsTopic}, n.Accounts, bus)
+	n.Collector = collector.New(collector.Config{TrustedProxies: proxies, HitsTopic: cfg.HitsTopic, EventsTopic: cfg.EventsTopic,
+		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst}, n.Accounts, bus)
 	n.Collector.Logger = n.Logger.With("component", "collector")
 	n.Collector.Registry = n.Registry
 	if err := n.Collector.Open(ctx); err != nil {

@@ -49,6 +49,7 @@ func TestCollectorSurvivesKafkaOutage(t *testing.T) {
 		cfg.KafkaBrokers = cluster.ListenAddrs()[0]
 		cfg.Demo = true
 		cfg.TrustedProxy = "127.0.0.1"
+		cfg.TapRate = 1e6 // one address taps thousands of times: a load test, not a click farm
 		n := New(cfg, nil)
 		if err := n.Open(ctx); err != nil {
 			t.Fatalf("open %s: %v", target, err)
