@@ -64,9 +64,9 @@ type Config struct {
 
 	// TapRate and TapBurst bound one address's taps per second counted as
 	// taps (collector.Config); 0 means the collector's defaults.
-	TapRate  float64
-	TapBurst int
-	FunnelPoll       time.Duration // how often a matcher loads the active funnel versions
+	TapRate    float64
+	TapBurst   int
+	FunnelPoll time.Duration // how often a matcher loads the active funnel versions
 
 	// Funnel backfills run by a matcher (all-in-one or scale-out).
 	BackfillWorkers int     // parallel range scans; 0 means the number of CPUs
