@@ -34,9 +34,11 @@ const (
 	DefaultUnhealthyAfter   = 30 * time.Second
 	// Taps per second and burst per address before they are marked
 	// "rate-limited" (ten times as many are dropped), and how many
-	// addresses are remembered.
-	DefaultTapRate      = 2.0
-	DefaultTapBurst     = 60
+	// addresses are remembered. A carrier NAT address shares many people:
+	// a campaign's push can bring it a hundred taps in a minute, which
+	// these leave alone.
+	DefaultTapRate      = 10.0
+	DefaultTapBurst     = 200
 	DefaultTapAddresses = 100_000
 )
 

@@ -11,7 +11,8 @@ import (
 )
 
 // tapLimit is the per-address rate at which taps are counted as taps. A
-// person taps a few links a minute; an address tapping far faster is a
+// person taps a few links a minute, and an address shared by many people
+// (a carrier NAT) some a second; an address tapping far faster is a
 // script or a click farm. Over the rate a request still gets its redirect
 // and its hit is published marked "rate-limited" (counted apart, never
 // credited); over ten times the rate the hit is dropped and counted in
