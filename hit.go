@@ -51,3 +51,23 @@ type Hit struct {
 	// matcher sets it and uses it to tell a replay from a resend.
 	Source string `json:"source,omitempty"`
 }
+
+// Reasons a Hit is no tap, besides a previewer's or crawler's name.
+const (
+	BotHead        = "head"         // a HEAD request: a link checker
+	BotPrefetch    = "prefetch"     // a browser's prefetch or preview load
+	BotRateLimited = "rate-limited" // its address tapped faster than people do
+)
+
+// Previewer reports whether h came from a link previewer or crawler: no
+// person's device ever followed it. A HEAD request, a prefetch or a
+// rate-limited tap may have come from the person who installs (a prefetch's
+// redirect can be reused when they tap), so the install referrer naming
+// one still credits it; nothing else does.
+func (h *Hit) Previewer() bool {
+	switch h.Bot {
+	case "", BotHead, BotPrefetch, BotRateLimited:
+		return false
+	}
+	return true
+}

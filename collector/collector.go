@@ -204,6 +204,7 @@ type Collector struct {
 
 	openOnce  sync.Once
 	closeOnce sync.Once
+	warnProxy sync.Once // the missing trusted proxy, said once
 	opened    atomic.Bool
 }
 
@@ -226,19 +227,32 @@ func New(cfg Config, accounts tapline.AccountService, bus tapline.Bus) *Collecto
 	return c
 }
 
-// tapVerdict marks h, a request's hit, "rate-limited" when its address taps
+// tapVerdict marks h, a tap's hit, "rate-limited" when its address taps
 // faster than the configured rate, and reports whether to drop it: far
-// faster. A hit already marked as no tap keeps its mark.
+// faster. Requests already known as no taps (previews from the person's
+// own phone among them) do not spend the address's budget. The first tap
+// from a private or loopback peer with no trusted proxy configured logs a
+// warning: behind a load balancer every tap would share its address.
 func (c *Collector) tapVerdict(h *tapline.Hit) (drop bool) {
+	if len(c.Config.TrustedProxies) == 0 {
+		c.warnProxy.Do(func() {
+			if a, err := netip.ParseAddr(h.IP); err == nil && (a.IsPrivate() || a.IsLoopback()) {
+				c.Logger.Warn("taps come from a private or loopback address and no trusted proxy is set: behind a load balancer or CDN set -trusted-proxies, or every tap shares its address (fingerprints and the tap rate limit)", "address", h.IP)
+			}
+		})
+	}
+	return c.limitTap(h)
+}
+
+// limitTap applies the tap rate limit to h.
+func (c *Collector) limitTap(h *tapline.Hit) (drop bool) {
 	switch c.limit.check(h.IP, h.Time) {
 	case tapDropped:
 		c.m.hitsRateLimited.WithLabelValues("dropped").Inc()
 		return true
 	case tapMarked:
 		c.m.hitsRateLimited.WithLabelValues("marked").Inc()
-		if h.Bot == "" {
-			h.Bot = "rate-limited"
-		}
+		h.Bot = tapline.BotRateLimited
 	}
 	return false
 }
@@ -348,12 +362,12 @@ func (c *Collector) enqueue(h *tapline.Hit) {
 		c.m.hitsDropped.Inc()
 		return
 	}
-	if h.Bot != "" {
-		c.m.botHits.WithLabelValues(h.Bot).Inc()
-	}
 	select {
 	case c.queue <- h:
 		c.m.hitsQueued.Inc()
+		if h.Bot != "" {
+			c.m.botHits.WithLabelValues(h.Bot).Inc()
+		}
 	default:
 		c.m.hitsDropped.Inc()
 	}

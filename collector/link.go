@@ -77,7 +77,7 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 	// Link checkers, previews and crawlers get their redirect too; their
 	// hits are counted apart and never credited (tapline.Hit.Bot).
 	h.Bot = botReason(r, h.UserAgent)
-	if !c.tapVerdict(h) {
+	if h.Bot != "" || !c.tapVerdict(h) {
 		c.enqueue(h)
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -113,7 +113,7 @@ func (c *Collector) servePixel(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		if !c.tapVerdict(h) {
+		if h.Bot != "" || !c.tapVerdict(h) {
 			c.enqueue(h)
 		}
 	case isDomain(err, tapline.ENOTFOUND):
@@ -135,12 +135,12 @@ func (c *Collector) servePixel(w http.ResponseWriter, r *http.Request) {
 // preview), else the link previewer or crawler ua names; "" for a tap.
 func botReason(r *http.Request, ua string) string {
 	if r.Method == http.MethodHead {
-		return "head"
+		return tapline.BotHead
 	}
 	for _, name := range []string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"} {
 		v := strings.ToLower(r.Header.Get(name))
 		if strings.Contains(v, "prefetch") || strings.Contains(v, "preview") || strings.Contains(v, "prerender") {
-			return "prefetch"
+			return tapline.BotPrefetch
 		}
 	}
 	return fingerprint.Bot(ua)

@@ -47,7 +47,7 @@ func newMetrics(c *Collector) *metrics {
 		}),
 		botHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tapline_collector_bot_hits_total",
-			Help: "Requests for links and pixels that were answered but are no taps, by reason: head, prefetch, or the link previewer's or crawler's name (a fixed list).",
+			Help: "Requests for links and pixels that were answered and queued but are no taps, by reason: head, prefetch, rate-limited, or the link previewer's or crawler's name (a fixed list).",
 		}, []string{"reason"}),
 		hitsRateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tapline_collector_hits_rate_limited_total",

@@ -14,10 +14,11 @@ import (
 // person taps a few links a minute, and an address shared by many people
 // (a carrier NAT) some a second; an address tapping far faster is a
 // script or a click farm. Over the rate a request still gets its redirect
-// and its hit is published marked "rate-limited" (counted apart, never
-// credited); over ten times the rate the hit is dropped and counted in
-// tapline_collector_hits_dropped_total, so that a flood cannot fill the
-// bus either.
+// and its hit is published marked "rate-limited" (counted apart, credited
+// only when the install referrer names it); over ten times the rate the
+// hit is dropped and counted in tapline_collector_hits_rate_limited_total,
+// so that a flood cannot fill the bus either. The limit is per collector
+// process.
 type tapLimit struct {
 	rate  rate.Limit
 	burst int

@@ -34,6 +34,8 @@ var botTokens = []struct{ token, name string }{
 	{"google-pagerenderer", "google-pagerenderer"},
 	{"googleimageproxy", "googleimageproxy"},
 	{"yahoomailproxy", "yahoomailproxy"},
+	{"kakaotalk-scrap", "kakaotalk-scrap"},
+	{"google-safety", "google-safety"},
 	// Search and other crawlers.
 	{"applebot", "applebot"},
 	{"googlebot", "googlebot"},

@@ -445,16 +445,21 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			age := e.Time.Sub(h.Time)
 			signal := tapline.Signal{Name: "install_referrer", Install: id, Hit: h.ID, Verdict: tapline.VerdictAgree}
 			switch {
-			case h.Bot != "":
-				lost(h, tapline.MethodReferrer, "Named by the install referrer, but the request was no tap ("+h.Bot+"): never credited.")
+			case h.Previewer():
+				lost(h, tapline.MethodReferrer, "Named by the install referrer, but the request came from a link previewer or crawler ("+h.Bot+"): never credited.")
 			case h.Time.After(upper):
 				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s after the install.", duration(-age)))
 			case age > app.ClickWindow:
 				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s before the install, outside the %s click window.", duration(age), duration(app.ClickWindow)))
 			default:
-				return choose(h, tapline.MethodReferrer, tapline.RuleReferrer,
-					fmt.Sprintf("The Play install referrer names this hit, tapped %s before the install, within the %s click window.", duration(age), duration(app.ClickWindow)),
-					app.ClickWindow, signal)
+				reason := fmt.Sprintf("The Play install referrer names this hit, tapped %s before the install, within the %s click window.", duration(age), duration(app.ClickWindow))
+				if h.Bot != "" {
+					// A prefetch whose redirect the tap reused, or a tap
+					// over its address's rate: the referrer, set on the
+					// installing device, says it led to the install.
+					reason += " The request was marked " + h.Bot + " and not counted as a tap; the referrer credits it."
+				}
+				return choose(h, tapline.MethodReferrer, tapline.RuleReferrer, reason, app.ClickWindow, signal)
 			}
 		case tapline.ErrorCode(err) == tapline.ENOTFOUND:
 			d.AddCandidate(tapline.Candidate{HitID: id, Method: tapline.MethodReferrer, Reason: "Named by the install referrer, but no such hit is stored (expired, or not from this app)."})

@@ -536,8 +536,17 @@ func TestBotHitsNeverCredited(t *testing.T) {
 		e.Referrer = tapline.ReferrerHitParam + "=h1"
 	})
 	c := h.conversion("e2")
-	if c.Method != tapline.MethodOrganic || len(c.Decision.Candidates) != 1 || !strings.Contains(c.Decision.Candidates[0].Reason, "no tap") {
+	if c.Method != tapline.MethodOrganic || len(c.Decision.Candidates) != 1 || !strings.Contains(c.Decision.Candidates[0].Reason, "previewer") {
 		t.Errorf("an install whose referrer names a previewer's request: %s, candidates %+v", c.Method, c.Decision.Candidates)
+	}
+	// A prefetch's redirect may be what the person's tap reused: the
+	// referrer, set on the installing phone, credits it.
+	h.hit("h3", 3, t0.Add(3*time.Minute), ipB, chromeAndUA, func(h *tapline.Hit) { h.Bot = tapline.BotPrefetch })
+	h.event("e4", "inst-e4", tapline.KindInstall, t0.Add(4*time.Minute), ipB, android, func(e *tapline.Event) {
+		e.Referrer = tapline.ReferrerHitParam + "=h3"
+	})
+	if c := h.conversion("e4"); c.Method != tapline.MethodReferrer || c.HitID != "h3" || !strings.Contains(c.Decision.Reason, "prefetch") {
+		t.Errorf("an install whose referrer names a prefetch: %s hit %q, reason %q; want credited by the referrer", c.Method, c.HitID, c.Decision.Reason)
 	}
 	// A late previewer's request claims nothing either.
 	h.install("e3", t0.Add(time.Hour), ipB, iphone)
