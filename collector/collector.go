@@ -92,6 +92,11 @@ type Config struct {
 	TapBurst     int
 	TapAddresses int
 
+	// HintRetryWait is how long the hit of a Chromium tap without the
+	// critical client hints waits for the browser's retry with them,
+	// which replaces it (see hintHold).
+	HintRetryWait time.Duration
+
 	// HitsTopic and EventsTopic name the bus topics (default "hits" and
 	// "events").
 	HitsTopic, EventsTopic string
@@ -137,6 +142,7 @@ func (c *Config) setDefaults() {
 	def(&c.NegativeCacheTTL, DefaultNegativeCacheTTL)
 	def(&c.MaxClockSkew, DefaultMaxClockSkew)
 	def(&c.UnhealthyAfter, DefaultUnhealthyAfter)
+	def(&c.HintRetryWait, DefaultHintRetryWait)
 }
 
 // Validate reports the first bad field of c.
@@ -161,6 +167,7 @@ func (c *Config) Validate() error {
 		{"NegativeCacheTTL", int64(c.NegativeCacheTTL)},
 		{"MaxClockSkew", int64(c.MaxClockSkew)},
 		{"UnhealthyAfter", int64(c.UnhealthyAfter)},
+		{"HintRetryWait", int64(c.HintRetryWait)},
 		{"TapBurst", int64(c.TapBurst)},
 		{"TapAddresses", int64(c.TapAddresses)},
 	}
@@ -188,6 +195,7 @@ type Collector struct {
 
 	m       *metrics
 	limit   *tapLimit
+	hints   hintHold
 	links   *cache[*linkEntry]
 	secrets *cache[*tapline.App]
 	keys    *cache[*tapline.App]
@@ -300,6 +308,7 @@ func (c *Collector) init() {
 // not close the bus.
 func (c *Collector) Close() error {
 	c.closeOnce.Do(func() {
+		c.hints.flush(c.enqueue)
 		c.closing.Store(true)
 		close(c.stop)
 		if c.opened.Load() {

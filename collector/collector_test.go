@@ -846,3 +846,52 @@ func TestRedirectRateLimit(t *testing.T) {
 		t.Errorf("the metrics lack the rate-limited hits")
 	}
 }
+
+// TestRedirectClientHintRetry checks the client-hint handshake: a redirect
+// asks for the model and OS version (Accept-CH, Critical-CH); a Chromium
+// request without them and its retry with them make one hit, the retry's;
+// a first request whose retry never comes is recorded after the wait.
+func TestRedirectClientHintRetry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{HintRetryWait: 300 * time.Millisecond})
+	const reduced = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"
+	tap := func(query string, hints map[string]string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/l/demo?"+query, nil)
+		req.Header.Set("User-Agent", reduced)
+		req.Header.Set("Sec-CH-UA", `"Chromium";v="131", "Google Chrome";v="131"`)
+		req.Header.Set("Sec-CH-UA-Mobile", "?1")
+		req.Header.Set("Sec-CH-UA-Platform", `"Android"`)
+		for k, v := range hints {
+			req.Header.Set(k, v)
+		}
+		return e.do(req, "192.0.2.60:1")
+	}
+	first := tap("case=retried", nil)
+	if first.Code != http.StatusFound || !strings.Contains(first.Header().Get("Critical-CH"), "Sec-CH-UA-Model") ||
+		!strings.Contains(first.Header().Get("Accept-CH"), "Sec-CH-UA-Platform-Version") {
+		t.Fatalf("first request: %d, Accept-CH %q, Critical-CH %q", first.Code, first.Header().Get("Accept-CH"), first.Header().Get("Critical-CH"))
+	}
+	if rec := tap("case=retried", map[string]string{"Sec-CH-UA-Model": `"Pixel 7"`, "Sec-CH-UA-Platform-Version": `"14.0.0"`}); rec.Code != http.StatusFound {
+		t.Fatalf("retry: %d", rec.Code)
+	}
+	tap("case=alone", nil) // no retry: recorded after the wait
+	got := hits(t, e.bus, 2)
+	byCase := map[string][]*tapline.Hit{}
+	for _, h := range got {
+		byCase[h.Params["case"]] = append(byCase[h.Params["case"]], h)
+	}
+	if r := byCase["retried"]; len(r) != 1 || r[0].Model != "Pixel 7" || r[0].OSVersion != "14.0.0" || r[0].Bot != "" {
+		t.Errorf("the retried tap: %+v, want one hit with the hints' model and OS version", r)
+	}
+	if a := byCase["alone"]; len(a) != 1 || a[0].Bot != "" {
+		t.Errorf("the tap without a retry: %+v, want one plain hit", a)
+	}
+	time.Sleep(500 * time.Millisecond) // past the wait: the replaced first request must not come
+	if all := fetch(t, e.bus, tapline.TopicHits, 2); len(all) != 2 {
+		t.Errorf("%d hits on the bus, want 2", len(all))
+	}
+	metrics := e.do(httptest.NewRequest(http.MethodGet, "/metrics", nil), "127.0.0.1:1").Body.String()
+	if !strings.Contains(metrics, "tapline_collector_hint_retries_total 1") {
+		t.Errorf("the metrics lack the retried tap")
+	}
+}

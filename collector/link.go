@@ -77,9 +77,22 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 	// Link checkers, previews and crawlers get their redirect too; their
 	// hits are counted apart and never credited (tapline.Hit.Bot).
 	h.Bot = botReason(r, h.UserAgent)
-	if h.Bot != "" || !c.tapVerdict(h) {
+	switch {
+	case h.Bot != "":
+		c.enqueue(h)
+	case c.tapVerdict(h): // dropped
+	case wantsHintRetry(r):
+		c.hints.hold(hintKey(h, r), h, c.Config.HintRetryWait, c.enqueue)
+	default:
+		if r.Header.Get("Sec-Ch-Ua") != "" && c.hints.replace(hintKey(h, r)) {
+			c.m.hintRetries.Inc()
+		}
 		c.enqueue(h)
 	}
+	// Chromium: send the model and OS version (retrying this request for
+	// them), as a User-Agent no longer says them.
+	w.Header().Set("Accept-CH", acceptCH)
+	w.Header().Set("Critical-CH", criticalCH)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, dest, http.StatusFound)

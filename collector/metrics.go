@@ -19,6 +19,7 @@ type metrics struct {
 	hitsQueued      prometheus.Counter
 	botHits         *prometheus.CounterVec
 	hitsRateLimited *prometheus.CounterVec
+	hintRetries     prometheus.Counter
 	hitsDropped     prometheus.Counter
 	hitsPublished   prometheus.Counter
 	publishErrors   *prometheus.CounterVec
@@ -53,6 +54,10 @@ func newMetrics(c *Collector) *metrics {
 			Name: "tapline_collector_hits_rate_limited_total",
 			Help: "Taps from an address over TapRate: marked (published as no taps) or dropped (over ten times the rate); every one got its redirect.",
 		}, []string{"outcome"}),
+		hintRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapline_collector_hint_retries_total",
+			Help: "Taps a browser sent twice for the critical client hints, recorded once (the retry's hit replaced the first's).",
+		}),
 		hitsDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_collector_hits_dropped_total",
 			Help: "Hits dropped because the queue was full, the collector was closing or the bus stayed down past the drain deadline.",
@@ -77,7 +82,7 @@ func newMetrics(c *Collector) *metrics {
 }
 
 func (m *metrics) register(reg *prometheus.Registry) error {
-	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued, m.botHits, m.hitsRateLimited,
+	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued, m.botHits, m.hitsRateLimited, m.hintRetries,
 		m.hitsDropped, m.hitsPublished, m.publishErrors, m.eventsAccepted, m.eventsRejected} {
 		if err := reg.Register(col); err != nil {
 			var are prometheus.AlreadyRegisteredError
