@@ -266,7 +266,7 @@ func (d *Dashboard) apiConversionsCSV(w http.ResponseWriter, r *http.Request) {
 	for _, dim := range tapline.CampaignDims {
 		header = append(header, dim.Column)
 	}
-	_ = cw.Write(append(header, "advertising_id", "rule", "reason", "changes"))
+	_ = cw.Write(append(header, "rule", "reason", "changes"))
 	rows := 0
 	for {
 		for _, v := range page.Conversions {
@@ -304,7 +304,7 @@ func conversionCSVRow(v ConversionView) []string {
 	if v.Decision != nil {
 		rule, reason = v.Decision.Rule, v.Decision.Reason
 	}
-	return append(row, v.AdID, rule, csvText(reason), strconv.Itoa(len(v.History)))
+	return append(row, rule, csvText(reason), strconv.Itoa(len(v.History)))
 }
 
 // conversionsData feeds the explorer page.

@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -102,14 +103,15 @@ func parseVersion(v string) []int {
 }
 
 // Signals compares a hit and an install on what a fingerprint match rests
-// on, with both sides' values: the network (the fingerprint's address
-// part), the platform, the model and the OS version. A side that hides a
+// on, with both sides' values: the network (the fingerprint's address,
+// compared whole and shown masked to its /24 or /64), the platform, the
+// model and the OS version. A side that hides a
 // value makes it unknown; Compatible holds exactly when no device
 // attribute (platform, model, OS version) conflicts.
 func Signals(h *tapline.Hit, e *tapline.Event) []tapline.Signal {
 	ep := EventPlatform(&e.Device)
 	return []tapline.Signal{
-		signal("network", network(e.Fingerprint), network(h.Fingerprint), func(a, b string) bool { return a == b }),
+		maskedNetwork(signal("network", network(e.Fingerprint), network(h.Fingerprint), func(a, b string) bool { return a == b })),
 		signal("platform", string(ep), string(h.Platform), func(a, b string) bool { return a == b }),
 		signal("model", e.Device.Model, h.Model, func(sdk, hit string) bool { return modelsAgree(hit, sdk) }),
 		signal("os_version", e.Device.OSVersion, h.OSVersion, func(sdk, hit string) bool { return versionsAgree(hit, sdk) }),
@@ -133,4 +135,45 @@ func signal(name, install, hit string, agree func(install, hit string) bool) tap
 func network(fp string) string {
 	n, _, _ := strings.Cut(fp, "|")
 	return n
+}
+
+// maskedNetwork returns s, a network signal compared on the addresses,
+// with both values masked (MaskNetwork): a decision outlives the raw rows
+// that may hold addresses.
+func maskedNetwork(s tapline.Signal) tapline.Signal {
+	s.Install, s.Hit = MaskNetwork(s.Install), MaskNetwork(s.Hit)
+	return s
+}
+
+// MaskNetwork returns the network of an address as a record kept past the
+// raw rows' retention may show it: an IPv4 address's /24
+// ("203.0.113.0/24"), an IPv6 /64 as it is; "" for anything else. Two
+// addresses of one fingerprint mask alike.
+func MaskNetwork(addr string) string {
+	if p, err := netip.ParsePrefix(addr); err == nil {
+		return p.Masked().String()
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return ""
+	}
+	bits := 64
+	if a.Unmap().Is4() {
+		a, bits = a.Unmap(), 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	return p.String()
+}
+
+// MaskFingerprint returns fp ("203.0.113.7|ios") with its address masked
+// (MaskNetwork): "203.0.113.0/24|ios".
+func MaskFingerprint(fp string) string {
+	n, platform, ok := strings.Cut(fp, "|")
+	if !ok {
+		return MaskNetwork(fp)
+	}
+	return MaskNetwork(n) + "|" + platform
 }

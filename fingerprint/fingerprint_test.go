@@ -413,8 +413,21 @@ func TestSignalsNetworkAndPlatform(t *testing.T) {
 	}
 	e.Fingerprint = "198.51.100.1|ios"
 	for _, s := range fingerprint.Signals(h, e) {
-		if s.Name == "network" && (s.Verdict != tapline.VerdictConflict || s.Install != "198.51.100.1" || s.Hit != "203.0.113.7") {
-			t.Errorf("network signal = %+v, want a conflict of 198.51.100.1 and 203.0.113.7", s)
+		if s.Name == "network" && (s.Verdict != tapline.VerdictConflict || s.Install != "198.51.100.0/24" || s.Hit != "203.0.113.0/24") {
+			t.Errorf("network signal = %+v, want a conflict of 198.51.100.0/24 and 203.0.113.0/24 (masked)", s)
+		}
+	}
+	// Compared whole: two addresses of one /24 conflict, shown alike.
+	e.Fingerprint = "203.0.113.8|ios"
+	for _, s := range fingerprint.Signals(h, e) {
+		if s.Name == "network" && (s.Verdict != tapline.VerdictConflict || s.Install != "203.0.113.0/24") {
+			t.Errorf("network signal = %+v, want a conflict shown as 203.0.113.0/24", s)
+		}
+	}
+	for in, want := range map[string]string{"203.0.113.7": "203.0.113.0/24", "2001:db8:1:2::/64": "2001:db8:1:2::/64",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64", "::ffff:203.0.113.7": "203.0.113.0/24", "nonsense": ""} {
+		if got := fingerprint.MaskNetwork(in); got != want {
+			t.Errorf("MaskNetwork(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

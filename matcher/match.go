@@ -34,6 +34,15 @@ func better(a, cur tapline.Attribution) bool {
 	return a.Method != tapline.MethodOrganic && a.HitTime.After(cur.HitTime)
 }
 
+// maskAdID returns an advertising id as a decision, kept past the raw
+// rows, shows it: its first eight and last four characters.
+func maskAdID(id string) string {
+	if len(id) <= 12 {
+		return id
+	}
+	return id[:8] + "…" + id[len(id)-4:]
+}
+
 // usableAdID returns id when it can join a hit to an install: not empty and
 // not the all-zero id a device reports when it hides its advertising id.
 func usableAdID(id string) string {
@@ -208,7 +217,7 @@ func lateDecision(app *tapline.App, h *tapline.Hit, cand candidate, prev tapline
 	case tapline.MethodReferrer:
 		d.Signals = append(d.Signals, tapline.Signal{Name: "install_referrer", Install: e.ReferrerHitID(), Hit: h.ID, Verdict: tapline.VerdictAgree})
 	case tapline.MethodAdID:
-		d.Signals = append(d.Signals, tapline.Signal{Name: "advertising_id", Install: eventAdID(e), Hit: usableAdID(h.AdID), Verdict: tapline.VerdictAgree})
+		d.Signals = append(d.Signals, tapline.Signal{Name: "advertising_id", Install: maskAdID(eventAdID(e)), Hit: maskAdID(usableAdID(h.AdID)), Verdict: tapline.VerdictAgree})
 	}
 	d.Signals = append(d.Signals, fingerprint.Signals(h, e)...)
 	d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: cand.method, Chosen: true, Reason: reason})
@@ -482,7 +491,7 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			}
 			return choose(hits[0], tapline.MethodAdID, tapline.RuleAdID,
 				fmt.Sprintf("The newest tap carrying the install's advertising id, %s before the install, within the %s click window.", duration(e.Time.Sub(hits[0].Time)), duration(app.ClickWindow)),
-				app.ClickWindow, tapline.Signal{Name: "advertising_id", Install: ad, Hit: usableAdID(hits[0].AdID), Verdict: tapline.VerdictAgree})
+				app.ClickWindow, tapline.Signal{Name: "advertising_id", Install: maskAdID(ad), Hit: maskAdID(usableAdID(hits[0].AdID)), Verdict: tapline.VerdictAgree})
 		}
 		tried = append(tried, "no tap carries its advertising id in the "+duration(app.ClickWindow)+" click window")
 	case e.Device.LimitAdTracking:

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"tapline"
+	"tapline/fingerprint"
 )
 
 // storeConversions writes convs, each in its latest state, in the flush's
@@ -47,7 +50,7 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 	for i, c := range convs {
 		appIDs[i], linkIDs[i] = c.AppID, c.LinkID
 		ids[i], installIDs[i], eventIDs[i] = pgText(c.ID), pgText(c.InstallID), pgText(c.EventID)
-		platforms[i], adIDs[i], fps[i], methods[i] = pgText(string(c.Platform)), pgText(c.AdID), pgText(c.Fingerprint), pgText(string(c.Method))
+		platforms[i], adIDs[i], fps[i], methods[i] = pgText(string(c.Platform)), adIDHash(c.AdID), pgText(fingerprint.MaskFingerprint(c.Fingerprint)), pgText(string(c.Method))
 		hitIDs[i] = pgText(c.HitID)
 		installTimes[i], updated[i] = c.InstallTime.UTC(), c.UpdatedAt.UTC()
 		if c.Method != tapline.MethodOrganic && !c.HitTime.IsZero() {
@@ -68,7 +71,7 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 		changes[i] = int32(len(c.History))
 	}
 	_, err := tx.Exec(ctx, `
-		INSERT INTO conversions AS c (app_id, id, install_id, event_id, install_time, platform, ad_id,
+		INSERT INTO conversions AS c (app_id, id, install_id, event_id, install_time, platform, ad_id_hash,
 			fingerprint, method, link_id, hit_id, hit_time, click_to_install_ms, hit_params, decision,
 			history, changes, updated_at)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
@@ -123,6 +126,17 @@ func jsonOrNil(v any, empty bool) ([]byte, error) {
 	return out, nil
 }
 
+// adIDHash returns what the conversions table keeps of an advertising id:
+// the hex SHA-256 of its lower-case form, "" for none.
+func adIDHash(id string) string {
+	id = strings.ToLower(strings.TrimSpace(id))
+	if id == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
 // pgText returns s as PostgreSQL's text takes it: valid UTF-8 without NUL,
 // each offending byte U+FFFD.
 func pgText(s string) string {
@@ -132,7 +146,7 @@ func pgText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
-const conversionColumns = `id, app_id, install_id, event_id, install_time, platform, ad_id, fingerprint,
+const conversionColumns = `id, app_id, install_id, event_id, install_time, platform, fingerprint,
 	method, link_id, hit_id, hit_time, click_to_install_ms, hit_params, decision, history, updated_at`
 
 // scanConversion reads a row of conversionColumns.
@@ -144,7 +158,7 @@ func scanConversion(row pgx.Row) (*tapline.Conversion, error) {
 		clickMillis               *int64
 		params, decision, history []byte
 	)
-	if err := row.Scan(&c.ID, &c.AppID, &c.InstallID, &c.EventID, &c.InstallTime, &platform, &c.AdID,
+	if err := row.Scan(&c.ID, &c.AppID, &c.InstallID, &c.EventID, &c.InstallTime, &platform,
 		&c.Fingerprint, &method, &c.LinkID, &c.HitID, &hitTime, &clickMillis, &params, &decision,
 		&history, &c.UpdatedAt); err != nil {
 		return nil, err
@@ -210,9 +224,9 @@ func (r *Reports) Conversions(ctx context.Context, q tapline.ConversionQuery) (*
 	if s := strings.TrimSpace(q.Search); s != "" {
 		args = append(args, s)
 		p := "$" + strconv.Itoa(len(args))
-		args = append(args, strings.ToLower(s))
-		lower := "$" + strconv.Itoa(len(args))
-		where = append(where, "(install_id = "+p+" OR hit_id = "+p+" OR id = "+p+" OR (ad_id <> '' AND ad_id = "+lower+"))")
+		args = append(args, adIDHash(s))
+		hash := "$" + strconv.Itoa(len(args))
+		where = append(where, "(install_id = "+p+" OR hit_id = "+p+" OR id = "+p+" OR (ad_id_hash <> '' AND ad_id_hash = "+hash+"))")
 	}
 	if q.Method != "" {
 		add("method = ?", string(q.Method))

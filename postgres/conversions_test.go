@@ -68,15 +68,24 @@ func TestConversionsStored(t *testing.T) {
 		return c
 	}
 
-	apply(testConversion(1, 1), testConversion(2, 2))
-	for _, want := range []*tapline.Conversion{testConversion(1, 1), testConversion(2, 2)} {
+	// Kept forever, the table holds no address or advertising id in
+	// clear: the fingerprint masked, the advertising id only as a hash to
+	// search by.
+	stored := func(c *tapline.Conversion) *tapline.Conversion {
+		c.Fingerprint, c.AdID = "203.0.113.0/24|android", ""
+		return c
+	}
+	withAdID := testConversion(2, 2)
+	withAdID.AdID = "38400000-8cf0-11bd-b23e-10b96e40000d"
+	apply(testConversion(1, 1), withAdID)
+	for _, want := range []*tapline.Conversion{stored(testConversion(1, 1)), stored(testConversion(2, 2))} {
 		if got := read(want.ID); !reflect.DeepEqual(got, want) {
 			t.Errorf("read back:\n got %+v\nwant %+v", got, want)
 		}
 	}
 	apply(testConversion(1, 3), testConversion(1, 2)) // later and earlier state in one flush
 	apply(testConversion(1, 2))                       // a late flush of an older state
-	if got, want := read(testConversion(1, 1).ID), testConversion(1, 3); !reflect.DeepEqual(got, want) {
+	if got, want := read(testConversion(1, 1).ID), stored(testConversion(1, 3)); !reflect.DeepEqual(got, want) {
 		t.Errorf("after older states:\n got %+v\nwant %+v", got, want)
 	}
 	if _, err := reports.Conversion(ctx, 2, testConversion(1, 1).ID); tapline.ErrorCode(err) != tapline.ENOTFOUND {
