@@ -1,6 +1,10 @@
 package tapline
 
-import "time"
+import (
+	"maps"
+	"strings"
+	"time"
+)
 
 // Platform is the kind of device a hit or event came from.
 type Platform string
@@ -70,4 +74,34 @@ func (h *Hit) Previewer() bool {
 		return false
 	}
 	return true
+}
+
+// adIDParams are the query parameters ad networks fill with an advertising
+// id through their URL macros.
+var adIDParams = map[string]bool{
+	"idfa": true, "ifa": true, "gaid": true, "aaid": true, "adid": true,
+	"advertising_id": true, "google_aid": true, "gps_adid": true,
+}
+
+// IsAdIDParam reports whether the tap query parameter k carries an
+// advertising id (any case).
+func IsAdIDParam(k string) bool { return adIDParams[strings.ToLower(k)] }
+
+// WithoutAdIDs returns params without the parameters that carry an
+// advertising id: what may be kept past the raw rows' retention. It
+// returns params itself when it has none.
+func WithoutAdIDs(params map[string]string) map[string]string {
+	var out map[string]string
+	for k := range params {
+		if IsAdIDParam(k) {
+			if out == nil {
+				out = maps.Clone(params)
+			}
+			delete(out, k)
+		}
+	}
+	if out == nil {
+		return params
+	}
+	return out
 }

@@ -301,6 +301,7 @@ func (c *Collector) init() {
 	c.keys = newCache(ttl, neg, c.now, c.loadAppBySDKKey)
 	c.names = newCache(ttl, neg, c.now, c.loadAccount)
 	c.limit = newTapLimit(c.Config.TapRate, c.Config.TapBurst, c.Config.TapAddresses)
+	c.hints.max = c.Config.HitQueueSize
 }
 
 // Close stops taking hits and events, publishes the queued hits (for at most

@@ -894,4 +894,26 @@ func TestRedirectClientHintRetry(t *testing.T) {
 	if !strings.Contains(metrics, "tapline_collector_hint_retries_total 1") {
 		t.Errorf("the metrics lack the retried tap")
 	}
+
+	// Two people behind one address tap the link at once, one browser
+	// already sending the hints: neither replaces the other's tap.
+	tap("case=shared", map[string]string{"Accept-Language": "fr-FR"})
+	tap("case=shared", map[string]string{"Accept-Language": "de-DE", "Sec-CH-UA-Model": `"SM-S918B"`, "Sec-CH-UA-Platform-Version": `"14.0.0"`})
+	// A held tap when the collector closes is published, not lost.
+	tap("case=closing", nil)
+	if err := e.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	shared, closing := 0, 0
+	for _, h := range hits(t, e.bus, 5) {
+		switch h.Params["case"] {
+		case "shared":
+			shared++
+		case "closing":
+			closing++
+		}
+	}
+	if shared != 2 || closing != 1 {
+		t.Errorf("%d hits of the two people's taps (want 2) and %d of the tap held at close (want 1)", shared, closing)
+	}
 }

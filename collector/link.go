@@ -77,16 +77,23 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 	// Link checkers, previews and crawlers get their redirect too; their
 	// hits are counted apart and never credited (tapline.Hit.Bot).
 	h.Bot = botReason(r, h.UserAgent)
+	var first *tapline.Hit // the held first request this one retries
+	if h.Bot == "" && r.Header.Get("Sec-Ch-Ua") != "" && !wantsHintRetry(r) {
+		first = c.hints.take(hintKey(h, r))
+	}
 	switch {
 	case h.Bot != "":
+		c.enqueue(h)
+	case first != nil:
+		// The retry with the hints: the tap the first request was, under
+		// its rate-limit verdict.
+		c.m.hintRetries.Inc()
+		h.Bot = first.Bot
 		c.enqueue(h)
 	case c.tapVerdict(h): // dropped
 	case wantsHintRetry(r):
 		c.hints.hold(hintKey(h, r), h, c.Config.HintRetryWait, c.enqueue)
 	default:
-		if r.Header.Get("Sec-Ch-Ua") != "" && c.hints.replace(hintKey(h, r)) {
-			c.m.hintRetries.Inc()
-		}
 		c.enqueue(h)
 	}
 	// Chromium: send the model and OS version (retrying this request for
@@ -198,7 +205,7 @@ func (c *Collector) newHit(r *http.Request, e *linkEntry) *tapline.Hit {
 	keys := slices.Sorted(maps.Keys(query))
 	for _, adID := range []bool{true, false} {
 		for _, k := range keys {
-			if vals := query[k]; len(vals) > 0 && adIDParams[strings.ToLower(k)] == adID {
+			if vals := query[k]; len(vals) > 0 && tapline.IsAdIDParam(k) == adID {
 				addParam(h, k, vals[0])
 			}
 		}
@@ -216,13 +223,6 @@ func (c *Collector) newHit(r *http.Request, e *linkEntry) *tapline.Hit {
 	return h
 }
 
-// adIDParams are the query parameters ad networks fill with an advertising
-// id through their URL macros.
-var adIDParams = map[string]bool{
-	"idfa": true, "ifa": true, "gaid": true, "aaid": true, "adid": true,
-	"advertising_id": true, "google_aid": true, "gps_adid": true,
-}
-
 // addParam records one query parameter on h, and its advertising id when
 // the parameter carries an expanded one.
 func addParam(h *tapline.Hit, k, v string) {
@@ -233,7 +233,7 @@ func addParam(h *tapline.Hit, k, v string) {
 		h.Params = make(map[string]string)
 	}
 	h.Params[k] = clip(v, maxHitParamValue)
-	if h.AdID == "" && adIDParams[strings.ToLower(k)] {
+	if h.AdID == "" && tapline.IsAdIDParam(k) {
 		h.AdID = normalizeAdID(v)
 	}
 }

@@ -35,12 +35,12 @@ func better(a, cur tapline.Attribution) bool {
 }
 
 // maskAdID returns an advertising id as a decision, kept past the raw
-// rows, shows it: its first eight and last four characters.
+// rows, shows it: its last four characters, to tell ids apart by eye.
 func maskAdID(id string) string {
-	if len(id) <= 12 {
+	if len(id) <= 4 {
 		return id
 	}
-	return id[:8] + "…" + id[len(id)-4:]
+	return "…" + id[len(id)-4:]
 }
 
 // usableAdID returns id when it can join a hit to an install: not empty and

@@ -59,13 +59,15 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 			hitTimes[i], clickMillis[i] = &t, &ms
 		}
 		var err error
-		if params[i], err = jsonOrNil(c.HitParams, len(c.HitParams) == 0); err != nil {
+		// Kept forever: no advertising id, which a tap's query may carry.
+		hp := tapline.WithoutAdIDs(c.HitParams)
+		if params[i], err = jsonOrNil(hp, len(hp) == 0); err != nil {
 			return err
 		}
 		if decisions[i], err = jsonOrNil(c.Decision, c.Decision == nil); err != nil {
 			return err
 		}
-		if histories[i], err = jsonOrNil(c.History, false); err != nil {
+		if histories[i], err = jsonOrNil(historyWithoutAdIDs(c.History), false); err != nil {
 			return fmt.Errorf("encode history of conversion %s: %w", c.ID, err)
 		}
 		changes[i] = int32(len(c.History))
@@ -124,6 +126,21 @@ func jsonOrNil(v any, empty bool) ([]byte, error) {
 		i++
 	}
 	return out, nil
+}
+
+// historyWithoutAdIDs returns h with no advertising id in the hit
+// parameters of its attributions.
+func historyWithoutAdIDs(h []tapline.AttributionChange) []tapline.AttributionChange {
+	out := slices.Clone(h)
+	for i := range out {
+		out[i].To.HitParams = tapline.WithoutAdIDs(out[i].To.HitParams)
+		if out[i].From != nil {
+			from := *out[i].From
+			from.HitParams = tapline.WithoutAdIDs(from.HitParams)
+			out[i].From = &from
+		}
+	}
+	return out
 }
 
 // adIDHash returns what the conversions table keeps of an advertising id:

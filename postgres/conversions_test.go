@@ -77,6 +77,9 @@ func TestConversionsStored(t *testing.T) {
 	}
 	withAdID := testConversion(2, 2)
 	withAdID.AdID = "38400000-8cf0-11bd-b23e-10b96e40000d"
+	// A tap's query may carry the advertising id too: not kept either.
+	withAdID.HitParams = map[string]string{"utm_source": "ads", "IDFA": withAdID.AdID}
+	withAdID.History[1].To.HitParams = withAdID.HitParams
 	apply(testConversion(1, 1), withAdID)
 	for _, want := range []*tapline.Conversion{stored(testConversion(1, 1)), stored(testConversion(2, 2))} {
 		if got := read(want.ID); !reflect.DeepEqual(got, want) {
