@@ -76,7 +76,6 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 	}
 	// Link checkers, previews and crawlers get their redirect too; their
 	// hits are counted apart and never credited (tapline.Hit.Bot).
-	h.Bot = botReason(r, h.UserAgent)
 	var first *tapline.Hit // the held first request this one retries
 	if h.Bot == "" && r.Header.Get("Sec-Ch-Ua") != "" && !wantsHintRetry(r) {
 		first = c.hints.take(hintKey(h, r))
@@ -123,7 +122,6 @@ func (c *Collector) servePixel(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		h := c.newHit(r, e)
-		h.Bot = botReason(r, h.UserAgent)
 		if r.Method == http.MethodPost {
 			// The iOS SDK's fireHit posts "__ts=tag1,tag2".
 			r.Body = http.MaxBytesReader(w, r.Body, c.Config.MaxBodyBytes)
@@ -149,11 +147,12 @@ func (c *Collector) servePixel(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(transparentGIF)
 }
 
-// botReason returns why request r, with User-Agent ua, is no tap: "head"
-// for a HEAD request (link checkers), "prefetch" for a browser's
-// speculative load (Sec-Purpose, Purpose or X-Purpose naming a prefetch or
-// preview), else the link previewer or crawler ua names; "" for a tap.
-func botReason(r *http.Request, ua string) string {
+// botReason returns why request r is no tap: "head" for a HEAD request
+// (link checkers), "prefetch" for a browser's speculative load
+// (Sec-Purpose, Purpose, X-Purpose or X-Moz naming a prefetch, preview or
+// prerender), else previewer, the link previewer or crawler its
+// User-Agent names (fingerprint.Bot); "" for a tap.
+func botReason(r *http.Request, previewer string) string {
 	if r.Method == http.MethodHead {
 		return tapline.BotHead
 	}
@@ -163,7 +162,7 @@ func botReason(r *http.Request, ua string) string {
 			return tapline.BotPrefetch
 		}
 	}
-	return fingerprint.Bot(ua)
+	return previewer
 }
 
 // linkError answers a failed link lookup with an HTML page.
@@ -177,8 +176,9 @@ func (c *Collector) linkError(w http.ResponseWriter, r *http.Request, err error)
 	writePage(w, http.StatusServiceUnavailable, pageUnavailable)
 }
 
-// newHit builds the hit of request r on link e; the publisher fills in the
-// fingerprint later, off the request path.
+// newHit builds the hit of request r on link e, marked when it is no tap
+// (botReason); the publisher fills in the fingerprint later, off the
+// request path.
 func (c *Collector) newHit(r *http.Request, e *linkEntry) *tapline.Hit {
 	h := &tapline.Hit{
 		ID:             newHitID(),
@@ -219,7 +219,9 @@ func (c *Collector) newHit(r *http.Request, e *linkEntry) *tapline.Hit {
 			}
 		}
 	}
-	h.Platform = c.Fingerprinter.Platform(h.UserAgent, h.ClientHints)
+	var previewer string
+	h.Platform, previewer = c.Fingerprinter.Classify(h.UserAgent, h.ClientHints)
+	h.Bot = botReason(r, previewer)
 	return h
 }
 

@@ -119,8 +119,7 @@ func (d *Dashboard) apiBreakdownCSV(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="app-%d-by-%s-%s-%s.csv"`, rep.AppID, rep.By, rep.From, rep.To))
+	csvAttachment(w, fmt.Sprintf("app-%d-by-%s-%s-%s.csv", rep.AppID, rep.By, rep.From, rep.To))
 	if err := writeBreakdownCSV(w, rep); err != nil {
 		d.logger().WarnContext(r.Context(), "write breakdown csv", "err", err)
 	}

@@ -3,7 +3,6 @@ package dashboard
 import (
 	"cmp"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"maps"
 	"net/http"
@@ -202,9 +201,7 @@ func (d *Dashboard) apiCohortsCSV(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="app-%d-cohorts-%s-%s.csv"`, rep.AppID, rep.From, rep.To))
-	cw := csv.NewWriter(w)
+	cw := csvAttachment(w, fmt.Sprintf("app-%d-cohorts-%s-%s.csv", rep.AppID, rep.From, rep.To))
 	currencies := cohortCurrencies(rep.Cohorts)
 	header := []string{"cohort", "installs"}
 	if rep.Split != "" {

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -259,9 +258,7 @@ func (d *Dashboard) apiConversionsCSV(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="app-%d-conversions.csv"`, q.AppID))
-	cw := csv.NewWriter(w)
+	cw := csvAttachment(w, fmt.Sprintf("app-%d-conversions.csv", q.AppID))
 	header := []string{"conversion_id", "install_id", "install_time", "platform", "method", "link_id", "link_name", "hit_id", "hit_time", "click_to_install_ms"}
 	for _, dim := range tapline.CampaignDims {
 		header = append(header, dim.Column)

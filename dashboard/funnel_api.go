@@ -224,9 +224,7 @@ func (d *Dashboard) apiFunnelCSV(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="funnel-%d-%s-%s.csv"`, rep.FunnelID, rep.From, rep.To))
-	cw := csv.NewWriter(w)
+	cw := csvAttachment(w, fmt.Sprintf("funnel-%d-%s-%s.csv", rep.FunnelID, rep.From, rep.To))
 	_ = cw.Write(csvHeader)
 	rate := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 	secs := func(p *float64) string {
@@ -277,6 +275,14 @@ func csvText(s string) string {
 		return "'" + s
 	}
 	return s
+}
+
+// csvAttachment starts w as a CSV file to download under filename and
+// returns a writer of its rows.
+func csvAttachment(w http.ResponseWriter, filename string) *csv.Writer {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	return csv.NewWriter(w)
 }
 
 // FunnelOptions is the answer of GET /api/v1/apps/{id}/funnel-options:

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -451,9 +450,7 @@ func (d *Dashboard) apiLinksCSV(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="app-%d-links.csv"`, app.ID))
-	cw := csv.NewWriter(w)
+	cw := csvAttachment(w, fmt.Sprintf("app-%d-links.csv", app.ID))
 	_ = cw.Write([]string{"link_id", "slug", "name", "tracking_url", "params", "deep_link", "ios_url", "android_url", "web_url", "archived_at", "created_at"})
 	for _, l := range links {
 		q := url.Values{}

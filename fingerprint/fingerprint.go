@@ -90,6 +90,14 @@ func (f *Fingerprinter) Platform(userAgent string, hints map[string]string) tapl
 	return f.device(userAgent, hints).platform
 }
 
+// Classify returns what a redirect needs of a User-Agent and client hints,
+// parsed once per distinct pair: the platform (Platform) and the link
+// previewer or crawler it names (Bot), "" for a person's browser.
+func (f *Fingerprinter) Classify(userAgent string, hints map[string]string) (tapline.Platform, string) {
+	d := f.device(userAgent, hints)
+	return d.platform, d.bot
+}
+
 // device returns what a User-Agent and client hints reveal, from the cache
 // when it can.
 func (f *Fingerprinter) device(userAgent string, hints map[string]string) device {
@@ -97,14 +105,19 @@ func (f *Fingerprinter) device(userAgent string, hints map[string]string) device
 		userAgent = userAgent[:MaxUserAgent]
 	}
 	ch := readHints(hints)
+	parse := func() device {
+		d := analyze(f.parser, userAgent, ch)
+		d.bot = Bot(userAgent)
+		return d
+	}
 	if f.cache == nil {
-		return analyze(f.parser, userAgent, ch)
+		return parse()
 	}
 	key := ch.cacheKey(userAgent)
 	if v, ok := f.cache.Get(key); ok {
 		return v.(device)
 	}
-	d := analyze(f.parser, userAgent, ch)
+	d := parse()
 	f.cache.Add(key, d)
 	return d
 }

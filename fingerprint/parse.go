@@ -15,6 +15,7 @@ type device struct {
 	platform  tapline.Platform
 	osVersion string // "" where hidden or frozen
 	model     string // raw model, an Apple class ("iPhone"), or ""
+	bot       string // the link previewer or crawler the User-Agent names (Bot), or ""
 }
 
 // hints holds the client hints the fingerprint reads, unquoted.
