@@ -37,6 +37,7 @@ type CohortReport struct {
 	// AsOf is when the report was made: day N of a cohort is complete
 	// once AsOf is N+1 days past the cohort's last day.
 	AsOf    time.Time        `json:"as_of"`
+	loc     *time.Location   // TZ's location
 	Cohorts []tapline.Cohort `json:"cohorts"`
 }
 
@@ -88,7 +89,7 @@ func (d *Dashboard) cohortReport(ctx context.Context, appID int64, dr dayRange, 
 		return nil, err
 	}
 	return &CohortReport{AppID: appID, TZ: dr.TZ, From: dr.From.Format(dayLayout), To: dr.To.Format(dayLayout), By: cq.By,
-		Split: cq.Split, Filters: cq.Filters, AsOf: d.now().UTC(), Cohorts: cohorts}, nil
+		Split: cq.Split, Filters: cq.Filters, AsOf: d.now().UTC(), Cohorts: cohorts, loc: dr.Location}, nil
 }
 
 // cohortLine is one line of the cohorts table and CSV: one cohort or,
@@ -273,11 +274,7 @@ func cohortDayComplete(rep *CohortReport, c tapline.Cohort, n int) bool {
 	}
 	// Midnight after the cohort's last day, in the report's zone, then
 	// n+1 days: the last install's day n is over.
-	loc, err := time.LoadLocation(rep.TZ)
-	if err != nil {
-		loc = time.UTC
-	}
-	end := time.Date(start.Year(), start.Month(), start.Day()+span+n+1, 0, 0, 0, 0, loc)
+	end := time.Date(start.Year(), start.Month(), start.Day()+span+n+1, 0, 0, 0, 0, rep.loc)
 	return !end.After(rep.AsOf)
 }
 
