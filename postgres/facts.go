@@ -109,9 +109,9 @@ func NewFactStore(db *DB) *FactStore { return &FactStore{db: db} }
 // ApplyFacts adds deltas to the fact tables and stores offsets as the
 // consumer's positions in one transaction, with the funnel handoffs (see
 // storeHandoffs), conversions (storeConversions) and cohort activity
-// (countActivity) of rows. Every key must be a row of a declared table (tapline.FactKey.Validate): an unknown table, an hour that
-// is not the start of one or a dimension the table does not keep is
-// EINVALID. Zero deltas are skipped; rows are written in primary-key order,
+// (countActivity) of rows. Every key must be a row of a declared table
+// (tapline.FactKey.Validate): an unknown table, an hour that is not the
+// start of one or a dimension the table does not keep is EINVALID. Zero deltas are skipped; rows are written in primary-key order,
 // tables in the order of tapline.FactTables, so concurrent callers do not
 // deadlock. A lost connection is EUNAVAILABLE.
 func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[tapline.FactKey]tapline.FactValue, offsets []tapline.Offset, rows tapline.FlushRows) error {
@@ -143,10 +143,8 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 			return err
 		}
 		if len(counted) > 0 {
-			merged := maps.Clone(deltas)
-			if merged == nil {
-				merged = map[tapline.FactKey]tapline.FactValue{}
-			}
+			merged := make(map[tapline.FactKey]tapline.FactValue, len(deltas)+len(counted))
+			maps.Copy(merged, deltas)
 			for _, k := range counted {
 				v := merged[k]
 				v.Count++
@@ -196,7 +194,9 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return fmt.Errorf("apply facts: commit: %w", translate(err))
 	}
 	s.remember(decided)
-	go s.pruneCohortSeen(context.WithoutCancel(ctx))
+	if s.pruneDue() {
+		go s.pruneCohortSeen(context.WithoutCancel(ctx))
+	}
 	return nil
 }
 
@@ -260,25 +260,28 @@ func countActivity(ctx context.Context, tx pgx.Tx, acts []tapline.CohortActivity
 // late. Activity of an older install is not counted (countActivity).
 const CohortSeenKept = 2 * tapline.MaxCohortDay * 24 * time.Hour
 
-// pruneCohortSeen drops, at most once an hour per fact store and outside
-// any flush's transaction (ApplyFacts runs it on its own goroutine), the
-// cohort_seen rows of installs older than CohortSeenKept. A failure is
-// logged and retried an hour later.
+// pruneCohortSeen drops the cohort_seen rows of installs older than
+// CohortSeenKept. ApplyFacts runs it on its own goroutine, outside any
+// flush's transaction, when pruneDue says; a failure is logged and retried
+// an hour later.
 func (s *FactStore) pruneCohortSeen(ctx context.Context) {
-	s.mu.Lock()
-	due := time.Since(s.pruned) >= time.Hour
-	if due {
-		s.pruned = time.Now()
-	}
-	s.mu.Unlock()
-	if !due {
-		return
-	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if _, err := s.db.pool.Exec(ctx, `DELETE FROM cohort_seen WHERE install_hour < $1`, time.Now().Add(-CohortSeenKept)); err != nil {
 		slog.Warn("prune cohort_seen", "err", err)
 	}
+}
+
+// pruneDue reports whether cohort_seen is due for pruning, an hour after
+// the last time, and takes the turn.
+func (s *FactStore) pruneDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.pruned) < time.Hour {
+		return false
+	}
+	s.pruned = time.Now()
+	return true
 }
 
 // factRows validates deltas and groups the non-zero ones by table.
