@@ -2,6 +2,7 @@ package loadgen_test
 
 import (
 	"bytes"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -121,26 +122,35 @@ func TestScoreAndNaive(t *testing.T) {
 		{N: 2, Device: 2, At: 5 * time.Hour, IP: "100.64.0.1", Truth: loadgen.Organic},
 		{N: 3, Device: 2, At: 50 * time.Hour, IP: "100.64.0.1", Truth: loadgen.Organic},
 	}
+	fp := func(tap int) loadgen.Answer {
+		return loadgen.Answer{Tap: tap, Method: tapline.MethodFingerprint, Best: tap, Score: math.Inf(1)}
+	}
+	org := loadgen.Answer{Tap: loadgen.Organic, Method: tapline.MethodOrganic, Best: loadgen.Organic}
 	ip := loadgen.NaiveIP(w)
-	if want := map[int]int{0: 1, 1: 1, 2: 1, 3: loadgen.Organic}; !reflect.DeepEqual(ip, want) {
+	if want := map[int]loadgen.Answer{0: fp(1), 1: fp(1), 2: fp(1), 3: org}; !reflect.DeepEqual(ip, want) {
 		t.Errorf("NaiveIP = %v, want %v (newest tap within a day, else organic)", ip, want)
 	}
 	for _, c := range []struct {
 		name string
-		got  map[int]int
+		got  map[int]loadgen.Answer
 		want loadgen.Accuracy
 	}{
-		{"perfect", map[int]int{0: 0, 1: 1, 2: -1, 3: -1}, loadgen.Accuracy{Installs: 4, Caused: 2, Organic: 2, Attributed: 2, Correct: 2, Precision: 1, Recall: 1}},
+		{"perfect", map[int]loadgen.Answer{0: fp(0), 1: fp(1), 2: org, 3: org}, loadgen.Accuracy{Installs: 4, Caused: 2, Organic: 2, Attributed: 2, Correct: 2, Precision: 1, Recall: 1}},
 		{"naive ip", ip, loadgen.Accuracy{Installs: 4, Caused: 2, Organic: 2, Attributed: 3, Correct: 1, Misattrib: 1, Precision: 1.0 / 3, Recall: 0.5, OrganicMisattribution: 0.5}},
-		{"missing", map[int]int{0: 0}, loadgen.Accuracy{Installs: 4, Caused: 2, Organic: 2, Attributed: 1, Correct: 1, Missing: 3, Precision: 1, Recall: 0.5}},
+		{"missing", map[int]loadgen.Answer{0: fp(0)}, loadgen.Accuracy{Installs: 4, Caused: 2, Organic: 2, Attributed: 1, Correct: 1, Missing: 3, Precision: 1, Recall: 0.5}},
 	} {
-		if got := loadgen.Score(w, c.got); got != c.want {
+		got := loadgen.Score(w, c.got)
+		if got.FingerprintOnly == nil || !reflect.DeepEqual(*got.FingerprintOnly, c.want) {
+			t.Errorf("%s: fingerprint-only score = %+v, want %+v (no install here has a deterministic signal)", c.name, got.FingerprintOnly, c.want)
+		}
+		got.FingerprintOnly, got.ByMethod, got.ByClass = nil, nil, nil
+		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: Score = %+v, want %+v", c.name, got, c.want)
 		}
 	}
 	// The SDK side carries the default browser's User-Agent, so IP + UA
 	// never meets the in-app tap.
-	if got, want := loadgen.NaiveIPUA(w), (map[int]int{0: 0, 1: 0, 2: 0, 3: loadgen.Organic}); !reflect.DeepEqual(got, want) {
+	if got, want := loadgen.NaiveIPUA(w), (map[int]loadgen.Answer{0: fp(0), 1: fp(0), 2: fp(0), 3: org}); !reflect.DeepEqual(got, want) {
 		t.Errorf("NaiveIPUA = %v, want %v", got, want)
 	}
 	var buf bytes.Buffer

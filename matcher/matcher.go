@@ -91,6 +91,7 @@ type Matcher struct {
 	agg      *facts.Aggregator
 	apps     appCache
 	appLocks sync.Map // app id -> *sync.Mutex
+	delays   sync.Map // app id -> *fingerprint.Delays, learned from its deterministic matches
 	metrics  *metrics
 	funnels  funnelState
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/mail"
 	"net/url"
 	"regexp"
@@ -141,14 +142,14 @@ func (s *AccountService) account(ctx context.Context, where string, args ...any)
 
 // appColumns lists the columns scanApp reads, in order.
 const appColumns = `id, account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-	click_window, fingerprint_window, lateness_horizon, retention, created_at`
+	click_window, fingerprint_window, lateness_horizon, retention, fingerprint_min_score, created_at`
 
 // scanApp scans a row of appColumns.
 func scanApp(row pgx.Row) (*tapline.App, error) {
 	var a tapline.App
 	var click, fingerprint, lateness, retention int64
 	err := row.Scan(&a.ID, &a.AccountID, &a.Name, &a.SDKSecret, &a.SDKKey, &a.IOSURL, &a.AndroidURL, &a.WebURL,
-		&click, &fingerprint, &lateness, &retention, &a.CreatedAt)
+		&click, &fingerprint, &lateness, &retention, &a.FingerprintMinScore, &a.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -183,11 +184,12 @@ func (s *AccountService) CreateApp(ctx context.Context, a *tapline.App) error {
 	}
 	err = s.db.pool.QueryRow(ctx, `
 		INSERT INTO apps (account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-			click_window, fingerprint_window, lateness_horizon, retention)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			click_window, fingerprint_window, lateness_horizon, retention, fingerprint_min_score)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		RETURNING id, created_at`,
 		a.AccountID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
+		a.FingerprintMinScore,
 	).Scan(&a.ID, &a.CreatedAt)
 	switch pgCode(err) {
 	case codeUniqueViolation:
@@ -304,11 +306,13 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 			sdk_secret = COALESCE(NULLIF($3, ''), sdk_secret),
 			sdk_key = COALESCE(NULLIF($4, ''), sdk_key),
 			ios_url = $5, android_url = $6, web_url = $7,
-			click_window = $8, fingerprint_window = $9, lateness_horizon = $10, retention = $11
+			click_window = $8, fingerprint_window = $9, lateness_horizon = $10, retention = $11,
+			fingerprint_min_score = $12
 		WHERE id = $1
 		RETURNING `+appColumns,
 		a.ID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
-		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention)))
+		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
+		a.FingerprintMinScore))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tapline.Errorf(tapline.ENOTFOUND, "App not found.")
 	}
@@ -504,6 +508,9 @@ func validateApp(a *tapline.App) error {
 		if f.d < time.Second {
 			return tapline.Errorf(tapline.EINVALID, "%s: must be at least one second", f.field)
 		}
+	}
+	if s := a.FingerprintMinScore; math.IsNaN(s) || s < -tapline.MaxFingerprintMinScore || s > tapline.MaxFingerprintMinScore {
+		return tapline.Errorf(tapline.EINVALID, "fingerprint_min_score: must be a number from %g to %g", -tapline.MaxFingerprintMinScore, tapline.MaxFingerprintMinScore)
 	}
 	return nil
 }
