@@ -103,7 +103,8 @@ type Config struct {
 
 	// TimelineWait bounds how long a Tapstream timeline lookup with
 	// blocking=true waits for the installation's conversion; it looks
-	// every TimelinePoll.
+	// again after TimelinePoll, then at doubling intervals up to four
+	// times TimelinePoll.
 	TimelineWait time.Duration
 	TimelinePoll time.Duration
 

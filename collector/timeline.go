@@ -178,9 +178,12 @@ func timelineOutcome(t *timeline) string {
 
 // timeline returns the timeline of the app's installation session: nil
 // when its install has no conversion (yet). With blocking it looks again
-// every TimelinePoll until TimelineWait has passed.
+// after TimelinePoll, then at doubling intervals up to four times that,
+// until TimelineWait has passed: a handful of reads per lookup however
+// long the matcher takes.
 func (c *Collector) timeline(ctx context.Context, app *tapline.App, session string, blocking bool) (*timeline, error) {
 	deadline := c.now().Add(c.Config.TimelineWait)
+	poll := c.Config.TimelinePoll
 	var conv *tapline.Conversion
 	for {
 		var err error
@@ -195,13 +198,14 @@ func (c *Collector) timeline(ctx context.Context, app *tapline.App, session stri
 		if !blocking || left <= 0 {
 			return nil, nil
 		}
-		t := time.NewTimer(min(left, c.Config.TimelinePoll))
+		t := time.NewTimer(min(left, poll))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()
 		case <-t.C:
 		}
+		poll = min(2*poll, 4*c.Config.TimelinePoll)
 	}
 
 	t := &timeline{Hits: []timelineHit{}, Events: []timelineEvent{}}

@@ -243,7 +243,9 @@ func TestTimelineAttributedDeepLink(t *testing.T) {
 	summaryCh, lookupCh := wait("summary"), wait("lookup")
 	time.Sleep(100 * time.Millisecond) // both are waiting
 	e.install(t, session, idfa, url.Values{"custom-level": {"1"}})
+	installed := time.Now()
 	sum, look := <-summaryCh, <-lookupCh
+	t.Logf("blocking answers %v after the install was posted (summary waited %v, lookup %v)", time.Since(installed), sum.elapsed, look.elapsed)
 
 	if sum.code != http.StatusOK {
 		t.Fatalf("summary: %d %s", sum.code, sum.body)
