@@ -178,6 +178,13 @@ type AccountService interface {
 	// is secret: ENOTFOUND for an unknown account, EFORBIDDEN for a wrong
 	// secret.
 	AppBySecret(ctx context.Context, account, secret string) (*App, error)
+	// AppBySDKSecret returns the app whose SDK secret is secret, for the
+	// Tapstream SDK calls that name no account (the timeline lookups):
+	// when several apps of one account share it, the one AppBySecret
+	// picks (the oldest). EFORBIDDEN for an unknown secret and for one
+	// that apps of several accounts share (no answer could keep their
+	// data apart).
+	AppBySDKSecret(ctx context.Context, secret string) (*App, error)
 	UpdateApp(ctx context.Context, a *App) error
 
 	CreateLink(ctx context.Context, l *Link) error

@@ -286,6 +286,34 @@ func (s *AccountService) AppBySecret(ctx context.Context, account, secret string
 	return found, nil
 }
 
+// AppBySDKSecret returns the app whose SDK secret is secret: of several in
+// one account the oldest (as AppBySecret picks), EFORBIDDEN for an unknown
+// secret or one that apps of several accounts share. The lookup goes
+// through a hash index, so its time does not tell how much of a guessed
+// secret is right.
+func (s *AccountService) AppBySDKSecret(ctx context.Context, secret string) (*tapline.App, error) {
+	if secret == "" {
+		return nil, tapline.Errorf(tapline.EFORBIDDEN, "Wrong SDK secret.")
+	}
+	rows, err := s.db.pool.Query(ctx, `SELECT `+appColumns+` FROM apps WHERE sdk_secret = $1 ORDER BY id`, secret)
+	if err != nil {
+		return nil, fmt.Errorf("app by sdk secret: %w", translate(err))
+	}
+	apps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tapline.App, error) { return scanApp(r) })
+	if err != nil {
+		return nil, fmt.Errorf("app by sdk secret: %w", translate(err))
+	}
+	if len(apps) == 0 {
+		return nil, tapline.Errorf(tapline.EFORBIDDEN, "Wrong SDK secret.")
+	}
+	for _, a := range apps[1:] {
+		if a.AccountID != apps[0].AccountID {
+			return nil, tapline.Errorf(tapline.EFORBIDDEN, "This SDK secret is shared by apps of several accounts; give each app its own.")
+		}
+	}
+	return apps[0], nil
+}
+
 // UpdateApp saves a's name, destinations, attribution settings and SDK
 // credentials (empty ones are kept). Its account cannot change. a is
 // refreshed from the stored row; an unknown app is ENOTFOUND.
