@@ -498,6 +498,15 @@ func FuzzHit(f *testing.F) {
 	}
 	f.Add(uaChromeAndroid, "2001:db8::1", `"Android"`, `"15.0.0"`, `"Pixel 9"`)
 	f.Add("Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) Instagram 1 (x; iOS 2", "::ffff:1.2.3.4", `"`, `""`, "\x00")
+	// The apps' own device fields (inapp.go), whole and cut short.
+	for _, ua := range []string{
+		"[FBAN/FB4A;FBAV/8.0;FBDV/HTC One_M8;FBSV/4.4.2;]", "[FBAN/FB4A;FBDV/", "Instagram 5.0.2 Android (16/4.1.1; 320dpi; 1196x720; samsung; EK-GC100; gd1)",
+		"x Android (1/; a; b; c; d", "Mozilla/5.0 (Linux; Android 12; Pixel 6 Pro Build/S; wv) Safari/537.36Snapchat11.83 (Pixel 6 Pro; Android 12#8#32; gzip; )",
+		"Snapchat (", "TwitterAndroid/2.0.0 (119) HTC Flyer P510e/10 (HTC;flyer)", "TwitterAndroid/) /", "Pinterest for Android/9.0.4 (K83CA; 9)",
+		"Pinterest for iOS/7.11 (iPhone7,2; 12.1.4)", "Mozilla/5.0 (Linux; Android 10; K; wv) Chrome/125", "Mozilla/5.0 (Linux; U; Android 4.0; zh-cn; Build/X)", "; Build/",
+	} {
+		f.Add(ua, "203.0.113.7", "", "", "")
+	}
 	fp := fingerprint.New(fingerprint.WithCacheSize(64))
 	f.Fuzz(func(t *testing.T, ua, ip, platform, version, model string) {
 		hints := map[string]string{"sec-ch-ua-platform": platform, "sec-ch-ua-platform-version": version, "sec-ch-ua-model": model}
