@@ -35,7 +35,12 @@ const (
 	uaFacebookAnd    = "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/122.0.6261.119 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/450.0.0.40.109;]"
 	uaInstagramAnd   = "Mozilla/5.0 (Linux; Android 13; SM-A536B Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/122.0.6261.119 Mobile Safari/537.36 Instagram 320.0.0.42.101 Android (33/13; 420dpi; 1080x2400; samsung; SM-A536B; a53x; s5e8825; en_US; 567067343)"
 	uaFirefoxAndroid = "Mozilla/5.0 (Android 15; Mobile; rv:136.0) Gecko/136.0 Firefox/136.0"
-	uaChromeWindows  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+	// Not a captured User-Agent: the Android 16 WebView's reduced default
+	// (Android Developers blog) with Instagram's own device fields (uap-core
+	// tests/test_ua.yaml:8233) appended, as Instagram appends them to the
+	// WebView's default. Only the app's fields are true.
+	uaInstagramReduced = "Mozilla/5.0 (Linux; Android 10; K; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/125.000 Mobile Safari/537.36 Instagram 416.0.0.47.66 Android (36/16; 306dpi; 1008x2244; Google/google; Pixel 9 Pro XL; komodo; komodo; en_US; 879745420)"
+	uaChromeWindows    = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 	// Chrome on Android with "request desktop site".
 	uaChromeDesktopMode = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 )
@@ -82,6 +87,7 @@ func TestHitAttributes(t *testing.T) {
 		{"facebook android", uaFacebookAnd, nil, tapline.PlatformAndroid, "14", "SM-S918B"},
 		{"instagram android", uaInstagramAnd, nil, tapline.PlatformAndroid, "13", "SM-A536B"},
 		{"firefox android", uaFirefoxAndroid, nil, tapline.PlatformAndroid, "15", ""},
+		{"instagram on a reduced webview", uaInstagramReduced, nil, tapline.PlatformAndroid, "16", "Pixel 9 Pro XL"},
 		{"chrome windows", uaChromeWindows, map[string]string{"sec-ch-ua-platform": `"Windows"`}, tapline.PlatformWeb, "", ""},
 		{"empty", "", nil, tapline.PlatformWeb, "", ""},
 	}

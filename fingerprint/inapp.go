@@ -31,7 +31,8 @@ type androidApp struct {
 //     SM-G991B; o1s; exynos2100; en_US; …)", API level/release, density,
 //     resolution, manufacturer[/brand], model;
 //   - Snapchat: "Snapchat11.83.0.31 (Pixel 6 Pro; Android 12#8643238#32; …)";
-//   - Pinterest's own requests: "Pinterest for Android/9.0.4 (K83CA; 9)";
+//   - Pinterest's own requests: "Pinterest for Android/3.6.2 (klte;
+//     4.4.2)", whose first field is a codename: only the release is kept;
 //   - Twitter's old native client: "TwitterAndroid/2.0.0 (119) HTC Flyer
 //     P510e/10 (…)", whose version uap-go mistakes for Android's.
 func readAndroidApp(ua string) androidApp {
@@ -61,8 +62,10 @@ func readAndroidApp(ua string) androidApp {
 			}
 		}
 	}
-	if model, release := pinterestApp(ua, "Pinterest for Android/"); model != "" {
-		a.model, a.release = model, release
+	if _, release := pinterestApp(ua, "Pinterest for Android"); release != "" {
+		// Its first field is mostly Build.DEVICE, a codename ("klte",
+		// "endeavoru"), not the model the SDK sends.
+		a.release = release
 		return a
 	}
 	if rest, ok := strings.CutPrefix(ua, "TwitterAndroid/"); ok {
@@ -81,15 +84,20 @@ func readAndroidApp(ua string) androidApp {
 }
 
 // pinterestApp reads the Pinterest app's own requests, "Pinterest for
-// iOS/7.11 (iPhone7,2; 12.1.4)" and "Pinterest for Android/9.0.4 (K83CA;
-// 9)": the model and the OS version, or "" when ua does not start with
-// prefix. uap-go takes the app's version for the OS's.
+// iOS/7.11 (iPhone7,2; 12.1.4)", "Pinterest for Android/3.6.2 (klte;
+// 4.4.2)" or "Pinterest for Android Tablet/…": the first field and the OS
+// version, or "" when ua does not start with prefix. uap-go takes the
+// app's version for the OS's.
 func pinterestApp(ua, prefix string) (model, release string) {
 	rest, ok := strings.CutPrefix(ua, prefix)
 	if !ok {
 		return "", ""
 	}
-	_, inside, ok := strings.Cut(rest, " (")
+	_, inside, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", ""
+	}
+	_, inside, ok = strings.Cut(inside, " (")
 	if !ok {
 		return "", ""
 	}
@@ -107,11 +115,11 @@ func isFacebookIOS(ua string) bool {
 		strings.Contains(ua, "FBSN/iOS") || strings.Contains(ua, "FBSN/iPadOS") || strings.Contains(ua, "FBSN/iPhone OS")
 }
 
-// facebookAndroid reports whether a User-Agent is the Facebook or Messenger
-// Android app's own ("[FBAN/FB4A;…;FBDV/…]"), which names no OS uap-go
-// reads.
+// facebookAndroid reports whether a User-Agent is a Facebook Android app's
+// own ("[FBAN/FB4A;…;FBDV/…]", Messenger's "FBAN/Orca-Android", Pages
+// Manager's "FBSN/Android"), which names no OS uap-go reads.
 func facebookAndroid(ua string) bool {
-	return strings.Contains(ua, "FBAN/FB4A") || strings.Contains(ua, "FBAN/Orca-Android")
+	return strings.Contains(ua, "FBAN/FB4A") || strings.Contains(ua, "FBAN/Orca-Android") || strings.Contains(ua, "FBSN/Android")
 }
 
 // fbField returns the value of a Facebook bracket field such as "FBDV/",

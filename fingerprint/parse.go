@@ -125,7 +125,7 @@ func analyze(p *uaparser.Parser, userAgent string, h hints) device {
 		d.osVersion, d.model = h.platformVersion, h.model
 		// The reduced User-Agent of Chrome, Samsung Internet and the
 		// Android 16 WebView fakes both.
-		if uaAgrees && !reducedAndroid(userAgent) {
+		if uaAgrees {
 			d.osVersion, d.model = androidDevice(p, userAgent, os, d.osVersion, d.model)
 		}
 	}
@@ -136,21 +136,24 @@ func analyze(p *uaparser.Parser, userAgent string, h hints) device {
 // from an Android User-Agent: first what the app itself writes (Facebook's
 // FBDV and FBSV, Instagram's and Snapchat's device fields), then the
 // WebView's "<model> Build/" token and uap-go's OS version, and only when
-// none names the model, uap-go's device definitions.
+// none names the model, uap-go's device definitions. Of a reduced
+// User-Agent only the app's own fields are true.
 func androidDevice(p *uaparser.Parser, userAgent string, os *uaparser.Os, osVersion, model string) (string, string) {
 	app := readAndroidApp(userAgent)
+	reduced := reducedAndroid(userAgent)
 	if osVersion == "" {
 		osVersion = app.release
-		if osVersion == "" && !app.versionless {
+		if osVersion == "" && !app.versionless && !reduced {
 			osVersion = joinVersion(os.Major, os.Minor, os.Patch)
 		}
 	}
 	if model == "" {
 		model = app.model
 	}
-	if model == "" {
-		model = buildModel(userAgent)
+	if model != "" || reduced {
+		return osVersion, model
 	}
+	model = buildModel(userAgent)
 	if model == "" {
 		dev := p.ParseDevice(userAgent)
 		if dev.Model != "" && dev.Model != "K" && dev.Brand != "" && !strings.HasPrefix(dev.Brand, "Generic") {
@@ -172,7 +175,7 @@ func iosVersion(userAgent string, os *uaparser.Os) string {
 	if m := instagramIOSRE.FindStringSubmatch(userAgent); m != nil {
 		return strings.ReplaceAll(m[1], "_", ".")
 	}
-	if _, release := pinterestApp(userAgent, "Pinterest for iOS/"); release != "" {
+	if _, release := pinterestApp(userAgent, "Pinterest for iOS"); release != "" {
 		return release
 	}
 	v := joinVersion(os.Major, os.Minor, os.Patch)
