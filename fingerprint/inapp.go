@@ -136,21 +136,38 @@ func fbField(ua, key string) string {
 	return strings.TrimSpace(v)
 }
 
-// fields splits s, the inside of a parenthesis, at "; " into at most n
-// trimmed fields, stopping at the closing parenthesis. A field holding a
-// parenthesis of its own ("motorola edge (2022)") is not expected here.
+// fields splits s, the inside of a parenthesis, at ";" into at most n
+// trimmed fields. A field may hold a parenthesis of its own ("moto g(7)
+// play"); only a last field is cut at the closing one.
 func fields(s string, n int) []string {
-	if j := strings.IndexByte(s, ')'); j >= 0 {
-		s = s[:j]
-	}
 	out := strings.SplitN(s, ";", n+1)
 	if len(out) > n {
 		out = out[:n]
+	} else {
+		out[len(out)-1] = closeParen(out[len(out)-1])
 	}
 	for i := range out {
 		out[i] = strings.TrimSpace(out[i])
 	}
 	return out
+}
+
+// closeParen returns s up to the ')' that closes the parenthesis s is
+// inside of, skipping nested pairs, or all of s.
+func closeParen(s string) string {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '(':
+			depth++
+		case ')':
+			if depth == 0 {
+				return s[:i]
+			}
+			depth--
+		}
+	}
+	return s
 }
 
 // isVersion reports whether s is a dotted version such as "13" or "8.1.0".
