@@ -24,8 +24,10 @@
 // Nothing else goes in, because current browsers hide it:
 //
 //   - Chrome on Android (and Samsung Internet since 24) sends the reduced
-//     User-Agent "Linux; Android 10; K": the version and the model are
-//     fake. The real ones only come as Sec-CH-UA-Platform-Version and
+//     User-Agent "Linux; Android 10; K", and from Android 16 so does the
+//     WebView of an in-app browser that keeps its default User-Agent
+//     ("Linux; Android 10; K; wv"): the version and the model are fake.
+//     The real ones only come as Sec-CH-UA-Platform-Version and
 //     Sec-CH-UA-Model when the server asked for them (Accept-CH).
 //   - Safari on iOS never names the model, only the class ("iPhone",
 //     "iPad"); from Safari 26 it freezes the OS token at 18_6 or 18_7 and
@@ -49,7 +51,19 @@
 //     and FBSV/17.4; Instagram's "(iPhone15,2; iOS 17_4; …)"; Android
 //     WebViews' "Android 14; Pixel 7 Build/…; wv)"), as does
 //     Sec-CH-UA-Model. Safari gives only the class. Android models are
-//     compared ignoring case, punctuation and a brand prefix.
+//     compared ignoring case, punctuation and a brand prefix. On Android
+//     the model is read as the device writes it, the Build.MODEL the SDK
+//     sends too: first from the app's own fields (Facebook's and
+//     Messenger's FBDV/FBSV, Instagram's and Threads' "Android (33/13; …;
+//     samsung; SM-G991B; …)", Snapchat's "(Pixel 6 Pro; Android 12#…)"),
+//     then from the WebView's "<model> Build/", and only without either
+//     from uap-go's device catalogue, which renames models ("LG-TP260" to
+//     "TP260") and costs ten times more. TikTok, LINE, WeChat, X, Pinterest,
+//     LinkedIn and the Google app add only a name to the WebView's
+//     User-Agent on Android and reveal no model on iOS, where only
+//     Facebook (FBDV; not its newer "MetaIAB" token) and Instagram do.
+//     Gmail opens links in Chrome Custom Tabs: Chrome's reduced
+//     User-Agent, with the model only in the client hints.
 //   - OS version: kept only where it is real (not Chrome's reduced
 //     "Android 10", not Safari 26's frozen 18_6). The majors must match;
 //     the event's version may be higher (an update between tap and
