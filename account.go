@@ -11,9 +11,10 @@ const (
 	DefaultFingerprintWindow = 24 * time.Hour
 	// DefaultFingerprintMinScore is chosen from the precision/recall
 	// curve `make bench` prints over the threshold, by the rule: the
-	// lowest threshold, in quarters, at which fingerprint-only precision
-	// on the default population reaches 0.90.
-	DefaultFingerprintMinScore = 0.5
+	// lowest threshold, in quarters, at which, on the default population,
+	// precision reaches 0.95 and fingerprint-only precision 0.90 (the
+	// most recall those allow).
+	DefaultFingerprintMinScore = 2.5
 	// MaxFingerprintMinScore bounds an app's FingerprintMinScore either
 	// way: past it no fingerprint match, or every one, is credited.
 	MaxFingerprintMinScore = 20.0

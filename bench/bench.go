@@ -421,7 +421,7 @@ func (r *Runner) mainRun(ctx context.Context) error {
 
 // curveThresholds are the fingerprint_min_score values the bench's
 // precision/recall curve is drawn at.
-var curveThresholds = []float64{-4, -3, -2, -1, -0.5, 0, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6}
+var curveThresholds = []float64{-4, -2, -1, 0, 0.5, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 4, 6}
 
 // probe sends, one after another until ctx ends, a tap and the install
 // from the same new iPhone on the probe app, and measures from the tap

@@ -47,23 +47,25 @@ func decideAll(w *loadgen.Workload, minScore float64) map[int]loadgen.Answer {
 		slices.SortFunc(hs, func(a, b *tapline.Hit) int { return b.Time.Compare(a.Time) }) // newest first
 	}
 	det := loadgen.Deterministic(w)
-	delays := fingerprint.NewDelays()
+	pop := fingerprint.NewPopulation()
 	order := make([]*loadgen.Install, len(w.Installs))
 	for i := range w.Installs {
 		order[i] = &w.Installs[i]
 	}
 	slices.SortFunc(order, func(a, b *loadgen.Install) int { return cmp.Compare(a.At, b.At) })
 	claimed := map[*tapline.Hit]bool{}
+
 	out := map[int]loadgen.Answer{}
 	for _, in := range order {
-		if a := det[in.N]; a.Method != tapline.MethodOrganic {
-			delays.Learn(in.At-w.Taps[a.Tap].At, window)
-			out[in.N] = a
-			continue
-		}
 		d := w.Devices[in.Device]
 		e := &tapline.Event{Time: start.Add(in.At), IP: in.IP, Device: tapline.Device{Platform: d.Platform, Model: d.Model, OSVersion: d.OSVersion, Locale: d.Locale}}
 		fp.Event(e)
+		if a := det[in.N]; a.Method != tapline.MethodOrganic {
+			pop.LearnDelay(in.At-w.Taps[a.Tap].At, window)
+			pop.LearnInstall(&e.Device)
+			out[in.N] = a
+			continue
+		}
 		var cands []fingerprint.Candidate
 		for _, h := range byKey[e.Fingerprint] {
 			if h.Time.After(e.Time) || e.Time.Sub(h.Time) > window {
@@ -71,7 +73,7 @@ func decideAll(w *loadgen.Workload, minScore float64) map[int]loadgen.Answer {
 			}
 			cands = append(cands, fingerprint.Candidate{Hit: h, Claimed: claimed[h]})
 		}
-		dec := fingerprint.Decide(cands, e, window, delays)
+		dec := fingerprint.Decide(cands, e, window, pop)
 		ans := loadgen.Answer{Tap: loadgen.Organic, Method: tapline.MethodOrganic, Best: loadgen.Organic}
 		if dec.Best >= 0 {
 			best := cands[dec.Best].Hit
@@ -82,6 +84,7 @@ func decideAll(w *loadgen.Workload, minScore float64) map[int]loadgen.Answer {
 			}
 		}
 		out[in.N] = ans
+		pop.LearnInstall(&e.Device)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package fingerprint
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -65,7 +66,7 @@ type Decision struct {
 // (the same User-Agent, language and model) count once, by the newest.
 // Incompatible candidates (Compatible) count as devices and are never
 // chosen; so are claimed ones.
-func Decide(cands []Candidate, e *tapline.Event, window time.Duration, delays *Delays) Decision {
+func Decide(cands []Candidate, e *tapline.Event, window time.Duration, pop *Population) Decision {
 	devices := 0
 	for i := range cands {
 		c := &cands[i]
@@ -79,7 +80,7 @@ func Decide(cands []Candidate, e *tapline.Event, window time.Duration, delays *D
 		if c.SameAs < 0 {
 			devices++
 		}
-		c.Signals, c.Evidence = Evidence(c.Hit, e, window, delays)
+		c.Signals, c.Evidence = Evidence(c.Hit, e, window, pop)
 	}
 	d := Decision{Best: -1, Devices: max(devices, 1)}
 	eligible := func(c *Candidate) bool { return c.SameAs < 0 && !c.Claimed && Compatible(c.Hit, e) }
@@ -115,20 +116,40 @@ func sameDevice(a, b *tapline.Hit) bool {
 }
 
 // Evidence compares hit h with install e, a fingerprint window apart at
-// most, and returns every signal with its weight and the weights' sum.
-func Evidence(h *tapline.Hit, e *tapline.Event, window time.Duration, delays *Delays) ([]tapline.Signal, float64) {
+// most, and returns every signal with its weight and the weights' sum. A
+// nil pop weighs by the priors alone.
+func Evidence(h *tapline.Hit, e *tapline.Event, window time.Duration, pop *Population) ([]tapline.Signal, float64) {
 	ss := Signals(h, e)
+	platform := string(EventPlatform(&e.Device))
 	for i := range ss {
 		s := &ss[i]
+		if s.Verdict != tapline.VerdictAgree {
+			continue
+		}
 		switch s.Name {
 		case "model":
-			s.Weight = modelWeight(s)
+			if appleClass(s.Hit) != "" && !(isAppleIdentifier(s.Hit) && isAppleIdentifier(s.Install)) {
+				break // an Apple class alone ("iPhone") tells nothing
+			}
+			s.Weight = pop.rarity(modelKey(platform, s.Install), platform, WeightModel)
 		case "os_version":
-			s.Weight = versionWeight(s)
+			s.Weight = pop.versionWeight(platform, s.Hit, s.Install)
 		}
 	}
-	ss = append(ss, languageSignal(h.AcceptLanguage, e.Device.Locale))
+	lang := languageSignal(h.AcceptLanguage, e.Device.Locale)
+	if lang.Verdict == tapline.VerdictAgree {
+		key, fallback := "l|"+localeKey(e.Device.Locale), WeightLocale
+		if lang.Weight == WeightLanguage {
+			key, fallback = "l|"+languageKey(e.Device.Locale), WeightLanguage
+		}
+		lang.Weight = pop.rarity(key, "l", fallback)
+	}
+	ss = append(ss, lang)
 	ctit := e.Time.Sub(h.Time)
+	var delays *Delays
+	if pop != nil {
+		delays = &pop.delays
+	}
 	ss = append(ss, tapline.Signal{
 		Name: "click_to_install", Install: shortDuration(ctit), Verdict: tapline.VerdictAgree,
 		Weight: delays.Weight(ctit, window),
@@ -140,38 +161,19 @@ func Evidence(h *tapline.Hit, e *tapline.Event, window time.Duration, delays *De
 	return ss, sum
 }
 
-// modelWeight weighs a model signal: an Apple class alone ("iPhone") tells
-// nothing, as does an unknown.
-func modelWeight(s *tapline.Signal) float64 {
-	if s.Verdict != tapline.VerdictAgree {
-		return 0
-	}
-	if appleClass(s.Hit) != "" && !(isAppleIdentifier(s.Hit) && isAppleIdentifier(s.Install)) {
-		return 0
-	}
-	return WeightModel
-}
-
-// versionWeight weighs an agreeing OS version by the precision both sides
-// give it.
-func versionWeight(s *tapline.Signal) float64 {
-	if s.Verdict != tapline.VerdictAgree {
-		return 0
-	}
-	hv, sv := parseVersion(s.Hit), parseVersion(s.Install)
-	n := min(len(hv), len(sv))
+// versionWeight weighs an agreeing OS version by how rare the version is
+// at the precision both sides give it; an update between tap and install
+// (the install's newer) weighs WeightOSUpdated.
+func (p *Population) versionWeight(platform, hit, sdk string) float64 {
+	hv, sv := parseVersion(hit), parseVersion(sdk)
+	n := min(len(hv), len(sv), 3)
 	for i := range n {
 		if hv[i] != sv[i] {
 			return WeightOSUpdated
 		}
 	}
-	switch n {
-	case 1:
-		return WeightOSMajor
-	case 2:
-		return WeightOSMinor
-	}
-	return WeightOSPatch
+	fallback := [...]float64{0, WeightOSMajor, WeightOSMinor, WeightOSPatch}[n]
+	return p.rarity(versionKey(platform, sv[:n]), platform, fallback)
 }
 
 // languageSignal compares the first language a browser asks for
@@ -220,12 +222,134 @@ func shortDuration(d time.Duration) string {
 	return d.Round(time.Minute).String()
 }
 
+// Population is what the fingerprint learns of one app's installs: how
+// common each model, OS version and locale is among them (Shares), and
+// how long its taps take to become installs (Delays). Both begin from
+// priors and weigh more of what was seen as installs come in, so the
+// weights suit the app's audience. Safe for concurrent use. Memory is
+// bounded: at most maxShareKeys distinct values are counted.
+type Population struct {
+	delays Delays
+
+	mu     sync.Mutex
+	counts map[string]float64 // "m|ios|iphone14,7", "v|ios|18.5", "l|en-us", "l|en"
+	totals map[string]float64 // per platform, and "l" for locales
+}
+
+// NewPopulation returns the priors.
+func NewPopulation() *Population {
+	return &Population{counts: map[string]float64{}, totals: map[string]float64{}}
+}
+
+// Bounds of a Population's counts.
+const (
+	// sharePrior is how many installs a prior share weighs as.
+	sharePrior = 100
+	// maxShareKeys bounds the distinct values counted; past it, values
+	// seen once are forgotten and every count is halved.
+	maxShareKeys = 4096
+)
+
+// LearnInstall counts the device attributes of an install.
+func (p *Population) LearnInstall(d *tapline.Device) {
+	if p == nil {
+		return
+	}
+	platform := string(EventPlatform(d))
+	var keys []string
+	if d.Model != "" {
+		keys = append(keys, modelKey(platform, d.Model))
+	}
+	v := parseVersion(d.OSVersion)
+	for n := 1; n <= min(len(v), 3); n++ {
+		keys = append(keys, versionKey(platform, v[:n]))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.counts) >= maxShareKeys {
+		for k, c := range p.counts {
+			if c /= 2; c < 1 {
+				delete(p.counts, k)
+			} else {
+				p.counts[k] = c
+			}
+		}
+		for k := range p.totals {
+			p.totals[k] /= 2
+		}
+	}
+	for _, k := range keys {
+		p.counts[k]++
+	}
+	p.totals[platform]++
+	if d.Locale != "" {
+		p.counts["l|"+localeKey(d.Locale)]++
+		p.counts["l|"+languageKey(d.Locale)]++
+		p.totals["l"]++
+	}
+}
+
+// LearnDelay adds the click-to-install time of a deterministic match of an
+// app whose fingerprint window is window.
+func (p *Population) LearnDelay(ctit, window time.Duration) {
+	if p != nil {
+		p.delays.Learn(ctit, window)
+	}
+}
+
+// rarity weighs the agreement of a value counted under key among the
+// installs counted under total: the log of one over its share, the share
+// drawn towards the prior share e^-fallback by sharePrior installs, within
+// [minRarity, maxRarity].
+func (p *Population) rarity(key, total string, fallback float64) float64 {
+	if p == nil {
+		return fallback
+	}
+	p.mu.Lock()
+	n, t := p.counts[key], p.totals[total]
+	p.mu.Unlock()
+	share := (n + sharePrior*math.Exp(-fallback)) / (t + sharePrior)
+	const minRarity, maxRarity = 0.1, 6
+	return min(max(-math.Log(share), minRarity), maxRarity)
+}
+
+func modelKey(platform, model string) string {
+	if isAppleIdentifier(model) {
+		return "m|" + platform + "|" + strings.ToLower(model)
+	}
+	return "m|" + platform + "|" + squash(model)
+}
+
+func versionKey(platform string, v []int) string {
+	b := []byte("v|" + platform + "|")
+	for i, n := range v {
+		if i > 0 {
+			b = append(b, '.')
+		}
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return string(b)
+}
+
+func localeKey(l string) string {
+	lang, region := splitLocale(l)
+	if region == "" {
+		return lang
+	}
+	return lang + "-" + region
+}
+
+func languageKey(l string) string {
+	lang, _ := splitLocale(l)
+	return lang
+}
+
 // Delays is an app's distribution of click-to-install times, learned from
 // its deterministic matches (install referrer, advertising id), whose taps
 // are known, and begun from a prior. Times are kept as fractions of the
 // fingerprint window, so the distribution of an app whose window is six
 // hours is compared at the same shape. Safe for concurrent use; the zero
-// value is not: use NewDelays. A nil *Delays weighs by the prior alone.
+// value is the prior. A nil *Delays weighs by the prior alone.
 //
 // The prior: of installs a tap caused, four in five follow it by a
 // log-normal delay with a median of 1/144 of the window (10 minutes of a
@@ -276,9 +400,6 @@ var priorDelays = func() (p [delayBuckets]float64) {
 func bucketEdges(b int) (lo, hi float64) {
 	return math.Exp2(delayLow + float64(b)*delayStep), math.Exp2(delayLow + float64(b+1)*delayStep)
 }
-
-// NewDelays returns the prior.
-func NewDelays() *Delays { return &Delays{} }
 
 // Learn adds the click-to-install time of a deterministic match of an app
 // whose fingerprint window is window.

@@ -392,6 +392,7 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	if err != nil {
 		return nil, rows, false, err
 	}
+	m.population(app.ID).LearnInstall(&e.Device)
 	c = &tapline.Conversion{
 		ID:          tapline.ConversionID(e.ID),
 		AppID:       app.ID,
@@ -470,7 +471,7 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 		if method != tapline.MethodFingerprint {
 			// A tap known to have caused its install: its delay teaches
 			// the fingerprint what delays look like for this app.
-			m.delaysOf(app.ID).Learn(e.Time.Sub(h.Time), app.FingerprintWindow)
+			m.population(app.ID).LearnDelay(e.Time.Sub(h.Time), app.FingerprintWindow)
 		}
 		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: h.Params}, d, nil
 	}
@@ -610,7 +611,7 @@ func (m *Matcher) weigh(ctx context.Context, app *tapline.App, e *tapline.Event)
 			}
 		}
 	}
-	return cands, fingerprint.Decide(cands, e, app.FingerprintWindow, m.delaysOf(app.ID)), nil
+	return cands, fingerprint.Decide(cands, e, app.FingerprintWindow, m.population(app.ID)), nil
 }
 
 // laterTapOf returns the newest tap after h, before install e, that looks
@@ -633,13 +634,13 @@ func (m *Matcher) laterTapOf(ctx context.Context, app *tapline.App, h *tapline.H
 	return nil, nil
 }
 
-// delaysOf returns the click-to-install times learned for an app.
-func (m *Matcher) delaysOf(appID int64) *fingerprint.Delays {
-	if d, ok := m.delays.Load(appID); ok {
-		return d.(*fingerprint.Delays)
+// population returns what the fingerprint learned of an app's installs.
+func (m *Matcher) population(appID int64) *fingerprint.Population {
+	if p, ok := m.populations.Load(appID); ok {
+		return p.(*fingerprint.Population)
 	}
-	d, _ := m.delays.LoadOrStore(appID, fingerprint.NewDelays())
-	return d.(*fingerprint.Delays)
+	p, _ := m.populations.LoadOrStore(appID, fingerprint.NewPopulation())
+	return p.(*fingerprint.Population)
 }
 
 // addLosers adds to d every candidate of cands but the best, with why it

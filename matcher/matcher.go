@@ -91,9 +91,11 @@ type Matcher struct {
 	agg      *facts.Aggregator
 	apps     appCache
 	appLocks sync.Map // app id -> *sync.Mutex
-	delays   sync.Map // app id -> *fingerprint.Delays, learned from its deterministic matches
-	metrics  *metrics
-	funnels  funnelState
+	// populations: app id -> *fingerprint.Population, what the
+	// fingerprint learned of the app's installs in this process.
+	populations sync.Map
+	metrics     *metrics
+	funnels     funnelState
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
