@@ -63,6 +63,10 @@ type AttributionChange struct {
 	From *Attribution `json:"from,omitempty"` // nil for the install's own match
 	To   Attribution  `json:"to"`
 	At   time.Time    `json:"at"`
+	// Fraud are the fraud signals found on the tap of To (or, when the
+	// change made the install organic by rejecting a tap, on that tap):
+	// a replay of the change counts them again (FactFraud).
+	Fraud []FraudFinding `json:"fraud,omitempty"`
 }
 
 // ChangeBy returns the change made by the record at position pos, or nil.
@@ -131,6 +135,11 @@ type Decision struct {
 	// Considered counts every candidate looked at.
 	Candidates []Candidate `json:"candidates,omitempty"`
 	Considered int         `json:"considered"`
+	// Fraud lists the fraud signals found on the tap the rule chose,
+	// each with the action the app's policy took: flagged ones kept the
+	// attribution; a rejecting one made the install organic (Rule
+	// RuleFraud).
+	Fraud []FraudFinding `json:"fraud,omitempty"`
 }
 
 // Rules a Decision names.
@@ -140,6 +149,7 @@ const (
 	RuleFingerprint = "fingerprint"    // newest unclaimed compatible hit with the install's fingerprint in its window
 	RuleLateHit     = "late_hit"       // a hit consumed after the install claimed it by a stronger or newer match
 	RuleOrganic     = "organic"        // no candidate fitted
+	RuleFraud       = "fraud"          // the tap a rule chose was rejected by a fraud rule: organic
 )
 
 // MaxDecisionCandidates bounds a Decision's Candidates.

@@ -236,6 +236,17 @@ func TestCodecRoundTripPartial(t *testing.T) {
 				UpdatedAt: at.Add(time.Minute),
 			},
 		},
+		{
+			name: "conversion with fraud findings",
+			in: &tapline.Conversion{
+				ID: "cv-e2", Attribution: tapline.Attribution{Method: tapline.MethodOrganic},
+				History: []tapline.AttributionChange{{By: "events/0/18", To: tapline.Attribution{Method: tapline.MethodOrganic}, At: at,
+					Fraud: []tapline.FraudFinding{
+						{Signal: tapline.FraudClickInjection, HitID: "h3", LinkID: 4, Method: tapline.MethodReferrer, Value: "2s", Threshold: "10s", Action: tapline.FraudReject},
+						{Signal: tapline.FraudDatacenter, HitID: "h3", LinkID: 4, Method: tapline.MethodReferrer, Value: "3.0.0.0/24 in AWS", Action: tapline.FraudFlag},
+					}}},
+			},
+		},
 		{name: "long device", in: &tapline.Event{Device: tapline.Device{Model: strings.Repeat("m", 200), IDFA: strings.Repeat("a", 20000)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
