@@ -38,8 +38,38 @@ type span struct {
 	provider    string
 }
 
-// NewRanges returns the lookup of rs. Overlapping ranges are allowed: an
-// address in two answers with the wider (the first of equal ones).
+// specialPrefixes are address blocks no provider's range may cover:
+// private, shared (carrier-grade NAT), loopback, link-local,
+// documentation, multicast and reserved ones. Providers' files have been
+// seen to list documentation blocks; NewRanges drops any range meeting
+// one.
+var specialPrefixes = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+		"203.0.113.0/24", "224.0.0.0/3",
+		"::/8", "64:ff9b::/96", "2001:db8::/32", "fc00::/7", "fe80::/10", "ff00::/8",
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+// Special reports whether p meets a private, shared, loopback,
+// link-local, documentation, multicast or reserved block.
+func Special(p netip.Prefix) bool {
+	for _, s := range specialPrefixes {
+		if s.Overlaps(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewRanges returns the lookup of rs, without the ranges that meet a
+// Special block. Overlapping ranges are allowed: an address in two
+// answers with the wider (the first of equal ones).
 func NewRanges(rs []Range) *Ranges {
 	var v4, v6 []span
 	for _, r := range rs {
@@ -49,6 +79,9 @@ func NewRanges(rs []Range) *Ranges {
 		}
 		if p.Addr().Is4In6() {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		if Special(p) {
+			continue
 		}
 		s := span{first: p.Addr(), last: lastAddr(p), prefix: p, provider: r.Provider}
 		if p.Addr().Is4() {

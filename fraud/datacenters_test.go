@@ -19,18 +19,22 @@ func mustRanges(t *testing.T, list string) *fraud.Ranges {
 }
 
 // TestRangesLookup checks the edges of IPv4 and IPv6 ranges, nested and
-// adjacent ones, and IPv4-mapped addresses.
+// adjacent ones, IPv4-mapped addresses, and that private and
+// documentation blocks are never datacenter ranges.
 func TestRangesLookup(t *testing.T) {
 	r := mustRanges(t, `# a comment
-10.0.0.0/8 wide
-10.1.0.0/16 nested
-11.0.0.0/24 adjacent
-11.0.1.0/24 next
-192.0.2.7/32 single
+20.0.0.0/8 wide
+20.1.0.0/16 nested
+21.0.0.0/24 adjacent
+21.0.1.0/24 next
+45.67.8.9/32 single
+10.0.0.0/8 private
+198.51.100.0/24 documentation
+2001:db8::/32 documentation6
 
-2001:db8::/32 v6
-2001:db8:1::/48 nested6
-2001:db9:ffff:ffff::/64 last64
+2a00:db8::/32 v6
+2a00:db8:1::/48 nested6
+2a00:db9:ffff:ffff::/64 last64
 `)
 	if r.Len() != 6 {
 		t.Errorf("Len = %d, want 6 after folding the nested ranges", r.Len())
@@ -38,27 +42,30 @@ func TestRangesLookup(t *testing.T) {
 	for _, tc := range []struct {
 		ip, provider, prefix string
 	}{
-		{"9.255.255.255", "", ""},
-		{"10.0.0.0", "wide", "10.0.0.0/8"},
-		{"10.1.2.3", "wide", "10.0.0.0/8"}, // a nested range answers with the wider one
-		{"10.255.255.255", "wide", "10.0.0.0/8"},
-		{"11.0.0.0", "adjacent", "11.0.0.0/24"},
-		{"11.0.0.255", "adjacent", "11.0.0.0/24"},
-		{"11.0.1.0", "next", "11.0.1.0/24"},
-		{"11.0.2.0", "", ""},
-		{"192.0.2.6", "", ""},
-		{"192.0.2.7", "single", "192.0.2.7/32"},
-		{"192.0.2.8", "", ""},
-		{"::ffff:10.9.9.9", "wide", "10.0.0.0/8"},
-		{"2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", "", ""},
-		{"2001:db8::", "v6", "2001:db8::/32"},
-		{"2001:db8:1::1", "v6", "2001:db8::/32"},
-		{"2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "v6", "2001:db8::/32"},
-		{"2001:db9::", "", ""},
-		{"2001:db9:ffff:ffff::", "last64", "2001:db9:ffff:ffff::/64"},
-		{"2001:db9:ffff:ffff:ffff:ffff:ffff:ffff", "last64", "2001:db9:ffff:ffff::/64"},
-		{"2001:dba::", "", ""},
-		{"::a00:1", "", ""}, // not IPv4-mapped: an IPv6 address
+		{"19.255.255.255", "", ""},
+		{"20.0.0.0", "wide", "20.0.0.0/8"},
+		{"20.1.2.3", "wide", "20.0.0.0/8"}, // a nested range answers with the wider one
+		{"20.255.255.255", "wide", "20.0.0.0/8"},
+		{"21.0.0.0", "adjacent", "21.0.0.0/24"},
+		{"21.0.0.255", "adjacent", "21.0.0.0/24"},
+		{"21.0.1.0", "next", "21.0.1.0/24"},
+		{"21.0.2.0", "", ""},
+		{"10.1.1.1", "", ""},     // a private block is never a datacenter
+		{"198.51.100.1", "", ""}, // nor a documentation one
+		{"2001:db8::1", "", ""},
+		{"45.67.8.8", "", ""},
+		{"45.67.8.9", "single", "45.67.8.9/32"},
+		{"45.67.8.10", "", ""},
+		{"::ffff:20.9.9.9", "wide", "20.0.0.0/8"},
+		{"2a00:db7:ffff:ffff:ffff:ffff:ffff:ffff", "", ""},
+		{"2a00:db8::", "v6", "2a00:db8::/32"},
+		{"2a00:db8:1::1", "v6", "2a00:db8::/32"},
+		{"2a00:db8:ffff:ffff:ffff:ffff:ffff:ffff", "v6", "2a00:db8::/32"},
+		{"2a00:db9::", "", ""},
+		{"2a00:db9:ffff:ffff::", "last64", "2a00:db9:ffff:ffff::/64"},
+		{"2a00:db9:ffff:ffff:ffff:ffff:ffff:ffff", "last64", "2a00:db9:ffff:ffff::/64"},
+		{"2a00:dba::", "", ""},
+		{"::1400:1", "", ""}, // not IPv4-mapped: an IPv6 address
 	} {
 		got, ok := r.Lookup(netip.MustParseAddr(tc.ip))
 		if tc.provider == "" {
@@ -71,13 +78,13 @@ func TestRangesLookup(t *testing.T) {
 			t.Errorf("Lookup(%s) = %v %v, want %s %s", tc.ip, got, ok, tc.provider, tc.prefix)
 		}
 	}
-	if got, ok := r.LookupString("10.0.0.1:443"); !ok || got.Provider != "wide" {
+	if got, ok := r.LookupString("20.0.0.1:443"); !ok || got.Provider != "wide" {
 		t.Errorf("LookupString with a port = %v %v", got, ok)
 	}
 	if _, ok := r.LookupString("not an address"); ok {
 		t.Errorf("LookupString of garbage found a range")
 	}
-	if _, ok := (*fraud.Ranges)(nil).LookupString("10.0.0.1"); ok {
+	if _, ok := (*fraud.Ranges)(nil).LookupString("20.0.0.1"); ok {
 		t.Errorf("a nil lookup found a range")
 	}
 }

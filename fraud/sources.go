@@ -43,7 +43,7 @@ var DefaultSources = []Source{
 }
 
 // Parse reads a file of source s's format and returns its ranges under
-// s.Provider. A file with no range at all is an error: a provider's
+// s.Provider, leaving out those meeting a Special block. A file with no range at all is an error: a provider's
 // publication is never empty, an error page often is.
 func (s Source) Parse(r io.Reader) ([]Range, error) {
 	var cidrs []string
@@ -118,6 +118,9 @@ func (s Source) Parse(r io.Reader) ([]Range, error) {
 		p, err := parsePrefix(c)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Provider, err)
+		}
+		if Special(p) {
+			continue // a documentation block in a geofeed's examples
 		}
 		out = append(out, Range{Prefix: p, Provider: s.Provider})
 	}

@@ -40,7 +40,8 @@ const (
 # ip_prefix, alpha2code, region, city, postal_code
 2600:3c00::/32,US,US-TX,Richardson,
 5.101.96.0/21,NL,NL-NH,Amsterdam,1098 XH
-192.0.2.9,US,,,
+45.67.8.9,US,,,
+198.51.100.0/24,US,,,
 `
 )
 
@@ -53,8 +54,8 @@ func TestSourceParse(t *testing.T) {
 		{fraud.FormatAWS, awsSample, []string{"3.4.12.4/32", "3.5.140.0/22", "2600:1f69:7400::/40"}},
 		{fraud.FormatGCP, gcpSample, []string{"34.1.208.0/20", "2600:1900:8000::/44"}},
 		{fraud.FormatOracle, oracleSample, []string{"129.80.0.0/16", "129.145.16.0/21", "130.61.0.0/16"}},
-		{fraud.FormatText, geofeedSample, []string{"2600:3c00::/32", "5.101.96.0/21", "192.0.2.9/32"}},
-		{fraud.FormatText, "10.0.0.0/8\n\n2001:db8::/32\n", []string{"10.0.0.0/8", "2001:db8::/32"}},
+		{fraud.FormatText, geofeedSample, []string{"2600:3c00::/32", "5.101.96.0/21", "45.67.8.9/32"}},
+		{fraud.FormatText, "20.0.0.0/8\n\n2a00:db8::/32\n", []string{"20.0.0.0/8", "2a00:db8::/32"}},
 	} {
 		rs, err := fraud.Source{Provider: "p", Format: tc.format}.Parse(strings.NewReader(tc.body))
 		if err != nil {
