@@ -75,7 +75,20 @@ type AppView struct {
 	FingerprintWindow string    `json:"fingerprint_window"`
 	LatenessHorizon   string    `json:"lateness_horizon"`
 	Retention         string    `json:"retention"`
+	Fraud             FraudView `json:"fraud"`
 	CreatedAt         time.Time `json:"created_at"`
+}
+
+// FraudView is the JSON shape of an app's fraud policy: the minimum
+// click-to-install time as a Go duration string.
+type FraudView struct {
+	ClickInjection      tapline.FraudAction `json:"click_injection"`
+	ClickFlooding       tapline.FraudAction `json:"click_flooding"`
+	Datacenter          tapline.FraudAction `json:"datacenter"`
+	TapAfterInstall     tapline.FraudAction `json:"tap_after_install"`
+	MinClickToInstall   string              `json:"min_click_to_install"`
+	FloodMinTaps        int                 `json:"flood_min_taps"`
+	FloodMaxInstallRate float64             `json:"flood_max_install_rate"`
 }
 
 // NewAppView returns a's JSON shape.
@@ -85,6 +98,9 @@ func NewAppView(a *tapline.App) AppView {
 		IOSURL: a.IOSURL, AndroidURL: a.AndroidURL, WebURL: a.WebURL,
 		ClickWindow: a.ClickWindow.String(), FingerprintWindow: a.FingerprintWindow.String(),
 		LatenessHorizon: a.LatenessHorizon.String(), Retention: a.Retention.String(),
+		Fraud: FraudView{ClickInjection: a.Fraud.ClickInjection, ClickFlooding: a.Fraud.ClickFlooding, Datacenter: a.Fraud.Datacenter,
+			TapAfterInstall: a.Fraud.TapAfterInstall, MinClickToInstall: a.Fraud.MinClickToInstall.String(),
+			FloodMinTaps: a.Fraud.FloodMinTaps, FloodMaxInstallRate: a.Fraud.FloodMaxInstallRate},
 		CreatedAt: a.CreatedAt,
 	}
 }
