@@ -138,9 +138,8 @@ func (p *FraudPolicy) SetDefaults() {
 }
 
 // Validate returns an EINVALID error naming the first bad field: an
-// action that is neither flag nor reject, a negative or sub-millisecond
-// minimum click-to-install time over an hour, a tap count below 1, or a
-// rate outside (0, 1].
+// action that is neither flag nor reject, a minimum click-to-install time
+// outside 1ms to 1h, a tap count below 1, or a rate outside (0, 1].
 func (p *FraudPolicy) Validate() error {
 	for _, s := range FraudSignals {
 		if a := p.Action(s); !a.Valid() {

@@ -2,7 +2,9 @@ package fraud
 
 import (
 	"bufio"
+	"cmp"
 	_ "embed"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/netip"
@@ -33,9 +35,25 @@ type Ranges struct {
 
 // span is one range as its first and last address.
 type span struct {
-	first, last netip.Addr
+	first, last u128
 	prefix      netip.Prefix
 	provider    string
+}
+
+// u128 is an address as a number, for quick comparisons: an IPv4 address
+// as its IPv4-mapped IPv6 form (each family has its own spans).
+type u128 struct{ hi, lo uint64 }
+
+func toU128(a netip.Addr) u128 {
+	b := a.As16()
+	return u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+func (x u128) compare(y u128) int {
+	if c := cmp.Compare(x.hi, y.hi); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.lo, y.lo)
 }
 
 // specialPrefixes are address blocks no provider's range may cover:
@@ -83,7 +101,7 @@ func NewRanges(rs []Range) *Ranges {
 		if Special(p) {
 			continue
 		}
-		s := span{first: p.Addr(), last: lastAddr(p), prefix: p, provider: r.Provider}
+		s := span{first: toU128(p.Addr()), last: toU128(lastAddr(p)), prefix: p, provider: r.Provider}
 		if p.Addr().Is4() {
 			v4 = append(v4, s)
 		} else {
@@ -97,14 +115,14 @@ func NewRanges(rs []Range) *Ranges {
 // inside another: CIDR ranges either nest or do not meet.
 func fold(ss []span) []span {
 	slices.SortStableFunc(ss, func(a, b span) int {
-		if c := a.first.Compare(b.first); c != 0 {
+		if c := a.first.compare(b.first); c != 0 {
 			return c
 		}
 		return a.prefix.Bits() - b.prefix.Bits()
 	})
 	out := ss[:0]
 	for _, s := range ss {
-		if n := len(out); n > 0 && s.last.Compare(out[n-1].last) <= 0 {
+		if n := len(out); n > 0 && s.last.compare(out[n-1].last) <= 0 {
 			continue // inside the previous one
 		}
 		out = append(out, s)
@@ -138,11 +156,12 @@ func (r *Ranges) Lookup(addr netip.Addr) (Range, bool) {
 	}
 	// The last span starting at or before addr is the only one that can
 	// hold it: spans do not overlap.
-	i, found := slices.BinarySearchFunc(ss, addr, func(s span, a netip.Addr) int { return s.first.Compare(a) })
+	k := toU128(addr)
+	i, found := slices.BinarySearchFunc(ss, k, func(s span, k u128) int { return s.first.compare(k) })
 	if !found {
 		i--
 	}
-	if i < 0 || ss[i].last.Compare(addr) < 0 {
+	if i < 0 || ss[i].last.compare(k) < 0 {
 		return Range{}, false
 	}
 	return Range{Prefix: ss[i].prefix, Provider: ss[i].provider}, true

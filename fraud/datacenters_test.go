@@ -145,3 +145,14 @@ func TestShippedRanges(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkShippedLookup looks up addresses in the shipped list.
+func BenchmarkShippedLookup(b *testing.B) {
+	r := fraud.Shipped()
+	addrs := []netip.Addr{netip.MustParseAddr("1.178.1.7"), netip.MustParseAddr("81.2.69.142"),
+		netip.MustParseAddr("2600:1f00:1000::1"), netip.MustParseAddr("2a02:8108:1dc0::1")}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r.Lookup(addrs[i%len(addrs)])
+	}
+}
