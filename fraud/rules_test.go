@@ -192,3 +192,18 @@ func TestDecide(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheck checks a tap from a busy network and sub-publisher
+// against every rule, after counting it.
+func BenchmarkCheck(b *testing.B) {
+	app := testApp(tapline.FraudPolicy{})
+	app.FingerprintWindow = 24 * time.Hour
+	c := &fraud.Checker{Datacenters: fraud.Shipped(), Flood: &fraud.Flood{}}
+	h := &tapline.Hit{ID: "h", AppID: 1, LinkID: 2, IP: "81.2.69.142", Time: t0, Params: map[string]string{"utm_source": "x", "site_id": "pub-1"}}
+	e := &tapline.Event{ID: "e", Time: t0.Add(time.Minute)}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Flood.Tap(h, app.FingerprintWindow)
+		c.Check(app, e, h, tapline.MethodFingerprint)
+	}
+}
