@@ -1,8 +1,11 @@
 package matcher
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 
 	"tapline"
 	"tapline/facts"
+	"tapline/fingerprint"
 	"tapline/fraud"
 )
 
@@ -173,5 +177,110 @@ func TestFraudClickFlooding(t *testing.T) {
 	b, _ = h.event("e2", "inst-e2", tapline.KindInstall, t0.Add(2*time.Hour), ipA, android, referrerTo("g1"))
 	if got := installs(b); !equalCounts(got, map[string]int64{"8/referrer": 1}) || len(fraudRows(b)) != 0 {
 		t.Errorf("a quiet sub-publisher: installs %v, fraud %v", got, fraudRows(b))
+	}
+}
+
+// TestFraudExactlyOnce runs installs whose taps a rule rejects (from a
+// datacenter) or flags (click injection) through matchers that crash,
+// one after a flush that committed but reported an error, and checks the
+// fraud facts, the installs and the stored decisions count each once.
+func TestFraudExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "fraudeo")
+	f.app.Fraud.Datacenter = tapline.FraudReject
+	if err := f.accounts.UpdateApp(ctx, f.app); err != nil {
+		t.Fatal(err)
+	}
+	cloud := fraud.NewRanges([]fraud.Range{{Prefix: netip.MustParsePrefix("45.67.8.0/22"), Provider: "testcloud"}})
+	fp := fingerprint.New()
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Minute)
+	var msgs []tapline.Message
+	add := func(topic string, key []byte, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, tapline.Message{Topic: topic, Key: key, Value: b})
+	}
+	const devices = 120
+	var rejected, flagged int64
+	for i := range devices {
+		ip := fmt.Sprintf("81.2.%d.%d", i/200, i%200+1)
+		if i%4 == 0 {
+			ip = fmt.Sprintf("45.67.%d.%d", 8+i%4, i+1)
+			rejected++
+		}
+		tapAt := base.Add(time.Duration(i) * time.Second)
+		installAt := tapAt.Add(10 * time.Minute)
+		if i%4 == 1 {
+			installAt = tapAt.Add(4 * time.Second)
+			flagged++
+		}
+		h := &tapline.Hit{ID: fmt.Sprintf("hit-%d", i), Time: tapAt, AppID: f.app.ID, LinkID: int64(1 + i%2), IP: ip, UserAgent: safariUA}
+		fp.Hit(h)
+		add(tapline.TopicHits, fingerprint.BusKey(f.app.ID, h.Fingerprint), h)
+		in := &tapline.Event{ID: fmt.Sprintf("install-%d", i), AppID: f.app.ID, Name: "install", Kind: tapline.KindInstall, Time: installAt,
+			ReceivedAt: installAt, InstallID: fmt.Sprintf("device-%d", i), IP: ip,
+			Device: tapline.Device{Platform: tapline.PlatformIOS, OSVersion: "17.4.1", Model: "iPhone15,2"}}
+		fp.Event(in)
+		add(tapline.TopicEvents, fingerprint.BusKey(f.app.ID, in.Fingerprint), in)
+	}
+	bus := f.pebbleBus(t, 4)
+	if err := bus.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewConfig()
+	cfg.FlushInterval = 20 * time.Millisecond
+	start := func(fs tapline.FactStore) *Matcher {
+		m := New(cfg, bus, f.raw, fs, f.accounts)
+		m.Datacenters = cloud
+		if err := m.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	flaky := &flakyFacts{FactStore: f.store, failOn: 2, failed: make(chan struct{})}
+	m1 := start(flaky)
+	select {
+	case <-flaky.failed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the injected failure never happened")
+	}
+	m1.abort()
+	m2 := start(f.store)
+	time.Sleep(30 * time.Millisecond)
+	m2.abort()
+	m3 := start(f.store)
+	want := truth{hits: devices, installs: devices, conversions: devices - rejected, events: devices}
+	waitFor(t, "the facts to reach the ground truth", 30*time.Second, func() bool { return same(f.totals(t), want) })
+	if err := m3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkTotals(t, want)
+	got, err := f.reports.Fraud(ctx, tapline.StatsFilter{AppID: f.app.ID, From: time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour),
+		To: time.Now().UTC().Add(48 * time.Hour).Truncate(24 * time.Hour), Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFraud := []tapline.FraudCount{
+		{Signal: tapline.FraudClickInjection, Action: tapline.FraudFlag, Count: flagged},
+		{Signal: tapline.FraudDatacenter, Action: tapline.FraudReject, Count: rejected},
+	}
+	if !slices.Equal(got, wantFraud) {
+		t.Errorf("fraud facts %+v, want %+v", got, wantFraud)
+	}
+	// Each install from the datacenter is organic: by a fraud decision
+	// when its tap came first, as an organic one its late tap could not
+	// re-attribute when the install did.
+	for i := 0; i < devices; i += 4 {
+		page, err := f.reports.Conversions(ctx, tapline.ConversionQuery{AppID: f.app.ID, Search: fmt.Sprintf("device-%d", i)})
+		if err != nil || len(page.Conversions) != 1 {
+			t.Fatalf("conversion of device-%d: %v (%v)", i, page, err)
+		}
+		c := page.Conversions[0]
+		if c.Method != tapline.MethodOrganic || c.Decision == nil ||
+			(c.Decision.Rule == tapline.RuleFraud) != (len(c.Decision.Fraud) == 1 && c.Decision.Fraud[0].Signal == tapline.FraudDatacenter) {
+			t.Errorf("stored conversion of device-%d: %s, decision %+v", i, c.Method, c.Decision)
+		}
 	}
 }
