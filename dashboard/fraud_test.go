@@ -121,6 +121,9 @@ func TestFraudShown(t *testing.T) {
 	if len(rep.Totals.Fraud) != 2 || rep.Totals.Fraud[0] != (tapline.FraudCount{Signal: tapline.FraudClickInjection, Action: tapline.FraudReject, Count: 3}) {
 		t.Errorf("daily totals' fraud %+v", rep.Totals.Fraud)
 	}
+	if list := e.get(c, base+"/conversions"); !strings.Contains(list.Body, "fraud: rejected") || !strings.Contains(list.Body, "click injection: first open 2s after the tap (reject)") {
+		t.Errorf("the conversions list does not mark the rejected install")
+	}
 	detail := e.get(c, base+"/conversions/"+conv.ID)
 	wantStatus(t, "conversion", detail, http.StatusOK)
 	for _, want := range []string{`id="fraud-signals"`, "click injection", "first open 2s after the tap", "rejected: install organic",
