@@ -62,11 +62,17 @@ type App struct {
 	// app sets a negative one.
 	FingerprintMinScore float64 `json:"fingerprint_min_score"`
 
+	// Fraud is what the matcher does about each fraud signal it finds
+	// on the tap an install is credited to, with the rules' thresholds.
+	Fraud FraudPolicy `json:"fraud"`
+
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// SetDefaults fills zero attribution settings with the defaults.
+// SetDefaults fills zero attribution and fraud settings with the
+// defaults.
 func (a *App) SetDefaults() {
+	a.Fraud.SetDefaults()
 	if a.ClickWindow == 0 {
 		a.ClickWindow = DefaultClickWindow
 	}

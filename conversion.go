@@ -63,6 +63,10 @@ type AttributionChange struct {
 	From *Attribution `json:"from,omitempty"` // nil for the install's own match
 	To   Attribution  `json:"to"`
 	At   time.Time    `json:"at"`
+	// Fraud are the fraud signals found on the tap of To (or, when the
+	// change made the install organic by rejecting a tap, on that tap):
+	// a replay of the change counts them again (FactFraud).
+	Fraud []FraudFinding `json:"fraud,omitempty"`
 }
 
 // ChangeBy returns the change made by the record at position pos, or nil.
@@ -138,6 +142,12 @@ type Decision struct {
 	// rules. See fingerprint.Score for what a score is.
 	Score    float64 `json:"score,omitempty"`
 	MinScore float64 `json:"min_score,omitempty"`
+
+	// Fraud lists the fraud signals found on the tap the rule chose,
+	// each with the action the app's policy took: flagged ones kept the
+	// attribution; a rejecting one made the install organic (Rule
+	// RuleFraud).
+	Fraud []FraudFinding `json:"fraud,omitempty"`
 }
 
 // Rules a Decision names.
@@ -151,6 +161,7 @@ const (
 	// The best fingerprint candidate scored under the app's
 	// fingerprint_min_score: organic.
 	RuleBelowMinScore = "fingerprint_below_min_score"
+	RuleFraud         = "fraud" // the tap a rule chose was rejected by a fraud rule: organic
 )
 
 // MaxDecisionCandidates bounds a Decision's Candidates.

@@ -30,6 +30,9 @@ const (
 	// FactBotHits counts the requests for links that got their redirect
 	// but are no taps (Hit.Bot), by link and Agent.
 	FactBotHits FactTable = "bot_hits"
+	// FactFraud counts the fraud signals found on the taps installs were
+	// credited to (or refused), by link, FraudSignal and FraudAction.
+	FactFraud FactTable = "fraud"
 	// FactTotals sums hits, events, installs, conversions and revenue per
 	// hour and measure, without their other dimensions: what the daily
 	// chart and table read (see FactKey.Total).
@@ -128,6 +131,11 @@ type FactKey struct {
 
 	// Agent is why a FactBotHits row's requests are no taps (Hit.Bot).
 	Agent string
+
+	// Signal and Action are a FactFraud row's fraud signal and the action
+	// the app's policy took.
+	Signal FraudSignal
+	Action FraudAction
 }
 
 // MaxCohortDay is the last day after an install the cohort tables count.
@@ -253,6 +261,12 @@ var (
 	dimAgent = &FactDim{Column: "agent", Type: FactText,
 		text: func(k FactKey) string { return k.Agent },
 		keep: func(n, k FactKey) FactKey { n.Agent = k.Agent; return n }}
+	dimSignal = &FactDim{Column: "signal", Type: FactText,
+		text: func(k FactKey) string { return string(k.Signal) },
+		keep: func(n, k FactKey) FactKey { n.Signal = k.Signal; return n }}
+	dimAction = &FactDim{Column: "action", Type: FactText,
+		text: func(k FactKey) string { return string(k.Action) },
+		keep: func(n, k FactKey) FactKey { n.Action = k.Action; return n }}
 )
 
 // FactDims lists every dimension, in FactKey's field order.
@@ -260,7 +274,7 @@ var FactDims = []*FactDim{
 	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
 	dimFunnel, dimBreakdown, dimStep, dimBucket,
 	dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite,
-	dimMeasure, dimDayN, dimReport, dimValue, dimAgent,
+	dimMeasure, dimDayN, dimReport, dimValue, dimAgent, dimSignal, dimAction,
 }
 
 // CampaignDims are the campaign dimensions, which hits, installs,
@@ -441,6 +455,8 @@ var FactTables = []*FactTableDesc{
 		Sum:   "the measure's sum"},
 	{Table: FactBotHits, Dims: []*FactDim{dimLinkID, dimPlatform, dimAgent},
 		Count: "requests for the link answered but no taps: HEAD, prefetches, link previewers and crawlers (agent: which)"},
+	{Table: FactFraud, Dims: []*FactDim{dimLinkID, dimPlatform, dimSignal, dimAction},
+		Count: "fraud signals found on the link's taps credited with an install of the hour (action flag) or refused (action reject)"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
@@ -863,6 +879,11 @@ type Reports interface {
 	// (FactBotHits); a filter on a dimension that table does not keep
 	// (anything but link and platform) is EINVALID.
 	BotHits(ctx context.Context, f StatsFilter) (map[string]int64, error)
+	// Fraud sums the filter's fraud signals (FactFraud) by signal and
+	// action, signals in FraudSignals order, flag before reject; a filter
+	// on a dimension that table does not keep (anything but link and
+	// platform) is EINVALID.
+	Fraud(ctx context.Context, f StatsFilter) ([]FraudCount, error)
 	// Cohorts groups the filter's installs by the day or week (by: ByDay
 	// or ByWeek) of their install in the filter's zone and, when split
 	// names a ReportDim, by its value, with each cohort's activity and

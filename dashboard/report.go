@@ -37,6 +37,10 @@ type Totals struct {
 	// agent; never hits, never credited. Left out under a filter on a
 	// campaign dimension, method or event, which they do not have.
 	BotHits map[string]int64 `json:"bot_hits,omitempty"`
+	// Fraud counts the fraud signals found on the taps of the range's
+	// installs by signal and action (flag: kept; reject: the install
+	// stayed organic). Left out under the filters BotHits is.
+	Fraud []tapline.FraudCount `json:"fraud,omitempty"`
 }
 
 // BotHitsTotal sums BotHits.
@@ -126,6 +130,9 @@ func (d *Dashboard) dailyReport(ctx context.Context, appID int64, dr dayRange, f
 	if botFilters(filters) {
 		if rep.Totals.BotHits, err = d.Reports.BotHits(ctx, f); err != nil {
 			return nil, fmt.Errorf("bot hits of app %d: %w", appID, err)
+		}
+		if rep.Totals.Fraud, err = d.Reports.Fraud(ctx, f); err != nil {
+			return nil, fmt.Errorf("fraud signals of app %d: %w", appID, err)
 		}
 	}
 	return rep, nil

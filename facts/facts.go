@@ -130,12 +130,32 @@ func (b Batch) CohortRevenue(e *tapline.Event, c *tapline.Conversion, a tapline.
 }
 
 // Change adds the deltas of one attribution change: minus From (when the
-// change replaced an attribution), plus To.
+// change replaced an attribution), plus To, and the fraud signals found
+// on the way (Fraud).
 func (b Batch) Change(c *tapline.Conversion, ch *tapline.AttributionChange) {
 	if ch.From != nil {
 		b.Attribution(c, *ch.From, -1)
 	}
 	b.Attribution(c, ch.To, +1)
+	b.Fraud(c, ch.Fraud)
+}
+
+// Fraud adds the deltas of the fraud signals fs found on a tap install c
+// was credited to or refused: one per signal, in the install's hour under
+// the tap's link and the action taken.
+func (b Batch) Fraud(c *tapline.Conversion, fs []tapline.FraudFinding) {
+	for _, f := range fs {
+		k := tapline.FactKey{
+			Table:    tapline.FactFraud,
+			Hour:     tapline.HourOf(c.InstallTime),
+			AppID:    c.AppID,
+			LinkID:   f.LinkID,
+			Platform: c.Platform,
+			Signal:   f.Signal,
+			Action:   f.Action,
+		}
+		b.Add(k, tapline.FactValue{Count: 1})
+	}
 }
 
 // FunnelOutcome adds sign times the deltas of one installation's outcome o

@@ -71,6 +71,8 @@ func TestBatchKeysDeclared(t *testing.T) {
 	b.Attribution(&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS},
 		tapline.Attribution{LinkID: 2, Method: tapline.MethodFingerprint, HitTime: t0.Add(-time.Minute)}, +1)
 	b.FunnelOutcome(1, 3, &tapline.FunnelOutcome{Hour: tapline.HourOf(t0), Breakdown: "2", Steps: []int64{0, 5}}, +1)
+	b.Fraud(&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS},
+		[]tapline.FraudFinding{{Signal: tapline.FraudDatacenter, LinkID: 2, Action: tapline.FraudReject}})
 	b.CohortRevenue(&tapline.Event{AppID: 1, Time: t0.Add(50 * time.Hour), Revenue: &tapline.Revenue{Micros: 1, Currency: "USD"}},
 		&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS}, tapline.Attribution{LinkID: 2, Method: tapline.MethodAdID})
 	// Every table but the totals and the rollups, which the fact store

@@ -103,6 +103,9 @@ func TestDelaysWeight(t *testing.T) {
 	if w := d.Weight(20*time.Hour, day); w > -1 {
 		t.Errorf("weight at 20 hours = %.2f, want evidence against (at most -1)", w)
 	}
+	if fast, usual := d.Weight(3*time.Second, day), d.Weight(10*time.Minute, day); fast < usual {
+		t.Errorf("weight at 3 seconds = %.2f, below the weight at 10 minutes (%.2f): a shorter delay must never weigh less", fast, usual)
+	}
 	if got := d.Weight(-time.Second, day); got != d.Weight(0, day) {
 		t.Errorf("a tap within the clock skew after the install weighs %.2f, want as an immediate install (%.2f)", got, d.Weight(0, day))
 	}

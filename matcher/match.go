@@ -97,6 +97,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		return b, tapline.FlushRows{}, nil
 	}
 	b.Hit(h)
+	m.countTap(app, h)
 	vs = ofApp(vs, app.ID)
 
 	unlock := m.lockApp(app.ID)
@@ -162,10 +163,15 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		} else if !better(a, c.Attribution) {
 			continue
 		}
+		findings, rejected := m.checkLate(b, app, h, cand, c)
+		if rejected {
+			continue // a rejected late tap does not re-attribute
+		}
 		prev := c.Attribution
-		c.History = append(c.History, tapline.AttributionChange{By: pos, From: &prev, To: a, At: msg.Time})
+		c.History = append(c.History, tapline.AttributionChange{By: pos, From: &prev, To: a, At: msg.Time, Fraud: findings})
 		c.Attribution = a
 		c.Decision = lateDecision(app, h, cand, prev, fp, fd)
+		c.Decision.Fraud = findings
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(c.InstallTime, h.Time)) * time.Millisecond
 		c.UpdatedAt = m.Now().UTC()
 		if err := m.Raw.PutConversion(ctx, c); err != nil {
@@ -393,6 +399,10 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		return nil, rows, false, err
 	}
 	m.population(app.ID).LearnInstall(&e.Device)
+	a, findings, err := m.checkInstall(ctx, app, e, a, dec)
+	if err != nil {
+		return nil, rows, false, err
+	}
 	c = &tapline.Conversion{
 		ID:          tapline.ConversionID(e.ID),
 		AppID:       app.ID,
@@ -403,7 +413,7 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		Fingerprint: e.Fingerprint,
 		AdID:        eventAdID(e),
 		Attribution: a,
-		History:     []tapline.AttributionChange{{By: pos, To: a, At: msg.Time}},
+		History:     []tapline.AttributionChange{{By: pos, To: a, At: msg.Time, Fraud: findings}},
 		UpdatedAt:   m.Now().UTC(),
 		Decision:    dec,
 	}

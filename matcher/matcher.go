@@ -17,6 +17,7 @@ import (
 
 	"tapline"
 	"tapline/facts"
+	"tapline/fraud"
 )
 
 // Config tunes a Matcher. Zero fields take the defaults of NewConfig.
@@ -31,6 +32,12 @@ type Config struct {
 	ExpireEvery   time.Duration // how often raw rows past their app's retention are dropped
 	AppCacheTTL   time.Duration // how long app settings are cached
 	FunnelPoll    time.Duration // how often the active funnel versions are loaded
+	// FloodParams are the tap parameters naming a sub-publisher, for the
+	// click-flooding rule (fraud.DefaultFloodParams when nil);
+	// FloodSources bounds the tap sources it counts in memory
+	// (fraud.DefaultFloodSources when 0).
+	FloodParams  []string
+	FloodSources int
 }
 
 // NewConfig returns the default configuration.
@@ -66,6 +73,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: ClockSkew must not be negative")
 	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0:
 		return fmt.Errorf("matcher: ExpireEvery, AppCacheTTL and FunnelPoll must be positive")
+	case c.FloodSources < 0:
+		return fmt.Errorf("matcher: FloodSources must not be negative")
 	}
 	return nil
 }
@@ -87,6 +96,9 @@ type Matcher struct {
 	// Registry, when set, receives the matcher's metrics.
 	Registry prometheus.Registerer
 	Now      func() time.Time
+	// Datacenters are the hosting ranges of the datacenter fraud rule;
+	// nil means the list shipped with tapline (fraud.Shipped).
+	Datacenters *fraud.Ranges
 
 	agg      *facts.Aggregator
 	apps     appCache
@@ -96,6 +108,7 @@ type Matcher struct {
 	populations sync.Map
 	metrics     *metrics
 	funnels     funnelState
+	flood       *fraud.Flood
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
@@ -138,6 +151,7 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 		Now:      time.Now,
 		agg:      facts.NewAggregator(),
 		flushNow: make(chan struct{}, 1),
+		flood:    &fraud.Flood{Params: cfg.FloodParams, MaxSources: cfg.FloodSources},
 	}
 	m.funnels.refresh = make(chan struct{}, 1)
 	return m

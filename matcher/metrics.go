@@ -8,6 +8,7 @@ type metrics struct {
 	skipped        *prometheus.CounterVec
 	conversions    *prometheus.CounterVec
 	reattributions *prometheus.CounterVec
+	fraud          *prometheus.CounterVec
 	flushes        prometheus.Counter
 	flushErrors    prometheus.Counter
 	flushSeconds   prometheus.Histogram
@@ -34,6 +35,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reattributions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tapline_matcher_reattributions_total", Help: "Installs re-attributed to a late hit, by new match method.",
 		}, []string{"method"}),
+		fraud: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_fraud_total", Help: "Fraud signals found on the taps installs were credited to or refused, by signal and action (flag, reject).",
+		}, []string{"signal", "action"}),
 		flushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_matcher_flushes_total", Help: "Fact flushes committed.",
 		}),
@@ -58,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions,
+		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions, m.fraud,
 			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits)
 	}
 	return m

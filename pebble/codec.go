@@ -407,6 +407,7 @@ func pbDecodeRevenue(b []byte, rev *tapline.Revenue) error {
 //	2  from  Attribution, present exactly when not nil
 //	3  to    Attribution, left out when empty
 //	4  at    Timestamp
+//	5  fraud string: the JSON of the fraud findings, left out when none
 func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 	b = append(b, valueProto)
 	b = pbAppendString(b, 1, c.ID)
@@ -436,6 +437,13 @@ func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 		b = pbAppendAttribution(b, &ch.To)
 		b = to.endOrDrop(b)
 		b = pbAppendTime(b, 4, ch.At)
+		if len(ch.Fraud) > 0 {
+			// JSON inside, as the decision: read to be counted again
+			// on a replay and shown.
+			if f, err := json.Marshal(ch.Fraud); err == nil {
+				b = pbAppendString(b, 5, string(f))
+			}
+		}
 		b = m.end(b)
 	}
 	b = pbAppendTime(b, 12, c.UpdatedAt)
@@ -548,6 +556,10 @@ func pbDecodeChange(b []byte, ch *tapline.AttributionChange) error {
 			}
 		case 4:
 			ch.At = r.time()
+		case 5:
+			if err := json.Unmarshal([]byte(r.string()), &ch.Fraud); err != nil {
+				r.fail(fmt.Errorf("decode fraud findings: %w", err))
+			}
 		default:
 			r.skip()
 		}

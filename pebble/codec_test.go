@@ -45,6 +45,8 @@ func (f *codecFiller) fill(v reflect.Value, path string) {
 		v.SetInt(n)
 	case reflect.Bool:
 		v.SetBool(true)
+	case reflect.Float64:
+		v.SetFloat(float64(f.n) + 0.25)
 	case reflect.Map:
 		if v.Type().Key().Kind() != reflect.String || v.Type().Elem().Kind() != reflect.String {
 			f.tb.Fatalf("%s: %s: only map[string]string is filled; teach codecFiller and the codec", path, v.Type())
@@ -234,6 +236,17 @@ func TestCodecRoundTripPartial(t *testing.T) {
 					{By: "hits/1/4", From: &tapline.Attribution{Method: tapline.MethodOrganic}, To: tapline.Attribution{HitID: "h2", LinkID: 9, Method: tapline.MethodFingerprint, HitTime: at.Add(-time.Hour)}, At: at.Add(time.Minute)},
 				},
 				UpdatedAt: at.Add(time.Minute),
+			},
+		},
+		{
+			name: "conversion with fraud findings",
+			in: &tapline.Conversion{
+				ID: "cv-e2", Attribution: tapline.Attribution{Method: tapline.MethodOrganic},
+				History: []tapline.AttributionChange{{By: "events/0/18", To: tapline.Attribution{Method: tapline.MethodOrganic}, At: at,
+					Fraud: []tapline.FraudFinding{
+						{Signal: tapline.FraudClickInjection, HitID: "h3", LinkID: 4, Method: tapline.MethodReferrer, Value: "2s", Threshold: "10s", Action: tapline.FraudReject},
+						{Signal: tapline.FraudDatacenter, HitID: "h3", LinkID: 4, Method: tapline.MethodReferrer, Value: "3.0.0.0/24 in AWS", Action: tapline.FraudFlag},
+					}}},
 			},
 		},
 		{name: "long device", in: &tapline.Event{Device: tapline.Device{Model: strings.Repeat("m", 200), IDFA: strings.Repeat("a", 20000)}}},

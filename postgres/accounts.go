@@ -142,14 +142,19 @@ func (s *AccountService) account(ctx context.Context, where string, args ...any)
 
 // appColumns lists the columns scanApp reads, in order.
 const appColumns = `id, account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-	click_window, fingerprint_window, lateness_horizon, retention, fingerprint_min_score, created_at`
+	click_window, fingerprint_window, lateness_horizon, retention,
+	fraud_click_injection, fraud_click_flooding, fraud_datacenter, fraud_tap_after_install,
+	fraud_min_click_to_install, fraud_flood_min_taps, fraud_flood_max_install_rate, fingerprint_min_score, created_at`
 
 // scanApp scans a row of appColumns.
 func scanApp(row pgx.Row) (*tapline.App, error) {
 	var a tapline.App
-	var click, fingerprint, lateness, retention int64
+	var click, fingerprint, lateness, retention, minCTI int64
+	f := &a.Fraud
 	err := row.Scan(&a.ID, &a.AccountID, &a.Name, &a.SDKSecret, &a.SDKKey, &a.IOSURL, &a.AndroidURL, &a.WebURL,
-		&click, &fingerprint, &lateness, &retention, &a.FingerprintMinScore, &a.CreatedAt)
+		&click, &fingerprint, &lateness, &retention,
+		&f.ClickInjection, &f.ClickFlooding, &f.Datacenter, &f.TapAfterInstall,
+		&minCTI, &f.FloodMinTaps, &f.FloodMaxInstallRate, &a.FingerprintMinScore, &a.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +162,7 @@ func scanApp(row pgx.Row) (*tapline.App, error) {
 	a.FingerprintWindow = time.Duration(fingerprint) * time.Second
 	a.LatenessHorizon = time.Duration(lateness) * time.Second
 	a.Retention = time.Duration(retention) * time.Second
+	f.MinClickToInstall = time.Duration(minCTI) * time.Millisecond
 	return &a, nil
 }
 
@@ -184,11 +190,15 @@ func (s *AccountService) CreateApp(ctx context.Context, a *tapline.App) error {
 	}
 	err = s.db.pool.QueryRow(ctx, `
 		INSERT INTO apps (account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-			click_window, fingerprint_window, lateness_horizon, retention, fingerprint_min_score)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			click_window, fingerprint_window, lateness_horizon, retention,
+			fraud_click_injection, fraud_click_flooding, fraud_datacenter, fraud_tap_after_install,
+			fraud_min_click_to_install, fraud_flood_min_taps, fraud_flood_max_install_rate, fingerprint_min_score)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 		RETURNING id, created_at`,
 		a.AccountID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
+		a.Fraud.ClickInjection, a.Fraud.ClickFlooding, a.Fraud.Datacenter, a.Fraud.TapAfterInstall,
+		a.Fraud.MinClickToInstall.Milliseconds(), a.Fraud.FloodMinTaps, a.Fraud.FloodMaxInstallRate,
 		a.FingerprintMinScore,
 	).Scan(&a.ID, &a.CreatedAt)
 	switch pgCode(err) {
@@ -335,11 +345,15 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 			sdk_key = COALESCE(NULLIF($4, ''), sdk_key),
 			ios_url = $5, android_url = $6, web_url = $7,
 			click_window = $8, fingerprint_window = $9, lateness_horizon = $10, retention = $11,
-			fingerprint_min_score = $12
+			fraud_click_injection = $12, fraud_click_flooding = $13, fraud_datacenter = $14, fraud_tap_after_install = $15,
+			fraud_min_click_to_install = $16, fraud_flood_min_taps = $17, fraud_flood_max_install_rate = $18,
+			fingerprint_min_score = $19
 		WHERE id = $1
 		RETURNING `+appColumns,
 		a.ID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
+		a.Fraud.ClickInjection, a.Fraud.ClickFlooding, a.Fraud.Datacenter, a.Fraud.TapAfterInstall,
+		a.Fraud.MinClickToInstall.Milliseconds(), a.Fraud.FloodMinTaps, a.Fraud.FloodMaxInstallRate,
 		a.FingerprintMinScore))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tapline.Errorf(tapline.ENOTFOUND, "App not found.")
@@ -540,7 +554,7 @@ func validateApp(a *tapline.App) error {
 	if s := a.FingerprintMinScore; math.IsNaN(s) || s < -tapline.MaxFingerprintMinScore || s > tapline.MaxFingerprintMinScore {
 		return tapline.Errorf(tapline.EINVALID, "fingerprint_min_score: must be a number from %g to %g", -tapline.MaxFingerprintMinScore, tapline.MaxFingerprintMinScore)
 	}
-	return nil
+	return a.Fraud.Validate()
 }
 
 // validateURL accepts "" or an absolute URL a visitor may be redirected to:

@@ -47,6 +47,8 @@ Commands:
   create-app      create an app:      -account -name [-ios-url -android-url -web-url ...]
   create-link     create a link:      -app ID | -account -app-name; -slug [-name -ios-url -param k=v ...]
   funnels         create, list, show, edit, delete and backfill funnels ("tapline funnels help")
+  datacenters     -refresh -out FILE: fetch the cloud providers' published address ranges into a
+                  list the matcher's datacenter fraud rule loads with -fraud-datacenters FILE
 
 Every command takes -database-url (or DATABASE_URL); run "tapline COMMAND -h"
 for its flags. Each flag can also be set as TAPLINE_<FLAG>, e.g.
