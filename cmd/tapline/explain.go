@@ -19,7 +19,7 @@ const maxAmbiguous = 10
 // explain runs "tapline explain": why an install was credited as it was,
 // read from the conversions table the matcher writes in its flush.
 func (m *Main) explain(ctx context.Context, args []string) error {
-	c := m.subcommand("explain", "", `Explain why an install was credited as it was: the match method, the rule and its reason,
+	c := m.subcommand("explain", "-app ID (-install ID | -conversion CID | -ad-id X) [-json]", `Explain why an install was credited as it was: the match method, the rule and its reason,
 the fingerprint score against the app's minimum, the window, every signal compared
 (with its weight in the score), the candidates considered and why they lost, and
 the attribution's history (late taps that re-attributed it). Name the install with
