@@ -43,6 +43,13 @@ func (f *codecFiller) fill(v reflect.Value, path string) {
 			n = -n // negative ints take the long way through plain varints
 		}
 		v.SetInt(n)
+	case reflect.Float64:
+		// Scores and weights: signed, with a fraction JSON keeps exactly.
+		x := float64(f.n) + 0.375
+		if f.n%2 == 1 {
+			x = -x
+		}
+		v.SetFloat(x)
 	case reflect.Bool:
 		v.SetBool(true)
 	case reflect.Map:
