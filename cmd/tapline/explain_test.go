@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +18,7 @@ import (
 	"tapline"
 	"tapline/dashboard"
 	"tapline/fingerprint"
+	"tapline/internal/node"
 	"tapline/postgres"
 )
 
@@ -267,5 +274,116 @@ func TestExplain(t *testing.T) {
 				t.Errorf("printed %q with the error", out)
 			}
 		})
+	}
+}
+
+// TestExplainPipeline runs the all-in-one, taps the demo link and posts
+// the install from the same iPhone, and explains the install the matcher
+// stored, whatever it decided: -json is what the API answers for it, the
+// text shows the decision's fields, each signal and each candidate.
+func TestExplainPipeline(t *testing.T) {
+	m, _ := runMain(t)
+	n := m.Node
+	const phoneIP, install = "203.0.113.78", "5D0A3C1B-7E2F-4A9B-8C6D-1E2F3A4B5C6D"
+	tap(t, n, node.DemoLinkSlug+"?utm_campaign=explain", phoneIP)
+	postInstall(t, n, phoneIP, install)
+	demo, err := node.SeedDemo(context.Background(), n.Accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	explain := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		cli := &Main{Stdout: &out, Stderr: &errOut}
+		args = append([]string{"explain", "-app", strconv.FormatInt(demo.App.ID, 10), "-install", install, "-database-url", n.Config.DatabaseURL}, args...)
+		err := cli.Run(context.Background(), args)
+		return out.String(), err
+	}
+	// Until the matcher's flush stores the conversion, it is not found.
+	var js string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if js, err = explain("-json"); err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "not_found") || time.Now().After(deadline) {
+			t.Fatalf("explain: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var fromCLI, fromAPI any
+	if err := json.Unmarshal([]byte(js), &fromCLI); err != nil {
+		t.Fatal(err)
+	}
+	var v dashboard.ConversionView
+	if err := json.Unmarshal([]byte(js), &v); err != nil || v.Decision == nil {
+		t.Fatalf("explain -json printed %s (%v), want a conversion with its decision", js, err)
+	}
+
+	// The API, logged in as the demo user, answers the same.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Timeout: 5 * time.Second, Jar: jar}
+	resp, err := browser.PostForm(n.DashboardURL+"/login", url.Values{"login": {node.DemoEmail}, "password": {node.DemoPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = browser.Get(fmt.Sprintf("%s/api/v1/apps/%d/conversions/%s", n.DashboardURL, demo.App.ID, v.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&fromAPI)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("api: %d %v", resp.StatusCode, err)
+	}
+	if !reflect.DeepEqual(fromCLI, fromAPI) {
+		t.Errorf("explain -json:\n%v\nthe API:\n%v", fromCLI, fromAPI)
+	}
+
+	out, err := explain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := parseExplanation(t, out)
+	d := v.Decision
+	want := map[string]string{"install": install, "method": string(v.Method), "rule": d.Rule, "reason": d.Reason}
+	if d.Scored() {
+		verdict := "credited"
+		if d.Score < d.MinScore {
+			verdict = "under it: not credited"
+		}
+		want["score"] = fmt.Sprintf("%s (the app's min score in force: %s; %s)", score(d.Score), score(d.MinScore), verdict)
+	}
+	for k, w := range want {
+		if e.fields[k] != w {
+			t.Errorf("%s = %q, want %q", k, e.fields[k], w)
+		}
+	}
+	signals := e.sections["Signals compared"]
+	if len(signals) != len(d.Signals)+1 {
+		t.Fatalf("%d signal rows, want %d:\n%s", len(signals)-1, len(d.Signals), out)
+	}
+	for i, s := range d.Signals {
+		row := signals[i+1]
+		wantRow := []string{s.Name, revealed(s.Install), revealed(s.Hit), string(s.Verdict)}
+		if d.Scored() {
+			wantRow = append(wantRow, weight(s.Weight))
+		}
+		if !reflect.DeepEqual(row, wantRow) {
+			t.Errorf("signal row %q, want %q", row, wantRow)
+		}
+	}
+	cands := e.sections["Candidates"]
+	if len(cands) != len(d.Candidates)+1 || len(d.Candidates) == 0 {
+		t.Fatalf("%d candidate rows for %d candidates:\n%s", len(cands)-1, len(d.Candidates), out)
+	}
+	for i, c := range d.Candidates {
+		row := cands[i+1]
+		if row[0] != c.HitID || row[1] != "Demo campaign (link "+strconv.FormatInt(demo.Link.ID, 10)+")" || row[3] != string(c.Method) ||
+			(d.Scored() && row[4] != score(c.Score)) || (c.Chosen != (row[len(row)-1] == "chosen")) {
+			t.Errorf("candidate row %q for %+v", row, c)
+		}
+	}
+	if h := e.sections["History"]; len(h) != len(v.History)+1 {
+		t.Errorf("history rows %q for %d changes", h, len(v.History))
 	}
 }

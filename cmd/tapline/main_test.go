@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,52 +125,6 @@ func TestEndToEnd(t *testing.T) {
 		(c.Decision.Rule != tapline.RuleFingerprint && c.Decision.Rule != tapline.RuleLateHit) || // the install may be matched before the tap, which then claims it
 		len(c.Decision.Candidates) == 0 || !c.Decision.Candidates[0].Chosen || c.Campaign["campaign"] != "e2e" {
 		t.Errorf("explorer conversion = %+v (decision %+v), want a fingerprint match on the demo link in campaign e2e, explained", c, c.Decision)
-	}
-
-	// "tapline explain" reads the same conversion from PostgreSQL: -json
-	// prints what the API answers for it, the text its fields.
-	resp, err = browser.Get(fmt.Sprintf("%s/api/v1/apps/%d/conversions/%s", n.DashboardURL, demo.App.ID, c.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fromAPI, fromCLI any
-	err = json.NewDecoder(resp.Body).Decode(&fromAPI)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	explain := func(args ...string) string {
-		var out, errOut bytes.Buffer
-		cli := &Main{Stdout: &out, Stderr: &errOut}
-		args = append([]string{"explain", "-app", strconv.FormatInt(demo.App.ID, 10), "-install", c.InstallID, "-database-url", n.Config.DatabaseURL}, args...)
-		if err := cli.Run(context.Background(), args); err != nil {
-			t.Fatalf("tapline %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-		}
-		return out.String()
-	}
-	if err := json.Unmarshal([]byte(explain("-json")), &fromCLI); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(fromCLI, fromAPI) {
-		t.Errorf("explain -json:\n%v\nthe API:\n%v", fromCLI, fromAPI)
-	}
-	text := explain()
-	d := c.Decision
-	want := []string{"install           " + c.InstallID, "method            fingerprint", "rule              " + d.Rule,
-		"reason            " + d.Reason, "Signals compared", "Candidates (", "History"}
-	if d.Scored() {
-		want = append(want, fmt.Sprintf("score             %.2f (the app's min score in force: %.2f; credited)", d.Score, d.MinScore))
-	}
-	for _, s := range d.Signals {
-		want = append(want, s.Name+" ")
-	}
-	for _, cand := range d.Candidates {
-		want = append(want, cand.HitID+" ")
-	}
-	for _, w := range want {
-		if !strings.Contains(text, w) {
-			t.Errorf("explain printed no %q:\n%s", w, text)
-		}
 	}
 }
 
