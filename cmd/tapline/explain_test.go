@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"os/exec"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -20,6 +23,7 @@ import (
 	"tapline/fingerprint"
 	"tapline/internal/node"
 	"tapline/postgres"
+	"tapline/postgres/pgtest"
 )
 
 // explainConversions stores, through the postgres package as the
@@ -385,5 +389,24 @@ func TestExplainPipeline(t *testing.T) {
 	}
 	if h := e.sections["History"]; len(h) != len(v.History)+1 {
 		t.Errorf("history rows %q for %d changes", h, len(v.History))
+	}
+}
+
+// TestExplainExitStatus runs the real main in a child process: an unknown
+// app is a one-line message on stderr and exit status 1, nothing on
+// stdout.
+func TestExplainExitStatus(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TAPLINE_TEST_AS_MAIN=1",
+		"TAPLINE_TEST_ARGS=explain -app 999999 -install inst-1 -database-url "+pgtest.URL(t))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1\n%s", err, stderr.String())
+	}
+	if got, want := stderr.String(), "tapline: not_found: No app with id 999999.\n"; got != want || stdout.Len() != 0 {
+		t.Errorf("stderr %q, stdout %q; want stderr %q and nothing on stdout", got, stdout.String(), want)
 	}
 }
