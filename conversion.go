@@ -150,6 +150,12 @@ type Decision struct {
 	Fraud []FraudFinding `json:"fraud,omitempty"`
 }
 
+// Scored reports whether a fingerprint score took part in d: the score
+// was compared with MinScore, which is then never 0 (an app's 0 means
+// DefaultFingerprintMinScore). False for decisions by other rules and for
+// those stored before tapline scored fingerprints.
+func (d *Decision) Scored() bool { return d != nil && d.MinScore != 0 }
+
 // Rules a Decision names.
 const (
 	RuleReferrer    = "referrer"       // the install referrer names a hit in the click window

@@ -58,6 +58,8 @@ func parsePages(canEdit bool) map[string]*template.Template {
 		"method":     methodLabel,
 		"signal":     signalLabel,
 		"millis":     formatMillis,
+		"score":      formatScore,
+		"weight":     formatWeight,
 		"linkname":   func(v ConversionView, id int64) string { return v.linkName(id) },
 		"linkform": func(app *tapline.App, f linkForm, isNew bool) linkFormView {
 			return linkFormView{App: app, Form: f, New: isNew}

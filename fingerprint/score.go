@@ -212,6 +212,8 @@ func splitLocale(l string) (lang, region string) {
 // shortDuration shows a click-to-install time.
 func shortDuration(d time.Duration) string {
 	switch {
+	case d < 0 && d > -50*time.Millisecond:
+		return "0s" // not "-0s"
 	case d < 0:
 		return "-" + shortDuration(-d)
 	case d < time.Minute:

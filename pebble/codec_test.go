@@ -43,10 +43,15 @@ func (f *codecFiller) fill(v reflect.Value, path string) {
 			n = -n // negative ints take the long way through plain varints
 		}
 		v.SetInt(n)
+	case reflect.Float64:
+		// Scores and weights: signed, with a fraction JSON keeps exactly.
+		x := float64(f.n) + 0.375
+		if f.n%2 == 1 {
+			x = -x
+		}
+		v.SetFloat(x)
 	case reflect.Bool:
 		v.SetBool(true)
-	case reflect.Float64:
-		v.SetFloat(float64(f.n) + 0.25)
 	case reflect.Map:
 		if v.Type().Key().Kind() != reflect.String || v.Type().Elem().Kind() != reflect.String {
 			f.tb.Fatalf("%s: %s: only map[string]string is filled; teach codecFiller and the codec", path, v.Type())

@@ -55,6 +55,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.funnelsCmd(ctx, args)
 	case "datacenters":
 		return m.datacenters(ctx, args)
+	case "explain":
+		return m.explain(ctx, args)
 	case "help", "-h", "-help", "--help":
 		printUsage(m.Stdout)
 		fs, _ := m.flags("run")
