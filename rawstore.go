@@ -76,6 +76,15 @@ type RawStore interface {
 	// ConversionsByHit returns the conversions whose current HitID is hitID.
 	ConversionsByHit(ctx context.Context, appID int64, hitID string) ([]*Conversion, error)
 
+	// PutReengagement stores r unless a re-engagement with its (AppID,
+	// ID) is stored already, or one credits its tap (AppID, HitID): a tap
+	// is credited with one re-engagement. It returns the re-engagement
+	// that stands, r or the earlier one; one with another ID means the
+	// tap is taken. Re-engagements are kept forever.
+	PutReengagement(ctx context.Context, r *Reengagement) (*Reengagement, error)
+	// Reengagement returns the app's re-engagement id, or ENOTFOUND.
+	Reengagement(ctx context.Context, appID int64, id string) (*Reengagement, error)
+
 	// EventsByInstall returns the app's stored events of the installation
 	// installID, oldest first (see CompareEvents), each with at least the
 	// fields of Event.Installed. Events without an

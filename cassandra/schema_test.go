@@ -147,7 +147,7 @@ func TestMigrationsSchema(t *testing.T) {
 	tables := schema(t)
 	raw := []string{"hits", "hits_by_fingerprint", "hits_by_ad_id", "events",
 		"installs_by_fingerprint", "installs_by_ad_id", "installs_by_referrer_hit", "events_by_install"}
-	kept := []string{"app_cutoffs", "conversions", "conversions_by_install", "conversions_by_hit"}
+	kept := []string{"app_cutoffs", "conversions", "conversions_by_install", "conversions_by_hit", "reengagements", "reengagements_by_hit"}
 	// Replaced in place, expiring 60 days after the last write: not in
 	// time windows, which overwrites would keep from expiring whole.
 	replaced := []string{"funnel_states"}
@@ -298,6 +298,7 @@ func allStatements(st statements) map[string]string {
 		"cutoff": st.cutoff, "cutoffInsert": st.cutoffInsert, "cutoffPrune": st.cutoffPrune, "scanEvents": st.scanEvents,
 		"eventsByInstall": st.eventsByInstall, "selectByInstall": st.selectByInstall, "scanInstalls": st.scanInstalls,
 		"fsSelect": st.fsSelect, "fsInsert": st.fsInsert, "fsReplace": st.fsReplace,
+		"reengInsert": st.reengInsert, "reengSelect": st.reengSelect, "reengClaim": st.reengClaim, "reengClaimSelect": st.reengClaimSelect,
 	}
 }
 

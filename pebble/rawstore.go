@@ -38,6 +38,8 @@ const (
 	spaceWatermark       = 'W' // W app: Unix nanoseconds of the last DeleteBefore
 	spaceFunnelState     = 'U' // U app installID: funnel state, expiring by its write time
 	spaceFunnelWeek      = 'V' // V app week installID: empty; the week of the state's last write
+	spaceReengagement    = 'G' // G app id: re-engagement, kept forever
+	spaceReengByHit      = 'T' // T app hitID: the id of the re-engagement crediting the tap
 )
 
 // Tables inside a raw bucket.

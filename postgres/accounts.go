@@ -141,14 +141,15 @@ func (s *AccountService) account(ctx context.Context, where string, args ...any)
 
 // appColumns lists the columns scanApp reads, in order.
 const appColumns = `id, account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-	click_window, fingerprint_window, lateness_horizon, retention, created_at`
+	click_window, fingerprint_window, lateness_horizon, retention,
+	reengagement_window, reinstall_window, reattribute_reinstalls, created_at`
 
 // scanApp scans a row of appColumns.
 func scanApp(row pgx.Row) (*tapline.App, error) {
 	var a tapline.App
-	var click, fingerprint, lateness, retention int64
+	var click, fingerprint, lateness, retention, reengagement, reinstall int64
 	err := row.Scan(&a.ID, &a.AccountID, &a.Name, &a.SDKSecret, &a.SDKKey, &a.IOSURL, &a.AndroidURL, &a.WebURL,
-		&click, &fingerprint, &lateness, &retention, &a.CreatedAt)
+		&click, &fingerprint, &lateness, &retention, &reengagement, &reinstall, &a.ReattributeReinstalls, &a.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +157,8 @@ func scanApp(row pgx.Row) (*tapline.App, error) {
 	a.FingerprintWindow = time.Duration(fingerprint) * time.Second
 	a.LatenessHorizon = time.Duration(lateness) * time.Second
 	a.Retention = time.Duration(retention) * time.Second
+	a.ReengagementWindow = time.Duration(reengagement) * time.Second
+	a.ReinstallWindow = time.Duration(reinstall) * time.Second
 	return &a, nil
 }
 
@@ -183,11 +186,13 @@ func (s *AccountService) CreateApp(ctx context.Context, a *tapline.App) error {
 	}
 	err = s.db.pool.QueryRow(ctx, `
 		INSERT INTO apps (account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-			click_window, fingerprint_window, lateness_horizon, retention)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			click_window, fingerprint_window, lateness_horizon, retention,
+			reengagement_window, reinstall_window, reattribute_reinstalls)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 		RETURNING id, created_at`,
 		a.AccountID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
+		seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls,
 	).Scan(&a.ID, &a.CreatedAt)
 	switch pgCode(err) {
 	case codeUniqueViolation:
@@ -304,11 +309,13 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 			sdk_secret = COALESCE(NULLIF($3, ''), sdk_secret),
 			sdk_key = COALESCE(NULLIF($4, ''), sdk_key),
 			ios_url = $5, android_url = $6, web_url = $7,
-			click_window = $8, fingerprint_window = $9, lateness_horizon = $10, retention = $11
+			click_window = $8, fingerprint_window = $9, lateness_horizon = $10, retention = $11,
+			reengagement_window = $12, reinstall_window = $13, reattribute_reinstalls = $14
 		WHERE id = $1
 		RETURNING `+appColumns,
 		a.ID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
-		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention)))
+		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
+		seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tapline.Errorf(tapline.ENOTFOUND, "App not found.")
 	}
@@ -375,9 +382,9 @@ func (s *AccountService) CreateLink(ctx context.Context, l *tapline.Link) error 
 		return err
 	}
 	err := s.db.pool.QueryRow(ctx, `
-		INSERT INTO links (app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at`,
-		l.AppID, l.Slug, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt).Scan(&l.ID, &l.CreatedAt)
+		INSERT INTO links (app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, reengagement)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id, created_at`,
+		l.AppID, l.Slug, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt, l.Reengagement).Scan(&l.ID, &l.CreatedAt)
 	switch pgCode(err) {
 	case codeUniqueViolation:
 		return tapline.Errorf(tapline.ECONFLICT, "A link with this slug exists already.")
@@ -405,9 +412,10 @@ func (s *AccountService) UpdateLink(ctx context.Context, l *tapline.Link) error 
 		return err
 	}
 	updated, err := scanLink(s.db.pool.QueryRow(ctx, `
-		UPDATE links SET name = $2, ios_url = $3, android_url = $4, web_url = $5, params = $6, deep_link = $7, archived_at = $8
+		UPDATE links SET name = $2, ios_url = $3, android_url = $4, web_url = $5, params = $6, deep_link = $7, archived_at = $8,
+			reengagement = $9
 		WHERE id = $1 RETURNING `+linkColumns,
-		l.ID, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt))
+		l.ID, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt, l.Reengagement))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tapline.Errorf(tapline.ENOTFOUND, "Link not found.")
 	}
@@ -430,11 +438,11 @@ func (s *AccountService) Link(ctx context.Context, id int64) (*tapline.Link, err
 }
 
 // linkColumns lists the columns scanLink reads, in order.
-const linkColumns = `id, app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, created_at`
+const linkColumns = `id, app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, reengagement, created_at`
 
 func scanLink(row pgx.Row) (*tapline.Link, error) {
 	var l tapline.Link
-	err := row.Scan(&l.ID, &l.AppID, &l.Slug, &l.Name, &l.IOSURL, &l.AndroidURL, &l.WebURL, &l.Params, &l.DeepLink, &l.ArchivedAt, &l.CreatedAt)
+	err := row.Scan(&l.ID, &l.AppID, &l.Slug, &l.Name, &l.IOSURL, &l.AndroidURL, &l.WebURL, &l.Params, &l.DeepLink, &l.ArchivedAt, &l.Reengagement, &l.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -500,6 +508,7 @@ func validateApp(a *tapline.App) error {
 	}{
 		{"click_window", a.ClickWindow}, {"fingerprint_window", a.FingerprintWindow},
 		{"lateness_horizon", a.LatenessHorizon}, {"retention", a.Retention},
+		{"reengagement_window", a.ReengagementWindow}, {"reinstall_window", a.ReinstallWindow},
 	} {
 		if f.d < time.Second {
 			return tapline.Errorf(tapline.EINVALID, "%s: must be at least one second", f.field)

@@ -42,6 +42,9 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"ScanInstallations", testScanInstallations},
 		{"ScanInstallationsResume", testScanInstallationsResume},
 		{"FunnelState", testFunnelState},
+		{"Reengagement", testReengagement},
+		{"ConcurrentReengagement", testConcurrentReengagement},
+		{"ReinstallConversion", testReinstallConversion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
