@@ -10,6 +10,7 @@ type statements struct {
 
 	hitsByFP, hitsByAdID         dayTable
 	installsByFP, installsByAdID dayTable
+	installsByVendorID           dayTable
 	installsByRefHit             string
 	selectRefHit                 string
 
@@ -76,12 +77,13 @@ func newStatements(ks string) statements {
 		}
 	}
 	return statements{
-		hits:           byID("hits", "hit"),
-		events:         byID("events", "event"),
-		hitsByFP:       day("hits_by_fingerprint", "fingerprint"),
-		hitsByAdID:     day("hits_by_ad_id", "ad_id"),
-		installsByFP:   day("installs_by_fingerprint", "fingerprint"),
-		installsByAdID: day("installs_by_ad_id", "ad_id"),
+		hits:               byID("hits", "hit"),
+		events:             byID("events", "event"),
+		hitsByFP:           day("hits_by_fingerprint", "fingerprint"),
+		hitsByAdID:         day("hits_by_ad_id", "ad_id"),
+		installsByFP:       day("installs_by_fingerprint", "fingerprint"),
+		installsByAdID:     day("installs_by_ad_id", "ad_id"),
+		installsByVendorID: day("installs_by_vendor_id", "idfv"),
 		installsByRefHit: fmt.Sprintf(
 			`INSERT INTO %s.installs_by_referrer_hit (app_id, hit_id, time_ns, id, data) VALUES (?, ?, ?, ?, ?)`, ks),
 		selectRefHit: fmt.Sprintf(

@@ -29,7 +29,7 @@ type Config struct {
 	MaxPending    int           // pending fact rows that trigger an early flush
 	ClockSkew     time.Duration // how far a hit may be stamped after its install and still match
 	ExpireEvery   time.Duration // how often raw rows past their app's retention are dropped
-	AppCacheTTL   time.Duration // how long app settings are cached
+	AppCacheTTL   time.Duration // how long app and link settings are cached
 	FunnelPoll    time.Duration // how often the active funnel versions are loaded
 }
 
@@ -90,6 +90,7 @@ type Matcher struct {
 
 	agg      *facts.Aggregator
 	apps     appCache
+	links    linkCache
 	appLocks sync.Map // app id -> *sync.Mutex
 	metrics  *metrics
 	funnels  funnelState
@@ -153,6 +154,7 @@ func (m *Matcher) Open(ctx context.Context) error {
 	}
 	m.metrics = newMetrics(m.Registry)
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
+	m.links = linkCache{ttl: m.Config.AppCacheTTL, now: m.Now, entries: map[int64]linkEntry{}}
 
 	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
 		return fmt.Errorf("load offsets of %s: %w", m.Config.Consumer, err)

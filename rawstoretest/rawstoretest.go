@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"ScanInstallations", testScanInstallations},
 		{"ScanInstallationsResume", testScanInstallationsResume},
 		{"FunnelState", testFunnelState},
+		{"VendorID", testVendorID},
 		{"Reengagement", testReengagement},
 		{"ConcurrentReengagement", testConcurrentReengagement},
 		{"ReinstallConversion", testReinstallConversion},

@@ -158,3 +158,50 @@ func testReinstallConversion(t *testing.T, s tapline.RawStore) {
 		t.Fatalf("by installation: Reinstall = %+v, want %+v", got.Reinstall, c.Reinstall)
 	}
 }
+
+// testVendorID checks the index of installs by vendor id (IDFV): installs
+// only, within the range, newest first, expiring with the raw rows.
+func testVendorID(t *testing.T, s tapline.RawStore) {
+	ctx, app, now := t.Context(), appID(), base()
+	for i, ago := range []time.Duration{48 * time.Hour, 2 * time.Hour, time.Hour} {
+		e := newEvent(app, fmt.Sprintf("i%d", i), tapline.KindInstall, "fp", now.Add(-ago))
+		e.Device = tapline.Device{Platform: tapline.PlatformIOS, IDFV: "vendor-1", IDFA: "idfa-1"}
+		mustPutEvent(t, s, e)
+	}
+	open := newEvent(app, "open", tapline.KindOpen, "fp", now)
+	open.Device = tapline.Device{Platform: tapline.PlatformIOS, IDFV: "vendor-1"}
+	mustPutEvent(t, s, open)
+	other := newEvent(app, "other", tapline.KindInstall, "fp", now)
+	other.Device = tapline.Device{Platform: tapline.PlatformIOS, IDFV: "vendor-2"}
+	mustPutEvent(t, s, other)
+
+	for _, tt := range []struct {
+		name, idfv string
+		from       time.Time
+		want       []string
+	}{
+		{"in range, newest first", "vendor-1", now.Add(-3 * time.Hour), []string{"i2", "i1"}},
+		{"all", "vendor-1", now.Add(-72 * time.Hour), []string{"i2", "i1", "i0"}},
+		{"another vendor id", "vendor-2", now.Add(-time.Hour), []string{"other"}},
+		{"an advertising id is no vendor id", "idfa-1", now.Add(-72 * time.Hour), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			es, err := s.InstallsByVendorID(ctx, app, tt.idfv, tt.from, now)
+			if err != nil {
+				t.Fatalf("InstallsByVendorID: %v", err)
+			}
+			want(t, "InstallsByVendorID("+tt.idfv+")", eventIDs(es), tt.want)
+		})
+	}
+	if es, err := s.InstallsByVendorID(ctx, app+1, "vendor-1", now.Add(-72*time.Hour), now); err != nil || len(es) != 0 {
+		t.Fatalf("another app's installs by vendor id: %v, %v", eventIDs(es), err)
+	}
+	if err := s.DeleteBefore(ctx, app, now.Add(-24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.InstallsByVendorID(ctx, app, "vendor-1", now.Add(-72*time.Hour), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, "InstallsByVendorID after DeleteBefore", eventIDs(es), []string{"i2", "i1"})
+}

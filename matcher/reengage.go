@@ -1,0 +1,213 @@
+package matcher
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"tapline"
+	"tapline/facts"
+	"tapline/fingerprint"
+)
+
+// reengage decides whether open e of the installation whose conversion
+// is inst is a re-engagement: a tap on a re-engagement link after the
+// install, within the app's re-engagement window before the open, with
+// the open's advertising id (else its fingerprint and a compatible
+// device), no other open of the installation between the tap and this
+// one, and not credited with a re-engagement yet. It stores the
+// re-engagement keyed by the open and adds its delta to b. A replay of the
+// open (the record at pos again) finds the re-engagement it stored and
+// adds the same delta again.
+func (m *Matcher) reengage(ctx context.Context, pos string, published time.Time, app *tapline.App, e *tapline.Event, inst *tapline.Conversion, b facts.Batch) error {
+	id := tapline.ReengagementID(e.ID)
+	r, err := m.Raw.Reengagement(ctx, app.ID, id)
+	switch {
+	case err == nil:
+		if r.By != pos {
+			return fmt.Errorf("re-engagement %s exists, made by %s, not %s", id, r.By, pos)
+		}
+		b.Reengagement(r)
+		return nil
+	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
+		return fmt.Errorf("load re-engagement %s: %w", id, err)
+	}
+	cands, err := m.reengagementTaps(ctx, app, e, inst)
+	if err != nil || len(cands) == 0 {
+		return err
+	}
+	// Only the installation's first open after a tap can be its
+	// re-engagement: an earlier open after the newest candidate rules out
+	// every candidate, all older.
+	prev, err := m.previousOpen(ctx, app.ID, e)
+	if err != nil {
+		return err
+	}
+	for i, c := range cands {
+		if !prev.IsZero() && !prev.Before(c.hit.Time) {
+			return nil
+		}
+		r := &tapline.Reengagement{
+			ID: id, AppID: app.ID, EventID: e.ID, InstallID: e.InstallID, OpenTime: e.Time, Platform: e.Device.Platform,
+			Attribution: tapline.Attribution{HitID: c.hit.ID, LinkID: c.hit.LinkID, Method: c.method, HitTime: c.hit.Time, HitParams: c.hit.Params},
+			By:          pos, At: published,
+			Decision: reengagementDecision(app, e, inst, cands, i),
+		}
+		stored, err := m.Raw.PutReengagement(ctx, r)
+		if err != nil {
+			return fmt.Errorf("store re-engagement %s: %w", id, err)
+		}
+		if stored.ID != id {
+			continue // the tap is credited with another open's re-engagement
+		}
+		b.Reengagement(stored)
+		m.metrics.reengagements.WithLabelValues(string(stored.Method)).Inc()
+		return nil
+	}
+	return nil
+}
+
+// reengagementTap is a tap an open may be credited to, and how it matched.
+type reengagementTap struct {
+	hit    *tapline.Hit
+	method tapline.MatchMethod
+}
+
+// reengagementTaps returns the taps on re-engagement links open e may be
+// credited to, best first: by advertising id (newest first) when the open
+// has a usable one, else by fingerprint (newest compatible first). A tap
+// must follow the installation's install: a tap before it led to the
+// install itself.
+func (m *Matcher) reengagementTaps(ctx context.Context, app *tapline.App, e *tapline.Event, inst *tapline.Conversion) ([]reengagementTap, error) {
+	upper := e.Time.Add(m.Config.ClockSkew)
+	var out []reengagementTap
+	keep := func(hs []*tapline.Hit, method tapline.MatchMethod, ok func(*tapline.Hit) bool) error {
+		for _, h := range hs {
+			if h.Bot != "" || !h.Time.After(inst.InstallTime) || !ok(h) {
+				continue
+			}
+			reeng, err := m.reengagementLink(ctx, h.LinkID)
+			if err != nil {
+				return err
+			}
+			if reeng {
+				out = append(out, reengagementTap{hit: h, method: method})
+			}
+		}
+		return nil
+	}
+	if ad := eventAdID(e); ad != "" {
+		hs, err := m.Raw.HitsByAdID(ctx, app.ID, ad, e.Time.Add(-app.ReengagementWindow), upper)
+		if err != nil {
+			return nil, fmt.Errorf("hits by advertising id: %w", err)
+		}
+		if err := keep(hs, tapline.MethodAdID, func(*tapline.Hit) bool { return true }); err != nil {
+			return nil, err
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+	}
+	if e.Fingerprint == "" {
+		return out, nil
+	}
+	window := min(app.ReengagementWindow, app.FingerprintWindow)
+	hs, err := m.Raw.HitsByFingerprint(ctx, app.ID, e.Fingerprint, e.Time.Add(-window), upper)
+	if err != nil {
+		return nil, fmt.Errorf("hits by fingerprint: %w", err)
+	}
+	err = keep(hs, tapline.MethodFingerprint, func(h *tapline.Hit) bool { return fingerprint.Compatible(h, e) })
+	return out, err
+}
+
+// previousOpen returns the time of the installation's latest open before
+// e (zero when none is stored).
+func (m *Matcher) previousOpen(ctx context.Context, appID int64, e *tapline.Event) (time.Time, error) {
+	evs, err := m.Raw.EventsByInstall(ctx, appID, e.InstallID)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("events of install %s: %w", e.InstallID, err)
+	}
+	var prev time.Time
+	for _, o := range evs {
+		if o.Kind == tapline.KindOpen && o.ID != e.ID && tapline.CompareEvents(o, e) < 0 && o.Time.After(prev) {
+			prev = o.Time
+		}
+	}
+	return prev, nil
+}
+
+// reengagementDecision explains the credit of open e to cands[i].
+func reengagementDecision(app *tapline.App, e *tapline.Event, inst *tapline.Conversion, cands []reengagementTap, i int) *tapline.Decision {
+	c := cands[i]
+	window := app.ReengagementWindow
+	how := "carrying the open's advertising id"
+	var signals []tapline.Signal
+	if c.method == tapline.MethodFingerprint {
+		window = min(app.ReengagementWindow, app.FingerprintWindow)
+		how = "from the open's network on a compatible device"
+	} else {
+		signals = append(signals, tapline.Signal{Name: "advertising_id", Install: maskAdID(eventAdID(e)), Hit: maskAdID(usableAdID(c.hit.AdID)), Verdict: tapline.VerdictAgree})
+	}
+	signals = append(signals, fingerprint.Signals(c.hit, e)...)
+	reason := fmt.Sprintf("The newest tap on a re-engagement link %s, %s before this first open after it and %s after the install, within the %s re-engagement window: the installation's %s attribution stays.",
+		how, duration(e.Time.Sub(c.hit.Time)), duration(c.hit.Time.Sub(inst.InstallTime)), duration(window), strings.ReplaceAll(string(inst.Method), "_", " "))
+	d := &tapline.Decision{Rule: tapline.RuleReengagement, Reason: reason, Window: window, Signals: signals}
+	d.AddCandidate(tapline.Candidate{HitID: c.hit.ID, LinkID: c.hit.LinkID, HitTime: c.hit.Time, Method: c.method, Chosen: true, Reason: reason})
+	for j, o := range cands {
+		why := "An older tap: the newest wins."
+		if j < i {
+			why = "Credited with another open's re-engagement already: a tap is credited with one."
+		}
+		if j != i {
+			d.AddCandidate(tapline.Candidate{HitID: o.hit.ID, LinkID: o.hit.LinkID, HitTime: o.hit.Time, Method: o.method, Reason: why})
+		}
+	}
+	return d
+}
+
+// reengagementLink reports whether link id is a re-engagement link, from
+// a cache of the links' settings kept as long as the apps'.
+func (m *Matcher) reengagementLink(ctx context.Context, id int64) (bool, error) {
+	if id == 0 {
+		return false, nil
+	}
+	return m.links.reengagement(ctx, m.Accounts, id)
+}
+
+// linkCache keeps whether links are re-engagement links for a while,
+// serving stale answers when the account service fails.
+type linkCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	now     func() time.Time
+	entries map[int64]linkEntry
+}
+
+type linkEntry struct {
+	reengagement bool
+	fetched      time.Time
+}
+
+func (c *linkCache) reengagement(ctx context.Context, accounts tapline.AccountService, id int64) (bool, error) {
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if ok && c.now().Sub(e.fetched) < c.ttl {
+		return e.reengagement, nil
+	}
+	l, err := accounts.Link(ctx, id)
+	switch {
+	case tapline.ErrorCode(err) == tapline.ENOTFOUND:
+		l = &tapline.Link{ID: id} // deleted: no re-engagement link
+	case err != nil && ok:
+		return e.reengagement, nil
+	case err != nil:
+		return false, fmt.Errorf("load link %d: %w", id, err)
+	}
+	c.mu.Lock()
+	c.entries[id] = linkEntry{reengagement: l.Reengagement, fetched: c.now()}
+	c.mu.Unlock()
+	return l.Reengagement, nil
+}
