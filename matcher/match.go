@@ -101,6 +101,9 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 
 	unlock := m.lockApp(app.ID)
 	defer unlock()
+	if err := m.lateReengagement(ctx, pos, msg.Time, app, h, b); err != nil {
+		return nil, tapline.FlushRows{}, err
+	}
 	cands, err := m.lateInstalls(ctx, app, h, msg.Time)
 	if err != nil {
 		return nil, tapline.FlushRows{}, err

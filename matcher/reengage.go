@@ -20,16 +20,16 @@ import (
 // one, and not credited with a re-engagement yet. It stores the
 // re-engagement keyed by the open and adds its delta to b. A replay of the
 // open (the record at pos again) finds the re-engagement it stored and
-// adds the same delta again.
+// adds the same delta again; one stored by a late tap (lateReengagement)
+// is that tap's to count.
 func (m *Matcher) reengage(ctx context.Context, pos string, published time.Time, app *tapline.App, e *tapline.Event, inst *tapline.Conversion, b facts.Batch) error {
 	id := tapline.ReengagementID(e.ID)
 	r, err := m.Raw.Reengagement(ctx, app.ID, id)
 	switch {
 	case err == nil:
-		if r.By != pos {
-			return fmt.Errorf("re-engagement %s exists, made by %s, not %s", id, r.By, pos)
+		if r.By == pos {
+			b.Reengagement(r)
 		}
-		b.Reengagement(r)
 		return nil
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
 		return fmt.Errorf("load re-engagement %s: %w", id, err)
@@ -62,9 +62,89 @@ func (m *Matcher) reengage(ctx context.Context, pos string, published time.Time,
 		if stored.ID != id {
 			continue // the tap is credited with another open's re-engagement
 		}
+		if stored.By != pos {
+			return nil // a late tap's, consumed meanwhile: it counts it
+		}
 		b.Reengagement(stored)
 		m.metrics.reengagements.WithLabelValues(string(stored.Method)).Inc()
 		return nil
+	}
+	return nil
+}
+
+// lateReengagement credits a tap h on a re-engagement link, consumed
+// after the open it led to (hits and events travel apart), with that
+// open: found by the tap's advertising id, the first open after the tap,
+// within the app's re-engagement window, of the device's newest
+// installation before the tap, carrying the same advertising id. It adds
+// the re-engagement's delta to b when this record (at pos) stored it, or
+// stored it before a crash. Fingerprints join no late tap to an open.
+func (m *Matcher) lateReengagement(ctx context.Context, pos string, published time.Time, app *tapline.App, h *tapline.Hit, b facts.Batch) error {
+	ad := usableAdID(h.AdID)
+	if ad == "" || h.Bot != "" {
+		return nil
+	}
+	if reeng, err := m.reengagementLink(ctx, h.LinkID); err != nil || !reeng {
+		return err
+	}
+	ins, err := m.Raw.InstallsByAdID(ctx, app.ID, ad, h.Time.Add(-app.Retention), h.Time)
+	if err != nil {
+		return fmt.Errorf("installs by advertising id: %w", err)
+	}
+	var inst *tapline.Conversion
+	for _, e := range ins {
+		if e.Kind != tapline.KindInstall || e.InstallID == "" || eventAdID(e) != ad || !h.Time.After(e.Time) {
+			continue
+		}
+		c, err := m.Raw.ConversionByInstall(ctx, app.ID, e.InstallID)
+		if tapline.ErrorCode(err) == tapline.ENOTFOUND {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
+		}
+		inst = c
+		break
+	}
+	if inst == nil {
+		return nil
+	}
+	evs, err := m.Raw.EventsByInstall(ctx, app.ID, inst.InstallID)
+	if err != nil {
+		return fmt.Errorf("events of install %s: %w", inst.InstallID, err)
+	}
+	var open *tapline.Event
+	for _, e := range evs { // oldest first
+		if e.Kind == tapline.KindOpen && e.Time.After(h.Time) {
+			open = e
+			break
+		}
+	}
+	if open == nil || open.Time.Sub(h.Time) > app.ReengagementWindow {
+		return nil
+	}
+	// The index keeps what a funnel reads; the open itself has the
+	// device's identifiers and fingerprint.
+	if open, err = m.Raw.Event(ctx, app.ID, open.ID); err != nil {
+		return fmt.Errorf("open %s: %w", open.ID, err)
+	}
+	if eventAdID(open) != ad {
+		return nil
+	}
+	cands := []reengagementTap{{hit: h, method: tapline.MethodAdID}}
+	r := &tapline.Reengagement{
+		ID: tapline.ReengagementID(open.ID), AppID: app.ID, EventID: open.ID, InstallID: open.InstallID, OpenTime: open.Time, Platform: open.Device.Platform,
+		Attribution: tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: tapline.MethodAdID, HitTime: h.Time, HitParams: h.Params},
+		By:          pos, At: published,
+		Decision: reengagementDecision(app, open, inst, cands, 0),
+	}
+	r.Decision.Reason += " The tap was consumed after the open."
+	stored, err := m.Raw.PutReengagement(ctx, r)
+	if err != nil {
+		return fmt.Errorf("store re-engagement %s: %w", r.ID, err)
+	}
+	if stored.By == pos {
+		b.Reengagement(stored)
+		m.metrics.reengagements.WithLabelValues(string(stored.Method)).Inc()
 	}
 	return nil
 }
