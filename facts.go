@@ -772,6 +772,10 @@ const (
 	MeasureConversions = "conversions" // fact_conversions, with click-to-install time
 	MeasureEvents      = "events"      // fact_events
 	MeasureRevenue     = "revenue"     // fact_revenue
+	// Not in breakdowns: the daily report's totals and the app and link
+	// pages show them (Reports.Returning).
+	MeasureReengagements = "reengagements" // fact_reengagements
+	MeasureReinstalls    = "reinstalls"    // fact_reinstalls
 )
 
 // Breakdown is a report's measures grouped by one dimension, day or hour.

@@ -63,19 +63,23 @@ func (d *Dashboard) requireAdmin(next http.Handler) http.Handler {
 // AppView is the JSON shape of an app in both APIs and the CLI: durations
 // are Go duration strings such as "168h0m0s".
 type AppView struct {
-	ID                int64     `json:"id"`
-	AccountID         int64     `json:"account_id"`
-	Name              string    `json:"name"`
-	SDKSecret         string    `json:"sdk_secret"`
-	SDKKey            string    `json:"sdk_key"`
-	IOSURL            string    `json:"ios_url"`
-	AndroidURL        string    `json:"android_url"`
-	WebURL            string    `json:"web_url"`
-	ClickWindow       string    `json:"click_window"`
-	FingerprintWindow string    `json:"fingerprint_window"`
-	LatenessHorizon   string    `json:"lateness_horizon"`
-	Retention         string    `json:"retention"`
-	CreatedAt         time.Time `json:"created_at"`
+	ID                int64  `json:"id"`
+	AccountID         int64  `json:"account_id"`
+	Name              string `json:"name"`
+	SDKSecret         string `json:"sdk_secret"`
+	SDKKey            string `json:"sdk_key"`
+	IOSURL            string `json:"ios_url"`
+	AndroidURL        string `json:"android_url"`
+	WebURL            string `json:"web_url"`
+	ClickWindow       string `json:"click_window"`
+	FingerprintWindow string `json:"fingerprint_window"`
+	LatenessHorizon   string `json:"lateness_horizon"`
+	Retention         string `json:"retention"`
+	// Re-engagement and reinstall rules (see tapline.App).
+	ReengagementWindow    string    `json:"reengagement_window"`
+	ReinstallWindow       string    `json:"reinstall_window"`
+	ReattributeReinstalls bool      `json:"reattribute_reinstalls"`
+	CreatedAt             time.Time `json:"created_at"`
 }
 
 // NewAppView returns a's JSON shape.
@@ -85,7 +89,9 @@ func NewAppView(a *tapline.App) AppView {
 		IOSURL: a.IOSURL, AndroidURL: a.AndroidURL, WebURL: a.WebURL,
 		ClickWindow: a.ClickWindow.String(), FingerprintWindow: a.FingerprintWindow.String(),
 		LatenessHorizon: a.LatenessHorizon.String(), Retention: a.Retention.String(),
-		CreatedAt: a.CreatedAt,
+		ReengagementWindow: a.ReengagementWindow.String(), ReinstallWindow: a.ReinstallWindow.String(),
+		ReattributeReinstalls: a.ReattributeReinstalls,
+		CreatedAt:             a.CreatedAt,
 	}
 }
 

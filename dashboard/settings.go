@@ -24,6 +24,11 @@ type appPatch struct {
 	FingerprintWindow *string `json:"fingerprint_window"`
 	LatenessHorizon   *string `json:"lateness_horizon"`
 	Retention         *string `json:"retention"`
+	// ReengagementWindow, ReinstallWindow and ReattributeReinstalls set
+	// the rules of re-engagements and reinstalls (see tapline.App).
+	ReengagementWindow    *string `json:"reengagement_window"`
+	ReinstallWindow       *string `json:"reinstall_window"`
+	ReattributeReinstalls *bool   `json:"reattribute_reinstalls"`
 }
 
 // parseWindow reads a window: a Go duration, or whole days as "7d".
@@ -63,6 +68,8 @@ func (p *appPatch) apply(a *tapline.App) error {
 		{"fingerprint_window", p.FingerprintWindow, &a.FingerprintWindow},
 		{"lateness_horizon", p.LatenessHorizon, &a.LatenessHorizon},
 		{"retention", p.Retention, &a.Retention},
+		{"reengagement_window", p.ReengagementWindow, &a.ReengagementWindow},
+		{"reinstall_window", p.ReinstallWindow, &a.ReinstallWindow},
 	} {
 		if w.src == nil {
 			continue
@@ -72,6 +79,9 @@ func (p *appPatch) apply(a *tapline.App) error {
 			return err
 		}
 		*w.dst = d
+	}
+	if p.ReattributeReinstalls != nil {
+		a.ReattributeReinstalls = *p.ReattributeReinstalls
 	}
 	return nil
 }
@@ -132,6 +142,8 @@ func settingsForm(app *tapline.App) map[string]string {
 		"name": app.Name, "ios_url": app.IOSURL, "android_url": app.AndroidURL, "web_url": app.WebURL,
 		"click_window": formatDuration(app.ClickWindow), "fingerprint_window": formatDuration(app.FingerprintWindow),
 		"lateness_horizon": formatDuration(app.LatenessHorizon), "retention": formatDuration(app.Retention),
+		"reengagement_window": formatDuration(app.ReengagementWindow), "reinstall_window": formatDuration(app.ReinstallWindow),
+		"reattribute_reinstalls": strconv.FormatBool(app.ReattributeReinstalls),
 	}
 }
 
@@ -156,11 +168,18 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request) {
 		"name": &p.Name, "ios_url": &p.IOSURL, "android_url": &p.AndroidURL, "web_url": &p.WebURL,
 		"click_window": &p.ClickWindow, "fingerprint_window": &p.FingerprintWindow,
 		"lateness_horizon": &p.LatenessHorizon, "retention": &p.Retention,
+		"reengagement_window": &p.ReengagementWindow, "reinstall_window": &p.ReinstallWindow,
 	} {
 		if vals, ok := r.PostForm[name]; ok {
 			v := vals[0]
 			form[name], *dst = v, &v
 		}
+	}
+	if _, ok := r.PostForm["reinstall_rules"]; ok {
+		// A checkbox is sent only when ticked: the form's hidden field
+		// says the option was shown.
+		v := r.PostForm.Get("reattribute_reinstalls") != ""
+		form["reattribute_reinstalls"], p.ReattributeReinstalls = strconv.FormatBool(v), &v
 	}
 	if err := d.updateApp(r, app, &p); err != nil {
 		if code := tapline.ErrorCode(err); code != tapline.EINVALID && code != tapline.ECONFLICT {

@@ -111,7 +111,13 @@ func TestReturningExactlyOnce(t *testing.T) {
 	if err := m3.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the facts to reach the ground truth", 30*time.Second, func() bool { return same(f.totals(t), want) })
+	for deadline := time.Now().Add(30 * time.Second); !same(f.totals(t), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			got := f.totals(t)
+			t.Fatalf("timed out: facts hits %d installs %d conversions %d events %d; want %d %d %d %d",
+				got.hits, got.installs, got.conversions, got.events, want.hits, want.installs, want.conversions, want.events)
+		}
+	}
 	if err := m3.Close(); err != nil {
 		t.Fatal(err)
 	}
