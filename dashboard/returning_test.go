@@ -130,3 +130,33 @@ func TestReturningShown(t *testing.T) {
 		t.Errorf("the link page does not show its re-engagements and reinstalls")
 	}
 }
+
+// TestReinstallConversionPage checks that a reinstall's conversion page
+// and JSON say it is one, and of which install.
+func TestReinstallConversionPage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	first := testConversion(app.ID, "inst-1", 0)
+	re := testConversion(app.ID, "inst-2", 0)
+	re.Reinstall = &tapline.Reinstall{Of: first.ID, By: tapline.ReinstallByVendorID}
+	if err := e.facts.ApplyFacts(context.Background(), "t", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{first, re}}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.loggedIn("acme")
+	base := "/apps/" + strconv.FormatInt(app.ID, 10) + "/conversions/"
+	res := e.get(c, base+re.ID)
+	wantStatus(t, "reinstall page", res, http.StatusOK)
+	if !strings.Contains(res.Body, `id="reinstall"`) || !strings.Contains(res.Body, "vendor id (IDFV)") || !strings.Contains(res.Body, "keeping that install's attribution") ||
+		!strings.Contains(res.Body, `href="`+base+first.ID+`"`) {
+		t.Errorf("the reinstall's page does not say it is one")
+	}
+	if res := e.get(c, base+first.ID); strings.Contains(res.Body, `id="reinstall"`) {
+		t.Errorf("a first install's page calls it a reinstall")
+	}
+	res = e.get(c, "/api/v1"+base+re.ID)
+	var v dashboard.ConversionView
+	if err := json.Unmarshal([]byte(res.Body), &v); err != nil || v.Reinstall == nil || v.Reinstall.Of != first.ID {
+		t.Fatalf("api answered %s (%v)", res.Body, err)
+	}
+}

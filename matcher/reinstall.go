@@ -23,6 +23,9 @@ func (m *Matcher) attribute(ctx context.Context, app *tapline.App, e *tapline.Ev
 		if err != nil || prev == nil {
 			return a, dec, nil, err
 		}
+		if dec == nil {
+			dec = &tapline.Decision{Rule: string(a.Method)}
+		}
 		dec.Reason += " " + reinstallSentence(app, e, prev, by) + " It is matched as a new install would be (the app re-attributes reinstalls) and counted as a reinstall."
 		m.metrics.reinstalls.WithLabelValues(by).Inc()
 		return a, dec, &tapline.Reinstall{Of: prev.ID, By: by, Reattributed: true}, nil

@@ -101,3 +101,31 @@ func TestReturning(t *testing.T) {
 	_, err := reports.Returning(ctx, g)
 	wantCode(t, "filter by event", err, tapline.EINVALID)
 }
+
+// TestReinstallConversionStored checks that the conversions table keeps a
+// reinstall's Reinstall.
+func TestReinstallConversionStored(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, db := newService(t)
+	app := newApp(t, s, newAccount(t, s, "acme").ID, "Acme")
+	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	a := tapline.Attribution{Method: tapline.MethodOrganic}
+	c := &tapline.Conversion{ID: "cv-e2", AppID: app.ID, EventID: "e2", InstallID: "i2", InstallTime: at, Platform: tapline.PlatformIOS,
+		Attribution: a, History: []tapline.AttributionChange{{By: "events/0/2", To: a, At: at}}, UpdatedAt: at,
+		Decision:  &tapline.Decision{Rule: tapline.RuleReinstall, Reason: "r"},
+		Reinstall: &tapline.Reinstall{Of: "cv-e1", By: tapline.ReinstallByVendorID}}
+	plain := &tapline.Conversion{ID: "cv-e3", AppID: app.ID, EventID: "e3", InstallID: "i3", InstallTime: at, Platform: tapline.PlatformIOS,
+		Attribution: a, History: []tapline.AttributionChange{{By: "events/0/3", To: a, At: at}}, UpdatedAt: at}
+	if err := postgres.NewFactStore(db).ApplyFacts(ctx, "t", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{c, plain}}); err != nil {
+		t.Fatal(err)
+	}
+	reports := postgres.NewReports(db)
+	got, err := reports.Conversion(ctx, app.ID, "cv-e2")
+	if err != nil || got.Reinstall == nil || *got.Reinstall != *c.Reinstall {
+		t.Fatalf("stored reinstall %+v (%v), want %+v", got, err, c.Reinstall)
+	}
+	if got, err = reports.Conversion(ctx, app.ID, "cv-e3"); err != nil || got.Reinstall != nil {
+		t.Fatalf("a new install's conversion has %+v (%v)", got, err)
+	}
+}

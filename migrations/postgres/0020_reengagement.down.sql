@@ -1,3 +1,4 @@
+ALTER TABLE conversions DROP COLUMN IF EXISTS reinstall;
 DROP TABLE IF EXISTS fact_reinstalls;
 DROP TABLE IF EXISTS fact_reengagements;
 ALTER TABLE apps

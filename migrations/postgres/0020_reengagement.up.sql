@@ -47,3 +47,6 @@ CREATE TABLE fact_reinstalls (
 	sum      bigint      NOT NULL DEFAULT 0,
 	PRIMARY KEY (app_id, hour, link_id, platform, method, source, medium, campaign, adgroup, creative, site)
 );
+
+-- A reinstall's conversion says so (tapline.Conversion.Reinstall).
+ALTER TABLE conversions ADD COLUMN reinstall jsonb;
