@@ -34,7 +34,11 @@ func (m *Matcher) reengage(ctx context.Context, pos string, published time.Time,
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
 		return fmt.Errorf("load re-engagement %s: %w", id, err)
 	}
-	cands, err := m.reengagementTaps(ctx, app, e, inst)
+	links, err := m.reengagementLinks(ctx, app.ID)
+	if err != nil || len(links) == 0 {
+		return err // an app without re-engagement links looks no further
+	}
+	cands, err := m.reengagementTaps(ctx, app, e, inst, links)
 	if err != nil || len(cands) == 0 {
 		return err
 	}
@@ -84,7 +88,7 @@ func (m *Matcher) lateReengagement(ctx context.Context, pos string, published ti
 	if ad == "" || h.Bot != "" {
 		return nil
 	}
-	if reeng, err := m.reengagementLink(ctx, h.LinkID); err != nil || !reeng {
+	if links, err := m.reengagementLinks(ctx, app.ID); err != nil || !links[h.LinkID] {
 		return err
 	}
 	ins, err := m.Raw.InstallsByAdID(ctx, app.ID, ad, h.Time.Add(-app.Retention), h.Time)
@@ -160,32 +164,22 @@ type reengagementTap struct {
 // has a usable one, else by fingerprint (newest compatible first). A tap
 // must follow the installation's install: a tap before it led to the
 // install itself.
-func (m *Matcher) reengagementTaps(ctx context.Context, app *tapline.App, e *tapline.Event, inst *tapline.Conversion) ([]reengagementTap, error) {
+func (m *Matcher) reengagementTaps(ctx context.Context, app *tapline.App, e *tapline.Event, inst *tapline.Conversion, links map[int64]bool) ([]reengagementTap, error) {
 	upper := e.Time.Add(m.Config.ClockSkew)
 	var out []reengagementTap
-	keep := func(hs []*tapline.Hit, method tapline.MatchMethod, ok func(*tapline.Hit) bool) error {
+	keep := func(hs []*tapline.Hit, method tapline.MatchMethod, ok func(*tapline.Hit) bool) {
 		for _, h := range hs {
-			if h.Bot != "" || !h.Time.After(inst.InstallTime) || !ok(h) {
-				continue
-			}
-			reeng, err := m.reengagementLink(ctx, h.LinkID)
-			if err != nil {
-				return err
-			}
-			if reeng {
+			if links[h.LinkID] && h.Bot == "" && h.Time.After(inst.InstallTime) && ok(h) {
 				out = append(out, reengagementTap{hit: h, method: method})
 			}
 		}
-		return nil
 	}
 	if ad := eventAdID(e); ad != "" {
 		hs, err := m.Raw.HitsByAdID(ctx, app.ID, ad, e.Time.Add(-app.ReengagementWindow), upper)
 		if err != nil {
 			return nil, fmt.Errorf("hits by advertising id: %w", err)
 		}
-		if err := keep(hs, tapline.MethodAdID, func(*tapline.Hit) bool { return true }); err != nil {
-			return nil, err
-		}
+		keep(hs, tapline.MethodAdID, func(*tapline.Hit) bool { return true })
 		if len(out) > 0 {
 			return out, nil
 		}
@@ -198,8 +192,8 @@ func (m *Matcher) reengagementTaps(ctx context.Context, app *tapline.App, e *tap
 	if err != nil {
 		return nil, fmt.Errorf("hits by fingerprint: %w", err)
 	}
-	err = keep(hs, tapline.MethodFingerprint, func(h *tapline.Hit) bool { return fingerprint.Compatible(h, e) })
-	return out, err
+	keep(hs, tapline.MethodFingerprint, func(h *tapline.Hit) bool { return fingerprint.Compatible(h, e) })
+	return out, nil
 }
 
 // previousOpen returns the time of the installation's latest open before
@@ -247,47 +241,51 @@ func reengagementDecision(app *tapline.App, e *tapline.Event, inst *tapline.Conv
 	return d
 }
 
-// reengagementLink reports whether link id is a re-engagement link, from
-// a cache of the links' settings kept as long as the apps'.
-func (m *Matcher) reengagementLink(ctx context.Context, id int64) (bool, error) {
-	if id == 0 {
-		return false, nil
-	}
-	return m.links.reengagement(ctx, m.Accounts, id)
+// reengagementLinks returns the app's re-engagement links, from a cache of
+// the apps' links kept as long as the apps' settings.
+func (m *Matcher) reengagementLinks(ctx context.Context, appID int64) (map[int64]bool, error) {
+	return m.links.reengagement(ctx, m.Accounts, appID)
 }
 
-// linkCache keeps whether links are re-engagement links for a while,
-// serving stale answers when the account service fails.
+// linkCache keeps each app's re-engagement links for a while, serving
+// stale ones when the account service fails.
 type linkCache struct {
 	mu      sync.Mutex
 	ttl     time.Duration
 	now     func() time.Time
-	entries map[int64]linkEntry
+	entries map[int64]linkEntry // by app id
 }
 
 type linkEntry struct {
-	reengagement bool
+	reengagement map[int64]bool // link ids; nil when none
 	fetched      time.Time
 }
 
-func (c *linkCache) reengagement(ctx context.Context, accounts tapline.AccountService, id int64) (bool, error) {
+func (c *linkCache) reengagement(ctx context.Context, accounts tapline.AccountService, appID int64) (map[int64]bool, error) {
 	c.mu.Lock()
-	e, ok := c.entries[id]
+	e, ok := c.entries[appID]
 	c.mu.Unlock()
 	if ok && c.now().Sub(e.fetched) < c.ttl {
 		return e.reengagement, nil
 	}
-	l, err := accounts.Link(ctx, id)
-	switch {
-	case tapline.ErrorCode(err) == tapline.ENOTFOUND:
-		l = &tapline.Link{ID: id} // deleted: no re-engagement link
-	case err != nil && ok:
-		return e.reengagement, nil
-	case err != nil:
-		return false, fmt.Errorf("load link %d: %w", id, err)
+	links, err := accounts.LinksByApp(ctx, appID)
+	if err != nil {
+		if ok {
+			return e.reengagement, nil
+		}
+		return nil, fmt.Errorf("load links of app %d: %w", appID, err)
+	}
+	e = linkEntry{fetched: c.now()}
+	for _, l := range links {
+		if l.Reengagement {
+			if e.reengagement == nil {
+				e.reengagement = map[int64]bool{}
+			}
+			e.reengagement[l.ID] = true
+		}
 	}
 	c.mu.Lock()
-	c.entries[id] = linkEntry{reengagement: l.Reengagement, fetched: c.now()}
+	c.entries[appID] = e
 	c.mu.Unlock()
-	return l.Reengagement, nil
+	return e.reengagement, nil
 }

@@ -19,9 +19,14 @@ const (
 // reengagementLinks marks links as re-engagement links in the harness's
 // link cache.
 func (h *harness) reengagementLinks(ids ...int64) {
-	for _, id := range ids {
-		h.m.links.entries[id] = linkEntry{reengagement: true, fetched: t0}
+	e := h.m.links.entries[appID]
+	if e.reengagement == nil {
+		e.reengagement = map[int64]bool{}
 	}
+	for _, id := range ids {
+		e.reengagement[id] = true
+	}
+	h.m.links.entries[appID] = e
 }
 
 // app returns the harness's app, whose settings a test may change.

@@ -50,11 +50,8 @@ func newHarness(t *testing.T) *harness {
 	app := &tapline.App{ID: appID}
 	app.SetDefaults()
 	m.apps = appCache{ttl: time.Hour, now: func() time.Time { return t0 }, entries: map[int64]appEntry{appID: {app: app, fetched: t0}}}
-	// Links 0 to 99 are ordinary links; reengagementLinks marks others.
-	m.links = linkCache{ttl: 1000 * time.Hour, now: func() time.Time { return t0 }, entries: map[int64]linkEntry{}}
-	for id := range int64(100) {
-		m.links.entries[id] = linkEntry{fetched: t0}
-	}
+	// No re-engagement links; reengagementLinks marks some.
+	m.links = linkCache{ttl: 1000 * time.Hour, now: func() time.Time { return t0 }, entries: map[int64]linkEntry{appID: {fetched: t0}}}
 	return &harness{t: t, m: m, fp: fingerprint.New(), next: map[string]int64{}}
 }
 
