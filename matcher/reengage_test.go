@@ -44,7 +44,6 @@ func rowsOf(b facts.Batch, table tapline.FactTable) map[string]int64 {
 }
 
 func withGAID(id string) eventOpt { return func(e *tapline.Event) { e.Device.GAID = id } }
-func withIDFV(id string) eventOpt { return func(e *tapline.Event) { e.Device.IDFV = id } }
 func limited(e *tapline.Event)    { e.Device.LimitAdTracking = true }
 func hitAdID(id string) hitOpt    { return func(h *tapline.Hit) { h.AdID = id } }
 
