@@ -162,6 +162,13 @@ type Decision struct {
 	// Considered counts every candidate looked at.
 	Candidates []Candidate `json:"candidates,omitempty"`
 	Considered int         `json:"considered"`
+
+	// Score is the fingerprint score of the chosen candidate or, when the
+	// rule is RuleBelowMinScore, of the best one, which fell short of
+	// MinScore, the app's fingerprint_min_score in force. 0 for other
+	// rules. See fingerprint.Score for what a score is.
+	Score    float64 `json:"score,omitempty"`
+	MinScore float64 `json:"min_score,omitempty"`
 }
 
 // Rules a Decision names.
@@ -177,6 +184,10 @@ const (
 	// RuleReengagement: an open of an installed app after a tap on a
 	// re-engagement link (Reengagement.Decision).
 	RuleReengagement = "reengagement"
+
+	// The best fingerprint candidate scored under the app's
+	// fingerprint_min_score: organic.
+	RuleBelowMinScore = "fingerprint_below_min_score"
 )
 
 // MaxDecisionCandidates bounds a Decision's Candidates.
@@ -199,6 +210,9 @@ type Signal struct {
 	Install string  `json:"install,omitempty"`
 	Hit     string  `json:"hit,omitempty"`
 	Verdict Verdict `json:"verdict"`
+	// Weight is what the signal added to a fingerprint score (negative:
+	// took away); 0 for signals a score does not use.
+	Weight float64 `json:"weight,omitempty"`
 }
 
 // Candidate is one hit considered for an install.
@@ -208,6 +222,9 @@ type Candidate struct {
 	HitTime time.Time   `json:"hit_time"`
 	Method  MatchMethod `json:"method"`
 	Chosen  bool        `json:"chosen,omitempty"`
+	// Score is a fingerprint candidate's score (fingerprint.Score); 0 for
+	// other methods.
+	Score float64 `json:"score,omitempty"`
 	// Reason says why a candidate lost (or, for the chosen one, why it won).
 	Reason string `json:"reason"`
 }

@@ -289,17 +289,36 @@ func links(prefix string) []string {
 // store and scored.
 func (r *Runner) mainRun(ctx context.Context) error {
 	c := &r.Config
-	cfg := loadgen.NewConfig(c.Seed, c.Accuracy)
-	cfg.Links = links("acc")
-	cfg.Period = c.Period
-	cfg.Tail = c.Period
-	w, err := r.generate(cfg)
-	if err != nil {
-		return err
+	// Two populations replayed side by side on two apps: the default one
+	// and a harder one loadgen's defaults are not tuned to, from another
+	// seed (loadgen.NewHardConfig). Their devices tap a third app's links
+	// too before installing organically.
+	other := links("other")
+	pops := []struct {
+		name string
+		cfg  loadgen.Config
+	}{
+		{"acc", loadgen.NewConfig(c.Seed, c.Accuracy)},
+		{"hard", loadgen.NewHardConfig(c.Seed+1, c.Accuracy/2)},
 	}
-	win := cfg.Windows.Scaled(c.Compression)
+	var ws []*loadgen.Workload
+	for i := range pops {
+		cfg := &pops[i].cfg
+		cfg.Links = links(pops[i].name)
+		cfg.OtherLinks = other
+		cfg.Period = c.Period
+		cfg.Tail = c.Period
+		w, err := r.generate(*cfg)
+		if err != nil {
+			return err
+		}
+		ws = append(ws, w)
+	}
+	win := pops[0].cfg.Windows.Scaled(c.Compression)
 	s, err := r.seed(ctx, "main",
-		appSpec{"acc", cfg.Links, win},
+		appSpec{"acc", pops[0].cfg.Links, win},
+		appSpec{"hard", pops[1].cfg.Links, win},
+		appSpec{"other", other, win},
 		appSpec{"load", []string{"load"}, loadgen.DefaultWindows()},
 		appSpec{"probe", []string{"probe"}, loadgen.DefaultWindows()})
 	if err != nil {
@@ -329,22 +348,40 @@ func (r *Runner) mainRun(ctx context.Context) error {
 		}
 		probeDone <- r.probe(probeCtx, p, s, s.apps["probe"])
 	}()
-	player := &loadgen.Player{Target: target(p, acc), Workload: w, Compression: c.Compression, Workers: c.Workers, Retries: 3}
-	r.log.Info("bench: accuracy replay", "actions", len(w.Timeline), "seconds", w.Span().Seconds()/c.Compression)
-	play, err := player.Run(ctx)
+	hard := s.apps["hard"]
+	plays := make([]*loadgen.PlayResult, len(ws))
+	var playErr [2]error
+	var wg sync.WaitGroup
+	for i, app := range []*tapline.App{acc, hard} {
+		player := &loadgen.Player{Target: target(p, app), Workload: ws[i], Compression: c.Compression, Workers: c.Workers, Retries: 3}
+		r.log.Info("bench: accuracy replay", "population", pops[i].name, "actions", len(ws[i].Timeline), "seconds", ws[i].Span().Seconds()/c.Compression)
+		wg.Go(func() { plays[i], playErr[i] = player.Run(ctx) })
+	}
+	wg.Wait()
 	stopProbes()
 	probes := <-probeDone
-	if err != nil {
+	if err := errors.Join(playErr[:]...); err != nil {
 		return err
 	}
+	play := plays[0]
 	r.res.Replay = play
 	if len(probes) > 0 {
 		sum := loadgen.Summarize(probes, 0, play.Elapsed)
 		r.res.Matcher.Probes = len(probes)
 		r.res.Matcher.E2EP50, r.res.Matcher.E2EP99 = sum.P50, sum.P99
 	}
-	if err := r.waitFacts(ctx, s, acc.ID, int64(play.Taps.Requests-play.Taps.Errors), int64(play.Installs.Requests-play.Installs.Errors)); err != nil {
-		return err
+	for i, app := range []*tapline.App{acc, hard} {
+		// Taps on the other app's links count there, not here.
+		taps, installs := 0, plays[i].Installs.Requests-plays[i].Installs.Errors
+		for _, t := range ws[i].Taps {
+			if !t.OtherApp {
+				taps++
+			}
+		}
+		taps -= plays[i].Taps.Errors // an upper bound of the failures among them
+		if err := r.waitFacts(ctx, s, app.ID, int64(taps), int64(installs)); err != nil {
+			return err
+		}
 	}
 
 	// Closed-loop redirect and ingest.
@@ -365,17 +402,26 @@ func (r *Runner) mainRun(ctx context.Context) error {
 		return fmt.Errorf("open raw store: %w", err)
 	}
 	defer raw.Close()
-	got, err := loadgen.Attributions(ctx, raw, acc.ID, w)
-	if err != nil {
-		return err
-	}
-	r.res.Accuracy = []AccuracyRow{
-		{Method: "tapline", Accuracy: loadgen.Score(w, got)},
-		{Method: "naive IP only", Accuracy: loadgen.Score(w, loadgen.NaiveIP(w))},
-		{Method: "naive IP + exact UA", Accuracy: loadgen.Score(w, loadgen.NaiveIPUA(w))},
+	for i, app := range []*tapline.App{acc, hard} {
+		w := ws[i]
+		got, err := loadgen.Attributions(ctx, raw, app.ID, w)
+		if err != nil {
+			return err
+		}
+		pop := pops[i].name
+		r.res.Accuracy = append(r.res.Accuracy,
+			AccuracyRow{Population: pop, Method: "tapline", Threshold: app.FingerprintMinScore, Accuracy: loadgen.Score(w, got)},
+			AccuracyRow{Population: pop, Method: "naive IP only", Accuracy: loadgen.Score(w, loadgen.NaiveIP(w))},
+			AccuracyRow{Population: pop, Method: "naive IP + exact UA", Accuracy: loadgen.Score(w, loadgen.NaiveIPUA(w))},
+		)
+		r.res.Curves = append(r.res.Curves, Curve{Population: pop, Points: loadgen.Curve(w, got, curveThresholds)})
 	}
 	return nil
 }
+
+// curveThresholds are the fingerprint_min_score values the bench's
+// precision/recall curve is drawn at.
+var curveThresholds = []float64{-4, -2, -1, 0, 0.5, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 4, 6}
 
 // probe sends, one after another until ctx ends, a tap and the install
 // from the same new iPhone on the probe app, and measures from the tap
@@ -391,7 +437,7 @@ func (r *Runner) probe(ctx context.Context, p Process, s *seeded, app *tapline.A
 		tap := &loadgen.Tap{N: i, Link: "probe", IP: ip,
 			UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1"}
 		t0 := time.Now()
-		resp, err := client.Do(t.TapRequest(tap, d).WithContext(ctx))
+		resp, err := client.Do(t.TapRequest(tap, d, true).WithContext(ctx))
 		if err != nil {
 			return out
 		}
@@ -475,7 +521,7 @@ func (r *Runner) hammerRedirect(ctx context.Context, p Process, name, slug strin
 	sum := h.Run(ctx, func(worker, seq int) *http.Request {
 		tap := w.Taps[(seq*r.Config.Workers+worker)%len(w.Taps)]
 		tap.Link = slug
-		return t.TapRequest(&tap, w.Devices[tap.Device])
+		return t.TapRequest(&tap, w.Devices[tap.Device], true)
 	}, func(resp *http.Response) bool { return resp.StatusCode == http.StatusFound })
 	r.log.Info("bench: redirect", "target", name, "result", sum.String())
 	return RedirectRow{Target: name, Summary: sum}

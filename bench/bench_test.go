@@ -129,8 +129,8 @@ func TestSmoke(t *testing.T) {
 	res.WriteTable(&table)
 	t.Logf("\n%s", table.String())
 
-	if len(res.Accuracy) != 3 {
-		t.Fatalf("accuracy rows = %d, want 3", len(res.Accuracy))
+	if len(res.Accuracy) != 6 {
+		t.Fatalf("accuracy rows = %d, want 3 for each of 2 populations", len(res.Accuracy))
 	}
 	if a := res.Accuracy[0].Accuracy; a.Precision <= 0.5 || a.Recall <= 0.5 || a.Missing > 0 {
 		t.Errorf("tapline accuracy on an easy population = %+v, want precision and recall above 0.5, none missing", a)

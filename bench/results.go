@@ -30,6 +30,7 @@ type Results struct {
 	Matcher    MatcherRow          `json:"matcher"`
 	Replay     *loadgen.PlayResult `json:"accuracy_replay,omitempty"`
 	Accuracy   []AccuracyRow       `json:"accuracy"`
+	Curves     []Curve             `json:"accuracy_curves,omitempty"`
 	Throughput []ThroughputRow     `json:"throughput"`
 	Funnel     *FunnelResult       `json:"funnel,omitempty"`
 	Dashboard  *DashboardResult    `json:"dashboard,omitempty"`
@@ -82,10 +83,19 @@ type MatcherRow struct {
 	LiveDrainPerSec   float64 `json:"live_funnels_drain_per_second,omitempty"`
 }
 
-// AccuracyRow scores one attribution method.
+// AccuracyRow scores one attribution method on one population.
 type AccuracyRow struct {
-	Method   string           `json:"method"`
-	Accuracy loadgen.Accuracy `json:"accuracy"`
+	Population string           `json:"population"`
+	Method     string           `json:"method"`
+	Threshold  float64          `json:"fingerprint_min_score,omitempty"` // tapline's, in force
+	Accuracy   loadgen.Accuracy `json:"accuracy"`
+}
+
+// Curve is tapline's precision and recall over the fingerprint threshold
+// on one population.
+type Curve struct {
+	Population string               `json:"population"`
+	Points     []loadgen.CurvePoint `json:"points"`
 }
 
 // ThroughputRow is one replay of the throughput workload.
@@ -214,13 +224,7 @@ func (r *Results) WriteTable(out io.Writer) {
 	if r.Matcher.Probes > 0 {
 		p("  tap to conversion in facts\tp50 %s\tp99 %s\t%d probes\t", ms(r.Matcher.E2EP50), ms(r.Matcher.E2EP99), r.Matcher.Probes)
 	}
-	if len(r.Accuracy) > 0 {
-		p("ACCURACY (ground truth)\tprecision\trecall\torganic misattributed\tinstalls (caused/organic)")
-	}
-	for _, a := range r.Accuracy {
-		x := a.Accuracy
-		p("  %s\t%.3f\t%.3f\t%.3f\t%d (%d/%d)", a.Method, x.Precision, x.Recall, x.OrganicMisattribution, x.Installs, x.Caused, x.Organic)
-	}
+	r.writeAccuracy(p)
 	if len(r.Throughput) > 0 {
 		p("THROUGHPUT (replay until facts complete)\tactions/s\tseconds\tactions\tpeak RSS, answered/s")
 	}
@@ -398,4 +402,58 @@ func (r *Results) WriteJSON(out io.Writer) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// writeAccuracy prints the accuracy tables: per population, each method's
+// precision, recall and organic misattribution overall and over the
+// fingerprint-only installs, the precision of each match method and the
+// recall of each signal class; then tapline's curve over the threshold.
+func (r *Results) writeAccuracy(p func(string, ...any)) {
+	pop := ""
+	for _, a := range r.Accuracy {
+		x := a.Accuracy
+		if a.Population != pop {
+			pop = a.Population
+			p("ACCURACY %s (%d installs: %d tap-driven, %d organic; %d unreachable in any window)\tprecision\trecall\torganic misattributed\tfingerprint-only P / R / organic",
+				pop, x.Installs, x.Caused, x.Organic, x.Unreachable)
+		}
+		name := a.Method
+		if a.Method == "tapline" {
+			name = fmt.Sprintf("tapline (min score %g)", a.Threshold)
+		}
+		fp := loadgen.Accuracy{}
+		if x.FingerprintOnly != nil {
+			fp = *x.FingerprintOnly
+		}
+		p("  %s\t%.3f\t%.3f\t%.3f\t%.3f / %.3f / %.3f", name, x.Precision, x.Recall, x.OrganicMisattribution, fp.Precision, fp.Recall, fp.OrganicMisattribution)
+		if a.Method != "tapline" {
+			continue
+		}
+		for _, m := range []tapline.MatchMethod{tapline.MethodReferrer, tapline.MethodAdID, tapline.MethodFingerprint} {
+			ms, cs := x.ByMethod[m], x.ByClass[classOf(m)]
+			p("    by %s\tprecision %.3f\trecall %.3f\t%d credited, %d right\t%d tap-driven installs of the class", m, ms.Precision, cs.Recall, ms.Attributed, ms.Correct, cs.Caused)
+		}
+	}
+	for _, c := range r.Curves {
+		p("CURVE %s: tapline over fingerprint_min_score\tprecision\trecall\torganic misattributed\tfingerprint-only P / R", c.Population)
+		for _, pt := range c.Points {
+			x := pt.Accuracy
+			fp := loadgen.Accuracy{}
+			if x.FingerprintOnly != nil {
+				fp = *x.FingerprintOnly
+			}
+			p("  %g\t%.3f\t%.3f\t%.3f\t%.3f / %.3f", pt.Threshold, x.Precision, x.Recall, x.OrganicMisattribution, fp.Precision, fp.Recall)
+		}
+	}
+}
+
+// classOf names the signal class whose installs a method finds.
+func classOf(m tapline.MatchMethod) string {
+	switch m {
+	case tapline.MethodReferrer:
+		return loadgen.ClassReferrer
+	case tapline.MethodAdID:
+		return loadgen.ClassAdID
+	}
+	return loadgen.ClassFingerprint
 }

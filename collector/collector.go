@@ -32,6 +32,10 @@ const (
 	DefaultNegativeCacheTTL = 10 * time.Second
 	DefaultMaxClockSkew     = time.Hour
 	DefaultUnhealthyAfter   = 30 * time.Second
+	// The Android SDK reads a timeline answer for at most 5 s before it
+	// gives up and asks again: a blocking lookup answers well within that.
+	DefaultTimelineWait = 3 * time.Second
+	DefaultTimelinePoll = 100 * time.Millisecond
 	// Taps per second and burst per address before they are marked
 	// "rate-limited" (ten times as many are dropped), and how many
 	// addresses are remembered. A carrier NAT address shares many people:
@@ -97,6 +101,13 @@ type Config struct {
 	// which replaces it (see hintHold).
 	HintRetryWait time.Duration
 
+	// TimelineWait bounds how long a Tapstream timeline lookup with
+	// blocking=true waits for the installation's conversion; it looks
+	// again after TimelinePoll, then at doubling intervals up to four
+	// times TimelinePoll.
+	TimelineWait time.Duration
+	TimelinePoll time.Duration
+
 	// HitsTopic and EventsTopic name the bus topics (default "hits" and
 	// "events").
 	HitsTopic, EventsTopic string
@@ -143,6 +154,8 @@ func (c *Config) setDefaults() {
 	def(&c.MaxClockSkew, DefaultMaxClockSkew)
 	def(&c.UnhealthyAfter, DefaultUnhealthyAfter)
 	def(&c.HintRetryWait, DefaultHintRetryWait)
+	def(&c.TimelineWait, DefaultTimelineWait)
+	def(&c.TimelinePoll, DefaultTimelinePoll)
 }
 
 // Validate reports the first bad field of c.
@@ -168,6 +181,8 @@ func (c *Config) Validate() error {
 		{"MaxClockSkew", int64(c.MaxClockSkew)},
 		{"UnhealthyAfter", int64(c.UnhealthyAfter)},
 		{"HintRetryWait", int64(c.HintRetryWait)},
+		{"TimelineWait", int64(c.TimelineWait)},
+		{"TimelinePoll", int64(c.TimelinePoll)},
 		{"TapBurst", int64(c.TapBurst)},
 		{"TapAddresses", int64(c.TapAddresses)},
 	}
@@ -185,9 +200,13 @@ func (c *Config) Validate() error {
 // Collector is the HTTP edge: it serves Handler's routes and produces hits
 // and events to Bus. Set the exported fields between New and Open.
 type Collector struct {
-	Config        Config
-	Accounts      tapline.AccountService
-	Bus           tapline.Bus
+	Config   Config
+	Accounts tapline.AccountService
+	Bus      tapline.Bus
+	// RawStore, when set, answers the Tapstream SDK's timeline lookups
+	// (deferred deep links); only they read it, never a redirect. Without
+	// it they answer "nothing found".
+	RawStore      tapline.RawStore
 	Fingerprinter *fingerprint.Fingerprinter
 	Registry      *prometheus.Registry
 	Logger        *slog.Logger
@@ -200,6 +219,10 @@ type Collector struct {
 	secrets *cache[*tapline.App]
 	keys    *cache[*tapline.App]
 	names   *cache[*tapline.Account]
+	// bySecret finds an app by its SDK secret alone (timeline lookups),
+	// linkIDs a link by its id.
+	bySecret *cache[*tapline.App]
+	linkIDs  *cache[*tapline.Link]
 
 	queue   chan *tapline.Hit
 	stop    chan struct{} // closed by Close: drain and exit
@@ -213,6 +236,7 @@ type Collector struct {
 	openOnce  sync.Once
 	closeOnce sync.Once
 	warnProxy sync.Once // the missing trusted proxy, said once
+	warnNoRaw sync.Once // timeline lookups without a raw store, said once
 	opened    atomic.Bool
 }
 
@@ -300,6 +324,8 @@ func (c *Collector) init() {
 	c.secrets = newCache(ttl, neg, c.now, c.loadAppBySecret)
 	c.keys = newCache(ttl, neg, c.now, c.loadAppBySDKKey)
 	c.names = newCache(ttl, neg, c.now, c.loadAccount)
+	c.bySecret = newCache(ttl, neg, c.now, c.loadAppBySDKSecret)
+	c.linkIDs = newCache(ttl, neg, c.now, c.loadLinkByID)
 	c.limit = newTapLimit(c.Config.TapRate, c.Config.TapBurst, c.Config.TapAddresses)
 	c.hints.max = c.Config.HitQueueSize
 }
@@ -338,7 +364,15 @@ func (c *Collector) Handler() http.Handler {
 	r.Post("/{account}/hit/{tracker}.gif", c.servePixel)
 	r.Post("/{account}/event/{event}", c.serveTapstream)
 	r.Post("/{account}/event/{event}/", c.serveTapstream)
+	r.Get("/{account}/event/{event}", c.serveCookieMatch)
+	r.Get("/{account}/event/{event}/", c.serveCookieMatch)
 	r.Post("/v1/events", c.serveBatch)
+	r.Get("/v1/timelines/lookup", c.serveTimelineLookup)
+	r.Get("/v1/timelines/lookup/", c.serveTimelineLookup)
+	r.Get("/v1/timelines/summary", c.serveTimelineSummary)
+	r.Get("/v1/timelines/summary/", c.serveTimelineSummary)
+	r.Get("/{account}/deeplink_query", c.serveDeeplinkQuery)
+	r.Get("/{account}/deeplink_query/", c.serveDeeplinkQuery)
 	r.Get("/healthz", c.serveHealth)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(c.Registry, promhttp.HandlerOpts{}))
 	r.NotFound(c.serveNotFound)

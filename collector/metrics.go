@@ -25,6 +25,7 @@ type metrics struct {
 	publishErrors   *prometheus.CounterVec
 	eventsAccepted  *prometheus.CounterVec
 	eventsRejected  *prometheus.CounterVec
+	timelineLookups *prometheus.CounterVec
 }
 
 func newMetrics(c *Collector) *metrics {
@@ -78,12 +79,16 @@ func newMetrics(c *Collector) *metrics {
 			Name: "tapline_collector_events_rejected_total",
 			Help: "Events refused as invalid by protocol (tapstream, v1).",
 		}, []string{"protocol"}),
+		timelineLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_collector_timeline_lookups_total",
+			Help: "Tapstream SDK timeline lookups answered, by endpoint (lookup, summary) and outcome (attributed, organic, not_found).",
+		}, []string{"endpoint", "outcome"}),
 	}
 }
 
 func (m *metrics) register(reg *prometheus.Registry) error {
 	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued, m.botHits, m.hitsRateLimited, m.hintRetries,
-		m.hitsDropped, m.hitsPublished, m.publishErrors, m.eventsAccepted, m.eventsRejected} {
+		m.hitsDropped, m.hitsPublished, m.publishErrors, m.eventsAccepted, m.eventsRejected, m.timelineLookups} {
 		if err := reg.Register(col); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

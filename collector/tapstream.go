@@ -184,6 +184,35 @@ func tapstreamPurchase(e *tapline.Event, get func(string) string) error {
 // unknown account, 413 for an oversize body, 503 when the bus cannot take
 // it (the SDKs retry 5xx only).
 func (c *Collector) serveTapstream(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.Config.MaxBodyBytes))
+	if err != nil {
+		c.bodyError(w, r, err)
+		return
+	}
+	c.takeTapstream(w, r, body)
+}
+
+// serveCookieMatch takes the event of an older iOS SDK's cookie match
+// (attemptCookieMatch, removed from the SDK in 2.12): GET
+// /{account}/event/{name}/?cookiematch=true&<the form fields>, loaded in a
+// Safari view controller in place of the install and open events. Its
+// query is the event's form, taken as serveTapstream takes a post; any
+// other GET of an event URL is 400.
+func (c *Collector) serveCookieMatch(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("cookiematch") != "true" {
+		httperr.Write(w, r, c.Logger, tapline.Errorf(tapline.EINVALID, "POST the event (a GET is only an SDK's cookie match, with cookiematch=true)."))
+		return
+	}
+	if int64(len(r.URL.RawQuery)) > c.Config.MaxBodyBytes {
+		httperr.Write(w, r, c.Logger, tapline.Errorf(tapline.ETOOLARGE, "The query is over %d bytes.", c.Config.MaxBodyBytes))
+		return
+	}
+	c.takeTapstream(w, r, []byte(r.URL.RawQuery))
+}
+
+// takeTapstream parses, authenticates and publishes the event form body
+// posted (or, for a cookie match, requested) to /{account}/event/{name}.
+func (c *Collector) takeTapstream(w http.ResponseWriter, r *http.Request, body []byte) {
 	account := chi.URLParam(r, "account")
 	name := chi.URLParam(r, "event")
 	if r.URL.RawPath != "" {
@@ -195,11 +224,6 @@ func (c *Collector) serveTapstream(w http.ResponseWriter, r *http.Request) {
 			c.reject(w, r, "tapstream", tapline.Errorf(tapline.EINVALID, "The URL path is not validly escaped."))
 			return
 		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.Config.MaxBodyBytes))
-	if err != nil {
-		c.bodyError(w, r, err)
-		return
 	}
 	now := c.now().UTC()
 	te, err := parseTapstream(name, body, now, c.Config.MaxClockSkew)

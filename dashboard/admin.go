@@ -75,6 +75,8 @@ type AppView struct {
 	FingerprintWindow string `json:"fingerprint_window"`
 	LatenessHorizon   string `json:"lateness_horizon"`
 	Retention         string `json:"retention"`
+	// FingerprintMinScore: see tapline.App.
+	FingerprintMinScore float64 `json:"fingerprint_min_score"`
 	// Re-engagement and reinstall rules (see tapline.App).
 	ReengagementWindow    string    `json:"reengagement_window"`
 	ReinstallWindow       string    `json:"reinstall_window"`
@@ -89,7 +91,8 @@ func NewAppView(a *tapline.App) AppView {
 		IOSURL: a.IOSURL, AndroidURL: a.AndroidURL, WebURL: a.WebURL,
 		ClickWindow: a.ClickWindow.String(), FingerprintWindow: a.FingerprintWindow.String(),
 		LatenessHorizon: a.LatenessHorizon.String(), Retention: a.Retention.String(),
-		ReengagementWindow: a.ReengagementWindow.String(), ReinstallWindow: a.ReinstallWindow.String(),
+		FingerprintMinScore: a.FingerprintMinScore,
+		ReengagementWindow:  a.ReengagementWindow.String(), ReinstallWindow: a.ReinstallWindow.String(),
 		ReattributeReinstalls: a.ReattributeReinstalls,
 		CreatedAt:             a.CreatedAt,
 	}

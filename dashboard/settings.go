@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,11 +25,23 @@ type appPatch struct {
 	FingerprintWindow *string `json:"fingerprint_window"`
 	LatenessHorizon   *string `json:"lateness_horizon"`
 	Retention         *string `json:"retention"`
+	// FingerprintMinScore is a number in JSON; the form's text is read by
+	// parseMinScore.
+	FingerprintMinScore *float64 `json:"fingerprint_min_score"`
 	// ReengagementWindow, ReinstallWindow and ReattributeReinstalls set
 	// the rules of re-engagements and reinstalls (see tapline.App).
 	ReengagementWindow    *string `json:"reengagement_window"`
 	ReinstallWindow       *string `json:"reinstall_window"`
 	ReattributeReinstalls *bool   `json:"reattribute_reinstalls"`
+}
+
+// parseMinScore reads the settings form's fingerprint_min_score.
+func parseMinScore(s string) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, tapline.Errorf(tapline.EINVALID, "fingerprint_min_score: %q is not a number, such as 0.5 or -1", s)
+	}
+	return v, nil
 }
 
 // parseWindow reads a window: a Go duration, or whole days as "7d".
@@ -83,6 +96,9 @@ func (p *appPatch) apply(a *tapline.App) error {
 	if p.ReattributeReinstalls != nil {
 		a.ReattributeReinstalls = *p.ReattributeReinstalls
 	}
+	if p.FingerprintMinScore != nil {
+		a.FingerprintMinScore = *p.FingerprintMinScore
+	}
 	return nil
 }
 
@@ -130,10 +146,12 @@ func (d *Dashboard) patchApp(w http.ResponseWriter, r *http.Request, app *taplin
 
 // settingsData feeds the settings page.
 type settingsData struct {
-	App   *tapline.App
-	Form  map[string]string // field values as shown
-	Error string
-	Saved bool
+	App *tapline.App
+	// DefaultMinScore is tapline.DefaultFingerprintMinScore, for the form's hint.
+	DefaultMinScore float64
+	Form            map[string]string // field values as shown
+	Error           string
+	Saved           bool
 }
 
 // settingsForm is the form showing app.
@@ -142,14 +160,15 @@ func settingsForm(app *tapline.App) map[string]string {
 		"name": app.Name, "ios_url": app.IOSURL, "android_url": app.AndroidURL, "web_url": app.WebURL,
 		"click_window": formatDuration(app.ClickWindow), "fingerprint_window": formatDuration(app.FingerprintWindow),
 		"lateness_horizon": formatDuration(app.LatenessHorizon), "retention": formatDuration(app.Retention),
-		"reengagement_window": formatDuration(app.ReengagementWindow), "reinstall_window": formatDuration(app.ReinstallWindow),
+		"fingerprint_min_score": strconv.FormatFloat(app.FingerprintMinScore, 'f', -1, 64),
+		"reengagement_window":   formatDuration(app.ReengagementWindow), "reinstall_window": formatDuration(app.ReinstallWindow),
 		"reattribute_reinstalls": strconv.FormatBool(app.ReattributeReinstalls),
 	}
 }
 
 func (d *Dashboard) settingsPage(w http.ResponseWriter, r *http.Request) {
 	if app, ok := d.pageApp(w, r); ok {
-		d.render(w, r, http.StatusOK, "settings", settingsData{App: app, Form: settingsForm(app), Saved: r.URL.Query().Get("saved") == "1"})
+		d.render(w, r, http.StatusOK, "settings", settingsData{App: app, DefaultMinScore: tapline.DefaultFingerprintMinScore, Form: settingsForm(app), Saved: r.URL.Query().Get("saved") == "1"})
 	}
 }
 
@@ -181,7 +200,18 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request) {
 		v := r.PostForm.Get("reattribute_reinstalls") != ""
 		form["reattribute_reinstalls"], p.ReattributeReinstalls = strconv.FormatBool(v), &v
 	}
-	if err := d.updateApp(r, app, &p); err != nil {
+	var err error
+	if v, ok := r.PostForm["fingerprint_min_score"]; ok {
+		form["fingerprint_min_score"] = v[0]
+		var score float64
+		if score, err = parseMinScore(v[0]); err == nil {
+			p.FingerprintMinScore = &score
+		}
+	}
+	if err == nil {
+		err = d.updateApp(r, app, &p)
+	}
+	if err != nil {
 		if code := tapline.ErrorCode(err); code != tapline.EINVALID && code != tapline.ECONFLICT {
 			d.writeError(w, r, err)
 			return
@@ -195,7 +225,7 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request) {
 		for k, v := range form {
 			shown[k] = v
 		}
-		d.render(w, r, http.StatusBadRequest, "settings", settingsData{App: stored, Form: shown, Error: tapline.ErrorMessage(err)})
+		d.render(w, r, http.StatusBadRequest, "settings", settingsData{App: stored, DefaultMinScore: tapline.DefaultFingerprintMinScore, Form: shown, Error: tapline.ErrorMessage(err)})
 		return
 	}
 	http.Redirect(w, r, fmt.Sprintf("/apps/%d/settings?saved=1", app.ID), http.StatusSeeOther)

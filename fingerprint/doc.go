@@ -24,8 +24,10 @@
 // Nothing else goes in, because current browsers hide it:
 //
 //   - Chrome on Android (and Samsung Internet since 24) sends the reduced
-//     User-Agent "Linux; Android 10; K": the version and the model are
-//     fake. The real ones only come as Sec-CH-UA-Platform-Version and
+//     User-Agent "Linux; Android 10; K", and from Android 16 so does the
+//     WebView of an in-app browser that keeps its default User-Agent
+//     ("Linux; Android 10; K; wv"): the version and the model are fake.
+//     The real ones only come as Sec-CH-UA-Platform-Version and
 //     Sec-CH-UA-Model when the server asked for them (Accept-CH).
 //   - Safari on iOS never names the model, only the class ("iPhone",
 //     "iPad"); from Safari 26 it freezes the OS token at 18_6 or 18_7 and
@@ -49,7 +51,19 @@
 //     and FBSV/17.4; Instagram's "(iPhone15,2; iOS 17_4; …)"; Android
 //     WebViews' "Android 14; Pixel 7 Build/…; wv)"), as does
 //     Sec-CH-UA-Model. Safari gives only the class. Android models are
-//     compared ignoring case, punctuation and a brand prefix.
+//     compared ignoring case, punctuation and a brand prefix. On Android
+//     the model is read as the device writes it, the Build.MODEL the SDK
+//     sends too: first from the app's own fields (Facebook's and
+//     Messenger's FBDV/FBSV, Instagram's and Threads' "Android (33/13; …;
+//     samsung; SM-G991B; …)", Snapchat's "(Pixel 6 Pro; Android 12#…)"),
+//     then from the WebView's "<model> Build/", and only without either
+//     from uap-go's device catalogue, which renames models ("LG-TP260" to
+//     "TP260") and costs ten times more. TikTok, LINE, WeChat, X, Pinterest,
+//     LinkedIn and the Google app add only a name to the WebView's
+//     User-Agent on Android and reveal no model on iOS, where only
+//     Facebook (FBDV; not its newer "MetaIAB" token) and Instagram do.
+//     Gmail opens links in Chrome Custom Tabs: Chrome's reduced
+//     User-Agent, with the model only in the client hints.
 //   - OS version: kept only where it is real (not Chrome's reduced
 //     "Android 10", not Safari 26's frozen 18_6). The majors must match;
 //     the event's version may be higher (an update between tap and
@@ -59,6 +73,43 @@
 // An attribute either side hides agrees with anything. The fingerprint of a
 // hit or event without a parsable IP, or of an event whose platform is
 // unknown, is "": it is only matched by deterministic signals.
+//
+// # Scores: Decide
+//
+// Compatible only rules candidates out. Among the compatible taps on an
+// install's network in the fingerprint window, Decide chooses by evidence
+// and says how sure the choice is. A candidate's evidence (Evidence) is
+// the sum of log-likelihood ratios, each how much more likely the pair of
+// values is when tap and install are one device than two unrelated
+// devices on the network:
+//
+//   - model: the log of one over the model's share among the app's
+//     installs (an agreeing Apple class alone weighs nothing);
+//   - OS version: the same, at the precision both sides give, less when
+//     the install's version is newer (an update in between);
+//   - language: the browser's first Accept-Language against the SDK's
+//     locale, weighed like the model when they agree, −2 when the
+//     languages differ;
+//   - click-to-install time: its density among the app's installs taps
+//     caused, against the uniform density of a coincidence in the window.
+//
+// The shares and the delays are learned per app (Population) from the
+// installs the matcher sees and from its deterministic matches, whose
+// taps are known, starting from priors (see the Weight constants and
+// Delays). Taps with the same User-Agent, language and model count as one
+// device, by its newest tap. The decision score is then the log-odds that
+// the best candidate caused the install rather than another device's tap
+// or an organic install from the network:
+//
+//	score = evidence(best) − ln(devices + Σ_rivals e^evidence(rival))
+//
+// where devices is the number of distinct tapping devices on the network
+// in the window (a carrier NAT address with 400 of them says little, a
+// home address with one says much). The matcher credits the best only from
+// the app's fingerprint_min_score (tapline.DefaultFingerprintMinScore
+// unless set), otherwise the install is organic
+// (tapline.RuleBelowMinScore), and records the score, each signal's weight
+// and each candidate's evidence on the decision.
 //
 // # Caveats
 //

@@ -35,7 +35,12 @@ const (
 	uaFacebookAnd    = "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/122.0.6261.119 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/450.0.0.40.109;]"
 	uaInstagramAnd   = "Mozilla/5.0 (Linux; Android 13; SM-A536B Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/122.0.6261.119 Mobile Safari/537.36 Instagram 320.0.0.42.101 Android (33/13; 420dpi; 1080x2400; samsung; SM-A536B; a53x; s5e8825; en_US; 567067343)"
 	uaFirefoxAndroid = "Mozilla/5.0 (Android 15; Mobile; rv:136.0) Gecko/136.0 Firefox/136.0"
-	uaChromeWindows  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+	// Not a captured User-Agent: the Android 16 WebView's reduced default
+	// (Android Developers blog) with Instagram's own device fields (uap-core
+	// tests/test_ua.yaml:8233) appended, as Instagram appends them to the
+	// WebView's default. Only the app's fields are true.
+	uaInstagramReduced = "Mozilla/5.0 (Linux; Android 10; K; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/125.000 Mobile Safari/537.36 Instagram 416.0.0.47.66 Android (36/16; 306dpi; 1008x2244; Google/google; Pixel 9 Pro XL; komodo; komodo; en_US; 879745420)"
+	uaChromeWindows    = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 	// Chrome on Android with "request desktop site".
 	uaChromeDesktopMode = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 )
@@ -82,6 +87,7 @@ func TestHitAttributes(t *testing.T) {
 		{"facebook android", uaFacebookAnd, nil, tapline.PlatformAndroid, "14", "SM-S918B"},
 		{"instagram android", uaInstagramAnd, nil, tapline.PlatformAndroid, "13", "SM-A536B"},
 		{"firefox android", uaFirefoxAndroid, nil, tapline.PlatformAndroid, "15", ""},
+		{"instagram on a reduced webview", uaInstagramReduced, nil, tapline.PlatformAndroid, "16", "Pixel 9 Pro XL"},
 		{"chrome windows", uaChromeWindows, map[string]string{"sec-ch-ua-platform": `"Windows"`}, tapline.PlatformWeb, "", ""},
 		{"empty", "", nil, tapline.PlatformWeb, "", ""},
 	}
@@ -498,6 +504,15 @@ func FuzzHit(f *testing.F) {
 	}
 	f.Add(uaChromeAndroid, "2001:db8::1", `"Android"`, `"15.0.0"`, `"Pixel 9"`)
 	f.Add("Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) Instagram 1 (x; iOS 2", "::ffff:1.2.3.4", `"`, `""`, "\x00")
+	// The apps' own device fields (inapp.go), whole and cut short.
+	for _, ua := range []string{
+		"[FBAN/FB4A;FBAV/8.0;FBDV/HTC One_M8;FBSV/4.4.2;]", "[FBAN/FB4A;FBDV/", "Instagram 5.0.2 Android (16/4.1.1; 320dpi; 1196x720; samsung; EK-GC100; gd1)",
+		"x Android (1/; a; b; c; d", "Mozilla/5.0 (Linux; Android 12; Pixel 6 Pro Build/S; wv) Safari/537.36Snapchat11.83 (Pixel 6 Pro; Android 12#8#32; gzip; )",
+		"Snapchat (", "TwitterAndroid/2.0.0 (119) HTC Flyer P510e/10 (HTC;flyer)", "TwitterAndroid/) /", "Pinterest for Android/9.0.4 (K83CA; 9)",
+		"Pinterest for iOS/7.11 (iPhone7,2; 12.1.4)", "Mozilla/5.0 (Linux; Android 10; K; wv) Chrome/125", "Mozilla/5.0 (Linux; U; Android 4.0; zh-cn; Build/X)", "; Build/",
+	} {
+		f.Add(ua, "203.0.113.7", "", "", "")
+	}
 	fp := fingerprint.New(fingerprint.WithCacheSize(64))
 	f.Fuzz(func(t *testing.T, ua, ip, platform, version, model string) {
 		hints := map[string]string{"sec-ch-ua-platform": platform, "sec-ch-ua-platform-version": version, "sec-ch-ua-model": model}

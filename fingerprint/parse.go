@@ -98,6 +98,10 @@ func analyze(p *uaparser.Parser, userAgent string, h hints) device {
 		d.platform = tapline.PlatformAndroid
 	default:
 		d.platform = tapline.PlatformWeb
+		if p := appPlatform(userAgent); p != "" {
+			d.platform = p
+			os.Family = "Android"
+		}
 	}
 	// Chromium sends Sec-CH-UA-Platform by default; when it names a mobile
 	// platform it is believed over a User-Agent that "request desktop
@@ -119,26 +123,49 @@ func analyze(p *uaparser.Parser, userAgent string, h hints) device {
 		}
 	case tapline.PlatformAndroid:
 		d.osVersion, d.model = h.platformVersion, h.model
-		// Chrome's and Samsung Internet's reduced User-Agent fakes both.
-		reduced := strings.Contains(userAgent, "; K)")
-		if uaAgrees && !reduced {
-			if d.osVersion == "" {
-				d.osVersion = joinVersion(os.Major, os.Minor, os.Patch)
-			}
-			if d.model == "" {
-				dev := p.ParseDevice(userAgent)
-				if dev.Model != "" && dev.Model != "K" && dev.Brand != "" && !strings.HasPrefix(dev.Brand, "Generic") {
-					d.model = dev.Model
-				}
-			}
+		// The reduced User-Agent of Chrome, Samsung Internet and the
+		// Android 16 WebView fakes both.
+		if uaAgrees {
+			d.osVersion, d.model = androidDevice(p, userAgent, os, d.osVersion, d.model)
 		}
 	}
 	return d
 }
 
+// androidDevice fills the OS version and model a client hint left empty
+// from an Android User-Agent: first what the app itself writes (Facebook's
+// FBDV and FBSV, Instagram's and Snapchat's device fields), then the
+// WebView's "<model> Build/" token and uap-go's OS version, and only when
+// none names the model, uap-go's device definitions. Of a reduced
+// User-Agent only the app's own fields are true.
+func androidDevice(p *uaparser.Parser, userAgent string, os *uaparser.Os, osVersion, model string) (string, string) {
+	app := readAndroidApp(userAgent)
+	reduced := reducedAndroid(userAgent)
+	if osVersion == "" {
+		osVersion = app.release
+		if osVersion == "" && !app.versionless && !reduced {
+			osVersion = joinVersion(os.Major, os.Minor, os.Patch)
+		}
+	}
+	if model == "" {
+		model = app.model
+	}
+	if model != "" || reduced {
+		return osVersion, model
+	}
+	model = buildModel(userAgent)
+	if model == "" {
+		dev := p.ParseDevice(userAgent)
+		if dev.Model != "" && dev.Model != "K" && dev.Brand != "" && !strings.HasPrefix(dev.Brand, "Generic") {
+			model = dev.Model
+		}
+	}
+	return osVersion, model
+}
+
 // iosVersion returns the real iOS version a User-Agent reveals, or "".
 // In-app browsers report it themselves (Facebook's FBSV, Instagram's "iOS
-// 17_4"). Safari 26 and later freeze the OS token at 18_6 or 18_7 but carry
+// 17_4", Pinterest's "(iPhone7,2; 12.1.4)"). Safari 26 and later freeze the OS token at 18_6 or 18_7 but carry
 // a Safari version equal to the OS version; without such a token an
 // unpatched 18.6 or later may be frozen and is dropped.
 func iosVersion(userAgent string, os *uaparser.Os) string {
@@ -147,6 +174,9 @@ func iosVersion(userAgent string, os *uaparser.Os) string {
 	}
 	if m := instagramIOSRE.FindStringSubmatch(userAgent); m != nil {
 		return strings.ReplaceAll(m[1], "_", ".")
+	}
+	if _, release := pinterestApp(userAgent, "Pinterest for iOS"); release != "" {
+		return release
 	}
 	v := joinVersion(os.Major, os.Minor, os.Patch)
 	if m := safariVersionRE.FindStringSubmatch(userAgent); m != nil {

@@ -162,32 +162,55 @@ func chromeReducedUA(r *rand.Rand, browser string) string {
 	return "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/" + cv + " Mobile Safari/537.36"
 }
 
-// tapUserAgent draws the browser a tap comes from: in-app browsers of
-// Facebook and Instagram (carrying model and OS version), Safari or Chrome
-// on iOS, Chrome or Samsung Internet (reduced) on Android.
-func tapUserAgent(r *rand.Rand, d *Device) string {
+// tapBrowser draws the browser a tap comes from and returns its
+// User-Agent and, for Chromium browsers, the client hints it sends: the
+// low-entropy ones always, the model and platform version when asked.
+// inApp is the chance of an in-app browser of Facebook or Instagram
+// (carrying model and OS version); otherwise Safari or Chrome on iOS,
+// Chrome or Samsung Internet (reduced User-Agent) on Android.
+func tapBrowser(r *rand.Rand, d *Device, inApp float64) (string, map[string]string) {
+	app := ""
+	if r.Float64() < inApp {
+		app = pick(r, []weighted[string]{{60, "facebook"}, {40, "instagram"}})
+	}
 	if d.Platform == tapline.PlatformIOS {
 		osTok := underscore(d.OSVersion)
 		base := "Mozilla/5.0 (iPhone; CPU iPhone OS " + osTok + " like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
-		switch pick(r, []weighted[string]{{40, "safari"}, {30, "facebook"}, {17, "instagram"}, {13, "chrome"}}) {
+		switch app {
 		case "facebook":
-			return base + " [FBAN/FBIOS;FBAV/487.0.0.38.104;FBBV/712353215;FBDV/" + d.Model + ";FBMD/iPhone;FBSN/iOS;FBSV/" + d.OSVersion + ";FBSS/3;FBCR/;FBID/phone;FBLC/" + d.Locale + ";FBOP/5]"
+			return base + " [FBAN/FBIOS;FBAV/487.0.0.38.104;FBBV/712353215;FBDV/" + d.Model + ";FBMD/iPhone;FBSN/iOS;FBSV/" + d.OSVersion + ";FBSS/3;FBCR/;FBID/phone;FBLC/" + d.Locale + ";FBOP/5]", nil
 		case "instagram":
-			return base + " Instagram 381.0.0.24.84 (" + d.Model + "; iOS " + osTok + "; " + d.Locale + "; " + d.Locale[:2] + "; scale=3.00; 1179x2556; 733446223)"
-		case "chrome":
-			return "Mozilla/5.0 (iPhone; CPU iPhone OS " + osTok + " like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/138.0.7204.119 Mobile/15E148 Safari/604.1"
+			return base + " Instagram 381.0.0.24.84 (" + d.Model + "; iOS " + osTok + "; " + d.Locale + "; " + d.Locale[:2] + "; scale=3.00; 1179x2556; 733446223)", nil
 		}
-		return d.browser
+		if r.Float64() < 0.25 {
+			return "Mozilla/5.0 (iPhone; CPU iPhone OS " + osTok + " like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/138.0.7204.119 Mobile/15E148 Safari/604.1", nil
+		}
+		return d.browser, nil
 	}
 	wv := "Mozilla/5.0 (Linux; Android " + d.OSVersion + "; " + d.Model + " Build/AP2A.240905.003; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/138.0.7204.157 Mobile Safari/537.36"
-	switch pick(r, []weighted[string]{{45, "chrome"}, {25, "facebook"}, {15, "instagram"}, {15, "samsung"}}) {
+	switch app {
 	case "facebook":
-		return wv + " [FB_IAB/FB4A;FBAV/487.0.0.55.109;]"
+		return wv + " [FB_IAB/FB4A;FBAV/487.0.0.55.109;]", nil
 	case "instagram":
 		api := map[string]string{"10": "29", "11": "30", "12": "31", "13": "33", "14": "34", "15": "35", "16": "36"}[d.OSVersion]
-		return wv + " Instagram 381.0.0.49.80 Android (" + api + "/" + d.OSVersion + "; 420dpi; 1080x2340; " + d.Vendor + "; " + d.Model + "; x; qcom; " + d.Locale + "; 733446252)"
-	case "samsung":
-		return chromeReducedUA(r, "Samsung")
+		return wv + " Instagram 381.0.0.49.80 Android (" + api + "/" + d.OSVersion + "; 420dpi; 1080x2340; " + d.Vendor + "; " + d.Model + "; x; qcom; " + d.Locale + "; 733446252)", nil
 	}
-	return d.browser
+	browser, brand := "Chrome", `"Google Chrome"`
+	if r.Float64() < 0.25 {
+		browser, brand = "Samsung", `"Samsung Internet"`
+	}
+	ua := chromeReducedUA(r, browser)
+	major := ua[strings.Index(ua, "Chrome/")+len("Chrome/"):]
+	major = major[:strings.IndexByte(major, '.')]
+	return ua, map[string]string{
+		"Sec-CH-UA":                  `"Chromium";v="` + major + `", ` + brand + `;v="` + major + `", "Not)A;Brand";v="99"`,
+		"Sec-CH-UA-Mobile":           "?1",
+		"Sec-CH-UA-Platform":         `"Android"`,
+		"Sec-CH-UA-Model":            `"` + d.Model + `"`,
+		"Sec-CH-UA-Platform-Version": `"` + d.OSVersion + `.0.0"`,
+	}
 }
+
+// highEntropyHints are the client hints a Chromium browser sends only when
+// the site asks for them.
+var highEntropyHints = []string{"Sec-CH-UA-Model", "Sec-CH-UA-Platform-Version"}

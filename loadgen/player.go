@@ -131,12 +131,22 @@ func (p *Player) do(ctx context.Context, client *http.Client, a Action, referrer
 	switch a.Kind {
 	case ActTap:
 		tap := &w.Taps[a.Index]
-		resp, err := client.Do(p.Target.TapRequest(tap, d).WithContext(ctx))
+		resp, err := client.Do(p.Target.TapRequest(tap, d, false).WithContext(ctx))
 		if err != nil {
 			return false
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if tap.Hints != nil && resp.Header.Get("Critical-CH") != "" {
+			// Chromium drops an answer that asks for critical hints it
+			// did not send and repeats the request with them.
+			resp, err = client.Do(p.Target.TapRequest(tap, d, true).WithContext(ctx))
+			if err != nil {
+				return false
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
 		if ref := PlayReferrer(resp.Header.Get("Location")); ref != "" {
 			referrers[d.ID] = ref
 		}
@@ -147,7 +157,7 @@ func (p *Player) do(ctx context.Context, client *http.Client, a Action, referrer
 		if d.Platform == tapline.PlatformAndroid {
 			if in.Referrer && referrers[d.ID] != "" {
 				e.Referrer = referrers[d.ID]
-			} else if d.Organic {
+			} else if in.Truth == Organic {
 				e.Referrer = "utm_source=google-play&utm_medium=organic"
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"tapline"
@@ -42,7 +43,26 @@ type Config struct {
 	JSONShare     float64 // share of devices whose SDK uses the JSON batch API instead of the Tapstream form
 	BuyerShare    float64 // share of installed devices that purchase
 
-	Windows Windows // attribution windows the truth honours (click window)
+	// InAppShare is the share of taps from an in-app browser (Facebook,
+	// Instagram), whose User-Agent carries model and OS version; the rest
+	// come from the platform's browsers. DelayedShare is the share of
+	// tap-driven installs whose delay comes from the tail of days rather
+	// than the minutes most installs take.
+	InAppShare   float64
+	DelayedShare float64
+	// LaterOrganicShare is the share of tapping devices their taps did not
+	// bring to install that install organically later anyway (word of
+	// mouth, a store search): the tap is in their past, not their cause.
+	LaterOrganicShare float64
+	// OtherLinks are tracking links of another app; OtherTapShare of the
+	// organic devices tap one of them before installing this app.
+	OtherLinks    []string
+	OtherTapShare float64
+	// LanguageMismatch is the share of taps whose browser asks for another
+	// language than the device's locale.
+	LanguageMismatch float64
+
+	Windows Windows // attribution windows of the app under test (the truth does not use them)
 }
 
 // Windows are attribution windows in simulated time.
@@ -91,8 +111,39 @@ func NewConfig(seed uint64, n int) Config {
 		ReferrerShare:  0.9,
 		JSONShare:      0.3,
 		BuyerShare:     0.1,
-		Windows:        DefaultWindows(),
+
+		InAppShare:        0.45,
+		DelayedShare:      0.1,
+		LaterOrganicShare: 0.05,
+		OtherTapShare:     0.3,
+		LanguageMismatch:  0.03,
+
+		Windows: DefaultWindows(),
 	}
+}
+
+// NewHardConfig returns the second population: one loadgen's defaults are
+// not tuned to. More taps come from in-app browsers, carrier NAT addresses
+// are three times as crowded, many more installs come days after the tap,
+// fewer Android installs carry the referrer and fewer taps an advertising
+// id, so fingerprinting carries more of the weight.
+func NewHardConfig(seed uint64, n int) Config {
+	c := NewConfig(seed, n)
+	c.OrganicDevices = n / 2
+	c.IOSShare = 0.65
+	c.IPv6Share = 0.25
+	c.DevicesPerNAT = 36
+	c.HomeShare = 0.6
+	c.CellularShare = 0.75
+	c.ChangeIPShare = 0.2
+	c.AdIDTapShare = 0.15
+	c.ReferrerShare = 0.6
+	c.InAppShare = 0.7
+	c.DelayedShare = 0.3
+	c.LaterOrganicShare = 0.1
+	c.OtherTapShare = 0.5
+	c.LanguageMismatch = 0.06
+	return c
 }
 
 // Validate reports the first bad field.
@@ -143,7 +194,13 @@ type Tap struct {
 	Link      string
 	IP        string
 	UserAgent string
-	AdID      string // the advertising id in the link, or ""
+	// Hints are the high-entropy client hints a Chromium browser sends
+	// when the redirect asks for them (Critical-CH): it retries the tap
+	// with them. nil for browsers without client hints.
+	Hints    map[string]string
+	Language string // Accept-Language
+	AdID     string // the advertising id in the link, or ""
+	OtherApp bool   // a tap on another app's link (Config.OtherLinks)
 }
 
 // Install is the first open of the app on a device.
@@ -153,7 +210,9 @@ type Install struct {
 	At       time.Duration
 	IP       string
 	Referrer bool // the SDK reports the Play install referrer of the last tap
-	Truth    int  // number of the tap that caused it, or -1 for organic
+	// Truth is the number of the tap that caused it, or Organic: the
+	// generator's cause, whatever the attribution windows say.
+	Truth int
 }
 
 // Event is an open or a purchase after an install.
@@ -259,7 +318,13 @@ func Generate(cfg Config) (*Workload, error) {
 	for _, d := range w.Devices {
 		if d.Organic {
 			at := time.Duration(r.Int64N(int64(cfg.Period)))
-			w.addInstall(d, at, ipOf(r, d, cellular(r, cfg)), -1, false)
+			if len(cfg.OtherLinks) > 0 && r.Float64() < cfg.OtherTapShare {
+				// An ad of another app, tapped before installing this one
+				// of its own accord.
+				tapAt := time.Duration(r.Int64N(int64(at) + 1))
+				w.addTap(r, d, tapAt, cfg.OtherLinks[r.IntN(len(cfg.OtherLinks))], cellular(r, cfg), true)
+			}
+			w.addInstall(d, at, ipOf(r, d, cellular(r, cfg)), Organic, false)
 			continue
 		}
 		// One tap for most, a few more for some, hours apart.
@@ -277,29 +342,35 @@ func Generate(cfg Config) (*Workload, error) {
 			if at >= horizon {
 				break
 			}
-			t := Tap{N: len(w.Taps), Device: d.ID, At: at, Link: cfg.Links[links.Uint64()], IP: ipOf(r, d, onCell), UserAgent: tapUserAgent(r, d)}
-			if d.AdID != "" && r.Float64() < cfg.AdIDTapShare {
-				t.AdID = d.AdID
-			}
-			w.Taps = append(w.Taps, t)
-			last = t.N
+			last = w.addTap(r, d, at, cfg.Links[links.Uint64()], onCell, false)
 		}
-		if last < 0 || r.Float64() >= cfg.InstallRate {
+		if last < 0 {
 			continue
 		}
-		inst := w.Taps[last].At + installDelay(r)
+		if r.Float64() >= cfg.InstallRate {
+			// Not brought to install by its taps; some install later of
+			// their own accord.
+			if r.Float64() < cfg.LaterOrganicShare {
+				from := w.Taps[last].At + time.Hour
+				if from < horizon {
+					inst := from + time.Duration(r.Int64N(int64(horizon-from)))
+					w.addInstall(d, inst, ipOf(r, d, cellular(r, cfg)), Organic, false)
+				}
+			}
+			continue
+		}
+		// The taps brought it to the store; the last one, the one that
+		// opened the store page, is the cause, however long the install
+		// takes after it.
+		inst := w.Taps[last].At + installDelay(r, cfg.DelayedShare)
 		if inst >= horizon {
 			continue
 		}
 		if r.Float64() < cfg.ChangeIPShare {
 			onCell = !onCell
 		}
-		truth := last
-		if inst-w.Taps[last].At > cfg.Windows.Click {
-			truth = -1
-		}
 		ref := d.Platform == tapline.PlatformAndroid && r.Float64() < cfg.ReferrerShare
-		w.addInstall(d, inst, ipOf(r, d, onCell), truth, ref)
+		w.addInstall(d, inst, ipOf(r, d, onCell), last, ref)
 	}
 
 	// Opens and purchases after each install.
@@ -346,6 +417,24 @@ func Generate(cfg Config) (*Workload, error) {
 	return w, nil
 }
 
+// addTap adds a tap of d at at on link and returns its number; other
+// marks a tap on another app's link.
+func (w *Workload) addTap(r *rand.Rand, d *Device, at time.Duration, link string, onCell, other bool) int {
+	cfg := &w.Config
+	t := Tap{N: len(w.Taps), Device: d.ID, At: at, Link: link, IP: ipOf(r, d, onCell), OtherApp: other}
+	t.UserAgent, t.Hints = tapBrowser(r, d, cfg.InAppShare)
+	t.Language = strings.ReplaceAll(d.Locale, "_", "-")
+	if r.Float64() < cfg.LanguageMismatch {
+		t.Language = pick(r, locales)
+		t.Language = strings.ReplaceAll(t.Language, "_", "-")
+	}
+	if d.AdID != "" && r.Float64() < cfg.AdIDTapShare {
+		t.AdID = d.AdID
+	}
+	w.Taps = append(w.Taps, t)
+	return t.N
+}
+
 func (w *Workload) addInstall(d *Device, at time.Duration, ip string, truth int, referrer bool) {
 	w.Installs = append(w.Installs, Install{N: len(w.Installs), Device: d.ID, At: at, IP: ip, Truth: truth, Referrer: referrer})
 }
@@ -371,10 +460,10 @@ func ipOf(r *rand.Rand, d *Device, onCell bool) string {
 }
 
 // installDelay draws a tap-to-install delay: mostly minutes (log-normal,
-// median 6 minutes), with one in ten from an exponential tail with a mean
-// of 30 hours.
-func installDelay(r *rand.Rand) time.Duration {
-	if r.Float64() < 0.1 {
+// median 6 minutes), with a share delayed from an exponential tail with a
+// mean of 30 hours.
+func installDelay(r *rand.Rand, delayed float64) time.Duration {
+	if r.Float64() < delayed {
 		return time.Duration(r.ExpFloat64() * float64(30*time.Hour))
 	}
 	secs := 360 * math.Exp(1.4*r.NormFloat64())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,8 +43,10 @@ func NewClient(conns int) *http.Client {
 
 // TapRequest builds the GET of a tap on its link, from the tap's address
 // (X-Forwarded-For) and browser, with lg_tap carrying the tap's number and
-// the advertising id where the ad network filled one in.
-func (t *Target) TapRequest(tap *Tap, d *Device) *http.Request {
+// the advertising id where the ad network filled one in. A Chromium
+// browser's request carries its low-entropy client hints, and the
+// high-entropy ones too when withHints (its retry after Critical-CH).
+func (t *Target) TapRequest(tap *Tap, d *Device, withHints bool) *http.Request {
 	q := url.Values{"lg_tap": {strconv.Itoa(tap.N)}, "utm_source": {"loadgen"}, "utm_campaign": {tap.Link}}
 	if tap.AdID != "" {
 		if d.Platform == tapline.PlatformIOS {
@@ -54,8 +57,17 @@ func (t *Target) TapRequest(tap *Tap, d *Device) *http.Request {
 	}
 	req, _ := http.NewRequest(http.MethodGet, t.BaseURL+"/l/"+tap.Link+"?"+q.Encode(), nil)
 	req.Header.Set("User-Agent", tap.UserAgent)
-	req.Header.Set("Accept-Language", strings.ReplaceAll(d.Locale, "_", "-"))
+	lang := tap.Language
+	if lang == "" {
+		lang = strings.ReplaceAll(d.Locale, "_", "-")
+	}
+	req.Header.Set("Accept-Language", lang)
 	req.Header.Set("X-Forwarded-For", tap.IP)
+	for k, v := range tap.Hints {
+		if withHints || !slices.Contains(highEntropyHints, k) {
+			req.Header.Set(k, v)
+		}
+	}
 	return req
 }
 

@@ -29,15 +29,17 @@ type TruthRecord struct {
 	TapIP     string           `json:"tap_ip,omitempty"`
 	TapUA     string           `json:"tap_user_agent,omitempty"`
 	Referrer  bool             `json:"referrer,omitempty"`
+	Class     string           `json:"class"` // Classify
 }
 
 // WriteTruth writes the ground truth of w as JSON lines, one per install.
 func WriteTruth(out io.Writer, w *Workload) error {
 	bw := bufio.NewWriter(out)
 	enc := json.NewEncoder(bw)
+	classes := Classify(w)
 	for _, in := range w.Installs {
 		d := w.Devices[in.Device]
-		rec := TruthRecord{Install: in.N, InstallID: d.InstallID, Platform: d.Platform, At: in.At, IP: in.IP, Tap: in.Truth, Referrer: in.Referrer}
+		rec := TruthRecord{Install: in.N, InstallID: d.InstallID, Platform: d.Platform, At: in.At, IP: in.IP, Tap: in.Truth, Referrer: in.Referrer, Class: classes[in.N]}
 		if in.Truth != Organic {
 			t := w.Taps[in.Truth]
 			rec.TapAt, rec.TapIP, rec.TapUA = t.At, t.IP, t.UserAgent
@@ -53,12 +55,32 @@ func WriteTruth(out io.Writer, w *Workload) error {
 }
 
 // Attributions reads what tapline attributed each install of w to from
-// its raw store: the conversion of the install's id, its hit, and the tap
-// number the hit's lg_tap parameter carries. Installs without a
-// conversion are left out (Score counts them as missing).
-func Attributions(ctx context.Context, raw tapline.RawStore, appID int64, w *Workload) (map[int]int, error) {
-	out := make(map[int]int, len(w.Installs))
+// its raw store: the conversion of the install's id, its method, its hit
+// and the tap number the hit's lg_tap parameter carries, and the
+// fingerprint candidate its decision scored best (Answer.Best). Installs
+// without a conversion are left out (Score counts them as missing).
+func Attributions(ctx context.Context, raw tapline.RawStore, appID int64, w *Workload) (map[int]Answer, error) {
+	out := make(map[int]Answer, len(w.Installs))
 	hits := map[string]int{}
+	tapOf := func(hitID string) (int, error) {
+		n, ok := hits[hitID]
+		if ok {
+			return n, nil
+		}
+		h, err := raw.Hit(ctx, appID, hitID)
+		switch {
+		case tapline.ErrorCode(err) == tapline.ENOTFOUND:
+			n = -2 // expired or unknown: no tap of this workload
+		case err != nil:
+			return 0, fmt.Errorf("hit %s: %w", hitID, err)
+		default:
+			if n, err = strconv.Atoi(h.Params[TapParam]); err != nil {
+				n = -2 // a hit that is no tap of this workload
+			}
+		}
+		hits[hitID] = n
+		return n, nil
+	}
 	for _, in := range w.Installs {
 		c, err := raw.ConversionByInstall(ctx, appID, w.Devices[in.Device].InstallID)
 		switch {
@@ -67,23 +89,29 @@ func Attributions(ctx context.Context, raw tapline.RawStore, appID int64, w *Wor
 		case err != nil:
 			return nil, fmt.Errorf("conversion of install %d: %w", in.N, err)
 		}
-		if c.Method == tapline.MethodOrganic || c.HitID == "" {
-			out[in.N] = Organic
-			continue
-		}
-		n, ok := hits[c.HitID]
-		if !ok {
-			h, err := raw.Hit(ctx, appID, c.HitID)
-			if err != nil {
-				return nil, fmt.Errorf("hit %s of install %d: %w", c.HitID, in.N, err)
+		if c.Decision == nil {
+			// Indexes may keep the conversion without its decision.
+			if c, err = raw.Conversion(ctx, appID, c.ID); err != nil {
+				return nil, fmt.Errorf("conversion of install %d: %w", in.N, err)
 			}
-			n, err = strconv.Atoi(h.Params[TapParam])
-			if err != nil {
-				n = -2 // a hit that is no tap of this workload
-			}
-			hits[c.HitID] = n
 		}
-		out[in.N] = n
+		ans := Answer{Tap: Organic, Method: c.Method, Best: Organic}
+		if c.Method != tapline.MethodOrganic && c.HitID != "" {
+			if ans.Tap, err = tapOf(c.HitID); err != nil {
+				return nil, fmt.Errorf("install %d: %w", in.N, err)
+			}
+		} else {
+			ans.Method = tapline.MethodOrganic
+		}
+		if d := c.Decision; d != nil && len(d.Candidates) > 0 &&
+			(c.Method == tapline.MethodFingerprint || d.Rule == tapline.RuleBelowMinScore) &&
+			d.Candidates[0].Method == tapline.MethodFingerprint {
+			if ans.Best, err = tapOf(d.Candidates[0].HitID); err != nil {
+				return nil, fmt.Errorf("install %d: %w", in.N, err)
+			}
+			ans.Score = d.Score
+		}
+		out[in.N] = ans
 	}
 	return out, nil
 }

@@ -149,13 +149,29 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 			continue // a reinstall keeps its earlier install's attribution
 		}
 		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: h.Params}
-		if !better(a, c.Attribution) {
+		var fp *fingerprint.Candidate
+		var fd fingerprint.Decision
+		if cand.method == tapline.MethodFingerprint {
+			// The install's fingerprint decision again, with this tap
+			// among the candidates: it must come out best and credited.
+			if rank(c.Method) > rank(tapline.MethodFingerprint) || c.HitID == h.ID {
+				continue
+			}
+			var cands []fingerprint.Candidate
+			if cands, fd, err = m.weigh(ctx, app, cand.install); err != nil {
+				return nil, tapline.FlushRows{}, err
+			}
+			if fd.Best < 0 || cands[fd.Best].Hit.ID != h.ID || fd.Score < app.FingerprintMinScore {
+				continue
+			}
+			fp = &cands[fd.Best]
+		} else if !better(a, c.Attribution) {
 			continue
 		}
 		prev := c.Attribution
 		c.History = append(c.History, tapline.AttributionChange{By: pos, From: &prev, To: a, At: msg.Time})
 		c.Attribution = a
-		c.Decision = lateDecision(app, h, cand, prev)
+		c.Decision = lateDecision(app, h, cand, prev, fp, fd)
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(c.InstallTime, h.Time)) * time.Millisecond
 		c.UpdatedAt = m.Now().UTC()
 		if err := m.Raw.PutConversion(ctx, c); err != nil {
@@ -206,18 +222,24 @@ func (m *Matcher) awaitConversion(ctx context.Context, appID int64, installID st
 
 // lateDecision explains the re-attribution of cand's install to hit h,
 // consumed after the install, from prev.
-func lateDecision(app *tapline.App, h *tapline.Hit, cand candidate, prev tapline.Attribution) *tapline.Decision {
+// fp and fd are the fingerprint candidate the hit is and the decision that
+// chose it, for a fingerprint match.
+func lateDecision(app *tapline.App, h *tapline.Hit, cand candidate, prev tapline.Attribution, fp *fingerprint.Candidate, fd fingerprint.Decision) *tapline.Decision {
 	e := cand.install
 	window := app.ClickWindow
 	if cand.method == tapline.MethodFingerprint {
 		window = app.FingerprintWindow
 	}
-	why := "a stronger match"
-	if prev.Method == cand.method {
-		why = "a later tap of the same strength (the last tap wins)"
+	why := "a stronger match than the install's " + string(prev.Method) + " attribution"
+	switch {
+	case fp != nil:
+		why = "with it among the candidates, the best-scoring tap from the install's network, " + fd.Explain(fp, app.FingerprintMinScore) +
+			"; it replaces the install's " + string(prev.Method) + " attribution"
+	case prev.Method == cand.method:
+		why = "a later tap of the same strength than the install's " + string(prev.Method) + " attribution (the last tap wins)"
 	}
-	reason := fmt.Sprintf("A tap consumed after the install, %s before it, matched it by %s within the %s window: %s than the install's %s attribution.",
-		duration(e.Time.Sub(h.Time)), strings.ReplaceAll(string(cand.method), "_", " "), duration(window), why, prev.Method)
+	reason := fmt.Sprintf("A tap consumed after the install, %s before it, matched it by %s within the %s window: %s.",
+		duration(e.Time.Sub(h.Time)), strings.ReplaceAll(string(cand.method), "_", " "), duration(window), why)
 	d := &tapline.Decision{Rule: tapline.RuleLateHit, Reason: reason, Window: window}
 	switch cand.method {
 	case tapline.MethodReferrer:
@@ -225,11 +247,17 @@ func lateDecision(app *tapline.App, h *tapline.Hit, cand candidate, prev tapline
 	case tapline.MethodAdID:
 		d.Signals = append(d.Signals, tapline.Signal{Name: "advertising_id", Install: maskAdID(eventAdID(e)), Hit: maskAdID(usableAdID(h.AdID)), Verdict: tapline.VerdictAgree})
 	}
-	d.Signals = append(d.Signals, fingerprint.Signals(h, e)...)
-	d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: cand.method, Chosen: true, Reason: reason})
+	chosen := tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: cand.method, Chosen: true, Reason: reason}
+	if fp != nil {
+		d.Signals = fp.Signals
+		d.Score, d.MinScore, chosen.Score = fd.Score, app.FingerprintMinScore, fp.Evidence
+	} else {
+		d.Signals = append(d.Signals, fingerprint.Signals(h, e)...)
+	}
+	d.AddCandidate(chosen)
 	if prev.Method != tapline.MethodOrganic && prev.HitID != "" {
 		d.AddCandidate(tapline.Candidate{HitID: prev.HitID, LinkID: prev.LinkID, HitTime: prev.HitTime, Method: prev.Method,
-			Reason: "The install's attribution until this tap was consumed; replaced by " + why + "."})
+			Reason: "The install's attribution until this tap was consumed and replaced it."})
 	}
 	return d
 }
@@ -377,6 +405,7 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	if err != nil {
 		return nil, rows, false, err
 	}
+	m.population(app.ID).LearnInstall(&e.Device)
 	c = &tapline.Conversion{
 		ID:          tapline.ConversionID(e.ID),
 		AppID:       app.ID,
@@ -457,6 +486,11 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 		if len(d.Candidates) > tapline.MaxDecisionCandidates {
 			d.Candidates = d.Candidates[:tapline.MaxDecisionCandidates]
 		}
+		if method != tapline.MethodFingerprint {
+			// A tap known to have caused its install: its delay teaches
+			// the fingerprint what delays look like for this app.
+			m.population(app.ID).LearnDelay(e.Time.Sub(h.Time), app.FingerprintWindow)
+		}
 		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: h.Params}, d, nil
 	}
 	lost := func(h *tapline.Hit, method tapline.MatchMethod, reason string) {
@@ -507,9 +541,21 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			for _, h := range hits[1:] {
 				lost(h, tapline.MethodAdID, "An older tap with the same advertising id: the newest wins.")
 			}
+			signal := tapline.Signal{Name: "advertising_id", Install: maskAdID(ad), Hit: maskAdID(usableAdID(hits[0].AdID)), Verdict: tapline.VerdictAgree}
+			later, err := m.laterTapOf(ctx, app, hits[0], e)
+			if err != nil {
+				return organic, nil, err
+			}
+			if later != nil {
+				lost(hits[0], tapline.MethodAdID, "The newest tap carrying the install's advertising id, but the same device tapped again later: its last tap wins.")
+				return choose(later, tapline.MethodAdID, tapline.RuleAdID,
+					fmt.Sprintf("The last tap of the device the install's advertising id names: %s before the install, within the %s click window, from the same network and browser (same User-Agent, language and model) as its tap %s that carried the advertising id.",
+						duration(e.Time.Sub(later.Time)), duration(app.ClickWindow), hits[0].ID),
+					app.ClickWindow, signal)
+			}
 			return choose(hits[0], tapline.MethodAdID, tapline.RuleAdID,
 				fmt.Sprintf("The newest tap carrying the install's advertising id, %s before the install, within the %s click window.", duration(e.Time.Sub(hits[0].Time)), duration(app.ClickWindow)),
-				app.ClickWindow, tapline.Signal{Name: "advertising_id", Install: maskAdID(ad), Hit: maskAdID(usableAdID(hits[0].AdID)), Verdict: tapline.VerdictAgree})
+				app.ClickWindow, signal)
 		}
 		tried = append(tried, "no tap carries its advertising id in the "+duration(app.ClickWindow)+" click window")
 	case e.Device.LimitAdTracking:
@@ -521,40 +567,121 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 		tried = append(tried, "it has no fingerprint (no usable address)")
 		return organicDecision(d, tried)
 	}
-	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, e.Fingerprint, e.Time.Add(-app.FingerprintWindow), upper)
+	cands, fd, err := m.weigh(ctx, app, e)
 	if err != nil {
-		return organic, nil, fmt.Errorf("hits by fingerprint: %w", err)
+		return organic, nil, err
 	}
+	if fd.Best < 0 {
+		addLosers(d, cands, fd, e)
+		if len(cands) == 0 {
+			tried = append(tried, "no tap from its network in the "+duration(app.FingerprintWindow)+" fingerprint window")
+		} else {
+			tried = append(tried, "no tap from its network fits")
+		}
+		return organicDecision(d, tried)
+	}
+	best := &cands[fd.Best]
+	h := best.Hit
+	d.Score, d.MinScore = fd.Score, app.FingerprintMinScore
+	if fd.Score < app.FingerprintMinScore {
+		d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: tapline.MethodFingerprint, Score: best.Evidence,
+			Reason: fmt.Sprintf("The best tap from the install's network, %s before it, but not credited: %s.", duration(e.Time.Sub(h.Time)), fd.Explain(best, app.FingerprintMinScore))})
+		addLosers(d, cands, fd, e)
+		d.Rule, d.Window, d.Signals = tapline.RuleBelowMinScore, app.FingerprintWindow, best.Signals
+		d.Reason = fmt.Sprintf("Organic: %s; the best tap from its network scored %.2f, under the app's minimum of %.2f (%d tapping device(s) on the network, %d rival tap(s)).",
+			strings.Join(tried, "; "), fd.Score, app.FingerprintMinScore, fd.Devices, fd.Rivals)
+		return organic, d, nil
+	}
+	addLosers(d, cands, fd, e)
+	a, d, err := choose(h, tapline.MethodFingerprint, tapline.RuleFingerprint,
+		fmt.Sprintf("The best-scoring tap from the install's network, %s before the install, within the %s fingerprint window: %s.",
+			duration(e.Time.Sub(h.Time)), duration(app.FingerprintWindow), fd.Explain(best, app.FingerprintMinScore)),
+		app.FingerprintWindow)
+	d.Signals = best.Signals
+	d.Candidates[0].Score = best.Evidence
+	return a, d, err
+}
+
+// weigh returns the fingerprint candidates of install e, every hit on its
+// network in the app's fingerprint window, newest first, each marked
+// claimed when a conversion of another install credits it, and the
+// decision over them.
+func (m *Matcher) weigh(ctx context.Context, app *tapline.App, e *tapline.Event) ([]fingerprint.Candidate, fingerprint.Decision, error) {
+	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, e.Fingerprint, e.Time.Add(-app.FingerprintWindow), e.Time.Add(m.Config.ClockSkew))
+	if err != nil {
+		return nil, fingerprint.Decision{}, fmt.Errorf("hits by fingerprint: %w", err)
+	}
+	cands := make([]fingerprint.Candidate, len(hits))
+	own := tapline.ConversionID(e.ID)
 	for i, h := range hits {
+		cands[i].Hit = h
 		if !fingerprint.Compatible(h, e) {
-			lost(h, tapline.MethodFingerprint, "Same network, but "+conflicts(fingerprint.Signals(h, e))+".")
 			continue
 		}
 		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
 		if err != nil {
-			return organic, nil, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
+			return nil, fingerprint.Decision{}, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
 		}
-		if len(convs) > 0 {
-			lost(h, tapline.MethodFingerprint, "Already credited with install "+convs[0].InstallID+": a tap is credited with one install by fingerprint.")
+		for _, c := range convs {
+			if c.ID != own {
+				cands[i].Claimed = true
+				cands[i].ClaimedBy = c.InstallID
+			}
+		}
+	}
+	return cands, fingerprint.Decide(cands, e, app.FingerprintWindow, m.population(app.ID)), nil
+}
+
+// laterTapOf returns the newest tap after h, before install e, that looks
+// like the same device's (fingerprint.SameDevice) and fits e, or nil: a
+// device an advertising id names that tapped again through a link without
+// the id.
+func (m *Matcher) laterTapOf(ctx context.Context, app *tapline.App, h *tapline.Hit, e *tapline.Event) (*tapline.Hit, error) {
+	if h.Fingerprint == "" {
+		return nil, nil
+	}
+	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, h.Fingerprint, h.Time, e.Time.Add(m.Config.ClockSkew))
+	if err != nil {
+		return nil, fmt.Errorf("later taps of hit %s: %w", h.ID, err)
+	}
+	for _, later := range hits { // newest first
+		if later.ID != h.ID && later.Time.After(h.Time) && later.Bot == "" && fingerprint.SameDevice(h, later) && fingerprint.Compatible(later, e) {
+			return later, nil
+		}
+	}
+	return nil, nil
+}
+
+// population returns what the fingerprint learned of an app's installs.
+func (m *Matcher) population(appID int64) *fingerprint.Population {
+	if p, ok := m.populations.Load(appID); ok {
+		return p.(*fingerprint.Population)
+	}
+	p, _ := m.populations.LoadOrStore(appID, fingerprint.NewPopulation())
+	return p.(*fingerprint.Population)
+}
+
+// addLosers adds to d every candidate of cands but the best, with why it
+// lost.
+func addLosers(d *tapline.Decision, cands []fingerprint.Candidate, fd fingerprint.Decision, e *tapline.Event) {
+	for i := range cands {
+		c := &cands[i]
+		if i == fd.Best {
 			continue
 		}
-		for _, older := range hits[i+1:] {
-			if !fingerprint.Compatible(older, e) {
-				lost(older, tapline.MethodFingerprint, "Same network, but "+conflicts(fingerprint.Signals(older, e))+".")
-				continue
-			}
-			lost(older, tapline.MethodFingerprint, "An older tap on the same network: the newest compatible one wins.")
+		var reason string
+		switch {
+		case !fingerprint.Compatible(c.Hit, e):
+			reason = "Same network, but " + conflicts(c.Signals) + "."
+		case c.SameAs >= 0:
+			reason = "An older tap of the same device (same browser, language and model): its newest tap stands for it."
+		case c.Claimed:
+			reason = "Already credited with install " + c.ClaimedBy + ": a tap is credited with one install by fingerprint."
+		default:
+			reason = fmt.Sprintf("Another device on the network, weaker evidence (%.2f).", c.Evidence)
 		}
-		return choose(h, tapline.MethodFingerprint, tapline.RuleFingerprint,
-			fmt.Sprintf("The newest compatible tap not yet credited from the install's network, %s before the install, within the %s fingerprint window.", duration(e.Time.Sub(h.Time)), duration(app.FingerprintWindow)),
-			app.FingerprintWindow)
+		d.AddCandidate(tapline.Candidate{HitID: c.Hit.ID, LinkID: c.Hit.LinkID, HitTime: c.Hit.Time, Method: tapline.MethodFingerprint, Score: c.Evidence, Reason: reason})
 	}
-	if len(hits) == 0 {
-		tried = append(tried, "no tap from its network in the "+duration(app.FingerprintWindow)+" fingerprint window")
-	} else {
-		tried = append(tried, "no tap from its network fits")
-	}
-	return organicDecision(d, tried)
 }
 
 // organicDecision completes d as the decision of an organic install, given

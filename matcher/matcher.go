@@ -92,8 +92,11 @@ type Matcher struct {
 	apps     appCache
 	links    linkCache
 	appLocks sync.Map // app id -> *sync.Mutex
-	metrics  *metrics
-	funnels  funnelState
+	// populations: app id -> *fingerprint.Population, what the
+	// fingerprint learned of the app's installs in this process.
+	populations sync.Map
+	metrics     *metrics
+	funnels     funnelState
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset

@@ -38,7 +38,17 @@ type harness struct {
 	rows tapline.FlushRows
 }
 
+// newHarness returns a harness whose app credits every fingerprint
+// candidate that fits (the lowest fingerprint_min_score): the rules are
+// under test, not the scores (TestFingerprintScores).
 func newHarness(t *testing.T) *harness {
+	t.Helper()
+	return newHarnessWith(t, func(a *tapline.App) { a.FingerprintMinScore = -tapline.MaxFingerprintMinScore })
+}
+
+// newHarnessWith returns a harness whose app has the defaults changed by
+// set.
+func newHarnessWith(t *testing.T, set func(*tapline.App)) *harness {
 	t.Helper()
 	raw := pebble.NewRawStore(t.TempDir())
 	if err := raw.Open(); err != nil {
@@ -49,6 +59,7 @@ func newHarness(t *testing.T) *harness {
 	m.metrics = newMetrics(nil)
 	app := &tapline.App{ID: appID}
 	app.SetDefaults()
+	set(app)
 	m.apps = appCache{ttl: time.Hour, now: func() time.Time { return t0 }, entries: map[int64]appEntry{appID: {app: app, fetched: t0}}}
 	// No re-engagement links; reengagementLinks marks some.
 	m.links = linkCache{ttl: 1000 * time.Hour, now: func() time.Time { return t0 }, entries: map[int64]linkEntry{appID: {fetched: t0}}}

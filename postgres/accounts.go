@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/mail"
 	"net/url"
 	"regexp"
@@ -141,7 +142,7 @@ func (s *AccountService) account(ctx context.Context, where string, args ...any)
 
 // appColumns lists the columns scanApp reads, in order.
 const appColumns = `id, account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-	click_window, fingerprint_window, lateness_horizon, retention,
+	click_window, fingerprint_window, lateness_horizon, retention, fingerprint_min_score,
 	reengagement_window, reinstall_window, reattribute_reinstalls, created_at`
 
 // scanApp scans a row of appColumns.
@@ -149,7 +150,7 @@ func scanApp(row pgx.Row) (*tapline.App, error) {
 	var a tapline.App
 	var click, fingerprint, lateness, retention, reengagement, reinstall int64
 	err := row.Scan(&a.ID, &a.AccountID, &a.Name, &a.SDKSecret, &a.SDKKey, &a.IOSURL, &a.AndroidURL, &a.WebURL,
-		&click, &fingerprint, &lateness, &retention, &reengagement, &reinstall, &a.ReattributeReinstalls, &a.CreatedAt)
+		&click, &fingerprint, &lateness, &retention, &a.FingerprintMinScore, &reengagement, &reinstall, &a.ReattributeReinstalls, &a.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -186,13 +187,13 @@ func (s *AccountService) CreateApp(ctx context.Context, a *tapline.App) error {
 	}
 	err = s.db.pool.QueryRow(ctx, `
 		INSERT INTO apps (account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-			click_window, fingerprint_window, lateness_horizon, retention,
+			click_window, fingerprint_window, lateness_horizon, retention, fingerprint_min_score,
 			reengagement_window, reinstall_window, reattribute_reinstalls)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		RETURNING id, created_at`,
 		a.AccountID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
-		seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls,
+		a.FingerprintMinScore, seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls,
 	).Scan(&a.ID, &a.CreatedAt)
 	switch pgCode(err) {
 	case codeUniqueViolation:
@@ -289,6 +290,34 @@ func (s *AccountService) AppBySecret(ctx context.Context, account, secret string
 	return found, nil
 }
 
+// AppBySDKSecret returns the app whose SDK secret is secret: of several in
+// one account the oldest (as AppBySecret picks), EFORBIDDEN for an unknown
+// secret or one that apps of several accounts share. The lookup goes
+// through a hash index, so its time does not tell how much of a guessed
+// secret is right.
+func (s *AccountService) AppBySDKSecret(ctx context.Context, secret string) (*tapline.App, error) {
+	if secret == "" {
+		return nil, tapline.Errorf(tapline.EFORBIDDEN, "Wrong SDK secret.")
+	}
+	rows, err := s.db.pool.Query(ctx, `SELECT `+appColumns+` FROM apps WHERE sdk_secret = $1 ORDER BY id`, secret)
+	if err != nil {
+		return nil, fmt.Errorf("app by sdk secret: %w", translate(err))
+	}
+	apps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tapline.App, error) { return scanApp(r) })
+	if err != nil {
+		return nil, fmt.Errorf("app by sdk secret: %w", translate(err))
+	}
+	if len(apps) == 0 {
+		return nil, tapline.Errorf(tapline.EFORBIDDEN, "Wrong SDK secret.")
+	}
+	for _, a := range apps[1:] {
+		if a.AccountID != apps[0].AccountID {
+			return nil, tapline.Errorf(tapline.EFORBIDDEN, "This SDK secret is shared by apps of several accounts; give each app its own.")
+		}
+	}
+	return apps[0], nil
+}
+
 // UpdateApp saves a's name, destinations, attribution settings and SDK
 // credentials (empty ones are kept). Its account cannot change. a is
 // refreshed from the stored row; an unknown app is ENOTFOUND.
@@ -310,12 +339,12 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 			sdk_key = COALESCE(NULLIF($4, ''), sdk_key),
 			ios_url = $5, android_url = $6, web_url = $7,
 			click_window = $8, fingerprint_window = $9, lateness_horizon = $10, retention = $11,
-			reengagement_window = $12, reinstall_window = $13, reattribute_reinstalls = $14
+			fingerprint_min_score = $12, reengagement_window = $13, reinstall_window = $14, reattribute_reinstalls = $15
 		WHERE id = $1
 		RETURNING `+appColumns,
 		a.ID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
-		seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls))
+		a.FingerprintMinScore, seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tapline.Errorf(tapline.ENOTFOUND, "App not found.")
 	}
@@ -513,6 +542,9 @@ func validateApp(a *tapline.App) error {
 		if f.d < time.Second {
 			return tapline.Errorf(tapline.EINVALID, "%s: must be at least one second", f.field)
 		}
+	}
+	if s := a.FingerprintMinScore; math.IsNaN(s) || s < -tapline.MaxFingerprintMinScore || s > tapline.MaxFingerprintMinScore {
+		return tapline.Errorf(tapline.EINVALID, "fingerprint_min_score: must be a number from %g to %g", -tapline.MaxFingerprintMinScore, tapline.MaxFingerprintMinScore)
 	}
 	return nil
 }

@@ -565,3 +565,45 @@ func TestLoginAttemptsConcurrent(t *testing.T) {
 		seen[c] = true
 	}
 }
+
+// TestAppBySDKSecret finds an app by its secret alone: the oldest of one
+// account's apps sharing it, never an app of another account, and no app
+// when apps of two accounts share the secret.
+func TestAppBySDKSecret(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newService(t)
+	acme, other := newAccount(t, s, "acme"), newAccount(t, s, "other")
+	app := newApp(t, s, acme.ID, "Game")
+	twin := &tapline.App{AccountID: acme.ID, Name: "Game HD", SDKSecret: app.SDKSecret}
+	if err := s.CreateApp(ctx, twin); err != nil {
+		t.Fatal(err)
+	}
+	otherApp := newApp(t, s, other.ID, "Other")
+	shared := "shared-secret-0123456789"
+	for _, a := range []*tapline.App{{AccountID: acme.ID, Name: "Shared"}, {AccountID: other.ID, Name: "Shared"}} {
+		a.SDKSecret = shared
+		if err := s.CreateApp(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, secret string
+		wantID       int64
+		code         string
+	}{
+		{"oldest of one account's apps", app.SDKSecret, app.ID, ""},
+		{"other account", otherApp.SDKSecret, otherApp.ID, ""},
+		{"unknown", "no-such-secret-0123456789", 0, tapline.EFORBIDDEN},
+		{"empty", "", 0, tapline.EFORBIDDEN},
+		{"shared by two accounts", shared, 0, tapline.EFORBIDDEN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.AppBySDKSecret(ctx, tc.secret)
+			wantCode(t, "AppBySDKSecret", err, tc.code)
+			if tc.code == "" && (got == nil || got.ID != tc.wantID) {
+				t.Errorf("AppBySDKSecret = %+v, want app %d", got, tc.wantID)
+			}
+		})
+	}
+}

@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if cmd == "gen" {
 		for _, m := range []struct {
 			name string
-			got  map[int]int
+			got  map[int]loadgen.Answer
 		}{{"naive IP only", loadgen.NaiveIP(w)}, {"naive IP + exact UA", loadgen.NaiveIPUA(w)}} {
 			a := loadgen.Score(w, m.got)
 			fmt.Fprintf(out, "%s: precision %.3f recall %.3f organic misattributed %.3f\n", m.name, a.Precision, a.Recall, a.OrganicMisattribution)

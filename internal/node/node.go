@@ -54,8 +54,8 @@ type Node struct {
 	Reports      *postgres.Reports
 	Backfills    *funnels.Runner // the matcher's funnel backfills
 	Bus          tapline.Bus
-	Spool        *pebble.Spool // the collector's disk spool, on Kafka
-	Raw          tapline.RawStore
+	Spool        *pebble.Spool    // the collector's disk spool, on Kafka
+	Raw          tapline.RawStore // the matcher's, or a collector's read access
 	Collector    *collector.Collector
 	Matcher      *matcher.Matcher
 	Dashboard    *dashboard.Dashboard
@@ -318,12 +318,36 @@ func (n *Node) openCollector(ctx context.Context) error {
 		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst}, n.Accounts, bus)
 	n.Collector.Logger = n.Logger.With("component", "collector")
 	n.Collector.Registry = n.Registry
+	if err := n.openCollectorRaw(ctx); err != nil {
+		return err
+	}
+	n.Collector.RawStore = n.Raw
 	if err := n.Collector.Open(ctx); err != nil {
 		return fmt.Errorf("start collector: %w", err)
 	}
 	// The collector stops (draining its hits to the bus) before the
 	// matcher and the bus close: closers run in reverse.
 	n.closers = append(n.closers, n.Collector.Close)
+	return nil
+}
+
+// openCollectorRaw gives a collector without a matcher read access to
+// the raw store, for the Tapstream timeline lookups (deferred deep links):
+// Cassandra when hosts are configured (its schema made by the migrations
+// job or a matcher), else none, and the lookups answer "nothing found".
+// The all-in-one's collector reads the matcher's store, in process.
+func (n *Node) openCollectorRaw(ctx context.Context) error {
+	cfg := &n.Config
+	if n.Raw != nil || cfg.CassandraHosts == "" {
+		return nil
+	}
+	s := CassandraStore(cfg)
+	s.Logger = n.Logger.With("component", "cassandra")
+	if err := s.Open(ctx); err != nil {
+		return fmt.Errorf("open cassandra for the collector's timeline lookups: %w", err)
+	}
+	n.Raw = s
+	n.closers = append(n.closers, s.Close)
 	return nil
 }
 

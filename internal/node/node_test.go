@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -60,7 +61,22 @@ func TestScaleOutTargets(t *testing.T) {
 	if coll.Matcher != nil || coll.Dashboard != nil || match.Collector != nil || dash.Bus != nil {
 		t.Fatal("a node runs components its target does not name")
 	}
-	resp, err := http.Get(match.MetricsURL + "/metrics")
+	// Without -cassandra-hosts the separate collector has no raw store:
+	// the SDK's timeline lookups answer nothing found.
+	if coll.Collector.RawStore != nil {
+		t.Fatal("a collector without -cassandra-hosts has a raw store")
+	}
+	resp, err := http.Get(coll.CollectorURL + "/v1/timelines/summary?secret=" + DemoSDKSecret + "&event_session=s1&blocking=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	_, _ = io.Copy(&sb, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || sb.String() != "{}" {
+		t.Fatalf("timeline summary without a raw store: %d %q, want 200 {}", resp.StatusCode, sb.String())
+	}
+	resp, err = http.Get(match.MetricsURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,4 +216,76 @@ func mustRequest(t *testing.T, url string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// TestTimelineAllInOne follows a tap on the demo link, with a deep link,
+// and the install it led to through target "all" on the embedded bus and
+// raw store, to the Tapstream SDK's blocking timeline summary: the
+// collector reads the matcher's raw store in process.
+func TestTimelineAllInOne(t *testing.T) {
+	ctx := context.Background()
+	cfg := NewConfig()
+	cfg.DatabaseURL = pgtest.URL(t)
+	cfg.DataDir = t.TempDir()
+	cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Demo = true
+	n := New(cfg, nil)
+	if err := n.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if n.Collector.RawStore == nil || n.Collector.RawStore != n.Raw {
+		t.Fatal("the all-in-one's collector does not read the matcher's raw store")
+	}
+	demo, err := SeedDemo(ctx, n.Accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo.Link.DeepLink = "demoapp://welcome"
+	if err := n.Accounts.UpdateLink(ctx, demo.Link); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	const idfa = "1E2D3C4B-5A69-4788-9766-554433221100"
+	req := mustRequest(t, n.CollectorURL+"/l/"+DemoLinkSlug+"?idfa="+idfa)
+	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	const session = "2B4D6F80-1A3C-4E5F-8091-A2B3C4D5E6F7"
+	form := url.Values{"secret": {DemoSDKSecret}, "uuid": {session}, "platform": {"iOS"}, "hardware-ios-idfa": {idfa},
+		"created-ms": {strconv.FormatInt(time.Now().UnixMilli(), 10)}}
+	resp, err = client.PostForm(n.CollectorURL+"/"+DemoAccount+"/event/ios-demo-install/", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("install: %d", resp.StatusCode)
+	}
+	summary := n.CollectorURL + "/v1/timelines/summary?" + url.Values{"secret": {DemoSDKSecret}, "event_session": {session}, "blocking": {"true"}}.Encode()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Get(summary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			LatestDeeplink string   `json:"latest_deeplink"`
+			Campaigns      []string `json:"campaigns"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			t.Fatalf("summary: %d, %v", resp.StatusCode, err)
+		}
+		if body.LatestDeeplink == "demoapp://welcome" && len(body.Campaigns) == 1 && body.Campaigns[0] == DemoLinkSlug {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("summary after 30 s: %+v, want the demo link's deep link", body)
+		}
+	}
 }
