@@ -421,7 +421,7 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		Decision:    dec,
 		Reinstall:   reinstall,
 	}
-	if a.Method != tapline.MethodOrganic {
+	if a.Method != tapline.MethodOrganic && !c.KeepsAttribution() {
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(e.Time, a.HitTime)) * time.Millisecond
 	}
 	if err := m.Raw.PutConversion(ctx, c); err != nil {

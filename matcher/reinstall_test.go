@@ -101,6 +101,9 @@ func TestReinstallRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if c.KeepsAttribution() && c.ClickToInstall != 0 {
+				t.Errorf("a kept reinstall has a click-to-install time %s from the earlier install's tap", c.ClickToInstall)
+			}
 			want := tapline.Reinstall{Of: tapline.ConversionID("e1"), By: tt.by, Reattributed: tt.reattribute}
 			if c.Reinstall == nil || *c.Reinstall != want {
 				t.Fatalf("Reinstall = %+v, want %+v", c.Reinstall, want)
