@@ -55,6 +55,37 @@ type Conversion struct {
 	// Decision explains the current attribution; nil for conversions
 	// stored before tapline recorded decisions.
 	Decision *Decision `json:"decision,omitempty"`
+
+	// Reinstall is set when the install was a reinstall: the device had
+	// installed the app before, within the app's ReinstallWindow. Its
+	// facts count a reinstall, never an install (see Reinstall).
+	Reinstall *Reinstall `json:"reinstall,omitempty"`
+}
+
+// Reinstall says how an install was found to be a reinstall.
+type Reinstall struct {
+	// Of is the conversion of the device's earlier install.
+	Of string `json:"of"`
+	// By names the identifier the two installs share: ReinstallByAdID,
+	// ReinstallByVendorID or ReinstallByInstallID.
+	By string `json:"by"`
+	// Reattributed is true when the reinstall was matched to a tap of its
+	// own (App.ReattributeReinstalls); false when it kept the earlier
+	// install's attribution, which a late tap then never changes.
+	Reattributed bool `json:"reattributed,omitempty"`
+}
+
+// Identifiers a reinstall is recognised by.
+const (
+	ReinstallByAdID      = "advertising_id" // the same IDFA or GAID, not limited
+	ReinstallByVendorID  = "vendor_id"      // the same IDFV (iOS identifierForVendor)
+	ReinstallByInstallID = "install_id"     // the same install id (the SDK kept it)
+)
+
+// KeepsAttribution reports whether c is a reinstall that keeps its earlier
+// install's attribution: a late tap never re-attributes it.
+func (c *Conversion) KeepsAttribution() bool {
+	return c.Reinstall != nil && !c.Reinstall.Reattributed
 }
 
 // AttributionChange is one step in a conversion's history.
@@ -163,6 +194,12 @@ const (
 	RuleFingerprint = "fingerprint"    // newest unclaimed compatible hit with the install's fingerprint in its window
 	RuleLateHit     = "late_hit"       // a hit consumed after the install claimed it by a stronger or newer match
 	RuleOrganic     = "organic"        // no candidate fitted
+	// RuleReinstall: the device installed the app before, within the
+	// reinstall window; the reinstall keeps that install's attribution.
+	RuleReinstall = "reinstall"
+	// RuleReengagement: an open of an installed app after a tap on a
+	// re-engagement link (Reengagement.Decision).
+	RuleReengagement = "reengagement"
 
 	// The best fingerprint candidate scored under the app's
 	// fingerprint_min_score: organic.

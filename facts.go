@@ -33,6 +33,13 @@ const (
 	// FactFraud counts the fraud signals found on the taps installs were
 	// credited to (or refused), by link, FraudSignal and FraudAction.
 	FactFraud FactTable = "fraud"
+	// FactReengagements counts re-engagements (Reengagement): opens of an
+	// installed app credited to a tap on a re-engagement link, in the
+	// hour of the open.
+	FactReengagements FactTable = "reengagements"
+	// FactReinstalls counts reinstalls (Conversion.Reinstall), in the hour
+	// of the install, apart from FactInstalls.
+	FactReinstalls FactTable = "reinstalls"
 	// FactTotals sums hits, events, installs, conversions and revenue per
 	// hour and measure, without their other dimensions: what the daily
 	// chart and table read (see FactKey.Total).
@@ -457,6 +464,10 @@ var FactTables = []*FactTableDesc{
 		Count: "requests for the link answered but no taps: HEAD, prefetches, link previewers and crawlers (agent: which)"},
 	{Table: FactFraud, Dims: []*FactDim{dimLinkID, dimPlatform, dimSignal, dimAction},
 		Count: "fraud signals found on the link's taps credited with an install of the hour (action flag) or refused (action reject)"},
+	{Table: FactReengagements, Dims: withCampaign(dimLinkID, dimPlatform, dimMethod),
+		Count: "re-engagements: opens of an installed app credited to a tap on a re-engagement link (method: advertising_id or fingerprint, how the open matched the tap)"},
+	{Table: FactReinstalls, Dims: withCampaign(dimLinkID, dimPlatform, dimMethod),
+		Count: "reinstalls: installs from a device that installed the app before, within the reinstall window, never counted as installs; under the earlier install's attribution, or their own when the app re-attributes reinstalls (link 0: organic)"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
@@ -777,6 +788,10 @@ const (
 	MeasureConversions = "conversions" // fact_conversions, with click-to-install time
 	MeasureEvents      = "events"      // fact_events
 	MeasureRevenue     = "revenue"     // fact_revenue
+	// Not in breakdowns: the daily report's totals and the app and link
+	// pages show them (Reports.Returning).
+	MeasureReengagements = "reengagements" // fact_reengagements
+	MeasureReinstalls    = "reinstalls"    // fact_reinstalls
 )
 
 // Breakdown is a report's measures grouped by one dimension, day or hour.
@@ -868,8 +883,18 @@ type LinkStats struct {
 	ByMethod           map[string]int64 `json:"conversions_by_method,omitempty"`
 }
 
+// Returning counts the people an app got back over a filter's days: its
+// re-engagements (FactReengagements) and reinstalls (FactReinstalls).
+type Returning struct {
+	Reengagements int64 `json:"reengagements"`
+	Reinstalls    int64 `json:"reinstalls"`
+}
+
 // Reports answers the dashboard's questions from the fact tables alone.
 type Reports interface {
+	// Returning sums the filter's re-engagements and reinstalls; a
+	// filter on a dimension their tables do not keep (event) is EINVALID.
+	Returning(ctx context.Context, f StatsFilter) (Returning, error)
 	DailyStats(ctx context.Context, f StatsFilter) ([]DailyStats, error)
 	LinkStats(ctx context.Context, f StatsFilter) ([]LinkStats, error)
 	// Breakdown groups the filter's facts by by: a ReportDim's Name,

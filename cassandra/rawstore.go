@@ -320,7 +320,7 @@ func (s *RawStore) HitsByAdID(ctx context.Context, appID int64, adID string, fro
 
 // PutEvent stores e unless an event with its (AppID, ID) is stored already,
 // and returns the stored event. Installs are indexed by fingerprint,
-// advertising id and referrer hit id, and every event with an install id by
+// advertising id, vendor id and referrer hit id, and every event with an install id by
 // that (events_by_install). It costs one lightweight transaction plus one
 // write per index; the index writes follow the transaction that stored the
 // event and are repeated by a retry of the same put.
@@ -362,6 +362,9 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 		if hit := e.ReferrerHitID(); hit != "" {
 			ws = append(ws, write{s.stmt.installsByRefHit, []any{e.AppID, hit, t, e.ID, v}})
 		}
+		if idfv := e.Device.IDFV; idfv != "" {
+			ws = append(ws, write{s.stmt.installsByVendorID.insert, []any{e.AppID, day, idfv, t, e.ID, v}})
+		}
 	}
 	if err := s.exec(ctx, ws...); err != nil {
 		return nil, fmt.Errorf("put event index: %w", err)
@@ -392,6 +395,12 @@ func (s *RawStore) InstallsByFingerprint(ctx context.Context, appID int64, finge
 // Time lies in [from, to], newest first.
 func (s *RawStore) InstallsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Event, error) {
 	return rangeRows[tapline.Event](ctx, s, s.stmt.installsByAdID.selectDay, appID, adID, from, to)
+}
+
+// InstallsByVendorID returns the app's installs with the vendor id (IDFV)
+// whose Time lies in [from, to], newest first.
+func (s *RawStore) InstallsByVendorID(ctx context.Context, appID int64, idfv string, from, to time.Time) ([]*tapline.Event, error) {
+	return rangeRows[tapline.Event](ctx, s, s.stmt.installsByVendorID.selectDay, appID, idfv, from, to)
 }
 
 // InstallsByReferrerHit returns the app's installs whose install referrer

@@ -10,6 +10,7 @@ type statements struct {
 
 	hitsByFP, hitsByAdID         dayTable
 	installsByFP, installsByAdID dayTable
+	installsByVendorID           dayTable
 	installsByRefHit             string
 	selectRefHit                 string
 
@@ -18,6 +19,11 @@ type statements struct {
 	convByHit, convByInstall convIndex
 
 	cutoff, cutoffInsert, cutoffPrune string
+
+	reengInsert      string // app_id, id, hit_id, data
+	reengSelect      string // app_id, id → data
+	reengClaim       string // app_id, hit_id, id, data; IF NOT EXISTS
+	reengClaimSelect string // app_id, hit_id → id, data
 
 	scanEvents string // start, end → app_id, time_ns, data
 
@@ -71,12 +77,13 @@ func newStatements(ks string) statements {
 		}
 	}
 	return statements{
-		hits:           byID("hits", "hit"),
-		events:         byID("events", "event"),
-		hitsByFP:       day("hits_by_fingerprint", "fingerprint"),
-		hitsByAdID:     day("hits_by_ad_id", "ad_id"),
-		installsByFP:   day("installs_by_fingerprint", "fingerprint"),
-		installsByAdID: day("installs_by_ad_id", "ad_id"),
+		hits:               byID("hits", "hit"),
+		events:             byID("events", "event"),
+		hitsByFP:           day("hits_by_fingerprint", "fingerprint"),
+		hitsByAdID:         day("hits_by_ad_id", "ad_id"),
+		installsByFP:       day("installs_by_fingerprint", "fingerprint"),
+		installsByAdID:     day("installs_by_ad_id", "ad_id"),
+		installsByVendorID: day("installs_by_vendor_id", "idfv"),
 		installsByRefHit: fmt.Sprintf(
 			`INSERT INTO %s.installs_by_referrer_hit (app_id, hit_id, time_ns, id, data) VALUES (?, ?, ?, ?, ?)`, ks),
 		selectRefHit: fmt.Sprintf(
@@ -91,6 +98,12 @@ func newStatements(ks string) statements {
 		cutoff:        fmt.Sprintf(`SELECT cutoff_ns FROM %s.app_cutoffs WHERE app_id = ? LIMIT 1`, ks),
 		cutoffInsert:  fmt.Sprintf(`INSERT INTO %s.app_cutoffs (app_id, cutoff_ns) VALUES (?, ?)`, ks),
 		cutoffPrune:   fmt.Sprintf(`DELETE FROM %s.app_cutoffs WHERE app_id = ? AND cutoff_ns < ?`, ks),
+		reengInsert: fmt.Sprintf(
+			`INSERT INTO %s.reengagements (app_id, id, hit_id, data) VALUES (?, ?, ?, ?)`, ks),
+		reengSelect: fmt.Sprintf(`SELECT data FROM %s.reengagements WHERE app_id = ? AND id = ?`, ks),
+		reengClaim: fmt.Sprintf(
+			`INSERT INTO %s.reengagements_by_hit (app_id, hit_id, id, data) VALUES (?, ?, ?, ?) IF NOT EXISTS`, ks),
+		reengClaimSelect: fmt.Sprintf(`SELECT id, data FROM %s.reengagements_by_hit WHERE app_id = ? AND hit_id = ?`, ks),
 		scanEvents: fmt.Sprintf(
 			`SELECT app_id, time_ns, data FROM %s.events WHERE token(app_id, id) > ? AND token(app_id, id) <= ?`, ks),
 		eventsByInstall: fmt.Sprintf(

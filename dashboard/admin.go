@@ -77,8 +77,12 @@ type AppView struct {
 	Retention         string    `json:"retention"`
 	Fraud             FraudView `json:"fraud"`
 	// FingerprintMinScore: see tapline.App.
-	FingerprintMinScore float64   `json:"fingerprint_min_score"`
-	CreatedAt           time.Time `json:"created_at"`
+	FingerprintMinScore float64 `json:"fingerprint_min_score"`
+	// Re-engagement and reinstall rules (see tapline.App).
+	ReengagementWindow    string    `json:"reengagement_window"`
+	ReinstallWindow       string    `json:"reinstall_window"`
+	ReattributeReinstalls bool      `json:"reattribute_reinstalls"`
+	CreatedAt             time.Time `json:"created_at"`
 }
 
 // FraudView is the JSON shape of an app's fraud policy: the minimum
@@ -103,7 +107,10 @@ func NewAppView(a *tapline.App) AppView {
 		Fraud: FraudView{ClickInjection: a.Fraud.ClickInjection, ClickFlooding: a.Fraud.ClickFlooding, Datacenter: a.Fraud.Datacenter,
 			TapAfterInstall: a.Fraud.TapAfterInstall, MinClickToInstall: a.Fraud.MinClickToInstall.String(),
 			FloodMinTaps: a.Fraud.FloodMinTaps, FloodMaxInstallRate: a.Fraud.FloodMaxInstallRate},
-		FingerprintMinScore: a.FingerprintMinScore, CreatedAt: a.CreatedAt,
+		FingerprintMinScore: a.FingerprintMinScore,
+		ReengagementWindow:  a.ReengagementWindow.String(), ReinstallWindow: a.ReinstallWindow.String(),
+		ReattributeReinstalls: a.ReattributeReinstalls,
+		CreatedAt:             a.CreatedAt,
 	}
 }
 

@@ -62,6 +62,10 @@ func signalLabel(name string) string {
 		return "install referrer"
 	case "advertising_id":
 		return "advertising id"
+	case "vendor_id":
+		return "vendor id (IDFV)"
+	case "install_id":
+		return "install id"
 	}
 	return name
 }

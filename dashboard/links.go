@@ -70,6 +70,7 @@ func (d *Dashboard) linksPage(w http.ResponseWriter, r *http.Request) {
 type linkForm struct {
 	Slug, Name, IOSURL, AndroidURL, WebURL, DeepLink string
 	Params                                           string // one name=value a line
+	Reengagement                                     bool
 	Error                                            string
 }
 
@@ -80,7 +81,7 @@ func formOf(l *tapline.Link) linkForm {
 		lines = append(lines, k+"="+l.Params[k])
 	}
 	return linkForm{Slug: l.Slug, Name: l.Name, IOSURL: l.IOSURL, AndroidURL: l.AndroidURL, WebURL: l.WebURL,
-		DeepLink: l.DeepLink, Params: strings.Join(lines, "\n")}
+		DeepLink: l.DeepLink, Params: strings.Join(lines, "\n"), Reengagement: l.Reengagement}
 }
 
 // readLinkForm reads a posted link form into f and l (whose slug is kept
@@ -91,13 +92,14 @@ func readLinkForm(r *http.Request, l *tapline.Link, creating bool) (linkForm, er
 	}
 	f := linkForm{Slug: r.PostForm.Get("slug"), Name: r.PostForm.Get("name"), IOSURL: strings.TrimSpace(r.PostForm.Get("ios_url")),
 		AndroidURL: strings.TrimSpace(r.PostForm.Get("android_url")), WebURL: strings.TrimSpace(r.PostForm.Get("web_url")),
-		DeepLink: r.PostForm.Get("deep_link"), Params: r.PostForm.Get("params")}
+		DeepLink: r.PostForm.Get("deep_link"), Params: r.PostForm.Get("params"), Reengagement: r.PostForm.Get("reengagement") != ""}
 	if creating {
 		l.Slug = strings.TrimSpace(f.Slug)
 	} else {
 		f.Slug = l.Slug
 	}
 	l.Name, l.IOSURL, l.AndroidURL, l.WebURL, l.DeepLink = f.Name, f.IOSURL, f.AndroidURL, f.WebURL, f.DeepLink
+	l.Reengagement = f.Reengagement
 	params, err := parseParamLines(f.Params)
 	if err != nil {
 		return f, err
@@ -170,6 +172,9 @@ type linkData struct {
 	QR      template.HTML
 	Saved   string // "created", "saved", "archived", "restored" after a post
 	Traffic *BreakdownReport
+	// Returning are the link's re-engagements and reinstalls over the
+	// same 30 days.
+	Returning tapline.Returning
 	// TrafficURL is the app page filtered by the link; SourcesCSV its
 	// sources table as CSV.
 	TrafficURL, SourcesCSV string
@@ -230,13 +235,20 @@ func (d *Dashboard) renderLink(w http.ResponseWriter, r *http.Request, status in
 		d.writeError(w, r, err)
 		return
 	}
+	rf := dr.Filter(app.ID)
+	rf.LinkID = l.ID
+	returning, err := d.Reports.Returning(r.Context(), rf)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
 	q := rangeQuery(dr)
 	q.Set("link", linkID)
 	q.Set("by", "source")
 	if !slices.Contains([]string{"", "created", "saved", "archived", "restored"}, saved) {
 		saved = ""
 	}
-	d.render(w, r, status, "link", linkData{App: app, Link: view, Form: form, QR: qr, Saved: saved, Traffic: traffic,
+	d.render(w, r, status, "link", linkData{App: app, Link: view, Form: form, QR: qr, Saved: saved, Traffic: traffic, Returning: returning,
 		TrafficURL: fmt.Sprintf("/apps/%d?%s", app.ID, q.Encode()), SourcesCSV: fmt.Sprintf("/api/v1/apps/%d/breakdown.csv?%s", app.ID, q.Encode())})
 }
 
@@ -334,6 +346,9 @@ type linkRequest struct {
 	Params     *map[string]string `json:"params"`
 	DeepLink   *string            `json:"deep_link"`
 	Archived   *bool              `json:"archived"`
+	// Reengagement makes the link a re-engagement link (see
+	// tapline.Link.Reengagement).
+	Reengagement *bool `json:"reengagement"`
 }
 
 // apply sets the fields req names on l.
@@ -350,6 +365,9 @@ func (req *linkRequest) apply(l *tapline.Link, now time.Time) {
 	set(&l.DeepLink, req.DeepLink)
 	if req.Params != nil {
 		l.Params = *req.Params
+	}
+	if req.Reengagement != nil {
+		l.Reengagement = *req.Reengagement
 	}
 	if req.Archived != nil {
 		switch {

@@ -31,6 +31,11 @@ type appPatch struct {
 	FingerprintMinScore *float64 `json:"fingerprint_min_score"`
 	// Fraud changes the fraud policy: absent fields stay.
 	Fraud *fraudPatch `json:"fraud"`
+	// ReengagementWindow, ReinstallWindow and ReattributeReinstalls set
+	// the rules of re-engagements and reinstalls (see tapline.App).
+	ReengagementWindow    *string `json:"reengagement_window"`
+	ReinstallWindow       *string `json:"reinstall_window"`
+	ReattributeReinstalls *bool   `json:"reattribute_reinstalls"`
 }
 
 // parseMinScore reads the settings form's fingerprint_min_score.
@@ -118,6 +123,8 @@ func (p *appPatch) apply(a *tapline.App) error {
 		{"fingerprint_window", p.FingerprintWindow, &a.FingerprintWindow},
 		{"lateness_horizon", p.LatenessHorizon, &a.LatenessHorizon},
 		{"retention", p.Retention, &a.Retention},
+		{"reengagement_window", p.ReengagementWindow, &a.ReengagementWindow},
+		{"reinstall_window", p.ReinstallWindow, &a.ReinstallWindow},
 	} {
 		if w.src == nil {
 			continue
@@ -127,6 +134,9 @@ func (p *appPatch) apply(a *tapline.App) error {
 			return err
 		}
 		*w.dst = d
+	}
+	if p.ReattributeReinstalls != nil {
+		a.ReattributeReinstalls = *p.ReattributeReinstalls
 	}
 	if p.FingerprintMinScore != nil {
 		a.FingerprintMinScore = *p.FingerprintMinScore
@@ -201,6 +211,8 @@ func settingsForm(app *tapline.App) map[string]string {
 		"fraud_min_click_to_install":   app.Fraud.MinClickToInstall.String(),
 		"fraud_flood_min_taps":         strconv.Itoa(app.Fraud.FloodMinTaps),
 		"fraud_flood_max_install_rate": strconv.FormatFloat(app.Fraud.FloodMaxInstallRate*100, 'f', -1, 64),
+		"reengagement_window":          formatDuration(app.ReengagementWindow), "reinstall_window": formatDuration(app.ReinstallWindow),
+		"reattribute_reinstalls": strconv.FormatBool(app.ReattributeReinstalls),
 	}
 }
 
@@ -260,11 +272,18 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request) {
 		"name": &p.Name, "ios_url": &p.IOSURL, "android_url": &p.AndroidURL, "web_url": &p.WebURL,
 		"click_window": &p.ClickWindow, "fingerprint_window": &p.FingerprintWindow,
 		"lateness_horizon": &p.LatenessHorizon, "retention": &p.Retention,
+		"reengagement_window": &p.ReengagementWindow, "reinstall_window": &p.ReinstallWindow,
 	} {
 		if vals, ok := r.PostForm[name]; ok {
 			v := vals[0]
 			form[name], *dst = v, &v
 		}
+	}
+	if _, ok := r.PostForm["reinstall_rules"]; ok {
+		// A checkbox is sent only when ticked: the form's hidden field
+		// says the option was shown.
+		v := r.PostForm.Get("reattribute_reinstalls") != ""
+		form["reattribute_reinstalls"], p.ReattributeReinstalls = strconv.FormatBool(v), &v
 	}
 	var err error
 	if v, ok := r.PostForm["fingerprint_min_score"]; ok {

@@ -102,6 +102,9 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 
 	unlock := m.lockApp(app.ID)
 	defer unlock()
+	if err := m.lateReengagement(ctx, pos, msg.Time, app, h, b); err != nil {
+		return nil, tapline.FlushRows{}, err
+	}
 	cands, err := m.lateInstalls(ctx, app, h, msg.Time)
 	if err != nil {
 		return nil, tapline.FlushRows{}, err
@@ -142,6 +145,9 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		}
 		if cand.method == tapline.MethodFingerprint && claimedByFingerprint {
 			continue
+		}
+		if c.KeepsAttribution() {
+			continue // a reinstall keeps its earlier install's attribution
 		}
 		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: h.Params}
 		var fp *fingerprint.Candidate
@@ -366,6 +372,11 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 			return nil, rows, false, err
 		}
 		b.Event(e, a)
+		if e.Kind == tapline.KindOpen && c != nil {
+			if err := m.reengage(ctx, pos, msg.Time, app, e, c, b); err != nil {
+				return nil, rows, false, err
+			}
+		}
 		return b, cohortActivity(b, e, c), true, nil
 	}
 
@@ -386,15 +397,17 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		prev, err := m.Raw.ConversionByInstall(ctx, app.ID, e.InstallID)
 		if err == nil {
 			// A second install event for one installation: an event
-			// under the first one's attribution, not a new install.
+			// under the first one's attribution, not a new install;
+			// within the reinstall window, a reinstall too.
 			b.Event(e, prev.Attribution)
+			m.reinstalledInPlace(b, app, e, prev)
 			return b, cohortActivity(b, e, prev), true, nil
 		} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
 			return nil, rows, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
 		}
 	}
 
-	a, dec, err := m.match(ctx, app, e)
+	a, dec, reinstall, err := m.attribute(ctx, app, e)
 	if err != nil {
 		return nil, rows, false, err
 	}
@@ -416,25 +429,30 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		History:     []tapline.AttributionChange{{By: pos, To: a, At: msg.Time, Fraud: findings}},
 		UpdatedAt:   m.Now().UTC(),
 		Decision:    dec,
+		Reinstall:   reinstall,
 	}
-	if a.Method != tapline.MethodOrganic {
+	if a.Method != tapline.MethodOrganic && !c.KeepsAttribution() {
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(e.Time, a.HitTime)) * time.Millisecond
 	}
 	if err := m.Raw.PutConversion(ctx, c); err != nil {
 		return nil, rows, false, fmt.Errorf("store conversion %s: %w", c.ID, err)
 	}
-	m.metrics.conversions.WithLabelValues(string(a.Method)).Inc()
+	if reinstall == nil {
+		m.metrics.conversions.WithLabelValues(string(a.Method)).Inc()
+	}
 	b.Change(c, &c.History[0])
 	b.Event(e, a)
 	return b, tapline.FlushRows{Conversions: []*tapline.Conversion{c}}, true, nil
 }
 
 // cohortActivity adds to b the cohort revenue of event e of install c (nil:
-// an unknown install, which has no cohort) and returns the cohort activity
+// an unknown install, which has no cohort, nor has a reinstall) and returns the cohort activity
 // it is, when it falls on a day after the install's first that the
 // cohorts count.
 func cohortActivity(b facts.Batch, e *tapline.Event, c *tapline.Conversion) tapline.FlushRows {
-	if c == nil {
+	if c == nil || c.Reinstall != nil {
+		// No cohort: an unknown install, or a reinstall (cohorts follow
+		// new installs).
 		return tapline.FlushRows{}
 	}
 	b.CohortRevenue(e, c, c.Attribution)

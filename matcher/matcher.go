@@ -30,7 +30,7 @@ type Config struct {
 	MaxPending    int           // pending fact rows that trigger an early flush
 	ClockSkew     time.Duration // how far a hit may be stamped after its install and still match
 	ExpireEvery   time.Duration // how often raw rows past their app's retention are dropped
-	AppCacheTTL   time.Duration // how long app settings are cached
+	AppCacheTTL   time.Duration // how long app and link settings are cached
 	FunnelPoll    time.Duration // how often the active funnel versions are loaded
 	// FloodParams are the tap parameters naming a sub-publisher, for the
 	// click-flooding rule (fraud.DefaultFloodParams when nil);
@@ -102,6 +102,7 @@ type Matcher struct {
 
 	agg      *facts.Aggregator
 	apps     appCache
+	links    linkCache
 	appLocks sync.Map // app id -> *sync.Mutex
 	// populations: app id -> *fingerprint.Population, what the
 	// fingerprint learned of the app's installs in this process.
@@ -170,6 +171,7 @@ func (m *Matcher) Open(ctx context.Context) error {
 	}
 	m.metrics = newMetrics(m.Registry)
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
+	m.links = linkCache{ttl: m.Config.AppCacheTTL, now: m.Now, entries: map[int64]linkEntry{}}
 
 	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
 		return fmt.Errorf("load offsets of %s: %w", m.Config.Consumer, err)

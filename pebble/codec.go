@@ -392,6 +392,14 @@ func pbDecodeRevenue(b []byte, rev *tapline.Revenue) error {
 //	10  click_to_install  sint64 nanoseconds
 //	11  history           repeated AttributionChange
 //	12  updated_at        Timestamp
+//	13  decision          string, the Decision as JSON
+//	14  reinstall         Reinstall, present exactly when not nil
+//
+// Reinstall:
+//
+//	1  of            string
+//	2  by            string
+//	3  reattributed  bool
 //
 // Attribution:
 //
@@ -455,7 +463,34 @@ func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 			b = pbAppendString(b, 13, string(d))
 		}
 	}
+	if ri := c.Reinstall; ri != nil {
+		var m pbMessage
+		b, m = pbBegin(b, 14)
+		b = pbAppendString(b, 1, ri.Of)
+		b = pbAppendString(b, 2, ri.By)
+		b = pbAppendBool(b, 3, ri.Reattributed)
+		b = m.end(b)
+	}
 	return b
+}
+
+// pbDecodeReinstall decodes a Reinstall message (see
+// appendConversionValue) into ri.
+func pbDecodeReinstall(b []byte, ri *tapline.Reinstall) error {
+	r := pbReader{b: b}
+	for r.next() {
+		switch r.num {
+		case 1:
+			ri.Of = r.string()
+		case 2:
+			ri.By = r.string()
+		case 3:
+			ri.Reattributed = r.bool()
+		default:
+			r.skip()
+		}
+	}
+	return r.err
 }
 
 // pbAppendAttribution appends the fields of the Attribution message (see
@@ -527,6 +562,11 @@ func pbDecodeConversion(b []byte, c *tapline.Conversion) error {
 			c.Decision = new(tapline.Decision)
 			if err := json.Unmarshal([]byte(r.string()), c.Decision); err != nil {
 				r.fail(fmt.Errorf("decode decision: %w", err))
+			}
+		case 14:
+			if m, ok := r.message(); ok {
+				c.Reinstall = new(tapline.Reinstall)
+				r.fail(pbDecodeReinstall(m, c.Reinstall))
 			}
 		default:
 			r.skip()

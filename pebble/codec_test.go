@@ -254,6 +254,9 @@ func TestCodecRoundTripPartial(t *testing.T) {
 					}}},
 			},
 		},
+		{name: "reinstall kept", in: &tapline.Conversion{ID: "cv-e2", Reinstall: &tapline.Reinstall{Of: "cv-e1", By: tapline.ReinstallByAdID}}},
+		{name: "reinstall re-attributed", in: &tapline.Conversion{ID: "cv-e2", Reinstall: &tapline.Reinstall{Of: "cv-e1", By: tapline.ReinstallByVendorID, Reattributed: true}}},
+		{name: "empty reinstall", in: &tapline.Conversion{ID: "cv-e2", Reinstall: &tapline.Reinstall{}}},
 		{name: "long device", in: &tapline.Event{Device: tapline.Device{Model: strings.Repeat("m", 200), IDFA: strings.Repeat("a", 20000)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

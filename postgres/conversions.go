@@ -45,6 +45,7 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 		hitTimes                       = make([]*time.Time, n)
 		clickMillis                    = make([]*int64, n)
 		params, decisions, histories   = make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		reinstalls                     = make([][]byte, n)
 		changes                        = make([]int32, n)
 	)
 	for i, c := range convs {
@@ -70,24 +71,27 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 		if histories[i], err = jsonOrNil(historyWithoutAdIDs(c.History), false); err != nil {
 			return fmt.Errorf("encode history of conversion %s: %w", c.ID, err)
 		}
+		if reinstalls[i], err = jsonOrNil(c.Reinstall, c.Reinstall == nil); err != nil {
+			return err
+		}
 		changes[i] = int32(len(c.History))
 	}
 	_, err := tx.Exec(ctx, `
 		INSERT INTO conversions AS c (app_id, id, install_id, event_id, install_time, platform, ad_id_hash,
 			fingerprint, method, link_id, hit_id, hit_time, click_to_install_ms, hit_params, decision,
-			history, changes, updated_at)
+			history, changes, updated_at, reinstall)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
 			$6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[],
 			$12::timestamptz[], $13::bigint[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::int[],
-			$18::timestamptz[])
+			$18::timestamptz[], $19::jsonb[])
 		ON CONFLICT (app_id, id) DO UPDATE SET
 			method = excluded.method, link_id = excluded.link_id, hit_id = excluded.hit_id,
 			hit_time = excluded.hit_time, click_to_install_ms = excluded.click_to_install_ms,
 			hit_params = excluded.hit_params, decision = excluded.decision, history = excluded.history,
-			changes = excluded.changes, updated_at = excluded.updated_at
+			changes = excluded.changes, updated_at = excluded.updated_at, reinstall = excluded.reinstall
 		WHERE c.changes <= excluded.changes`,
 		appIDs, ids, installIDs, eventIDs, installTimes, platforms, adIDs, fps, methods, linkIDs,
-		hitIDs, hitTimes, clickMillis, params, decisions, histories, changes, updated)
+		hitIDs, hitTimes, clickMillis, params, decisions, histories, changes, updated, reinstalls)
 	if err != nil {
 		return fmt.Errorf("store %d conversions: %w", n, translate(err))
 	}
@@ -164,7 +168,7 @@ func pgText(s string) string {
 }
 
 const conversionColumns = `id, app_id, install_id, event_id, install_time, platform, fingerprint,
-	method, link_id, hit_id, hit_time, click_to_install_ms, hit_params, decision, history, updated_at`
+	method, link_id, hit_id, hit_time, click_to_install_ms, hit_params, decision, history, updated_at, reinstall`
 
 // scanConversion reads a row of conversionColumns.
 func scanConversion(row pgx.Row) (*tapline.Conversion, error) {
@@ -174,10 +178,11 @@ func scanConversion(row pgx.Row) (*tapline.Conversion, error) {
 		hitTime                   *time.Time
 		clickMillis               *int64
 		params, decision, history []byte
+		reinstall                 []byte
 	)
 	if err := row.Scan(&c.ID, &c.AppID, &c.InstallID, &c.EventID, &c.InstallTime, &platform,
 		&c.Fingerprint, &method, &c.LinkID, &c.HitID, &hitTime, &clickMillis, &params, &decision,
-		&history, &c.UpdatedAt); err != nil {
+		&history, &c.UpdatedAt, &reinstall); err != nil {
 		return nil, err
 	}
 	c.Platform, c.Method = tapline.Platform(platform), tapline.MatchMethod(method)
@@ -191,7 +196,7 @@ func scanConversion(row pgx.Row) (*tapline.Conversion, error) {
 	for _, f := range []struct {
 		raw []byte
 		v   any
-	}{{params, &c.HitParams}, {decision, &c.Decision}, {history, &c.History}} {
+	}{{params, &c.HitParams}, {decision, &c.Decision}, {history, &c.History}, {reinstall, &c.Reinstall}} {
 		if len(f.raw) == 0 {
 			continue
 		}
