@@ -638,6 +638,7 @@ type byIDTable struct {
 	noun                    string
 	insertIfAbsent, replace string
 	selectByID              string
+	delete                  string // app_id, id
 }
 
 // putIfAbsent stores (id, t, v) in the table unless a visible row holds the

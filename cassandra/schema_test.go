@@ -298,6 +298,10 @@ func allStatements(st statements) map[string]string {
 		"cutoff": st.cutoff, "cutoffInsert": st.cutoffInsert, "cutoffPrune": st.cutoffPrune, "scanEvents": st.scanEvents,
 		"eventsByInstall": st.eventsByInstall, "selectByInstall": st.selectByInstall, "scanInstalls": st.scanInstalls,
 		"fsSelect": st.fsSelect, "fsInsert": st.fsInsert, "fsReplace": st.fsReplace,
+		"hits.delete": st.hits.delete, "events.delete": st.events.delete,
+		"hitsByFP.delete": st.hitsByFP.delete, "hitsByAdID.delete": st.hitsByAdID.delete,
+		"installsByFP.delete": st.installsByFP.delete, "installsByAdID.delete": st.installsByAdID.delete,
+		"deleteRefHit": st.deleteRefHit, "deleteByInstall": st.deleteByInstall,
 	}
 }
 
