@@ -89,6 +89,12 @@ type Erasure struct {
 	// advertising id's keyed hash, finds conversions whose raw install
 	// rows have expired).
 	ConversionIDs []string
+
+	// FoundConversions is set by EraseDevice: the ids of every conversion
+	// of the device it found (stripped now or before), in id order, for the
+	// conversions table to strip too (a conversion without an advertising
+	// id hash is found there only by id).
+	FoundConversions []string
 }
 
 // ErasureService records erasure requests and completes them; the

@@ -127,7 +127,7 @@ type RawStore interface {
 	// index entries, and strips the hits those conversions credited
 	// (EraseHit), dropping the hits' fingerprint and advertising id index
 	// entries. It is idempotent: erasing again finds nothing more. It
-	// returns what it removed.
+	// returns what it removed, and sets e.FoundConversions.
 	EraseDevice(ctx context.Context, e *Erasure) (ErasureCounts, error)
 
 	// DeleteBefore drops the app's raw hits and events whose Time is before

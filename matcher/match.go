@@ -142,7 +142,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		if cand.method == tapline.MethodFingerprint && claimedByFingerprint {
 			continue
 		}
-		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: h.Params}
+		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)}
 		if !better(a, c.Attribution) {
 			continue
 		}
@@ -338,7 +338,10 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	c, err := m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
 	switch {
 	case err == nil:
-		// Replay: the conversion this install wrote before a crash.
+		// Replay: the conversion this install wrote before a crash. The
+		// raw store keeps no advertising id: the table's hash takes it
+		// from the install again.
+		c.AdID = eventAdID(e)
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch)
 			b.Event(e, ch.To)
@@ -371,7 +374,10 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		InstallID:   e.InstallID,
 		InstallTime: e.Time,
 		Platform:    e.Device.Platform,
-		Fingerprint: e.Fingerprint,
+		// Kept forever: the fingerprint's address masked, the advertising
+		// id for the conversions table's keyed hash only (see
+		// tapline.Conversion).
+		Fingerprint: fingerprint.MaskFingerprint(e.Fingerprint),
 		AdID:        eventAdID(e),
 		Attribution: a,
 		History:     []tapline.AttributionChange{{By: pos, To: a, At: msg.Time}},
@@ -439,7 +445,7 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 		if len(d.Candidates) > tapline.MaxDecisionCandidates {
 			d.Candidates = d.Candidates[:tapline.MaxDecisionCandidates]
 		}
-		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: h.Params}, d, nil
+		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)}, d, nil
 	}
 	lost := func(h *tapline.Hit, method tapline.MatchMethod, reason string) {
 		d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: method, Reason: reason})

@@ -147,6 +147,7 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 		if c == nil {
 			continue
 		}
+		e.FoundConversions = append(e.FoundConversions, c.ID)
 		if changed {
 			n.Conversions++
 		}

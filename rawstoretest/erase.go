@@ -88,12 +88,16 @@ func putEraseFixture(t *testing.T, s tapline.RawStore) eraseFixture {
 
 func testEraseByAdID(t *testing.T, s tapline.RawStore) {
 	f := putEraseFixture(t, s)
-	got, err := s.EraseDevice(t.Context(), &tapline.Erasure{AppID: f.app, AdIDs: []string{erasedAdID}})
+	e := &tapline.Erasure{AppID: f.app, AdIDs: []string{erasedAdID}}
+	got, err := s.EraseDevice(t.Context(), e)
 	if err != nil {
 		t.Fatalf("EraseDevice: %v", err)
 	}
 	if w := (tapline.ErasureCounts{Hits: 1, Events: 3, Conversions: 1, HitsStripped: 1}); got != w {
 		t.Errorf("EraseDevice counts = %+v, want %+v", got, w)
+	}
+	if len(e.FoundConversions) != 1 || e.FoundConversions[0] != f.conv.ID {
+		t.Errorf("FoundConversions = %q, want [%s]", e.FoundConversions, f.conv.ID)
 	}
 	checkErased(t, s, f)
 	again, err := s.EraseDevice(t.Context(), &tapline.Erasure{AppID: f.app, AdIDs: []string{erasedAdID}})
