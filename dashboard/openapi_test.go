@@ -96,9 +96,9 @@ func TestOpenAPI(t *testing.T) {
 		{http.MethodGet, api + "/funnel-options", ""},
 		{http.MethodGet, api + "/funnels/", ""},
 		{http.MethodDelete, api + "/devices", `{"ad_id":"6d9c5b8e1f2a4c3b9d8e7f6a5b4c3d2e"}`},
-		{http.MethodGet, api + "/erasures/1", ""}, // the request just made, the database's first
+		{http.MethodGet, api + "/erasures/1", ""},                  // the request just made, the database's first
 		{http.MethodDelete, api + "/devices", `{"install_id":""}`}, // an error, described too
-		{http.MethodGet, api + "/breakdown?by=colour", ""}, // an error, described too
+		{http.MethodGet, api + "/breakdown?by=colour", ""},         // an error, described too
 		{http.MethodGet, "/api/v1/apps/999999/daily", ""},
 	} {
 		var body io.Reader
