@@ -19,8 +19,9 @@ type erasureRequest struct {
 	InstallID string `json:"install_id"`
 }
 
-// erasureView is an erasure request as the API shows it: never its key.
-type erasureView struct {
+// ErasureView is an erasure request as the API and the CLI show it:
+// never its key.
+type ErasureView struct {
 	ID          int64                 `json:"id"`
 	AppID       int64                 `json:"app_id"`
 	Kind        tapline.ErasureKind   `json:"kind"`
@@ -32,8 +33,11 @@ type erasureView struct {
 	StatusURL   string                `json:"status_url"`
 }
 
-func erasureViewOf(r *tapline.ErasureRequest) erasureView {
-	v := erasureView{ID: r.ID, AppID: r.AppID, Kind: r.Kind, Status: "pending", RequestedBy: r.RequestedBy,
+// NewErasureView returns r as the API shows it.
+func NewErasureView(r *tapline.ErasureRequest) ErasureView { return erasureViewOf(r) }
+
+func erasureViewOf(r *tapline.ErasureRequest) ErasureView {
+	v := ErasureView{ID: r.ID, AppID: r.AppID, Kind: r.Kind, Status: "pending", RequestedBy: r.RequestedBy,
 		RequestedAt: r.RequestedAt, Counts: r.Counts,
 		StatusURL: fmt.Sprintf("/api/v1/apps/%d/erasures/%d", r.AppID, r.ID)}
 	if r.Done() {

@@ -53,6 +53,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.createLink(ctx, args)
 	case "funnels":
 		return m.funnelsCmd(ctx, args)
+	case "erase":
+		return m.erase(ctx, args)
 	case "help", "-h", "-help", "--help":
 		printUsage(m.Stdout)
 		fs, _ := m.flags("run")
