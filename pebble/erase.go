@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	pdb "github.com/cockroachdb/pebble/v2"
 
 	"tapline"
+	"tapline/fingerprint"
 )
 
 // EraseDevice erases one device's rows (see tapline.RawStore): it finds
@@ -360,4 +362,67 @@ func set(ids []string) map[string]bool {
 		}
 	}
 	return m
+}
+
+// privateMarker is the key privateConversions sets once done.
+var privateMarker = appendString([]byte{spaceMeta}, "private-conversions")
+
+// privateConversions rewrites, once, the conversions stored before
+// conversions were kept private (fingerprint.PrivateConversion: the
+// address masked, no advertising id, none in hit parameters, decision
+// signals masked), with their index entries, in batches; then it sets
+// privateMarker. It runs at Open; a crash in between leaves the marker
+// unset, and the next Open goes over the conversions again (a rewritten one
+// is left as it is).
+func privateConversions(db *pdb.DB, logger interface {
+	Info(msg string, args ...any)
+}) error {
+	if _, closer, err := db.Get(privateMarker); err == nil {
+		closer.Close()
+		return nil
+	} else if !errors.Is(err, pdb.ErrNotFound) {
+		return fmt.Errorf("private conversions: %w", err)
+	}
+	lo := []byte{spaceConversion}
+	it, err := db.NewIter(&pdb.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return fmt.Errorf("private conversions: %w", err)
+	}
+	defer it.Close()
+	b := db.NewBatch()
+	defer func() { b.Close() }()
+	rewritten := 0
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("private conversions: %w", err)
+		}
+		c := new(tapline.Conversion)
+		if err := decodeConversionValue(v, c); err != nil {
+			return fmt.Errorf("private conversions: key %x: %w", it.Key(), err)
+		}
+		changed := fingerprint.PrivateConversion(c)
+		if !changed && bytes.Equal(appendConversionValue(nil, c), v) {
+			continue
+		}
+		setConversion(b, c)
+		if rewritten++; b.Len() >= 1<<20 {
+			if err := b.Commit(pdb.Sync); err != nil {
+				return fmt.Errorf("private conversions: %w", err)
+			}
+			b.Close()
+			b = db.NewBatch()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("private conversions: %w", err)
+	}
+	_ = b.Set(privateMarker, nil, nil)
+	if err := b.Commit(pdb.Sync); err != nil {
+		return fmt.Errorf("private conversions: %w", err)
+	}
+	if rewritten > 0 {
+		logger.Info("raw store: conversions rewritten without addresses and advertising ids", "conversions", rewritten)
+	}
+	return nil
 }

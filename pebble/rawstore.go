@@ -38,6 +38,7 @@ const (
 	spaceWatermark       = 'W' // W app: Unix nanoseconds of the last DeleteBefore
 	spaceFunnelState     = 'U' // U app installID: funnel state, expiring by its write time
 	spaceFunnelWeek      = 'V' // V app week installID: empty; the week of the state's last write
+	spaceMeta            = 'M' // M name: the store's own markers (privateConversions)
 )
 
 // Tables inside a raw bucket.
@@ -132,6 +133,10 @@ func (s *RawStore) Open() error {
 		return fmt.Errorf("open raw store: %w", err)
 	}
 	if err := migrateConversionIndex(db, s.Logger); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("open raw store: %w", err)
+	}
+	if err := privateConversions(db, s.Logger); err != nil {
 		_ = db.Close()
 		return fmt.Errorf("open raw store: %w", err)
 	}
