@@ -45,6 +45,11 @@ func (db *DB) hasher(ctx context.Context) (*hasher, error) {
 	err := db.pool.QueryRow(ctx, `
 		WITH ins AS (INSERT INTO hash_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING key)
 		SELECT key FROM ins UNION ALL SELECT key FROM hash_keys WHERE name = $1 LIMIT 1`, adIDKeyName, fresh).Scan(&key)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Another process stored the key after this statement's snapshot
+		// was taken: a new statement sees it.
+		err = db.pool.QueryRow(ctx, `SELECT key FROM hash_keys WHERE name = $1`, adIDKeyName).Scan(&key)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load hash key: %w", translate(err))
 	}
