@@ -100,11 +100,10 @@ func TestEraseDeviceAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokenRes := e.do(e.client(), http.MethodDelete, path, strings.NewReader(`{"ad_id":"`+ad+`"}`),
-		map[string]string{"Authorization": "Bearer " + secret, "Content-Type": "application/json"})
-	if tokenRes.Status != http.StatusForbidden && tokenRes.Status != http.StatusUnauthorized {
-		t.Errorf("API token erases: status %d, want 403 or 401; body %s", tokenRes.Status, tokenRes.Body)
-	}
+	wantJSONError(t, "API token erases", e.do(e.client(), http.MethodDelete, path, strings.NewReader(`{"ad_id":"`+ad+`"}`),
+		map[string]string{"Authorization": "Bearer " + secret, "Content-Type": "application/json"}), http.StatusForbidden, "forbidden", "read-only")
+	wantStatus(t, "API token reads a status", e.do(e.client(), http.MethodGet, v.StatusURL, nil,
+		map[string]string{"Authorization": "Bearer " + secret}), http.StatusOK)
 	res = e.do(e.client(), http.MethodDelete, path, strings.NewReader(`{"install_id":"from-admin"}`),
 		map[string]string{"Authorization": "Bearer " + adminToken, "Content-Type": "application/json"})
 	wantStatus(t, "admin erases", res, http.StatusAccepted)
