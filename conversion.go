@@ -37,8 +37,18 @@ type Conversion struct {
 	InstallID   string    `json:"install_id"`
 	InstallTime time.Time `json:"install_time"`
 	Platform    Platform  `json:"platform"`
-	Fingerprint string    `json:"fingerprint"`
-	AdID        string    `json:"ad_id,omitempty"`
+	// Fingerprint is the install's fingerprint with its address masked
+	// (fingerprint.MaskFingerprint: "203.0.113.0/24|ios"), as the matcher
+	// stores it: a conversion is kept forever. Conversions stored before
+	// tapline masked it may hold the address whole until they are
+	// rewritten or erased. Erase empties it.
+	Fingerprint string `json:"fingerprint"`
+	// AdID is the install's advertising id (normalised) while the matcher
+	// holds the conversion, for the conversions table's keyed hash of it.
+	// No store keeps it: the raw stores drop it (it is not even encoded
+	// as JSON) and the conversions table keeps only the hash, so a
+	// conversion read back has none.
+	AdID string `json:"-"`
 	Attribution
 
 	// ClickToInstall is InstallTime minus HitTime for a matched install.

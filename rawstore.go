@@ -130,6 +130,18 @@ type RawStore interface {
 	// retry and succeeds.
 	PutFunnelState(ctx context.Context, s *FunnelState) error
 
+	// EraseDevice erases one device's raw rows (see Erasure): it deletes
+	// the hits carrying one of e.AdIDs and every event of e.InstallIDs and
+	// of the installations whose install carries one of e.AdIDs, rows
+	// hidden by DeleteBefore included, with every index entry naming them;
+	// it strips the installations' conversions and e.ConversionIDs of their
+	// personal fields (Conversion.Erase), keeping their attribution and
+	// index entries, and strips the hits those conversions credited
+	// (EraseHit), dropping the hits' fingerprint and advertising id index
+	// entries. It is idempotent: erasing again finds nothing more. It
+	// returns what it removed, and sets e.FoundConversions.
+	EraseDevice(ctx context.Context, e *Erasure) (ErasureCounts, error)
+
 	// DeleteBefore drops the app's raw hits and events whose Time is before
 	// t, without scanning them. Conversions stay.
 	DeleteBefore(ctx context.Context, appID int64, t time.Time) error

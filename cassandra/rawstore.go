@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"tapline"
+	"tapline/fingerprint"
 )
 
 // MaxLookupDays is the most day partitions one lookup by time visits; a
@@ -647,6 +648,7 @@ type byIDTable struct {
 	noun                    string
 	insertIfAbsent, replace string
 	selectByID              string
+	delete                  string // app_id, id
 }
 
 // putIfAbsent stores (id, t, v) in the table unless a visible row holds the
@@ -913,6 +915,11 @@ func (s *RawStore) conversionRow(ctx context.Context, appID int64, id string, co
 	if err := json.Unmarshal(v, &c); err != nil {
 		return nil, nil, fmt.Errorf("decode conversion: %w", err)
 	}
+	// A conversion stored before conversions were kept private leaves the
+	// store private, and its next write (a re-attribution, an erasure)
+	// stores it so; the embedded store rewrites them all at Open, which a
+	// cluster's table is too large for.
+	fingerprint.PrivateConversion(&c)
 	return v, &c, nil
 }
 

@@ -300,6 +300,10 @@ func allStatements(st statements) map[string]string {
 		"eventsByInstall": st.eventsByInstall, "selectByInstall": st.selectByInstall, "scanInstalls": st.scanInstalls,
 		"fsSelect": st.fsSelect, "fsInsert": st.fsInsert, "fsReplace": st.fsReplace,
 		"reengInsert": st.reengInsert, "reengSelect": st.reengSelect, "reengClaim": st.reengClaim, "reengClaimSelect": st.reengClaimSelect,
+		"hits.delete": st.hits.delete, "events.delete": st.events.delete,
+		"hitsByFP.delete": st.hitsByFP.delete, "hitsByAdID.delete": st.hitsByAdID.delete,
+		"installsByFP.delete": st.installsByFP.delete, "installsByAdID.delete": st.installsByAdID.delete,
+		"deleteRefHit": st.deleteRefHit, "deleteByInstall": st.deleteByInstall,
 	}
 }
 

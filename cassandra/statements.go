@@ -34,6 +34,10 @@ type statements struct {
 	fsSelect  string // app_id, install_id → history_len, last_by, data
 	fsInsert  string // app_id, install_id, history_len, last_by, data; IF NOT EXISTS
 	fsReplace string // history_len, last_by, data, app_id, install_id; IF history_len, last_by
+
+	// The deletes of EraseDevice, one row each.
+	deleteRefHit    string // app_id, hit_id, time_ns, id
+	deleteByInstall string // app_id, install_id, time_ns, id
 }
 
 // dayTable holds the statements of an index table partitioned by (app_id,
@@ -41,6 +45,7 @@ type statements struct {
 type dayTable struct {
 	insert    string // app_id, day, key, time_ns, id, data
 	selectDay string // app_id, day, key, lo, hi → data
+	delete    string // app_id, day, key, time_ns, id
 }
 
 // convIndex holds the statements of a conversion index table.
@@ -59,6 +64,7 @@ func newStatements(ks string) statements {
 				`UPDATE %s.%s SET time_ns = ?, data = ? WHERE app_id = ? AND id = ? IF data = ?`, ks, table),
 			selectByID: fmt.Sprintf(
 				`SELECT time_ns, data FROM %s.%s WHERE app_id = ? AND id = ?`, ks, table),
+			delete: fmt.Sprintf(`DELETE FROM %s.%s WHERE app_id = ? AND id = ?`, ks, table),
 		}
 	}
 	day := func(table, key string) dayTable {
@@ -67,6 +73,8 @@ func newStatements(ks string) statements {
 				`INSERT INTO %s.%s (app_id, day, %s, time_ns, id, data) VALUES (?, ?, ?, ?, ?, ?)`, ks, table, key),
 			selectDay: fmt.Sprintf(
 				`SELECT data FROM %s.%s WHERE app_id = ? AND day = ? AND %s = ? AND time_ns >= ? AND time_ns <= ?`, ks, table, key),
+			delete: fmt.Sprintf(
+				`DELETE FROM %s.%s WHERE app_id = ? AND day = ? AND %s = ? AND time_ns = ? AND id = ?`, ks, table, key),
 		}
 	}
 	index := func(table, col string) convIndex {
@@ -118,5 +126,9 @@ func newStatements(ks string) statements {
 			`INSERT INTO %s.funnel_states (app_id, install_id, history_len, last_by, data) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`, ks),
 		fsReplace: fmt.Sprintf(
 			`UPDATE %s.funnel_states SET history_len = ?, last_by = ?, data = ? WHERE app_id = ? AND install_id = ? IF history_len = ? AND last_by = ?`, ks),
+		deleteRefHit: fmt.Sprintf(
+			`DELETE FROM %s.installs_by_referrer_hit WHERE app_id = ? AND hit_id = ? AND time_ns = ? AND id = ?`, ks),
+		deleteByInstall: fmt.Sprintf(
+			`DELETE FROM %s.events_by_install WHERE app_id = ? AND install_id = ? AND time_ns = ? AND id = ?`, ks),
 	}
 }

@@ -97,7 +97,10 @@ func TestOpenAPI(t *testing.T) {
 		{http.MethodPatch, api, `{"fingerprint_window":"12h"}`},
 		{http.MethodGet, api + "/funnel-options", ""},
 		{http.MethodGet, api + "/funnels/", ""},
-		{http.MethodGet, api + "/breakdown?by=colour", ""}, // an error, described too
+		{http.MethodDelete, api + "/devices", `{"ad_id":"6d9c5b8e1f2a4c3b9d8e7f6a5b4c3d2e"}`},
+		{http.MethodGet, api + "/erasures/1", ""},                  // the request just made, the database's first
+		{http.MethodDelete, api + "/devices", `{"install_id":""}`}, // an error, described too
+		{http.MethodGet, api + "/breakdown?by=colour", ""},         // an error, described too
 		{http.MethodGet, "/api/v1/apps/999999/daily", ""},
 	} {
 		var body io.Reader

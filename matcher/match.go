@@ -149,7 +149,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		if c.KeepsAttribution() {
 			continue // a reinstall keeps its earlier install's attribution
 		}
-		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: h.Params}
+		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)}
 		var fp *fingerprint.Candidate
 		var fd fingerprint.Decision
 		if cand.method == tapline.MethodFingerprint {
@@ -383,7 +383,10 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	c, err := m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
 	switch {
 	case err == nil:
-		// Replay: the conversion this install wrote before a crash.
+		// Replay: the conversion this install wrote before a crash. The
+		// raw store keeps no advertising id: the table's hash takes it
+		// from the install again.
+		c.AdID = eventAdID(e)
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch)
 			b.Event(e, ch.To)
@@ -423,7 +426,10 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		InstallID:   e.InstallID,
 		InstallTime: e.Time,
 		Platform:    e.Device.Platform,
-		Fingerprint: e.Fingerprint,
+		// Kept forever: the fingerprint's address masked, the advertising
+		// id for the conversions table's keyed hash only (see
+		// tapline.Conversion).
+		Fingerprint: fingerprint.MaskFingerprint(e.Fingerprint),
 		AdID:        eventAdID(e),
 		Attribution: a,
 		History:     []tapline.AttributionChange{{By: pos, To: a, At: msg.Time, Fraud: findings}},
@@ -501,7 +507,7 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			// the fingerprint what delays look like for this app.
 			m.population(app.ID).LearnDelay(e.Time.Sub(h.Time), app.FingerprintWindow)
 		}
-		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: h.Params}, d, nil
+		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)}, d, nil
 	}
 	lost := func(h *tapline.Hit, method tapline.MatchMethod, reason string) {
 		d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: method, Reason: reason})

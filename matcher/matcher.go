@@ -38,6 +38,7 @@ type Config struct {
 	// (fraud.DefaultFloodSources when 0).
 	FloodParams  []string
 	FloodSources int
+	ErasurePoll  time.Duration // how often pending erasure requests are looked for
 }
 
 // NewConfig returns the default configuration.
@@ -53,6 +54,7 @@ func NewConfig() Config {
 		ExpireEvery:   time.Hour,
 		AppCacheTTL:   time.Minute,
 		FunnelPoll:    time.Second,
+		ErasurePoll:   5 * time.Second,
 	}
 }
 
@@ -71,8 +73,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: MaxPending must be positive")
 	case c.ClockSkew < 0:
 		return fmt.Errorf("matcher: ClockSkew must not be negative")
-	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0:
-		return fmt.Errorf("matcher: ExpireEvery, AppCacheTTL and FunnelPoll must be positive")
+	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0 || c.ErasurePoll <= 0:
+		return fmt.Errorf("matcher: ExpireEvery, AppCacheTTL, FunnelPoll and ErasurePoll must be positive")
 	case c.FloodSources < 0:
 		return fmt.Errorf("matcher: FloodSources must not be negative")
 	}
@@ -89,6 +91,9 @@ type Matcher struct {
 	// Funnels, when set, has the matcher count the live funnel versions
 	// and fix their handoffs (docs/funnels.md).
 	Funnels tapline.FunnelStore
+	// Erasures, when set, has the matcher perform the pending erasure
+	// requests (PerformErasures) every ErasurePoll.
+	Erasures tapline.ErasureService
 	// Group, when set, shares the partitions with the other matchers of a
 	// consumer group; when nil this matcher consumes every partition.
 	Group  tapline.Group
@@ -142,6 +147,7 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 	cfg.ExpireEvery = cmp.Or(cfg.ExpireEvery, def.ExpireEvery)
 	cfg.AppCacheTTL = cmp.Or(cfg.AppCacheTTL, def.AppCacheTTL)
 	cfg.FunnelPoll = cmp.Or(cfg.FunnelPoll, def.FunnelPoll)
+	cfg.ErasurePoll = cmp.Or(cfg.ErasurePoll, def.ErasurePoll)
 	m := &Matcher{
 		Config:   cfg,
 		Bus:      bus,
@@ -203,6 +209,9 @@ func (m *Matcher) Open(ctx context.Context) error {
 	m.flusher.Go(func() { m.flushLoop(runCtx) })
 	m.flusher.Go(func() { m.expireLoop(runCtx) })
 	m.flusher.Go(func() { m.funnelLoop(runCtx) })
+	if m.Erasures != nil {
+		m.flusher.Go(func() { m.erasureLoop(runCtx) })
+	}
 	m.Logger.Info("matcher started", "consumer", m.Config.Consumer, "partitions", len(all), "group", m.Group != nil)
 	return nil
 }

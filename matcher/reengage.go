@@ -137,7 +137,7 @@ func (m *Matcher) lateReengagement(ctx context.Context, pos string, published ti
 	cands := []reengagementTap{{hit: h, method: tapline.MethodAdID}}
 	r := &tapline.Reengagement{
 		ID: tapline.ReengagementID(open.ID), AppID: app.ID, EventID: open.ID, InstallID: open.InstallID, OpenTime: open.Time, Platform: open.Device.Platform,
-		Attribution: tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: tapline.MethodAdID, HitTime: h.Time, HitParams: h.Params},
+		Attribution: tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: tapline.MethodAdID, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)},
 		By:          pos, At: published,
 		Decision: reengagementDecision(app, open, inst, cands, 0),
 	}

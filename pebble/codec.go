@@ -387,7 +387,8 @@ func pbDecodeRevenue(b []byte, rev *tapline.Revenue) error {
 //	 5  install_time      Timestamp
 //	 6  platform          string
 //	 7  fingerprint       string
-//	 8  ad_id             string
+//	 8  ad_id             string, no longer written (a conversion keeps no
+//	                      advertising id) and dropped when read
 //	 9  attribution       Attribution (the embedded struct), left out when empty
 //	10  click_to_install  sint64 nanoseconds
 //	11  history           repeated AttributionChange
@@ -425,7 +426,6 @@ func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 	b = pbAppendTime(b, 5, c.InstallTime)
 	b = pbAppendString(b, 6, string(c.Platform))
 	b = pbAppendString(b, 7, c.Fingerprint)
-	b = pbAppendString(b, 8, c.AdID)
 	b, m := pbBegin(b, 9)
 	b = pbAppendAttribution(b, &c.Attribution)
 	b = m.endOrDrop(b)
@@ -544,7 +544,7 @@ func pbDecodeConversion(b []byte, c *tapline.Conversion) error {
 		case 7:
 			c.Fingerprint = r.string()
 		case 8:
-			c.AdID = r.string()
+			r.skip() // written before conversions kept no advertising id
 		case 9:
 			if m, ok := r.message(); ok {
 				r.fail(pbDecodeAttribution(m, &c.Attribution))

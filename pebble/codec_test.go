@@ -175,7 +175,38 @@ func codecDiff(path string, got, want reflect.Value) string {
 
 // codecFilledValues returns a filled hit, event and conversion.
 func codecFilledValues(tb testing.TB) []any {
-	return []any{codecFilled[tapline.Hit](tb), codecFilled[tapline.Event](tb), codecFilled[tapline.Conversion](tb)}
+	c := codecFilled[tapline.Conversion](tb)
+	c.AdID = "" // never stored: TestConversionKeepsNoAdID
+	return []any{codecFilled[tapline.Hit](tb), codecFilled[tapline.Event](tb), c}
+}
+
+// TestConversionKeepsNoAdID checks that a conversion's advertising id is
+// not encoded, and that one encoded before (field 8, or legacy JSON) is
+// dropped when read.
+func TestConversionKeepsNoAdID(t *testing.T) {
+	const ad = "6d9c5b8e-1f2a-4c3b-9d8e-7f6a5b4c3d2e"
+	c := codecFilled[tapline.Conversion](t)
+	c.AdID = ad
+	b := codecEncode(t, c)
+	if bytes.Contains(b, []byte(ad)) {
+		t.Fatalf("encoded conversion holds the advertising id: %x", b)
+	}
+	legacy := protowire.AppendString(protowire.AppendTag(bytes.Clone(b), 8, protowire.BytesType), ad)
+	want := *c
+	want.AdID = ""
+	for name, v := range map[string][]byte{"current": b, "legacy": legacy, "json": []byte(`{"id":"cv-1","ad_id":"` + ad + `"}`)} {
+		got, err := codecDecode(t, v, c)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", name, err)
+		}
+		if g := got.(*tapline.Conversion); g.AdID != "" {
+			t.Errorf("%s: decoded AdID = %q, want none", name, g.AdID)
+		} else if name != "json" {
+			if d := codecMismatch(g, &want); d != "" {
+				t.Errorf("%s: %s", name, d)
+			}
+		}
+	}
 }
 
 // checkRoundTrip encodes in, decodes it and compares the result with want;

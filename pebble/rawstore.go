@@ -40,6 +40,7 @@ const (
 	spaceFunnelWeek      = 'V' // V app week installID: empty; the week of the state's last write
 	spaceReengagement    = 'G' // G app id: re-engagement, kept forever
 	spaceReengByHit      = 'T' // T app hitID: the id of the re-engagement crediting the tap
+	spaceMeta            = 'M' // M name: the store's own markers (privateConversions)
 )
 
 // Tables inside a raw bucket.
@@ -135,6 +136,10 @@ func (s *RawStore) Open() error {
 		return fmt.Errorf("open raw store: %w", err)
 	}
 	if err := migrateConversionIndex(db, s.Logger); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("open raw store: %w", err)
+	}
+	if err := privateConversions(db, s.Logger); err != nil {
 		_ = db.Close()
 		return fmt.Errorf("open raw store: %w", err)
 	}

@@ -116,6 +116,11 @@ func OpenLoader(dir string, logger *slog.Logger) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raw store for loading: %w", err)
 	}
+	// What a Loader writes is new: the conversions are private already.
+	if err := db.Set(privateMarker, nil, pdb.NoSync); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open raw store for loading: %w", err)
+	}
 	return &Loader{db: db}, nil
 }
 

@@ -46,6 +46,9 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"Reengagement", testReengagement},
 		{"ConcurrentReengagement", testConcurrentReengagement},
 		{"ReinstallConversion", testReinstallConversion},
+		{"EraseByAdID", testEraseByAdID},
+		{"EraseByInstallID", testEraseByInstallID},
+		{"EraseConversionIDs", testEraseConversionIDs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -240,6 +240,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	mcfg.FloodParams = splitList(cfg.FraudFloodParams)
 	n.Matcher = matcher.New(mcfg, n.Bus, n.Raw, postgres.NewFactStore(n.DB), n.Accounts)
 	n.Matcher.Funnels = n.Funnels
+	n.Matcher.Erasures = postgres.NewErasureStore(n.DB)
 	n.Matcher.Logger = n.Logger.With("component", "matcher")
 	n.Matcher.Registry = n.Registry
 	if cfg.FraudDatacenters != "" {
@@ -397,6 +398,7 @@ func (n *Node) openDashboard() error {
 		TrustedProxies: proxies,
 	}, n.Accounts, reports)
 	n.Dashboard.Funnels, n.Dashboard.FunnelReports = funnelStore, reports
+	n.Dashboard.Erasures = postgres.NewErasureStore(n.DB)
 	// The all-in-one starts a saved funnel's backfill at once; a dashboard
 	// without a matcher leaves it to the matchers' runners, which poll.
 	if n.Backfills != nil {
