@@ -55,7 +55,7 @@ func (m *Matcher) reengage(ctx context.Context, pos string, published time.Time,
 		}
 		r := &tapline.Reengagement{
 			ID: id, AppID: app.ID, EventID: e.ID, InstallID: e.InstallID, OpenTime: e.Time, Platform: e.Device.Platform,
-			Attribution: tapline.Attribution{HitID: c.hit.ID, LinkID: c.hit.LinkID, Method: c.method, HitTime: c.hit.Time, HitParams: c.hit.Params},
+			Attribution: tapline.Attribution{HitID: c.hit.ID, LinkID: c.hit.LinkID, Method: c.method, HitTime: c.hit.Time, HitParams: tapline.WithoutAdIDs(c.hit.Params)},
 			By:          pos, At: published,
 			Decision: reengagementDecision(app, e, inst, cands, i),
 		}
