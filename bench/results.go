@@ -414,7 +414,7 @@ func (r *Results) writeAccuracy(p func(string, ...any)) {
 		x := a.Accuracy
 		if a.Population != pop {
 			pop = a.Population
-			p("ACCURACY %s (%d installs: %d tap-driven, %d organic; %d unreachable in any window)\tprecision\trecall\torganic misattributed\tfingerprint-only P / R / organic",
+			p("ACCURACY %s (%d installs: %d tap-driven, %d organic; %d of those no rule can credit)\tprecision\trecall\torganic misattributed\tfingerprint-only P / R / organic",
 				pop, x.Installs, x.Caused, x.Organic, x.Unreachable)
 		}
 		name := a.Method

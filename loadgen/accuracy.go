@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tapline"
+	"tapline/fingerprint"
 )
 
 // Organic is the attribution of an install no tap caused.
@@ -60,9 +61,10 @@ type Accuracy struct {
 	ByMethod        map[tapline.MatchMethod]MethodScore `json:"by_method,omitempty"`
 	ByClass         map[string]ClassScore               `json:"by_class,omitempty"`
 	FingerprintOnly *Accuracy                           `json:"fingerprint_only,omitempty"`
-	// Unreachable counts tap-driven installs no attribution window could
-	// credit: installed longer after their tap than the click window (or,
-	// without a deterministic signal, the fingerprint window).
+	// Unreachable counts tap-driven installs no rule could credit:
+	// installed longer after their tap than the click window or, without
+	// a deterministic signal, than the fingerprint window, or on another
+	// network than the tap.
 	Unreachable int `json:"unreachable"`
 }
 
@@ -137,12 +139,16 @@ func Score(w *Workload, got map[int]Answer) Accuracy {
 		}
 		c.Recall = ratio(c.Correct, c.Caused)
 		a.ByClass[classes[in.N]] = c
+		tap := &w.Taps[in.Truth]
 		window := w.Config.Windows.Click
 		if classes[in.N] == ClassFingerprint {
 			window = w.Config.Windows.Fingerprint
 		}
-		if in.At-w.Taps[in.Truth].At > window {
+		switch {
+		case in.At-tap.At > window:
 			a.Unreachable++
+		case classes[in.N] == ClassFingerprint && fingerprint.Network(tap.IP) != fingerprint.Network(in.IP):
+			a.Unreachable++ // installed on another network: nothing joins it to the tap
 		}
 	}
 	return a

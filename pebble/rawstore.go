@@ -994,27 +994,7 @@ func (s *RawStore) conversionsBy(ctx context.Context, prefix []byte) ([]*tapline
 		return nil, err
 	}
 	defer release()
-	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return nil, fmt.Errorf("conversion iterator: %w", err)
-	}
-	defer it.Close()
-	var out []*tapline.Conversion
-	for it.First(); it.Valid(); it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return nil, fmt.Errorf("read conversion: %w", err)
-		}
-		var c tapline.Conversion
-		if err := decodeConversionValue(v, &c); err != nil {
-			return nil, err
-		}
-		out = append(out, &c)
-	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("conversion iterator: %w", err)
-	}
-	return out, nil
+	return s.conversionsByLocked(prefix)
 }
 
 func funnelStateKey(appID int64, installID string) []byte {
