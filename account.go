@@ -107,6 +107,13 @@ type Link struct {
 	// still redirected and counted (ads may still carry it); nil when not.
 	ArchivedAt *time.Time `json:"archived_at,omitempty"`
 
+	// ClickWindow and FingerprintWindow, when set, replace the app's
+	// windows for taps on this link (App.LinkWindows): a link of a
+	// campaign whose installs come later, or sooner, than the app's
+	// usual. 0 keeps the app's.
+	ClickWindow       time.Duration `json:"click_window,omitempty"`
+	FingerprintWindow time.Duration `json:"fingerprint_window,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -116,6 +123,24 @@ const (
 	MaxLinkParamKey   = 64
 	MaxLinkParamValue = 256
 )
+
+// MaxLinkWindow bounds a link's own ClickWindow and FingerprintWindow,
+// which are at least a second when set.
+const MaxLinkWindow = 90 * 24 * time.Hour
+
+// LinkWindows returns the click and fingerprint windows in force for taps
+// on link l: each the link's own when it sets one, else the app's. A nil
+// l (a link not known) has the app's.
+func (a *App) LinkWindows(l *Link) (click, fingerprint time.Duration) {
+	click, fingerprint = a.ClickWindow, a.FingerprintWindow
+	if l != nil && l.ClickWindow > 0 {
+		click = l.ClickWindow
+	}
+	if l != nil && l.FingerprintWindow > 0 {
+		fingerprint = l.FingerprintWindow
+	}
+	return click, fingerprint
+}
 
 // Destination returns the URL a visitor on platform p is sent to: the link's
 // own, else the app's, else the web fallback.
@@ -189,9 +214,9 @@ type AccountService interface {
 	UpdateApp(ctx context.Context, a *App) error
 
 	CreateLink(ctx context.Context, l *Link) error
-	// UpdateLink stores l's name, destinations, Params, DeepLink and
-	// ArchivedAt (nil unarchives); the slug and app stay: ads carry the
-	// URL.
+	// UpdateLink stores l's name, destinations, Params, DeepLink,
+	// windows and ArchivedAt (nil unarchives); the slug and app stay: ads
+	// carry the URL.
 	UpdateLink(ctx context.Context, l *Link) error
 	// Link returns the link with id, or ENOTFOUND.
 	Link(ctx context.Context, id int64) (*Link, error)
