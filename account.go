@@ -20,6 +20,15 @@ const (
 	MaxFingerprintMinScore = 20.0
 	DefaultLatenessHorizon = 24 * time.Hour
 	DefaultRetention       = 60 * 24 * time.Hour
+	// DefaultReengagementWindow bounds how long after a tap on a
+	// re-engagement link an open of the installed app is credited to it
+	// (see App.ReengagementWindow).
+	DefaultReengagementWindow = 7 * 24 * time.Hour
+	// DefaultReinstallWindow bounds how long after a device's earlier
+	// install a new install from it is a reinstall (see
+	// App.ReinstallWindow). It equals DefaultRetention: the earlier
+	// install is looked up among the raw rows, which live that long.
+	DefaultReinstallWindow = 60 * 24 * time.Hour
 )
 
 // Account is a customer of tapline. Its Name appears in the Tapstream SDK
@@ -62,11 +71,32 @@ type App struct {
 	// app sets a negative one.
 	FingerprintMinScore float64 `json:"fingerprint_min_score"`
 
+	// Fraud is what the matcher does about each fraud signal it finds
+	// on the tap an install is credited to, with the rules' thresholds.
+	Fraud FraudPolicy `json:"fraud"`
+	// ReengagementWindow bounds re-engagements: an open of an installed
+	// app this long after a tap on a re-engagement link (same
+	// advertising id) is credited to the tap; matched by fingerprint, the
+	// shorter of it and FingerprintWindow applies.
+	ReengagementWindow time.Duration `json:"reengagement_window"`
+	// ReinstallWindow bounds reinstalls: an install from a device whose
+	// earlier install (same advertising id, vendor id or install id) was
+	// at most this long before is a reinstall, counted apart from
+	// installs. Only installs still in the raw store (Retention) are
+	// found.
+	ReinstallWindow time.Duration `json:"reinstall_window"`
+	// ReattributeReinstalls credits a reinstall to the tap that matches
+	// it, as an install would be; when false (the default) a reinstall
+	// keeps the attribution of the device's earlier install.
+	ReattributeReinstalls bool `json:"reattribute_reinstalls"`
+
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// SetDefaults fills zero attribution settings with the defaults.
+// SetDefaults fills zero attribution and fraud settings with the
+// defaults.
 func (a *App) SetDefaults() {
+	a.Fraud.SetDefaults()
 	if a.ClickWindow == 0 {
 		a.ClickWindow = DefaultClickWindow
 	}
@@ -78,6 +108,12 @@ func (a *App) SetDefaults() {
 	}
 	if a.Retention == 0 {
 		a.Retention = DefaultRetention
+	}
+	if a.ReengagementWindow == 0 {
+		a.ReengagementWindow = DefaultReengagementWindow
+	}
+	if a.ReinstallWindow == 0 {
+		a.ReinstallWindow = DefaultReinstallWindow
 	}
 	if a.FingerprintMinScore == 0 {
 		a.FingerprintMinScore = DefaultFingerprintMinScore
@@ -106,6 +142,11 @@ type Link struct {
 	// ArchivedAt is when the link was archived: off the lists, its taps
 	// still redirected and counted (ads may still carry it); nil when not.
 	ArchivedAt *time.Time `json:"archived_at,omitempty"`
+	// Reengagement marks a link that brings people back to the app they
+	// have installed: an open of the app after a tap on it, within the
+	// app's ReengagementWindow, is a re-engagement credited to the tap
+	// (see Reengagement). Its taps still lead to installs as any link's.
+	Reengagement bool `json:"reengagement,omitempty"`
 
 	// ClickWindow and FingerprintWindow, when set, replace the app's
 	// windows for taps on this link (App.LinkWindows): a link of a
@@ -215,8 +256,8 @@ type AccountService interface {
 
 	CreateLink(ctx context.Context, l *Link) error
 	// UpdateLink stores l's name, destinations, Params, DeepLink,
-	// windows and ArchivedAt (nil unarchives); the slug and app stay: ads
-	// carry the URL.
+	// Reengagement, windows and ArchivedAt (nil unarchives); the slug and
+	// app stay: ads carry the URL.
 	UpdateLink(ctx context.Context, l *Link) error
 	// Link returns the link with id, or ENOTFOUND.
 	Link(ctx context.Context, id int64) (*Link, error)

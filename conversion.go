@@ -37,8 +37,18 @@ type Conversion struct {
 	InstallID   string    `json:"install_id"`
 	InstallTime time.Time `json:"install_time"`
 	Platform    Platform  `json:"platform"`
-	Fingerprint string    `json:"fingerprint"`
-	AdID        string    `json:"ad_id,omitempty"`
+	// Fingerprint is the install's fingerprint with its address masked
+	// (fingerprint.MaskFingerprint: "203.0.113.0/24|ios"), as the matcher
+	// stores it: a conversion is kept forever. Conversions stored before
+	// tapline masked it may hold the address whole until they are
+	// rewritten or erased. Erase empties it.
+	Fingerprint string `json:"fingerprint"`
+	// AdID is the install's advertising id (normalised) while the matcher
+	// holds the conversion, for the conversions table's keyed hash of it.
+	// No store keeps it: the raw stores drop it (it is not even encoded
+	// as JSON) and the conversions table keeps only the hash, so a
+	// conversion read back has none.
+	AdID string `json:"-"`
 	Attribution
 
 	// ClickToInstall is InstallTime minus HitTime for a matched install.
@@ -55,6 +65,37 @@ type Conversion struct {
 	// Decision explains the current attribution; nil for conversions
 	// stored before tapline recorded decisions.
 	Decision *Decision `json:"decision,omitempty"`
+
+	// Reinstall is set when the install was a reinstall: the device had
+	// installed the app before, within the app's ReinstallWindow. Its
+	// facts count a reinstall, never an install (see Reinstall).
+	Reinstall *Reinstall `json:"reinstall,omitempty"`
+}
+
+// Reinstall says how an install was found to be a reinstall.
+type Reinstall struct {
+	// Of is the conversion of the device's earlier install.
+	Of string `json:"of"`
+	// By names the identifier the two installs share: ReinstallByAdID,
+	// ReinstallByVendorID or ReinstallByInstallID.
+	By string `json:"by"`
+	// Reattributed is true when the reinstall was matched to a tap of its
+	// own (App.ReattributeReinstalls); false when it kept the earlier
+	// install's attribution, which a late tap then never changes.
+	Reattributed bool `json:"reattributed,omitempty"`
+}
+
+// Identifiers a reinstall is recognised by.
+const (
+	ReinstallByAdID      = "advertising_id" // the same IDFA or GAID, not limited
+	ReinstallByVendorID  = "vendor_id"      // the same IDFV (iOS identifierForVendor)
+	ReinstallByInstallID = "install_id"     // the same install id (the SDK kept it)
+)
+
+// KeepsAttribution reports whether c is a reinstall that keeps its earlier
+// install's attribution: a late tap never re-attributes it.
+func (c *Conversion) KeepsAttribution() bool {
+	return c.Reinstall != nil && !c.Reinstall.Reattributed
 }
 
 // AttributionChange is one step in a conversion's history.
@@ -63,6 +104,10 @@ type AttributionChange struct {
 	From *Attribution `json:"from,omitempty"` // nil for the install's own match
 	To   Attribution  `json:"to"`
 	At   time.Time    `json:"at"`
+	// Fraud are the fraud signals found on the tap of To (or, when the
+	// change made the install organic by rejecting a tap, on that tap):
+	// a replay of the change counts them again (FactFraud).
+	Fraud []FraudFinding `json:"fraud,omitempty"`
 }
 
 // ChangeBy returns the change made by the record at position pos, or nil.
@@ -138,7 +183,19 @@ type Decision struct {
 	// rules. See fingerprint.Score for what a score is.
 	Score    float64 `json:"score,omitempty"`
 	MinScore float64 `json:"min_score,omitempty"`
+
+	// Fraud lists the fraud signals found on the tap the rule chose,
+	// each with the action the app's policy took: flagged ones kept the
+	// attribution; a rejecting one made the install organic (Rule
+	// RuleFraud).
+	Fraud []FraudFinding `json:"fraud,omitempty"`
 }
+
+// Scored reports whether a fingerprint score took part in d: the score
+// was compared with MinScore, which is then never 0 (an app's 0 means
+// DefaultFingerprintMinScore). False for decisions by other rules and for
+// those stored before tapline scored fingerprints.
+func (d *Decision) Scored() bool { return d != nil && d.MinScore != 0 }
 
 // Rules a Decision names.
 const (
@@ -147,10 +204,17 @@ const (
 	RuleFingerprint = "fingerprint"    // newest unclaimed compatible hit with the install's fingerprint in its window
 	RuleLateHit     = "late_hit"       // a hit consumed after the install claimed it by a stronger or newer match
 	RuleOrganic     = "organic"        // no candidate fitted
+	// RuleReinstall: the device installed the app before, within the
+	// reinstall window; the reinstall keeps that install's attribution.
+	RuleReinstall = "reinstall"
+	// RuleReengagement: an open of an installed app after a tap on a
+	// re-engagement link (Reengagement.Decision).
+	RuleReengagement = "reengagement"
 
 	// The best fingerprint candidate scored under the app's
 	// fingerprint_min_score: organic.
 	RuleBelowMinScore = "fingerprint_below_min_score"
+	RuleFraud         = "fraud" // the tap a rule chose was rejected by a fraud rule: organic
 )
 
 // MaxDecisionCandidates bounds a Decision's Candidates.

@@ -35,3 +35,22 @@ func TestConversionFollows(t *testing.T) {
 		}
 	}
 }
+
+func TestDecisionScored(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		d    *tapline.Decision
+		want bool
+	}{
+		{"none", nil, false},
+		{"referrer", &tapline.Decision{Rule: tapline.RuleReferrer}, false},
+		{"fingerprint", &tapline.Decision{Rule: tapline.RuleFingerprint, Score: 3.1, MinScore: tapline.DefaultFingerprintMinScore}, true},
+		{"below the minimum, scoring 0", &tapline.Decision{Rule: tapline.RuleBelowMinScore, MinScore: 1}, true},
+		{"lenient app", &tapline.Decision{Rule: tapline.RuleFingerprint, Score: -0.5, MinScore: -1}, true},
+		{"stored before scores", &tapline.Decision{Rule: tapline.RuleFingerprint}, false},
+	} {
+		if got := tt.d.Scored(); got != tt.want {
+			t.Errorf("%s: Scored() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -30,6 +30,16 @@ const (
 	// FactBotHits counts the requests for links that got their redirect
 	// but are no taps (Hit.Bot), by link and Agent.
 	FactBotHits FactTable = "bot_hits"
+	// FactFraud counts the fraud signals found on the taps installs were
+	// credited to (or refused), by link, FraudSignal and FraudAction.
+	FactFraud FactTable = "fraud"
+	// FactReengagements counts re-engagements (Reengagement): opens of an
+	// installed app credited to a tap on a re-engagement link, in the
+	// hour of the open.
+	FactReengagements FactTable = "reengagements"
+	// FactReinstalls counts reinstalls (Conversion.Reinstall), in the hour
+	// of the install, apart from FactInstalls.
+	FactReinstalls FactTable = "reinstalls"
 	// FactTotals sums hits, events, installs, conversions and revenue per
 	// hour and measure, without their other dimensions: what the daily
 	// chart and table read (see FactKey.Total).
@@ -128,6 +138,11 @@ type FactKey struct {
 
 	// Agent is why a FactBotHits row's requests are no taps (Hit.Bot).
 	Agent string
+
+	// Signal and Action are a FactFraud row's fraud signal and the action
+	// the app's policy took.
+	Signal FraudSignal
+	Action FraudAction
 }
 
 // MaxCohortDay is the last day after an install the cohort tables count.
@@ -253,6 +268,12 @@ var (
 	dimAgent = &FactDim{Column: "agent", Type: FactText,
 		text: func(k FactKey) string { return k.Agent },
 		keep: func(n, k FactKey) FactKey { n.Agent = k.Agent; return n }}
+	dimSignal = &FactDim{Column: "signal", Type: FactText,
+		text: func(k FactKey) string { return string(k.Signal) },
+		keep: func(n, k FactKey) FactKey { n.Signal = k.Signal; return n }}
+	dimAction = &FactDim{Column: "action", Type: FactText,
+		text: func(k FactKey) string { return string(k.Action) },
+		keep: func(n, k FactKey) FactKey { n.Action = k.Action; return n }}
 )
 
 // FactDims lists every dimension, in FactKey's field order.
@@ -260,7 +281,7 @@ var FactDims = []*FactDim{
 	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
 	dimFunnel, dimBreakdown, dimStep, dimBucket,
 	dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite,
-	dimMeasure, dimDayN, dimReport, dimValue, dimAgent,
+	dimMeasure, dimDayN, dimReport, dimValue, dimAgent, dimSignal, dimAction,
 }
 
 // CampaignDims are the campaign dimensions, which hits, installs,
@@ -441,6 +462,12 @@ var FactTables = []*FactTableDesc{
 		Sum:   "the measure's sum"},
 	{Table: FactBotHits, Dims: []*FactDim{dimLinkID, dimPlatform, dimAgent},
 		Count: "requests for the link answered but no taps: HEAD, prefetches, link previewers and crawlers (agent: which)"},
+	{Table: FactFraud, Dims: []*FactDim{dimLinkID, dimPlatform, dimSignal, dimAction},
+		Count: "fraud signals found on the link's taps credited with an install of the hour (action flag) or refused (action reject)"},
+	{Table: FactReengagements, Dims: withCampaign(dimLinkID, dimPlatform, dimMethod),
+		Count: "re-engagements: opens of an installed app credited to a tap on a re-engagement link (method: advertising_id or fingerprint, how the open matched the tap)"},
+	{Table: FactReinstalls, Dims: withCampaign(dimLinkID, dimPlatform, dimMethod),
+		Count: "reinstalls: installs from a device that installed the app before, within the reinstall window, never counted as installs; under the earlier install's attribution, or their own when the app re-attributes reinstalls (link 0: organic)"},
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
@@ -761,6 +788,10 @@ const (
 	MeasureConversions = "conversions" // fact_conversions, with click-to-install time
 	MeasureEvents      = "events"      // fact_events
 	MeasureRevenue     = "revenue"     // fact_revenue
+	// Not in breakdowns: the daily report's totals and the app and link
+	// pages show them (Reports.Returning).
+	MeasureReengagements = "reengagements" // fact_reengagements
+	MeasureReinstalls    = "reinstalls"    // fact_reinstalls
 )
 
 // Breakdown is a report's measures grouped by one dimension, day or hour.
@@ -852,8 +883,18 @@ type LinkStats struct {
 	ByMethod           map[string]int64 `json:"conversions_by_method,omitempty"`
 }
 
+// Returning counts the people an app got back over a filter's days: its
+// re-engagements (FactReengagements) and reinstalls (FactReinstalls).
+type Returning struct {
+	Reengagements int64 `json:"reengagements"`
+	Reinstalls    int64 `json:"reinstalls"`
+}
+
 // Reports answers the dashboard's questions from the fact tables alone.
 type Reports interface {
+	// Returning sums the filter's re-engagements and reinstalls; a
+	// filter on a dimension their tables do not keep (event) is EINVALID.
+	Returning(ctx context.Context, f StatsFilter) (Returning, error)
 	DailyStats(ctx context.Context, f StatsFilter) ([]DailyStats, error)
 	LinkStats(ctx context.Context, f StatsFilter) ([]LinkStats, error)
 	// Breakdown groups the filter's facts by by: a ReportDim's Name,
@@ -863,6 +904,11 @@ type Reports interface {
 	// (FactBotHits); a filter on a dimension that table does not keep
 	// (anything but link and platform) is EINVALID.
 	BotHits(ctx context.Context, f StatsFilter) (map[string]int64, error)
+	// Fraud sums the filter's fraud signals (FactFraud) by signal and
+	// action, signals in FraudSignals order, flag before reject; a filter
+	// on a dimension that table does not keep (anything but link and
+	// platform) is EINVALID.
+	Fraud(ctx context.Context, f StatsFilter) ([]FraudCount, error)
 	// Cohorts groups the filter's installs by the day or week (by: ByDay
 	// or ByWeek) of their install in the filter's zone and, when split
 	// names a ReportDim, by its value, with each cohort's activity and

@@ -53,14 +53,17 @@ type RawStore interface {
 
 	// PutEvent stores e unless an event with its (AppID, ID) is stored
 	// already, and returns the stored event (e, or the earlier one).
-	// Installs are indexed by fingerprint, by advertising id and by the
-	// hit id in their referrer; every event with an InstallID is indexed
+	// Installs are indexed by fingerprint, by advertising id, by vendor id
+	// (IDFV) and by the hit id in their referrer; every event with an InstallID is indexed
 	// by it (EventsByInstall, ScanInstallations).
 	PutEvent(ctx context.Context, e *Event) (*Event, error)
 	Event(ctx context.Context, appID int64, id string) (*Event, error)
 	InstallsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*Event, error)
 	InstallsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*Event, error)
 	InstallsByReferrerHit(ctx context.Context, appID int64, hitID string) ([]*Event, error)
+	// InstallsByVendorID returns the app's installs whose Device.IDFV is
+	// idfv, as stored, with Time in [from, to], newest first.
+	InstallsByVendorID(ctx context.Context, appID int64, idfv string, from, to time.Time) ([]*Event, error)
 
 	// PutConversion creates or replaces the conversion with c's (AppID, ID),
 	// guarding it against concurrent changes by another matcher: c must
@@ -75,6 +78,15 @@ type RawStore interface {
 	ConversionByInstall(ctx context.Context, appID int64, installID string) (*Conversion, error)
 	// ConversionsByHit returns the conversions whose current HitID is hitID.
 	ConversionsByHit(ctx context.Context, appID int64, hitID string) ([]*Conversion, error)
+
+	// PutReengagement stores r unless a re-engagement with its (AppID,
+	// ID) is stored already, or one credits its tap (AppID, HitID): a tap
+	// is credited with one re-engagement. It returns the re-engagement
+	// that stands, r or the earlier one; one with another ID means the
+	// tap is taken. Re-engagements are kept forever.
+	PutReengagement(ctx context.Context, r *Reengagement) (*Reengagement, error)
+	// Reengagement returns the app's re-engagement id, or ENOTFOUND.
+	Reengagement(ctx context.Context, appID int64, id string) (*Reengagement, error)
 
 	// EventsByInstall returns the app's stored events of the installation
 	// installID, oldest first (see CompareEvents), each with at least the
@@ -117,6 +129,18 @@ type RawStore interface {
 	// state and decides again. Writing the stored history again is a
 	// retry and succeeds.
 	PutFunnelState(ctx context.Context, s *FunnelState) error
+
+	// EraseDevice erases one device's raw rows (see Erasure): it deletes
+	// the hits carrying one of e.AdIDs and every event of e.InstallIDs and
+	// of the installations whose install carries one of e.AdIDs, rows
+	// hidden by DeleteBefore included, with every index entry naming them;
+	// it strips the installations' conversions and e.ConversionIDs of their
+	// personal fields (Conversion.Erase), keeping their attribution and
+	// index entries, and strips the hits those conversions credited
+	// (EraseHit), dropping the hits' fingerprint and advertising id index
+	// entries. It is idempotent: erasing again finds nothing more. It
+	// returns what it removed, and sets e.FoundConversions.
+	EraseDevice(ctx context.Context, e *Erasure) (ErasureCounts, error)
 
 	// DeleteBefore drops the app's raw hits and events whose Time is before
 	// t, without scanning them. Conversions stay.

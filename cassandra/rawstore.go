@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"tapline"
+	"tapline/fingerprint"
 )
 
 // MaxLookupDays is the most day partitions one lookup by time visits; a
@@ -320,7 +321,7 @@ func (s *RawStore) HitsByAdID(ctx context.Context, appID int64, adID string, fro
 
 // PutEvent stores e unless an event with its (AppID, ID) is stored already,
 // and returns the stored event. Installs are indexed by fingerprint,
-// advertising id and referrer hit id, and every event with an install id by
+// advertising id, vendor id and referrer hit id, and every event with an install id by
 // that (events_by_install). It costs one lightweight transaction plus one
 // write per index; the index writes follow the transaction that stored the
 // event and are repeated by a retry of the same put.
@@ -362,6 +363,9 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 		if hit := e.ReferrerHitID(); hit != "" {
 			ws = append(ws, write{s.stmt.installsByRefHit, []any{e.AppID, hit, t, e.ID, v}})
 		}
+		if idfv := e.Device.IDFV; idfv != "" {
+			ws = append(ws, write{s.stmt.installsByVendorID.insert, []any{e.AppID, day, idfv, t, e.ID, v}})
+		}
 	}
 	if err := s.exec(ctx, ws...); err != nil {
 		return nil, fmt.Errorf("put event index: %w", err)
@@ -392,6 +396,12 @@ func (s *RawStore) InstallsByFingerprint(ctx context.Context, appID int64, finge
 // Time lies in [from, to], newest first.
 func (s *RawStore) InstallsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Event, error) {
 	return rangeRows[tapline.Event](ctx, s, s.stmt.installsByAdID.selectDay, appID, adID, from, to)
+}
+
+// InstallsByVendorID returns the app's installs with the vendor id (IDFV)
+// whose Time lies in [from, to], newest first.
+func (s *RawStore) InstallsByVendorID(ctx context.Context, appID int64, idfv string, from, to time.Time) ([]*tapline.Event, error) {
+	return rangeRows[tapline.Event](ctx, s, s.stmt.installsByVendorID.selectDay, appID, idfv, from, to)
 }
 
 // InstallsByReferrerHit returns the app's installs whose install referrer
@@ -638,6 +648,7 @@ type byIDTable struct {
 	noun                    string
 	insertIfAbsent, replace string
 	selectByID              string
+	delete                  string // app_id, id
 }
 
 // putIfAbsent stores (id, t, v) in the table unless a visible row holds the
@@ -904,6 +915,11 @@ func (s *RawStore) conversionRow(ctx context.Context, appID int64, id string, co
 	if err := json.Unmarshal(v, &c); err != nil {
 		return nil, nil, fmt.Errorf("decode conversion: %w", err)
 	}
+	// A conversion stored before conversions were kept private leaves the
+	// store private, and its next write (a re-attribution, an erasure)
+	// stores it so; the embedded store rewrites them all at Open, which a
+	// cluster's table is too large for.
+	fingerprint.PrivateConversion(&c)
 	return v, &c, nil
 }
 

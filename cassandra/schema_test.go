@@ -146,8 +146,8 @@ func TestMigrationsSchema(t *testing.T) {
 	t.Parallel()
 	tables := schema(t)
 	raw := []string{"hits", "hits_by_fingerprint", "hits_by_ad_id", "events",
-		"installs_by_fingerprint", "installs_by_ad_id", "installs_by_referrer_hit", "events_by_install"}
-	kept := []string{"app_cutoffs", "conversions", "conversions_by_install", "conversions_by_hit"}
+		"installs_by_fingerprint", "installs_by_ad_id", "installs_by_referrer_hit", "events_by_install", "installs_by_vendor_id"}
+	kept := []string{"app_cutoffs", "conversions", "conversions_by_install", "conversions_by_hit", "reengagements", "reengagements_by_hit"}
 	// Replaced in place, expiring 60 days after the last write: not in
 	// time windows, which overwrites would keep from expiring whole.
 	replaced := []string{"funnel_states"}
@@ -291,6 +291,7 @@ func allStatements(st statements) map[string]string {
 		"hitsByAdID.insert": st.hitsByAdID.insert, "hitsByAdID.selectDay": st.hitsByAdID.selectDay,
 		"installsByFP.insert": st.installsByFP.insert, "installsByFP.selectDay": st.installsByFP.selectDay,
 		"installsByAdID.insert": st.installsByAdID.insert, "installsByAdID.selectDay": st.installsByAdID.selectDay,
+		"installsByVendorID.insert": st.installsByVendorID.insert, "installsByVendorID.selectDay": st.installsByVendorID.selectDay,
 		"installsByRefHit": st.installsByRefHit, "selectRefHit": st.selectRefHit,
 		"convInsert": st.convInsert, "convSelect": st.convSelect, "convReplace": st.convReplace,
 		"convByHit.insert": st.convByHit.insert, "convByHit.delete": st.convByHit.delete, "convByHit.selectIDs": st.convByHit.selectIDs,
@@ -298,6 +299,11 @@ func allStatements(st statements) map[string]string {
 		"cutoff": st.cutoff, "cutoffInsert": st.cutoffInsert, "cutoffPrune": st.cutoffPrune, "scanEvents": st.scanEvents,
 		"eventsByInstall": st.eventsByInstall, "selectByInstall": st.selectByInstall, "scanInstalls": st.scanInstalls,
 		"fsSelect": st.fsSelect, "fsInsert": st.fsInsert, "fsReplace": st.fsReplace,
+		"reengInsert": st.reengInsert, "reengSelect": st.reengSelect, "reengClaim": st.reengClaim, "reengClaimSelect": st.reengClaimSelect,
+		"hits.delete": st.hits.delete, "events.delete": st.events.delete,
+		"hitsByFP.delete": st.hitsByFP.delete, "hitsByAdID.delete": st.hitsByAdID.delete,
+		"installsByFP.delete": st.installsByFP.delete, "installsByAdID.delete": st.installsByAdID.delete,
+		"deleteRefHit": st.deleteRefHit, "deleteByInstall": st.deleteByInstall,
 	}
 }
 

@@ -10,6 +10,7 @@ type statements struct {
 
 	hitsByFP, hitsByAdID         dayTable
 	installsByFP, installsByAdID dayTable
+	installsByVendorID           dayTable
 	installsByRefHit             string
 	selectRefHit                 string
 
@@ -18,6 +19,11 @@ type statements struct {
 	convByHit, convByInstall convIndex
 
 	cutoff, cutoffInsert, cutoffPrune string
+
+	reengInsert      string // app_id, id, hit_id, data
+	reengSelect      string // app_id, id → data
+	reengClaim       string // app_id, hit_id, id, data; IF NOT EXISTS
+	reengClaimSelect string // app_id, hit_id → id, data
 
 	scanEvents string // start, end → app_id, time_ns, data
 
@@ -28,6 +34,10 @@ type statements struct {
 	fsSelect  string // app_id, install_id → history_len, last_by, data
 	fsInsert  string // app_id, install_id, history_len, last_by, data; IF NOT EXISTS
 	fsReplace string // history_len, last_by, data, app_id, install_id; IF history_len, last_by
+
+	// The deletes of EraseDevice, one row each.
+	deleteRefHit    string // app_id, hit_id, time_ns, id
+	deleteByInstall string // app_id, install_id, time_ns, id
 }
 
 // dayTable holds the statements of an index table partitioned by (app_id,
@@ -35,6 +45,7 @@ type statements struct {
 type dayTable struct {
 	insert    string // app_id, day, key, time_ns, id, data
 	selectDay string // app_id, day, key, lo, hi → data
+	delete    string // app_id, day, key, time_ns, id
 }
 
 // convIndex holds the statements of a conversion index table.
@@ -53,6 +64,7 @@ func newStatements(ks string) statements {
 				`UPDATE %s.%s SET time_ns = ?, data = ? WHERE app_id = ? AND id = ? IF data = ?`, ks, table),
 			selectByID: fmt.Sprintf(
 				`SELECT time_ns, data FROM %s.%s WHERE app_id = ? AND id = ?`, ks, table),
+			delete: fmt.Sprintf(`DELETE FROM %s.%s WHERE app_id = ? AND id = ?`, ks, table),
 		}
 	}
 	day := func(table, key string) dayTable {
@@ -61,6 +73,8 @@ func newStatements(ks string) statements {
 				`INSERT INTO %s.%s (app_id, day, %s, time_ns, id, data) VALUES (?, ?, ?, ?, ?, ?)`, ks, table, key),
 			selectDay: fmt.Sprintf(
 				`SELECT data FROM %s.%s WHERE app_id = ? AND day = ? AND %s = ? AND time_ns >= ? AND time_ns <= ?`, ks, table, key),
+			delete: fmt.Sprintf(
+				`DELETE FROM %s.%s WHERE app_id = ? AND day = ? AND %s = ? AND time_ns = ? AND id = ?`, ks, table, key),
 		}
 	}
 	index := func(table, col string) convIndex {
@@ -71,12 +85,13 @@ func newStatements(ks string) statements {
 		}
 	}
 	return statements{
-		hits:           byID("hits", "hit"),
-		events:         byID("events", "event"),
-		hitsByFP:       day("hits_by_fingerprint", "fingerprint"),
-		hitsByAdID:     day("hits_by_ad_id", "ad_id"),
-		installsByFP:   day("installs_by_fingerprint", "fingerprint"),
-		installsByAdID: day("installs_by_ad_id", "ad_id"),
+		hits:               byID("hits", "hit"),
+		events:             byID("events", "event"),
+		hitsByFP:           day("hits_by_fingerprint", "fingerprint"),
+		hitsByAdID:         day("hits_by_ad_id", "ad_id"),
+		installsByFP:       day("installs_by_fingerprint", "fingerprint"),
+		installsByAdID:     day("installs_by_ad_id", "ad_id"),
+		installsByVendorID: day("installs_by_vendor_id", "idfv"),
 		installsByRefHit: fmt.Sprintf(
 			`INSERT INTO %s.installs_by_referrer_hit (app_id, hit_id, time_ns, id, data) VALUES (?, ?, ?, ?, ?)`, ks),
 		selectRefHit: fmt.Sprintf(
@@ -91,6 +106,12 @@ func newStatements(ks string) statements {
 		cutoff:        fmt.Sprintf(`SELECT cutoff_ns FROM %s.app_cutoffs WHERE app_id = ? LIMIT 1`, ks),
 		cutoffInsert:  fmt.Sprintf(`INSERT INTO %s.app_cutoffs (app_id, cutoff_ns) VALUES (?, ?)`, ks),
 		cutoffPrune:   fmt.Sprintf(`DELETE FROM %s.app_cutoffs WHERE app_id = ? AND cutoff_ns < ?`, ks),
+		reengInsert: fmt.Sprintf(
+			`INSERT INTO %s.reengagements (app_id, id, hit_id, data) VALUES (?, ?, ?, ?)`, ks),
+		reengSelect: fmt.Sprintf(`SELECT data FROM %s.reengagements WHERE app_id = ? AND id = ?`, ks),
+		reengClaim: fmt.Sprintf(
+			`INSERT INTO %s.reengagements_by_hit (app_id, hit_id, id, data) VALUES (?, ?, ?, ?) IF NOT EXISTS`, ks),
+		reengClaimSelect: fmt.Sprintf(`SELECT id, data FROM %s.reengagements_by_hit WHERE app_id = ? AND hit_id = ?`, ks),
 		scanEvents: fmt.Sprintf(
 			`SELECT app_id, time_ns, data FROM %s.events WHERE token(app_id, id) > ? AND token(app_id, id) <= ?`, ks),
 		eventsByInstall: fmt.Sprintf(
@@ -105,5 +126,9 @@ func newStatements(ks string) statements {
 			`INSERT INTO %s.funnel_states (app_id, install_id, history_len, last_by, data) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`, ks),
 		fsReplace: fmt.Sprintf(
 			`UPDATE %s.funnel_states SET history_len = ?, last_by = ?, data = ? WHERE app_id = ? AND install_id = ? IF history_len = ? AND last_by = ?`, ks),
+		deleteRefHit: fmt.Sprintf(
+			`DELETE FROM %s.installs_by_referrer_hit WHERE app_id = ? AND hit_id = ? AND time_ns = ? AND id = ?`, ks),
+		deleteByInstall: fmt.Sprintf(
+			`DELETE FROM %s.events_by_install WHERE app_id = ? AND install_id = ? AND time_ns = ? AND id = ?`, ks),
 	}
 }

@@ -63,21 +63,38 @@ func (d *Dashboard) requireAdmin(next http.Handler) http.Handler {
 // AppView is the JSON shape of an app in both APIs and the CLI: durations
 // are Go duration strings such as "168h0m0s".
 type AppView struct {
-	ID                int64  `json:"id"`
-	AccountID         int64  `json:"account_id"`
-	Name              string `json:"name"`
-	SDKSecret         string `json:"sdk_secret"`
-	SDKKey            string `json:"sdk_key"`
-	IOSURL            string `json:"ios_url"`
-	AndroidURL        string `json:"android_url"`
-	WebURL            string `json:"web_url"`
-	ClickWindow       string `json:"click_window"`
-	FingerprintWindow string `json:"fingerprint_window"`
-	LatenessHorizon   string `json:"lateness_horizon"`
-	Retention         string `json:"retention"`
+	ID                int64     `json:"id"`
+	AccountID         int64     `json:"account_id"`
+	Name              string    `json:"name"`
+	SDKSecret         string    `json:"sdk_secret"`
+	SDKKey            string    `json:"sdk_key"`
+	IOSURL            string    `json:"ios_url"`
+	AndroidURL        string    `json:"android_url"`
+	WebURL            string    `json:"web_url"`
+	ClickWindow       string    `json:"click_window"`
+	FingerprintWindow string    `json:"fingerprint_window"`
+	LatenessHorizon   string    `json:"lateness_horizon"`
+	Retention         string    `json:"retention"`
+	Fraud             FraudView `json:"fraud"`
 	// FingerprintMinScore: see tapline.App.
-	FingerprintMinScore float64   `json:"fingerprint_min_score"`
-	CreatedAt           time.Time `json:"created_at"`
+	FingerprintMinScore float64 `json:"fingerprint_min_score"`
+	// Re-engagement and reinstall rules (see tapline.App).
+	ReengagementWindow    string    `json:"reengagement_window"`
+	ReinstallWindow       string    `json:"reinstall_window"`
+	ReattributeReinstalls bool      `json:"reattribute_reinstalls"`
+	CreatedAt             time.Time `json:"created_at"`
+}
+
+// FraudView is the JSON shape of an app's fraud policy: the minimum
+// click-to-install time as a Go duration string.
+type FraudView struct {
+	ClickInjection      tapline.FraudAction `json:"click_injection"`
+	ClickFlooding       tapline.FraudAction `json:"click_flooding"`
+	Datacenter          tapline.FraudAction `json:"datacenter"`
+	TapAfterInstall     tapline.FraudAction `json:"tap_after_install"`
+	MinClickToInstall   string              `json:"min_click_to_install"`
+	FloodMinTaps        int                 `json:"flood_min_taps"`
+	FloodMaxInstallRate float64             `json:"flood_max_install_rate"`
 }
 
 // NewAppView returns a's JSON shape.
@@ -87,7 +104,13 @@ func NewAppView(a *tapline.App) AppView {
 		IOSURL: a.IOSURL, AndroidURL: a.AndroidURL, WebURL: a.WebURL,
 		ClickWindow: a.ClickWindow.String(), FingerprintWindow: a.FingerprintWindow.String(),
 		LatenessHorizon: a.LatenessHorizon.String(), Retention: a.Retention.String(),
-		FingerprintMinScore: a.FingerprintMinScore, CreatedAt: a.CreatedAt,
+		Fraud: FraudView{ClickInjection: a.Fraud.ClickInjection, ClickFlooding: a.Fraud.ClickFlooding, Datacenter: a.Fraud.Datacenter,
+			TapAfterInstall: a.Fraud.TapAfterInstall, MinClickToInstall: a.Fraud.MinClickToInstall.String(),
+			FloodMinTaps: a.Fraud.FloodMinTaps, FloodMaxInstallRate: a.Fraud.FloodMaxInstallRate},
+		FingerprintMinScore: a.FingerprintMinScore,
+		ReengagementWindow:  a.ReengagementWindow.String(), ReinstallWindow: a.ReinstallWindow.String(),
+		ReattributeReinstalls: a.ReattributeReinstalls,
+		CreatedAt:             a.CreatedAt,
 	}
 }
 

@@ -35,6 +35,8 @@ func (d *Dashboard) apiRouter() chi.Router {
 	r.Get("/apps/{id}/breakdown.csv", d.apiBreakdownCSV)
 	r.Get("/apps/{id}/funnel-options", d.apiFunnelOptions)
 	r.Mount("/apps/{id}/funnels", d.funnelAPI())
+	r.Delete("/apps/{id}/devices", d.apiEraseDevice)
+	r.Get("/apps/{id}/erasures/{eid}", d.apiErasure)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.ENOTFOUND, "No such API endpoint."))
 	})

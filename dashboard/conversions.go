@@ -62,9 +62,20 @@ func signalLabel(name string) string {
 		return "install referrer"
 	case "advertising_id":
 		return "advertising id"
+	case "vendor_id":
+		return "vendor id (IDFV)"
+	case "install_id":
+		return "install id"
 	}
 	return name
 }
+
+// formatScore writes a fingerprint score with two decimals: "3.45".
+func formatScore(s float64) string { return strconv.FormatFloat(s, 'f', 2, 64) }
+
+// formatWeight writes what a signal added to a score, signed: "+3.00",
+// "-2.00".
+func formatWeight(w float64) string { return fmt.Sprintf("%+.2f", w) }
 
 // formatMillis writes milliseconds as formatSeconds does seconds.
 func formatMillis(ms *int64) string { return formatSeconds(float64(*ms) / 1000) }
@@ -142,6 +153,20 @@ func (d *Dashboard) conversionViews(ctx context.Context, appID int64, convs []*t
 	}
 	return views, nil
 }
+
+// NewConversionView returns c as the explorer and its JSON API show it,
+// with the names of links, the app's links (archived ones too).
+func NewConversionView(c *tapline.Conversion, links []*tapline.Link) ConversionView {
+	names := make(map[int64]string, len(links))
+	for _, l := range links {
+		names[l.ID] = l.Name
+	}
+	return conversionView(c, names)
+}
+
+// LinkLabel names the app's link id: its name, or "link ID" for a link
+// the view does not know.
+func (v ConversionView) LinkLabel(id int64) string { return v.linkName(id) }
 
 func conversionView(c *tapline.Conversion, names map[int64]string) ConversionView {
 	v := ConversionView{Conversion: c, names: names}

@@ -1,10 +1,13 @@
 package dashboard_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"html"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,13 +40,16 @@ func testConversion(appID int64, installID string, link int64) *tapline.Conversi
 		c.ClickToInstall = at.Sub(hitTime)
 		reason := "The newest compatible tap not yet credited from the install's network, 1m30s before the install, within the 1d fingerprint window."
 		c.Decision = &tapline.Decision{Rule: tapline.RuleFingerprint, Reason: reason, Window: 24 * time.Hour, Considered: 2,
+			Score: 3.37, MinScore: 0.5,
 			Signals: []tapline.Signal{
 				{Name: "network", Install: "203.0.113.7", Hit: "203.0.113.7", Verdict: tapline.VerdictAgree},
 				{Name: "model", Install: "iPhone15,2", Verdict: tapline.VerdictUnknown},
+				{Name: "os_version", Install: "17.4.1", Hit: "17.4.1", Verdict: tapline.VerdictAgree, Weight: 2.2},
+				{Name: "language", Install: "en_US", Hit: "fr-FR", Verdict: tapline.VerdictConflict, Weight: -2},
 			},
 			Candidates: []tapline.Candidate{
-				{HitID: c.HitID, LinkID: link, HitTime: hitTime, Method: tapline.MethodFingerprint, Chosen: true, Reason: reason},
-				{HitID: "h-older", LinkID: link, HitTime: hitTime.Add(-time.Hour), Method: tapline.MethodFingerprint,
+				{HitID: c.HitID, LinkID: link, HitTime: hitTime, Method: tapline.MethodFingerprint, Chosen: true, Score: 4.25, Reason: reason},
+				{HitID: "h-older", LinkID: link, HitTime: hitTime.Add(-time.Hour), Method: tapline.MethodFingerprint, Score: 1.5,
 					Reason: "An older tap on the same network: the newest compatible one wins."},
 			}}
 	}
@@ -191,6 +197,112 @@ func TestConversionsExplorer(t *testing.T) {
 	for _, q := range []string{"?method=psychic", "?limit=0", "?to=2026-03-01&from=2026-03-02"} {
 		if res := e.get(c, api+q); res.Status != http.StatusBadRequest || !strings.Contains(res.Body, "error") {
 			t.Errorf("api %s: %d %.100s, want a 400 JSON error", q, res.Status, res.Body)
+		}
+	}
+}
+
+// tableCells returns the text of the cells of the table with id in page,
+// a row per <tr>, the header first.
+func tableCells(t *testing.T, page, id string) [][]string {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)<table[^>]* id="` + regexp.QuoteMeta(id) + `"[^>]*>(.*?)</table>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no table %q in the page", id)
+	}
+	cell := regexp.MustCompile(`(?s)<t[hd][^>]*>(.*?)</t[hd]>`)
+	tag := regexp.MustCompile(`<[^>]*>`)
+	var rows [][]string
+	for _, tr := range strings.Split(m[1], "<tr")[1:] {
+		var row []string
+		for _, c := range cell.FindAllStringSubmatch(tr, -1) {
+			row = append(row, strings.TrimSpace(html.UnescapeString(tag.ReplaceAllString(c[1], ""))))
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// TestConversionScore checks that a conversion's page shows the score of
+// a fingerprint decision and the app's minimum score in force, each
+// signal's weight and each candidate's score, and that the JSON API
+// carries them; a decision by another rule shows no such columns.
+func TestConversionScore(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.app(e.account("acme"), "Acme")
+	spring := e.link(app, "spring-sale", "Spring sale")
+	scored := testConversion(app.ID, "scored", spring.ID)
+	below := testConversion(app.ID, "below", 0)
+	below.Decision.Rule, below.Decision.Score, below.Decision.MinScore = tapline.RuleBelowMinScore, 0.25, 1.5
+	below.Decision.Candidates[0].Score = 0.25
+	ref := testConversion(app.ID, "ref", spring.ID)
+	ref.Method = tapline.MethodReferrer
+	ref.Decision = &tapline.Decision{Rule: tapline.RuleReferrer, Reason: "The install referrer names the tap.", Considered: 1,
+		Signals:    []tapline.Signal{{Name: "install_referrer", Install: ref.HitID, Hit: ref.HitID, Verdict: tapline.VerdictAgree}},
+		Candidates: []tapline.Candidate{{HitID: ref.HitID, LinkID: spring.ID, HitTime: ref.HitTime, Method: tapline.MethodReferrer, Chosen: true, Reason: "named"}}}
+	if err := e.facts.ApplyFacts(context.Background(), "t", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{scored, below, ref}}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.loggedIn("acme")
+	base := "/apps/" + strconv.FormatInt(app.ID, 10) + "/conversions/"
+
+	page := e.get(c, base+scored.ID)
+	if page.Status != http.StatusOK {
+		t.Fatalf("conversion page: %d", page.Status)
+	}
+	if want := "Score 3.37; the app's minimum score in force was 0.50."; !strings.Contains(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(page.Body, ""), want) {
+		t.Errorf("the page lacks %q", want)
+	}
+	wantSignals := [][]string{
+		{"Signal", "Install", "Tap", "Verdict", "Weight"},
+		{"network", "203.0.113.7", "203.0.113.7", "agree", "+0.00"},
+		{"model", "iPhone15,2", "not revealed", "unknown", "+0.00"},
+		{"OS version", "17.4.1", "17.4.1", "agree", "+2.20"},
+		{"language", "en_US", "fr-FR", "conflict", "-2.00"},
+	}
+	if got := tableCells(t, page.Body, "signals"); !slices.EqualFunc(got, wantSignals, slices.Equal) {
+		t.Errorf("signals table:\n got %q\nwant %q", got, wantSignals)
+	}
+	wantCands := [][]string{
+		{"Tap", "Link", "Tapped (UTC)", "Method", "Score", "Outcome"},
+		{"h-scored", "Spring sale", "2026-03-10 12:28:30", "fingerprint", "4.25", "chosen"},
+		{"h-older", "Spring sale", "2026-03-10 11:28:30", "fingerprint", "1.50", "lost: An older tap on the same network: the newest compatible one wins."},
+	}
+	if got := tableCells(t, page.Body, "candidates"); !slices.EqualFunc(got, wantCands, slices.Equal) {
+		t.Errorf("candidates table:\n got %q\nwant %q", got, wantCands)
+	}
+
+	page = e.get(c, base+below.ID)
+	if want := "Score 0.25; the app's minimum score in force was 1.50, so the tap was not credited."; !strings.Contains(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(page.Body, ""), want) {
+		t.Errorf("below the minimum: the page lacks %q", want)
+	}
+
+	page = e.get(c, base+ref.ID)
+	if strings.Contains(page.Body, `id="score"`) || strings.Contains(page.Body, "Weight") {
+		t.Errorf("a referrer decision shows a score or weights")
+	}
+	if got := tableCells(t, page.Body, "candidates")[0]; slices.Contains(got, "Score") {
+		t.Errorf("a referrer decision's candidates have a score column: %q", got)
+	}
+
+	// The JSON API carries the same numbers.
+	res := e.get(c, "/api/v1"+base+scored.ID)
+	var v dashboard.ConversionView
+	if err := json.Unmarshal([]byte(res.Body), &v); err != nil || res.Status != http.StatusOK || v.Decision == nil {
+		t.Fatalf("api: %d %v %.200s", res.Status, err, res.Body)
+	}
+	d := v.Decision
+	if d.Score != 3.37 || d.MinScore != 0.5 || len(d.Signals) != 4 || d.Signals[2].Weight != 2.2 || d.Signals[3].Weight != -2 ||
+		len(d.Candidates) != 2 || d.Candidates[0].Score != 4.25 || d.Candidates[1].Score != 1.5 {
+		t.Errorf("api decision = %+v, want score 3.37 of 0.5, weights +2.2 and -2, candidate scores 4.25 and 1.5", d)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(res.Body)); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"score":3.37,"min_score":0.5`, `"weight":2.2`, `"weight":-2`, `"score":4.25`} {
+		if !strings.Contains(compact.String(), key) {
+			t.Errorf("api answer lacks %s", key)
 		}
 	}
 }

@@ -87,6 +87,9 @@ type Dashboard struct {
 	// all-in-one sets it to funnels.Runner.Wake); without it the matchers'
 	// runners pick the new version up on their next poll.
 	OnFunnelSaved func()
+	// Erasures records erasure requests (DELETE /api/v1/apps/{id}/devices);
+	// without it those routes answer 503.
+	Erasures tapline.ErasureService
 	// Logger receives errors that are not the caller's fault.
 	Logger *slog.Logger
 	// Now returns the current time; tests replace it.

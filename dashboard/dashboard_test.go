@@ -51,6 +51,7 @@ func newEnv(t *testing.T) *env {
 	e.d = dashboard.New(cfg, e.accounts, reports)
 	e.d.Funnels, e.d.FunnelReports = e.funnels, reports
 	e.d.OnFunnelSaved = func() { e.saved.Add(1) }
+	e.d.Erasures = postgres.NewErasureStore(db)
 	if err := e.d.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,7 @@ func (d *Dashboard) linksPage(w http.ResponseWriter, r *http.Request) {
 type linkForm struct {
 	Slug, Name, IOSURL, AndroidURL, WebURL, DeepLink string
 	Params                                           string // one name=value a line
+	Reengagement                                     bool
 	// ClickWindow and FingerprintWindow are the link's own ("30d"), empty
 	// for the app's.
 	ClickWindow, FingerprintWindow string
@@ -83,7 +84,7 @@ func formOf(l *tapline.Link) linkForm {
 		lines = append(lines, k+"="+l.Params[k])
 	}
 	return linkForm{Slug: l.Slug, Name: l.Name, IOSURL: l.IOSURL, AndroidURL: l.AndroidURL, WebURL: l.WebURL,
-		DeepLink: l.DeepLink, Params: strings.Join(lines, "\n"),
+		DeepLink: l.DeepLink, Params: strings.Join(lines, "\n"), Reengagement: l.Reengagement,
 		ClickWindow: ownWindow(l.ClickWindow), FingerprintWindow: ownWindow(l.FingerprintWindow)}
 }
 
@@ -112,7 +113,7 @@ func readLinkForm(r *http.Request, l *tapline.Link, creating bool) (linkForm, er
 	}
 	f := linkForm{Slug: r.PostForm.Get("slug"), Name: r.PostForm.Get("name"), IOSURL: strings.TrimSpace(r.PostForm.Get("ios_url")),
 		AndroidURL: strings.TrimSpace(r.PostForm.Get("android_url")), WebURL: strings.TrimSpace(r.PostForm.Get("web_url")),
-		DeepLink: r.PostForm.Get("deep_link"), Params: r.PostForm.Get("params"),
+		DeepLink: r.PostForm.Get("deep_link"), Params: r.PostForm.Get("params"), Reengagement: r.PostForm.Get("reengagement") != "",
 		ClickWindow: r.PostForm.Get("click_window"), FingerprintWindow: r.PostForm.Get("fingerprint_window")}
 	if creating {
 		l.Slug = strings.TrimSpace(f.Slug)
@@ -120,6 +121,7 @@ func readLinkForm(r *http.Request, l *tapline.Link, creating bool) (linkForm, er
 		f.Slug = l.Slug
 	}
 	l.Name, l.IOSURL, l.AndroidURL, l.WebURL, l.DeepLink = f.Name, f.IOSURL, f.AndroidURL, f.WebURL, f.DeepLink
+	l.Reengagement = f.Reengagement
 	var err error
 	if l.ClickWindow, err = parseLinkWindow("click_window", f.ClickWindow); err != nil {
 		return f, err
@@ -199,6 +201,9 @@ type linkData struct {
 	QR      template.HTML
 	Saved   string // "created", "saved", "archived", "restored" after a post
 	Traffic *BreakdownReport
+	// Returning are the link's re-engagements and reinstalls over the
+	// same 30 days.
+	Returning tapline.Returning
 	// TrafficURL is the app page filtered by the link; SourcesCSV its
 	// sources table as CSV.
 	TrafficURL, SourcesCSV string
@@ -267,6 +272,13 @@ func (d *Dashboard) renderLink(w http.ResponseWriter, r *http.Request, status in
 		d.writeError(w, r, err)
 		return
 	}
+	rf := dr.Filter(app.ID)
+	rf.LinkID = l.ID
+	returning, err := d.Reports.Returning(r.Context(), rf)
+	if err != nil {
+		d.writeError(w, r, err)
+		return
+	}
 	q := rangeQuery(dr)
 	q.Set("link", linkID)
 	q.Set("by", "source")
@@ -274,7 +286,7 @@ func (d *Dashboard) renderLink(w http.ResponseWriter, r *http.Request, status in
 		saved = ""
 	}
 	click, fp := app.LinkWindows(l)
-	d.render(w, r, status, "link", linkData{App: app, Link: view, Form: form, QR: qr, Saved: saved, Traffic: traffic,
+	d.render(w, r, status, "link", linkData{App: app, Link: view, Form: form, QR: qr, Saved: saved, Traffic: traffic, Returning: returning,
 		TrafficURL: fmt.Sprintf("/apps/%d?%s", app.ID, q.Encode()), SourcesCSV: fmt.Sprintf("/api/v1/apps/%d/breakdown.csv?%s", app.ID, q.Encode()),
 		Click:       windowInForce{Window: formatDuration(click), Own: l.ClickWindow > 0},
 		Fingerprint: windowInForce{Window: formatDuration(fp), Own: l.FingerprintWindow > 0}})
@@ -374,6 +386,9 @@ type linkRequest struct {
 	Params     *map[string]string `json:"params"`
 	DeepLink   *string            `json:"deep_link"`
 	Archived   *bool              `json:"archived"`
+	// Reengagement makes the link a re-engagement link (see
+	// tapline.Link.Reengagement).
+	Reengagement *bool `json:"reengagement"`
 	// ClickWindow and FingerprintWindow are durations such as "30d" or
 	// "12h"; "" gives the link the app's window again.
 	ClickWindow       *string `json:"click_window"`
@@ -395,6 +410,9 @@ func (req *linkRequest) apply(l *tapline.Link, now time.Time) error {
 	set(&l.DeepLink, req.DeepLink)
 	if req.Params != nil {
 		l.Params = *req.Params
+	}
+	if req.Reengagement != nil {
+		l.Reengagement = *req.Reengagement
 	}
 	if req.Archived != nil {
 		switch {

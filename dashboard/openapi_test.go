@@ -5,10 +5,12 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -95,7 +97,10 @@ func TestOpenAPI(t *testing.T) {
 		{http.MethodPatch, api, `{"fingerprint_window":"12h"}`},
 		{http.MethodGet, api + "/funnel-options", ""},
 		{http.MethodGet, api + "/funnels/", ""},
-		{http.MethodGet, api + "/breakdown?by=colour", ""}, // an error, described too
+		{http.MethodDelete, api + "/devices", `{"ad_id":"6d9c5b8e1f2a4c3b9d8e7f6a5b4c3d2e"}`},
+		{http.MethodGet, api + "/erasures/1", ""},                  // the request just made, the database's first
+		{http.MethodDelete, api + "/devices", `{"install_id":""}`}, // an error, described too
+		{http.MethodGet, api + "/breakdown?by=colour", ""},         // an error, described too
 		{http.MethodGet, "/api/v1/apps/999999/daily", ""},
 	} {
 		var body io.Reader
@@ -137,5 +142,42 @@ func TestOpenAPI(t *testing.T) {
 	}
 	if len(checked) < 12 {
 		t.Errorf("checked %d operations", len(checked))
+	}
+}
+
+// TestOpenAPIDecision checks that docs/openapi.yaml describes every field
+// of a conversion's decision, its signals and its candidates, with the
+// JSON type they are encoded as.
+func TestOpenAPIDecision(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromFile("../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decision := doc.Components.Schemas["Decision"].Value
+	for _, tc := range []struct {
+		name   string
+		typ    reflect.Type
+		schema *openapi3.Schema
+	}{
+		{"Decision", reflect.TypeFor[tapline.Decision](), decision},
+		{"Signal", reflect.TypeFor[tapline.Signal](), decision.Properties["signals"].Value.Items.Value},
+		{"Candidate", reflect.TypeFor[tapline.Candidate](), decision.Properties["candidates"].Value.Items.Value},
+	} {
+		for f := range tc.typ.Fields() {
+			key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			prop := tc.schema.Properties[key]
+			if prop == nil {
+				t.Errorf("%s.%s: no property %q in the description", tc.name, f.Name, key)
+				continue
+			}
+			want := map[reflect.Kind]string{reflect.Float64: openapi3.TypeNumber, reflect.Int: openapi3.TypeInteger, reflect.Int64: openapi3.TypeInteger,
+				reflect.String: openapi3.TypeString, reflect.Bool: openapi3.TypeBoolean, reflect.Slice: openapi3.TypeArray}[f.Type.Kind()]
+			if f.Type == reflect.TypeFor[time.Time]() {
+				want = openapi3.TypeString
+			}
+			if want != "" && !prop.Value.Type.Is(want) {
+				t.Errorf("%s.%s: %q is described as %v, want %s", tc.name, f.Name, key, prop.Value.Type, want)
+			}
+		}
 	}
 }

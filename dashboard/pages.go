@@ -51,10 +51,16 @@ func parsePages(canEdit bool) map[string]*template.Template {
 		"row":       breakdownRow,
 		"methods":   func() []string { return matchMethods },
 		"botagents": topAgents,
-		"method":    methodLabel,
-		"signal":    signalLabel,
-		"millis":    formatMillis,
-		"linkname":  func(v ConversionView, id int64) string { return v.linkName(id) },
+		"fraudfield": func(form map[string]string, name, label string) fraudField {
+			return fraudField{Name: name, ID: strings.ReplaceAll(name, "_", "-"), Label: label, Value: form[name]}
+		},
+		"fraudlabel": fraudLabel,
+		"method":     methodLabel,
+		"signal":     signalLabel,
+		"millis":     formatMillis,
+		"score":      formatScore,
+		"weight":     formatWeight,
+		"linkname":   func(v ConversionView, id int64) string { return v.linkName(id) },
 		"linkform": func(app *tapline.App, f linkForm, isNew bool) linkFormView {
 			return linkFormView{App: app, Form: f, New: isNew}
 		},
@@ -69,6 +75,12 @@ func parsePages(canEdit bool) map[string]*template.Template {
 	}
 	return m
 }
+
+// fraudField is one fraud action select of the settings form.
+type fraudField struct{ Name, ID, Label, Value string }
+
+// fraudLabel names a fraud signal for people: "click injection".
+func fraudLabel(s tapline.FraudSignal) string { return strings.ReplaceAll(string(s), "_", " ") }
 
 // topAgents names the three agents with the most requests that were no
 // taps, with their counts: "facebookexternalhit 120".

@@ -37,6 +37,17 @@ type Totals struct {
 	// agent; never hits, never credited. Left out under a filter on a
 	// campaign dimension, method or event, which they do not have.
 	BotHits map[string]int64 `json:"bot_hits,omitempty"`
+	// Fraud counts the fraud signals found on the taps of the range's
+	// installs by signal and action (flag: kept; reject: the install
+	// stayed organic). Left out under the filters BotHits is.
+	Fraud []tapline.FraudCount `json:"fraud,omitempty"`
+	// Reengagements are opens of the installed app credited to taps on
+	// re-engagement links; Reinstalls are installs by devices that had
+	// installed the app within its reinstall window. Neither is an
+	// install. Under a filter on the event they are 0 and the report's
+	// Missing names them.
+	Reengagements int64 `json:"reengagements"`
+	Reinstalls    int64 `json:"reinstalls"`
 }
 
 // BotHitsTotal sums BotHits.
@@ -127,6 +138,21 @@ func (d *Dashboard) dailyReport(ctx context.Context, appID int64, dr dayRange, f
 		if rep.Totals.BotHits, err = d.Reports.BotHits(ctx, f); err != nil {
 			return nil, fmt.Errorf("bot hits of app %d: %w", appID, err)
 		}
+		if rep.Totals.Fraud, err = d.Reports.Fraud(ctx, f); err != nil {
+			return nil, fmt.Errorf("fraud signals of app %d: %w", appID, err)
+		}
+	}
+	if slices.ContainsFunc(filters, func(f tapline.DimFilter) bool {
+		rd := tapline.ReportDimNamed(f.Dim)
+		return rd == nil || !tapline.FactReinstalls.Desc().Keeps(rd.Dim)
+	}) {
+		rep.Missing = append(rep.Missing, tapline.MeasureReengagements, tapline.MeasureReinstalls)
+	} else {
+		ret, err := d.Reports.Returning(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("re-engagements and reinstalls of app %d: %w", appID, err)
+		}
+		rep.Totals.Reengagements, rep.Totals.Reinstalls = ret.Reengagements, ret.Reinstalls
 	}
 	return rep, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,13 @@ type appPatch struct {
 	// FingerprintMinScore is a number in JSON; the form's text is read by
 	// parseMinScore.
 	FingerprintMinScore *float64 `json:"fingerprint_min_score"`
+	// Fraud changes the fraud policy: absent fields stay.
+	Fraud *fraudPatch `json:"fraud"`
+	// ReengagementWindow, ReinstallWindow and ReattributeReinstalls set
+	// the rules of re-engagements and reinstalls (see tapline.App).
+	ReengagementWindow    *string `json:"reengagement_window"`
+	ReinstallWindow       *string `json:"reinstall_window"`
+	ReattributeReinstalls *bool   `json:"reattribute_reinstalls"`
 }
 
 // parseMinScore reads the settings form's fingerprint_min_score.
@@ -37,6 +45,45 @@ func parseMinScore(s string) (float64, error) {
 		return 0, tapline.Errorf(tapline.EINVALID, "fingerprint_min_score: %q is not a number, such as 0.5 or -1", s)
 	}
 	return v, nil
+}
+
+// fraudPatch is a change of an app's fraud policy: actions "flag" or
+// "reject", the minimum click-to-install time as a duration ("10s",
+// "1500ms"), the flood rule's tap count and install rate (0.001: 0.1%).
+type fraudPatch struct {
+	ClickInjection      *string  `json:"click_injection"`
+	ClickFlooding       *string  `json:"click_flooding"`
+	Datacenter          *string  `json:"datacenter"`
+	TapAfterInstall     *string  `json:"tap_after_install"`
+	MinClickToInstall   *string  `json:"min_click_to_install"`
+	FloodMinTaps        *int     `json:"flood_min_taps"`
+	FloodMaxInstallRate *float64 `json:"flood_max_install_rate"`
+}
+
+// apply sets the fields p names on policy; the store validates the result.
+func (p *fraudPatch) apply(policy *tapline.FraudPolicy) error {
+	for s, v := range map[tapline.FraudSignal]*string{
+		tapline.FraudClickInjection: p.ClickInjection, tapline.FraudClickFlooding: p.ClickFlooding,
+		tapline.FraudDatacenter: p.Datacenter, tapline.FraudTapAfterInstall: p.TapAfterInstall,
+	} {
+		if v != nil {
+			policy.SetAction(s, tapline.FraudAction(strings.ToLower(strings.TrimSpace(*v))))
+		}
+	}
+	if p.MinClickToInstall != nil {
+		d, err := time.ParseDuration(strings.TrimSpace(*p.MinClickToInstall))
+		if err != nil {
+			return tapline.Errorf(tapline.EINVALID, "fraud.min_click_to_install: %q is not a duration such as \"10s\" or \"1500ms\"", *p.MinClickToInstall)
+		}
+		policy.MinClickToInstall = d
+	}
+	if p.FloodMinTaps != nil {
+		policy.FloodMinTaps = *p.FloodMinTaps
+	}
+	if p.FloodMaxInstallRate != nil {
+		policy.FloodMaxInstallRate = *p.FloodMaxInstallRate
+	}
+	return nil
 }
 
 // parseWindow reads a window: a Go duration, or whole days as "7d".
@@ -76,6 +123,8 @@ func (p *appPatch) apply(a *tapline.App) error {
 		{"fingerprint_window", p.FingerprintWindow, &a.FingerprintWindow},
 		{"lateness_horizon", p.LatenessHorizon, &a.LatenessHorizon},
 		{"retention", p.Retention, &a.Retention},
+		{"reengagement_window", p.ReengagementWindow, &a.ReengagementWindow},
+		{"reinstall_window", p.ReinstallWindow, &a.ReinstallWindow},
 	} {
 		if w.src == nil {
 			continue
@@ -86,8 +135,14 @@ func (p *appPatch) apply(a *tapline.App) error {
 		}
 		*w.dst = d
 	}
+	if p.ReattributeReinstalls != nil {
+		a.ReattributeReinstalls = *p.ReattributeReinstalls
+	}
 	if p.FingerprintMinScore != nil {
 		a.FingerprintMinScore = *p.FingerprintMinScore
+	}
+	if p.Fraud != nil {
+		return p.Fraud.apply(&a.Fraud)
 	}
 	return nil
 }
@@ -151,7 +206,49 @@ func settingsForm(app *tapline.App) map[string]string {
 		"click_window": formatDuration(app.ClickWindow), "fingerprint_window": formatDuration(app.FingerprintWindow),
 		"lateness_horizon": formatDuration(app.LatenessHorizon), "retention": formatDuration(app.Retention),
 		"fingerprint_min_score": strconv.FormatFloat(app.FingerprintMinScore, 'f', -1, 64),
+		"fraud_click_injection": string(app.Fraud.ClickInjection), "fraud_click_flooding": string(app.Fraud.ClickFlooding),
+		"fraud_datacenter": string(app.Fraud.Datacenter), "fraud_tap_after_install": string(app.Fraud.TapAfterInstall),
+		"fraud_min_click_to_install":   app.Fraud.MinClickToInstall.String(),
+		"fraud_flood_min_taps":         strconv.Itoa(app.Fraud.FloodMinTaps),
+		"fraud_flood_max_install_rate": strconv.FormatFloat(app.Fraud.FloodMaxInstallRate*100, 'f', -1, 64),
+		"reengagement_window":          formatDuration(app.ReengagementWindow), "reinstall_window": formatDuration(app.ReinstallWindow),
+		"reattribute_reinstalls": strconv.FormatBool(app.ReattributeReinstalls),
 	}
+}
+
+// fraudForm reads the fraud fields of the settings form into p.Fraud:
+// the install rate is a percentage there.
+func fraudForm(form url.Values, p *appPatch, shown map[string]string) error {
+	fp := &fraudPatch{}
+	for name, dst := range map[string]**string{
+		"fraud_click_injection": &fp.ClickInjection, "fraud_click_flooding": &fp.ClickFlooding,
+		"fraud_datacenter": &fp.Datacenter, "fraud_tap_after_install": &fp.TapAfterInstall,
+		"fraud_min_click_to_install": &fp.MinClickToInstall,
+	} {
+		if vals, ok := form[name]; ok {
+			v := vals[0]
+			shown[name], *dst = v, &v
+		}
+	}
+	if vals, ok := form["fraud_flood_min_taps"]; ok {
+		shown["fraud_flood_min_taps"] = vals[0]
+		n, err := strconv.Atoi(strings.TrimSpace(vals[0]))
+		if err != nil {
+			return tapline.Errorf(tapline.EINVALID, "fraud.flood_min_taps: %q is not a whole number", vals[0])
+		}
+		fp.FloodMinTaps = &n
+	}
+	if vals, ok := form["fraud_flood_max_install_rate"]; ok {
+		shown["fraud_flood_max_install_rate"] = vals[0]
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(vals[0]), "%"), 64)
+		if err != nil {
+			return tapline.Errorf(tapline.EINVALID, "fraud.flood_max_install_rate: %q is not a percentage", vals[0])
+		}
+		rate := pct / 100
+		fp.FloodMaxInstallRate = &rate
+	}
+	p.Fraud = fp
+	return nil
 }
 
 func (d *Dashboard) settingsPage(w http.ResponseWriter, r *http.Request) {
@@ -175,11 +272,18 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request) {
 		"name": &p.Name, "ios_url": &p.IOSURL, "android_url": &p.AndroidURL, "web_url": &p.WebURL,
 		"click_window": &p.ClickWindow, "fingerprint_window": &p.FingerprintWindow,
 		"lateness_horizon": &p.LatenessHorizon, "retention": &p.Retention,
+		"reengagement_window": &p.ReengagementWindow, "reinstall_window": &p.ReinstallWindow,
 	} {
 		if vals, ok := r.PostForm[name]; ok {
 			v := vals[0]
 			form[name], *dst = v, &v
 		}
+	}
+	if _, ok := r.PostForm["reinstall_rules"]; ok {
+		// A checkbox is sent only when ticked: the form's hidden field
+		// says the option was shown.
+		v := r.PostForm.Get("reattribute_reinstalls") != ""
+		form["reattribute_reinstalls"], p.ReattributeReinstalls = strconv.FormatBool(v), &v
 	}
 	var err error
 	if v, ok := r.PostForm["fingerprint_min_score"]; ok {
@@ -188,6 +292,9 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request) {
 		if score, err = parseMinScore(v[0]); err == nil {
 			p.FingerprintMinScore = &score
 		}
+	}
+	if err == nil {
+		err = fraudForm(r.PostForm, &p, form)
 	}
 	if err == nil {
 		err = d.updateApp(r, app, &p)

@@ -46,6 +46,26 @@ func TestAppSettings(t *testing.T) {
 		t.Errorf("a refused form changed the name to %q", got.Name)
 	}
 
+	// The fingerprint's minimum score: a number, within bounds.
+	res = e.postForm(c, page, url.Values{"fingerprint_min_score": {"3.75"}})
+	wantStatus(t, "min score", res, http.StatusSeeOther)
+	if got, _ := e.accounts.App(t.Context(), app.ID); got.FingerprintMinScore != 3.75 {
+		t.Errorf("stored fingerprint_min_score %v, want 3.75", got.FingerprintMinScore)
+	}
+	if res = e.get(c, page); !strings.Contains(res.Body, `id="s-fingerprint-min-score" inputmode="decimal" value="3.75"`) {
+		t.Errorf("the settings page does not show the stored minimum score")
+	}
+	for _, bad := range []string{"sure", "NaN", "99"} {
+		res = e.postForm(c, page, url.Values{"fingerprint_min_score": {bad}})
+		wantStatus(t, "bad min score "+bad, res, http.StatusBadRequest)
+		if !strings.Contains(res.Body, "fingerprint_min_score:") {
+			t.Errorf("min score %q refused without naming the field", bad)
+		}
+	}
+	if got, _ := e.accounts.App(t.Context(), app.ID); got.FingerprintMinScore != 3.75 {
+		t.Errorf("a refused minimum score changed it to %v", got.FingerprintMinScore)
+	}
+
 	// The customer API and the admin API.
 	patch := func(c *http.Client, path, body string, header map[string]string) response {
 		h := map[string]string{"Content-Type": "application/json", "Origin": e.srv.URL}
@@ -62,6 +82,11 @@ func TestAppSettings(t *testing.T) {
 		t.Errorf("api patch answered %s (%v)", res.Body, err)
 	}
 	wantJSONError(t, "api bad window", patch(c, api, `{"click_window":"-1h"}`, nil), http.StatusBadRequest, "invalid", "click_window:")
+	res = patch(c, api, `{"fingerprint_min_score":-1.5}`, nil)
+	if err := json.Unmarshal([]byte(res.Body), &v); res.Status != http.StatusOK || err != nil || v.FingerprintMinScore != -1.5 {
+		t.Errorf("api patch of the minimum score answered %d %s", res.Status, res.Body)
+	}
+	wantJSONError(t, "api bad min score", patch(c, api, `{"fingerprint_min_score":21}`, nil), http.StatusBadRequest, "invalid", "fingerprint_min_score:")
 	res = patch(e.client(), "/admin/v1/apps/"+strconv.FormatInt(app.ID, 10), `{"name":"By the admin"}`, map[string]string{"Authorization": "Bearer " + adminToken})
 	wantStatus(t, "admin patch", res, http.StatusOK)
 	if !strings.Contains(res.Body, `"name": "By the admin"`) {

@@ -82,7 +82,8 @@ func (b Batch) Event(e *tapline.Event, a tapline.Attribution) {
 
 // Attribution adds sign times the deltas of install c attributed as a: one
 // install and, for a matched install, one conversion with its
-// click-to-install milliseconds. Sign is +1 for a new attribution and -1 to take
+// click-to-install milliseconds; for a reinstall (c.Reinstall), one
+// reinstall and nothing else. Sign is +1 for a new attribution and -1 to take
 // back a replaced one.
 func (b Batch) Attribution(c *tapline.Conversion, a tapline.Attribution, sign int64) {
 	k := tapline.FactKey{
@@ -92,6 +93,12 @@ func (b Batch) Attribution(c *tapline.Conversion, a tapline.Attribution, sign in
 		Platform: c.Platform,
 		Method:   a.Method,
 	}.WithCampaign(a.HitParams)
+	if c.Reinstall != nil {
+		// A reinstall is no install, no conversion and starts no cohort:
+		// it counts apart, under the attribution it has.
+		b.Add(k.For(tapline.FactReinstalls), tapline.FactValue{Count: sign})
+		return
+	}
 	b.Add(k.For(tapline.FactInstalls), tapline.FactValue{Count: sign})
 	b.Add(k.For(tapline.FactCohortActivity), tapline.FactValue{Count: sign}) // day 0: the cohort's size
 	if a.Method == tapline.MethodOrganic || a.Method == "" {
@@ -99,6 +106,19 @@ func (b Batch) Attribution(c *tapline.Conversion, a tapline.Attribution, sign in
 	}
 	ms := ClickToInstallMillis(c.InstallTime, a.HitTime)
 	b.Add(k.For(tapline.FactConversions), tapline.FactValue{Count: sign, Sum: sign * ms})
+}
+
+// Reengagement adds the delta of re-engagement r: one re-engagement in
+// the hour of the open, under the tap's link, campaign and match method.
+func (b Batch) Reengagement(r *tapline.Reengagement) {
+	k := tapline.FactKey{
+		Hour:     tapline.HourOf(r.OpenTime),
+		AppID:    r.AppID,
+		LinkID:   r.LinkID,
+		Platform: r.Platform,
+		Method:   r.Method,
+	}.WithCampaign(r.HitParams)
+	b.Add(k.For(tapline.FactReengagements), tapline.FactValue{Count: 1})
 }
 
 // CohortKey returns the FactCohortActivity row of install c on day n
@@ -130,12 +150,32 @@ func (b Batch) CohortRevenue(e *tapline.Event, c *tapline.Conversion, a tapline.
 }
 
 // Change adds the deltas of one attribution change: minus From (when the
-// change replaced an attribution), plus To.
+// change replaced an attribution), plus To, and the fraud signals found
+// on the way (Fraud).
 func (b Batch) Change(c *tapline.Conversion, ch *tapline.AttributionChange) {
 	if ch.From != nil {
 		b.Attribution(c, *ch.From, -1)
 	}
 	b.Attribution(c, ch.To, +1)
+	b.Fraud(c, ch.Fraud)
+}
+
+// Fraud adds the deltas of the fraud signals fs found on a tap install c
+// was credited to or refused: one per signal, in the install's hour under
+// the tap's link and the action taken.
+func (b Batch) Fraud(c *tapline.Conversion, fs []tapline.FraudFinding) {
+	for _, f := range fs {
+		k := tapline.FactKey{
+			Table:    tapline.FactFraud,
+			Hour:     tapline.HourOf(c.InstallTime),
+			AppID:    c.AppID,
+			LinkID:   f.LinkID,
+			Platform: c.Platform,
+			Signal:   f.Signal,
+			Action:   f.Action,
+		}
+		b.Add(k, tapline.FactValue{Count: 1})
+	}
 }
 
 // FunnelOutcome adds sign times the deltas of one installation's outcome o

@@ -39,6 +39,33 @@ func TestBatchAttributionChange(t *testing.T) {
 	}
 }
 
+// TestBatchChangeFraud checks that a change counts the fraud signals it
+// records, once each, under the tap's link and the action, in the
+// install's hour; a replayed change counts them again.
+func TestBatchChangeFraud(t *testing.T) {
+	c := &tapline.Conversion{AppID: 7, InstallTime: t0, Platform: tapline.PlatformAndroid}
+	ch := &tapline.AttributionChange{To: tapline.Attribution{Method: tapline.MethodOrganic}, Fraud: []tapline.FraudFinding{
+		{Signal: tapline.FraudClickInjection, LinkID: 3, HitID: "h1", Action: tapline.FraudReject},
+		{Signal: tapline.FraudDatacenter, LinkID: 3, HitID: "h1", Action: tapline.FraudFlag},
+	}}
+	b := facts.Batch{}
+	b.Change(c, ch)
+	b.Change(c, ch)
+	hour := tapline.HourOf(t0)
+	key := func(s tapline.FraudSignal, a tapline.FraudAction) tapline.FactKey {
+		return tapline.FactKey{Table: tapline.FactFraud, Hour: hour, AppID: 7, LinkID: 3, Platform: tapline.PlatformAndroid, Signal: s, Action: a}
+	}
+	if got := b[key(tapline.FraudClickInjection, tapline.FraudReject)]; got != (tapline.FactValue{Count: 2}) {
+		t.Errorf("rejecting click injection row %+v, want count 2", got)
+	}
+	if got := b[key(tapline.FraudDatacenter, tapline.FraudFlag)]; got != (tapline.FactValue{Count: 2}) {
+		t.Errorf("flagged datacenter row %+v, want count 2", got)
+	}
+	if got := b[tapline.FactKey{Table: tapline.FactInstalls, Hour: hour, AppID: 7, Platform: tapline.PlatformAndroid, Method: tapline.MethodOrganic}]; got.Count != 2 {
+		t.Errorf("organic installs %+v, want 2", got)
+	}
+}
+
 func TestBatchEvent(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -71,8 +71,14 @@ func TestBatchKeysDeclared(t *testing.T) {
 	b.Attribution(&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS},
 		tapline.Attribution{LinkID: 2, Method: tapline.MethodFingerprint, HitTime: t0.Add(-time.Minute)}, +1)
 	b.FunnelOutcome(1, 3, &tapline.FunnelOutcome{Hour: tapline.HourOf(t0), Breakdown: "2", Steps: []int64{0, 5}}, +1)
+	b.Fraud(&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS},
+		[]tapline.FraudFinding{{Signal: tapline.FraudDatacenter, LinkID: 2, Action: tapline.FraudReject}})
 	b.CohortRevenue(&tapline.Event{AppID: 1, Time: t0.Add(50 * time.Hour), Revenue: &tapline.Revenue{Micros: 1, Currency: "USD"}},
 		&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS}, tapline.Attribution{LinkID: 2, Method: tapline.MethodAdID})
+	b.Attribution(&tapline.Conversion{AppID: 1, InstallTime: t0, Platform: tapline.PlatformIOS, Reinstall: &tapline.Reinstall{Of: "cv-x"}},
+		tapline.Attribution{LinkID: 2, Method: tapline.MethodAdID, HitParams: map[string]string{"utm_source": "s"}}, +1)
+	b.Reengagement(&tapline.Reengagement{AppID: 1, OpenTime: t0, Platform: tapline.PlatformIOS,
+		Attribution: tapline.Attribution{LinkID: 2, Method: tapline.MethodAdID, HitParams: map[string]string{"utm_campaign": "c"}}})
 	// Every table but the totals and the rollups, which the fact store
 	// derives (their keys must be valid too).
 	tables := map[tapline.FactTable]bool{}

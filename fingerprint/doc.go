@@ -74,6 +74,43 @@
 // hit or event without a parsable IP, or of an event whose platform is
 // unknown, is "": it is only matched by deterministic signals.
 //
+// # Scores: Decide
+//
+// Compatible only rules candidates out. Among the compatible taps on an
+// install's network in the fingerprint window, Decide chooses by evidence
+// and says how sure the choice is. A candidate's evidence (Evidence) is
+// the sum of log-likelihood ratios, each how much more likely the pair of
+// values is when tap and install are one device than two unrelated
+// devices on the network:
+//
+//   - model: the log of one over the model's share among the app's
+//     installs (an agreeing Apple class alone weighs nothing);
+//   - OS version: the same, at the precision both sides give, less when
+//     the install's version is newer (an update in between);
+//   - language: the browser's first Accept-Language against the SDK's
+//     locale, weighed like the model when they agree, −2 when the
+//     languages differ;
+//   - click-to-install time: its density among the app's installs taps
+//     caused, against the uniform density of a coincidence in the window.
+//
+// The shares and the delays are learned per app (Population) from the
+// installs the matcher sees and from its deterministic matches, whose
+// taps are known, starting from priors (see the Weight constants and
+// Delays). Taps with the same User-Agent, language and model count as one
+// device, by its newest tap. The decision score is then the log-odds that
+// the best candidate caused the install rather than another device's tap
+// or an organic install from the network:
+//
+//	score = evidence(best) − ln(devices + Σ_rivals e^evidence(rival))
+//
+// where devices is the number of distinct tapping devices on the network
+// in the window (a carrier NAT address with 400 of them says little, a
+// home address with one says much). The matcher credits the best only from
+// the app's fingerprint_min_score (tapline.DefaultFingerprintMinScore
+// unless set), otherwise the install is organic
+// (tapline.RuleBelowMinScore), and records the score, each signal's weight
+// and each candidate's evidence on the decision.
+//
 // # Caveats
 //
 // Devices behind one address (a household, a carrier's NAT) share a

@@ -221,6 +221,8 @@ func splitLocale(l string) (lang, region string) {
 // shortDuration shows a click-to-install time.
 func shortDuration(d time.Duration) string {
 	switch {
+	case d < 0 && d > -50*time.Millisecond:
+		return "0s" // not "-0s"
 	case d < 0:
 		return "-" + shortDuration(-d)
 	case d < time.Minute:
@@ -436,8 +438,9 @@ func bucket(ctit, window time.Duration) int {
 }
 
 // Weight returns the log-likelihood ratio of a click-to-install time ctit
-// within window: its density among installs taps caused against the
-// uniform density of a tap that happens to precede an unrelated install.
+// within window: its density among installs taps caused (at its peak for
+// delays shorter than the peak's) against the uniform density of a tap
+// that happens to precede an unrelated install.
 // A tap at most the allowed clock skew after the install is weighed as an
 // immediate install.
 func (d *Delays) Weight(ctit, window time.Duration) float64 {
@@ -445,20 +448,25 @@ func (d *Delays) Weight(ctit, window time.Duration) float64 {
 		return 0
 	}
 	ctit = max(ctit, 0)
-	b := bucket(ctit, window)
-	p := priorDelays[b] * PriorWeight
+	var counts [delayBuckets]float64
 	total := float64(PriorWeight)
 	if d != nil {
 		d.mu.Lock()
-		p += d.counts[b]
+		counts = d.counts
 		total += d.total
 		d.mu.Unlock()
 	}
-	lo, hi := bucketEdges(b)
-	if b == 0 {
-		lo = 0
+	// The density of the bucket, or of any longer delay's if higher: a
+	// shorter delay is never weaker evidence than a longer one (however
+	// rare installs within seconds are; the fraud rules judge those).
+	density := 0.0
+	for b := bucket(ctit, window); b < delayBuckets; b++ {
+		lo, hi := bucketEdges(b)
+		if b == 0 {
+			lo = 0
+		}
+		density = max(density, (priorDelays[b]*PriorWeight+counts[b])/total/(hi-lo)) // per window
 	}
-	density := p / total / (hi - lo) // per window
 	const floor, ceil = -5, 6
 	return min(max(math.Log(density), floor), ceil)
 }

@@ -191,3 +191,136 @@ func TestPlayReferrer(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateCauses checks the hard cases the truth must hold: tapping
+// devices that never install, tapping devices that install later of their
+// own accord (organic), organic devices that tapped another app's link,
+// tap-driven installs later than any window (still the tap's), Chromium
+// taps with client hints, and taps in another language than the phone's.
+func TestGenerateCauses(t *testing.T) {
+	t.Parallel()
+	cfg := loadgen.NewHardConfig(3, 4000)
+	cfg.OtherLinks = []string{"other-a", "other-b"}
+	cfg.Windows.Click = 12 * time.Hour // shorter than the population's delays
+	w, err := loadgen.Generate(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := map[int]bool{}
+	var laterOrganic, otherThenOrganic, lateCaused int
+	for _, in := range w.Installs {
+		installed[in.Device] = true
+		d := w.Devices[in.Device]
+		switch {
+		case in.Truth == loadgen.Organic && !d.Organic:
+			laterOrganic++
+		case in.Truth == loadgen.Organic:
+			for _, tp := range w.Taps {
+				if tp.Device == d.ID && tp.OtherApp {
+					otherThenOrganic++
+					if tp.At > in.At {
+						t.Errorf("device %d tapped another app's link after installing organically", d.ID)
+					}
+				}
+			}
+		case in.At-w.Taps[in.Truth].At > cfg.Windows.Click:
+			lateCaused++
+		}
+		if in.Truth != loadgen.Organic && w.Taps[in.Truth].OtherApp {
+			t.Errorf("install %d caused by another app's tap", in.N)
+		}
+	}
+	var tappedOnly, hinted, mismatched int
+	for _, tp := range w.Taps {
+		if !installed[tp.Device] {
+			tappedOnly++
+		}
+		if tp.Hints != nil {
+			hinted++
+			if tp.Hints["Sec-CH-UA-Model"] != `"`+w.Devices[tp.Device].Model+`"` {
+				t.Errorf("tap %d hints model %s, device is %s", tp.N, tp.Hints["Sec-CH-UA-Model"], w.Devices[tp.Device].Model)
+			}
+		}
+		if !strings.EqualFold(tp.Language, strings.ReplaceAll(w.Devices[tp.Device].Locale, "_", "-")) {
+			mismatched++
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		got, want int
+	}{
+		{"taps of devices that never install", tappedOnly, 1000},
+		{"tapping devices installing organically later", laterOrganic, 50},
+		{"organic installs after another app's tap", otherThenOrganic, 300},
+		{"tap-driven installs later than the click window", lateCaused, 20},
+		{"Chromium taps with client hints", hinted, 100},
+		{"taps in another language", mismatched, 50},
+	} {
+		if c.got < c.want {
+			t.Errorf("%s = %d, want at least %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestDeterministicAndClassify builds a workload by hand: the referrer
+// names the device's last tap within the click window, an advertising id
+// the newest tap carrying it; Classify says which signal each install
+// offers; Curve re-decides fingerprint answers by their scores.
+func TestDeterministicAndClassify(t *testing.T) {
+	t.Parallel()
+	w, err := loadgen.Generate(loadgen.NewConfig(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	and := *w.Devices[0]
+	and.Platform, and.AdID = tapline.PlatformAndroid, "gaid-1"
+	ios := and
+	ios.Platform = tapline.PlatformIOS
+	w.Devices = []*loadgen.Device{&and, &ios, &ios}
+	w.Config.Windows = loadgen.DefaultWindows()
+	w.Taps = []loadgen.Tap{
+		{N: 0, Device: 0, At: time.Hour},
+		{N: 1, Device: 0, At: 2 * time.Hour},
+		{N: 2, Device: 1, At: time.Hour, AdID: "gaid-1"},
+		{N: 3, Device: 1, At: 2 * time.Hour},
+		{N: 4, Device: 2, At: time.Hour},
+	}
+	w.Installs = []loadgen.Install{
+		{N: 0, Device: 0, At: 3 * time.Hour, Referrer: true, Truth: 1},
+		{N: 1, Device: 1, At: 3 * time.Hour, Truth: 3},
+		{N: 2, Device: 2, At: 3 * time.Hour, Truth: 4},
+		{N: 3, Device: 0, At: 20 * 24 * time.Hour, Referrer: true, Truth: loadgen.Organic},
+	}
+	det := loadgen.Deterministic(w)
+	for n, want := range map[int]loadgen.Answer{
+		0: {Tap: 1, Method: tapline.MethodReferrer, Best: loadgen.Organic},
+		1: {Tap: 2, Method: tapline.MethodAdID, Best: loadgen.Organic},
+		2: {Tap: loadgen.Organic, Method: tapline.MethodOrganic, Best: loadgen.Organic},
+		3: {Tap: loadgen.Organic, Method: tapline.MethodOrganic, Best: loadgen.Organic},
+	} {
+		if det[n] != want {
+			t.Errorf("Deterministic[%d] = %+v, want %+v", n, det[n], want)
+		}
+	}
+	classes := loadgen.Classify(w)
+	for n, want := range map[int]string{0: loadgen.ClassReferrer, 1: loadgen.ClassFingerprint, 2: loadgen.ClassFingerprint, 3: loadgen.ClassFingerprint} {
+		if classes[n] != want {
+			t.Errorf("class of install %d = %s, want %s", n, classes[n], want)
+		}
+	}
+
+	got := det
+	got[1] = loadgen.Answer{Tap: 2, Method: tapline.MethodAdID, Best: loadgen.Organic}
+	got[2] = loadgen.Answer{Tap: loadgen.Organic, Method: tapline.MethodOrganic, Best: 4, Score: 1.5}
+	curve := loadgen.Curve(w, got, []float64{1, 2})
+	if at1, at2 := curve[0].Accuracy, curve[1].Accuracy; at1.Correct != 2 || at2.Correct != 1 || at1.ByMethod[tapline.MethodFingerprint].Correct != 1 {
+		t.Errorf("curve: correct %d at 1 (fingerprint %+v), %d at 2; want 2 (the scored tap 4 credited) and 1", at1.Correct, at1.ByMethod[tapline.MethodFingerprint], at2.Correct)
+	}
+	a := loadgen.Score(w, got)
+	if m := a.ByMethod[tapline.MethodAdID]; m.Attributed != 1 || m.Correct != 0 {
+		t.Errorf("advertising-id score %+v, want 1 credited, none right (an older tap than the cause)", m)
+	}
+	if c := a.ByClass[loadgen.ClassReferrer]; c.Caused != 1 || c.Correct != 1 || c.Recall != 1 {
+		t.Errorf("referrer class %+v, want 1 of 1", c)
+	}
+}

@@ -22,6 +22,18 @@
 // the conversion is re-pointed and compensating fact deltas move the install
 // from the old attribution to the new one.
 //
+// # Re-engagements and reinstalls
+//
+// An install from a device that installed the app within its reinstall
+// window (same usable advertising id, same IDFV, or a second install event
+// of one install id) is a reinstall (reinstall.go): counted apart, keeping
+// the earlier install's attribution unless the app re-attributes
+// reinstalls. An installation's first open after a tap on a re-engagement
+// link, within the re-engagement window, matched by advertising id else by
+// fingerprint, is a re-engagement credited to the tap (reengage.go), stored
+// keyed by the open with the position that made it; a tap consumed after
+// the open credits it by advertising id. See docs/reengagement.md.
+//
 // # Exactly once
 //
 // Each partition is consumed in order from the offset stored with the facts.
@@ -30,7 +42,7 @@
 // transaction, so after a crash the matcher resumes exactly after the last
 // record whose deltas were stored. Raw rows may be ahead of the facts after a
 // crash; replays are recognised by the bus position stored on each row
-// (Hit.Source, Event.Source, Conversion.History) and emit the same deltas
+// (Hit.Source, Event.Source, Conversion.History, Reengagement.By) and emit the same deltas
 // again instead of matching anew, while a resent hit or event (same id,
 // another position) is dropped as a duplicate.
 package matcher

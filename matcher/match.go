@@ -107,10 +107,14 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		return b, tapline.FlushRows{}, nil
 	}
 	b.Hit(h)
+	m.countTap(app, h)
 	vs = ofApp(vs, app.ID)
 
 	unlock := m.lockApp(app.ID)
 	defer unlock()
+	if err := m.lateReengagement(ctx, pos, msg.Time, app, h, b); err != nil {
+		return nil, tapline.FlushRows{}, err
+	}
 	cands, err := m.lateInstalls(ctx, app, h, msg.Time)
 	if err != nil {
 		return nil, tapline.FlushRows{}, err
@@ -152,7 +156,10 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		if cand.method == tapline.MethodFingerprint && claimedByFingerprint {
 			continue
 		}
-		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: h.Params}
+		if c.KeepsAttribution() {
+			continue // a reinstall keeps its earlier install's attribution
+		}
+		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)}
 		var fp *fingerprint.Candidate
 		var fd fingerprint.Decision
 		if cand.method == tapline.MethodFingerprint {
@@ -172,10 +179,15 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		} else if !better(a, c.Attribution) {
 			continue
 		}
+		findings, rejected := m.checkLate(b, app, h, cand, c)
+		if rejected {
+			continue // a rejected late tap does not re-attribute
+		}
 		prev := c.Attribution
-		c.History = append(c.History, tapline.AttributionChange{By: pos, From: &prev, To: a, At: msg.Time})
+		c.History = append(c.History, tapline.AttributionChange{By: pos, From: &prev, To: a, At: msg.Time, Fraud: findings})
 		c.Attribution = a
 		c.Decision = lateDecision(app, h, cand, prev, fp, fd)
+		c.Decision.Fraud = findings
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(c.InstallTime, h.Time)) * time.Millisecond
 		c.UpdatedAt = m.Now().UTC()
 		if err := m.Raw.PutConversion(ctx, c); err != nil {
@@ -380,13 +392,21 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 			return nil, rows, false, err
 		}
 		b.Event(e, a)
+		if e.Kind == tapline.KindOpen && c != nil {
+			if err := m.reengage(ctx, pos, msg.Time, app, e, c, b); err != nil {
+				return nil, rows, false, err
+			}
+		}
 		return b, cohortActivity(b, e, c), true, nil
 	}
 
 	c, err := m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
 	switch {
 	case err == nil:
-		// Replay: the conversion this install wrote before a crash.
+		// Replay: the conversion this install wrote before a crash. The
+		// raw store keeps no advertising id: the table's hash takes it
+		// from the install again.
+		c.AdID = eventAdID(e)
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch)
 			b.Event(e, ch.To)
@@ -400,19 +420,25 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		prev, err := m.Raw.ConversionByInstall(ctx, app.ID, e.InstallID)
 		if err == nil {
 			// A second install event for one installation: an event
-			// under the first one's attribution, not a new install.
+			// under the first one's attribution, not a new install;
+			// within the reinstall window, a reinstall too.
 			b.Event(e, prev.Attribution)
+			m.reinstalledInPlace(b, app, e, prev)
 			return b, cohortActivity(b, e, prev), true, nil
 		} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
 			return nil, rows, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
 		}
 	}
 
-	a, dec, err := m.match(ctx, app, e)
+	a, dec, reinstall, err := m.attribute(ctx, app, e)
 	if err != nil {
 		return nil, rows, false, err
 	}
 	m.population(app.ID).LearnInstall(&e.Device)
+	a, findings, err := m.checkInstall(ctx, app, e, a, dec)
+	if err != nil {
+		return nil, rows, false, err
+	}
 	c = &tapline.Conversion{
 		ID:          tapline.ConversionID(e.ID),
 		AppID:       app.ID,
@@ -420,31 +446,39 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		InstallID:   e.InstallID,
 		InstallTime: e.Time,
 		Platform:    e.Device.Platform,
-		Fingerprint: e.Fingerprint,
+		// Kept forever: the fingerprint's address masked, the advertising
+		// id for the conversions table's keyed hash only (see
+		// tapline.Conversion).
+		Fingerprint: fingerprint.MaskFingerprint(e.Fingerprint),
 		AdID:        eventAdID(e),
 		Attribution: a,
-		History:     []tapline.AttributionChange{{By: pos, To: a, At: msg.Time}},
+		History:     []tapline.AttributionChange{{By: pos, To: a, At: msg.Time, Fraud: findings}},
 		UpdatedAt:   m.Now().UTC(),
 		Decision:    dec,
+		Reinstall:   reinstall,
 	}
-	if a.Method != tapline.MethodOrganic {
+	if a.Method != tapline.MethodOrganic && !c.KeepsAttribution() {
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(e.Time, a.HitTime)) * time.Millisecond
 	}
 	if err := m.Raw.PutConversion(ctx, c); err != nil {
 		return nil, rows, false, fmt.Errorf("store conversion %s: %w", c.ID, err)
 	}
-	m.metrics.conversions.WithLabelValues(string(a.Method)).Inc()
+	if reinstall == nil {
+		m.metrics.conversions.WithLabelValues(string(a.Method)).Inc()
+	}
 	b.Change(c, &c.History[0])
 	b.Event(e, a)
 	return b, tapline.FlushRows{Conversions: []*tapline.Conversion{c}}, true, nil
 }
 
 // cohortActivity adds to b the cohort revenue of event e of install c (nil:
-// an unknown install, which has no cohort) and returns the cohort activity
+// an unknown install, which has no cohort, nor has a reinstall) and returns the cohort activity
 // it is, when it falls on a day after the install's first that the
 // cohorts count.
 func cohortActivity(b facts.Batch, e *tapline.Event, c *tapline.Conversion) tapline.FlushRows {
-	if c == nil {
+	if c == nil || c.Reinstall != nil {
+		// No cohort: an unknown install, or a reinstall (cohorts follow
+		// new installs).
 		return tapline.FlushRows{}
 	}
 	b.CohortRevenue(e, c, c.Attribution)
@@ -501,7 +535,7 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			_, fpWindow := lw.of(app, h.LinkID)
 			m.population(app.ID).LearnDelay(e.Time.Sub(h.Time), fpWindow)
 		}
-		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: h.Params}, d, nil
+		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)}, d, nil
 	}
 	lost := func(h *tapline.Hit, method tapline.MatchMethod, reason string) {
 		d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: method, Reason: reason})

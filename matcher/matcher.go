@@ -17,6 +17,7 @@ import (
 
 	"tapline"
 	"tapline/facts"
+	"tapline/fraud"
 )
 
 // Config tunes a Matcher. Zero fields take the defaults of NewConfig.
@@ -29,8 +30,15 @@ type Config struct {
 	MaxPending    int           // pending fact rows that trigger an early flush
 	ClockSkew     time.Duration // how far a hit may be stamped after its install and still match
 	ExpireEvery   time.Duration // how often raw rows past their app's retention are dropped
-	AppCacheTTL   time.Duration // how long app settings are cached
+	AppCacheTTL   time.Duration // how long app and link settings are cached
 	FunnelPoll    time.Duration // how often the active funnel versions are loaded
+	// FloodParams are the tap parameters naming a sub-publisher, for the
+	// click-flooding rule (fraud.DefaultFloodParams when nil);
+	// FloodSources bounds the tap sources it counts in memory
+	// (fraud.DefaultFloodSources when 0).
+	FloodParams  []string
+	FloodSources int
+	ErasurePoll  time.Duration // how often pending erasure requests are looked for
 }
 
 // NewConfig returns the default configuration.
@@ -46,6 +54,7 @@ func NewConfig() Config {
 		ExpireEvery:   time.Hour,
 		AppCacheTTL:   time.Minute,
 		FunnelPoll:    time.Second,
+		ErasurePoll:   5 * time.Second,
 	}
 }
 
@@ -64,8 +73,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: MaxPending must be positive")
 	case c.ClockSkew < 0:
 		return fmt.Errorf("matcher: ClockSkew must not be negative")
-	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0:
-		return fmt.Errorf("matcher: ExpireEvery, AppCacheTTL and FunnelPoll must be positive")
+	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0 || c.ErasurePoll <= 0:
+		return fmt.Errorf("matcher: ExpireEvery, AppCacheTTL, FunnelPoll and ErasurePoll must be positive")
+	case c.FloodSources < 0:
+		return fmt.Errorf("matcher: FloodSources must not be negative")
 	}
 	return nil
 }
@@ -80,6 +91,9 @@ type Matcher struct {
 	// Funnels, when set, has the matcher count the live funnel versions
 	// and fix their handoffs (docs/funnels.md).
 	Funnels tapline.FunnelStore
+	// Erasures, when set, has the matcher perform the pending erasure
+	// requests (PerformErasures) every ErasurePoll.
+	Erasures tapline.ErasureService
 	// Group, when set, shares the partitions with the other matchers of a
 	// consumer group; when nil this matcher consumes every partition.
 	Group  tapline.Group
@@ -87,15 +101,20 @@ type Matcher struct {
 	// Registry, when set, receives the matcher's metrics.
 	Registry prometheus.Registerer
 	Now      func() time.Time
+	// Datacenters are the hosting ranges of the datacenter fraud rule;
+	// nil means the list shipped with tapline (fraud.Shipped).
+	Datacenters *fraud.Ranges
 
 	agg      *facts.Aggregator
 	apps     appCache
+	links    linkCache
 	appLocks sync.Map // app id -> *sync.Mutex
 	// populations: app id -> *fingerprint.Population, what the
 	// fingerprint learned of the app's installs in this process.
 	populations sync.Map
 	metrics     *metrics
 	funnels     funnelState
+	flood       *fraud.Flood
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
@@ -128,6 +147,7 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 	cfg.ExpireEvery = cmp.Or(cfg.ExpireEvery, def.ExpireEvery)
 	cfg.AppCacheTTL = cmp.Or(cfg.AppCacheTTL, def.AppCacheTTL)
 	cfg.FunnelPoll = cmp.Or(cfg.FunnelPoll, def.FunnelPoll)
+	cfg.ErasurePoll = cmp.Or(cfg.ErasurePoll, def.ErasurePoll)
 	m := &Matcher{
 		Config:   cfg,
 		Bus:      bus,
@@ -138,6 +158,7 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 		Now:      time.Now,
 		agg:      facts.NewAggregator(),
 		flushNow: make(chan struct{}, 1),
+		flood:    &fraud.Flood{Params: cfg.FloodParams, MaxSources: cfg.FloodSources},
 	}
 	m.funnels.refresh = make(chan struct{}, 1)
 	return m
@@ -156,6 +177,7 @@ func (m *Matcher) Open(ctx context.Context) error {
 	}
 	m.metrics = newMetrics(m.Registry)
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
+	m.links = linkCache{ttl: m.Config.AppCacheTTL, now: m.Now, entries: map[int64]linkEntry{}}
 
 	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
 		return fmt.Errorf("load offsets of %s: %w", m.Config.Consumer, err)
@@ -187,6 +209,9 @@ func (m *Matcher) Open(ctx context.Context) error {
 	m.flusher.Go(func() { m.flushLoop(runCtx) })
 	m.flusher.Go(func() { m.expireLoop(runCtx) })
 	m.flusher.Go(func() { m.funnelLoop(runCtx) })
+	if m.Erasures != nil {
+		m.flusher.Go(func() { m.erasureLoop(runCtx) })
+	}
 	m.Logger.Info("matcher started", "consumer", m.Config.Consumer, "partitions", len(all), "group", m.Group != nil)
 	return nil
 }

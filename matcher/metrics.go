@@ -8,6 +8,9 @@ type metrics struct {
 	skipped        *prometheus.CounterVec
 	conversions    *prometheus.CounterVec
 	reattributions *prometheus.CounterVec
+	fraud          *prometheus.CounterVec
+	reengagements  *prometheus.CounterVec
+	reinstalls     *prometheus.CounterVec
 	flushes        prometheus.Counter
 	flushErrors    prometheus.Counter
 	flushSeconds   prometheus.Histogram
@@ -34,6 +37,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reattributions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tapline_matcher_reattributions_total", Help: "Installs re-attributed to a late hit, by new match method.",
 		}, []string{"method"}),
+		fraud: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_fraud_total", Help: "Fraud signals found on the taps installs were credited to or refused, by signal and action (flag, reject).",
+		}, []string{"signal", "action"}),
+		reengagements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_reengagements_total", Help: "Opens credited to a tap on a re-engagement link, by match method.",
+		}, []string{"method"}),
+		reinstalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_reinstalls_total", Help: "Installs found to be reinstalls, by the identifier that told (advertising_id, vendor_id, install_id).",
+		}, []string{"by"}),
 		flushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_matcher_flushes_total", Help: "Fact flushes committed.",
 		}),
@@ -58,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions,
+		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions, m.fraud, m.reengagements, m.reinstalls,
 			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits)
 	}
 	return m

@@ -387,11 +387,20 @@ func pbDecodeRevenue(b []byte, rev *tapline.Revenue) error {
 //	 5  install_time      Timestamp
 //	 6  platform          string
 //	 7  fingerprint       string
-//	 8  ad_id             string
+//	 8  ad_id             string, no longer written (a conversion keeps no
+//	                      advertising id) and dropped when read
 //	 9  attribution       Attribution (the embedded struct), left out when empty
 //	10  click_to_install  sint64 nanoseconds
 //	11  history           repeated AttributionChange
 //	12  updated_at        Timestamp
+//	13  decision          string, the Decision as JSON
+//	14  reinstall         Reinstall, present exactly when not nil
+//
+// Reinstall:
+//
+//	1  of            string
+//	2  by            string
+//	3  reattributed  bool
 //
 // Attribution:
 //
@@ -407,6 +416,7 @@ func pbDecodeRevenue(b []byte, rev *tapline.Revenue) error {
 //	2  from  Attribution, present exactly when not nil
 //	3  to    Attribution, left out when empty
 //	4  at    Timestamp
+//	5  fraud string: the JSON of the fraud findings, left out when none
 func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 	b = append(b, valueProto)
 	b = pbAppendString(b, 1, c.ID)
@@ -416,7 +426,6 @@ func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 	b = pbAppendTime(b, 5, c.InstallTime)
 	b = pbAppendString(b, 6, string(c.Platform))
 	b = pbAppendString(b, 7, c.Fingerprint)
-	b = pbAppendString(b, 8, c.AdID)
 	b, m := pbBegin(b, 9)
 	b = pbAppendAttribution(b, &c.Attribution)
 	b = m.endOrDrop(b)
@@ -436,6 +445,13 @@ func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 		b = pbAppendAttribution(b, &ch.To)
 		b = to.endOrDrop(b)
 		b = pbAppendTime(b, 4, ch.At)
+		if len(ch.Fraud) > 0 {
+			// JSON inside, as the decision: read to be counted again
+			// on a replay and shown.
+			if f, err := json.Marshal(ch.Fraud); err == nil {
+				b = pbAppendString(b, 5, string(f))
+			}
+		}
 		b = m.end(b)
 	}
 	b = pbAppendTime(b, 12, c.UpdatedAt)
@@ -447,7 +463,34 @@ func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 			b = pbAppendString(b, 13, string(d))
 		}
 	}
+	if ri := c.Reinstall; ri != nil {
+		var m pbMessage
+		b, m = pbBegin(b, 14)
+		b = pbAppendString(b, 1, ri.Of)
+		b = pbAppendString(b, 2, ri.By)
+		b = pbAppendBool(b, 3, ri.Reattributed)
+		b = m.end(b)
+	}
 	return b
+}
+
+// pbDecodeReinstall decodes a Reinstall message (see
+// appendConversionValue) into ri.
+func pbDecodeReinstall(b []byte, ri *tapline.Reinstall) error {
+	r := pbReader{b: b}
+	for r.next() {
+		switch r.num {
+		case 1:
+			ri.Of = r.string()
+		case 2:
+			ri.By = r.string()
+		case 3:
+			ri.Reattributed = r.bool()
+		default:
+			r.skip()
+		}
+	}
+	return r.err
 }
 
 // pbAppendAttribution appends the fields of the Attribution message (see
@@ -501,7 +544,7 @@ func pbDecodeConversion(b []byte, c *tapline.Conversion) error {
 		case 7:
 			c.Fingerprint = r.string()
 		case 8:
-			c.AdID = r.string()
+			r.skip() // written before conversions kept no advertising id
 		case 9:
 			if m, ok := r.message(); ok {
 				r.fail(pbDecodeAttribution(m, &c.Attribution))
@@ -519,6 +562,11 @@ func pbDecodeConversion(b []byte, c *tapline.Conversion) error {
 			c.Decision = new(tapline.Decision)
 			if err := json.Unmarshal([]byte(r.string()), c.Decision); err != nil {
 				r.fail(fmt.Errorf("decode decision: %w", err))
+			}
+		case 14:
+			if m, ok := r.message(); ok {
+				c.Reinstall = new(tapline.Reinstall)
+				r.fail(pbDecodeReinstall(m, c.Reinstall))
 			}
 		default:
 			r.skip()
@@ -548,6 +596,10 @@ func pbDecodeChange(b []byte, ch *tapline.AttributionChange) error {
 			}
 		case 4:
 			ch.At = r.time()
+		case 5:
+			if err := json.Unmarshal([]byte(r.string()), &ch.Fraud); err != nil {
+				r.fail(fmt.Errorf("decode fraud findings: %w", err))
+			}
 		default:
 			r.skip()
 		}

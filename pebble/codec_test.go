@@ -43,6 +43,13 @@ func (f *codecFiller) fill(v reflect.Value, path string) {
 			n = -n // negative ints take the long way through plain varints
 		}
 		v.SetInt(n)
+	case reflect.Float64:
+		// Scores and weights: signed, with a fraction JSON keeps exactly.
+		x := float64(f.n) + 0.375
+		if f.n%2 == 1 {
+			x = -x
+		}
+		v.SetFloat(x)
 	case reflect.Bool:
 		v.SetBool(true)
 	case reflect.Map:
@@ -168,7 +175,38 @@ func codecDiff(path string, got, want reflect.Value) string {
 
 // codecFilledValues returns a filled hit, event and conversion.
 func codecFilledValues(tb testing.TB) []any {
-	return []any{codecFilled[tapline.Hit](tb), codecFilled[tapline.Event](tb), codecFilled[tapline.Conversion](tb)}
+	c := codecFilled[tapline.Conversion](tb)
+	c.AdID = "" // never stored: TestConversionKeepsNoAdID
+	return []any{codecFilled[tapline.Hit](tb), codecFilled[tapline.Event](tb), c}
+}
+
+// TestConversionKeepsNoAdID checks that a conversion's advertising id is
+// not encoded, and that one encoded before (field 8, or legacy JSON) is
+// dropped when read.
+func TestConversionKeepsNoAdID(t *testing.T) {
+	const ad = "6d9c5b8e-1f2a-4c3b-9d8e-7f6a5b4c3d2e"
+	c := codecFilled[tapline.Conversion](t)
+	c.AdID = ad
+	b := codecEncode(t, c)
+	if bytes.Contains(b, []byte(ad)) {
+		t.Fatalf("encoded conversion holds the advertising id: %x", b)
+	}
+	legacy := protowire.AppendString(protowire.AppendTag(bytes.Clone(b), 8, protowire.BytesType), ad)
+	want := *c
+	want.AdID = ""
+	for name, v := range map[string][]byte{"current": b, "legacy": legacy, "json": []byte(`{"id":"cv-1","ad_id":"` + ad + `"}`)} {
+		got, err := codecDecode(t, v, c)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", name, err)
+		}
+		if g := got.(*tapline.Conversion); g.AdID != "" {
+			t.Errorf("%s: decoded AdID = %q, want none", name, g.AdID)
+		} else if name != "json" {
+			if d := codecMismatch(g, &want); d != "" {
+				t.Errorf("%s: %s", name, d)
+			}
+		}
+	}
 }
 
 // checkRoundTrip encodes in, decodes it and compares the result with want;
@@ -236,6 +274,20 @@ func TestCodecRoundTripPartial(t *testing.T) {
 				UpdatedAt: at.Add(time.Minute),
 			},
 		},
+		{
+			name: "conversion with fraud findings",
+			in: &tapline.Conversion{
+				ID: "cv-e2", Attribution: tapline.Attribution{Method: tapline.MethodOrganic},
+				History: []tapline.AttributionChange{{By: "events/0/18", To: tapline.Attribution{Method: tapline.MethodOrganic}, At: at,
+					Fraud: []tapline.FraudFinding{
+						{Signal: tapline.FraudClickInjection, HitID: "h3", LinkID: 4, Method: tapline.MethodReferrer, Value: "2s", Threshold: "10s", Action: tapline.FraudReject},
+						{Signal: tapline.FraudDatacenter, HitID: "h3", LinkID: 4, Method: tapline.MethodReferrer, Value: "3.0.0.0/24 in AWS", Action: tapline.FraudFlag},
+					}}},
+			},
+		},
+		{name: "reinstall kept", in: &tapline.Conversion{ID: "cv-e2", Reinstall: &tapline.Reinstall{Of: "cv-e1", By: tapline.ReinstallByAdID}}},
+		{name: "reinstall re-attributed", in: &tapline.Conversion{ID: "cv-e2", Reinstall: &tapline.Reinstall{Of: "cv-e1", By: tapline.ReinstallByVendorID, Reattributed: true}}},
+		{name: "empty reinstall", in: &tapline.Conversion{ID: "cv-e2", Reinstall: &tapline.Reinstall{}}},
 		{name: "long device", in: &tapline.Event{Device: tapline.Device{Model: strings.Repeat("m", 200), IDFA: strings.Repeat("a", 20000)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

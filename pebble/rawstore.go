@@ -38,6 +38,9 @@ const (
 	spaceWatermark       = 'W' // W app: Unix nanoseconds of the last DeleteBefore
 	spaceFunnelState     = 'U' // U app installID: funnel state, expiring by its write time
 	spaceFunnelWeek      = 'V' // V app week installID: empty; the week of the state's last write
+	spaceReengagement    = 'G' // G app id: re-engagement, kept forever
+	spaceReengByHit      = 'T' // T app hitID: the id of the re-engagement crediting the tap
+	spaceMeta            = 'M' // M name: the store's own markers (privateConversions)
 )
 
 // Tables inside a raw bucket.
@@ -49,6 +52,7 @@ const (
 	tableInstallByFP     = 'F' // F fingerprint time id: install
 	tableInstallByAdID   = 'A' // A adID time id: install
 	tableInstallByReferr = 'r' // r hitID time id: install
+	tableInstallByVendor = 'v' // v idfv time id: install
 	tableEventByInstall  = 'i' // i key installID time id: event with an install id
 )
 
@@ -132,6 +136,10 @@ func (s *RawStore) Open() error {
 		return fmt.Errorf("open raw store: %w", err)
 	}
 	if err := migrateConversionIndex(db, s.Logger); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("open raw store: %w", err)
+	}
+	if err := privateConversions(db, s.Logger); err != nil {
 		_ = db.Close()
 		return fmt.Errorf("open raw store: %w", err)
 	}
@@ -401,6 +409,12 @@ func (s *RawStore) InstallsByFingerprint(ctx context.Context, appID int64, finge
 // Time lies in [from, to], newest first.
 func (s *RawStore) InstallsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Event, error) {
 	return scanRows(ctx, s, appID, tableInstallByAdID, adID, from, to, decodeEventValue)
+}
+
+// InstallsByVendorID returns the app's installs with the vendor id (IDFV)
+// whose Time lies in [from, to], newest first.
+func (s *RawStore) InstallsByVendorID(ctx context.Context, appID int64, idfv string, from, to time.Time) ([]*tapline.Event, error) {
+	return scanRows(ctx, s, appID, tableInstallByVendor, idfv, from, to, decodeEventValue)
 }
 
 // InstallsByReferrerHit returns the app's installs whose install referrer

@@ -32,8 +32,8 @@ func setHit(b *pdb.Batch, h *tapline.Hit) {
 }
 
 // setEvent adds the rows of event e to b: the event by id, its install
-// index entry (what Event.Installed keeps), and for an install its fingerprint, advertising id and
-// referrer hit index entries, all under the bucket of its Time.
+// index entry (what Event.Installed keeps), and for an install its
+// fingerprint, advertising id, referrer hit and vendor id index entries, all under the bucket of its Time.
 func setEvent(b *pdb.Batch, e *tapline.Event) {
 	v := appendEventValue(nil, e)
 	t := tapline.UnixNanos(e.Time)
@@ -51,6 +51,9 @@ func setEvent(b *pdb.Batch, e *tapline.Event) {
 		}
 		if hit := e.ReferrerHitID(); hit != "" {
 			_ = b.Set(indexKey(e.AppID, tableInstallByReferr, hit, t, e.ID), v, nil)
+		}
+		if idfv := e.Device.IDFV; idfv != "" {
+			_ = b.Set(indexKey(e.AppID, tableInstallByVendor, idfv, t, e.ID), v, nil)
 		}
 	}
 }
@@ -111,6 +114,11 @@ func OpenLoader(dir string, logger *slog.Logger) (*Loader, error) {
 	rawTables(opts)
 	db, err := pdb.Open(dir, opts)
 	if err != nil {
+		return nil, fmt.Errorf("open raw store for loading: %w", err)
+	}
+	// What a Loader writes is new: the conversions are private already.
+	if err := db.Set(privateMarker, nil, pdb.NoSync); err != nil {
+		_ = db.Close()
 		return nil, fmt.Errorf("open raw store for loading: %w", err)
 	}
 	return &Loader{db: db}, nil

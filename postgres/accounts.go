@@ -142,14 +142,21 @@ func (s *AccountService) account(ctx context.Context, where string, args ...any)
 
 // appColumns lists the columns scanApp reads, in order.
 const appColumns = `id, account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-	click_window, fingerprint_window, lateness_horizon, retention, fingerprint_min_score, created_at`
+	click_window, fingerprint_window, lateness_horizon, retention,
+	fraud_click_injection, fraud_click_flooding, fraud_datacenter, fraud_tap_after_install,
+	fraud_min_click_to_install, fraud_flood_min_taps, fraud_flood_max_install_rate, fingerprint_min_score,
+	reengagement_window, reinstall_window, reattribute_reinstalls, created_at`
 
 // scanApp scans a row of appColumns.
 func scanApp(row pgx.Row) (*tapline.App, error) {
 	var a tapline.App
-	var click, fingerprint, lateness, retention int64
+	var click, fingerprint, lateness, retention, minCTI, reengagement, reinstall int64
+	f := &a.Fraud
 	err := row.Scan(&a.ID, &a.AccountID, &a.Name, &a.SDKSecret, &a.SDKKey, &a.IOSURL, &a.AndroidURL, &a.WebURL,
-		&click, &fingerprint, &lateness, &retention, &a.FingerprintMinScore, &a.CreatedAt)
+		&click, &fingerprint, &lateness, &retention,
+		&f.ClickInjection, &f.ClickFlooding, &f.Datacenter, &f.TapAfterInstall,
+		&minCTI, &f.FloodMinTaps, &f.FloodMaxInstallRate, &a.FingerprintMinScore,
+		&reengagement, &reinstall, &a.ReattributeReinstalls, &a.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +164,9 @@ func scanApp(row pgx.Row) (*tapline.App, error) {
 	a.FingerprintWindow = time.Duration(fingerprint) * time.Second
 	a.LatenessHorizon = time.Duration(lateness) * time.Second
 	a.Retention = time.Duration(retention) * time.Second
+	f.MinClickToInstall = time.Duration(minCTI) * time.Millisecond
+	a.ReengagementWindow = time.Duration(reengagement) * time.Second
+	a.ReinstallWindow = time.Duration(reinstall) * time.Second
 	return &a, nil
 }
 
@@ -184,12 +194,17 @@ func (s *AccountService) CreateApp(ctx context.Context, a *tapline.App) error {
 	}
 	err = s.db.pool.QueryRow(ctx, `
 		INSERT INTO apps (account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
-			click_window, fingerprint_window, lateness_horizon, retention, fingerprint_min_score)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			click_window, fingerprint_window, lateness_horizon, retention,
+			fraud_click_injection, fraud_click_flooding, fraud_datacenter, fraud_tap_after_install,
+			fraud_min_click_to_install, fraud_flood_min_taps, fraud_flood_max_install_rate, fingerprint_min_score,
+			reengagement_window, reinstall_window, reattribute_reinstalls)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
 		RETURNING id, created_at`,
 		a.AccountID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
-		a.FingerprintMinScore,
+		a.Fraud.ClickInjection, a.Fraud.ClickFlooding, a.Fraud.Datacenter, a.Fraud.TapAfterInstall,
+		a.Fraud.MinClickToInstall.Milliseconds(), a.Fraud.FloodMinTaps, a.Fraud.FloodMaxInstallRate,
+		a.FingerprintMinScore, seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls,
 	).Scan(&a.ID, &a.CreatedAt)
 	switch pgCode(err) {
 	case codeUniqueViolation:
@@ -335,12 +350,16 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 			sdk_key = COALESCE(NULLIF($4, ''), sdk_key),
 			ios_url = $5, android_url = $6, web_url = $7,
 			click_window = $8, fingerprint_window = $9, lateness_horizon = $10, retention = $11,
-			fingerprint_min_score = $12
+			fraud_click_injection = $12, fraud_click_flooding = $13, fraud_datacenter = $14, fraud_tap_after_install = $15,
+			fraud_min_click_to_install = $16, fraud_flood_min_taps = $17, fraud_flood_max_install_rate = $18,
+			fingerprint_min_score = $19, reengagement_window = $20, reinstall_window = $21, reattribute_reinstalls = $22
 		WHERE id = $1
 		RETURNING `+appColumns,
 		a.ID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
-		a.FingerprintMinScore))
+		a.Fraud.ClickInjection, a.Fraud.ClickFlooding, a.Fraud.Datacenter, a.Fraud.TapAfterInstall,
+		a.Fraud.MinClickToInstall.Milliseconds(), a.Fraud.FloodMinTaps, a.Fraud.FloodMaxInstallRate,
+		a.FingerprintMinScore, seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tapline.Errorf(tapline.ENOTFOUND, "App not found.")
 	}
@@ -415,10 +434,10 @@ func (s *AccountService) CreateLink(ctx context.Context, l *tapline.Link) error 
 		return err
 	}
 	err := s.db.pool.QueryRow(ctx, `
-		INSERT INTO links (app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at,
+		INSERT INTO links (app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, reengagement,
 			click_window, fingerprint_window)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id, created_at`,
-		l.AppID, l.Slug, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id, created_at`,
+		l.AppID, l.Slug, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt, l.Reengagement,
 		seconds(l.ClickWindow), seconds(l.FingerprintWindow)).Scan(&l.ID, &l.CreatedAt)
 	switch pgCode(err) {
 	case codeUniqueViolation:
@@ -448,9 +467,9 @@ func (s *AccountService) UpdateLink(ctx context.Context, l *tapline.Link) error 
 	}
 	updated, err := scanLink(s.db.pool.QueryRow(ctx, `
 		UPDATE links SET name = $2, ios_url = $3, android_url = $4, web_url = $5, params = $6, deep_link = $7, archived_at = $8,
-			click_window = $9, fingerprint_window = $10
+			reengagement = $9, click_window = $10, fingerprint_window = $11
 		WHERE id = $1 RETURNING `+linkColumns,
-		l.ID, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt,
+		l.ID, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt, l.Reengagement,
 		seconds(l.ClickWindow), seconds(l.FingerprintWindow)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tapline.Errorf(tapline.ENOTFOUND, "Link not found.")
@@ -474,13 +493,13 @@ func (s *AccountService) Link(ctx context.Context, id int64) (*tapline.Link, err
 }
 
 // linkColumns lists the columns scanLink reads, in order.
-const linkColumns = `id, app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at,
+const linkColumns = `id, app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, reengagement,
 	click_window, fingerprint_window, created_at`
 
 func scanLink(row pgx.Row) (*tapline.Link, error) {
 	var l tapline.Link
 	var click, fingerprint int64
-	err := row.Scan(&l.ID, &l.AppID, &l.Slug, &l.Name, &l.IOSURL, &l.AndroidURL, &l.WebURL, &l.Params, &l.DeepLink, &l.ArchivedAt,
+	err := row.Scan(&l.ID, &l.AppID, &l.Slug, &l.Name, &l.IOSURL, &l.AndroidURL, &l.WebURL, &l.Params, &l.DeepLink, &l.ArchivedAt, &l.Reengagement,
 		&click, &fingerprint, &l.CreatedAt)
 	if err != nil {
 		return nil, err
@@ -549,6 +568,7 @@ func validateApp(a *tapline.App) error {
 	}{
 		{"click_window", a.ClickWindow}, {"fingerprint_window", a.FingerprintWindow},
 		{"lateness_horizon", a.LatenessHorizon}, {"retention", a.Retention},
+		{"reengagement_window", a.ReengagementWindow}, {"reinstall_window", a.ReinstallWindow},
 	} {
 		if f.d < time.Second {
 			return tapline.Errorf(tapline.EINVALID, "%s: must be at least one second", f.field)
@@ -557,7 +577,7 @@ func validateApp(a *tapline.App) error {
 	if s := a.FingerprintMinScore; math.IsNaN(s) || s < -tapline.MaxFingerprintMinScore || s > tapline.MaxFingerprintMinScore {
 		return tapline.Errorf(tapline.EINVALID, "fingerprint_min_score: must be a number from %g to %g", -tapline.MaxFingerprintMinScore, tapline.MaxFingerprintMinScore)
 	}
-	return nil
+	return a.Fraud.Validate()
 }
 
 // validateURL accepts "" or an absolute URL a visitor may be redirected to:

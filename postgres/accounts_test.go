@@ -250,6 +250,9 @@ func TestCreateAppErrors(t *testing.T) {
 		{"javascript url", tapline.App{AccountID: acct.ID, Name: "B", IOSURL: "javascript:alert(1)"}, tapline.EINVALID, "ios_url"},
 		{"http without host", tapline.App{AccountID: acct.ID, Name: "B", AndroidURL: "https:///x"}, tapline.EINVALID, "android_url"},
 		{"negative window", tapline.App{AccountID: acct.ID, Name: "B", ClickWindow: -time.Hour}, tapline.EINVALID, "click_window"},
+		{"unknown fraud action", tapline.App{AccountID: acct.ID, Name: "B", Fraud: tapline.FraudPolicy{Datacenter: "block"}}, tapline.EINVALID, "fraud.datacenter"},
+		{"fraud rate above 1", tapline.App{AccountID: acct.ID, Name: "B", Fraud: tapline.FraudPolicy{FloodMaxInstallRate: 1.5}}, tapline.EINVALID, "fraud.flood_max_install_rate"},
+		{"negative click-to-install", tapline.App{AccountID: acct.ID, Name: "B", Fraud: tapline.FraudPolicy{MinClickToInstall: -time.Second}}, tapline.EINVALID, "fraud.min_click_to_install"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			app := tc.app
@@ -691,4 +694,35 @@ func TestAppBySDKSecret(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAppFraudPolicy checks that an app starts with the default fraud
+// policy (flag everything, 10 s, 500 taps, 0.1%) and keeps what
+// UpdateApp stores.
+func TestAppFraudPolicy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newService(t)
+	app := newApp(t, s, newAccount(t, s, "acme").ID, "Game")
+	got, err := s.App(ctx, app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := tapline.FraudPolicy{ClickInjection: tapline.FraudFlag, ClickFlooding: tapline.FraudFlag, Datacenter: tapline.FraudFlag,
+		TapAfterInstall: tapline.FraudFlag, MinClickToInstall: 10 * time.Second, FloodMinTaps: 500, FloodMaxInstallRate: 0.001}
+	if got.Fraud != def {
+		t.Errorf("new app's fraud policy %+v, want %+v", got.Fraud, def)
+	}
+	upd := *got
+	upd.Fraud = tapline.FraudPolicy{ClickInjection: tapline.FraudReject, ClickFlooding: tapline.FraudFlag, Datacenter: tapline.FraudReject,
+		TapAfterInstall: tapline.FraudReject, MinClickToInstall: 2500 * time.Millisecond, FloodMinTaps: 40, FloodMaxInstallRate: 0.02}
+	if err := s.UpdateApp(ctx, &upd); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.App(ctx, app.ID); err != nil || got.Fraud != upd.Fraud {
+		t.Errorf("after UpdateApp the fraud policy is %+v (%v), want %+v", got.Fraud, err, upd.Fraud)
+	}
+	bad := *got
+	bad.Fraud.ClickFlooding = "ignore"
+	wantCode(t, "UpdateApp(bad action)", s.UpdateApp(ctx, &bad), tapline.EINVALID)
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +23,12 @@ import (
 // transaction; a conversion stored with a longer history is newer and
 // stays. Rows are written in primary-key order, so concurrent flushes do
 // not deadlock.
-func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversion) error {
+//
+// The advertising id is kept as its keyed hash (hasher.adID), the
+// fingerprint masked; a state without the advertising id (one read back
+// from a raw store, which keeps none) takes it from another state of the
+// same conversion in convs.
+func storeConversions(ctx context.Context, tx pgx.Tx, h *hasher, convs []*tapline.Conversion) error {
 	if len(convs) == 0 {
 		return nil
 	}
@@ -34,6 +37,16 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 		return cmp.Or(cmp.Compare(a.AppID, b.AppID), strings.Compare(a.ID, b.ID))
 	})
 	// One state per conversion: unnest cannot upsert a row twice.
+	type convKey struct {
+		app int64
+		id  string
+	}
+	known := make(map[convKey]string) // advertising ids by conversion
+	for _, c := range convs {
+		if c.AdID != "" {
+			known[convKey{c.AppID, c.ID}] = c.AdID
+		}
+	}
 	convs = slices.CompactFunc(convs, func(a, b *tapline.Conversion) bool { return a.AppID == b.AppID && a.ID == b.ID })
 	n := len(convs)
 	var (
@@ -45,12 +58,13 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 		hitTimes                       = make([]*time.Time, n)
 		clickMillis                    = make([]*int64, n)
 		params, decisions, histories   = make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		reinstalls                     = make([][]byte, n)
 		changes                        = make([]int32, n)
 	)
 	for i, c := range convs {
 		appIDs[i], linkIDs[i] = c.AppID, c.LinkID
 		ids[i], installIDs[i], eventIDs[i] = pgText(c.ID), pgText(c.InstallID), pgText(c.EventID)
-		platforms[i], adIDs[i], fps[i], methods[i] = pgText(string(c.Platform)), adIDHash(c.AdID), pgText(fingerprint.MaskFingerprint(c.Fingerprint)), pgText(string(c.Method))
+		platforms[i], adIDs[i], fps[i], methods[i] = pgText(string(c.Platform)), h.adID(c.AppID, cmp.Or(c.AdID, known[convKey{c.AppID, c.ID}])), pgText(fingerprint.MaskFingerprint(c.Fingerprint)), pgText(string(c.Method))
 		hitIDs[i] = pgText(c.HitID)
 		installTimes[i], updated[i] = c.InstallTime.UTC(), c.UpdatedAt.UTC()
 		if c.Method != tapline.MethodOrganic && !c.HitTime.IsZero() {
@@ -70,24 +84,28 @@ func storeConversions(ctx context.Context, tx pgx.Tx, convs []*tapline.Conversio
 		if histories[i], err = jsonOrNil(historyWithoutAdIDs(c.History), false); err != nil {
 			return fmt.Errorf("encode history of conversion %s: %w", c.ID, err)
 		}
+		if reinstalls[i], err = jsonOrNil(c.Reinstall, c.Reinstall == nil); err != nil {
+			return err
+		}
 		changes[i] = int32(len(c.History))
 	}
 	_, err := tx.Exec(ctx, `
 		INSERT INTO conversions AS c (app_id, id, install_id, event_id, install_time, platform, ad_id_hash,
 			fingerprint, method, link_id, hit_id, hit_time, click_to_install_ms, hit_params, decision,
-			history, changes, updated_at)
+			history, changes, updated_at, reinstall)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
 			$6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[],
 			$12::timestamptz[], $13::bigint[], $14::jsonb[], $15::jsonb[], $16::jsonb[], $17::int[],
-			$18::timestamptz[])
+			$18::timestamptz[], $19::jsonb[])
 		ON CONFLICT (app_id, id) DO UPDATE SET
 			method = excluded.method, link_id = excluded.link_id, hit_id = excluded.hit_id,
 			hit_time = excluded.hit_time, click_to_install_ms = excluded.click_to_install_ms,
-			hit_params = excluded.hit_params, decision = excluded.decision, history = excluded.history,
-			changes = excluded.changes, updated_at = excluded.updated_at
+			hit_params = excluded.hit_params, history = excluded.history,
+			decision = CASE WHEN c.erased_at IS NULL THEN excluded.decision ELSE c.decision END,
+			changes = excluded.changes, updated_at = excluded.updated_at, reinstall = excluded.reinstall
 		WHERE c.changes <= excluded.changes`,
 		appIDs, ids, installIDs, eventIDs, installTimes, platforms, adIDs, fps, methods, linkIDs,
-		hitIDs, hitTimes, clickMillis, params, decisions, histories, changes, updated)
+		hitIDs, hitTimes, clickMillis, params, decisions, histories, changes, updated, reinstalls)
 	if err != nil {
 		return fmt.Errorf("store %d conversions: %w", n, translate(err))
 	}
@@ -143,17 +161,6 @@ func historyWithoutAdIDs(h []tapline.AttributionChange) []tapline.AttributionCha
 	return out
 }
 
-// adIDHash returns what the conversions table keeps of an advertising id:
-// the hex SHA-256 of its lower-case form, "" for none.
-func adIDHash(id string) string {
-	id = strings.ToLower(strings.TrimSpace(id))
-	if id == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
-}
-
 // pgText returns s as PostgreSQL's text takes it: valid UTF-8 without NUL,
 // each offending byte U+FFFD.
 func pgText(s string) string {
@@ -164,7 +171,7 @@ func pgText(s string) string {
 }
 
 const conversionColumns = `id, app_id, install_id, event_id, install_time, platform, fingerprint,
-	method, link_id, hit_id, hit_time, click_to_install_ms, hit_params, decision, history, updated_at`
+	method, link_id, hit_id, hit_time, click_to_install_ms, hit_params, decision, history, updated_at, reinstall`
 
 // scanConversion reads a row of conversionColumns.
 func scanConversion(row pgx.Row) (*tapline.Conversion, error) {
@@ -174,10 +181,11 @@ func scanConversion(row pgx.Row) (*tapline.Conversion, error) {
 		hitTime                   *time.Time
 		clickMillis               *int64
 		params, decision, history []byte
+		reinstall                 []byte
 	)
 	if err := row.Scan(&c.ID, &c.AppID, &c.InstallID, &c.EventID, &c.InstallTime, &platform,
 		&c.Fingerprint, &method, &c.LinkID, &c.HitID, &hitTime, &clickMillis, &params, &decision,
-		&history, &c.UpdatedAt); err != nil {
+		&history, &c.UpdatedAt, &reinstall); err != nil {
 		return nil, err
 	}
 	c.Platform, c.Method = tapline.Platform(platform), tapline.MatchMethod(method)
@@ -191,7 +199,7 @@ func scanConversion(row pgx.Row) (*tapline.Conversion, error) {
 	for _, f := range []struct {
 		raw []byte
 		v   any
-	}{{params, &c.HitParams}, {decision, &c.Decision}, {history, &c.History}} {
+	}{{params, &c.HitParams}, {decision, &c.Decision}, {history, &c.History}, {reinstall, &c.Reinstall}} {
 		if len(f.raw) == 0 {
 			continue
 		}
@@ -239,9 +247,13 @@ func (r *Reports) Conversions(ctx context.Context, q tapline.ConversionQuery) (*
 		return nil, tapline.Errorf(tapline.EINVALID, "q: not valid text (a NUL character or bytes that are not UTF-8)")
 	}
 	if s := strings.TrimSpace(q.Search); s != "" {
+		h, err := r.db.hasher(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list conversions: %w", err)
+		}
 		args = append(args, s)
 		p := "$" + strconv.Itoa(len(args))
-		args = append(args, adIDHash(s))
+		args = append(args, h.adID(q.AppID, s))
 		hash := "$" + strconv.Itoa(len(args))
 		where = append(where, "(install_id = "+p+" OR hit_id = "+p+" OR id = "+p+" OR (ad_id_hash <> '' AND ad_id_hash = "+hash+"))")
 	}

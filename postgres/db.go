@@ -32,6 +32,9 @@ type DB struct {
 
 	pool      *pgxpool.Pool
 	closeOnce sync.Once
+
+	keyMu   sync.Mutex
+	adIDKey *hasher // loaded once (hasher)
 }
 
 // NewDB returns a DB for url with default settings; call Open to connect.
@@ -126,7 +129,8 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if verr == nil {
 		db.Logger.Debug("postgres migrated", "version", v, "dirty", dirty)
 	}
-	return nil
+	// Migration 18 leaves the rehashing of advertising id hashes to Go.
+	return db.rekeyConversions(ctx)
 }
 
 // Close closes the pool. It is safe to call more than once.

@@ -132,6 +132,12 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 		return nil
 	}
 
+	var h *hasher
+	if len(rows.Conversions) > 0 {
+		if h, err = s.db.hasher(ctx); err != nil {
+			return fmt.Errorf("apply facts: %w", err)
+		}
+	}
 	tx, err := s.db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("apply facts: begin: %w", translate(err))
@@ -187,7 +193,7 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 	if err := storeHandoffs(ctx, tx, rows.Handoffs); err != nil {
 		return err
 	}
-	if err := storeConversions(ctx, tx, rows.Conversions); err != nil {
+	if err := storeConversions(ctx, tx, h, rows.Conversions); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {

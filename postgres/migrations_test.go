@@ -174,3 +174,55 @@ func TestUsersMigration(t *testing.T) {
 		t.Errorf("after the down migration: the owner's session %d times, %d sessions in all; want only the owner's", sessions, all)
 	}
 }
+
+// TestFraudMigration checks migration 19: an app from before it gets the
+// default fraud policy (flag every rule, 10 s, 500 taps, 0.1%), the
+// columns refuse an unknown action, and the way down drops them and
+// fact_fraud.
+func TestFraudMigration(t *testing.T) {
+	ctx := context.Background()
+	db, conn := migrationDB(t)
+	s := postgres.NewAccountService(db)
+	s.BcryptCost = bcrypt.MinCost
+	acct := &tapline.Account{Name: "acme"}
+	if err := s.CreateAccount(ctx, acct, &tapline.User{Email: "ops@acme.example"}, "password-123"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MigrateTo(16); err != nil {
+		t.Fatal(err)
+	}
+	var appID int64
+	if err := conn.QueryRow(ctx, `INSERT INTO apps (account_id, name, sdk_secret, sdk_key, ios_url, android_url, web_url,
+		click_window, fingerprint_window, lateness_horizon, retention)
+		VALUES ($1, 'Old', 'secret-0123456789', 'key-0123456789abc', '', '', '', 604800, 86400, 86400, 5184000) RETURNING id`, acct.ID).Scan(&appID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil { // reading an app needs the later columns too
+		t.Fatal(err)
+	}
+	app, err := s.App(ctx, appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := tapline.FraudPolicy{ClickInjection: tapline.FraudFlag, ClickFlooding: tapline.FraudFlag, Datacenter: tapline.FraudFlag,
+		TapAfterInstall: tapline.FraudFlag, MinClickToInstall: 10 * time.Second, FloodMinTaps: 500, FloodMaxInstallRate: 0.001}
+	if app.Fraud != def {
+		t.Errorf("an app from before the migration has fraud policy %+v, want %+v", app.Fraud, def)
+	}
+	if app.FingerprintMinScore != tapline.DefaultFingerprintMinScore {
+		t.Errorf("an app from before the migrations has fingerprint_min_score %v, want the default %v", app.FingerprintMinScore, tapline.DefaultFingerprintMinScore)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE apps SET fraud_datacenter = 'block' WHERE id = $1`, appID); err == nil {
+		t.Errorf("the column took an unknown action")
+	}
+	if err := db.MigrateTo(16); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'apps' AND column_name LIKE 'fraud_%'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("after the way down %d fraud columns are left (%v)", n, err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_name = 'fact_fraud'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("after the way down fact_fraud is left (%v)", err)
+	}
+}

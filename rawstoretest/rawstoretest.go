@@ -42,6 +42,13 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"ScanInstallations", testScanInstallations},
 		{"ScanInstallationsResume", testScanInstallationsResume},
 		{"FunnelState", testFunnelState},
+		{"VendorID", testVendorID},
+		{"Reengagement", testReengagement},
+		{"ConcurrentReengagement", testConcurrentReengagement},
+		{"ReinstallConversion", testReinstallConversion},
+		{"EraseByAdID", testEraseByAdID},
+		{"EraseByInstallID", testEraseByInstallID},
+		{"EraseConversionIDs", testEraseConversionIDs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

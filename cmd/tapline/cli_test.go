@@ -102,7 +102,7 @@ func TestHelp(t *testing.T) {
 		if err := m.Run(context.Background(), []string{arg}); err != nil {
 			t.Errorf("%s: %v", arg, err)
 		}
-		for _, want := range []string{"Commands:", "create-link", "funnels", "Flags of run", "-database-url", "-raw-cache-mb"} {
+		for _, want := range []string{"Commands:", "create-link", "funnels", "explain", "Flags of run", "-database-url", "-raw-cache-mb"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: the help lacks %q:\n%s", arg, want, out.String())
 			}

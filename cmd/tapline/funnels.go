@@ -92,22 +92,32 @@ var connectionFlags = map[string]bool{
 	"cassandra-consistency": true, "cassandra-local-dc": true,
 }
 
-// funnelCommand is the flag set of one funnels command.
+// funnelCommand is the flag set of one funnels command, or of another
+// command that reads the stores (explain).
 type funnelCommand struct {
 	fs      *flag.FlagSet
 	cfg     *node.Config
 	node    map[string]bool // flags of the node configuration
 	asJSON  *bool
 	m       *Main
-	name    string
+	name    string // "show"
+	path    string // "funnels show"
 	posArgs string
 }
 
 // command returns the flag set of "funnels NAME": the node configuration's
 // flags, -json, and the command's own, which its help lists first.
 func (m *Main) command(name, posArgs, synopsis string, withJSON bool) *funnelCommand {
-	fs, cfg := m.flags("funnels " + name)
-	c := &funnelCommand{fs: fs, cfg: cfg, node: map[string]bool{}, m: m, name: name, posArgs: posArgs}
+	c := m.subcommand("funnels "+name, posArgs, synopsis, withJSON)
+	c.name = name
+	return c
+}
+
+// subcommand returns the flag set of the command path ("explain",
+// "funnels show") as command does.
+func (m *Main) subcommand(path, posArgs, synopsis string, withJSON bool) *funnelCommand {
+	fs, cfg := m.flags(path)
+	c := &funnelCommand{fs: fs, cfg: cfg, node: map[string]bool{}, m: m, name: path, path: path, posArgs: posArgs}
 	fs.VisitAll(func(f *flag.Flag) { c.node[f.Name] = true })
 	if withJSON {
 		c.asJSON = fs.Bool("json", false, "print JSON")
@@ -116,7 +126,7 @@ func (m *Main) command(name, posArgs, synopsis string, withJSON bool) *funnelCom
 	}
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "Usage: tapline funnels %s\n\n%s\n\nFlags:\n", strings.TrimSpace(name+" "+posArgs), synopsis)
+		fmt.Fprintf(w, "Usage: tapline %s\n\n%s\n\nFlags:\n", strings.TrimSpace(path+" "+posArgs), synopsis)
 		own := flag.NewFlagSet("", flag.ContinueOnError)
 		own.SetOutput(w)
 		conn := flag.NewFlagSet("", flag.ContinueOnError)
@@ -175,7 +185,7 @@ func (c *funnelCommand) parseID(args []string) (int64, error) {
 func (c *funnelCommand) parseNone(args []string) error {
 	pos, err := c.parse(args)
 	if err == nil && len(pos) > 0 {
-		err = fmt.Errorf("funnels %s: unexpected argument %q", c.name, pos[0])
+		err = fmt.Errorf("%s: unexpected argument %q", c.path, pos[0])
 	}
 	return err
 }

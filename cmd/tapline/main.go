@@ -1,7 +1,8 @@
 // Command tapline runs the whole attribution pipeline in one process:
 // collector, matcher and dashboard on the embedded bus and raw store plus
 // PostgreSQL. Its subcommands migrate the database, create accounts, apps
-// and tracking links, and manage funnels and their backfills.
+// and tracking links, manage funnels and their backfills, explain an
+// install's attribution, and record erasure requests.
 package main
 
 import (
@@ -47,6 +48,11 @@ Commands:
   create-app      create an app:      -account -name [-ios-url -android-url -web-url ...]
   create-link     create a link:      -app ID | -account -app-name; -slug [-name -ios-url -param k=v ...]
   funnels         create, list, show, edit, delete and backfill funnels ("tapline funnels help")
+  datacenters     -refresh -out FILE: fetch the cloud providers' published address ranges into a
+                  list the matcher's datacenter fraud rule loads with -fraud-datacenters FILE
+  explain         why an install was credited: -app ID (-install ID | -conversion CID | -ad-id X) [-json]
+  erase           erase one device's personal data: -app ID | -account -app-name; -ad-id X | -install-id Y
+                  [-wait 30s]; the running matcher performs it ("-status N" shows request N)
 
 Every command takes -database-url (or DATABASE_URL); run "tapline COMMAND -h"
 for its flags. Each flag can also be set as TAPLINE_<FLAG>, e.g.

@@ -53,6 +53,12 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.createLink(ctx, args)
 	case "funnels":
 		return m.funnelsCmd(ctx, args)
+	case "datacenters":
+		return m.datacenters(ctx, args)
+	case "explain":
+		return m.explain(ctx, args)
+	case "erase":
+		return m.erase(ctx, args)
 	case "help", "-h", "-help", "--help":
 		printUsage(m.Stdout)
 		fs, _ := m.flags("run")
@@ -204,6 +210,9 @@ func (m *Main) createApp(ctx context.Context, args []string) error {
 	fs.DurationVar(&a.FingerprintWindow, "fingerprint-window", tapline.DefaultFingerprintWindow, "fingerprint match window")
 	fs.DurationVar(&a.LatenessHorizon, "lateness-horizon", tapline.DefaultLatenessHorizon, "how long a late hit may still claim an install")
 	fs.DurationVar(&a.Retention, "retention", tapline.DefaultRetention, "how long raw hits and events are kept")
+	fs.DurationVar(&a.ReengagementWindow, "reengagement-window", tapline.DefaultReengagementWindow, "how long after a tap on a re-engagement link an open is credited to it")
+	fs.DurationVar(&a.ReinstallWindow, "reinstall-window", tapline.DefaultReinstallWindow, "how long after a device's install another install from it is a reinstall")
+	fs.BoolVar(&a.ReattributeReinstalls, "reattribute-reinstalls", false, "credit a reinstall to its own tap instead of keeping the earlier install's attribution")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

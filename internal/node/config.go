@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tapline/collector"
+	"tapline/fraud"
 	"tapline/pebble"
 )
 
@@ -61,6 +62,14 @@ type Config struct {
 	MetricsAddr          string // /metrics and /healthz of a matcher-only process
 
 	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
+
+	// FraudDatacenters is a datacenter range list ("tapline datacenters
+	// -refresh -out FILE") the matcher loads instead of the shipped one;
+	// FraudFloodParams are the comma-separated tap parameters naming a
+	// sub-publisher for the click-flooding rule ("" means
+	// fraud.DefaultFloodParams).
+	FraudDatacenters string
+	FraudFloodParams string
 
 	// TapRate and TapBurst bound one address's taps per second counted as
 	// taps (collector.Config); 0 means the collector's defaults.
@@ -150,6 +159,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.CassandraConsistency, "cassandra-consistency", "Cassandra consistency level")
 	str(&c.CassandraLocalDC, "cassandra-local-dc", "Cassandra local data centre (DC-aware routing)")
 	str(&c.MetricsAddr, "metrics-addr", "listen address of /metrics and /healthz in a matcher-only process")
+	str(&c.FraudDatacenters, "fraud-datacenters", "datacenter range list the matcher loads instead of the shipped one (written by: tapline datacenters -refresh -out FILE)")
+	str(&c.FraudFloodParams, "fraud-flood-params", "comma-separated tap parameters naming a sub-publisher for the click-flooding rule (default "+strings.Join(fraud.DefaultFloodParams, ",")+")")
 	c.SpoolMaxBytes = int64(envInt(envName("spool-max-bytes"), int(c.SpoolMaxBytes)))
 	fs.Int64Var(&c.SpoolMaxBytes, "spool-max-bytes", c.SpoolMaxBytes, "bound on the collector's disk spool (env TAPLINE_SPOOL_MAX_BYTES)")
 	c.CassandraReplication = envInt(envName("cassandra-replication"), c.CassandraReplication)
@@ -258,6 +269,11 @@ func (c *Config) Validate() error {
 	}
 	if c.TapBurst < 0 {
 		bad("tap-burst", "must not be negative")
+	}
+	if c.FraudDatacenters != "" {
+		if _, err := os.Stat(c.FraudDatacenters); err != nil {
+			bad("fraud-datacenters", "%v", err)
+		}
 	}
 	if c.MatcherClockSkew < 0 {
 		bad("matcher-clock-skew", "must not be negative")

@@ -24,6 +24,7 @@ import (
 
 	"tapline/collector"
 	"tapline/dashboard"
+	"tapline/fraud"
 	"tapline/funnels"
 	"tapline/kafka"
 	"tapline/matcher"
@@ -236,10 +237,20 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	mcfg.Consumer = cfg.GroupID
 	mcfg.ClockSkew = cfg.MatcherClockSkew
 	mcfg.FunnelPoll = cfg.FunnelPoll
+	mcfg.FloodParams = splitList(cfg.FraudFloodParams)
 	n.Matcher = matcher.New(mcfg, n.Bus, n.Raw, postgres.NewFactStore(n.DB), n.Accounts)
 	n.Matcher.Funnels = n.Funnels
+	n.Matcher.Erasures = postgres.NewErasureStore(n.DB)
 	n.Matcher.Logger = n.Logger.With("component", "matcher")
 	n.Matcher.Registry = n.Registry
+	if cfg.FraudDatacenters != "" {
+		ranges, err := loadDatacenters(cfg.FraudDatacenters)
+		if err != nil {
+			return err
+		}
+		n.Matcher.Datacenters = ranges
+		n.Logger.Info("datacenter ranges loaded", "file", cfg.FraudDatacenters, "ranges", ranges.Len())
+	}
 	if cfg.KafkaBrokers != "" {
 		// The topics must exist before the group assigns their partitions.
 		for _, t := range []string{cfg.HitsTopic, cfg.EventsTopic} {
@@ -387,6 +398,7 @@ func (n *Node) openDashboard() error {
 		TrustedProxies: proxies,
 	}, n.Accounts, reports)
 	n.Dashboard.Funnels, n.Dashboard.FunnelReports = funnelStore, reports
+	n.Dashboard.Erasures = postgres.NewErasureStore(n.DB)
 	// The all-in-one starts a saved funnel's backfill at once; a dashboard
 	// without a matcher leaves it to the matchers' runners, which poll.
 	if n.Backfills != nil {
@@ -480,4 +492,21 @@ func MigrateCassandra(ctx context.Context, cfg *Config) error {
 		return fmt.Errorf("migrate cassandra: %w", err)
 	}
 	return nil
+}
+
+// loadDatacenters reads a datacenter range list file into its lookup.
+func loadDatacenters(path string) (*fraud.Ranges, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open datacenter ranges: %w", err)
+	}
+	defer f.Close()
+	rs, err := fraud.ReadList(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("%s: no datacenter ranges", path)
+	}
+	return fraud.NewRanges(rs), nil
 }
