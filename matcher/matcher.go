@@ -107,7 +107,6 @@ type Matcher struct {
 
 	agg      *facts.Aggregator
 	apps     appCache
-	links    linkCache
 	appLocks sync.Map // app id -> *sync.Mutex
 	// populations: app id -> *fingerprint.Population, what the
 	// fingerprint learned of the app's installs in this process.
@@ -177,7 +176,6 @@ func (m *Matcher) Open(ctx context.Context) error {
 	}
 	m.metrics = newMetrics(m.Registry)
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
-	m.links = linkCache{ttl: m.Config.AppCacheTTL, now: m.Now, entries: map[int64]linkEntry{}}
 
 	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
 		return fmt.Errorf("load offsets of %s: %w", m.Config.Consumer, err)
@@ -694,8 +692,9 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.d = 50 * time.Millisecond }
 
-// appCache keeps app settings, with the windows of the app's links, for a
-// while, serving stale ones when the account service fails.
+// appCache keeps app settings, with the windows of the app's links and
+// its re-engagement links, for a while, serving stale ones when the
+// account service fails.
 type appCache struct {
 	mu       sync.Mutex
 	ttl      time.Duration
@@ -705,9 +704,12 @@ type appCache struct {
 }
 
 type appEntry struct {
-	app     *tapline.App
-	links   *linkWindows // nil: no link has windows of its own
-	fetched time.Time
+	app   *tapline.App
+	links *linkWindows // nil: no link has windows of its own
+	// reengagement are the ids of the app's re-engagement links; nil
+	// when none.
+	reengagement map[int64]bool
+	fetched      time.Time
 }
 
 func (c *appCache) get(ctx context.Context, id int64) (*tapline.App, error) {
@@ -721,8 +723,14 @@ func (c *appCache) windows(ctx context.Context, id int64) (*linkWindows, error) 
 	return e.links, err
 }
 
-// entry returns the cached app id, loading it with its links' windows
-// when missing or older than the TTL.
+// reengagement returns the ids of the re-engagement links of app id.
+func (c *appCache) reengagement(ctx context.Context, id int64) (map[int64]bool, error) {
+	e, err := c.entry(ctx, id)
+	return e.reengagement, err
+}
+
+// entry returns the cached app id, loading it with its links' windows and
+// re-engagement links when missing or older than the TTL.
 func (c *appCache) entry(ctx context.Context, id int64) (appEntry, error) {
 	c.mu.Lock()
 	e, ok := c.entries[id]
@@ -745,6 +753,14 @@ func (c *appCache) entry(ctx context.Context, id int64) (appEntry, error) {
 	}
 	app.SetDefaults()
 	e = appEntry{app: app, links: newLinkWindows(links), fetched: c.now()}
+	for _, l := range links {
+		if l.Reengagement {
+			if e.reengagement == nil {
+				e.reengagement = map[int64]bool{}
+			}
+			e.reengagement[l.ID] = true
+		}
+	}
 	c.mu.Lock()
 	c.entries[id] = e
 	c.mu.Unlock()

@@ -60,9 +60,9 @@ func newHarnessWith(t *testing.T, set func(*tapline.App)) *harness {
 	app := &tapline.App{ID: appID}
 	app.SetDefaults()
 	set(app)
-	m.apps = appCache{ttl: time.Hour, now: func() time.Time { return t0 }, entries: map[int64]appEntry{appID: {app: app, fetched: t0}}}
-	// No re-engagement links; reengagementLinks marks some.
-	m.links = linkCache{ttl: 1000 * time.Hour, now: func() time.Time { return t0 }, entries: map[int64]linkEntry{appID: {fetched: t0}}}
+	// No link windows nor re-engagement links; links and
+	// reengagementLinks set some.
+	m.apps = appCache{ttl: 1000 * time.Hour, now: func() time.Time { return t0 }, entries: map[int64]appEntry{appID: {app: app, fetched: t0}}}
 	return &harness{t: t, m: m, fp: fingerprint.New(), next: map[string]int64{}}
 }
 

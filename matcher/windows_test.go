@@ -9,7 +9,8 @@ import (
 )
 
 // TestAppCacheLinkWindows checks that the app cache loads an app with its
-// links' own windows from PostgreSQL, keeps the widest per app, picks up a
+// links' own windows and its re-engagement links from PostgreSQL, keeps
+// the widest windows per app, picks up a
 // changed link once the TTL has passed (not before), and serves the stale
 // windows when the database fails.
 func TestAppCacheLinkWindows(t *testing.T) {
@@ -19,7 +20,7 @@ func TestAppCacheLinkWindows(t *testing.T) {
 	const day = 24 * time.Hour
 	slow := &tapline.Link{AppID: f.app.ID, Slug: "slow", ClickWindow: 30 * day}
 	quick := &tapline.Link{AppID: f.app.ID, Slug: "quick", FingerprintWindow: 2 * day}
-	plain := &tapline.Link{AppID: f.app.ID, Slug: "plain"}
+	plain := &tapline.Link{AppID: f.app.ID, Slug: "plain", Reengagement: true}
 	for _, l := range []*tapline.Link{slow, quick, plain} {
 		if err := f.accounts.CreateLink(ctx, l); err != nil {
 			t.Fatal(err)
@@ -51,6 +52,9 @@ func TestAppCacheLinkWindows(t *testing.T) {
 	}
 	if click, fp := lw.widest(app); click != 30*day || fp != 2*day {
 		t.Errorf("widest windows %v and %v, want 720h and 48h", click, fp)
+	}
+	if re, err := c.reengagement(ctx, f.app.ID); err != nil || len(re) != 1 || !re[plain.ID] {
+		t.Errorf("re-engagement links %v (%v), want link %d alone, loaded with the app", re, err, plain.ID)
 	}
 
 	slow.ClickWindow = 0
