@@ -108,6 +108,63 @@ type AttributionChange struct {
 	// change made the install organic by rejecting a tap, on that tap):
 	// a replay of the change counts them again (FactFraud).
 	Fraud []FraudFinding `json:"fraud,omitempty"`
+	// Moved are the installation's events counted under From when the
+	// change was made, moved by it to To (at most MaxMovedEvents): their
+	// events, revenue and cohort revenue follow the install to its new
+	// link, exactly once under replay like the rest of the change.
+	Moved []MovedEvent `json:"moved,omitempty"`
+}
+
+// MovedEvent is an event of an installation a re-attribution moved from
+// the replaced attribution to the new one, with what its fact deltas need:
+// kept on the change so that a replay moves exactly the same events.
+type MovedEvent struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Time    time.Time `json:"time"`
+	Revenue *Revenue  `json:"revenue,omitempty"`
+}
+
+// MaxMovedEvents bounds the events one re-attribution moves: an
+// installation's events past it (oldest first) stay under the attribution
+// they were counted under.
+const MaxMovedEvents = 500
+
+// CountedUnder returns the hit id ("" organic) the installation's event e
+// is counted under before the change at index n of c's history: where it
+// was first counted (Event.CountedUnder; the install's own match when not
+// recorded), then moved by every earlier change that lists it.
+func (c *Conversion) CountedUnder(e *Event, n int) string {
+	cur := ""
+	if e.CountedUnder != nil {
+		cur = *e.CountedUnder
+	} else if len(c.History) > 0 {
+		cur = c.History[0].To.HitID
+	}
+	for _, ch := range c.History[:min(n, len(c.History))] {
+		for _, mv := range ch.Moved {
+			if mv.ID == e.ID {
+				cur = ch.To.HitID
+				break
+			}
+		}
+	}
+	return cur
+}
+
+// AttributionOf returns the attribution of c's history whose hit is hitID
+// ("" organic): the one an event counted under it was counted with.
+func (c *Conversion) AttributionOf(hitID string) Attribution {
+	for i := len(c.History) - 1; i >= 0; i-- {
+		ch := &c.History[i]
+		if ch.To.HitID == hitID {
+			return ch.To
+		}
+		if ch.From != nil && ch.From.HitID == hitID {
+			return *ch.From
+		}
+	}
+	return Attribution{Method: MethodOrganic}
 }
 
 // ChangeBy returns the change made by the record at position pos, or nil.

@@ -45,6 +45,13 @@ type Event struct {
 	// Source is the bus position the event was first consumed at; the
 	// matcher sets it and uses it to tell a replay from a resend.
 	Source string `json:"source,omitempty"`
+
+	// CountedUnder is the hit id of the attribution the matcher first
+	// counted the event under ("" organic), so that a replay counts it
+	// there again and a re-attribution knows what to move (see
+	// AttributionChange.Moved); nil for an install event, counted under
+	// its own match, and for events stored before tapline recorded it.
+	CountedUnder *string `json:"counted_under,omitempty"`
 }
 
 // Device describes the device an event came from, as the SDK reports it.
@@ -78,6 +85,8 @@ func (e *Event) Installed() *Event {
 		Revenue:   e.Revenue,
 		Params:    e.Params,
 		Source:    e.Source,
+
+		CountedUnder: e.CountedUnder,
 	}
 }
 

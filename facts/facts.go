@@ -61,6 +61,11 @@ func (b Batch) BotHit(h *tapline.Hit) {
 // attribution the event inherits; organic when it has none): one event and,
 // when it carries revenue, one purchase with its amount.
 func (b Batch) Event(e *tapline.Event, a tapline.Attribution) {
+	b.event(e, a, 1)
+}
+
+// event adds sign times the deltas of event e attributed as a.
+func (b Batch) event(e *tapline.Event, a tapline.Attribution, sign int64) {
 	method := a.Method
 	if method == "" {
 		method = tapline.MethodOrganic
@@ -73,10 +78,10 @@ func (b Batch) Event(e *tapline.Event, a tapline.Attribution) {
 		EventName: e.Name,
 		Method:    method,
 	}.WithCampaign(a.HitParams)
-	b.Add(k.For(tapline.FactEvents), tapline.FactValue{Count: 1})
+	b.Add(k.For(tapline.FactEvents), tapline.FactValue{Count: sign})
 	if e.Revenue != nil && e.Revenue.Currency != "" {
 		k.Currency = e.Revenue.Currency
-		b.Add(k.For(tapline.FactRevenue), tapline.FactValue{Count: 1, Sum: e.Revenue.Micros})
+		b.Add(k.For(tapline.FactRevenue), tapline.FactValue{Count: sign, Sum: sign * e.Revenue.Micros})
 	}
 }
 
@@ -140,21 +145,37 @@ func CohortKey(c *tapline.Conversion, a tapline.Attribution, n int) tapline.Fact
 // amount on e's day after the install. Events past MaxCohortDay and
 // events without revenue add nothing.
 func (b Batch) CohortRevenue(e *tapline.Event, c *tapline.Conversion, a tapline.Attribution) {
+	b.cohortRevenue(e, c, a, 1)
+}
+
+func (b Batch) cohortRevenue(e *tapline.Event, c *tapline.Conversion, a tapline.Attribution, sign int64) {
 	n, ok := tapline.CohortDay(c.InstallTime, e.Time)
 	if !ok || e.Revenue == nil || e.Revenue.Currency == "" {
 		return
 	}
 	k := CohortKey(c, a, n)
 	k.Currency = e.Revenue.Currency
-	b.Add(k.For(tapline.FactCohortRevenue), tapline.FactValue{Count: 1, Sum: e.Revenue.Micros})
+	b.Add(k.For(tapline.FactCohortRevenue), tapline.FactValue{Count: sign, Sum: sign * e.Revenue.Micros})
 }
 
 // Change adds the deltas of one attribution change: minus From (when the
-// change replaced an attribution), plus To, and the fraud signals found
-// on the way (Fraud).
+// change replaced an attribution), plus To, the events it moved from From
+// to To (their events, revenue and cohort revenue), and the fraud signals
+// found on the way (Fraud).
 func (b Batch) Change(c *tapline.Conversion, ch *tapline.AttributionChange) {
 	if ch.From != nil {
 		b.Attribution(c, *ch.From, -1)
+		for _, mv := range ch.Moved {
+			// The event as its deltas were keyed: in the install's app
+			// and platform.
+			e := &tapline.Event{AppID: c.AppID, Name: mv.Name, Time: mv.Time, Device: tapline.Device{Platform: c.Platform}, Revenue: mv.Revenue}
+			b.event(e, *ch.From, -1)
+			b.event(e, ch.To, +1)
+			if c.Reinstall == nil { // a reinstall has no cohort
+				b.cohortRevenue(e, c, *ch.From, -1)
+				b.cohortRevenue(e, c, ch.To, +1)
+			}
+		}
 	}
 	b.Attribution(c, ch.To, +1)
 	b.Fraud(c, ch.Fraud)

@@ -2,7 +2,9 @@ package matcher
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -184,13 +186,21 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 			continue // a rejected late tap does not re-attribute
 		}
 		prev := c.Attribution
-		c.History = append(c.History, tapline.AttributionChange{By: pos, From: &prev, To: a, At: msg.Time, Fraud: findings})
+		unlock := m.lockInstall(app.ID, c.InstallID)
+		moved, err := m.movedEvents(ctx, app.ID, c, prev)
+		if err != nil {
+			unlock()
+			return nil, tapline.FlushRows{}, err
+		}
+		c.History = append(c.History, tapline.AttributionChange{By: pos, From: &prev, To: a, At: msg.Time, Fraud: findings, Moved: moved})
 		c.Attribution = a
 		c.Decision = lateDecision(app, h, cand, prev, fp, fd)
 		c.Decision.Fraud = findings
 		c.ClickToInstall = time.Duration(facts.ClickToInstallMillis(c.InstallTime, h.Time)) * time.Millisecond
 		c.UpdatedAt = m.Now().UTC()
-		if err := m.Raw.PutConversion(ctx, c); err != nil {
+		err = m.Raw.PutConversion(ctx, c)
+		unlock()
+		if err != nil {
 			return nil, tapline.FlushRows{}, fmt.Errorf("re-attribute conversion %s: %w", c.ID, err)
 		}
 		b.Change(c, &c.History[len(c.History)-1])
@@ -377,6 +387,9 @@ func (m *Matcher) processEvent(ctx context.Context, msg *tapline.Message, e *tap
 func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tapline.App, e *tapline.Event) (_ facts.Batch, rows tapline.FlushRows, counted bool, _ error) {
 	pos := msg.Position()
 	e.Source = pos
+	if e.Kind != tapline.KindInstall {
+		return m.countEvent(ctx, msg, app, e)
+	}
 	stored, err := m.Raw.PutEvent(ctx, e)
 	if err != nil {
 		return nil, rows, false, fmt.Errorf("store event %s: %w", e.ID, err)
@@ -386,19 +399,6 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		return facts.Batch{}, rows, false, nil
 	}
 	b := facts.Batch{}
-	if e.Kind != tapline.KindInstall {
-		c, a, err := m.inherited(ctx, app.ID, e.InstallID)
-		if err != nil {
-			return nil, rows, false, err
-		}
-		b.Event(e, a)
-		if e.Kind == tapline.KindOpen && c != nil {
-			if err := m.reengage(ctx, pos, msg.Time, app, e, c, b); err != nil {
-				return nil, rows, false, err
-			}
-		}
-		return b, cohortActivity(b, e, c), true, nil
-	}
 
 	c, err := m.Raw.Conversion(ctx, app.ID, tapline.ConversionID(e.ID))
 	switch {
@@ -424,7 +424,7 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 			// within the reinstall window, a reinstall too.
 			b.Event(e, prev.Attribution)
 			m.reinstalledInPlace(b, app, e, prev)
-			return b, cohortActivity(b, e, prev), true, nil
+			return b, cohortActivity(b, e, prev, prev.Attribution), true, nil
 		} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
 			return nil, rows, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
 		}
@@ -471,17 +471,79 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	return b, tapline.FlushRows{Conversions: []*tapline.Conversion{c}}, true, nil
 }
 
+// countEvent stores an event other than an install and counts it under
+// its installation's attribution, recording which (Event.CountedUnder):
+// a replay counts it there again, even after a re-attribution moved it,
+// which then moves it exactly once. Storing it and reading the attribution
+// happen under the installation's lock, which a re-attribution holds
+// while it lists the events to move, so that no event is counted under
+// the old attribution without being moved.
+func (m *Matcher) countEvent(ctx context.Context, msg *tapline.Message, app *tapline.App, e *tapline.Event) (_ facts.Batch, rows tapline.FlushRows, counted bool, _ error) {
+	pos := msg.Position()
+	unlock := m.lockInstall(app.ID, e.InstallID)
+	c, a, err := m.inherited(ctx, app.ID, e.InstallID)
+	if err != nil {
+		unlock()
+		return nil, rows, false, err
+	}
+	hit := a.HitID
+	e.CountedUnder = &hit
+	stored, err := m.Raw.PutEvent(ctx, e)
+	unlock()
+	if err != nil {
+		return nil, rows, false, fmt.Errorf("store event %s: %w", e.ID, err)
+	}
+	if stored.Source != pos {
+		m.metrics.duplicates.WithLabelValues(msg.Topic).Inc()
+		return facts.Batch{}, rows, false, nil
+	}
+	if under := stored.CountedUnder; under != nil && *under != a.HitID && c != nil {
+		a = c.AttributionOf(*under) // a replay: where it was first counted
+	}
+	b := facts.Batch{}
+	b.Event(e, a)
+	if e.Kind == tapline.KindOpen && c != nil {
+		if err := m.reengage(ctx, pos, msg.Time, app, e, c, b); err != nil {
+			return nil, rows, false, err
+		}
+	}
+	return b, cohortActivity(b, e, c, a), true, nil
+}
+
+// movedEvents lists the events of c's installation counted under prev, the
+// attribution the change about to be appended replaces: the ones it moves.
+func (m *Matcher) movedEvents(ctx context.Context, appID int64, c *tapline.Conversion, prev tapline.Attribution) ([]tapline.MovedEvent, error) {
+	if c.InstallID == "" {
+		return nil, nil
+	}
+	evs, err := m.Raw.EventsByInstall(ctx, appID, c.InstallID)
+	if err != nil {
+		return nil, fmt.Errorf("events of install %s: %w", c.InstallID, err)
+	}
+	var moved []tapline.MovedEvent
+	for _, e := range evs {
+		if len(moved) == tapline.MaxMovedEvents {
+			break
+		}
+		if c.CountedUnder(e, len(c.History)) == prev.HitID {
+			moved = append(moved, tapline.MovedEvent{ID: e.ID, Name: e.Name, Time: e.Time, Revenue: e.Revenue})
+		}
+	}
+	return moved, nil
+}
+
 // cohortActivity adds to b the cohort revenue of event e of install c (nil:
-// an unknown install, which has no cohort, nor has a reinstall) and returns the cohort activity
+// an unknown install, which has no cohort, nor has a reinstall), counted
+// under attribution a, and returns the cohort activity
 // it is, when it falls on a day after the install's first that the
 // cohorts count.
-func cohortActivity(b facts.Batch, e *tapline.Event, c *tapline.Conversion) tapline.FlushRows {
+func cohortActivity(b facts.Batch, e *tapline.Event, c *tapline.Conversion, a tapline.Attribution) tapline.FlushRows {
 	if c == nil || c.Reinstall != nil {
 		// No cohort: an unknown install, or a reinstall (cohorts follow
 		// new installs).
 		return tapline.FlushRows{}
 	}
-	b.CohortRevenue(e, c, c.Attribution)
+	b.CohortRevenue(e, c, a)
 	n, ok := tapline.CohortDay(c.InstallTime, e.Time)
 	if !ok || n == 0 {
 		return tapline.FlushRows{}
@@ -750,6 +812,24 @@ func (m *Matcher) laterTapOf(ctx context.Context, app *tapline.App, h *tapline.H
 		}
 	}
 	return nil, nil
+}
+
+// lockInstall serialises, for one installation, storing an event with
+// the attribution it is counted under and a re-attribution listing the
+// events to move (see countEvent); it returns the unlock. An event without
+// an installation takes no lock.
+func (m *Matcher) lockInstall(appID int64, installID string) func() {
+	if installID == "" {
+		return func() {}
+	}
+	h := fnv.New32a()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(appID))
+	h.Write(b[:])
+	h.Write([]byte(installID))
+	mu := &m.installLocks[h.Sum32()%uint32(len(m.installLocks))]
+	mu.Lock()
+	return mu.Unlock
 }
 
 // population returns what the fingerprint learned of an app's installs.

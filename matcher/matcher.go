@@ -108,6 +108,8 @@ type Matcher struct {
 	agg      *facts.Aggregator
 	apps     appCache
 	appLocks sync.Map // app id -> *sync.Mutex
+	// installLocks are striped by app and installation (lockInstall).
+	installLocks [256]sync.Mutex
 	// populations: app id -> *fingerprint.Population, what the
 	// fingerprint learned of the app's installs in this process.
 	populations sync.Map

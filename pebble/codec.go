@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -240,6 +241,11 @@ func appendEventValue(b []byte, e *tapline.Event) []byte {
 	b = pbAppendString(b, 13, e.Protocol)
 	b = pbAppendString(b, 14, e.Fingerprint)
 	b = pbAppendString(b, 15, e.Source)
+	if e.CountedUnder != nil {
+		// "h:" before the hit id, so that organic ("") is told from
+		// not recorded (absent).
+		b = pbAppendString(b, 16, "h:"+*e.CountedUnder)
+	}
 	return b
 }
 
@@ -321,6 +327,12 @@ func pbDecodeEvent(b []byte, e *tapline.Event) error {
 			e.Fingerprint = r.string()
 		case 15:
 			e.Source = r.string()
+		case 16:
+			hit, ok := strings.CutPrefix(r.string(), "h:")
+			if !ok {
+				r.fail(fmt.Errorf("decode event: counted-under value without its prefix"))
+			}
+			e.CountedUnder = &hit
 		default:
 			r.skip()
 		}
@@ -450,6 +462,12 @@ func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 			// on a replay and shown.
 			if f, err := json.Marshal(ch.Fraud); err == nil {
 				b = pbAppendString(b, 5, string(f))
+			}
+		}
+		if len(ch.Moved) > 0 {
+			// JSON inside too: read to be moved again on a replay.
+			if mv, err := json.Marshal(ch.Moved); err == nil {
+				b = pbAppendString(b, 6, string(mv))
 			}
 		}
 		b = m.end(b)
@@ -599,6 +617,10 @@ func pbDecodeChange(b []byte, ch *tapline.AttributionChange) error {
 		case 5:
 			if err := json.Unmarshal([]byte(r.string()), &ch.Fraud); err != nil {
 				r.fail(fmt.Errorf("decode fraud findings: %w", err))
+			}
+		case 6:
+			if err := json.Unmarshal([]byte(r.string()), &ch.Moved); err != nil {
+				r.fail(fmt.Errorf("decode moved events: %w", err))
 			}
 		default:
 			r.skip()
