@@ -148,6 +148,13 @@ type Link struct {
 	// (see Reengagement). Its taps still lead to installs as any link's.
 	Reengagement bool `json:"reengagement,omitempty"`
 
+	// ClickWindow and FingerprintWindow, when set, replace the app's
+	// windows for taps on this link (App.LinkWindows): a link of a
+	// campaign whose installs come later, or sooner, than the app's
+	// usual. 0 keeps the app's.
+	ClickWindow       time.Duration `json:"click_window,omitempty"`
+	FingerprintWindow time.Duration `json:"fingerprint_window,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -157,6 +164,24 @@ const (
 	MaxLinkParamKey   = 64
 	MaxLinkParamValue = 256
 )
+
+// MaxLinkWindow bounds a link's own ClickWindow and FingerprintWindow,
+// which are at least a second when set.
+const MaxLinkWindow = 90 * 24 * time.Hour
+
+// LinkWindows returns the click and fingerprint windows in force for taps
+// on link l: each the link's own when it sets one, else the app's. A nil
+// l (a link not known) has the app's.
+func (a *App) LinkWindows(l *Link) (click, fingerprint time.Duration) {
+	click, fingerprint = a.ClickWindow, a.FingerprintWindow
+	if l != nil && l.ClickWindow > 0 {
+		click = l.ClickWindow
+	}
+	if l != nil && l.FingerprintWindow > 0 {
+		fingerprint = l.FingerprintWindow
+	}
+	return click, fingerprint
+}
 
 // Destination returns the URL a visitor on platform p is sent to: the link's
 // own, else the app's, else the web fallback.
@@ -231,8 +256,8 @@ type AccountService interface {
 
 	CreateLink(ctx context.Context, l *Link) error
 	// UpdateLink stores l's name, destinations, Params, DeepLink,
-	// Reengagement and ArchivedAt (nil unarchives); the slug and app stay: ads carry the
-	// URL.
+	// Reengagement, windows and ArchivedAt (nil unarchives); the slug and
+	// app stay: ads carry the URL.
 	UpdateLink(ctx context.Context, l *Link) error
 	// Link returns the link with id, or ENOTFOUND.
 	Link(ctx context.Context, id int64) (*Link, error)

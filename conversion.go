@@ -222,9 +222,9 @@ type Decision struct {
 	// a sentence with this install's values.
 	Rule   string `json:"rule"`
 	Reason string `json:"reason"`
-	// Window is the attribution window in force for the rule (the app's
-	// click or fingerprint window when the decision was made); 0 when none
-	// applies.
+	// Window is the attribution window in force for the rule and the
+	// chosen hit (the click or fingerprint window of its link, else of the
+	// app, when the decision was made); 0 when none applies.
 	Window time.Duration `json:"window,omitempty"`
 	// Signals compares the install with the chosen hit; none for an
 	// organic install (its losing candidates say what did not fit).

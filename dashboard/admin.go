@@ -123,16 +123,26 @@ func appViews(apps []*tapline.App) []AppView {
 }
 
 // LinkView is the JSON shape of a link in the APIs and the CLI: the link
-// and its tracking URL.
+// and its tracking URL. Its own windows are Go duration strings such as
+// "720h0m0s", as an app's are, absent when the link has the app's.
 type LinkView struct {
 	*tapline.Link
-	TrackingURL string `json:"tracking_url"`
+	TrackingURL       string `json:"tracking_url"`
+	ClickWindow       string `json:"click_window,omitempty"`
+	FingerprintWindow string `json:"fingerprint_window,omitempty"`
 }
 
 // NewLinkView returns l's JSON shape, its tracking URL under collectorURL,
 // the collector's base URL as phones reach it.
 func NewLinkView(l *tapline.Link, collectorURL string) LinkView {
-	return LinkView{Link: l, TrackingURL: TrackingURL(collectorURL, l.Slug)}
+	v := LinkView{Link: l, TrackingURL: TrackingURL(collectorURL, l.Slug)}
+	if l.ClickWindow > 0 {
+		v.ClickWindow = l.ClickWindow.String()
+	}
+	if l.FingerprintWindow > 0 {
+		v.FingerprintWindow = l.FingerprintWindow.String()
+	}
+	return v
 }
 
 func (d *Dashboard) linkView(l *tapline.Link) LinkView {

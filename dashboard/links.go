@@ -71,7 +71,10 @@ type linkForm struct {
 	Slug, Name, IOSURL, AndroidURL, WebURL, DeepLink string
 	Params                                           string // one name=value a line
 	Reengagement                                     bool
-	Error                                            string
+	// ClickWindow and FingerprintWindow are the link's own ("30d"), empty
+	// for the app's.
+	ClickWindow, FingerprintWindow string
+	Error                          string
 }
 
 // formOf returns the form showing l.
@@ -81,7 +84,25 @@ func formOf(l *tapline.Link) linkForm {
 		lines = append(lines, k+"="+l.Params[k])
 	}
 	return linkForm{Slug: l.Slug, Name: l.Name, IOSURL: l.IOSURL, AndroidURL: l.AndroidURL, WebURL: l.WebURL,
-		DeepLink: l.DeepLink, Params: strings.Join(lines, "\n"), Reengagement: l.Reengagement}
+		DeepLink: l.DeepLink, Params: strings.Join(lines, "\n"), Reengagement: l.Reengagement,
+		ClickWindow: ownWindow(l.ClickWindow), FingerprintWindow: ownWindow(l.FingerprintWindow)}
+}
+
+// ownWindow shows a link's own window in its form: "" when it has none.
+func ownWindow(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return formatDuration(d)
+}
+
+// parseLinkWindow reads a link's own window: empty for the app's, else a
+// window as parseWindow reads it.
+func parseLinkWindow(field, s string) (time.Duration, error) {
+	if strings.TrimSpace(s) == "" {
+		return 0, nil
+	}
+	return parseWindow(field, s)
 }
 
 // readLinkForm reads a posted link form into f and l (whose slug is kept
@@ -92,7 +113,8 @@ func readLinkForm(r *http.Request, l *tapline.Link, creating bool) (linkForm, er
 	}
 	f := linkForm{Slug: r.PostForm.Get("slug"), Name: r.PostForm.Get("name"), IOSURL: strings.TrimSpace(r.PostForm.Get("ios_url")),
 		AndroidURL: strings.TrimSpace(r.PostForm.Get("android_url")), WebURL: strings.TrimSpace(r.PostForm.Get("web_url")),
-		DeepLink: r.PostForm.Get("deep_link"), Params: r.PostForm.Get("params"), Reengagement: r.PostForm.Get("reengagement") != ""}
+		DeepLink: r.PostForm.Get("deep_link"), Params: r.PostForm.Get("params"), Reengagement: r.PostForm.Get("reengagement") != "",
+		ClickWindow: r.PostForm.Get("click_window"), FingerprintWindow: r.PostForm.Get("fingerprint_window")}
 	if creating {
 		l.Slug = strings.TrimSpace(f.Slug)
 	} else {
@@ -100,6 +122,13 @@ func readLinkForm(r *http.Request, l *tapline.Link, creating bool) (linkForm, er
 	}
 	l.Name, l.IOSURL, l.AndroidURL, l.WebURL, l.DeepLink = f.Name, f.IOSURL, f.AndroidURL, f.WebURL, f.DeepLink
 	l.Reengagement = f.Reengagement
+	var err error
+	if l.ClickWindow, err = parseLinkWindow("click_window", f.ClickWindow); err != nil {
+		return f, err
+	}
+	if l.FingerprintWindow, err = parseLinkWindow("fingerprint_window", f.FingerprintWindow); err != nil {
+		return f, err
+	}
 	params, err := parseParamLines(f.Params)
 	if err != nil {
 		return f, err
@@ -178,6 +207,14 @@ type linkData struct {
 	// TrafficURL is the app page filtered by the link; SourcesCSV its
 	// sources table as CSV.
 	TrafficURL, SourcesCSV string
+	// Click and Fingerprint are the windows in force for the link's taps.
+	Click, Fingerprint windowInForce
+}
+
+// windowInForce is a window of a link as its page shows it.
+type windowInForce struct {
+	Window string // "30d"
+	Own    bool   // the link's own, not the app's
 }
 
 // pageLink reads the app and link of the path, answering the error page
@@ -248,8 +285,11 @@ func (d *Dashboard) renderLink(w http.ResponseWriter, r *http.Request, status in
 	if !slices.Contains([]string{"", "created", "saved", "archived", "restored"}, saved) {
 		saved = ""
 	}
+	click, fp := app.LinkWindows(l)
 	d.render(w, r, status, "link", linkData{App: app, Link: view, Form: form, QR: qr, Saved: saved, Traffic: traffic, Returning: returning,
-		TrafficURL: fmt.Sprintf("/apps/%d?%s", app.ID, q.Encode()), SourcesCSV: fmt.Sprintf("/api/v1/apps/%d/breakdown.csv?%s", app.ID, q.Encode())})
+		TrafficURL: fmt.Sprintf("/apps/%d?%s", app.ID, q.Encode()), SourcesCSV: fmt.Sprintf("/api/v1/apps/%d/breakdown.csv?%s", app.ID, q.Encode()),
+		Click:       windowInForce{Window: formatDuration(click), Own: l.ClickWindow > 0},
+		Fingerprint: windowInForce{Window: formatDuration(fp), Own: l.FingerprintWindow > 0}})
 }
 
 func (d *Dashboard) updateLinkForm(w http.ResponseWriter, r *http.Request) {
@@ -349,10 +389,15 @@ type linkRequest struct {
 	// Reengagement makes the link a re-engagement link (see
 	// tapline.Link.Reengagement).
 	Reengagement *bool `json:"reengagement"`
+	// ClickWindow and FingerprintWindow are durations such as "30d" or
+	// "12h"; "" gives the link the app's window again.
+	ClickWindow       *string `json:"click_window"`
+	FingerprintWindow *string `json:"fingerprint_window"`
 }
 
-// apply sets the fields req names on l.
-func (req *linkRequest) apply(l *tapline.Link, now time.Time) {
+// apply sets the fields req names on l; a window that is no duration is
+// EINVALID.
+func (req *linkRequest) apply(l *tapline.Link, now time.Time) error {
 	set := func(dst *string, src *string) {
 		if src != nil {
 			*dst = *src
@@ -377,6 +422,21 @@ func (req *linkRequest) apply(l *tapline.Link, now time.Time) {
 			l.ArchivedAt = &now
 		}
 	}
+	for _, w := range []struct {
+		field string
+		src   *string
+		dst   *time.Duration
+	}{{"click_window", req.ClickWindow, &l.ClickWindow}, {"fingerprint_window", req.FingerprintWindow, &l.FingerprintWindow}} {
+		if w.src == nil {
+			continue
+		}
+		d, err := parseLinkWindow(w.field, *w.src)
+		if err != nil {
+			return err
+		}
+		*w.dst = d
+	}
+	return nil
 }
 
 // decodeLinkRequest reads a link request body, refusing unknown fields.
@@ -405,7 +465,10 @@ func (d *Dashboard) apiCreateLink(w http.ResponseWriter, r *http.Request) {
 	if req.Slug != nil {
 		l.Slug = *req.Slug
 	}
-	req.apply(l, d.now().UTC())
+	if err := req.apply(l, d.now().UTC()); err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
 	if err := d.Accounts.CreateLink(r.Context(), l); err != nil {
 		d.writeJSONError(w, r, err)
 		return
@@ -448,7 +511,10 @@ func (d *Dashboard) apiUpdateLink(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "slug: a link's slug cannot change (ads carry its URL); create a new link"))
 		return
 	}
-	req.apply(l, d.now().UTC())
+	if err := req.apply(l, d.now().UTC()); err != nil {
+		d.writeJSONError(w, r, err)
+		return
+	}
 	if err := d.Accounts.UpdateLink(r.Context(), l); err != nil {
 		d.writeJSONError(w, r, err)
 		return
@@ -469,7 +535,8 @@ func (d *Dashboard) apiLinksCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cw := csvAttachment(w, fmt.Sprintf("app-%d-links.csv", app.ID))
-	_ = cw.Write([]string{"link_id", "slug", "name", "tracking_url", "params", "deep_link", "ios_url", "android_url", "web_url", "archived_at", "created_at"})
+	_ = cw.Write([]string{"link_id", "slug", "name", "tracking_url", "params", "deep_link", "ios_url", "android_url", "web_url", "archived_at", "created_at",
+		"click_window", "fingerprint_window"})
 	for _, l := range links {
 		q := url.Values{}
 		for k, v := range l.Params {
@@ -480,7 +547,8 @@ func (d *Dashboard) apiLinksCSV(w http.ResponseWriter, r *http.Request) {
 			archived = l.ArchivedAt.UTC().Format(time.RFC3339)
 		}
 		_ = cw.Write([]string{strconv.FormatInt(l.ID, 10), l.Slug, csvText(l.Name), d.trackingURL(l.Slug), csvText(q.Encode()), csvText(l.DeepLink),
-			l.IOSURL, l.AndroidURL, l.WebURL, archived, l.CreatedAt.UTC().Format(time.RFC3339)})
+			l.IOSURL, l.AndroidURL, l.WebURL, archived, l.CreatedAt.UTC().Format(time.RFC3339),
+			ownWindow(l.ClickWindow), ownWindow(l.FingerprintWindow)})
 	}
 	cw.Flush()
 }

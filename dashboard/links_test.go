@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"tapline"
 	"tapline/dashboard"
 )
 
@@ -178,4 +180,111 @@ func TestLinkAPI(t *testing.T) {
 	other := e.loggedIn(e.account("other").Name)
 	wantJSONError(t, "other account", e.get(other, path), http.StatusNotFound, "not_found", "not found")
 	wantJSONError(t, "other account csv", e.get(other, api+".csv"), http.StatusNotFound, "not_found", "not found")
+}
+
+// TestLinkWindows sets a link's own click and fingerprint windows in the
+// link editor and through the JSON API, sees them (and the app's, where the
+// link has none) on the link page, in the JSON and in the CSV, has bad
+// windows refused with the field named, and a viewer refused any change.
+func TestLinkWindows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	acme := e.account("acme")
+	app := e.app(acme, "Acme")
+	c := e.loggedIn("acme")
+	links := "/apps/" + strconv.FormatInt(app.ID, 10) + "/links"
+
+	// The editor: a new link with its own click window.
+	res := e.get(c, links+"/new")
+	if !strings.Contains(res.Body, `name="click_window"`) || !strings.Contains(res.Body, `placeholder="7d (the app's)"`) {
+		t.Errorf("the new-link form lacks the click window, or the app's as its placeholder")
+	}
+	res = e.postForm(c, links, url.Values{"slug": {"slow"}, "click_window": {"30d"}, "fingerprint_window": {""}})
+	wantStatus(t, "create with a window", res, http.StatusSeeOther)
+	page := strings.TrimSuffix(res.Header.Get("Location"), "?saved=created")
+	id, err := strconv.ParseInt(page[strings.LastIndex(page, "/")+1:], 10, 64)
+	if err != nil {
+		t.Fatalf("created at %q", page)
+	}
+	stored := func() *tapline.Link {
+		t.Helper()
+		l, err := e.accounts.Link(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if l := stored(); l.ClickWindow != 30*24*time.Hour || l.FingerprintWindow != 0 {
+		t.Fatalf("stored windows %v and %v, want 720h and none", l.ClickWindow, l.FingerprintWindow)
+	}
+	res = e.get(c, page)
+	for _, want := range []string{`id="click-window">30d <span class="badge">this link's</span>`,
+		`id="fingerprint-window">1d <span class="muted">(the app's)</span>`, `id="f-click-window" value="30d"`, `id="f-fingerprint-window" value=""`} {
+		if !strings.Contains(res.Body, want) {
+			t.Errorf("link page lacks %q", want)
+		}
+	}
+
+	// Edited: the click window back to the app's, a fingerprint window.
+	wantStatus(t, "edit windows", e.postForm(c, page, url.Values{"name": {"slow"}, "click_window": {""}, "fingerprint_window": {"90m"}}), http.StatusSeeOther)
+	if l := stored(); l.ClickWindow != 0 || l.FingerprintWindow != 90*time.Minute {
+		t.Fatalf("after the edit: windows %v and %v, want none and 1h30m", l.ClickWindow, l.FingerprintWindow)
+	}
+	if res = e.get(c, page); !strings.Contains(res.Body, `id="click-window">7d <span class="muted">`) || !strings.Contains(res.Body, `id="fingerprint-window">1h30m <span class="badge">`) {
+		t.Errorf("the link page does not show the edited windows")
+	}
+	for _, tc := range []struct{ window, msg string }{
+		{"soon", "click_window: &#34;soon&#34; is not a duration"},
+		{"91d", "click_window: must be from one second to 90 days"},
+		{"500ms", "click_window: &#34;500ms&#34; is not a duration of a second or more"},
+	} {
+		res := e.postForm(c, page, url.Values{"name": {"slow"}, "click_window": {tc.window}, "fingerprint_window": {"90m"}})
+		wantStatus(t, "click window "+tc.window, res, http.StatusBadRequest)
+		if !strings.Contains(res.Body, tc.msg) || !strings.Contains(res.Body, `id="f-click-window" value="`+tc.window+`"`) {
+			t.Errorf("click window %q: the form does not say %q, or lost what was typed", tc.window, tc.msg)
+		}
+	}
+	if l := stored(); l.ClickWindow != 0 || l.FingerprintWindow != 90*time.Minute {
+		t.Errorf("refused edits changed the windows to %v and %v", l.ClickWindow, l.FingerprintWindow)
+	}
+
+	// The JSON API.
+	api := "/api/v1" + links
+	send := func(c *http.Client, method, path, body string) response {
+		return e.do(c, method, path, strings.NewReader(body), map[string]string{"Content-Type": "application/json", "Origin": e.srv.URL})
+	}
+	res = send(c, http.MethodPost, api, `{"slug":"quick","click_window":"12h","fingerprint_window":"2d"}`)
+	wantStatus(t, "API create", res, http.StatusCreated)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(res.Body), &got); err != nil || got["click_window"] != "12h0m0s" || got["fingerprint_window"] != "48h0m0s" {
+		t.Fatalf("created %s (%v), want click_window 12h0m0s and fingerprint_window 48h0m0s", res.Body, err)
+	}
+	quick := api + "/" + strconv.FormatInt(int64(got["id"].(float64)), 10)
+	res = send(c, http.MethodPatch, quick, `{"click_window":""}`)
+	wantStatus(t, "API clear the click window", res, http.StatusOK)
+	got = nil
+	if err := json.Unmarshal([]byte(res.Body), &got); err != nil || got["click_window"] != nil || got["fingerprint_window"] != "48h0m0s" {
+		t.Errorf("after clearing the click window: %s (%v), want no click_window and fingerprint_window 48h0m0s", res.Body, err)
+	}
+	wantJSONError(t, "API window under a second", send(c, http.MethodPatch, quick, `{"fingerprint_window":"0.5s"}`), http.StatusBadRequest, "invalid", "fingerprint_window:")
+	wantJSONError(t, "API window over the bound", send(c, http.MethodPost, api, `{"slug":"long","fingerprint_window":"100d"}`), http.StatusBadRequest, "invalid", "fingerprint_window: must be from one second to 90 days")
+	wantJSONError(t, "API window of another type", send(c, http.MethodPatch, quick, `{"click_window":3600}`), http.StatusBadRequest, "invalid", "")
+
+	res = e.get(c, api+".csv")
+	wantStatus(t, "links csv", res, http.StatusOK)
+	lines := strings.Split(strings.TrimSpace(res.Body), "\n")
+	if !strings.HasSuffix(lines[0], ",click_window,fingerprint_window") || !strings.HasSuffix(lines[1], ",,1h30m") || !strings.HasSuffix(lines[2], ",,2d") {
+		t.Errorf("links csv with windows:\n%s", res.Body)
+	}
+
+	// Owners only: a viewer changes nothing.
+	viewer := e.join(c, "viewer@example.com", tapline.RoleViewer)
+	if res := e.get(viewer, page); res.Status != http.StatusOK || strings.Contains(res.Body, `name="click_window"`) || !strings.Contains(res.Body, `id="fingerprint-window">1h30m`) {
+		t.Errorf("the viewer's link page: status %d, with the editor or without the windows", res.Status)
+	}
+	wantStatus(t, "viewer edits the windows", e.postForm(viewer, page, url.Values{"name": {"slow"}, "click_window": {"1h"}}), http.StatusForbidden)
+	wantJSONError(t, "viewer patches the windows", send(viewer, http.MethodPatch, quick, `{"click_window":"1h"}`), http.StatusForbidden, "forbidden", "viewer")
+	if l := stored(); l.ClickWindow != 0 || l.FingerprintWindow != 90*time.Minute {
+		t.Errorf("a viewer changed the windows to %v and %v", l.ClickWindow, l.FingerprintWindow)
+	}
 }

@@ -91,9 +91,9 @@ func TestOpenAPI(t *testing.T) {
 		{http.MethodGet, api + "/conversions/" + tapline.ConversionID("e-openapi"), ""},
 		{http.MethodGet, api + "/conversions?method=psychic", ""}, // an error, described too
 		{http.MethodGet, api + "/links?" + day, ""},
-		{http.MethodPost, api + "/links", `{"slug":"openapi","params":{"utm_source":"x"}}`},
+		{http.MethodPost, api + "/links", `{"slug":"openapi","params":{"utm_source":"x"},"click_window":"30d"}`},
 		{http.MethodGet, link, ""},
-		{http.MethodPatch, link, `{"archived":true}`},
+		{http.MethodPatch, link, `{"archived":true,"fingerprint_window":"12h"}`},
 		{http.MethodPatch, api, `{"fingerprint_window":"12h"}`},
 		{http.MethodGet, api + "/funnel-options", ""},
 		{http.MethodGet, api + "/funnels/", ""},

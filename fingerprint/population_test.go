@@ -125,3 +125,38 @@ func TestDecidePopulations(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideCandidateWindow checks that a candidate's own Window, the
+// fingerprint window of its link, replaces Decide's window in weighing its
+// click-to-install time, and that a candidate without one is weighed
+// against Decide's.
+func TestDecideCandidateWindow(t *testing.T) {
+	t.Parallel()
+	install := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	e := &tapline.Event{Time: install, Device: tapline.Device{Platform: tapline.PlatformAndroid, Model: "Pixel 7"}}
+	hit := func(id string) *tapline.Hit {
+		return &tapline.Hit{ID: id, Time: install.Add(-20 * time.Hour), UserAgent: "ua-" + id}
+	}
+	const window = 24 * time.Hour
+	cands := []fingerprint.Candidate{{Hit: hit("own"), Window: 30 * 24 * time.Hour}, {Hit: hit("app")}}
+	fingerprint.Decide(cands, e, window, nil)
+	ctit := func(c fingerprint.Candidate) float64 {
+		for _, s := range c.Signals {
+			if s.Name == "click_to_install" {
+				return s.Weight
+			}
+		}
+		t.Fatalf("candidate %s has no click_to_install signal: %+v", c.Hit.ID, c.Signals)
+		return 0
+	}
+	var prior *fingerprint.Delays
+	if got, want := ctit(cands[0]), prior.Weight(20*time.Hour, 30*24*time.Hour); got != want {
+		t.Errorf("with its own 30d window: click_to_install weight %.3f, want %.3f", got, want)
+	}
+	if got, want := ctit(cands[1]), prior.Weight(20*time.Hour, window); got != want {
+		t.Errorf("without a window of its own: click_to_install weight %.3f, want %.3f (Decide's 24h)", got, want)
+	}
+	if ctit(cands[0]) == ctit(cands[1]) {
+		t.Errorf("20h of a 30d window and of a 24h window weigh the same (%.3f): the candidate's window is not used", ctit(cands[0]))
+	}
+}

@@ -34,6 +34,10 @@ type Candidate struct {
 	Hit       *tapline.Hit
 	Claimed   bool   // already credited with another install: counts as a device on the network, never chosen
 	ClaimedBy string // that install's id, for the record
+	// Window is the fingerprint window in force for the hit (its link's
+	// own, else its app's), against which its click-to-install time is
+	// weighed; 0 is Decide's window.
+	Window time.Duration
 
 	// Filled in by Decide.
 	Evidence float64          // the sum of its signals' weights
@@ -50,10 +54,11 @@ type Decision struct {
 }
 
 // Decide weighs the candidates for install e, all hits on its network
-// within window before it (compatible or not, newest first), and returns
-// the best one's decision score: the log-odds that it, and not another
-// candidate's device nor an organic install from the network, caused the
-// install.
+// within their windows before it (compatible or not, newest first), and
+// returns the best one's decision score: the log-odds that it, and not
+// another candidate's device nor an organic install from the network,
+// caused the install. A candidate's click-to-install time is weighed
+// against its Window, or window when it has none.
 //
 //	score = evidence(best) − ln( devices + Σ_rivals e^evidence(rival) )
 //
@@ -80,7 +85,11 @@ func Decide(cands []Candidate, e *tapline.Event, window time.Duration, pop *Popu
 		if c.SameAs < 0 {
 			devices++
 		}
-		c.Signals, c.Evidence = Evidence(c.Hit, e, window, pop)
+		w := window
+		if c.Window > 0 {
+			w = c.Window
+		}
+		c.Signals, c.Evidence = Evidence(c.Hit, e, w, pop)
 	}
 	d := Decision{Best: -1, Devices: max(devices, 1)}
 	eligible := func(c *Candidate) bool { return c.SameAs < 0 && !c.Claimed && Compatible(c.Hit, e) }

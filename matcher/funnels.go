@@ -366,9 +366,15 @@ func (m *Matcher) advanceFunnels(ctx context.Context, app *tapline.App, installI
 func (m *Matcher) evaluateFunnels(ctx context.Context, app *tapline.App, installID, pos string, st *tapline.FunnelState, vs []*liveVersion) (*tapline.FunnelChange, error) {
 	appID := app.ID
 	// An outcome whose entry is about to leave the raw store (its tap
-	// leaves up to a click window earlier) is final: evaluated again over
-	// rows partly gone it would count a different, wrong path.
-	finalBefore := m.Now().Add(-(app.Retention - app.ClickWindow)).Unix()
+	// leaves up to a window earlier: the widest of the app and its links)
+	// is final: evaluated again over rows partly gone it would count a
+	// different, wrong path.
+	lw, err := m.linkWindows(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	click, fp := lw.widest(app)
+	finalBefore := m.Now().Add(-(app.Retention - max(click, fp))).Unix()
 	final := func(o *tapline.FunnelOutcome) bool { return len(o.Steps) > 0 && o.Hour+3600 <= finalBefore }
 	events, err := m.Raw.EventsByInstall(ctx, appID, installID)
 	if err != nil {

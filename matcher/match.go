@@ -70,6 +70,16 @@ func (m *Matcher) app(ctx context.Context, id int64) (*tapline.App, error) {
 	return app, err
 }
 
+// linkWindows returns the windows of app's links that set their own, from
+// the app cache.
+func (m *Matcher) linkWindows(ctx context.Context, app *tapline.App) (*linkWindows, error) {
+	lw, err := m.apps.windows(ctx, app.ID)
+	if err != nil && tapline.ErrorCode(err) == tapline.ENOTFOUND {
+		return nil, &permanentError{fmt.Errorf("record of unknown app: %w", err)}
+	}
+	return lw, err
+}
+
 // processHit stores a hit, counts it, and lets it claim installs it arrived
 // too late for.
 func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapline.Hit, vs []*liveVersion) (facts.Batch, tapline.FlushRows, error) {
@@ -242,10 +252,7 @@ func (m *Matcher) awaitConversion(ctx context.Context, appID int64, installID st
 // chose it, for a fingerprint match.
 func lateDecision(app *tapline.App, h *tapline.Hit, cand candidate, prev tapline.Attribution, fp *fingerprint.Candidate, fd fingerprint.Decision) *tapline.Decision {
 	e := cand.install
-	window := app.ClickWindow
-	if cand.method == tapline.MethodFingerprint {
-		window = app.FingerprintWindow
-	}
+	window := cand.window
 	why := "a stronger match than the install's " + string(prev.Method) + " attribution"
 	switch {
 	case fp != nil:
@@ -254,8 +261,8 @@ func lateDecision(app *tapline.App, h *tapline.Hit, cand candidate, prev tapline
 	case prev.Method == cand.method:
 		why = "a later tap of the same strength than the install's " + string(prev.Method) + " attribution (the last tap wins)"
 	}
-	reason := fmt.Sprintf("A tap consumed after the install, %s before it, matched it by %s within the %s window: %s.",
-		duration(e.Time.Sub(h.Time)), strings.ReplaceAll(string(cand.method), "_", " "), duration(window), why)
+	reason := fmt.Sprintf("A tap consumed after the install, %s before it, matched it by %s within %s: %s.",
+		duration(e.Time.Sub(h.Time)), strings.ReplaceAll(string(cand.method), "_", " "), cand.windowName, why)
 	d := &tapline.Decision{Rule: tapline.RuleLateHit, Reason: reason, Window: window}
 	switch cand.method {
 	case tapline.MethodReferrer:
@@ -281,27 +288,40 @@ func lateDecision(app *tapline.App, h *tapline.Hit, cand candidate, prev tapline
 type candidate struct {
 	install *tapline.Event
 	method  tapline.MatchMethod
+	// window is the hit's link's window of the method, windowName says it
+	// for the decision.
+	window     time.Duration
+	windowName string
 }
 
-// lateInstalls returns the installs a newly stored hit could claim,
-// strongest method first and, within fingerprint matches, the earliest
-// install after the hit first. Installs seen longer than the app's lateness
-// horizon before the hit's publication are final.
+// lateInstalls returns the installs a newly stored hit could claim within
+// its link's windows, strongest method first and, within fingerprint
+// matches, the earliest install after the hit first. Installs seen longer
+// than the app's lateness horizon before the hit's publication are final.
 func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline.Hit, published time.Time) ([]candidate, error) {
+	lw, err := m.linkWindows(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	clickWindow, fpWindow := lw.of(app, h.LinkID)
 	fresh := func(e *tapline.Event) bool {
 		return published.Sub(e.ReceivedAt) <= app.LatenessHorizon
 	}
 	inClickWindow := func(e *tapline.Event) bool {
 		d := e.Time.Sub(h.Time)
-		return d >= -m.Config.ClockSkew && d <= app.ClickWindow
+		return d >= -m.Config.ClockSkew && d <= clickWindow
 	}
 	var out []candidate
 	seen := map[string]bool{}
 	add := func(evs []*tapline.Event, method tapline.MatchMethod, ok func(*tapline.Event) bool) {
+		window, kind := clickWindow, "click"
+		if method == tapline.MethodFingerprint {
+			window, kind = fpWindow, "fingerprint"
+		}
 		for _, e := range evs {
 			if !seen[e.ID] && e.Kind == tapline.KindInstall && fresh(e) && ok(e) {
 				seen[e.ID] = true
-				out = append(out, candidate{install: e, method: method})
+				out = append(out, candidate{install: e, method: method, window: window, windowName: lw.window(app, h.LinkID, kind)})
 			}
 		}
 	}
@@ -313,7 +333,7 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 	add(byRef, tapline.MethodReferrer, inClickWindow)
 
 	if ad := usableAdID(h.AdID); ad != "" {
-		byAd, err := m.Raw.InstallsByAdID(ctx, app.ID, ad, h.Time.Add(-m.Config.ClockSkew), h.Time.Add(app.ClickWindow))
+		byAd, err := m.Raw.InstallsByAdID(ctx, app.ID, ad, h.Time.Add(-m.Config.ClockSkew), h.Time.Add(clickWindow))
 		if err != nil {
 			return nil, fmt.Errorf("installs by advertising id: %w", err)
 		}
@@ -323,7 +343,7 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 	if h.Fingerprint == "" {
 		return out, nil
 	}
-	byFP, err := m.Raw.InstallsByFingerprint(ctx, app.ID, h.Fingerprint, h.Time.Add(-m.Config.ClockSkew), h.Time.Add(app.FingerprintWindow))
+	byFP, err := m.Raw.InstallsByFingerprint(ctx, app.ID, h.Fingerprint, h.Time.Add(-m.Config.ClockSkew), h.Time.Add(fpWindow))
 	if err != nil {
 		return nil, fmt.Errorf("installs by fingerprint: %w", err)
 	}
@@ -549,11 +569,16 @@ func (m *Matcher) inherited(ctx context.Context, appID int64, installID string) 
 }
 
 // match finds the hit that caused install e: referrer, then advertising id,
-// then fingerprint; organic when none fits. The decision says why, with the
-// candidates that lost.
+// then fingerprint; organic when none fits. Each hit is judged by its
+// link's windows (tapline.App.LinkWindows). The decision says why, with
+// the candidates that lost.
 func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event) (tapline.Attribution, *tapline.Decision, error) {
 	d := &tapline.Decision{}
 	organic := tapline.Attribution{Method: tapline.MethodOrganic}
+	lw, err := m.linkWindows(ctx, app)
+	if err != nil {
+		return organic, nil, err
+	}
 	choose := func(h *tapline.Hit, method tapline.MatchMethod, rule, reason string, window time.Duration, signals ...tapline.Signal) (tapline.Attribution, *tapline.Decision, error) {
 		d.Rule, d.Reason, d.Window = rule, reason, window
 		d.Signals = append(signals, fingerprint.Signals(h, e)...)
@@ -566,8 +591,11 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 		}
 		if method != tapline.MethodFingerprint {
 			// A tap known to have caused its install: its delay teaches
-			// the fingerprint what delays look like for this app.
-			m.population(app.ID).LearnDelay(e.Time.Sub(h.Time), app.FingerprintWindow)
+			// the fingerprint what delays look like for this app, as a
+			// share of the fingerprint window its link's taps are weighed
+			// in.
+			_, fpWindow := lw.of(app, h.LinkID)
+			m.population(app.ID).LearnDelay(e.Time.Sub(h.Time), fpWindow)
 		}
 		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)}, d, nil
 	}
@@ -582,23 +610,24 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 		switch {
 		case err == nil:
 			age := e.Time.Sub(h.Time)
+			click, _ := lw.of(app, h.LinkID)
 			signal := tapline.Signal{Name: "install_referrer", Install: id, Hit: h.ID, Verdict: tapline.VerdictAgree}
 			switch {
 			case h.Previewer():
 				lost(h, tapline.MethodReferrer, "Named by the install referrer, but the request came from a link previewer or crawler ("+h.Bot+"): never credited.")
 			case h.Time.After(upper):
 				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s after the install.", duration(-age)))
-			case age > app.ClickWindow:
-				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s before the install, outside the %s click window.", duration(age), duration(app.ClickWindow)))
+			case age > click:
+				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s before the install, outside %s.", duration(age), lw.window(app, h.LinkID, "click")))
 			default:
-				reason := fmt.Sprintf("The Play install referrer names this hit, tapped %s before the install, within the %s click window.", duration(age), duration(app.ClickWindow))
+				reason := fmt.Sprintf("The Play install referrer names this hit, tapped %s before the install, within %s.", duration(age), lw.window(app, h.LinkID, "click"))
 				if h.Bot != "" {
 					// A prefetch whose redirect the tap reused, or a tap
 					// over its address's rate: the referrer, set on the
 					// installing device, says it led to the install.
 					reason += " The request was marked " + h.Bot + " and not counted as a tap; the referrer credits it."
 				}
-				return choose(h, tapline.MethodReferrer, tapline.RuleReferrer, reason, app.ClickWindow, signal)
+				return choose(h, tapline.MethodReferrer, tapline.RuleReferrer, reason, click, signal)
 			}
 		case tapline.ErrorCode(err) == tapline.ENOTFOUND:
 			d.AddCandidate(tapline.Candidate{HitID: id, Method: tapline.MethodReferrer, Reason: "Named by the install referrer, but no such hit is stored (expired, or not from this app)."})
@@ -609,12 +638,24 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 	} else {
 		tried = append(tried, "no install referrer names a hit")
 	}
+	widestClick, widestFP := lw.widest(app)
 	switch ad := eventAdID(e); {
 	case ad != "":
-		hits, err := m.Raw.HitsByAdID(ctx, app.ID, ad, e.Time.Add(-app.ClickWindow), upper)
+		// Over the widest click window of the app and its links, then
+		// each tap within its own link's.
+		hits, err := m.Raw.HitsByAdID(ctx, app.ID, ad, e.Time.Add(-widestClick), upper)
 		if err != nil {
 			return organic, nil, fmt.Errorf("hits by advertising id: %w", err)
 		}
+		found := len(hits) > 0
+		hits = slices.DeleteFunc(hits, func(h *tapline.Hit) bool {
+			age := e.Time.Sub(h.Time)
+			if click, _ := lw.of(app, h.LinkID); age <= click {
+				return false
+			}
+			lost(h, tapline.MethodAdID, fmt.Sprintf("Carries the install's advertising id, but tapped %s before the install, outside %s.", duration(age), lw.window(app, h.LinkID, "click")))
+			return true
+		})
 		if len(hits) > 0 {
 			for _, h := range hits[1:] {
 				lost(h, tapline.MethodAdID, "An older tap with the same advertising id: the newest wins.")
@@ -626,16 +667,22 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			}
 			if later != nil {
 				lost(hits[0], tapline.MethodAdID, "The newest tap carrying the install's advertising id, but the same device tapped again later: its last tap wins.")
+				click, _ := lw.of(app, later.LinkID)
 				return choose(later, tapline.MethodAdID, tapline.RuleAdID,
-					fmt.Sprintf("The last tap of the device the install's advertising id names: %s before the install, within the %s click window, from the same network and browser (same User-Agent, language and model) as its tap %s that carried the advertising id.",
-						duration(e.Time.Sub(later.Time)), duration(app.ClickWindow), hits[0].ID),
-					app.ClickWindow, signal)
+					fmt.Sprintf("The last tap of the device the install's advertising id names: %s before the install, within %s, from the same network and browser (same User-Agent, language and model) as its tap %s that carried the advertising id.",
+						duration(e.Time.Sub(later.Time)), lw.window(app, later.LinkID, "click"), hits[0].ID),
+					click, signal)
 			}
+			click, _ := lw.of(app, hits[0].LinkID)
 			return choose(hits[0], tapline.MethodAdID, tapline.RuleAdID,
-				fmt.Sprintf("The newest tap carrying the install's advertising id, %s before the install, within the %s click window.", duration(e.Time.Sub(hits[0].Time)), duration(app.ClickWindow)),
-				app.ClickWindow, signal)
+				fmt.Sprintf("The newest tap carrying the install's advertising id, %s before the install, within %s.", duration(e.Time.Sub(hits[0].Time)), lw.window(app, hits[0].LinkID, "click")),
+				click, signal)
 		}
-		tried = append(tried, "no tap carries its advertising id in the "+duration(app.ClickWindow)+" click window")
+		if found {
+			tried = append(tried, "no tap carrying its advertising id is within its link's click window")
+		} else {
+			tried = append(tried, "no tap carries its advertising id in the "+duration(widestClick)+" click window")
+		}
 	case e.Device.LimitAdTracking:
 		tried = append(tried, "its advertising id is limited (not used)")
 	default:
@@ -645,84 +692,121 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 		tried = append(tried, "it has no fingerprint (no usable address)")
 		return organicDecision(d, tried)
 	}
-	cands, fd, err := m.weigh(ctx, app, e)
+	cands, outside, fd, err := m.weighWithin(ctx, app, lw, e)
 	if err != nil {
 		return organic, nil, err
 	}
-	if fd.Best < 0 {
+	losers := func() {
 		addLosers(d, cands, fd, e)
-		if len(cands) == 0 {
-			tried = append(tried, "no tap from its network in the "+duration(app.FingerprintWindow)+" fingerprint window")
-		} else {
+		for _, h := range outside {
+			lost(h, tapline.MethodFingerprint, fmt.Sprintf("From the install's network, but tapped %s before the install, outside %s: not a candidate.",
+				duration(e.Time.Sub(h.Time)), lw.window(app, h.LinkID, "fingerprint")))
+		}
+	}
+	if fd.Best < 0 {
+		losers()
+		switch {
+		case len(cands) == 0 && len(outside) > 0:
+			tried = append(tried, "no tap from its network is within its link's fingerprint window")
+		case len(cands) == 0:
+			tried = append(tried, "no tap from its network in the "+duration(widestFP)+" fingerprint window")
+		default:
 			tried = append(tried, "no tap from its network fits")
 		}
 		return organicDecision(d, tried)
 	}
 	best := &cands[fd.Best]
 	h := best.Hit
+	_, fpWindow := lw.of(app, h.LinkID)
 	d.Score, d.MinScore = fd.Score, app.FingerprintMinScore
 	if fd.Score < app.FingerprintMinScore {
 		d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: tapline.MethodFingerprint, Score: best.Evidence,
 			Reason: fmt.Sprintf("The best tap from the install's network, %s before it, but not credited: %s.", duration(e.Time.Sub(h.Time)), fd.Explain(best, app.FingerprintMinScore))})
-		addLosers(d, cands, fd, e)
-		d.Rule, d.Window, d.Signals = tapline.RuleBelowMinScore, app.FingerprintWindow, best.Signals
+		losers()
+		d.Rule, d.Window, d.Signals = tapline.RuleBelowMinScore, fpWindow, best.Signals
 		d.Reason = fmt.Sprintf("Organic: %s; the best tap from its network scored %.2f, under the app's minimum of %.2f (%d tapping device(s) on the network, %d rival tap(s)).",
 			strings.Join(tried, "; "), fd.Score, app.FingerprintMinScore, fd.Devices, fd.Rivals)
 		return organic, d, nil
 	}
-	addLosers(d, cands, fd, e)
+	losers()
 	a, d, err := choose(h, tapline.MethodFingerprint, tapline.RuleFingerprint,
-		fmt.Sprintf("The best-scoring tap from the install's network, %s before the install, within the %s fingerprint window: %s.",
-			duration(e.Time.Sub(h.Time)), duration(app.FingerprintWindow), fd.Explain(best, app.FingerprintMinScore)),
-		app.FingerprintWindow)
+		fmt.Sprintf("The best-scoring tap from the install's network, %s before the install, within %s: %s.",
+			duration(e.Time.Sub(h.Time)), lw.window(app, h.LinkID, "fingerprint"), fd.Explain(best, app.FingerprintMinScore)),
+		fpWindow)
 	d.Signals = best.Signals
 	d.Candidates[0].Score = best.Evidence
 	return a, d, err
 }
 
 // weigh returns the fingerprint candidates of install e, every hit on its
-// network in the app's fingerprint window, newest first, each marked
+// network within its link's fingerprint window, newest first, each marked
 // claimed when a conversion of another install credits it, and the
 // decision over them.
 func (m *Matcher) weigh(ctx context.Context, app *tapline.App, e *tapline.Event) ([]fingerprint.Candidate, fingerprint.Decision, error) {
-	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, e.Fingerprint, e.Time.Add(-app.FingerprintWindow), e.Time.Add(m.Config.ClockSkew))
+	lw, err := m.linkWindows(ctx, app)
 	if err != nil {
-		return nil, fingerprint.Decision{}, fmt.Errorf("hits by fingerprint: %w", err)
+		return nil, fingerprint.Decision{}, err
 	}
-	cands := make([]fingerprint.Candidate, len(hits))
+	cands, _, fd, err := m.weighWithin(ctx, app, lw, e)
+	return cands, fd, err
+}
+
+// weighWithin is weigh given the windows of app's links; outside are the
+// hits on the network within the widest fingerprint window of the app and
+// its links but outside their own link's, newest first: no candidates.
+func (m *Matcher) weighWithin(ctx context.Context, app *tapline.App, lw *linkWindows, e *tapline.Event) (cands []fingerprint.Candidate, outside []*tapline.Hit, _ fingerprint.Decision, _ error) {
+	_, widest := lw.widest(app)
+	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, e.Fingerprint, e.Time.Add(-widest), e.Time.Add(m.Config.ClockSkew))
+	if err != nil {
+		return nil, nil, fingerprint.Decision{}, fmt.Errorf("hits by fingerprint: %w", err)
+	}
+	cands = make([]fingerprint.Candidate, 0, len(hits))
 	own := tapline.ConversionID(e.ID)
-	for i, h := range hits {
-		cands[i].Hit = h
+	for _, h := range hits {
+		_, window := lw.of(app, h.LinkID)
+		if e.Time.Sub(h.Time) > window {
+			outside = append(outside, h)
+			continue
+		}
+		cands = append(cands, fingerprint.Candidate{Hit: h, Window: window})
 		if !fingerprint.Compatible(h, e) {
 			continue
 		}
 		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
 		if err != nil {
-			return nil, fingerprint.Decision{}, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
+			return nil, nil, fingerprint.Decision{}, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
 		}
-		for _, c := range convs {
-			if c.ID != own {
-				cands[i].Claimed = true
-				cands[i].ClaimedBy = c.InstallID
+		c := &cands[len(cands)-1]
+		for _, conv := range convs {
+			if conv.ID != own {
+				c.Claimed = true
+				c.ClaimedBy = conv.InstallID
 			}
 		}
 	}
-	return cands, fingerprint.Decide(cands, e, app.FingerprintWindow, m.population(app.ID)), nil
+	return cands, outside, fingerprint.Decide(cands, e, app.FingerprintWindow, m.population(app.ID)), nil
 }
 
 // laterTapOf returns the newest tap after h, before install e, that looks
-// like the same device's (fingerprint.SameDevice) and fits e, or nil: a
-// device an advertising id names that tapped again through a link without
-// the id.
+// like the same device's (fingerprint.SameDevice), fits e and is within its
+// link's click window, or nil: a device an advertising id names that
+// tapped again through a link without the id.
 func (m *Matcher) laterTapOf(ctx context.Context, app *tapline.App, h *tapline.Hit, e *tapline.Event) (*tapline.Hit, error) {
 	if h.Fingerprint == "" {
 		return nil, nil
+	}
+	lw, err := m.linkWindows(ctx, app)
+	if err != nil {
+		return nil, err
 	}
 	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, h.Fingerprint, h.Time, e.Time.Add(m.Config.ClockSkew))
 	if err != nil {
 		return nil, fmt.Errorf("later taps of hit %s: %w", h.ID, err)
 	}
 	for _, later := range hits { // newest first
+		if click, _ := lw.of(app, later.LinkID); e.Time.Sub(later.Time) > click {
+			continue
+		}
 		if later.ID != h.ID && later.Time.After(h.Time) && later.Bot == "" && fingerprint.SameDevice(h, later) && fingerprint.Compatible(later, e) {
 			return later, nil
 		}

@@ -107,7 +107,6 @@ type Matcher struct {
 
 	agg      *facts.Aggregator
 	apps     appCache
-	links    linkCache
 	appLocks sync.Map // app id -> *sync.Mutex
 	// installLocks are striped by app and installation (lockInstall).
 	installLocks [256]sync.Mutex
@@ -179,7 +178,6 @@ func (m *Matcher) Open(ctx context.Context) error {
 	}
 	m.metrics = newMetrics(m.Registry)
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
-	m.links = linkCache{ttl: m.Config.AppCacheTTL, now: m.Now, entries: map[int64]linkEntry{}}
 
 	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
 		return fmt.Errorf("load offsets of %s: %w", m.Config.Consumer, err)
@@ -696,7 +694,8 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.d = 50 * time.Millisecond }
 
-// appCache keeps app settings for a while, serving stale ones when the
+// appCache keeps app settings, with the windows of the app's links and
+// its re-engagement links, for a while, serving stale ones when the
 // account service fails.
 type appCache struct {
 	mu       sync.Mutex
@@ -707,29 +706,67 @@ type appCache struct {
 }
 
 type appEntry struct {
-	app     *tapline.App
-	fetched time.Time
+	app   *tapline.App
+	links *linkWindows // nil: no link has windows of its own
+	// reengagement are the ids of the app's re-engagement links; nil
+	// when none.
+	reengagement map[int64]bool
+	fetched      time.Time
 }
 
 func (c *appCache) get(ctx context.Context, id int64) (*tapline.App, error) {
+	e, err := c.entry(ctx, id)
+	return e.app, err
+}
+
+// windows returns the windows of the links of app id that set their own.
+func (c *appCache) windows(ctx context.Context, id int64) (*linkWindows, error) {
+	e, err := c.entry(ctx, id)
+	return e.links, err
+}
+
+// reengagement returns the ids of the re-engagement links of app id.
+func (c *appCache) reengagement(ctx context.Context, id int64) (map[int64]bool, error) {
+	e, err := c.entry(ctx, id)
+	return e.reengagement, err
+}
+
+// entry returns the cached app id, loading it with its links' windows and
+// re-engagement links when missing or older than the TTL.
+func (c *appCache) entry(ctx context.Context, id int64) (appEntry, error) {
 	c.mu.Lock()
 	e, ok := c.entries[id]
 	c.mu.Unlock()
 	if ok && c.now().Sub(e.fetched) < c.ttl {
-		return e.app, nil
+		return e, nil
 	}
 	app, err := c.accounts.App(ctx, id)
+	var links []*tapline.Link
+	if err == nil {
+		if links, err = c.accounts.LinksByApp(ctx, id); err != nil {
+			err = fmt.Errorf("links: %w", err)
+		}
+	}
 	if err != nil {
 		if ok && tapline.ErrorCode(err) != tapline.ENOTFOUND {
-			return e.app, nil
+			return e, nil
 		}
-		return nil, fmt.Errorf("load app %d: %w", id, err)
+		return appEntry{}, fmt.Errorf("load app %d: %w", id, err)
 	}
 	app.SetDefaults()
+	e = appEntry{app: app, links: newLinkWindows(links), fetched: c.now()}
+	for _, l := range links {
+		if l.Reengagement {
+			if e.reengagement == nil {
+				e.reengagement = map[int64]bool{}
+			}
+			e.reengagement[l.ID] = true
+		}
+	}
 	c.mu.Lock()
-	c.entries[id] = appEntry{app: app, fetched: c.now()}
+	c.entries[id] = e
 	c.mu.Unlock()
-	return app, nil
+	return e, nil
 }
 
 func (c *appCache) all() []*tapline.App {
@@ -740,4 +777,70 @@ func (c *appCache) all() []*tapline.App {
 		apps = append(apps, e.app)
 	}
 	return apps
+}
+
+// linkWindows are the links of an app that set a click or fingerprint
+// window of their own, and the widest of those windows: the matcher
+// queries hits over the widest window in force for any link and judges
+// each hit by its own link's (tapline.App.LinkWindows). A nil
+// *linkWindows has no such link.
+type linkWindows struct {
+	own                map[int64]*tapline.Link
+	click, fingerprint time.Duration // the widest own windows
+}
+
+// newLinkWindows keeps the links of links that set a window; nil when
+// none does.
+func newLinkWindows(links []*tapline.Link) *linkWindows {
+	var w *linkWindows
+	for _, l := range links {
+		if l.ClickWindow <= 0 && l.FingerprintWindow <= 0 {
+			continue
+		}
+		if w == nil {
+			w = &linkWindows{own: map[int64]*tapline.Link{}}
+		}
+		w.own[l.ID] = l
+		w.click = max(w.click, l.ClickWindow)
+		w.fingerprint = max(w.fingerprint, l.FingerprintWindow)
+	}
+	return w
+}
+
+// of returns the click and fingerprint windows in force for taps on link
+// id of app.
+func (w *linkWindows) of(app *tapline.App, id int64) (click, fingerprint time.Duration) {
+	if w == nil {
+		return app.LinkWindows(nil)
+	}
+	return app.LinkWindows(w.own[id])
+}
+
+// widest returns the widest click and fingerprint windows in force for
+// any link of app.
+func (w *linkWindows) widest(app *tapline.App) (click, fingerprint time.Duration) {
+	if w == nil {
+		return app.ClickWindow, app.FingerprintWindow
+	}
+	return max(app.ClickWindow, w.click), max(app.FingerprintWindow, w.fingerprint)
+}
+
+// window names the window of kind ("click", "fingerprint") in force for
+// taps on link id of app, for a decision: "the 7d click window", or "link
+// 12's own 30d click window".
+func (w *linkWindows) window(app *tapline.App, id int64, kind string) string {
+	click, fp := w.of(app, id)
+	d, appD := click, app.ClickWindow
+	if kind == "fingerprint" {
+		d, appD = fp, app.FingerprintWindow
+	}
+	var own bool
+	if w != nil && w.own[id] != nil {
+		l := w.own[id]
+		own = (kind == "click" && l.ClickWindow > 0) || (kind == "fingerprint" && l.FingerprintWindow > 0)
+	}
+	if own {
+		return fmt.Sprintf("link %d's own %s %s window (the app's is %s)", id, duration(d), kind, duration(appD))
+	}
+	return fmt.Sprintf("the %s %s window", duration(d), kind)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"tapline"
@@ -241,51 +240,8 @@ func reengagementDecision(app *tapline.App, e *tapline.Event, inst *tapline.Conv
 	return d
 }
 
-// reengagementLinks returns the app's re-engagement links, from a cache of
-// the apps' links kept as long as the apps' settings.
+// reengagementLinks returns the app's re-engagement links, from the app
+// cache, which loads them with the app.
 func (m *Matcher) reengagementLinks(ctx context.Context, appID int64) (map[int64]bool, error) {
-	return m.links.reengagement(ctx, m.Accounts, appID)
-}
-
-// linkCache keeps each app's re-engagement links for a while, serving
-// stale ones when the account service fails.
-type linkCache struct {
-	mu      sync.Mutex
-	ttl     time.Duration
-	now     func() time.Time
-	entries map[int64]linkEntry // by app id
-}
-
-type linkEntry struct {
-	reengagement map[int64]bool // link ids; nil when none
-	fetched      time.Time
-}
-
-func (c *linkCache) reengagement(ctx context.Context, accounts tapline.AccountService, appID int64) (map[int64]bool, error) {
-	c.mu.Lock()
-	e, ok := c.entries[appID]
-	c.mu.Unlock()
-	if ok && c.now().Sub(e.fetched) < c.ttl {
-		return e.reengagement, nil
-	}
-	links, err := accounts.LinksByApp(ctx, appID)
-	if err != nil {
-		if ok {
-			return e.reengagement, nil
-		}
-		return nil, fmt.Errorf("load links of app %d: %w", appID, err)
-	}
-	e = linkEntry{fetched: c.now()}
-	for _, l := range links {
-		if l.Reengagement {
-			if e.reengagement == nil {
-				e.reengagement = map[int64]bool{}
-			}
-			e.reengagement[l.ID] = true
-		}
-	}
-	c.mu.Lock()
-	c.entries[appID] = e
-	c.mu.Unlock()
-	return e.reengagement, nil
+	return m.apps.reengagement(ctx, appID)
 }

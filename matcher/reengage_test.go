@@ -17,16 +17,16 @@ const (
 )
 
 // reengagementLinks marks links as re-engagement links in the harness's
-// link cache.
+// app cache.
 func (h *harness) reengagementLinks(ids ...int64) {
-	e := h.m.links.entries[appID]
+	e := h.m.apps.entries[appID]
 	if e.reengagement == nil {
 		e.reengagement = map[int64]bool{}
 	}
 	for _, id := range ids {
 		e.reengagement[id] = true
 	}
-	h.m.links.entries[appID] = e
+	h.m.apps.entries[appID] = e
 }
 
 // app returns the harness's app, whose settings a test may change.

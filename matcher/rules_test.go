@@ -60,10 +60,18 @@ func newHarnessWith(t *testing.T, set func(*tapline.App)) *harness {
 	app := &tapline.App{ID: appID}
 	app.SetDefaults()
 	set(app)
-	m.apps = appCache{ttl: time.Hour, now: func() time.Time { return t0 }, entries: map[int64]appEntry{appID: {app: app, fetched: t0}}}
-	// No re-engagement links; reengagementLinks marks some.
-	m.links = linkCache{ttl: 1000 * time.Hour, now: func() time.Time { return t0 }, entries: map[int64]linkEntry{appID: {fetched: t0}}}
+	// No link windows nor re-engagement links; links and
+	// reengagementLinks set some.
+	m.apps = appCache{ttl: 1000 * time.Hour, now: func() time.Time { return t0 }, entries: map[int64]appEntry{appID: {app: app, fetched: t0}}}
 	return &harness{t: t, m: m, fp: fingerprint.New(), next: map[string]int64{}}
+}
+
+// links gives the app's links ls, with their windows, to the app cache,
+// as loading the app with LinksByApp would.
+func (h *harness) links(ls ...*tapline.Link) {
+	e := h.m.apps.entries[appID]
+	e.links = newLinkWindows(ls)
+	h.m.apps.entries[appID] = e
 }
 
 func (h *harness) msg(topic string, v any, published time.Time) *tapline.Message {
@@ -247,6 +255,59 @@ func TestMatchRules(t *testing.T) {
 			b.Merge(h.hit("h1", 1, t0, ipA, safariUA))
 			return b
 		}, tapline.MethodFingerprint, "h2", 2},
+
+		// Per-link windows: each hit is judged by its own link's window,
+		// else the app's (7d click, 24h fingerprint).
+		{"link with a shorter click window rejects an older referrer hit", func(h *harness) facts.Batch {
+			h.links(&tapline.Link{ID: 7, ClickWindow: time.Hour})
+			h.hit("h1", 7, t0, ipB, chromeAndUA)
+			return h.install("e1", t0.Add(2*time.Hour), ipA, android, referrer("h1"))
+		}, tapline.MethodOrganic, "", 0},
+		{"link with a longer click window credits an older referrer hit", func(h *harness) facts.Batch {
+			h.links(&tapline.Link{ID: 7, ClickWindow: 30 * 24 * time.Hour})
+			h.hit("h1", 7, t0, ipB, chromeAndUA)
+			return h.install("e1", t0.Add(10*24*time.Hour), ipA, android, referrer("h1"))
+		}, tapline.MethodReferrer, "h1", 7},
+		{"link with a shorter click window rejects an older advertising id hit", func(h *harness) facts.Batch {
+			h.links(&tapline.Link{ID: 7, ClickWindow: time.Hour})
+			h.hit("h0", 1, t0.Add(-time.Hour), ipB, chromeAndUA, adID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+			h.hit("h1", 7, t0, ipB, chromeAndUA, adID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+			return h.install("e1", t0.Add(2*time.Hour), ipA, android, withGAID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+		}, tapline.MethodAdID, "h0", 1},
+		{"advertising id hit outside its link's click window alone is organic", func(h *harness) facts.Batch {
+			h.links(&tapline.Link{ID: 7, ClickWindow: time.Hour})
+			h.hit("h1", 7, t0, ipB, chromeAndUA, adID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+			return h.install("e1", t0.Add(2*time.Hour), ipA, android, withGAID("38400000-8cf0-11bd-b23e-10b96e40000d"))
+		}, tapline.MethodOrganic, "", 0},
+		{"link with a longer fingerprint window credits a hit the app's would not", func(h *harness) facts.Batch {
+			h.links(&tapline.Link{ID: 8, FingerprintWindow: 3 * 24 * time.Hour})
+			h.hit("h1", 8, t0, ipA, safariUA)
+			return h.install("e1", t0.Add(30*time.Hour), ipA, iphone)
+		}, tapline.MethodFingerprint, "h1", 8},
+		{"fingerprint hit outside its link's shorter window is no candidate", func(h *harness) facts.Batch {
+			h.links(&tapline.Link{ID: 7, FingerprintWindow: time.Hour})
+			h.hit("h0", 1, t0, ipA, safariUA)
+			h.hit("h1", 7, t0.Add(time.Hour), ipA, safariUA) // the same device's newer tap
+			return h.install("e1", t0.Add(3*time.Hour), ipA, iphone)
+		}, tapline.MethodFingerprint, "h0", 1},
+		{"late hit outside its link's fingerprint window does not claim", func(h *harness) facts.Batch {
+			h.links(&tapline.Link{ID: 7, FingerprintWindow: time.Hour})
+			b := h.install("e1", t0.Add(2*time.Hour), ipA, iphone)
+			b.Merge(h.hit("h1", 7, t0, ipA, safariUA))
+			return b
+		}, tapline.MethodOrganic, "", 0},
+		{"late referrer hit outside its link's click window does not claim", func(h *harness) facts.Batch {
+			h.links(&tapline.Link{ID: 7, ClickWindow: time.Hour})
+			b := h.install("e1", t0.Add(2*time.Hour), ipA, android, referrer("h9"))
+			b.Merge(h.hit("h9", 7, t0, ipB, chromeAndUA))
+			return b
+		}, tapline.MethodOrganic, "", 0},
+		{"late hit within its link's longer fingerprint window claims", func(h *harness) facts.Batch {
+			h.links(&tapline.Link{ID: 8, FingerprintWindow: 3 * 24 * time.Hour})
+			b := h.install("e1", t0.Add(30*time.Hour), ipA, iphone)
+			b.Merge(h.hit("h1", 8, t0, ipA, safariUA))
+			return b
+		}, tapline.MethodFingerprint, "h1", 8},
 	}
 	// The decision each case records: its rule and the hits it names as
 	// lost candidates.
@@ -270,6 +331,33 @@ func TestMatchRules(t *testing.T) {
 		"late hit re-attributes an organic install":                     {tapline.RuleLateHit, nil},
 		"late referrer hit beats an earlier fingerprint match":          {tapline.RuleLateHit, []string{"h0"}},
 		"late hit older than the current match does not win":            {tapline.RuleFingerprint, nil},
+
+		"link with a shorter click window rejects an older referrer hit":          {tapline.RuleOrganic, []string{"h1"}},
+		"link with a longer click window credits an older referrer hit":           {tapline.RuleReferrer, nil},
+		"link with a shorter click window rejects an older advertising id hit":    {tapline.RuleAdID, []string{"h1"}},
+		"advertising id hit outside its link's click window alone is organic":     {tapline.RuleOrganic, []string{"h1"}},
+		"link with a longer fingerprint window credits a hit the app's would not": {tapline.RuleFingerprint, nil},
+		"fingerprint hit outside its link's shorter window is no candidate":       {tapline.RuleFingerprint, []string{"h1"}},
+		"late hit outside its link's fingerprint window does not claim":           {tapline.RuleOrganic, nil},
+		"late referrer hit outside its link's click window does not claim":        {tapline.RuleOrganic, nil},
+		"late hit within its link's longer fingerprint window claims":             {tapline.RuleLateHit, nil},
+	}
+	// The window a decision records for the chosen hit, and what it
+	// says of a link's own window (in its reason or a lost candidate's),
+	// where the case is about one.
+	windows := map[string]struct {
+		window time.Duration
+		says   string
+	}{
+		"fingerprint within window":                                               {24 * time.Hour, "within the 1d fingerprint window"},
+		"referrer outside click window is ignored":                                {0, "outside the 7d click window"},
+		"link with a shorter click window rejects an older referrer hit":          {0, "outside link 7's own 1h click window (the app's is 7d)"},
+		"link with a longer click window credits an older referrer hit":           {30 * 24 * time.Hour, "within link 7's own 30d click window"},
+		"link with a shorter click window rejects an older advertising id hit":    {7 * 24 * time.Hour, "outside link 7's own 1h click window"},
+		"advertising id hit outside its link's click window alone is organic":     {0, "outside link 7's own 1h click window"},
+		"link with a longer fingerprint window credits a hit the app's would not": {3 * 24 * time.Hour, "within link 8's own 3d fingerprint window"},
+		"fingerprint hit outside its link's shorter window is no candidate":       {24 * time.Hour, "outside link 7's own 1h fingerprint window (the app's is 1d): not a candidate"},
+		"late hit within its link's longer fingerprint window claims":             {3 * 24 * time.Hour, "within link 8's own 3d fingerprint window"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -281,6 +369,18 @@ func TestMatchRules(t *testing.T) {
 					c.Method, c.HitID, c.LinkID, tt.wantMethod, tt.wantHit, tt.wantLink)
 			}
 			checkDecision(t, c, decisions[tt.name].rule, decisions[tt.name].lost)
+			if w, ok := windows[tt.name]; ok {
+				if c.Decision.Window != w.window {
+					t.Errorf("decision window %v, want %v", c.Decision.Window, w.window)
+				}
+				said := []string{c.Decision.Reason}
+				for _, cd := range c.Decision.Candidates {
+					said = append(said, cd.Reason)
+				}
+				if !slices.ContainsFunc(said, func(r string) bool { return strings.Contains(r, w.says) }) {
+					t.Errorf("decision says %q, want %q in it", said, w.says)
+				}
+			}
 			// Whatever happened in between, e1 must count as exactly one
 			// install, under its final attribution.
 			got := installs(b)

@@ -374,7 +374,7 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 }
 
 // validateLink checks and tidies what a link's owner sets: name (the slug
-// when empty), destinations, parameters and deep link.
+// when empty), destinations, parameters, deep link and windows.
 func validateLink(l *tapline.Link) error {
 	l.Name = strings.TrimSpace(l.Name)
 	if l.Name == "" {
@@ -408,6 +408,14 @@ func validateLink(l *tapline.Link) error {
 	if len(l.DeepLink) > maxURLLength || !storable(l.DeepLink) || strings.ContainsAny(l.DeepLink, " \t\r\n") {
 		return tapline.Errorf(tapline.EINVALID, "deep_link: at most %d characters, without spaces", maxURLLength)
 	}
+	for _, f := range []struct {
+		field string
+		d     time.Duration
+	}{{"click_window", l.ClickWindow}, {"fingerprint_window", l.FingerprintWindow}} {
+		if f.d != 0 && (f.d < time.Second || f.d > tapline.MaxLinkWindow) {
+			return tapline.Errorf(tapline.EINVALID, "%s: must be from one second to %d days, or none for the app's", f.field, tapline.MaxLinkWindow/(24*time.Hour))
+		}
+	}
 	return nil
 }
 
@@ -426,9 +434,11 @@ func (s *AccountService) CreateLink(ctx context.Context, l *tapline.Link) error 
 		return err
 	}
 	err := s.db.pool.QueryRow(ctx, `
-		INSERT INTO links (app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, reengagement)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id, created_at`,
-		l.AppID, l.Slug, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt, l.Reengagement).Scan(&l.ID, &l.CreatedAt)
+		INSERT INTO links (app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, reengagement,
+			click_window, fingerprint_window)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id, created_at`,
+		l.AppID, l.Slug, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt, l.Reengagement,
+		seconds(l.ClickWindow), seconds(l.FingerprintWindow)).Scan(&l.ID, &l.CreatedAt)
 	switch pgCode(err) {
 	case codeUniqueViolation:
 		return tapline.Errorf(tapline.ECONFLICT, "A link with this slug exists already.")
@@ -457,9 +467,10 @@ func (s *AccountService) UpdateLink(ctx context.Context, l *tapline.Link) error 
 	}
 	updated, err := scanLink(s.db.pool.QueryRow(ctx, `
 		UPDATE links SET name = $2, ios_url = $3, android_url = $4, web_url = $5, params = $6, deep_link = $7, archived_at = $8,
-			reengagement = $9
+			reengagement = $9, click_window = $10, fingerprint_window = $11
 		WHERE id = $1 RETURNING `+linkColumns,
-		l.ID, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt, l.Reengagement))
+		l.ID, l.Name, l.IOSURL, l.AndroidURL, l.WebURL, linkParams(l.Params), l.DeepLink, l.ArchivedAt, l.Reengagement,
+		seconds(l.ClickWindow), seconds(l.FingerprintWindow)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tapline.Errorf(tapline.ENOTFOUND, "Link not found.")
 	}
@@ -482,14 +493,19 @@ func (s *AccountService) Link(ctx context.Context, id int64) (*tapline.Link, err
 }
 
 // linkColumns lists the columns scanLink reads, in order.
-const linkColumns = `id, app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, reengagement, created_at`
+const linkColumns = `id, app_id, slug, name, ios_url, android_url, web_url, params, deep_link, archived_at, reengagement,
+	click_window, fingerprint_window, created_at`
 
 func scanLink(row pgx.Row) (*tapline.Link, error) {
 	var l tapline.Link
-	err := row.Scan(&l.ID, &l.AppID, &l.Slug, &l.Name, &l.IOSURL, &l.AndroidURL, &l.WebURL, &l.Params, &l.DeepLink, &l.ArchivedAt, &l.Reengagement, &l.CreatedAt)
+	var click, fingerprint int64
+	err := row.Scan(&l.ID, &l.AppID, &l.Slug, &l.Name, &l.IOSURL, &l.AndroidURL, &l.WebURL, &l.Params, &l.DeepLink, &l.ArchivedAt, &l.Reengagement,
+		&click, &fingerprint, &l.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
+	l.ClickWindow = time.Duration(click) * time.Second
+	l.FingerprintWindow = time.Duration(fingerprint) * time.Second
 	if len(l.Params) == 0 {
 		l.Params = nil
 	}

@@ -457,6 +457,91 @@ func TestUpdateLink(t *testing.T) {
 	wantCode(t, "UpdateLink(bad url)", s.UpdateLink(ctx, &tapline.Link{ID: l.ID, Name: "x", IOSURL: "data:text/html,x"}), tapline.EINVALID)
 }
 
+// TestLinkWindows stores a link's own click and fingerprint windows, reads
+// them back by every lookup, clears them back to the app's, and refuses
+// windows under a second or over tapline.MaxLinkWindow, naming the field.
+func TestLinkWindows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newService(t)
+	app := newApp(t, s, newAccount(t, s, "acme").ID, "Game")
+	l := &tapline.Link{AppID: app.ID, Slug: "slow-burn", ClickWindow: 30 * 24 * time.Hour, FingerprintWindow: 90 * time.Minute}
+	if err := s.CreateLink(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	plain := &tapline.Link{AppID: app.ID, Slug: "plain"}
+	if err := s.CreateLink(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	byID, err := s.Link(ctx, l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySlug, err := s.LinkBySlug(ctx, "slow-burn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := s.LinksByApp(ctx, app.ID)
+	if err != nil || len(links) != 2 {
+		t.Fatalf("LinksByApp = %v, %v, want 2 links", links, err)
+	}
+	for name, got := range map[string]*tapline.Link{"Link": byID, "LinkBySlug": bySlug, "LinksByApp": links[0]} {
+		if got.ClickWindow != 30*24*time.Hour || got.FingerprintWindow != 90*time.Minute {
+			t.Errorf("%s: windows %v and %v, want 720h and 1h30m", name, got.ClickWindow, got.FingerprintWindow)
+		}
+	}
+	if links[1].ClickWindow != 0 || links[1].FingerprintWindow != 0 {
+		t.Errorf("a link made without windows has %v and %v, want none (the app's)", links[1].ClickWindow, links[1].FingerprintWindow)
+	}
+	if click, fp := app.LinkWindows(byID); click != 30*24*time.Hour || fp != 90*time.Minute {
+		t.Errorf("LinkWindows(own) = %v, %v, want the link's", click, fp)
+	}
+	if click, fp := app.LinkWindows(links[1]); click != app.ClickWindow || fp != app.FingerprintWindow {
+		t.Errorf("LinkWindows(none) = %v, %v, want the app's %v and %v", click, fp, app.ClickWindow, app.FingerprintWindow)
+	}
+
+	byID.ClickWindow, byID.FingerprintWindow = 0, 2*time.Hour
+	if err := s.UpdateLink(ctx, byID); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.Link(ctx, l.ID); err != nil || again.ClickWindow != 0 || again.FingerprintWindow != 2*time.Hour {
+		t.Errorf("after clearing the click window: %+v, %v, want click 0 and fingerprint 2h", again, err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		link  tapline.Link
+		field string
+	}{
+		{"click under a second", tapline.Link{ClickWindow: 500 * time.Millisecond}, "click_window"},
+		{"negative click", tapline.Link{ClickWindow: -time.Hour}, "click_window"},
+		{"click over the bound", tapline.Link{ClickWindow: tapline.MaxLinkWindow + time.Second}, "click_window"},
+		{"fingerprint under a second", tapline.Link{FingerprintWindow: time.Millisecond}, "fingerprint_window"},
+		{"fingerprint over the bound", tapline.Link{FingerprintWindow: 91 * 24 * time.Hour}, "fingerprint_window"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			create := tc.link
+			create.AppID, create.Slug = app.ID, "bad-window"
+			err := s.CreateLink(ctx, &create)
+			wantCode(t, "CreateLink", err, tapline.EINVALID)
+			if msg := tapline.ErrorMessage(err); !strings.HasPrefix(msg, tc.field+":") {
+				t.Errorf("CreateLink: message %q does not name field %q", msg, tc.field)
+			}
+			update := tc.link
+			update.ID, update.Name = plain.ID, "plain"
+			err = s.UpdateLink(ctx, &update)
+			wantCode(t, "UpdateLink", err, tapline.EINVALID)
+			if msg := tapline.ErrorMessage(err); !strings.HasPrefix(msg, tc.field+":") {
+				t.Errorf("UpdateLink: message %q does not name field %q", msg, tc.field)
+			}
+		})
+	}
+	edge := &tapline.Link{AppID: app.ID, Slug: "edges", ClickWindow: time.Second, FingerprintWindow: tapline.MaxLinkWindow}
+	if err := s.CreateLink(ctx, edge); err != nil {
+		t.Errorf("windows of exactly a second and of MaxLinkWindow: %v", err)
+	}
+}
+
 // TestSessions starts, checks, expires and ends sessions, refuses one
 // made under a password that changed since, and counts login attempts by
 // key within a window.

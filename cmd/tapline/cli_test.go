@@ -59,11 +59,12 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("create-link printed %q (%v), want a link of app %d with its tracking URL", out, err, app.ID)
 	}
 	out, err = run("create-link", "-app", fmt.Sprint(app.ID), "-slug", "summer", "-collector-addr", "127.0.0.1:9999",
-		"-param", "utm_source=facebook", "-param", "utm_campaign=summer", "-deep-link", "shop://summer")
+		"-param", "utm_source=facebook", "-param", "utm_campaign=summer", "-deep-link", "shop://summer", "-click-window", "720h")
 	if err != nil || !strings.Contains(out, `"tracking_url": "http://127.0.0.1:9999/l/summer"`) {
 		t.Fatalf("create-link without -public-url printed %q (%v), want the tracking URL on the collector address", out, err)
 	}
-	if err := json.Unmarshal([]byte(out), &link); err != nil || link.Params["utm_campaign"] != "summer" || link.Params["utm_source"] != "facebook" || link.DeepLink != "shop://summer" {
+	if err := json.Unmarshal([]byte(out), &link); err != nil || link.Params["utm_campaign"] != "summer" || link.Params["utm_source"] != "facebook" || link.DeepLink != "shop://summer" ||
+		link.ClickWindow != "720h0m0s" || link.FingerprintWindow != "" {
 		t.Fatalf("create-link with -param printed %q (%v)", out, err)
 	}
 	if _, err := run("create-link", "-app", fmt.Sprint(app.ID), "-slug", "x", "-param", "utm_source"); err == nil || !strings.Contains(err.Error(), "want name=value") {

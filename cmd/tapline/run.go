@@ -241,6 +241,8 @@ func (m *Main) createLink(ctx context.Context, args []string) error {
 	fs.StringVar(&l.AndroidURL, "android-url", "", "Android destination (default: the app's)")
 	fs.StringVar(&l.WebURL, "web-url", "", "web destination (default: the app's)")
 	fs.StringVar(&l.DeepLink, "deep-link", "", "where in the app the link leads")
+	fs.DurationVar(&l.ClickWindow, "click-window", 0, "the link's own click window, such as 720h (default: the app's)")
+	fs.DurationVar(&l.FingerprintWindow, "fingerprint-window", 0, "the link's own fingerprint window, such as 6h (default: the app's)")
 	fs.Func("param", "a query parameter every tap carries, name=value (repeat it: -param utm_source=facebook -param utm_campaign=spring)", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" {
