@@ -73,9 +73,6 @@ var (
 	instagramIOSRE = regexp.MustCompile(`Instagram [\d.]+ \([^;)]*; iOS (\d+(?:[_.]\d+)*)`)
 	// safariVersionRE finds Safari's own version, "Version/26.0".
 	safariVersionRE = regexp.MustCompile(`Version/(\d+)((?:\.\d+)*)`)
-	// appleIdentifierRE matches Apple hardware identifiers ("iPhone15,2",
-	// "iPad13,4", "MacBookPro18,3", "Watch6,1").
-	appleIdentifierRE = regexp.MustCompile(`^[A-Za-z]+\d+,\d+$`)
 	// iosIdentifierRE finds an iPhone, iPad or iPod hardware identifier in
 	// a User-Agent.
 	iosIdentifierRE = regexp.MustCompile(`\bi(?:Phone|Pad|Pod)\d+,\d+`)
@@ -214,7 +211,27 @@ func appleClass(model string) string {
 }
 
 // isAppleIdentifier reports whether a model is an Apple hardware identifier.
-func isAppleIdentifier(model string) bool { return appleIdentifierRE.MatchString(model) }
+func isAppleIdentifier(model string) bool {
+	// Letters, digits, a comma, digits ("iPhone15,2", "iPad13,4",
+	// "MacBookPro18,3", "Watch6,1"), read without a regular expression:
+	// the fingerprint asks it of every candidate tap.
+	i := 0
+	for i < len(model) && (model[i] >= 'a' && model[i] <= 'z' || model[i] >= 'A' && model[i] <= 'Z') {
+		i++
+	}
+	digits := func() bool {
+		j := i
+		for i < len(model) && model[i] >= '0' && model[i] <= '9' {
+			i++
+		}
+		return i > j
+	}
+	if i == 0 || !digits() || i == len(model) || model[i] != ',' {
+		return false
+	}
+	i++
+	return digits() && i == len(model)
+}
 
 // isSimulator reports whether a model is what the iOS simulator reports.
 func isSimulator(model string) bool {

@@ -140,6 +140,12 @@ func TestDecideCandidateWindow(t *testing.T) {
 	const window = 24 * time.Hour
 	cands := []fingerprint.Candidate{{Hit: hit("own"), Window: 30 * 24 * time.Hour}, {Hit: hit("app")}}
 	fingerprint.Decide(cands, e, window, nil)
+	if cands[0].Evidence == cands[1].Evidence {
+		t.Errorf("evidence %.3f for both: the candidate's window is not weighed", cands[0].Evidence)
+	}
+	for i := range cands {
+		fingerprint.Explain(&cands[i], e, window, nil)
+	}
 	ctit := func(c fingerprint.Candidate) float64 {
 		for _, s := range c.Signals {
 			if s.Name == "click_to_install" {

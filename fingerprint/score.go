@@ -1,8 +1,10 @@
 package fingerprint
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +41,8 @@ type Candidate struct {
 	// weighed; 0 is Decide's window.
 	Window time.Duration
 
-	// Filled in by Decide.
+	// Filled in by Weigh.
+	Fits     bool             // Compatible with the install
 	Evidence float64          // the sum of its signals' weights
 	Signals  []tapline.Signal // every signal compared, with its weight
 	SameAs   int              // index of the newer candidate it is the same device as, or -1
@@ -72,44 +75,118 @@ type Decision struct {
 // Incompatible candidates (Compatible) count as devices and are never
 // chosen; so are claimed ones.
 func Decide(cands []Candidate, e *tapline.Event, window time.Duration, pop *Population) Decision {
-	devices := 0
+	Weigh(cands, e, window, pop)
+	return Choose(cands)
+}
+
+// Weigh is Decide's first half: it marks each candidate's SameAs and Fits
+// and, for the ones that fit and stand for their device, its Signals and
+// Evidence (a candidate that does not fit gets its Signals only when
+// asked, by CandidateSignals). It returns the number of distinct tapping
+// devices. Between Weigh and Choose a caller may mark candidates Claimed,
+// checking only the strongest (see Order).
+func Weigh(cands []Candidate, e *tapline.Event, window time.Duration, pop *Population) int {
+	type device struct{ ua, lang, model string }
+	// What a candidate's evidence owes to its device's values, the same
+	// for every tap of one model, OS version and language: computed once.
+	type values struct {
+		platform               tapline.Platform
+		model, osVersion, lang string
+	}
+	type fit struct {
+		ok       bool
+		evidence float64
+	}
+	first := make(map[device]int, len(cands))
+	fits := map[values]fit{}
+	delays := pop.delaySnapshot().table()
 	for i := range cands {
 		c := &cands[i]
+		h := c.Hit
 		c.SameAs = -1
-		for j := range i {
-			if sameDevice(cands[j].Hit, c.Hit) {
-				c.SameAs = j
-				break
+		if j, ok := first[device{h.UserAgent, h.AcceptLanguage, h.Model}]; ok {
+			c.SameAs = j
+		} else {
+			first[device{h.UserAgent, h.AcceptLanguage, h.Model}] = i
+		}
+		v := values{h.Platform, h.Model, h.OSVersion, h.AcceptLanguage}
+		f, ok := fits[v]
+		if !ok {
+			f.ok = Compatible(h, e)
+			if f.ok {
+				f.evidence = deviceEvidence(staticSignals(h, e, pop))
+			}
+			fits[v] = f
+		}
+		c.Fits = f.ok
+		if c.Fits && c.SameAs < 0 {
+			w := window
+			if c.Window > 0 {
+				w = c.Window
+			}
+			c.Evidence = f.evidence
+			if w > 0 {
+				c.Evidence += delays[bucket(max(e.Time.Sub(h.Time), 0), w)]
 			}
 		}
-		if c.SameAs < 0 {
+	}
+	return len(first)
+}
+
+// Explain fills in the signals of a weighed candidate that fits, each with
+// its weight, as Evidence lists them: for the decision's record.
+func Explain(c *Candidate, e *tapline.Event, window time.Duration, pop *Population) {
+	if c.Window > 0 {
+		window = c.Window
+	}
+	c.Signals, _ = Evidence(c.Hit, e, window, pop)
+}
+
+// Order returns the indexes of the candidates Choose may choose (they fit,
+// stand for their device and are not claimed yet), strongest evidence
+// first.
+func Order(cands []Candidate) []int {
+	var out []int
+	for i := range cands {
+		if c := &cands[i]; c.Fits && c.SameAs < 0 && !c.Claimed {
+			out = append(out, i)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b int) int { return cmp.Compare(cands[b].Evidence, cands[a].Evidence) })
+	return out
+}
+
+// Choose is Decide's second half, over weighed candidates: the best
+// unclaimed one and its score against the rest.
+func Choose(cands []Candidate) Decision {
+	devices := 0
+	for i := range cands {
+		if cands[i].SameAs < 0 {
 			devices++
 		}
-		w := window
-		if c.Window > 0 {
-			w = c.Window
-		}
-		c.Signals, c.Evidence = Evidence(c.Hit, e, w, pop)
 	}
 	d := Decision{Best: -1, Devices: max(devices, 1)}
-	eligible := func(c *Candidate) bool { return c.SameAs < 0 && !c.Claimed && Compatible(c.Hit, e) }
-	for i := range cands {
-		if eligible(&cands[i]) && (d.Best < 0 || cands[i].Evidence > cands[d.Best].Evidence) {
-			d.Best = i
-		}
-	}
-	if d.Best < 0 {
+	order := Order(cands)
+	if len(order) == 0 {
 		return d
 	}
+	d.Best = order[0]
 	rest := float64(d.Devices) // the organic explanation
-	for i := range cands {
-		if i != d.Best && eligible(&cands[i]) {
-			d.Rivals++
-			rest += math.Exp(cands[i].Evidence)
-		}
+	for _, i := range order[1:] {
+		d.Rivals++
+		rest += math.Exp(cands[i].Evidence)
 	}
 	d.Score = cands[d.Best].Evidence - math.Log(rest)
 	return d
+}
+
+// CandidateSignals returns c's signals against e: those Weigh found, or,
+// for a candidate it did not weigh, the comparison without weights.
+func CandidateSignals(c *Candidate, e *tapline.Event) []tapline.Signal {
+	if c.Signals != nil {
+		return c.Signals
+	}
+	return Signals(c.Hit, e)
 }
 
 // SameDevice reports whether two taps look like one device's: the same
@@ -128,6 +205,31 @@ func sameDevice(a, b *tapline.Hit) bool {
 // most, and returns every signal with its weight and the weights' sum. A
 // nil pop weighs by the priors alone.
 func Evidence(h *tapline.Hit, e *tapline.Event, window time.Duration, pop *Population) ([]tapline.Signal, float64) {
+	return evidence(h, e, window, pop, pop.delaySnapshot())
+}
+
+func evidence(h *tapline.Hit, e *tapline.Event, window time.Duration, pop *Population, delays *Delays) ([]tapline.Signal, float64) {
+	ss := staticSignals(h, e, pop)
+	ctit := e.Time.Sub(h.Time)
+	ss = append(ss, tapline.Signal{
+		Name: "click_to_install", Install: shortDuration(ctit), Verdict: tapline.VerdictAgree,
+		Weight: delays.Weight(ctit, window),
+	})
+	return ss, deviceEvidence(ss)
+}
+
+// deviceEvidence sums the weights of ss.
+func deviceEvidence(ss []tapline.Signal) float64 {
+	var sum float64
+	for _, s := range ss {
+		sum += s.Weight
+	}
+	return sum
+}
+
+// staticSignals compares what a hit and an install reveal of the device,
+// with weights: every signal but the click-to-install time.
+func staticSignals(h *tapline.Hit, e *tapline.Event, pop *Population) []tapline.Signal {
 	ss := Signals(h, e)
 	platform := string(EventPlatform(&e.Device))
 	for i := range ss {
@@ -153,21 +255,7 @@ func Evidence(h *tapline.Hit, e *tapline.Event, window time.Duration, pop *Popul
 		}
 		lang.Weight = pop.rarity(key, "l", fallback)
 	}
-	ss = append(ss, lang)
-	ctit := e.Time.Sub(h.Time)
-	var delays *Delays
-	if pop != nil {
-		delays = &pop.delays
-	}
-	ss = append(ss, tapline.Signal{
-		Name: "click_to_install", Install: shortDuration(ctit), Verdict: tapline.VerdictAgree,
-		Weight: delays.Weight(ctit, window),
-	})
-	var sum float64
-	for _, s := range ss {
-		sum += s.Weight
-	}
-	return ss, sum
+	return append(ss, lang)
 }
 
 // versionWeight weighs an agreeing OS version by how rare the version is
@@ -298,6 +386,20 @@ func (p *Population) LearnInstall(d *tapline.Device) {
 		p.counts["l|"+languageKey(d.Locale)]++
 		p.totals["l"]++
 	}
+}
+
+// delaySnapshot returns a copy of the delays learned, to weigh one
+// decision's candidates without taking the lock for each; the prior alone
+// for a nil p.
+func (p *Population) delaySnapshot() *Delays {
+	d := &Delays{}
+	if p == nil {
+		return d
+	}
+	p.delays.mu.Lock()
+	defer p.delays.mu.Unlock()
+	d.counts, d.total = p.delays.counts, p.delays.total
+	return d
 }
 
 // LearnDelay adds the click-to-install time of a deterministic match of an
@@ -447,7 +549,15 @@ func (d *Delays) Weight(ctit, window time.Duration) float64 {
 	if window <= 0 {
 		return 0
 	}
-	ctit = max(ctit, 0)
+	t := d.table()
+	return t[bucket(max(ctit, 0), window)]
+}
+
+// table returns the weight of each delay bucket: the log of its density,
+// or of any longer delay's if higher (a shorter delay is never weaker
+// evidence than a longer one, however rare installs within seconds are;
+// the fraud rules judge those), per window, within [-5, 6].
+func (d *Delays) table() *[delayBuckets]float64 {
 	var counts [delayBuckets]float64
 	total := float64(PriorWeight)
 	if d != nil {
@@ -456,19 +566,18 @@ func (d *Delays) Weight(ctit, window time.Duration) float64 {
 		total += d.total
 		d.mu.Unlock()
 	}
-	// The density of the bucket, or of any longer delay's if higher: a
-	// shorter delay is never weaker evidence than a longer one (however
-	// rare installs within seconds are; the fraud rules judge those).
+	var t [delayBuckets]float64
 	density := 0.0
-	for b := bucket(ctit, window); b < delayBuckets; b++ {
+	for b := delayBuckets - 1; b >= 0; b-- {
 		lo, hi := bucketEdges(b)
 		if b == 0 {
 			lo = 0
 		}
-		density = max(density, (priorDelays[b]*PriorWeight+counts[b])/total/(hi-lo)) // per window
+		density = max(density, (priorDelays[b]*PriorWeight+counts[b])/total/(hi-lo))
+		const floor, ceil = -5, 6
+		t[b] = min(max(math.Log(density), floor), ceil)
 	}
-	const floor, ceil = -5, 6
-	return min(max(math.Log(density), floor), ceil)
+	return &t
 }
 
 // Learned returns how many matches d has learned from.

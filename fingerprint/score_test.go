@@ -204,3 +204,25 @@ func TestDecide(t *testing.T) {
 		t.Errorf("only an incompatible tap: best %d, want -1", d.Best)
 	}
 }
+
+// BenchmarkDecide weighs an install against the taps of a crowded carrier
+// NAT address: 300 taps from 150 browsers.
+func BenchmarkDecide(b *testing.B) {
+	const nat, window = "100.64.0.9", 24 * time.Hour
+	var hits []*tapline.Hit
+	for i := range 300 {
+		ua := strings.Replace(uaFacebookIOS, "FBAV/455.0.0.35.109", fmt.Sprintf("FBAV/%d.0.0.35.109", i%150), 1)
+		hits = append(hits, tap(fmt.Sprint(i), nat, ua, "en-US,en;q=0.9", -time.Duration(i)*time.Minute))
+	}
+	e := installOf(nat, iphone15, 0)
+	pop := fingerprint.NewPopulation()
+	pop.LearnInstall(&e.Device)
+	cands := make([]fingerprint.Candidate, len(hits))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, h := range hits {
+			cands[i] = fingerprint.Candidate{Hit: h}
+		}
+		fingerprint.Decide(cands, e, window, pop)
+	}
+}

@@ -125,6 +125,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	// in the moment between storing this hit and taking the lock may have
 	// claimed it already.
 	claimedByFingerprint := false
+	weighed := 0 // installs this hit's fingerprint decision was run again for
 	var rows tapline.FlushRows // the conversions this hit changed
 	if len(cands) > 0 {
 		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
@@ -167,9 +168,10 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		if cand.method == tapline.MethodFingerprint {
 			// The install's fingerprint decision again, with this tap
 			// among the candidates: it must come out best and credited.
-			if rank(c.Method) > rank(tapline.MethodFingerprint) || c.HitID == h.ID {
+			if rank(c.Method) > rank(tapline.MethodFingerprint) || c.HitID == h.ID || weighed == maxLateWeighs || !m.mayWin(ctx, app, h, cand.install, c) {
 				continue
 			}
+			weighed++
 			var cands []fingerprint.Candidate
 			if cands, fd, err = m.weigh(ctx, app, cand.install); err != nil {
 				return nil, tapline.FlushRows{}, err
@@ -761,7 +763,6 @@ func (m *Matcher) weighWithin(ctx context.Context, app *tapline.App, lw *linkWin
 		return nil, nil, fingerprint.Decision{}, fmt.Errorf("hits by fingerprint: %w", err)
 	}
 	cands = make([]fingerprint.Candidate, 0, len(hits))
-	own := tapline.ConversionID(e.ID)
 	for _, h := range hits {
 		_, window := lw.of(app, h.LinkID)
 		if e.Time.Sub(h.Time) > window {
@@ -769,23 +770,69 @@ func (m *Matcher) weighWithin(ctx context.Context, app *tapline.App, lw *linkWin
 			continue
 		}
 		cands = append(cands, fingerprint.Candidate{Hit: h, Window: window})
-		if !fingerprint.Compatible(h, e) {
-			continue
+	}
+	pop := m.population(app.ID)
+	fingerprint.Weigh(cands, e, app.FingerprintWindow, pop)
+	// Whether a tap is credited already is one raw-store read: asked of
+	// the strongest candidates only, until the best unclaimed one and
+	// maxClaimChecks rivals are known. Weaker ones count as rivals
+	// unasked, which can only lower the score.
+	own := tapline.ConversionID(e.ID)
+	unclaimed := 0
+	for _, i := range fingerprint.Order(cands) {
+		if unclaimed > maxClaimChecks {
+			break
 		}
-		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
+		c := &cands[i]
+		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, c.Hit.ID)
 		if err != nil {
-			return nil, nil, fingerprint.Decision{}, fmt.Errorf("conversions of hit %s: %w", h.ID, err)
+			return nil, nil, fingerprint.Decision{}, fmt.Errorf("conversions of hit %s: %w", c.Hit.ID, err)
 		}
-		c := &cands[len(cands)-1]
 		for _, conv := range convs {
 			if conv.ID != own {
 				c.Claimed = true
 				c.ClaimedBy = conv.InstallID
 			}
 		}
+		if !c.Claimed {
+			unclaimed++
+		}
 	}
-	return cands, outside, fingerprint.Decide(cands, e, app.FingerprintWindow, m.population(app.ID)), nil
+	fd := fingerprint.Choose(cands)
+	if fd.Best >= 0 {
+		fingerprint.Explain(&cands[fd.Best], e, app.FingerprintWindow, pop)
+	}
+	return cands, outside, fd, nil
 }
+
+// mayWin reports whether late hit h could win install e's fingerprint
+// decision, now held by conversion c, before weighing every tap on the
+// network again: its evidence must reach the app's minimum score even
+// with no other device there, and beat the evidence of the tap c credits
+// by fingerprint (which stays a candidate).
+func (m *Matcher) mayWin(ctx context.Context, app *tapline.App, h *tapline.Hit, e *tapline.Event, c *tapline.Conversion) bool {
+	window := app.FingerprintWindow
+	if lw, err := m.linkWindows(ctx, app); err == nil {
+		_, window = lw.of(app, h.LinkID)
+	}
+	_, ev := fingerprint.Evidence(h, e, window, m.population(app.ID))
+	if ev < app.FingerprintMinScore {
+		return false
+	}
+	if d := c.Decision; c.Method == tapline.MethodFingerprint && d != nil && len(d.Candidates) > 0 && d.Candidates[0].Chosen && d.Candidates[0].Score > ev {
+		return false
+	}
+	return true
+}
+
+// maxLateWeighs bounds the installs a late hit runs the fingerprint
+// decision again for, the earliest after it first: the likeliest to be
+// its effect. Each weighs every tap on the install's network.
+const maxLateWeighs = 3
+
+// maxClaimChecks bounds the rivals of a fingerprint decision whose credit
+// is looked up (see weighWithin).
+const maxClaimChecks = 8
 
 // laterTapOf returns the newest tap after h, before install e, that looks
 // like the same device's (fingerprint.SameDevice), fits e and is within its
@@ -849,10 +896,14 @@ func addLosers(d *tapline.Decision, cands []fingerprint.Candidate, fd fingerprin
 		if i == fd.Best {
 			continue
 		}
+		if len(d.Candidates) >= tapline.MaxDecisionCandidates {
+			d.Considered++ // counted, not listed: no reason needed
+			continue
+		}
 		var reason string
 		switch {
-		case !fingerprint.Compatible(c.Hit, e):
-			reason = "Same network, but " + conflicts(c.Signals) + "."
+		case !c.Fits:
+			reason = "Same network, but " + conflicts(fingerprint.CandidateSignals(c, e)) + "."
 		case c.SameAs >= 0:
 			reason = "An older tap of the same device (same browser, language and model): its newest tap stands for it."
 		case c.Claimed:
