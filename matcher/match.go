@@ -125,7 +125,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	// in the moment between storing this hit and taking the lock may have
 	// claimed it already.
 	claimedByFingerprint := false
-	weighed := 0 // installs this hit's fingerprint decision was run again for
+	weighed := 0               // installs this hit's fingerprint decision was run again for
 	var rows tapline.FlushRows // the conversions this hit changed
 	if len(cands) > 0 {
 		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
