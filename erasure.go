@@ -51,6 +51,9 @@ type ErasureCounts struct {
 	// entries counts once).
 	Hits   int `json:"hits"`
 	Events int `json:"events"`
+	// Reengagements counts the re-engagements of the device's opens
+	// deleted with them (their facts stay).
+	Reengagements int `json:"reengagements"`
 	// HitsStripped counts the hits credited by the device's conversions
 	// that were kept (another device's tap may be among them, and the hit
 	// is counted in the facts) without their address, fingerprint and
@@ -185,9 +188,30 @@ func (c *Conversion) Erase() bool {
 				s.Install, s.Hit, changed = "", "", true
 			}
 		}
+		for i := range c.Decision.Candidates {
+			// A losing tap's reason may name both devices' values
+			// ("model Pixel 7 (install) vs SM-S918B (tap)").
+			cd := &c.Decision.Candidates[i]
+			if strings.HasPrefix(cd.Reason, candidateConflict) && cd.Reason != candidateConflictErased {
+				cd.Reason, changed = candidateConflictErased, true
+			}
+		}
 	}
 	return changed
 }
+
+// Reasons of a decision's candidate whose device did not fit the
+// install's: the matcher's, which names the values, starts with
+// candidateConflict; an erased conversion keeps candidateConflictErased.
+const (
+	candidateConflict       = "Same network, but "
+	candidateConflictErased = "Same network, but the device did not fit (its values are erased)."
+)
+
+// CandidateConflict is the reason of a candidate whose device did not fit
+// the install's, naming what conflicted: "model Pixel 7 (install) vs
+// SM-S918B (tap)".
+func CandidateConflict(conflicts string) string { return candidateConflict + conflicts + "." }
 
 // EraseHit strips h of what identifies its device: address, fingerprint,
 // advertising id (also in its parameters) and client hints. It reports

@@ -54,6 +54,10 @@ type Event struct {
 	CountedUnder *string `json:"counted_under,omitempty"`
 }
 
+// CountedBeforeInstall is the CountedUnder of an event counted before its
+// installation's install was matched: organic, no hit's id.
+const CountedBeforeInstall = "\x00before-install"
+
 // Device describes the device an event came from, as the SDK reports it.
 type Device struct {
 	Platform        Platform `json:"platform"`

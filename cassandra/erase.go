@@ -103,6 +103,22 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 		if found {
 			n.Events++
 		}
+		// A re-engagement is kept by its open's id: it goes with the
+		// open, and so does its claim on the tap (if still its own).
+		r, err := s.reengagement(ctx, e.AppID, tapline.ReengagementID(ev.ID))
+		switch {
+		case tapline.ErrorCode(err) == tapline.ENOTFOUND:
+			continue
+		case err != nil:
+			return n, fmt.Errorf("re-engagement of event %s: %w", ev.ID, err)
+		}
+		if _, err := s.query(ctx, s.stmt.reengClaimDel, false, e.AppID, r.HitID, r.ID).MapScanCAS(map[string]any{}); err != nil && !casUncertain(err) {
+			return n, fmt.Errorf("erase re-engagement claim of tap %s: %w", r.HitID, translate(err))
+		}
+		if err := s.exec(ctx, write{s.stmt.reengDelete, []any{e.AppID, r.ID}}); err != nil {
+			return n, fmt.Errorf("erase re-engagement %s: %w", r.ID, err)
+		}
+		n.Reengagements++
 	}
 	for _, id := range slices.Sorted(maps.Keys(hits)) {
 		found, err := s.exists(ctx, &s.stmt.hits, e.AppID, id)

@@ -68,9 +68,24 @@ func (s *RawStore) PutReengagement(ctx context.Context, r *tapline.Reengagement)
 			return nil, fmt.Errorf("decode re-engagement %s: %w", id, err)
 		}
 		if id == r.ID {
-			// Ours (now or by an earlier attempt): the row by id follows.
-			if err := s.exec(ctx, write{s.stmt.reengInsert, []any{r.AppID, r.ID, r.HitID, data}}); err != nil {
-				return nil, fmt.Errorf("put re-engagement: %w", err)
+			// Ours (now or by an earlier attempt): the row by id follows,
+			// itself a lightweight transaction, so that of two taps
+			// claimed for one open at once one stands (the other's claim
+			// stays, its tap spent).
+			row := make(map[string]any)
+			applied, err := s.query(ctx, s.stmt.reengInsert, false, r.AppID, r.ID, r.HitID, data).MapScanCAS(row)
+			switch {
+			case err != nil && casUncertain(err):
+				continue // read back by the next attempt's claim and row
+			case err != nil:
+				return nil, fmt.Errorf("put re-engagement: %w", translate(err))
+			case !applied:
+				stored, _ := row["data"].([]byte)
+				var other tapline.Reengagement
+				if err := json.Unmarshal(stored, &other); err != nil {
+					return nil, fmt.Errorf("decode re-engagement %s: %w", r.ID, err)
+				}
+				return &other, nil
 			}
 		}
 		return &won, nil

@@ -304,6 +304,7 @@ func allStatements(st statements) map[string]string {
 		"hitsByFP.delete": st.hitsByFP.delete, "hitsByAdID.delete": st.hitsByAdID.delete,
 		"installsByFP.delete": st.installsByFP.delete, "installsByAdID.delete": st.installsByAdID.delete,
 		"deleteRefHit": st.deleteRefHit, "deleteByInstall": st.deleteByInstall,
+		"reengDelete": st.reengDelete, "reengClaimDel": st.reengClaimDel,
 	}
 }
 

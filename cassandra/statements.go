@@ -20,7 +20,7 @@ type statements struct {
 
 	cutoff, cutoffInsert, cutoffPrune string
 
-	reengInsert      string // app_id, id, hit_id, data
+	reengInsert      string // app_id, id, hit_id, data; IF NOT EXISTS
 	reengSelect      string // app_id, id → data
 	reengClaim       string // app_id, hit_id, id, data; IF NOT EXISTS
 	reengClaimSelect string // app_id, hit_id → id, data
@@ -38,6 +38,8 @@ type statements struct {
 	// The deletes of EraseDevice, one row each.
 	deleteRefHit    string // app_id, hit_id, time_ns, id
 	deleteByInstall string // app_id, install_id, time_ns, id
+	reengDelete     string // app_id, id
+	reengClaimDel   string // app_id, hit_id; IF id = ?
 }
 
 // dayTable holds the statements of an index table partitioned by (app_id,
@@ -107,7 +109,7 @@ func newStatements(ks string) statements {
 		cutoffInsert:  fmt.Sprintf(`INSERT INTO %s.app_cutoffs (app_id, cutoff_ns) VALUES (?, ?)`, ks),
 		cutoffPrune:   fmt.Sprintf(`DELETE FROM %s.app_cutoffs WHERE app_id = ? AND cutoff_ns < ?`, ks),
 		reengInsert: fmt.Sprintf(
-			`INSERT INTO %s.reengagements (app_id, id, hit_id, data) VALUES (?, ?, ?, ?)`, ks),
+			`INSERT INTO %s.reengagements (app_id, id, hit_id, data) VALUES (?, ?, ?, ?) IF NOT EXISTS`, ks),
 		reengSelect: fmt.Sprintf(`SELECT data FROM %s.reengagements WHERE app_id = ? AND id = ?`, ks),
 		reengClaim: fmt.Sprintf(
 			`INSERT INTO %s.reengagements_by_hit (app_id, hit_id, id, data) VALUES (?, ?, ?, ?) IF NOT EXISTS`, ks),
@@ -130,5 +132,8 @@ func newStatements(ks string) statements {
 			`DELETE FROM %s.installs_by_referrer_hit WHERE app_id = ? AND hit_id = ? AND time_ns = ? AND id = ?`, ks),
 		deleteByInstall: fmt.Sprintf(
 			`DELETE FROM %s.events_by_install WHERE app_id = ? AND install_id = ? AND time_ns = ? AND id = ?`, ks),
+		reengDelete: fmt.Sprintf(`DELETE FROM %s.reengagements WHERE app_id = ? AND id = ?`, ks),
+		reengClaimDel: fmt.Sprintf(
+			`DELETE FROM %s.reengagements_by_hit WHERE app_id = ? AND hit_id = ? IF id = ?`, ks),
 	}
 }

@@ -162,6 +162,12 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		if c.KeepsAttribution() {
 			continue // a reinstall keeps its earlier install's attribution
 		}
+		if judged(c, h.ID) {
+			// The install met this tap already, stored in the moment
+			// before this worker took the lock, and a fraud rule refused
+			// it: judged and counted once.
+			continue
+		}
 		a := tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: cand.method, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)}
 		var fp *fingerprint.Candidate
 		var fd fingerprint.Decision
@@ -392,7 +398,22 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	if e.Kind != tapline.KindInstall {
 		return m.countEvent(ctx, msg, app, e)
 	}
+	// A second install event of a known installation is counted as an
+	// event under its attribution: recorded as countEvent records it.
+	unlock := m.lockInstall(app.ID, e.InstallID)
+	if e.InstallID != "" {
+		prev, err := m.Raw.ConversionByInstall(ctx, app.ID, e.InstallID)
+		switch {
+		case err == nil && prev.EventID != e.ID:
+			hit := prev.HitID
+			e.CountedUnder = &hit
+		case err != nil && tapline.ErrorCode(err) != tapline.ENOTFOUND:
+			unlock()
+			return nil, rows, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
+		}
+	}
 	stored, err := m.Raw.PutEvent(ctx, e)
+	unlock()
 	if err != nil {
 		return nil, rows, false, fmt.Errorf("store event %s: %w", e.ID, err)
 	}
@@ -424,9 +445,13 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 			// A second install event for one installation: an event
 			// under the first one's attribution, not a new install;
 			// within the reinstall window, a reinstall too.
-			b.Event(e, prev.Attribution)
+			a := prev.Attribution
+			if under := stored.CountedUnder; under != nil && *under != a.HitID {
+				a = prev.AttributionOf(*under) // a replay: where it was first counted
+			}
+			b.Event(e, a)
 			m.reinstalledInPlace(b, app, e, prev)
-			return b, cohortActivity(b, e, prev, prev.Attribution), true, nil
+			return b, cohortActivity(b, e, prev, a), true, nil
 		} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
 			return nil, rows, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
 		}
@@ -440,6 +465,16 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	a, findings, err := m.checkInstall(ctx, app, e, a, dec)
 	if err != nil {
 		return nil, rows, false, err
+	}
+	if (a.Method == tapline.MethodReferrer || a.Method == tapline.MethodAdID) && reinstall == nil {
+		// A tap known to have caused its install, and not refused as
+		// fraud: its delay teaches the fingerprint what delays look like
+		// for this app, as a share of the fingerprint window its link's
+		// taps are weighed in.
+		if lw, err := m.linkWindows(ctx, app); err == nil {
+			_, fpWindow := lw.of(app, a.LinkID)
+			m.population(app.ID).LearnDelay(e.Time.Sub(a.HitTime), fpWindow)
+		}
 	}
 	c = &tapline.Conversion{
 		ID:          tapline.ConversionID(e.ID),
@@ -489,6 +524,11 @@ func (m *Matcher) countEvent(ctx context.Context, msg *tapline.Message, app *tap
 		return nil, rows, false, err
 	}
 	hit := a.HitID
+	if c == nil && e.InstallID != "" {
+		// Counted organic before its install was matched, without a
+		// cohort: no re-attribution of the install moves it.
+		hit = tapline.CountedBeforeInstall
+	}
 	e.CountedUnder = &hit
 	stored, err := m.Raw.PutEvent(ctx, e)
 	unlock()
@@ -590,14 +630,6 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 		d.Considered++
 		if len(d.Candidates) > tapline.MaxDecisionCandidates {
 			d.Candidates = d.Candidates[:tapline.MaxDecisionCandidates]
-		}
-		if method != tapline.MethodFingerprint {
-			// A tap known to have caused its install: its delay teaches
-			// the fingerprint what delays look like for this app, as a
-			// share of the fingerprint window its link's taps are weighed
-			// in.
-			_, fpWindow := lw.of(app, h.LinkID)
-			m.population(app.ID).LearnDelay(e.Time.Sub(h.Time), fpWindow)
 		}
 		return tapline.Attribution{HitID: h.ID, LinkID: h.LinkID, Method: method, HitTime: h.Time, HitParams: tapline.WithoutAdIDs(h.Params)}, d, nil
 	}
@@ -805,6 +837,19 @@ func (m *Matcher) weighWithin(ctx context.Context, app *tapline.App, lw *linkWin
 	return cands, outside, fd, nil
 }
 
+// judged reports whether a fraud rule already refused tap hitID for
+// conversion c (a finding on one of its changes names the tap).
+func judged(c *tapline.Conversion, hitID string) bool {
+	for _, ch := range c.History {
+		for _, f := range ch.Fraud {
+			if f.HitID == hitID && f.Action == tapline.FraudReject {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // mayWin reports whether late hit h could win install e's fingerprint
 // decision, now held by conversion c, before weighing every tap on the
 // network again: its evidence must reach the app's minimum score even
@@ -903,7 +948,7 @@ func addLosers(d *tapline.Decision, cands []fingerprint.Candidate, fd fingerprin
 		var reason string
 		switch {
 		case !c.Fits:
-			reason = "Same network, but " + conflicts(fingerprint.CandidateSignals(c, e)) + "."
+			reason = tapline.CandidateConflict(conflicts(fingerprint.CandidateSignals(c, e)))
 		case c.SameAs >= 0:
 			reason = "An older tap of the same device (same browser, language and model): its newest tap stands for it."
 		case c.Claimed:

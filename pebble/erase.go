@@ -114,6 +114,29 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 		if deleteEvent(b, ev, s.rowExists(appendString(bucketKey(ev.AppID, tapline.UnixNanos(ev.Time), tableEvent), ev.ID))) {
 			n.Events++
 		}
+		// A re-engagement is kept by its open's id: it goes with the
+		// open, and so does its claim on the tap.
+		r, err := s.reengagement(e.AppID, tapline.ReengagementID(ev.ID))
+		switch {
+		case tapline.ErrorCode(err) == tapline.ENOTFOUND:
+			continue
+		case err != nil:
+			return n, err
+		}
+		if err := b.Delete(appendString(appKey(spaceReengagement, e.AppID), r.ID), nil); err != nil {
+			return n, fmt.Errorf("erase re-engagement: %w", err)
+		}
+		claim := appendString(appKey(spaceReengByHit, e.AppID), r.HitID)
+		if v, closer, err := s.db.Get(claim); err == nil {
+			ours := string(v) == r.ID
+			closer.Close()
+			if ours {
+				if err := b.Delete(claim, nil); err != nil {
+					return n, fmt.Errorf("erase re-engagement claim: %w", err)
+				}
+			}
+		}
+		n.Reengagements++
 	}
 	for _, id := range slices.Sorted(maps.Keys(hits)) {
 		h := hits[id]

@@ -189,9 +189,33 @@ func (s *RawStore) lockID(kind byte, appID int64, id string) func() {
 	return m.Unlock
 }
 
+// lockIDs locks the stripes of several (kind, app, id) keys, each once,
+// in ascending order, as every writer holding more than one does; it
+// returns the unlock.
+func (s *RawStore) lockIDs(keys ...struct {
+	kind  byte
+	appID int64
+	id    string
+}) func() {
+	idx := make([]int, 0, len(keys))
+	for _, k := range keys {
+		idx = append(idx, stripe(k.kind, k.appID, k.id))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		s.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			s.locks[i].Unlock()
+		}
+	}
+}
+
 // stripe returns the index of (app, id)'s lock stripe. A writer holds one
-// stripe at a time, except DeleteBefore, which locks several in ascending
-// order.
+// stripe at a time, except DeleteBefore and PutReengagement, which lock
+// several in ascending order.
 func stripe(kind byte, appID int64, id string) int {
 	h := fnv.New32a()
 	h.Write(appKey(kind, appID))

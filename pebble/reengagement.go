@@ -14,8 +14,9 @@ import (
 // PutReengagement stores r unless a re-engagement with its id, or one
 // crediting its tap, is stored; it returns the one that stands. The claim
 // on the tap (T app hitID → id) and the re-engagement (G app id) are
-// written in one batch under the tap's lock stripe, so two opens never
-// both claim one tap.
+// written in one batch under the lock stripes of the tap and of the
+// re-engagement's id, so two opens never both claim one tap and two taps
+// never both credit one open.
 func (s *RawStore) PutReengagement(ctx context.Context, r *tapline.Reengagement) (*tapline.Reengagement, error) {
 	if r == nil || r.ID == "" || r.HitID == "" {
 		return nil, tapline.Errorf(tapline.EINVALID, "A re-engagement needs an id and a hit id.")
@@ -25,7 +26,12 @@ func (s *RawStore) PutReengagement(ctx context.Context, r *tapline.Reengagement)
 		return nil, err
 	}
 	defer release()
-	defer s.lockID(spaceReengByHit, r.AppID, r.HitID)()
+	type key = struct {
+		kind  byte
+		appID int64
+		id    string
+	}
+	defer s.lockIDs(key{spaceReengagement, r.AppID, r.ID}, key{spaceReengByHit, r.AppID, r.HitID})()
 
 	if stored, err := s.reengagement(r.AppID, r.ID); err == nil {
 		return stored, nil

@@ -278,3 +278,40 @@ func noDeviceValue(t *testing.T, what string, v any) {
 		}
 	}
 }
+
+// testEraseReengagement erases an installation whose open was credited to
+// a re-engagement tap: the re-engagement goes with the open, and its
+// claim on the tap too.
+func testEraseReengagement(t *testing.T, s tapline.RawStore) {
+	const app = 77
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	device := tapline.Device{Platform: tapline.PlatformAndroid, Model: "Pixel 7"}
+	for _, e := range []*tapline.Event{
+		{ID: "re-install", AppID: app, Kind: tapline.KindInstall, Name: "install", Time: at, ReceivedAt: at, InstallID: "inst-re", Device: device},
+		{ID: "re-open", AppID: app, Kind: tapline.KindOpen, Name: "open", Time: at.Add(time.Minute), ReceivedAt: at.Add(time.Minute), InstallID: "inst-re", Device: device},
+	} {
+		if _, err := s.PutEvent(t.Context(), e); err != nil {
+			t.Fatalf("PutEvent: %v", err)
+		}
+	}
+	r := &tapline.Reengagement{ID: tapline.ReengagementID("re-open"), AppID: app, EventID: "re-open", InstallID: "inst-re", OpenTime: at.Add(time.Minute),
+		Attribution: tapline.Attribution{HitID: "re-hit", Method: tapline.MethodFingerprint, HitTime: at}, By: "events/0/1"}
+	if _, err := s.PutReengagement(t.Context(), r); err != nil {
+		t.Fatalf("PutReengagement: %v", err)
+	}
+	n, err := s.EraseDevice(t.Context(), &tapline.Erasure{AppID: app, InstallIDs: []string{"inst-re"}})
+	if err != nil {
+		t.Fatalf("EraseDevice: %v", err)
+	}
+	if n.Reengagements != 1 || n.Events != 2 {
+		t.Errorf("EraseDevice counts = %+v, want 2 events and 1 re-engagement", n)
+	}
+	if got, err := s.Reengagement(t.Context(), app, r.ID); tapline.ErrorCode(err) != tapline.ENOTFOUND {
+		t.Errorf("Reengagement after the erasure = %+v, %v; want ENOTFOUND", got, err)
+	}
+	other := &tapline.Reengagement{ID: tapline.ReengagementID("re-other"), AppID: app, EventID: "re-other", OpenTime: at,
+		Attribution: tapline.Attribution{HitID: "re-hit", Method: tapline.MethodFingerprint, HitTime: at}, By: "events/0/2"}
+	if st, err := s.PutReengagement(t.Context(), other); err != nil || st.ID != other.ID {
+		t.Errorf("after the erasure the tap still credits %+v (%v), want it free", st, err)
+	}
+}

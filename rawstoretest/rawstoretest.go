@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"EraseByAdID", testEraseByAdID},
 		{"EraseByInstallID", testEraseByInstallID},
 		{"EraseConversionIDs", testEraseConversionIDs},
+		{"EraseReengagement", testEraseReengagement},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
