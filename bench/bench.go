@@ -518,13 +518,15 @@ func (r *Runner) hammerRedirect(ctx context.Context, p Process, name, slug strin
 	w, _ := loadgen.Generate(loadgen.NewConfig(r.Config.Seed+1, 5000))
 	t := loadgen.Target{BaseURL: p.URL()}
 	h := &loadgen.Hammer{Workers: r.Config.Workers, Duration: r.Config.HammerFor}
+	cpu0 := cpuTime(p)
 	sum := h.Run(ctx, func(worker, seq int) *http.Request {
 		tap := w.Taps[(seq*r.Config.Workers+worker)%len(w.Taps)]
 		tap.Link = slug
 		return t.TapRequest(&tap, w.Devices[tap.Device], true)
 	}, func(resp *http.Response) bool { return resp.StatusCode == http.StatusFound })
-	r.log.Info("bench: redirect", "target", name, "result", sum.String())
-	return RedirectRow{Target: name, Summary: sum}
+	cpu := cpuTime(p) - cpu0
+	r.log.Info("bench: redirect", "target", name, "result", sum.String(), "cpu", cpu)
+	return RedirectRow{Target: name, Summary: sum, CPUPerRequest: perRecord(cpu, sum.Requests-sum.Errors)}
 }
 
 // hammerIngest posts open events in the Tapstream form protocol, then
@@ -534,11 +536,14 @@ func (r *Runner) hammerIngest(ctx context.Context, p Process, name string, t loa
 	h := &loadgen.Hammer{Workers: r.Config.Workers, Duration: r.Config.HammerFor}
 	ok := func(resp *http.Response) bool { return resp.StatusCode == http.StatusOK }
 	var rows []IngestRow
+	cpu0 := cpuTime(p)
 	form := h.Run(ctx, func(worker, seq int) *http.Request {
 		d := w.Devices[(seq*r.Config.Workers+worker)%len(w.Devices)]
 		return t.TapstreamRequest(d, &loadgen.SDKEvent{Kind: tapline.KindOpen, Time: time.Now(), IP: "198.51.100.7"})
 	}, ok)
-	rows = append(rows, IngestRow{Target: name, Protocol: "tapstream form", EventsPerRequest: 1, Summary: form, EventsPerSec: form.Rate})
+	cpu1 := cpuTime(p)
+	rows = append(rows, IngestRow{Target: name, Protocol: "tapstream form", EventsPerRequest: 1, Summary: form, EventsPerSec: form.Rate,
+		CPUPerEvent: perRecord(cpu1-cpu0, form.Requests-form.Errors)})
 	r.log.Info("bench: ingest tapstream", "target", name, "result", form.String())
 	const batch = 10
 	js := h.Run(ctx, func(worker, seq int) *http.Request {
@@ -549,7 +554,8 @@ func (r *Runner) hammerIngest(ctx context.Context, p Process, name string, t loa
 		}
 		return t.JSONRequest(d, evs...)
 	}, ok)
-	rows = append(rows, IngestRow{Target: name, Protocol: "JSON batch of 10", EventsPerRequest: batch, Summary: js, EventsPerSec: js.Rate * batch})
+	rows = append(rows, IngestRow{Target: name, Protocol: "JSON batch of 10", EventsPerRequest: batch, Summary: js, EventsPerSec: js.Rate * batch,
+		CPUPerEvent: perRecord(cpuTime(p)-cpu1, (js.Requests-js.Errors)*batch)})
 	r.log.Info("bench: ingest json", "target", name, "result", js.String())
 	return rows
 }
@@ -682,31 +688,34 @@ func (r *Runner) drainRun(ctx context.Context) error {
 		return err
 	}
 	m := &r.res.Matcher
-	n, el, err := r.drainOnce(ctx, w, cfg.Links, 0)
+	n, el, cpu, err := r.drainOnce(ctx, w, cfg.Links, 0)
 	if err != nil {
 		return err
 	}
 	m.DrainMessages, m.DrainSeconds, m.DrainPerSec = n, el.Seconds(), float64(n)/el.Seconds()
+	m.DrainCPUPerMessage = perRecord(cpu, n)
 	if c.LiveFunnels <= 0 {
 		return nil
 	}
-	n, el, err = r.drainOnce(ctx, w, cfg.Links, c.LiveFunnels)
+	n, el, cpu, err = r.drainOnce(ctx, w, cfg.Links, c.LiveFunnels)
 	if err != nil {
 		return fmt.Errorf("with %d live funnels: %w", c.LiveFunnels, err)
 	}
 	m.LiveFunnels = c.LiveFunnels
 	m.LiveDrainMessages, m.LiveDrainSeconds, m.LiveDrainPerSec = n, el.Seconds(), float64(n)/el.Seconds()
+	m.LiveDrainCPU = perRecord(cpu, n)
 	return nil
 }
 
 // drainOnce fills the bus of a fresh node with w, makes liveFunnels
 // funnels live, starts tapline and waits until the matcher's offsets cover
-// every message; it returns the messages and the time.
-func (r *Runner) drainOnce(ctx context.Context, w *loadgen.Workload, links []string, liveFunnels int) (int, time.Duration, error) {
+// every message; it returns the messages, the time and tapline's CPU time
+// over it.
+func (r *Runner) drainOnce(ctx context.Context, w *loadgen.Workload, links []string, liveFunnels int) (int, time.Duration, time.Duration, error) {
 	c := &r.Config
 	s, err := r.seed(ctx, "drain", appSpec{"drain", links, loadgen.DefaultWindows()})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer s.db.Close()
 	app := s.apps["drain"]
@@ -717,54 +726,54 @@ func (r *Runner) drainOnce(ctx context.Context, w *loadgen.Workload, links []str
 	dataDir := filepath.Join(c.WorkDir, name)
 	n, err := fillBus(ctx, filepath.Join(dataDir, "bus"), app, w)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	var versions []int64
 	if liveFunnels > 0 {
 		if versions, err = makeLiveFunnels(ctx, s, app, dataDir, drainPartitions, liveFunnels); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 	p, err := c.StartTapline(ctx, s.url, dataDir)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer p.Stop()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime(p)
 	pool, err := pgxpool.New(ctx, s.url)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer pool.Close()
 	for {
 		// Whatever the matcher's consumer name, its offsets are the only ones.
 		var done int64
 		if err := pool.QueryRow(ctx, "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets").Scan(&done); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if done >= int64(n) {
 			break
 		}
 		if time.Since(start) > 10*time.Minute {
-			return 0, 0, fmt.Errorf("matcher drained %d of %d messages in 10 minutes", done, n)
+			return 0, 0, 0, fmt.Errorf("matcher drained %d of %d messages in 10 minutes", done, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	el := time.Since(start)
+	el, cpu := time.Since(start), cpuTime(p)-cpu0
 	process := "tapline (matcher drain)"
 	if liveFunnels > 0 {
 		process = fmt.Sprintf("tapline (matcher drain, %d live funnels)", liveFunnels)
 		counted, err := countedInFunnels(ctx, pool, versions)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if counted == 0 {
-			return 0, 0, fmt.Errorf("the live funnels counted nobody")
+			return 0, 0, 0, fmt.Errorf("the live funnels counted nobody")
 		}
 	}
 	r.res.Peaks = append(r.res.Peaks, RSS{Process: process, PeakKB: peakRSS(p)})
 	r.log.Info("bench: drain", "messages", n, "seconds", el.Seconds(), "live_funnels", liveFunnels)
-	return n, el, nil
+	return n, el, cpu, nil
 }
 
 // drainPartitions is the embedded bus's partitions per topic in the drain

@@ -145,6 +145,14 @@ func TestSmoke(t *testing.T) {
 		if row.Summary.Rate <= 0 || row.Summary.P99 <= 0 {
 			t.Errorf("redirect %s: %+v, want a rate and latencies", row.Target, row.Summary)
 		}
+		if row.CPUPerRequest <= 0 || row.CPUPerRequest > time.Second {
+			t.Errorf("redirect %s: %s of CPU per request, want a measured cost", row.Target, row.CPUPerRequest)
+		}
+	}
+	for _, row := range res.Ingest {
+		if row.CPUPerEvent <= 0 {
+			t.Errorf("ingest %s %s: no CPU per event measured", row.Target, row.Protocol)
+		}
 	}
 	if len(res.Ingest) != 4 {
 		t.Errorf("ingest rows = %d, want 4 (two protocols, two targets)", len(res.Ingest))

@@ -145,6 +145,52 @@ func peakRSS(p Process) int64 {
 	return total
 }
 
+// CPUTime returns the user and system CPU time process pid has used, from
+// /proc/<pid>/stat (utime and stime, in the kernel's USER_HZ ticks,
+// 100 a second on Linux); 0 when it cannot be read.
+func CPUTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // comm may hold spaces
+	if i < 0 {
+		return 0
+	}
+	// After the comm: state(3) ppid(4) ... utime(14) stime(15).
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	user, err1 := strconv.ParseInt(f[11], 10, 64)
+	sys, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	const userHZ = 100
+	return time.Duration(user+sys) * time.Second / userHZ
+}
+
+// cpuTime sums the CPU time of a process's pids (nginx: master and
+// workers).
+func cpuTime(p Process) time.Duration {
+	var total time.Duration
+	for _, pid := range p.PIDs() {
+		total += CPUTime(pid)
+	}
+	return total
+}
+
+// perRecord divides the CPU time a process used over a span by the
+// records it handled in it.
+func perRecord(cpu time.Duration, records int) time.Duration {
+	if records <= 0 || cpu <= 0 {
+		return 0
+	}
+	return cpu / time.Duration(records)
+}
+
 // childrenOf lists the processes whose parent is pid.
 func childrenOf(pid int) []int {
 	entries, _ := os.ReadDir("/proc")

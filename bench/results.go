@@ -53,34 +53,45 @@ type Machine struct {
 
 // RedirectRow is one target of the redirect scenario.
 type RedirectRow struct {
-	Target      string          `json:"target"`
-	Summary     loadgen.Summary `json:"summary"`
-	Dropped     int64           `json:"hits_dropped,omitempty"`
-	Unavailable string          `json:"unavailable,omitempty"`
+	Target  string          `json:"target"`
+	Summary loadgen.Summary `json:"summary"`
+	// CPUPerRequest is the target's CPU time (user and system, all its
+	// processes, background work included) over the run divided by the
+	// redirects answered.
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns,omitempty"`
+	Dropped       int64         `json:"hits_dropped,omitempty"`
+	Unavailable   string        `json:"unavailable,omitempty"`
 }
 
 // IngestRow is one protocol of the SDK ingest scenario.
 type IngestRow struct {
-	Target           string          `json:"target"`
-	Protocol         string          `json:"protocol"`
-	EventsPerRequest int             `json:"events_per_request"`
-	EventsPerSec     float64         `json:"events_per_second"`
-	Summary          loadgen.Summary `json:"summary"`
+	Target           string  `json:"target"`
+	Protocol         string  `json:"protocol"`
+	EventsPerRequest int     `json:"events_per_request"`
+	EventsPerSec     float64 `json:"events_per_second"`
+	// CPUPerEvent is the target's CPU time over the run divided by the
+	// events accepted.
+	CPUPerEvent time.Duration   `json:"cpu_per_event_ns,omitempty"`
+	Summary     loadgen.Summary `json:"summary"`
 }
 
 // MatcherRow holds the matcher's drain rate and end-to-end latency.
 type MatcherRow struct {
-	DrainMessages int           `json:"drain_messages"`
-	DrainSeconds  float64       `json:"drain_seconds"`
-	DrainPerSec   float64       `json:"drain_per_second"`
-	Probes        int           `json:"probes"`
-	E2EP50        time.Duration `json:"tap_to_facts_p50_ns"`
-	E2EP99        time.Duration `json:"tap_to_facts_p99_ns"`
+	DrainMessages int     `json:"drain_messages"`
+	DrainSeconds  float64 `json:"drain_seconds"`
+	DrainPerSec   float64 `json:"drain_per_second"`
+	// DrainCPUPerMessage is tapline's CPU time over the drain divided by
+	// the messages drained.
+	DrainCPUPerMessage time.Duration `json:"drain_cpu_per_message_ns,omitempty"`
+	Probes             int           `json:"probes"`
+	E2EP50             time.Duration `json:"tap_to_facts_p50_ns"`
+	E2EP99             time.Duration `json:"tap_to_facts_p99_ns"`
 	// The same drain with LiveFunnels live funnels.
-	LiveFunnels       int     `json:"live_funnels,omitempty"`
-	LiveDrainMessages int     `json:"live_funnels_drain_messages,omitempty"`
-	LiveDrainSeconds  float64 `json:"live_funnels_drain_seconds,omitempty"`
-	LiveDrainPerSec   float64 `json:"live_funnels_drain_per_second,omitempty"`
+	LiveFunnels       int           `json:"live_funnels,omitempty"`
+	LiveDrainMessages int           `json:"live_funnels_drain_messages,omitempty"`
+	LiveDrainSeconds  float64       `json:"live_funnels_drain_seconds,omitempty"`
+	LiveDrainPerSec   float64       `json:"live_funnels_drain_per_second,omitempty"`
+	LiveDrainCPU      time.Duration `json:"live_funnels_drain_cpu_per_message_ns,omitempty"`
 }
 
 // AccuracyRow scores one attribution method on one population.
@@ -200,26 +211,34 @@ func (r *Results) WriteTable(out io.Writer) {
 		if row.Dropped > 0 {
 			note += fmt.Sprintf(", %d hits dropped", row.Dropped)
 		}
+		if row.CPUPerRequest > 0 {
+			note += ", " + cpuMicros(row.CPUPerRequest) + " CPU/request"
+		}
 		p("  %s\t%.0f\t%s\t%s\t%s", row.Target, row.Summary.Rate, ms(row.Summary.P50), ms(row.Summary.P99), note)
 	}
 	if v, ok := r.Ratios["redirect_tapline_over_nginx"]; ok {
 		p("  tapline / nginx\t%.2fx\t\t\t", v)
 	}
 	if len(r.Ingest) > 0 {
-		p("SDK INGEST (durable)\tevents/s\tp50\tp99\trequests/s")
+		p("SDK INGEST (durable)\tevents/s\tp50\tp99\trequests/s, CPU/event")
 	}
 	for _, row := range r.Ingest {
-		p("  %s %s\t%.0f\t%s\t%s\t%.0f", row.Target, row.Protocol, row.EventsPerSec, ms(row.Summary.P50), ms(row.Summary.P99), row.Summary.Rate)
+		cpu := ""
+		if row.CPUPerEvent > 0 {
+			cpu = ", " + cpuMicros(row.CPUPerEvent)
+		}
+		p("  %s %s\t%.0f\t%s\t%s\t%.0f%s", row.Target, row.Protocol, row.EventsPerSec, ms(row.Summary.P50), ms(row.Summary.P99), row.Summary.Rate, cpu)
 	}
 	if r.Matcher.DrainMessages > 0 || r.Matcher.Probes > 0 {
 		p("MATCHER\t\t\t\t")
 	}
 	if r.Matcher.DrainMessages > 0 {
-		p("  drain pre-filled bus\t%.0f msg/s\t%d messages\t%.1f s\t", r.Matcher.DrainPerSec, r.Matcher.DrainMessages, r.Matcher.DrainSeconds)
+		p("  drain pre-filled bus\t%.0f msg/s\t%d messages\t%.1f s\t%s CPU/message", r.Matcher.DrainPerSec, r.Matcher.DrainMessages, r.Matcher.DrainSeconds,
+			cpuMicros(r.Matcher.DrainCPUPerMessage))
 	}
 	if r.Matcher.LiveDrainMessages > 0 {
-		p("  drain with %d live funnels\t%.0f msg/s\t%d messages\t%.1f s\t%.2fx of none", r.Matcher.LiveFunnels, r.Matcher.LiveDrainPerSec,
-			r.Matcher.LiveDrainMessages, r.Matcher.LiveDrainSeconds, r.Ratios["drain_live_funnels_over_none"])
+		p("  drain with %d live funnels\t%.0f msg/s\t%d messages\t%.1f s\t%.2fx of none, %s CPU/message", r.Matcher.LiveFunnels, r.Matcher.LiveDrainPerSec,
+			r.Matcher.LiveDrainMessages, r.Matcher.LiveDrainSeconds, r.Ratios["drain_live_funnels_over_none"], cpuMicros(r.Matcher.LiveDrainCPU))
 	}
 	if r.Matcher.Probes > 0 {
 		p("  tap to conversion in facts\tp50 %s\tp99 %s\t%d probes\t", ms(r.Matcher.E2EP50), ms(r.Matcher.E2EP99), r.Matcher.Probes)
@@ -456,4 +475,9 @@ func classOf(m tapline.MatchMethod) string {
 		return loadgen.ClassAdID
 	}
 	return loadgen.ClassFingerprint
+}
+
+// cpuMicros shows a CPU time per record in microseconds: "41.2 µs".
+func cpuMicros(d time.Duration) string {
+	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
 }
