@@ -17,6 +17,7 @@ help:
 	@echo "make run               start tapline (collector :8080, dashboard :8081) with the demo seed"
 	@echo "make test              formatting, vet, staticcheck and every test (private PostgreSQL)"
 	@echo "make bench             benchmarks against nginx, the Tapstream 1.0 baseline, PostgreSQL and DuckDB (about 8 minutes)"
+	@echo "make bench-micro       the hot paths' microbenchmarks, BENCH_MICRO_BASE (default HEAD~1) against the working tree (benchstat)"
 	@echo "make test-integration  the Kafka and Cassandra suites against TAPLINE_KAFKA_BROKERS / TAPLINE_CASSANDRA_HOSTS"
 	@echo "make screenshots       the browser tests, saving their screenshots into docs/screenshots/"
 	@echo "make build             binaries into bin/"

@@ -6,7 +6,7 @@
 # rows, is a third of it); BENCH_FLAGS passes flags to bench/cmd/bench, -only
 # picks scenarios.
 
-.PHONY: bench
+.PHONY: bench bench-micro
 
 BENCH_FLAGS ?=
 
@@ -15,3 +15,11 @@ bench:
 	$(GO) build -o bin/ ./cmd/tapline ./bench/cmd/tapstream1 ./bench/cmd/funnelbackfill ./bench/cmd/bench
 	@url=$$($(PG)) || exit 1; \
 	DATABASE_URL="$$url" bin/bench -bin bin -out bench/results $(BENCH_FLAGS)
+
+# `make bench-micro`: the hot paths' go test benchmarks (-benchmem) of
+# BENCH_MICRO_BASE (default HEAD~1) against the working tree, compared by
+# benchstat; BENCH_MICRO_PATTERN and BENCH_MICRO_COUNT narrow them.
+BENCH_MICRO_BASE ?= HEAD~1
+
+bench-micro:
+	@scripts/bench-micro.sh $(BENCH_MICRO_BASE)
