@@ -688,6 +688,24 @@ func (r *Runner) drainRun(ctx context.Context) error {
 		return err
 	}
 	m := &r.res.Matcher
+	// The floor: the same bus read and decoded, nothing else done.
+	s, err := r.seed(ctx, "nullconsumer", appSpec{"drain", cfg.Links, loadgen.DefaultWindows()})
+	if err != nil {
+		return err
+	}
+	nullDir := filepath.Join(c.WorkDir, "null-consumer-bus")
+	nn, err := fillBus(ctx, nullDir, s.apps["drain"], w)
+	s.db.Close()
+	if err != nil {
+		return err
+	}
+	nel, ncpu, err := nullConsume(ctx, nullDir, nn)
+	if err != nil {
+		return fmt.Errorf("null consumer: %w", err)
+	}
+	m.NullMessages, m.NullPerSec, m.NullCPUPerMessage = nn, float64(nn)/nel.Seconds(), perRecord(ncpu, nn)
+	r.log.Info("bench: null consumer", "messages", nn, "seconds", nel.Seconds())
+
 	n, el, cpu, err := r.drainOnce(ctx, w, cfg.Links, 0)
 	if err != nil {
 		return err

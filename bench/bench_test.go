@@ -165,6 +165,12 @@ func TestSmoke(t *testing.T) {
 	if len(res.Throughput) != 2 {
 		t.Errorf("throughput rows = %+v, want tapline and tapstream1 at 1x", res.Throughput)
 	}
+	// (A few hundred messages take less CPU than the kernel's 10 ms tick:
+	// the null consumer's cost may read 0 here.)
+	if m := res.Matcher; m.NullMessages != m.DrainMessages || m.NullPerSec <= 0 || res.Ratios["drain_over_null_consumer"] <= 0 {
+		t.Errorf("null consumer read %d messages at %.0f/s against the drain's %d: want the same bus read, a rate and a ratio",
+			m.NullMessages, m.NullPerSec, m.DrainMessages)
+	}
 	if res.Matcher.DrainMessages == 0 || res.Matcher.DrainPerSec <= 0 {
 		t.Errorf("matcher drain = %+v, want messages and a rate", res.Matcher)
 	}

@@ -80,6 +80,12 @@ type MatcherRow struct {
 	DrainMessages int     `json:"drain_messages"`
 	DrainSeconds  float64 `json:"drain_seconds"`
 	DrainPerSec   float64 `json:"drain_per_second"`
+	// NullMessages, NullPerSec and NullCPUPerMessage: the same bus read
+	// and decoded by a consumer that does nothing else, in the bench
+	// process (the drain's floor).
+	NullMessages      int           `json:"null_consumer_messages,omitempty"`
+	NullPerSec        float64       `json:"null_consumer_per_second,omitempty"`
+	NullCPUPerMessage time.Duration `json:"null_consumer_cpu_per_message_ns,omitempty"`
 	// DrainCPUPerMessage is tapline's CPU time over the drain divided by
 	// the messages drained.
 	DrainCPUPerMessage time.Duration `json:"drain_cpu_per_message_ns,omitempty"`
@@ -176,6 +182,9 @@ func (r *Results) finish() {
 			}
 		}
 	}
+	if m := r.Matcher; m.NullPerSec > 0 && m.DrainPerSec > 0 {
+		r.Ratios["drain_over_null_consumer"] = m.DrainPerSec / m.NullPerSec
+	}
 	if m := r.Matcher; m.LiveDrainPerSec > 0 && m.DrainPerSec > 0 {
 		r.Ratios["drain_live_funnels_over_none"] = m.LiveDrainPerSec / m.DrainPerSec
 	}
@@ -232,9 +241,16 @@ func (r *Results) WriteTable(out io.Writer) {
 	if r.Matcher.DrainMessages > 0 || r.Matcher.Probes > 0 {
 		p("MATCHER\t\t\t\t")
 	}
+	if r.Matcher.NullMessages > 0 {
+		p("  null consumer (read, decode)\t%.0f msg/s\t%d messages\t\t%s CPU/message", r.Matcher.NullPerSec, r.Matcher.NullMessages, cpuMicros(r.Matcher.NullCPUPerMessage))
+	}
 	if r.Matcher.DrainMessages > 0 {
-		p("  drain pre-filled bus\t%.0f msg/s\t%d messages\t%.1f s\t%s CPU/message", r.Matcher.DrainPerSec, r.Matcher.DrainMessages, r.Matcher.DrainSeconds,
-			cpuMicros(r.Matcher.DrainCPUPerMessage))
+		null := ""
+		if x := r.Ratios["drain_over_null_consumer"]; x > 0 {
+			null = fmt.Sprintf(", %.2fx the null consumer (target >= 0.3x: %s)", x, map[bool]string{true: "met", false: "MISSED"}[x >= 0.3])
+		}
+		p("  drain pre-filled bus\t%.0f msg/s\t%d messages\t%.1f s\t%s CPU/message%s", r.Matcher.DrainPerSec, r.Matcher.DrainMessages, r.Matcher.DrainSeconds,
+			cpuMicros(r.Matcher.DrainCPUPerMessage), null)
 	}
 	if r.Matcher.LiveDrainMessages > 0 {
 		p("  drain with %d live funnels\t%.0f msg/s\t%d messages\t%.1f s\t%.2fx of none, %s CPU/message", r.Matcher.LiveFunnels, r.Matcher.LiveDrainPerSec,
