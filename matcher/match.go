@@ -400,11 +400,15 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	}
 	// A second install event of a known installation is counted as an
 	// event under its attribution: recorded as countEvent records it.
+	// The installation's conversion, read once: installs of the app are
+	// matched under its lock, so none appears before this one is done.
+	var first *tapline.Conversion // of another install event of the installation
 	unlock := m.lockInstall(app.ID, e.InstallID)
 	if e.InstallID != "" {
 		prev, err := m.Raw.ConversionByInstall(ctx, app.ID, e.InstallID)
 		switch {
 		case err == nil && prev.EventID != e.ID:
+			first = prev
 			hit := prev.HitID
 			e.CountedUnder = &hit
 		case err != nil && tapline.ErrorCode(err) != tapline.ENOTFOUND:
@@ -439,22 +443,17 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
 		return nil, rows, false, fmt.Errorf("load conversion of %s: %w", e.ID, err)
 	}
-	if e.InstallID != "" {
-		prev, err := m.Raw.ConversionByInstall(ctx, app.ID, e.InstallID)
-		if err == nil {
-			// A second install event for one installation: an event
-			// under the first one's attribution, not a new install;
-			// within the reinstall window, a reinstall too.
-			a := prev.Attribution
-			if under := stored.CountedUnder; under != nil && *under != a.HitID {
-				a = prev.AttributionOf(*under) // a replay: where it was first counted
-			}
-			b.Event(e, a)
-			m.reinstalledInPlace(b, app, e, prev)
-			return b, cohortActivity(b, e, prev, a), true, nil
-		} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
-			return nil, rows, false, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
+	if prev := first; prev != nil {
+		// A second install event for one installation: an event under
+		// the first one's attribution, not a new install; within the
+		// reinstall window, a reinstall too.
+		a := prev.Attribution
+		if under := stored.CountedUnder; under != nil && *under != a.HitID {
+			a = prev.AttributionOf(*under) // a replay: where it was first counted
 		}
+		b.Event(e, a)
+		m.reinstalledInPlace(b, app, e, prev)
+		return b, cohortActivity(b, e, prev, a), true, nil
 	}
 
 	a, dec, reinstall, err := m.attribute(ctx, app, e)
