@@ -1,8 +1,11 @@
 package fingerprint
 
 import (
+	"fmt"
 	"regexp"
 	"testing"
+
+	"tapline"
 )
 
 // TestIsAppleIdentifier checks the hand-written reader against the
@@ -29,4 +32,23 @@ func FuzzIsAppleIdentifier(f *testing.F) {
 			t.Errorf("isAppleIdentifier(%q) = %v, want %v", s, got, want)
 		}
 	})
+}
+
+// TestPopulationBounded learns far more distinct models than a Population
+// counts: its map stays within maxShareKeys, and a model learned often
+// since still weighs as common.
+func TestPopulationBounded(t *testing.T) {
+	t.Parallel()
+	p := NewPopulation()
+	common := tapline.Device{Platform: tapline.PlatformAndroid, Model: "SM-S918B", OSVersion: "14"}
+	for i := range 20000 {
+		p.LearnInstall(&tapline.Device{Platform: tapline.PlatformAndroid, Model: fmt.Sprintf("SM-X%05d", i)})
+		p.LearnInstall(&common)
+		if n := len(p.counts); n > maxShareKeys {
+			t.Fatalf("after %d installs %d values are counted, want at most %d", 2*(i+1), n, maxShareKeys)
+		}
+	}
+	if w := p.rarity(modelKey("android", common.Model), "android", WeightModel); w > 1 {
+		t.Errorf("a model half the installs have weighs %.2f, want under 1 (common)", w)
+	}
 }
