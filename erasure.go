@@ -2,6 +2,8 @@ package tapline
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -257,4 +259,47 @@ func EventAdIDs(evs []*Event) []string {
 		}
 	}
 	return out
+}
+
+// EraseConversions is the end of an EraseDevice that both raw stores
+// share: it erases the conversions ids, in id order, with eraseConv (the
+// conversion as it was, nil when none is stored, and whether erasing
+// changed it), notes each found on e and counts the changed ones in n;
+// then it strips each hit those conversions credit that deleted does not
+// report gone, with stripHit (whether it changed), counting them too.
+func (e *Erasure) EraseConversions(ctx context.Context, ids map[string]bool, n *ErasureCounts, deleted func(hitID string) bool,
+	eraseConv func(id string) (*Conversion, bool, error), stripHit func(hitID string) (bool, error)) error {
+	credited := map[string]bool{}
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, changed, err := eraseConv(id)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			continue
+		}
+		e.FoundConversions = append(e.FoundConversions, c.ID)
+		if changed {
+			n.Conversions++
+		}
+		for _, h := range c.CreditedHits() {
+			credited[h] = true
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(credited)) {
+		if deleted(id) {
+			continue
+		}
+		stripped, err := stripHit(id)
+		if err != nil {
+			return err
+		}
+		if stripped {
+			n.HitsStripped++
+		}
+	}
+	return nil
 }

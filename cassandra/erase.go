@@ -144,34 +144,11 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 			return n, fmt.Errorf("erase: conversion index: %w", translate(err))
 		}
 	}
-	credited := map[string]bool{}
-	for _, id := range slices.Sorted(maps.Keys(convIDs)) {
-		c, changed, err := s.eraseConversion(ctx, e.AppID, id)
-		if err != nil {
-			return n, err
-		}
-		if c == nil {
-			continue
-		}
-		e.FoundConversions = append(e.FoundConversions, c.ID)
-		if changed {
-			n.Conversions++
-		}
-		for _, h := range c.CreditedHits() {
-			credited[h] = true
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(credited)) {
-		if hits[id] != nil {
-			continue
-		}
-		stripped, err := s.eraseHit(ctx, e.AppID, id)
-		if err != nil {
-			return n, err
-		}
-		if stripped {
-			n.HitsStripped++
-		}
+	err := e.EraseConversions(ctx, convIDs, &n, func(id string) bool { return hits[id] != nil },
+		func(id string) (*tapline.Conversion, bool, error) { return s.eraseConversion(ctx, e.AppID, id) },
+		func(id string) (bool, error) { return s.eraseHit(ctx, e.AppID, id) })
+	if err != nil {
+		return n, err
 	}
 	return n, nil
 }

@@ -160,37 +160,11 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 			convIDs[c.ID] = true
 		}
 	}
-	credited := map[string]bool{}
-	for _, id := range slices.Sorted(maps.Keys(convIDs)) {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		c, changed, err := s.eraseConversion(e.AppID, id)
-		if err != nil {
-			return n, err
-		}
-		if c == nil {
-			continue
-		}
-		e.FoundConversions = append(e.FoundConversions, c.ID)
-		if changed {
-			n.Conversions++
-		}
-		for _, h := range c.CreditedHits() {
-			credited[h] = true
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(credited)) {
-		if hits[id] != nil {
-			continue // deleted above
-		}
-		stripped, err := s.eraseHit(e.AppID, id, buckets)
-		if err != nil {
-			return n, err
-		}
-		if stripped {
-			n.HitsStripped++
-		}
+	err = e.EraseConversions(ctx, convIDs, &n, func(id string) bool { return hits[id] != nil },
+		func(id string) (*tapline.Conversion, bool, error) { return s.eraseConversion(e.AppID, id) },
+		func(id string) (bool, error) { return s.eraseHit(e.AppID, id, buckets) })
+	if err != nil {
+		return n, err
 	}
 	if err := s.db.LogData(nil, pdb.Sync); err != nil {
 		return n, fmt.Errorf("erase raw rows: %w", err)
