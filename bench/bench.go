@@ -71,6 +71,10 @@ type Config struct {
 	// FunnelProfile, when set, makes DefaultStarters' backfills write CPU
 	// profiles to FunnelProfile.<funnel id> (with the funnelbackfill helper).
 	FunnelProfile string
+	// TaplineProfile, when set, is a directory where DefaultStarters'
+	// tapline processes write CPU profiles, each named after its data
+	// directory (tapline-drain.pprof, ...).
+	TaplineProfile string
 	// Only names the scenarios to run (main, nginx, tapstream1, growth,
 	// drain, funnel, dashboard); empty runs them all.
 	Only []string
@@ -888,14 +892,18 @@ func DefaultStarters(cfg *Config, binDir string) {
 		if err != nil {
 			return nil, err
 		}
+		profile := []string{"run"}
+		if cfg.TaplineProfile != "" {
+			profile = append(profile, "-cpu-profile", filepath.Join(cfg.TaplineProfile, filepath.Base(dataDir)+".pprof"))
+		}
 		return startExec(ctx, "tapline-"+filepath.Base(dataDir), workDir(), "http://"+addr, "/healthz",
-			filepath.Join(binDir, "tapline"), "run", "-database-url", dbURL, "-data-dir", dataDir,
+			filepath.Join(binDir, "tapline"), append(profile, "-database-url", dbURL, "-data-dir", dataDir,
 			"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn",
 			"-matcher-clock-skew", scaledSkew(cfg.Compression).String(),
 			// Time runs Compression times faster: so do an address's taps,
 			// and the replay sends a compressed second's taps at once.
 			"-tap-rate", strconv.FormatFloat(collector.DefaultTapRate*max(cfg.Compression, 1), 'g', -1, 64),
-			"-tap-burst", strconv.Itoa(int(float64(collector.DefaultTapBurst)*max(cfg.Compression, 1))))
+			"-tap-burst", strconv.Itoa(int(float64(collector.DefaultTapBurst)*max(cfg.Compression, 1))))...)
 	}
 	cfg.StartDashboard = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
 		addr, err := freeAddr()

@@ -116,6 +116,7 @@ type Matcher struct {
 	metrics     *metrics
 	funnels     funnelState
 	flood       *fraud.Flood
+	hitClock    *hitClock
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
@@ -177,6 +178,7 @@ func (m *Matcher) Open(ctx context.Context) error {
 		return fmt.Errorf("matcher: Bus, Raw, Facts and Accounts are required")
 	}
 	m.metrics = newMetrics(m.Registry)
+	m.hitClock = newHitClock(alignStall)
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
 
 	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
@@ -287,6 +289,11 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 	m.genCancel = cancel
 	m.flushMu.Unlock()
 	m.startFunnels(ctx, start, parts)
+	for _, p := range parts {
+		if p.Topic == m.Config.HitsTopic {
+			m.hitClock.own(p.Partition)
+		}
+	}
 	m.Logger.Info("matcher generation started", "partitions", len(parts))
 
 	var wg sync.WaitGroup
@@ -315,6 +322,7 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 		}
 		cancel()
 	}
+	m.hitClock.reset()
 	m.flushMu.Lock()
 	m.agg.Reset()
 	m.stopFunnels()
@@ -583,8 +591,19 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 			continue
 		}
 		backoff.reset()
+		hits := topic == m.Config.HitsTopic
+		if hits {
+			m.hitClock.fetched(partition)
+		}
 		for i := range msgs {
 			msg := &msgs[i]
+			if !hits {
+				waited, err := m.hitClock.wait(ctx, msg.Time)
+				if err != nil {
+					return // ctx done
+				}
+				m.metrics.alignWait.Add(waited.Seconds())
+			}
 			// The partition's funnel lock is held from here until the
 			// record is committed: a funnel switch falls between records.
 			vs, err := m.awaitVersions(ctx, pf, msg.Offset)
@@ -600,8 +619,14 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 			pf.next = msg.Offset + 1
 			pf.mu.Unlock()
 			next = msg.Offset + 1
+			if hits {
+				m.hitClock.processed(partition, msg.Time)
+			}
 			m.metrics.processed.WithLabelValues(topic).Inc()
 			m.metrics.lag.Set(m.Now().Sub(msg.Time).Seconds())
+		}
+		if hits {
+			m.hitClock.batchDone(partition, len(msgs), m.Config.FetchMax)
 		}
 		if m.agg.Pending() >= m.Config.MaxPending {
 			select {

@@ -18,6 +18,7 @@ type metrics struct {
 	lag            prometheus.Gauge
 	funnelChanges  prometheus.Counter
 	funnelWaits    prometheus.Counter
+	alignWait      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,10 +69,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		funnelWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_matcher_funnel_handoff_waits_total", Help: "Times a partition waited for a funnel version's handoff to complete.",
 		}),
+		alignWait: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapline_matcher_event_wait_seconds_total", Help: "Time event workers waited for the hits workers to catch up with the events' receive times (a backlog is matched in the order it was received).",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions, m.fraud, m.reengagements, m.reinstalls,
-			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits)
+			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits, m.alignWait)
 	}
 	return m
 }

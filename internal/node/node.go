@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +103,11 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	cfg := &n.Config
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	if cfg.CPUProfile != "" {
+		if err := n.startCPUProfile(cfg.CPUProfile); err != nil {
+			return err
+		}
 	}
 	n.Registry = prometheus.NewRegistry()
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -453,6 +459,27 @@ func (n *Node) Close() error {
 		}
 	})
 	return n.closeErr
+}
+
+// startCPUProfile profiles the process into path until Close, which
+// stops the profile last, after every component has shut down.
+func (n *Node) startCPUProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("start cpu profile: %w", err)
+	}
+	n.closers = append(n.closers, func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write cpu profile: %w", err)
+		}
+		return nil
+	})
+	return nil
 }
 
 // secret returns value when set, else the contents of path, creating it

@@ -42,6 +42,7 @@ func run() error {
 	flag.IntVar(&cfg.DashboardLinks, "dashboard-links", cfg.DashboardLinks, "links of the dashboard scenario's app (0: no scenario)")
 	flag.IntVar(&cfg.DashboardDays, "dashboard-days", cfg.DashboardDays, "days of facts of the dashboard scenario")
 	flag.StringVar(&cfg.FunnelProfile, "funnel-cpuprofile", "", "write CPU profiles of the funnel backfills to this file name plus .<funnel id> (runs bin/funnelbackfill)")
+	flag.StringVar(&cfg.TaplineProfile, "cpuprofile-dir", "", "write a CPU profile of each tapline process to this directory, named after its data directory")
 	only := flag.String("only", "", "comma-separated scenarios to run: main, nginx, tapstream1, growth, drain, funnel, dashboard (default all)")
 	nginx := flag.Bool("nginx", true, "compare with nginx when it is installed")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (data dirs, process logs) and the fresh databases, to rerun a process by hand")

@@ -1,0 +1,155 @@
+package matcher
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// hitClock keeps the consumption of events behind the consumption of hits
+// in time. The two topics are consumed by separate workers; when both have
+// a backlog (a matcher catching up after downtime, or a bench draining a
+// full bus) the events, cheaper to process, would run ahead and meet
+// installs before the taps that caused them. Each would then be recorded
+// organic and re-attributed by the late tap: the right answer in the end,
+// but with a re-attribution in its history and the dearer late path run
+// for every tap. With the clock, an event received at T waits until every
+// hits partition this matcher consumes has processed its hits received
+// up to T, or has nothing more to give; so a backlog is matched as it was
+// received, the way it would have been live.
+//
+// The clock only delays; it never reorders a partition, so it changes
+// nothing the exactly-once flush relies on. A hits worker that makes no
+// progress for stall (a message it keeps retrying, a partition owned by
+// nobody here, an empty partition whose worker waits in Fetch) stops
+// holding events back.
+type hitClock struct {
+	stall time.Duration
+	now   func() time.Time
+
+	mu    sync.Mutex
+	parts map[int]*hitPart // by partition of the hits topic
+	wake  chan struct{}    // closed on the next change; nil when nobody waits
+}
+
+// hitPart is how far one hits partition's worker has come.
+type hitPart struct {
+	at      time.Time // the latest receive time of a hit it processed
+	idle    bool      // its last fetch returned less than a full batch: at the bus's end
+	changed time.Time // when at or idle last changed
+}
+
+// newHitClock returns a clock whose partitions stop holding events back
+// after stall without progress.
+func newHitClock(stall time.Duration) *hitClock {
+	return &hitClock{stall: stall, now: time.Now, parts: map[int]*hitPart{}}
+}
+
+// own starts tracking hits partition p. Until its worker's first batch
+// it is taken to be behind: a matcher starting on a backlog must not meet
+// its first installs before their taps. A partition with nothing to fetch
+// stops holding events back after the stall time, once.
+func (c *hitClock) own(p int) {
+	c.mu.Lock()
+	c.parts[p] = &hitPart{changed: c.now()}
+	c.mu.Unlock()
+}
+
+// reset forgets every partition (the end of a generation).
+func (c *hitClock) reset() {
+	c.mu.Lock()
+	clear(c.parts)
+	c.signal()
+	c.mu.Unlock()
+}
+
+// fetched records that hits partition p's worker got a batch and starts
+// processing it.
+func (c *hitClock) fetched(p int) {
+	c.update(p, func(h *hitPart) { h.idle = false })
+}
+
+// batchDone records that p's worker processed its batch of n messages,
+// of at most max: a short batch means it reached the end of the bus.
+func (c *hitClock) batchDone(p, n, max int) {
+	if n < max {
+		c.update(p, func(h *hitPart) { h.idle = true })
+	}
+}
+
+// processed records that p's worker processed a hit received at t.
+func (c *hitClock) processed(p int, t time.Time) {
+	c.update(p, func(h *hitPart) {
+		if t.After(h.at) {
+			h.at = t
+		}
+	})
+}
+
+func (c *hitClock) update(p int, fn func(*hitPart)) {
+	c.mu.Lock()
+	if h := c.parts[p]; h != nil {
+		fn(h)
+		h.changed = c.now()
+		c.signal()
+	}
+	c.mu.Unlock()
+}
+
+// signal wakes the waiters; c.mu is held.
+func (c *hitClock) signal() {
+	if c.wake != nil {
+		close(c.wake)
+		c.wake = nil
+	}
+}
+
+// wait blocks until no tracked hits partition is still working through
+// hits received before t, or ctx is done; it reports how long it waited.
+func (c *hitClock) wait(ctx context.Context, t time.Time) (time.Duration, error) {
+	var start time.Time
+	for {
+		c.mu.Lock()
+		now := c.now()
+		var until time.Time // when the first stalled partition stops counting
+		behind := false
+		for _, h := range c.parts {
+			if h.idle || !h.at.Before(t) {
+				continue
+			}
+			if stallEnd := h.changed.Add(c.stall); now.Before(stallEnd) {
+				behind = true
+				if until.IsZero() || stallEnd.Before(until) {
+					until = stallEnd
+				}
+			}
+		}
+		if !behind {
+			c.mu.Unlock()
+			if start.IsZero() {
+				return 0, nil
+			}
+			return c.now().Sub(start), nil
+		}
+		if start.IsZero() {
+			start = now
+		}
+		if c.wake == nil {
+			c.wake = make(chan struct{})
+		}
+		wake := c.wake
+		c.mu.Unlock()
+		timer := time.NewTimer(until.Sub(now))
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return 0, ctx.Err()
+		}
+		timer.Stop()
+	}
+}
+
+// alignStall is how long a hits worker without progress holds events back.
+const alignStall = time.Second

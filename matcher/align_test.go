@@ -1,0 +1,164 @@
+package matcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"tapline"
+	"tapline/fingerprint"
+)
+
+// waitAsync runs c.wait(ctx, t) and returns a channel that receives its
+// error when it returns.
+func waitAsync(ctx context.Context, c *hitClock, t time.Time) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.wait(ctx, t)
+		done <- err
+	}()
+	return done
+}
+
+func returned(t *testing.T, done <-chan error, want bool, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if !want {
+			t.Fatalf("%s: wait returned (%v), want it blocked", what, err)
+		}
+		if err != nil {
+			t.Fatalf("%s: wait: %v", what, err)
+		}
+	case <-time.After(100 * time.Millisecond):
+		if want {
+			t.Fatalf("%s: wait still blocked, want it returned", what)
+		}
+	}
+}
+
+func TestHitClock(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	c := newHitClock(time.Hour)
+	c.own(0)
+	c.own(1)
+
+	// Partitions not fetched yet are behind.
+	done := waitAsync(ctx, c, base)
+	returned(t, done, false, "partitions not fetched yet")
+	c.batchDone(1, 0, 500)
+	c.batchDone(0, 0, 500)
+	returned(t, done, true, "partitions at the bus's end")
+
+	c.fetched(0)
+	c.processed(0, base.Add(-time.Second))
+	done = waitAsync(ctx, c, base)
+	returned(t, done, false, "partition 0 behind the event")
+	c.processed(0, base)
+	returned(t, done, true, "partition 0 reached the event's time")
+
+	// A partition that reaches the bus's end (a short batch) stops
+	// holding events back however old its last hit.
+	c.fetched(1)
+	done = waitAsync(ctx, c, base.Add(time.Minute))
+	returned(t, done, false, "partition 1 working")
+	c.batchDone(1, 3, 500)
+	returned(t, done, false, "partition 0 still behind")
+	c.batchDone(0, 500, 500) // a full batch: more to come
+	returned(t, done, false, "partition 0 after a full batch")
+	c.batchDone(0, 0, 500)
+	returned(t, done, true, "both at the bus's end")
+
+	// A partition owned by nobody here is not waited for; one that makes
+	// no progress for the stall time stops counting.
+	c.reset()
+	returned(t, waitAsync(ctx, c, base.Add(time.Hour)), true, "no partitions")
+	stalled := newHitClock(50 * time.Millisecond)
+	stalled.own(0)
+	stalled.fetched(0)
+	start := time.Now()
+	if _, err := stalled.wait(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 40*time.Millisecond {
+		t.Fatalf("a stalled partition released the event after %s, want after the 50ms stall", el)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	c.own(0)
+	c.fetched(0)
+	done = waitAsync(cctx, c, base.Add(2*time.Hour))
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("wait after cancel: %v", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("wait ignored its context")
+	}
+}
+
+// TestBacklogMatchedInReceiveOrder fills the bus with a backlog of taps
+// and, after them in receive time, the install of the last tap: however
+// the two topics' workers are scheduled, the install meets its tap at
+// first sight, as it would have live, instead of being recorded organic and
+// re-attributed by the tap consumed after it.
+func TestBacklogMatchedInReceiveOrder(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "backlog")
+	fp := fingerprint.New()
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	bus := f.pebbleBus(t, 1)
+	var msgs []tapline.Message
+	add := func(topic string, key []byte, v any, at time.Time) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, tapline.Message{Topic: topic, Key: key, Value: b, Time: at})
+	}
+	const taps = 3000
+	var last *tapline.Hit
+	for i := range taps {
+		h := &tapline.Hit{ID: fmt.Sprintf("tap-%d", i), Time: base.Add(time.Duration(i) * time.Millisecond), AppID: f.app.ID, LinkID: 1,
+			IP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), UserAgent: chromeAndUA}
+		fp.Hit(h)
+		add(tapline.TopicHits, fingerprint.BusKey(f.app.ID, h.Fingerprint), h, h.Time)
+		last = h
+	}
+	in := &tapline.Event{ID: "install", AppID: f.app.ID, Name: "install", Kind: tapline.KindInstall, InstallID: "device",
+		Time: last.Time.Add(2 * time.Minute), IP: last.IP, Device: tapline.Device{Platform: tapline.PlatformAndroid, OSVersion: "10", Model: "Pixel 7"}}
+	in.ReceivedAt = in.Time
+	fp.Event(in)
+	add(tapline.TopicEvents, fingerprint.BusKey(f.app.ID, in.Fingerprint), in, in.Time)
+	if err := bus.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := NewConfig()
+	cfg.FlushInterval = 20 * time.Millisecond
+	cfg.FetchMax = 50
+	m := New(cfg, bus, f.raw, f.store, f.accounts)
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var c *tapline.Conversion
+	waitFor(t, "the install's conversion", 30*time.Second, func() bool {
+		var err error
+		c, err = f.raw.ConversionByInstall(ctx, f.app.ID, in.InstallID)
+		return err == nil
+	})
+	if c.HitID != last.ID || c.Method != tapline.MethodFingerprint {
+		t.Fatalf("install credited to %q by %s, want %s by fingerprint", c.HitID, c.Method, last.ID)
+	}
+	if len(c.History) != 1 || c.History[0].From != nil {
+		t.Fatalf("install attributed %d times (first from %+v), want once: it was matched before its tap was consumed", len(c.History), c.History[0].From)
+	}
+	waitFor(t, "every tap counted", 30*time.Second, func() bool { return f.totals(t).hits == taps })
+}
