@@ -898,12 +898,12 @@ func DefaultStarters(cfg *Config, binDir string) {
 		}
 		return startExec(ctx, "tapline-"+filepath.Base(dataDir), workDir(), "http://"+addr, "/healthz",
 			filepath.Join(binDir, "tapline"), append(profile, "-database-url", dbURL, "-data-dir", dataDir,
-			"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn",
-			"-matcher-clock-skew", scaledSkew(cfg.Compression).String(),
-			// Time runs Compression times faster: so do an address's taps,
-			// and the replay sends a compressed second's taps at once.
-			"-tap-rate", strconv.FormatFloat(collector.DefaultTapRate*max(cfg.Compression, 1), 'g', -1, 64),
-			"-tap-burst", strconv.Itoa(int(float64(collector.DefaultTapBurst)*max(cfg.Compression, 1))))...)
+				"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn",
+				"-matcher-clock-skew", scaledSkew(cfg.Compression).String(),
+				// Time runs Compression times faster: so do an address's taps,
+				// and the replay sends a compressed second's taps at once.
+				"-tap-rate", strconv.FormatFloat(collector.DefaultTapRate*max(cfg.Compression, 1), 'g', -1, 64),
+				"-tap-burst", strconv.Itoa(int(float64(collector.DefaultTapBurst)*max(cfg.Compression, 1))))...)
 	}
 	cfg.StartDashboard = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
 		addr, err := freeAddr()
