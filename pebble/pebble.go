@@ -20,6 +20,7 @@ func openDB(dir string, cacheSize int64, logger *slog.Logger, tune ...func(*pdb.
 		FormatMajorVersion: pdb.FormatNewest,
 		Logger:             pebbleLogger{logger},
 		CacheSize:          cacheSize,
+		MemTableSize:       32 << 20,
 	}
 	for _, f := range tune {
 		f(opts)

@@ -94,6 +94,9 @@ type RawStore struct {
 
 	wmMu sync.Mutex
 	wm   map[int64]int64 // app id → watermark, cached
+
+	bktMu sync.Mutex
+	bkts  map[int64]*bucketSet // app id → the buckets it has rows in (storedBuckets)
 }
 
 var _ tapline.RawStore = (*RawStore)(nil)
@@ -125,6 +128,7 @@ func (s *RawStore) Open() error {
 	if s.wm == nil {
 		s.wm = make(map[int64]int64)
 	}
+	s.bkts = make(map[int64]*bucketSet)
 	if s.CacheSize <= 0 {
 		s.CacheSize = DefaultRawCacheSize
 	}
@@ -281,6 +285,7 @@ func (s *RawStore) PutHit(ctx context.Context, h *tapline.Hit) (*tapline.Hit, er
 	} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
 		return nil, err
 	}
+	s.noteBucket(h.AppID, tapline.UnixNanos(h.Time))
 	b := s.db.NewBatch()
 	defer b.Close()
 	setHit(b, h)
@@ -301,22 +306,15 @@ func (s *RawStore) Hit(ctx context.Context, appID int64, id string) (*tapline.Hi
 }
 
 func (s *RawStore) hit(appID int64, id string) (*tapline.Hit, error) {
-	var found *tapline.Hit
-	err := s.scanBuckets(appID, tableHit, appendString(nil, id), func(v []byte) (bool, error) {
-		var h tapline.Hit
-		if err := decodeHitValue(v, &h); err != nil {
-			return false, err
-		}
-		found = &h
-		return false, nil
-	})
+	h := new(tapline.Hit)
+	found, err := s.rowByID(appID, tableHit, id, hitRow(h))
 	if err != nil {
 		return nil, err
 	}
-	if found == nil {
+	if !found {
 		return nil, tapline.Errorf(tapline.ENOTFOUND, "Hit %q not found.", id)
 	}
-	return found, nil
+	return h, nil
 }
 
 // HitAt returns the hit id of the app stored with Time at, as a
@@ -385,6 +383,7 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 	} else if tapline.ErrorCode(err) != tapline.ENOTFOUND {
 		return nil, err
 	}
+	s.noteBucket(e.AppID, tapline.UnixNanos(e.Time))
 	b := s.db.NewBatch()
 	defer b.Close()
 	setEvent(b, e)
@@ -405,22 +404,15 @@ func (s *RawStore) Event(ctx context.Context, appID int64, id string) (*tapline.
 }
 
 func (s *RawStore) event(appID int64, id string) (*tapline.Event, error) {
-	var found *tapline.Event
-	err := s.scanBuckets(appID, tableEvent, appendString(nil, id), func(v []byte) (bool, error) {
-		var e tapline.Event
-		if err := decodeEventValue(v, &e); err != nil {
-			return false, err
-		}
-		found = &e
-		return false, nil
-	})
+	e := new(tapline.Event)
+	found, err := s.rowByID(appID, tableEvent, id, eventRow(e))
 	if err != nil {
 		return nil, err
 	}
-	if found == nil {
+	if !found {
 		return nil, tapline.Errorf(tapline.ENOTFOUND, "Event %q not found.", id)
 	}
-	return found, nil
+	return e, nil
 }
 
 // InstallsByFingerprint returns the app's installs with the fingerprint
