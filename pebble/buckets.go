@@ -137,5 +137,9 @@ func (s *RawStore) rowByID(appID int64, table byte, id string, fn func(v []byte)
 }
 
 // hitRow and eventRow decode a row read by rowByID.
-func hitRow(h *tapline.Hit) func([]byte) error     { return func(v []byte) error { return decodeHitValue(v, h) } }
-func eventRow(e *tapline.Event) func([]byte) error { return func(v []byte) error { return decodeEventValue(v, e) } }
+func hitRow(h *tapline.Hit) func([]byte) error {
+	return func(v []byte) error { return decodeHitValue(v, h) }
+}
+func eventRow(e *tapline.Event) func([]byte) error {
+	return func(v []byte) error { return decodeEventValue(v, e) }
+}
