@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -72,8 +73,10 @@ type Config struct {
 	// profiles to FunnelProfile.<funnel id> (with the funnelbackfill helper).
 	FunnelProfile string
 	// TaplineProfile, when set, is a directory where DefaultStarters'
-	// tapline processes write CPU profiles, each named after its data
-	// directory (tapline-drain.pprof, ...).
+	// tapline processes write CPU profiles of their whole run, each named
+	// after its data directory (tapline-drain.pprof, ...), but for the
+	// main scenario's, profiled per phase: tapline-main-accuracy,
+	// -redirect and -ingest.pprof.
 	TaplineProfile string
 	// Only names the scenarios to run (main, nginx, tapstream1, growth,
 	// drain, funnel, dashboard); empty runs them all.
@@ -329,7 +332,7 @@ func (r *Runner) mainRun(ctx context.Context) error {
 		return err
 	}
 	defer s.db.Close()
-	dataDir := filepath.Join(c.WorkDir, "tapline-main")
+	dataDir := filepath.Join(c.WorkDir, mainDataDir)
 	p, err := c.StartTapline(ctx, s.url, dataDir)
 	if err != nil {
 		return err
@@ -356,12 +359,14 @@ func (r *Runner) mainRun(ctx context.Context) error {
 	plays := make([]*loadgen.PlayResult, len(ws))
 	var playErr [2]error
 	var wg sync.WaitGroup
+	done := r.profilePhase(ctx, p, "tapline-main-accuracy", time.Duration(float64(max(ws[0].Span(), ws[1].Span()))/c.Compression))
 	for i, app := range []*tapline.App{acc, hard} {
 		player := &loadgen.Player{Target: target(p, app), Workload: ws[i], Compression: c.Compression, Workers: c.Workers, Retries: 3}
 		r.log.Info("bench: accuracy replay", "population", pops[i].name, "actions", len(ws[i].Timeline), "seconds", ws[i].Span().Seconds()/c.Compression)
 		wg.Go(func() { plays[i], playErr[i] = player.Run(ctx) })
 	}
 	wg.Wait()
+	done()
 	stopProbes()
 	probes := <-probeDone
 	if err := errors.Join(playErr[:]...); err != nil {
@@ -390,8 +395,12 @@ func (r *Runner) mainRun(ctx context.Context) error {
 
 	// Closed-loop redirect and ingest.
 	load := s.apps["load"]
+	done = r.profilePhase(ctx, p, "tapline-main-redirect", c.HammerFor)
 	r.res.Redirect = append(r.res.Redirect, r.hammerRedirect(ctx, p, "tapline", "load"))
+	done()
+	done = r.profilePhase(ctx, p, "tapline-main-ingest", 2*c.HammerFor)
 	r.res.Ingest = append(r.res.Ingest, r.hammerIngest(ctx, p, "tapline", target(p, load))...)
+	done()
 	dropped := metric(p.URL(), "tapline_collector_hits_dropped_total")
 	r.res.Redirect[len(r.res.Redirect)-1].Dropped = int64(dropped)
 
@@ -798,6 +807,52 @@ func (r *Runner) drainOnce(ctx context.Context, w *loadgen.Workload, links []str
 	return n, el, cpu, nil
 }
 
+// mainDataDir is the data directory of the main scenario's tapline.
+const mainDataDir = "tapline-main"
+
+// profilePhase, when the bench profiles tapline (TaplineProfile), takes
+// a CPU profile of p for the next d, the length of the phase about to
+// start, into TaplineProfile/name.pprof; the returned function waits for
+// it. Otherwise it does nothing.
+func (r *Runner) profilePhase(ctx context.Context, p Process, name string, d time.Duration) (wait func()) {
+	ep, ok := p.(*execProc)
+	if r.Config.TaplineProfile == "" || !ok || ep.debugURL == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		secs := max(int(d.Round(time.Second)/time.Second), 1)
+		err := func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", ep.debugURL, secs), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s", resp.Status)
+			}
+			f, err := os.Create(filepath.Join(r.Config.TaplineProfile, name+".pprof"))
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}()
+		if err != nil {
+			r.log.Warn("bench: profile of a phase", "phase", name, "err", err)
+		}
+	}()
+	return func() { <-done }
+}
+
 // drainPartitions is the embedded bus's partitions per topic in the drain
 // runs (fillBus, and tapline's default).
 const drainPartitions = 8
@@ -893,10 +948,21 @@ func DefaultStarters(cfg *Config, binDir string) {
 			return nil, err
 		}
 		profile := []string{"run"}
+		debugURL := ""
 		if cfg.TaplineProfile != "" {
-			profile = append(profile, "-cpu-profile", filepath.Join(cfg.TaplineProfile, filepath.Base(dataDir)+".pprof"))
+			debug, err := freeAddr()
+			if err != nil {
+				return nil, err
+			}
+			debugURL = "http://" + debug
+			profile = append(profile, "-debug-addr", debug)
+			if filepath.Base(dataDir) != mainDataDir {
+				// The main scenario's process is profiled per phase
+				// (profilePhase), and one profile runs at a time.
+				profile = append(profile, "-cpu-profile", filepath.Join(cfg.TaplineProfile, filepath.Base(dataDir)+".pprof"))
+			}
 		}
-		return startExec(ctx, "tapline-"+filepath.Base(dataDir), workDir(), "http://"+addr, "/healthz",
+		p, err := startExec(ctx, "tapline-"+filepath.Base(dataDir), workDir(), "http://"+addr, "/healthz",
 			filepath.Join(binDir, "tapline"), append(profile, "-database-url", dbURL, "-data-dir", dataDir,
 				"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn",
 				"-matcher-clock-skew", scaledSkew(cfg.Compression).String(),
@@ -904,6 +970,11 @@ func DefaultStarters(cfg *Config, binDir string) {
 				// and the replay sends a compressed second's taps at once.
 				"-tap-rate", strconv.FormatFloat(collector.DefaultTapRate*max(cfg.Compression, 1), 'g', -1, 64),
 				"-tap-burst", strconv.Itoa(int(float64(collector.DefaultTapBurst)*max(cfg.Compression, 1))))...)
+		if err != nil {
+			return nil, err
+		}
+		p.debugURL = debugURL
+		return p, nil
 	}
 	cfg.StartDashboard = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
 		addr, err := freeAddr()

@@ -32,6 +32,9 @@ type execProc struct {
 	log  *os.File
 	// children adds the child processes (nginx workers) to PIDs.
 	children bool
+	// debugURL is the base URL of the process's /debug/pprof/, when it
+	// serves one (tapline run -debug-addr).
+	debugURL string
 }
 
 func (p *execProc) URL() string  { return p.url }

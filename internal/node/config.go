@@ -45,6 +45,7 @@ type Config struct {
 	LogLevel      string        // debug, info, warn or error
 	ShutdownGrace time.Duration // how long SIGTERM waits for requests in flight
 	CPUProfile    string        // file to write a CPU profile of the process's whole run to (go tool pprof)
+	DebugAddr     string        // listen address of /debug/pprof/ (Go's profiler); off when empty
 
 	// Scale-out: with KafkaBrokers the bus is Kafka (else the embedded
 	// one), with CassandraHosts the raw store is Cassandra (else the
@@ -150,6 +151,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.SessionKey, "session-key", "dashboard session cookie key, 32+ bytes (generated into the data dir when empty)")
 	str(&c.TrustedProxy, "trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For is honoured (collector: the hit's address; dashboard: the login throttle's network)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
+	str(&c.DebugAddr, "debug-addr", "listen address of /debug/pprof/, Go's profiling endpoints (off when empty; keep it private)")
 	str(&c.CPUProfile, "cpu-profile", "write a CPU profile of the whole run, until shutdown, to this file (go tool pprof)")
 	str(&c.KafkaBrokers, "kafka-brokers", "comma-separated Kafka brokers: use Kafka as the bus")
 	str(&c.GroupID, "group-id", "consumer group of the matchers")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	pprofhttp "net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -65,6 +66,7 @@ type Node struct {
 	CollectorURL string // base URL the collector listens on
 	DashboardURL string // base URL the dashboard listens on
 	MetricsURL   string // base URL of a matcher-only process's /metrics
+	DebugURL     string // base URL of /debug/pprof/ when DebugAddr is set
 
 	servers   []*http.Server
 	serveWG   sync.WaitGroup
@@ -161,6 +163,19 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		n.serve(ln, mux)
+	}
+	if cfg.DebugAddr != "" {
+		ln, err := n.listen("debug-addr", cfg.DebugAddr, &n.DebugURL)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprofhttp.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprofhttp.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprofhttp.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprofhttp.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprofhttp.Trace)
+		n.serve(ln, mux, withoutWriteTimeout) // a profile streams for as long as it was asked to
 	}
 	if n.Collector != nil {
 		n.serve(n.collLn, n.Collector.Handler())
@@ -417,7 +432,7 @@ func (n *Node) openDashboard() error {
 	return nil
 }
 
-func (n *Node) serve(ln net.Listener, h http.Handler) {
+func (n *Node) serve(ln net.Listener, h http.Handler, opts ...func(*http.Server)) {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -426,6 +441,9 @@ func (n *Node) serve(ln net.Listener, h http.Handler) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.Logger.Handler(), slog.LevelWarn),
 	}
+	for _, o := range opts {
+		o(srv)
+	}
 	n.servers = append(n.servers, srv)
 	n.serveWG.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -433,6 +451,8 @@ func (n *Node) serve(ln net.Listener, h http.Handler) {
 		}
 	})
 }
+
+func withoutWriteTimeout(srv *http.Server) { srv.WriteTimeout = 0 }
 
 // Close shuts the HTTP servers down gracefully (waiting up to
 // ShutdownGrace for requests in flight), then the collector (draining its
