@@ -37,7 +37,12 @@ type Config struct {
 	WorkDir     string // logs, data dirs; a temp dir when empty
 	Keep        bool   // keep the fresh databases (and, in cmd/bench, WorkDir) to rerun a process by hand
 
-	StartTapline    Starter
+	StartTapline Starter
+	// StartReplay starts tapline on a data dir whose embedded bus, of one
+	// partition per topic, was filled before: its matcher processes the
+	// bus in receive order (-partitions 1 -matcher-ordered), deciding the
+	// same way on every run. The accuracy check uses it.
+	StartReplay     Starter
 	StartTapstream1 func(ctx context.Context, dbURL string, links []string, fpWindow time.Duration) (Process, error)
 	NginxBin        string // "" when nginx is unavailable
 
@@ -78,6 +83,10 @@ type Config struct {
 	// main scenario's, profiled per phase: tapline-main-accuracy,
 	// -redirect and -ingest.pprof.
 	TaplineProfile string
+	// AccuracyBaseline is the file the accuracy check compares with ("":
+	// no comparison); AcceptAccuracy rewrites it with this run's numbers.
+	AccuracyBaseline string
+	AcceptAccuracy   bool
 	// Only names the scenarios to run (main, nginx, tapstream1, growth,
 	// drain, funnel, dashboard); empty runs them all.
 	Only []string
@@ -142,6 +151,7 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 		fn        func(context.Context) error
 	}{
 		{"main", "tapline: accuracy, latency, redirect, ingest", r.mainRun},
+		{"check", "accuracy check", r.checkRun},
 		{"nginx", "nginx redirect", r.nginxRun},
 		{"tapstream1", "tapstream1", r.baselineRun},
 		{"growth", "tapline growth", r.growthRun},
@@ -290,21 +300,19 @@ func links(prefix string) []string {
 	return []string{prefix + "-spring", prefix + "-social", prefix + "-search", prefix + "-video"}
 }
 
-// mainRun: one tapline process. The paced accuracy replay (with probes
-// measuring tap-to-facts latency), then the closed-loop redirect and
-// ingest scenarios; after it stops, the attributions are read from its raw
-// store and scored.
-func (r *Runner) mainRun(ctx context.Context) error {
+// accuracyPop is a population of the accuracy measure.
+type accuracyPop struct {
+	name string
+	cfg  loadgen.Config
+}
+
+// accuracyPops generates the accuracy populations ("acc", the default,
+// and "hard") and returns them, their workloads and the apps to seed for
+// them, "other" (whose links some of their taps go to) included.
+func (r *Runner) accuracyPops() ([]accuracyPop, []*loadgen.Workload, []appSpec, error) {
 	c := &r.Config
-	// Two populations replayed side by side on two apps: the default one
-	// and a harder one loadgen's defaults are not tuned to, from another
-	// seed (loadgen.NewHardConfig). Their devices tap a third app's links
-	// too before installing organically.
 	other := links("other")
-	pops := []struct {
-		name string
-		cfg  loadgen.Config
-	}{
+	pops := []accuracyPop{
 		{"acc", loadgen.NewConfig(c.Seed, c.Accuracy)},
 		{"hard", loadgen.NewHardConfig(c.Seed+1, c.Accuracy/2)},
 	}
@@ -317,17 +325,36 @@ func (r *Runner) mainRun(ctx context.Context) error {
 		cfg.Tail = c.Period
 		w, err := r.generate(*cfg)
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		ws = append(ws, w)
 	}
 	win := pops[0].cfg.Windows.Scaled(c.Compression)
-	s, err := r.seed(ctx, "main",
-		appSpec{"acc", pops[0].cfg.Links, win},
-		appSpec{"hard", pops[1].cfg.Links, win},
-		appSpec{"other", other, win},
+	specs := []appSpec{
+		{"acc", pops[0].cfg.Links, win},
+		{"hard", pops[1].cfg.Links, win},
+		{"other", other, win},
+	}
+	return pops, ws, specs, nil
+}
+
+// mainRun: one tapline process. The paced accuracy replay (with probes
+// measuring tap-to-facts latency), then the closed-loop redirect and
+// ingest scenarios; after it stops, the attributions are read from its raw
+// store and scored.
+func (r *Runner) mainRun(ctx context.Context) error {
+	c := &r.Config
+	// Two populations replayed side by side on two apps: the default one
+	// and a harder one loadgen's defaults are not tuned to, from another
+	// seed (loadgen.NewHardConfig). Their devices tap a third app's links
+	// too before installing organically.
+	pops, ws, specs, err := r.accuracyPops()
+	if err != nil {
+		return err
+	}
+	s, err := r.seed(ctx, "main", append(specs,
 		appSpec{"load", []string{"load"}, loadgen.DefaultWindows()},
-		appSpec{"probe", []string{"probe"}, loadgen.DefaultWindows()})
+		appSpec{"probe", []string{"probe"}, loadgen.DefaultWindows()})...)
 	if err != nil {
 		return err
 	}
@@ -938,7 +965,14 @@ func scaledSkew(compression float64) time.Duration {
 // binDir (tapline, tapstream1) and nginx from PATH or /usr/sbin.
 func DefaultStarters(cfg *Config, binDir string) {
 	workDir := func() string { return cfg.WorkDir }
+	var startTapline func(ctx context.Context, dbURL, dataDir string, extra ...string) (*execProc, error)
 	cfg.StartTapline = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
+		return startTapline(ctx, dbURL, dataDir)
+	}
+	cfg.StartReplay = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
+		return startTapline(ctx, dbURL, dataDir, "-partitions", "1", "-matcher-ordered")
+	}
+	startTapline = func(ctx context.Context, dbURL, dataDir string, extra ...string) (*execProc, error) {
 		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
@@ -947,7 +981,7 @@ func DefaultStarters(cfg *Config, binDir string) {
 		if err != nil {
 			return nil, err
 		}
-		profile := []string{"run"}
+		profile := append([]string{"run"}, extra...)
 		debugURL := ""
 		if cfg.TaplineProfile != "" {
 			debug, err := freeAddr()

@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +54,90 @@ func (p *serverProc) Stop() error {
 	return err
 }
 
+// startNode returns a starter of an in-process all-in-one, its config
+// adjusted by set.
+func startNode(set func(*node.Config)) bench.Starter {
+	return func(ctx context.Context, dbURL, dataDir string) (bench.Process, error) {
+		nc := node.NewConfig()
+		nc.DatabaseURL, nc.DataDir = dbURL, dataDir
+		nc.CollectorAddr, nc.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
+		nc.TrustedProxy = "127.0.0.1/32"
+		if set != nil {
+			set(&nc)
+		}
+		n := node.New(nc, slog.New(slog.DiscardHandler))
+		if err := n.Open(ctx); err != nil {
+			return nil, err
+		}
+		return &nodeProc{n}, nil
+	}
+}
+
+// replayNode is the all-in-one of the accuracy check, as the bench
+// starts it: one partition per topic, matched in receive order.
+func replayNode(nc *node.Config) { nc.Partitions, nc.MatcherOrdered = 1, true }
+
+// TestAccuracyCheck runs the accuracy check three times: the first
+// records the baseline, the second finds the same attributions, and a
+// third against a baseline with one install moved fails.
+func TestAccuracyCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tapline")
+	}
+	cfg := bench.NewConfig()
+	cfg.DatabaseURL = pgtest.URL(t)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Accuracy, cfg.Period, cfg.Compression = 300, time.Hour, 3600
+	cfg.StartReplay = startNode(replayNode)
+	cfg.Only = []string{"check"}
+	cfg.AccuracyBaseline = filepath.Join(t.TempDir(), "accuracy.json")
+	run := func() *bench.Results {
+		t.Helper()
+		c := cfg
+		c.WorkDir = t.TempDir()
+		res, err := (&bench.Runner{Config: c}).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := run()
+	if len(first.Errors) > 0 || first.AccuracyCheck == nil || first.AccuracyCheck.Baseline != "recorded" {
+		t.Fatalf("first check: %+v, errors %v; want the baseline recorded", first.AccuracyCheck, first.Errors)
+	}
+	if acc := first.AccuracyCheck.Populations["acc"]; acc.Installs == 0 || acc.Correct == 0 {
+		t.Fatalf("first check scored %+v: want installs, some credited right", acc)
+	}
+	t.Logf("%d messages; acc %+v", first.AccuracyCheck.Messages, first.AccuracyCheck.Populations["acc"])
+	second := run()
+	if len(second.Errors) > 0 || second.AccuracyCheck.Baseline != "same" {
+		t.Fatalf("second check: baseline %q, changes %v, errors %v; want the same attributions as the first",
+			second.AccuracyCheck.Baseline, second.AccuracyCheck.Changes, second.Errors)
+	}
+
+	// One install more credited right in the baseline: the check fails.
+	b, err := os.ReadFile(cfg.AccuracyBaseline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var base map[string]any
+	if err := json.Unmarshal(b, &base); err != nil {
+		t.Fatal(err)
+	}
+	acc := base["populations"].(map[string]any)["acc"].(map[string]any)
+	acc["correct"] = acc["correct"].(float64) + 1
+	if b, err = json.Marshal(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.AccuracyBaseline, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	third := run()
+	if third.AccuracyCheck.Baseline != "CHANGED" || len(third.Errors) != 1 || !strings.Contains(third.Errors[0], "changed from the baseline") {
+		t.Fatalf("check against a changed baseline: %q, errors %v; want it to fail", third.AccuracyCheck.Baseline, third.Errors)
+	}
+}
+
 // TestSmoke runs every scenario of the benchmark, tiny, against an
 // in-process tapline and baseline, and checks that each produced numbers
 // and that tapline attributes an easy population well.
@@ -83,17 +168,8 @@ func TestSmoke(t *testing.T) {
 	cfg.Tweak = func(c *loadgen.Config) { // everyone on their own home address
 		c.IPv6Share, c.HomeShare, c.CellularShare, c.ChangeIPShare = 0, 1, 0, 0
 	}
-	cfg.StartTapline = func(ctx context.Context, dbURL, dataDir string) (bench.Process, error) {
-		nc := node.NewConfig()
-		nc.DatabaseURL, nc.DataDir = dbURL, dataDir
-		nc.CollectorAddr, nc.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
-		nc.TrustedProxy = "127.0.0.1/32"
-		n := node.New(nc, quiet)
-		if err := n.Open(ctx); err != nil {
-			return nil, err
-		}
-		return &nodeProc{n}, nil
-	}
+	cfg.StartTapline = startNode(nil)
+	cfg.StartReplay = startNode(replayNode)
 	cfg.StartTapstream1 = func(ctx context.Context, dbURL string, links []string, fp time.Duration) (bench.Process, error) {
 		pool, err := pgxpool.New(ctx, dbURL)
 		if err != nil {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -25,18 +27,21 @@ type Results struct {
 	Machine Machine   `json:"machine"`
 	Config  Config    `json:"config"`
 
-	Redirect   []RedirectRow       `json:"redirect"`
-	Ingest     []IngestRow         `json:"ingest"`
-	Matcher    MatcherRow          `json:"matcher"`
-	Replay     *loadgen.PlayResult `json:"accuracy_replay,omitempty"`
-	Accuracy   []AccuracyRow       `json:"accuracy"`
-	Curves     []Curve             `json:"accuracy_curves,omitempty"`
-	Throughput []ThroughputRow     `json:"throughput"`
-	Funnel     *FunnelResult       `json:"funnel,omitempty"`
-	Dashboard  *DashboardResult    `json:"dashboard,omitempty"`
-	Peaks      []RSS               `json:"peak_rss"`
-	Ratios     map[string]float64  `json:"ratios"`
-	Errors     []string            `json:"errors,omitempty"`
+	Redirect []RedirectRow       `json:"redirect"`
+	Ingest   []IngestRow         `json:"ingest"`
+	Matcher  MatcherRow          `json:"matcher"`
+	Replay   *loadgen.PlayResult `json:"accuracy_replay,omitempty"`
+	Accuracy []AccuracyRow       `json:"accuracy"`
+	Curves   []Curve             `json:"accuracy_curves,omitempty"`
+	// AccuracyCheck is the deterministic replay compared with the
+	// baseline file (check.go).
+	AccuracyCheck *AccuracyCheck     `json:"accuracy_check,omitempty"`
+	Throughput    []ThroughputRow    `json:"throughput"`
+	Funnel        *FunnelResult      `json:"funnel,omitempty"`
+	Dashboard     *DashboardResult   `json:"dashboard,omitempty"`
+	Peaks         []RSS              `json:"peak_rss"`
+	Ratios        map[string]float64 `json:"ratios"`
+	Errors        []string           `json:"errors,omitempty"`
 	// FunnelMismatch is set when tapline, PostgreSQL and DuckDB counted
 	// the funnel differently: bin/bench then exits non-zero.
 	FunnelMismatch bool `json:"funnel_mismatch,omitempty"`
@@ -467,6 +472,16 @@ func (r *Results) writeAccuracy(p func(string, ...any)) {
 		for _, m := range []tapline.MatchMethod{tapline.MethodReferrer, tapline.MethodAdID, tapline.MethodFingerprint} {
 			ms, cs := x.ByMethod[m], x.ByClass[classOf(m)]
 			p("    by %s\tprecision %.3f\trecall %.3f\t%d credited, %d right\t%d tap-driven installs of the class", m, ms.Precision, cs.Recall, ms.Attributed, ms.Correct, cs.Caused)
+		}
+	}
+	if ck := r.AccuracyCheck; ck != nil {
+		p("ACCURACY CHECK (deterministic replay, %d messages matched in %.1f s)\tprecision\trecall\torganic misattributed\tbaseline", ck.Messages, ck.Seconds)
+		for _, name := range slices.Sorted(maps.Keys(ck.Populations)) {
+			x := ck.Populations[name]
+			p("  %s: %d installs, %d credited, %d right\t%.4f\t%.4f\t%.4f\t%s", name, x.Installs, x.Attributed, x.Correct, x.Precision, x.Recall, x.OrganicMisattribution, ck.Baseline)
+		}
+		for _, ch := range ck.Changes {
+			p("  CHANGED %s", ch)
 		}
 	}
 	for _, c := range r.Curves {

@@ -25,6 +25,13 @@ type Player struct {
 	// Retries is how often a 5xx or network error is retried, as the SDKs
 	// do (taps are not retried: a person does not tap twice).
 	Retries int
+	// Clock, when set, replays in virtual time: the actions go one after
+	// another (Workers must be 1) as fast as the target answers, Clock is
+	// told each action's place in the timeline first and returns the time
+	// the action happens at, which events carry. With a target that reads
+	// the same clock (an in-process collector) the replay is the same on
+	// every run.
+	Clock func(at time.Duration) time.Time
 }
 
 // PlayResult is what a replay did.
@@ -56,6 +63,9 @@ func (p *Player) Run(ctx context.Context) (*PlayResult, error) {
 	if p.Workers < 1 {
 		return nil, fmt.Errorf("loadgen: Workers must be at least 1")
 	}
+	if p.Clock != nil && p.Workers != 1 {
+		return nil, fmt.Errorf("loadgen: a replay in virtual time (Clock) has one worker")
+	}
 	w := p.Workload
 	client := p.Client
 	if client == nil {
@@ -73,13 +83,16 @@ func (p *Player) Run(ctx context.Context) (*PlayResult, error) {
 				if ctx.Err() != nil {
 					continue
 				}
-				if p.Compression > 0 {
+				at := time.Now()
+				if p.Clock != nil {
+					at = p.Clock(a.At)
+				} else if p.Compression > 0 {
 					if lag := time.Since(start.Add(time.Duration(float64(a.At) / p.Compression))); lag > stats[i].lag {
 						stats[i].lag = lag
 					}
 				}
 				t0 := time.Now()
-				ok := p.do(ctx, client, a, referrers)
+				ok := p.do(ctx, client, a, referrers, at)
 				if ok {
 					stats[i].lat[a.Kind] = append(stats[i].lat[a.Kind], time.Since(t0))
 				} else {
@@ -89,7 +102,7 @@ func (p *Player) Run(ctx context.Context) (*PlayResult, error) {
 		})
 	}
 	for _, a := range w.Timeline {
-		if p.Compression > 0 {
+		if p.Compression > 0 && p.Clock == nil {
 			due := start.Add(time.Duration(float64(a.At) / p.Compression))
 			if d := time.Until(due); d > 0 {
 				select {
@@ -125,7 +138,7 @@ func (p *Player) Run(ctx context.Context) (*PlayResult, error) {
 }
 
 // do sends one action and reports whether it succeeded.
-func (p *Player) do(ctx context.Context, client *http.Client, a Action, referrers map[int]string) bool {
+func (p *Player) do(ctx context.Context, client *http.Client, a Action, referrers map[int]string, at time.Time) bool {
 	w := p.Workload
 	d := w.Devices[a.Dev]
 	switch a.Kind {
@@ -161,21 +174,21 @@ func (p *Player) do(ctx context.Context, client *http.Client, a Action, referrer
 				e.Referrer = "utm_source=google-play&utm_medium=organic"
 			}
 		}
-		return p.send(ctx, client, d, e)
+		return p.send(ctx, client, d, e, at)
 	default:
 		ev := &w.Events[a.Index]
 		e := &SDKEvent{
 			ID: fmt.Sprintf("lg-%d-e%d", w.Config.Seed, ev.N), Kind: ev.Kind, IP: ev.IP,
 			PriceCents: ev.PriceCents, Currency: ev.Currency, Product: ev.Product, Transaction: ev.Transaction,
 		}
-		return p.send(ctx, client, d, e)
+		return p.send(ctx, client, d, e, at)
 	}
 }
 
 // send posts an SDK event in the device's protocol, retrying 5xx and
-// network errors; the event time is the first send's.
-func (p *Player) send(ctx context.Context, client *http.Client, d *Device, e *SDKEvent) bool {
-	e.Time = time.Now()
+// network errors; the event time is at, the first send's.
+func (p *Player) send(ctx context.Context, client *http.Client, d *Device, e *SDKEvent, at time.Time) bool {
+	e.Time = at
 	for attempt := 0; ; attempt++ {
 		var req *http.Request
 		if d.JSON {

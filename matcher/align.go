@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"tapline"
 )
 
 // hitClock keeps the consumption of events behind the consumption of hits
@@ -153,3 +155,132 @@ func (c *hitClock) wait(ctx context.Context, t time.Time) (time.Duration, error)
 
 // alignStall is how long a hits worker without progress holds events back.
 const alignStall = time.Second
+
+// orderGate is the consumption order of a matcher in Ordered mode: every
+// worker, of either topic, processes its next message only when it comes
+// first, by receive time, then hits before events, then partition, among
+// the next messages of all the workers; so the matcher processes a
+// pre-filled bus as one stream in receive-time order and decides the same
+// way on every run. It serves replays that must be deterministic (the
+// accuracy check of make bench, tests), not production: the workers take
+// turns, and a worker that makes no progress for stall (an empty
+// partition waiting in Fetch) stops counting.
+type orderGate struct {
+	hits  string // the hits topic, ranked before the events
+	stall time.Duration
+	now   func() time.Time
+
+	mu      sync.Mutex
+	workers map[tapline.Partition]*orderPos
+	wake    chan struct{}
+}
+
+// orderPos is a lower bound of a worker's next message.
+type orderPos struct {
+	at      time.Time
+	rank    int // 0 hits, 1 events
+	part    int
+	idle    bool // its last fetch returned less than a full batch
+	changed time.Time
+}
+
+func (a *orderPos) before(b *orderPos) bool {
+	if c := a.at.Compare(b.at); c != 0 {
+		return c < 0
+	}
+	if a.rank != b.rank {
+		return a.rank < b.rank
+	}
+	return a.part < b.part
+}
+
+func newOrderGate(hits string, stall time.Duration) *orderGate {
+	return &orderGate{hits: hits, stall: stall, now: time.Now, workers: map[tapline.Partition]*orderPos{}}
+}
+
+func (g *orderGate) rank(topic string) int {
+	if topic == g.hits {
+		return 0
+	}
+	return 1
+}
+
+// own starts tracking a worker: before its first message it may have the
+// earliest of all.
+func (g *orderGate) own(p tapline.Partition) {
+	g.mu.Lock()
+	g.workers[p] = &orderPos{rank: g.rank(p.Topic), part: p.Partition, changed: g.now()}
+	g.mu.Unlock()
+}
+
+func (g *orderGate) reset() {
+	g.mu.Lock()
+	clear(g.workers)
+	g.signal()
+	g.mu.Unlock()
+}
+
+func (g *orderGate) signal() {
+	if g.wake != nil {
+		close(g.wake)
+		g.wake = nil
+	}
+}
+
+func (g *orderGate) update(p tapline.Partition, fn func(*orderPos)) {
+	g.mu.Lock()
+	if w := g.workers[p]; w != nil {
+		fn(w)
+		w.changed = g.now()
+		g.signal()
+	}
+	g.mu.Unlock()
+}
+
+// batchDone records that p's worker processed a batch of n messages of at
+// most max: a short one means it reached the end of the bus.
+func (g *orderGate) batchDone(p tapline.Partition, n, max int) {
+	if n < max {
+		g.update(p, func(w *orderPos) { w.idle = true })
+	}
+}
+
+// wait announces that p's worker's next message was received at t and
+// blocks until it comes first, or ctx is done.
+func (g *orderGate) wait(ctx context.Context, p tapline.Partition, t time.Time) error {
+	g.update(p, func(w *orderPos) { w.at, w.idle = t, false })
+	for {
+		g.mu.Lock()
+		self := g.workers[p]
+		now := g.now()
+		var until time.Time
+		if self != nil {
+			for q, w := range g.workers {
+				if q == p || w.idle || !w.before(self) {
+					continue
+				}
+				if stallEnd := w.changed.Add(g.stall); now.Before(stallEnd) && (until.IsZero() || stallEnd.Before(until)) {
+					until = stallEnd
+				}
+			}
+		}
+		if until.IsZero() {
+			g.mu.Unlock()
+			return nil
+		}
+		if g.wake == nil {
+			g.wake = make(chan struct{})
+		}
+		wake := g.wake
+		g.mu.Unlock()
+		timer := time.NewTimer(until.Sub(now))
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+		timer.Stop()
+	}
+}

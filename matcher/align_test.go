@@ -162,3 +162,60 @@ func TestBacklogMatchedInReceiveOrder(t *testing.T) {
 	}
 	waitFor(t, "every tap counted", 30*time.Second, func() bool { return f.totals(t).hits == taps })
 }
+
+// TestOrderedReplay fills the bus with installs each followed, 30 seconds
+// later (within the clock skew), by a tap of the same device, over two
+// partitions per topic. In Ordered mode the matcher processes them in
+// receive order on every run: each install first, recorded organic, then
+// its tap, which re-attributes it. Unordered, the hits workers run ahead
+// of the events workers and the installs meet their taps at first sight.
+func TestOrderedReplay(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "ordered")
+	fp := fingerprint.New()
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	bus := f.pebbleBus(t, 2)
+	var msgs []tapline.Message
+	add := func(topic string, key []byte, v any, at time.Time) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, tapline.Message{Topic: topic, Key: key, Value: b, Time: at})
+	}
+	const devices = 200
+	for i := range devices {
+		at := base.Add(time.Duration(i) * time.Second)
+		ip := fmt.Sprintf("10.1.%d.%d", i>>8, i&255)
+		in := &tapline.Event{ID: fmt.Sprintf("install-%d", i), AppID: f.app.ID, Name: "install", Kind: tapline.KindInstall, InstallID: fmt.Sprintf("device-%d", i),
+			Time: at, ReceivedAt: at, IP: ip, Device: tapline.Device{Platform: tapline.PlatformAndroid, OSVersion: "10", Model: "Pixel 7"}}
+		fp.Event(in)
+		add(tapline.TopicEvents, fingerprint.BusKey(f.app.ID, in.Fingerprint), in, in.Time)
+		h := &tapline.Hit{ID: fmt.Sprintf("tap-%d", i), Time: at.Add(30 * time.Second), AppID: f.app.ID, LinkID: 1, IP: ip, UserAgent: chromeAndUA}
+		fp.Hit(h)
+		add(tapline.TopicHits, fingerprint.BusKey(f.app.ID, h.Fingerprint), h, h.Time)
+	}
+	if err := bus.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewConfig()
+	cfg.FlushInterval = 20 * time.Millisecond
+	cfg.FetchMax = 16
+	cfg.Ordered = true
+	m := New(cfg, bus, f.raw, f.store, f.accounts)
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitFor(t, "every tap counted", 30*time.Second, func() bool { return f.totals(t).hits == devices })
+	for i := range devices {
+		c, err := f.raw.ConversionByInstall(ctx, f.app.ID, fmt.Sprintf("device-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.History) != 2 || c.History[0].To.Method != tapline.MethodOrganic || c.HitID != fmt.Sprintf("tap-%d", i) {
+			t.Fatalf("device %d: %d attributions, first %s, now %q; want organic first, then tap-%d consumed after the install",
+				i, len(c.History), c.History[0].To.Method, c.HitID, i)
+		}
+	}
+}

@@ -39,6 +39,12 @@ type Config struct {
 	FloodParams  []string
 	FloodSources int
 	ErasurePoll  time.Duration // how often pending erasure requests are looked for
+	// Ordered processes the partitions of both topics as one stream in
+	// receive-time order (hits first on a tie, then by partition), the
+	// workers taking turns: on a pre-filled bus every run decides the same
+	// way. For replays that must be deterministic (make bench's accuracy
+	// check, tests); it gives up the parallelism of the partitions.
+	Ordered bool
 }
 
 // NewConfig returns the default configuration.
@@ -117,6 +123,7 @@ type Matcher struct {
 	funnels     funnelState
 	flood       *fraud.Flood
 	hitClock    *hitClock
+	order       *orderGate // Config.Ordered
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
@@ -179,6 +186,9 @@ func (m *Matcher) Open(ctx context.Context) error {
 	}
 	m.metrics = newMetrics(m.Registry)
 	m.hitClock = newHitClock(alignStall)
+	if m.Config.Ordered {
+		m.order = newOrderGate(m.Config.HitsTopic, alignStall)
+	}
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
 
 	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
@@ -293,6 +303,9 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 		if p.Topic == m.Config.HitsTopic {
 			m.hitClock.own(p.Partition)
 		}
+		if m.order != nil {
+			m.order.own(p)
+		}
 	}
 	m.Logger.Info("matcher generation started", "partitions", len(parts))
 
@@ -323,6 +336,9 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 		cancel()
 	}
 	m.hitClock.reset()
+	if m.order != nil {
+		m.order.reset()
+	}
 	m.flushMu.Lock()
 	m.agg.Reset()
 	m.stopFunnels()
@@ -597,7 +613,11 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		}
 		for i := range msgs {
 			msg := &msgs[i]
-			if !hits {
+			if m.order != nil {
+				if err := m.order.wait(ctx, tapline.Partition{Topic: topic, Partition: partition}, msg.Time); err != nil {
+					return // ctx done
+				}
+			} else if !hits {
 				waited, err := m.hitClock.wait(ctx, msg.Time)
 				if err != nil {
 					return // ctx done
@@ -627,6 +647,9 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		}
 		if hits {
 			m.hitClock.batchDone(partition, len(msgs), m.Config.FetchMax)
+		}
+		if m.order != nil {
+			m.order.batchDone(tapline.Partition{Topic: topic, Partition: partition}, len(msgs), m.Config.FetchMax)
 		}
 		if m.agg.Pending() >= m.Config.MaxPending {
 			select {

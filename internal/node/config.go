@@ -64,6 +64,7 @@ type Config struct {
 	MetricsAddr          string // /metrics and /healthz of a matcher-only process
 
 	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
+	MatcherOrdered   bool          // process the bus as one stream in receive-time order (deterministic replays)
 
 	// FraudDatacenters is a datacenter range list ("tapline datacenters
 	// -refresh -out FILE") the matcher loads instead of the shipped one;
@@ -197,6 +198,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	boolean(&c.SecureCookies, "secure-cookies", "set the Secure flag on dashboard cookies")
 	boolean(&c.Demo, "demo", "seed the demo account, app and link")
 	boolean(&c.Migrate, "migrate", "apply database migrations on start")
+	boolean(&c.MatcherOrdered, "matcher-ordered", "process the bus as one stream in receive-time order, so that replaying a pre-filled bus decides the same way every run (for tests and benchmarks: it gives up parallelism)")
 }
 
 // Validate reports every invalid field, each by its flag name.

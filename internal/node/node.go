@@ -257,6 +257,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	mcfg.HitsTopic, mcfg.EventsTopic = cfg.HitsTopic, cfg.EventsTopic
 	mcfg.Consumer = cfg.GroupID
 	mcfg.ClockSkew = cfg.MatcherClockSkew
+	mcfg.Ordered = cfg.MatcherOrdered
 	mcfg.FunnelPoll = cfg.FunnelPoll
 	mcfg.FloodParams = splitList(cfg.FraudFloodParams)
 	n.Matcher = matcher.New(mcfg, n.Bus, n.Raw, postgres.NewFactStore(n.DB), n.Accounts)

@@ -43,7 +43,9 @@ func run() error {
 	flag.IntVar(&cfg.DashboardDays, "dashboard-days", cfg.DashboardDays, "days of facts of the dashboard scenario")
 	flag.StringVar(&cfg.FunnelProfile, "funnel-cpuprofile", "", "write CPU profiles of the funnel backfills to this file name plus .<funnel id> (runs bin/funnelbackfill)")
 	flag.StringVar(&cfg.TaplineProfile, "cpuprofile-dir", "", "write a CPU profile of each tapline process to this directory, named after its data directory")
-	only := flag.String("only", "", "comma-separated scenarios to run: main, nginx, tapstream1, growth, drain, funnel, dashboard (default all)")
+	flag.StringVar(&cfg.AccuracyBaseline, "accuracy-baseline", "bench/accuracy.json", "the accuracy check's baseline: the bench fails when the check's attributions differ from it (\"\": no comparison)")
+	flag.BoolVar(&cfg.AcceptAccuracy, "accept-accuracy", false, "record this run's accuracy check as the baseline (after an intended change of the attributions)")
+	only := flag.String("only", "", "comma-separated scenarios to run: main, check, nginx, tapstream1, growth, drain, funnel, dashboard (default all)")
 	nginx := flag.Bool("nginx", true, "compare with nginx when it is installed")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (data dirs, process logs) and the fresh databases, to rerun a process by hand")
 	flag.Parse()
@@ -71,6 +73,9 @@ func run() error {
 	res, err := r.Run(ctx)
 	if res == nil {
 		return fmt.Errorf("%w (process logs in %s)", err, work)
+	}
+	if err == nil && len(res.Errors) > 0 {
+		err = fmt.Errorf("%d scenarios failed (process logs in %s): %s", len(res.Errors), work, strings.Join(res.Errors, "; "))
 	}
 	if err == nil && res.FunnelMismatch {
 		err = fmt.Errorf("tapline, PostgreSQL and DuckDB counted the funnel differently (process logs in %s): %s", work, res.Funnel.Mismatch)

@@ -1,0 +1,282 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"tapline"
+	"tapline/collector"
+	"tapline/loadgen"
+	"tapline/pebble"
+	"tapline/postgres"
+)
+
+// The accuracy check replays the accuracy populations the same way on
+// every run and compares what tapline attributes with the numbers
+// recorded in the baseline file: speed work must not change a single
+// attribution. The paced replay of the main scenario cannot serve: its
+// taps get the time they reach the collector, and its partitions are
+// matched in parallel, so its counts move by a few installs between runs.
+//
+// Here the bench drives the collector's own handler in process, one
+// request after another, on a virtual clock that stands at each action's
+// place in the timeline (the same one the paced replay follows), onto an
+// embedded bus of one partition per topic. tapline then matches that bus
+// in receive order (Config.StartReplay) and its attributions are scored.
+
+// AccuracyCheck is the result of the accuracy check.
+type AccuracyCheck struct {
+	Populations map[string]loadgen.Accuracy `json:"populations"`
+	Messages    int                         `json:"messages"`
+	Seconds     float64                     `json:"seconds"` // tapline's time to match the bus
+	// Baseline says how the numbers compare with the baseline file:
+	// "same", "CHANGED", "recorded" (no baseline yet, or AcceptAccuracy),
+	// or "not compared" (the baseline is of other sizes).
+	Baseline string   `json:"baseline"`
+	Changes  []string `json:"changes,omitempty"`
+}
+
+// accuracyBaseline is the baseline file: the sizes it was taken at and
+// the accuracy of each population.
+type accuracyBaseline struct {
+	Seed        uint64                      `json:"seed"`
+	Devices     int                         `json:"accuracy_devices"`
+	Compression float64                     `json:"compression"`
+	Period      time.Duration               `json:"period_ns"`
+	Populations map[string]loadgen.Accuracy `json:"populations"`
+}
+
+// checkRun runs the accuracy check.
+func (r *Runner) checkRun(ctx context.Context) error {
+	c := &r.Config
+	if c.StartReplay == nil {
+		return fmt.Errorf("no StartReplay to run the accuracy check with")
+	}
+	pops, ws, specs, err := r.accuracyPops()
+	if err != nil {
+		return err
+	}
+	s, err := r.seed(ctx, "check", specs...)
+	if err != nil {
+		return err
+	}
+	defer s.db.Close()
+	dataDir := filepath.Join(c.WorkDir, "tapline-check")
+	n, err := r.recordReplay(ctx, s, filepath.Join(dataDir, "bus"), pops, ws)
+	if err != nil {
+		return err
+	}
+	p, err := c.StartReplay(ctx, s.url, dataDir)
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = p.Stop()
+		}
+	}()
+	start := time.Now()
+	if err := waitOffsets(ctx, s.url, n); err != nil {
+		return err
+	}
+	check := &AccuracyCheck{Messages: n, Seconds: time.Since(start).Seconds(), Populations: map[string]loadgen.Accuracy{}}
+	stopped = true
+	if err := p.Stop(); err != nil {
+		return err
+	}
+	raw := pebble.NewRawStore(filepath.Join(dataDir, "raw"))
+	if err := raw.Open(); err != nil {
+		return fmt.Errorf("open raw store: %w", err)
+	}
+	defer raw.Close()
+	for i, pop := range pops {
+		got, err := loadgen.Attributions(ctx, raw, s.apps[pop.name].ID, ws[i])
+		if err != nil {
+			return err
+		}
+		check.Populations[pop.name] = loadgen.Score(ws[i], got)
+	}
+	r.res.AccuracyCheck = check
+	return r.compareBaseline(check)
+}
+
+// compareBaseline compares check with the baseline file, recording it
+// when there is none or AcceptAccuracy is set; it returns an error when
+// the numbers changed.
+func (r *Runner) compareBaseline(check *AccuracyCheck) error {
+	c := &r.Config
+	if c.AccuracyBaseline == "" {
+		check.Baseline = "not compared"
+		return nil
+	}
+	cur := accuracyBaseline{Seed: c.Seed, Devices: c.Accuracy, Compression: c.Compression, Period: c.Period, Populations: check.Populations}
+	b, err := os.ReadFile(c.AccuracyBaseline)
+	if errors.Is(err, os.ErrNotExist) || c.AcceptAccuracy {
+		js, err := json.MarshalIndent(cur, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.AccuracyBaseline, append(js, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write the accuracy baseline: %w", err)
+		}
+		check.Baseline = "recorded"
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("read the accuracy baseline: %w", err)
+	}
+	var base accuracyBaseline
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&base); err != nil {
+		return fmt.Errorf("read the accuracy baseline %s: %w", c.AccuracyBaseline, err)
+	}
+	if base.Seed != cur.Seed || base.Devices != cur.Devices || base.Compression != cur.Compression || base.Period != cur.Period {
+		check.Baseline = "not compared"
+		return nil
+	}
+	for _, name := range []string{"acc", "hard"} {
+		was, now := base.Populations[name], cur.Populations[name]
+		if !reflect.DeepEqual(was, now) {
+			wj, _ := json.Marshal(was)
+			nj, _ := json.Marshal(now)
+			check.Changes = append(check.Changes, fmt.Sprintf("%s: was %s, now %s", name, wj, nj))
+		}
+	}
+	if len(check.Changes) == 0 {
+		check.Baseline = "same"
+		return nil
+	}
+	check.Baseline = "CHANGED"
+	return fmt.Errorf("the attributions of the accuracy check changed from the baseline %s (rerun with -accept-accuracy when that is intended): %v",
+		c.AccuracyBaseline, check.Changes)
+}
+
+// recordReplay replays the populations through an in-process collector on
+// a virtual clock onto a fresh embedded bus of one partition per topic at
+// dir, and returns how many messages it holds.
+func (r *Runner) recordReplay(ctx context.Context, s *seeded, dir string, pops []accuracyPop, ws []*loadgen.Workload) (int, error) {
+	c := &r.Config
+	bus := pebble.NewBus(dir)
+	bus.NumPartitions = 1
+	bus.Logger = slog.New(slog.DiscardHandler)
+	if err := bus.Open(); err != nil {
+		return 0, fmt.Errorf("open bus: %w", err)
+	}
+	defer bus.Close()
+	counted := &countingBus{Bus: bus}
+	// Midnight: the clock's hours (the click-flooding counts) fall alike
+	// on every run.
+	base := time.Now().UTC().Truncate(24 * time.Hour)
+	var now atomic.Int64
+	now.Store(base.UnixNano())
+	ccfg := collector.Config{
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		TapRate:        collector.DefaultTapRate * max(c.Compression, 1),
+		TapBurst:       int(float64(collector.DefaultTapBurst) * max(c.Compression, 1)),
+	}
+	coll := collector.New(ccfg, postgres.NewAccountService(s.db), counted)
+	coll.Logger = slog.New(slog.DiscardHandler)
+	coll.Now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	if err := coll.Open(ctx); err != nil {
+		return 0, fmt.Errorf("open collector: %w", err)
+	}
+	client := &http.Client{
+		Transport:     handlerTransport{coll.Handler()},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	clock := func(at time.Duration) time.Time {
+		t := base.Add(time.Duration(float64(at) / max(c.Compression, 1)))
+		now.Store(t.UnixNano())
+		return t
+	}
+	for i, pop := range pops {
+		player := &loadgen.Player{Target: target(fixedURL("http://tapline.invalid"), s.apps[pop.name]), Workload: ws[i], Workers: 1, Client: client, Clock: clock}
+		res, err := player.Run(ctx)
+		if err != nil {
+			coll.Close()
+			return 0, fmt.Errorf("replay %s: %w", pop.name, err)
+		}
+		if failed := res.Taps.Errors + res.Installs.Errors + res.Events.Errors; failed > 0 {
+			coll.Close()
+			return 0, fmt.Errorf("replay %s: %d requests failed", pop.name, failed)
+		}
+	}
+	if err := coll.Close(); err != nil { // publishes the queued hits
+		return 0, fmt.Errorf("close collector: %w", err)
+	}
+	return int(counted.n.Load()), nil
+}
+
+// countingBus counts the messages published through it.
+type countingBus struct {
+	tapline.Bus
+	n atomic.Int64
+}
+
+func (b *countingBus) Publish(ctx context.Context, msgs ...tapline.Message) error {
+	err := b.Bus.Publish(ctx, msgs...)
+	if err == nil {
+		b.n.Add(int64(len(msgs)))
+	}
+	return err
+}
+
+// handlerTransport sends requests straight to a handler, from 127.0.0.1.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	in := req.Clone(req.Context())
+	in.RemoteAddr = "127.0.0.1:40000"
+	in.RequestURI = req.URL.RequestURI()
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, in)
+	return rec.Result(), nil
+}
+
+// fixedURL is a Process that is only a base URL, to build targets with.
+type fixedURL string
+
+func (u fixedURL) URL() string  { return string(u) }
+func (u fixedURL) Name() string { return string(u) }
+func (u fixedURL) Stop() error  { return nil }
+func (u fixedURL) PIDs() []int  { return nil }
+
+// waitOffsets waits until the matcher's stored offsets cover n messages.
+func waitOffsets(ctx context.Context, dbURL string, n int) error {
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	start := time.Now()
+	for {
+		var done int64
+		if err := pool.QueryRow(ctx, "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets").Scan(&done); err != nil {
+			return err
+		}
+		if done >= int64(n) {
+			return nil
+		}
+		if time.Since(start) > 10*time.Minute {
+			return fmt.Errorf("matcher took %d of %d messages in 10 minutes", done, n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
