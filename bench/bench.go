@@ -703,6 +703,7 @@ func (r *Runner) growthRun(ctx context.Context) error {
 		r.res.Throughput = append(r.res.Throughput, row)
 		r.res.Peaks = append(r.res.Peaks, RSS{Process: fmt.Sprintf("tapline (%dx)", scale), PeakKB: row.PeakKB})
 		r.log.Info("bench: throughput", "target", "tapline", "scale", scale, "actions", row.Actions, "seconds", row.Seconds)
+		r.heapProfile(ctx, p, fmt.Sprintf("tapline-growth-%d", scale))
 		err = p.Stop()
 		s.db.Close()
 		if err != nil {
@@ -850,34 +851,48 @@ func (r *Runner) profilePhase(ctx context.Context, p Process, name string, d tim
 	go func() {
 		defer close(done)
 		secs := max(int(d.Round(time.Second)/time.Second), 1)
-		err := func() error {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", ep.debugURL, secs), nil)
-			if err != nil {
-				return err
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s", resp.Status)
-			}
-			f, err := os.Create(filepath.Join(r.Config.TaplineProfile, name+".pprof"))
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, resp.Body); err != nil {
-				f.Close()
-				return err
-			}
-			return f.Close()
-		}()
-		if err != nil {
-			r.log.Warn("bench: profile of a phase", "phase", name, "err", err)
-		}
+		r.saveProfile(ctx, ep, fmt.Sprintf("profile?seconds=%d", secs), name)
 	}()
 	return func() { <-done }
+}
+
+// heapProfile, when the bench profiles tapline, saves p's heap profile
+// (what is live now, and what was allocated over its run) as
+// TaplineProfile/name.heap.pprof.
+func (r *Runner) heapProfile(ctx context.Context, p Process, name string) {
+	if ep, ok := p.(*execProc); ok && r.Config.TaplineProfile != "" && ep.debugURL != "" {
+		r.saveProfile(ctx, ep, "heap?gc=1", name+".heap")
+	}
+}
+
+// saveProfile saves /debug/pprof/<query> of p as TaplineProfile/name.pprof.
+func (r *Runner) saveProfile(ctx context.Context, p *execProc, query, name string) {
+	err := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.debugURL+"/debug/pprof/"+query, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		f, err := os.Create(filepath.Join(r.Config.TaplineProfile, name+".pprof"))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}()
+	if err != nil {
+		r.log.Warn("bench: profile", "name", name, "err", err)
+	}
 }
 
 // drainPartitions is the embedded bus's partitions per topic in the drain

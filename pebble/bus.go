@@ -48,8 +48,10 @@ type Bus struct {
 	NumPartitions int
 	// Retention is how long messages are kept.
 	Retention time.Duration
-	// CacheSize is the size in bytes of pebble's block cache.
-	CacheSize int64
+	// CacheSize is the size in bytes of pebble's block cache;
+	// MemTableSize of its memtables (0: DefaultMemTableSize).
+	CacheSize    int64
+	MemTableSize int64
 	// Logger receives the bus's and pebble's log lines; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -119,7 +121,7 @@ func (b *Bus) Open() error {
 	if b.CacheSize <= 0 {
 		b.CacheSize = DefaultCacheSize
 	}
-	db, err := openDB(b.Dir, b.CacheSize, b.Logger)
+	db, err := openDB(b.Dir, b.CacheSize, b.MemTableSize, b.Logger)
 	if err != nil {
 		return fmt.Errorf("open bus: %w", err)
 	}

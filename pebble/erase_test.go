@@ -33,7 +33,7 @@ func TestPrivateConversionsAtOpen(t *testing.T) {
 		UpdatedAt: at,
 	}
 	c.History = []tapline.AttributionChange{{By: "events/0/1", To: c.Attribution, At: at}}
-	db, err := openDB(dir, 1<<20, slog.New(slog.DiscardHandler), rawTables)
+	db, err := openDB(dir, 1<<20, 0, slog.New(slog.DiscardHandler), rawTables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestPrivateConversionsAtOpen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err = openDB(dir, 1<<20, slog.New(slog.DiscardHandler), rawTables)
+	db, err = openDB(dir, 1<<20, 0, slog.New(slog.DiscardHandler), rawTables)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,8 +69,10 @@ const lockStripes = 64
 type RawStore struct {
 	// Dir is the directory of the database; Open creates it.
 	Dir string
-	// CacheSize is the size in bytes of pebble's block cache.
-	CacheSize int64
+	// CacheSize is the size in bytes of pebble's block cache;
+	// MemTableSize of its memtables (0: DefaultMemTableSize).
+	CacheSize    int64
+	MemTableSize int64
 	// Logger receives pebble's log lines; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock of funnel state writes: a state is stored with the
@@ -135,7 +137,7 @@ func (s *RawStore) Open() error {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
-	db, err := openDB(s.Dir, s.CacheSize, s.Logger, rawTables)
+	db, err := openDB(s.Dir, s.CacheSize, s.MemTableSize, s.Logger, rawTables)
 	if err != nil {
 		return fmt.Errorf("open raw store: %w", err)
 	}

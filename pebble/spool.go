@@ -22,6 +22,7 @@ const (
 	DefaultSpoolRetryInterval  = time.Second
 	DefaultSpoolReplayBatch    = 500
 	DefaultSpoolCacheSize      = 8 << 20 // the spool is written and read once; a small cache will do
+	spoolMemTableSize          = 4 << 20 // and only while Kafka is down
 )
 
 // spaceSpool is the key space of spooled messages: 'S' then the sequence
@@ -198,7 +199,7 @@ func (s *Spool) Open() error {
 	if s.open {
 		return fmt.Errorf("open spool: already open")
 	}
-	db, err := openDB(s.Dir, s.CacheSize, s.Logger)
+	db, err := openDB(s.Dir, s.CacheSize, spoolMemTableSize, s.Logger)
 	if err != nil {
 		return fmt.Errorf("open spool: %w", err)
 	}

@@ -37,6 +37,7 @@ type Config struct {
 	SessionKey    string        // dashboard cookie key; generated into DataDir when empty
 	Partitions    int           // partitions per topic of the embedded bus
 	RawCacheMB    int           // block cache of the embedded raw store, MiB
+	MemTableMB    int           // memtable size of the embedded bus and raw store, MiB (each keeps up to two)
 	BusRetention  time.Duration // how long the embedded bus keeps messages
 	TrustedProxy  string        // comma-separated CIDRs whose X-Forwarded-For is trusted
 	SecureCookies bool          // Secure flag on dashboard cookies (serve it over HTTPS)
@@ -113,6 +114,7 @@ func NewConfig() Config {
 		DashboardAddr: "127.0.0.1:8081",
 		Partitions:    8,
 		RawCacheMB:    pebble.DefaultRawCacheSize >> 20,
+		MemTableMB:    pebble.DefaultMemTableSize >> 20,
 		BusRetention:  7 * 24 * time.Hour,
 		Migrate:       true,
 		LogLevel:      "info",
@@ -175,6 +177,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions per topic of the embedded bus (env TAPLINE_PARTITIONS)")
 	c.RawCacheMB = envInt(envName("raw-cache-mb"), c.RawCacheMB)
 	fs.IntVar(&c.RawCacheMB, "raw-cache-mb", c.RawCacheMB, "block cache of the embedded raw store in MiB; a funnel backfill process uses at most "+strconv.Itoa(BackfillRawCacheMB)+" (env TAPLINE_RAW_CACHE_MB)")
+	c.MemTableMB = envInt(envName("memtable-mb"), c.MemTableMB)
+	fs.IntVar(&c.MemTableMB, "memtable-mb", c.MemTableMB, "memtable size of the embedded bus and raw store in MiB; each keeps up to two, and smaller ones cost compaction CPU (env TAPLINE_MEMTABLE_MB)")
 	dur := func(p *time.Duration, name, usage string) {
 		*p = envDuration(envName(name), *p)
 		fs.DurationVar(p, name, *p, usage+" (env "+envName(name)+")")
@@ -260,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RawCacheMB < 1 || c.RawCacheMB > 1<<20 {
 		bad("raw-cache-mb", "must be 1..%d, got %d", 1<<20, c.RawCacheMB)
+	}
+	if c.MemTableMB < 1 || c.MemTableMB > 1<<10 {
+		bad("memtable-mb", "must be 1..%d, got %d", 1<<10, c.MemTableMB)
 	}
 	if c.BusRetention < time.Hour {
 		bad("bus-retention", "must be at least 1h, got %s", c.BusRetention)

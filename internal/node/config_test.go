@@ -43,3 +43,33 @@ func TestRawCacheSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestMemTableSetting checks -memtable-mb the same way.
+func TestMemTableSetting(t *testing.T) {
+	parse := func(args ...string) (Config, error) {
+		cfg := NewConfig()
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg.RegisterFlags(fs)
+		err := fs.Parse(args)
+		cfg.DatabaseURL = "postgres://localhost/x"
+		return cfg, err
+	}
+	cfg, err := parse()
+	if err != nil || cfg.MemTableMB != pebble.DefaultMemTableSize>>20 {
+		t.Fatalf("default: %d MiB (%v), want %d", cfg.MemTableMB, err, pebble.DefaultMemTableSize>>20)
+	}
+	t.Setenv("TAPLINE_MEMTABLE_MB", "8")
+	if cfg, _ = parse(); cfg.MemTableMB != 8 {
+		t.Errorf("from the environment: %d MiB, want 8", cfg.MemTableMB)
+	}
+	if cfg, _ = parse("-memtable-mb", "4"); cfg.MemTableMB != 4 || cfg.Validate() != nil {
+		t.Errorf("flag over environment: %d MiB (%v), want 4 and valid", cfg.MemTableMB, cfg.Validate())
+	}
+	for _, bad := range []string{"0", "2048"} {
+		cfg, _ = parse("-memtable-mb", bad)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-memtable-mb: must be 1..") {
+			t.Errorf("-memtable-mb %s: error %v, want it refused by name", bad, err)
+		}
+	}
+}

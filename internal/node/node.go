@@ -216,6 +216,7 @@ func (n *Node) openBus(ctx context.Context) error {
 	b := pebble.NewBus(filepath.Join(cfg.DataDir, "bus"))
 	b.NumPartitions = cfg.Partitions
 	b.Retention = cfg.BusRetention
+	b.MemTableSize = int64(cfg.MemTableMB) << 20
 	b.Logger = n.Logger
 	if err := b.Open(); err != nil {
 		return fmt.Errorf("open embedded bus: %w", err)
@@ -246,6 +247,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 		s := pebble.NewRawStore(filepath.Join(cfg.DataDir, "raw"))
 		s.Logger = n.Logger
 		s.CacheSize = int64(cfg.RawCacheMB) << 20
+		s.MemTableSize = int64(cfg.MemTableMB) << 20
 		if err := s.Open(); err != nil {
 			return fmt.Errorf("open embedded raw store: %w", err)
 		}
