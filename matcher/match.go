@@ -334,11 +334,16 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 		}
 	}
 
-	byRef, err := m.Raw.InstallsByReferrerHit(ctx, app.ID, h.ID)
-	if err != nil {
-		return nil, fmt.Errorf("installs by referrer hit %s: %w", h.ID, err)
+	if h.Platform == tapline.PlatformAndroid {
+		// Only a tap sent to the Play Store has its id in an install
+		// referrer (the collector's withPlayReferrer): no other can be
+		// named by one, and its lookup, an index scan, is saved.
+		byRef, err := m.Raw.InstallsByReferrerHit(ctx, app.ID, h.ID)
+		if err != nil {
+			return nil, fmt.Errorf("installs by referrer hit %s: %w", h.ID, err)
+		}
+		add(byRef, tapline.MethodReferrer, inClickWindow)
 	}
-	add(byRef, tapline.MethodReferrer, inClickWindow)
 
 	if ad := usableAdID(h.AdID); ad != "" {
 		byAd, err := m.Raw.InstallsByAdID(ctx, app.ID, ad, h.Time.Add(-m.Config.ClockSkew), h.Time.Add(clickWindow))
