@@ -72,6 +72,7 @@ func openRaw(ctx context.Context, cfg *node.Config, logger *slog.Logger) (rawSto
 	s := pebble.NewRawStore(dir)
 	s.Logger = logger
 	s.CacheSize = int64(min(cfg.RawCacheMB, node.BackfillRawCacheMB)) << 20
+	s.MemTableSize = int64(min(cfg.MemTableMB, node.BackfillMemTableMB)) << 20
 	if err := s.Open(); err != nil {
 		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
 			return nil, &rawLockedError{dir: dir, pid: lockHolder(dir), err: err}

@@ -22,6 +22,10 @@ import (
 // again, and the process's memory would grow with the data it scans.
 const BackfillRawCacheMB = 32
 
+// BackfillMemTableMB bounds the raw store's memtables in such a process:
+// it writes only the funnel states of the installations it scans.
+const BackfillMemTableMB = 4
+
 // Config holds every setting of a tapline process. Each field has a flag and
 // a TAPLINE_* environment variable named after it (flag -collector-addr,
 // variable TAPLINE_COLLECTOR_ADDR); a flag given on the command line wins

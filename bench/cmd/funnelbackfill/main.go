@@ -69,6 +69,7 @@ func run() error {
 	raw := pebble.NewRawStore(filepath.Join(*dataDir, "raw"))
 	raw.Logger = logger
 	raw.CacheSize = node.BackfillRawCacheMB << 20 // as "tapline funnels backfill"
+	raw.MemTableSize = node.BackfillMemTableMB << 20
 	if err := raw.Open(); err != nil {
 		return err
 	}
