@@ -437,17 +437,12 @@ func (r *Runner) mainRun(ctx context.Context) error {
 		return err
 	}
 
-	raw := pebble.NewRawStore(filepath.Join(dataDir, "raw"))
-	if err := raw.Open(); err != nil {
-		return fmt.Errorf("open raw store: %w", err)
+	attributions, err := readAttributions(ctx, dataDir, []*tapline.App{acc, hard}, ws)
+	if err != nil {
+		return err
 	}
-	defer raw.Close()
 	for i, app := range []*tapline.App{acc, hard} {
-		w := ws[i]
-		got, err := loadgen.Attributions(ctx, raw, app.ID, w)
-		if err != nil {
-			return err
-		}
+		w, got := ws[i], attributions[i]
 		pop := pops[i].name
 		r.res.Accuracy = append(r.res.Accuracy,
 			AccuracyRow{Population: pop, Method: "tapline", Threshold: app.FingerprintMinScore, Accuracy: loadgen.Score(w, got)},
@@ -457,6 +452,25 @@ func (r *Runner) mainRun(ctx context.Context) error {
 		r.res.Curves = append(r.res.Curves, Curve{Population: pop, Points: loadgen.Curve(w, got, curveThresholds)})
 	}
 	return nil
+}
+
+// readAttributions reads, from the raw store of the stopped tapline in
+// dataDir, what it attributed the installs of each workload to, on its app.
+func readAttributions(ctx context.Context, dataDir string, apps []*tapline.App, ws []*loadgen.Workload) ([]map[int]loadgen.Answer, error) {
+	raw := pebble.NewRawStore(filepath.Join(dataDir, "raw"))
+	if err := raw.Open(); err != nil {
+		return nil, fmt.Errorf("open raw store: %w", err)
+	}
+	defer raw.Close()
+	out := make([]map[int]loadgen.Answer, len(apps))
+	for i, app := range apps {
+		got, err := loadgen.Attributions(ctx, raw, app.ID, ws[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = got
+	}
+	return out, nil
 }
 
 // curveThresholds are the fingerprint_min_score values the bench's

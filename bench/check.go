@@ -99,17 +99,16 @@ func (r *Runner) checkRun(ctx context.Context) error {
 	if err := p.Stop(); err != nil {
 		return err
 	}
-	raw := pebble.NewRawStore(filepath.Join(dataDir, "raw"))
-	if err := raw.Open(); err != nil {
-		return fmt.Errorf("open raw store: %w", err)
-	}
-	defer raw.Close()
+	apps := make([]*tapline.App, len(pops))
 	for i, pop := range pops {
-		got, err := loadgen.Attributions(ctx, raw, s.apps[pop.name].ID, ws[i])
-		if err != nil {
-			return err
-		}
-		check.Populations[pop.name] = loadgen.Score(ws[i], got)
+		apps[i] = s.apps[pop.name]
+	}
+	attributions, err := readAttributions(ctx, dataDir, apps, ws)
+	if err != nil {
+		return err
+	}
+	for i, pop := range pops {
+		check.Populations[pop.name] = loadgen.Score(ws[i], attributions[i])
 	}
 	r.res.AccuracyCheck = check
 	return r.compareBaseline(check)

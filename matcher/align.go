@@ -31,7 +31,7 @@ type hitClock struct {
 
 	mu    sync.Mutex
 	parts map[int]*hitPart // by partition of the hits topic
-	wake  chan struct{}    // closed on the next change; nil when nobody waits
+	wake  broadcast
 }
 
 // hitPart is how far one hits partition's worker has come.
@@ -61,7 +61,7 @@ func (c *hitClock) own(p int) {
 func (c *hitClock) reset() {
 	c.mu.Lock()
 	clear(c.parts)
-	c.signal()
+	c.wake.signal()
 	c.mu.Unlock()
 }
 
@@ -93,17 +93,9 @@ func (c *hitClock) update(p int, fn func(*hitPart)) {
 	if h := c.parts[p]; h != nil {
 		fn(h)
 		h.changed = c.now()
-		c.signal()
+		c.wake.signal()
 	}
 	c.mu.Unlock()
-}
-
-// signal wakes the waiters; c.mu is held.
-func (c *hitClock) signal() {
-	if c.wake != nil {
-		close(c.wake)
-		c.wake = nil
-	}
 }
 
 // wait blocks until no tracked hits partition is still working through
@@ -136,21 +128,44 @@ func (c *hitClock) wait(ctx context.Context, t time.Time) (time.Duration, error)
 		if start.IsZero() {
 			start = now
 		}
-		if c.wake == nil {
-			c.wake = make(chan struct{})
-		}
-		wake := c.wake
+		wake := c.wake.next()
 		c.mu.Unlock()
-		timer := time.NewTimer(until.Sub(now))
-		select {
-		case <-wake:
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return 0, ctx.Err()
+		if err := await(ctx, wake, until.Sub(now)); err != nil {
+			return 0, err
 		}
-		timer.Stop()
 	}
+}
+
+// broadcast wakes every waiter of a condition guarded by a mutex, which
+// is held for both methods.
+type broadcast struct{ ch chan struct{} }
+
+// next returns a channel closed on the next signal.
+func (b *broadcast) next() <-chan struct{} {
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) signal() {
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+}
+
+// await blocks until wake is closed, d has passed or ctx is done.
+func await(ctx context.Context, wake <-chan struct{}, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-wake:
+	case <-timer.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // alignStall is how long a hits worker without progress holds events back.
@@ -172,7 +187,7 @@ type orderGate struct {
 
 	mu      sync.Mutex
 	workers map[tapline.Partition]*orderPos
-	wake    chan struct{}
+	wake    broadcast
 }
 
 // orderPos is a lower bound of a worker's next message.
@@ -216,15 +231,8 @@ func (g *orderGate) own(p tapline.Partition) {
 func (g *orderGate) reset() {
 	g.mu.Lock()
 	clear(g.workers)
-	g.signal()
+	g.wake.signal()
 	g.mu.Unlock()
-}
-
-func (g *orderGate) signal() {
-	if g.wake != nil {
-		close(g.wake)
-		g.wake = nil
-	}
 }
 
 func (g *orderGate) update(p tapline.Partition, fn func(*orderPos)) {
@@ -232,7 +240,7 @@ func (g *orderGate) update(p tapline.Partition, fn func(*orderPos)) {
 	if w := g.workers[p]; w != nil {
 		fn(w)
 		w.changed = g.now()
-		g.signal()
+		g.wake.signal()
 	}
 	g.mu.Unlock()
 }
@@ -268,19 +276,10 @@ func (g *orderGate) wait(ctx context.Context, p tapline.Partition, t time.Time) 
 			g.mu.Unlock()
 			return nil
 		}
-		if g.wake == nil {
-			g.wake = make(chan struct{})
-		}
-		wake := g.wake
+		wake := g.wake.next()
 		g.mu.Unlock()
-		timer := time.NewTimer(until.Sub(now))
-		select {
-		case <-wake:
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
+		if err := await(ctx, wake, until.Sub(now)); err != nil {
+			return err
 		}
-		timer.Stop()
 	}
 }

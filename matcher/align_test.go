@@ -103,6 +103,16 @@ func TestHitClock(t *testing.T) {
 	}
 }
 
+// timedMessage returns the bus message of v, received at at.
+func timedMessage(t *testing.T, topic string, key []byte, v any, at time.Time) tapline.Message {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tapline.Message{Topic: topic, Key: key, Value: b, Time: at}
+}
+
 // TestBacklogMatchedInReceiveOrder fills the bus with a backlog of taps
 // and, after them in receive time, the install of the last tap: however
 // the two topics' workers are scheduled, the install meets its tap at
@@ -116,11 +126,7 @@ func TestBacklogMatchedInReceiveOrder(t *testing.T) {
 	bus := f.pebbleBus(t, 1)
 	var msgs []tapline.Message
 	add := func(topic string, key []byte, v any, at time.Time) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, tapline.Message{Topic: topic, Key: key, Value: b, Time: at})
+		msgs = append(msgs, timedMessage(t, topic, key, v, at))
 	}
 	const taps = 3000
 	var last *tapline.Hit
@@ -177,11 +183,7 @@ func TestOrderedReplay(t *testing.T) {
 	bus := f.pebbleBus(t, 2)
 	var msgs []tapline.Message
 	add := func(topic string, key []byte, v any, at time.Time) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, tapline.Message{Topic: topic, Key: key, Value: b, Time: at})
+		msgs = append(msgs, timedMessage(t, topic, key, v, at))
 	}
 	const devices = 200
 	for i := range devices {

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -76,19 +77,9 @@ func (s *RawStore) storedBuckets(appID int64) ([]int64, error) {
 		for b := range bs.set {
 			bs.newest = append(bs.newest, b)
 		}
-		slices.SortFunc(bs.newest, func(a, b int64) int { return cmpInt64(b, a) })
+		slices.SortFunc(bs.newest, func(a, b int64) int { return cmp.Compare(b, a) })
 	}
 	return bs.newest, nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // rowByID returns the value of the visible row id of table (tableHit or

@@ -9,35 +9,38 @@ import (
 	"tapline/pebble"
 )
 
+// parseRun parses the flags of "tapline run" (and the environment) into
+// a config with a database URL.
+func parseRun(args ...string) (Config, error) {
+	cfg := NewConfig()
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.RegisterFlags(fs)
+	err := fs.Parse(args)
+	cfg.DatabaseURL = "postgres://localhost/x"
+	return cfg, err
+}
+
 // TestRawCacheSetting checks -raw-cache-mb from its default, the
 // environment and the command line, and that Validate refuses what no
 // cache can be.
 func TestRawCacheSetting(t *testing.T) {
-	parse := func(args ...string) (Config, error) {
-		cfg := NewConfig()
-		fs := flag.NewFlagSet("run", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		cfg.RegisterFlags(fs)
-		err := fs.Parse(args)
-		cfg.DatabaseURL = "postgres://localhost/x"
-		return cfg, err
-	}
-	cfg, err := parse()
+	cfg, err := parseRun()
 	if err != nil || cfg.RawCacheMB != pebble.DefaultRawCacheSize>>20 {
 		t.Fatalf("default: %d MiB (%v), want %d", cfg.RawCacheMB, err, pebble.DefaultRawCacheSize>>20)
 	}
 	t.Setenv("TAPLINE_RAW_CACHE_MB", "48")
-	if cfg, _ = parse(); cfg.RawCacheMB != 48 {
+	if cfg, _ = parseRun(); cfg.RawCacheMB != 48 {
 		t.Errorf("from the environment: %d MiB, want 48", cfg.RawCacheMB)
 	}
-	if cfg, _ = parse("-raw-cache-mb", "16"); cfg.RawCacheMB != 16 {
+	if cfg, _ = parseRun("-raw-cache-mb", "16"); cfg.RawCacheMB != 16 {
 		t.Errorf("flag over environment: %d MiB, want 16", cfg.RawCacheMB)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("16 MiB: %v", err)
 	}
 	for _, bad := range []string{"0", "-5"} {
-		cfg, _ = parse("-raw-cache-mb", bad)
+		cfg, _ = parseRun("-raw-cache-mb", bad)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-raw-cache-mb: must be 1..") {
 			t.Errorf("-raw-cache-mb %s: error %v, want it refused by name", bad, err)
 		}
@@ -46,28 +49,19 @@ func TestRawCacheSetting(t *testing.T) {
 
 // TestMemTableSetting checks -memtable-mb the same way.
 func TestMemTableSetting(t *testing.T) {
-	parse := func(args ...string) (Config, error) {
-		cfg := NewConfig()
-		fs := flag.NewFlagSet("run", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		cfg.RegisterFlags(fs)
-		err := fs.Parse(args)
-		cfg.DatabaseURL = "postgres://localhost/x"
-		return cfg, err
-	}
-	cfg, err := parse()
+	cfg, err := parseRun()
 	if err != nil || cfg.MemTableMB != pebble.DefaultMemTableSize>>20 {
 		t.Fatalf("default: %d MiB (%v), want %d", cfg.MemTableMB, err, pebble.DefaultMemTableSize>>20)
 	}
 	t.Setenv("TAPLINE_MEMTABLE_MB", "8")
-	if cfg, _ = parse(); cfg.MemTableMB != 8 {
+	if cfg, _ = parseRun(); cfg.MemTableMB != 8 {
 		t.Errorf("from the environment: %d MiB, want 8", cfg.MemTableMB)
 	}
-	if cfg, _ = parse("-memtable-mb", "4"); cfg.MemTableMB != 4 || cfg.Validate() != nil {
+	if cfg, _ = parseRun("-memtable-mb", "4"); cfg.MemTableMB != 4 || cfg.Validate() != nil {
 		t.Errorf("flag over environment: %d MiB (%v), want 4 and valid", cfg.MemTableMB, cfg.Validate())
 	}
 	for _, bad := range []string{"0", "2048"} {
-		cfg, _ = parse("-memtable-mb", bad)
+		cfg, _ = parseRun("-memtable-mb", bad)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-memtable-mb: must be 1..") {
 			t.Errorf("-memtable-mb %s: error %v, want it refused by name", bad, err)
 		}
