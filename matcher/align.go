@@ -23,8 +23,7 @@ import (
 // The clock only delays; it never reorders a partition, so it changes
 // nothing the exactly-once flush relies on. A hits worker that makes no
 // progress for stall (a message it keeps retrying, a partition owned by
-// nobody here, an empty partition whose worker waits in Fetch) stops
-// holding events back.
+// nobody here) stops holding events back.
 type hitClock struct {
 	stall time.Duration
 	now   func() time.Time
@@ -47,10 +46,10 @@ func newHitClock(stall time.Duration) *hitClock {
 	return &hitClock{stall: stall, now: time.Now, parts: map[int]*hitPart{}}
 }
 
-// own starts tracking hits partition p. Until its worker's first batch
+// own starts tracking hits partition p. Until its worker's first fetch
 // it is taken to be behind: a matcher starting on a backlog must not meet
-// its first installs before their taps. A partition with nothing to fetch
-// stops holding events back after the stall time, once.
+// its first installs before their taps. A worker whose fetch finds
+// nothing says so within Matcher.fetch's endProbe.
 func (c *hitClock) own(p int) {
 	c.mu.Lock()
 	c.parts[p] = &hitPart{changed: c.now()}
@@ -178,8 +177,8 @@ const alignStall = time.Second
 // pre-filled bus as one stream in receive-time order and decides the same
 // way on every run. It serves replays that must be deterministic (the
 // accuracy check of make bench, tests), not production: the workers take
-// turns, and a worker that makes no progress for stall (an empty
-// partition waiting in Fetch) stops counting.
+// turns, a worker at the end of its partition (Matcher.fetch) does not
+// count, and one that makes no progress for stall stops counting.
 type orderGate struct {
 	hits  string // the hits topic, ranked before the events
 	stall time.Duration

@@ -586,6 +586,8 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		pf = &partFunnels{next: next, from: map[int64]int64{}}
 	}
 	backoff := newBackoff()
+	hits := topic == m.Config.HitsTopic
+	atEnd := false // whether the last fetch found the end of the partition
 	for ctx.Err() == nil {
 		// Hold back while the fact store cannot keep up, so memory stays
 		// bounded when Postgres is down.
@@ -595,7 +597,7 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 			}
 			continue
 		}
-		msgs, err := m.Bus.Fetch(ctx, topic, partition, next, m.Config.FetchMax)
+		msgs, err := m.fetch(ctx, topic, partition, next, &atEnd)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -607,7 +609,7 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 			continue
 		}
 		backoff.reset()
-		hits := topic == m.Config.HitsTopic
+		atEnd = len(msgs) < m.Config.FetchMax
 		if hits {
 			m.hitClock.fetched(partition)
 		}
@@ -658,6 +660,37 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 			}
 		}
 	}
+}
+
+// endProbe is how long a fetch that may be at the end of its partition
+// waits before the worker says so (fetch).
+const endProbe = 20 * time.Millisecond
+
+// fetch fetches the next messages of a partition. A worker others wait
+// for (a hits worker, or any in Ordered mode) that does not know itself at
+// the end of the partition first fetches for endProbe: finding nothing,
+// it is at the end, says so (hitClock, orderGate), sets *atEnd and then
+// waits as long as it takes. Otherwise an empty partition would hold the
+// events back until it counted as stalled.
+func (m *Matcher) fetch(ctx context.Context, topic string, partition int, next int64, atEnd *bool) ([]tapline.Message, error) {
+	hits := topic == m.Config.HitsTopic
+	if *atEnd || (!hits && m.order == nil) {
+		return m.Bus.Fetch(ctx, topic, partition, next, m.Config.FetchMax)
+	}
+	pctx, cancel := context.WithTimeout(ctx, endProbe)
+	msgs, err := m.Bus.Fetch(pctx, topic, partition, next, m.Config.FetchMax)
+	cancel()
+	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return msgs, err
+	}
+	*atEnd = true
+	if hits {
+		m.hitClock.batchDone(partition, 0, m.Config.FetchMax)
+	}
+	if m.order != nil {
+		m.order.batchDone(tapline.Partition{Topic: topic, Partition: partition}, 0, m.Config.FetchMax)
+	}
+	return m.Bus.Fetch(ctx, topic, partition, next, m.Config.FetchMax)
 }
 
 // handle processes msg, retrying transient failures until ctx is done. A
