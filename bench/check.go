@@ -3,20 +3,24 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"tapline"
 	"tapline/collector"
@@ -41,8 +45,12 @@ import (
 // AccuracyCheck is the result of the accuracy check.
 type AccuracyCheck struct {
 	Populations map[string]loadgen.Accuracy `json:"populations"`
-	Messages    int                         `json:"messages"`
-	Seconds     float64                     `json:"seconds"` // tapline's time to match the bus
+	// Answers is, per population, the SHA-256 of every install's answer
+	// (tap, method, best fingerprint candidate and its score) in install
+	// order: equal scores from different attributions differ here.
+	Answers  map[string]string `json:"answers"`
+	Messages int               `json:"messages"`
+	Seconds  float64           `json:"seconds"` // tapline's time to match the bus
 	// Baseline says how the numbers compare with the baseline file:
 	// "same", "CHANGED", "recorded" (no baseline yet, or AcceptAccuracy),
 	// or "not compared" (the baseline is of other sizes).
@@ -58,6 +66,7 @@ type accuracyBaseline struct {
 	Compression float64                     `json:"compression"`
 	Period      time.Duration               `json:"period_ns"`
 	Populations map[string]loadgen.Accuracy `json:"populations"`
+	Answers     map[string]string           `json:"answers"`
 }
 
 // checkRun runs the accuracy check.
@@ -94,7 +103,7 @@ func (r *Runner) checkRun(ctx context.Context) error {
 	if err := waitOffsets(ctx, s.url, n); err != nil {
 		return err
 	}
-	check := &AccuracyCheck{Messages: n, Seconds: time.Since(start).Seconds(), Populations: map[string]loadgen.Accuracy{}}
+	check := &AccuracyCheck{Messages: n, Seconds: time.Since(start).Seconds(), Populations: map[string]loadgen.Accuracy{}, Answers: map[string]string{}}
 	stopped = true
 	if err := p.Stop(); err != nil {
 		return err
@@ -109,6 +118,7 @@ func (r *Runner) checkRun(ctx context.Context) error {
 	}
 	for i, pop := range pops {
 		check.Populations[pop.name] = loadgen.Score(ws[i], attributions[i])
+		check.Answers[pop.name] = answersDigest(attributions[i])
 	}
 	r.res.AccuracyCheck = check
 	return r.compareBaseline(check)
@@ -123,7 +133,8 @@ func (r *Runner) compareBaseline(check *AccuracyCheck) error {
 		check.Baseline = "not compared"
 		return nil
 	}
-	cur := accuracyBaseline{Seed: c.Seed, Devices: c.Accuracy, Compression: c.Compression, Period: c.Period, Populations: check.Populations}
+	cur := accuracyBaseline{Seed: c.Seed, Devices: c.Accuracy, Compression: c.Compression, Period: c.Period,
+		Populations: check.Populations, Answers: check.Answers}
 	b, err := os.ReadFile(c.AccuracyBaseline)
 	if errors.Is(err, os.ErrNotExist) || c.AcceptAccuracy {
 		js, err := json.MarshalIndent(cur, "", "  ")
@@ -146,12 +157,16 @@ func (r *Runner) compareBaseline(check *AccuracyCheck) error {
 		check.Baseline = "not compared"
 		return nil
 	}
-	for _, name := range []string{"acc", "hard"} {
-		was, now := base.Populations[name], cur.Populations[name]
-		if !reflect.DeepEqual(was, now) {
-			wj, _ := json.Marshal(was)
-			nj, _ := json.Marshal(now)
+	for _, name := range slices.Sorted(maps.Keys(cur.Populations)) {
+		wj, err1 := json.Marshal(base.Populations[name])
+		nj, err2 := json.Marshal(cur.Populations[name])
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		if !bytes.Equal(wj, nj) {
 			check.Changes = append(check.Changes, fmt.Sprintf("%s: was %s, now %s", name, wj, nj))
+		} else if base.Answers[name] != cur.Answers[name] {
+			check.Changes = append(check.Changes, fmt.Sprintf("%s: the same scores from other answers (digest %s, was %s)", name, cur.Answers[name], base.Answers[name]))
 		}
 	}
 	if len(check.Changes) == 0 {
@@ -176,15 +191,18 @@ func (r *Runner) recordReplay(ctx context.Context, s *seeded, dir string, pops [
 	}
 	defer bus.Close()
 	counted := &countingBus{Bus: bus}
-	// Midnight: the clock's hours (the click-flooding counts) fall alike
-	// on every run.
-	base := time.Now().UTC().Truncate(24 * time.Hour)
+	// Yesterday's midnight: the clock's hours (the click-flooding counts)
+	// fall alike on every run, and every time is past.
+	base := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	var now atomic.Int64
 	now.Store(base.UnixNano())
 	ccfg := collector.Config{
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 		TapRate:        collector.DefaultTapRate * max(c.Compression, 1),
 		TapBurst:       int(float64(collector.DefaultTapBurst) * max(c.Compression, 1)),
+		// A held Chromium tap waits for its retry on the wall clock: the
+		// retry comes next, however slow the machine.
+		HintRetryWait: time.Hour,
 	}
 	coll := collector.New(ccfg, postgres.NewAccountService(s.db), counted)
 	coll.Logger = slog.New(slog.DiscardHandler)
@@ -196,12 +214,19 @@ func (r *Runner) recordReplay(ctx context.Context, s *seeded, dir string, pops [
 		Transport:     handlerTransport{coll.Handler()},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	// The populations one after the other on the clock, so that receive
+	// times only grow on each topic, as the ordered matcher needs.
+	var start time.Time
 	clock := func(at time.Duration) time.Time {
-		t := base.Add(time.Duration(float64(at) / max(c.Compression, 1)))
+		t := start.Add(time.Duration(float64(at) / max(c.Compression, 1)))
 		now.Store(t.UnixNano())
 		return t
 	}
+	start = base
 	for i, pop := range pops {
+		if i > 0 {
+			start = start.Add(time.Duration(float64(ws[i-1].Span())/max(c.Compression, 1)) + time.Minute)
+		}
 		player := &loadgen.Player{Target: target(fixedURL("http://tapline.invalid"), s.apps[pop.name]), Workload: ws[i], Workers: 1, Client: client, Clock: clock}
 		res, err := player.Run(ctx)
 		if err != nil {
@@ -216,7 +241,39 @@ func (r *Runner) recordReplay(ctx context.Context, s *seeded, dir string, pops [
 	if err := coll.Close(); err != nil { // publishes the queued hits
 		return 0, fmt.Errorf("close collector: %w", err)
 	}
+	queued, published, dropped := counter(coll.Registry, "tapline_collector_hits_queued_total"),
+		counter(coll.Registry, "tapline_collector_hits_published_total"), counter(coll.Registry, "tapline_collector_hits_dropped_total")
+	if dropped > 0 || published != queued {
+		return 0, fmt.Errorf("the collector queued %v hits, published %v and dropped %v: the replay would differ", queued, published, dropped)
+	}
 	return int(counted.n.Load()), nil
+}
+
+// counter returns the sum of a counter's series in reg, 0 when absent.
+func counter(reg prometheus.Gatherer, name string) float64 {
+	fams, err := reg.Gather()
+	if err != nil {
+		return -1
+	}
+	sum := 0.0
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// answersDigest is the SHA-256 of the answers in install order.
+func answersDigest(got map[int]loadgen.Answer) string {
+	h := sha256.New()
+	for _, n := range slices.Sorted(maps.Keys(got)) {
+		a := got[n]
+		fmt.Fprintf(h, "%d %d %s %d %.6f\n", n, a.Tap, a.Method, a.Best, a.Score)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // countingBus counts the messages published through it.

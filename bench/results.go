@@ -478,7 +478,7 @@ func (r *Results) writeAccuracy(p func(string, ...any)) {
 		p("ACCURACY CHECK (deterministic replay, %d messages matched in %.1f s)\tprecision\trecall\torganic misattributed\tbaseline", ck.Messages, ck.Seconds)
 		for _, name := range slices.Sorted(maps.Keys(ck.Populations)) {
 			x := ck.Populations[name]
-			p("  %s: %d installs, %d credited, %d right\t%.4f\t%.4f\t%.4f\t%s", name, x.Installs, x.Attributed, x.Correct, x.Precision, x.Recall, x.OrganicMisattribution, ck.Baseline)
+			p("  %s: %d installs, %d credited, %d right (answers %.12s)\t%.4f\t%.4f\t%.4f\t%s", name, x.Installs, x.Attributed, x.Correct, ck.Answers[name], x.Precision, x.Recall, x.OrganicMisattribution, ck.Baseline)
 		}
 		for _, ch := range ck.Changes {
 			p("  CHANGED %s", ch)

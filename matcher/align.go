@@ -178,7 +178,9 @@ const alignStall = time.Second
 // way on every run. It serves replays that must be deterministic (the
 // accuracy check of make bench, tests), not production: the workers take
 // turns, a worker at the end of its partition (Matcher.fetch) does not
-// count, and one that makes no progress for stall stops counting.
+// count, and one busy with a message (not waiting for its turn) for longer
+// than stall stops counting: a safety net, which Ordered mode sets at a
+// minute, as one message never takes that long.
 type orderGate struct {
 	hits  string // the hits topic, ranked before the events
 	stall time.Duration
@@ -195,6 +197,7 @@ type orderPos struct {
 	rank    int // 0 hits, 1 events
 	part    int
 	idle    bool // its last fetch returned less than a full batch
+	waiting bool // blocked in wait: its turn comes, it never counts as stalled
 	changed time.Time
 }
 
@@ -260,25 +263,44 @@ func (g *orderGate) wait(ctx context.Context, p tapline.Partition, t time.Time) 
 		g.mu.Lock()
 		self := g.workers[p]
 		now := g.now()
-		var until time.Time
+		blocked := false
+		until := now.Add(g.stall) // when to look again without a signal
 		if self != nil {
 			for q, w := range g.workers {
 				if q == p || w.idle || !w.before(self) {
 					continue
 				}
-				if stallEnd := w.changed.Add(g.stall); now.Before(stallEnd) && (until.IsZero() || stallEnd.Before(until)) {
-					until = stallEnd
+				if w.waiting {
+					blocked = true // it goes first, then announces its next
+					continue
+				}
+				if stallEnd := w.changed.Add(g.stall); now.Before(stallEnd) {
+					blocked = true
+					if stallEnd.Before(until) {
+						until = stallEnd
+					}
 				}
 			}
 		}
-		if until.IsZero() {
+		if !blocked {
+			if self != nil {
+				self.waiting = false
+			}
 			g.mu.Unlock()
 			return nil
 		}
+		self.waiting = true
 		wake := g.wake.next()
 		g.mu.Unlock()
 		if err := await(ctx, wake, until.Sub(now)); err != nil {
+			g.mu.Lock()
+			self.waiting = false
+			g.mu.Unlock()
 			return err
 		}
 	}
 }
+
+// orderStall is how long a worker of Ordered mode busy with one message
+// holds the others back: only a safety net.
+const orderStall = time.Minute

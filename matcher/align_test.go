@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,5 +221,55 @@ func TestOrderedReplay(t *testing.T) {
 			t.Fatalf("device %d: %d attributions, first %s, now %q; want organic first, then tap-%d consumed after the install",
 				i, len(c.History), c.History[0].To.Method, c.HitID, i)
 		}
+	}
+}
+
+// TestOrderGateSlowWorker: a worker whose run of messages takes longer
+// than the stall time, while another waits for its turn, does not pass the
+// waiting one with its next message: waiting is not stalling.
+func TestOrderGateSlowWorker(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	g := newOrderGate(tapline.TopicHits, 50*time.Millisecond)
+	hits := tapline.Partition{Topic: tapline.TopicHits}
+	events := tapline.Partition{Topic: tapline.TopicEvents}
+	g.own(hits)
+	g.own(events)
+	var mu sync.Mutex
+	var order []int
+	record := func(n int) {
+		mu.Lock()
+		order = append(order, n)
+		mu.Unlock()
+	}
+	done := make(chan error, 2)
+	go func() { // events: one message at second 5
+		if err := g.wait(ctx, events, base.Add(5*time.Second)); err != nil {
+			done <- err
+			return
+		}
+		record(5)
+		g.batchDone(events, 1, 10)
+		done <- nil
+	}()
+	go func() { // hits: seconds 1 to 4, each taking 30 ms (all four longer than the stall), then 6
+		for _, s := range []int{1, 2, 3, 4, 6} {
+			if err := g.wait(ctx, hits, base.Add(time.Duration(s)*time.Second)); err != nil {
+				done <- err
+				return
+			}
+			record(s)
+			time.Sleep(30 * time.Millisecond)
+		}
+		g.batchDone(hits, 5, 10)
+		done <- nil
+	}()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []int{1, 2, 3, 4, 5, 6}; !slices.Equal(order, want) {
+		t.Fatalf("processed in order %v, want %v", order, want)
 	}
 }

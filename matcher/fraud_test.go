@@ -239,7 +239,7 @@ func TestFraudExactlyOnce(t *testing.T) {
 		}
 		return m
 	}
-	flaky := &flakyFacts{FactStore: f.store, failOn: 2, failed: make(chan struct{})}
+	flaky := &flakyFacts{FactStore: f.store, failOn: 1, failed: make(chan struct{})}
 	m1 := start(flaky)
 	select {
 	case <-flaky.failed:

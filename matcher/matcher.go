@@ -187,7 +187,7 @@ func (m *Matcher) Open(ctx context.Context) error {
 	m.metrics = newMetrics(m.Registry)
 	m.hitClock = newHitClock(alignStall)
 	if m.Config.Ordered {
-		m.order = newOrderGate(m.Config.HitsTopic, alignStall)
+		m.order = newOrderGate(m.Config.HitsTopic, orderStall)
 	}
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
 

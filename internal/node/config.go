@@ -269,6 +269,9 @@ func (c *Config) Validate() error {
 	if c.RawCacheMB < 1 || c.RawCacheMB > 1<<20 {
 		bad("raw-cache-mb", "must be 1..%d, got %d", 1<<20, c.RawCacheMB)
 	}
+	if c.MatcherOrdered && c.KafkaBrokers != "" {
+		bad("matcher-ordered", "orders one process's partitions of the embedded bus; it cannot be set with -kafka-brokers")
+	}
 	if c.MemTableMB < 1 || c.MemTableMB > 1<<10 {
 		bad("memtable-mb", "must be 1..%d, got %d", 1<<10, c.MemTableMB)
 	}

@@ -67,3 +67,16 @@ func TestMemTableSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestMatcherOrderedOnlyEmbedded: the ordered matcher orders one
+// process's partitions, which a Kafka consumer group shares out.
+func TestMatcherOrderedOnlyEmbedded(t *testing.T) {
+	cfg, err := parseRun("-matcher-ordered")
+	if err != nil || !cfg.MatcherOrdered || cfg.Validate() != nil {
+		t.Fatalf("-matcher-ordered on the embedded bus: %v, %v", err, cfg.Validate())
+	}
+	cfg, _ = parseRun("-matcher-ordered", "-kafka-brokers", "127.0.0.1:9092")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-matcher-ordered") {
+		t.Fatalf("-matcher-ordered with Kafka: %v, want it refused by name", err)
+	}
+}
