@@ -25,6 +25,26 @@ func hasBackfillCommand(tapline string) bool {
 	return strings.Contains(string(out), "funnels backfill") && strings.Contains(string(out), "-workers")
 }
 
+// waitPeak waits for the started cmd and returns its peak RSS in KiB,
+// VmHWM read every 10 ms while it runs. The rusage of a waited-for child
+// will not do: its maxrss starts at the bench's own high-water mark, as
+// the child runs on the bench's memory between fork and exec.
+func waitPeak(cmd *exec.Cmd) (int64, error) {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var peak int64
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		peak = max(peak, PeakRSS(cmd.Process.Pid))
+		select {
+		case err := <-done:
+			return peak, err
+		case <-tick.C:
+		}
+	}
+}
+
 // execBackfill runs backfills as separate processes: "tapline funnels
 // backfill ID" from binDir when the binary has it, else (or when profile
 // names a CPU profile to write) the funnelbackfill helper.
@@ -49,13 +69,15 @@ func execBackfill(binDir string, workDir func() string, profile string) Backfill
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Stdout, cmd.Stderr = log, log
 		start := time.Now()
-		err = cmd.Run()
-		run := BackfillRun{Seconds: time.Since(start).Seconds(), Via: via}
+		var peak int64
+		if err = cmd.Start(); err == nil {
+			peak, err = waitPeak(cmd)
+		}
+		run := BackfillRun{Seconds: time.Since(start).Seconds(), Via: via, PeakKB: peak}
 		if cmd.ProcessState == nil {
 			return run, fmt.Errorf("%s: %w", via, err)
 		}
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
-			run.PeakKB = ru.Maxrss // KiB on Linux
 			run.CPUSeconds = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
 		}
 		if err != nil {
