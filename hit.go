@@ -63,6 +63,11 @@ const (
 	BotRateLimited = "rate-limited" // its address tapped faster than people do
 )
 
+// ReferrerNamable reports whether an install referrer can name h: the
+// collector puts a hit's id into the Play Store's referrer only when it
+// redirects a tap from Android, so no real install names any other.
+func (h *Hit) ReferrerNamable() bool { return h.Platform == PlatformAndroid }
+
 // Previewer reports whether h came from a link previewer or crawler: no
 // person's device ever followed it. A HEAD request, a prefetch or a
 // rate-limited tap may have come from the person who installs (a prefetch's

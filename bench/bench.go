@@ -292,8 +292,8 @@ func (r *Runner) seed(ctx context.Context, prefix string, specs ...appSpec) (*se
 	return s, nil
 }
 
-func target(p Process, app *tapline.App) loadgen.Target {
-	return loadgen.Target{BaseURL: p.URL(), Account: benchAccount, Secret: app.SDKSecret, SDKKey: app.SDKKey, AppName: appName}
+func target(baseURL string, app *tapline.App) loadgen.Target {
+	return loadgen.Target{BaseURL: baseURL, Account: benchAccount, Secret: app.SDKSecret, SDKKey: app.SDKKey, AppName: appName}
 }
 
 func links(prefix string) []string {
@@ -388,7 +388,7 @@ func (r *Runner) mainRun(ctx context.Context) error {
 	var wg sync.WaitGroup
 	done := r.profilePhase(ctx, p, "tapline-main-accuracy", time.Duration(float64(max(ws[0].Span(), ws[1].Span()))/c.Compression))
 	for i, app := range []*tapline.App{acc, hard} {
-		player := &loadgen.Player{Target: target(p, app), Workload: ws[i], Compression: c.Compression, Workers: c.Workers, Retries: 3}
+		player := &loadgen.Player{Target: target(p.URL(), app), Workload: ws[i], Compression: c.Compression, Workers: c.Workers, Retries: 3}
 		r.log.Info("bench: accuracy replay", "population", pops[i].name, "actions", len(ws[i].Timeline), "seconds", ws[i].Span().Seconds()/c.Compression)
 		wg.Go(func() { plays[i], playErr[i] = player.Run(ctx) })
 	}
@@ -426,7 +426,7 @@ func (r *Runner) mainRun(ctx context.Context) error {
 	r.res.Redirect = append(r.res.Redirect, r.hammerRedirect(ctx, p, "tapline", "load"))
 	done()
 	done = r.profilePhase(ctx, p, "tapline-main-ingest", 2*c.HammerFor)
-	r.res.Ingest = append(r.res.Ingest, r.hammerIngest(ctx, p, "tapline", target(p, load))...)
+	r.res.Ingest = append(r.res.Ingest, r.hammerIngest(ctx, p, "tapline", target(p.URL(), load))...)
 	done()
 	dropped := metric(p.URL(), "tapline_collector_hits_dropped_total")
 	r.res.Redirect[len(r.res.Redirect)-1].Dropped = int64(dropped)
@@ -482,7 +482,7 @@ var curveThresholds = []float64{-4, -2, -1, 0, 0.5, 1, 1.25, 1.5, 1.75, 2, 2.25,
 // until the conversion is counted in the fact table.
 func (r *Runner) probe(ctx context.Context, p Process, s *seeded, app *tapline.App) []time.Duration {
 	client := loadgen.NewClient(2)
-	t := target(p, app)
+	t := target(p.URL(), app)
 	var out []time.Duration
 	for i := 0; ctx.Err() == nil; i++ {
 		ip := fmt.Sprintf("172.%d.%d.%d", 16+(i>>16)&15, (i>>8)&255, i&255)
@@ -700,7 +700,7 @@ func (r *Runner) growthRun(ctx context.Context) error {
 			return err
 		}
 		app := s.apps["growth"]
-		player := &loadgen.Player{Target: target(p, app), Workload: w, Workers: c.Workers, Retries: 3}
+		player := &loadgen.Player{Target: target(p.URL(), app), Workload: w, Workers: c.Workers, Retries: 3}
 		play, err := player.Run(ctx)
 		if err == nil {
 			err = r.waitFacts(ctx, s, app.ID, int64(play.Taps.Requests-play.Taps.Errors), int64(play.Installs.Requests-play.Installs.Errors))
@@ -813,29 +813,18 @@ func (r *Runner) drainOnce(ctx context.Context, w *loadgen.Workload, links []str
 	}
 	defer p.Stop()
 	start, cpu0 := time.Now(), cpuTime(p)
-	pool, err := pgxpool.New(ctx, s.url)
-	if err != nil {
+	if err := waitOffsets(ctx, s.url, n); err != nil {
 		return 0, 0, 0, err
-	}
-	defer pool.Close()
-	for {
-		// Whatever the matcher's consumer name, its offsets are the only ones.
-		var done int64
-		if err := pool.QueryRow(ctx, "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets").Scan(&done); err != nil {
-			return 0, 0, 0, err
-		}
-		if done >= int64(n) {
-			break
-		}
-		if time.Since(start) > 10*time.Minute {
-			return 0, 0, 0, fmt.Errorf("matcher drained %d of %d messages in 10 minutes", done, n)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	el, cpu := time.Since(start), cpuTime(p)-cpu0
 	process := "tapline (matcher drain)"
 	if liveFunnels > 0 {
 		process = fmt.Sprintf("tapline (matcher drain, %d live funnels)", liveFunnels)
+		pool, err := pgxpool.New(ctx, s.url)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer pool.Close()
 		counted, err := countedInFunnels(ctx, pool, versions)
 		if err != nil {
 			return 0, 0, 0, err

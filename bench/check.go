@@ -227,7 +227,7 @@ func (r *Runner) recordReplay(ctx context.Context, s *seeded, dir string, pops [
 		if i > 0 {
 			start = start.Add(time.Duration(float64(ws[i-1].Span())/max(c.Compression, 1)) + time.Minute)
 		}
-		player := &loadgen.Player{Target: target(fixedURL("http://tapline.invalid"), s.apps[pop.name]), Workload: ws[i], Workers: 1, Client: client, Clock: clock}
+		player := &loadgen.Player{Target: target("http://tapline.invalid", s.apps[pop.name]), Workload: ws[i], Workers: 1, Client: client, Clock: clock}
 		res, err := player.Run(ctx)
 		if err != nil {
 			coll.Close()
@@ -301,14 +301,6 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.h.ServeHTTP(rec, in)
 	return rec.Result(), nil
 }
-
-// fixedURL is a Process that is only a base URL, to build targets with.
-type fixedURL string
-
-func (u fixedURL) URL() string  { return string(u) }
-func (u fixedURL) Name() string { return string(u) }
-func (u fixedURL) Stop() error  { return nil }
-func (u fixedURL) PIDs() []int  { return nil }
 
 // waitOffsets waits until the matcher's stored offsets cover n messages.
 func waitOffsets(ctx context.Context, dbURL string, n int) error {

@@ -71,7 +71,7 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusNotFound, pageNotFound)
 		return
 	}
-	if h.Platform == tapline.PlatformAndroid {
+	if h.ReferrerNamable() {
 		dest = withPlayReferrer(dest, h.ID, h.Params)
 	}
 	// Link checkers, previews and crawlers get their redirect too; their

@@ -334,10 +334,7 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 		}
 	}
 
-	if h.Platform == tapline.PlatformAndroid {
-		// Only a tap sent to the Play Store has its id in an install
-		// referrer (the collector's withPlayReferrer): no other can be
-		// named by one, and its lookup, an index scan, is saved.
+	if h.ReferrerNamable() { // else no install names it: the index scan is saved
 		byRef, err := m.Raw.InstallsByReferrerHit(ctx, app.ID, h.ID)
 		if err != nil {
 			return nil, fmt.Errorf("installs by referrer hit %s: %w", h.ID, err)
@@ -653,10 +650,7 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			switch {
 			case h.Previewer():
 				lost(h, tapline.MethodReferrer, "Named by the install referrer, but the request came from a link previewer or crawler ("+h.Bot+"): never credited.")
-			case h.Platform != tapline.PlatformAndroid:
-				// Only a tap sent to the Play Store has its id in a Play
-				// referrer (the collector's withPlayReferrer); lateInstalls
-				// does not look for installs naming any other either.
+			case !h.ReferrerNamable():
 				lost(h, tapline.MethodReferrer, "Named by the install referrer, but the tap was not sent to the Play Store (platform "+string(h.Platform)+"): no referrer of a real install can name it.")
 			case h.Time.After(upper):
 				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s after the install.", duration(-age)))

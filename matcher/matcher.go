@@ -624,7 +624,9 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 				if err != nil {
 					return // ctx done
 				}
-				m.metrics.alignWait.Add(waited.Seconds())
+				if waited > 0 {
+					m.metrics.alignWait.Add(waited.Seconds())
+				}
 			}
 			// The partition's funnel lock is held from here until the
 			// record is committed: a funnel switch falls between records.

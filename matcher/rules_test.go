@@ -667,3 +667,23 @@ func TestBotHitsNeverCredited(t *testing.T) {
 		t.Errorf("a late previewer's request re-attributed an install: %v", installs(b))
 	}
 }
+
+// TestReferrerNamingNoAndroidTap: only a tap from Android is redirected
+// with its id in a Play referrer, so a referrer naming an iPhone's tap is
+// not credited, whether the tap is consumed before the install or after.
+func TestReferrerNamingNoAndroidTap(t *testing.T) {
+	h := newHarness(t)
+	h.hit("ios-tap", 1, t0, ipA, safariUA)
+	if got := installs(h.install("e1", t0.Add(time.Hour), ipB, android, referrerTo("ios-tap"))); !equalCounts(got, map[string]int64{"0/organic": 1}) {
+		t.Errorf("tap before the install: installs %v, want organic", got)
+	}
+	h.install("e2", t0.Add(3*time.Hour), ipB, android, referrerTo("late-ios-tap"))
+	if got := installs(h.hit("late-ios-tap", 1, t0.Add(2*time.Hour), ipA, safariUA)); len(got) != 0 {
+		t.Errorf("tap consumed after the install: installs %v, want no re-attribution", got)
+	}
+	// The same with an Android tap is credited, both ways.
+	h.hit("and-tap", 1, t0.Add(4*time.Hour), ipA, chromeAndUA)
+	if got := installs(h.install("e3", t0.Add(5*time.Hour), ipB, android, referrerTo("and-tap"))); !equalCounts(got, map[string]int64{"1/referrer": 1}) {
+		t.Errorf("an Android tap: installs %v, want credited by referrer", got)
+	}
+}

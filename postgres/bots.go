@@ -17,9 +17,8 @@ func (r *Reports) BotHits(ctx context.Context, f tapline.StatsFilter) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	args := []any{s.appID, s.from, s.to}
-	clauses := []string{"app_id = $1", "hour >= $2", "hour < $3"}
-	if args, clauses, err = tableClauses(tapline.FactBotHits, conds, args, clauses, "requests that were no taps"); err != nil {
+	args, clauses, err := spanClauses(s, tapline.FactBotHits, conds, "requests that were no taps")
+	if err != nil {
 		return nil, err
 	}
 	rows, err := r.db.pool.Query(ctx, `SELECT agent, sum(count)::bigint FROM `+factTableName(tapline.FactBotHits)+`

@@ -240,6 +240,14 @@ type cond struct {
 // tableClauses appends to args and clauses the conditions conds set on
 // the columns of table t; a filter on a dimension t does not keep is
 // EINVALID, told as what cannot be filtered by it.
+// spanClauses returns the arguments and WHERE clauses of a fact table's
+// rows of s ($1 app, $2 and $3 the hours), extra arguments after them,
+// with conds applied to table t (tableClauses).
+func spanClauses(s *span, t tapline.FactTable, conds []cond, what string, extra ...any) ([]any, []string, error) {
+	args := append([]any{s.appID, s.from, s.to}, extra...)
+	return tableClauses(t, conds, args, []string{"app_id = $1", "hour >= $2", "hour < $3"}, what)
+}
+
 func tableClauses(t tapline.FactTable, conds []cond, args []any, clauses []string, what string) ([]any, []string, error) {
 	for _, c := range conds {
 		if !t.Desc().Keeps(c.dim.Dim) {

@@ -29,9 +29,8 @@ func (r *Reports) Cohorts(ctx context.Context, f tapline.StatsFilter, by, split 
 	if err != nil {
 		return nil, err
 	}
-	args := []any{s.appID, s.from, s.to, s.loc.String(), unit}
-	clauses := []string{"app_id = $1", "hour >= $2", "hour < $3"}
-	if args, clauses, err = tableClauses(tapline.FactCohortActivity, conds, args, clauses, "cohorts"); err != nil {
+	args, clauses, err := spanClauses(s, tapline.FactCohortActivity, conds, "cohorts", s.loc.String(), unit)
+	if err != nil {
 		return nil, err
 	}
 	value := "''"

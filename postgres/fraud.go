@@ -19,9 +19,8 @@ func (r *Reports) Fraud(ctx context.Context, f tapline.StatsFilter) ([]tapline.F
 	if err != nil {
 		return nil, err
 	}
-	args := []any{s.appID, s.from, s.to}
-	clauses := []string{"app_id = $1", "hour >= $2", "hour < $3"}
-	if args, clauses, err = tableClauses(tapline.FactFraud, conds, args, clauses, "fraud signals"); err != nil {
+	args, clauses, err := spanClauses(s, tapline.FactFraud, conds, "fraud signals")
+	if err != nil {
 		return nil, err
 	}
 	rows, err := r.db.pool.Query(ctx, `SELECT signal, action, sum(count)::bigint FROM `+factTableName(tapline.FactFraud)+`

@@ -26,12 +26,11 @@ func (r *Reports) Returning(ctx context.Context, f tapline.StatsFilter) (tapline
 		{tapline.FactReengagements, "re-engagements", &out.Reengagements},
 		{tapline.FactReinstalls, "reinstalls", &out.Reinstalls},
 	} {
-		args := []any{s.appID, s.from, s.to}
-		clauses := []string{"app_id = $1", "hour >= $2", "hour < $3"}
-		if args, clauses, err = tableClauses(t.table, conds, args, clauses, t.what); err != nil {
+		args, clauses, err := spanClauses(s, t.table, conds, t.what)
+		if err != nil {
 			return tapline.Returning{}, err
 		}
-		err := r.db.pool.QueryRow(ctx, `SELECT coalesce(sum(count), 0)::bigint FROM `+factTableName(t.table)+`
+		err = r.db.pool.QueryRow(ctx, `SELECT coalesce(sum(count), 0)::bigint FROM `+factTableName(t.table)+`
 			WHERE `+strings.Join(clauses, " AND "), args...).Scan(t.n)
 		if err != nil {
 			return tapline.Returning{}, reportError(t.what, err)
