@@ -76,6 +76,18 @@ func (c *ErasureCounts) Add(o ErasureCounts) {
 	c.Rows += o.Rows
 }
 
+// IDSet returns the non-empty ids as a set: how a raw store's EraseDevice
+// walks an Erasure's ids, each once.
+func IDSet(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			m[id] = true
+		}
+	}
+	return m
+}
+
 // Erasure tells a raw store which device's rows to erase (RawStore.
 // EraseDevice).
 type Erasure struct {
@@ -160,14 +172,11 @@ func NormalizeAdID(s string) string {
 	return s
 }
 
-// Erase strips c of what identifies its device, keeping its attribution
-// and history: the fingerprint and advertising id, the advertising ids in
-// its hit parameters (WithoutAdIDs), and the install's and hit's values of
-// its decision's signals (their names and verdicts stay). It reports
-// whether anything changed.
-func (c *Conversion) Erase() bool {
-	changed := c.Fingerprint != "" || c.AdID != ""
-	c.Fingerprint, c.AdID = "", ""
+// StripAdIDParams drops the advertising ids from the hit parameters of
+// c's attribution and of its history (WithoutAdIDs), and reports whether
+// there were any.
+func (c *Conversion) StripAdIDParams() bool {
+	changed := false
 	strip := func(a *Attribution) {
 		if p := WithoutAdIDs(a.HitParams); len(p) != len(a.HitParams) {
 			a.HitParams, changed = p, true
@@ -179,6 +188,20 @@ func (c *Conversion) Erase() bool {
 		if c.History[i].From != nil {
 			strip(c.History[i].From)
 		}
+	}
+	return changed
+}
+
+// Erase strips c of what identifies its device, keeping its attribution
+// and history: the fingerprint and advertising id, the advertising ids in
+// its hit parameters (WithoutAdIDs), and the install's and hit's values of
+// its decision's signals (their names and verdicts stay). It reports
+// whether anything changed.
+func (c *Conversion) Erase() bool {
+	changed := c.Fingerprint != "" || c.AdID != ""
+	c.Fingerprint, c.AdID = "", ""
+	if c.StripAdIDParams() {
+		changed = true
 	}
 	if c.Decision != nil {
 		for i := range c.Decision.Signals {

@@ -49,7 +49,7 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 	now := tapline.UnixNanos(time.Now())
 	lo, hi := now-erasureDaysBack*dayNanos, now+erasureDaysAhead*dayNanos
 
-	adIDs, installs := set(e.AdIDs), set(e.InstallIDs)
+	adIDs, installs := tapline.IDSet(e.AdIDs), tapline.IDSet(e.InstallIDs)
 	events := map[string]*tapline.Event{}
 	for _, ad := range slices.Sorted(maps.Keys(adIDs)) {
 		evs, err := allDays[tapline.Event](ctx, s, s.stmt.installsByAdID.selectDay, e.AppID, ad, lo, hi)
@@ -133,7 +133,7 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 		}
 	}
 
-	convIDs := set(e.ConversionIDs)
+	convIDs := tapline.IDSet(e.ConversionIDs)
 	for id := range installs {
 		iter := s.query(ctx, s.stmt.convByInstall.selectIDs, true, e.AppID, id).Iter()
 		var cid string
@@ -293,14 +293,4 @@ func (s *RawStore) eraseHit(ctx context.Context, appID int64, id string) (bool, 
 		}
 	}
 	return false, tapline.Errorf(tapline.EUNAVAILABLE, "Too much contention on hit %q; retry later.", id)
-}
-
-func set(ids []string) map[string]bool {
-	m := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if id != "" {
-			m[id] = true
-		}
-	}
-	return m
 }

@@ -25,17 +25,8 @@ func PrivateConversion(c *tapline.Conversion) bool {
 	} else if _, err := netip.ParseAddr(c.Fingerprint); err == nil {
 		c.Fingerprint, changed = MaskNetwork(c.Fingerprint), true
 	}
-	strip := func(a *tapline.Attribution) {
-		if p := tapline.WithoutAdIDs(a.HitParams); len(p) != len(a.HitParams) {
-			a.HitParams, changed = p, true
-		}
-	}
-	strip(&c.Attribution)
-	for i := range c.History {
-		strip(&c.History[i].To)
-		if c.History[i].From != nil {
-			strip(c.History[i].From)
-		}
+	if c.StripAdIDParams() {
+		changed = true
 	}
 	if c.Decision == nil {
 		return changed

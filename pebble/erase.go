@@ -40,8 +40,8 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 		return n, err
 	}
 
-	adIDs := set(e.AdIDs)
-	installs := set(e.InstallIDs)
+	adIDs := tapline.IDSet(e.AdIDs)
+	installs := tapline.IDSet(e.InstallIDs)
 	events := map[string]*tapline.Event{} // id → the whole event
 	// Installs carrying an advertising id name their installations.
 	for _, ad := range slices.Sorted(maps.Keys(adIDs)) {
@@ -150,7 +150,7 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 	}
 
 	// The conversions: of the installations, and those named.
-	convIDs := set(e.ConversionIDs)
+	convIDs := tapline.IDSet(e.ConversionIDs)
 	for id := range installs {
 		cs, err := s.conversionsByLocked(convInstallPrefix(e.AppID, id))
 		if err != nil {
@@ -349,16 +349,6 @@ func (s *RawStore) eraseHit(appID int64, id string, buckets []int64) (bool, erro
 		return false, fmt.Errorf("erase hit: %w", err)
 	}
 	return true, nil
-}
-
-func set(ids []string) map[string]bool {
-	m := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if id != "" {
-			m[id] = true
-		}
-	}
-	return m
 }
 
 // privateMarker is the key privateConversions sets once done.
