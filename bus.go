@@ -21,7 +21,7 @@ type Message struct {
 	Partition int
 	Offset    int64
 	Key       []byte // the fingerprint key: equal keys share a partition
-	Value     []byte // JSON of a Hit or an Event
+	Value     []byte // a Hit or an Event: JSON, or the binary format of package internal/wire
 	Time      time.Time
 }
 

@@ -45,6 +45,9 @@ type Config struct {
 	StartReplay     Starter
 	StartTapstream1 func(ctx context.Context, dbURL string, links []string, fpWindow time.Duration) (Process, error)
 	NginxBin        string // "" when nginx is unavailable
+	// StartGo302 starts the bare Go net/http `302` server (bench/cmd/go302),
+	// the floor of a redirect served by Go; nil leaves its row out.
+	StartGo302 func(ctx context.Context) (Process, error)
 
 	Seed        uint64
 	Workers     int           // closed-loop and replay concurrency
@@ -153,6 +156,7 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 		{"main", "tapline: accuracy, latency, redirect, ingest", r.mainRun},
 		{"check", "accuracy check", r.checkRun},
 		{"nginx", "nginx redirect", r.nginxRun},
+		{"go302", "bare Go net/http redirect", r.go302Run},
 		{"tapstream1", "tapstream1", r.baselineRun},
 		{"growth", "tapline growth", r.growthRun},
 		{"drain", "matcher drain", r.drainRun},
@@ -614,19 +618,59 @@ func (r *Runner) hammerIngest(ctx context.Context, p Process, name string, t loa
 	return rows
 }
 
+// Targets of the reference redirect rows.
+const (
+	NginxTarget = "nginx return 302"
+	Go302Target = "Go net/http return 302"
+)
+
+// Go302Handler is the benchmark's floor for a redirect served by Go: a bare
+// net/http mux whose every path under /l/ answers 302 to the App Store,
+// recording nothing, and whose /healthz answers 200. tapline's redirect is
+// measured against it and against nginx `return 302` with the same load
+// generator, which separates what Go's HTTP server costs from what tapline
+// adds to it.
+func Go302Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	})
+	mux.HandleFunc("GET /l/{slug}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://apps.apple.com/app/id1234567890", http.StatusFound)
+	})
+	return mux
+}
+
 // nginxRun measures nginx answering `return 302` with the same hammer.
 func (r *Runner) nginxRun(ctx context.Context) error {
 	if r.Config.NginxBin == "" {
-		r.res.Redirect = append(r.res.Redirect, RedirectRow{Target: "nginx return 302", Unavailable: "nginx unavailable"})
+		r.res.Redirect = append(r.res.Redirect, RedirectRow{Target: NginxTarget, Unavailable: "nginx unavailable"})
 		return nil
 	}
 	p, err := startNginx(ctx, r.Config.NginxBin, r.Config.WorkDir)
 	if err != nil {
-		r.res.Redirect = append(r.res.Redirect, RedirectRow{Target: "nginx return 302", Unavailable: "nginx unavailable: " + err.Error()})
+		r.res.Redirect = append(r.res.Redirect, RedirectRow{Target: NginxTarget, Unavailable: "nginx unavailable: " + err.Error()})
 		return nil
 	}
-	row := r.hammerRedirect(ctx, p, "nginx return 302", "x")
+	row := r.hammerRedirect(ctx, p, NginxTarget, "x")
 	r.res.Peaks = append(r.res.Peaks, RSS{Process: "nginx (master + workers)", PeakKB: peakRSS(p)})
+	r.res.Redirect = append(r.res.Redirect, row)
+	return p.Stop()
+}
+
+// go302Run measures a bare Go net/http server answering 302 with the same
+// hammer: what any redirect served by Go's HTTP server costs before
+// tapline records anything.
+func (r *Runner) go302Run(ctx context.Context) error {
+	if r.Config.StartGo302 == nil {
+		return nil
+	}
+	p, err := r.Config.StartGo302(ctx)
+	if err != nil {
+		return fmt.Errorf("start go302: %w", err)
+	}
+	row := r.hammerRedirect(ctx, p, Go302Target, "x")
+	r.res.Peaks = append(r.res.Peaks, RSS{Process: "go302 (bare net/http)", PeakKB: peakRSS(p)})
 	r.res.Redirect = append(r.res.Redirect, row)
 	return p.Stop()
 }
@@ -935,11 +979,7 @@ func fillBus(ctx context.Context, dir string, app *tapline.App, w *loadgen.Workl
 			h := &tapline.Hit{ID: fmt.Sprintf("dr%024d", t.N), Time: at(t.At), AppID: app.ID, IP: t.IP, UserAgent: t.UserAgent,
 				Params: map[string]string{loadgen.TapParam: fmt.Sprint(t.N)}}
 			fp.Hit(h)
-			msg, err := jsonMessage(tapline.TopicHits, app.ID, h.Fingerprint, h, h.Time)
-			if err != nil {
-				return n, err
-			}
-			msgs = append(msgs, msg)
+			msgs = append(msgs, hitMessage(h))
 		default:
 			e := &tapline.Event{AppID: app.ID, InstallID: d.InstallID, Protocol: "v1",
 				Device: tapline.Device{Platform: d.Platform, OSVersion: d.OSVersion, Model: d.Model, Vendor: d.Vendor, Locale: d.Locale}}
@@ -955,11 +995,7 @@ func fillBus(ctx context.Context, dir string, app *tapline.App, w *loadgen.Workl
 			}
 			e.ReceivedAt = e.Time
 			fp.Event(e)
-			msg, err := jsonMessage(tapline.TopicEvents, app.ID, e.Fingerprint, e, e.Time)
-			if err != nil {
-				return n, err
-			}
-			msgs = append(msgs, msg)
+			msgs = append(msgs, eventMessage(e))
 		}
 		if len(msgs) >= 1000 {
 			if err := flush(); err != nil {
@@ -1046,6 +1082,13 @@ func DefaultStarters(cfg *Config, binDir string) {
 			filepath.Join(binDir, "tapstream1"), "-addr", addr, "-database-url", dbURL, "-links", strings.Join(links, ","),
 			"-account", benchAccount, "-secret", "ts1-secret-0123456789", "-sdk-key", "ts1-key-0123456789abc",
 			"-fingerprint-window", fpWindow.String())
+	}
+	cfg.StartGo302 = func(ctx context.Context) (Process, error) {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		return startExec(ctx, "go302", workDir(), "http://"+addr, "/healthz", filepath.Join(binDir, "go302"), "-addr", addr)
 	}
 	cfg.RunBackfill = execBackfill(binDir, workDir, cfg.FunnelProfile)
 	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {

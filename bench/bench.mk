@@ -12,7 +12,7 @@ BENCH_FLAGS ?=
 
 bench:
 	@bench/nginx.sh
-	$(GO) build -o bin/ ./cmd/tapline ./bench/cmd/tapstream1 ./bench/cmd/funnelbackfill ./bench/cmd/bench
+	$(GO) build -o bin/ ./cmd/tapline ./bench/cmd/tapstream1 ./bench/cmd/funnelbackfill ./bench/cmd/go302 ./bench/cmd/bench
 	@url=$$($(PG)) || exit 1; \
 	DATABASE_URL="$$url" bin/bench -bin bin -out bench/results $(BENCH_FLAGS)
 

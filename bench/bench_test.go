@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,9 @@ func (p *serverProc) PIDs() []int  { return []int{os.Getpid()} }
 func (p *serverProc) Name() string { return "tapstream1" }
 func (p *serverProc) Stop() error {
 	err := p.srv.Close()
-	p.pool.Close()
+	if p.pool != nil {
+		p.pool.Close()
+	}
 	return err
 }
 
@@ -196,6 +199,16 @@ func TestSmoke(t *testing.T) {
 		return &serverProc{srv: srv, url: "http://" + ln.Addr().String(), pool: pool}, nil
 	}
 
+	cfg.StartGo302 = func(ctx context.Context) (bench.Process, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		srv := &http.Server{Handler: bench.Go302Handler()}
+		go srv.Serve(ln)
+		return &serverProc{srv: srv, url: "http://" + ln.Addr().String()}, nil
+	}
+
 	r := &bench.Runner{Config: cfg}
 	res, err := r.Run(context.Background())
 	if err != nil {
@@ -215,7 +228,7 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("tapline accuracy on an easy population = %+v, want precision and recall above 0.5, none missing", a)
 	}
 	for _, row := range res.Redirect {
-		if row.Target == "nginx return 302" {
+		if row.Target == bench.NginxTarget {
 			if row.Unavailable == "" {
 				t.Errorf("nginx row without nginx: %+v", row)
 			}
@@ -232,6 +245,12 @@ func TestSmoke(t *testing.T) {
 		if row.CPUPerEvent <= 0 {
 			t.Errorf("ingest %s %s: no CPU per event measured", row.Target, row.Protocol)
 		}
+	}
+	if !slices.ContainsFunc(res.Redirect, func(row bench.RedirectRow) bool { return row.Target == bench.Go302Target }) {
+		t.Errorf("no %s row among %+v", bench.Go302Target, res.Redirect)
+	}
+	if v := res.Ratios["redirect_tapline_over_go302"]; v <= 0 {
+		t.Errorf("tapline / bare Go ratio = %v, want one", v)
 	}
 	if len(res.Ingest) != 4 {
 		t.Errorf("ingest rows = %d, want 4 (two protocols, two targets)", len(res.Ingest))

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"tapline"
+	"tapline/internal/wire"
 	"tapline/pebble"
 )
 
@@ -52,9 +52,9 @@ func nullConsume(ctx context.Context, dir string, n int) (time.Duration, time.Du
 					for i := range msgs {
 						var err error
 						if topic == tapline.TopicHits {
-							err = json.Unmarshal(msgs[i].Value, new(tapline.Hit))
+							err = wire.DecodeHit(msgs[i].Value, new(tapline.Hit))
 						} else {
-							err = json.Unmarshal(msgs[i].Value, new(tapline.Event))
+							err = wire.DecodeEvent(msgs[i].Value, new(tapline.Event))
 						}
 						if err != nil {
 							errs <- fmt.Errorf("decode %s: %w", msgs[i].Position(), err)

@@ -18,6 +18,7 @@ import (
 
 	"tapline"
 	"tapline/fingerprint"
+	"tapline/internal/wire"
 	"tapline/loadgen"
 )
 
@@ -174,8 +175,14 @@ func (r *Results) finish() {
 		}
 		return 0
 	}
-	if t, n := rate("tapline"), rate("nginx return 302"); t > 0 && n > 0 {
+	if t, n := rate("tapline"), rate(NginxTarget); t > 0 && n > 0 {
 		r.Ratios["redirect_tapline_over_nginx"] = t / n
+	}
+	if g, n := rate(Go302Target), rate(NginxTarget); g > 0 && n > 0 {
+		r.Ratios["redirect_go302_over_nginx"] = g / n
+	}
+	if t, g := rate("tapline"), rate(Go302Target); t > 0 && g > 0 {
+		r.Ratios["redirect_tapline_over_go302"] = t / g
 	}
 	for _, a := range r.Throughput {
 		if a.Target != "tapline" {
@@ -231,7 +238,13 @@ func (r *Results) WriteTable(out io.Writer) {
 		p("  %s\t%.0f\t%s\t%s\t%s", row.Target, row.Summary.Rate, ms(row.Summary.P50), ms(row.Summary.P99), note)
 	}
 	if v, ok := r.Ratios["redirect_tapline_over_nginx"]; ok {
-		p("  tapline / nginx\t%.2fx\t\t\t", v)
+		p("  tapline / nginx\t%.2fx\t\t\ttarget >= 0.6x: %s", v, map[bool]string{true: "met", false: "MISSED"}[v >= 0.6])
+	}
+	if v, ok := r.Ratios["redirect_go302_over_nginx"]; ok {
+		p("  bare Go / nginx\t%.2fx\t\t\tthe floor of a redirect served by Go", v)
+	}
+	if v, ok := r.Ratios["redirect_tapline_over_go302"]; ok {
+		p("  tapline / bare Go\t%.2fx\t\t\t", v)
 	}
 	if len(r.Ingest) > 0 {
 		p("SDK INGEST (durable)\tevents/s\tp50\tp99\trequests/s, CPU/event")
@@ -426,13 +439,13 @@ func metric(base, name string) float64 {
 	return total
 }
 
-// jsonMessage encodes v as a bus message keyed like the collector keys it.
-func jsonMessage(topic string, appID int64, fp string, v any, t time.Time) (tapline.Message, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return tapline.Message{}, fmt.Errorf("encode %s message: %w", topic, err)
-	}
-	return tapline.Message{Topic: topic, Key: fingerprint.BusKey(appID, fp), Value: b, Time: t}, nil
+// hitMessage and eventMessage encode a bus message as the collector
+// encodes it for the embedded bus, keyed as it keys it.
+func hitMessage(h *tapline.Hit) tapline.Message {
+	return tapline.Message{Topic: tapline.TopicHits, Key: fingerprint.BusKey(h.AppID, h.Fingerprint), Value: wire.AppendHit(nil, h), Time: h.Time}
+}
+func eventMessage(e *tapline.Event) tapline.Message {
+	return tapline.Message{Topic: tapline.TopicEvents, Key: fingerprint.BusKey(e.AppID, e.Fingerprint), Value: wire.AppendEvent(nil, e), Time: e.Time}
 }
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }

@@ -111,6 +111,12 @@ type Config struct {
 	// HitsTopic and EventsTopic name the bus topics (default "hits" and
 	// "events").
 	HitsTopic, EventsTopic string
+
+	// BinaryMessages encodes hits and events on the bus in the binary
+	// format of package internal/wire instead of JSON: the embedded bus,
+	// which only tapline reads. Kafka topics stay JSON, their documented
+	// format. The matcher reads either.
+	BinaryMessages bool
 }
 
 func (c *Config) setDefaults() {

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ import (
 
 	"tapline"
 	"tapline/collector"
+	"tapline/internal/wire"
 	"tapline/pebble"
 	"tapline/postgres"
 	"tapline/postgres/pgtest"
@@ -915,5 +917,67 @@ func TestRedirectClientHintRetry(t *testing.T) {
 	}
 	if shared != 2 || closing != 1 {
 		t.Errorf("%d hits of the two people's taps (want 2) and %d of the tap held at close (want 1)", shared, closing)
+	}
+}
+
+// TestBinaryMessages: a collector with BinaryMessages (the embedded bus)
+// publishes the same hits and events as one with JSON (Kafka), in the
+// binary format of package wire, which the matcher decodes.
+func TestBinaryMessages(t *testing.T) {
+	t.Parallel()
+	body := `{"events":[{"id":"b1","name":"purchase","time":"2024-05-01T11:00:00Z","install_id":"I-b1",` +
+		`"device":{"platform":"android","os_version":"14","model":"Pixel 7"},"revenue":{"amount":"4.99","currency":"EUR"},"params":{"sku":"gems"}}]}`
+	published := func(binary bool) (hit, event tapline.Message) {
+		e := newEnv(t, collector.Config{BinaryMessages: binary})
+		req := httptest.NewRequest(http.MethodGet, "/l/demo?utm_source=news", nil)
+		req.Header.Set("User-Agent", androidUA)
+		if rec := e.do(req, "203.0.113.5:4000"); rec.Code != http.StatusFound {
+			t.Fatalf("redirect status = %d", rec.Code)
+		}
+		if rec := e.do(batchRequest(demoKey, body), "192.0.2.44:1"); rec.Code != http.StatusOK {
+			t.Fatalf("batch status = %d: %s", rec.Code, rec.Body)
+		}
+		return fetch(t, e.bus, tapline.TopicHits, 1)[0], fetch(t, e.bus, tapline.TopicEvents, 1)[0]
+	}
+	jh, je := published(false)
+	bh, be := published(true)
+	for _, m := range []tapline.Message{jh, je} {
+		if m.Value[0] != '{' {
+			t.Errorf("JSON collector published %q, want a JSON object", m.Value)
+		}
+	}
+	for _, m := range []tapline.Message{bh, be} {
+		if m.Value[0] == '{' || json.Valid(m.Value) {
+			t.Errorf("binary collector published JSON: %q", m.Value)
+		}
+	}
+	var jsonHit, binHit tapline.Hit
+	if err := json.Unmarshal(jh.Value, &jsonHit); err != nil {
+		t.Fatal(err)
+	}
+	if err := wire.DecodeHit(bh.Value, &binHit); err != nil {
+		t.Fatalf("decode binary hit: %v", err)
+	}
+	// Two taps: their ids and times differ, everything else is equal.
+	binHit.ID, binHit.Time = jsonHit.ID, jsonHit.Time
+	if !reflect.DeepEqual(jsonHit, binHit) {
+		t.Errorf("binary hit = %+v\nJSON hit = %+v", binHit, jsonHit)
+	}
+	if binHit.Params["utm_source"] != "news" || binHit.Fingerprint == "" || string(bh.Key) != string(jh.Key) {
+		t.Errorf("binary hit lost its parameters, fingerprint or key: %+v, key %q", binHit, bh.Key)
+	}
+	var jsonEvent, binEvent tapline.Event
+	if err := json.Unmarshal(je.Value, &jsonEvent); err != nil {
+		t.Fatal(err)
+	}
+	if err := wire.DecodeEvent(be.Value, &binEvent); err != nil {
+		t.Fatalf("decode binary event: %v", err)
+	}
+	binEvent.ReceivedAt = jsonEvent.ReceivedAt
+	if !reflect.DeepEqual(jsonEvent, binEvent) {
+		t.Errorf("binary event = %+v\nJSON event = %+v", binEvent, jsonEvent)
+	}
+	if binEvent.Revenue == nil || binEvent.Revenue.Micros != 4_990_000 || binEvent.Revenue.Currency != "EUR" {
+		t.Errorf("binary event revenue = %+v, want 4.99 EUR", binEvent.Revenue)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"tapline"
 	"tapline/fingerprint"
 	"tapline/internal/clientip"
+	"tapline/internal/wire"
 )
 
 // Bounds on what a hit keeps of the link's query string.
@@ -305,17 +306,25 @@ func (c *Collector) clientIP(r *http.Request) string {
 }
 
 func (c *Collector) hitMessage(h *tapline.Hit) (tapline.Message, error) {
-	b, err := json.Marshal(h)
-	if err != nil {
+	var b []byte
+	if c.Config.BinaryMessages {
+		b = wire.AppendHit(nil, h)
+	} else if js, err := json.Marshal(h); err != nil {
 		return tapline.Message{}, fmt.Errorf("encode hit %s: %w", h.ID, err)
+	} else {
+		b = js
 	}
 	return tapline.Message{Topic: c.Config.HitsTopic, Key: fingerprint.BusKey(h.AppID, h.Fingerprint), Value: b, Time: h.Time}, nil
 }
 
 func (c *Collector) eventMessage(e *tapline.Event) (tapline.Message, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
+	var b []byte
+	if c.Config.BinaryMessages {
+		b = wire.AppendEvent(nil, e)
+	} else if js, err := json.Marshal(e); err != nil {
 		return tapline.Message{}, fmt.Errorf("encode event %s: %w", e.ID, err)
+	} else {
+		b = js
 	}
 	return tapline.Message{Topic: c.Config.EventsTopic, Key: fingerprint.BusKey(e.AppID, e.Fingerprint), Value: b, Time: e.ReceivedAt}, nil
 }

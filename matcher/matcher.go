@@ -3,7 +3,6 @@ package matcher
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"tapline"
 	"tapline/facts"
 	"tapline/fraud"
+	"tapline/internal/wire"
 )
 
 // Config tunes a Matcher. Zero fields take the defaults of NewConfig.
@@ -731,13 +731,13 @@ func (m *Matcher) process(ctx context.Context, msg *tapline.Message, vs []*liveV
 	switch msg.Topic {
 	case m.Config.HitsTopic:
 		var h tapline.Hit
-		if err := json.Unmarshal(msg.Value, &h); err != nil {
+		if err := wire.DecodeHit(msg.Value, &h); err != nil {
 			return nil, tapline.FlushRows{}, &permanentError{fmt.Errorf("decode hit at %s: %w", msg.Position(), err)}
 		}
 		return m.processHit(ctx, msg, &h, vs)
 	case m.Config.EventsTopic:
 		var e tapline.Event
-		if err := json.Unmarshal(msg.Value, &e); err != nil {
+		if err := wire.DecodeEvent(msg.Value, &e); err != nil {
 			return nil, tapline.FlushRows{}, &permanentError{fmt.Errorf("decode event at %s: %w", msg.Position(), err)}
 		}
 		return m.processEvent(ctx, msg, &e, vs)

@@ -10,6 +10,7 @@ import (
 	pdb "github.com/cockroachdb/pebble/v2"
 
 	"tapline"
+	"tapline/internal/wire"
 )
 
 // bucketSet is what a RawStore knows of the time buckets an app has rows
@@ -129,8 +130,8 @@ func (s *RawStore) rowByID(appID int64, table byte, id string, fn func(v []byte)
 
 // hitRow and eventRow decode a row read by rowByID.
 func hitRow(h *tapline.Hit) func([]byte) error {
-	return func(v []byte) error { return decodeHitValue(v, h) }
+	return func(v []byte) error { return wire.DecodeHit(v, h) }
 }
 func eventRow(e *tapline.Event) func([]byte) error {
-	return func(v []byte) error { return decodeEventValue(v, e) }
+	return func(v []byte) error { return wire.DecodeEvent(v, e) }
 }

@@ -14,7 +14,7 @@
 // installation sorts by the installation's key, as the index of events by
 // installation does, so a funnel backfill reads both in one pass. Values
 // are Protocol Buffers wire-format messages written with protowire behind a
-// format byte (codec.go); rows stored as JSON by earlier versions stay
+// format byte (package internal/wire); rows stored as JSON by earlier versions stay
 // readable. Tables carry bloom filters for the point reads of puts and
 // lookups by id.
 //

@@ -13,6 +13,7 @@ import (
 
 	"tapline"
 	"tapline/fingerprint"
+	"tapline/internal/wire"
 )
 
 // EraseDevice erases one device's rows (see tapline.RawStore): it finds
@@ -47,7 +48,7 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 	for _, ad := range slices.Sorted(maps.Keys(adIDs)) {
 		err := s.eachRow(e.AppID, buckets, tableInstallByAdID, appendString(nil, ad), func(_, v []byte) error {
 			ev := new(tapline.Event)
-			if err := decodeEventValue(v, ev); err != nil {
+			if err := wire.DecodeEvent(v, ev); err != nil {
 				return err
 			}
 			events[ev.ID] = ev
@@ -65,7 +66,7 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 		group := appendString(appendInt64(nil, installKey(id)), id)
 		err := s.eachRow(e.AppID, buckets, tableEventByInstall, group, func(_, v []byte) error {
 			var idx tapline.Event
-			if err := decodeEventValue(v, &idx); err != nil {
+			if err := wire.DecodeEvent(v, &idx); err != nil {
 				return err
 			}
 			if events[idx.ID] != nil {
@@ -97,7 +98,7 @@ func (s *RawStore) EraseDevice(ctx context.Context, e *tapline.Erasure) (tapline
 	for _, ad := range slices.Sorted(maps.Keys(adIDs)) {
 		err := s.eachRow(e.AppID, buckets, tableHitByAdID, appendString(nil, ad), func(_, v []byte) error {
 			h := new(tapline.Hit)
-			if err := decodeHitValue(v, h); err != nil {
+			if err := wire.DecodeHit(v, h); err != nil {
 				return err
 			}
 			hits[h.ID] = h
@@ -213,7 +214,7 @@ func (s *RawStore) eventAt(appID int64, id string, t int64) (*tapline.Event, err
 	}
 	defer closer.Close()
 	ev := new(tapline.Event)
-	if err := decodeEventValue(v, ev); err != nil {
+	if err := wire.DecodeEvent(v, ev); err != nil {
 		return nil, err
 	}
 	return ev, nil
@@ -278,7 +279,7 @@ func (s *RawStore) conversionsByLocked(prefix []byte) ([]*tapline.Conversion, er
 			return nil, fmt.Errorf("read conversion: %w", err)
 		}
 		var c tapline.Conversion
-		if err := decodeConversionValue(v, &c); err != nil {
+		if err := wire.DecodeConversion(v, &c); err != nil {
 			return nil, err
 		}
 		out = append(out, &c)
@@ -300,6 +301,7 @@ func (s *RawStore) eraseConversion(appID int64, id string) (*tapline.Conversion,
 	} else if err != nil {
 		return nil, false, err
 	}
+	installID := c.InstallID
 	if !c.Erase() {
 		return c, false, nil
 	}
@@ -309,6 +311,7 @@ func (s *RawStore) eraseConversion(appID int64, id string) (*tapline.Conversion,
 	if err := b.Commit(pdb.NoSync); err != nil {
 		return nil, false, fmt.Errorf("erase conversion: %w", err)
 	}
+	s.convs.forget(appID, installID, c.InstallID)
 	return c, true, nil
 }
 
@@ -319,7 +322,7 @@ func (s *RawStore) eraseHit(appID int64, id string, buckets []int64) (bool, erro
 	var found []*tapline.Hit
 	err := s.eachRow(appID, buckets, tableHit, appendString(nil, id), func(_, v []byte) error {
 		h := new(tapline.Hit)
-		if err := decodeHitValue(v, h); err != nil {
+		if err := wire.DecodeHit(v, h); err != nil {
 			return err
 		}
 		if h.ID == id {
@@ -385,11 +388,11 @@ func privateConversions(db *pdb.DB, logger interface {
 			return fmt.Errorf("private conversions: %w", err)
 		}
 		c := new(tapline.Conversion)
-		if err := decodeConversionValue(v, c); err != nil {
+		if err := wire.DecodeConversion(v, c); err != nil {
 			return fmt.Errorf("private conversions: key %x: %w", it.Key(), err)
 		}
 		changed := fingerprint.PrivateConversion(c)
-		if !changed && bytes.Equal(appendConversionValue(nil, c), v) {
+		if !changed && bytes.Equal(wire.AppendConversion(nil, c), v) {
 			continue
 		}
 		setConversion(b, c)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"tapline"
+	"tapline/internal/wire"
 )
 
 // TestPrivateConversionsAtOpen stores conversions as tapline did before
@@ -39,7 +40,7 @@ func TestPrivateConversionsAtOpen(t *testing.T) {
 	}
 	b := db.NewBatch()
 	setConversion(b, c)
-	legacy := protowire.AppendString(protowire.AppendTag(appendConversionValue(nil, c), 8, protowire.BytesType), ad)
+	legacy := protowire.AppendString(protowire.AppendTag(wire.AppendConversion(nil, c), 8, protowire.BytesType), ad)
 	_ = b.Set(appendString(appKey(spaceConversion, c.AppID), c.ID), legacy, nil)
 	if err := b.Commit(pdb.Sync); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	pdb "github.com/cockroachdb/pebble/v2"
 
 	"tapline"
+	"tapline/internal/wire"
 )
 
 // BucketWidth is the width of the raw store's time buckets. Rows live under
@@ -73,6 +74,9 @@ type RawStore struct {
 	// MemTableSize of its memtables (0: DefaultMemTableSize).
 	CacheSize    int64
 	MemTableSize int64
+	// ConversionCache is how many installations' conversions (or their
+	// lack) ConversionByInstall remembers (0: DefaultConversionCache).
+	ConversionCache int
 	// Logger receives pebble's log lines; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock of funnel state writes: a state is stored with the
@@ -99,6 +103,8 @@ type RawStore struct {
 
 	bktMu sync.Mutex
 	bkts  map[int64]*bucketSet // app id → the buckets it has rows in (storedBuckets)
+
+	convs *convCache // ConversionByInstall's answers
 }
 
 var _ tapline.RawStore = (*RawStore)(nil)
@@ -115,6 +121,8 @@ func (s *RawStore) Validate() error {
 		return fmt.Errorf("raw store: Dir is required")
 	case s.CacheSize < 0:
 		return fmt.Errorf("raw store: CacheSize must not be negative, not %d", s.CacheSize)
+	case s.ConversionCache < 0:
+		return fmt.Errorf("raw store: ConversionCache must not be negative, not %d", s.ConversionCache)
 	}
 	return nil
 }
@@ -131,6 +139,10 @@ func (s *RawStore) Open() error {
 		s.wm = make(map[int64]int64)
 	}
 	s.bkts = make(map[int64]*bucketSet)
+	if s.ConversionCache == 0 {
+		s.ConversionCache = DefaultConversionCache
+	}
+	s.convs = newConvCache(s.ConversionCache)
 	if s.CacheSize <= 0 {
 		s.CacheSize = DefaultRawCacheSize
 	}
@@ -340,7 +352,7 @@ func (s *RawStore) HitAt(ctx context.Context, appID int64, id string, at time.Ti
 	}
 	defer closer.Close()
 	h := new(tapline.Hit)
-	if err := decodeHitValue(v, h); err != nil {
+	if err := wire.DecodeHit(v, h); err != nil {
 		return nil, err
 	}
 	wm, err := s.watermark(appID)
@@ -356,13 +368,13 @@ func (s *RawStore) HitAt(ctx context.Context, appID int64, id string, at time.Ti
 // HitsByFingerprint returns the app's hits with the fingerprint whose Time
 // lies in [from, to], newest first.
 func (s *RawStore) HitsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*tapline.Hit, error) {
-	return scanRows(ctx, s, appID, tableHitByFP, fingerprint, from, to, decodeHitValue)
+	return scanRows(ctx, s, appID, tableHitByFP, fingerprint, from, to, wire.DecodeHit)
 }
 
 // HitsByAdID returns the app's hits with the advertising id whose Time lies
 // in [from, to], newest first.
 func (s *RawStore) HitsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Hit, error) {
-	return scanRows(ctx, s, appID, tableHitByAdID, adID, from, to, decodeHitValue)
+	return scanRows(ctx, s, appID, tableHitByAdID, adID, from, to, wire.DecodeHit)
 }
 
 // PutEvent stores e unless an event with its (AppID, ID) is stored already,
@@ -420,19 +432,19 @@ func (s *RawStore) event(appID int64, id string) (*tapline.Event, error) {
 // InstallsByFingerprint returns the app's installs with the fingerprint
 // whose Time lies in [from, to], newest first.
 func (s *RawStore) InstallsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*tapline.Event, error) {
-	return scanRows(ctx, s, appID, tableInstallByFP, fingerprint, from, to, decodeEventValue)
+	return scanRows(ctx, s, appID, tableInstallByFP, fingerprint, from, to, wire.DecodeEvent)
 }
 
 // InstallsByAdID returns the app's installs with the advertising id whose
 // Time lies in [from, to], newest first.
 func (s *RawStore) InstallsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*tapline.Event, error) {
-	return scanRows(ctx, s, appID, tableInstallByAdID, adID, from, to, decodeEventValue)
+	return scanRows(ctx, s, appID, tableInstallByAdID, adID, from, to, wire.DecodeEvent)
 }
 
 // InstallsByVendorID returns the app's installs with the vendor id (IDFV)
 // whose Time lies in [from, to], newest first.
 func (s *RawStore) InstallsByVendorID(ctx context.Context, appID int64, idfv string, from, to time.Time) ([]*tapline.Event, error) {
-	return scanRows(ctx, s, appID, tableInstallByVendor, idfv, from, to, decodeEventValue)
+	return scanRows(ctx, s, appID, tableInstallByVendor, idfv, from, to, wire.DecodeEvent)
 }
 
 // InstallsByReferrerHit returns the app's installs whose install referrer
@@ -446,7 +458,7 @@ func (s *RawStore) InstallsByReferrerHit(ctx context.Context, appID int64, hitID
 	var out []*tapline.Event
 	err = s.scanBuckets(appID, tableInstallByReferr, appendString(nil, hitID), func(v []byte) (bool, error) {
 		var e tapline.Event
-		if err := decodeEventValue(v, &e); err != nil {
+		if err := wire.DecodeEvent(v, &e); err != nil {
 			return false, err
 		}
 		out = append(out, &e)
@@ -621,7 +633,7 @@ func (s *RawStore) EventsByInstall(ctx context.Context, appID int64, installID s
 	var out []*tapline.Event
 	err = s.scanBuckets(appID, tableEventByInstall, group, func(v []byte) (bool, error) {
 		var e tapline.Event
-		if err := decodeEventValue(v, &e); err != nil {
+		if err := wire.DecodeEvent(v, &e); err != nil {
 			return false, err
 		}
 		out = append(out, &e)
@@ -836,7 +848,7 @@ func (sc *installScan) next(ctx context.Context) (int64, *tapline.Installation, 
 				}
 				sc.slab = sc.slab[:len(sc.slab)+1]
 				e := &sc.slab[len(sc.slab)-1]
-				if err := decodeEventValue(v, e); err != nil {
+				if err := wire.DecodeEvent(v, e); err != nil {
 					return 0, nil, err
 				}
 				if tapline.UnixNanos(e.Time) >= sc.wm {
@@ -876,7 +888,7 @@ func (sc *installScan) conversion() (*tapline.Conversion, error) {
 			return nil, fmt.Errorf("read conversion: %w", err)
 		}
 		c := new(tapline.Conversion)
-		if err := decodeConversionValue(v, c); err != nil {
+		if err := wire.DecodeConversion(v, c); err != nil {
 			return nil, err
 		}
 		cs = append(cs, c)
@@ -936,10 +948,14 @@ func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) err
 	case !c.Follows(nil):
 		return tapline.Errorf(tapline.ECONFLICT, "Conversion %q is gone or was never stored.", c.ID)
 	}
-	setConversion(b, c)
+	idx := setConversion(b, c)
 	if err := b.Commit(pdb.NoSync); err != nil {
 		return fmt.Errorf("put conversion: %w", err)
 	}
+	if old != nil && old.InstallID != c.InstallID {
+		s.convs.forget(c.AppID, old.InstallID)
+	}
+	s.convs.wrote(c.AppID, c.InstallID, c.ID, idx)
 	return nil
 }
 
@@ -962,7 +978,7 @@ func (s *RawStore) conversion(key []byte) (*tapline.Conversion, error) {
 	}
 	defer closer.Close()
 	var c tapline.Conversion
-	if err := decodeConversionValue(v, &c); err != nil {
+	if err := wire.DecodeConversion(v, &c); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -972,14 +988,29 @@ func (s *RawStore) conversion(key []byte) (*tapline.Conversion, error) {
 // installID, or ENOTFOUND. Should several conversions name the install, the
 // one with the earliest InstallTime wins.
 func (s *RawStore) ConversionByInstall(ctx context.Context, appID int64, installID string) (*tapline.Conversion, error) {
+	notFound := func() error { return tapline.Errorf(tapline.ENOTFOUND, "No conversion for install %q.", installID) }
+	v, ok, gen := s.convs.get(appID, installID)
+	if ok {
+		if v == nil {
+			return nil, notFound()
+		}
+		var c tapline.Conversion
+		if err := wire.DecodeConversion(v, &c); err != nil {
+			return nil, err
+		}
+		return &c, nil
+	}
 	cs, err := s.conversionsBy(ctx, convInstallPrefix(appID, installID))
 	if err != nil {
 		return nil, err
 	}
 	if len(cs) == 0 {
-		return nil, tapline.Errorf(tapline.ENOTFOUND, "No conversion for install %q.", installID)
+		s.convs.add(appID, installID, "", nil, gen)
+		return nil, notFound()
 	}
-	return firstConversion(cs), nil
+	c := firstConversion(cs)
+	s.convs.add(appID, installID, c.ID, wire.AppendConversion(nil, c), gen)
+	return c, nil
 }
 
 // firstConversion returns the conversion of an installation among several

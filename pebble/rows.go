@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"tapline"
+	"tapline/internal/wire"
 )
 
 // The rows a raw store keeps of each record, written by the store's puts
@@ -20,7 +21,7 @@ import (
 // setHit adds the rows of hit h to b: the hit by id and its fingerprint and
 // advertising id index entries, all under the bucket of its Time.
 func setHit(b *pdb.Batch, h *tapline.Hit) {
-	v := appendHitValue(nil, h)
+	v := wire.AppendHit(nil, h)
 	t := tapline.UnixNanos(h.Time)
 	_ = b.Set(appendString(bucketKey(h.AppID, t, tableHit), h.ID), v, nil)
 	if h.Fingerprint != "" {
@@ -35,12 +36,12 @@ func setHit(b *pdb.Batch, h *tapline.Hit) {
 // index entry (what Event.Installed keeps), and for an install its
 // fingerprint, advertising id, referrer hit and vendor id index entries, all under the bucket of its Time.
 func setEvent(b *pdb.Batch, e *tapline.Event) {
-	v := appendEventValue(nil, e)
+	v := wire.AppendEvent(nil, e)
 	t := tapline.UnixNanos(e.Time)
 	_ = b.Set(appendString(bucketKey(e.AppID, t, tableEvent), e.ID), v, nil)
 	if e.InstallID != "" {
 		k := installIndexKey(e.AppID, t, installKey(e.InstallID), e.InstallID, e.ID)
-		_ = b.Set(k, appendEventValue(nil, e.Installed()), nil)
+		_ = b.Set(k, wire.AppendEvent(nil, e.Installed()), nil)
 	}
 	if e.Kind == tapline.KindInstall {
 		if e.Fingerprint != "" {
@@ -59,22 +60,27 @@ func setEvent(b *pdb.Batch, e *tapline.Event) {
 }
 
 // setConversion adds the rows of conversion c to b: the conversion by id,
-// by its hit and by its installation.
-func setConversion(b *pdb.Batch, c *tapline.Conversion) {
-	_ = b.Set(appendString(appKey(spaceConversion, c.AppID), c.ID), appendConversionValue(nil, c), nil)
-	// The indexes hold the conversion without its decision: the matcher
-	// reads them on every event and every hit, never for the decision.
-	v := c
-	if c.Decision != nil {
-		lean := *c
-		lean.Decision = nil
-		v = &lean
-	}
-	idx := appendConversionValue(nil, v)
+// by its hit and by its installation. It returns the index entries' value.
+func setConversion(b *pdb.Batch, c *tapline.Conversion) []byte {
+	_ = b.Set(appendString(appKey(spaceConversion, c.AppID), c.ID), wire.AppendConversion(nil, c), nil)
+	idx := leanConversion(c)
 	if c.HitID != "" {
 		_ = b.Set(convIndexKey(spaceConvByHit, c.AppID, c.HitID, c.ID), idx, nil)
 	}
 	_ = b.Set(convInstallKey(c.AppID, c.InstallID, c.ID), idx, nil)
+	return idx
+}
+
+// leanConversion encodes c as its index entries hold it: without its
+// decision, which the matcher reads on every event and every hit, never
+// for the decision.
+func leanConversion(c *tapline.Conversion) []byte {
+	if c.Decision == nil {
+		return wire.AppendConversion(nil, c)
+	}
+	lean := *c
+	lean.Decision = nil
+	return wire.AppendConversion(nil, &lean)
 }
 
 // deleteConversionIndex adds to b the deletion of c's index entries.
@@ -256,13 +262,13 @@ func rowTime(table byte, v []byte) (int64, error) {
 	switch table {
 	case tableHit, tableHitByFP, tableHitByAdID:
 		var h tapline.Hit
-		if err := decodeHitValue(v, &h); err != nil {
+		if err := wire.DecodeHit(v, &h); err != nil {
 			return 0, err
 		}
 		return tapline.UnixNanos(h.Time), nil
 	default:
 		var e tapline.Event
-		if err := decodeEventValue(v, &e); err != nil {
+		if err := wire.DecodeEvent(v, &e); err != nil {
 			return 0, err
 		}
 		return tapline.UnixNanos(e.Time), nil

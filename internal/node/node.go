@@ -350,7 +350,7 @@ func (n *Node) openCollector(ctx context.Context) error {
 	}
 	proxies, _ := cfg.trustedProxies()
 	n.Collector = collector.New(collector.Config{TrustedProxies: proxies, HitsTopic: cfg.HitsTopic, EventsTopic: cfg.EventsTopic,
-		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst}, n.Accounts, bus)
+		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst, BinaryMessages: cfg.KafkaBrokers == ""}, n.Accounts, bus)
 	n.Collector.Logger = n.Logger.With("component", "collector")
 	n.Collector.Registry = n.Registry
 	if err := n.openCollectorRaw(ctx); err != nil {

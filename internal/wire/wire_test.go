@@ -1,4 +1,4 @@
-package pebble
+package wire
 
 import (
 	"bytes"
@@ -100,11 +100,11 @@ func codecEncode(tb testing.TB, v any) []byte {
 	tb.Helper()
 	switch v := v.(type) {
 	case *tapline.Hit:
-		return appendHitValue(nil, v)
+		return AppendHit(nil, v)
 	case *tapline.Event:
-		return appendEventValue(nil, v)
+		return AppendEvent(nil, v)
 	case *tapline.Conversion:
-		return appendConversionValue(nil, v)
+		return AppendConversion(nil, v)
 	}
 	tb.Fatalf("codecEncode: %T", v)
 	return nil
@@ -123,11 +123,11 @@ func codecDecodeInto(tb testing.TB, b []byte, v any) error {
 	tb.Helper()
 	switch v := v.(type) {
 	case *tapline.Hit:
-		return decodeHitValue(b, v)
+		return DecodeHit(b, v)
 	case *tapline.Event:
-		return decodeEventValue(b, v)
+		return DecodeEvent(b, v)
 	case *tapline.Conversion:
-		return decodeConversionValue(b, v)
+		return DecodeConversion(b, v)
 	}
 	tb.Fatalf("codecDecodeInto: %T", v)
 	return nil
@@ -305,7 +305,7 @@ func TestCodecTimes(t *testing.T) {
 	// time.Time{}, and a UTC time to what json.Unmarshal makes of its
 	// RFC 3339 "Z" form, all by reflect.DeepEqual as the rows are compared.
 	var e tapline.Event
-	if err := decodeEventValue([]byte{valueProto}, &e); err != nil {
+	if err := DecodeEvent([]byte{valueProto}, &e); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(e.Time, time.Time{}) {
@@ -315,7 +315,7 @@ func TestCodecTimes(t *testing.T) {
 	b := []byte{valueProto}
 	b = protowire.AppendTag(b, 5, protowire.BytesType)
 	b = protowire.AppendBytes(b, protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), protowire.EncodeZigZag(zero.Unix())))
-	if err := decodeEventValue(b, &e); err != nil {
+	if err := DecodeEvent(b, &e); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(e.Time, zero) {
@@ -325,8 +325,8 @@ func TestCodecTimes(t *testing.T) {
 	if err := json.Unmarshal([]byte(`"2025-03-14T15:09:26.535897932Z"`), &fromJSON); err != nil {
 		t.Fatal(err)
 	}
-	b = appendEventValue(nil, &tapline.Event{Time: fromJSON})
-	if err := decodeEventValue(b, &e); err != nil {
+	b = AppendEvent(nil, &tapline.Event{Time: fromJSON})
+	if err := DecodeEvent(b, &e); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(e.Time, fromJSON) {
@@ -431,7 +431,7 @@ func TestValueUnknownFields(t *testing.T) {
 		b = protowire.AppendBytes(protowire.AppendTag(b, 2, protowire.BytesType), ts)
 		b = protowire.AppendBytes(protowire.AppendTag(b, 10, protowire.BytesType), entry)
 		var h tapline.Hit
-		if err := decodeHitValue(b, &h); err != nil {
+		if err := DecodeHit(b, &h); err != nil {
 			t.Fatal(err)
 		}
 		want := tapline.Hit{Time: time.Unix(1_700_000_000, 5).UTC(), Params: map[string]string{"k": "v"}}
@@ -478,7 +478,7 @@ func TestValueErrors(t *testing.T) {
 		ts := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), uint64(time.Second))
 		b := protowire.AppendBytes(protowire.AppendTag([]byte{valueProto}, 5, protowire.BytesType), ts)
 		var e tapline.Event
-		err := decodeEventValue(b, &e)
+		err := DecodeEvent(b, &e)
 		if want := "decode event: field 5: field 2: nanos 1000000000 out of range"; err == nil || err.Error() != want {
 			t.Errorf("got error %v, want %q", err, want)
 		}
@@ -487,7 +487,7 @@ func TestValueErrors(t *testing.T) {
 		dev := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), 1)
 		b := protowire.AppendBytes(protowire.AppendTag([]byte{valueProto}, 9, protowire.BytesType), dev)
 		var e tapline.Event
-		err := decodeEventValue(b, &e)
+		err := DecodeEvent(b, &e)
 		if want := "decode event: field 9: field 2: wire type 0, want 2"; err == nil || err.Error() != want {
 			t.Errorf("got error %v, want %q", err, want)
 		}
@@ -622,14 +622,14 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		name  string
 		value []byte
 	}{
-		{"binary", appendEventValue(nil, e)},
+		{"binary", AppendEvent(nil, e)},
 		{"json", js},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var got tapline.Event // reused, as a scan may
 			for b.Loop() {
-				if err := decodeEventValue(bc.value, &got); err != nil {
+				if err := DecodeEvent(bc.value, &got); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -644,7 +644,7 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf = appendEventValue(buf[:0], e)
+			buf = AppendEvent(buf[:0], e)
 		}
 	})
 	b.Run("json", func(b *testing.B) {

@@ -1,4 +1,10 @@
-package pebble
+// Package wire is the binary encoding of hits, events and conversions:
+// the values of the embedded raw store (package pebble) and of messages on
+// the embedded bus. Each value starts with a format byte; a value whose
+// first byte is '{' is a JSON object, the format of earlier versions and of
+// the Kafka topics, and decodes with encoding/json, so a reader takes
+// either.
+package wire
 
 import (
 	"encoding/json"
@@ -13,10 +19,10 @@ import (
 	"tapline"
 )
 
-// The raw store's values for hits, events and conversions start with a
-// format tag. Values written before the tag existed are JSON objects, so
-// their first byte is '{', which no tag uses; the decoders read them with
-// encoding/json forever.
+// Values for hits, events and conversions start with a format tag. Values
+// written before the tag existed, and messages on Kafka, are JSON objects,
+// so their first byte is '{', which no tag uses; the decoders read them
+// with encoding/json forever.
 //
 // After valueProto comes a Protocol Buffers wire-format message, written
 // and read field by field with protowire (no generated code). The field
@@ -76,7 +82,7 @@ func splitValue(v []byte) (body []byte, isJSON bool, err error) {
 	return nil, false, fmt.Errorf("unknown value format 0x%02x", v[0])
 }
 
-// appendHitValue appends the stored value of h to b. Its message:
+// AppendHit appends the stored value of h to b. Its message:
 //
 //	 1  id               string
 //	 2  time             Timestamp
@@ -94,7 +100,7 @@ func splitValue(v []byte) (body []byte, isJSON bool, err error) {
 //	14  model            string
 //	15  fingerprint      string
 //	16  source           string
-func appendHitValue(b []byte, h *tapline.Hit) []byte {
+func AppendHit(b []byte, h *tapline.Hit) []byte {
 	b = append(b, valueProto)
 	b = pbAppendString(b, 1, h.ID)
 	b = pbAppendTime(b, 2, h.Time)
@@ -116,9 +122,9 @@ func appendHitValue(b []byte, h *tapline.Hit) []byte {
 	return b
 }
 
-// decodeHitValue decodes a value written by appendHitValue, or a legacy
+// DecodeHit decodes a value written by AppendHit, or a legacy
 // JSON one, into h, which it resets first. On error h is left zero.
-func decodeHitValue(v []byte, h *tapline.Hit) error {
+func DecodeHit(v []byte, h *tapline.Hit) error {
 	*h = tapline.Hit{}
 	body, isJSON, err := splitValue(v)
 	switch {
@@ -135,7 +141,7 @@ func decodeHitValue(v []byte, h *tapline.Hit) error {
 	return nil
 }
 
-// pbDecodeHit decodes the message of appendHitValue into h.
+// pbDecodeHit decodes the message of AppendHit into h.
 func pbDecodeHit(b []byte, h *tapline.Hit) error {
 	r := pbReader{b: b}
 	for r.next() {
@@ -181,7 +187,7 @@ func pbDecodeHit(b []byte, h *tapline.Hit) error {
 	return r.err
 }
 
-// appendEventValue appends the stored value of e to b. Its message:
+// AppendEvent appends the stored value of e to b. Its message:
 //
 //	 1  id           string
 //	 2  app_id       uint64 (int64 as two's complement)
@@ -217,7 +223,7 @@ func pbDecodeHit(b []byte, h *tapline.Hit) error {
 //
 //	1  micros    sint64
 //	2  currency  string
-func appendEventValue(b []byte, e *tapline.Event) []byte {
+func AppendEvent(b []byte, e *tapline.Event) []byte {
 	b = append(b, valueProto)
 	b = pbAppendString(b, 1, e.ID)
 	b = pbAppendInt(b, 2, e.AppID)
@@ -250,7 +256,7 @@ func appendEventValue(b []byte, e *tapline.Event) []byte {
 }
 
 // pbAppendDevice appends the fields of the Device message (see
-// appendEventValue) to b.
+// AppendEvent) to b.
 func pbAppendDevice(b []byte, d *tapline.Device) []byte {
 	b = pbAppendString(b, 1, string(d.Platform))
 	b = pbAppendString(b, 2, d.OSVersion)
@@ -266,9 +272,9 @@ func pbAppendDevice(b []byte, d *tapline.Device) []byte {
 	return b
 }
 
-// decodeEventValue decodes a value written by appendEventValue, or a legacy
+// DecodeEvent decodes a value written by AppendEvent, or a legacy
 // JSON one, into e, which it resets first. On error e is left zero.
-func decodeEventValue(v []byte, e *tapline.Event) error {
+func DecodeEvent(v []byte, e *tapline.Event) error {
 	*e = tapline.Event{}
 	body, isJSON, err := splitValue(v)
 	switch {
@@ -285,7 +291,7 @@ func decodeEventValue(v []byte, e *tapline.Event) error {
 	return nil
 }
 
-// pbDecodeEvent decodes the message of appendEventValue into e.
+// pbDecodeEvent decodes the message of AppendEvent into e.
 func pbDecodeEvent(b []byte, e *tapline.Event) error {
 	r := pbReader{b: b}
 	for r.next() {
@@ -340,7 +346,7 @@ func pbDecodeEvent(b []byte, e *tapline.Event) error {
 	return r.err
 }
 
-// pbDecodeDevice decodes a Device message (see appendEventValue) into d.
+// pbDecodeDevice decodes a Device message (see AppendEvent) into d.
 func pbDecodeDevice(b []byte, d *tapline.Device) error {
 	r := pbReader{b: b}
 	for r.next() {
@@ -374,7 +380,7 @@ func pbDecodeDevice(b []byte, d *tapline.Device) error {
 	return r.err
 }
 
-// pbDecodeRevenue decodes a Revenue message (see appendEventValue) into rev.
+// pbDecodeRevenue decodes a Revenue message (see AppendEvent) into rev.
 func pbDecodeRevenue(b []byte, rev *tapline.Revenue) error {
 	r := pbReader{b: b}
 	for r.next() {
@@ -390,7 +396,7 @@ func pbDecodeRevenue(b []byte, rev *tapline.Revenue) error {
 	return r.err
 }
 
-// appendConversionValue appends the stored value of c to b. Its message:
+// AppendConversion appends the stored value of c to b. Its message:
 //
 //	 1  id                string
 //	 2  app_id            uint64 (int64 as two's complement)
@@ -429,7 +435,7 @@ func pbDecodeRevenue(b []byte, rev *tapline.Revenue) error {
 //	3  to    Attribution, left out when empty
 //	4  at    Timestamp
 //	5  fraud string: the JSON of the fraud findings, left out when none
-func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
+func AppendConversion(b []byte, c *tapline.Conversion) []byte {
 	b = append(b, valueProto)
 	b = pbAppendString(b, 1, c.ID)
 	b = pbAppendInt(b, 2, c.AppID)
@@ -493,7 +499,7 @@ func appendConversionValue(b []byte, c *tapline.Conversion) []byte {
 }
 
 // pbDecodeReinstall decodes a Reinstall message (see
-// appendConversionValue) into ri.
+// AppendConversion) into ri.
 func pbDecodeReinstall(b []byte, ri *tapline.Reinstall) error {
 	r := pbReader{b: b}
 	for r.next() {
@@ -512,7 +518,7 @@ func pbDecodeReinstall(b []byte, ri *tapline.Reinstall) error {
 }
 
 // pbAppendAttribution appends the fields of the Attribution message (see
-// appendConversionValue) to b.
+// AppendConversion) to b.
 func pbAppendAttribution(b []byte, a *tapline.Attribution) []byte {
 	b = pbAppendString(b, 1, a.HitID)
 	b = pbAppendInt(b, 2, a.LinkID)
@@ -522,10 +528,10 @@ func pbAppendAttribution(b []byte, a *tapline.Attribution) []byte {
 	return b
 }
 
-// decodeConversionValue decodes a value written by appendConversionValue,
+// DecodeConversion decodes a value written by AppendConversion,
 // or a legacy JSON one, into c, which it resets first. On error c is left
 // zero.
-func decodeConversionValue(v []byte, c *tapline.Conversion) error {
+func DecodeConversion(v []byte, c *tapline.Conversion) error {
 	*c = tapline.Conversion{}
 	body, isJSON, err := splitValue(v)
 	switch {
@@ -542,7 +548,7 @@ func decodeConversionValue(v []byte, c *tapline.Conversion) error {
 	return nil
 }
 
-// pbDecodeConversion decodes the message of appendConversionValue into c.
+// pbDecodeConversion decodes the message of AppendConversion into c.
 func pbDecodeConversion(b []byte, c *tapline.Conversion) error {
 	r := pbReader{b: b}
 	for r.next() {
@@ -594,7 +600,7 @@ func pbDecodeConversion(b []byte, c *tapline.Conversion) error {
 }
 
 // pbDecodeChange decodes an AttributionChange message (see
-// appendConversionValue) into ch.
+// AppendConversion) into ch.
 func pbDecodeChange(b []byte, ch *tapline.AttributionChange) error {
 	r := pbReader{b: b}
 	for r.next() {
@@ -630,7 +636,7 @@ func pbDecodeChange(b []byte, ch *tapline.AttributionChange) error {
 }
 
 // pbDecodeAttribution decodes an Attribution message (see
-// appendConversionValue) into a.
+// AppendConversion) into a.
 func pbDecodeAttribution(b []byte, a *tapline.Attribution) error {
 	r := pbReader{b: b}
 	for r.next() {
