@@ -42,7 +42,11 @@ type Config struct {
 	// partition per topic, was filled before: its matcher processes the
 	// bus in receive order (-partitions 1 -matcher-ordered), deciding the
 	// same way on every run. The accuracy check uses it.
-	StartReplay     Starter
+	StartReplay Starter
+	// StartCollector starts tapline's collector alone on the embedded bus
+	// (-target collector): taps are recorded and nothing is matched. nil
+	// leaves its row out.
+	StartCollector  Starter
 	StartTapstream1 func(ctx context.Context, dbURL string, links []string, fpWindow time.Duration) (Process, error)
 	NginxBin        string // "" when nginx is unavailable
 	// StartGo302 starts the bare Go net/http `302` server (bench/cmd/go302),
@@ -157,6 +161,7 @@ func (r *Runner) Run(ctx context.Context) (*Results, error) {
 		{"check", "accuracy check", r.checkRun},
 		{"nginx", "nginx redirect", r.nginxRun},
 		{"go302", "bare Go net/http redirect", r.go302Run},
+		{"collector", "tapline collector alone", r.collectorRun},
 		{"tapstream1", "tapstream1", r.baselineRun},
 		{"growth", "tapline growth", r.growthRun},
 		{"drain", "matcher drain", r.drainRun},
@@ -620,9 +625,33 @@ func (r *Runner) hammerIngest(ctx context.Context, p Process, name string, t loa
 
 // Targets of the reference redirect rows.
 const (
-	NginxTarget = "nginx return 302"
-	Go302Target = "Go net/http return 302"
+	NginxTarget     = "nginx return 302"
+	Go302Target     = "Go net/http return 302"
+	CollectorTarget = "tapline collector alone (no matching)"
 )
+
+// collectorRun measures the redirect of tapline's collector alone, the
+// hits queued to the embedded bus and left there: what a redirect costs
+// before matching, which the all-in-one does on the same cores.
+func (r *Runner) collectorRun(ctx context.Context) error {
+	if r.Config.StartCollector == nil {
+		return nil
+	}
+	s, err := r.seed(ctx, "coll", appSpec{"load", []string{"load"}, loadgen.DefaultWindows()})
+	if err != nil {
+		return err
+	}
+	defer s.db.Close()
+	p, err := r.Config.StartCollector(ctx, s.url, filepath.Join(r.Config.WorkDir, "collector"))
+	if err != nil {
+		return fmt.Errorf("start the collector: %w", err)
+	}
+	row := r.hammerRedirect(ctx, p, CollectorTarget, "load")
+	row.Dropped = int64(metric(p.URL(), "tapline_collector_hits_dropped_total"))
+	r.res.Peaks = append(r.res.Peaks, RSS{Process: "tapline collector alone", PeakKB: peakRSS(p)})
+	r.res.Redirect = append(r.res.Redirect, row)
+	return p.Stop()
+}
 
 // Go302Handler is the benchmark's floor for a redirect served by Go: a bare
 // net/http mux whose every path under /l/ answers 302 to the App Store,
@@ -1025,6 +1054,9 @@ func DefaultStarters(cfg *Config, binDir string) {
 	}
 	cfg.StartReplay = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
 		return startTapline(ctx, dbURL, dataDir, "-partitions", "1", "-matcher-ordered")
+	}
+	cfg.StartCollector = func(ctx context.Context, dbURL, dataDir string) (Process, error) {
+		return startTapline(ctx, dbURL, dataDir, "-target", "collector")
 	}
 	startTapline = func(ctx context.Context, dbURL, dataDir string, extra ...string) (*execProc, error) {
 		addr, err := freeAddr()

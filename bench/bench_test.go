@@ -176,6 +176,7 @@ func TestSmoke(t *testing.T) {
 	}
 	cfg.StartTapline = startNode(nil)
 	cfg.StartReplay = startNode(replayNode)
+	cfg.StartCollector = startNode(func(nc *node.Config) { nc.Target = node.TargetCollector })
 	cfg.StartTapstream1 = func(ctx context.Context, dbURL string, links []string, fp time.Duration) (bench.Process, error) {
 		pool, err := pgxpool.New(ctx, dbURL)
 		if err != nil {
@@ -246,8 +247,10 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("ingest %s %s: no CPU per event measured", row.Target, row.Protocol)
 		}
 	}
-	if !slices.ContainsFunc(res.Redirect, func(row bench.RedirectRow) bool { return row.Target == bench.Go302Target }) {
-		t.Errorf("no %s row among %+v", bench.Go302Target, res.Redirect)
+	for _, target := range []string{bench.Go302Target, bench.CollectorTarget} {
+		if !slices.ContainsFunc(res.Redirect, func(row bench.RedirectRow) bool { return row.Target == target && row.Summary.Requests > 0 }) {
+			t.Errorf("no %s row among %+v", target, res.Redirect)
+		}
 	}
 	if v := res.Ratios["redirect_tapline_over_go302"]; v <= 0 {
 		t.Errorf("tapline / bare Go ratio = %v, want one", v)

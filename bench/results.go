@@ -184,6 +184,9 @@ func (r *Results) finish() {
 	if t, g := rate("tapline"), rate(Go302Target); t > 0 && g > 0 {
 		r.Ratios["redirect_tapline_over_go302"] = t / g
 	}
+	if c, n := rate(CollectorTarget), rate(NginxTarget); c > 0 && n > 0 {
+		r.Ratios["redirect_collector_over_nginx"] = c / n
+	}
 	for _, a := range r.Throughput {
 		if a.Target != "tapline" {
 			continue
@@ -245,6 +248,9 @@ func (r *Results) WriteTable(out io.Writer) {
 	}
 	if v, ok := r.Ratios["redirect_tapline_over_go302"]; ok {
 		p("  tapline / bare Go\t%.2fx\t\t\t", v)
+	}
+	if v, ok := r.Ratios["redirect_collector_over_nginx"]; ok {
+		p("  collector alone / nginx\t%.2fx\t\t\twhat matching on the same cores costs the all-in-one", v)
 	}
 	if len(r.Ingest) > 0 {
 		p("SDK INGEST (durable)\tevents/s\tp50\tp99\trequests/s, CPU/event")

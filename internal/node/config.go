@@ -224,11 +224,9 @@ func (c *Config) Validate() error {
 		bad("data-dir", "required")
 	}
 	switch c.Target {
-	case TargetAll, TargetDashboard:
-	case TargetCollector:
-		if c.KafkaBrokers == "" {
-			bad("kafka-brokers", "a separate collector needs Kafka")
-		}
+	case TargetAll, TargetDashboard, TargetCollector:
+		// A collector without Kafka collects onto the embedded bus in
+		// -data-dir; a later `tapline run` on that directory matches it.
 	case TargetMatcher:
 		// Without -cassandra-hosts the raw store is embedded in -data-dir,
 		// which one matcher process can use: fine for one matcher.

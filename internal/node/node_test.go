@@ -289,3 +289,81 @@ func TestTimelineAllInOne(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectThenMatch: a collector without Kafka records taps and events
+// on the embedded bus in its data directory while nothing matches them;
+// `tapline run` (target all) on that directory later drains them into the
+// facts.
+func TestCollectThenMatch(t *testing.T) {
+	ctx := context.Background()
+	dbURL, dataDir := pgtest.URL(t), t.TempDir()
+	token := strings.Repeat("t", 32)
+	open := func(target string) *Node {
+		t.Helper()
+		cfg := NewConfig()
+		cfg.Target, cfg.DatabaseURL, cfg.DataDir, cfg.Demo = target, dbURL, dataDir, true
+		cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.AdminToken, cfg.TrustedProxy = token, "127.0.0.1"
+		n := New(cfg, nil)
+		if err := n.Open(ctx); err != nil {
+			t.Fatalf("open %s: %v", target, err)
+		}
+		return n
+	}
+	coll := open(TargetCollector)
+	if coll.Matcher != nil || coll.Dashboard != nil || coll.Bus == nil {
+		t.Fatal("a collector node runs other components, or no bus")
+	}
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, coll.CollectorURL+"/l/"+DemoLinkSlug, nil)
+	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
+	req.Header.Set("X-Forwarded-For", "198.51.100.24")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("tap: %d, want 302", resp.StatusCode)
+	}
+	if err := coll.Close(); err != nil { // drains the queued hit to the bus
+		t.Fatalf("close collector: %v", err)
+	}
+
+	all := open(TargetAll)
+	t.Cleanup(func() {
+		if err := all.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	demo, err := SeedDemo(ctx, all.Accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().UTC().Format("2006-01-02")
+	daily := fmt.Sprintf("%s/api/v1/apps/%d/daily?from=%s&to=%s", all.DashboardURL, demo.App.ID, today, today)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, daily, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Days []tapline.DailyStats `json:"days"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(body.Days) == 1 && body.Days[0].Hits == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the collected tap was not counted after 30 s: %+v", body.Days)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
