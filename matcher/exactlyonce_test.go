@@ -289,3 +289,29 @@ func TestExpiresIdleApps(t *testing.T) {
 		t.Errorf("the idle app's recent hit: %v, want it kept", err)
 	}
 }
+
+// TestQuietFlush: when the input pauses, the facts are flushed at once,
+// not at the next FlushInterval tick; a second burst is flushed after its
+// own pause.
+func TestQuietFlush(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "quiet")
+	phases, want := workload(t, f.app.ID, 60)
+	bus := f.pebbleBus(t, 2)
+	cfg := NewConfig()
+	cfg.FlushInterval = time.Hour // no tick during the test
+	cfg.QuietFlush = 20 * time.Millisecond
+	m := New(cfg, bus, f.raw, f.store, f.accounts)
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := bus.Publish(ctx, phases[0]...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first burst's facts", 20*time.Second, func() bool { return f.totals(t).hits > 0 })
+	if err := bus.Publish(ctx, phases[1]...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "all the facts", 20*time.Second, func() bool { return same(f.totals(t), want) })
+}

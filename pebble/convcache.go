@@ -8,8 +8,8 @@ import (
 )
 
 // DefaultConversionCache is the default number of installations whose
-// conversion, or the lack of one, a raw store remembers.
-const DefaultConversionCache = 32 << 10
+// conversion, or the lack of one, a raw store remembers: some 8 MB of heap.
+const DefaultConversionCache = 16 << 10
 
 // convCache remembers what ConversionByInstall found for recently asked
 // installations: the encoded conversion, or nil for none. The matcher asks
@@ -65,7 +65,7 @@ func (c *convCache) add(appID int64, installID, id string, v []byte, gen uint64)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen == gen {
-		c.lru.Add(convCacheKey(appID, installID), convAnswer{id, v})
+		c.lru.Add(convCacheKey(appID, installID), convAnswer{id, exact(v)})
 	}
 }
 
@@ -78,7 +78,7 @@ func (c *convCache) wrote(appID int64, installID, id string, v []byte) {
 	defer c.mu.Unlock()
 	key := convCacheKey(appID, installID)
 	if x, ok := c.lru.Peek(key); ok && (x.(convAnswer).id == "" || x.(convAnswer).id == id) {
-		c.lru.Add(key, convAnswer{id, v})
+		c.lru.Add(key, convAnswer{id, exact(v)})
 	} else {
 		c.lru.Remove(key)
 	}
@@ -94,4 +94,12 @@ func (c *convCache) forget(appID int64, installIDs ...string) {
 		c.lru.Remove(convCacheKey(appID, id))
 	}
 	c.gen++
+}
+
+// exact returns a copy of v without the spare capacity an encoder leaves.
+func exact(v []byte) []byte {
+	if v == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(v)), v...)
 }
