@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -979,5 +980,72 @@ func TestBinaryMessages(t *testing.T) {
 	}
 	if binEvent.Revenue == nil || binEvent.Revenue.Micros != 4_990_000 || binEvent.Revenue.Currency != "EUR" {
 		t.Errorf("binary event revenue = %+v, want 4.99 EUR", binEvent.Revenue)
+	}
+}
+
+// countingBus counts the Publish calls reaching a bus.
+type countingBus struct {
+	tapline.Bus
+	publishes atomic.Int64
+}
+
+func (b *countingBus) Publish(ctx context.Context, msgs ...tapline.Message) error {
+	b.publishes.Add(1)
+	return b.Bus.Publish(ctx, msgs...)
+}
+
+// TestHitLinger: the hits of a burst of taps within HitLinger go to the
+// bus in one publish, and Close publishes hits still lingering.
+func TestHitLinger(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{})
+	for _, tc := range []struct {
+		name          string
+		linger        time.Duration
+		closeAtOnce   bool
+		wantPublishes int64
+	}{
+		{"burst", time.Second, false, 1},
+		{"closed while lingering", time.Hour, true, 1},
+	} {
+		bus := &countingBus{Bus: e.bus}
+		c := collector.New(collector.Config{HitLinger: tc.linger, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, e.accounts, bus)
+		c.Logger = slog.New(slog.DiscardHandler)
+		if err := c.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		h := c.Handler()
+		const taps = 20
+		for i := range taps {
+			req := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/l/demo?case=%s-%d", strings.ReplaceAll(tc.name, " ", "-"), i), nil)
+			req.Header.Set("User-Agent", iphoneUA)
+			req.RemoteAddr = fmt.Sprintf("198.51.100.%d:1", i+1)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusFound {
+				t.Fatalf("%s: tap %d: %d", tc.name, i, rec.Code)
+			}
+		}
+		if !tc.closeAtOnce {
+			deadline := time.Now().Add(10 * time.Second)
+			for bus.publishes.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := bus.publishes.Load(); got != tc.wantPublishes {
+			t.Errorf("%s: %d publishes for %d taps, want %d", tc.name, got, taps, tc.wantPublishes)
+		}
+	}
+	got := 0
+	for _, h := range hits(t, e.bus, 40) {
+		if strings.HasPrefix(h.Params["case"], "burst-") || strings.HasPrefix(h.Params["case"], "closed-while-lingering-") {
+			got++
+		}
+	}
+	if got != 40 {
+		t.Errorf("%d of the 40 taps' hits on the bus", got)
 	}
 }

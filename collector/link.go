@@ -102,7 +102,20 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Critical-CH", criticalCH)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	http.Redirect(w, r, dest, http.StatusFound)
+	redirect(w, r, dest)
+}
+
+// redirect answers 302 to dest. An absolute URL (every app store and web
+// destination, and custom schemes) goes into Location as it is, with no
+// body; http.Redirect, which also resolves relative paths and writes a
+// hypertext note, handles the rest.
+func redirect(w http.ResponseWriter, r *http.Request, dest string) {
+	if i := strings.IndexAny(dest, ":/?#"); i <= 0 || dest[i] != ':' {
+		http.Redirect(w, r, dest, http.StatusFound)
+		return
+	}
+	w.Header()["Location"] = []string{dest}
+	w.WriteHeader(http.StatusFound)
 }
 
 // servePixel answers a hit pixel with a transparent GIF and queues its hit.
