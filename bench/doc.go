@@ -1,11 +1,14 @@
 // Package bench runs tapline's benchmark (`make bench`): it starts what it
-// needs on loopback (the all-in-one tapline binary, nginx, the "Tapstream
-// 1.0" baseline of package bench/tapstream1), drives them with package
-// loadgen, and reports one table plus machine-readable results:
+// needs on loopback (the all-in-one tapline binary, nginx, a bare Go 302
+// server of bench/cmd/go302, the "Tapstream 1.0" baseline of package
+// bench/tapstream1), drives them with package loadgen, and reports one
+// table plus machine-readable results:
 //
-//   - redirect: requests/s and latency of GET /l/{slug} on tapline, on
-//     nginx answering `return 302`, and on the baseline, closed loop with
-//     the same workers and keep-alive;
+//   - redirect: requests/s, latency and CPU per request of GET /l/{slug}
+//     on tapline, on tapline's collector alone (no matching), on nginx
+//     answering `return 302`, on a bare Go net/http server answering 302,
+//     and on the baseline, closed loop with the same workers and
+//     keep-alive;
 //   - SDK ingest: accepted events/s (on the bus, durable) and latency of
 //     the Tapstream form protocol and of JSON batches of ten;
 //   - matcher: messages/s draining a bus filled before the process starts,
