@@ -118,12 +118,23 @@ func TestScaleOutTargets(t *testing.T) {
 		t.Fatalf("install: %d, want 200", resp.StatusCode)
 	}
 
-	demo, err := SeedDemo(ctx, dash.Accounts)
+	d := waitDay(t, dash, token, "a conversion", func(d tapline.DailyStats) bool { return d.Conversions == 1 })
+	if d.Hits != 1 || d.Installs != 1 {
+		t.Fatalf("day = %+v, want 1 hit and 1 install", d)
+	}
+}
+
+// waitDay polls the demo app's daily report on n's dashboard API until
+// today's row satisfies done, failing the test after 30 s, and returns it.
+func waitDay(t *testing.T, n *Node, token, what string, done func(tapline.DailyStats) bool) tapline.DailyStats {
+	t.Helper()
+	demo, err := SeedDemo(context.Background(), n.Accounts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	client := &http.Client{Timeout: 10 * time.Second}
 	today := time.Now().UTC().Format("2006-01-02")
-	daily := fmt.Sprintf("%s/api/v1/apps/%d/daily?from=%s&to=%s", dash.DashboardURL, demo.App.ID, today, today)
+	daily := fmt.Sprintf("%s/api/v1/apps/%d/daily?from=%s&to=%s", n.DashboardURL, demo.App.ID, today, today)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		req, _ := http.NewRequest(http.MethodGet, daily, nil)
@@ -140,14 +151,11 @@ func TestScaleOutTargets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(body.Days) == 1 && body.Days[0].Conversions == 1 {
-			if d := body.Days[0]; d.Hits != 1 || d.Installs != 1 {
-				t.Fatalf("day = %+v, want 1 hit and 1 install", d)
-			}
-			break
+		if len(body.Days) == 1 && done(body.Days[0]) {
+			return body.Days[0]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no conversion after 30 s: %+v", body.Days)
+			t.Fatalf("no %s after 30 s: %+v", what, body.Days)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -336,34 +344,5 @@ func TestCollectThenMatch(t *testing.T) {
 			t.Errorf("close: %v", err)
 		}
 	})
-	demo, err := SeedDemo(ctx, all.Accounts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	today := time.Now().UTC().Format("2006-01-02")
-	daily := fmt.Sprintf("%s/api/v1/apps/%d/daily?from=%s&to=%s", all.DashboardURL, demo.App.ID, today, today)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodGet, daily, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct {
-			Days []tapline.DailyStats `json:"days"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(body.Days) == 1 && body.Days[0].Hits == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the collected tap was not counted after 30 s: %+v", body.Days)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitDay(t, all, token, "count of the collected tap", func(d tapline.DailyStats) bool { return d.Hits == 1 })
 }
