@@ -145,6 +145,9 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		} else if err != nil {
 			return nil, tapline.FlushRows{}, fmt.Errorf("load conversion of %s: %w", cand.install.ID, err)
 		}
+		// The raw store keeps no advertising id: the conversions table's
+		// hash takes it from the install, as the install's own state did.
+		c.AdID = eventAdID(cand.install)
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch) // replay of this hit: same deltas again
 			rows.Conversions = append(rows.Conversions, c)
