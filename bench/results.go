@@ -250,7 +250,7 @@ func (r *Results) WriteTable(out io.Writer) {
 		p("  tapline / bare Go\t%.2fx\t\t\t", v)
 	}
 	if v, ok := r.Ratios["redirect_collector_over_nginx"]; ok {
-		p("  collector alone / nginx\t%.2fx\t\t\twhat matching on the same cores costs the all-in-one", v)
+		p("  collector alone / nginx\t%.2fx\t\t\tthe redirect without matching; tapline / collector alone is what matching on the same cores costs", v)
 	}
 	if len(r.Ingest) > 0 {
 		p("SDK INGEST (durable)\tevents/s\tp50\tp99\trequests/s, CPU/event")

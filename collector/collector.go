@@ -468,7 +468,7 @@ func (c *Collector) gather(batch []*tapline.Hit) []*tapline.Hit {
 		case <-t.C:
 			return batch
 		case <-c.stop:
-			return batch
+			return c.fill(batch)
 		}
 	}
 	return batch

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -105,17 +106,26 @@ func (c *Collector) serveLink(w http.ResponseWriter, r *http.Request) {
 	redirect(w, r, dest)
 }
 
-// redirect answers 302 to dest. An absolute URL (every app store and web
-// destination, and custom schemes) goes into Location as it is, with no
-// body; http.Redirect, which also resolves relative paths and writes a
-// hypertext note, handles the rest.
+// redirect answers 302 to dest. An absolute ASCII URL (every app store and
+// web destination, and custom schemes) goes into Location as it is, with
+// no body; http.Redirect, which also resolves relative paths, escapes
+// non-ASCII bytes and writes a hypertext note, handles the rest.
 func redirect(w http.ResponseWriter, r *http.Request, dest string) {
-	if i := strings.IndexAny(dest, ":/?#"); i <= 0 || dest[i] != ':' {
+	if i := strings.IndexAny(dest, ":/?#"); i <= 0 || dest[i] != ':' || !isASCII(dest) {
 		http.Redirect(w, r, dest, http.StatusFound)
 		return
 	}
 	w.Header()["Location"] = []string{dest}
 	w.WriteHeader(http.StatusFound)
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // servePixel answers a hit pixel with a transparent GIF and queues its hit.

@@ -315,3 +315,46 @@ func TestQuietFlush(t *testing.T) {
 	}
 	waitFor(t, "all the facts", 20*time.Second, func() bool { return same(f.totals(t), want) })
 }
+
+// countingFacts counts the flushes reaching the fact store.
+type countingFacts struct {
+	tapline.FactStore
+	flushes atomic.Int64
+}
+
+func (f *countingFacts) ApplyFacts(ctx context.Context, consumer string, d map[tapline.FactKey]tapline.FactValue, o []tapline.Offset, rows tapline.FlushRows) error {
+	f.flushes.Add(1)
+	return f.FactStore.ApplyFacts(ctx, consumer, d, o, rows)
+}
+
+// TestQuietFlushSpacing: input slower than QuietFlush, one message at a
+// time, flushes at most once every four QuietFlush, not once a message.
+func TestQuietFlushSpacing(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "quietgap")
+	phases, want := workload(t, f.app.ID, 20)
+	msgs := append(phases[0], phases[1]...)
+	bus := f.pebbleBus(t, 2)
+	cfg := NewConfig()
+	cfg.FlushInterval = time.Hour
+	cfg.QuietFlush = 5 * time.Millisecond
+	counting := &countingFacts{FactStore: f.store}
+	m := New(cfg, bus, f.raw, counting, f.accounts)
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	start := time.Now()
+	for _, msg := range msgs {
+		if err := bus.Publish(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * cfg.QuietFlush) // a pause after every message
+	}
+	elapsed := time.Since(start)
+	waitFor(t, "all the facts", 20*time.Second, func() bool { return same(f.totals(t), want) })
+	limit := int64(elapsed/(4*cfg.QuietFlush)) + 2
+	if got := counting.flushes.Load(); got > limit || got >= int64(len(msgs)) {
+		t.Errorf("%d flushes for %d messages in %s, want at most %d", got, len(msgs), elapsed.Round(time.Millisecond), limit)
+	}
+}

@@ -32,10 +32,12 @@ type Config struct {
 	ExpireEvery   time.Duration // how often raw rows past their app's retention are dropped
 	AppCacheTTL   time.Duration // how long app and link settings are cached
 	FunnelPoll    time.Duration // how often the active funnel versions are loaded
-	// QuietFlush flushes at once when no message came for this long after
+	// QuietFlush flushes early when no message came for this long since
 	// the last flush's: facts are visible tens of milliseconds after the
-	// input pauses instead of at the next FlushInterval tick, while under
-	// steady input flushes stay FlushInterval apart (0: FlushInterval/20).
+	// input pauses instead of at the next FlushInterval tick. Early
+	// flushes stay at least four QuietFlush apart, so slow steady input
+	// flushes at most 1/(4 QuietFlush) times a second rather than once a
+	// message (0: FlushInterval/20, which makes five a second).
 	QuietFlush time.Duration
 	// FloodParams are the tap parameters naming a sub-publisher, for the
 	// click-flooding rule (fraud.DefaultFloodParams when nil);
@@ -84,6 +86,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: MaxPending must be positive")
 	case c.ClockSkew < 0:
 		return fmt.Errorf("matcher: ClockSkew must not be negative")
+	case c.QuietFlush < 0:
+		return fmt.Errorf("matcher: QuietFlush must not be negative")
 	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0 || c.ErasurePoll <= 0:
 		return fmt.Errorf("matcher: ExpireEvery, AppCacheTTL, FunnelPoll and ErasurePoll must be positive")
 	case c.FloodSources < 0:
@@ -536,9 +540,11 @@ func sameOffsets(a, b []tapline.Offset) bool {
 func (m *Matcher) flushLoop(ctx context.Context) {
 	t := time.NewTicker(m.Config.FlushInterval)
 	defer t.Stop()
-	quiet := time.NewTicker(m.Config.QuietFlush)
+	q := max(m.Config.QuietFlush, time.Millisecond)
+	quiet := time.NewTicker(max(q/2, time.Millisecond))
 	defer quiet.Stop()
 	var flushedWork int64 // lastWork as the last flush began
+	var flushed time.Time // when the last flush began
 	for {
 		select {
 		case <-ctx.Done():
@@ -547,13 +553,14 @@ func (m *Matcher) flushLoop(ctx context.Context) {
 		case <-m.flushNow:
 		case <-quiet.C:
 			// Flush early only after a pause: work committed since the
-			// last flush, and none for QuietFlush.
+			// last flush, none for QuietFlush, and the last flush four
+			// QuietFlush ago.
 			w := m.lastWork.Load()
-			if w == flushedWork || time.Since(time.Unix(0, w)) < m.Config.QuietFlush {
+			if w == flushedWork || time.Since(time.Unix(0, w)) < q || time.Since(flushed) < 4*q {
 				continue
 			}
 		}
-		flushedWork = m.lastWork.Load()
+		flushedWork, flushed = m.lastWork.Load(), time.Now()
 		m.metrics.pending.Set(float64(m.agg.Pending()))
 		if err := m.Flush(ctx); err != nil && ctx.Err() == nil {
 			m.Logger.Error("flush facts", "err", err)

@@ -59,6 +59,12 @@ func TestConversionCacheFollowsWrites(t *testing.T) {
 	if err != nil || got.Fingerprint != "" {
 		t.Fatalf("after erasure: %+v, %v; want no personal fields", got, err)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ConversionByInstall(ctx, 1, "i2"); tapline.ErrorCode(err) != tapline.EUNAVAILABLE {
+		t.Errorf("a closed store answered %v, want %s whatever it remembers", err, tapline.EUNAVAILABLE)
+	}
 }
 
 // TestConversionCacheRace: readers asking for installations while their

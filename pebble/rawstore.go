@@ -989,6 +989,11 @@ func (s *RawStore) conversion(key []byte) (*tapline.Conversion, error) {
 // one with the earliest InstallTime wins.
 func (s *RawStore) ConversionByInstall(ctx context.Context, appID int64, installID string) (*tapline.Conversion, error) {
 	notFound := func() error { return tapline.Errorf(tapline.ENOTFOUND, "No conversion for install %q.", installID) }
+	release, err := s.acquire(ctx) // a closed store answers EUNAVAILABLE, cached or not
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	v, ok, gen := s.convs.get(appID, installID)
 	if ok {
 		if v == nil {
@@ -1000,7 +1005,7 @@ func (s *RawStore) ConversionByInstall(ctx context.Context, appID int64, install
 		}
 		return &c, nil
 	}
-	cs, err := s.conversionsBy(ctx, convInstallPrefix(appID, installID))
+	cs, err := s.conversionsByLocked(convInstallPrefix(appID, installID))
 	if err != nil {
 		return nil, err
 	}

@@ -80,3 +80,21 @@ func TestMatcherOrderedOnlyEmbedded(t *testing.T) {
 		t.Fatalf("-matcher-ordered with Kafka: %v, want it refused by name", err)
 	}
 }
+
+// TestCollectorBinaryNeedsKafka: cmd/collector without -kafka-brokers
+// refuses to start (it would record into a bus no matcher reads), while
+// tapline run -target collector may collect onto the embedded bus.
+func TestCollectorBinaryNeedsKafka(t *testing.T) {
+	var stderr strings.Builder
+	code := Main(TargetCollector, []string{"-database-url", "postgres://u@127.0.0.1:1/db", "-data-dir", t.TempDir()}, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "-kafka-brokers is required") {
+		t.Errorf("exit %d, stderr %q; want 2 and the missing flag named", code, stderr.String())
+	}
+	cfg, err := parseRun("-target", "collector", "-database-url", "postgres://u@127.0.0.1:1/db", "-data-dir", t.TempDir())
+	if err != nil {
+		t.Fatalf("tapline run -target collector without Kafka: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("tapline run -target collector without Kafka: %v", err)
+	}
+}

@@ -36,6 +36,13 @@ func Main(target string, args []string, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if cfg.Target == TargetCollector && cfg.KafkaBrokers == "" {
+		// The scale-out collector without its Kafka would record into a
+		// local bus no matcher reads; `tapline run -target collector`
+		// does that on purpose.
+		fmt.Fprintf(stderr, "%s: -kafka-brokers is required (tapline run -target collector collects onto the embedded bus instead)\n", target)
+		return 2
+	}
 	n := New(cfg, cfg.NewLogger(os.Stderr))
 	if err := n.Open(ctx); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", target, err)

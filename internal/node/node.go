@@ -327,6 +327,11 @@ func (n *Node) openCollector(ctx context.Context) error {
 	}
 	n.collLn = ln
 	bus := n.Bus
+	if cfg.Target == TargetCollector && cfg.KafkaBrokers == "" {
+		n.Logger.Warn("collecting onto the embedded bus only: nothing is matched until tapline run (target all) opens this data directory, "+
+			"messages older than -bus-retention are dropped unread, and timeline lookups answer nothing found",
+			"data_dir", cfg.DataDir, "bus_retention", cfg.BusRetention)
+	}
 	if cfg.KafkaBrokers != "" {
 		dir := cfg.SpoolDir
 		if dir == "" {

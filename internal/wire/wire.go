@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -74,7 +75,9 @@ func splitValue(v []byte) (body []byte, isJSON bool, err error) {
 	switch {
 	case len(v) == 0:
 		return nil, false, errors.New("empty value")
-	case v[0] == valueJSON:
+	case v[0] == valueJSON, v[0] == ' ', v[0] == '\t', v[0] == '\n', v[0] == '\r':
+		// JSON, perhaps after whitespace, as another producer may write
+		// it to a Kafka topic.
 		return nil, true, nil
 	case v[0] == valueProto:
 		return v[1:], false, nil
@@ -659,12 +662,36 @@ func pbDecodeAttribution(b []byte, a *tapline.Attribution) error {
 }
 
 // pbAppendString appends field num with s, unless s is "".
+//
+// Protocol Buffers strings are UTF-8: a byte of s that is not part of a
+// valid UTF-8 sequence is written as U+FFFD, as encoding/json writes it,
+// so that a record reads the same from a binary value as from JSON.
 func pbAppendString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
 	}
 	b = protowire.AppendTag(b, num, protowire.BytesType)
+	if !utf8.ValidString(s) {
+		s = validUTF8(s)
+	}
 	return protowire.AppendString(b, s)
+}
+
+// validUTF8 returns s with each byte outside a valid UTF-8 sequence
+// replaced by U+FFFD.
+func validUTF8(s string) string {
+	var sb strings.Builder
+	sb.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			sb.WriteRune(utf8.RuneError)
+		} else {
+			sb.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return sb.String()
 }
 
 // pbAppendInt appends field num with v as a plain varint, unless v is 0.
@@ -736,6 +763,13 @@ func pbAppendMap(b []byte, num protowire.Number, m map[string]string) []byte {
 	slices.Sort(keys)
 	for _, k := range keys {
 		v := m[k]
+		// The sizes below are of what pbAppendString writes.
+		if !utf8.ValidString(k) {
+			k = validUTF8(k)
+		}
+		if !utf8.ValidString(v) {
+			v = validUTF8(v)
+		}
 		n := 0
 		if k != "" {
 			n += protowire.SizeTag(1) + protowire.SizeBytes(len(k))
@@ -878,6 +912,9 @@ func (r *pbReader) message() ([]byte, bool) { return r.bytes() }
 // string consumes the current field as a string.
 func (r *pbReader) string() string {
 	v, _ := r.bytes()
+	if !utf8.Valid(v) {
+		return validUTF8(string(v)) // as pbAppendString writes it
+	}
 	return string(v)
 }
 
@@ -889,6 +926,9 @@ func (r *pbReader) name(known []string) string {
 		if string(v) == s {
 			return s
 		}
+	}
+	if !utf8.Valid(v) {
+		return validUTF8(string(v))
 	}
 	return string(v)
 }

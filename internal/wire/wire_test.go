@@ -546,7 +546,7 @@ func FuzzDecodeValues(f *testing.F) {
 func codecCheckDecode(t *testing.T, data []byte) {
 	for _, like := range []any{&tapline.Hit{}, &tapline.Event{}, &tapline.Conversion{}} {
 		got, err := codecDecode(t, data, like)
-		if err != nil || data[0] == valueJSON {
+		if _, isJSON, _ := splitValue(data); err != nil || isJSON {
 			// JSON values keep their time zones and empty slices, which
 			// the binary format drops, so only binary ones round-trip.
 			continue
@@ -655,4 +655,32 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestValueInvalidUTF8: bytes outside valid UTF-8 read back as U+FFFD from
+// a binary value, as from the JSON one (a campaign counts alike whichever
+// bus carried it), and JSON after whitespace is JSON.
+func TestValueInvalidUTF8(t *testing.T) {
+	h := &tapline.Hit{ID: "h1", UserAgent: "Mozilla/5.0 (caf\xc3", Params: map[string]string{"utm_campaign": "caf\xff\xfe", "k\x80": "v"},
+		Time: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	js, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromJSON, fromBinary, fromSpacedJSON tapline.Hit
+	if err := json.Unmarshal(js, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := DecodeHit(AppendHit(nil, h), &fromBinary); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromBinary, fromJSON) {
+		t.Errorf("binary value reads %+v, JSON %+v", fromBinary, fromJSON)
+	}
+	if fromBinary.Params["utm_campaign"] != "caf\ufffd\ufffd" {
+		t.Errorf("campaign = %q, want two U+FFFD", fromBinary.Params["utm_campaign"])
+	}
+	if err := DecodeHit(append([]byte(" \n\t"), js...), &fromSpacedJSON); err != nil || !reflect.DeepEqual(fromSpacedJSON, fromJSON) {
+		t.Errorf("JSON after whitespace: %+v, %v", fromSpacedJSON, err)
+	}
 }
