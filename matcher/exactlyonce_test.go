@@ -353,8 +353,10 @@ func TestQuietFlushSpacing(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	waitFor(t, "all the facts", 20*time.Second, func() bool { return same(f.totals(t), want) })
+	// On a loaded machine the pauses grow past four QuietFlush and every
+	// message may rightly get its own flush: the bound follows the time.
 	limit := int64(elapsed/(4*cfg.QuietFlush)) + 2
-	if got := counting.flushes.Load(); got > limit || got >= int64(len(msgs)) {
+	if got := counting.flushes.Load(); got > limit {
 		t.Errorf("%d flushes for %d messages in %s, want at most %d", got, len(msgs), elapsed.Round(time.Millisecond), limit)
 	}
 }
