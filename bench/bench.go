@@ -646,9 +646,20 @@ func (r *Runner) collectorRun(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start the collector: %w", err)
 	}
-	row := r.hammerRedirect(ctx, p, CollectorTarget, "load")
-	row.Dropped = int64(metric(p.URL(), "tapline_collector_hits_dropped_total"))
-	r.res.Peaks = append(r.res.Peaks, RSS{Process: "tapline collector alone", PeakKB: peakRSS(p)})
+	return r.referenceRedirect(ctx, p, CollectorTarget, "load", "tapline collector alone", func(row *RedirectRow) {
+		row.Dropped = int64(metric(p.URL(), "tapline_collector_hits_dropped_total"))
+	})
+}
+
+// referenceRedirect hammers the redirect of p, a reference server, on
+// slug, records its row (which more may complete) and peak RSS under
+// process, and stops p.
+func (r *Runner) referenceRedirect(ctx context.Context, p Process, target, slug, process string, more func(*RedirectRow)) error {
+	row := r.hammerRedirect(ctx, p, target, slug)
+	if more != nil {
+		more(&row)
+	}
+	r.res.Peaks = append(r.res.Peaks, RSS{Process: process, PeakKB: peakRSS(p)})
 	r.res.Redirect = append(r.res.Redirect, row)
 	return p.Stop()
 }
@@ -681,10 +692,7 @@ func (r *Runner) nginxRun(ctx context.Context) error {
 		r.res.Redirect = append(r.res.Redirect, RedirectRow{Target: NginxTarget, Unavailable: "nginx unavailable: " + err.Error()})
 		return nil
 	}
-	row := r.hammerRedirect(ctx, p, NginxTarget, "x")
-	r.res.Peaks = append(r.res.Peaks, RSS{Process: "nginx (master + workers)", PeakKB: peakRSS(p)})
-	r.res.Redirect = append(r.res.Redirect, row)
-	return p.Stop()
+	return r.referenceRedirect(ctx, p, NginxTarget, "x", "nginx (master + workers)", nil)
 }
 
 // go302Run measures a bare Go net/http server answering 302 with the same
@@ -698,10 +706,7 @@ func (r *Runner) go302Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start go302: %w", err)
 	}
-	row := r.hammerRedirect(ctx, p, Go302Target, "x")
-	r.res.Peaks = append(r.res.Peaks, RSS{Process: "go302 (bare net/http)", PeakKB: peakRSS(p)})
-	r.res.Redirect = append(r.res.Redirect, row)
-	return p.Stop()
+	return r.referenceRedirect(ctx, p, Go302Target, "x", "go302 (bare net/http)", nil)
 }
 
 // growthWorkload is the throughput workload at a scale.
@@ -1008,7 +1013,11 @@ func fillBus(ctx context.Context, dir string, app *tapline.App, w *loadgen.Workl
 			h := &tapline.Hit{ID: fmt.Sprintf("dr%024d", t.N), Time: at(t.At), AppID: app.ID, IP: t.IP, UserAgent: t.UserAgent,
 				Params: map[string]string{loadgen.TapParam: fmt.Sprint(t.N)}}
 			fp.Hit(h)
-			msgs = append(msgs, hitMessage(h))
+			msg, err := collector.HitMessage(tapline.TopicHits, h, true) // as on the embedded bus
+			if err != nil {
+				return n, err
+			}
+			msgs = append(msgs, msg)
 		default:
 			e := &tapline.Event{AppID: app.ID, InstallID: d.InstallID, Protocol: "v1",
 				Device: tapline.Device{Platform: d.Platform, OSVersion: d.OSVersion, Model: d.Model, Vendor: d.Vendor, Locale: d.Locale}}
@@ -1024,7 +1033,11 @@ func fillBus(ctx context.Context, dir string, app *tapline.App, w *loadgen.Workl
 			}
 			e.ReceivedAt = e.Time
 			fp.Event(e)
-			msgs = append(msgs, eventMessage(e))
+			msg, err := collector.EventMessage(tapline.TopicEvents, e, true)
+			if err != nil {
+				return n, err
+			}
+			msgs = append(msgs, msg)
 		}
 		if len(msgs) >= 1000 {
 			if err := flush(); err != nil {

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"tapline"
-	"tapline/fingerprint"
-	"tapline/internal/wire"
 	"tapline/loadgen"
 )
 
@@ -241,7 +239,7 @@ func (r *Results) WriteTable(out io.Writer) {
 		p("  %s\t%.0f\t%s\t%s\t%s", row.Target, row.Summary.Rate, ms(row.Summary.P50), ms(row.Summary.P99), note)
 	}
 	if v, ok := r.Ratios["redirect_tapline_over_nginx"]; ok {
-		p("  tapline / nginx\t%.2fx\t\t\ttarget >= 0.6x: %s", v, map[bool]string{true: "met", false: "MISSED"}[v >= 0.6])
+		p("  tapline / nginx\t%.2fx\t\t\ttarget >= 0.6x: %s", v, metOrMissed(v >= 0.6))
 	}
 	if v, ok := r.Ratios["redirect_go302_over_nginx"]; ok {
 		p("  bare Go / nginx\t%.2fx\t\t\tthe floor of a redirect served by Go", v)
@@ -271,7 +269,7 @@ func (r *Results) WriteTable(out io.Writer) {
 	if r.Matcher.DrainMessages > 0 {
 		null := ""
 		if x := r.Ratios["drain_over_null_consumer"]; x > 0 {
-			null = fmt.Sprintf(", %.2fx the null consumer (target >= 0.3x: %s)", x, map[bool]string{true: "met", false: "MISSED"}[x >= 0.3])
+			null = fmt.Sprintf(", %.2fx the null consumer (target >= 0.3x: %s)", x, metOrMissed(x >= 0.3))
 		}
 		p("  drain pre-filled bus\t%.0f msg/s\t%d messages\t%.1f s\t%s CPU/message%s", r.Matcher.DrainPerSec, r.Matcher.DrainMessages, r.Matcher.DrainSeconds,
 			cpuMicros(r.Matcher.DrainCPUPerMessage), null)
@@ -379,6 +377,14 @@ func (r *Results) writeFunnel(p func(format string, args ...any)) {
 		d.Installations, funnelDays, d.MaxEvents, f.PrepareSeconds)
 }
 
+// metOrMissed is a target's verdict.
+func metOrMissed(met bool) string {
+	if met {
+		return "met"
+	}
+	return "MISSED"
+}
+
 func cpuPerRow(cpu float64, rows int) float64 {
 	if rows == 0 {
 		return 0
@@ -443,15 +449,6 @@ func metric(base, name string) float64 {
 		}
 	}
 	return total
-}
-
-// hitMessage and eventMessage encode a bus message as the collector
-// encodes it for the embedded bus, keyed as it keys it.
-func hitMessage(h *tapline.Hit) tapline.Message {
-	return tapline.Message{Topic: tapline.TopicHits, Key: fingerprint.BusKey(h.AppID, h.Fingerprint), Value: wire.AppendHit(nil, h), Time: h.Time}
-}
-func eventMessage(e *tapline.Event) tapline.Message {
-	return tapline.Message{Topic: tapline.TopicEvents, Key: fingerprint.BusKey(e.AppID, e.Fingerprint), Value: wire.AppendEvent(nil, e), Time: e.Time}
 }
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }

@@ -301,7 +301,7 @@ func (c *Collector) serveBatch(w http.ResponseWriter, r *http.Request) {
 		for _, e := range events {
 			e.IP = ip
 			c.Fingerprinter.Event(e)
-			msg, err := c.eventMessage(e)
+			msg, err := EventMessage(c.Config.EventsTopic, e, c.Config.BinaryMessages)
 			if err != nil {
 				httperr.Write(w, r, c.Logger, err)
 				return

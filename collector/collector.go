@@ -493,7 +493,7 @@ func (c *Collector) publishBatch(batch []*tapline.Hit) {
 	msgs := make([]tapline.Message, 0, len(batch))
 	for _, h := range batch {
 		c.Fingerprinter.Hit(h)
-		msg, err := c.hitMessage(h)
+		msg, err := HitMessage(c.Config.HitsTopic, h, c.Config.BinaryMessages)
 		if err != nil {
 			c.Logger.Error("encode hit", "err", err)
 			c.m.hitsDropped.Inc()

@@ -328,28 +328,32 @@ func (c *Collector) clientIP(r *http.Request) string {
 	return ""
 }
 
-func (c *Collector) hitMessage(h *tapline.Hit) (tapline.Message, error) {
-	var b []byte
-	if c.Config.BinaryMessages {
-		b = wire.AppendHit(nil, h)
-	} else if js, err := json.Marshal(h); err != nil {
+// HitMessage returns the bus message of hit h on topic, keyed by its app
+// and fingerprint and stamped with its time. Its value is JSON, or the
+// binary format of package internal/wire when binary
+// (Config.BinaryMessages); the matcher reads either.
+func HitMessage(topic string, h *tapline.Hit, binary bool) (tapline.Message, error) {
+	b, err := encodeValue(h, binary, wire.AppendHit)
+	if err != nil {
 		return tapline.Message{}, fmt.Errorf("encode hit %s: %w", h.ID, err)
-	} else {
-		b = js
 	}
-	return tapline.Message{Topic: c.Config.HitsTopic, Key: fingerprint.BusKey(h.AppID, h.Fingerprint), Value: b, Time: h.Time}, nil
+	return tapline.Message{Topic: topic, Key: fingerprint.BusKey(h.AppID, h.Fingerprint), Value: b, Time: h.Time}, nil
 }
 
-func (c *Collector) eventMessage(e *tapline.Event) (tapline.Message, error) {
-	var b []byte
-	if c.Config.BinaryMessages {
-		b = wire.AppendEvent(nil, e)
-	} else if js, err := json.Marshal(e); err != nil {
+// EventMessage is HitMessage for event e, stamped with its receive time.
+func EventMessage(topic string, e *tapline.Event, binary bool) (tapline.Message, error) {
+	b, err := encodeValue(e, binary, wire.AppendEvent)
+	if err != nil {
 		return tapline.Message{}, fmt.Errorf("encode event %s: %w", e.ID, err)
-	} else {
-		b = js
 	}
-	return tapline.Message{Topic: c.Config.EventsTopic, Key: fingerprint.BusKey(e.AppID, e.Fingerprint), Value: b, Time: e.ReceivedAt}, nil
+	return tapline.Message{Topic: topic, Key: fingerprint.BusKey(e.AppID, e.Fingerprint), Value: b, Time: e.ReceivedAt}, nil
+}
+
+func encodeValue[T any](v *T, binary bool, appendBinary func([]byte, *T) []byte) ([]byte, error) {
+	if binary {
+		return appendBinary(nil, v), nil
+	}
+	return json.Marshal(v)
 }
 
 // clip cuts s to at most n bytes.

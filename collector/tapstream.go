@@ -245,7 +245,7 @@ func (c *Collector) takeTapstream(w http.ResponseWriter, r *http.Request, body [
 	e.ID = tapstreamEventID(app.ID, te.seed)
 	e.IP = c.clientIP(r)
 	c.Fingerprinter.Event(e)
-	msg, err := c.eventMessage(e)
+	msg, err := EventMessage(c.Config.EventsTopic, e, c.Config.BinaryMessages)
 	if err != nil {
 		httperr.Write(w, r, c.Logger, err)
 		return
