@@ -288,22 +288,12 @@ func (a *Aggregator) putActivity(acts []tapline.CohortActivity) {
 }
 
 // putConversions keeps, of each conversion, the state with the longest
-// history: the latest. A state read back from a raw store carries no
-// advertising id (the stores keep none); it takes the one of the state it
-// replaces, which the conversions table's hash needs when both reach it in
-// one flush (an install counted organic, then re-attributed by a late tap).
+// history: the latest.
 func (a *Aggregator) putConversions(convs []*tapline.Conversion) {
 	for _, c := range convs {
-		cur, ok := a.conversions[c.ID]
-		if ok && len(c.History) < len(cur.History) {
-			continue
+		if cur, ok := a.conversions[c.ID]; !ok || len(c.History) >= len(cur.History) {
+			a.conversions[c.ID] = c
 		}
-		if ok && c.AdID == "" && cur.AdID != "" {
-			withAdID := *c
-			withAdID.AdID = cur.AdID
-			c = &withAdID
-		}
-		a.conversions[c.ID] = c
 	}
 }
 

@@ -263,26 +263,3 @@ func TestAggregatorConversions(t *testing.T) {
 	got, _ = take()
 	want("after restoring over an older state", got, 3)
 }
-
-// TestAggregatorKeepsAdID: an install counted organic, then re-attributed
-// by a late tap before the flush: the later state, read back from the raw
-// store without the advertising id, keeps the install's for the
-// conversions table's hash; the earlier state is left as it was.
-func TestAggregatorKeepsAdID(t *testing.T) {
-	a := facts.NewAggregator()
-	const ad = "38400000-8cf0-11bd-b23e-10b96e40000d"
-	organic := &tapline.Conversion{ID: "cv-1", AdID: ad, History: []tapline.AttributionChange{{By: "events/0/1"}}}
-	late := &tapline.Conversion{ID: "cv-1", History: []tapline.AttributionChange{{By: "events/0/1"}, {By: "hits/0/1"}}}
-	a.Commit("events", 0, 2, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{organic}})
-	a.Commit("hits", 0, 2, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{late}})
-	_, rows, _ := a.Take()
-	if len(rows.Conversions) != 1 {
-		t.Fatalf("conversions = %d, want 1", len(rows.Conversions))
-	}
-	if c := rows.Conversions[0]; len(c.History) != 2 || c.AdID != ad {
-		t.Errorf("flushed state: %d changes, advertising id %q; want 2 and %q", len(c.History), c.AdID, ad)
-	}
-	if late.AdID != "" {
-		t.Errorf("the committed state was changed: %q", late.AdID)
-	}
-}

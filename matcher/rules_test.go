@@ -687,3 +687,23 @@ func TestReferrerNamingNoAndroidTap(t *testing.T) {
 		t.Errorf("an Android tap: installs %v, want credited by referrer", got)
 	}
 }
+
+// TestLateTapKeepsAdID: an install counted organic, then re-attributed by
+// a late tap, is flushed in its later state, which must carry the
+// install's advertising id like the first one did: the conversions
+// table's hash (what an erasure by advertising id finds) comes from it,
+// and the raw store the state is read back from keeps none.
+func TestLateTapKeepsAdID(t *testing.T) {
+	const gaid = "38400000-8cf0-11bd-b23e-10b96e40000d"
+	h := newHarness(t)
+	h.install("e1", t0.Add(time.Hour), ipB, android, referrerTo("late-tap"), func(e *tapline.Event) { e.Device.GAID = gaid })
+	if len(h.rows.Conversions) != 1 || h.rows.Conversions[0].AdID != gaid || h.rows.Conversions[0].Method != tapline.MethodOrganic {
+		t.Fatalf("the install's state: %+v, want organic with the advertising id", h.rows.Conversions)
+	}
+	if got := installs(h.hit("late-tap", 1, t0, ipA, chromeAndUA)); !equalCounts(got, map[string]int64{"0/organic": -1, "1/referrer": 1}) {
+		t.Fatalf("the late tap: installs %v, want the install moved to it", got)
+	}
+	if len(h.rows.Conversions) != 1 || h.rows.Conversions[0].AdID != gaid || h.rows.Conversions[0].Method != tapline.MethodReferrer {
+		t.Errorf("the re-attributed state: %+v, want by referrer with the advertising id", h.rows.Conversions)
+	}
+}
