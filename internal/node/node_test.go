@@ -298,10 +298,9 @@ func TestTimelineAllInOne(t *testing.T) {
 	}
 }
 
-// TestCollectThenMatch: a collector without Kafka records taps and events
-// on the embedded bus in its data directory while nothing matches them;
-// `tapline run` (target all) on that directory later drains them into the
-// facts.
+// TestCollectThenMatch: a collector without Kafka records a tap on the
+// embedded bus in its data directory while nothing matches it; `tapline
+// run` (target all) on that directory later drains it into the facts.
 func TestCollectThenMatch(t *testing.T) {
 	ctx := context.Background()
 	dbURL, dataDir := pgtest.URL(t), t.TempDir()
