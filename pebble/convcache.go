@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"encoding/binary"
 	"sync"
 
@@ -61,12 +62,13 @@ func (c *convCache) get(appID int64, installID string) (v []byte, ok bool, gen u
 }
 
 // add remembers the answer (id "" and v nil: none) for the installation
-// unless a write changed anything after gen was read.
+// unless a write changed anything after gen was read. The cache keeps
+// copies: an encoder's spare capacity stays out of it.
 func (c *convCache) add(appID int64, installID, id string, v []byte, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen == gen {
-		c.lru.Add(convCacheKey(appID, installID), convAnswer{id, exact(v)})
+		c.lru.Add(convCacheKey(appID, installID), convAnswer{id, bytes.Clone(v)})
 	}
 }
 
@@ -79,7 +81,7 @@ func (c *convCache) wrote(appID int64, installID, id string, v []byte) {
 	defer c.mu.Unlock()
 	key := convCacheKey(appID, installID)
 	if x, ok := c.lru.Peek(key); ok && (x.(convAnswer).id == "" || x.(convAnswer).id == id) {
-		c.lru.Add(key, convAnswer{id, exact(v)})
+		c.lru.Add(key, convAnswer{id, bytes.Clone(v)})
 	} else {
 		c.lru.Remove(key)
 	}
@@ -95,12 +97,4 @@ func (c *convCache) forget(appID int64, installIDs ...string) {
 		c.lru.Remove(convCacheKey(appID, id))
 	}
 	c.gen++
-}
-
-// exact returns a copy of v without the spare capacity an encoder leaves.
-func exact(v []byte) []byte {
-	if v == nil {
-		return nil
-	}
-	return append(make([]byte, 0, len(v)), v...)
 }

@@ -1,7 +1,7 @@
 // Package wire is the binary encoding of hits, events and conversions:
 // the values of the embedded raw store (package pebble) and of messages on
 // the embedded bus. Each value starts with a format byte; a value whose
-// first byte is '{' is a JSON object, the format of earlier versions and of
+// first byte is '{' (or JSON whitespace) is a JSON object, the format of earlier versions and of
 // the Kafka topics, and decodes with encoding/json, so a reader takes
 // either.
 package wire
@@ -22,8 +22,8 @@ import (
 
 // Values for hits, events and conversions start with a format tag. Values
 // written before the tag existed, and messages on Kafka, are JSON objects,
-// so their first byte is '{', which no tag uses; the decoders read them
-// with encoding/json forever.
+// so their first byte is '{' (or JSON whitespace), which no tag uses; the
+// decoders read them with encoding/json forever.
 //
 // After valueProto comes a Protocol Buffers wire-format message, written
 // and read field by field with protowire (no generated code). The field
@@ -103,6 +103,7 @@ func splitValue(v []byte) (body []byte, isJSON bool, err error) {
 //	14  model            string
 //	15  fingerprint      string
 //	16  source           string
+//	17  bot              string
 func AppendHit(b []byte, h *tapline.Hit) []byte {
 	b = append(b, valueProto)
 	b = pbAppendString(b, 1, h.ID)
@@ -667,19 +668,24 @@ func pbDecodeAttribution(b []byte, a *tapline.Attribution) error {
 // valid UTF-8 sequence is written as U+FFFD, as encoding/json writes it,
 // so that a record reads the same from a binary value as from JSON.
 func pbAppendString(b []byte, num protowire.Number, s string) []byte {
+	return pbAppendValidString(b, num, validUTF8(s))
+}
+
+// pbAppendValidString is pbAppendString for s known to be valid UTF-8.
+func pbAppendValidString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
 	}
 	b = protowire.AppendTag(b, num, protowire.BytesType)
-	if !utf8.ValidString(s) {
-		s = validUTF8(s)
-	}
 	return protowire.AppendString(b, s)
 }
 
-// validUTF8 returns s with each byte outside a valid UTF-8 sequence
+// validUTF8 returns s, with each byte outside a valid UTF-8 sequence
 // replaced by U+FFFD.
 func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
 	var sb strings.Builder
 	sb.Grow(len(s) + 8)
 	for i := 0; i < len(s); {
@@ -762,14 +768,7 @@ func pbAppendMap(b []byte, num protowire.Number, m map[string]string) []byte {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		v := m[k]
-		// The sizes below are of what pbAppendString writes.
-		if !utf8.ValidString(k) {
-			k = validUTF8(k)
-		}
-		if !utf8.ValidString(v) {
-			v = validUTF8(v)
-		}
+		k, v := validUTF8(k), validUTF8(m[k]) // the sizes below are of what is written
 		n := 0
 		if k != "" {
 			n += protowire.SizeTag(1) + protowire.SizeBytes(len(k))
@@ -779,8 +778,8 @@ func pbAppendMap(b []byte, num protowire.Number, m map[string]string) []byte {
 		}
 		b = protowire.AppendTag(b, num, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(n))
-		b = pbAppendString(b, 1, k)
-		b = pbAppendString(b, 2, v)
+		b = pbAppendValidString(b, 1, k)
+		b = pbAppendValidString(b, 2, v)
 	}
 	return b
 }
@@ -912,10 +911,7 @@ func (r *pbReader) message() ([]byte, bool) { return r.bytes() }
 // string consumes the current field as a string.
 func (r *pbReader) string() string {
 	v, _ := r.bytes()
-	if !utf8.Valid(v) {
-		return validUTF8(string(v)) // as pbAppendString writes it
-	}
-	return string(v)
+	return validUTF8(string(v)) // as pbAppendString writes it
 }
 
 // name consumes the current field as a string, returning the element of
@@ -927,10 +923,7 @@ func (r *pbReader) name(known []string) string {
 			return s
 		}
 	}
-	if !utf8.Valid(v) {
-		return validUTF8(string(v))
-	}
-	return string(v)
+	return validUTF8(string(v))
 }
 
 // time consumes the current field as a Timestamp message.
