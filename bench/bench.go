@@ -110,7 +110,7 @@ func NewConfig() Config {
 	return Config{
 		Seed: 42, Workers: 32, HammerFor: 10 * time.Second,
 		Accuracy: 10000, Compression: 3600, Period: 24 * time.Hour,
-		GrowthBase: 2500, Growth: []int{1, 4, 16}, Baseline: []int{1, 4},
+		GrowthBase: 2500, Growth: []int{1, 4, 16}, Baseline: []int{1, 4, 16},
 		Drain: 20000, Probes: true, LiveFunnels: 10,
 		FunnelRows: 5_000_000, FunnelGrowth: 4,
 		DashboardLinks: 1000, DashboardDays: 90, DashboardRequests: 200,
