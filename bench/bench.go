@@ -630,9 +630,10 @@ const (
 	CollectorTarget = "tapline collector alone (no matching)"
 )
 
-// collectorRun measures the redirect of tapline's collector alone, the
-// hits queued to the embedded bus and left there: what a redirect costs
-// before matching, which the all-in-one does on the same cores.
+// collectorRun measures the redirect and the SDK ingest of tapline's
+// collector alone, the hits and events written to the embedded bus and
+// left there: what a redirect or an event costs before matching, which
+// the all-in-one does on the same cores.
 func (r *Runner) collectorRun(ctx context.Context) error {
 	if r.Config.StartCollector == nil {
 		return nil
@@ -648,6 +649,9 @@ func (r *Runner) collectorRun(ctx context.Context) error {
 	}
 	return r.referenceRedirect(ctx, p, CollectorTarget, "load", "tapline collector alone", func(row *RedirectRow) {
 		row.Dropped = int64(metric(p.URL(), "tapline_collector_hits_dropped_total"))
+		// The SDK ingest of the collector alone: what an event costs
+		// before the matching that the all-in-one does on the same cores.
+		r.res.Ingest = append(r.res.Ingest, r.hammerIngest(ctx, p, CollectorTarget, target(p.URL(), s.apps["load"]))...)
 	})
 }
 

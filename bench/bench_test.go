@@ -255,8 +255,11 @@ func TestSmoke(t *testing.T) {
 	if v := res.Ratios["redirect_tapline_over_go302"]; v <= 0 {
 		t.Errorf("tapline / bare Go ratio = %v, want one", v)
 	}
-	if len(res.Ingest) != 4 {
-		t.Errorf("ingest rows = %d, want 4 (two protocols, two targets)", len(res.Ingest))
+	if len(res.Ingest) != 6 {
+		t.Errorf("ingest rows = %d, want 6 (two protocols, three targets)", len(res.Ingest))
+	}
+	if !slices.ContainsFunc(res.Ingest, func(row bench.IngestRow) bool { return row.Target == bench.CollectorTarget && row.Summary.Requests > 0 }) {
+		t.Errorf("no SDK ingest row of the collector alone among %+v", res.Ingest)
 	}
 	for _, row := range res.Ingest {
 		if row.EventsPerSec <= 0 {

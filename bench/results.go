@@ -185,6 +185,20 @@ func (r *Results) finish() {
 	if c, n := rate(CollectorTarget), rate(NginxTarget); c > 0 && n > 0 {
 		r.Ratios["redirect_collector_over_nginx"] = c / n
 	}
+	form := func(target string) float64 {
+		for _, row := range r.Ingest {
+			if row.Target == target && row.Protocol == "tapstream form" {
+				return row.EventsPerSec
+			}
+		}
+		return 0
+	}
+	if t, n := form("tapline"), rate(NginxTarget); t > 0 && n > 0 {
+		r.Ratios["ingest_form_tapline_over_nginx"] = t / n
+	}
+	if c, n := form(CollectorTarget), rate(NginxTarget); c > 0 && n > 0 {
+		r.Ratios["ingest_form_collector_over_nginx"] = c / n
+	}
 	for _, a := range r.Throughput {
 		if a.Target != "tapline" {
 			continue
@@ -259,6 +273,12 @@ func (r *Results) WriteTable(out io.Writer) {
 			cpu = ", " + cpuMicros(row.CPUPerEvent)
 		}
 		p("  %s %s\t%.0f\t%s\t%s\t%.0f%s", row.Target, row.Protocol, row.EventsPerSec, ms(row.Summary.P50), ms(row.Summary.P99), row.Summary.Rate, cpu)
+	}
+	if v, ok := r.Ratios["ingest_form_tapline_over_nginx"]; ok {
+		p("  tapline form / nginx redirect\t%.2fx\t\t\ttarget >= 0.4x: %s", v, metOrMissed(v >= 0.4))
+	}
+	if v, ok := r.Ratios["ingest_form_collector_over_nginx"]; ok {
+		p("  collector alone form / nginx redirect\t%.2fx\t\t\tthe event without matching", v)
 	}
 	if r.Matcher.DrainMessages > 0 || r.Matcher.Probes > 0 {
 		p("MATCHER\t\t\t\t")

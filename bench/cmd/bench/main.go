@@ -55,6 +55,11 @@ func run() error {
 	if cfg.DatabaseURL == "" {
 		return fmt.Errorf("-database-url or DATABASE_URL is required")
 	}
+	if cfg.TaplineProfile != "" {
+		if err := os.MkdirAll(cfg.TaplineProfile, 0o755); err != nil {
+			return fmt.Errorf("-cpuprofile-dir: %w", err)
+		}
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	// Data directories and process logs live here; kept when the run fails.
 	work, err := os.MkdirTemp("", "tapline-bench-")
