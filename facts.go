@@ -690,11 +690,14 @@ type FlushRows struct {
 	// a shorter history than the one stored is older and is ignored, so a
 	// replay or a late flush never winds a conversion back.
 	Conversions []*Conversion
+	// Deliveries are postbacks to put in the outbox, each once by its Key:
+	// a replay writes the same keys again, and the outbox keeps the first.
+	Deliveries []*Delivery
 }
 
 // Empty reports whether r holds nothing to store.
 func (r *FlushRows) Empty() bool {
-	return len(r.Handoffs) == 0 && len(r.Conversions) == 0 && len(r.Activity) == 0
+	return len(r.Handoffs) == 0 && len(r.Conversions) == 0 && len(r.Activity) == 0 && len(r.Deliveries) == 0
 }
 
 // CohortActivity is an installation active on day Key.DayN after its

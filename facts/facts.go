@@ -244,6 +244,7 @@ type Aggregator struct {
 	pending     Batch
 	conversions map[string]*tapline.Conversion
 	activity    map[activityKey]tapline.CohortActivity
+	deliveries  map[string]*tapline.Delivery
 	offsets     map[offsetKey]int64
 }
 
@@ -262,7 +263,7 @@ type offsetKey struct {
 // NewAggregator returns an empty aggregator.
 func NewAggregator() *Aggregator {
 	return &Aggregator{pending: Batch{}, conversions: map[string]*tapline.Conversion{},
-		activity: map[activityKey]tapline.CohortActivity{}, offsets: map[offsetKey]int64{}}
+		activity: map[activityKey]tapline.CohortActivity{}, deliveries: map[string]*tapline.Delivery{}, offsets: map[offsetKey]int64{}}
 }
 
 // Commit records the deltas of the record at (topic, partition, offset)
@@ -274,7 +275,17 @@ func (a *Aggregator) Commit(topic string, partition int, offset int64, b Batch, 
 	a.pending.Merge(b)
 	a.putConversions(rows.Conversions)
 	a.putActivity(rows.Activity)
+	a.putDeliveries(rows.Deliveries)
 	a.offsets[offsetKey{topic, partition}] = offset + 1
+}
+
+// putDeliveries keeps one delivery per key: the first.
+func (a *Aggregator) putDeliveries(ds []*tapline.Delivery) {
+	for _, d := range ds {
+		if _, ok := a.deliveries[d.Key]; !ok {
+			a.deliveries[d.Key] = d
+		}
+	}
 }
 
 // putActivity keeps one activity per installation and day: the first.
@@ -313,6 +324,7 @@ func (a *Aggregator) Reset() {
 	a.pending = Batch{}
 	a.conversions = map[string]*tapline.Conversion{}
 	a.activity = map[activityKey]tapline.CohortActivity{}
+	a.deliveries = map[string]*tapline.Delivery{}
 	a.offsets = map[offsetKey]int64{}
 }
 
@@ -332,7 +344,7 @@ func (a *Aggregator) Offsets() []tapline.Offset {
 func (a *Aggregator) Pending() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.pending) + len(a.conversions) + len(a.activity)
+	return len(a.pending) + len(a.conversions) + len(a.activity) + len(a.deliveries)
 }
 
 // Take returns the pending deltas, conversions and activity and the
@@ -352,6 +364,10 @@ func (a *Aggregator) Take() (Batch, tapline.FlushRows, []tapline.Offset) {
 		rows.Activity = append(rows.Activity, act)
 	}
 	clear(a.activity)
+	for _, d := range a.deliveries {
+		rows.Deliveries = append(rows.Deliveries, d)
+	}
+	clear(a.deliveries)
 	offs := make([]tapline.Offset, 0, len(a.offsets))
 	for k, v := range a.offsets {
 		offs = append(offs, tapline.Offset{Topic: k.topic, Partition: k.partition, Offset: v})
@@ -369,4 +385,5 @@ func (a *Aggregator) Restore(b Batch, rows tapline.FlushRows) {
 	a.pending.Merge(b)
 	a.putConversions(rows.Conversions)
 	a.putActivity(rows.Activity)
+	a.putDeliveries(rows.Deliveries)
 }

@@ -12,6 +12,7 @@ import (
 	"tapline"
 	"tapline/facts"
 	"tapline/fingerprint"
+	"tapline/postbacks"
 )
 
 // rank orders match methods: a stronger method always wins.
@@ -151,6 +152,11 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch) // replay of this hit: same deltas again
 			rows.Conversions = append(rows.Conversions, c)
+			ds, err := m.changeDeliveries(ctx, app.ID, c, cand.install, ch, pos)
+			if err != nil {
+				return nil, tapline.FlushRows{}, err
+			}
+			rows.Deliveries = append(rows.Deliveries, ds...)
 			if cand.method == tapline.MethodFingerprint {
 				claimedByFingerprint = true
 			}
@@ -216,6 +222,11 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 		}
 		b.Change(c, &c.History[len(c.History)-1])
 		rows.Conversions = append(rows.Conversions, c)
+		ds, err := m.changeDeliveries(ctx, app.ID, c, cand.install, &c.History[len(c.History)-1], pos)
+		if err != nil {
+			return nil, tapline.FlushRows{}, err
+		}
+		rows.Deliveries = append(rows.Deliveries, ds...)
 		m.metrics.reattributions.WithLabelValues(string(a.Method)).Inc()
 		if cand.method == tapline.MethodFingerprint {
 			claimedByFingerprint = true
@@ -442,7 +453,11 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		if ch := c.ChangeBy(pos); ch != nil {
 			b.Change(c, ch)
 			b.Event(e, ch.To)
-			return b, tapline.FlushRows{Conversions: []*tapline.Conversion{c}}, true, nil
+			ds, err := m.deliveries(ctx, app.ID, &postbacks.Trigger{Event: e, Conversion: c, Attribution: ch.To, Change: pos})
+			if err != nil {
+				return nil, rows, false, err
+			}
+			return b, tapline.FlushRows{Conversions: []*tapline.Conversion{c}, Deliveries: ds}, true, nil
 		}
 		return nil, rows, false, fmt.Errorf("conversion %s exists without a change by %s", c.ID, pos)
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
@@ -458,7 +473,11 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 		}
 		b.Event(e, a)
 		m.reinstalledInPlace(b, app, e, prev)
-		return b, cohortActivity(b, e, prev, a), true, nil
+		rows = cohortActivity(b, e, prev, a)
+		if rows.Deliveries, err = m.deliveries(ctx, app.ID, &postbacks.Trigger{Event: e, Conversion: prev, Attribution: a}); err != nil {
+			return nil, rows, false, err
+		}
+		return b, rows, true, nil
 	}
 
 	a, dec, reinstall, err := m.attribute(ctx, app, e)
@@ -509,7 +528,11 @@ func (m *Matcher) matchEvent(ctx context.Context, msg *tapline.Message, app *tap
 	}
 	b.Change(c, &c.History[0])
 	b.Event(e, a)
-	return b, tapline.FlushRows{Conversions: []*tapline.Conversion{c}}, true, nil
+	ds, err := m.deliveries(ctx, app.ID, &postbacks.Trigger{Event: e, Conversion: c, Attribution: a, Change: pos})
+	if err != nil {
+		return nil, rows, false, err
+	}
+	return b, tapline.FlushRows{Conversions: []*tapline.Conversion{c}, Deliveries: ds}, true, nil
 }
 
 // countEvent stores an event other than an install and counts it under
@@ -553,7 +576,11 @@ func (m *Matcher) countEvent(ctx context.Context, msg *tapline.Message, app *tap
 			return nil, rows, false, err
 		}
 	}
-	return b, cohortActivity(b, e, c, a), true, nil
+	rows = cohortActivity(b, e, c, a)
+	if rows.Deliveries, err = m.deliveries(ctx, app.ID, &postbacks.Trigger{Event: e, Conversion: c, Attribution: a}); err != nil {
+		return nil, rows, false, err
+	}
+	return b, rows, true, nil
 }
 
 // movedEvents lists the events of c's installation counted under prev, the

@@ -109,6 +109,9 @@ type Matcher struct {
 	// Erasures, when set, has the matcher perform the pending erasure
 	// requests (PerformErasures) every ErasurePoll.
 	Erasures tapline.ErasureService
+	// Postbacks, when set, has the matcher put the deliveries of the apps'
+	// postbacks in the outbox with each flush (docs/postbacks.md).
+	Postbacks tapline.PostbackService
 	// Group, when set, shares the partitions with the other matchers of a
 	// consumer group; when nil this matcher consumes every partition.
 	Group  tapline.Group
@@ -200,7 +203,7 @@ func (m *Matcher) Open(ctx context.Context) error {
 	if m.Config.Ordered {
 		m.order = newOrderGate(m.Config.HitsTopic, orderStall)
 	}
-	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, now: m.Now, entries: map[int64]appEntry{}}
+	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, postbacks: m.Postbacks, now: m.Now, entries: map[int64]appEntry{}}
 
 	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
 		return fmt.Errorf("load offsets of %s: %w", m.Config.Consumer, err)
@@ -468,7 +471,7 @@ func (m *Matcher) Flush(ctx context.Context) error {
 		m.metrics.flushErrors.Inc()
 		return fmt.Errorf("sync raw store: %w", err)
 	}
-	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs, tapline.FlushRows{Handoffs: hs, Conversions: rows.Conversions, Activity: rows.Activity}); err != nil {
+	if err := m.Facts.ApplyFacts(ctx, m.Config.Consumer, b, offs, tapline.FlushRows{Handoffs: hs, Conversions: rows.Conversions, Activity: rows.Activity, Deliveries: rows.Deliveries}); err != nil {
 		m.metrics.flushErrors.Inc()
 		if tapline.ErrorCode(err) == tapline.ECONFLICT {
 			// Another member owns these partitions now and has stored
@@ -811,9 +814,10 @@ func (b *backoff) reset() { b.d = 50 * time.Millisecond }
 type appCache struct {
 	mu       sync.Mutex
 	ttl      time.Duration
-	accounts tapline.AccountService
-	now      func() time.Time
-	entries  map[int64]appEntry
+	accounts  tapline.AccountService
+	postbacks tapline.PostbackService // nil: no postbacks
+	now       func() time.Time
+	entries   map[int64]appEntry
 }
 
 type appEntry struct {
@@ -822,7 +826,11 @@ type appEntry struct {
 	// reengagement are the ids of the app's re-engagement links; nil
 	// when none.
 	reengagement map[int64]bool
-	fetched      time.Time
+	// postbacks are the app's enabled postbacks, with the slugs of its
+	// links for their macros; nil when none.
+	postbacks []*tapline.Postback
+	slugs     map[int64]string
+	fetched   time.Time
 }
 
 func (c *appCache) get(ctx context.Context, id int64) (*tapline.App, error) {
@@ -858,6 +866,12 @@ func (c *appCache) entry(ctx context.Context, id int64) (appEntry, error) {
 			err = fmt.Errorf("links: %w", err)
 		}
 	}
+	var pbs []*tapline.Postback
+	if err == nil && c.postbacks != nil {
+		if pbs, err = c.postbacks.Postbacks(ctx, id); err != nil {
+			err = fmt.Errorf("postbacks: %w", err)
+		}
+	}
 	if err != nil {
 		if ok && tapline.ErrorCode(err) != tapline.ENOTFOUND {
 			return e, nil
@@ -866,6 +880,17 @@ func (c *appCache) entry(ctx context.Context, id int64) (appEntry, error) {
 	}
 	app.SetDefaults()
 	e = appEntry{app: app, links: newLinkWindows(links), fetched: c.now()}
+	for _, p := range pbs {
+		if !p.Disabled {
+			e.postbacks = append(e.postbacks, p)
+		}
+	}
+	if len(e.postbacks) > 0 {
+		e.slugs = make(map[int64]string, len(links))
+		for _, l := range links {
+			e.slugs[l.ID] = l.Slug
+		}
+	}
 	for _, l := range links {
 		if l.Reengagement {
 			if e.reengagement == nil {

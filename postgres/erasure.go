@@ -384,6 +384,9 @@ func (s *ErasureStore) FinishErasure(ctx context.Context, r *tapline.ErasureRequ
 			WHERE c.app_id = $1 AND c.id = u.id`, r.AppID, convIDs, decisions); err != nil {
 			return fmt.Errorf("finish erasure: strip conversions: %w", translate(err))
 		}
+		if err := eraseDeliveries(ctx, tx, r.AppID, convIDs); err != nil {
+			return fmt.Errorf("finish erasure: %w", err)
+		}
 	}
 	counts.Rows += len(convIDs)
 	if _, err := tx.Exec(ctx, `UPDATE erasure_requests SET done_at = now(), key = NULL, claimed_until = NULL,

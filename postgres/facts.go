@@ -196,6 +196,9 @@ func (s *FactStore) ApplyFacts(ctx context.Context, consumer string, deltas map[
 	if err := storeConversions(ctx, tx, h, rows.Conversions); err != nil {
 		return err
 	}
+	if err := storeDeliveries(ctx, tx, rows.Deliveries); err != nil {
+		return err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("apply facts: commit: %w", translate(err))
 	}

@@ -86,8 +86,11 @@ type Config struct {
 	FunnelPoll time.Duration // how often a matcher loads the active funnel versions
 
 	// Funnel backfills run by a matcher (all-in-one or scale-out).
-	BackfillWorkers int     // parallel range scans; 0 means the number of CPUs
-	BackfillRate    float64 // raw rows per second per process; 0 means no bound
+	BackfillWorkers int // parallel range scans; 0 means the number of CPUs
+	// NoPostbackSender keeps a matcher process from sending the outbox's
+	// postbacks (another process sends them); they are still written.
+	NoPostbackSender bool
+	BackfillRate     float64 // raw rows per second per process; 0 means no bound
 }
 
 // Targets: the components a process runs.
@@ -206,6 +209,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	boolean(&c.SecureCookies, "secure-cookies", "set the Secure flag on dashboard cookies")
 	boolean(&c.Demo, "demo", "seed the demo account, app and link")
 	boolean(&c.Migrate, "migrate", "apply database migrations on start")
+	boolean(&c.NoPostbackSender, "no-postback-sender", "write postback deliveries to the outbox but leave sending them to other matcher processes")
 	boolean(&c.MatcherOrdered, "matcher-ordered", "process the bus as one stream in receive-time order, so that replaying a pre-filled bus decides the same way every run (for tests and benchmarks: it gives up parallelism)")
 }
 

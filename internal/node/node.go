@@ -31,6 +31,7 @@ import (
 	"tapline/kafka"
 	"tapline/matcher"
 	"tapline/pebble"
+	"tapline/postbacks"
 	"tapline/postgres"
 )
 
@@ -54,6 +55,7 @@ type Node struct {
 	DB           *postgres.DB
 	Accounts     *postgres.AccountService
 	Funnels      *postgres.FunnelStore
+	Postbacks    *postgres.PostbackService // templates and their outbox
 	Reports      *postgres.Reports
 	Backfills    *funnels.Runner // the matcher's funnel backfills
 	Bus          tapline.Bus
@@ -127,6 +129,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}
 	n.Accounts = postgres.NewAccountService(n.DB)
 	n.Funnels = postgres.NewFunnelStore(n.DB)
+	n.Postbacks = postgres.NewPostbackService(n.DB)
 	n.Reports = postgres.NewReports(n.DB)
 	if cfg.Demo {
 		if _, err := SeedDemo(ctx, n.Accounts); err != nil {
@@ -265,6 +268,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	n.Matcher = matcher.New(mcfg, n.Bus, n.Raw, postgres.NewFactStore(n.DB), n.Accounts)
 	n.Matcher.Funnels = n.Funnels
 	n.Matcher.Erasures = postgres.NewErasureStore(n.DB)
+	n.Matcher.Postbacks = n.Postbacks
 	n.Matcher.Logger = n.Logger.With("component", "matcher")
 	n.Matcher.Registry = n.Registry
 	if cfg.FraudDatacenters != "" {
@@ -299,6 +303,16 @@ func (n *Node) openMatcher(ctx context.Context) error {
 		return fmt.Errorf("start matcher: %w", err)
 	}
 	n.closers = append(n.closers, n.Matcher.Close)
+	if !cfg.NoPostbackSender {
+		sender := postbacks.NewSender(n.Postbacks)
+		sender.Logger = n.Logger.With("component", "postbacks")
+		sender.Registerer = n.Registry
+		if err := sender.Open(); err != nil {
+			return err
+		}
+		// Stopped before the database closes (closers run in reverse).
+		n.closers = append(n.closers, sender.Close)
+	}
 
 	// Every matcher process backfills funnels too: several share a
 	// backfill by claiming its ranges (docs/funnels.md).

@@ -1,0 +1,117 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tapline"
+	"tapline/postgres/pgtest"
+)
+
+// TestPostbacksAllInOne follows a tap and an install, then an event, of the
+// demo app through the all-in-one to an ad network's postback endpoint:
+// the install's and the event's postbacks arrive with the tap's id and
+// parameters, the allowed advertising id, the link's slug, each once, and
+// the delivery log says delivered.
+func TestPostbacksAllInOne(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	got := map[string]url.Values{} // by idempotency key
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		got[r.Header.Get("Idempotency-Key")] = r.URL.Query()
+	}))
+	defer srv.Close()
+
+	cfg := NewConfig()
+	cfg.DatabaseURL = pgtest.URL(t)
+	cfg.DataDir = t.TempDir()
+	cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Demo = true
+	n := New(cfg, nil)
+	if err := n.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	demo, err := SeedDemo(ctx, n.Accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := &tapline.Postback{AppID: demo.App.ID, Network: "demo-network", Events: []string{"install", "ios-demo-level-up"},
+		Fields: []string{"idfa"},
+		URL:    srv.URL + "/pb?click={click_id}&slug={link_slug}&ev={event_name}&sub={sub_id}&idfa={idfa}&ip={ip}&m={match_method}"}
+	if err := n.Postbacks.CreatePostback(ctx, pb); err != nil {
+		t.Fatal(err)
+	}
+
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	const idfa = "1E2D3C4B-5A69-4788-9766-554433221100"
+	req := mustRequest(t, n.CollectorURL+"/l/"+DemoLinkSlug+"?sub_id=pub-42&idfa="+idfa)
+	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	const session = "2B4D6F80-1A3C-4E5F-8091-A2B3C4D5E6F7"
+	for _, ev := range []string{"ios-demo-install", "ios-demo-level-up", "ios-demo-other"} {
+		form := url.Values{"secret": {DemoSDKSecret}, "uuid": {session}, "platform": {"iOS"}, "hardware-ios-idfa": {idfa},
+			"created-ms": {strconv.FormatInt(time.Now().UnixMilli(), 10)}}
+		resp, err = client.PostForm(n.CollectorURL+"/"+DemoAccount+"/event/"+ev+"/", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", ev, resp.StatusCode)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ds, err := n.Postbacks.Deliveries(ctx, demo.App.ID, tapline.DeliveryDelivered, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			all, _ := n.Postbacks.Deliveries(ctx, demo.App.ID, "", 0, 10)
+			for _, d := range all {
+				t.Logf("%+v", *d)
+			}
+			t.Fatalf("delivered %d postbacks after 30 s, want 2", len(ds))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // time for a wrong third one
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 || len(got) != 2 {
+		t.Fatalf("the network got %d calls under %d keys, want 2 and 2: %v", calls, len(got), got)
+	}
+	events := map[string]url.Values{}
+	for _, q := range got {
+		events[q.Get("ev")] = q
+	}
+	inst, lvl := events["install"], events["ios-demo-level-up"]
+	if inst == nil || lvl == nil {
+		t.Fatalf("postbacks %v, want an install and an ios-demo-level-up", got)
+	}
+	for _, q := range []url.Values{inst, lvl} {
+		if q.Get("click") == "" || q.Get("click") != inst.Get("click") || q.Get("slug") != DemoLinkSlug || q.Get("sub") != "pub-42" ||
+			q.Get("idfa") != strings.ToUpper(idfa) || q.Get("ip") != "" || q.Get("m") != string(tapline.MethodAdID) {
+			t.Errorf("postback %v: want the tap's id, slug demo, sub pub-42, the allowed idfa, no address, method advertising_id", q)
+		}
+	}
+}

@@ -1,0 +1,2 @@
+DROP TABLE postback_deliveries;
+DROP TABLE postbacks;

@@ -1,0 +1,257 @@
+package postbacks
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"tapline"
+)
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func install() *Trigger {
+	e := &tapline.Event{ID: "ev-1", AppID: 7, Name: "install", Kind: tapline.KindInstall, Time: t0, InstallID: "inst-1",
+		IP: "203.0.113.9", Device: tapline.Device{Platform: tapline.PlatformAndroid, GAID: "38400000-8cf0-11bd-b23e-10b96e40000d"}}
+	a := tapline.Attribution{HitID: "hit-9", LinkID: 3, Method: tapline.MethodReferrer, HitTime: t0.Add(-time.Hour),
+		HitParams: map[string]string{"utm_source": "Meta", "clickid": "abc def&x=1"}}
+	c := &tapline.Conversion{ID: tapline.ConversionID(e.ID), AppID: 7, EventID: e.ID, InstallID: "inst-1", InstallTime: t0,
+		Platform: tapline.PlatformAndroid, Attribution: a}
+	return &Trigger{Event: e, Conversion: c, Attribution: a, LinkSlug: "spring", Change: "events/0/41"}
+}
+
+func purchase(tr *Trigger) *Trigger {
+	e := &tapline.Event{ID: "ev-2", AppID: 7, Name: "purchase", Kind: tapline.KindPurchase, Time: t0.Add(time.Hour),
+		InstallID: "inst-1", IP: "203.0.113.9", Device: tr.Event.Device, Revenue: &tapline.Revenue{Micros: 4990000, Currency: "EUR"}}
+	return &Trigger{Event: e, Conversion: tr.Conversion, Attribution: tr.Attribution, LinkSlug: tr.LinkSlug}
+}
+
+func valid(t *testing.T, p *tapline.Postback) *tapline.Postback {
+	t.Helper()
+	if err := p.Validate(); err != nil {
+		t.Fatalf("validate %+v: %v", p, err)
+	}
+	return p
+}
+
+func TestRenderInstallURL(t *testing.T) {
+	p := valid(t, &tapline.Postback{ID: 11, AppID: 7, Network: "meta", Events: []string{"install"},
+		URL: "https://nw.example/pb/{link_slug}?click={click_id}&cid={clickid}&gaid={gaid}&ip={ip}&ev={event_name}&m={match_method}&k={idempotency_key}&r={reattributed}"})
+	ds := Render([]*tapline.Postback{p}, install(), t0)
+	if len(ds) != 1 {
+		t.Fatalf("deliveries = %d, want 1", len(ds))
+	}
+	d := ds[0]
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	want := map[string]string{"click": "hit-9", "cid": "abc def&x=1", "gaid": "", "ip": "", "ev": "install", "m": "referrer", "k": d.Key, "r": "0"}
+	for k, v := range want {
+		if q.Get(k) != v {
+			t.Errorf("query %s = %q, want %q (url %s)", k, q.Get(k), v, d.URL)
+		}
+	}
+	if u.Path != "/pb/spring" {
+		t.Errorf("path = %q, want /pb/spring", u.Path)
+	}
+	if d.Method != "GET" || d.Body != nil || d.Status != tapline.DeliveryPending || d.Trigger != "install" || d.ConversionID != "cv-ev-1" {
+		t.Errorf("delivery = %+v", d)
+	}
+	if len(d.Key) != 32 {
+		t.Errorf("key %q, want 32 hex digits", d.Key)
+	}
+}
+
+func TestRenderPersonalFields(t *testing.T) {
+	p := valid(t, &tapline.Postback{ID: 1, Network: "n", Events: []string{"install"}, Fields: []string{"gaid", "ip"},
+		URL: "https://nw.example/?gaid={gaid}&idfa={idfa}&ip={ip}"})
+	tr := install()
+	tr.Event.Device.IDFA = "1e2d3c4b-5a69-4788-9766-554433221100" // allowed below
+	tr.Event.Device.GAID = strings.ToUpper(tr.Event.Device.GAID)
+	q := func() url.Values {
+		u, _ := url.Parse(Render([]*tapline.Postback{p}, tr, t0)[0].URL)
+		return u.Query()
+	}
+	got := q()
+	if got.Get("gaid") != "38400000-8cf0-11bd-b23e-10b96e40000d" || got.Get("ip") != "203.0.113.9" || got.Get("idfa") != "" {
+		t.Errorf("allowed fields: %v, want the GAID in lower case, the address, no IDFA", got)
+	}
+	p.Fields = append(p.Fields, "idfa")
+	if got := q(); got.Get("idfa") != "1E2D3C4B-5A69-4788-9766-554433221100" {
+		t.Errorf("idfa = %q, want it in upper case", got.Get("idfa"))
+	}
+	tr.Event.Device.LimitAdTracking = true
+	got = q()
+	if got.Get("gaid") != "" || got.Get("ip") != "" {
+		t.Errorf("limit ad tracking: %v, want no advertising id nor address", got)
+	}
+}
+
+func TestRenderBodies(t *testing.T) {
+	tr := purchase(install())
+	tr.Attribution.HitParams = map[string]string{"clickid": `quo"te\` + "\n"}
+	js := valid(t, &tapline.Postback{ID: 2, Network: "n", Events: []string{"purchase"}, Method: "post", URL: "https://nw.example/e",
+		Body: `{"click":"{click_id}","cid":"{clickid}","revenue":"{revenue}","currency":"{currency}","name":"{event_name}"}`})
+	d := Render([]*tapline.Postback{js}, tr, t0)[0]
+	var got map[string]string
+	if err := json.Unmarshal(d.Body, &got); err != nil {
+		t.Fatalf("body %s: %v", d.Body, err)
+	}
+	want := map[string]string{"click": "hit-9", "cid": `quo"te\` + "\n", "revenue": "4.99", "currency": "EUR", "name": "purchase"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if d.ContentType != "application/json" || d.Method != "POST" {
+		t.Errorf("content type %q, method %q", d.ContentType, d.Method)
+	}
+	form := valid(t, &tapline.Postback{ID: 3, Network: "n", Events: []string{"kind:purchase"}, Method: "POST", URL: "https://nw.example/e",
+		ContentType: "application/x-www-form-urlencoded", Body: "cid={clickid}&rev={revenue}"})
+	d = Render([]*tapline.Postback{form}, tr, t0)[0]
+	v, err := url.ParseQuery(string(d.Body))
+	if err != nil || v.Get("cid") != tr.Attribution.HitParams["clickid"] || v.Get("rev") != "4.99" {
+		t.Errorf("form body %q: %v %v", d.Body, v, err)
+	}
+}
+
+func TestApplies(t *testing.T) {
+	base := func() *tapline.Postback {
+		return valid(t, &tapline.Postback{ID: 4, Network: "meta", Events: []string{"install", "purchase"}, URL: "https://nw.example/"})
+	}
+	organic := install()
+	organic.Attribution = tapline.Attribution{Method: tapline.MethodOrganic}
+	reattr := install()
+	reattr.Reattributed = true
+	open := purchase(install())
+	open.Event.Name, open.Event.Kind = "open", tapline.KindOpen
+	for _, tc := range []struct {
+		name string
+		p    func(*tapline.Postback)
+		t    *Trigger
+		want bool
+	}{
+		{"install", nil, install(), true},
+		{"named event", nil, purchase(install()), true},
+		{"untriggered event", nil, open, false},
+		{"organic", nil, organic, false},
+		{"unknown installation", nil, &Trigger{Event: open.Event, Attribution: open.Attribution}, false},
+		{"disabled", func(p *tapline.Postback) { p.Disabled = true }, install(), false},
+		{"source matches, any case", func(p *tapline.Postback) { p.Source = "meta" }, install(), true},
+		{"other source", func(p *tapline.Postback) { p.Source = "google" }, install(), false},
+		{"its link", func(p *tapline.Postback) { p.LinkIDs = []int64{2, 3} }, install(), true},
+		{"another link", func(p *tapline.Postback) { p.LinkIDs = []int64{2} }, install(), false},
+		{"re-attribution, none", nil, reattr, false},
+		{"re-attribution, send", func(p *tapline.Postback) { p.OnReattribution = tapline.ReattributionSend }, reattr, true},
+		{"kind trigger", func(p *tapline.Postback) { p.Events = []string{"kind:open"} }, open, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base()
+			if tc.p != nil {
+				tc.p(p)
+			}
+			if got := Applies(p, tc.t); got != tc.want {
+				t.Errorf("Applies = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestKey(t *testing.T) {
+	p := &tapline.Postback{ID: 5}
+	q := &tapline.Postback{ID: 6}
+	a, b := install(), install()
+	if Key(p, a) != Key(p, b) {
+		t.Error("the same cause has two keys: a replay would deliver twice")
+	}
+	late := install()
+	late.Change = "hits/2/9"
+	keys := map[string]string{
+		"install":           Key(p, a),
+		"other postback":    Key(q, a),
+		"re-attribution":    Key(p, late),
+		"event":             Key(p, purchase(a)),
+		"event, other post": Key(q, purchase(a)),
+	}
+	seen := map[string]string{}
+	for name, k := range keys {
+		if other, ok := seen[k]; ok {
+			t.Errorf("%s and %s share key %s", name, other, k)
+		}
+		seen[k] = name
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := func() tapline.Postback {
+		return tapline.Postback{Network: "n", Events: []string{"install"}, URL: "https://nw.example/?c={click_id}"}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*tapline.Postback)
+		want string
+	}{
+		{"no network", func(p *tapline.Postback) { p.Network = " " }, "network"},
+		{"relative url", func(p *tapline.Postback) { p.URL = "/pb?c={click_id}" }, "url"},
+		{"ftp url", func(p *tapline.Postback) { p.URL = "ftp://nw.example/" }, "url"},
+		{"macro host", func(p *tapline.Postback) { p.URL = "https://{clickid}.example/" }, "url"},
+		{"space in url", func(p *tapline.Postback) { p.URL = "https://nw.example/?c={click id}" }, "url"},
+		{"GET with body", func(p *tapline.Postback) { p.Body = "x" }, "body"},
+		{"method", func(p *tapline.Postback) { p.Method = "PUT" }, "method"},
+		{"no events", func(p *tapline.Postback) { p.Events = nil }, "events"},
+		{"unknown kind", func(p *tapline.Postback) { p.Events = []string{"kind:refund"} }, "events"},
+		{"field", func(p *tapline.Postback) { p.Fields = []string{"email"} }, "fields"},
+		{"reattribution", func(p *tapline.Postback) { p.OnReattribution = "maybe" }, "on_reattribution"},
+		{"timeout", func(p *tapline.Postback) { p.Timeout = time.Hour }, "timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ok()
+			tc.edit(&p)
+			err := p.Validate()
+			if tapline.ErrorCode(err) != tapline.EINVALID || !strings.HasPrefix(tapline.ErrorMessage(err), tc.want) {
+				t.Errorf("Validate = %v, want EINVALID about %s", err, tc.want)
+			}
+		})
+	}
+	p := ok()
+	if err := p.Validate(); err != nil || p.Method != "GET" || p.OnReattribution != tapline.ReattributionNone {
+		t.Errorf("valid postback: %v, %+v", err, p)
+	}
+}
+
+func TestExpandMacros(t *testing.T) {
+	vals := map[string]string{"a": "1", "b.c": "2"}
+	for tmpl, want := range map[string]string{
+		"{a}-{b.c}":   "1-2",
+		`{"k":"{a}"}`: `{"k":"1"}`,
+		"{a":          "{a",
+		"{}{a}}":      "{}1}",
+		"{{a}}":       "{1}",
+		"{unknown}":   "",
+		"no macros":   "no macros",
+		"{a b}":       "{a b}",
+		"x?{a}":       "x?1",
+	} {
+		got := tapline.ExpandMacros(tmpl, func(name, _ string) string { return vals[name] })
+		if got != want {
+			t.Errorf("ExpandMacros(%q) = %q, want %q", tmpl, got, want)
+		}
+	}
+	var prefixes []string
+	tapline.ExpandMacros("p/{a}?q={b.c}", func(_, prefix string) string { prefixes = append(prefixes, prefix); return "" })
+	if strings.Join(prefixes, "|") != "p/|p/{a}?q=" {
+		t.Errorf("prefixes = %q", prefixes)
+	}
+}
+
+func TestFormatMicros(t *testing.T) {
+	for m, want := range map[int64]string{4990000: "4.99", 3000000: "3", 1: "0.000001", -1500000: "-1.5", 0: "0", 123456789: "123.456789"} {
+		if got := formatMicros(m); got != want {
+			t.Errorf("formatMicros(%d) = %q, want %q", m, got, want)
+		}
+	}
+}

@@ -1,0 +1,293 @@
+package postbacks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"tapline"
+)
+
+// Sender drains an outbox: it claims due deliveries, calls each ad network
+// within the network's concurrency and rate limits, and records every
+// attempt. A 2xx answer delivers; a 4xx other than 408 and 429 is a refusal
+// and the delivery is dead at once; anything else (5xx, 408, 429, a timeout,
+// a refused connection) is retried after an exponential backoff with full
+// jitter, until the delivery is PostbackDeliveryMaxAge old, when it is dead.
+// Each call carries the delivery's key in the Idempotency-Key header, so a
+// network that drops repeated keys sees each delivery once although a
+// sender that dies mid-call sends it again after its lease.
+type Sender struct {
+	Outbox tapline.Outbox
+	Client *http.Client
+	Logger *slog.Logger
+	// Batch deliveries are claimed at a time, held for Lease; Poll is the
+	// wait when none is due.
+	Batch int
+	Lease time.Duration
+	Poll  time.Duration
+	// MinBackoff doubles per attempt up to MaxBackoff.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// MaxAge: a delivery this old is dead after its next failure.
+	MaxAge time.Duration
+	// UserAgent names tapline to the networks.
+	UserAgent string
+	Now       func() time.Time
+	// Registerer, when set, receives the sender's metrics.
+	Registerer prometheus.Registerer
+
+	mu       sync.Mutex
+	networks map[string]*network
+	metrics  struct {
+		attempts  *prometheus.CounterVec
+		delivered *prometheus.CounterVec
+		dead      *prometheus.CounterVec
+		latency   *prometheus.HistogramVec
+	}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// network holds one ad network's limits.
+type network struct {
+	sem     chan struct{}
+	limiter *rate.Limiter
+}
+
+// NewSender returns a Sender of outbox with the defaults.
+func NewSender(outbox tapline.Outbox) *Sender {
+	return &Sender{
+		Outbox: outbox, Client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		Logger: slog.Default(), Batch: 100, Lease: 2 * time.Minute, Poll: 500 * time.Millisecond,
+		MinBackoff: 10 * time.Second, MaxBackoff: time.Hour, MaxAge: tapline.PostbackDeliveryMaxAge,
+		UserAgent: "tapline-postbacks/1", Now: time.Now,
+	}
+}
+
+// Open starts sending in the background.
+func (s *Sender) Open() error {
+	if s.Outbox == nil {
+		return fmt.Errorf("postback sender: no outbox")
+	}
+	if s.Batch <= 0 || s.Lease <= 0 || s.Poll <= 0 || s.MinBackoff <= 0 || s.MaxBackoff < s.MinBackoff || s.MaxAge <= 0 {
+		return fmt.Errorf("postback sender: batch, lease, poll, backoffs and max age must be positive")
+	}
+	s.networks = map[string]*network{}
+	s.metrics.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tapline_postback_attempts_total", Help: "Postback calls made, by network and outcome (delivered, retry, dead)."}, []string{"network", "outcome"})
+	s.metrics.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tapline_postback_delivered_total", Help: "Postbacks delivered, by network."}, []string{"network"})
+	s.metrics.dead = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tapline_postback_dead_total", Help: "Postbacks given up on, by network."}, []string{"network"})
+	s.metrics.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tapline_postback_seconds", Help: "Postback call latency, by network.", Buckets: prometheus.DefBuckets}, []string{"network"})
+	if s.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.metrics.attempts, s.metrics.delivered, s.metrics.dead, s.metrics.latency} {
+			if err := s.Registerer.Register(c); err != nil {
+				return fmt.Errorf("postback sender: register metrics: %w", err)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Go(func() { s.run(ctx) })
+	return nil
+}
+
+// Close stops claiming, waits for the calls under way and returns.
+func (s *Sender) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		s.wg.Wait()
+		s.cancel = nil
+	}
+	return nil
+}
+
+func (s *Sender) run(ctx context.Context) {
+	// slots bounds the deliveries held at once: claimed, waiting for
+	// their network's limits, or being sent.
+	slots := make(chan struct{}, s.Batch)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	backoff := s.Poll
+	for ctx.Err() == nil {
+		// Claim as many as there are free slots, at least one.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		free := 1
+		for free < s.Batch {
+			select {
+			case slots <- struct{}{}:
+				free++
+				continue
+			default:
+			}
+			break
+		}
+		ds, err := s.Outbox.ClaimDeliveries(ctx, free, s.Lease)
+		for range free - len(ds) {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.Logger.Warn("claim postback deliveries", "err", err)
+			backoff = min(2*backoff, time.Minute)
+			sleep(ctx, backoff)
+			continue
+		}
+		backoff = s.Poll
+		claimed := time.Now()
+		for _, d := range ds {
+			wg.Go(func() {
+				defer func() { <-slots }()
+				s.send(ctx, d, claimed)
+			})
+		}
+		if len(ds) == 0 {
+			sleep(ctx, s.Poll)
+		}
+	}
+}
+
+// send waits for d's network's limits and delivers d, unless the wait ate
+// half its lease: then it is left for a later claim, so that no delivery
+// is sent by two claims at once.
+func (s *Sender) send(ctx context.Context, d *tapline.Delivery, claimed time.Time) {
+	n := s.network(d)
+	wait, cancel := context.WithDeadline(ctx, claimed.Add(s.Lease/2))
+	defer cancel()
+	select {
+	case n.sem <- struct{}{}:
+	case <-wait.Done():
+		return
+	}
+	defer func() { <-n.sem }()
+	if err := n.limiter.Wait(wait); err != nil {
+		return
+	}
+	s.deliver(ctx, d)
+}
+
+// network returns d's network's limits, made on first use with d's
+// postback's settings.
+func (s *Sender) network(d *tapline.Delivery) *network {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.networks[d.Network]; ok {
+		return n
+	}
+	conc, per := d.MaxConcurrent, d.MaxPerSecond
+	if conc <= 0 {
+		conc = tapline.DefaultPostbackConcurrent
+	}
+	if per <= 0 {
+		per = tapline.DefaultPostbackPerSecond
+	}
+	n := &network{sem: make(chan struct{}, conc), limiter: rate.NewLimiter(rate.Limit(per), max(1, int(per)))}
+	s.networks[d.Network] = n
+	return n
+}
+
+// deliver makes one attempt at d and records it.
+func (s *Sender) deliver(ctx context.Context, d *tapline.Delivery) {
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = tapline.DefaultPostbackTimeout
+	}
+	start := time.Now()
+	res := s.call(ctx, d, timeout)
+	if ctx.Err() != nil {
+		return // stopping mid-call: the lease brings it back
+	}
+	s.metrics.latency.WithLabelValues(d.Network).Observe(time.Since(start).Seconds())
+	now := s.Now()
+	status, next, outcome := tapline.DeliveryPending, now.Add(s.backoff(d.Attempts+1)), "retry"
+	switch {
+	case res.Code >= 200 && res.Code < 300:
+		status, outcome = tapline.DeliveryDelivered, "delivered"
+	case res.Code >= 400 && res.Code < 500 && res.Code != http.StatusRequestTimeout && res.Code != http.StatusTooManyRequests:
+		status, outcome = tapline.DeliveryDead, "dead"
+	case next.Sub(d.CreatedAt) > s.MaxAge:
+		status, outcome = tapline.DeliveryDead, "dead"
+	}
+	s.metrics.attempts.WithLabelValues(d.Network, outcome).Inc()
+	switch status {
+	case tapline.DeliveryDelivered:
+		s.metrics.delivered.WithLabelValues(d.Network).Inc()
+	case tapline.DeliveryDead:
+		s.metrics.dead.WithLabelValues(d.Network).Inc()
+		s.Logger.Warn("postback given up", "network", d.Network, "delivery", d.ID, "attempts", d.Attempts+1, "code", res.Code, "err", res.Error)
+	}
+	// Recorded even while stopping: the attempt was made.
+	if err := s.Outbox.RecordAttempt(context.WithoutCancel(ctx), d.ID, status, next, res); err != nil {
+		s.Logger.Warn("record postback attempt", "delivery", d.ID, "err", err)
+	}
+}
+
+// maxBody is how much of an answer is kept.
+const maxBody = 512
+
+// call sends d once.
+func (s *Sender) call(ctx context.Context, d *tapline.Delivery, timeout time.Duration) tapline.DeliveryResult {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var body io.Reader
+	if d.Body != nil {
+		body = bytes.NewReader(d.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, d.Method, d.URL, body)
+	if err != nil {
+		return tapline.DeliveryResult{Error: fmt.Sprintf("build request: %v", err)}
+	}
+	if d.ContentType != "" && d.Body != nil {
+		req.Header.Set("Content-Type", d.ContentType)
+	}
+	req.Header.Set("Idempotency-Key", d.Key)
+	req.Header.Set("User-Agent", s.UserAgent)
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = fmt.Sprintf("no answer within %s", timeout)
+		}
+		return tapline.DeliveryResult{Error: msg}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
+	return tapline.DeliveryResult{Code: resp.StatusCode, Body: string(b)}
+}
+
+// backoff returns the wait before attempt n+1 after n failed ones: between
+// half and all of MinBackoff doubled n-1 times, at most MaxBackoff, drawn at
+// random so that a network's failed deliveries do not return together.
+func (s *Sender) backoff(n int) time.Duration {
+	d := s.MinBackoff
+	for i := 1; i < n && d < s.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

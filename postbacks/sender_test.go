@@ -1,0 +1,278 @@
+package postbacks_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"tapline"
+	"tapline/postbacks"
+	"tapline/postgres"
+	"tapline/postgres/pgtest"
+)
+
+// network is an ad network's postback endpoint on loopback that fails on
+// a schedule: a key's first calls answer 500, 429, time out or drop the
+// connection, by the key's number; it drops repeated keys as a network
+// would, and counts every call.
+type network struct {
+	mu        sync.Mutex
+	calls     map[string]int // calls per key
+	processed map[string]string
+	total     atomic.Int64
+	stall     time.Duration
+}
+
+func newNetwork(stall time.Duration) *network {
+	return &network{calls: map[string]int{}, processed: map[string]string{}, stall: stall}
+}
+
+func (n *network) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n.total.Add(1)
+	key := r.Header.Get("Idempotency-Key")
+	var num int
+	fmt.Sscanf(r.URL.Query().Get("n"), "%d", &num)
+	n.mu.Lock()
+	n.calls[key]++
+	call := n.calls[key]
+	n.mu.Unlock()
+	switch {
+	case num%10 == 9:
+		http.Error(w, "unknown click", http.StatusBadRequest) // refused for good
+		return
+	case call == 1 && num%5 == 0:
+		http.Error(w, "overloaded", http.StatusInternalServerError)
+		return
+	case call == 1 && num%5 == 1:
+		// Past the sender's timeout: the network handles the call, but
+		// its answer comes after the sender gave up on it.
+		select {
+		case <-time.After(n.stall):
+		case <-r.Context().Done():
+		}
+	case call <= 2 && num%5 == 2:
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	case call == 1 && num%5 == 3:
+		hj, ok := w.(http.Hijacker)
+		if ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close() // the connection drops mid-call
+				return
+			}
+		}
+	}
+	n.mu.Lock()
+	if _, dup := n.processed[key]; !dup {
+		n.processed[key] = r.URL.String()
+	}
+	n.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "ok")
+}
+
+// TestSenderDeliversOnce drives the sender against a failing network,
+// through a sender that dies holding deliveries and a sender restart:
+// every delivery the network accepts reaches it under one key, each once
+// from its point of view; refusals are dead after one attempt, as is a
+// delivery past its age; the network's concurrency limit holds.
+func TestSenderDeliversOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	accts := postgres.NewAccountService(db)
+	a := &tapline.Account{Name: "sender"}
+	if err := accts.CreateAccount(ctx, a, &tapline.User{Email: "owner@sender.example"}, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	app := &tapline.App{AccountID: a.ID, Name: "sender", SDKSecret: "secret-sender-0001", SDKKey: "key-sender-00000001",
+		IOSURL: "https://apps.apple.com/app/id1", AndroidURL: "https://play.google.com/store/apps/details?id=x"}
+	if err := accts.CreateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	nw := newNetwork(400 * time.Millisecond)
+	srv := httptest.NewServer(nw)
+	defer srv.Close()
+
+	outbox, fs := postgres.NewPostbackService(db), postgres.NewFactStore(db)
+	const total = 200
+	now := time.Now().UTC()
+	var ds []*tapline.Delivery
+	for i := range total {
+		d := &tapline.Delivery{Key: fmt.Sprintf("k%03d", i), AppID: app.ID, PostbackID: 1, Network: "nw", Trigger: "install",
+			ConversionID: fmt.Sprintf("cv-%d", i), Method: "GET", URL: fmt.Sprintf("%s/pb?n=%d", srv.URL, i),
+			Status: tapline.DeliveryPending, NextAttempt: now, CreatedAt: now, Timeout: 150 * time.Millisecond, MaxConcurrent: 3, MaxPerSecond: 2000}
+		if i == total-1 {
+			d.CreatedAt = now.Add(-25 * time.Hour) // past its age at its first failure
+			d.URL = fmt.Sprintf("%s/pb?n=%d", srv.URL, 5)
+			d.Key = "old"
+		}
+		ds = append(ds, d)
+	}
+	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
+		t.Fatal(err)
+	}
+	// A sender that dies holding 20 deliveries: they come back after
+	// their lease.
+	if held, err := outbox.ClaimDeliveries(ctx, 20, 500*time.Millisecond); err != nil || len(held) != 20 {
+		t.Fatalf("claim = %d, %v", len(held), err)
+	}
+	start := func() *postbacks.Sender {
+		s := postbacks.NewSender(outbox)
+		s.Logger = slog.New(slog.DiscardHandler)
+		s.Batch, s.Lease, s.Poll = 25, 2*time.Second, 20*time.Millisecond
+		s.MinBackoff, s.MaxBackoff = 20*time.Millisecond, 80*time.Millisecond
+		if err := s.Open(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := start()
+	time.Sleep(150 * time.Millisecond)
+	if err := s.Close(); err != nil { // a restart mid-run
+		t.Fatal(err)
+	}
+	s = start()
+	defer s.Close()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pending, err := outbox.Deliveries(ctx, app.ID, tapline.DeliveryPending, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries still pending after 60 s, e.g. %+v", len(pending), pending[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.Close()
+
+	all, err := outbox.Deliveries(ctx, app.ID, "", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	delivered, dead := 0, 0
+	for _, d := range all {
+		var num int
+		fmt.Sscanf(d.URL[len(srv.URL)+len("/pb?n="):], "%d", &num)
+		refused := d.Key != "old" && num%10 == 9
+		switch {
+		case d.Key == "old":
+			if d.Status != tapline.DeliveryDead || d.Attempts != 1 || d.LastCode != 500 {
+				t.Errorf("a delivery past its age: %+v, want dead after its first failure", d)
+			}
+			dead++
+		case refused:
+			if d.Status != tapline.DeliveryDead || d.Attempts != 1 || d.LastCode != 400 || d.LastBody != "unknown click\n" {
+				t.Errorf("refused delivery %s: %+v, want dead after one attempt with the answer", d.Key, d)
+			}
+			dead++
+		default:
+			delivered++
+			if d.Status != tapline.DeliveryDelivered || d.LastCode != 200 || d.DeliveredAt == nil {
+				t.Errorf("delivery %s: %+v, want delivered", d.Key, d)
+			}
+			// Its schedule's failures were all retried. (An attempt cut
+			// short by the restart is not recorded, so the network's count
+			// is the one to check.)
+			if want := 1 + map[int]int{0: 1, 1: 1, 2: 2, 3: 1}[num%5]; nw.calls[d.Key] < want || d.Attempts < 1 {
+				t.Errorf("delivery %s: %d calls, %d attempts recorded; want at least %d calls (its schedule)", d.Key, nw.calls[d.Key], d.Attempts, want)
+			}
+			if got, ok := nw.processed[d.Key]; !ok || got != fmt.Sprintf("/pb?n=%d", num) {
+				t.Errorf("the network processed %s as %q (%v), want /pb?n=%d", d.Key, got, ok, num)
+			}
+		}
+	}
+	wantDead := 1 // the old one
+	for i := range total - 1 {
+		if i%10 == 9 {
+			wantDead++
+		}
+	}
+	if delivered+dead != total || dead != wantDead {
+		t.Errorf("delivered %d, dead %d; want %d and %d", delivered, dead, total-wantDead, wantDead)
+	}
+	// From the network's side: each accepted key processed once, however
+	// many calls it took.
+	if len(nw.processed) != delivered {
+		t.Errorf("the network processed %d keys, want %d", len(nw.processed), delivered)
+	}
+	if calls := nw.total.Load(); calls <= int64(total) {
+		t.Errorf("%d calls for %d deliveries: the schedule's failures were not retried", calls, total)
+	}
+	t.Logf("%d calls, %d processed, %d dead", nw.total.Load(), len(nw.processed), dead)
+}
+
+// TestSenderNetworkLimits checks a network never has more calls in
+// flight than its postback allows, and that the sender uses them.
+func TestSenderNetworkLimits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	outbox, fs := postgres.NewPostbackService(db), postgres.NewFactStore(db)
+	var mu sync.Mutex
+	inFlight, maxFlight := map[string]int{}, map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nw := r.URL.Path
+		mu.Lock()
+		inFlight[nw]++
+		maxFlight[nw] = max(maxFlight[nw], inFlight[nw])
+		mu.Unlock()
+		time.Sleep(15 * time.Millisecond)
+		mu.Lock()
+		inFlight[nw]--
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	now := time.Now().UTC()
+	var ds []*tapline.Delivery
+	for i := range 60 {
+		nw, conc := "slow", 2
+		if i%2 == 1 {
+			nw, conc = "wide", 5
+		}
+		ds = append(ds, &tapline.Delivery{Key: fmt.Sprintf("lim-%d", i), AppID: 1, PostbackID: 1, Network: nw, Trigger: "install",
+			Method: "GET", URL: srv.URL + "/" + nw, Status: tapline.DeliveryPending, NextAttempt: now, CreatedAt: now, MaxConcurrent: conc})
+	}
+	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
+		t.Fatal(err)
+	}
+	s := postbacks.NewSender(outbox)
+	s.Logger = slog.New(slog.DiscardHandler)
+	s.Poll = 10 * time.Millisecond
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		done, err := outbox.Deliveries(ctx, 1, tapline.DeliveryDelivered, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(done) == len(ds) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d delivered after 30 s", len(done), len(ds))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxFlight["/slow"] != 2 || maxFlight["/wide"] != 5 {
+		t.Errorf("calls in flight at most %v, want slow 2 and wide 5 (its limit, reached)", maxFlight)
+	}
+}

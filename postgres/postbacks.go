@@ -1,0 +1,264 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"tapline"
+)
+
+// PostbackService stores postback templates and is the outbox of their
+// deliveries.
+type PostbackService struct{ db *DB }
+
+var (
+	_ tapline.PostbackService = (*PostbackService)(nil)
+	_ tapline.Outbox          = (*PostbackService)(nil)
+)
+
+// NewPostbackService returns a PostbackService on an opened, migrated db.
+func NewPostbackService(db *DB) *PostbackService { return &PostbackService{db: db} }
+
+const postbackColumns = `id, app_id, network, source, link_ids, events, method, url, body, content_type, fields,
+	on_reattribution, max_concurrent, max_per_second, timeout_ms, disabled, created_at`
+
+func scanPostback(r pgx.CollectableRow) (*tapline.Postback, error) {
+	var p tapline.Postback
+	var timeoutMS int64
+	if err := r.Scan(&p.ID, &p.AppID, &p.Network, &p.Source, &p.LinkIDs, &p.Events, &p.Method, &p.URL, &p.Body, &p.ContentType,
+		&p.Fields, &p.OnReattribution, &p.MaxConcurrent, &p.MaxPerSecond, &timeoutMS, &p.Disabled, &p.CreatedAt); err != nil {
+		return nil, err
+	}
+	p.Timeout = time.Duration(timeoutMS) * time.Millisecond
+	if len(p.LinkIDs) == 0 {
+		p.LinkIDs = nil
+	}
+	if len(p.Fields) == 0 {
+		p.Fields = nil
+	}
+	return &p, nil
+}
+
+// validatePostback validates p and checks that the database can store its
+// text and that its links belong to its app.
+func (s *PostbackService) validatePostback(ctx context.Context, p *tapline.Postback) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	for _, f := range append([]string{p.Network, p.Source, p.URL, p.Body, p.ContentType}, p.Events...) {
+		if !storable(f) {
+			return tapline.Errorf(tapline.EINVALID, "postback: text must be valid UTF-8 without NUL")
+		}
+	}
+	if len(p.LinkIDs) > 0 {
+		var n int
+		if err := s.db.pool.QueryRow(ctx, `SELECT count(*) FROM links WHERE app_id = $1 AND id = ANY($2)`, p.AppID, p.LinkIDs).Scan(&n); err != nil {
+			return fmt.Errorf("check postback links: %w", translate(err))
+		}
+		if n != len(slices.Compact(slices.Sorted(slices.Values(p.LinkIDs)))) {
+			return tapline.Errorf(tapline.EINVALID, "link_ids: every link must be one of the app's")
+		}
+	}
+	return nil
+}
+
+// CreatePostback validates and stores p.
+func (s *PostbackService) CreatePostback(ctx context.Context, p *tapline.Postback) error {
+	if err := s.validatePostback(ctx, p); err != nil {
+		return err
+	}
+	err := s.db.pool.QueryRow(ctx, `INSERT INTO postbacks (app_id, network, source, link_ids, events, method, url, body,
+		content_type, fields, on_reattribution, max_concurrent, max_per_second, timeout_ms, disabled)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id, created_at`,
+		p.AppID, p.Network, p.Source, nonNil(p.LinkIDs), p.Events, p.Method, p.URL, p.Body, p.ContentType, nonNil(p.Fields),
+		p.OnReattribution, p.MaxConcurrent, p.MaxPerSecond, p.Timeout.Milliseconds(), p.Disabled).Scan(&p.ID, &p.CreatedAt)
+	if err != nil {
+		if pgCode(err) == codeForeignKeyViolation {
+			return tapline.Errorf(tapline.ENOTFOUND, "No such app.")
+		}
+		return fmt.Errorf("create postback: %w", translate(err))
+	}
+	return nil
+}
+
+// UpdatePostback replaces p's settings.
+func (s *PostbackService) UpdatePostback(ctx context.Context, p *tapline.Postback) error {
+	if err := s.validatePostback(ctx, p); err != nil {
+		return err
+	}
+	tag, err := s.db.pool.Exec(ctx, `UPDATE postbacks SET network = $3, source = $4, link_ids = $5, events = $6, method = $7,
+		url = $8, body = $9, content_type = $10, fields = $11, on_reattribution = $12, max_concurrent = $13,
+		max_per_second = $14, timeout_ms = $15, disabled = $16, updated_at = now() WHERE id = $1 AND app_id = $2`,
+		p.ID, p.AppID, p.Network, p.Source, nonNil(p.LinkIDs), p.Events, p.Method, p.URL, p.Body, p.ContentType, nonNil(p.Fields),
+		p.OnReattribution, p.MaxConcurrent, p.MaxPerSecond, p.Timeout.Milliseconds(), p.Disabled)
+	if err != nil {
+		return fmt.Errorf("update postback: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return tapline.Errorf(tapline.ENOTFOUND, "No such postback.")
+	}
+	return nil
+}
+
+// DeletePostback removes a postback; its deliveries stay in the log, and
+// pending ones are still sent.
+func (s *PostbackService) DeletePostback(ctx context.Context, appID, id int64) error {
+	tag, err := s.db.pool.Exec(ctx, `DELETE FROM postbacks WHERE id = $1 AND app_id = $2`, id, appID)
+	if err != nil {
+		return fmt.Errorf("delete postback: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return tapline.Errorf(tapline.ENOTFOUND, "No such postback.")
+	}
+	return nil
+}
+
+// Postbacks lists an app's postbacks, oldest first.
+func (s *PostbackService) Postbacks(ctx context.Context, appID int64) ([]*tapline.Postback, error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT `+postbackColumns+` FROM postbacks WHERE app_id = $1 ORDER BY id`, appID)
+	if err != nil {
+		return nil, fmt.Errorf("list postbacks: %w", translate(err))
+	}
+	ps, err := pgx.CollectRows(rows, scanPostback)
+	if err != nil {
+		return nil, fmt.Errorf("list postbacks: %w", translate(err))
+	}
+	return ps, nil
+}
+
+const deliveryColumns = `id, key, app_id, postback_id, network, trigger, conversion_id, event_id, method, url, content_type,
+	body, status, attempts, next_attempt, last_code, last_error, last_body, timeout_ms, max_concurrent, max_per_second,
+	created_at, delivered_at`
+
+func scanDelivery(r pgx.CollectableRow) (*tapline.Delivery, error) {
+	var d tapline.Delivery
+	var timeoutMS int64
+	if err := r.Scan(&d.ID, &d.Key, &d.AppID, &d.PostbackID, &d.Network, &d.Trigger, &d.ConversionID, &d.EventID, &d.Method,
+		&d.URL, &d.ContentType, &d.Body, &d.Status, &d.Attempts, &d.NextAttempt, &d.LastCode, &d.LastError, &d.LastBody,
+		&timeoutMS, &d.MaxConcurrent, &d.MaxPerSecond, &d.CreatedAt, &d.DeliveredAt); err != nil {
+		return nil, err
+	}
+	d.Timeout = time.Duration(timeoutMS) * time.Millisecond
+	return &d, nil
+}
+
+// Deliveries lists an app's deliveries, newest first.
+func (s *PostbackService) Deliveries(ctx context.Context, appID int64, status tapline.DeliveryStatus, before int64, limit int) ([]*tapline.Delivery, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := s.db.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM postback_deliveries
+		WHERE app_id = $1 AND id < $2 AND ($3 = '' OR status = $3) ORDER BY id DESC LIMIT $4`, appID, before, string(status), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", translate(err))
+	}
+	ds, err := pgx.CollectRows(rows, scanDelivery)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", translate(err))
+	}
+	return ds, nil
+}
+
+// ClaimDeliveries takes up to n due pending deliveries, oldest due first,
+// and moves their next attempt lease ahead; rows another sender holds
+// locked are skipped.
+func (s *PostbackService) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*tapline.Delivery, error) {
+	rows, err := s.db.pool.Query(ctx, `UPDATE postback_deliveries d SET next_attempt = now() + $2 * interval '1 millisecond'
+		FROM (SELECT id FROM postback_deliveries WHERE status = 'pending' AND next_attempt <= now()
+			ORDER BY next_attempt LIMIT $1 FOR UPDATE SKIP LOCKED) due
+		WHERE d.id = due.id RETURNING `+prefixed("d.", deliveryColumns), n, lease.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
+	}
+	ds, err := pgx.CollectRows(rows, scanDelivery)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
+	}
+	return ds, nil
+}
+
+// RecordAttempt stores the outcome of one attempt at delivery id. A
+// delivery no longer pending (erased, or recorded by another sender whose
+// lease it outlived) is left as it is.
+func (s *PostbackService) RecordAttempt(ctx context.Context, id int64, status tapline.DeliveryStatus, next time.Time, r tapline.DeliveryResult) error {
+	_, err := s.db.pool.Exec(ctx, `UPDATE postback_deliveries SET status = $2, attempts = attempts + 1, next_attempt = $3,
+		last_code = $4, last_error = $5, last_body = $6, delivered_at = CASE WHEN $2 = 'delivered' THEN now() END
+		WHERE id = $1 AND status = 'pending'`,
+		id, string(status), next, r.Code, clip(r.Error, 1000), clip(storableText(r.Body), 512))
+	if err != nil {
+		return fmt.Errorf("record delivery attempt: %w", translate(err))
+	}
+	return nil
+}
+
+// storeDeliveries puts deliveries in the outbox in the flush's
+// transaction, each once by its key: a replay's are ignored.
+func storeDeliveries(ctx context.Context, tx pgx.Tx, ds []*tapline.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	ds = slices.Clone(ds)
+	slices.SortFunc(ds, func(a, b *tapline.Delivery) int { return strings.Compare(a.Key, b.Key) }) // lock order
+	b := &pgx.Batch{}
+	for _, d := range ds {
+		b.Queue(`INSERT INTO postback_deliveries (key, app_id, postback_id, network, trigger, conversion_id, event_id, method, url,
+			content_type, body, status, next_attempt, timeout_ms, max_concurrent, max_per_second, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15, $12)
+			ON CONFLICT (key) DO NOTHING`,
+			d.Key, d.AppID, d.PostbackID, d.Network, storableText(d.Trigger), storableText(d.ConversionID), storableText(d.EventID),
+			d.Method, storableText(d.URL), d.ContentType, d.Body, d.CreatedAt, d.Timeout.Milliseconds(), d.MaxConcurrent, d.MaxPerSecond)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("store postback deliveries: %w", translate(err))
+	}
+	return nil
+}
+
+// eraseDeliveries strips the deliveries of the erased conversions of
+// their URL, body and answer (which may carry the device's advertising id
+// or address) and gives up the pending ones.
+func eraseDeliveries(ctx context.Context, tx pgx.Tx, appID int64, conversions []string) error {
+	if _, err := tx.Exec(ctx, `UPDATE postback_deliveries SET url = '', body = NULL, last_body = '',
+		status = CASE WHEN status = 'pending' THEN 'dead' ELSE status END,
+		last_error = CASE WHEN status = 'pending' THEN 'erased before delivery' ELSE last_error END
+		WHERE app_id = $1 AND conversion_id = ANY($2)`, appID, conversions); err != nil {
+		return fmt.Errorf("erase postback deliveries: %w", translate(err))
+	}
+	return nil
+}
+
+// prefixed qualifies each of a comma-separated column list with p.
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") // a rune cut in two is dropped
+}
+
+// storableText makes s storable as text: valid UTF-8 without NUL.
+func storableText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
