@@ -11,6 +11,8 @@ import (
 
 	"tapline"
 	"tapline/fingerprint"
+	"tapline/postbacks"
+	"tapline/postgres"
 )
 
 // truth is what the fact tables must say once every record is consumed.
@@ -123,6 +125,18 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 	bus := f.pebbleBus(t, 4)
 	cfg := NewConfig()
 	cfg.FlushInterval = 20 * time.Millisecond
+	// A postback on installs and opens: its outbox must end with one
+	// delivery for each attributed install and each of their opens.
+	pbs := postgres.NewPostbackService(f.db)
+	if err := pbs.CreatePostback(ctx, &tapline.Postback{AppID: f.app.ID, Network: "nw", Events: []string{"install", "open"},
+		URL: "https://nw.example/pb?c={click_id}&e={event_id}"}); err != nil {
+		t.Fatal(err)
+	}
+	newMatcher := func(facts tapline.FactStore) *Matcher {
+		m := New(cfg, bus, f.raw, facts, f.accounts)
+		m.Postbacks = pbs
+		return m
+	}
 
 	// Phase 1: the first matcher's second flush commits but reports an
 	// error; then the matcher dies without a final flush.
@@ -130,7 +144,7 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	flaky := &flakyFacts{FactStore: f.store, failOn: 2, failed: make(chan struct{})}
-	m1 := New(cfg, bus, f.raw, flaky, f.accounts)
+	m1 := newMatcher(flaky)
 	if err := m1.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -147,13 +161,13 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 	if err := bus.Publish(ctx, phases[1]...); err != nil {
 		t.Fatal(err)
 	}
-	m2 := New(cfg, bus, f.raw, f.store, f.accounts)
+	m2 := newMatcher(f.store)
 	if err := m2.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(30 * time.Millisecond)
 	m2.abort()
-	m3 := New(cfg, bus, f.raw, f.store, f.accounts)
+	m3 := newMatcher(f.store)
 	if err := m3.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +187,70 @@ func TestExactlyOnceAcrossCrashes(t *testing.T) {
 		}
 	}
 	checkStoredConversions(t, f, want)
+
+	checkInstallDeliveries(t, f, pbs)
+}
+
+// checkInstallDeliveries checks the outbox holds, of every conversion in
+// the raw store, one install delivery for each change that announced an
+// install (an attribution to a tap not taken from another tap), and no
+// other, and at most one delivery of any other event.
+func checkInstallDeliveries(t *testing.T, f *fixture, pbs *postgres.PostbackService) {
+	t.Helper()
+	ctx := context.Background()
+	ps, err := pbs.Postbacks(ctx, f.app.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := pbs.Deliveries(ctx, f.app.ID, "", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*tapline.Delivery{}
+	events := map[string]bool{}
+	for _, d := range ds {
+		if d.Trigger == "install" {
+			got[d.Key] = d
+			continue
+		}
+		if events[d.EventID] {
+			t.Errorf("two deliveries of %s %s", d.Trigger, d.EventID)
+		}
+		events[d.EventID] = true
+	}
+	want := 0
+	seen := map[string]bool{}
+	for k := range got {
+		seen[k] = true
+	}
+	for i := 0; ; i++ {
+		c, err := f.raw.Conversion(ctx, f.app.ID, tapline.ConversionID(fmt.Sprintf("install-%d", i)))
+		if tapline.ErrorCode(err) == tapline.ENOTFOUND {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range c.History {
+			if ch.To.HitID == "" || reattributes(ch.From) {
+				continue
+			}
+			want++
+			tr := &postbacks.Trigger{Event: &tapline.Event{ID: c.EventID}, Conversion: c, Attribution: ch.To, Change: ch.By}
+			if _, ok := got[postbacks.Key(ps[0], tr)]; ok {
+				delete(seen, postbacks.Key(ps[0], tr))
+			} else {
+				t.Errorf("conversion %s: no install delivery for its change by %s (history %+v)", c.ID, ch.By, c.History)
+			}
+		}
+	}
+	if len(got) != want {
+		t.Errorf("%d install deliveries, want %d", len(got), want)
+	}
+	for k := range seen {
+		d := got[k]
+		c, _ := f.raw.Conversion(ctx, f.app.ID, d.ConversionID)
+		t.Logf("extra delivery %s: %s; conversion history %+v", d.ConversionID, d.URL, c.History)
+	}
 }
 
 // checkStoredConversions checks that the fact store holds every install's

@@ -37,6 +37,9 @@ func (m *Matcher) changeDeliveries(ctx context.Context, appID int64, c *tapline.
 		return ds, err
 	}
 	for _, mv := range ch.Moved {
+		if mv.ID == c.EventID {
+			continue // the install, announced above
+		}
 		e := &tapline.Event{ID: mv.ID, AppID: appID, Name: mv.Name, Time: mv.Time, Revenue: mv.Revenue,
 			InstallID: c.InstallID, Device: install.Device, IP: install.IP}
 		more, err := m.deliveries(ctx, appID, &postbacks.Trigger{Event: e, Conversion: c, Attribution: ch.To, Reattributed: re})

@@ -69,6 +69,11 @@ func Applies(p *tapline.Postback, t *Trigger) bool {
 	if t.install() {
 		return slices.Contains(p.Events, tapline.PostbackInstall)
 	}
+	if t.Event.Kind == tapline.KindInstall || t.Event.Name == tapline.PostbackInstall {
+		// Another install event of an installation announced already:
+		// only a postback on every install event wants it.
+		return slices.Contains(p.Events, "kind:"+string(tapline.KindInstall))
+	}
 	return slices.Contains(p.Events, t.Event.Name) || slices.Contains(p.Events, "kind:"+string(t.Event.Kind))
 }
 

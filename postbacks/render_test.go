@@ -148,6 +148,9 @@ func TestApplies(t *testing.T) {
 		{"re-attribution, none", nil, reattr, false},
 		{"re-attribution, send", func(p *tapline.Postback) { p.OnReattribution = tapline.ReattributionSend }, reattr, true},
 		{"kind trigger", func(p *tapline.Postback) { p.Events = []string{"kind:open"} }, open, true},
+		{"second install event", nil, &Trigger{Event: install().Event, Conversion: install().Conversion, Attribution: install().Attribution}, false},
+		{"second install event, kind:install", func(p *tapline.Postback) { p.Events = []string{"kind:install"} },
+			&Trigger{Event: install().Event, Conversion: install().Conversion, Attribution: install().Attribution}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := base()
