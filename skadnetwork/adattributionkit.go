@@ -80,12 +80,12 @@ func parseAdAttributionKit(o *object) *Postback {
 func splitJWS(jws string) (header, payload, sig []byte, err error) {
 	parts := strings.Split(jws, ".")
 	if len(parts) != 3 {
-		return nil, nil, nil, invalid("postback: jws-string has %d parts, not 3", len(parts))
+		return nil, nil, nil, invalid("postback: jws-string has %d parts, not 3.", len(parts))
 	}
 	for i, name := range []string{"header", "payload", "signature"} {
 		b, err := jwsPart.DecodeString(parts[i])
 		if err != nil || len(b) == 0 {
-			return nil, nil, nil, invalid("postback: the jws %s is not base64url", name)
+			return nil, nil, nil, invalid("postback: the jws %s is not base64url.", name)
 		}
 		switch i {
 		case 0:
@@ -97,7 +97,7 @@ func splitJWS(jws string) (header, payload, sig []byte, err error) {
 		}
 	}
 	if len(sig) != 64 {
-		return nil, nil, nil, invalid("postback: the jws signature has %d bytes, not the 64 of ES256", len(sig))
+		return nil, nil, nil, invalid("postback: the jws signature has %d bytes, not the 64 of ES256.", len(sig))
 	}
 	return header, payload, sig, nil
 }

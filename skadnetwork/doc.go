@@ -20,9 +20,9 @@
 //   - SKAdNetwork 2.0: the same over the 2.0 fields with Apple's P-192 key.
 //     The standard library has no P-192, so this package carries a small
 //     math/big implementation of the curve (curve.go), used for nothing
-//     else. Apple's documentation has no 2.0 sample that verifies; the
-//     tests check the curve code against crypto/ecdsa on P-256 and against
-//     signatures made on P-192 by a test key.
+//     else. Apple's documentation has no 2.0 sample that verifies, so the
+//     tests check it with a production 2.0 postback signed by Apple, against
+//     crypto/ecdsa on P-256, and with signatures of a test P-192 key.
 //   - AdAttributionKit: the ES256 signature of the compact JWS in
 //     jws-string, with the key its header's kid names. DefaultVerifier
 //     trusts only the production key; DevelopmentKeys adds Apple's two

@@ -60,11 +60,11 @@ func (v version) has(name string) (has, ok bool) {
 // Errors are *tapline.Error with code EINVALID.
 func Parse(body []byte) (*Postback, error) {
 	if !utf8.Valid(body) {
-		return nil, invalid("the body is not UTF-8")
+		return nil, invalid("the body is not UTF-8.")
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return nil, invalid("the body is not a JSON object")
+		return nil, invalid("the body is not a JSON object.")
 	}
 	o := &object{what: "postback", m: fields}
 	var p *Postback
@@ -85,7 +85,7 @@ func parseSKAdNetwork(o *object) *Postback {
 	p.Version = o.str("version", true)
 	if o.err != nil {
 		if _, ok := o.m["version"]; !ok {
-			o.err = invalid("postback: version is missing; SKAdNetwork 1.0 postbacks, which had none, are not supported")
+			o.err = invalid("postback: version is missing; SKAdNetwork 1.0 postbacks, which had none, are not supported.")
 		}
 		return p
 	}
@@ -161,7 +161,7 @@ func invalid(format string, args ...any) error {
 
 func (o *object) fail(format string, args ...any) {
 	if o.err == nil {
-		o.err = invalid(o.what+": "+format, args...)
+		o.err = invalid(o.what+": "+format+".", args...)
 	}
 }
 
@@ -274,7 +274,7 @@ func (o *object) conversionValues(p *Postback) {
 func decodeObject(what string, b []byte) *object {
 	o := &object{what: what}
 	if !utf8.Valid(b) || json.Unmarshal(b, &o.m) != nil || o.m == nil {
-		o.err = invalid("%s is not a JSON object", what)
+		o.err = invalid("%s is not a JSON object.", what)
 	}
 	return o
 }

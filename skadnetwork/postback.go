@@ -13,7 +13,7 @@ const (
 	KindAdAttributionKit = "adattributionkit"
 )
 
-// The SKAdNetwork versions Parse accepts, oldest first.
+// Versions lists the SKAdNetwork versions Parse accepts, oldest first.
 var Versions = []string{"2.0", "2.1", "2.2", "3.0", "4.0"}
 
 // The coarse conversion values.
