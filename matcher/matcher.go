@@ -812,8 +812,8 @@ func (b *backoff) reset() { b.d = 50 * time.Millisecond }
 // its re-engagement links, for a while, serving stale ones when the
 // account service fails.
 type appCache struct {
-	mu       sync.Mutex
-	ttl      time.Duration
+	mu        sync.Mutex
+	ttl       time.Duration
 	accounts  tapline.AccountService
 	postbacks tapline.PostbackService // nil: no postbacks
 	now       func() time.Time
