@@ -18,9 +18,16 @@ import (
 // clickid=...). Advertising ids and the device's address are personal
 // data: they are filled in only when Fields allows them and the device does
 // not limit ad tracking, and are empty otherwise.
+//
+// A postback of Kind PostbackKindWebhook is a customer's webhook instead:
+// its URL gets the conversion and event as JSON (no macros, no template),
+// for organic installs and re-attributions too, signed per the Standard
+// Webhooks scheme with its Secrets (see package webhook).
 type Postback struct {
 	ID    int64 `json:"id"`
 	AppID int64 `json:"app_id"`
+	// Kind is PostbackKindNetwork (the default) or PostbackKindWebhook.
+	Kind string `json:"kind"`
 	// Network names the ad network: its deliveries share its limits and
 	// its metrics.
 	Network string `json:"network"`
@@ -54,8 +61,26 @@ type Postback struct {
 	MaxPerSecond  float64       `json:"max_per_second,omitempty"`
 	Timeout       time.Duration `json:"timeout,omitempty"`
 	Disabled      bool          `json:"disabled,omitempty"`
-	CreatedAt     time.Time     `json:"created_at"`
+	// Secrets sign a webhook's calls, the current one first; during a
+	// rotation the previous one signs too until PreviousSecretExpires.
+	// Never shown after they are made.
+	Secrets               []string   `json:"-"`
+	PreviousSecretExpires *time.Time `json:"previous_secret_expires,omitempty"`
+	CreatedAt             time.Time  `json:"created_at"`
 }
+
+// Kinds of postbacks.
+const (
+	PostbackKindNetwork = "network"
+	PostbackKindWebhook = "webhook"
+)
+
+// WebhookRotationOverlap is how long a webhook's previous secret still
+// signs after a rotation, for the customer to switch.
+const WebhookRotationOverlap = 24 * time.Hour
+
+// IsWebhook reports whether p is a customer's webhook.
+func (p *Postback) IsWebhook() bool { return p.Kind == PostbackKindWebhook }
 
 // Postback triggers and re-attribution behaviours.
 const (
@@ -87,6 +112,24 @@ var PostbackMacros = []string{
 
 // Validate checks p's fields and sets defaults.
 func (p *Postback) Validate() error {
+	switch p.Kind {
+	case "":
+		p.Kind = PostbackKindNetwork
+	case PostbackKindNetwork:
+	case PostbackKindWebhook:
+		if p.Method != "" && !strings.EqualFold(p.Method, "POST") || p.Body != "" || len(p.Fields) > 0 {
+			return Errorf(EINVALID, "webhook: a webhook is a POST of tapline's JSON, without method, body or personal-data fields")
+		}
+		p.Method, p.ContentType = "POST", "application/json"
+		if p.Network == "" {
+			p.Network = "webhook"
+		}
+		if p.OnReattribution == "" {
+			p.OnReattribution = ReattributionSend
+		}
+	default:
+		return Errorf(EINVALID, "kind: %q or %q", PostbackKindNetwork, PostbackKindWebhook)
+	}
 	p.Network = strings.TrimSpace(p.Network)
 	if p.Network == "" || len(p.Network) > 100 {
 		return Errorf(EINVALID, "network: required, at most 100 characters")
@@ -245,6 +288,10 @@ type Delivery struct {
 	Timeout       time.Duration `json:"-"`
 	MaxConcurrent int           `json:"-"`
 	MaxPerSecond  float64       `json:"-"`
+	// Kind is the postback's (PostbackKindWebhook: signed when sent with
+	// Secrets, its postback's secrets in force, given by ClaimDeliveries).
+	Kind    string   `json:"kind"`
+	Secrets []string `json:"-"`
 }
 
 // DeliveryResult is the outcome of one attempt.
@@ -264,6 +311,10 @@ type PostbackService interface {
 	DeletePostback(ctx context.Context, appID, id int64) error
 	// Postbacks lists an app's postbacks, oldest first.
 	Postbacks(ctx context.Context, appID int64) ([]*Postback, error)
+	// RotateWebhookSecret makes a new current secret for webhook id of
+	// app and returns it; the old one keeps signing for
+	// WebhookRotationOverlap. EINVALID for a postback that is no webhook.
+	RotateWebhookSecret(ctx context.Context, appID, id int64) (string, error)
 	// Deliveries lists an app's deliveries, newest first, before the
 	// delivery id before (0: the newest), at most limit, of one status
 	// ("" any).

@@ -7,12 +7,13 @@ import (
 	"tapline/postbacks"
 )
 
-// deliveries returns the deliveries of the app's postbacks that follow t,
+// deliveries returns the deliveries of the app's postbacks and webhooks
+// that follow t,
 // for the flush to put in the outbox; none without a PostbackService.
 // Rendered again for a replayed record, they carry the same keys, which the
 // outbox keeps once.
 func (m *Matcher) deliveries(ctx context.Context, appID int64, t *postbacks.Trigger) ([]*tapline.Delivery, error) {
-	if m.Postbacks == nil || t.Conversion == nil {
+	if m.Postbacks == nil {
 		return nil, nil
 	}
 	e, err := m.apps.entry(ctx, appID)

@@ -53,8 +53,14 @@ func (t *Trigger) name() string {
 // Applies reports whether p follows trigger t: enabled, triggered by its
 // install or event, for a tap on its links from its source.
 func Applies(p *tapline.Postback, t *Trigger) bool {
+	if p.Disabled {
+		return false
+	}
+	if p.IsWebhook() {
+		return appliesWebhook(p, t)
+	}
 	a := &t.Attribution
-	if p.Disabled || a.HitID == "" || a.Method == tapline.MethodOrganic || t.Conversion == nil {
+	if a.HitID == "" || a.Method == tapline.MethodOrganic || t.Conversion == nil {
 		return false
 	}
 	if t.Reattributed && p.OnReattribution != tapline.ReattributionSend {
@@ -103,13 +109,19 @@ func Key(p *tapline.Postback, t *Trigger) string {
 
 func render(p *tapline.Postback, t *Trigger, now time.Time) *tapline.Delivery {
 	key := Key(p, t)
-	vals := values(p, t, key)
 	d := &tapline.Delivery{
-		Key: key, AppID: p.AppID, PostbackID: p.ID, Network: p.Network, Trigger: t.name(),
-		ConversionID: t.Conversion.ID, EventID: t.Event.ID, Method: p.Method, ContentType: p.ContentType,
-		Status: tapline.DeliveryPending, NextAttempt: now, CreatedAt: now,
-		Timeout: p.Timeout, MaxConcurrent: p.MaxConcurrent, MaxPerSecond: p.MaxPerSecond,
+		Key: key, AppID: p.AppID, PostbackID: p.ID, Network: p.Network, Trigger: t.name(), EventID: t.Event.ID,
+		Method: p.Method, ContentType: p.ContentType, Status: tapline.DeliveryPending, NextAttempt: now, CreatedAt: now,
+		Timeout: p.Timeout, MaxConcurrent: p.MaxConcurrent, MaxPerSecond: p.MaxPerSecond, Kind: p.Kind,
 	}
+	if t.Conversion != nil {
+		d.ConversionID = t.Conversion.ID
+	}
+	if p.IsWebhook() {
+		d.URL, d.Body = p.URL, webhookBody(t)
+		return d
+	}
+	vals := values(p, t, key)
 	d.URL = expand(p.URL, vals, urlEscape)
 	if p.Body != "" {
 		esc := func(s string, _ bool) string { return s }

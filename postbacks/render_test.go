@@ -258,3 +258,64 @@ func TestFormatMicros(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhookRender(t *testing.T) {
+	w := valid(t, &tapline.Postback{ID: 9, AppID: 7, Kind: tapline.PostbackKindWebhook, Events: []string{"install", "purchase"},
+		URL: "https://customer.example/hooks/tapline"})
+	if w.Method != "POST" || w.ContentType != "application/json" || w.OnReattribution != tapline.ReattributionSend || w.Network != "webhook" {
+		t.Fatalf("webhook defaults: %+v", w)
+	}
+	body := func(tr *Trigger) WebhookPayload {
+		t.Helper()
+		ds := Render([]*tapline.Postback{w}, tr, t0)
+		if len(ds) != 1 {
+			t.Fatalf("deliveries = %d, want 1", len(ds))
+		}
+		if ds[0].URL != w.URL || ds[0].Kind != tapline.PostbackKindWebhook || ds[0].Method != "POST" {
+			t.Errorf("delivery %+v", ds[0])
+		}
+		var pl WebhookPayload
+		if err := json.Unmarshal(ds[0].Body, &pl); err != nil {
+			t.Fatalf("body %s: %v", ds[0].Body, err)
+		}
+		if strings.Contains(string(ds[0].Body), "38400000") || strings.Contains(string(ds[0].Body), "203.0.113.9") {
+			t.Errorf("body %s carries the advertising id or the address", ds[0].Body)
+		}
+		return pl
+	}
+	in := install()
+	in.Conversion.History = []tapline.AttributionChange{{By: in.Change, To: in.Attribution, At: t0}}
+	pl := body(in)
+	c := pl.Data.Conversion
+	if pl.Type != WebhookConversionCreated || c == nil || c.HitID != "hit-9" || c.LinkSlug != "spring" || c.Method != "referrer" ||
+		c.HitParams["clickid"] != "abc def&x=1" || pl.Data.Event != nil || !pl.Timestamp.Equal(t0) || pl.Data.AppID != 7 {
+		t.Errorf("install payload %+v, conversion %+v", pl, c)
+	}
+	// Organic installs and re-attributions reach a webhook.
+	org := install()
+	org.Attribution = tapline.Attribution{Method: tapline.MethodOrganic}
+	if pl := body(org); pl.Data.Conversion.Method != "organic" || pl.Data.Conversion.HitID != "" || pl.Data.Conversion.HitTime != nil {
+		t.Errorf("organic payload %+v", pl.Data.Conversion)
+	}
+	late := install()
+	late.Change, late.Reattributed = "hits/0/7", true
+	late.Conversion.History = []tapline.AttributionChange{{By: "events/0/41", At: t0}, {By: "hits/0/7", At: t0.Add(time.Hour)}}
+	if pl := body(late); pl.Type != WebhookConversionUpdated || !pl.Data.Conversion.Reattributed || !pl.Timestamp.Equal(t0.Add(time.Hour)) {
+		t.Errorf("re-attribution payload %+v", pl)
+	}
+	pl = body(purchase(in))
+	if pl.Type != WebhookEvent || pl.Data.Event == nil || pl.Data.Event.Revenue == nil || pl.Data.Event.Revenue.Amount != "4.99" ||
+		pl.Data.Event.Name != "purchase" || pl.Data.Conversion == nil {
+		t.Errorf("event payload %+v", pl)
+	}
+	// An event of an installation tapline has no install of.
+	orphan := purchase(in)
+	orphan.Conversion = nil
+	if pl := body(orphan); pl.Data.Conversion != nil || pl.Data.Event == nil {
+		t.Errorf("orphan event payload %+v", pl)
+	}
+	bad := tapline.Postback{Kind: tapline.PostbackKindWebhook, Events: []string{"install"}, URL: "https://c.example/", Body: "{x}"}
+	if err := bad.Validate(); tapline.ErrorCode(err) != tapline.EINVALID {
+		t.Errorf("a webhook with a body: %v, want EINVALID", err)
+	}
+}

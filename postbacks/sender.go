@@ -16,9 +16,11 @@ import (
 	"golang.org/x/time/rate"
 
 	"tapline"
+	"tapline/webhook"
 )
 
-// Sender drains an outbox: it claims due deliveries, calls each ad network
+// Sender drains an outbox (ad networks' postbacks and customers' webhooks,
+// the latter signed at each attempt): it claims due deliveries, calls each ad network
 // within the network's concurrency and rate limits, and records every
 // attempt. A 2xx answer delivers; a 4xx other than 408 and 429 is a refusal
 // and the delivery is dead at once; anything else (5xx, 408, 429, a timeout,
@@ -207,8 +209,26 @@ func (s *Sender) deliver(ctx context.Context, d *tapline.Delivery) {
 	if timeout <= 0 {
 		timeout = tapline.DefaultPostbackTimeout
 	}
+	var sign *webhook.Signer
+	if d.Kind == tapline.PostbackKindWebhook {
+		sign = &webhook.Signer{}
+		for _, sec := range d.Secrets {
+			if k, err := webhook.ParseSecret(sec); err == nil {
+				sign.Secrets = append(sign.Secrets, k)
+			}
+		}
+		if len(sign.Secrets) == 0 {
+			// Its webhook was deleted: nothing can sign it.
+			s.metrics.dead.WithLabelValues(d.Network).Inc()
+			res := tapline.DeliveryResult{Error: "the webhook was deleted: no secret signs it"}
+			if err := s.Outbox.RecordAttempt(context.WithoutCancel(ctx), d.ID, tapline.DeliveryDead, s.Now(), res); err != nil {
+				s.Logger.Warn("record postback attempt", "delivery", d.ID, "err", err)
+			}
+			return
+		}
+	}
 	start := time.Now()
-	res := s.call(ctx, d, timeout)
+	res := s.call(ctx, d, timeout, sign)
 	if ctx.Err() != nil {
 		return // stopping mid-call: the lease brings it back
 	}
@@ -241,7 +261,7 @@ func (s *Sender) deliver(ctx context.Context, d *tapline.Delivery) {
 const maxBody = 512
 
 // call sends d once.
-func (s *Sender) call(ctx context.Context, d *tapline.Delivery, timeout time.Duration) tapline.DeliveryResult {
+func (s *Sender) call(ctx context.Context, d *tapline.Delivery, timeout time.Duration, sign *webhook.Signer) tapline.DeliveryResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var body io.Reader
@@ -257,6 +277,17 @@ func (s *Sender) call(ctx context.Context, d *tapline.Delivery, timeout time.Dur
 	}
 	req.Header.Set("Idempotency-Key", d.Key)
 	req.Header.Set("User-Agent", s.UserAgent)
+	if sign != nil {
+		// Signed now: the timestamp is the attempt's, the id the
+		// delivery's, the same on every retry.
+		h, err := sign.Headers(d.Key, s.Now(), d.Body)
+		if err != nil {
+			return tapline.DeliveryResult{Error: fmt.Sprintf("sign webhook: %v", err)}
+		}
+		for k, v := range h {
+			req.Header[k] = v
+		}
+	}
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		msg := err.Error()

@@ -2,10 +2,17 @@ package postbacks_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +22,7 @@ import (
 	"tapline/postbacks"
 	"tapline/postgres"
 	"tapline/postgres/pgtest"
+	"tapline/webhook"
 )
 
 // network is an ad network's postback endpoint on loopback that fails on
@@ -274,5 +282,139 @@ func TestSenderNetworkLimits(t *testing.T) {
 	defer mu.Unlock()
 	if maxFlight["/slow"] != 2 || maxFlight["/wide"] != 5 {
 		t.Errorf("calls in flight at most %v, want slow 2 and wide 5 (its limit, reached)", maxFlight)
+	}
+}
+
+// TestSenderSignsWebhooks checks a webhook's calls carry the Standard
+// Webhooks headers, the id being the delivery's key on every attempt, with
+// a signature a receiver computes on its own from the secret; after a
+// rotation each call is signed by both secrets, so a receiver with either
+// one accepts it.
+func TestSenderSignsWebhooks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	accts := postgres.NewAccountService(db)
+	a := &tapline.Account{Name: "hooks"}
+	if err := accts.CreateAccount(ctx, a, &tapline.User{Email: "owner@hooks.example"}, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	app := &tapline.App{AccountID: a.ID, Name: "hooks", SDKSecret: "secret-hooks-00001", SDKKey: "key-hooks-000000001",
+		IOSURL: "https://apps.apple.com/app/id1", AndroidURL: "https://play.google.com/store/apps/details?id=x"}
+	if err := accts.CreateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	type call struct {
+		h    http.Header
+		body []byte
+	}
+	var mu sync.Mutex
+	var calls []call
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		calls = append(calls, call{r.Header.Clone(), b})
+		first := len(calls) == 1
+		mu.Unlock()
+		if first {
+			w.WriteHeader(http.StatusServiceUnavailable) // retried: the same id, a fresh signature
+		}
+	}))
+	defer srv.Close()
+	outbox, fs := postgres.NewPostbackService(db), postgres.NewFactStore(db)
+	hook := &tapline.Postback{AppID: app.ID, Kind: tapline.PostbackKindWebhook, Events: []string{"install"}, URL: srv.URL + "/hook"}
+	if err := outbox.CreatePostback(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	if len(hook.Secrets) != 1 || !strings.HasPrefix(hook.Secrets[0], "whsec_") {
+		t.Fatalf("a new webhook's secrets: %q, want one whsec_ secret", hook.Secrets)
+	}
+	oldSecret := hook.Secrets[0]
+	put := func(key string) {
+		t.Helper()
+		now := time.Now().UTC()
+		d := &tapline.Delivery{Key: key, AppID: app.ID, PostbackID: hook.ID, Kind: tapline.PostbackKindWebhook, Network: "webhook",
+			Trigger: "install", Method: "POST", URL: hook.URL, ContentType: "application/json",
+			Body: []byte(`{"type":"conversion.created","n":"` + key + `"}`), Status: tapline.DeliveryPending, NextAttempt: now, CreatedAt: now}
+		if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Deliveries: []*tapline.Delivery{d}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := postbacks.NewSender(outbox)
+	s.Logger = slog.New(slog.DiscardHandler)
+	s.Poll, s.MinBackoff, s.MaxBackoff = 10*time.Millisecond, 10*time.Millisecond, 20*time.Millisecond
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitCalls := func(n int) []call {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			got := slices.Clone(calls)
+			mu.Unlock()
+			if len(got) >= n {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d webhook calls after 20 s, want %d", len(got), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// independent computes the v1 signature from the scheme's definition,
+	// without the webhook package.
+	independent := func(secret, id, ts string, body []byte) string {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(id + "." + ts + "."))
+		m.Write(body)
+		return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+	}
+	put("hook-1")
+	got := waitCalls(2)
+	for i, c := range got {
+		id, ts, sig := c.h.Get("webhook-id"), c.h.Get("webhook-timestamp"), c.h.Get("webhook-signature")
+		if id != "hook-1" || c.h.Get("Content-Type") != "application/json" {
+			t.Errorf("call %d: id %q, content type %q; want the delivery's key and JSON", i, id, c.h.Get("Content-Type"))
+		}
+		if sig != independent(oldSecret, id, ts, c.body) {
+			t.Errorf("call %d: signature %q, want %q", i, sig, independent(oldSecret, id, ts, c.body))
+		}
+		if sec, _ := strconv.ParseInt(ts, 10, 64); time.Since(time.Unix(sec, 0)).Abs() > time.Minute {
+			t.Errorf("call %d: timestamp %s is not the attempt's", i, ts)
+		}
+	}
+
+	newSecret, err := outbox.RotateWebhookSecret(ctx, app.ID, hook.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put("hook-2")
+	c := waitCalls(3)[2]
+	id, ts, sig := c.h.Get("webhook-id"), c.h.Get("webhook-timestamp"), c.h.Get("webhook-signature")
+	sigs := strings.Fields(sig)
+	if len(sigs) != 2 || !slices.Contains(sigs, independent(newSecret, id, ts, c.body)) || !slices.Contains(sigs, independent(oldSecret, id, ts, c.body)) {
+		t.Errorf("after rotation: signatures %q, want one by the new secret and one by the old", sig)
+	}
+	for _, sec := range []string{oldSecret, newSecret} {
+		k, err := webhook.ParseSecret(sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := webhook.Verify([]webhook.Secret{k}, c.h, c.body, time.Now(), 0); err != nil {
+			t.Errorf("a receiver holding one of the secrets refuses the call: %v", err)
+		}
+	}
+	ps, err := outbox.Postbacks(ctx, app.ID)
+	if err != nil || len(ps[0].Secrets) != 2 || ps[0].Secrets[0] != newSecret || ps[0].PreviousSecretExpires == nil {
+		t.Errorf("after rotation the webhook holds %d secrets, previous expiring %v (%v)", len(ps[0].Secrets), ps[0].PreviousSecretExpires, err)
+	}
+	if _, err := outbox.RotateWebhookSecret(ctx, app.ID+1000, hook.ID); tapline.ErrorCode(err) != tapline.ENOTFOUND {
+		t.Errorf("rotating another app's webhook: %v, want ENOTFOUND", err)
 	}
 }

@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"tapline"
+	"tapline/webhook"
 )
 
 // PostbackService stores postback templates and is the outbox of their
@@ -24,14 +27,15 @@ var (
 // NewPostbackService returns a PostbackService on an opened, migrated db.
 func NewPostbackService(db *DB) *PostbackService { return &PostbackService{db: db} }
 
-const postbackColumns = `id, app_id, network, source, link_ids, events, method, url, body, content_type, fields,
-	on_reattribution, max_concurrent, max_per_second, timeout_ms, disabled, created_at`
+const postbackColumns = `id, app_id, kind, network, source, link_ids, events, method, url, body, content_type, fields,
+	on_reattribution, max_concurrent, max_per_second, timeout_ms, disabled, secrets, previous_secret_expires, created_at`
 
 func scanPostback(r pgx.CollectableRow) (*tapline.Postback, error) {
 	var p tapline.Postback
 	var timeoutMS int64
-	if err := r.Scan(&p.ID, &p.AppID, &p.Network, &p.Source, &p.LinkIDs, &p.Events, &p.Method, &p.URL, &p.Body, &p.ContentType,
-		&p.Fields, &p.OnReattribution, &p.MaxConcurrent, &p.MaxPerSecond, &timeoutMS, &p.Disabled, &p.CreatedAt); err != nil {
+	if err := r.Scan(&p.ID, &p.AppID, &p.Kind, &p.Network, &p.Source, &p.LinkIDs, &p.Events, &p.Method, &p.URL, &p.Body, &p.ContentType,
+		&p.Fields, &p.OnReattribution, &p.MaxConcurrent, &p.MaxPerSecond, &timeoutMS, &p.Disabled, &p.Secrets, &p.PreviousSecretExpires,
+		&p.CreatedAt); err != nil {
 		return nil, err
 	}
 	p.Timeout = time.Duration(timeoutMS) * time.Millisecond
@@ -41,6 +45,9 @@ func scanPostback(r pgx.CollectableRow) (*tapline.Postback, error) {
 	if len(p.Fields) == 0 {
 		p.Fields = nil
 	}
+	if p.PreviousSecretExpires != nil && !p.PreviousSecretExpires.After(time.Now()) {
+		p.Secrets, p.PreviousSecretExpires = p.Secrets[:min(1, len(p.Secrets))], nil
+	}
 	return &p, nil
 }
 
@@ -49,6 +56,14 @@ func scanPostback(r pgx.CollectableRow) (*tapline.Postback, error) {
 func (s *PostbackService) validatePostback(ctx context.Context, p *tapline.Postback) error {
 	if err := p.Validate(); err != nil {
 		return err
+	}
+	if p.IsWebhook() && len(p.Secrets) == 0 {
+		p.Secrets = []string{webhook.NewSecret()}
+	}
+	for _, s := range p.Secrets {
+		if _, err := webhook.ParseSecret(s); err != nil {
+			return tapline.Errorf(tapline.EINVALID, "secret: %v", tapline.ErrorMessage(err))
+		}
 	}
 	for _, f := range append([]string{p.Network, p.Source, p.URL, p.Body, p.ContentType}, p.Events...) {
 		if !storable(f) {
@@ -73,10 +88,10 @@ func (s *PostbackService) CreatePostback(ctx context.Context, p *tapline.Postbac
 		return err
 	}
 	err := s.db.pool.QueryRow(ctx, `INSERT INTO postbacks (app_id, network, source, link_ids, events, method, url, body,
-		content_type, fields, on_reattribution, max_concurrent, max_per_second, timeout_ms, disabled)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id, created_at`,
+		content_type, fields, on_reattribution, max_concurrent, max_per_second, timeout_ms, disabled, kind, secrets)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id, created_at`,
 		p.AppID, p.Network, p.Source, nonNil(p.LinkIDs), p.Events, p.Method, p.URL, p.Body, p.ContentType, nonNil(p.Fields),
-		p.OnReattribution, p.MaxConcurrent, p.MaxPerSecond, p.Timeout.Milliseconds(), p.Disabled).Scan(&p.ID, &p.CreatedAt)
+		p.OnReattribution, p.MaxConcurrent, p.MaxPerSecond, p.Timeout.Milliseconds(), p.Disabled, p.Kind, nonNil(p.Secrets)).Scan(&p.ID, &p.CreatedAt)
 	if err != nil {
 		if pgCode(err) == codeForeignKeyViolation {
 			return tapline.Errorf(tapline.ENOTFOUND, "No such app.")
@@ -86,11 +101,24 @@ func (s *PostbackService) CreatePostback(ctx context.Context, p *tapline.Postbac
 	return nil
 }
 
-// UpdatePostback replaces p's settings.
+// UpdatePostback replaces p's settings; its kind and a webhook's secrets
+// stay (RotateWebhookSecret changes those).
 func (s *PostbackService) UpdatePostback(ctx context.Context, p *tapline.Postback) error {
+	var kind string
+	if err := s.db.pool.QueryRow(ctx, `SELECT kind FROM postbacks WHERE id = $1 AND app_id = $2`, p.ID, p.AppID).Scan(&kind); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tapline.Errorf(tapline.ENOTFOUND, "No such postback.")
+		}
+		return fmt.Errorf("update postback: %w", translate(err))
+	}
+	if p.Kind != "" && p.Kind != kind {
+		return tapline.Errorf(tapline.EINVALID, "kind: a postback keeps its kind")
+	}
+	p.Kind = kind
 	if err := s.validatePostback(ctx, p); err != nil {
 		return err
 	}
+	p.Secrets = nil // kept as they are
 	tag, err := s.db.pool.Exec(ctx, `UPDATE postbacks SET network = $3, source = $4, link_ids = $5, events = $6, method = $7,
 		url = $8, body = $9, content_type = $10, fields = $11, on_reattribution = $12, max_concurrent = $13,
 		max_per_second = $14, timeout_ms = $15, disabled = $16, updated_at = now() WHERE id = $1 AND app_id = $2`,
@@ -103,6 +131,29 @@ func (s *PostbackService) UpdatePostback(ctx context.Context, p *tapline.Postbac
 		return tapline.Errorf(tapline.ENOTFOUND, "No such postback.")
 	}
 	return nil
+}
+
+// RotateWebhookSecret makes a new current secret for webhook id, keeping
+// the current one as the previous for tapline.WebhookRotationOverlap.
+func (s *PostbackService) RotateWebhookSecret(ctx context.Context, appID, id int64) (string, error) {
+	fresh := webhook.NewSecret()
+	tag, err := s.db.pool.Exec(ctx, `UPDATE postbacks SET secrets = ARRAY[$3::text, secrets[1]],
+		previous_secret_expires = now() + $4 * interval '1 second', updated_at = now()
+		WHERE id = $1 AND app_id = $2 AND kind = 'webhook'`, id, appID, fresh, int64(tapline.WebhookRotationOverlap/time.Second))
+	if err != nil {
+		return "", fmt.Errorf("rotate webhook secret: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		var kind string
+		err := s.db.pool.QueryRow(ctx, `SELECT kind FROM postbacks WHERE id = $1 AND app_id = $2`, id, appID).Scan(&kind)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", tapline.Errorf(tapline.ENOTFOUND, "No such postback.")
+		} else if err != nil {
+			return "", fmt.Errorf("rotate webhook secret: %w", translate(err))
+		}
+		return "", tapline.Errorf(tapline.EINVALID, "Only a webhook has secrets.")
+	}
+	return fresh, nil
 }
 
 // DeletePostback removes a postback; its deliveries stay in the log, and
@@ -131,14 +182,14 @@ func (s *PostbackService) Postbacks(ctx context.Context, appID int64) ([]*taplin
 	return ps, nil
 }
 
-const deliveryColumns = `id, key, app_id, postback_id, network, trigger, conversion_id, event_id, method, url, content_type,
+const deliveryColumns = `id, key, app_id, postback_id, kind, network, trigger, conversion_id, event_id, method, url, content_type,
 	body, status, attempts, next_attempt, last_code, last_error, last_body, timeout_ms, max_concurrent, max_per_second,
 	created_at, delivered_at`
 
 func scanDelivery(r pgx.CollectableRow) (*tapline.Delivery, error) {
 	var d tapline.Delivery
 	var timeoutMS int64
-	if err := r.Scan(&d.ID, &d.Key, &d.AppID, &d.PostbackID, &d.Network, &d.Trigger, &d.ConversionID, &d.EventID, &d.Method,
+	if err := r.Scan(&d.ID, &d.Key, &d.AppID, &d.PostbackID, &d.Kind, &d.Network, &d.Trigger, &d.ConversionID, &d.EventID, &d.Method,
 		&d.URL, &d.ContentType, &d.Body, &d.Status, &d.Attempts, &d.NextAttempt, &d.LastCode, &d.LastError, &d.LastBody,
 		&timeoutMS, &d.MaxConcurrent, &d.MaxPerSecond, &d.CreatedAt, &d.DeliveredAt); err != nil {
 		return nil, err
@@ -174,11 +225,23 @@ func (s *PostbackService) ClaimDeliveries(ctx context.Context, n int, lease time
 	rows, err := s.db.pool.Query(ctx, `UPDATE postback_deliveries d SET next_attempt = now() + $2 * interval '1 millisecond'
 		FROM (SELECT id FROM postback_deliveries WHERE status = 'pending' AND next_attempt <= now()
 			ORDER BY next_attempt LIMIT $1 FOR UPDATE SKIP LOCKED) due
-		WHERE d.id = due.id RETURNING `+prefixed("d.", deliveryColumns), n, lease.Milliseconds())
+		WHERE d.id = due.id RETURNING `+prefixed("d.", deliveryColumns)+`,
+			(SELECT CASE WHEN p.previous_secret_expires > now() THEN p.secrets ELSE p.secrets[1:1] END
+			 FROM postbacks p WHERE p.id = d.postback_id)`, n, lease.Milliseconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
 	}
-	ds, err := pgx.CollectRows(rows, scanDelivery)
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tapline.Delivery, error) {
+		var d tapline.Delivery
+		var timeoutMS int64
+		if err := r.Scan(&d.ID, &d.Key, &d.AppID, &d.PostbackID, &d.Kind, &d.Network, &d.Trigger, &d.ConversionID, &d.EventID, &d.Method,
+			&d.URL, &d.ContentType, &d.Body, &d.Status, &d.Attempts, &d.NextAttempt, &d.LastCode, &d.LastError, &d.LastBody,
+			&timeoutMS, &d.MaxConcurrent, &d.MaxPerSecond, &d.CreatedAt, &d.DeliveredAt, &d.Secrets); err != nil {
+			return nil, err
+		}
+		d.Timeout = time.Duration(timeoutMS) * time.Millisecond
+		return &d, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
 	}
@@ -210,11 +273,12 @@ func storeDeliveries(ctx context.Context, tx pgx.Tx, ds []*tapline.Delivery) err
 	b := &pgx.Batch{}
 	for _, d := range ds {
 		b.Queue(`INSERT INTO postback_deliveries (key, app_id, postback_id, network, trigger, conversion_id, event_id, method, url,
-			content_type, body, status, next_attempt, timeout_ms, max_concurrent, max_per_second, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15, $12)
+			content_type, body, status, next_attempt, timeout_ms, max_concurrent, max_per_second, created_at, kind)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15, $12, $16)
 			ON CONFLICT (key) DO NOTHING`,
 			d.Key, d.AppID, d.PostbackID, d.Network, storableText(d.Trigger), storableText(d.ConversionID), storableText(d.EventID),
-			d.Method, storableText(d.URL), d.ContentType, d.Body, d.CreatedAt, d.Timeout.Milliseconds(), d.MaxConcurrent, d.MaxPerSecond)
+			d.Method, storableText(d.URL), d.ContentType, d.Body, d.CreatedAt, d.Timeout.Milliseconds(), d.MaxConcurrent, d.MaxPerSecond,
+			cmp.Or(d.Kind, tapline.PostbackKindNetwork))
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("store postback deliveries: %w", translate(err))

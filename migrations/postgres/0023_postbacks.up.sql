@@ -1,9 +1,10 @@
--- Postback templates of an app, and the outbox of their deliveries: a
+-- Postback templates of an app (ad networks' and customers' webhooks), and the outbox of their deliveries: a
 -- delivery is written in the matcher's flush transaction, once per
 -- idempotency key, and sent later by a sender (docs/postbacks.md).
 CREATE TABLE postbacks (
 	id               bigserial PRIMARY KEY,
 	app_id           bigint NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+	kind             text NOT NULL DEFAULT 'network',
 	network          text NOT NULL,
 	source           text NOT NULL DEFAULT '',
 	link_ids         bigint[] NOT NULL DEFAULT '{}',
@@ -18,6 +19,10 @@ CREATE TABLE postbacks (
 	max_per_second   double precision NOT NULL DEFAULT 0,
 	timeout_ms       bigint NOT NULL DEFAULT 0,
 	disabled         boolean NOT NULL DEFAULT false,
+	-- A webhook's signing secrets, the current one first; the previous one
+	-- signs too until previous_secret_expires.
+	secrets                 text[] NOT NULL DEFAULT '{}',
+	previous_secret_expires timestamptz,
 	created_at       timestamptz NOT NULL DEFAULT now(),
 	updated_at       timestamptz NOT NULL DEFAULT now()
 );
@@ -29,6 +34,7 @@ CREATE TABLE postback_deliveries (
 	key            text NOT NULL UNIQUE,
 	app_id         bigint NOT NULL,
 	postback_id    bigint NOT NULL,
+	kind           text NOT NULL DEFAULT 'network',
 	network        text NOT NULL,
 	trigger        text NOT NULL,
 	conversion_id  text NOT NULL DEFAULT '',
