@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -90,6 +91,13 @@ type Dashboard struct {
 	// Erasures records erasure requests (DELETE /api/v1/apps/{id}/devices);
 	// without it those routes answer 503.
 	Erasures tapline.ErasureService
+	// Postbacks keeps the apps' postbacks and webhooks and their delivery
+	// log; without it the integrations page and routes answer 503.
+	Postbacks tapline.PostbackService
+	// TryPostback, when set, makes one call of a rendered delivery and
+	// returns its result (the integrations' test button); without it the
+	// button answers 503.
+	TryPostback func(ctx context.Context, d *tapline.Delivery) tapline.DeliveryResult
 	// Logger receives errors that are not the caller's fault.
 	Logger *slog.Logger
 	// Now returns the current time; tests replace it.
@@ -183,6 +191,9 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Get("/apps/{id}/cohorts", d.cohortsPage)
 			r.Get("/apps/{id}/conversions", d.conversionsPage)
 			r.Get("/apps/{id}/conversions/{cid}", d.conversionPage)
+			r.Get("/apps/{id}/integrations", d.integrationsPage)
+			r.Post("/apps/{id}/integrations", d.createPostbackForm)
+			r.Post("/apps/{id}/integrations/{pid}/{action}", d.postbackActionForm)
 			r.Get("/apps/{id}/settings", d.settingsPage)
 			r.Post("/apps/{id}/settings", d.saveSettings)
 		})

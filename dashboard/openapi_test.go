@@ -36,6 +36,7 @@ func TestOpenAPI(t *testing.T) {
 	}
 
 	e := newEnv(t)
+	e.withPostbacks()
 	app := e.app(e.account("acme"), "Acme")
 	spring := seedCampaigns(t, e, app)
 	if err := e.facts.ApplyFacts(ctx, "t", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{
@@ -99,6 +100,10 @@ func TestOpenAPI(t *testing.T) {
 		{http.MethodGet, api + "/funnels/", ""},
 		{http.MethodDelete, api + "/devices", `{"ad_id":"6d9c5b8e1f2a4c3b9d8e7f6a5b4c3d2e"}`},
 		{http.MethodGet, api + "/erasures/1", ""},                  // the request just made, the database's first
+		{http.MethodPost, api + "/postbacks", `{"network":"meta","events":["install"],"url":"https://n.example/pb?c={click_id}"}`},
+		{http.MethodGet, api + "/postbacks", ""},
+		{http.MethodPut, api + "/postbacks/1", `{"network":"meta","events":["install","purchase"],"url":"https://n.example/pb?c={click_id}"}`},
+		{http.MethodGet, api + "/deliveries?status=pending&limit=5", ""},
 		{http.MethodDelete, api + "/devices", `{"install_id":""}`}, // an error, described too
 		{http.MethodGet, api + "/breakdown?by=colour", ""},         // an error, described too
 		{http.MethodGet, "/api/v1/apps/999999/daily", ""},

@@ -319,3 +319,28 @@ func TestWebhookRender(t *testing.T) {
 		t.Errorf("a webhook with a body: %v, want EINVALID", err)
 	}
 }
+
+func TestSample(t *testing.T) {
+	p := valid(t, &tapline.Postback{ID: 3, AppID: 7, Network: "n", Events: []string{"purchase"}, Method: "POST",
+		URL: "https://nw.example/pb?c={click_id}&sub={sub_id}&k={idempotency_key}", Body: `{"rev":"{revenue}","ev":"{event_name}"}`})
+	d := Sample(p, "spring", t0)
+	u, _ := url.Parse(d.URL)
+	q := u.Query()
+	if q.Get("c") != "test-hit" || q.Get("sub") != "test" || q.Get("k") != d.Key || !strings.HasPrefix(d.Key, "test-") {
+		t.Errorf("sample URL %s, key %s", d.URL, d.Key)
+	}
+	var body map[string]string
+	if err := json.Unmarshal(d.Body, &body); err != nil || body["rev"] != "0.99" || body["ev"] != "purchase" {
+		t.Errorf("sample body %s (%v)", d.Body, err)
+	}
+	if other := Sample(p, "spring", t0); other.Key == d.Key {
+		t.Error("two samples share a key")
+	}
+	w := valid(t, &tapline.Postback{AppID: 7, Kind: tapline.PostbackKindWebhook, Events: []string{"install"}, URL: "https://c.example/h",
+		Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}})
+	d = Sample(w, "", t0)
+	var pl WebhookPayload
+	if err := json.Unmarshal(d.Body, &pl); err != nil || pl.Type != WebhookConversionCreated || len(d.Secrets) != 1 {
+		t.Errorf("sample webhook %s, %+v (%v)", d.Body, d, err)
+	}
+}

@@ -2,14 +2,18 @@ package postbacks
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,10 +71,11 @@ type network struct {
 	limiter *rate.Limiter
 }
 
-// NewSender returns a Sender of outbox with the defaults.
+// NewSender returns a Sender of outbox with the defaults: its client does
+// not follow redirects and refuses private addresses (PublicOnly).
 func NewSender(outbox tapline.Outbox) *Sender {
 	return &Sender{
-		Outbox: outbox, Client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		Outbox: outbox, Client: NewClient(false),
 		Logger: slog.Default(), Batch: 100, Lease: 2 * time.Minute, Poll: 500 * time.Millisecond,
 		MinBackoff: 10 * time.Second, MaxBackoff: time.Hour, MaxAge: tapline.PostbackDeliveryMaxAge,
 		UserAgent: "tapline-postbacks/1", Now: time.Now,
@@ -255,6 +260,82 @@ func (s *Sender) deliver(ctx context.Context, d *tapline.Delivery) {
 	if err := s.Outbox.RecordAttempt(context.WithoutCancel(ctx), d.ID, status, next, res); err != nil {
 		s.Logger.Warn("record postback attempt", "delivery", d.ID, "err", err)
 	}
+}
+
+// NewClient returns the HTTP client postbacks and webhooks are sent with:
+// it follows no redirect (a 3xx is the answer) and, unless allowPrivate,
+// connects to public addresses only, so that a URL an account enters
+// cannot reach tapline's own network (loopback, private, link-local and
+// other special ranges; checked on the address dialled, after DNS).
+func NewClient(allowPrivate bool) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		dialer.Control = PublicOnly
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = dialer.DialContext
+	t.Proxy = nil
+	t.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// PublicOnly is a net.Dialer Control refusing any address that is not a
+// public unicast one.
+func PublicOnly(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("postback address %q: %w", address, err)
+	}
+	ip = ip.Unmap()
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || special(ip) {
+		return fmt.Errorf("postback address %s is not public: refused", ip)
+	}
+	return nil
+}
+
+// specialRanges are non-public ranges netip does not name.
+var specialRanges = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
+	netip.MustParsePrefix("0.0.0.0/8"),       // this network
+	netip.MustParsePrefix("240.0.0.0/4"),     // reserved
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
+	netip.MustParsePrefix("2001:db8::/32"),   // documentation
+	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
+	netip.MustParsePrefix("198.51.100.0/24"), // documentation
+	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
+}
+
+func special(ip netip.Addr) bool {
+	for _, p := range specialRanges {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Try makes one attempt at d, signed when it is a webhook's, records
+// nothing and returns its result: the dashboard's test button.
+func (s *Sender) Try(ctx context.Context, d *tapline.Delivery) tapline.DeliveryResult {
+	var sign *webhook.Signer
+	if d.Kind == tapline.PostbackKindWebhook {
+		sign = &webhook.Signer{}
+		for _, sec := range d.Secrets {
+			if k, err := webhook.ParseSecret(sec); err == nil {
+				sign.Secrets = append(sign.Secrets, k)
+			}
+		}
+		if len(sign.Secrets) == 0 {
+			return tapline.DeliveryResult{Error: "no secret signs this webhook"}
+		}
+	}
+	return s.call(ctx, d, cmp.Or(d.Timeout, tapline.DefaultPostbackTimeout), sign)
 }
 
 // maxBody is how much of an answer is kept.

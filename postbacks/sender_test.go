@@ -133,6 +133,7 @@ func TestSenderDeliversOnce(t *testing.T) {
 	}
 	start := func() *postbacks.Sender {
 		s := postbacks.NewSender(outbox)
+		s.Client = postbacks.NewClient(true) // the network is on loopback
 		s.Logger = slog.New(slog.DiscardHandler)
 		s.Batch, s.Lease, s.Poll = 25, 2*time.Second, 20*time.Millisecond
 		s.MinBackoff, s.MaxBackoff = 20*time.Millisecond, 80*time.Millisecond
@@ -258,6 +259,7 @@ func TestSenderNetworkLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := postbacks.NewSender(outbox)
+	s.Client = postbacks.NewClient(true)
 	s.Logger = slog.New(slog.DiscardHandler)
 	s.Poll = 10 * time.Millisecond
 	if err := s.Open(); err != nil {
@@ -341,6 +343,7 @@ func TestSenderSignsWebhooks(t *testing.T) {
 		}
 	}
 	s := postbacks.NewSender(outbox)
+	s.Client = postbacks.NewClient(true)
 	s.Logger = slog.New(slog.DiscardHandler)
 	s.Poll, s.MinBackoff, s.MaxBackoff = 10*time.Millisecond, 10*time.Millisecond, 20*time.Millisecond
 	if err := s.Open(); err != nil {
@@ -416,5 +419,27 @@ func TestSenderSignsWebhooks(t *testing.T) {
 	}
 	if _, err := outbox.RotateWebhookSecret(ctx, app.ID+1000, hook.ID); tapline.ErrorCode(err) != tapline.ENOTFOUND {
 		t.Errorf("rotating another app's webhook: %v, want ENOTFOUND", err)
+	}
+}
+
+// TestPublicOnly checks the sender's client refuses tapline's own network:
+// a postback URL naming loopback or a private address is never called.
+func TestPublicOnly(t *testing.T) {
+	for addr, public := range map[string]bool{
+		"127.0.0.1:80": false, "[::1]:443": false, "10.1.2.3:80": false, "192.168.0.10:80": false, "172.16.5.4:80": false,
+		"169.254.169.254:80": false, "[fe80::1]:80": false, "100.64.0.1:80": false, "0.0.0.0:80": false, "[::ffff:127.0.0.1]:80": false,
+		"[fc00::1]:80": false, "224.0.0.1:80": false, "8.8.8.8:443": true, "[2606:4700::1111]:443": true, "151.101.1.1:80": true,
+	} {
+		err := postbacks.PublicOnly("tcp", addr, nil)
+		if (err == nil) != public {
+			t.Errorf("PublicOnly(%s) = %v, want public %v", addr, err, public)
+		}
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Error("a private address was called") }))
+	defer srv.Close()
+	s := postbacks.NewSender(nil)
+	res := s.Try(context.Background(), &tapline.Delivery{Method: "GET", URL: srv.URL + "/pb", Key: "k"})
+	if res.Code != 0 || !strings.Contains(res.Error, "not public") {
+		t.Errorf("a loopback postback: %+v, want refused before any call", res)
 	}
 }

@@ -90,7 +90,11 @@ type Config struct {
 	// NoPostbackSender keeps a matcher process from sending the outbox's
 	// postbacks (another process sends them); they are still written.
 	NoPostbackSender bool
-	BackfillRate     float64 // raw rows per second per process; 0 means no bound
+	// PostbacksAllowPrivate lets postbacks and webhooks call private and
+	// loopback addresses (an ad network or endpoint on the same network);
+	// by default only public ones are called.
+	PostbacksAllowPrivate bool
+	BackfillRate          float64 // raw rows per second per process; 0 means no bound
 }
 
 // Targets: the components a process runs.
@@ -209,6 +213,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	boolean(&c.SecureCookies, "secure-cookies", "set the Secure flag on dashboard cookies")
 	boolean(&c.Demo, "demo", "seed the demo account, app and link")
 	boolean(&c.Migrate, "migrate", "apply database migrations on start")
+	boolean(&c.PostbacksAllowPrivate, "postbacks-allow-private", "let postbacks and webhooks call private and loopback addresses (by default only public ones)")
 	boolean(&c.NoPostbackSender, "no-postback-sender", "write postback deliveries to the outbox but leave sending them to other matcher processes")
 	boolean(&c.MatcherOrdered, "matcher-ordered", "process the bus as one stream in receive-time order, so that replaying a pre-filled bus decides the same way every run (for tests and benchmarks: it gives up parallelism)")
 }

@@ -305,6 +305,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	n.closers = append(n.closers, n.Matcher.Close)
 	if !cfg.NoPostbackSender {
 		sender := postbacks.NewSender(n.Postbacks)
+		sender.Client = postbacks.NewClient(cfg.PostbacksAllowPrivate)
 		sender.Logger = n.Logger.With("component", "postbacks")
 		sender.Registerer = n.Registry
 		if err := sender.Open(); err != nil {
@@ -442,6 +443,10 @@ func (n *Node) openDashboard() error {
 	}, n.Accounts, reports)
 	n.Dashboard.Funnels, n.Dashboard.FunnelReports = funnelStore, reports
 	n.Dashboard.Erasures = postgres.NewErasureStore(n.DB)
+	n.Dashboard.Postbacks = n.Postbacks
+	try := postbacks.NewSender(nil)
+	try.Client = postbacks.NewClient(cfg.PostbacksAllowPrivate)
+	n.Dashboard.TryPostback = try.Try
 	// The all-in-one starts a saved funnel's backfill at once; a dashboard
 	// without a matcher leaves it to the matchers' runners, which poll.
 	if n.Backfills != nil {
