@@ -99,7 +99,7 @@ func TestOpenAPI(t *testing.T) {
 		{http.MethodGet, api + "/funnel-options", ""},
 		{http.MethodGet, api + "/funnels/", ""},
 		{http.MethodDelete, api + "/devices", `{"ad_id":"6d9c5b8e1f2a4c3b9d8e7f6a5b4c3d2e"}`},
-		{http.MethodGet, api + "/erasures/1", ""},                  // the request just made, the database's first
+		{http.MethodGet, api + "/erasures/1", ""}, // the request just made, the database's first
 		{http.MethodPost, api + "/postbacks", `{"network":"meta","events":["install"],"url":"https://n.example/pb?c={click_id}"}`},
 		{http.MethodGet, api + "/postbacks", ""},
 		{http.MethodPut, api + "/postbacks/1", `{"network":"meta","events":["install","purchase"],"url":"https://n.example/pb?c={click_id}"}`},
