@@ -140,8 +140,29 @@ func TestErasureRequests(t *testing.T) {
 	mine, other := testConversion(1, 2), testConversion(2, 2)
 	mine.AppID, other.AppID = app.ID, app.ID
 	mine.AdID, other.AdID = testAdID, "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
-	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{mine, other}}); err != nil {
+	// Postback deliveries of both, carrying their advertising ids: one of
+	// the device's delivered, one pending.
+	now := time.Now().UTC()
+	delivery := func(key string, c *tapline.Conversion) *tapline.Delivery {
+		return &tapline.Delivery{Key: key, AppID: app.ID, PostbackID: 1, Network: "nw", Trigger: "install", ConversionID: c.ID,
+			Method: "POST", URL: "https://nw.example/pb?gaid=" + c.AdID, Body: []byte(`{"gaid":"` + c.AdID + `"}`),
+			Status: tapline.DeliveryPending, NextAttempt: now, CreatedAt: now}
+	}
+	pbs := postgres.NewPostbackService(db)
+	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{mine, other},
+		Deliveries: []*tapline.Delivery{delivery("mine-1", mine), delivery("mine-2", mine), delivery("other", other)}}); err != nil {
 		t.Fatal(err)
+	}
+	all, err := pbs.Deliveries(ctx, app.ID, "", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range all {
+		if d.Key == "mine-1" {
+			if err := pbs.RecordAttempt(ctx, d.ID, tapline.DeliveryDelivered, now, tapline.DeliveryResult{Code: 200, Body: "gaid " + d.URL}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 
 	r := &tapline.ErasureRequest{AppID: app.ID, Kind: tapline.ErasureAdID, Key: " " + strings.ToUpper(testAdID), RequestedBy: "erasure@example.com"}
@@ -193,6 +214,19 @@ func TestErasureRequests(t *testing.T) {
 	var ofp string
 	if err := conn.QueryRow(ctx, `SELECT fingerprint FROM conversions WHERE app_id = $1 AND id = $2`, app.ID, other.ID).Scan(&ofp); err != nil || ofp == "" {
 		t.Errorf("the other device's row: fingerprint %q, %v; want it kept", ofp, err)
+	}
+	ds, err := pbs.Deliveries(ctx, app.ID, "", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		carries := strings.Contains(d.URL+string(d.Body)+d.LastBody, testAdID)
+		switch {
+		case d.ConversionID == mine.ID && (carries || d.Status == tapline.DeliveryPending):
+			t.Errorf("the device's delivery %s after erasure: %+v; want no advertising id, none pending", d.Key, d)
+		case d.ConversionID == other.ID && (d.URL == "" || d.Status != tapline.DeliveryPending):
+			t.Errorf("the other device's delivery: %+v; want it kept", d)
+		}
 	}
 	var keys int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM erasure_requests WHERE key IS NOT NULL`).Scan(&keys); err != nil || keys != 0 {
