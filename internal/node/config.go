@@ -94,6 +94,11 @@ type Config struct {
 	// loopback addresses (an ad network or endpoint on the same network);
 	// by default only public ones are called.
 	PostbacksAllowPrivate bool
+	// PostbackLease is how long a sender holds the deliveries it claimed
+	// (a sender that dies leaves them this long); PostbackRetryMin is the
+	// first retry's wait, doubled after each failure up to an hour.
+	PostbackLease    time.Duration
+	PostbackRetryMin time.Duration
 	BackfillRate          float64 // raw rows per second per process; 0 means no bound
 }
 
@@ -213,6 +218,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	boolean(&c.SecureCookies, "secure-cookies", "set the Secure flag on dashboard cookies")
 	boolean(&c.Demo, "demo", "seed the demo account, app and link")
 	boolean(&c.Migrate, "migrate", "apply database migrations on start")
+	fs.DurationVar(&c.PostbackLease, "postback-lease", c.PostbackLease, "how long a sender holds the postback deliveries it claimed: a sender that dies leaves them this long (default 2m)")
+	fs.DurationVar(&c.PostbackRetryMin, "postback-retry-min", c.PostbackRetryMin, "the wait before a failed postback's first retry, doubled after each failure up to an hour (default 10s)")
 	boolean(&c.PostbacksAllowPrivate, "postbacks-allow-private", "let postbacks and webhooks call private and loopback addresses (by default only public ones)")
 	boolean(&c.NoPostbackSender, "no-postback-sender", "write postback deliveries to the outbox but leave sending them to other matcher processes")
 	boolean(&c.MatcherOrdered, "matcher-ordered", "process the bus as one stream in receive-time order, so that replaying a pre-filled bus decides the same way every run (for tests and benchmarks: it gives up parallelism)")
@@ -231,6 +238,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data-dir", "required")
+	}
+	if c.PostbackLease < 0 {
+		bad("postback-lease", "must not be negative")
+	}
+	if c.PostbackRetryMin < 0 {
+		bad("postback-retry-min", "must not be negative")
 	}
 	switch c.Target {
 	case TargetAll, TargetDashboard, TargetCollector:

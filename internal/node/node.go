@@ -306,6 +306,13 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	if !cfg.NoPostbackSender {
 		sender := postbacks.NewSender(n.Postbacks)
 		sender.Client = postbacks.NewClient(cfg.PostbacksAllowPrivate)
+		if cfg.PostbackLease > 0 {
+			sender.Lease = cfg.PostbackLease
+		}
+		if cfg.PostbackRetryMin > 0 {
+			sender.MinBackoff = cfg.PostbackRetryMin
+			sender.MaxBackoff = max(sender.MaxBackoff, sender.MinBackoff)
+		}
 		sender.Logger = n.Logger.With("component", "postbacks")
 		sender.Registerer = n.Registry
 		if err := sender.Open(); err != nil {
