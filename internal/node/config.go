@@ -99,7 +99,7 @@ type Config struct {
 	// first retry's wait, doubled after each failure up to an hour.
 	PostbackLease    time.Duration
 	PostbackRetryMin time.Duration
-	BackfillRate          float64 // raw rows per second per process; 0 means no bound
+	BackfillRate     float64 // raw rows per second per process; 0 means no bound
 }
 
 // Targets: the components a process runs.
