@@ -37,7 +37,8 @@ type Postback struct {
 	Source  string  `json:"source,omitempty"`
 	LinkIDs []int64 `json:"link_ids,omitempty"`
 	// Events trigger it: PostbackInstall for an install attributed to a
-	// tap, an event name for events of that name, "kind:purchase" (any
+	// tap, PostbackReengagement for an open credited to a tap on a
+	// re-engagement link, an event name for events of that name, "kind:purchase" (any
 	// EventKind) for every event of a kind. Events of an installation
 	// count under its install's attribution.
 	Events []string `json:"events"`
@@ -84,9 +85,10 @@ func (p *Postback) IsWebhook() bool { return p.Kind == PostbackKindWebhook }
 
 // Postback triggers and re-attribution behaviours.
 const (
-	PostbackInstall   = "install"
-	ReattributionNone = "none"
-	ReattributionSend = "send"
+	PostbackInstall      = "install"
+	PostbackReengagement = "reengagement"
+	ReattributionNone    = "none"
+	ReattributionSend    = "send"
 )
 
 // Postback defaults and bounds.

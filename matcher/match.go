@@ -115,8 +115,13 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 
 	unlock := m.lockApp(app.ID)
 	defer unlock()
-	if err := m.lateReengagement(ctx, pos, msg.Time, app, h, b); err != nil {
+	var rows tapline.FlushRows // the conversions this hit changed, the deliveries it makes
+	if re, err := m.lateReengagement(ctx, pos, msg.Time, app, h, b); err != nil {
 		return nil, tapline.FlushRows{}, err
+	} else if re != nil {
+		if rows.Deliveries, err = m.deliveries(ctx, app.ID, &postbacks.Trigger{Event: re.open, Conversion: re.inst, Attribution: re.r.Attribution, Reengagement: true}); err != nil {
+			return nil, tapline.FlushRows{}, err
+		}
 	}
 	cands, err := m.lateInstalls(ctx, app, h, msg.Time)
 	if err != nil {
@@ -126,8 +131,7 @@ func (m *Matcher) processHit(ctx context.Context, msg *tapline.Message, h *tapli
 	// in the moment between storing this hit and taking the lock may have
 	// claimed it already.
 	claimedByFingerprint := false
-	weighed := 0               // installs this hit's fingerprint decision was run again for
-	var rows tapline.FlushRows // the conversions this hit changed
+	weighed := 0 // installs this hit's fingerprint decision was run again for
 	if len(cands) > 0 {
 		convs, err := m.Raw.ConversionsByHit(ctx, app.ID, h.ID)
 		if err != nil {
@@ -571,14 +575,22 @@ func (m *Matcher) countEvent(ctx context.Context, msg *tapline.Message, app *tap
 	}
 	b := facts.Batch{}
 	b.Event(e, a)
+	var re *tapline.Reengagement
 	if e.Kind == tapline.KindOpen && c != nil {
-		if err := m.reengage(ctx, pos, msg.Time, app, e, c, b); err != nil {
+		if re, err = m.reengage(ctx, pos, msg.Time, app, e, c, b); err != nil {
 			return nil, rows, false, err
 		}
 	}
 	rows = cohortActivity(b, e, c, a)
 	if rows.Deliveries, err = m.deliveries(ctx, app.ID, &postbacks.Trigger{Event: e, Conversion: c, Attribution: a}); err != nil {
 		return nil, rows, false, err
+	}
+	if re != nil {
+		ds, err := m.deliveries(ctx, app.ID, &postbacks.Trigger{Event: e, Conversion: c, Attribution: re.Attribution, Reengagement: true})
+		if err != nil {
+			return nil, rows, false, err
+		}
+		rows.Deliveries = append(rows.Deliveries, ds...)
 	}
 	return b, rows, true, nil
 }

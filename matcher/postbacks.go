@@ -8,15 +8,12 @@ import (
 )
 
 // deliveries returns the deliveries of the app's postbacks and webhooks
-// that follow t,
-// for the flush to put in the outbox; none without a PostbackService.
+// that follow t, for the flush to put in the outbox; none without a
+// PostbackService, whose postbacks the app cache loads.
 // Rendered again for a replayed record, they carry the same keys, which the
 // outbox keeps once.
 func (m *Matcher) deliveries(ctx context.Context, appID int64, t *postbacks.Trigger) ([]*tapline.Delivery, error) {
-	if m.Postbacks == nil {
-		return nil, nil
-	}
-	e, err := m.apps.entry(ctx, appID)
+	e, err := m.apps.entry(ctx, appID) // (cached: the app was just loaded)
 	if err != nil {
 		return nil, err
 	}

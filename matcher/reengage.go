@@ -21,36 +21,37 @@ import (
 // open (the record at pos again) finds the re-engagement it stored and
 // adds the same delta again; one stored by a late tap (lateReengagement)
 // is that tap's to count.
-func (m *Matcher) reengage(ctx context.Context, pos string, published time.Time, app *tapline.App, e *tapline.Event, inst *tapline.Conversion, b facts.Batch) error {
+func (m *Matcher) reengage(ctx context.Context, pos string, published time.Time, app *tapline.App, e *tapline.Event, inst *tapline.Conversion, b facts.Batch) (*tapline.Reengagement, error) {
 	id := tapline.ReengagementID(e.ID)
 	r, err := m.Raw.Reengagement(ctx, app.ID, id)
 	switch {
 	case err == nil:
 		if r.By == pos {
 			b.Reengagement(r)
+			return r, nil
 		}
-		return nil
+		return nil, nil
 	case tapline.ErrorCode(err) != tapline.ENOTFOUND:
-		return fmt.Errorf("load re-engagement %s: %w", id, err)
+		return nil, fmt.Errorf("load re-engagement %s: %w", id, err)
 	}
 	links, err := m.reengagementLinks(ctx, app.ID)
 	if err != nil || len(links) == 0 {
-		return err // an app without re-engagement links looks no further
+		return nil, err // an app without re-engagement links looks no further
 	}
 	cands, err := m.reengagementTaps(ctx, app, e, inst, links)
 	if err != nil || len(cands) == 0 {
-		return err
+		return nil, err
 	}
 	// Only the installation's first open after a tap can be its
 	// re-engagement: an earlier open after the newest candidate rules out
 	// every candidate, all older.
 	prev, err := m.previousOpen(ctx, app.ID, e)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i, c := range cands {
 		if !prev.IsZero() && !prev.Before(c.hit.Time) {
-			return nil
+			return nil, nil
 		}
 		r := &tapline.Reengagement{
 			ID: id, AppID: app.ID, EventID: e.ID, InstallID: e.InstallID, OpenTime: e.Time, Platform: e.Device.Platform,
@@ -60,19 +61,19 @@ func (m *Matcher) reengage(ctx context.Context, pos string, published time.Time,
 		}
 		stored, err := m.Raw.PutReengagement(ctx, r)
 		if err != nil {
-			return fmt.Errorf("store re-engagement %s: %w", id, err)
+			return nil, fmt.Errorf("store re-engagement %s: %w", id, err)
 		}
 		if stored.ID != id {
 			continue // the tap is credited with another open's re-engagement
 		}
 		if stored.By != pos {
-			return nil // a late tap's, consumed meanwhile: it counts it
+			return nil, nil // a late tap's, consumed meanwhile: it counts it
 		}
 		b.Reengagement(stored)
 		m.metrics.reengagements.WithLabelValues(string(stored.Method)).Inc()
-		return nil
+		return stored, nil
 	}
-	return nil
+	return nil, nil
 }
 
 // lateReengagement credits a tap h on a re-engagement link, consumed
@@ -82,17 +83,17 @@ func (m *Matcher) reengage(ctx context.Context, pos string, published time.Time,
 // installation before the tap, carrying the same advertising id. It adds
 // the re-engagement's delta to b when this record (at pos) stored it, or
 // stored it before a crash. Fingerprints join no late tap to an open.
-func (m *Matcher) lateReengagement(ctx context.Context, pos string, published time.Time, app *tapline.App, h *tapline.Hit, b facts.Batch) error {
+func (m *Matcher) lateReengagement(ctx context.Context, pos string, published time.Time, app *tapline.App, h *tapline.Hit, b facts.Batch) (*lateReengaged, error) {
 	ad := usableAdID(h.AdID)
 	if ad == "" || h.Bot != "" {
-		return nil
+		return nil, nil
 	}
 	if links, err := m.reengagementLinks(ctx, app.ID); err != nil || !links[h.LinkID] {
-		return err
+		return nil, err
 	}
 	ins, err := m.Raw.InstallsByAdID(ctx, app.ID, ad, h.Time.Add(-app.Retention), h.Time)
 	if err != nil {
-		return fmt.Errorf("installs by advertising id: %w", err)
+		return nil, fmt.Errorf("installs by advertising id: %w", err)
 	}
 	var inst *tapline.Conversion
 	for _, e := range ins {
@@ -103,17 +104,17 @@ func (m *Matcher) lateReengagement(ctx context.Context, pos string, published ti
 		if tapline.ErrorCode(err) == tapline.ENOTFOUND {
 			continue
 		} else if err != nil {
-			return fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
+			return nil, fmt.Errorf("conversion of install %s: %w", e.InstallID, err)
 		}
 		inst = c
 		break
 	}
 	if inst == nil {
-		return nil
+		return nil, nil
 	}
 	evs, err := m.Raw.EventsByInstall(ctx, app.ID, inst.InstallID)
 	if err != nil {
-		return fmt.Errorf("events of install %s: %w", inst.InstallID, err)
+		return nil, fmt.Errorf("events of install %s: %w", inst.InstallID, err)
 	}
 	var open *tapline.Event
 	for _, e := range evs { // oldest first
@@ -123,15 +124,15 @@ func (m *Matcher) lateReengagement(ctx context.Context, pos string, published ti
 		}
 	}
 	if open == nil || open.Time.Sub(h.Time) > app.ReengagementWindow {
-		return nil
+		return nil, nil
 	}
 	// The index keeps what a funnel reads; the open itself has the
 	// device's identifiers and fingerprint.
 	if open, err = m.Raw.Event(ctx, app.ID, open.ID); err != nil {
-		return fmt.Errorf("open %s: %w", open.ID, err)
+		return nil, fmt.Errorf("open %s: %w", open.ID, err)
 	}
 	if eventAdID(open) != ad {
-		return nil
+		return nil, nil
 	}
 	cands := []reengagementTap{{hit: h, method: tapline.MethodAdID}}
 	r := &tapline.Reengagement{
@@ -143,13 +144,22 @@ func (m *Matcher) lateReengagement(ctx context.Context, pos string, published ti
 	r.Decision.Reason += " The tap was consumed after the open."
 	stored, err := m.Raw.PutReengagement(ctx, r)
 	if err != nil {
-		return fmt.Errorf("store re-engagement %s: %w", r.ID, err)
+		return nil, fmt.Errorf("store re-engagement %s: %w", r.ID, err)
 	}
-	if stored.By == pos {
-		b.Reengagement(stored)
-		m.metrics.reengagements.WithLabelValues(string(stored.Method)).Inc()
+	if stored.By != pos {
+		return nil, nil
 	}
-	return nil
+	b.Reengagement(stored)
+	m.metrics.reengagements.WithLabelValues(string(stored.Method)).Inc()
+	return &lateReengaged{r: stored, open: open, inst: inst}, nil
+}
+
+// lateReengaged is a re-engagement a late tap made: the open it credits
+// and the open's installation.
+type lateReengaged struct {
+	r    *tapline.Reengagement
+	open *tapline.Event
+	inst *tapline.Conversion
 }
 
 // reengagementTap is a tap an open may be credited to, and how it matched.

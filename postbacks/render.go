@@ -35,17 +35,23 @@ type Trigger struct {
 	// re-attribution); "" for other events.
 	Change string
 	// Reattributed marks the install trigger of a late tap that took the
-	// install from another tap, or from organic.
+	// install from another tap.
 	Reattributed bool
+	// Reengagement marks the re-engagement of an installed app that open
+	// Event is, credited to the tap of Attribution (a re-engagement link's).
+	Reengagement bool
 }
 
 // install reports whether t announces an install's attribution.
 func (t *Trigger) install() bool { return t.Change != "" }
 
-// name is t's trigger name: "install" or the event's name.
+// name is t's trigger name: "install", "reengagement" or the event's name.
 func (t *Trigger) name() string {
-	if t.install() {
+	switch {
+	case t.install():
 		return tapline.PostbackInstall
+	case t.Reengagement:
+		return tapline.PostbackReengagement
 	}
 	return t.Event.Name
 }
@@ -75,6 +81,9 @@ func Applies(p *tapline.Postback, t *Trigger) bool {
 	if t.install() {
 		return slices.Contains(p.Events, tapline.PostbackInstall)
 	}
+	if t.Reengagement {
+		return slices.Contains(p.Events, tapline.PostbackReengagement)
+	}
 	if t.Event.Kind == tapline.KindInstall || t.Event.Name == tapline.PostbackInstall {
 		// Another install event of an installation announced already:
 		// only a postback on every install event wants it.
@@ -100,6 +109,9 @@ func Render(ps []*tapline.Postback, t *Trigger, now time.Time) []*tapline.Delive
 // replay of the record that caused it, another for every other cause.
 func Key(p *tapline.Postback, t *Trigger) string {
 	cause := "event\x00" + t.Event.ID
+	if t.Reengagement {
+		cause = "reengagement\x00" + t.Event.ID
+	}
 	if t.install() {
 		cause = "install\x00" + t.Conversion.ID + "\x00" + t.Change
 	}

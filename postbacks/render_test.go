@@ -344,3 +344,32 @@ func TestSample(t *testing.T) {
 		t.Errorf("sample webhook %s, %+v (%v)", d.Body, d, err)
 	}
 }
+
+func TestReengagementTrigger(t *testing.T) {
+	in := install()
+	open := purchase(in)
+	open.Event.Name, open.Event.Kind, open.Event.Revenue = "open", tapline.KindOpen, nil
+	re := *open
+	re.Reengagement = true
+	re.Attribution = tapline.Attribution{HitID: "hit-back", LinkID: 8, Method: tapline.MethodAdID, HitTime: t0.Add(time.Hour)}
+	p := valid(t, &tapline.Postback{ID: 1, Network: "n", Events: []string{"reengagement"}, URL: "https://nw.example/?c={click_id}&e={event_name}"})
+	if !Applies(p, &re) || Applies(p, open) {
+		t.Errorf("a reengagement postback: applies to the re-engagement %v, to the open %v; want true, false", Applies(p, &re), Applies(p, open))
+	}
+	d := Render([]*tapline.Postback{p}, &re, t0)[0]
+	if !strings.Contains(d.URL, "c=hit-back&e=reengagement") || d.Trigger != "reengagement" {
+		t.Errorf("re-engagement delivery %+v", d)
+	}
+	both := valid(t, &tapline.Postback{ID: 2, Network: "n", Events: []string{"reengagement", "open"}, URL: "https://nw.example/"})
+	if Key(both, &re) == Key(both, open) {
+		t.Error("the open and its re-engagement share a key")
+	}
+	w := valid(t, &tapline.Postback{ID: 3, Kind: tapline.PostbackKindWebhook, Events: []string{"reengagement"}, URL: "https://c.example/"})
+	var pl WebhookPayload
+	if err := json.Unmarshal(Render([]*tapline.Postback{w}, &re, t0)[0].Body, &pl); err != nil {
+		t.Fatal(err)
+	}
+	if pl.Type != WebhookReengagement || pl.Data.Reengagement == nil || pl.Data.Reengagement.HitID != "hit-back" || pl.Data.Conversion.HitID != "hit-9" {
+		t.Errorf("re-engagement webhook %+v (tap %+v, conversion %+v)", pl, pl.Data.Reengagement, pl.Data.Conversion)
+	}
+}

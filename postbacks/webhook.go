@@ -14,6 +14,7 @@ const (
 	WebhookConversionCreated = "conversion.created"
 	WebhookConversionUpdated = "conversion.updated"
 	WebhookEvent             = "event.created"
+	WebhookReengagement      = "reengagement.created"
 )
 
 // WebhookPayload is the JSON body of a customer webhook's call.
@@ -31,6 +32,20 @@ type WebhookData struct {
 	AppID      int64              `json:"app_id"`
 	Conversion *WebhookConversion `json:"conversion"`
 	Event      *WebhookEventData  `json:"event,omitempty"`
+	// Reengagement is the tap a re-engagement (of type
+	// WebhookReengagement) is credited to; Conversion is then the
+	// installation's own.
+	Reengagement *WebhookTap `json:"reengagement,omitempty"`
+}
+
+// WebhookTap is a tap a webhook tells of.
+type WebhookTap struct {
+	Method    string            `json:"method"`
+	LinkID    int64             `json:"link_id"`
+	LinkSlug  string            `json:"link_slug,omitempty"`
+	HitID     string            `json:"hit_id"`
+	HitTime   time.Time         `json:"hit_time"`
+	HitParams map[string]string `json:"hit_params,omitempty"`
 }
 
 // WebhookConversion is a conversion as a webhook tells it.
@@ -81,6 +96,9 @@ func appliesWebhook(p *tapline.Postback, t *Trigger) bool {
 	if t.install() {
 		return t.Conversion != nil && slices.Contains(p.Events, tapline.PostbackInstall)
 	}
+	if t.Reengagement {
+		return slices.Contains(p.Events, tapline.PostbackReengagement)
+	}
 	if t.Event.Kind == tapline.KindInstall || t.Event.Name == tapline.PostbackInstall {
 		return slices.Contains(p.Events, "kind:"+string(tapline.KindInstall))
 	}
@@ -91,11 +109,14 @@ func appliesWebhook(p *tapline.Postback, t *Trigger) bool {
 func webhookBody(t *Trigger) []byte {
 	pl := WebhookPayload{Data: WebhookData{AppID: t.Event.AppID}}
 	if c := t.Conversion; c != nil {
-		a := &t.Attribution
+		a := &c.Attribution // the installation's, also for a re-engagement
+		if !t.Reengagement {
+			a = &t.Attribution
+		}
 		wc := &WebhookConversion{ID: c.ID, InstallID: c.InstallID, InstallTime: c.InstallTime.UTC(), Platform: c.Platform,
 			Method: string(a.Method), LinkID: a.LinkID, HitID: a.HitID, HitParams: a.HitParams, Reattributed: t.Reattributed,
 			Reinstall: c.Reinstall != nil}
-		if a.HitID != "" {
+		if a.HitID != "" && !t.Reengagement {
 			wc.LinkSlug = t.LinkSlug
 			ht := a.HitTime.UTC()
 			wc.HitTime = &ht
@@ -111,6 +132,12 @@ func webhookBody(t *Trigger) []byte {
 	default:
 		e := t.Event
 		pl.Type, pl.Timestamp = WebhookEvent, e.Time.UTC()
+		if t.Reengagement {
+			a := &t.Attribution
+			pl.Type = WebhookReengagement
+			pl.Data.Reengagement = &WebhookTap{Method: string(a.Method), LinkID: a.LinkID, LinkSlug: t.LinkSlug, HitID: a.HitID,
+				HitTime: a.HitTime.UTC(), HitParams: a.HitParams}
+		}
 		we := &WebhookEventData{ID: e.ID, Name: e.Name, Kind: e.Kind, Time: e.Time.UTC(), Params: e.Params, Platform: e.Device.Platform}
 		if e.Revenue != nil {
 			we.Revenue = &WebhookRevenue{Amount: formatMicros(e.Revenue.Micros), Currency: e.Revenue.Currency}
