@@ -51,6 +51,15 @@ type RawStore interface {
 	HitsByFingerprint(ctx context.Context, appID int64, fingerprint string, from, to time.Time) ([]*Hit, error)
 	HitsByAdID(ctx context.Context, appID int64, adID string, from, to time.Time) ([]*Hit, error)
 
+	// ScanHitRows calls fn with each of the app's visible hits whose Time
+	// lies in [from, to), in the store's row order (see RowPos), starting
+	// after the row at after (the zero RowPos: from the first). The store
+	// reads a bounded batch of rows at a time and holds nothing of the
+	// scan while fn runs, so fn may take its time and may use the store;
+	// fn must not keep h after it returns. An error from fn stops the scan
+	// and is returned, as is ctx's.
+	ScanHitRows(ctx context.Context, appID int64, from, to time.Time, after RowPos, fn func(h *Hit) error) error
+
 	// PutEvent stores e unless an event with its (AppID, ID) is stored
 	// already, and returns the stored event (e, or the earlier one).
 	// Installs are indexed by fingerprint, by advertising id, by vendor id
@@ -64,6 +73,8 @@ type RawStore interface {
 	// InstallsByVendorID returns the app's installs whose Device.IDFV is
 	// idfv, as stored, with Time in [from, to], newest first.
 	InstallsByVendorID(ctx context.Context, appID int64, idfv string, from, to time.Time) ([]*Event, error)
+	// ScanEventRows is ScanHitRows for events, by their Time.
+	ScanEventRows(ctx context.Context, appID int64, from, to time.Time, after RowPos, fn func(e *Event) error) error
 
 	// PutConversion creates or replaces the conversion with c's (AppID, ID),
 	// guarding it against concurrent changes by another matcher: c must
@@ -153,6 +164,24 @@ type RawStore interface {
 
 	Close() error
 }
+
+// RowPos is the place of a raw hit or event in a store's row order
+// (ScanHitRows, ScanEventRows): the row's Time and ID, exactly as stored.
+// Each store orders an app's rows by a key it derives from these two
+// alone, the embedded store by the week bucket of Time and then ID,
+// Cassandra by the Murmur3 token of the row's partition (app, ID) and then
+// ID, so a scan resumed after the last row it delivered delivers each row
+// it had not delivered yet once, and none again, whether or not that row
+// still exists. Rows stored or deleted meanwhile come or not as their
+// place falls before or after the position. A RowPos without an ID (the
+// zero RowPos) comes before every row.
+type RowPos struct {
+	Time time.Time
+	ID   string
+}
+
+// IsZero reports whether p has no ID: the start, before every row.
+func (p RowPos) IsZero() bool { return p.ID == "" }
 
 // CompareEvents orders events oldest first: by Time, then by ID. It is the
 // order of an installation's events (EventsByInstall, Installation.Events)

@@ -17,7 +17,7 @@ var (
 	insertRe   = regexp.MustCompile(`^INSERT INTO ks\.(\w+) \(([\w, ]+)\) VALUES \(([?, ]+)\)( IF NOT EXISTS)?$`)
 	updateRe   = regexp.MustCompile(`^UPDATE ks\.(\w+) SET (.+?) WHERE (.+?)(?: IF (.+))?$`)
 	deleteRe   = regexp.MustCompile(`^DELETE FROM ks\.(\w+) WHERE (.+?)(?: IF (.+))?$`)
-	condRe     = regexp.MustCompile(`^(\w+|token\([\w, ]+\)) (=|<|<=|>|>=) \?$`)
+	condRe     = regexp.MustCompile(`^(\w+|token\([\w, ]+\)) (=|<|<=|>|>=) (\?|token\(\?(?:, \?)*\))$`)
 )
 
 // cqlProblems returns what a Cassandra 4/5 node would refuse in stmt, or
@@ -59,13 +59,20 @@ func cqlProblems(stmt string, tables map[string]table) []string {
 				bad("cannot read condition %q", cond)
 				continue
 			}
-			col, op := m[1], m[2]
+			col, op, value := m[1], m[2], m[3]
 			if cols, ok := strings.CutPrefix(col, "token("); ok {
 				tokens = append(tokens, strings.TrimSuffix(cols, ")"))
 				if op == "=" {
 					bad("restricts a token by equality")
 				}
+				// token(?, ?): the token of a partition key bound whole.
+				if marks := strings.Count(value, "?"); value != "?" && marks != len(tb.partitionKey) {
+					bad("compares a token with token() of %d values, not of the %d partition-key columns", marks, len(tb.partitionKey))
+				}
 				continue
+			}
+			if value != "?" {
+				bad("compares column %s with %s", col, value)
 			}
 			if _, ok := tb.columns[col]; !ok {
 				bad("no column %s", col)
@@ -255,6 +262,9 @@ func TestCQLProblems(t *testing.T) {
 		{"ConditionalRangeDelete", `DELETE FROM ks.app_cutoffs WHERE app_id = ? AND cutoff_ns < ? IF EXISTS`, "must name one row"},
 		{"UnknownTable", `SELECT data FROM ks.nope WHERE app_id = ?`, "no table nope"},
 		{"Semicolon", `SELECT data FROM ks.hits WHERE app_id = ? AND id = ?;`, "contains ';'"},
+		{"TokenOfKey", `SELECT data FROM ks.events WHERE token(app_id, id) > token(?, ?)`, ""},
+		{"TokenOfKeyPart", `SELECT data FROM ks.events WHERE token(app_id, id) > token(?)`, "token() of 1 values"},
+		{"ColumnToken", `SELECT data FROM ks.events WHERE app_id = token(?, ?) AND id = ?`, "compares column app_id"},
 		{"SelectToken", `SELECT app_id, token(app_id, id), data FROM ks.events WHERE token(app_id, id) > ? AND token(app_id, id) <= ?`, ""},
 		{"SelectTokenOfPart", `SELECT token(app_id), data FROM ks.events WHERE token(app_id, id) > ?`, "selects token(app_id)"},
 		{"SelectUnknown", `SELECT nope FROM ks.events WHERE app_id = ? AND id = ?`, "selects unknown column nope"},

@@ -649,6 +649,12 @@ type byIDTable struct {
 	insertIfAbsent, replace string
 	selectByID              string
 	delete                  string // app_id, id
+
+	// The row scans (ScanHitRows, ScanEventRows), in token order; each
+	// selects token(app_id, id), app_id, id, time_ns, data.
+	scanFrom  string // token(app_id, id) > ?
+	scanAfter string // token(app_id, id) > token(?, ?): app_id, id
+	scanAt    string // token(app_id, id) is token(?, ?): app_id, id, app_id, id
 }
 
 // putIfAbsent stores (id, t, v) in the table unless a visible row holds the

@@ -301,6 +301,8 @@ func allStatements(st statements) map[string]string {
 		"fsSelect": st.fsSelect, "fsInsert": st.fsInsert, "fsReplace": st.fsReplace,
 		"reengInsert": st.reengInsert, "reengSelect": st.reengSelect, "reengClaim": st.reengClaim, "reengClaimSelect": st.reengClaimSelect,
 		"hits.delete": st.hits.delete, "events.delete": st.events.delete,
+		"hits.scanFrom": st.hits.scanFrom, "hits.scanAfter": st.hits.scanAfter, "hits.scanAt": st.hits.scanAt,
+		"events.scanFrom": st.events.scanFrom, "events.scanAfter": st.events.scanAfter, "events.scanAt": st.events.scanAt,
 		"hitsByFP.delete": st.hitsByFP.delete, "hitsByAdID.delete": st.hitsByAdID.delete,
 		"installsByFP.delete": st.installsByFP.delete, "installsByAdID.delete": st.installsByAdID.delete,
 		"deleteRefHit": st.deleteRefHit, "deleteByInstall": st.deleteByInstall,

@@ -67,6 +67,12 @@ func newStatements(ks string) statements {
 			selectByID: fmt.Sprintf(
 				`SELECT time_ns, data FROM %s.%s WHERE app_id = ? AND id = ?`, ks, table),
 			delete: fmt.Sprintf(`DELETE FROM %s.%s WHERE app_id = ? AND id = ?`, ks, table),
+			scanFrom: fmt.Sprintf(
+				`SELECT token(app_id, id), app_id, id, time_ns, data FROM %s.%s WHERE token(app_id, id) > ?`, ks, table),
+			scanAfter: fmt.Sprintf(
+				`SELECT token(app_id, id), app_id, id, time_ns, data FROM %s.%s WHERE token(app_id, id) > token(?, ?)`, ks, table),
+			scanAt: fmt.Sprintf(
+				`SELECT token(app_id, id), app_id, id, time_ns, data FROM %s.%s WHERE token(app_id, id) >= token(?, ?) AND token(app_id, id) <= token(?, ?)`, ks, table),
 		}
 	}
 	day := func(table, key string) dayTable {

@@ -50,6 +50,8 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"EraseByInstallID", testEraseByInstallID},
 		{"EraseConversionIDs", testEraseConversionIDs},
 		{"EraseReengagement", testEraseReengagement},
+		{"ScanRows", testScanRows},
+		{"ScanRowsResumeAfterErased", testScanRowsResumeAfterErased},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
