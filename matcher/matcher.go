@@ -123,8 +123,11 @@ type Matcher struct {
 	// nil means the list shipped with tapline (fraud.Shipped).
 	Datacenters *fraud.Ranges
 
-	agg      *facts.Aggregator
-	apps     appCache
+	agg  *facts.Aggregator
+	apps appCache
+	// preload, when set, is the whole app cache, never refreshed (Replay:
+	// no account service).
+	preload  map[int64]appEntry
 	appLocks sync.Map // app id -> *sync.Mutex
 	// installLocks are striped by app and installation (lockInstall).
 	installLocks [256]sync.Mutex
@@ -195,7 +198,7 @@ func (m *Matcher) Open(ctx context.Context) error {
 	if err := m.Config.Validate(); err != nil {
 		return err
 	}
-	if m.Bus == nil || m.Raw == nil || m.Facts == nil || m.Accounts == nil {
+	if m.Bus == nil || m.Raw == nil || m.Facts == nil || m.Accounts == nil && m.preload == nil {
 		return fmt.Errorf("matcher: Bus, Raw, Facts and Accounts are required")
 	}
 	m.metrics = newMetrics(m.Registry)
@@ -204,6 +207,9 @@ func (m *Matcher) Open(ctx context.Context) error {
 		m.order = newOrderGate(m.Config.HitsTopic, orderStall)
 	}
 	m.apps = appCache{ttl: m.Config.AppCacheTTL, accounts: m.Accounts, postbacks: m.Postbacks, now: m.Now, entries: map[int64]appEntry{}}
+	if m.preload != nil {
+		m.apps.entries, m.apps.ttl = m.preload, 1<<62
+	}
 
 	if _, err := m.Facts.Offsets(ctx, m.Config.Consumer); err != nil {
 		return fmt.Errorf("load offsets of %s: %w", m.Config.Consumer, err)
