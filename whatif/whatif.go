@@ -124,13 +124,13 @@ type Result struct {
 	Request
 	// Today are the app's rules as replayed; Hypothetical the request's
 	// applied to them.
-	Today        Rules     `json:"today"`
-	Hypothetical Rules     `json:"hypothetical"`
-	Hits         int       `json:"hits"`
-	Installs     int       `json:"installs"`
-	Counts       []Count   `json:"counts"`
-	Moved        int       `json:"moved"`
-	Moves        []Move    `json:"moves"`
+	Today        Rules   `json:"today"`
+	Hypothetical Rules   `json:"hypothetical"`
+	Hits         int     `json:"hits"`
+	Installs     int     `json:"installs"`
+	Counts       []Count `json:"counts"`
+	Moved        int     `json:"moved"`
+	Moves        []Move  `json:"moves"`
 	// StoredSame of StoredCompared installs have, replayed with today's
 	// rules, the attribution their stored conversion has.
 	StoredSame     int           `json:"stored_same"`
