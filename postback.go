@@ -169,6 +169,14 @@ func (p *Postback) Validate() error {
 	if p.Method == "POST" && p.ContentType == "" {
 		p.ContentType = "application/json"
 	}
+	if p.Body != "" {
+		// Macros are escaped for JSON or a form; any other body would take
+		// tap parameters, which anyone can set on a link, as they come.
+		ct := strings.ToLower(p.ContentType)
+		if !strings.Contains(ct, "json") && !strings.Contains(ct, "x-www-form-urlencoded") {
+			return Errorf(EINVALID, "content_type: a body template is JSON or application/x-www-form-urlencoded, not %q", p.ContentType)
+		}
+	}
 	if len(p.Events) == 0 || len(p.Events) > MaxPostbackEvents {
 		return Errorf(EINVALID, "events: between 1 and %d triggers", MaxPostbackEvents)
 	}
@@ -201,8 +209,8 @@ func (p *Postback) Validate() error {
 	if p.MaxConcurrent < 0 || p.MaxConcurrent > 100 {
 		return Errorf(EINVALID, "max_concurrent: 0 (default) to 100")
 	}
-	if p.MaxPerSecond < 0 || p.MaxPerSecond > 10000 {
-		return Errorf(EINVALID, "max_per_second: 0 (default) to 10000")
+	if p.MaxPerSecond != 0 && (p.MaxPerSecond < 1 || p.MaxPerSecond > 10000) {
+		return Errorf(EINVALID, "max_per_second: 0 (default) or 1 to 10000")
 	}
 	if p.Timeout < 0 || p.Timeout > time.Minute {
 		return Errorf(EINVALID, "timeout: 0 (default) to one minute")
@@ -294,6 +302,12 @@ type Delivery struct {
 	// Secrets, its postback's secrets in force, given by ClaimDeliveries).
 	Kind    string   `json:"kind"`
 	Secrets []string `json:"-"`
+	// Claim numbers the claim that handed the delivery to a sender
+	// (ClaimDeliveries): only that claim records its attempt, so a sender
+	// that outlived its lease cannot undo a later one's. Stopped is set
+	// when its postback was disabled or deleted: it is not sent.
+	Claim   int    `json:"-"`
+	Stopped string `json:"-"`
 }
 
 // DeliveryResult is the outcome of one attempt.
@@ -330,7 +344,13 @@ type Outbox interface {
 	// meanwhile: a sender that dies holding them leaves them to be
 	// retried after the lease.
 	ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*Delivery, error)
-	// RecordAttempt stores an attempt's result: delivered, dead, or
-	// pending until next.
-	RecordAttempt(ctx context.Context, id int64, status DeliveryStatus, next time.Time, r DeliveryResult) error
+	// RecordAttempt stores the result of claim's attempt at delivery id:
+	// delivered, dead, or pending until next. It is ignored when the
+	// delivery is no longer pending, or was claimed again since (unless
+	// delivered: a 2xx always stands).
+	RecordAttempt(ctx context.Context, id int64, claim int, status DeliveryStatus, next time.Time, r DeliveryResult) error
+	// ReleaseDelivery makes delivery id due again at once without counting
+	// an attempt, when claim still holds it: a sender that cannot start it
+	// (stopping, or its network busy) gives it back.
+	ReleaseDelivery(ctx context.Context, id int64, claim int) error
 }

@@ -74,9 +74,9 @@ type postbackView struct {
 	PreviousSecretExpires *time.Time `json:"previous_secret_expires,omitempty"`
 }
 
-// postbackViewOf shows p; a read-only principal (a reporting token, a
-// viewer) sees the URL's scheme and host only, and no body: templates
-// often carry a network's credentials.
+// postbackViewOf shows p; a principal who may not change it (a viewer, a
+// reporting token) sees the URL's scheme and host only, and no body:
+// templates often carry a network's credentials.
 func postbackViewOf(p *tapline.Postback, readOnly bool) postbackView {
 	v := postbackView{ID: p.ID, Kind: p.Kind, Network: p.Network, Source: p.Source, LinkIDs: p.LinkIDs, Events: p.Events,
 		Method: p.Method, URL: p.URL, Body: p.Body, ContentType: p.ContentType, Fields: p.Fields, OnReattribution: p.OnReattribution,
@@ -136,7 +136,9 @@ func deliveryViewOf(d *tapline.Delivery, readOnly bool) deliveryView {
 		v.NextAttempt = &next
 	}
 	if readOnly {
-		v.URL = redactURL(d.URL)
+		// The URL, and the answer, may carry a network's credentials and
+		// the personal data the network may receive.
+		v.URL, v.LastBody = redactURL(d.URL), ""
 	}
 	return v
 }
@@ -190,7 +192,7 @@ func (d *Dashboard) apiPostbacks(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, err)
 		return
 	}
-	ro := principalFrom(r.Context()).ReadOnly
+	ro := !principalFrom(r.Context()).canWrite()
 	views := make([]postbackView, len(ps))
 	for i, p := range ps {
 		views[i] = postbackViewOf(p, ro)
@@ -422,7 +424,7 @@ func (d *Dashboard) apiDeliveries(w http.ResponseWriter, r *http.Request) {
 		d.writeJSONError(w, r, err)
 		return
 	}
-	ro := principalFrom(r.Context()).ReadOnly
+	ro := !principalFrom(r.Context()).canWrite()
 	views := make([]deliveryView, len(ds))
 	for i, del := range ds {
 		views[i] = deliveryViewOf(del, ro)

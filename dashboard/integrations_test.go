@@ -191,6 +191,19 @@ func TestPostbacksAPI(t *testing.T) {
 	}
 	wantStatus(t, "token creates", e.do(e.client(), http.MethodPost, base+"/postbacks", strings.NewReader(`{"network":"x","events":["install"],"url":"https://n.example/"}`), tok), http.StatusForbidden)
 
+	// So does a viewer, on the API as on the page.
+	viewer := e.join(c, "viewer@acme.example", tapline.RoleViewer)
+	if res := e.get(viewer, base+"/postbacks"); res.Status != http.StatusOK || strings.Contains(res.Body, "{click_id}") {
+		t.Errorf("a viewer's list: %d %s", res.Status, res.Body)
+	}
+	if res := e.get(viewer, base+"/deliveries"); strings.Contains(res.Body, "secret-token") {
+		t.Errorf("a viewer sees delivery URLs: %s", res.Body)
+	}
+	if res := e.get(viewer, fmt.Sprintf("/apps/%d/integrations", app.ID)); strings.Contains(res.Body, "secret-token") || strings.Contains(res.Body, "pb?c={click_id}") {
+		t.Errorf("a viewer's page shows templates or delivery URLs")
+	}
+	wantStatus(t, "viewer creates", e.sendJSON(viewer, http.MethodPost, base+"/postbacks", `{"network":"x","events":["install"],"url":"https://n.example/"}`), http.StatusForbidden)
+
 	// Another account sees none of it.
 	o := e.loggedIn("other")
 	for _, p := range []string{base + "/postbacks", base + "/deliveries"} {

@@ -45,14 +45,14 @@ func pb(network string, reattribution string, events ...string) *tapline.Postbac
 func TestPostbacksOnReattribution(t *testing.T) {
 	for _, tc := range []struct {
 		name, setting string
-		want          []string
+		want, later   []string
 	}{
-		{"none", tapline.ReattributionNone, nil},
-		{"send", tapline.ReattributionSend, []string{"nw:install:hB"}},
+		{"none", tapline.ReattributionNone, nil, nil},
+		{"send", tapline.ReattributionSend, []string{"nw:install:hB"}, []string{"nw:purchase:hB"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.postbacks(pb("nw", tc.setting, "install"))
+			h.postbacks(pb("nw", tc.setting, "install", "purchase"))
 			h.hit("hA", 5, t0.Add(-2*time.Hour), ipA, chromeAndUA)
 			h.install("e1", t0, ipA, android, withGAID(gaid1))
 			if got := h.delivered(); !slices.Equal(got, []string{"nw:install:hA"}) {
@@ -64,6 +64,12 @@ func TestPostbacksOnReattribution(t *testing.T) {
 			}
 			if got := h.delivered(); !slices.Equal(got, tc.want) {
 				t.Errorf("the late tap's deliveries %v, want %v", got, tc.want)
+			}
+			// A later event counts under the new tap: its network hears of
+			// it only if it was told of the install.
+			h.event("p1", "inst-e1", tapline.KindPurchase, t0.Add(time.Hour), ipA, android, withGAID(gaid1), func(e *tapline.Event) { e.Name = "purchase" })
+			if got := h.delivered(); !slices.Equal(got, tc.later) {
+				t.Errorf("a later purchase's deliveries %v, want %v", got, tc.later)
 			}
 		})
 	}

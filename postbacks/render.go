@@ -84,12 +84,29 @@ func Applies(p *tapline.Postback, t *Trigger) bool {
 	if t.Reengagement {
 		return slices.Contains(p.Events, tapline.PostbackReengagement)
 	}
+	if p.OnReattribution != tapline.ReattributionSend && takenFromTap(t.Conversion, a.HitID) {
+		// The network was never told of the install: it hears of none
+		// of its events either.
+		return false
+	}
 	if t.Event.Kind == tapline.KindInstall || t.Event.Name == tapline.PostbackInstall {
 		// Another install event of an installation announced already:
 		// only a postback on every install event wants it.
 		return slices.Contains(p.Events, "kind:"+string(tapline.KindInstall))
 	}
 	return slices.Contains(p.Events, t.Event.Name) || slices.Contains(p.Events, "kind:"+string(t.Event.Kind))
+}
+
+// takenFromTap reports whether c's attribution to tap hit came from a late
+// tap taking the install from another tap: the change that last credited
+// it replaced a tap's attribution.
+func takenFromTap(c *tapline.Conversion, hit string) bool {
+	for i := len(c.History) - 1; i >= 0; i-- {
+		if ch := c.History[i]; ch.To.HitID == hit {
+			return ch.From != nil && ch.From.Method != tapline.MethodOrganic && ch.From.HitID != ""
+		}
+	}
+	return false
 }
 
 // Render returns the deliveries of the postbacks that follow t, created at

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -65,10 +67,12 @@ type Sender struct {
 	wg     sync.WaitGroup
 }
 
-// network holds one ad network's limits.
+// network holds one app's ad network's limits.
 type network struct {
 	sem     chan struct{}
 	limiter *rate.Limiter
+	conc    int
+	per     float64
 }
 
 // NewSender returns a Sender of outbox with the defaults: its client does
@@ -90,6 +94,9 @@ func (s *Sender) Open() error {
 	if s.Batch <= 0 || s.Lease <= 0 || s.Poll <= 0 || s.MinBackoff <= 0 || s.MaxBackoff < s.MinBackoff || s.MaxAge <= 0 {
 		return fmt.Errorf("postback sender: batch, lease, poll, backoffs and max age must be positive")
 	}
+	if s.Lease < 2*leaseMargin {
+		return fmt.Errorf("postback sender: a lease of %s leaves no time for a call: at least %s", s.Lease, 2*leaseMargin)
+	}
 	s.networks = map[string]*network{}
 	s.metrics.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tapline_postback_attempts_total", Help: "Postback calls made, by network and outcome (delivered, retry, dead)."}, []string{"network", "outcome"})
 	s.metrics.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tapline_postback_delivered_total", Help: "Postbacks delivered, by network."}, []string{"network"})
@@ -108,7 +115,8 @@ func (s *Sender) Open() error {
 	return nil
 }
 
-// Close stops claiming, waits for the calls under way and returns.
+// Close stops claiming, gives back the deliveries claimed but not started,
+// waits for the calls under way (each within its timeout) and returns.
 func (s *Sender) Close() error {
 	if s.cancel != nil {
 		s.cancel()
@@ -169,51 +177,73 @@ func (s *Sender) run(ctx context.Context) {
 	}
 }
 
-// send waits for d's network's limits and delivers d, unless the wait ate
-// half its lease: then it is left for a later claim, so that no delivery
-// is sent by two claims at once.
+// maxNetworkWait is how long a claimed delivery waits for its network's
+// limits before it is given back, so that a busy or slow network does not
+// keep the claim's slots from the others.
+const maxNetworkWait = 2 * time.Second
+
+// leaseMargin is kept between the end of a call and the end of its lease.
+const leaseMargin = time.Second
+
+// send waits for d's network's limits and delivers d within its lease. A
+// delivery that cannot start in time, or while the sender stops, is given
+// back at once for a later claim, without counting an attempt.
 func (s *Sender) send(ctx context.Context, d *tapline.Delivery, claimed time.Time) {
+	if d.Stopped != "" {
+		s.finish(ctx, d, tapline.DeliveryDead, s.Now(), tapline.DeliveryResult{Error: "the postback was " + d.Stopped + ": given up"}, "dead")
+		return
+	}
 	n := s.network(d)
-	wait, cancel := context.WithDeadline(ctx, claimed.Add(s.Lease/2))
+	wait, cancel := context.WithTimeout(ctx, maxNetworkWait)
 	defer cancel()
+	giveBack := func() {
+		if err := s.Outbox.ReleaseDelivery(context.WithoutCancel(ctx), d.ID, d.Claim); err != nil {
+			s.Logger.Warn("give a postback delivery back", "delivery", d.ID, "err", err)
+		}
+	}
 	select {
 	case n.sem <- struct{}{}:
 	case <-wait.Done():
+		giveBack()
 		return
 	}
 	defer func() { <-n.sem }()
 	if err := n.limiter.Wait(wait); err != nil {
+		giveBack()
 		return
 	}
-	s.deliver(ctx, d)
+	// The call ends before the lease does: no other claim sends it
+	// meanwhile.
+	left := time.Until(claimed.Add(s.Lease)) - leaseMargin
+	timeout := min(cmp.Or(d.Timeout, tapline.DefaultPostbackTimeout), left)
+	if timeout <= 0 {
+		giveBack()
+		return
+	}
+	// A call under way is finished even while the sender stops.
+	s.deliver(context.WithoutCancel(ctx), d, timeout)
 }
 
-// network returns d's network's limits, made on first use with d's
-// postback's settings.
+// network returns the limits of d's app's network: one app's settings
+// never limit another's deliveries, whatever the networks' names. They
+// follow d's postback's settings as rendered; a change makes new limits
+// (calls under the old ones finish under them).
 func (s *Sender) network(d *tapline.Delivery) *network {
+	conc := cmp.Or(max(d.MaxConcurrent, 0), tapline.DefaultPostbackConcurrent)
+	per := cmp.Or(max(d.MaxPerSecond, 0), tapline.DefaultPostbackPerSecond)
+	key := strconv.FormatInt(d.AppID, 10) + "/" + d.Network
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n, ok := s.networks[d.Network]; ok {
+	if n, ok := s.networks[key]; ok && n.conc == conc && n.per == per {
 		return n
 	}
-	conc, per := d.MaxConcurrent, d.MaxPerSecond
-	if conc <= 0 {
-		conc = tapline.DefaultPostbackConcurrent
-	}
-	if per <= 0 {
-		per = tapline.DefaultPostbackPerSecond
-	}
-	n := &network{sem: make(chan struct{}, conc), limiter: rate.NewLimiter(rate.Limit(per), max(1, int(per)))}
-	s.networks[d.Network] = n
+	n := &network{sem: make(chan struct{}, conc), limiter: rate.NewLimiter(rate.Limit(per), max(1, int(per))), conc: conc, per: per}
+	s.networks[key] = n
 	return n
 }
 
-// deliver makes one attempt at d and records it.
-func (s *Sender) deliver(ctx context.Context, d *tapline.Delivery) {
-	timeout := d.Timeout
-	if timeout <= 0 {
-		timeout = tapline.DefaultPostbackTimeout
-	}
+// deliver makes one attempt at d, with timeout, and records it.
+func (s *Sender) deliver(ctx context.Context, d *tapline.Delivery, timeout time.Duration) {
 	var sign *webhook.Signer
 	if d.Kind == tapline.PostbackKindWebhook {
 		sign = &webhook.Signer{}
@@ -223,41 +253,42 @@ func (s *Sender) deliver(ctx context.Context, d *tapline.Delivery) {
 			}
 		}
 		if len(sign.Secrets) == 0 {
-			// Its webhook was deleted: nothing can sign it.
-			s.metrics.dead.WithLabelValues(d.Network).Inc()
-			res := tapline.DeliveryResult{Error: "the webhook was deleted: no secret signs it"}
-			if err := s.Outbox.RecordAttempt(context.WithoutCancel(ctx), d.ID, tapline.DeliveryDead, s.Now(), res); err != nil {
-				s.Logger.Warn("record postback attempt", "delivery", d.ID, "err", err)
-			}
+			s.finish(ctx, d, tapline.DeliveryDead, s.Now(), tapline.DeliveryResult{Error: "no secret signs this webhook"}, "dead")
 			return
 		}
 	}
 	start := time.Now()
 	res := s.call(ctx, d, timeout, sign)
-	if ctx.Err() != nil {
-		return // stopping mid-call: the lease brings it back
-	}
 	s.metrics.latency.WithLabelValues(d.Network).Observe(time.Since(start).Seconds())
 	now := s.Now()
 	status, next, outcome := tapline.DeliveryPending, now.Add(s.backoff(d.Attempts+1)), "retry"
 	switch {
 	case res.Code >= 200 && res.Code < 300:
 		status, outcome = tapline.DeliveryDelivered, "delivered"
+	case res.Code >= 300 && res.Code < 400:
+		// Redirects are not followed: the URL is wrong, and retrying
+		// will not right it.
+		status, outcome = tapline.DeliveryDead, "dead"
+		res.Error = fmt.Sprintf("answered %d, a redirect: postbacks follow none; fix the URL", res.Code)
 	case res.Code >= 400 && res.Code < 500 && res.Code != http.StatusRequestTimeout && res.Code != http.StatusTooManyRequests:
 		status, outcome = tapline.DeliveryDead, "dead"
 	case next.Sub(d.CreatedAt) > s.MaxAge:
 		status, outcome = tapline.DeliveryDead, "dead"
 	}
+	s.finish(ctx, d, status, next, res, outcome)
+}
+
+// finish counts and records the outcome of d's attempt.
+func (s *Sender) finish(ctx context.Context, d *tapline.Delivery, status tapline.DeliveryStatus, next time.Time, res tapline.DeliveryResult, outcome string) {
 	s.metrics.attempts.WithLabelValues(d.Network, outcome).Inc()
 	switch status {
 	case tapline.DeliveryDelivered:
 		s.metrics.delivered.WithLabelValues(d.Network).Inc()
 	case tapline.DeliveryDead:
 		s.metrics.dead.WithLabelValues(d.Network).Inc()
-		s.Logger.Warn("postback given up", "network", d.Network, "delivery", d.ID, "attempts", d.Attempts+1, "code", res.Code, "err", res.Error)
+		s.Logger.Warn("postback given up", "app", d.AppID, "network", d.Network, "delivery", d.ID, "attempts", d.Attempts+1, "code", res.Code, "err", res.Error)
 	}
-	// Recorded even while stopping: the attempt was made.
-	if err := s.Outbox.RecordAttempt(context.WithoutCancel(ctx), d.ID, status, next, res); err != nil {
+	if err := s.Outbox.RecordAttempt(context.WithoutCancel(ctx), d.ID, d.Claim, status, next, res); err != nil {
 		s.Logger.Warn("record postback attempt", "delivery", d.ID, "err", err)
 	}
 }
@@ -290,12 +321,32 @@ func PublicOnly(network, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("postback address %q: %w", address, err)
 	}
-	ip = ip.Unmap()
-	if !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || special(ip) {
+	if !public(ip) {
 		return fmt.Errorf("postback address %s is not public: refused", ip)
 	}
 	return nil
 }
+
+// public reports whether ip is a public unicast address, looking through
+// the IPv6 forms that carry an IPv4 address (mapped, NAT64, 6to4).
+func public(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		b := ip.As16()
+		switch {
+		case nat64.Contains(ip):
+			return public(netip.AddrFrom4([4]byte(b[12:16])))
+		case sixToFour.Contains(ip):
+			return public(netip.AddrFrom4([4]byte(b[2:6])))
+		}
+	}
+	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !special(ip)
+}
+
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
 
 // specialRanges are non-public ranges netip does not name.
 var specialRanges = []netip.Prefix{
@@ -305,6 +356,10 @@ var specialRanges = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),       // this network
 	netip.MustParsePrefix("240.0.0.0/4"),     // reserved
 	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible (deprecated)
+	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
+	netip.MustParsePrefix("2001::/23"),       // IETF protocol assignments (Teredo, ORCHIDs, benchmarking)
+	netip.MustParsePrefix("100::/64"),        // discard-only
 	netip.MustParsePrefix("2001:db8::/32"),   // documentation
 	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
 	netip.MustParsePrefix("198.51.100.0/24"), // documentation
@@ -371,6 +426,12 @@ func (s *Sender) call(ctx context.Context, d *tapline.Delivery, timeout time.Dur
 	}
 	resp, err := s.Client.Do(req)
 	if err != nil {
+		// Without the URL (a *url.Error names it): it may carry a
+		// network's credentials and a device's advertising id.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		msg := err.Error()
 		if errors.Is(err, context.DeadlineExceeded) {
 			msg = fmt.Sprintf("no answer within %s", timeout)

@@ -85,6 +85,32 @@ func (n *network) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, "ok")
 }
 
+// newApp creates an account and an app in db, and a postback per network
+// of it, returning the app and the postbacks' ids by network.
+func newApp(t *testing.T, db *postgres.DB, name string, networks ...string) (*tapline.App, map[string]int64) {
+	t.Helper()
+	ctx := context.Background()
+	accts := postgres.NewAccountService(db)
+	a := &tapline.Account{Name: name}
+	if err := accts.CreateAccount(ctx, a, &tapline.User{Email: "owner@" + name + ".example"}, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	app := &tapline.App{AccountID: a.ID, Name: name, SDKSecret: "secret-" + name + "-00001", SDKKey: "key-" + name + "-000000001",
+		IOSURL: "https://apps.apple.com/app/id1", AndroidURL: "https://play.google.com/store/apps/details?id=x"}
+	if err := accts.CreateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int64{}
+	for _, nw := range networks {
+		p := &tapline.Postback{AppID: app.ID, Network: nw, Events: []string{"install"}, URL: "https://nw.example/pb"}
+		if err := postgres.NewPostbackService(db).CreatePostback(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		ids[nw] = p.ID
+	}
+	return app, ids
+}
+
 // TestSenderDeliversOnce drives the sender against a failing network,
 // through a sender that dies holding deliveries and a sender restart:
 // every delivery the network accepts reaches it under one key, each once
@@ -94,16 +120,7 @@ func TestSenderDeliversOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Open(t)
-	accts := postgres.NewAccountService(db)
-	a := &tapline.Account{Name: "sender"}
-	if err := accts.CreateAccount(ctx, a, &tapline.User{Email: "owner@sender.example"}, "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
-	app := &tapline.App{AccountID: a.ID, Name: "sender", SDKSecret: "secret-sender-0001", SDKKey: "key-sender-00000001",
-		IOSURL: "https://apps.apple.com/app/id1", AndroidURL: "https://play.google.com/store/apps/details?id=x"}
-	if err := accts.CreateApp(ctx, app); err != nil {
-		t.Fatal(err)
-	}
+	app, pbs := newApp(t, db, "sender", "nw")
 	nw := newNetwork(400 * time.Millisecond)
 	srv := httptest.NewServer(nw)
 	defer srv.Close()
@@ -113,7 +130,7 @@ func TestSenderDeliversOnce(t *testing.T) {
 	now := time.Now().UTC()
 	var ds []*tapline.Delivery
 	for i := range total {
-		d := &tapline.Delivery{Key: fmt.Sprintf("k%03d", i), AppID: app.ID, PostbackID: 1, Network: "nw", Trigger: "install",
+		d := &tapline.Delivery{Key: fmt.Sprintf("k%03d", i), AppID: app.ID, PostbackID: pbs["nw"], Network: "nw", Trigger: "install",
 			ConversionID: fmt.Sprintf("cv-%d", i), Method: "GET", URL: fmt.Sprintf("%s/pb?n=%d", srv.URL, i),
 			Status: tapline.DeliveryPending, NextAttempt: now, CreatedAt: now, Timeout: 150 * time.Millisecond, MaxConcurrent: 3, MaxPerSecond: 2000}
 		if i == total-1 {
@@ -230,6 +247,7 @@ func TestSenderNetworkLimits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Open(t)
+	app, pbs := newApp(t, db, "limits", "slow", "wide")
 	outbox, fs := postgres.NewPostbackService(db), postgres.NewFactStore(db)
 	var mu sync.Mutex
 	inFlight, maxFlight := map[string]int{}, map[string]int{}
@@ -252,7 +270,7 @@ func TestSenderNetworkLimits(t *testing.T) {
 		if i%2 == 1 {
 			nw, conc = "wide", 5
 		}
-		ds = append(ds, &tapline.Delivery{Key: fmt.Sprintf("lim-%d", i), AppID: 1, PostbackID: 1, Network: nw, Trigger: "install",
+		ds = append(ds, &tapline.Delivery{Key: fmt.Sprintf("lim-%d", i), AppID: app.ID, PostbackID: pbs[nw], Network: nw, Trigger: "install",
 			Method: "GET", URL: srv.URL + "/" + nw, Status: tapline.DeliveryPending, NextAttempt: now, CreatedAt: now, MaxConcurrent: conc})
 	}
 	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
@@ -268,7 +286,7 @@ func TestSenderNetworkLimits(t *testing.T) {
 	defer s.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		done, err := outbox.Deliveries(ctx, 1, tapline.DeliveryDelivered, 0, 1000)
+		done, err := outbox.Deliveries(ctx, app.ID, tapline.DeliveryDelivered, 0, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,16 +314,7 @@ func TestSenderSignsWebhooks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Open(t)
-	accts := postgres.NewAccountService(db)
-	a := &tapline.Account{Name: "hooks"}
-	if err := accts.CreateAccount(ctx, a, &tapline.User{Email: "owner@hooks.example"}, "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
-	app := &tapline.App{AccountID: a.ID, Name: "hooks", SDKSecret: "secret-hooks-00001", SDKKey: "key-hooks-000000001",
-		IOSURL: "https://apps.apple.com/app/id1", AndroidURL: "https://play.google.com/store/apps/details?id=x"}
-	if err := accts.CreateApp(ctx, app); err != nil {
-		t.Fatal(err)
-	}
+	app, _ := newApp(t, db, "hooks")
 	type call struct {
 		h    http.Header
 		body []byte
@@ -420,6 +429,35 @@ func TestSenderSignsWebhooks(t *testing.T) {
 	if _, err := outbox.RotateWebhookSecret(ctx, app.ID+1000, hook.ID); tapline.ErrorCode(err) != tapline.ENOTFOUND {
 		t.Errorf("rotating another app's webhook: %v, want ENOTFOUND", err)
 	}
+	if _, err := outbox.RotateWebhookSecret(ctx, app.ID, hook.ID); tapline.ErrorCode(err) != tapline.ECONFLICT {
+		t.Errorf("a second rotation within the overlap: %v, want ECONFLICT (it would drop the secret the customer may still use)", err)
+	}
+
+	// A disabled webhook's pending deliveries are given up, not sent.
+	hook.Disabled = true
+	if err := outbox.UpdatePostback(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	put("hook-3")
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 20 s: %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("the disabled webhook's delivery given up", func() bool {
+		ds, _ := outbox.Deliveries(ctx, app.ID, tapline.DeliveryDead, 0, 10)
+		return len(ds) == 1 && ds[0].Key == "hook-3" && strings.Contains(ds[0].LastError, "disabled")
+	})
+	mu.Lock()
+	if len(calls) != 3 {
+		t.Errorf("%d calls, want 3: a disabled webhook was called", len(calls))
+	}
+	mu.Unlock()
 }
 
 // TestPublicOnly checks the sender's client refuses tapline's own network:
@@ -429,6 +467,8 @@ func TestPublicOnly(t *testing.T) {
 		"127.0.0.1:80": false, "[::1]:443": false, "10.1.2.3:80": false, "192.168.0.10:80": false, "172.16.5.4:80": false,
 		"169.254.169.254:80": false, "[fe80::1]:80": false, "100.64.0.1:80": false, "0.0.0.0:80": false, "[::ffff:127.0.0.1]:80": false,
 		"[fc00::1]:80": false, "224.0.0.1:80": false, "8.8.8.8:443": true, "[2606:4700::1111]:443": true, "151.101.1.1:80": true,
+		"[64:ff9b::a00:1]:80": false, "[64:ff9b::808:808]:80": true, "[::7f00:1]:80": false, "[2002:a00:1::1]:80": false,
+		"[2002:808:808::1]:80": true, "[fec0::1]:80": false, "[100::1]:80": false, "[2001::1]:80": false, "[2001:2::1]:80": false,
 	} {
 		err := postbacks.PublicOnly("tcp", addr, nil)
 		if (err == nil) != public {

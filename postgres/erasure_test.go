@@ -159,7 +159,7 @@ func TestErasureRequests(t *testing.T) {
 	}
 	for _, d := range all {
 		if d.Key == "mine-1" {
-			if err := pbs.RecordAttempt(ctx, d.ID, tapline.DeliveryDelivered, now, tapline.DeliveryResult{Code: 200, Body: "gaid " + d.URL}); err != nil {
+			if err := pbs.RecordAttempt(ctx, d.ID, 0, tapline.DeliveryDelivered, now, tapline.DeliveryResult{Code: 200, Body: "gaid " + d.URL}); err != nil {
 				t.Fatal(err)
 			}
 		}

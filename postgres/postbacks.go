@@ -137,21 +137,30 @@ func (s *PostbackService) UpdatePostback(ctx context.Context, p *tapline.Postbac
 // the current one as the previous for tapline.WebhookRotationOverlap.
 func (s *PostbackService) RotateWebhookSecret(ctx context.Context, appID, id int64) (string, error) {
 	fresh := webhook.NewSecret()
+	// One rotation at a time: a second one within the overlap would drop
+	// the secret the customer may still verify with.
 	tag, err := s.db.pool.Exec(ctx, `UPDATE postbacks SET secrets = ARRAY[$3::text, secrets[1]],
 		previous_secret_expires = now() + $4 * interval '1 second', updated_at = now()
-		WHERE id = $1 AND app_id = $2 AND kind = 'webhook'`, id, appID, fresh, int64(tapline.WebhookRotationOverlap/time.Second))
+		WHERE id = $1 AND app_id = $2 AND kind = 'webhook' AND (previous_secret_expires IS NULL OR previous_secret_expires <= now())`,
+		id, appID, fresh, int64(tapline.WebhookRotationOverlap/time.Second))
 	if err != nil {
 		return "", fmt.Errorf("rotate webhook secret: %w", translate(err))
 	}
 	if tag.RowsAffected() == 0 {
 		var kind string
-		err := s.db.pool.QueryRow(ctx, `SELECT kind FROM postbacks WHERE id = $1 AND app_id = $2`, id, appID).Scan(&kind)
-		if errors.Is(err, pgx.ErrNoRows) {
+		var until *time.Time
+		err := s.db.pool.QueryRow(ctx, `SELECT kind, previous_secret_expires FROM postbacks WHERE id = $1 AND app_id = $2`, id, appID).Scan(&kind, &until)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
 			return "", tapline.Errorf(tapline.ENOTFOUND, "No such postback.")
-		} else if err != nil {
+		case err != nil:
 			return "", fmt.Errorf("rotate webhook secret: %w", translate(err))
+		case kind != tapline.PostbackKindWebhook:
+			return "", tapline.Errorf(tapline.EINVALID, "Only a webhook has secrets.")
+		case until != nil:
+			return "", tapline.Errorf(tapline.ECONFLICT, "A rotation is under way: the previous secret signs until %s; rotate again after that.", until.UTC().Format(time.RFC3339))
 		}
-		return "", tapline.Errorf(tapline.EINVALID, "Only a webhook has secrets.")
+		return "", tapline.Errorf(tapline.ECONFLICT, "The webhook changed meanwhile; try again.")
 	}
 	return fresh, nil
 }
@@ -222,12 +231,16 @@ func (s *PostbackService) Deliveries(ctx context.Context, appID int64, status ta
 // and moves their next attempt lease ahead; rows another sender holds
 // locked are skipped.
 func (s *PostbackService) ClaimDeliveries(ctx context.Context, n int, lease time.Duration) ([]*tapline.Delivery, error) {
-	rows, err := s.db.pool.Query(ctx, `UPDATE postback_deliveries d SET next_attempt = now() + $2 * interval '1 millisecond'
+	rows, err := s.db.pool.Query(ctx, `UPDATE postback_deliveries d SET next_attempt = now() + $2 * interval '1 millisecond',
+		claims = d.claims + 1
 		FROM (SELECT id FROM postback_deliveries WHERE status = 'pending' AND next_attempt <= now()
 			ORDER BY next_attempt LIMIT $1 FOR UPDATE SKIP LOCKED) due
 		WHERE d.id = due.id RETURNING `+prefixed("d.", deliveryColumns)+`,
 			(SELECT CASE WHEN p.previous_secret_expires > now() THEN p.secrets ELSE p.secrets[1:1] END
-			 FROM postbacks p WHERE p.id = d.postback_id)`, n, lease.Milliseconds())
+			 FROM postbacks p WHERE p.id = d.postback_id),
+			d.claims,
+			COALESCE((SELECT CASE WHEN p.disabled THEN 'disabled' ELSE '' END FROM postbacks p WHERE p.id = d.postback_id), 'deleted')`,
+		n, lease.Milliseconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
 	}
@@ -236,7 +249,7 @@ func (s *PostbackService) ClaimDeliveries(ctx context.Context, n int, lease time
 		var timeoutMS int64
 		if err := r.Scan(&d.ID, &d.Key, &d.AppID, &d.PostbackID, &d.Kind, &d.Network, &d.Trigger, &d.ConversionID, &d.EventID, &d.Method,
 			&d.URL, &d.ContentType, &d.Body, &d.Status, &d.Attempts, &d.NextAttempt, &d.LastCode, &d.LastError, &d.LastBody,
-			&timeoutMS, &d.MaxConcurrent, &d.MaxPerSecond, &d.CreatedAt, &d.DeliveredAt, &d.Secrets); err != nil {
+			&timeoutMS, &d.MaxConcurrent, &d.MaxPerSecond, &d.CreatedAt, &d.DeliveredAt, &d.Secrets, &d.Claim, &d.Stopped); err != nil {
 			return nil, err
 		}
 		d.Timeout = time.Duration(timeoutMS) * time.Millisecond
@@ -251,13 +264,22 @@ func (s *PostbackService) ClaimDeliveries(ctx context.Context, n int, lease time
 // RecordAttempt stores the outcome of one attempt at delivery id. A
 // delivery no longer pending (erased, or recorded by another sender whose
 // lease it outlived) is left as it is.
-func (s *PostbackService) RecordAttempt(ctx context.Context, id int64, status tapline.DeliveryStatus, next time.Time, r tapline.DeliveryResult) error {
+func (s *PostbackService) RecordAttempt(ctx context.Context, id int64, claim int, status tapline.DeliveryStatus, next time.Time, r tapline.DeliveryResult) error {
 	_, err := s.db.pool.Exec(ctx, `UPDATE postback_deliveries SET status = $2, attempts = attempts + 1, next_attempt = $3,
 		last_code = $4, last_error = $5, last_body = $6, delivered_at = CASE WHEN $2 = 'delivered' THEN now() END
-		WHERE id = $1 AND status = 'pending'`,
-		id, string(status), next, r.Code, clip(r.Error, 1000), clip(storableText(r.Body), 512))
+		WHERE id = $1 AND status = 'pending' AND (claims = $7 OR $2 = 'delivered')`,
+		id, string(status), next, r.Code, clip(storableText(r.Error), 1000), clip(storableText(r.Body), 512), claim)
 	if err != nil {
 		return fmt.Errorf("record delivery attempt: %w", translate(err))
+	}
+	return nil
+}
+
+// ReleaseDelivery makes a claimed delivery due again.
+func (s *PostbackService) ReleaseDelivery(ctx context.Context, id int64, claim int) error {
+	if _, err := s.db.pool.Exec(ctx, `UPDATE postback_deliveries SET next_attempt = now()
+		WHERE id = $1 AND status = 'pending' AND claims = $2`, id, claim); err != nil {
+		return fmt.Errorf("release delivery: %w", translate(err))
 	}
 	return nil
 }
@@ -292,7 +314,7 @@ func storeDeliveries(ctx context.Context, tx pgx.Tx, ds []*tapline.Delivery) err
 func eraseDeliveries(ctx context.Context, tx pgx.Tx, appID int64, conversions []string) error {
 	if _, err := tx.Exec(ctx, `UPDATE postback_deliveries SET url = '', body = NULL, last_body = '',
 		status = CASE WHEN status = 'pending' THEN 'dead' ELSE status END,
-		last_error = CASE WHEN status = 'pending' THEN 'erased before delivery' ELSE last_error END
+		last_error = CASE WHEN status = 'pending' THEN 'erased before delivery' ELSE 'erased' END
 		WHERE app_id = $1 AND conversion_id = ANY($2)`, appID, conversions); err != nil {
 		return fmt.Errorf("erase postback deliveries: %w", translate(err))
 	}

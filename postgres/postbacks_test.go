@@ -165,26 +165,63 @@ func TestOutbox(t *testing.T) {
 	// Outcomes.
 	ok, retry, dead := all[0], all[1], all[2]
 	next := time.Now().Add(-time.Second) // due again at once
-	if err := s.RecordAttempt(ctx, ok.ID, tapline.DeliveryDelivered, next, tapline.DeliveryResult{Code: 200, Body: "ok"}); err != nil {
+	if err := s.RecordAttempt(ctx, ok.ID, 1, tapline.DeliveryDelivered, next, tapline.DeliveryResult{Code: 200, Body: "ok"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordAttempt(ctx, retry.ID, tapline.DeliveryPending, next, tapline.DeliveryResult{Error: "no answer within 3s"}); err != nil {
+	if err := s.RecordAttempt(ctx, retry.ID, 1, tapline.DeliveryPending, next, tapline.DeliveryResult{Error: "no answer within 3s"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordAttempt(ctx, dead.ID, tapline.DeliveryDead, next, tapline.DeliveryResult{Code: 400, Body: "bad \x00 click\xff"}); err != nil {
+	if err := s.RecordAttempt(ctx, dead.ID, 1, tapline.DeliveryDead, next, tapline.DeliveryResult{Code: 400, Body: "bad \x00 click\xff"}); err != nil {
 		t.Fatal(err)
 	}
 	// A late record for a delivered one changes nothing.
-	if err := s.RecordAttempt(ctx, ok.ID, tapline.DeliveryPending, next, tapline.DeliveryResult{Code: 500}); err != nil {
+	if err := s.RecordAttempt(ctx, ok.ID, 1, tapline.DeliveryPending, next, tapline.DeliveryResult{Code: 500}); err != nil {
 		t.Fatal(err)
 	}
 	again, err := s.ClaimDeliveries(ctx, 10, time.Hour)
-	if err != nil || len(again) != 1 || again[0].ID != retry.ID || again[0].Attempts != 1 || again[0].LastError != "no answer within 3s" {
-		t.Fatalf("claim after a retry = %+v, %v; want only the retried delivery, attempt 1", again, err)
+	if err != nil || len(again) != 1 || again[0].ID != retry.ID || again[0].Attempts != 1 || again[0].LastError != "no answer within 3s" || again[0].Claim != 2 {
+		t.Fatalf("claim after a retry = %+v, %v; want only the retried delivery, attempt 1, its second claim", again, err)
+	}
+	// The first claim's sender, which outlived its lease, records late: a
+	// failure of its changes nothing, a 2xx stands.
+	if err := s.RecordAttempt(ctx, retry.ID, 1, tapline.DeliveryDead, next, tapline.DeliveryResult{Code: 400}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseDelivery(ctx, retry.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	byID := func(id int64) *tapline.Delivery {
+		t.Helper()
+		ds, err := s.Deliveries(ctx, app.ID, "", 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.ID == id {
+				return d
+			}
+		}
+		t.Fatalf("no delivery %d", id)
+		return nil
+	}
+	if d := byID(retry.ID); d.Status != tapline.DeliveryPending || d.Attempts != 1 || !d.NextAttempt.After(time.Now().Add(30*time.Minute)) {
+		t.Errorf("a stale claim's record or release changed the delivery: %+v", d)
+	}
+	if err := s.ReleaseDelivery(ctx, retry.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if back, _ := s.ClaimDeliveries(ctx, 10, time.Hour); len(back) != 1 || back[0].ID != retry.ID || back[0].Attempts != 1 || back[0].Claim != 3 {
+		t.Errorf("a released delivery is not due again at once, uncounted: %+v", back)
+	}
+	if err := s.RecordAttempt(ctx, retry.ID, 2, tapline.DeliveryDelivered, next, tapline.DeliveryResult{Code: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if ds, _ := s.Deliveries(ctx, app.ID, tapline.DeliveryDelivered, 0, 10); len(ds) != 2 {
+		t.Errorf("a stale claim's 2xx did not stand: %d delivered, want 2", len(ds))
 	}
 	log, err := s.Deliveries(ctx, app.ID, tapline.DeliveryDelivered, 0, 10)
-	if err != nil || len(log) != 1 || log[0].ID != ok.ID || log[0].LastCode != 200 || log[0].DeliveredAt == nil || log[0].Attempts != 1 {
-		t.Errorf("delivered = %+v, %v", log, err)
+	if d := byID(ok.ID); err != nil || len(log) != 2 || d.LastCode != 200 || d.DeliveredAt == nil || d.Attempts != 1 || d.Status != tapline.DeliveryDelivered {
+		t.Errorf("delivered: %d, %+v, %v", len(log), d, err)
 	}
 	log, err = s.Deliveries(ctx, app.ID, tapline.DeliveryDead, 0, 10)
 	if err != nil || len(log) != 1 || log[0].LastCode != 400 || log[0].LastBody != "bad  click\uFFFD" {

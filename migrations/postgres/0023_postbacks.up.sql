@@ -45,6 +45,7 @@ CREATE TABLE postback_deliveries (
 	body           bytea,
 	status         text NOT NULL,
 	attempts       int NOT NULL DEFAULT 0,
+	claims         int NOT NULL DEFAULT 0, -- fences a sender that outlived its lease
 	next_attempt   timestamptz NOT NULL,
 	last_code      int NOT NULL DEFAULT 0,
 	last_error     text NOT NULL DEFAULT '',
