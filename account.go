@@ -2,6 +2,8 @@ package tapline
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -276,4 +278,23 @@ type AccountService interface {
 	// AccountByAPIToken returns the account of a live token's secret, or
 	// EUNAUTHORIZED.
 	AccountByAPIToken(ctx context.Context, secret string) (*Account, error)
+}
+
+// ParseWindow reads a window: a Go duration ("24h", "90m"), or whole days
+// as "7d"; at least a second. The error is EINVALID, naming field.
+func ParseWindow(field, s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	var err error
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var days int
+		days, err = strconv.Atoi(n)
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d < time.Second {
+		return 0, Errorf(EINVALID, "%s: %q is not a duration of a second or more, such as \"7d\", \"24h\" or \"90m\"", field, s)
+	}
+	return d, nil
 }

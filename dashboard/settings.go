@@ -87,22 +87,7 @@ func (p *fraudPatch) apply(policy *tapline.FraudPolicy) error {
 }
 
 // parseWindow reads a window: a Go duration, or whole days as "7d".
-func parseWindow(field, s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	var d time.Duration
-	var err error
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		var days int
-		days, err = strconv.Atoi(n)
-		d = time.Duration(days) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(s)
-	}
-	if err != nil || d < time.Second {
-		return 0, tapline.Errorf(tapline.EINVALID, "%s: %q is not a duration of a second or more, such as \"7d\", \"24h\" or \"90m\"", field, s)
-	}
-	return d, nil
-}
+func parseWindow(field, s string) (time.Duration, error) { return tapline.ParseWindow(field, s) }
 
 // apply sets the fields p names on a.
 func (p *appPatch) apply(a *tapline.App) error {

@@ -51,6 +51,8 @@ Commands:
   datacenters     -refresh -out FILE: fetch the cloud providers' published address ranges into a
                   list the matcher's datacenter fraud rule loads with -fraud-datacenters FILE
   explain         why an install was credited: -app ID (-install ID | -conversion CID | -ad-id X) [-json]
+  whatif          what an app's installs would look like under other rules: -app ID -from DAY [-to DAY]
+                  [-click-window 3d] [-fingerprint-window 6h] [-fingerprint-min-score 4] [-json]
   erase           erase one device's personal data: -app ID | -account -app-name; -ad-id X | -install-id Y
                   [-wait 30s]; the running matcher performs it ("-status N" shows request N)
 

@@ -57,6 +57,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.datacenters(ctx, args)
 	case "explain":
 		return m.explain(ctx, args)
+	case "whatif":
+		return m.whatIf(ctx, args)
 	case "erase":
 		return m.erase(ctx, args)
 	case "help", "-h", "-help", "--help":

@@ -33,6 +33,7 @@ import (
 	"tapline/pebble"
 	"tapline/postbacks"
 	"tapline/postgres"
+	"tapline/whatif"
 )
 
 var logLevels = map[string]slog.Level{
@@ -56,6 +57,7 @@ type Node struct {
 	Accounts     *postgres.AccountService
 	Funnels      *postgres.FunnelStore
 	Postbacks    *postgres.PostbackService // templates and their outbox
+	WhatIfs      *postgres.WhatIfStore
 	Reports      *postgres.Reports
 	Backfills    *funnels.Runner // the matcher's funnel backfills
 	Bus          tapline.Bus
@@ -321,6 +323,19 @@ func (n *Node) openMatcher(ctx context.Context) error {
 		// Stopped before the database closes (closers run in reverse).
 		n.closers = append(n.closers, sender.Close)
 	}
+
+	// Every matcher process runs the requested what-ifs too, on scratch
+	// stores under the data directory.
+	n.WhatIfs = postgres.NewWhatIfStore(n.DB)
+	wr := &whatif.Runner{Store: n.WhatIfs, Raw: n.Raw, Accounts: n.Accounts, Scratch: WhatIfScratch(filepath.Join(cfg.DataDir, "whatif")),
+		Replay: WhatIfReplay(n.Logger), Logger: n.Logger.With("component", "whatif")}
+	wctx, wstop := context.WithCancel(context.Background())
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		wr.Loop(wctx)
+	}()
+	n.closers = append(n.closers, func() error { wstop(); <-wdone; return nil })
 
 	// Every matcher process backfills funnels too: several share a
 	// backfill by claiming its ranges (docs/funnels.md).
@@ -590,4 +605,39 @@ func loadDatacenters(path string) (*fraud.Ranges, error) {
 		return nil, fmt.Errorf("%s: no datacenter ranges", path)
 	}
 	return fraud.NewRanges(rs), nil
+}
+
+// WhatIfScratch returns the scratch stores of what-if replays: an embedded
+// bus and raw store in a fresh directory under dir, removed after.
+func WhatIfScratch(dir string) whatif.Scratch {
+	return func(context.Context) (tapline.Bus, tapline.RawStore, func(), error) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, nil, err
+		}
+		d, err := os.MkdirTemp(dir, "replay-")
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		bus := pebble.NewBus(filepath.Join(d, "bus"))
+		bus.NumPartitions = 1
+		raw := pebble.NewRawStore(filepath.Join(d, "raw"))
+		raw.CacheSize, raw.MemTableSize = 16<<20, 16<<20
+		if err := bus.Open(); err != nil {
+			os.RemoveAll(d)
+			return nil, nil, nil, err
+		}
+		if err := raw.Open(); err != nil {
+			bus.Close()
+			os.RemoveAll(d)
+			return nil, nil, nil, err
+		}
+		return bus, raw, func() { raw.Close(); bus.Close(); os.RemoveAll(d) }, nil
+	}
+}
+
+// WhatIfReplay is matcher.Replay for package whatif.
+func WhatIfReplay(logger *slog.Logger) whatif.ReplayFunc {
+	return func(ctx context.Context, bus tapline.Bus, raw tapline.RawStore, app *tapline.App, links []*tapline.Link, hits []*tapline.Hit, installs []*tapline.Event) (map[string]*tapline.Conversion, error) {
+		return matcher.Replay(ctx, bus, raw, app, links, hits, installs, logger.With("component", "whatif-replay"))
+	}
 }
