@@ -38,6 +38,7 @@ func (d *Dashboard) apiRouter() chi.Router {
 	r.Delete("/apps/{id}/devices", d.apiEraseDevice)
 	r.Get("/apps/{id}/erasures/{eid}", d.apiErasure)
 	d.apiPostbackRoutes(r)
+	d.apiWhatIfRoutes(r)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, d.logger(), tapline.Errorf(tapline.ENOTFOUND, "No such API endpoint."))
 	})

@@ -98,6 +98,9 @@ type Dashboard struct {
 	// returns its result (the integrations' test button); without it the
 	// button answers 503.
 	TryPostback func(ctx context.Context, d *tapline.Delivery) tapline.DeliveryResult
+	// WhatIfs keeps what-if requests and their results, which a matcher
+	// process runs; without it the what-if page and routes answer 503.
+	WhatIfs tapline.WhatIfStore
 	// Logger receives errors that are not the caller's fault.
 	Logger *slog.Logger
 	// Now returns the current time; tests replace it.
@@ -191,6 +194,9 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Get("/apps/{id}/cohorts", d.cohortsPage)
 			r.Get("/apps/{id}/conversions", d.conversionsPage)
 			r.Get("/apps/{id}/conversions/{cid}", d.conversionPage)
+			r.Get("/apps/{id}/whatif", d.whatIfPage)
+			r.Post("/apps/{id}/whatif", d.requestWhatIfForm)
+			r.Get("/apps/{id}/whatif/{rid}", d.whatIfResultPage)
 			r.Get("/apps/{id}/integrations", d.integrationsPage)
 			r.Post("/apps/{id}/integrations", d.createPostbackForm)
 			r.Post("/apps/{id}/integrations/{pid}/{action}", d.postbackActionForm)

@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"tapline"
+	"tapline/postgres"
 )
 
 // TestOpenAPI checks docs/openapi.yaml: it is a valid OpenAPI 3
@@ -37,6 +38,7 @@ func TestOpenAPI(t *testing.T) {
 
 	e := newEnv(t)
 	e.withPostbacks()
+	e.d.WhatIfs = postgres.NewWhatIfStore(e.db)
 	app := e.app(e.account("acme"), "Acme")
 	spring := seedCampaigns(t, e, app)
 	if err := e.facts.ApplyFacts(ctx, "t", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{
@@ -104,6 +106,9 @@ func TestOpenAPI(t *testing.T) {
 		{http.MethodGet, api + "/postbacks", ""},
 		{http.MethodPut, api + "/postbacks/1", `{"network":"meta","events":["install","purchase"],"url":"https://n.example/pb?c={click_id}"}`},
 		{http.MethodGet, api + "/deliveries?status=pending&limit=5", ""},
+		{http.MethodPost, api + "/whatif", `{"from":"2026-11-01","to":"2026-11-08","click_window":"3d"}`},
+		{http.MethodGet, api + "/whatif", ""},
+		{http.MethodGet, api + "/whatif/1", ""},
 		{http.MethodDelete, api + "/devices", `{"install_id":""}`}, // an error, described too
 		{http.MethodGet, api + "/breakdown?by=colour", ""},         // an error, described too
 		{http.MethodGet, "/api/v1/apps/999999/daily", ""},

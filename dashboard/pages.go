@@ -44,6 +44,7 @@ func parsePages(canEdit bool) map[string]*template.Template {
 		"last":      lastOf,
 		"title":     titleCase,
 		"inc":       func(i int) int { return i + 1 },
+		"sub":       func(a, b int) int { return a - b },
 		"lower":     strings.ToLower,
 		"change":    changeOf,
 		"ppchange":  pointsChange,
@@ -69,7 +70,7 @@ func parsePages(canEdit bool) map[string]*template.Template {
 		"canEdit": func() bool { return canEdit },
 	}
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "conversions", "conversion", "cohorts", "team", "invite", "integrations"} {
+	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "conversions", "conversion", "cohorts", "team", "invite", "integrations", "whatif", "whatif_result"} {
 		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -217,6 +218,8 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		pd.Title = "Settings · " + v.App.Name
 	case integrationsData:
 		pd.Title = "Integrations · " + v.App.Name
+	case whatIfData:
+		pd.Title = "What-if · " + v.App.Name
 	case linksData:
 		pd.Title = "Links · " + v.App.Name
 	case linkFormData:

@@ -466,6 +466,7 @@ func (n *Node) openDashboard() error {
 	n.Dashboard.Funnels, n.Dashboard.FunnelReports = funnelStore, reports
 	n.Dashboard.Erasures = postgres.NewErasureStore(n.DB)
 	n.Dashboard.Postbacks = n.Postbacks
+	n.Dashboard.WhatIfs = postgres.NewWhatIfStore(n.DB)
 	try := postbacks.NewSender(nil)
 	try.Client = postbacks.NewClient(cfg.PostbacksAllowPrivate)
 	n.Dashboard.TryPostback = try.Try
