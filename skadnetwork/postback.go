@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"tapline"
 )
 
-// The kinds of postback.
+// The kinds of postback, as tapline.SKANPostback keeps them.
 const (
-	KindSKAdNetwork      = "skadnetwork"
-	KindAdAttributionKit = "adattributionkit"
+	KindSKAdNetwork      = tapline.SKANKindSKAdNetwork
+	KindAdAttributionKit = tapline.SKANKindAdAttributionKit
 )
 
 // Versions lists the SKAdNetwork versions Parse accepts, oldest first.
