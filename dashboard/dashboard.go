@@ -90,6 +90,10 @@ type Dashboard struct {
 	// Erasures records erasure requests (DELETE /api/v1/apps/{id}/devices);
 	// without it those routes answer 503.
 	Erasures tapline.ErasureService
+	// SKAN reads the SKAdNetwork and AdAttributionKit counts (fact rows)
+	// and the postbacks the collector stored; without it the SKAdNetwork
+	// page and routes answer 503.
+	SKAN tapline.SKANStore
 	// Logger receives errors that are not the caller's fault.
 	Logger *slog.Logger
 	// Now returns the current time; tests replace it.
@@ -183,6 +187,7 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Get("/apps/{id}/cohorts", d.cohortsPage)
 			r.Get("/apps/{id}/conversions", d.conversionsPage)
 			r.Get("/apps/{id}/conversions/{cid}", d.conversionPage)
+			r.Get("/apps/{id}/skadnetwork", d.skanPage)
 			r.Get("/apps/{id}/settings", d.settingsPage)
 			r.Post("/apps/{id}/settings", d.saveSettings)
 		})

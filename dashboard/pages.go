@@ -69,7 +69,7 @@ func parsePages(canEdit bool) map[string]*template.Template {
 		"canEdit": func() bool { return canEdit },
 	}
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "conversions", "conversion", "cohorts", "team", "invite"} {
+	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "conversions", "conversion", "cohorts", "team", "invite", "skadnetwork"} {
 		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -215,6 +215,8 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		pd.Title = "Join " + v.Account.Name
 	case settingsData:
 		pd.Title = "Settings · " + v.App.Name
+	case skanData:
+		pd.Title = "SKAdNetwork · " + v.App.Name
 	case linksData:
 		pd.Title = "Links · " + v.App.Name
 	case linkFormData:

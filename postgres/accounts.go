@@ -369,6 +369,7 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 	if err := validateApp(&check); err != nil {
 		return err
 	}
+	a.ConversionSchema = check.ConversionSchema // its labels trimmed
 	updated, err := scanApp(s.db.pool.QueryRow(ctx, `
 		UPDATE apps SET name = $2,
 			sdk_secret = COALESCE(NULLIF($3, ''), sdk_secret),

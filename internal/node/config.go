@@ -91,6 +91,12 @@ type Config struct {
 	// postbacks (another process sends them); they are still written.
 	NoPostbackSender bool
 	BackfillRate     float64 // raw rows per second per process; 0 means no bound
+
+	// SKANDevelopmentKeys makes the collector trust Apple's
+	// AdAttributionKit development keys besides the production one:
+	// postbacks from development builds and developer settings verify
+	// (and count). Off in production, as Apple asks.
+	SKANDevelopmentKeys bool
 }
 
 // Targets: the components a process runs.
@@ -210,6 +216,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	boolean(&c.Demo, "demo", "seed the demo account, app and link")
 	boolean(&c.Migrate, "migrate", "apply database migrations on start")
 	boolean(&c.NoPostbackSender, "no-postback-sender", "write postback deliveries to the outbox but leave sending them to other matcher processes")
+	boolean(&c.SKANDevelopmentKeys, "skan-development-keys", "trust Apple's AdAttributionKit development keys too, so postbacks of development builds and developer settings verify and count (testing only)")
 	boolean(&c.MatcherOrdered, "matcher-ordered", "process the bus as one stream in receive-time order, so that replaying a pre-filled bus decides the same way every run (for tests and benchmarks: it gives up parallelism)")
 }
 
