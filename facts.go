@@ -506,7 +506,7 @@ var FactTables = []*FactTableDesc{
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
 	{Table: FactSKAN, Period: PeriodDay, Dims: []*FactDim{dimAdNetwork, dimSourceIdentifier, dimPostbackWindow, dimConversionValue, dimOutcome},
-		Count: "SKAdNetwork and AdAttributionKit postbacks received on the UTC day, each counted once by its key (outcome won, not_won or duplicate; rejected ones with the other dimensions blank)",
+		Count: "SKAdNetwork and AdAttributionKit postbacks received on the UTC day, each counted once by its key (outcome won, not_won, reengagement or duplicate; rejected ones with the other dimensions blank)",
 		Sum:   "of them redownloads"},
 }
 

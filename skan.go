@@ -39,6 +39,13 @@ const (
 	SKANKindAdAttributionKit = "adattributionkit"
 )
 
+// AdAttributionKit's conversion types (SKANPostback.ConversionType).
+const (
+	SKANConversionDownload     = "download"
+	SKANConversionRedownload   = "redownload"
+	SKANConversionReengagement = "re-engagement"
+)
+
 // How a postback reached tapline (SKANPostback.Via).
 const (
 	// SKANViaDeveloper is Apple's copy to the advertised app's developer,
@@ -61,6 +68,10 @@ const (
 	// SKANNotWon is a verified postback of a network that took part but
 	// was not credited (did-win false): never an install.
 	SKANNotWon SKANOutcome = "not_won"
+	// SKANReengagement is a winning AdAttributionKit postback of a
+	// re-engagement (conversion-type re-engagement): a person who had the
+	// app opened it from an ad. Never an install.
+	SKANReengagement SKANOutcome = "reengagement"
 	// SKANRejectedOutcome counts rejected postbacks; their row keeps none
 	// of the dimensions they claim, which nothing vouches for.
 	SKANRejectedOutcome SKANOutcome = "rejected"
@@ -98,6 +109,9 @@ type SKANPostback struct {
 	// withheld it.
 	ConversionValue *int   `json:"conversion_value,omitempty"`
 	CoarseValue     string `json:"coarse_value,omitempty"`
+	// ConversionType is AdAttributionKit's conversion-type: download,
+	// redownload or re-engagement; empty for SKAdNetwork.
+	ConversionType string `json:"conversion_type,omitempty"`
 	// FidelityType is 0 for a view-through ad, 1 for a StoreKit-rendered
 	// or web ad (a click).
 	FidelityType int   `json:"fidelity_type"`
@@ -147,6 +161,8 @@ func (p *SKANPostback) Validate() error {
 		return bad("a fine and a coarse conversion value.")
 	case p.CoarseValue != "" && !slices.Contains(CoarseValues, p.CoarseValue):
 		return bad("coarse value %q is not low, medium or high.", p.CoarseValue)
+	case !slices.Contains([]string{"", SKANConversionDownload, SKANConversionRedownload, SKANConversionReengagement}, p.ConversionType):
+		return bad("conversion type %q is not download, redownload or re-engagement.", p.ConversionType)
 	case len(p.Raw) == 0:
 		return bad("the body is empty.")
 	}
@@ -183,17 +199,19 @@ func (p *SKANPostback) Value() string {
 }
 
 // Outcome returns how p counts: by its status and, verified, whether its
-// network won.
+// network won and whether it is a re-engagement.
 func (p *SKANPostback) Outcome() SKANOutcome {
 	switch {
 	case p.Status == SKANRejected:
 		return SKANRejectedOutcome
 	case p.Status == SKANDuplicate:
 		return SKANDuplicateOutcome
-	case p.Won():
-		return SKANWon
+	case !p.Won():
+		return SKANNotWon
+	case p.ConversionType == SKANConversionReengagement:
+		return SKANReengagement
 	}
-	return SKANNotWon
+	return SKANWon
 }
 
 // Fact returns the FactSKAN row p adds to and what it adds: one postback,

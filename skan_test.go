@@ -38,6 +38,12 @@ func TestSKANPostbackFact(t *testing.T) {
 			}, tapline.FactValue{Count: 1, Sum: 1}},
 		{"withheld value", with(func(p *tapline.SKANPostback) { p.ConversionValue = nil }),
 			func(k tapline.FactKey) tapline.FactKey { k.Outcome, k.ConversionValue = tapline.SKANWon, ""; return k }, tapline.FactValue{Count: 1, Sum: 1}},
+		{"re-engagement", with(func(p *tapline.SKANPostback) {
+			p.ConversionType, p.Redownload = tapline.SKANConversionReengagement, false
+		}),
+			func(k tapline.FactKey) tapline.FactKey { k.Outcome = tapline.SKANReengagement; return k }, tapline.FactValue{Count: 1}},
+		{"re-engagement not won", with(func(p *tapline.SKANPostback) { p.ConversionType, p.DidWin = tapline.SKANConversionReengagement, &no }),
+			func(k tapline.FactKey) tapline.FactKey { k.Outcome = tapline.SKANNotWon; return k }, tapline.FactValue{Count: 1, Sum: 1}},
 		{"duplicate", with(func(p *tapline.SKANPostback) { p.Status = tapline.SKANDuplicate }),
 			func(k tapline.FactKey) tapline.FactKey { k.Outcome = tapline.SKANDuplicateOutcome; return k }, tapline.FactValue{Count: 1, Sum: 1}},
 		{"rejected keeps nothing it claims", with(func(p *tapline.SKANPostback) { p.Status = tapline.SKANRejected }),
@@ -73,6 +79,7 @@ func TestSKANPostbackValidate(t *testing.T) {
 		"window":          func(p *tapline.SKANPostback) { p.Window = 3 },
 		"fine value":      func(p *tapline.SKANPostback) { p.ConversionValue = &fine },
 		"coarse value":    func(p *tapline.SKANPostback) { p.CoarseValue = "huge" },
+		"conversion type": func(p *tapline.SKANPostback) { p.ConversionType = "install" },
 		"long network":    func(p *tapline.SKANPostback) { p.AdNetworkID = strings.Repeat("n", 256) },
 		"NUL":             func(p *tapline.SKANPostback) { p.TransactionID = "a\x00" },
 		"no body":         func(p *tapline.SKANPostback) { p.Raw = nil },

@@ -159,8 +159,9 @@ func postbackRecord(appID int64, p *skadnetwork.Postback, via string) *tapline.S
 	return &tapline.SKANPostback{
 		AppID: appID, Kind: p.Kind, Version: p.Version, Via: via,
 		AdNetworkID: p.AdNetworkID, SourceIdentifier: p.SourceIdentifier, AppStoreID: p.AppID, TransactionID: p.TransactionID,
-		Window: p.Window(), ConversionValue: p.ConversionValue, CoarseValue: p.CoarseValue, FidelityType: p.FidelityType,
-		Redownload: p.Redownload, DidWin: p.DidWin, SourceAppID: p.SourceAppID, SourceDomain: p.SourceDomain,
+		Window: p.Window(), ConversionValue: p.ConversionValue, CoarseValue: p.CoarseValue, ConversionType: p.ConversionType,
+		FidelityType: p.FidelityType,
+		Redownload:   p.Redownload, DidWin: p.DidWin, SourceAppID: p.SourceAppID, SourceDomain: p.SourceDomain,
 		Status: tapline.SKANVerified, Key: p.Key(), Raw: p.Raw,
 	}
 }

@@ -373,7 +373,7 @@ func TestSKANAppleSamples(t *testing.T) {
 			t.Errorf("%s: %d %s, want 200 %s", filepath.Base(f), rec.Code, rec.Body, want[filepath.Base(f)])
 		}
 	}
-	if got := e.counts(t, aakApp.ID); !slices.Equal(got, []string{"development.adattributionkit/1234/w0/24/won=1"}) {
+	if got := e.counts(t, aakApp.ID); !slices.Equal(got, []string{"development.adattributionkit/1234/w0/24/reengagement=1"}) {
 		t.Errorf("AdAttributionKit sample counted %q", got)
 	}
 	got := e.counts(t, skanApp.ID)

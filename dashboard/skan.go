@@ -51,6 +51,9 @@ type SKANTotals struct {
 	// Later are winning postbacks of windows 1 and 2: conversion values of
 	// those installs later on, no installs.
 	Later int64 `json:"later_postbacks"`
+	// Reengagements are winning AdAttributionKit postbacks of people who
+	// had the app and opened it from an ad: never installs.
+	Reengagements int64 `json:"reengagements"`
 	// NotWon are verified postbacks of networks that took part and lost:
 	// never installs.
 	NotWon int64 `json:"not_won"`
@@ -73,11 +76,12 @@ type SKANNetworkRow struct {
 
 // SKANWindowRow is one conversion window's counts.
 type SKANWindowRow struct {
-	Window     int    `json:"window"`
-	Days       string `json:"days"` // the days after the install it covers: "0–2"
-	Won        int64  `json:"won"`
-	NotWon     int64  `json:"not_won"`
-	Duplicates int64  `json:"duplicates"`
+	Window        int    `json:"window"`
+	Days          string `json:"days"` // the days after the install it covers: "0–2"
+	Won           int64  `json:"won"`
+	Reengagements int64  `json:"reengagements"`
+	NotWon        int64  `json:"not_won"`
+	Duplicates    int64  `json:"duplicates"`
 }
 
 // SKANValueRow is one conversion value's winning postbacks.
@@ -105,6 +109,8 @@ func (t *SKANTotals) add(c tapline.SKANCount) {
 			t.Later += c.Postbacks
 		}
 		t.Redownloads += c.Redownloads
+	case tapline.SKANReengagement:
+		t.Reengagements += c.Postbacks
 	case tapline.SKANNotWon:
 		t.NotWon += c.Postbacks
 	case tapline.SKANRejectedOutcome:
@@ -149,6 +155,8 @@ func newSKANReport(appID int64, dr dayRange, counts []tapline.SKANCount, schema 
 			}
 			v.ByWindow[c.Window] += c.Postbacks
 			v.Total += c.Postbacks
+		case tapline.SKANReengagement:
+			w.Reengagements += c.Postbacks
 		case tapline.SKANNotWon:
 			w.NotWon += c.Postbacks
 		case tapline.SKANDuplicateOutcome:

@@ -33,7 +33,11 @@ func seedPostbacks(t *testing.T, e *env, app *tapline.App) {
 	record := func(network, source string, window int, value string, didWin *bool, status tapline.SKANStatus, redownload bool, tx string) {
 		t.Helper()
 		n++
-		p := &tapline.SKANPostback{AppID: app.ID, Kind: tapline.SKANKindSKAdNetwork, Version: "4.0", Via: tapline.SKANViaDeveloper,
+		kind, version, conversion := tapline.SKANKindSKAdNetwork, "4.0", ""
+		if strings.HasSuffix(network, "adattributionkit") {
+			kind, version, conversion = tapline.SKANKindAdAttributionKit, "", tapline.SKANConversionReengagement
+		}
+		p := &tapline.SKANPostback{AppID: app.ID, Kind: kind, Version: version, ConversionType: conversion, Via: tapline.SKANViaDeveloper,
 			AdNetworkID: network, SourceIdentifier: source, AppStoreID: 525463029, TransactionID: tx, Window: window, DidWin: didWin,
 			FidelityType: 1, Redownload: redownload, Status: status, Key: fmt.Sprintf("skadnetwork:%s:%d", tx, window),
 			ReceivedAt: skanAt.Add(time.Duration(n) * time.Minute), Raw: fmt.Appendf(nil, `{"transaction-id":%q,"n":%d}`, tx, n)}
@@ -64,6 +68,8 @@ func seedPostbacks(t *testing.T, e *env, app *tapline.App) {
 	record("b.skadnetwork", "7", 0, "", &no, tapline.SKANVerified, false, "b2")
 	record("b.skadnetwork", "7", 2, "low", &yes, tapline.SKANVerified, false, "b1")
 	record("a.skadnetwork", "42", 0, "20", &yes, tapline.SKANVerified, false, "a1")
+	// An AdAttributionKit re-engagement: no install.
+	record("c.adattributionkit", "1234", 0, "5", &yes, tapline.SKANVerified, false, "c1")
 	// A forged one.
 	record("evil.example", "1", 0, "63", &yes, tapline.SKANRejected, false, "x1")
 }
@@ -87,17 +93,18 @@ func TestSKANReport(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.Body), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if want := (dashboard.SKANTotals{Installs: 4, Later: 2, NotWon: 1, Rejected: 1, Duplicates: 1, Redownloads: 1}); rep.Totals != want {
+	if want := (dashboard.SKANTotals{Installs: 4, Later: 2, Reengagements: 1, NotWon: 1, Rejected: 1, Duplicates: 1, Redownloads: 1}); rep.Totals != want {
 		t.Errorf("totals %+v, want %+v", rep.Totals, want)
 	}
 	wantNetworks := []dashboard.SKANNetworkRow{
 		{AdNetwork: "a.skadnetwork", SourceIdentifier: "42", SKANTotals: dashboard.SKANTotals{Installs: 3, Later: 1, Duplicates: 1, Redownloads: 1}},
 		{AdNetwork: "b.skadnetwork", SourceIdentifier: "7", SKANTotals: dashboard.SKANTotals{Installs: 1, Later: 1, NotWon: 1}},
+		{AdNetwork: "c.adattributionkit", SourceIdentifier: "1234", SKANTotals: dashboard.SKANTotals{Reengagements: 1}},
 	}
 	if !reflect.DeepEqual(rep.Networks, wantNetworks) {
 		t.Errorf("networks %+v\nwant %+v", rep.Networks, wantNetworks)
 	}
-	wantWindows := []dashboard.SKANWindowRow{{Window: 0, Days: "0–2", Won: 4, NotWon: 1, Duplicates: 1}, {Window: 1, Days: "3–7", Won: 1}, {Window: 2, Days: "8–35", Won: 1}}
+	wantWindows := []dashboard.SKANWindowRow{{Window: 0, Days: "0–2", Won: 4, Reengagements: 1, NotWon: 1, Duplicates: 1}, {Window: 1, Days: "3–7", Won: 1}, {Window: 2, Days: "8–35", Won: 1}}
 	if !reflect.DeepEqual(rep.Windows, wantWindows) {
 		t.Errorf("windows %+v\nwant %+v", rep.Windows, wantWindows)
 	}
@@ -125,17 +132,20 @@ func TestSKANReport(t *testing.T) {
 
 	// The postbacks, newest first, a page at a time.
 	var page dashboard.SKANPostbackPage
-	res = e.get(c, api+"/postbacks?limit=5")
-	if err := json.Unmarshal([]byte(res.Body), &page); err != nil || len(page.Postbacks) != 5 || page.Next == 0 {
+	res = e.get(c, api+"/postbacks?limit=6")
+	if err := json.Unmarshal([]byte(res.Body), &page); err != nil || len(page.Postbacks) != 6 || page.Next == 0 {
 		t.Fatalf("first page: %v, %s", err, res.Body)
 	}
 	if p := page.Postbacks[0]; p.TransactionID != "x1" || p.Status != tapline.SKANRejected || !strings.Contains(p.Reason, "signature") || p.Label != "value 63" {
 		t.Errorf("newest %+v", p)
 	}
-	if p := page.Postbacks[1]; p.Status != tapline.SKANDuplicate || p.Label != "purchase" || !strings.Contains(p.Reason, "counted") {
+	if p := page.Postbacks[1]; p.Kind != tapline.SKANKindAdAttributionKit || p.ConversionType != tapline.SKANConversionReengagement || p.Label != "value 5" {
 		t.Errorf("second %+v", p)
 	}
-	res = e.get(c, api+"/postbacks?limit=5&before="+strconv.FormatInt(page.Next, 10))
+	if p := page.Postbacks[2]; p.Status != tapline.SKANDuplicate || p.Label != "purchase" || !strings.Contains(p.Reason, "counted") {
+		t.Errorf("third %+v", p)
+	}
+	res = e.get(c, api+"/postbacks?limit=6&before="+strconv.FormatInt(page.Next, 10))
 	page = dashboard.SKANPostbackPage{}
 	if err := json.Unmarshal([]byte(res.Body), &page); err != nil || len(page.Postbacks) != 4 || page.Next != 0 || page.Postbacks[3].TransactionID != "a1" {
 		t.Errorf("second page: %v, %s", err, res.Body)
@@ -150,7 +160,7 @@ func TestSKANReport(t *testing.T) {
 	// The page: its numbers, labels and the caveat.
 	page2 := e.get(c, "/apps/"+strconv.FormatInt(app.ID, 10)+"/skadnetwork?from=2026-03-01&to=2026-03-31")
 	wantStatus(t, "page", page2, http.StatusOK)
-	for _, want := range []string{`id="skan-caveat"`, "not additive", `id="skan-installs">4<`, `id="skan-rejected">1<`, `id="skan-not-won">1<`,
+	for _, want := range []string{`id="skan-caveat"`, "not additive", `id="skan-installs">4<`, `id="skan-rejected">1<`, `id="skan-not-won">1<`, `id="skan-reengagements">1<`,
 		"purchase", "paying user", "a.skadnetwork", "skadnetwork: version 4.0 postback x1: the signature does not match."} {
 		if !strings.Contains(page2.Body, want) {
 			t.Errorf("the page does not show %q", want)
@@ -266,7 +276,7 @@ func TestSKANBrowser(t *testing.T) {
 	if got, want := rows("skan-values"), "purchase|20|2|0|0|2\nvalue 63|63|1|0|0|1\nlow|low|0|0|1|1\npaying user|high|0|1|0|1\nno value (withheld by Apple)|–|1|0|0|1"; got != want {
 		t.Errorf("values:\n%s\nwant\n%s", got, want)
 	}
-	if got, want := rows("skan-networks"), "a.skadnetwork|42|3|1|0|1|1\nb.skadnetwork|7|1|1|1|0|0"; got != want {
+	if got, want := rows("skan-networks"), "a.skadnetwork|42|3|1|0|0|1|1\nb.skadnetwork|7|1|1|0|1|0|0\nc.adattributionkit|1234|0|0|1|0|0|0"; got != want {
 		t.Errorf("networks:\n%s\nwant\n%s", got, want)
 	}
 	for id, want := range map[string]string{"#skan-installs": "4", "#skan-later": "2", "#skan-not-won": "1", "#skan-rejected": "1", "#skan-duplicates": "1"} {

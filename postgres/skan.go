@@ -29,7 +29,7 @@ func NewSKANStore(db *DB) *SKANStore { return &SKANStore{db: db, Now: time.Now} 
 
 // skanColumns lists the columns scanSKAN reads, in order.
 const skanColumns = `id, app_id, kind, version, via, ad_network_id, source_identifier, app_store_id, transaction_id,
-	postback_window, conversion_value, coarse_value, fidelity_type, redownload, did_win, source_app_id, source_domain,
+	postback_window, conversion_value, coarse_value, conversion_type, fidelity_type, redownload, did_win, source_app_id, source_domain,
 	status, reason, key, raw, received_at, received`
 
 func scanSKAN(row pgx.Row) (*tapline.SKANPostback, error) {
@@ -38,7 +38,7 @@ func scanSKAN(row pgx.Row) (*tapline.SKANPostback, error) {
 	var value *int16
 	var raw []byte
 	err := row.Scan(&p.ID, &p.AppID, &p.Kind, &p.Version, &p.Via, &p.AdNetworkID, &p.SourceIdentifier, &p.AppStoreID, &p.TransactionID,
-		&window, &value, &p.CoarseValue, &fidelity, &p.Redownload, &p.DidWin, &p.SourceAppID, &p.SourceDomain,
+		&window, &value, &p.CoarseValue, &p.ConversionType, &fidelity, &p.Redownload, &p.DidWin, &p.SourceAppID, &p.SourceDomain,
 		&p.Status, &p.Reason, &p.Key, &raw, &p.ReceivedAt, &p.Received)
 	if err != nil {
 		return nil, err
@@ -109,12 +109,12 @@ func (s *SKANStore) RecordSKANPostback(ctx context.Context, p *tapline.SKANPostb
 	}
 	err = tx.QueryRow(ctx, `
 		INSERT INTO skan_postbacks (app_id, kind, version, via, ad_network_id, source_identifier, app_store_id, transaction_id,
-			postback_window, conversion_value, coarse_value, fidelity_type, redownload, did_win, source_app_id, source_domain,
+			postback_window, conversion_value, coarse_value, conversion_type, fidelity_type, redownload, did_win, source_app_id, source_domain,
 			status, reason, key, raw, body_sha256, received_at, last_received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23)
 		RETURNING id`,
 		p.AppID, p.Kind, p.Version, p.Via, p.AdNetworkID, p.SourceIdentifier, p.AppStoreID, p.TransactionID,
-		int16(p.Window), value, p.CoarseValue, int16(p.FidelityType), p.Redownload, p.DidWin, p.SourceAppID, p.SourceDomain,
+		int16(p.Window), value, p.CoarseValue, p.ConversionType, int16(p.FidelityType), p.Redownload, p.DidWin, p.SourceAppID, p.SourceDomain,
 		string(p.Status), p.Reason, p.Key, []byte(p.Raw), body[:], p.ReceivedAt).Scan(&p.ID)
 	if pgCode(err) == codeForeignKeyViolation {
 		return tapline.Errorf(tapline.ENOTFOUND, "App not found.")

@@ -25,11 +25,12 @@ const (
 	CoarseHigh   = "high"
 )
 
-// The AdAttributionKit conversion types.
+// The AdAttributionKit conversion types, as tapline.SKANPostback keeps
+// them.
 const (
-	ConversionDownload     = "download"
-	ConversionRedownload   = "redownload"
-	ConversionReengagement = "re-engagement"
+	ConversionDownload     = tapline.SKANConversionDownload
+	ConversionRedownload   = tapline.SKANConversionRedownload
+	ConversionReengagement = tapline.SKANConversionReengagement
 )
 
 // Postback is one SKAdNetwork or AdAttributionKit postback as Apple sent it,

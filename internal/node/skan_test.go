@@ -155,7 +155,8 @@ func TestSKANAllInOne(t *testing.T) {
 	if !reflect.DeepEqual(rep.Networks, wantNetworks) {
 		t.Errorf("networks %+v\nwant %+v", rep.Networks, wantNetworks)
 	}
-	if rep := report(aak.ID); rep.Totals != (dashboard.SKANTotals{Installs: 1}) || len(rep.Values) != 1 || rep.Values[0].Label != "value 24" {
+	// Apple's AdAttributionKit sample is a re-engagement: no install.
+	if rep := report(aak.ID); rep.Totals != (dashboard.SKANTotals{Reengagements: 1}) || len(rep.Counts) != 1 || rep.Counts[0].Value != "24" {
 		t.Errorf("AdAttributionKit app: %+v", rep)
 	}
 }

@@ -25,6 +25,7 @@ CREATE TABLE skan_postbacks (
 	postback_window   smallint NOT NULL CHECK (postback_window BETWEEN 0 AND 2),
 	conversion_value  smallint CHECK (conversion_value BETWEEN 0 AND 63),
 	coarse_value      text NOT NULL DEFAULT '' CHECK (coarse_value IN ('', 'low', 'medium', 'high')),
+	conversion_type   text NOT NULL DEFAULT '' CHECK (conversion_type IN ('', 'download', 'redownload', 're-engagement')),
 	fidelity_type     smallint NOT NULL,
 	redownload        boolean NOT NULL,
 	did_win           boolean,
@@ -49,7 +50,8 @@ CREATE INDEX skan_postbacks_app_status ON skan_postbacks (app_id, status, id DES
 
 -- Postbacks per UTC day of receipt, ad network, source identifier, window,
 -- conversion value (fine in decimal, or coarse) and outcome (won, not_won,
--- rejected, duplicate), written with each postback (tapline.FactSKAN).
+-- reengagement, rejected, duplicate), written with each postback
+-- (tapline.FactSKAN).
 CREATE TABLE fact_skan (
 	app_id            bigint  NOT NULL,
 	day               date    NOT NULL,
