@@ -40,11 +40,9 @@ func TestSKANAllInOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := demo.App
-	app.AppStoreID = 525463029 // the app-id of Apple's SKAdNetwork samples
-	app.ConversionSchema.Fine[20], app.ConversionSchema.Fine[63], app.ConversionSchema.Coarse[2] = "purchase", "subscription", "paying user"
-	if err := n.Accounts.UpdateApp(ctx, app); err != nil {
-		t.Fatal(err)
+	app := demo.App // its App Store id is the app-id of Apple's SKAdNetwork samples, its schema labels 20, 63 and high
+	if app.AppStoreID != 525463029 || app.ConversionSchema.Label("63") != "subscription" {
+		t.Fatalf("demo app %d, schema %v", app.AppStoreID, app.ConversionSchema.Values())
 	}
 	aak := &tapline.App{AccountID: app.AccountID, Name: "AdAttributionKit sample", AppStoreID: 10738027756}
 	if err := n.Accounts.CreateApp(ctx, aak); err != nil {
