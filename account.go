@@ -93,6 +93,15 @@ type App struct {
 	// keeps the attribution of the device's earlier install.
 	ReattributeReinstalls bool `json:"reattribute_reinstalls"`
 
+	// AppStoreID is the app's App Store id (the 525463029 of
+	// apps.apple.com/app/id525463029), 0 when not set. SKAdNetwork and
+	// AdAttributionKit postbacks name their app by it (app-id), so the
+	// collector files them under this app; no two apps share one.
+	AppStoreID int64 `json:"app_store_id,omitempty"`
+	// ConversionSchema labels the app's conversion values in the
+	// SKAdNetwork reports.
+	ConversionSchema ConversionSchema `json:"conversion_schema"`
+
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -255,6 +264,11 @@ type AccountService interface {
 	// that apps of several accounts share (no answer could keep their
 	// data apart).
 	AppBySDKSecret(ctx context.Context, secret string) (*App, error)
+	// AppByAppStoreID returns the app whose AppStoreID is id, or
+	// ENOTFOUND.
+	AppByAppStoreID(ctx context.Context, id int64) (*App, error)
+	// UpdateApp stores a's settings; an AppStoreID another app has is
+	// ECONFLICT.
 	UpdateApp(ctx context.Context, a *App) error
 
 	CreateLink(ctx context.Context, l *Link) error

@@ -52,6 +52,11 @@ const (
 	// FactWeekly is FactDaily per UTC week, Monday to Sunday: what
 	// breakdowns by a dimension read for the whole weeks of their range.
 	FactWeekly FactTable = "weekly"
+	// FactSKAN counts SKAdNetwork and AdAttributionKit postbacks per UTC
+	// day of receipt, ad network, source identifier, window, conversion
+	// value and outcome (SKANPostback.Fact). The collector writes it with
+	// each postback, not the matcher's flush.
+	FactSKAN FactTable = "skan"
 )
 
 // FactPeriod is the time one row of a fact table covers, in UTC.
@@ -143,6 +148,15 @@ type FactKey struct {
 	// the app's policy took.
 	Signal FraudSignal
 	Action FraudAction
+
+	// A FactSKAN row's postbacks: their ad network, source identifier (or
+	// campaign id), window (0 to 2), conversion value (SKANPostback.Value)
+	// and outcome.
+	AdNetwork        string
+	SourceIdentifier string
+	PostbackWindow   int
+	ConversionValue  string
+	Outcome          SKANOutcome
 }
 
 // MaxCohortDay is the last day after an install the cohort tables count.
@@ -276,12 +290,32 @@ var (
 		keep: func(n, k FactKey) FactKey { n.Action = k.Action; return n }}
 )
 
+// The dimensions of the SKAdNetwork postbacks (FactSKAN).
+var (
+	dimAdNetwork = &FactDim{Column: "ad_network", Type: FactText,
+		text: func(k FactKey) string { return k.AdNetwork },
+		keep: func(n, k FactKey) FactKey { n.AdNetwork = k.AdNetwork; return n }}
+	dimSourceIdentifier = &FactDim{Column: "source_identifier", Type: FactText,
+		text: func(k FactKey) string { return k.SourceIdentifier },
+		keep: func(n, k FactKey) FactKey { n.SourceIdentifier = k.SourceIdentifier; return n }}
+	dimPostbackWindow = &FactDim{Column: "postback_window", Type: FactInteger,
+		int:  func(k FactKey) int64 { return int64(k.PostbackWindow) },
+		keep: func(n, k FactKey) FactKey { n.PostbackWindow = k.PostbackWindow; return n }}
+	dimConversionValue = &FactDim{Column: "conversion_value", Type: FactText,
+		text: func(k FactKey) string { return k.ConversionValue },
+		keep: func(n, k FactKey) FactKey { n.ConversionValue = k.ConversionValue; return n }}
+	dimOutcome = &FactDim{Column: "outcome", Type: FactText,
+		text: func(k FactKey) string { return string(k.Outcome) },
+		keep: func(n, k FactKey) FactKey { n.Outcome = k.Outcome; return n }}
+)
+
 // FactDims lists every dimension, in FactKey's field order.
 var FactDims = []*FactDim{
 	dimLinkID, dimPlatform, dimEventName, dimMethod, dimCurrency,
 	dimFunnel, dimBreakdown, dimStep, dimBucket,
 	dimSource, dimMedium, dimCampaign, dimAdGroup, dimCreative, dimSite,
 	dimMeasure, dimDayN, dimReport, dimValue, dimAgent, dimSignal, dimAction,
+	dimAdNetwork, dimSourceIdentifier, dimPostbackWindow, dimConversionValue, dimOutcome,
 }
 
 // CampaignDims are the campaign dimensions, which hits, installs,
@@ -471,6 +505,9 @@ var FactTables = []*FactTableDesc{
 	{Table: FactFunnelSteps, Dims: []*FactDim{dimFunnel, dimBreakdown, dimStep, dimBucket},
 		Count: "installations that reached the step, entering the funnel in the hour, with the time from the previous step in the bucket",
 		Sum:   "seconds from the previous step"},
+	{Table: FactSKAN, Period: PeriodDay, Dims: []*FactDim{dimAdNetwork, dimSourceIdentifier, dimPostbackWindow, dimConversionValue, dimOutcome},
+		Count: "SKAdNetwork and AdAttributionKit postbacks received on the UTC day, each counted once by its key (outcome won, not_won, reengagement or duplicate; rejected ones with the other dimensions blank)",
+		Sum:   "of them redownloads"},
 }
 
 // Total returns the FactTotals row a delta of k adds to, and whether k's

@@ -17,6 +17,7 @@ import (
 
 	"tapline"
 	"tapline/fingerprint"
+	"tapline/skadnetwork"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -26,6 +27,8 @@ const (
 	DefaultHitLinger        = 5 * time.Millisecond
 	DefaultMaxBodyBytes     = 1 << 20
 	DefaultMaxBatchEvents   = 100
+	DefaultMaxPostbackBytes = 64 << 10
+	DefaultStoreTimeout     = 5 * time.Second
 	DefaultPublishTimeout   = 5 * time.Second
 	DefaultDrainTimeout     = 10 * time.Second
 	DefaultLookupTimeout    = 2 * time.Second
@@ -68,12 +71,18 @@ type Config struct {
 	// the events of one JSON batch (400 above it).
 	MaxBodyBytes   int64
 	MaxBatchEvents int
+	// MaxPostbackBytes bounds the body of a SKAdNetwork postback (413
+	// above it): Apple's are under 2 KiB.
+	MaxPostbackBytes int64
 
 	// PublishTimeout bounds the wait for the bus while an SDK waits for
 	// its answer (503 with Retry-After past it) and each hit batch publish.
 	PublishTimeout time.Duration
 	// DrainTimeout bounds how long Close keeps publishing queued hits.
 	DrainTimeout time.Duration
+	// StoreTimeout bounds the write of a SKAdNetwork postback to the
+	// database, the one write a request waits for (503 past it).
+	StoreTimeout time.Duration
 
 	// LookupTimeout bounds a database lookup on a cache miss. CacheTTL is
 	// how long a cached link, app or account is used before it is
@@ -148,6 +157,9 @@ func (c *Config) setDefaults() {
 	if c.MaxBatchEvents == 0 {
 		c.MaxBatchEvents = DefaultMaxBatchEvents
 	}
+	if c.MaxPostbackBytes == 0 {
+		c.MaxPostbackBytes = DefaultMaxPostbackBytes
+	}
 	if c.TapRate == 0 {
 		c.TapRate = DefaultTapRate
 	}
@@ -160,6 +172,7 @@ func (c *Config) setDefaults() {
 	def(&c.HitLinger, DefaultHitLinger)
 	def(&c.PublishTimeout, DefaultPublishTimeout)
 	def(&c.DrainTimeout, DefaultDrainTimeout)
+	def(&c.StoreTimeout, DefaultStoreTimeout)
 	def(&c.LookupTimeout, DefaultLookupTimeout)
 	def(&c.CacheTTL, DefaultCacheTTL)
 	def(&c.NegativeCacheTTL, DefaultNegativeCacheTTL)
@@ -186,6 +199,8 @@ func (c *Config) Validate() error {
 		{"HitLinger", int64(c.HitLinger)},
 		{"MaxBodyBytes", c.MaxBodyBytes},
 		{"MaxBatchEvents", int64(c.MaxBatchEvents)},
+		{"MaxPostbackBytes", c.MaxPostbackBytes},
+		{"StoreTimeout", int64(c.StoreTimeout)},
 		{"PublishTimeout", int64(c.PublishTimeout)},
 		{"DrainTimeout", int64(c.DrainTimeout)},
 		{"LookupTimeout", int64(c.LookupTimeout)},
@@ -219,7 +234,13 @@ type Collector struct {
 	// RawStore, when set, answers the Tapstream SDK's timeline lookups
 	// (deferred deep links); only they read it, never a redirect. Without
 	// it they answer "nothing found".
-	RawStore      tapline.RawStore
+	RawStore tapline.RawStore
+	// SKAN keeps the SKAdNetwork and AdAttributionKit postbacks, written
+	// synchronously, one transaction each; without it their routes answer
+	// 503. SKANVerifier checks Apple's signatures: New sets
+	// skadnetwork.DefaultVerifier() (Apple's production keys).
+	SKAN          tapline.SKANStore
+	SKANVerifier  Verifier
 	Fingerprinter *fingerprint.Fingerprinter
 	Registry      *prometheus.Registry
 	Logger        *slog.Logger
@@ -236,6 +257,9 @@ type Collector struct {
 	// linkIDs a link by its id.
 	bySecret *cache[*tapline.App]
 	linkIDs  *cache[*tapline.Link]
+	// appStoreIDs finds an app by its App Store id (SKAdNetwork
+	// postbacks), in decimal.
+	appStoreIDs *cache[*tapline.App]
 
 	queue   chan *tapline.Hit
 	stop    chan struct{} // closed by Close: drain and exit
@@ -261,6 +285,7 @@ func New(cfg Config, accounts tapline.AccountService, bus tapline.Bus) *Collecto
 		Config:        cfg,
 		Accounts:      accounts,
 		Bus:           bus,
+		SKANVerifier:  skadnetwork.DefaultVerifier(),
 		Fingerprinter: fingerprint.New(),
 		Registry:      prometheus.NewRegistry(),
 		Logger:        slog.Default(),
@@ -308,8 +333,11 @@ func (c *Collector) Open(ctx context.Context) error {
 	if err := c.Config.Validate(); err != nil {
 		return err
 	}
-	if c.Accounts == nil || c.Bus == nil {
-		return tapline.Errorf(tapline.EINVALID, "collector: Accounts and Bus are required")
+	if c.Accounts == nil || c.Bus == nil || c.SKANVerifier == nil {
+		return tapline.Errorf(tapline.EINVALID, "collector: Accounts, Bus and SKANVerifier are required")
+	}
+	if c.SKAN == nil {
+		c.Logger.Warn("the collector has no SKANStore: SKAdNetwork and AdAttributionKit postbacks are answered 503")
 	}
 	var err error
 	c.openOnce.Do(func() {
@@ -339,6 +367,7 @@ func (c *Collector) init() {
 	c.names = newCache(ttl, neg, c.now, c.loadAccount)
 	c.bySecret = newCache(ttl, neg, c.now, c.loadAppBySDKSecret)
 	c.linkIDs = newCache(ttl, neg, c.now, c.loadLinkByID)
+	c.appStoreIDs = newCache(ttl, neg, c.now, c.loadAppByAppStoreID)
 	c.limit = newTapLimit(c.Config.TapRate, c.Config.TapBurst, c.Config.TapAddresses)
 	c.hints.max = c.Config.HitQueueSize
 }
@@ -384,6 +413,11 @@ func (c *Collector) Handler() http.Handler {
 	r.Get("/v1/timelines/lookup/", c.serveTimelineLookup)
 	r.Get("/v1/timelines/summary", c.serveTimelineSummary)
 	r.Get("/v1/timelines/summary/", c.serveTimelineSummary)
+	r.Post("/.well-known/skadnetwork/report-attribution", c.serveSKANCopy)
+	r.Post("/.well-known/skadnetwork/report-attribution/", c.serveSKANCopy)
+	r.Post("/.well-known/appattribution/report-attribution", c.serveSKANCopy)
+	r.Post("/.well-known/appattribution/report-attribution/", c.serveSKANCopy)
+	r.Post(skanForwardPath, c.serveSKANForward)
 	r.Get("/{account}/deeplink_query", c.serveDeeplinkQuery)
 	r.Get("/{account}/deeplink_query/", c.serveDeeplinkQuery)
 	r.Get("/healthz", c.serveHealth)

@@ -9,4 +9,13 @@
 // cache and hits go through a bounded in-memory queue that a publisher
 // goroutine drains to the bus; when the queue is full a hit is dropped and
 // counted. SDK events are answered 200 only once the bus has them.
+//
+// SKAdNetwork and AdAttributionKit postbacks (Apple's copies to the
+// developer at /.well-known/skadnetwork/report-attribution/ and
+// /.well-known/appattribution/report-attribution/, and what ad networks
+// forward to POST /v1/skadnetwork/postbacks) are the one path that waits on
+// storage: each is checked against Apple's keys (package skadnetwork) and
+// written to PostgreSQL with its fact row in one transaction
+// (tapline.SKANStore), and answered 503 when that fails, for Apple and the
+// networks retry until they get a 200. They are few; taps never wait.
 package collector

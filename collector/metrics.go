@@ -26,6 +26,7 @@ type metrics struct {
 	eventsAccepted  *prometheus.CounterVec
 	eventsRejected  *prometheus.CounterVec
 	timelineLookups *prometheus.CounterVec
+	skanPostbacks   *prometheus.CounterVec
 }
 
 func newMetrics(c *Collector) *metrics {
@@ -83,12 +84,16 @@ func newMetrics(c *Collector) *metrics {
 			Name: "tapline_collector_timeline_lookups_total",
 			Help: "Tapstream SDK timeline lookups answered, by endpoint (lookup, summary) and outcome (attributed, organic, not_found).",
 		}, []string{"endpoint", "outcome"}),
+		skanPostbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_collector_skan_postbacks_total",
+			Help: "SKAdNetwork and AdAttributionKit postbacks by how they came (developer, network) and outcome: verified, rejected or duplicate when stored, else the error code (invalid, not_found, unauthorized, forbidden, too_large, unavailable).",
+		}, []string{"via", "outcome"}),
 	}
 }
 
 func (m *metrics) register(reg *prometheus.Registry) error {
 	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued, m.botHits, m.hitsRateLimited, m.hintRetries,
-		m.hitsDropped, m.hitsPublished, m.publishErrors, m.eventsAccepted, m.eventsRejected, m.timelineLookups} {
+		m.hitsDropped, m.hitsPublished, m.publishErrors, m.eventsAccepted, m.eventsRejected, m.timelineLookups, m.skanPostbacks} {
 		if err := reg.Register(col); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -79,10 +79,14 @@ type AppView struct {
 	// FingerprintMinScore: see tapline.App.
 	FingerprintMinScore float64 `json:"fingerprint_min_score"`
 	// Re-engagement and reinstall rules (see tapline.App).
-	ReengagementWindow    string    `json:"reengagement_window"`
-	ReinstallWindow       string    `json:"reinstall_window"`
-	ReattributeReinstalls bool      `json:"reattribute_reinstalls"`
-	CreatedAt             time.Time `json:"created_at"`
+	ReengagementWindow    string `json:"reengagement_window"`
+	ReinstallWindow       string `json:"reinstall_window"`
+	ReattributeReinstalls bool   `json:"reattribute_reinstalls"`
+	// AppStoreID names the app in SKAdNetwork postbacks; ConversionSchema
+	// labels its conversion values (see tapline.App).
+	AppStoreID       int64                    `json:"app_store_id,omitempty"`
+	ConversionSchema tapline.ConversionSchema `json:"conversion_schema"`
+	CreatedAt        time.Time                `json:"created_at"`
 }
 
 // FraudView is the JSON shape of an app's fraud policy: the minimum
@@ -110,7 +114,8 @@ func NewAppView(a *tapline.App) AppView {
 		FingerprintMinScore: a.FingerprintMinScore,
 		ReengagementWindow:  a.ReengagementWindow.String(), ReinstallWindow: a.ReinstallWindow.String(),
 		ReattributeReinstalls: a.ReattributeReinstalls,
-		CreatedAt:             a.CreatedAt,
+		AppStoreID:            a.AppStoreID, ConversionSchema: a.ConversionSchema,
+		CreatedAt: a.CreatedAt,
 	}
 }
 
@@ -453,6 +458,9 @@ func (d *Dashboard) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bo
 
 // jsonProblem describes a decoding error without internals.
 func jsonProblem(err error) string {
+	if e, ok := errors.AsType[*tapline.Error](err); ok {
+		return e.Message
+	}
 	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return fmt.Sprintf("%s: expected %s", e.Field, e.Type)
 	}

@@ -26,6 +26,8 @@ func (d *Dashboard) apiRouter() chi.Router {
 	r.Get("/apps/{id}/conversions", d.apiConversions)
 	r.Get("/apps/{id}/conversions.csv", d.apiConversionsCSV)
 	r.Get("/apps/{id}/conversions/{cid}", d.apiConversion)
+	r.Get("/apps/{id}/skadnetwork", d.apiSKAN)
+	r.Get("/apps/{id}/skadnetwork/postbacks", d.apiSKANPostbacks)
 	r.Get("/apps/{id}/links", d.apiLinks)
 	r.Post("/apps/{id}/links", d.apiCreateLink)
 	r.Get("/apps/{id}/links.csv", d.apiLinksCSV)

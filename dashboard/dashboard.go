@@ -101,6 +101,10 @@ type Dashboard struct {
 	// WhatIfs keeps what-if requests and their results, which a matcher
 	// process runs; without it the what-if page and routes answer 503.
 	WhatIfs tapline.WhatIfStore
+	// SKAN reads the SKAdNetwork and AdAttributionKit counts (fact rows)
+	// and the postbacks the collector stored; without it the SKAdNetwork
+	// page and routes answer 503.
+	SKAN tapline.SKANStore
 	// Logger receives errors that are not the caller's fault.
 	Logger *slog.Logger
 	// Now returns the current time; tests replace it.
@@ -200,6 +204,7 @@ func (d *Dashboard) Handler() http.Handler {
 			r.Get("/apps/{id}/integrations", d.integrationsPage)
 			r.Post("/apps/{id}/integrations", d.createPostbackForm)
 			r.Post("/apps/{id}/integrations/{pid}/{action}", d.postbackActionForm)
+			r.Get("/apps/{id}/skadnetwork", d.skanPage)
 			r.Get("/apps/{id}/settings", d.settingsPage)
 			r.Post("/apps/{id}/settings", d.saveSettings)
 		})

@@ -38,6 +38,7 @@ type env struct {
 	accounts tapline.AccountService
 	facts    tapline.FactStore
 	funnels  tapline.FunnelStore
+	skan     *postgres.SKANStore
 	saved    atomic.Int64 // calls of OnFunnelSaved
 	clock    atomic.Int64 // Unix nanoseconds; 0 is the wall clock
 }
@@ -52,6 +53,8 @@ func newEnv(t *testing.T) *env {
 	e.d.Funnels, e.d.FunnelReports = e.funnels, reports
 	e.d.OnFunnelSaved = func() { e.saved.Add(1) }
 	e.d.Erasures = postgres.NewErasureStore(db)
+	e.skan = postgres.NewSKANStore(db)
+	e.d.SKAN = e.skan
 	if err := e.d.Validate(); err != nil {
 		t.Fatal(err)
 	}

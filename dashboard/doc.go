@@ -14,7 +14,11 @@
 // their results: step bars, conversion, drop-off, times between steps, the
 // breakdown and the days, or a CSV. Every number comes from the hourly fact
 // tables through tapline.Reports and tapline.FunnelReports; raw hits and
-// events are never read.
+// events are never read. The SKAdNetwork page counts Apple's postbacks
+// from their fact rows (tapline.SKANStore's SKANCounts), labels their
+// conversion values with the app's schema, lists the postbacks received
+// with their status, and says that those counts and tapline's own
+// attribution are not additive.
 //
 // The admin API, guarded by a bearer token, creates accounts, apps, links
 // and funnels. Pages and assets are embedded; the UI loads nothing from elsewhere.

@@ -70,7 +70,7 @@ func parsePages(canEdit bool) map[string]*template.Template {
 		"canEdit": func() bool { return canEdit },
 	}
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "conversions", "conversion", "cohorts", "team", "invite", "integrations", "whatif", "whatif_result"} {
+	for _, name := range []string{"login", "apps", "app", "error", "funnels", "funnel", "funnel_edit", "links", "link", "link_new", "settings", "account", "live", "conversions", "conversion", "cohorts", "team", "invite", "integrations", "whatif", "whatif_result", "skadnetwork"} {
 		m[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
 	}
@@ -220,6 +220,8 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, status int, n
 		pd.Title = "Integrations · " + v.App.Name
 	case whatIfData:
 		pd.Title = "What-if · " + v.App.Name
+	case skanData:
+		pd.Title = "SKAdNetwork · " + v.App.Name
 	case linksData:
 		pd.Title = "Links · " + v.App.Name
 	case linkFormData:

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net/http"
@@ -36,6 +37,64 @@ type appPatch struct {
 	ReengagementWindow    *string `json:"reengagement_window"`
 	ReinstallWindow       *string `json:"reinstall_window"`
 	ReattributeReinstalls *bool   `json:"reattribute_reinstalls"`
+	// AppStoreID sets the App Store id SKAdNetwork postbacks name the app
+	// by (0 clears it); ConversionSchema replaces the labels of its
+	// conversion values.
+	AppStoreID       *int64                    `json:"app_store_id"`
+	ConversionSchema *tapline.ConversionSchema `json:"conversion_schema"`
+}
+
+// parseAppStoreID reads the settings form's App Store id: the number, the
+// same with "id" before it, or the app's apps.apple.com address; empty is
+// none (0).
+func parseAppStoreID(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	digits := s
+	if i := strings.LastIndex(s, "/id"); i >= 0 {
+		digits = s[i+3:]
+		if j := strings.IndexAny(digits, "?#/"); j >= 0 {
+			digits = digits[:j]
+		}
+	}
+	digits = strings.TrimPrefix(digits, "id")
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, tapline.Errorf(tapline.EINVALID, "app_store_id: %q is not an App Store id such as 525463029 (the digits after id in the app's apps.apple.com address)", s)
+	}
+	return n, nil
+}
+
+// parseSchemaLines reads the settings form's conversion schema: one
+// "value = label" a line, the value a fine one (0 to 63) or low, medium or
+// high; blank lines and lines starting with # are skipped.
+func parseSchemaLines(text string) (tapline.ConversionSchema, error) {
+	var s tapline.ConversionSchema
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		value, label, ok := strings.Cut(line, "=")
+		if !ok {
+			return s, tapline.Errorf(tapline.EINVALID, "conversion_schema: line %d, %q, is not value = label", i+1, line)
+		}
+		if err := s.SetLabel(strings.ToLower(strings.TrimSpace(value)), strings.TrimSpace(label)); err != nil {
+			return s, tapline.Errorf(tapline.EINVALID, "conversion_schema: line %d: %s", i+1, strings.TrimPrefix(tapline.ErrorMessage(err), "conversion_schema: "))
+		}
+	}
+	return s, nil
+}
+
+// schemaLines writes s as the settings form shows it.
+func schemaLines(s tapline.ConversionSchema) string {
+	var b strings.Builder
+	for _, v := range s.Values() {
+		b.WriteString(v + " = " + s.Labelled(v) + "\n")
+	}
+	return b.String()
 }
 
 // parseMinScore reads the settings form's fingerprint_min_score.
@@ -126,6 +185,12 @@ func (p *appPatch) apply(a *tapline.App) error {
 	if p.FingerprintMinScore != nil {
 		a.FingerprintMinScore = *p.FingerprintMinScore
 	}
+	if p.AppStoreID != nil {
+		a.AppStoreID = *p.AppStoreID
+	}
+	if p.ConversionSchema != nil {
+		a.ConversionSchema = *p.ConversionSchema
+	}
 	if p.Fraud != nil {
 		return p.Fraud.apply(&a.Fraud)
 	}
@@ -198,7 +263,17 @@ func settingsForm(app *tapline.App) map[string]string {
 		"fraud_flood_max_install_rate": strconv.FormatFloat(app.Fraud.FloodMaxInstallRate*100, 'f', -1, 64),
 		"reengagement_window":          formatDuration(app.ReengagementWindow), "reinstall_window": formatDuration(app.ReinstallWindow),
 		"reattribute_reinstalls": strconv.FormatBool(app.ReattributeReinstalls),
+		"app_store_id":           formatAppStoreID(app.AppStoreID),
+		"conversion_schema":      schemaLines(app.ConversionSchema),
 	}
+}
+
+// formatAppStoreID shows an App Store id, "" for none.
+func formatAppStoreID(id int64) string {
+	if id == 0 {
+		return ""
+	}
+	return strconv.FormatInt(id, 10)
 }
 
 // fraudForm reads the fraud fields of the settings form into p.Fraud:
@@ -276,6 +351,22 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request) {
 		var score float64
 		if score, err = parseMinScore(v[0]); err == nil {
 			p.FingerprintMinScore = &score
+		}
+	}
+	if v, ok := r.PostForm["app_store_id"]; ok {
+		form["app_store_id"] = v[0]
+		if id, perr := parseAppStoreID(v[0]); perr != nil {
+			err = cmp.Or(err, perr)
+		} else {
+			p.AppStoreID = &id
+		}
+	}
+	if v, ok := r.PostForm["conversion_schema"]; ok {
+		form["conversion_schema"] = v[0]
+		if schema, perr := parseSchemaLines(v[0]); perr != nil {
+			err = cmp.Or(err, perr)
+		} else {
+			p.ConversionSchema = &schema
 		}
 	}
 	if err == nil {

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/crypto/bcrypt"
 
 	"tapline"
@@ -28,6 +29,8 @@ const (
 	MaxPasswordLength = 72 // bcrypt ignores what follows
 	maxNameLength     = 200
 	maxURLLength      = 2048
+	// maxAppStoreID bounds an App Store id: Apple's are ten digits at most.
+	maxAppStoreID = 1<<53 - 1
 )
 
 var (
@@ -145,7 +148,8 @@ const appColumns = `id, account_id, name, sdk_secret, sdk_key, ios_url, android_
 	click_window, fingerprint_window, lateness_horizon, retention,
 	fraud_click_injection, fraud_click_flooding, fraud_datacenter, fraud_tap_after_install,
 	fraud_min_click_to_install, fraud_flood_min_taps, fraud_flood_max_install_rate, fingerprint_min_score,
-	reengagement_window, reinstall_window, reattribute_reinstalls, created_at`
+	reengagement_window, reinstall_window, reattribute_reinstalls,
+	COALESCE(app_store_id, 0), conversion_schema, created_at`
 
 // scanApp scans a row of appColumns.
 func scanApp(row pgx.Row) (*tapline.App, error) {
@@ -156,7 +160,8 @@ func scanApp(row pgx.Row) (*tapline.App, error) {
 		&click, &fingerprint, &lateness, &retention,
 		&f.ClickInjection, &f.ClickFlooding, &f.Datacenter, &f.TapAfterInstall,
 		&minCTI, &f.FloodMinTaps, &f.FloodMaxInstallRate, &a.FingerprintMinScore,
-		&reengagement, &reinstall, &a.ReattributeReinstalls, &a.CreatedAt)
+		&reengagement, &reinstall, &a.ReattributeReinstalls,
+		&a.AppStoreID, &a.ConversionSchema, &a.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -197,18 +202,20 @@ func (s *AccountService) CreateApp(ctx context.Context, a *tapline.App) error {
 			click_window, fingerprint_window, lateness_horizon, retention,
 			fraud_click_injection, fraud_click_flooding, fraud_datacenter, fraud_tap_after_install,
 			fraud_min_click_to_install, fraud_flood_min_taps, fraud_flood_max_install_rate, fingerprint_min_score,
-			reengagement_window, reinstall_window, reattribute_reinstalls)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+			reengagement_window, reinstall_window, reattribute_reinstalls, app_store_id, conversion_schema)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+			NULLIF($23::bigint, 0), $24)
 		RETURNING id, created_at`,
 		a.AccountID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
 		a.Fraud.ClickInjection, a.Fraud.ClickFlooding, a.Fraud.Datacenter, a.Fraud.TapAfterInstall,
 		a.Fraud.MinClickToInstall.Milliseconds(), a.Fraud.FloodMinTaps, a.Fraud.FloodMaxInstallRate,
 		a.FingerprintMinScore, seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls,
+		a.AppStoreID, a.ConversionSchema,
 	).Scan(&a.ID, &a.CreatedAt)
 	switch pgCode(err) {
 	case codeUniqueViolation:
-		return tapline.Errorf(tapline.ECONFLICT, "An app with this name or SDK key exists already.")
+		return appConflict(err, a)
 	case codeForeignKeyViolation:
 		return tapline.Errorf(tapline.ENOTFOUND, "Account not found.")
 	}
@@ -216,6 +223,24 @@ func (s *AccountService) CreateApp(ctx context.Context, a *tapline.App) error {
 		return fmt.Errorf("create app: %w", translate(err))
 	}
 	return nil
+}
+
+// appConflict is the ECONFLICT of a unique violation storing a: its App
+// Store id, or its name or SDK key.
+func appConflict(err error, a *tapline.App) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.ConstraintName == "apps_app_store_id_key" {
+		return tapline.Errorf(tapline.ECONFLICT, "app_store_id: another app has App Store id %d; an app's SKAdNetwork postbacks go to one app.", a.AppStoreID)
+	}
+	return tapline.Errorf(tapline.ECONFLICT, "An app with this name or SDK key exists already.")
+}
+
+// AppByAppStoreID returns the app whose App Store id is id, or ENOTFOUND.
+func (s *AccountService) AppByAppStoreID(ctx context.Context, id int64) (*tapline.App, error) {
+	if id <= 0 {
+		return nil, tapline.Errorf(tapline.ENOTFOUND, "App not found.")
+	}
+	return s.app(ctx, `WHERE app_store_id = $1`, id)
 }
 
 // App returns the app with the given id, or ENOTFOUND.
@@ -344,6 +369,7 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 	if err := validateApp(&check); err != nil {
 		return err
 	}
+	a.ConversionSchema = check.ConversionSchema // its labels trimmed
 	updated, err := scanApp(s.db.pool.QueryRow(ctx, `
 		UPDATE apps SET name = $2,
 			sdk_secret = COALESCE(NULLIF($3, ''), sdk_secret),
@@ -352,19 +378,21 @@ func (s *AccountService) UpdateApp(ctx context.Context, a *tapline.App) error {
 			click_window = $8, fingerprint_window = $9, lateness_horizon = $10, retention = $11,
 			fraud_click_injection = $12, fraud_click_flooding = $13, fraud_datacenter = $14, fraud_tap_after_install = $15,
 			fraud_min_click_to_install = $16, fraud_flood_min_taps = $17, fraud_flood_max_install_rate = $18,
-			fingerprint_min_score = $19, reengagement_window = $20, reinstall_window = $21, reattribute_reinstalls = $22
+			fingerprint_min_score = $19, reengagement_window = $20, reinstall_window = $21, reattribute_reinstalls = $22,
+			app_store_id = NULLIF($23::bigint, 0), conversion_schema = $24
 		WHERE id = $1
 		RETURNING `+appColumns,
 		a.ID, a.Name, a.SDKSecret, a.SDKKey, a.IOSURL, a.AndroidURL, a.WebURL,
 		seconds(a.ClickWindow), seconds(a.FingerprintWindow), seconds(a.LatenessHorizon), seconds(a.Retention),
 		a.Fraud.ClickInjection, a.Fraud.ClickFlooding, a.Fraud.Datacenter, a.Fraud.TapAfterInstall,
 		a.Fraud.MinClickToInstall.Milliseconds(), a.Fraud.FloodMinTaps, a.Fraud.FloodMaxInstallRate,
-		a.FingerprintMinScore, seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls))
+		a.FingerprintMinScore, seconds(a.ReengagementWindow), seconds(a.ReinstallWindow), a.ReattributeReinstalls,
+		a.AppStoreID, a.ConversionSchema))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tapline.Errorf(tapline.ENOTFOUND, "App not found.")
 	}
 	if pgCode(err) == codeUniqueViolation {
-		return tapline.Errorf(tapline.ECONFLICT, "An app with this name or SDK key exists already.")
+		return appConflict(err, a)
 	}
 	if err != nil {
 		return fmt.Errorf("update app: %w", translate(err))
@@ -576,6 +604,12 @@ func validateApp(a *tapline.App) error {
 	}
 	if s := a.FingerprintMinScore; math.IsNaN(s) || s < -tapline.MaxFingerprintMinScore || s > tapline.MaxFingerprintMinScore {
 		return tapline.Errorf(tapline.EINVALID, "fingerprint_min_score: must be a number from %g to %g", -tapline.MaxFingerprintMinScore, tapline.MaxFingerprintMinScore)
+	}
+	if a.AppStoreID < 0 || a.AppStoreID > maxAppStoreID {
+		return tapline.Errorf(tapline.EINVALID, "app_store_id: must be the app's App Store id (the digits after id in its apps.apple.com address), or 0 for none")
+	}
+	if err := a.ConversionSchema.Validate(); err != nil {
+		return err
 	}
 	return a.Fraud.Validate()
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"tapline"
 )
 
-// The kinds of postback.
+// The kinds of postback, as tapline.SKANPostback keeps them.
 const (
-	KindSKAdNetwork      = "skadnetwork"
-	KindAdAttributionKit = "adattributionkit"
+	KindSKAdNetwork      = tapline.SKANKindSKAdNetwork
+	KindAdAttributionKit = tapline.SKANKindAdAttributionKit
 )
 
 // Versions lists the SKAdNetwork versions Parse accepts, oldest first.
@@ -23,11 +25,12 @@ const (
 	CoarseHigh   = "high"
 )
 
-// The AdAttributionKit conversion types.
+// The AdAttributionKit conversion types, as tapline.SKANPostback keeps
+// them.
 const (
-	ConversionDownload     = "download"
-	ConversionRedownload   = "redownload"
-	ConversionReengagement = "re-engagement"
+	ConversionDownload     = tapline.SKANConversionDownload
+	ConversionRedownload   = tapline.SKANConversionRedownload
+	ConversionReengagement = tapline.SKANConversionReengagement
 )
 
 // Postback is one SKAdNetwork or AdAttributionKit postback as Apple sent it,

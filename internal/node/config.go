@@ -100,6 +100,12 @@ type Config struct {
 	PostbackLease    time.Duration
 	PostbackRetryMin time.Duration
 	BackfillRate     float64 // raw rows per second per process; 0 means no bound
+
+	// SKANDevelopmentKeys makes the collector trust Apple's
+	// AdAttributionKit development keys besides the production one:
+	// postbacks from development builds and developer settings verify
+	// (and count). Off in production, as Apple asks.
+	SKANDevelopmentKeys bool
 }
 
 // Targets: the components a process runs.
@@ -222,6 +228,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PostbackRetryMin, "postback-retry-min", c.PostbackRetryMin, "the wait before a failed postback's first retry, doubled after each failure up to an hour (default 10s)")
 	boolean(&c.PostbacksAllowPrivate, "postbacks-allow-private", "let postbacks and webhooks call private and loopback addresses (by default only public ones)")
 	boolean(&c.NoPostbackSender, "no-postback-sender", "write postback deliveries to the outbox but leave sending them to other matcher processes")
+	boolean(&c.SKANDevelopmentKeys, "skan-development-keys", "trust Apple's AdAttributionKit development keys too, so postbacks of development builds and developer settings verify and count (testing only)")
 	boolean(&c.MatcherOrdered, "matcher-ordered", "process the bus as one stream in receive-time order, so that replaying a pre-filled bus decides the same way every run (for tests and benchmarks: it gives up parallelism)")
 }
 

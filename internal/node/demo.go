@@ -18,6 +18,9 @@ const (
 	DemoSDKSecret = "demo-secret-0123456789"
 	DemoSDKKey    = "demo-key-0123456789abc"
 	DemoLinkSlug  = "demo"
+	// DemoAppStoreID is the demo app's App Store id: the app-id of Apple's
+	// sample SKAdNetwork postbacks, so that the README's example counts.
+	DemoAppStoreID = 525463029
 )
 
 // Demo is what SeedDemo created or found.
@@ -62,7 +65,10 @@ func SeedDemo(ctx context.Context, accounts tapline.AccountService) (*Demo, erro
 			IOSURL:     "https://apps.apple.com/app/id1234567890",
 			AndroidURL: "https://play.google.com/store/apps/details?id=com.example.demo",
 			WebURL:     "https://example.com/demo",
+			AppStoreID: DemoAppStoreID,
 		}
+		d.App.ConversionSchema.Fine[20], d.App.ConversionSchema.Fine[63] = "purchase", "subscription"
+		d.App.ConversionSchema.Coarse[2] = "paying user"
 		if err := accounts.CreateApp(ctx, d.App); err != nil {
 			return nil, fmt.Errorf("create demo app: %w", err)
 		}

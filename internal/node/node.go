@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	pprofhttp "net/http/pprof"
@@ -33,6 +34,7 @@ import (
 	"tapline/pebble"
 	"tapline/postbacks"
 	"tapline/postgres"
+	"tapline/skadnetwork"
 	"tapline/whatif"
 )
 
@@ -58,6 +60,7 @@ type Node struct {
 	Funnels      *postgres.FunnelStore
 	Postbacks    *postgres.PostbackService // templates and their outbox
 	WhatIfs      *postgres.WhatIfStore
+	SKAN         *postgres.SKANStore // SKAdNetwork postbacks and their fact rows
 	Reports      *postgres.Reports
 	Backfills    *funnels.Runner // the matcher's funnel backfills
 	Bus          tapline.Bus
@@ -132,6 +135,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	n.Accounts = postgres.NewAccountService(n.DB)
 	n.Funnels = postgres.NewFunnelStore(n.DB)
 	n.Postbacks = postgres.NewPostbackService(n.DB)
+	n.SKAN = postgres.NewSKANStore(n.DB)
 	n.Reports = postgres.NewReports(n.DB)
 	if cfg.Demo {
 		if _, err := SeedDemo(ctx, n.Accounts); err != nil {
@@ -399,6 +403,13 @@ func (n *Node) openCollector(ctx context.Context) error {
 		return err
 	}
 	n.Collector.RawStore = n.Raw
+	n.Collector.SKAN = n.SKAN
+	if cfg.SKANDevelopmentKeys {
+		v := skadnetwork.DefaultVerifier()
+		maps.Copy(v.JWSKeys, skadnetwork.DevelopmentKeys())
+		n.Collector.SKANVerifier = v
+		n.Logger.Warn("the collector trusts Apple's AdAttributionKit development keys: development postbacks count (-skan-development-keys)")
+	}
 	if err := n.Collector.Open(ctx); err != nil {
 		return fmt.Errorf("start collector: %w", err)
 	}
@@ -470,6 +481,7 @@ func (n *Node) openDashboard() error {
 	try := postbacks.NewSender(nil)
 	try.Client = postbacks.NewClient(cfg.PostbacksAllowPrivate)
 	n.Dashboard.TryPostback = try.Try
+	n.Dashboard.SKAN = n.SKAN
 	// The all-in-one starts a saved funnel's backfill at once; a dashboard
 	// without a matcher leaves it to the matchers' runners, which poll.
 	if n.Backfills != nil {
