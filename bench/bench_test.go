@@ -115,6 +115,13 @@ func TestAccuracyCheck(t *testing.T) {
 		t.Fatalf("first check scored %+v: want installs, some credited right", acc)
 	}
 	t.Logf("%d messages; acc %+v", first.AccuracyCheck.Messages, first.AccuracyCheck.Populations["acc"])
+	// The what-if replays the check's matching: today's rules find every
+	// stored answer again and score as the check does.
+	wi, scored := first.AccuracyCheck.WhatIf, first.AccuracyCheck.Populations["acc"]
+	if wi == nil || wi.Installs != scored.Installs || wi.Stored != scored.Installs || wi.StoredSame != wi.Stored ||
+		wi.Today.Precision != scored.Precision || wi.Today.Recall != scored.Recall || wi.Hypothetical.Installs != scored.Installs {
+		t.Errorf("what-if %+v; want the check's %d installs replayed as stored and scored alike (precision %v, recall %v)", wi, scored.Installs, scored.Precision, scored.Recall)
+	}
 	second := run()
 	if len(second.Errors) > 0 || second.AccuracyCheck.Baseline != "same" {
 		t.Fatalf("second check: baseline %q, changes %v, errors %v; want the same attributions as the first",

@@ -24,9 +24,11 @@ import (
 
 	"tapline"
 	"tapline/collector"
+	"tapline/internal/node"
 	"tapline/loadgen"
 	"tapline/pebble"
 	"tapline/postgres"
+	"tapline/whatif"
 )
 
 // The accuracy check replays the accuracy populations the same way on
@@ -56,6 +58,24 @@ type AccuracyCheck struct {
 	// or "not compared" (the baseline is of other sizes).
 	Baseline string   `json:"baseline"`
 	Changes  []string `json:"changes,omitempty"`
+	// WhatIf is a what-if on the "acc" population's stored matching
+	// (package whatif): precision and recall under today's rules and the
+	// tried ones, each replay scored against the truth.
+	WhatIf *WhatIfRow `json:"whatif,omitempty"`
+}
+
+// WhatIfRow is the bench's what-if: the rules tried, the result's
+// figures, and each replay's accuracy.
+type WhatIfRow struct {
+	Population   string           `json:"population"`
+	Tried        string           `json:"tried"`
+	Installs     int              `json:"installs"`
+	Moved        int              `json:"moved"`
+	StoredSame   int              `json:"stored_same"`
+	Stored       int              `json:"stored_compared"`
+	Seconds      float64          `json:"seconds"`
+	Today        loadgen.Accuracy `json:"today"`
+	Hypothetical loadgen.Accuracy `json:"hypothetical"`
 }
 
 // accuracyBaseline is the baseline file: the sizes it was taken at and
@@ -121,7 +141,49 @@ func (r *Runner) checkRun(ctx context.Context) error {
 		check.Answers[pop.name] = answersDigest(attributions[i])
 	}
 	r.res.AccuracyCheck = check
-	return r.compareBaseline(check)
+	if err := r.compareBaseline(check); err != nil {
+		return err
+	}
+	if check.WhatIf, err = r.whatIf(ctx, dataDir, apps[0], ws[0], pops[0].name); err != nil {
+		return fmt.Errorf("what-if: %w", err)
+	}
+	return nil
+}
+
+// whatIf runs a what-if over the population's matching in dataDir's raw
+// store, halving the app's fingerprint window, and scores both replays
+// against the population's truth.
+func (r *Runner) whatIf(ctx context.Context, dataDir string, app *tapline.App, w *loadgen.Workload, name string) (*WhatIfRow, error) {
+	raw := pebble.NewRawStore(filepath.Join(dataDir, "raw"))
+	if err := raw.Open(); err != nil {
+		return nil, fmt.Errorf("open raw store: %w", err)
+	}
+	defer raw.Close()
+	a := *app
+	a.SetDefaults()
+	// The check's clock starts at yesterday's midnight and runs
+	// compressed: every install lies in these days.
+	from := time.Now().UTC().Truncate(24*time.Hour).Add(-48 * time.Hour)
+	to := from.Add(96 * time.Hour)
+	row := &WhatIfRow{Population: name, Tried: fmt.Sprintf("fingerprint window %s instead of %s", a.FingerprintWindow/2, a.FingerprintWindow)}
+	scores := map[string]*loadgen.Accuracy{"today": &row.Today, "hypothetical": &row.Hypothetical}
+	start := time.Now()
+	res, err := whatif.Run(ctx, raw, &a, nil, whatif.Request{AppID: a.ID, From: from, To: to, Rules: whatif.Rules{FingerprintWindow: a.FingerprintWindow / 2}},
+		node.WhatIfScratch(filepath.Join(r.Config.WorkDir, "whatif")), node.WhatIfReplay(&node.Config{MatcherClockSkew: scaledSkew(r.Config.Compression)}, slog.New(slog.DiscardHandler)),
+		func(replay string, scratch tapline.RawStore) error {
+			got, err := loadgen.Attributions(ctx, scratch, a.ID, w)
+			if err != nil {
+				return err
+			}
+			*scores[replay] = loadgen.Score(w, got)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	row.Installs, row.Moved, row.StoredSame, row.Stored = res.Installs, res.Moved, res.StoredSame, res.StoredCompared
+	row.Seconds = time.Since(start).Seconds()
+	return row, nil
 }
 
 // compareBaseline compares check with the baseline file, recording it

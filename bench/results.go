@@ -519,6 +519,11 @@ func (r *Results) writeAccuracy(p func(string, ...any)) {
 		for _, ch := range ck.Changes {
 			p("  CHANGED %s", ch)
 		}
+		if wi := ck.WhatIf; wi != nil {
+			p("WHAT-IF %s: %s (%d installs replayed twice in %.1f s)\tprecision\trecall\torganic misattributed\tmoved, replay check", wi.Population, wi.Tried, wi.Installs, wi.Seconds)
+			p("  today's rules, replayed\t%.4f\t%.4f\t%.4f\t%d of %d as stored", wi.Today.Precision, wi.Today.Recall, wi.Today.OrganicMisattribution, wi.StoredSame, wi.Stored)
+			p("  rules tried\t%.4f\t%.4f\t%.4f\t%d installs move", wi.Hypothetical.Precision, wi.Hypothetical.Recall, wi.Hypothetical.OrganicMisattribution, wi.Moved)
+		}
 	}
 	for _, c := range r.Curves {
 		p("CURVE %s: tapline over fingerprint_min_score\tprecision\trecall\torganic misattributed\tfingerprint-only P / R", c.Population)

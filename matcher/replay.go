@@ -26,7 +26,11 @@ import (
 // there, so installs at the start of a replay may be decided otherwise
 // than they were. Two replays of the same records are compared with each
 // other for that reason (package whatif).
-func Replay(ctx context.Context, bus tapline.Bus, raw tapline.RawStore, app *tapline.App, links []*tapline.Link, hits []*tapline.Hit, installs []*tapline.Event, logger *slog.Logger) (map[string]*tapline.Conversion, error) {
+//
+// cfg is the matcher configuration production runs with (its clock skew,
+// its flood parameters): the replay's runs with it, consuming in receive
+// order from the scratch bus.
+func Replay(ctx context.Context, cfg Config, bus tapline.Bus, raw tapline.RawStore, app *tapline.App, links []*tapline.Link, hits []*tapline.Hit, installs []*tapline.Event, logger *slog.Logger) (map[string]*tapline.Conversion, error) {
 	type rec struct {
 		at  time.Time
 		hit *tapline.Hit
@@ -82,9 +86,9 @@ func Replay(ctx context.Context, bus tapline.Bus, raw tapline.RawStore, app *tap
 		return nil, fmt.Errorf("replay: publish: %w", err)
 	}
 
-	cfg := NewConfig()
 	cfg.Ordered = true
 	cfg.Consumer = "whatif"
+	cfg.HitsTopic, cfg.EventsTopic = tapline.TopicHits, tapline.TopicEvents
 	cfg.FlushInterval = 50 * time.Millisecond
 	cfg.ExpireEvery = 24 * time.Hour * 365 // the scratch store holds what it is given
 	facts := &replayFacts{offsets: map[tapline.Partition]int64{}}

@@ -35,7 +35,7 @@ func scratch(t *testing.T) whatif.Scratch {
 }
 
 func replayFunc(ctx context.Context, bus tapline.Bus, raw tapline.RawStore, app *tapline.App, links []*tapline.Link, hits []*tapline.Hit, installs []*tapline.Event) (map[string]*tapline.Conversion, error) {
-	return Replay(ctx, bus, raw, app, links, hits, installs, nil)
+	return Replay(ctx, NewConfig(), bus, raw, app, links, hits, installs, nil)
 }
 
 // record is a hit or an install of a what-if population.
@@ -137,7 +137,7 @@ func TestWhatIfReproducesStored(t *testing.T) {
 
 	score := 2.5 // the default, named: a what-if must change a rule
 	res, err := whatif.Run(ctx, f.raw, f.app, nil, whatif.Request{AppID: f.app.ID, From: base.Add(-time.Hour), To: base.Add(48 * time.Hour),
-		Rules: whatif.Rules{FingerprintMinScore: &score}}, scratch(t), replayFunc)
+		Rules: whatif.Rules{FingerprintMinScore: &score}}, scratch(t), replayFunc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestWhatIfWindows(t *testing.T) {
 		return whatif.Answer{LinkID: int64(1 + best), Method: "advertising_id", HitID: "h" + n + "-" + fmt.Sprint(best)}
 	}
 	res, err := whatif.Run(ctx, f.raw, f.app, nil, whatif.Request{AppID: f.app.ID, From: base, To: base.Add(20 * 24 * time.Hour),
-		Rules: whatif.Rules{ClickWindow: 3 * 24 * time.Hour}}, scratch(t), replayFunc)
+		Rules: whatif.Rules{ClickWindow: 3 * 24 * time.Hour}}, scratch(t), replayFunc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,5 +84,5 @@ func (r *Runner) execute(ctx context.Context, run *tapline.WhatIfRun) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	return Run(ctx, r.Raw, app, links, req, r.Scratch, r.Replay)
+	return Run(ctx, r.Raw, app, links, req, r.Scratch, r.Replay, nil)
 }

@@ -148,9 +148,15 @@ type ReplayFunc func(ctx context.Context, bus tapline.Bus, raw tapline.RawStore,
 // MaxRows bounds the hits and installs a what-if loads.
 const MaxRows = 5_000_000
 
+// Observe, given to Run, sees each replay's scratch raw store before it is
+// dropped: "today" and "hypothetical" (the bench scores both against its
+// population's truth).
+type Observe func(replay string, raw tapline.RawStore) error
+
 // Run answers req for app (its links given) from the raw store src,
-// replaying with replay on stores from scratch.
-func Run(ctx context.Context, src tapline.RawStore, app *tapline.App, links []*tapline.Link, req Request, scratch Scratch, replay ReplayFunc) (*Result, error) {
+// replaying with replay on stores from scratch; observe, when not nil, sees
+// each replay's store.
+func Run(ctx context.Context, src tapline.RawStore, app *tapline.App, links []*tapline.Link, req Request, scratch Scratch, replay ReplayFunc, observe Observe) (*Result, error) {
 	start := time.Now()
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -193,19 +199,23 @@ func Run(ctx context.Context, src tapline.RawStore, app *tapline.App, links []*t
 	if err != nil {
 		return nil, fmt.Errorf("what-if: scan installs: %w", err)
 	}
-	run := func(a *tapline.App) (map[string]*tapline.Conversion, error) {
+	run := func(name string, a *tapline.App) (map[string]*tapline.Conversion, error) {
 		bus, raw, drop, err := scratch(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("what-if: scratch stores: %w", err)
 		}
 		defer drop()
-		return replay(ctx, bus, raw, a, links, hits, installs)
+		out, err := replay(ctx, bus, raw, a, links, hits, installs)
+		if err == nil && observe != nil {
+			err = observe(name, raw)
+		}
+		return out, err
 	}
-	today, err := run(app)
+	today, err := run("today", app)
 	if err != nil {
 		return nil, err
 	}
-	then, err := run(hyp)
+	then, err := run("hypothetical", hyp)
 	if err != nil {
 		return nil, err
 	}

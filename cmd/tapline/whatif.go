@@ -133,7 +133,7 @@ command waits for it. The result is kept and shown on the dashboard's What-if pa
 		} else {
 			fmt.Fprintf(out, "What-if %d: replaying app %d's taps and installs from %s to %s…\n", run.ID, app.ID, req.From.Format(time.DateOnly), req.To.Format(time.DateOnly))
 			r := &whatif.Runner{Store: store, Raw: full, Accounts: accts, Scratch: node.WhatIfScratch(filepath.Join(c.cfg.DataDir, "whatif")),
-				Replay: node.WhatIfReplay(logger), Logger: logger}
+				Replay: node.WhatIfReplay(c.cfg, logger), Logger: logger}
 			if err := r.Execute(ctx, claimed); err != nil {
 				return err
 			}

@@ -264,13 +264,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 		n.closers = append(n.closers, s.Close)
 	}
 
-	mcfg := matcher.NewConfig()
-	mcfg.HitsTopic, mcfg.EventsTopic = cfg.HitsTopic, cfg.EventsTopic
-	mcfg.Consumer = cfg.GroupID
-	mcfg.ClockSkew = cfg.MatcherClockSkew
-	mcfg.Ordered = cfg.MatcherOrdered
-	mcfg.FunnelPoll = cfg.FunnelPoll
-	mcfg.FloodParams = splitList(cfg.FraudFloodParams)
+	mcfg := MatcherConfig(cfg)
 	n.Matcher = matcher.New(mcfg, n.Bus, n.Raw, postgres.NewFactStore(n.DB), n.Accounts)
 	n.Matcher.Funnels = n.Funnels
 	n.Matcher.Erasures = postgres.NewErasureStore(n.DB)
@@ -332,7 +326,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	// stores under the data directory.
 	n.WhatIfs = postgres.NewWhatIfStore(n.DB)
 	wr := &whatif.Runner{Store: n.WhatIfs, Raw: n.Raw, Accounts: n.Accounts, Scratch: WhatIfScratch(filepath.Join(cfg.DataDir, "whatif")),
-		Replay: WhatIfReplay(n.Logger), Logger: n.Logger.With("component", "whatif")}
+		Replay: WhatIfReplay(cfg, n.Logger), Logger: n.Logger.With("component", "whatif")}
 	wctx, wstop := context.WithCancel(context.Background())
 	wdone := make(chan struct{})
 	go func() {
@@ -648,9 +642,23 @@ func WhatIfScratch(dir string) whatif.Scratch {
 	}
 }
 
-// WhatIfReplay is matcher.Replay for package whatif.
-func WhatIfReplay(logger *slog.Logger) whatif.ReplayFunc {
+// WhatIfReplay is matcher.Replay for package whatif, with the matcher
+// configuration cfg gives.
+func WhatIfReplay(cfg *Config, logger *slog.Logger) whatif.ReplayFunc {
+	mcfg := MatcherConfig(cfg)
 	return func(ctx context.Context, bus tapline.Bus, raw tapline.RawStore, app *tapline.App, links []*tapline.Link, hits []*tapline.Hit, installs []*tapline.Event) (map[string]*tapline.Conversion, error) {
-		return matcher.Replay(ctx, bus, raw, app, links, hits, installs, logger.With("component", "whatif-replay"))
+		return matcher.Replay(ctx, mcfg, bus, raw, app, links, hits, installs, logger.With("component", "whatif-replay"))
 	}
+}
+
+// MatcherConfig is the matcher configuration cfg gives.
+func MatcherConfig(cfg *Config) matcher.Config {
+	mcfg := matcher.NewConfig()
+	mcfg.HitsTopic, mcfg.EventsTopic = cfg.HitsTopic, cfg.EventsTopic
+	mcfg.Consumer = cfg.GroupID
+	mcfg.ClockSkew = cfg.MatcherClockSkew
+	mcfg.Ordered = cfg.MatcherOrdered
+	mcfg.FunnelPoll = cfg.FunnelPoll
+	mcfg.FloodParams = splitList(cfg.FraudFloodParams)
+	return mcfg
 }
