@@ -163,7 +163,7 @@ func (r *Runner) whatIf(ctx context.Context, dataDir string, app *tapline.App, w
 	a.SetDefaults()
 	// The check's clock starts at yesterday's midnight and runs
 	// compressed: every install lies in these days.
-	from := time.Now().UTC().Truncate(24*time.Hour).Add(-48 * time.Hour)
+	from := time.Now().UTC().Truncate(24 * time.Hour).Add(-48 * time.Hour)
 	to := from.Add(96 * time.Hour)
 	row := &WhatIfRow{Population: name, Tried: fmt.Sprintf("fingerprint window %s instead of %s", a.FingerprintWindow/2, a.FingerprintWindow)}
 	scores := map[string]*loadgen.Accuracy{"today": &row.Today, "hypothetical": &row.Hypothetical}
