@@ -42,13 +42,11 @@ func Sample(p *tapline.Postback, slug string, now time.Time) *tapline.Delivery {
 	if !slices.Contains(p.Events, tapline.PostbackInstall) {
 		t.Change = ""
 		e.ID, e.Kind, e.Name = "test-event", tapline.KindCustom, "test"
-		for _, name := range p.Events {
-			if k, ok := strings.CutPrefix(name, "kind:"); ok {
-				e.Kind, e.Name = tapline.EventKind(k), k
-			} else if name != "*" {
-				e.Name = name
-			}
-			break
+		// As the first trigger names it.
+		if k, ok := strings.CutPrefix(p.Events[0], "kind:"); ok {
+			e.Kind, e.Name = tapline.EventKind(k), k
+		} else if p.Events[0] != "*" {
+			e.Name = p.Events[0]
 		}
 		if e.Kind == tapline.KindPurchase || e.Name == "purchase" {
 			e.Revenue = &tapline.Revenue{Micros: 990000, Currency: "USD"}
