@@ -142,7 +142,8 @@ func (e *env) putEvents(app *tapline.App, n int) []*tapline.Event {
 		ev := &tapline.Event{ID: fmt.Sprintf("e-%04d", i), AppID: app.ID, Name: "purchase", Kind: tapline.KindPurchase,
 			Time: e.now.Add(-time.Duration(i+1) * time.Minute), ReceivedAt: e.now, InstallID: "inst-1", IP: "2001:db8:1:2:3:4:5:6",
 			Device:  tapline.Device{Platform: tapline.PlatformAndroid, Model: "Pixel 7", GAID: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", IDFV: "vendor-id"},
-			Revenue: &tapline.Revenue{Micros: 990000, Currency: "EUR"}, Protocol: "v1", Fingerprint: "2001:db8:1:2::|android"}
+			Revenue: &tapline.Revenue{Micros: 990000, Currency: "EUR"}, Protocol: "v1", Fingerprint: "2001:db8:1:2::|android",
+			Referrer: "utm_source=facebook&gaid=0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d&tapline_hit=h-1"}
 		if _, err := e.raw.PutEvent(e.t.Context(), ev); err != nil {
 			e.t.Fatal(err)
 		}
@@ -499,8 +500,12 @@ func TestEvents(t *testing.T) {
 		t.Fatalf("%d events", len(rows))
 	}
 	dev, _ := rows[0]["device"].(map[string]any)
-	if rows[0]["ip"] != "2001:db8:1:2::/64" || dev["gaid"] != nil || dev["idfv"] != nil || dev["model"] != "Pixel 7" {
+	if rows[0]["ip"] != "2001:db8:1:2::/64" || dev["gaid"] != nil || dev["idfv"] != nil || dev["model"] != "Pixel 7" ||
+		rows[0]["referrer"] != "tapline_hit=h-1&utm_source=facebook" {
 		t.Errorf("an event leaves as %v", rows[0])
+	}
+	if strings.Contains(body, "0a1b2c3d") {
+		t.Errorf("the export carries the advertising id")
 	}
 	csvBody, _ := e.read(e.path(e.app, "events", "format=csv"))
 	recs := readCSV(t, csvBody)

@@ -11,9 +11,9 @@ import (
 )
 
 // What leaves in an export: the domain types, less what tapline keeps only
-// to match (advertising ids, the vendor id, the full address, the
-// User-Agent, client hints and Referer) and its own bookkeeping (bus
-// positions). The address becomes its network, masked as the conversions
+// to match (advertising ids, in parameters and install referrers too, the
+// vendor id, the full address, the User-Agent, client hints and Referer)
+// and its own bookkeeping (bus positions). The address becomes its network, masked as the conversions
 // explorer shows it (fingerprint.MaskNetwork), and so does the
 // fingerprint's. Conversions leave as the conversions table keeps them,
 // which is already so.
@@ -36,7 +36,29 @@ func exportEvent(e *tapline.Event) {
 	e.Fingerprint = fingerprint.MaskFingerprint(e.Fingerprint)
 	e.Device.IDFA, e.Device.GAID, e.Device.IDFV = "", "", ""
 	e.Params = tapline.WithoutAdIDs(e.Params)
+	e.Referrer = referrerWithoutAdIDs(e.Referrer)
 	e.Source, e.CountedUnder = "", nil
+}
+
+// referrerWithoutAdIDs returns an install referrer (a query string)
+// without the parameters that carry an advertising id, or as it is when it
+// has none.
+func referrerWithoutAdIDs(r string) string {
+	q, err := url.ParseQuery(r)
+	if err != nil {
+		return r
+	}
+	found := false
+	for k := range q {
+		if tapline.IsAdIDParam(k) {
+			found = true
+			q.Del(k)
+		}
+	}
+	if !found {
+		return r
+	}
+	return q.Encode()
 }
 
 // column is one column of a CSV export: its header and how a row fills it.
