@@ -194,7 +194,8 @@ func TestStoreFailure(t *testing.T) {
 }
 
 // TestSlowExportOutlastsTimeouts streams an export for longer than the
-// server's read and write timeouts: it must neither be cancelled nor cut.
+// server's write timeout (and its read timeout): it must neither be
+// cancelled nor cut.
 func TestSlowExportOutlastsTimeouts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -76,10 +76,8 @@ func (st *stream) Write(p []byte) (int, error) {
 func (a *API) stream(w http.ResponseWriter, r *http.Request, app *tapline.App, q query) {
 	ctx := r.Context()
 	st := &stream{a: a, w: w, rc: http.NewResponseController(w), q: q, flushd: time.Now()}
-	// An export outlasts the server's read and write timeouts: the read
-	// deadline would cancel the request's context when it passed (the
-	// request was read long ago), and each write gets its own deadline.
-	_ = st.rc.SetReadDeadline(time.Time{})
+	// An export outlasts the server's write timeout: each write gets a
+	// deadline of its own, StallTimeout away.
 	_ = st.rc.SetWriteDeadline(time.Now().Add(a.StallTimeout))
 	st.out = bufio.NewWriterSize(st, bufferSize)
 
