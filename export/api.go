@@ -79,6 +79,9 @@ type API struct {
 	running chan struct{} // a token per export streaming
 	closing chan struct{} // closed by Close
 	closed  sync.Once
+
+	mu      sync.Mutex
+	streams map[*stream]struct{} // the exports streaming, for Close
 }
 
 // New returns an API over accounts and conversions with the defaults set:
@@ -94,6 +97,7 @@ func New(accounts Accounts, conversions Conversions) *API {
 		Logger:       slog.Default(),
 		Now:          time.Now,
 		closing:      make(chan struct{}),
+		streams:      make(map[*stream]struct{}),
 	}
 }
 
@@ -169,11 +173,22 @@ func IsExportPath(path string) bool {
 }
 
 // Close makes new exports answer 503 and cuts the running ones short after
-// their current row, so that a server shutting down need not wait for
-// them; their clients resume after their last complete row, elsewhere or
-// later. It is safe to call twice.
+// their current row, or at once when their client does not read, so that a
+// server shutting down need not wait for them; their clients resume after
+// their last complete row, elsewhere or later. It is safe to call twice.
 func (a *API) Close() error {
-	a.closed.Do(func() { close(a.closing) })
+	a.closed.Do(func() {
+		close(a.closing)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for st := range a.streams {
+			// A write blocked on a client that does not read fails now;
+			// a stream that sent nothing yet answers the error.
+			if st.start.Load() {
+				_ = st.rc.SetWriteDeadline(time.Now())
+			}
+		}
+	})
 	return nil
 }
 

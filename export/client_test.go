@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -261,5 +262,64 @@ func TestCloseAndLimit(t *testing.T) {
 	checkError(t, get(), 503, tapline.EUNAVAILABLE, "shutting down")
 	if err := api.Close(); err != nil {
 		t.Errorf("a second Close: %v", err)
+	}
+}
+
+// endlessRaw delivers made-up hits until fn or ctx stops it.
+type endlessRaw struct{ export.RawRows }
+
+func (endlessRaw) ScanHitRows(ctx context.Context, appID int64, from, to time.Time, after tapline.RowPos, fn func(*tapline.Hit) error) error {
+	at := time.Now().UTC()
+	for i := 0; ; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h := &tapline.Hit{ID: fmt.Sprintf("h-%09d", i), AppID: appID, Time: at, Platform: tapline.PlatformWeb, Model: strings.Repeat("m", 200)}
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
+}
+
+// TestCloseStalledClient checks that Close ends at once an export whose
+// client stopped reading, blocked in a write.
+func TestCloseStalledClient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	api := export.New(e.accounts, e.reports)
+	api.Raw, api.Logger = endlessRaw{}, e.api.Logger
+	ended := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(ended)
+		api.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+e.path(e.app, "hits", ""), nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Read nothing: the server fills the connection's buffers and
+	// blocks in a write.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-ended:
+		t.Fatal("the endless export ended by itself")
+	default:
+	}
+	start := time.Now()
+	if err := api.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ended:
+		t.Logf("the export ended %s after Close", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the export still runs 5 s after Close")
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+		t.Error("the cut export read to a clean end")
 	}
 }

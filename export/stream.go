@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"tapline"
@@ -60,15 +61,22 @@ type stream struct {
 	rec    []string
 	rows   int64
 	last   tapline.RowPos // the last row written
-	start  bool           // a byte reached the response: its status is sent
+	start  atomic.Bool    // a byte went to the response: its status is sent
 	flushd time.Time
 }
 
 // Write passes the buffer's bytes on to the response, each write within
 // the stall timeout.
 func (st *stream) Write(p []byte) (int, error) {
-	st.start = true
 	_ = st.rc.SetWriteDeadline(time.Now().Add(st.a.StallTimeout))
+	select {
+	case <-st.a.closing:
+		// Nothing more after Close, whose deadline (now) may have come
+		// before this one.
+		return 0, errClosing
+	default:
+	}
+	st.start.Store(true)
 	return st.w.Write(p)
 }
 
@@ -80,6 +88,14 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, app *tapline.App, q
 	// deadline of its own, StallTimeout away.
 	_ = st.rc.SetWriteDeadline(time.Now().Add(a.StallTimeout))
 	st.out = bufio.NewWriterSize(st, bufferSize)
+	a.mu.Lock()
+	a.streams[st] = struct{}{}
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.streams, st)
+		a.mu.Unlock()
+	}()
 
 	h := w.Header()
 	name := fmt.Sprintf("app-%d-%s.%s", app.ID, q.kind, q.format)
@@ -115,7 +131,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, app *tapline.App, q
 	if err == nil {
 		return
 	}
-	if !st.start {
+	if !st.start.Load() {
 		// Nothing was sent: answer the error instead.
 		for _, k := range []string{"Content-Type", "Content-Disposition", "Trailer"} {
 			h.Del(k)
