@@ -268,8 +268,7 @@ func newExportProgress(m *Main, kind string, rows int64) *exportProgress {
 	if f, ok := m.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.bar = progressbar.NewOptions64(-1,
 			progressbar.OptionSetWriter(m.Stderr),
-			progressbar.OptionSetDescription("export "+kind),
-			progressbar.OptionShowCount(),
+			progressbar.OptionSetDescription(fmt.Sprintf("export %s: %s rows", kind, thousands(rows))),
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("rows"),
 			progressbar.OptionSpinnerType(14),
@@ -286,6 +285,7 @@ func (p *exportProgress) rows(n int64) {
 	p.n = n
 	if p.bar != nil {
 		if n%1000 == 0 {
+			p.bar.Describe(fmt.Sprintf("export %s: %s rows", p.kind, thousands(n)))
 			_ = p.bar.Set64(n)
 		}
 		return
@@ -314,6 +314,7 @@ func (p *exportProgress) note(line string) {
 // finish ends the display.
 func (p *exportProgress) finish() {
 	if p.bar != nil {
+		p.bar.Describe(fmt.Sprintf("export %s: %s rows", p.kind, thousands(p.n)))
 		_ = p.bar.Set64(p.n)
 		_ = p.bar.Finish()
 		fmt.Fprintln(p.w)
