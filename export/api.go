@@ -56,7 +56,7 @@ type RawRows interface {
 }
 
 // API serves the export routes. Set its fields (New sets the defaults),
-// then call Handler or Mount.
+// then call Handler or Mount; changes after that are not seen.
 type API struct {
 	// Accounts and Conversions are required.
 	Accounts    Accounts
