@@ -132,6 +132,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, app *tapline.App, q
 		return
 	}
 	if !st.start.Load() {
+		if ctx.Err() != nil {
+			return // the client is gone
+		}
 		// Nothing was sent: answer the error instead.
 		for _, k := range []string{"Content-Type", "Content-Disposition", "Trailer"} {
 			h.Del(k)
