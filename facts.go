@@ -3,6 +3,7 @@ package tapline
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"iter"
 	"slices"
 	"strconv"
@@ -1013,4 +1014,33 @@ const (
 type ConversionPage struct {
 	Conversions []*Conversion `json:"conversions"`
 	Next        string        `json:"next,omitempty"`
+}
+
+// ConversionCursor returns the After that continues a conversions listing
+// after the conversion with installTime and id: listings go newest install
+// first, by (InstallTime, ID) descending, InstallTime to the microsecond
+// as the conversions table keeps it. It is the listing's own cursor, so a
+// caller that got a conversion can continue after it without the page's
+// Next.
+func ConversionCursor(installTime time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(installTime.UnixMicro(), 10) + "|" + id))
+}
+
+// ParseConversionCursor reads a ConversionCursor: the install time and id
+// of the conversion a listing continues after; EINVALID for anything else.
+func ParseConversionCursor(s string) (time.Time, string, error) {
+	bad := Errorf(EINVALID, "after: not a cursor this listing returned")
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	us, id, ok := strings.Cut(string(raw), "|")
+	if !ok || id == "" {
+		return time.Time{}, "", bad
+	}
+	n, err := strconv.ParseInt(us, 10, 64)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	return time.UnixMicro(n).UTC(), id, nil
 }

@@ -36,9 +36,11 @@ func (e *Event) ReferrerHitID() string {
 }
 
 // RawStore keeps raw hits and events for the retention of their app, and
-// conversions forever. Lookups by time return rows whose Time lies in
-// [from, to], newest first. Single-row lookups return an *Error with code
-// ENOTFOUND when there is no such row.
+// conversions forever. Lookups by time (HitsByFingerprint, InstallsByAdID,
+// …) return rows whose Time lies in [from, to], newest first; the row
+// scans (ScanHitRows, ScanEventRows) go through [from, to) in the store's
+// row order. Single-row lookups return an *Error with code ENOTFOUND when
+// there is no such row. A closed store answers EUNAVAILABLE.
 type RawStore interface {
 	// PutHit stores h unless a hit with its (AppID, ID) is stored already,
 	// and returns the stored hit (h, or the earlier one).

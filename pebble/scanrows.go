@@ -26,7 +26,9 @@ const (
 // ScanHitRows calls fn with each of the app's visible hits whose Time lies
 // in [from, to), week bucket by week bucket, within a bucket by id: the
 // order of the hits' keys, R app bucket h id. It starts after the row at
-// after (its bucket from its Time, then its id).
+// after (its bucket from its Time, then its id). Within a week rows are
+// keyed by id, not by time, so a range reads every row of the weeks it
+// touches and skips those outside it.
 func (s *RawStore) ScanHitRows(ctx context.Context, appID int64, from, to time.Time, after tapline.RowPos, fn func(h *tapline.Hit) error) error {
 	return scanTableRows(ctx, s, appID, tableHit, from, to, after, wire.DecodeHit,
 		func(h *tapline.Hit) int64 { return tapline.UnixNanos(h.Time) }, fn)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -270,7 +269,7 @@ func (r *Reports) Conversions(ctx context.Context, q tapline.ConversionQuery) (*
 		add("install_time < ?", q.To)
 	}
 	if q.After != "" {
-		t, id, err := parseConversionCursor(q.After)
+		t, id, err := tapline.ParseConversionCursor(q.After)
 		if err != nil {
 			return nil, err
 		}
@@ -299,29 +298,7 @@ func (r *Reports) Conversions(ctx context.Context, q tapline.ConversionQuery) (*
 	if len(page.Conversions) > limit {
 		page.Conversions = page.Conversions[:limit]
 		last := page.Conversions[limit-1]
-		page.Next = conversionCursor(last.InstallTime, last.ID)
+		page.Next = tapline.ConversionCursor(last.InstallTime, last.ID)
 	}
 	return page, nil
-}
-
-// conversionCursor encodes the position after a conversion in a listing.
-func conversionCursor(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMicro(), 10) + "|" + id))
-}
-
-func parseConversionCursor(s string) (time.Time, string, error) {
-	bad := tapline.Errorf(tapline.EINVALID, "after: not a cursor this listing returned")
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return time.Time{}, "", bad
-	}
-	us, id, ok := strings.Cut(string(raw), "|")
-	if !ok || id == "" {
-		return time.Time{}, "", bad
-	}
-	n, err := strconv.ParseInt(us, 10, 64)
-	if err != nil {
-		return time.Time{}, "", bad
-	}
-	return time.UnixMicro(n).UTC(), id, nil
 }

@@ -2,7 +2,8 @@
 // collector, matcher and dashboard on the embedded bus and raw store plus
 // PostgreSQL. Its subcommands migrate the database, create accounts, apps
 // and tracking links, manage funnels and their backfills, explain an
-// install's attribution, and record erasure requests.
+// install's attribution, record erasure requests, and download an app's
+// raw data from the dashboard's export API.
 package main
 
 import (
@@ -55,9 +56,12 @@ Commands:
                   [-click-window 3d] [-fingerprint-window 6h] [-fingerprint-min-score 4] [-json]
   erase           erase one device's personal data: -app ID | -account -app-name; -ad-id X | -install-id Y
                   [-wait 30s]; the running matcher performs it ("-status N" shows request N)
+  export          download an app's raw data through the dashboard's export API, resuming when the
+                  connection drops: -app ID -kind conversions|events|hits -o FILE [-from -to -format csv|ndjson]
+                  [-url DASHBOARD_URL] [-token tl_… or TAPLINE_API_TOKEN]
 
-Every command takes -database-url (or DATABASE_URL); run "tapline COMMAND -h"
-for its flags. Each flag can also be set as TAPLINE_<FLAG>, e.g.
+Every command but export takes -database-url (or DATABASE_URL); run
+"tapline COMMAND -h" for its flags. Each flag can also be set as TAPLINE_<FLAG>, e.g.
 TAPLINE_COLLECTOR_ADDR=0.0.0.0:8080.
 `
 

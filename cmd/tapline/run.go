@@ -61,6 +61,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.whatIf(ctx, args)
 	case "erase":
 		return m.erase(ctx, args)
+	case "export":
+		return m.export(ctx, args)
 	case "help", "-h", "-help", "--help":
 		printUsage(m.Stdout)
 		fs, _ := m.flags("run")

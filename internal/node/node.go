@@ -27,6 +27,7 @@ import (
 
 	"tapline/collector"
 	"tapline/dashboard"
+	"tapline/export"
 	"tapline/fraud"
 	"tapline/funnels"
 	"tapline/kafka"
@@ -69,6 +70,7 @@ type Node struct {
 	Collector    *collector.Collector
 	Matcher      *matcher.Matcher
 	Dashboard    *dashboard.Dashboard
+	Export       *export.API // the raw data export, on the dashboard's listener
 	Registry     *prometheus.Registry
 	CollectorURL string // base URL the collector listens on
 	DashboardURL string // base URL the dashboard listens on
@@ -159,7 +161,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		}
 	}
 	if cfg.runs(TargetDashboard) {
-		if err := n.openDashboard(); err != nil {
+		if err := n.openDashboard(ctx); err != nil {
 			return err
 		}
 	}
@@ -190,7 +192,11 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		n.serve(n.collLn, n.Collector.Handler())
 	}
 	if n.Dashboard != nil {
-		n.serve(n.dashLn, n.Dashboard.Handler())
+		// The export streams for as long as it takes, past the server's
+		// timeouts; a shutdown cuts it short and its clients resume.
+		n.serve(n.dashLn, n.Export.Mount(n.Dashboard.Handler()), func(srv *http.Server) {
+			srv.RegisterOnShutdown(func() { _ = n.Export.Close() })
+		})
 	}
 	n.Logger.Info("tapline started", "target", cfg.Target, "collector", n.CollectorURL,
 		"dashboard", n.DashboardURL, "metrics", n.MetricsURL, "kafka", cfg.KafkaBrokers != "", "cassandra", cfg.CassandraHosts != "")
@@ -393,7 +399,7 @@ func (n *Node) openCollector(ctx context.Context) error {
 		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst, BinaryMessages: cfg.KafkaBrokers == ""}, n.Accounts, bus)
 	n.Collector.Logger = n.Logger.With("component", "collector")
 	n.Collector.Registry = n.Registry
-	if err := n.openCollectorRaw(ctx); err != nil {
+	if err := n.openRawReader(ctx, "the collector's timeline lookups"); err != nil {
 		return err
 	}
 	n.Collector.RawStore = n.Raw
@@ -413,12 +419,13 @@ func (n *Node) openCollector(ctx context.Context) error {
 	return nil
 }
 
-// openCollectorRaw gives a collector without a matcher read access to
-// the raw store, for the Tapstream timeline lookups (deferred deep links):
-// Cassandra when hosts are configured (its schema made by the migrations
-// job or a matcher), else none, and the lookups answer "nothing found".
-// The all-in-one's collector reads the matcher's store, in process.
-func (n *Node) openCollectorRaw(ctx context.Context) error {
+// openRawReader gives a collector or a dashboard without a matcher read
+// access to the raw store, for the Tapstream timeline lookups (deferred
+// deep links) and the export of hits and events: Cassandra when hosts are
+// configured (its schema made by the migrations job or a matcher), else
+// none, and the lookups answer "nothing found", the exports 503. The
+// all-in-one reads the matcher's store, in process.
+func (n *Node) openRawReader(ctx context.Context, purpose string) error {
 	cfg := &n.Config
 	if n.Raw != nil || cfg.CassandraHosts == "" {
 		return nil
@@ -426,14 +433,14 @@ func (n *Node) openCollectorRaw(ctx context.Context) error {
 	s := CassandraStore(cfg)
 	s.Logger = n.Logger.With("component", "cassandra")
 	if err := s.Open(ctx); err != nil {
-		return fmt.Errorf("open cassandra for the collector's timeline lookups: %w", err)
+		return fmt.Errorf("open cassandra for %s: %w", purpose, err)
 	}
 	n.Raw = s
 	n.closers = append(n.closers, s.Close)
 	return nil
 }
 
-func (n *Node) openDashboard() error {
+func (n *Node) openDashboard(ctx context.Context) error {
 	cfg := &n.Config
 	adminToken, err := secret(cfg.AdminToken, filepath.Join(cfg.DataDir, "admin.token"))
 	if err != nil {
@@ -484,6 +491,28 @@ func (n *Node) openDashboard() error {
 	n.Dashboard.Logger = n.Logger.With("component", "dashboard")
 	if err := n.Dashboard.Validate(); err != nil {
 		return fmt.Errorf("dashboard config: %w", err)
+	}
+	return n.openExport(ctx, reports)
+}
+
+// openExport makes the raw data export the dashboard's listener serves:
+// conversions from PostgreSQL, hits and events from the raw store, the
+// matcher's in the all-in-one, Cassandra's in a dashboard given its hosts.
+// Without a raw store the exports of hits and events answer 503.
+func (n *Node) openExport(ctx context.Context, reports *postgres.Reports) error {
+	if err := n.openRawReader(ctx, "the export of hits and events"); err != nil {
+		return err
+	}
+	n.Export = export.New(n.Accounts, reports)
+	n.Export.Logger = n.Logger.With("component", "export")
+	if n.Raw != nil {
+		n.Export.Raw = n.Raw
+	} else {
+		n.Export.RawMissing = "Exporting hits and events needs the raw store, which this dashboard does not have: " +
+			"start it with -cassandra-hosts (TAPLINE_CASSANDRA_HOSTS), or export from the all-in-one process (tapline run)."
+	}
+	if err := n.Export.Validate(); err != nil {
+		return fmt.Errorf("export config: %w", err)
 	}
 	return nil
 }

@@ -122,6 +122,43 @@ func TestScaleOutTargets(t *testing.T) {
 	if d.Hits != 1 || d.Installs != 1 {
 		t.Fatalf("day = %+v, want 1 hit and 1 install", d)
 	}
+
+	// The dashboard alone exports conversions, but has no raw store for
+	// hits and events: it says what to configure.
+	demo, err := SeedDemo(ctx, dash.Accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, apiToken, err := dash.Accounts.CreateAPIToken(ctx, demo.Account.ID, "export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := exportGet(t, dash, apiToken, demo.App.ID, "hits")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "-cassandra-hosts") {
+		t.Errorf("hits export on a dashboard without a raw store: %d %s, want 503 naming -cassandra-hosts", status, body)
+	}
+	status, body = exportGet(t, dash, apiToken, demo.App.ID, "conversions")
+	if status != http.StatusOK || strings.Count(body, "\n") != 2 || !strings.Contains(body, `"complete":true,"rows":1}`) {
+		t.Errorf("conversions export on the dashboard: %d %s, want the conversion and the trailer", status, body)
+	}
+}
+
+// exportGet gets the export of kind of app from n's dashboard listener
+// with an API token and returns the status and body.
+func exportGet(t *testing.T, n *Node, token string, app int64, kind string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/v1/apps/%d/export/%s", n.DashboardURL, app, kind), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // waitDay polls the demo app's daily report on n's dashboard API until
@@ -290,11 +327,35 @@ func TestTimelineAllInOne(t *testing.T) {
 			t.Fatalf("summary: %d, %v", resp.StatusCode, err)
 		}
 		if body.LatestDeeplink == "demoapp://welcome" && len(body.Campaigns) == 1 && body.Campaigns[0] == DemoLinkSlug {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("summary after 30 s: %+v, want the demo link's deep link", body)
 		}
+	}
+
+	// The dashboard's listener exports the tap and the install from the
+	// matcher's raw store, without the advertising id they carried.
+	_, apiToken, err := n.Accounts.CreateAPIToken(ctx, demo.Account.ID, "export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"hits", "events"} {
+		status, body := exportGet(t, n, apiToken, demo.App.ID, kind)
+		if status != http.StatusOK || strings.Count(body, "\n") != 2 || !strings.Contains(body, `"complete":true,"rows":1}`) ||
+			strings.Contains(strings.ToLower(body), strings.ToLower(idfa)) {
+			t.Errorf("%s export of the all-in-one: %d %s, want one row and the trailer, without the IDFA", kind, status, body)
+		}
+	}
+	// The dashboard's own routes still answer on the same listener.
+	req = mustRequest(t, fmt.Sprintf("%s/api/v1/apps/%d/daily", n.DashboardURL, demo.App.ID))
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	if resp, err = client.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the dashboard's daily report behind the export: %d", resp.StatusCode)
 	}
 }
 
