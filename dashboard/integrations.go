@@ -154,10 +154,12 @@ func (d *Dashboard) apiPostbackRoutes(r chi.Router) {
 	r.Get("/apps/{id}/deliveries", d.apiDeliveries)
 }
 
-// postbackService returns the postback store, or answers 503.
-func (d *Dashboard) postbackService(w http.ResponseWriter, r *http.Request, page bool) (tapline.PostbackService, bool) {
-	if d.Postbacks == nil {
-		err := tapline.Errorf(tapline.EUNAVAILABLE, "Postbacks are not configured on this dashboard.")
+// appWith reads the path's app for a page (page) or the JSON API, and
+// answers 503 instead when what the route needs is not configured
+// (configured false), naming it.
+func (d *Dashboard) appWith(w http.ResponseWriter, r *http.Request, page, configured bool, what string) (*tapline.App, bool) {
+	if !configured {
+		err := tapline.Errorf(tapline.EUNAVAILABLE, "%s are not configured on this dashboard.", what)
 		if page {
 			d.writeError(w, r, err)
 		} else {
@@ -165,7 +167,10 @@ func (d *Dashboard) postbackService(w http.ResponseWriter, r *http.Request, page
 		}
 		return nil, false
 	}
-	return d.Postbacks, true
+	if page {
+		return d.pageApp(w, r)
+	}
+	return d.apiApp(w, r)
 }
 
 func decodePostbackRequest(r *http.Request) (*postbackRequest, error) {
@@ -179,14 +184,11 @@ func decodePostbackRequest(r *http.Request) (*postbackRequest, error) {
 }
 
 func (d *Dashboard) apiPostbacks(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
-	svc, ok := d.postbackService(w, r, false)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	ps, err := svc.Postbacks(r.Context(), app.ID)
 	if err != nil {
 		d.writeJSONError(w, r, err)
@@ -201,14 +203,11 @@ func (d *Dashboard) apiPostbacks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) apiCreatePostback(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
-	svc, ok := d.postbackService(w, r, false)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	req, err := decodePostbackRequest(r)
 	var p *tapline.Postback
 	if err == nil {
@@ -256,14 +255,11 @@ func appPostback(r *http.Request, svc tapline.PostbackService, appID int64) (*ta
 }
 
 func (d *Dashboard) apiUpdatePostback(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
-	svc, ok := d.postbackService(w, r, false)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	id, err := pathPostbackID(r)
 	var req *postbackRequest
 	if err == nil {
@@ -288,14 +284,11 @@ func (d *Dashboard) apiUpdatePostback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) apiDeletePostback(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
-	svc, ok := d.postbackService(w, r, false)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	id, err := pathPostbackID(r)
 	if err == nil {
 		err = svc.DeletePostback(r.Context(), app.ID, id)
@@ -338,14 +331,11 @@ func (d *Dashboard) tryPostback(r *http.Request, app *tapline.App, p *tapline.Po
 }
 
 func (d *Dashboard) apiTestPostback(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
-	svc, ok := d.postbackService(w, r, false)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	p, err := appPostback(r, svc, app.ID)
 	var res *testResult
 	if err == nil {
@@ -359,14 +349,11 @@ func (d *Dashboard) apiTestPostback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) apiRotateSecret(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
-	svc, ok := d.postbackService(w, r, false)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	id, err := pathPostbackID(r)
 	var secret string
 	if err == nil {
@@ -407,14 +394,11 @@ func deliveryQuery(q url.Values) (tapline.DeliveryStatus, int64, int, error) {
 }
 
 func (d *Dashboard) apiDeliveries(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
-	svc, ok := d.postbackService(w, r, false)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	status, before, limit, err := deliveryQuery(r.URL.Query())
 	var ds []*tapline.Delivery
 	if err == nil {
@@ -455,7 +439,7 @@ type integrationsData struct {
 // integrationsPage shows the app's postbacks and webhooks and the delivery
 // log.
 func (d *Dashboard) integrationsPage(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.pageApp(w, r)
+	app, ok := d.appWith(w, r, true, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
@@ -465,10 +449,7 @@ func (d *Dashboard) integrationsPage(w http.ResponseWriter, r *http.Request) {
 
 // renderIntegrations loads the lists into data and renders the page.
 func (d *Dashboard) renderIntegrations(w http.ResponseWriter, r *http.Request, status int, data *integrationsData) {
-	svc, ok := d.postbackService(w, r, true)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	ctx := r.Context()
 	ps, err := svc.Postbacks(ctx, data.App.ID)
 	if err != nil {
@@ -516,14 +497,11 @@ func splitList(s string) []string {
 
 // createPostbackForm handles the page's form.
 func (d *Dashboard) createPostbackForm(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.pageApp(w, r)
+	app, ok := d.appWith(w, r, true, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
-	svc, ok := d.postbackService(w, r, true)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	if err := r.ParseForm(); err != nil {
 		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
 		return
@@ -574,14 +552,11 @@ func (d *Dashboard) createPostbackForm(w http.ResponseWriter, r *http.Request) {
 // postbackActionForm handles a postback's buttons: test, rotate, delete,
 // enable and disable.
 func (d *Dashboard) postbackActionForm(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.pageApp(w, r)
+	app, ok := d.appWith(w, r, true, d.Postbacks != nil, "Postbacks")
 	if !ok {
 		return
 	}
-	svc, ok := d.postbackService(w, r, true)
-	if !ok {
-		return
-	}
+	svc := d.Postbacks
 	p, err := appPostback(r, svc, app.ID)
 	if err != nil {
 		d.writeError(w, r, err)

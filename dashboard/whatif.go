@@ -86,20 +86,6 @@ func whatIfViewOf(run *tapline.WhatIfRun) (whatIfView, error) {
 	return v, nil
 }
 
-// whatIfStore returns the what-if store, or answers 503.
-func (d *Dashboard) whatIfStore(w http.ResponseWriter, r *http.Request, page bool) (tapline.WhatIfStore, bool) {
-	if d.WhatIfs == nil {
-		err := tapline.Errorf(tapline.EUNAVAILABLE, "What-ifs are not configured on this dashboard.")
-		if page {
-			d.writeError(w, r, err)
-		} else {
-			d.writeJSONError(w, r, err)
-		}
-		return nil, false
-	}
-	return d.WhatIfs, true
-}
-
 // requestWhatIf stores q as a pending what-if of app, by the principal.
 func (d *Dashboard) requestWhatIf(r *http.Request, store tapline.WhatIfStore, app *tapline.App, q *whatIfRequest) (*tapline.WhatIfRun, error) {
 	req, err := q.request(app.ID)
@@ -125,14 +111,11 @@ func (d *Dashboard) apiWhatIfRoutes(r chi.Router) {
 }
 
 func (d *Dashboard) apiWhatIfs(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.WhatIfs != nil, "What-ifs")
 	if !ok {
 		return
 	}
-	store, ok := d.whatIfStore(w, r, false)
-	if !ok {
-		return
-	}
+	store := d.WhatIfs
 	runs, err := store.WhatIfRuns(r.Context(), app.ID, 50)
 	views := make([]whatIfView, 0, len(runs))
 	for _, run := range runs {
@@ -152,14 +135,11 @@ func (d *Dashboard) apiWhatIfs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) apiRequestWhatIf(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.WhatIfs != nil, "What-ifs")
 	if !ok {
 		return
 	}
-	store, ok := d.whatIfStore(w, r, false)
-	if !ok {
-		return
-	}
+	store := d.WhatIfs
 	var q whatIfRequest
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 16<<10))
 	dec.DisallowUnknownFields()
@@ -193,14 +173,11 @@ func pathWhatIf(r *http.Request, store tapline.WhatIfStore, appID int64) (whatIf
 }
 
 func (d *Dashboard) apiWhatIf(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.apiApp(w, r)
+	app, ok := d.appWith(w, r, false, d.WhatIfs != nil, "What-ifs")
 	if !ok {
 		return
 	}
-	store, ok := d.whatIfStore(w, r, false)
-	if !ok {
-		return
-	}
+	store := d.WhatIfs
 	v, err := pathWhatIf(r, store, app.ID)
 	if err != nil {
 		d.writeJSONError(w, r, err)
@@ -231,7 +208,7 @@ func (w whatIfData) LinkName(id int64) string {
 }
 
 func (d *Dashboard) whatIfPage(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.pageApp(w, r)
+	app, ok := d.appWith(w, r, true, d.WhatIfs != nil, "What-ifs")
 	if !ok {
 		return
 	}
@@ -241,11 +218,7 @@ func (d *Dashboard) whatIfPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) renderWhatIfs(w http.ResponseWriter, r *http.Request, status int, data *whatIfData) {
-	store, ok := d.whatIfStore(w, r, true)
-	if !ok {
-		return
-	}
-	runs, err := store.WhatIfRuns(r.Context(), data.App.ID, 50)
+	runs, err := d.WhatIfs.WhatIfRuns(r.Context(), data.App.ID, 50)
 	if err != nil {
 		d.writeError(w, r, err)
 		return
@@ -262,14 +235,11 @@ func (d *Dashboard) renderWhatIfs(w http.ResponseWriter, r *http.Request, status
 }
 
 func (d *Dashboard) requestWhatIfForm(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.pageApp(w, r)
+	app, ok := d.appWith(w, r, true, d.WhatIfs != nil, "What-ifs")
 	if !ok {
 		return
 	}
-	store, ok := d.whatIfStore(w, r, true)
-	if !ok {
-		return
-	}
+	store := d.WhatIfs
 	if err := r.ParseForm(); err != nil {
 		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
 		return
@@ -302,14 +272,11 @@ func (d *Dashboard) requestWhatIfForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) whatIfResultPage(w http.ResponseWriter, r *http.Request) {
-	app, ok := d.pageApp(w, r)
+	app, ok := d.appWith(w, r, true, d.WhatIfs != nil, "What-ifs")
 	if !ok {
 		return
 	}
-	store, ok := d.whatIfStore(w, r, true)
-	if !ok {
-		return
-	}
+	store := d.WhatIfs
 	v, err := pathWhatIf(r, store, app.ID)
 	if err != nil {
 		d.writeError(w, r, err)

@@ -3,7 +3,10 @@ package export_test
 import (
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +26,7 @@ func (s *countSink) Row(line []byte, _ string) error {
 	return nil
 }
 
-// TestConstantMemory exports 200,000 hits through the HTTP API and a
+// TestConstantMemory exports 200,000 hits (TAPLINE_EXPORT_ROWS more) through the HTTP API and a
 // Client in this process and checks that the heap in use stays within a
 // bound far below the export's size: neither side holds the export. It
 // runs alone (not in parallel), so the heap is the export's.
@@ -31,7 +34,15 @@ func TestConstantMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads 200,000 hits")
 	}
-	const rows = 200_000
+	rows := 200_000
+	if s := os.Getenv("TAPLINE_EXPORT_ROWS"); s != "" {
+		// A bigger run on demand: TAPLINE_EXPORT_ROWS=1000000.
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("TAPLINE_EXPORT_ROWS=%q: want a row count", s)
+		}
+		rows = n
+	}
 	e := newEnv(t)
 
 	// Load the hits with a Loader, in a store of their own.
@@ -102,13 +113,20 @@ func TestConstantMemory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sink.rows != rows {
+		if sink.rows != int64(rows) {
 			t.Fatalf("%s: exported %d hits, want %d", format, sink.rows, rows)
 		}
 		grew := int64(peak.Load()) - int64(before.HeapInuse)
 		t.Logf("%s: %d rows, %.1f MB in %s (%.0f rows/s); heap in use %.1f MB before, peak %.1f MB (+%.1f MB)", format, sink.rows,
 			float64(sink.bytes)/1e6, took.Round(time.Millisecond), float64(rows)/took.Seconds(),
 			float64(before.HeapInuse)/1e6, float64(peak.Load())/1e6, float64(grew)/1e6)
+		if b, err := os.ReadFile("/proc/self/status"); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(line, "VmHWM:") {
+					t.Logf("%s: the test process's peak RSS so far, %s", format, strings.Join(strings.Fields(line)[1:], " "))
+				}
+			}
+		}
 		// The export is some 50 MB; both ends together may hold a few
 		// batches of rows, their buffers and the garbage between two
 		// collections.
