@@ -53,6 +53,7 @@ func newEnv(t *testing.T) *env {
 	e.d.Funnels, e.d.FunnelReports = e.funnels, reports
 	e.d.OnFunnelSaved = func() { e.saved.Add(1) }
 	e.d.Erasures = postgres.NewErasureStore(db)
+	e.d.Postbacks, e.d.WhatIfs = postgres.NewPostbackService(db), postgres.NewWhatIfStore(db)
 	e.skan = postgres.NewSKANStore(db)
 	e.d.SKAN = e.skan
 	if err := e.d.Validate(); err != nil {

@@ -155,22 +155,26 @@ func (d *Dashboard) apiPostbackRoutes(r chi.Router) {
 }
 
 // appWith reads the path's app for a page (page) or the JSON API, and
-// answers 503 instead when what the route needs is not configured
-// (configured false), naming it.
+// then answers 503 when what the route needs is not configured
+// (configured false), naming it: another account's app is a 404 first.
 func (d *Dashboard) appWith(w http.ResponseWriter, r *http.Request, page, configured bool, what string) (*tapline.App, bool) {
-	if !configured {
-		err := tapline.Errorf(tapline.EUNAVAILABLE, "%s are not configured on this dashboard.", what)
-		if page {
-			d.writeError(w, r, err)
-		} else {
-			d.writeJSONError(w, r, err)
-		}
-		return nil, false
-	}
+	var app *tapline.App
+	var ok bool
 	if page {
-		return d.pageApp(w, r)
+		app, ok = d.pageApp(w, r)
+	} else {
+		app, ok = d.apiApp(w, r)
 	}
-	return d.apiApp(w, r)
+	if !ok || configured {
+		return app, ok
+	}
+	err := tapline.Errorf(tapline.EUNAVAILABLE, "%s are not configured on this dashboard.", what)
+	if page {
+		d.writeError(w, r, err)
+	} else {
+		d.writeJSONError(w, r, err)
+	}
+	return nil, false
 }
 
 func decodePostbackRequest(r *http.Request) (*postbackRequest, error) {

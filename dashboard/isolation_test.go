@@ -32,6 +32,16 @@ func TestEveryAppRouteIsolatesTenants(t *testing.T) {
 	if err := e.facts.ApplyFacts(context.Background(), "t", nil, nil, tapline.FlushRows{Conversions: []*tapline.Conversion{conv}}); err != nil {
 		t.Fatal(err)
 	}
+	// Their postback and what-if, which this account's own app must not
+	// reach either.
+	pb := &tapline.Postback{AppID: theirs.ID, Network: "theirs", Events: []string{"install"}, URL: "https://nw.example/pb"}
+	if err := e.d.Postbacks.CreatePostback(context.Background(), pb); err != nil {
+		t.Fatal(err)
+	}
+	run := &tapline.WhatIfRun{AppID: theirs.ID, Request: []byte(`{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z","rules":{"click_window":3600000000000}}`)}
+	if err := e.d.WhatIfs.RequestWhatIf(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
 	c := e.loggedIn("acme")
 	routes, ok := e.d.Handler().(chi.Routes)
 	if !ok {
@@ -39,10 +49,10 @@ func TestEveryAppRouteIsolatesTenants(t *testing.T) {
 	}
 	// First their app; then this account's own app with their funnel or
 	// link under it.
-	theirIDs := strings.NewReplacer("{id}", strconv.FormatInt(theirs.ID, 10), "{fid}", strconv.FormatInt(f.ID, 10),
-		"{lid}", strconv.FormatInt(link.ID, 10), "{cid}", conv.ID, "/*", "/")
-	mixedIDs := strings.NewReplacer("{id}", strconv.FormatInt(mine.ID, 10), "{fid}", strconv.FormatInt(f.ID, 10),
-		"{lid}", strconv.FormatInt(link.ID, 10), "{cid}", conv.ID, "/*", "/")
+	objects := []string{"{fid}", strconv.FormatInt(f.ID, 10), "{lid}", strconv.FormatInt(link.ID, 10), "{cid}", conv.ID,
+		"{pid}", strconv.FormatInt(pb.ID, 10), "{rid}", strconv.FormatInt(run.ID, 10), "{action}", "test", "/*", "/"}
+	theirIDs := strings.NewReplacer(append([]string{"{id}", strconv.FormatInt(theirs.ID, 10)}, objects...)...)
+	mixedIDs := strings.NewReplacer(append([]string{"{id}", strconv.FormatInt(mine.ID, 10)}, objects...)...)
 	checked := 0
 	err = chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		if !strings.Contains(route, "{id}") {
@@ -50,7 +60,8 @@ func TestEveryAppRouteIsolatesTenants(t *testing.T) {
 		}
 		checked++
 		paths := []string{theirIDs.Replace(route)}
-		if strings.Contains(route, "{fid}") || strings.Contains(route, "{lid}") || strings.Contains(route, "{cid}") {
+		if strings.Contains(route, "{fid}") || strings.Contains(route, "{lid}") || strings.Contains(route, "{cid}") ||
+			strings.Contains(route, "{pid}") || strings.Contains(route, "{rid}") {
 			paths = append(paths, mixedIDs.Replace(route))
 		}
 		for _, path := range paths {

@@ -1,6 +1,7 @@
 package fraud
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -158,11 +159,11 @@ func (f *Flood) add(appID int64, srcs []FloodSource, at time.Time, window time.D
 		f.sources = map[floodKey]*floodCounts{}
 	}
 	f.latest = max(f.latest, hour)
-	for _, src := range srcs {
+	for i, src := range srcs {
 		k := floodKey{appID, src}
 		c := f.sources[k]
 		if c == nil {
-			f.makeRoom()
+			f.makeRoom(appID, srcs[:i])
 			c = &floodCounts{}
 			f.sources[k] = c
 		}
@@ -194,8 +195,10 @@ func (c *floodCounts) add(hour, taps, installed int64) {
 	c.buckets = c.buckets[drop:]
 }
 
-// makeRoom drops sources when the Flood is full; f.mu is held.
-func (f *Flood) makeRoom() {
+// makeRoom drops sources when the Flood is full, never the sources keep
+// of app appID (the tap being counted has just counted them); f.mu is
+// held.
+func (f *Flood) makeRoom(appID int64, keep []FloodSource) {
 	limit := f.MaxSources
 	if limit <= 0 {
 		limit = DefaultFloodSources
@@ -211,6 +214,9 @@ func (f *Flood) makeRoom() {
 	for k := range f.sources {
 		if len(f.sources) < limit*9/10 {
 			break
+		}
+		if k.app == appID && slices.Contains(keep, k.src) {
+			continue
 		}
 		delete(f.sources, k)
 	}
