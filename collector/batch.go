@@ -207,6 +207,12 @@ func (be *batchEvent) event(appID int64, now time.Time, maxSkew time.Duration) (
 		if !ok {
 			return bad("revenue.currency must be an ISO 4217 code such as USD.")
 		}
+		if micros < 0 {
+			return bad("revenue.amount must not be negative: report a refund as an event of its own (such as \"refund\") with a positive amount.")
+		}
+		if limit := maxRevenueUnits(cur); micros > limit*1_000_000 {
+			return bad("revenue.amount must be at most %d %s.", limit, cur)
+		}
 		e.Revenue = &tapline.Revenue{Micros: micros, Currency: cur}
 	}
 	switch k := tapline.EventKind(strings.ToLower(be.Kind)); k {
@@ -225,7 +231,20 @@ func (be *batchEvent) event(appID int64, now time.Time, maxSkew time.Duration) (
 	return e, nil
 }
 
-// maxMicros bounds revenue amounts (a trillion units).
+// maxRevenueUnits bounds one event's revenue in cur: ten million units,
+// or ten billion in the currencies whose unit is worth little (a million
+// yen is no fortune); far above any in-app purchase, far below what would
+// wreck an app's totals by mistake.
+func maxRevenueUnits(cur string) int64 {
+	switch cur {
+	case "JPY", "KRW", "IDR", "VND", "IRR", "COP", "HUF", "CLP", "PYG", "UGX", "LAK", "UZS", "MMK", "KHR", "TZS", "LBP",
+		"SLE", "SLL", "GNF", "MGA", "BIF", "KMF", "XAF", "XOF", "IQD", "RWF", "MNT", "AMD", "NGN", "KZT", "ISK", "LKR", "PKR":
+		return 10_000_000_000
+	}
+	return 10_000_000
+}
+
+// maxMicros bounds what decimalMicros reads (a trillion units).
 var maxMicros = new(big.Rat).SetInt64(1_000_000_000_000_000_000)
 
 // decimalMicros converts a decimal amount to micros exactly, refusing more

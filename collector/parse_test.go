@@ -253,6 +253,36 @@ func TestDecodeBatch(t *testing.T) {
 	}
 }
 
+// TestDecodeBatchAmounts: money is input too. A negative amount would
+// lower an app's revenue, an absurd one swamp it: both are refused, with
+// the bound set per currency.
+func TestDecodeBatchAmounts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		amount, currency string
+		ok               bool
+	}{
+		{`"-5000.00"`, "USD", false},
+		{`-0.01`, "EUR", false},
+		{`"0"`, "USD", true},
+		{`"10000000"`, "USD", true},
+		{`"10000000.01"`, "USD", false},
+		{`"5000000000"`, "JPY", true},
+		{`"10000000001"`, "JPY", false},
+	} {
+		body := `{"events":[{"id":"p","name":"purchase","install_id":"I","device":{"platform":"ios"},"revenue":{"amount":` + tc.amount + `,"currency":"` + tc.currency + `"}}]}`
+		events, results, err := collector.DecodeBatch([]byte(body), testNow, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := results[0].Status == "accepted"; got != tc.ok || (got && len(events) != 1) {
+			t.Errorf("%s %s: %+v, want accepted %v", tc.amount, tc.currency, results[0], tc.ok)
+		} else if !got && !strings.Contains(results[0].Error.Message, "revenue.amount") {
+			t.Errorf("%s %s: %q, want a message naming revenue.amount", tc.amount, tc.currency, results[0].Error.Message)
+		}
+	}
+}
+
 func TestDecodeBatchWhole(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ name, body string }{
