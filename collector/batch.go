@@ -285,20 +285,27 @@ func jsonProblem(err error) string {
 
 func itoa(n int64) string { return big.NewInt(n).String() }
 
-// serveBatch takes a JSON batch of events from an app's SDK key.
-func (c *Collector) serveBatch(w http.ResponseWriter, r *http.Request) {
+// sdkKeyApp returns the app whose SDK key the request's bearer token is;
+// on failure it sets WWW-Authenticate and returns the error to answer
+// (EUNAUTHORIZED, or the lookup's own).
+func (c *Collector) sdkKeyApp(w http.ResponseWriter, r *http.Request) (*tapline.App, error) {
 	key, ok := bearer(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tapline"`)
-		httperr.Write(w, r, c.Logger, tapline.Errorf(tapline.EUNAUTHORIZED, "An Authorization: Bearer <SDK key> header is required."))
-		return
+		return nil, tapline.Errorf(tapline.EUNAUTHORIZED, "An Authorization: Bearer <SDK key> header is required.")
 	}
 	app, err := c.keys.get(r.Context(), key)
+	if err != nil && isDomain(err, tapline.ENOTFOUND, tapline.EFORBIDDEN, tapline.EUNAUTHORIZED) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tapline", error="invalid_token"`)
+		err = tapline.Errorf(tapline.EUNAUTHORIZED, "The SDK key is not valid.")
+	}
+	return app, err
+}
+
+// serveBatch takes a JSON batch of events from an app's SDK key.
+func (c *Collector) serveBatch(w http.ResponseWriter, r *http.Request) {
+	app, err := c.sdkKeyApp(w, r)
 	if err != nil {
-		if isDomain(err, tapline.ENOTFOUND, tapline.EFORBIDDEN, tapline.EUNAUTHORIZED) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tapline", error="invalid_token"`)
-			err = tapline.Errorf(tapline.EUNAUTHORIZED, "The SDK key is not valid.")
-		}
 		c.authError(w, r, err)
 		return
 	}

@@ -61,18 +61,8 @@ func (c *Collector) serveSKANCopy(w http.ResponseWriter, r *http.Request) {
 // as Apple sent it, with the app's SDK key as bearer token. Its app-id must
 // be the app's App Store id.
 func (c *Collector) serveSKANForward(w http.ResponseWriter, r *http.Request) {
-	key, ok := bearer(r)
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tapline"`)
-		c.skanError(w, r, tapline.SKANViaNetwork, tapline.Errorf(tapline.EUNAUTHORIZED, "An Authorization: Bearer <SDK key> header is required."))
-		return
-	}
-	app, err := c.keys.get(r.Context(), key)
+	app, err := c.sdkKeyApp(w, r)
 	if err != nil {
-		if isDomain(err, tapline.ENOTFOUND, tapline.EFORBIDDEN, tapline.EUNAUTHORIZED) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tapline", error="invalid_token"`)
-			err = tapline.Errorf(tapline.EUNAUTHORIZED, "The SDK key is not valid.")
-		}
 		c.skanError(w, r, tapline.SKANViaNetwork, err)
 		return
 	}
