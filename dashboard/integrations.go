@@ -50,25 +50,12 @@ func (q *postbackRequest) postback(appID int64) (*tapline.Postback, error) {
 	return p, nil
 }
 
-// postbackView is a postback as the JSON API shows it. Secret is set only
-// in the answer that made it: a webhook's secret is never shown again.
+// postbackView is a postback as the JSON API shows it: its settings as a
+// request gives them, and what tapline adds. Secret is set only in the
+// answer that made it: a webhook's secret is never shown again.
 type postbackView struct {
-	ID                    int64      `json:"id"`
-	Kind                  string     `json:"kind"`
-	Network               string     `json:"network"`
-	Source                string     `json:"source,omitempty"`
-	LinkIDs               []int64    `json:"link_ids"`
-	Events                []string   `json:"events"`
-	Method                string     `json:"method"`
-	URL                   string     `json:"url"`
-	Body                  string     `json:"body,omitempty"`
-	ContentType           string     `json:"content_type,omitempty"`
-	Fields                []string   `json:"fields"`
-	OnReattribution       string     `json:"on_reattribution"`
-	MaxConcurrent         int        `json:"max_concurrent"`
-	MaxPerSecond          float64    `json:"max_per_second"`
-	Timeout               string     `json:"timeout"`
-	Disabled              bool       `json:"disabled"`
+	ID int64 `json:"id"`
+	postbackRequest
 	CreatedAt             time.Time  `json:"created_at"`
 	Secret                string     `json:"secret,omitempty"`
 	PreviousSecretExpires *time.Time `json:"previous_secret_expires,omitempty"`
@@ -78,18 +65,18 @@ type postbackView struct {
 // reporting token) sees the URL's scheme and host only, and no body:
 // templates often carry a network's credentials.
 func postbackViewOf(p *tapline.Postback, readOnly bool) postbackView {
-	v := postbackView{ID: p.ID, Kind: p.Kind, Network: p.Network, Source: p.Source, LinkIDs: p.LinkIDs, Events: p.Events,
-		Method: p.Method, URL: p.URL, Body: p.Body, ContentType: p.ContentType, Fields: p.Fields, OnReattribution: p.OnReattribution,
-		MaxConcurrent: p.MaxConcurrent, MaxPerSecond: p.MaxPerSecond, Timeout: p.Timeout.String(), Disabled: p.Disabled,
-		CreatedAt: p.CreatedAt, PreviousSecretExpires: p.PreviousSecretExpires}
+	v := postbackView{ID: p.ID, CreatedAt: p.CreatedAt, PreviousSecretExpires: p.PreviousSecretExpires, postbackRequest: postbackRequest{
+		Kind: p.Kind, Network: p.Network, Source: p.Source, LinkIDs: p.LinkIDs, Events: p.Events, Method: p.Method, URL: p.URL,
+		Body: p.Body, ContentType: p.ContentType, Fields: p.Fields, OnReattribution: p.OnReattribution,
+		MaxConcurrent: p.MaxConcurrent, MaxPerSecond: p.MaxPerSecond, Disabled: p.Disabled}}
 	if v.LinkIDs == nil {
 		v.LinkIDs = []int64{}
 	}
 	if v.Fields == nil {
 		v.Fields = []string{}
 	}
-	if p.Timeout == 0 {
-		v.Timeout = ""
+	if p.Timeout != 0 {
+		v.Timeout = p.Timeout.String()
 	}
 	if readOnly {
 		v.URL, v.Body = redactURL(p.URL), ""
