@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,11 +61,7 @@ func produce(t *testing.T, f *fixture, recs []record) {
 	bus := f.pebbleBus(t, 4)
 	fp := fingerprint.New()
 	var msgs []tapline.Message
-	for i := 1; i < len(recs); i++ { // insertion sort: recs are nearly sorted
-		for j := i; j > 0 && recs[j].at().Before(recs[j-1].at()); j-- {
-			recs[j], recs[j-1] = recs[j-1], recs[j]
-		}
-	}
+	slices.SortStableFunc(recs, func(a, b record) int { return a.at().Compare(b.at()) })
 	for _, r := range recs {
 		if r.hit != nil {
 			fp.Hit(r.hit)

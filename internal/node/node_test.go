@@ -254,6 +254,65 @@ func TestAllInOneOnKafka(t *testing.T) {
 	}
 }
 
+// openDemo opens an all-in-one node on a fresh database and data
+// directory, with the demo account seeded; set, when given, changes the
+// configuration first.
+func openDemo(t *testing.T, set func(*Config)) (*Node, *Demo) {
+	t.Helper()
+	cfg := NewConfig()
+	cfg.DatabaseURL = pgtest.URL(t)
+	cfg.DataDir = t.TempDir()
+	cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Demo = true
+	if set != nil {
+		set(&cfg)
+	}
+	n := New(cfg, nil)
+	if err := n.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	demo, err := SeedDemo(context.Background(), n.Accounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, demo
+}
+
+// iPhoneSafari is the User-Agent of the demo tests' taps.
+const iPhoneSafari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1"
+
+// demoClient follows no redirect.
+var demoClient = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// tapDemo taps the demo link from an iPhone, with query added to its URL.
+func tapDemo(t *testing.T, n *Node, query string) {
+	t.Helper()
+	req := mustRequest(t, n.CollectorURL+"/l/"+DemoLinkSlug+query)
+	req.Header.Set("User-Agent", iPhoneSafari)
+	resp, err := demoClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
+// postDemoEvent posts event name of the demo app's installation session,
+// whose IDFA is idfa, in the Tapstream form, and wants it accepted.
+func postDemoEvent(t *testing.T, n *Node, name, session, idfa string) {
+	t.Helper()
+	form := url.Values{"secret": {DemoSDKSecret}, "uuid": {session}, "platform": {"iOS"}, "hardware-ios-idfa": {idfa},
+		"created-ms": {strconv.FormatInt(time.Now().UnixMilli(), 10)}}
+	resp, err := demoClient.PostForm(n.CollectorURL+"/"+DemoAccount+"/event/"+name+"/", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d", name, resp.StatusCode)
+	}
+}
+
 func mustRequest(t *testing.T, url string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
@@ -269,47 +328,19 @@ func mustRequest(t *testing.T, url string) *http.Request {
 // collector reads the matcher's raw store in process.
 func TestTimelineAllInOne(t *testing.T) {
 	ctx := context.Background()
-	cfg := NewConfig()
-	cfg.DatabaseURL = pgtest.URL(t)
-	cfg.DataDir = t.TempDir()
-	cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Demo = true
-	n := New(cfg, nil)
-	if err := n.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	n, demo := openDemo(t, nil)
 	if n.Collector.RawStore == nil || n.Collector.RawStore != n.Raw {
 		t.Fatal("the all-in-one's collector does not read the matcher's raw store")
-	}
-	demo, err := SeedDemo(ctx, n.Accounts)
-	if err != nil {
-		t.Fatal(err)
 	}
 	demo.Link.DeepLink = "demoapp://welcome"
 	if err := n.Accounts.UpdateLink(ctx, demo.Link); err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := demoClient
 	const idfa = "1E2D3C4B-5A69-4788-9766-554433221100"
-	req := mustRequest(t, n.CollectorURL+"/l/"+DemoLinkSlug+"?idfa="+idfa)
-	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	tapDemo(t, n, "?idfa="+idfa)
 	const session = "2B4D6F80-1A3C-4E5F-8091-A2B3C4D5E6F7"
-	form := url.Values{"secret": {DemoSDKSecret}, "uuid": {session}, "platform": {"iOS"}, "hardware-ios-idfa": {idfa},
-		"created-ms": {strconv.FormatInt(time.Now().UnixMilli(), 10)}}
-	resp, err = client.PostForm(n.CollectorURL+"/"+DemoAccount+"/event/ios-demo-install/", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("install: %d", resp.StatusCode)
-	}
+	postDemoEvent(t, n, "ios-demo-install", session, idfa)
 	summary := n.CollectorURL + "/v1/timelines/summary?" + url.Values{"secret": {DemoSDKSecret}, "event_session": {session}, "blocking": {"true"}}.Encode()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -348,9 +379,10 @@ func TestTimelineAllInOne(t *testing.T) {
 		}
 	}
 	// The dashboard's own routes still answer on the same listener.
-	req = mustRequest(t, fmt.Sprintf("%s/api/v1/apps/%d/daily", n.DashboardURL, demo.App.ID))
+	req := mustRequest(t, fmt.Sprintf("%s/api/v1/apps/%d/daily", n.DashboardURL, demo.App.ID))
 	req.Header.Set("Authorization", "Bearer "+apiToken)
-	if resp, err = client.Do(req); err != nil {
+	resp, err := client.Do(req)
+	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()

@@ -5,14 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"tapline"
-	"tapline/postgres/pgtest"
 )
 
 // TestPostbacksAllInOne follows a tap and an install, then an event, of the
@@ -33,49 +31,18 @@ func TestPostbacksAllInOne(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	cfg := NewConfig()
-	cfg.DatabaseURL = pgtest.URL(t)
-	cfg.DataDir = t.TempDir()
-	cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Demo = true
-	cfg.PostbacksAllowPrivate = true // the network is on loopback
-	n := New(cfg, nil)
-	if err := n.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	demo, err := SeedDemo(ctx, n.Accounts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, demo := openDemo(t, func(cfg *Config) { cfg.PostbacksAllowPrivate = true }) // the network is on loopback
 	pb := &tapline.Postback{AppID: demo.App.ID, Network: "demo-network", Events: []string{"install", "ios-demo-level-up"},
 		Fields: []string{"idfa"},
 		URL:    srv.URL + "/pb?click={click_id}&slug={link_slug}&ev={event_name}&sub={sub_id}&idfa={idfa}&ip={ip}&m={match_method}"}
 	if err := n.Postbacks.CreatePostback(ctx, pb); err != nil {
 		t.Fatal(err)
 	}
-
-	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	const idfa = "1E2D3C4B-5A69-4788-9766-554433221100"
-	req := mustRequest(t, n.CollectorURL+"/l/"+DemoLinkSlug+"?sub_id=pub-42&idfa="+idfa)
-	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	tapDemo(t, n, "?sub_id=pub-42&idfa="+idfa)
 	const session = "2B4D6F80-1A3C-4E5F-8091-A2B3C4D5E6F7"
 	for _, ev := range []string{"ios-demo-install", "ios-demo-level-up", "ios-demo-other"} {
-		form := url.Values{"secret": {DemoSDKSecret}, "uuid": {session}, "platform": {"iOS"}, "hardware-ios-idfa": {idfa},
-			"created-ms": {strconv.FormatInt(time.Now().UnixMilli(), 10)}}
-		resp, err = client.PostForm(n.CollectorURL+"/"+DemoAccount+"/event/"+ev+"/", form)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d", ev, resp.StatusCode)
-		}
+		postDemoEvent(t, n, ev, session, idfa)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

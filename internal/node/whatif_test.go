@@ -3,14 +3,10 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/url"
-	"strconv"
 	"testing"
 	"time"
 
 	"tapline"
-	"tapline/postgres/pgtest"
 	"tapline/whatif"
 )
 
@@ -19,37 +15,11 @@ import (
 // matcher process and its result stored.
 func TestWhatIfInProcess(t *testing.T) {
 	ctx := context.Background()
-	cfg := NewConfig()
-	cfg.DatabaseURL = pgtest.URL(t)
-	cfg.DataDir = t.TempDir()
-	cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Demo = true
-	n := New(cfg, nil)
-	if err := n.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	demo, err := SeedDemo(ctx, n.Accounts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	n, demo := openDemo(t, nil)
 	const idfa = "1E2D3C4B-5A69-4788-9766-554433221100"
-	req := mustRequest(t, n.CollectorURL+"/l/"+DemoLinkSlug+"?idfa="+idfa)
-	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	tapDemo(t, n, "?idfa="+idfa)
 	time.Sleep(1100 * time.Millisecond) // the install comes a second after the tap
-	form := url.Values{"secret": {DemoSDKSecret}, "uuid": {"device-1"}, "platform": {"iOS"}, "hardware-ios-idfa": {idfa},
-		"created-ms": {strconv.FormatInt(time.Now().UnixMilli(), 10)}}
-	resp, err = client.PostForm(n.CollectorURL+"/"+DemoAccount+"/event/ios-demo-install/", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	postDemoEvent(t, n, "ios-demo-install", "device-1", idfa)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := n.Raw.ConversionByInstall(ctx, demo.App.ID, "device-1"); err == nil {
