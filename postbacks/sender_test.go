@@ -483,3 +483,88 @@ func TestPublicOnly(t *testing.T) {
 		t.Errorf("a loopback postback: %+v, want refused before any call", res)
 	}
 }
+
+// TestSenderBusyNetworkGivesBack: a network answering slowly, one call at
+// a time, holds no more than its own slot: the deliveries claimed for it
+// that cannot start are given back (due again, no attempt counted) and
+// another network's, claimed after them, go through before the slow
+// network has answered once.
+func TestSenderBusyNetworkGivesBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	app, pbs := newApp(t, db, "busy", "slow", "fast")
+	outbox, fs := postgres.NewPostbackService(db), postgres.NewFactStore(db)
+	var mu sync.Mutex
+	slowDone, fastAt := 0, []int{} // slow answers given when each fast call came
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select { // far longer than a give-back's 2 s
+			case <-release:
+			case <-time.After(20 * time.Second):
+			}
+			mu.Lock()
+			slowDone++
+			mu.Unlock()
+			return
+		}
+		mu.Lock()
+		fastAt = append(fastAt, slowDone)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	defer close(release)
+	put := func(nw string, n int, due time.Time) {
+		t.Helper()
+		var ds []*tapline.Delivery
+		for i := range n {
+			ds = append(ds, &tapline.Delivery{Key: fmt.Sprintf("%s-%d", nw, i), AppID: app.ID, PostbackID: pbs[nw], Network: nw, Trigger: "install",
+				Method: "GET", URL: srv.URL + "/" + nw, Status: tapline.DeliveryPending, NextAttempt: due, CreatedAt: due, MaxConcurrent: 1})
+		}
+		if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("slow", 6, time.Now().UTC().Add(-time.Minute))
+	s := postbacks.NewSender(outbox)
+	s.Client = postbacks.NewClient(true)
+	s.Logger = slog.New(slog.DiscardHandler)
+	s.Batch, s.Poll = 6, 20*time.Millisecond // the slow deliveries fill every slot
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	put("fast", 4, time.Now().UTC())
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		mu.Lock()
+		n := len(fastAt)
+		mu.Unlock()
+		if n == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 4 fast deliveries after 15 s: the slow network's claims hold the slots", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	if fastAt[3] != 0 {
+		t.Errorf("fast calls came after %v slow answers, want before any", fastAt)
+	}
+	mu.Unlock()
+	pending, err := outbox.Deliveries(ctx, app.ID, tapline.DeliveryPending, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range pending {
+		if d.Attempts != 0 {
+			t.Errorf("slow delivery %s waiting for its network: %d attempts, want 0 (a give-back counts none)", d.Key, d.Attempts)
+		}
+	}
+	release <- struct{}{} // the call under way ends; Close gives the rest back
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
