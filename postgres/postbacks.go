@@ -195,12 +195,20 @@ const deliveryColumns = `id, key, app_id, postback_id, kind, network, trigger, c
 	body, status, attempts, next_attempt, last_code, last_error, last_body, timeout_ms, max_concurrent, max_per_second,
 	created_at, delivered_at`
 
-func scanDelivery(r pgx.CollectableRow) (*tapline.Delivery, error) {
+func scanDelivery(r pgx.CollectableRow) (*tapline.Delivery, error) { return scanDeliveryWith(r) }
+
+// scanDeliveryWith scans deliveryColumns into a delivery, and then the
+// columns the query adds after them into what more point at.
+func scanDeliveryWith(r pgx.CollectableRow, more ...func(d *tapline.Delivery) any) (*tapline.Delivery, error) {
 	var d tapline.Delivery
 	var timeoutMS int64
-	if err := r.Scan(&d.ID, &d.Key, &d.AppID, &d.PostbackID, &d.Kind, &d.Network, &d.Trigger, &d.ConversionID, &d.EventID, &d.Method,
+	dst := []any{&d.ID, &d.Key, &d.AppID, &d.PostbackID, &d.Kind, &d.Network, &d.Trigger, &d.ConversionID, &d.EventID, &d.Method,
 		&d.URL, &d.ContentType, &d.Body, &d.Status, &d.Attempts, &d.NextAttempt, &d.LastCode, &d.LastError, &d.LastBody,
-		&timeoutMS, &d.MaxConcurrent, &d.MaxPerSecond, &d.CreatedAt, &d.DeliveredAt); err != nil {
+		&timeoutMS, &d.MaxConcurrent, &d.MaxPerSecond, &d.CreatedAt, &d.DeliveredAt}
+	for _, m := range more {
+		dst = append(dst, m(&d))
+	}
+	if err := r.Scan(dst...); err != nil {
 		return nil, err
 	}
 	d.Timeout = time.Duration(timeoutMS) * time.Millisecond
@@ -245,15 +253,8 @@ func (s *PostbackService) ClaimDeliveries(ctx context.Context, n int, lease time
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
 	}
 	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tapline.Delivery, error) {
-		var d tapline.Delivery
-		var timeoutMS int64
-		if err := r.Scan(&d.ID, &d.Key, &d.AppID, &d.PostbackID, &d.Kind, &d.Network, &d.Trigger, &d.ConversionID, &d.EventID, &d.Method,
-			&d.URL, &d.ContentType, &d.Body, &d.Status, &d.Attempts, &d.NextAttempt, &d.LastCode, &d.LastError, &d.LastBody,
-			&timeoutMS, &d.MaxConcurrent, &d.MaxPerSecond, &d.CreatedAt, &d.DeliveredAt, &d.Secrets, &d.Claim, &d.Stopped); err != nil {
-			return nil, err
-		}
-		d.Timeout = time.Duration(timeoutMS) * time.Millisecond
-		return &d, nil
+		return scanDeliveryWith(r, func(d *tapline.Delivery) any { return &d.Secrets },
+			func(d *tapline.Delivery) any { return &d.Claim }, func(d *tapline.Delivery) any { return &d.Stopped })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", translate(err))
