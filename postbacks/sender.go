@@ -244,18 +244,10 @@ func (s *Sender) network(d *tapline.Delivery) *network {
 
 // deliver makes one attempt at d, with timeout, and records it.
 func (s *Sender) deliver(ctx context.Context, d *tapline.Delivery, timeout time.Duration) {
-	var sign *webhook.Signer
-	if d.Kind == tapline.PostbackKindWebhook {
-		sign = &webhook.Signer{}
-		for _, sec := range d.Secrets {
-			if k, err := webhook.ParseSecret(sec); err == nil {
-				sign.Secrets = append(sign.Secrets, k)
-			}
-		}
-		if len(sign.Secrets) == 0 {
-			s.finish(ctx, d, tapline.DeliveryDead, s.Now(), tapline.DeliveryResult{Error: "no secret signs this webhook"}, "dead")
-			return
-		}
+	sign, ok := signer(d)
+	if !ok {
+		s.finish(ctx, d, tapline.DeliveryDead, s.Now(), tapline.DeliveryResult{Error: errNoSecret}, "dead")
+		return
 	}
 	start := time.Now()
 	res := s.call(ctx, d, timeout, sign)
@@ -378,19 +370,30 @@ func special(ip netip.Addr) bool {
 // Try makes one attempt at d, signed when it is a webhook's, records
 // nothing and returns its result: the dashboard's test button.
 func (s *Sender) Try(ctx context.Context, d *tapline.Delivery) tapline.DeliveryResult {
-	var sign *webhook.Signer
-	if d.Kind == tapline.PostbackKindWebhook {
-		sign = &webhook.Signer{}
-		for _, sec := range d.Secrets {
-			if k, err := webhook.ParseSecret(sec); err == nil {
-				sign.Secrets = append(sign.Secrets, k)
-			}
-		}
-		if len(sign.Secrets) == 0 {
-			return tapline.DeliveryResult{Error: "no secret signs this webhook"}
-		}
+	sign, ok := signer(d)
+	if !ok {
+		return tapline.DeliveryResult{Error: errNoSecret}
 	}
 	return s.call(ctx, d, cmp.Or(d.Timeout, tapline.DefaultPostbackTimeout), sign)
+}
+
+// errNoSecret is the error of a webhook delivery no secret can sign (its
+// webhook was deleted).
+const errNoSecret = "no secret signs this webhook"
+
+// signer returns what signs d: nil for an ad network's postback, its
+// secrets in force for a webhook's; false when a webhook has none.
+func signer(d *tapline.Delivery) (*webhook.Signer, bool) {
+	if d.Kind != tapline.PostbackKindWebhook {
+		return nil, true
+	}
+	sign := &webhook.Signer{}
+	for _, sec := range d.Secrets {
+		if k, err := webhook.ParseSecret(sec); err == nil {
+			sign.Secrets = append(sign.Secrets, k)
+		}
+	}
+	return sign, len(sign.Secrets) > 0
 }
 
 // maxBody is how much of an answer is kept.
