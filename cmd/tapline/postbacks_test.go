@@ -36,8 +36,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // TestPostbacksSurviveKill9 runs tapline as a child process with a postback
-// to an ad network on loopback that answers slowly and fails each key's
-// first call, taps and installs through it, kills it with SIGKILL while
+// to an ad network on loopback that fails each key's first call (503, 500,
+// or no answer in time), taps and installs through it, kills it with SIGKILL while
 // deliveries are under way, starts it again on the same data and sends
 // more: the network must end up with one postback per acknowledged
 // install, under one key each, however many calls that took. (Every tap
@@ -56,12 +56,20 @@ func TestPostbacksSurviveKill9(t *testing.T) {
 		key := r.Header.Get("Idempotency-Key")
 		mu.Lock()
 		calls[key]++
-		first := calls[key] == 1
+		call := calls[key]
 		mu.Unlock()
 		time.Sleep(50 * time.Millisecond)
-		if first {
+		// Each key's first call fails: 503, or 500, or no answer within
+		// the postback's timeout (the network handles it all the same).
+		switch {
+		case call == 1 && key[0] < '6':
 			http.Error(w, "try again", http.StatusServiceUnavailable)
 			return
+		case call == 1 && key[0] < 'b':
+			http.Error(w, "oops", http.StatusInternalServerError)
+			return
+		case call == 1:
+			time.Sleep(600 * time.Millisecond)
 		}
 		mu.Lock()
 		if _, ok := processed[key]; !ok {
@@ -126,7 +134,7 @@ func TestPostbacksSurviveKill9(t *testing.T) {
 	}
 	pbs := postgres.NewPostbackService(db)
 	if err := pbs.CreatePostback(ctx, &tapline.Postback{AppID: demo.App.ID, Network: "loopback", Events: []string{"install"},
-		URL: srv.URL + "/pb?click={click_id}&install={install_id}"}); err != nil {
+		URL: srv.URL + "/pb?click={click_id}&install={install_id}", Timeout: 300 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	// The matcher caches app settings for a minute: it learns the
@@ -217,6 +225,9 @@ func TestPostbacksSurviveKill9(t *testing.T) {
 	}
 	if len(processed) != before+after {
 		t.Errorf("the network processed %d keys, want %d: one per acknowledged install", len(processed), before+after)
+	}
+	if total < 2*(before+after) {
+		t.Errorf("%d calls for %d keys: every key's failed first call should have been retried", total, before+after)
 	}
 	t.Logf("%d postbacks processed (%d before the kill), %d calls", len(processed), atKill, total)
 }
