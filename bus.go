@@ -87,3 +87,14 @@ type Generation interface {
 	// the matcher's own offsets live with the facts.
 	CommitOffsets(ctx context.Context, offsets []Offset) error
 }
+
+// EndOffsetReader is implemented by a Bus that can tell where the
+// partitions of a topic end, which the matcher's consumer lag and health
+// check need (pebble.Bus and kafka.Bus implement it).
+type EndOffsetReader interface {
+	// EndOffsets returns, for each partition of topic in order, the
+	// offset the next message published to it will get. It creates the
+	// topic when it does not exist, as Partitions does. EUNAVAILABLE when
+	// the bus is closed or cannot be reached.
+	EndOffsets(ctx context.Context, topic string) ([]int64, error)
+}

@@ -202,6 +202,11 @@ func (m *Matcher) Open(ctx context.Context) error {
 		return fmt.Errorf("matcher: Bus, Raw, Facts and Accounts are required")
 	}
 	m.metrics = newMetrics(m.Registry)
+	if _, ok := m.Bus.(tapline.EndOffsetReader); ok && m.Registry != nil {
+		if err := m.Registry.Register(newLagCollector(m)); err != nil {
+			return fmt.Errorf("register the consumer lag metric: %w", err)
+		}
+	}
 	m.hitClock = newHitClock(alignStall)
 	if m.Config.Ordered {
 		m.order = newOrderGate(m.Config.HitsTopic, orderStall)

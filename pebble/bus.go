@@ -563,3 +563,30 @@ func (b *Bus) expirePartition(p *partition, cutoff int64) error {
 	b.Logger.Debug("bus messages expired", "topic", p.topic, "partition", p.index, "before_offset", keep)
 	return nil
 }
+
+var _ tapline.EndOffsetReader = (*Bus)(nil)
+
+// EndOffsets returns the next offset of each partition of topic, creating
+// the topic when it does not exist. It reads what the writer keeps in
+// memory, so it answers at once; EUNAVAILABLE when the bus is closed.
+func (b *Bus) EndOffsets(ctx context.Context, name string) ([]int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	release, err := b.acquire()
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", name, err)
+	}
+	release()
+	t, err := b.topic(name)
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", name, err)
+	}
+	ends := make([]int64, len(t.parts))
+	for i, p := range t.parts {
+		p.mu.Lock()
+		ends[i] = p.next
+		p.mu.Unlock()
+	}
+	return ends, nil
+}
