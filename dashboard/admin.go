@@ -447,7 +447,7 @@ func (d *Dashboard) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bo
 	}
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			d.writeJSONError(w, r, tapline.Errorf(tapline.ETOOLARGE, "The body is over %d KiB.", maxBody>>10))
+			d.writeJSONError(w, r, tooLarge(maxBody))
 		} else {
 			d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "Invalid JSON body: %s", jsonProblem(err)))
 		}

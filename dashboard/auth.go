@@ -30,9 +30,8 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 
 // login checks the form's credentials and sets the session cookie.
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := r.ParseForm(); err != nil {
-		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "Invalid login form."))
+	if err := parseForm(w, r); err != nil {
+		d.writeError(w, r, err)
 		return
 	}
 	login := strings.TrimSpace(r.PostForm.Get("login"))

@@ -15,8 +15,11 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tapline"
+	"tapline/internal/health"
 )
 
 // SessionLifetime is how long a login lasts.
@@ -112,6 +115,17 @@ type Dashboard struct {
 	// LiveRefresh is how often the live view refreshes itself; 0 means
 	// 10 seconds.
 	LiveRefresh time.Duration
+	// Health are the checks of the readiness probe GET /healthz (a
+	// PostgreSQL ping; the all-in-one adds the matcher's). Without any,
+	// /healthz answers 503: it would otherwise say ok about nothing.
+	Health []health.Check
+	// Registry receives the dashboard's request metrics and is served at
+	// GET /metrics; when nil, Handler makes one of its own.
+	Registry *prometheus.Registry
+	// Export, when set, is put in front of the dashboard's routes to serve
+	// the raw data export on the same listener (export.API.Mount); its
+	// requests are counted in the dashboard's metrics too.
+	Export func(next http.Handler) http.Handler
 }
 
 // New returns a Dashboard over accounts and reports, logging to
@@ -146,20 +160,38 @@ func (d *Dashboard) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Handler returns the chi router serving every route of the dashboard. It
-// panics when Validate fails: a dashboard missing its funnel store would
-// otherwise start and fail on the first funnel page.
+// Handler returns the chi router serving every route of the dashboard,
+// with the export in front when Export is set; every request is counted
+// and timed (metrics) and its body bounded (limitBodies). It panics when
+// Validate fails: a dashboard missing its funnel store would otherwise
+// start and fail on the first funnel page.
 func (d *Dashboard) Handler() http.Handler {
 	if err := d.Validate(); err != nil {
 		panic(fmt.Sprintf("dashboard: Handler on a dashboard that does not validate: %v", err))
 	}
-	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, securityHeaders)
+	reg := d.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		panic(fmt.Sprintf("dashboard: %v", err))
+	}
+	var h http.Handler = d.router(reg)
+	if d.Export != nil {
+		h = d.Export(h)
+	}
+	return m.instrument(h)
+}
 
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+// router returns the dashboard's routes, serving reg at /metrics.
+func (d *Dashboard) router(reg *prometheus.Registry) *chi.Mux {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, securityHeaders, d.limitBodies)
+
+	r.Get("/healthz", (&health.Checker{Checks: d.Health, Logger: d.logger()}).ServeHTTP)
+	r.Get("/livez", health.Live)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	static, _ := fs.Sub(staticFS, "static")
 	// Only reads: a route that answered every method would take changes
 	// (and the viewers' guard) for nothing.

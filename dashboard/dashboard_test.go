@@ -19,6 +19,7 @@ import (
 
 	"tapline"
 	"tapline/dashboard"
+	"tapline/internal/health"
 	"tapline/postgres"
 	"tapline/postgres/pgtest"
 )
@@ -56,6 +57,7 @@ func newEnv(t *testing.T) *env {
 	e.d.Postbacks, e.d.WhatIfs = postgres.NewPostbackService(db), postgres.NewWhatIfStore(db)
 	e.skan = postgres.NewSKANStore(db)
 	e.d.SKAN = e.skan
+	e.d.Health = []health.Check{health.Ping("postgres", db.Ping)}
 	if err := e.d.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -181,16 +183,6 @@ func wantJSONError(t *testing.T, what string, res response, status int, code, ms
 	}
 	if body.Error != code || !strings.Contains(body.Message, msg) {
 		t.Errorf("%s: error %q message %q, want %q with %q", what, body.Error, body.Message, code, msg)
-	}
-}
-
-func TestHealthz(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	res := e.get(e.client(), "/healthz")
-	wantStatus(t, "healthz", res, http.StatusOK)
-	if res.Body != "ok\n" {
-		t.Errorf("healthz body %q, want %q", res.Body, "ok\n")
 	}
 }
 

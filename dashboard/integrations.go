@@ -169,7 +169,7 @@ func decodePostbackRequest(r *http.Request) (*postbackRequest, error) {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, tapline.Errorf(tapline.EINVALID, "The body is not a postback: %v.", err)
+		return nil, bodyError(err, 64<<10, "The body is not a postback: %v.")
 	}
 	return &req, nil
 }
@@ -493,8 +493,8 @@ func (d *Dashboard) createPostbackForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svc := d.Postbacks
-	if err := r.ParseForm(); err != nil {
-		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
+	if err := parseForm(w, r); err != nil {
+		d.writeError(w, r, err)
 		return
 	}
 	form := map[string]string{}

@@ -107,9 +107,9 @@ func parseLinkWindow(field, s string) (time.Duration, error) {
 
 // readLinkForm reads a posted link form into f and l (whose slug is kept
 // unless creating).
-func readLinkForm(r *http.Request, l *tapline.Link, creating bool) (linkForm, error) {
-	if err := r.ParseForm(); err != nil {
-		return linkForm{}, tapline.Errorf(tapline.EINVALID, "The form could not be read.")
+func readLinkForm(w http.ResponseWriter, r *http.Request, l *tapline.Link, creating bool) (linkForm, error) {
+	if err := parseForm(w, r); err != nil {
+		return linkForm{}, err
 	}
 	f := linkForm{Slug: r.PostForm.Get("slug"), Name: r.PostForm.Get("name"), IOSURL: strings.TrimSpace(r.PostForm.Get("ios_url")),
 		AndroidURL: strings.TrimSpace(r.PostForm.Get("android_url")), WebURL: strings.TrimSpace(r.PostForm.Get("web_url")),
@@ -177,7 +177,7 @@ func (d *Dashboard) createLinkForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := &tapline.Link{AppID: app.ID}
-	f, err := readLinkForm(r, l, true)
+	f, err := readLinkForm(w, r, l, true)
 	if err == nil {
 		err = d.Accounts.CreateLink(r.Context(), l)
 	}
@@ -297,7 +297,7 @@ func (d *Dashboard) updateLinkForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f, err := readLinkForm(r, l, false)
+	f, err := readLinkForm(w, r, l, false)
 	if err == nil {
 		err = d.Accounts.UpdateLink(r.Context(), l)
 	}
@@ -323,8 +323,8 @@ func (d *Dashboard) archiveLinkForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
+	if err := parseForm(w, r); err != nil {
+		d.writeError(w, r, err)
 		return
 	}
 	saved := "restored"
@@ -445,7 +445,7 @@ func decodeLinkRequest(r *http.Request) (*linkRequest, error) {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, tapline.Errorf(tapline.EINVALID, "The body is not a link: %v.", err)
+		return nil, bodyError(err, 64<<10, "The body is not a link: %v.")
 	}
 	return &req, nil
 }

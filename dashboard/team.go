@@ -85,15 +85,6 @@ func (d *Dashboard) teamFormError(w http.ResponseWriter, r *http.Request, err er
 	}
 }
 
-// parseForm reads r's form, bounded by maxBody.
-func parseForm(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := r.ParseForm(); err != nil {
-		return tapline.Errorf(tapline.EINVALID, "The form could not be read.")
-	}
-	return nil
-}
-
 // parseRole reads a role from a form.
 func parseRole(s string) (tapline.Role, error) {
 	role := tapline.Role(strings.TrimSpace(s))

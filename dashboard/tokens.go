@@ -34,9 +34,8 @@ func (d *Dashboard) accountPage(w http.ResponseWriter, r *http.Request) {
 // the account.
 func (d *Dashboard) changePasswordForm(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := r.ParseForm(); err != nil {
-		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
+	if err := parseForm(w, r); err != nil {
+		d.writeError(w, r, err)
 		return
 	}
 	current, next := r.PostForm.Get("current"), r.PostForm.Get("new")
@@ -85,8 +84,8 @@ func (d *Dashboard) renderAccount(w http.ResponseWriter, r *http.Request, status
 
 func (d *Dashboard) createTokenForm(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
+	if err := parseForm(w, r); err != nil {
+		d.writeError(w, r, err)
 		return
 	}
 	t, secret, err := d.Accounts.CreateAPIToken(r.Context(), p.Account.ID, r.PostForm.Get("name"))

@@ -144,7 +144,7 @@ func (d *Dashboard) apiRequestWhatIf(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 16<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&q); err != nil {
-		d.writeJSONError(w, r, tapline.Errorf(tapline.EINVALID, "The body is not a what-if: %v.", err))
+		d.writeJSONError(w, r, bodyError(err, 16<<10, "The body is not a what-if: %v."))
 		return
 	}
 	run, err := d.requestWhatIf(r, store, app, &q)
@@ -240,8 +240,8 @@ func (d *Dashboard) requestWhatIfForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	store := d.WhatIfs
-	if err := r.ParseForm(); err != nil {
-		d.writeError(w, r, tapline.Errorf(tapline.EINVALID, "The form could not be read."))
+	if err := parseForm(w, r); err != nil {
+		d.writeError(w, r, err)
 		return
 	}
 	form := map[string]string{}
