@@ -162,7 +162,8 @@ func (d *Dashboard) Validate() error {
 
 // Handler returns the chi router serving every route of the dashboard,
 // with the export in front when Export is set; every request is counted
-// and timed (metrics) and its body bounded (limitBodies). It panics when
+// and timed (metrics) and its body bounded (limitBodies). The handler is a
+// chi.Routes too, listing the dashboard's routes. It panics when
 // Validate fails: a dashboard missing its funnel store would otherwise
 // start and fail on the first funnel page.
 func (d *Dashboard) Handler() http.Handler {
@@ -177,11 +178,30 @@ func (d *Dashboard) Handler() http.Handler {
 	if err != nil {
 		panic(fmt.Sprintf("dashboard: %v", err))
 	}
-	var h http.Handler = d.router(reg)
+	r := d.router(reg)
+	var h http.Handler = r
 	if d.Export != nil {
 		h = d.Export(h)
 	}
-	return m.instrument(h)
+	return routed{Handler: m.instrument(h), mux: r}
+}
+
+// routed serves requests through Handler and lists the dashboard's routes
+// (chi.Walk), those of the export in front of it left out.
+type routed struct {
+	http.Handler
+	mux *chi.Mux
+}
+
+var _ chi.Routes = routed{}
+
+func (r routed) Routes() []chi.Route          { return r.mux.Routes() }
+func (r routed) Middlewares() chi.Middlewares { return r.mux.Middlewares() }
+func (r routed) Match(rctx *chi.Context, method, path string) bool {
+	return r.mux.Match(rctx, method, path)
+}
+func (r routed) Find(rctx *chi.Context, method, path string) string {
+	return r.mux.Find(rctx, method, path)
 }
 
 // router returns the dashboard's routes, serving reg at /metrics.

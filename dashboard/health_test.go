@@ -15,8 +15,6 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
-
-	"tapline/dashboard"
 )
 
 // healthBody is the JSON of /healthz.
@@ -175,7 +173,7 @@ func TestBodyLimits(t *testing.T) {
 	big := strings.Repeat("x", 65<<10)
 
 	var routes []string
-	err := chi.Walk(dashboard.Routes(e.d), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+	err := chi.Walk(e.d.Handler().(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		switch method {
 		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 			routes = append(routes, method+" "+route)

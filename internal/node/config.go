@@ -106,6 +106,19 @@ type Config struct {
 	// postbacks from development builds and developer settings verify
 	// (and count). Off in production, as Apple asks.
 	SKANDevelopmentKeys bool
+
+	// Timeouts of every HTTP listener (collector, dashboard, metrics,
+	// debug): how long a client may take to send a request's headers, to
+	// send the whole request, and how long the server may take to write
+	// the answer (not the export's or the profiler's, which stream); how
+	// long an idle keep-alive connection stays open.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPIdleTimeout       time.Duration
+	// HealthMaxLag is the most messages a matcher's consumer group may be
+	// behind, summed over the partitions, before its /healthz fails.
+	HealthMaxLag int64
 }
 
 // Targets: the components a process runs.
@@ -153,6 +166,12 @@ func NewConfig() Config {
 		MetricsAddr:          "127.0.0.1:9090",
 		MatcherClockSkew:     time.Minute,
 		FunnelPoll:           time.Second,
+
+		HTTPReadHeaderTimeout: 10 * time.Second,
+		HTTPReadTimeout:       30 * time.Second,
+		HTTPWriteTimeout:      30 * time.Second,
+		HTTPIdleTimeout:       2 * time.Minute,
+		HealthMaxLag:          1_000_000,
 	}
 }
 
@@ -209,6 +228,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.MatcherClockSkew, "matcher-clock-skew", "how far a hit may be stamped after its install and still match")
 	dur(&c.FunnelPoll, "matcher-funnel-poll", "how often a matcher loads the active funnel versions")
+	dur(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", "how long an HTTP client may take to send a request's headers, on every listener")
+	dur(&c.HTTPReadTimeout, "http-read-timeout", "how long an HTTP client may take to send a whole request, body included, on every listener")
+	dur(&c.HTTPWriteTimeout, "http-write-timeout", "how long the server may take to write an answer, on every listener (the export and the profiler stream without it)")
+	dur(&c.HTTPIdleTimeout, "http-idle-timeout", "how long an idle keep-alive HTTP connection stays open, on every listener")
+	c.HealthMaxLag = int64(envInt(envName("health-max-lag"), int(c.HealthMaxLag)))
+	fs.Int64Var(&c.HealthMaxLag, "health-max-lag", c.HealthMaxLag, "most messages the matchers' consumer group may be behind, summed over the partitions, before a matcher's /healthz answers 503 (env TAPLINE_HEALTH_MAX_LAG)")
 	c.TapRate = envFloat(envName("tap-rate"), c.TapRate)
 	fs.Float64Var(&c.TapRate, "tap-rate", c.TapRate, "taps per second of one address (an IPv6 /64) counted as taps; past it hits are marked rate-limited, past ten times it dropped (default "+strconv.FormatFloat(collector.DefaultTapRate, 'g', -1, 64)+"; env "+envName("tap-rate")+")")
 	c.TapBurst = envInt(envName("tap-burst"), c.TapBurst)
@@ -327,6 +352,25 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownGrace <= 0 {
 		bad("shutdown-grace", "must be positive")
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"http-read-header-timeout", c.HTTPReadHeaderTimeout},
+		{"http-read-timeout", c.HTTPReadTimeout},
+		{"http-write-timeout", c.HTTPWriteTimeout},
+		{"http-idle-timeout", c.HTTPIdleTimeout},
+	} {
+		if d.v <= 0 {
+			bad(d.flag, "must be positive, got %s", d.v)
+		}
+	}
+	if c.HTTPReadTimeout > 0 && c.HTTPReadHeaderTimeout > c.HTTPReadTimeout {
+		bad("http-read-header-timeout", "must not exceed -http-read-timeout (%s), got %s", c.HTTPReadTimeout, c.HTTPReadHeaderTimeout)
+	}
+	if c.HealthMaxLag < 1 {
+		bad("health-max-lag", "must be at least 1, got %d", c.HealthMaxLag)
 	}
 	return errors.Join(errs...)
 }

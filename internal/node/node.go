@@ -16,7 +16,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -30,6 +29,7 @@ import (
 	"tapline/export"
 	"tapline/fraud"
 	"tapline/funnels"
+	"tapline/internal/health"
 	"tapline/kafka"
 	"tapline/matcher"
 	"tapline/pebble"
@@ -172,7 +172,8 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.Handle("GET /healthz", &health.Checker{Checks: n.matcherChecks(), Logger: n.Logger.With("component", "health")})
+		mux.HandleFunc("GET /livez", health.Live)
 		n.serve(ln, mux)
 	}
 	if cfg.DebugAddr != "" {
@@ -194,7 +195,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if n.Dashboard != nil {
 		// The export streams for as long as it takes, past the server's
 		// timeouts; a shutdown cuts it short and its clients resume.
-		n.serve(n.dashLn, n.Export.Mount(n.Dashboard.Handler()), func(srv *http.Server) {
+		n.serve(n.dashLn, n.Dashboard.Handler(), func(srv *http.Server) {
 			srv.RegisterOnShutdown(func() { _ = n.Export.Close() })
 		})
 	}
@@ -489,10 +490,21 @@ func (n *Node) openDashboard(ctx context.Context) error {
 		n.Dashboard.OnFunnelSaved = n.Backfills.Wake
 	}
 	n.Dashboard.Logger = n.Logger.With("component", "dashboard")
+	// The dashboard's /healthz checks PostgreSQL, and in the all-in-one
+	// the matcher's bus and lag too; its metrics join the process's.
+	n.Dashboard.Health = []health.Check{n.postgresCheck()}
+	if n.Matcher != nil {
+		n.Dashboard.Health = n.matcherChecks()
+	}
+	n.Dashboard.Registry = n.Registry
 	if err := n.Dashboard.Validate(); err != nil {
 		return fmt.Errorf("dashboard config: %w", err)
 	}
-	return n.openExport(ctx, reports)
+	if err := n.openExport(ctx, reports); err != nil {
+		return err
+	}
+	n.Dashboard.Export = n.Export.Mount
+	return nil
 }
 
 // openExport makes the raw data export the dashboard's listener serves:
@@ -517,13 +529,16 @@ func (n *Node) openExport(ctx context.Context, reports *postgres.Reports) error 
 	return nil
 }
 
+// serve serves h on ln with the configured timeouts (opts may change them
+// for one listener) until Close. Every listener of the process goes
+// through it.
 func (n *Node) serve(ln net.Listener, h http.Handler, opts ...func(*http.Server)) {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: n.Config.HTTPReadHeaderTimeout,
+		ReadTimeout:       n.Config.HTTPReadTimeout,
+		WriteTimeout:      n.Config.HTTPWriteTimeout,
+		IdleTimeout:       n.Config.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(n.Logger.Handler(), slog.LevelWarn),
 	}
 	for _, o := range opts {
