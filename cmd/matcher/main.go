@@ -3,7 +3,7 @@
 // Run up to one per partition. Its flags are those of `tapline run` (see
 // the README); -kafka-brokers is required, and -cassandra-hosts as soon as
 // more than one matcher runs (else the raw store is embedded). It serves
-// /metrics and /healthz on -metrics-addr.
+// /metrics, /healthz and /livez on -metrics-addr.
 package main
 
 import (

@@ -275,12 +275,38 @@ func TestMatcherHealthz(t *testing.T) {
 
 // TestAllInOneHealthz checks that the all-in-one's dashboard /healthz runs
 // the matcher's checks on the embedded bus, and fails once the bus is
-// closed.
+// closed; and that the export, in front of the dashboard on its listener,
+// is counted in the dashboard's metrics.
 func TestAllInOneHealthz(t *testing.T) {
-	n, _ := openDemo(t, nil)
+	n, demo := openDemo(t, nil)
 	code, h := getHealth(t, n.DashboardURL+"/healthz")
 	if code != http.StatusOK || len(h.Checks) != 3 {
 		t.Fatalf("healthz: %d %+v, want 200 with the postgres, bus and lag checks", code, h)
+	}
+
+	_, secret, err := n.Accounts.CreateAPIToken(context.Background(), demo.Account.ID, "export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := mustRequest(t, n.DashboardURL+"/api/v1/apps/"+strconv.FormatInt(demo.App.ID, 10)+"/export/conversions")
+	req.Header.Set("Authorization", "Bearer "+secret)
+	res, err := demoClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("export: %d, want 200", res.StatusCode)
+	}
+	res, err = demoClient.Get(n.DashboardURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if want := `tapline_dashboard_requests_total{code="200",route="/api/v1/apps/{id}/export/{kind}"} 1`; !strings.Contains(string(body), want+"\n") {
+		t.Errorf("the dashboard's metrics lack %s", want)
 	}
 	if err := n.Bus.Close(); err != nil {
 		t.Fatal(err)

@@ -35,7 +35,9 @@ func run(addr string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: bench.Go302Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// The same timeouts as tapline's listeners (node.NewConfig).
+	srv := &http.Server{Handler: bench.Go302Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
