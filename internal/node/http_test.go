@@ -1,12 +1,9 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"tapline"
+	"tapline/internal/faults"
 	"tapline/matcher"
 	"tapline/pebble"
 	"tapline/postgres"
@@ -47,133 +45,34 @@ func TestListenerTimeouts(t *testing.T) {
 		{"dashboard", n.DashboardURL, "/livez", "/login"},
 		{"debug", n.DebugURL, "/debug/pprof/", ""},
 	}
+	about := func(t *testing.T, what string, got, want time.Duration, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got < want-20*time.Millisecond || got > want+time.Second {
+			t.Errorf("%s: the server hung up after %s, want about %s", what, got, want)
+		}
+	}
 	for _, l := range listeners {
 		addr := strings.TrimPrefix(l.base, "http://")
 		t.Run(l.name+"/slow headers", func(t *testing.T) {
 			t.Parallel()
-			conn := dial(t, addr)
-			closed := closedAfter(conn)
-			start := time.Now()
-			head := "GET " + l.get + " HTTP/1.1\r\nHost: tapline\r\nX-Slow: " + strings.Repeat("s", 60) + "\r\n\r\n"
-			sent := 0
-		loop:
-			for ; sent < len(head); sent++ {
-				if _, err := conn.Write([]byte{head[sent]}); err != nil {
-					break
-				}
-				select {
-				case <-closed.done:
-					break loop
-				case <-time.After(50 * time.Millisecond):
-				}
-			}
-			took := closed.wait(t, 3*time.Second)
-			if sent >= len(head) {
-				t.Fatalf("the whole header (%d bytes over %s) was sent before the server hung up", len(head), time.Since(start))
-			}
-			if took < testHeaderTimeout-20*time.Millisecond || took > testHeaderTimeout+time.Second {
-				t.Errorf("the server hung up after %s, want about the read header timeout %s", took, testHeaderTimeout)
-			}
+			d, err := faults.SlowHeaders(t.Context(), addr, l.get, 20*time.Millisecond)
+			about(t, "slow headers", d, testHeaderTimeout, err)
 		})
 		if l.post != "" {
 			t.Run(l.name+"/slow body", func(t *testing.T) {
 				t.Parallel()
-				conn := dial(t, addr)
-				closed := closedAfter(conn)
-				const length = 4000
-				head := "POST " + l.post + " HTTP/1.1\r\nHost: tapline\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " + strconv.Itoa(length) + "\r\n\r\n"
-				if _, err := io.WriteString(conn, head); err != nil {
-					t.Fatal(err)
-				}
-				sent := 0
-			loop:
-				for ; sent < length; sent++ {
-					if _, err := conn.Write([]byte{'a'}); err != nil {
-						break
-					}
-					select {
-					case <-closed.done:
-						break loop
-					case <-time.After(20 * time.Millisecond):
-					}
-				}
-				took := closed.wait(t, 3*time.Second)
-				if sent >= length {
-					t.Fatalf("the whole body was sent before the server gave up on it")
-				}
-				if took < testReadTimeout-20*time.Millisecond || took > testReadTimeout+time.Second {
-					t.Errorf("the server gave up on the body after %s, want about the read timeout %s", took, testReadTimeout)
-				}
+				d, err := faults.SlowBody(t.Context(), addr, l.post, 4000, 20*time.Millisecond)
+				about(t, "slow body", d, testReadTimeout, err)
 			})
 		}
 		t.Run(l.name+"/idle", func(t *testing.T) {
 			t.Parallel()
-			conn := dial(t, addr)
-			if _, err := io.WriteString(conn, "GET "+l.get+" HTTP/1.1\r\nHost: tapline\r\n\r\n"); err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(conn)
-			res, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.Close {
-				t.Fatalf("the server closed the connection after the first answer (%d); want keep-alive", res.StatusCode)
-			}
-			start := time.Now()
-			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
-				t.Fatalf("idle connection: read %v, want EOF (closed by the server)", err)
-			}
-			if took := time.Since(start); took < testIdleTimeout-20*time.Millisecond || took > testIdleTimeout+time.Second {
-				t.Errorf("the idle connection was closed after %s, want about the idle timeout %s", took, testIdleTimeout)
-			}
+			d, err := faults.Idle(t.Context(), addr, l.get)
+			about(t, "idle", d, testIdleTimeout, err)
 		})
-	}
-}
-
-func dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-// hangup is when the server closed a connection.
-type hangup struct {
-	done  chan struct{} // closed when it did
-	after time.Duration // how long after closedAfter, once done is closed
-}
-
-// closedAfter reads conn until the server closes it, whatever it answers
-// first.
-func closedAfter(conn net.Conn) *hangup {
-	h := &hangup{done: make(chan struct{})}
-	start := time.Now()
-	_ = conn.SetReadDeadline(start.Add(10 * time.Second))
-	go func() {
-		_, _ = io.Copy(io.Discard, conn)
-		h.after = time.Since(start)
-		close(h.done)
-	}()
-	return h
-}
-
-// wait returns how long the server took to hang up, failing the test if it
-// has not within the bound.
-func (h *hangup) wait(t *testing.T, within time.Duration) time.Duration {
-	t.Helper()
-	select {
-	case <-h.done:
-		return h.after
-	case <-time.After(within):
-		t.Fatalf("the server kept the connection open for %s", within)
-		return 0
 	}
 }
 
