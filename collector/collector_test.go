@@ -634,6 +634,26 @@ func TestPixel(t *testing.T) {
 	}
 }
 
+// TestPixelBodyLimit posts a pixel body over MaxBodyBytes and checks it is
+// answered 413 and not counted: the next hit is the only one published.
+func TestPixelBodyLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, collector.Config{MaxBodyBytes: 64})
+	req := httptest.NewRequest(http.MethodPost, "/demo/hit/demo.gif?case=big", strings.NewReader("__ts="+strings.Repeat("x", 100)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := e.do(req, "198.51.100.4:1")
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "over 64 bytes") {
+		t.Errorf("oversized pixel post: %d %q, want 413 saying the body is over 64 bytes", rec.Code, rec.Body)
+	}
+	if rec := e.do(httptest.NewRequest(http.MethodGet, "/demo/hit/demo.gif?case=after", nil), "198.51.100.4:1"); rec.Code != http.StatusOK {
+		t.Fatalf("pixel get: %d", rec.Code)
+	}
+	got := hits(t, e.bus, 1)
+	if len(got) != 1 || got[0].Params["case"] != "after" {
+		t.Errorf("published %d hits, first %+v; want only the one after the refused post", len(got), got[0])
+	}
+}
+
 func TestMetricsAndHealth(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, collector.Config{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base32"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -149,7 +150,13 @@ func (c *Collector) servePixel(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			// The iOS SDK's fireHit posts "__ts=tag1,tag2".
 			r.Body = http.MaxBytesReader(w, r.Body, c.Config.MaxBodyBytes)
-			if err := r.ParseForm(); err == nil {
+			err := r.ParseForm()
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				// Not counted: the SDK learns it sent too much.
+				c.bodyError(w, r, err)
+				return
+			}
+			if err == nil {
 				for k := range r.PostForm {
 					addParam(h, k, r.PostForm.Get(k))
 				}

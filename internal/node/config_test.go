@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"tapline/pebble"
 )
@@ -96,5 +97,44 @@ func TestCollectorBinaryNeedsKafka(t *testing.T) {
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("tapline run -target collector without Kafka: %v", err)
+	}
+}
+
+// TestHTTPTimeoutAndHealthSettings checks the -http-*-timeout and
+// -health-max-lag flags from their defaults, the environment and the
+// command line, and that Validate refuses bad values by name.
+func TestHTTPTimeoutAndHealthSettings(t *testing.T) {
+	cfg, err := parseRun()
+	if err != nil || cfg.HTTPReadHeaderTimeout != 10*time.Second || cfg.HTTPReadTimeout != 30*time.Second ||
+		cfg.HTTPWriteTimeout != 30*time.Second || cfg.HTTPIdleTimeout != 2*time.Minute || cfg.HealthMaxLag != 1_000_000 {
+		t.Fatalf("defaults: %+v (%v)", cfg, err)
+	}
+	t.Setenv("TAPLINE_HTTP_IDLE_TIMEOUT", "5s")
+	t.Setenv("TAPLINE_HEALTH_MAX_LAG", "500")
+	cfg, err = parseRun("-http-read-header-timeout", "200ms", "-http-read-timeout", "300ms", "-http-write-timeout", "1s")
+	if err != nil || cfg.HTTPReadHeaderTimeout != 200*time.Millisecond || cfg.HTTPReadTimeout != 300*time.Millisecond ||
+		cfg.HTTPWriteTimeout != time.Second || cfg.HTTPIdleTimeout != 5*time.Second || cfg.HealthMaxLag != 500 {
+		t.Fatalf("flags and environment: %+v (%v)", cfg, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid settings refused: %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"zero header timeout", []string{"-http-read-header-timeout", "0s"}, "-http-read-header-timeout: must be positive"},
+		{"negative idle timeout", []string{"-http-idle-timeout", "-1s"}, "-http-idle-timeout: must be positive"},
+		{"header timeout over read timeout", []string{"-http-read-header-timeout", "2s", "-http-read-timeout", "1s"}, "-http-read-header-timeout: must not exceed -http-read-timeout"},
+		{"zero lag bound", []string{"-health-max-lag", "0"}, "-health-max-lag: must be at least 1"},
+	} {
+		cfg, err := parseRun(tt.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error with %q", tt.name, err, tt.want)
+		}
 	}
 }
