@@ -107,7 +107,7 @@ func TestBinaryTimeouts(t *testing.T) {
 		})
 		if l.post != "" {
 			t.Run(l.name+"/slow body", func(t *testing.T) {
-				d, err := faults.SlowBody(ctx, l.addr, l.post, 4000, 20*time.Millisecond)
+				d, err := faults.SlowBody(ctx, l.addr, l.post, []byte("pad="+strings.Repeat("p", 4000)), 20*time.Millisecond)
 				about(t, d, read, err)
 			})
 		}

@@ -51,25 +51,25 @@ func SlowHeaders(ctx context.Context, addr, path string, interval time.Duration)
 	return d, fmt.Errorf("slow headers to %s%s: the server read the whole header (%d bytes over %s)", addr, path, len(head), d)
 }
 
-// SlowBody posts length bytes of form to path on addr, the headers at
+// SlowBody posts form (a URL-encoded body) to path on addr, the headers at
 // once and the body one byte every interval, and returns how long after
 // the headers the server closed the connection (whatever it answered
 // first). It is an error when the server read the whole body or kept the
 // connection past Wait.
-func SlowBody(ctx context.Context, addr, path string, length int, interval time.Duration) (time.Duration, error) {
+func SlowBody(ctx context.Context, addr, path string, form []byte, interval time.Duration) (time.Duration, error) {
 	conn, err := dial(ctx, addr)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
 	head := "POST " + path + " HTTP/1.1\r\nHost: tapline\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
-		strconv.Itoa(length) + "\r\n\r\n"
+		strconv.Itoa(len(form)) + "\r\n\r\n"
 	if _, err := io.WriteString(conn, head); err != nil {
 		return 0, fmt.Errorf("slow body to %s%s: %w", addr, path, err)
 	}
 	h := watch(conn)
-	for range length {
-		if _, err := conn.Write([]byte{'a'}); err != nil {
+	for i := range form {
+		if _, err := conn.Write(form[i : i+1]); err != nil {
 			break
 		}
 		select {
@@ -84,7 +84,7 @@ func SlowBody(ctx context.Context, addr, path string, length int, interval time.
 	if err != nil {
 		return 0, err
 	}
-	return d, fmt.Errorf("slow body to %s%s: the server read the whole body (%d bytes over %s)", addr, path, length, d)
+	return d, fmt.Errorf("slow body to %s%s: the server read the whole body (%d bytes over %s)", addr, path, len(form), d)
 }
 
 // Idle sends a GET of path to addr, reads the answer, keeps the connection

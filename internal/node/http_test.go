@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,9 +39,8 @@ func TestListenerTimeouts(t *testing.T) {
 		c.HTTPReadHeaderTimeout, c.HTTPReadTimeout, c.HTTPIdleTimeout = testHeaderTimeout, testReadTimeout, testIdleTimeout
 		c.DebugAddr = "127.0.0.1:0"
 	})
-	listeners := []struct {
-		name, base, get, post string // post: a route that reads a body ("" for none)
-	}{
+	// post: a route that reads a body ("" for none)
+	listeners := []struct{ name, base, get, post string }{
 		{"collector", n.CollectorURL, "/healthz", "/" + DemoAccount + "/event/slow/"},
 		{"dashboard", n.DashboardURL, "/livez", "/login"},
 		{"debug", n.DebugURL, "/debug/pprof/", ""},
@@ -54,6 +54,34 @@ func TestListenerTimeouts(t *testing.T) {
 			t.Errorf("%s: the server hung up after %s, want about %s", what, got, want)
 		}
 	}
+	t.Run("clients", func(t *testing.T) { playFaults(t, listeners, about) })
+
+	// The event whose body was cut off was not taken. (Sent whole, it is:
+	// TestSlowFormIsAnEvent.)
+	ends, err := n.Bus.(tapline.EndOffsetReader).EndOffsets(t.Context(), n.Config.EventsTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events int64
+	for _, e := range ends {
+		events += e
+	}
+	if events != 0 {
+		t.Errorf("the bus holds %d events after the slow bodies, want none", events)
+	}
+}
+
+// slowForm is a body the collector's event route and the dashboard's login
+// would take (an event of the demo app; a login of nobody), padded so that
+// sent a byte at a time it takes far longer than the read timeout.
+func slowForm() []byte {
+	return []byte(url.Values{"secret": {DemoSDKSecret}, "uuid": {"5B7C1C2E-0F4A-4D6B-9B8E-1A2B3C4D5E6F"}, "platform": {"iOS"},
+		"created-ms": {strconv.FormatInt(time.Now().UnixMilli(), 10)}, "login": {"nobody"}, "password": {"x"},
+		"pad": {strings.Repeat("p", 2000)}}.Encode())
+}
+
+// playFaults plays the misbehaving clients against each listener.
+func playFaults(t *testing.T, listeners []struct{ name, base, get, post string }, about func(*testing.T, string, time.Duration, time.Duration, error)) {
 	for _, l := range listeners {
 		addr := strings.TrimPrefix(l.base, "http://")
 		t.Run(l.name+"/slow headers", func(t *testing.T) {
@@ -64,7 +92,7 @@ func TestListenerTimeouts(t *testing.T) {
 		if l.post != "" {
 			t.Run(l.name+"/slow body", func(t *testing.T) {
 				t.Parallel()
-				d, err := faults.SlowBody(t.Context(), addr, l.post, 4000, 20*time.Millisecond)
+				d, err := faults.SlowBody(t.Context(), addr, l.post, slowForm(), 20*time.Millisecond)
 				about(t, "slow body", d, testReadTimeout, err)
 			})
 		}
@@ -256,5 +284,31 @@ func TestLagCheck(t *testing.T) {
 				t.Errorf("the failure does not name the flag: %v", err)
 			}
 		})
+	}
+}
+
+// TestSlowFormIsAnEvent checks that the collector takes slowForm as an
+// event when it is sent at once, so that TestListenerTimeouts finding no
+// event means the read timeout cut it off.
+func TestSlowFormIsAnEvent(t *testing.T) {
+	n, _ := openDemo(t, nil)
+	res, err := demoClient.Post(n.CollectorURL+"/"+DemoAccount+"/event/slow/", "application/x-www-form-urlencoded", strings.NewReader(string(slowForm())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("the slow form sent at once: %d, want 200", res.StatusCode)
+	}
+	ends, err := n.Bus.(tapline.EndOffsetReader).EndOffsets(t.Context(), n.Config.EventsTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events int64
+	for _, e := range ends {
+		events += e
+	}
+	if events != 1 {
+		t.Errorf("the bus holds %d events, want 1", events)
 	}
 }
