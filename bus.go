@@ -94,7 +94,7 @@ type Generation interface {
 type EndOffsetReader interface {
 	// EndOffsets returns, for each partition of topic in order, the
 	// offset the next message published to it will get. It creates the
-	// topic when it does not exist, as Partitions does. EUNAVAILABLE when
-	// the bus is closed or cannot be reached.
+	// topic when it does not exist, as Partitions does. It fails on a
+	// closed bus, with EUNAVAILABLE when the bus cannot be reached.
 	EndOffsets(ctx context.Context, topic string) ([]int64, error)
 }

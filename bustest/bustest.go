@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) tapline.Bus) {
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"EmptyPublish", testEmptyPublish},
 		{"CloseTwice", testCloseTwice},
+		{"EndOffsets", testEndOffsets},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -536,5 +537,54 @@ func testCloseTwice(t *testing.T, bus tapline.Bus) {
 	}
 	if err := bus.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// testEndOffsets checks a bus that implements tapline.EndOffsetReader (the
+// others skip it): a new topic's partitions end at 0, each partition ends
+// one past its last message after a publish, and a closed bus fails.
+func testEndOffsets(t *testing.T, bus tapline.Bus) {
+	r, ok := bus.(tapline.EndOffsetReader)
+	if !ok {
+		t.Skipf("%T does not implement tapline.EndOffsetReader", bus)
+	}
+	ctx := testContext(t)
+	topic := Topic(t)
+	ends, err := r.EndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("EndOffsets of a new topic: %v", err)
+	}
+	n := partitions(t, bus, topic)
+	if len(ends) != n {
+		t.Fatalf("EndOffsets of a new topic: %d partitions, want %d", len(ends), n)
+	}
+	for p, e := range ends {
+		if e != 0 {
+			t.Errorf("new topic: partition %d ends at %d, want 0", p, e)
+		}
+	}
+	var msgs []tapline.Message
+	for i := range 40 {
+		msgs = append(msgs, msg(topic, fmt.Sprintf("key-%d", i%13), fmt.Sprintf("v%d", i)))
+	}
+	publish(t, bus, msgs...)
+	got := collect(t, bus, topic, len(msgs))
+	if ends, err = r.EndOffsets(ctx, topic); err != nil {
+		t.Fatalf("EndOffsets after publishing: %v", err)
+	}
+	for p, e := range ends {
+		want := int64(0)
+		if ms := got[p]; len(ms) > 0 {
+			want = ms[len(ms)-1].Offset + 1
+		}
+		if e != want {
+			t.Errorf("partition %d ends at %d, want %d (one past its last message)", p, e, want)
+		}
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.EndOffsets(ctx, topic); err == nil {
+		t.Error("EndOffsets on a closed bus succeeded")
 	}
 }
