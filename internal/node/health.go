@@ -9,9 +9,10 @@ import (
 	"tapline/internal/health"
 )
 
-// postgresCheck pings PostgreSQL.
+// postgresCheck pings PostgreSQL, through whichever pool n.DB is when the
+// check runs.
 func (n *Node) postgresCheck() health.Check {
-	return health.Ping("postgres", n.DB.Ping)
+	return health.Ping("postgres", func(ctx context.Context) error { return n.DB.Ping(ctx) })
 }
 
 // matcherChecks are the readiness checks of a process that runs a matcher:
