@@ -92,7 +92,10 @@ func TestBinaryTimeouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("hung up after %s (timeout %s)", got.Round(time.Millisecond), want)
-		if got < want-20*time.Millisecond || got > want+time.Second {
+		// The server starts its clock before the client can (at accept,
+		// or when it has written its answer), so on a loaded machine the
+		// client sees less than the timeout; never far more.
+		if got < want/2 || got > want+time.Second {
 			t.Errorf("the server hung up after %s, want about %s", got, want)
 		}
 	}

@@ -209,7 +209,7 @@ func (d *Dashboard) router(reg *prometheus.Registry) *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, securityHeaders, d.limitBodies)
 
-	r.Get("/healthz", (&health.Checker{Checks: d.Health, Logger: d.logger()}).ServeHTTP)
+	r.Get("/healthz", (&health.Checker{Checks: d.Health, Logger: d.logger(), Now: d.now}).ServeHTTP)
 	r.Get("/livez", health.Live)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	static, _ := fs.Sub(staticFS, "static")

@@ -50,7 +50,10 @@ func TestListenerTimeouts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got < want-20*time.Millisecond || got > want+time.Second {
+		// The server starts its clock before the client can (at accept,
+		// or when it has written its answer), so on a loaded machine the
+		// client sees less than the timeout; never far more.
+		if got < want/2 || got > want+time.Second {
 			t.Errorf("%s: the server hung up after %s, want about %s", what, got, want)
 		}
 	}
