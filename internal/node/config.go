@@ -70,6 +70,9 @@ type Config struct {
 
 	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
 	MatcherOrdered   bool          // process the bus as one stream in receive-time order (deterministic replays)
+	// MatcherExpireEvery is how often a matcher drops the raw rows past
+	// their app's retention (the soak runs it every minute).
+	MatcherExpireEvery time.Duration
 
 	// FraudDatacenters is a datacenter range list ("tapline datacenters
 	// -refresh -out FILE") the matcher loads instead of the shipped one;
@@ -153,6 +156,7 @@ func NewConfig() Config {
 		MetricsAddr:          "127.0.0.1:9090",
 		MatcherClockSkew:     time.Minute,
 		FunnelPoll:           time.Second,
+		MatcherExpireEvery:   time.Hour,
 	}
 }
 
@@ -209,6 +213,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.MatcherClockSkew, "matcher-clock-skew", "how far a hit may be stamped after its install and still match")
 	dur(&c.FunnelPoll, "matcher-funnel-poll", "how often a matcher loads the active funnel versions")
+	dur(&c.MatcherExpireEvery, "matcher-expire-every", "how often a matcher drops the raw rows past their app's retention")
 	c.TapRate = envFloat(envName("tap-rate"), c.TapRate)
 	fs.Float64Var(&c.TapRate, "tap-rate", c.TapRate, "taps per second of one address (an IPv6 /64) counted as taps; past it hits are marked rate-limited, past ten times it dropped (default "+strconv.FormatFloat(collector.DefaultTapRate, 'g', -1, 64)+"; env "+envName("tap-rate")+")")
 	c.TapBurst = envInt(envName("tap-burst"), c.TapBurst)
@@ -301,6 +306,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemTableMB < 1 || c.MemTableMB > 1<<10 {
 		bad("memtable-mb", "must be 1..%d, got %d", 1<<10, c.MemTableMB)
+	}
+	if c.MatcherExpireEvery < time.Second {
+		bad("matcher-expire-every", "must be at least 1s, got %s", c.MatcherExpireEvery)
 	}
 	if c.BusRetention < time.Hour {
 		bad("bus-retention", "must be at least 1h, got %s", c.BusRetention)
