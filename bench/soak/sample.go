@@ -48,9 +48,13 @@ type Sample struct {
 	LagSource   string  `json:"lag_source"`
 	LagSeconds  float64 `json:"lag_seconds"`
 
-	// Sent and Failed count the load's requests so far.
-	Sent   int64 `json:"sent"`
-	Failed int64 `json:"failed"`
+	// Sent and Failed count the load's requests so far (retries
+	// included; failed: no response or a 5xx); Scheduled is how many the
+	// steady rate had due by now. Sent well below Scheduled means the
+	// machine could not carry the rate.
+	Sent      int64 `json:"sent"`
+	Failed    int64 `json:"failed"`
+	Scheduled int64 `json:"scheduled"`
 
 	// PastRetention is how many records had been published by the last
 	// sample at least the app's retention before this one: the records
@@ -69,14 +73,14 @@ type Sample struct {
 // csvHeader names the CSV columns, in Sample's order.
 var csvHeader = []string{"at", "elapsed_s", "rss_kb", "goroutines", "open_files", "bus_bytes", "raw_bytes",
 	"fact_bytes", "conversion_bytes", "published", "consumed", "lag_messages", "lag_source", "lag_seconds",
-	"sent", "failed", "past_retention", "old_probed", "old_visible", "new_probed", "new_visible"}
+	"sent", "failed", "scheduled", "past_retention", "old_probed", "old_visible", "new_probed", "new_visible"}
 
 func (s Sample) record() []string {
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
 	f := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
 	return []string{s.At.UTC().Format(time.RFC3339), f(s.Elapsed), i(s.RSSKB), i(int64(s.Goroutines)), i(int64(s.OpenFiles)),
 		i(s.BusBytes), i(s.RawBytes), i(s.FactBytes), i(s.ConversionBytes), f(s.Published), f(s.Consumed),
-		f(s.LagMessages), s.LagSource, f(s.LagSeconds), i(s.Sent), i(s.Failed), f(s.PastRetention),
+		f(s.LagMessages), s.LagSource, f(s.LagSeconds), i(s.Sent), i(s.Failed), i(s.Scheduled), f(s.PastRetention),
 		i(int64(s.OldProbed)), i(int64(s.OldVisible)), i(int64(s.NewProbed)), i(int64(s.NewVisible))}
 }
 
@@ -106,7 +110,9 @@ func (c *CSVWriter) Write(s Sample) error {
 
 // ReadCSV reads the samples a CSVWriter wrote.
 func ReadCSV(r io.Reader) ([]Sample, error) {
-	rows, err := csv.NewReader(r).ReadAll()
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = len(csvHeader)
+	rows, err := cr.ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("read samples: %w", err)
 	}
@@ -132,8 +138,8 @@ func ReadCSV(r io.Reader) ([]Sample, error) {
 		s.At, s.Elapsed, s.RSSKB, s.Goroutines, s.OpenFiles = at, f(1), i(2), int(i(3)), int(i(4))
 		s.BusBytes, s.RawBytes, s.FactBytes, s.ConversionBytes = i(5), i(6), i(7), i(8)
 		s.Published, s.Consumed, s.LagMessages, s.LagSource, s.LagSeconds = f(9), f(10), f(11), r[12], f(13)
-		s.Sent, s.Failed, s.PastRetention = i(14), i(15), f(16)
-		s.OldProbed, s.OldVisible, s.NewProbed, s.NewVisible = int(i(17)), int(i(18)), int(i(19)), int(i(20))
+		s.Sent, s.Failed, s.Scheduled, s.PastRetention = i(14), i(15), i(16), f(17)
+		s.OldProbed, s.OldVisible, s.NewProbed, s.NewVisible = int(i(18)), int(i(19)), int(i(20)), int(i(21))
 		for _, e := range errs {
 			if e != nil {
 				return nil, fmt.Errorf("read samples: row %d: %w", n+2, e)

@@ -357,6 +357,7 @@ func (l *load) run(ctx context.Context, start time.Time) error {
 		}
 	}()
 	client := loadgen.NewClient(l.cfg.Workers)
+	client.Transport = &countingTransport{rt: cmpTransport(client.Transport), sent: &l.sent, failed: &l.failed}
 	for w := range next {
 		roundStart := time.Now()
 		for _, a := range w.Timeline {
@@ -367,13 +368,7 @@ func (l *load) run(ctx context.Context, start time.Time) error {
 			}
 		}
 		pl := &loadgen.Player{Target: l.target, Workload: w, Compression: 1, Workers: l.cfg.Workers, Client: client, Retries: 3}
-		res, err := pl.Run(ctx)
-		if res != nil {
-			sent := int64(res.Taps.Requests + res.Installs.Requests + res.Events.Requests)
-			l.sent.Add(sent)
-			l.failed.Add(int64(res.Taps.Errors + res.Installs.Errors + res.Events.Errors))
-		}
-		if err != nil {
+		if _, err := pl.Run(ctx); err != nil {
 			return err
 		}
 		l.rounds++
@@ -385,6 +380,33 @@ func (l *load) run(ctx context.Context, start time.Time) error {
 	default:
 		return ctx.Err()
 	}
+}
+
+// countingTransport counts the requests the load sent (retries
+// included) and those that failed (no response, or a 5xx); a request
+// cut off by the end of the load counts as neither.
+type countingTransport struct {
+	rt           http.RoundTripper
+	sent, failed *atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(req)
+	if req.Context().Err() != nil {
+		return resp, err // cut off by the end of the soak: neither sent nor failed
+	}
+	c.sent.Add(1)
+	if err != nil || resp.StatusCode >= 500 {
+		c.failed.Add(1)
+	}
+	return resp, err
+}
+
+func cmpTransport(rt http.RoundTripper) http.RoundTripper {
+	if rt == nil {
+		return http.DefaultTransport
+	}
+	return rt
 }
 
 // probeSet returns up to n installations sent in [from, to), spread
@@ -425,6 +447,7 @@ type sampler struct {
 func (s *sampler) take(ctx context.Context) error {
 	now := time.Now()
 	sm := Sample{At: now.UTC(), Elapsed: now.Sub(s.start).Seconds(), Sent: s.load.sent.Load(), Failed: s.load.failed.Load()}
+	sm.Scheduled = int64(min(now.Sub(s.start), s.cfg.Duration).Seconds() * s.cfg.Rate)
 	var err error
 	if sm.RSSKB, err = procRSS(s.pid); err != nil {
 		return err
@@ -473,7 +496,7 @@ func (s *sampler) take(ctx context.Context) error {
 	s.cfg.Logger.Info("soak: sample", "elapsed", time.Duration(sm.Elapsed*float64(time.Second)).Round(time.Second),
 		"rss_mib", sm.RSSKB>>10, "goroutines", sm.Goroutines, "open_files", sm.OpenFiles,
 		"bus_mib", sm.BusBytes>>20, "raw_mib", sm.RawBytes>>20, "pg_mib", (sm.FactBytes+sm.ConversionBytes)>>20,
-		"lag_messages", sm.LagMessages, "sent", sm.Sent, "failed", sm.Failed,
+		"lag_messages", sm.LagMessages, "sent", sm.Sent, "scheduled", sm.Scheduled, "failed", sm.Failed,
 		"old_visible", fmt.Sprintf("%d/%d", sm.OldVisible, sm.OldProbed), "young_visible", fmt.Sprintf("%d/%d", sm.NewVisible, sm.NewProbed))
 	return nil
 }
@@ -482,7 +505,8 @@ func (s *sampler) take(ctx context.Context) error {
 // sent before the retention and one more expiry pass (and a margin for
 // the matcher's lag) had passed, none of whose raw events stamped before
 // that cutoff may come back, and young ones, sent in the last half of the
-// retention but at least the margin ago, whose events must come back. An
+// retention but at least a second (and the matcher's lag) ago, whose
+// events must come back. An
 // installation the matcher has not converted yet answers nothing found and
 // is not counted.
 func (s *sampler) probe(ctx context.Context, sm *Sample) error {
@@ -509,7 +533,8 @@ func (s *sampler) probe(ctx context.Context, sm *Sample) error {
 	if youngFrom.Before(s.start) {
 		youngFrom = s.start
 	}
-	for _, in := range s.load.probeSet(youngFrom, now.Add(-margin), s.cfg.Probes) {
+	lag := time.Second + time.Duration(sm.LagSeconds*float64(time.Second)) // for the matcher to convert them
+	for _, in := range s.load.probeSet(youngFrom, now.Add(-lag), s.cfg.Probes) {
 		found, events, err := s.lookup(ctx, in.installID)
 		if err != nil {
 			return err
