@@ -3,6 +3,7 @@ package soak
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -103,4 +104,25 @@ func Plot(w io.Writer, samples []Sample, title string) error {
 		return fmt.Errorf("write png: %w", err)
 	}
 	return nil
+}
+
+// Summary returns a table of each plotted quantity's value at the first
+// and the last sample and its peak, in the plot's units.
+func Summary(samples []Sample) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-52s %12s %12s %12s\n", "quantity", "start", "end", "peak")
+	if len(samples) == 0 {
+		return b.String()
+	}
+	for _, pn := range panels() {
+		for _, ln := range pn.lines {
+			first, last := ln.y(samples[0]), ln.y(samples[len(samples)-1])
+			peak := first
+			for _, s := range samples {
+				peak = max(peak, ln.y(s))
+			}
+			fmt.Fprintf(&b, "%-52s %12.4g %12.4g %12.4g\n", pn.title+": "+ln.name+" ("+pn.unit+")", first, last, peak)
+		}
+	}
+	return b.String()
 }

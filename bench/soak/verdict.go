@@ -77,11 +77,17 @@ func (v Verdict) String() string {
 		b.WriteString(c.String())
 		b.WriteByte('\n')
 	}
-	if v.Pass {
-		b.WriteString("verdict: pass\n")
-	} else {
-		b.WriteString("verdict: FAIL\n")
+	judged := 0
+	for _, c := range v.Checks {
+		if c.Judged {
+			judged++
+		}
 	}
+	outcome := "pass"
+	if !v.Pass {
+		outcome = "FAIL"
+	}
+	fmt.Fprintf(&b, "verdict: %s (%d of %d rules judged)\n", outcome, judged, len(v.Checks))
 	return b.String()
 }
 

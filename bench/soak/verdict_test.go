@@ -226,3 +226,20 @@ func TestMixRate(t *testing.T) {
 		t.Errorf("half of a half-and-half mix: %g, want %g", got, 10000.0/3)
 	}
 }
+
+// TestSummary checks the start, end and peak of a quantity.
+func TestSummary(t *testing.T) {
+	s := Summary([]Sample{{RSSKB: 100 << 10, Goroutines: 50}, {RSSKB: 300 << 10, Goroutines: 90}, {RSSKB: 200 << 10, Goroutines: 80}})
+	var rss, gor string
+	for _, l := range strings.Split(s, "\n") {
+		switch {
+		case strings.HasPrefix(l, "resident memory: VmRSS (MiB)"):
+			rss = strings.Join(strings.Fields(l)[4:], " ")
+		case strings.HasPrefix(l, "goroutines: go_goroutines (count)"):
+			gor = strings.Join(strings.Fields(l)[3:], " ")
+		}
+	}
+	if rss != "100 200 300" || gor != "50 80 90" {
+		t.Errorf("rss %q, goroutines %q, want start end peak 100 200 300 and 50 80 90:\n%s", rss, gor, s)
+	}
+}

@@ -53,7 +53,11 @@ func run() error {
 	samples := flag.String("samples", "bench/results/soak.csv", "CSV file of the samples, written as they are taken")
 	resultPath := flag.String("result", "bench/results/soak.json", "JSON file of the samples and the verdict")
 	plotPath := flag.String("plot", "docs/soak.png", "PNG file of the plot")
+	fromCSV := flag.String("from-csv", "", "run nothing: judge and plot the samples of this CSV file (a finished or cut-off run; give its -rate and -duration)")
 	flag.Parse()
+	if *fromCSV != "" {
+		return replot(*fromCSV, *plotPath, cfg.Rate, cfg.Duration, cfg.BusRetention)
+	}
 	if cfg.DatabaseURL == "" {
 		return fmt.Errorf("-database-url or DATABASE_URL is required")
 	}
@@ -129,9 +133,45 @@ func run() error {
 	if err := pf.Close(); err != nil {
 		return err
 	}
+	fmt.Print(soak.Summary(res.Samples))
 	fmt.Print(res.Verdict)
 	fmt.Printf("samples %s, result %s, plot %s\n", *samples, *resultPath, *plotPath)
 	if !res.Verdict.Pass {
+		return errVerdict
+	}
+	return nil
+}
+
+// replot judges and plots the samples of a CSV file a soak wrote.
+func replot(csvPath, plotPath string, rate float64, duration, busRetention time.Duration) error {
+	f, err := os.Open(csvPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	samples, err := soak.ReadCSV(f)
+	if err != nil {
+		return err
+	}
+	if len(samples) == 0 {
+		return fmt.Errorf("%s holds no samples", csvPath)
+	}
+	pf, err := os.Create(plotPath)
+	if err != nil {
+		return err
+	}
+	title := fmt.Sprintf("tapline soak: %s at %.0f requests/s (%s)", duration, rate, samples[0].At.Format("2006-01-02 15:04 UTC"))
+	if err := soak.Plot(pf, samples, title); err != nil {
+		pf.Close()
+		return err
+	}
+	if err := pf.Close(); err != nil {
+		return err
+	}
+	v := soak.Judge(samples, soak.DefaultLimits(), rate, duration >= 2*busRetention)
+	fmt.Print(soak.Summary(samples))
+	fmt.Print(v)
+	if !v.Pass {
 		return errVerdict
 	}
 	return nil
