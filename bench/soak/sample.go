@@ -48,9 +48,10 @@ type Sample struct {
 	LagSource   string  `json:"lag_source"`
 	LagSeconds  float64 `json:"lag_seconds"`
 
-	// Sent and Failed count the load's requests so far (retries
-	// included; failed: no response or a 5xx); Scheduled is how many the
-	// steady rate had due by now. Sent well below Scheduled means the
+	// Sent and Failed count the load's HTTP requests so far (SDK
+	// retries and taps' client-hint retries included; failed: no response
+	// or a 5xx); Scheduled is how many actions the steady rate had due by
+	// now. Sent well below Scheduled means the
 	// machine could not carry the rate.
 	Sent      int64 `json:"sent"`
 	Failed    int64 `json:"failed"`
