@@ -7,7 +7,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PG          := scripts/postgres.sh
 
-.PHONY: all run build test lint unit bench test-integration screenshots pg-stop clean help
+.PHONY: all run build test lint unit bench soak test-integration screenshots pg-stop clean help
 
 all: build
 
@@ -18,6 +18,7 @@ help:
 	@echo "make test              formatting, vet, staticcheck and every test (private PostgreSQL)"
 	@echo "make bench             benchmarks against nginx, the Tapstream 1.0 baseline, PostgreSQL and DuckDB (about 8 minutes)"
 	@echo "make bench-micro       the hot paths' microbenchmarks, BENCH_MICRO_BASE (default HEAD~1) against the working tree (benchstat)"
+	@echo "make soak              tapline under steady load for DURATION (default 30m), sampled, judged and plotted into docs/soak.png"
 	@echo "make test-integration  the Kafka and Cassandra suites against TAPLINE_KAFKA_BROKERS / TAPLINE_CASSANDRA_HOSTS"
 	@echo "make screenshots       the browser tests, saving their screenshots into docs/screenshots/"
 	@echo "make build             binaries into bin/"

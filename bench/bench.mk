@@ -23,3 +23,18 @@ BENCH_MICRO_BASE ?= HEAD~1
 
 bench-micro:
 	@scripts/bench-micro.sh $(BENCH_MICRO_BASE)
+
+# `make soak`: tapline's all-in-one under steady load for DURATION (default
+# 30m), sampled every minute (duration/30 for shorter runs), judged and
+# plotted (package tapline/bench/soak, docs/soak.md). It writes
+# bench/results/soak.csv and soak.json and docs/soak.png, and fails when the
+# verdict does; SOAK_FLAGS passes flags to bench/cmd/soak (-rate, -load, ...).
+DURATION   ?= 30m
+SOAK_FLAGS ?=
+
+.PHONY: soak
+
+soak:
+	$(GO) build -o bin/ ./cmd/tapline ./bench/cmd/soak
+	@url=$$($(PG)) || exit 1; \
+	DATABASE_URL="$$url" bin/soak -bin bin/tapline -duration $(DURATION) -plot docs/soak.png $(SOAK_FLAGS)

@@ -262,3 +262,17 @@ http {
 	p.children = true
 	return p, nil
 }
+
+// StartExec starts bin with args as a child process called name, its
+// output in dir/name.log, and returns once url+health answers below 500
+// (within a minute). Other harnesses (bench/soak) start tapline with it.
+func StartExec(ctx context.Context, name, dir, url, health, bin string, args ...string) (Process, error) {
+	p, err := startExec(ctx, name, dir, url, health, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// FreeAddr returns a loopback address with a free port.
+func FreeAddr() (string, error) { return freeAddr() }

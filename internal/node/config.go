@@ -70,6 +70,9 @@ type Config struct {
 
 	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
 	MatcherOrdered   bool          // process the bus as one stream in receive-time order (deterministic replays)
+	// MatcherExpireEvery is how often a matcher drops the raw rows past
+	// their app's retention (the soak runs it every minute).
+	MatcherExpireEvery time.Duration
 
 	// FraudDatacenters is a datacenter range list ("tapline datacenters
 	// -refresh -out FILE") the matcher loads instead of the shipped one;
@@ -172,6 +175,7 @@ func NewConfig() Config {
 		HTTPWriteTimeout:      30 * time.Second,
 		HTTPIdleTimeout:       2 * time.Minute,
 		HealthMaxLag:          1_000_000,
+		MatcherExpireEvery:    time.Hour,
 	}
 }
 
@@ -234,6 +238,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.HTTPIdleTimeout, "http-idle-timeout", "how long an idle keep-alive HTTP connection stays open, on every listener")
 	c.HealthMaxLag = int64(envInt(envName("health-max-lag"), int(c.HealthMaxLag)))
 	fs.Int64Var(&c.HealthMaxLag, "health-max-lag", c.HealthMaxLag, "most messages the matchers' consumer group may be behind, summed over the partitions, before a matcher's /healthz answers 503 (env TAPLINE_HEALTH_MAX_LAG)")
+	dur(&c.MatcherExpireEvery, "matcher-expire-every", "how often a matcher drops the raw rows past their app's retention")
 	c.TapRate = envFloat(envName("tap-rate"), c.TapRate)
 	fs.Float64Var(&c.TapRate, "tap-rate", c.TapRate, "taps per second of one address (an IPv6 /64) counted as taps; past it hits are marked rate-limited, past ten times it dropped (default "+strconv.FormatFloat(collector.DefaultTapRate, 'g', -1, 64)+"; env "+envName("tap-rate")+")")
 	c.TapBurst = envInt(envName("tap-burst"), c.TapBurst)
@@ -326,6 +331,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemTableMB < 1 || c.MemTableMB > 1<<10 {
 		bad("memtable-mb", "must be 1..%d, got %d", 1<<10, c.MemTableMB)
+	}
+	if c.MatcherExpireEvery < time.Second {
+		bad("matcher-expire-every", "must be at least 1s, got %s", c.MatcherExpireEvery)
 	}
 	if c.BusRetention < time.Hour {
 		bad("bus-retention", "must be at least 1h, got %s", c.BusRetention)

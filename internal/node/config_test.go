@@ -138,3 +138,29 @@ func TestHTTPTimeoutAndHealthSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestMatcherExpireEverySetting checks -matcher-expire-every from its
+// default, the environment and the command line, that it reaches the
+// matcher's configuration and that Validate refuses less than a second.
+func TestMatcherExpireEverySetting(t *testing.T) {
+	cfg, err := parseRun()
+	if err != nil || cfg.MatcherExpireEvery != time.Hour {
+		t.Fatalf("default: %s (%v), want 1h", cfg.MatcherExpireEvery, err)
+	}
+	t.Setenv("TAPLINE_MATCHER_EXPIRE_EVERY", "5m")
+	if cfg, _ = parseRun(); cfg.MatcherExpireEvery != 5*time.Minute {
+		t.Errorf("from the environment: %s, want 5m", cfg.MatcherExpireEvery)
+	}
+	if cfg, _ = parseRun("-matcher-expire-every", "30s"); cfg.MatcherExpireEvery != 30*time.Second || cfg.Validate() != nil {
+		t.Errorf("flag over environment: %s (%v), want 30s and valid", cfg.MatcherExpireEvery, cfg.Validate())
+	}
+	if got := MatcherConfig(&cfg).ExpireEvery; got != 30*time.Second {
+		t.Errorf("matcher ExpireEvery %s, want 30s", got)
+	}
+	for _, bad := range []string{"0s", "500ms", "-1m"} {
+		cfg, _ = parseRun("-matcher-expire-every", bad)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-matcher-expire-every: must be at least 1s") {
+			t.Errorf("-matcher-expire-every %s: error %v, want it refused by name", bad, err)
+		}
+	}
+}

@@ -703,6 +703,7 @@ func MatcherConfig(cfg *Config) matcher.Config {
 	mcfg.ClockSkew = cfg.MatcherClockSkew
 	mcfg.Ordered = cfg.MatcherOrdered
 	mcfg.FunnelPoll = cfg.FunnelPoll
+	mcfg.ExpireEvery = cfg.MatcherExpireEvery
 	mcfg.FloodParams = splitList(cfg.FraudFloodParams)
 	return mcfg
 }
