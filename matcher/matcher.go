@@ -201,7 +201,9 @@ func (m *Matcher) Open(ctx context.Context) error {
 	if m.Bus == nil || m.Raw == nil || m.Facts == nil || m.Accounts == nil && m.preload == nil {
 		return fmt.Errorf("matcher: Bus, Raw, Facts and Accounts are required")
 	}
-	m.metrics = newMetrics(m.Registry)
+	if m.metrics == nil { // an Open that failed (the database unavailable) may be retried
+		m.metrics = newMetrics(m.Registry)
+	}
 	m.hitClock = newHitClock(alignStall)
 	if m.Config.Ordered {
 		m.order = newOrderGate(m.Config.HitsTopic, orderStall)
