@@ -606,6 +606,10 @@ func (c *Collector) publishEvents(ctx context.Context, msgs []tapline.Message) e
 	if err := c.Bus.Publish(ctx, msgs...); err != nil {
 		c.m.publishErrors.WithLabelValues(c.Config.EventsTopic).Inc()
 		c.Logger.WarnContext(ctx, "publish events", "events", len(msgs), "err", err)
+		if errors.Is(err, tapline.ErrStorageFull) {
+			c.m.storageFull.Inc()
+			return tapline.ErrStorageFull
+		}
 		return tapline.Errorf(tapline.EUNAVAILABLE, "The event could not be stored now; retry later.")
 	}
 	return nil

@@ -51,6 +51,11 @@ type Config struct {
 	ShutdownGrace time.Duration // how long SIGTERM waits for requests in flight
 	CPUProfile    string        // file to write a CPU profile of the process's whole run to (go tool pprof)
 	DebugAddr     string        // listen address of /debug/pprof/ (Go's profiler); off when empty
+	// MinFreeDiskMB is the free space, in MiB, of the data directory's
+	// filesystem (and the spool's) below which the embedded bus, raw
+	// store and spool refuse writes (SDK events answer 503) instead of
+	// letting pebble end the process on a full disk; 0 turns the check off.
+	MinFreeDiskMB int
 
 	// Scale-out: with KafkaBrokers the bus is Kafka (else the embedded
 	// one), with CassandraHosts the raw store is Cassandra (else the
@@ -108,6 +113,15 @@ type Config struct {
 	SKANDevelopmentKeys bool
 }
 
+// minFreeBytes is MinFreeDiskMB for the pebble stores: bytes, or -1 for
+// no check.
+func (c *Config) minFreeBytes() int64 {
+	if c.MinFreeDiskMB == 0 {
+		return -1
+	}
+	return int64(c.MinFreeDiskMB) << 20
+}
+
 // Targets: the components a process runs.
 const (
 	TargetAll       = "all"
@@ -141,6 +155,7 @@ func NewConfig() Config {
 		Migrate:       true,
 		LogLevel:      "info",
 		ShutdownGrace: 10 * time.Second,
+		MinFreeDiskMB: pebble.DefaultMinFreeBytes >> 20,
 
 		Target:               TargetAll,
 		GroupID:              "tapline-matcher",
@@ -199,6 +214,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions per topic of the embedded bus (env TAPLINE_PARTITIONS)")
 	c.RawCacheMB = envInt(envName("raw-cache-mb"), c.RawCacheMB)
 	fs.IntVar(&c.RawCacheMB, "raw-cache-mb", c.RawCacheMB, "block cache of the embedded raw store in MiB; a funnel backfill process uses at most "+strconv.Itoa(BackfillRawCacheMB)+" (env TAPLINE_RAW_CACHE_MB)")
+	c.MinFreeDiskMB = envInt(envName("min-free-disk-mb"), c.MinFreeDiskMB)
+	fs.IntVar(&c.MinFreeDiskMB, "min-free-disk-mb", c.MinFreeDiskMB, "free space in MiB of the data directory's filesystem below which the embedded bus, raw store and spool refuse writes: SDK events answer 503 and hits wait in the collector's queue, instead of pebble ending the process on a full disk; 0 turns the check off (env TAPLINE_MIN_FREE_DISK_MB)")
 	c.MemTableMB = envInt(envName("memtable-mb"), c.MemTableMB)
 	fs.IntVar(&c.MemTableMB, "memtable-mb", c.MemTableMB, "memtable size of the embedded bus and raw store in MiB; each keeps up to two, and smaller ones cost compaction CPU (env TAPLINE_MEMTABLE_MB)")
 	dur := func(p *time.Duration, name, usage string) {
@@ -324,6 +341,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MatcherClockSkew < 0 {
 		bad("matcher-clock-skew", "must not be negative")
+	}
+	if c.MinFreeDiskMB < 0 {
+		bad("min-free-disk-mb", "must not be negative")
 	}
 	if c.ShutdownGrace <= 0 {
 		bad("shutdown-grace", "must be positive")

@@ -215,6 +215,7 @@ func (n *Node) openBus(ctx context.Context) error {
 	b.NumPartitions = cfg.Partitions
 	b.Retention = cfg.BusRetention
 	b.MemTableSize = int64(cfg.MemTableMB) << 20
+	b.MinFreeBytes = cfg.minFreeBytes()
 	b.Logger = n.Logger
 	if err := b.Open(); err != nil {
 		return fmt.Errorf("open embedded bus: %w", err)
@@ -246,6 +247,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 		s.Logger = n.Logger
 		s.CacheSize = int64(cfg.RawCacheMB) << 20
 		s.MemTableSize = int64(cfg.MemTableMB) << 20
+		s.MinFreeBytes = cfg.minFreeBytes()
 		if err := s.Open(); err != nil {
 			return fmt.Errorf("open embedded raw store: %w", err)
 		}
@@ -378,6 +380,7 @@ func (n *Node) openCollector(ctx context.Context) error {
 		}
 		sp := pebble.NewSpool(n.Bus, dir)
 		sp.MaxBytes = cfg.SpoolMaxBytes
+		sp.MinFreeBytes = cfg.minFreeBytes()
 		sp.Logger = n.Logger.With("component", "spool")
 		if err := sp.Open(); err != nil {
 			return fmt.Errorf("open spool: %w", err)
