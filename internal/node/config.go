@@ -74,7 +74,11 @@ type Config struct {
 	MetricsAddr          string // /metrics and /healthz of a matcher-only process
 
 	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
-	MatcherOrdered   bool          // process the bus as one stream in receive-time order (deterministic replays)
+	// ClockOffset shifts this process's clock (the collector's receive
+	// and hit times, the matcher's clock): a fault-testing aid that runs a
+	// process as if its host clock were off by this much.
+	ClockOffset    time.Duration
+	MatcherOrdered bool // process the bus as one stream in receive-time order (deterministic replays)
 
 	// FraudDatacenters is a datacenter range list ("tapline datacenters
 	// -refresh -out FILE") the matcher loads instead of the shipped one;
@@ -120,6 +124,15 @@ func (c *Config) minFreeBytes() int64 {
 		return -1
 	}
 	return int64(c.MinFreeDiskMB) << 20
+}
+
+// now is the process's clock: the system clock shifted by ClockOffset.
+func (c *Config) now() func() time.Time {
+	if c.ClockOffset == 0 {
+		return time.Now
+	}
+	off := c.ClockOffset
+	return func() time.Time { return time.Now().Add(off) }
 }
 
 // Targets: the components a process runs.
@@ -225,6 +238,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.BusRetention, "bus-retention", "how long the embedded bus keeps messages")
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.MatcherClockSkew, "matcher-clock-skew", "how far a hit may be stamped after its install and still match")
+	dur(&c.ClockOffset, "clock-offset", "shift this process's clock by this much, e.g. 5m or -5m (collector receive and hit times, matcher clock): a fault-testing aid that simulates a host clock that is off")
 	dur(&c.FunnelPoll, "matcher-funnel-poll", "how often a matcher loads the active funnel versions")
 	c.TapRate = envFloat(envName("tap-rate"), c.TapRate)
 	fs.Float64Var(&c.TapRate, "tap-rate", c.TapRate, "taps per second of one address (an IPv6 /64) counted as taps; past it hits are marked rate-limited, past ten times it dropped (default "+strconv.FormatFloat(collector.DefaultTapRate, 'g', -1, 64)+"; env "+envName("tap-rate")+")")

@@ -261,6 +261,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	n.Matcher.Erasures = postgres.NewErasureStore(n.DB)
 	n.Matcher.Postbacks = n.Postbacks
 	n.Matcher.Logger = n.Logger.With("component", "matcher")
+	n.Matcher.Now = cfg.now()
 	n.Matcher.Registry = n.Registry
 	if cfg.FraudDatacenters != "" {
 		ranges, err := loadDatacenters(cfg.FraudDatacenters)
@@ -400,6 +401,7 @@ func (n *Node) openCollector(ctx context.Context) error {
 		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst, BinaryMessages: cfg.KafkaBrokers == "",
 		SnapshotPath: filepath.Join(cfg.DataDir, "collector-snapshot.json")}, n.Accounts, bus)
 	n.Collector.Logger = n.Logger.With("component", "collector")
+	n.Collector.Now = cfg.now()
 	n.Collector.Registry = n.Registry
 	if err := n.openRawReader(ctx, "the collector's timeline lookups"); err != nil {
 		return err
