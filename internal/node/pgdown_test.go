@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"tapline"
 	"tapline/postgres/pgtest"
@@ -439,5 +440,54 @@ func TestOpenFailsOnPermanentDatabaseErrors(t *testing.T) {
 				t.Fatalf("Open after %s: %v, want an error naming %q at once", time.Since(start), err, tc.want)
 			}
 		})
+	}
+}
+
+// TestScaleOutMatcherStartsWhilePostgresDown starts a separate matcher
+// (kfake) while PostgreSQL refuses connections: it opens, does not consume,
+// and once PostgreSQL answers it joins the group and counts the tap and
+// install the collector took meanwhile, once.
+func TestScaleOutMatcherStartsWhilePostgresDown(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	token := strings.Repeat("t", 32)
+	dbURL := pgtest.URL(t)
+	gate := newPGGate(t, dbURL)
+	open := func(target, url string) *Node {
+		t.Helper()
+		cfg := NewConfig()
+		cfg.Target, cfg.DatabaseURL, cfg.DataDir = target, url, t.TempDir()
+		cfg.CollectorAddr, cfg.DashboardAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		cfg.KafkaBrokers = strings.Join(cluster.ListenAddrs(), ",")
+		cfg.AdminToken, cfg.Demo = token, target == TargetCollector
+		n := New(cfg, nil)
+		start := time.Now()
+		if err := n.Open(context.Background()); err != nil {
+			t.Fatalf("open %s: %v", target, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("open %s took %s", target, d)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	coll := open(TargetCollector, dbURL) // seeds the demo
+	match := open(TargetMatcher, gate.url)
+	if match.Matcher.Group != nil {
+		t.Fatal("the matcher joined its group while PostgreSQL was down")
+	}
+	dash := open(TargetDashboard, dbURL)
+	tapAndInstall(t, coll, "31313131-4242-4353-8464-757575757575", "C0000000-0000-4000-8000-000000000001", 0)
+	time.Sleep(time.Second)
+	if d, _ := today(t, dash, token); d.Hits != 0 {
+		t.Fatalf("counted before the matcher could reach PostgreSQL: %+v", d)
+	}
+	gate.up()
+	waitCounts(t, dash, token, tapline.DailyStats{Hits: 1, Installs: 1, Events: eventsOfOneInstall(t, dash, token)})
+	if d, _ := today(t, dash, token); d.Conversions != 1 {
+		t.Fatalf("conversions = %d, want 1", d.Conversions)
 	}
 }
