@@ -42,6 +42,10 @@ type DB struct {
 	MaxConns int32
 	// Logger receives the migration progress; nil means slog.Default().
 	Logger *slog.Logger
+	// StartUnreachable makes Open succeed when the server cannot be
+	// reached, and keep connecting in the background (see Open); without
+	// it Open fails with EUNAVAILABLE, as a command-line tool wants.
+	StartUnreachable bool
 	// RetryMin and RetryMax bound the backoff of the background connection
 	// attempts while the server is unreachable; zero means DefaultRetryMin
 	// and DefaultRetryMax.
@@ -67,12 +71,12 @@ func NewDB(url string) *DB {
 // Open creates the pool and pings the server. It does not migrate.
 //
 // A server that cannot be reached (refused, reset, timed out, starting up
-// or shutting down) is an outage, not an error: Open logs a warning and
-// returns nil, and keeps trying in the background with capped exponential
-// backoff until the server answers; Ready is closed then. Until then every
-// query fails with EUNAVAILABLE. An invalid URL, a refused login, a
-// missing database or a schema newer than this binary's migrations fail
-// Open at once.
+// or shutting down) fails Open with EUNAVAILABLE; with StartUnreachable it
+// is an outage, not an error: Open logs a warning and returns nil, and
+// keeps trying in the background with capped exponential backoff until
+// the server answers; Ready is closed then. Until then every query fails
+// with EUNAVAILABLE. An invalid URL, a refused login, a missing database
+// or a schema newer than this binary's migrations fail Open at once.
 func (db *DB) Open(ctx context.Context) error {
 	if db.URL == "" {
 		return tapline.Errorf(tapline.EINVALID, "postgres: URL is required")
@@ -105,7 +109,7 @@ func (db *DB) Open(ctx context.Context) error {
 		close(db.ready)
 		return nil
 	}
-	if !Unavailable(err) || ctx.Err() != nil {
+	if !db.StartUnreachable || !Unavailable(err) || ctx.Err() != nil {
 		pool.Close()
 		return err
 	}

@@ -36,6 +36,7 @@ func (n *Node) openDB(ctx context.Context) error {
 	n.db = &dbState{ready: make(chan struct{}), done: make(chan struct{})}
 	n.DB = postgres.NewDB(n.Config.DatabaseURL)
 	n.DB.Logger = n.Logger
+	n.DB.StartUnreachable = true
 	if err := n.DB.Open(ctx); err != nil {
 		return fmt.Errorf("open postgres: %w", err)
 	}
