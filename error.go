@@ -60,3 +60,9 @@ func ErrorMessage(err error) string {
 	}
 	return "Internal error."
 }
+
+// ErrStorageFull is the error, or in the chain of the error, of a store
+// that refuses a write because the disk under it is full or below its
+// reserve of free space: EUNAVAILABLE, since space may return. Nothing
+// of the refused write is kept.
+var ErrStorageFull = &Error{Code: EUNAVAILABLE, Message: "Storage is full; the event was not stored. Retry later."}

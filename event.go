@@ -107,3 +107,24 @@ type Revenue struct {
 	Micros   int64  `json:"micros"`
 	Currency string `json:"currency"` // ISO 4217, upper case
 }
+
+// ClampDeviceClock replaces the device time of an install or an open that
+// lies more than bound away from its receive time (either way) by the
+// receive time, and returns how far the device clock was off (receive time
+// minus device time), or 0 when the time is kept or bound is not positive.
+// Installs and opens are what taps are matched against: a phone whose
+// clock runs hours behind would otherwise seem to install before the tap
+// that led to it (or, ahead, outside the click window). Other events keep
+// their device time, which may rightly lie hours back when an SDK sends
+// what it queued offline.
+func (e *Event) ClampDeviceClock(bound time.Duration) time.Duration {
+	if bound <= 0 || e.ReceivedAt.IsZero() || (e.Kind != KindInstall && e.Kind != KindOpen) {
+		return 0
+	}
+	skew := e.ReceivedAt.Sub(e.Time)
+	if skew <= bound && skew >= -bound {
+		return 0
+	}
+	e.Time = e.ReceivedAt
+	return skew
+}

@@ -36,6 +36,8 @@ const (
 	DefaultNegativeCacheTTL = 10 * time.Second
 	DefaultMaxClockSkew     = time.Hour
 	DefaultUnhealthyAfter   = 30 * time.Second
+	DefaultSnapshotInterval = 30 * time.Second
+	DefaultSnapshotEntries  = 50_000
 	// The Android SDK reads a timeline answer for at most 5 s before it
 	// gives up and asks again: a blocking lookup answers well within that.
 	DefaultTimelineWait = 3 * time.Second
@@ -92,6 +94,16 @@ type Config struct {
 	LookupTimeout    time.Duration
 	CacheTTL         time.Duration
 	NegativeCacheTTL time.Duration
+
+	// SnapshotPath, when set, is the file the collector keeps its link,
+	// app and account lookups in across restarts: loaded by Open, written
+	// (atomically) every SnapshotInterval when they changed and by Close,
+	// at most SnapshotMaxEntries of each lookup, the most recently loaded.
+	// A value from the file is looked up in the database on first use and
+	// served from the file only while the database cannot answer.
+	SnapshotPath       string
+	SnapshotInterval   time.Duration
+	SnapshotMaxEntries int
 
 	// MaxClockSkew is how far in the future a device time may lie before
 	// it is replaced by the receive time.
@@ -166,6 +178,9 @@ func (c *Config) setDefaults() {
 	if c.TapBurst == 0 {
 		c.TapBurst = DefaultTapBurst
 	}
+	if c.SnapshotMaxEntries == 0 {
+		c.SnapshotMaxEntries = DefaultSnapshotEntries
+	}
 	if c.TapAddresses == 0 {
 		c.TapAddresses = DefaultTapAddresses
 	}
@@ -178,6 +193,7 @@ func (c *Config) setDefaults() {
 	def(&c.NegativeCacheTTL, DefaultNegativeCacheTTL)
 	def(&c.MaxClockSkew, DefaultMaxClockSkew)
 	def(&c.UnhealthyAfter, DefaultUnhealthyAfter)
+	def(&c.SnapshotInterval, DefaultSnapshotInterval)
 	def(&c.HintRetryWait, DefaultHintRetryWait)
 	def(&c.TimelineWait, DefaultTimelineWait)
 	def(&c.TimelinePoll, DefaultTimelinePoll)
@@ -213,6 +229,8 @@ func (c *Config) Validate() error {
 		{"TimelinePoll", int64(c.TimelinePoll)},
 		{"TapBurst", int64(c.TapBurst)},
 		{"TapAddresses", int64(c.TapAddresses)},
+		{"SnapshotInterval", int64(c.SnapshotInterval)},
+		{"SnapshotMaxEntries", int64(c.SnapshotMaxEntries)},
 	}
 	if c.TapRate <= 0 {
 		return tapline.Errorf(tapline.EINVALID, "collector config: TapRate must be positive, got %g", c.TapRate)
@@ -261,11 +279,14 @@ type Collector struct {
 	// postbacks), in decimal.
 	appStoreIDs *cache[*tapline.App]
 
-	queue   chan *tapline.Hit
-	stop    chan struct{} // closed by Close: drain and exit
-	done    chan struct{} // closed when the publisher has exited
-	closing atomic.Bool
-	failing atomic.Int64 // unix nanos of the first failure of the current streak, 0 when healthy
+	queue chan *tapline.Hit
+	stop  chan struct{} // closed by Close: drain and exit
+	done  chan struct{} // closed when the publisher has exited
+	// snapDone is closed when the snapshot writer has exited (nil
+	// without SnapshotPath).
+	snapDone chan struct{}
+	closing  atomic.Bool
+	failing  atomic.Int64 // unix nanos of the first failure of the current streak, 0 when healthy
 
 	drainCtx    context.Context // cancelled DrainTimeout after Close began
 	cancelDrain context.CancelFunc
@@ -346,6 +367,14 @@ func (c *Collector) Open(ctx context.Context) error {
 			return
 		}
 		c.init()
+		if c.Config.SnapshotPath != "" {
+			if lerr := c.loadSnapshot(); lerr != nil {
+				// Not fatal: the lookups go to the database as without one.
+				c.Logger.Warn("collector snapshot ignored", "err", lerr)
+			}
+			c.snapDone = make(chan struct{})
+			go c.snapshotLoop()
+		}
 		c.drainCtx, c.cancelDrain = context.WithCancel(context.WithoutCancel(ctx))
 		c.opened.Store(true)
 		go c.publishHits()
@@ -387,6 +416,9 @@ func (c *Collector) Close() error {
 		}
 		if c.cancelDrain != nil {
 			c.cancelDrain()
+		}
+		if c.snapDone != nil {
+			<-c.snapDone
 		}
 	})
 	return nil
@@ -574,6 +606,10 @@ func (c *Collector) publishEvents(ctx context.Context, msgs []tapline.Message) e
 	if err := c.Bus.Publish(ctx, msgs...); err != nil {
 		c.m.publishErrors.WithLabelValues(c.Config.EventsTopic).Inc()
 		c.Logger.WarnContext(ctx, "publish events", "events", len(msgs), "err", err)
+		if errors.Is(err, tapline.ErrStorageFull) {
+			c.m.storageFull.Inc()
+			return tapline.ErrStorageFull
+		}
 		return tapline.Errorf(tapline.EUNAVAILABLE, "The event could not be stored now; retry later.")
 	}
 	return nil

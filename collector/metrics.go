@@ -23,6 +23,7 @@ type metrics struct {
 	hitsDropped     prometheus.Counter
 	hitsPublished   prometheus.Counter
 	publishErrors   *prometheus.CounterVec
+	storageFull     prometheus.Counter
 	eventsAccepted  *prometheus.CounterVec
 	eventsRejected  *prometheus.CounterVec
 	timelineLookups *prometheus.CounterVec
@@ -72,6 +73,10 @@ func newMetrics(c *Collector) *metrics {
 			Name: "tapline_collector_publish_errors_total",
 			Help: "Failed bus publishes by topic.",
 		}, []string{"topic"}),
+		storageFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapline_collector_storage_full_total",
+			Help: "SDK requests answered 503 because the bus or spool refused the write: its disk was below the free-space reserve.",
+		}),
 		eventsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tapline_collector_events_accepted_total",
 			Help: "Events published to the bus by protocol (tapstream, v1).",
@@ -93,7 +98,7 @@ func newMetrics(c *Collector) *metrics {
 
 func (m *metrics) register(reg *prometheus.Registry) error {
 	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued, m.botHits, m.hitsRateLimited, m.hintRetries,
-		m.hitsDropped, m.hitsPublished, m.publishErrors, m.eventsAccepted, m.eventsRejected, m.timelineLookups, m.skanPostbacks} {
+		m.hitsDropped, m.hitsPublished, m.publishErrors, m.storageFull, m.eventsAccepted, m.eventsRejected, m.timelineLookups, m.skanPostbacks} {
 		if err := reg.Register(col); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -29,9 +29,13 @@ type Config struct {
 	FetchMax      int           // messages fetched from a partition at once
 	MaxPending    int           // pending fact rows that trigger an early flush
 	ClockSkew     time.Duration // how far a hit may be stamped after its install and still match
-	ExpireEvery   time.Duration // how often raw rows past their app's retention are dropped
-	AppCacheTTL   time.Duration // how long app and link settings are cached
-	FunnelPoll    time.Duration // how often the active funnel versions are loaded
+	// DeviceClockBound is how far an install's or open's device time may
+	// lie from its receive time before the receive time replaces it
+	// (tapline.Event.ClampDeviceClock); 0 keeps every device time.
+	DeviceClockBound time.Duration
+	ExpireEvery      time.Duration // how often raw rows past their app's retention are dropped
+	AppCacheTTL      time.Duration // how long app and link settings are cached
+	FunnelPoll       time.Duration // how often the active funnel versions are loaded
 	// QuietFlush flushes early when no message came for this long since
 	// the last flush's: facts are visible tens of milliseconds after the
 	// input pauses instead of at the next FlushInterval tick. Early
@@ -57,17 +61,18 @@ type Config struct {
 // NewConfig returns the default configuration.
 func NewConfig() Config {
 	return Config{
-		Consumer:      "matcher",
-		HitsTopic:     tapline.TopicHits,
-		EventsTopic:   tapline.TopicEvents,
-		FlushInterval: time.Second,
-		FetchMax:      500,
-		MaxPending:    50_000,
-		ClockSkew:     time.Minute,
-		ExpireEvery:   time.Hour,
-		AppCacheTTL:   time.Minute,
-		FunnelPoll:    time.Second,
-		ErasurePoll:   5 * time.Second,
+		Consumer:         "matcher",
+		HitsTopic:        tapline.TopicHits,
+		EventsTopic:      tapline.TopicEvents,
+		FlushInterval:    time.Second,
+		FetchMax:         500,
+		MaxPending:       50_000,
+		ClockSkew:        time.Minute,
+		DeviceClockBound: time.Hour,
+		ExpireEvery:      time.Hour,
+		AppCacheTTL:      time.Minute,
+		FunnelPoll:       time.Second,
+		ErasurePoll:      5 * time.Second,
 	}
 }
 
@@ -86,6 +91,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: MaxPending must be positive")
 	case c.ClockSkew < 0:
 		return fmt.Errorf("matcher: ClockSkew must not be negative")
+	case c.DeviceClockBound < 0:
+		return fmt.Errorf("matcher: DeviceClockBound must not be negative")
 	case c.QuietFlush < 0:
 		return fmt.Errorf("matcher: QuietFlush must not be negative")
 	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0 || c.ErasurePoll <= 0:
@@ -201,10 +208,12 @@ func (m *Matcher) Open(ctx context.Context) error {
 	if m.Bus == nil || m.Raw == nil || m.Facts == nil || m.Accounts == nil && m.preload == nil {
 		return fmt.Errorf("matcher: Bus, Raw, Facts and Accounts are required")
 	}
-	m.metrics = newMetrics(m.Registry)
-	if _, ok := m.Bus.(tapline.EndOffsetReader); ok && m.Registry != nil {
-		if err := m.Registry.Register(newLagCollector(m)); err != nil {
-			return fmt.Errorf("register the consumer lag metric: %w", err)
+	if m.metrics == nil { // an Open that failed (the database unavailable) may be retried
+		m.metrics = newMetrics(m.Registry)
+		if _, ok := m.Bus.(tapline.EndOffsetReader); ok && m.Registry != nil {
+			if err := m.Registry.Register(newLagCollector(m)); err != nil {
+				return fmt.Errorf("register the consumer lag metric: %w", err)
+			}
 		}
 	}
 	m.hitClock = newHitClock(alignStall)
@@ -781,6 +790,14 @@ func (m *Matcher) process(ctx context.Context, msg *tapline.Message, vs []*liveV
 		var e tapline.Event
 		if err := wire.DecodeEvent(msg.Value, &e); err != nil {
 			return nil, tapline.FlushRows{}, &permanentError{fmt.Errorf("decode event at %s: %w", msg.Position(), err)}
+		}
+		if skew := e.ClampDeviceClock(m.Config.DeviceClockBound); skew != 0 {
+			dir := "behind"
+			if skew < 0 {
+				dir = "ahead"
+			}
+			m.metrics.deviceClock.WithLabelValues(dir).Inc()
+			m.Logger.Debug("device clock off: the receive time replaces the device time", "event", e.ID, "kind", e.Kind, "skew", skew)
 		}
 		return m.processEvent(ctx, msg, &e, vs)
 	}

@@ -19,6 +19,7 @@ type metrics struct {
 	funnelChanges  prometheus.Counter
 	funnelWaits    prometheus.Counter
 	alignWait      prometheus.Counter
+	deviceClock    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,6 +48,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reinstalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tapline_matcher_reinstalls_total", Help: "Installs found to be reinstalls, by the identifier that told (advertising_id, vendor_id, install_id).",
 		}, []string{"by"}),
+		deviceClock: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_device_clock_clamped_total",
+			Help: "Installs and opens whose device time lay more than the device clock bound from their receive time, which replaced it, by direction of the device clock (ahead, behind).",
+		}, []string{"direction"}),
 		flushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_matcher_flushes_total", Help: "Fact flushes committed.",
 		}),
@@ -75,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions, m.fraud, m.reengagements, m.reinstalls,
-			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits, m.alignWait)
+			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits, m.alignWait, m.deviceClock)
 	}
 	return m
 }

@@ -55,10 +55,16 @@ type Bus struct {
 	// Logger receives the bus's and pebble's log lines; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// MinFreeBytes is the free space of the filesystem below which writes
+	// are refused with tapline.ErrStorageFull (0: DefaultMinFreeBytes;
+	// negative: never), since pebble ends the process when its
+	// write-ahead log cannot be written.
+	MinFreeBytes int64
 
-	mu     sync.RWMutex // held for reading by every database access, for writing by Close
-	db     *pdb.DB
-	closed bool
+	mu      sync.RWMutex // held for reading by every database access, for writing by Close
+	db      *pdb.DB
+	closed  bool
+	reserve *diskReserve
 
 	topicsMu sync.Mutex
 	topics   map[string]*topic
@@ -126,6 +132,7 @@ func (b *Bus) Open() error {
 		return fmt.Errorf("open bus: %w", err)
 	}
 	b.db, b.closed = db, false
+	b.reserve = newDiskReserve(b.Dir, minFree(b.MinFreeBytes))
 	b.topics = make(map[string]*topic)
 	b.reqs = make(chan *publishRequest)
 	b.closing = make(chan struct{})
@@ -351,6 +358,10 @@ func (b *Bus) commit(group []*publishRequest) error {
 	}
 	for _, p := range order {
 		_ = batch.Set(partitionKey(spaceNext, p.topic, p.index), appendInt64(nil, next[p]), nil)
+	}
+	if err := b.reserve.check(len(batch.Repr())); err != nil {
+		b.Logger.Warn("bus write refused", "messages", batch.Count(), "err", err)
+		return fmt.Errorf("commit bus batch: %w", err)
 	}
 	if err := batch.Commit(pdb.Sync); err != nil {
 		b.Logger.Error("bus commit failed", "err", err)

@@ -85,9 +85,16 @@ type RawStore struct {
 	// means time.Now. Tests set it to write states in the past.
 	Now func() time.Time
 
-	mu     sync.RWMutex // held for reading by every operation, for writing by Close
-	db     *pdb.DB
-	closed bool
+	// MinFreeBytes is the free space of the filesystem below which writes
+	// are refused with tapline.ErrStorageFull (0: DefaultMinFreeBytes;
+	// negative: never), since pebble ends the process when its
+	// write-ahead log cannot be written.
+	MinFreeBytes int64
+
+	mu      sync.RWMutex // held for reading by every operation, for writing by Close
+	db      *pdb.DB
+	closed  bool
+	reserve *diskReserve
 
 	locks [lockStripes]sync.Mutex // serialise writes of one (app, id)
 	delMu sync.Mutex              // serialises DeleteBefore; taken before any stripe
@@ -150,6 +157,7 @@ func (s *RawStore) Open() error {
 		s.Now = time.Now
 	}
 	db, err := openDB(s.Dir, s.CacheSize, s.MemTableSize, s.Logger, rawTables)
+	s.reserve = newDiskReserve(s.Dir, minFree(s.MinFreeBytes))
 	if err != nil {
 		return fmt.Errorf("open raw store: %w", err)
 	}
@@ -303,7 +311,7 @@ func (s *RawStore) PutHit(ctx context.Context, h *tapline.Hit) (*tapline.Hit, er
 	b := s.db.NewBatch()
 	defer b.Close()
 	setHit(b, h)
-	if err := b.Commit(pdb.NoSync); err != nil {
+	if err := s.commit(b, pdb.NoSync); err != nil {
 		return nil, fmt.Errorf("put hit: %w", err)
 	}
 	return h, nil
@@ -401,7 +409,7 @@ func (s *RawStore) PutEvent(ctx context.Context, e *tapline.Event) (*tapline.Eve
 	b := s.db.NewBatch()
 	defer b.Close()
 	setEvent(b, e)
-	if err := b.Commit(pdb.NoSync); err != nil {
+	if err := s.commit(b, pdb.NoSync); err != nil {
 		return nil, fmt.Errorf("put event: %w", err)
 	}
 	return e, nil
@@ -949,7 +957,7 @@ func (s *RawStore) PutConversion(ctx context.Context, c *tapline.Conversion) err
 		return tapline.Errorf(tapline.ECONFLICT, "Conversion %q is gone or was never stored.", c.ID)
 	}
 	idx := setConversion(b, c)
-	if err := b.Commit(pdb.NoSync); err != nil {
+	if err := s.commit(b, pdb.NoSync); err != nil {
 		return fmt.Errorf("put conversion: %w", err)
 	}
 	if old != nil && old.InstallID != c.InstallID {
@@ -1186,7 +1194,7 @@ func (s *RawStore) PutFunnelState(ctx context.Context, fs *tapline.FunnelState) 
 	}
 	_ = b.Set(funnelStateKey(fs.AppID, fs.InstallID), v, nil)
 	_ = b.Set(funnelWeekKey(fs.AppID, now, fs.InstallID), nil, nil)
-	if err := b.Commit(pdb.NoSync); err != nil {
+	if err := s.commit(b, pdb.NoSync); err != nil {
 		return fmt.Errorf("put funnel state: %w", err)
 	}
 	return nil
@@ -1236,7 +1244,7 @@ func (s *RawStore) DeleteBefore(ctx context.Context, appID int64, t time.Time) e
 		b := s.db.NewBatch()
 		_ = b.DeleteRange(base, appendInt64(bytes.Clone(base), floorDiv(cut, int64(BucketWidth))), nil)
 		_ = b.Set(appKey(spaceWatermark, appID), appendInt64(nil, cut), nil)
-		err := b.Commit(pdb.Sync)
+		err := s.commit(b, pdb.Sync)
 		b.Close()
 		if err != nil {
 			return fmt.Errorf("delete raw rows: %w", err)
@@ -1306,7 +1314,7 @@ func (s *RawStore) dropFunnelStates(ctx context.Context, appID, wm int64) error 
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteRange(lo, hi, nil)
-	if err := b.Commit(pdb.Sync); err != nil {
+	if err := s.commit(b, pdb.Sync); err != nil {
 		return fmt.Errorf("delete funnel state index: %w", err)
 	}
 	return nil
@@ -1349,8 +1357,16 @@ func (s *RawStore) dropFunnelStateChunk(ctx context.Context, appID, wm int64, id
 	if b.Empty() {
 		return nil
 	}
-	if err := b.Commit(pdb.NoSync); err != nil {
+	if err := s.commit(b, pdb.NoSync); err != nil {
 		return fmt.Errorf("drop funnel states: %w", err)
 	}
 	return nil
+}
+
+// commit writes b unless the disk is short of the reserve.
+func (s *RawStore) commit(b *pdb.Batch, opts *pdb.WriteOptions) error {
+	if err := s.reserve.check(len(b.Repr())); err != nil {
+		return err
+	}
+	return b.Commit(opts)
 }

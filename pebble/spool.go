@@ -107,7 +107,14 @@ type Spool struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	db *pdb.DB
+	// MinFreeBytes is the free space of the filesystem below which writes
+	// are refused with tapline.ErrStorageFull (0: DefaultMinFreeBytes;
+	// negative: never), since pebble ends the process when its
+	// write-ahead log cannot be written.
+	MinFreeBytes int64
+
+	db      *pdb.DB
+	reserve *diskReserve
 
 	// mu guards the mode, the reservations and the pending appends. A
 	// Publish decides whether to append and reserves its bytes under mu; the
@@ -200,6 +207,7 @@ func (s *Spool) Open() error {
 		return fmt.Errorf("open spool: already open")
 	}
 	db, err := openDB(s.Dir, s.CacheSize, spoolMemTableSize, s.Logger)
+	s.reserve = newDiskReserve(s.Dir, minFree(s.MinFreeBytes))
 	if err != nil {
 		return fmt.Errorf("open spool: %w", err)
 	}
@@ -458,10 +466,15 @@ func (s *Spool) store(group []*spoolAppend) {
 			seq++
 		}
 	}
-	err := batch.Commit(pdb.Sync)
+	err := s.reserve.check(len(batch.Repr()))
 	if err != nil {
+		s.Logger.Warn("spool write refused", "err", err)
+		err = fmt.Errorf("spool write: %w", err)
+	} else if err = batch.Commit(pdb.Sync); err != nil {
 		s.Logger.Error("spool write failed", "err", err)
 		err = fmt.Errorf("spool write: %w: %w", tapline.Errorf(tapline.EUNAVAILABLE, "The messages could not be stored; retry later."), err)
+	}
+	if err != nil {
 		var n, size int64
 		for _, a := range group {
 			n += int64(len(a.vals))

@@ -391,6 +391,24 @@ func TestUnavailable(t *testing.T) {
 	if err := down.Close(); err != nil {
 		t.Errorf("Close after failed Open: %v", err)
 	}
+
+	// With StartUnreachable, Open succeeds and keeps trying; queries fail
+	// as unavailable meanwhile.
+	later := postgres.NewDB("postgres://tapline@127.0.0.1:1/tapline?sslmode=disable&connect_timeout=2")
+	later.StartUnreachable = true
+	if err := later.Open(ctx); err != nil {
+		t.Fatalf("Open(nothing listening) with StartUnreachable: %v", err)
+	}
+	select {
+	case <-later.Ready():
+		t.Error("Ready with nothing listening")
+	default:
+	}
+	_, err = postgres.NewAccountService(later).AccountByName(ctx, "acme")
+	wantCode(t, "AccountByName while unreachable", err, tapline.EUNAVAILABLE)
+	if err := later.Close(); err != nil {
+		t.Errorf("Close while retrying: %v", err)
+	}
 }
 
 // TestLookupsRefuseUnstorableInput checks that strings PostgreSQL cannot

@@ -23,6 +23,7 @@ const (
 	codeAdminShutdown       = "57P01"
 	codeCrashShutdown       = "57P02"
 	codeCannotConnectNow    = "57P03"
+	codeUndefinedTable      = "42P01"
 )
 
 // pgCode returns the SQLSTATE of a server error in err's chain, or "".

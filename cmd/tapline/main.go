@@ -31,13 +31,20 @@ func main() {
 	if m.Node == nil {
 		return // a one-shot subcommand
 	}
-	<-ctx.Done()
+	status := 0
+	select {
+	case <-ctx.Done():
+	case err := <-m.Node.Failed():
+		fmt.Fprintln(m.Stderr, "tapline:", err)
+		status = 1
+	}
 	stop()
 	fmt.Fprintln(m.Stderr, "tapline: shutting down")
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(m.Stderr, "tapline:", err)
 		os.Exit(1)
 	}
+	os.Exit(status)
 }
 
 const usage = `Usage: tapline [command] [flags]

@@ -51,6 +51,11 @@ type Config struct {
 	ShutdownGrace time.Duration // how long SIGTERM waits for requests in flight
 	CPUProfile    string        // file to write a CPU profile of the process's whole run to (go tool pprof)
 	DebugAddr     string        // listen address of /debug/pprof/ (Go's profiler); off when empty
+	// MinFreeDiskMB is the free space, in MiB, of the data directory's
+	// filesystem (and the spool's) below which the embedded bus, raw
+	// store and spool refuse writes (SDK events answer 503) instead of
+	// letting pebble end the process on a full disk; 0 turns the check off.
+	MinFreeDiskMB int
 
 	// Scale-out: with KafkaBrokers the bus is Kafka (else the embedded
 	// one), with CassandraHosts the raw store is Cassandra (else the
@@ -73,6 +78,10 @@ type Config struct {
 	// MatcherExpireEvery is how often a matcher drops the raw rows past
 	// their app's retention (the soak runs it every minute).
 	MatcherExpireEvery time.Duration
+	// ClockOffset shifts this process's clock (the collector's receive
+	// and hit times, the matcher's clock): a fault-testing aid that runs a
+	// process as if its host clock were off by this much.
+	ClockOffset time.Duration
 
 	// FraudDatacenters is a datacenter range list ("tapline datacenters
 	// -refresh -out FILE") the matcher loads instead of the shipped one;
@@ -124,6 +133,24 @@ type Config struct {
 	HealthMaxLag int64
 }
 
+// minFreeBytes is MinFreeDiskMB for the pebble stores: bytes, or -1 for
+// no check.
+func (c *Config) minFreeBytes() int64 {
+	if c.MinFreeDiskMB == 0 {
+		return -1
+	}
+	return int64(c.MinFreeDiskMB) << 20
+}
+
+// now is the process's clock: the system clock shifted by ClockOffset.
+func (c *Config) now() func() time.Time {
+	if c.ClockOffset == 0 {
+		return time.Now
+	}
+	off := c.ClockOffset
+	return func() time.Time { return time.Now().Add(off) }
+}
+
 // Targets: the components a process runs.
 const (
 	TargetAll       = "all"
@@ -157,6 +184,7 @@ func NewConfig() Config {
 		Migrate:       true,
 		LogLevel:      "info",
 		ShutdownGrace: 10 * time.Second,
+		MinFreeDiskMB: pebble.DefaultMinFreeBytes >> 20,
 
 		Target:               TargetAll,
 		GroupID:              "tapline-matcher",
@@ -222,6 +250,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions per topic of the embedded bus (env TAPLINE_PARTITIONS)")
 	c.RawCacheMB = envInt(envName("raw-cache-mb"), c.RawCacheMB)
 	fs.IntVar(&c.RawCacheMB, "raw-cache-mb", c.RawCacheMB, "block cache of the embedded raw store in MiB; a funnel backfill process uses at most "+strconv.Itoa(BackfillRawCacheMB)+" (env TAPLINE_RAW_CACHE_MB)")
+	c.MinFreeDiskMB = envInt(envName("min-free-disk-mb"), c.MinFreeDiskMB)
+	fs.IntVar(&c.MinFreeDiskMB, "min-free-disk-mb", c.MinFreeDiskMB, "free space in MiB of the data directory's filesystem below which the embedded bus, raw store and spool refuse writes: SDK events answer 503 and hits wait in the collector's queue, instead of pebble ending the process on a full disk; 0 turns the check off (env TAPLINE_MIN_FREE_DISK_MB)")
 	c.MemTableMB = envInt(envName("memtable-mb"), c.MemTableMB)
 	fs.IntVar(&c.MemTableMB, "memtable-mb", c.MemTableMB, "memtable size of the embedded bus and raw store in MiB; each keeps up to two, and smaller ones cost compaction CPU (env TAPLINE_MEMTABLE_MB)")
 	dur := func(p *time.Duration, name, usage string) {
@@ -231,6 +261,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.BusRetention, "bus-retention", "how long the embedded bus keeps messages")
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.MatcherClockSkew, "matcher-clock-skew", "how far a hit may be stamped after its install and still match")
+	dur(&c.ClockOffset, "clock-offset", "shift this process's clock by this much, e.g. 5m or -5m (collector receive and hit times, matcher clock): a fault-testing aid that simulates a host clock that is off")
 	dur(&c.FunnelPoll, "matcher-funnel-poll", "how often a matcher loads the active funnel versions")
 	dur(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", "how long an HTTP client may take to send a request's headers, on every listener")
 	dur(&c.HTTPReadTimeout, "http-read-timeout", "how long an HTTP client may take to send a whole request, body included, on every listener")
@@ -357,6 +388,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MatcherClockSkew < 0 {
 		bad("matcher-clock-skew", "must not be negative")
+	}
+	if c.MinFreeDiskMB < 0 {
+		bad("min-free-disk-mb", "must not be negative")
 	}
 	if c.ShutdownGrace <= 0 {
 		bad("shutdown-grace", "must be positive")

@@ -164,3 +164,23 @@ func TestMatcherExpireEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultFlags checks -min-free-disk-mb and -clock-offset: defaults,
+// the command line, and what Validate refuses.
+func TestFaultFlags(t *testing.T) {
+	cfg, err := parseRun()
+	if err != nil || cfg.MinFreeDiskMB != pebble.DefaultMinFreeBytes>>20 || cfg.ClockOffset != 0 || cfg.minFreeBytes() != pebble.DefaultMinFreeBytes {
+		t.Fatalf("defaults: %d MiB, offset %s (%v)", cfg.MinFreeDiskMB, cfg.ClockOffset, err)
+	}
+	cfg, err = parseRun("-min-free-disk-mb", "0", "-clock-offset", "-5m")
+	if err != nil || cfg.minFreeBytes() != -1 || cfg.ClockOffset != -5*time.Minute {
+		t.Fatalf("-min-free-disk-mb 0 -clock-offset -5m: %d bytes, offset %s (%v)", cfg.minFreeBytes(), cfg.ClockOffset, err)
+	}
+	if d := time.Since(cfg.now()()); d < 5*time.Minute-time.Second || d > 5*time.Minute+time.Second {
+		t.Errorf("a clock 5 minutes behind is %s behind", d)
+	}
+	cfg, _ = parseRun("-min-free-disk-mb", "-1")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-min-free-disk-mb") {
+		t.Errorf("Validate of -min-free-disk-mb -1: %v, want an error naming the flag", err)
+	}
+}

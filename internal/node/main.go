@@ -48,14 +48,20 @@ func Main(target string, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", target, err)
 		return 1
 	}
-	<-ctx.Done()
+	status := 0
+	select {
+	case <-ctx.Done():
+	case err := <-n.Failed():
+		fmt.Fprintf(stderr, "%s: %v\n", target, err)
+		status = 1
+	}
 	stop()
 	n.Logger.Info("shutting down", "target", target)
 	if err := n.Close(); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", target, err)
 		return 1
 	}
-	return 0
+	return status
 }
 
 func healthcheck(args []string, stderr io.Writer) int {

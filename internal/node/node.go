@@ -85,6 +85,8 @@ type Node struct {
 	dashLn    net.Listener
 	closeOnce sync.Once
 	closeErr  error
+	db        *dbState   // PostgreSQL's readiness and what waits for it
+	failed    chan error // a start deferred until PostgreSQL answered that failed
 }
 
 // New returns a node for cfg.
@@ -92,7 +94,7 @@ func New(cfg Config, logger *slog.Logger) *Node {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Node{Config: cfg, Logger: logger}
+	return &Node{Config: cfg, Logger: logger, failed: make(chan error, 1)}
 }
 
 // Open validates the configuration and opens, in order, PostgreSQL
@@ -123,26 +125,8 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	n.Registry = prometheus.NewRegistry()
 	n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	n.DB = postgres.NewDB(cfg.DatabaseURL)
-	n.DB.Logger = n.Logger
-	if err := n.DB.Open(ctx); err != nil {
-		return fmt.Errorf("open postgres: %w", err)
-	}
-	n.closers = append(n.closers, n.DB.Close)
-	if cfg.Migrate {
-		if err := n.DB.Migrate(ctx); err != nil {
-			return fmt.Errorf("migrate postgres: %w", err)
-		}
-	}
-	n.Accounts = postgres.NewAccountService(n.DB)
-	n.Funnels = postgres.NewFunnelStore(n.DB)
-	n.Postbacks = postgres.NewPostbackService(n.DB)
-	n.SKAN = postgres.NewSKANStore(n.DB)
-	n.Reports = postgres.NewReports(n.DB)
-	if cfg.Demo {
-		if _, err := SeedDemo(ctx, n.Accounts); err != nil {
-			return fmt.Errorf("seed demo: %w", err)
-		}
+	if err := n.openDB(ctx); err != nil {
+		return err
 	}
 
 	if cfg.runs(TargetCollector) || cfg.runs(TargetMatcher) {
@@ -195,7 +179,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if n.Dashboard != nil {
 		// The export streams for as long as it takes, past the server's
 		// timeouts; a shutdown cuts it short and its clients resume.
-		n.serve(n.dashLn, n.Dashboard.Handler(), func(srv *http.Server) {
+		n.serve(n.dashLn, n.gateDB(n.Dashboard.Handler()), func(srv *http.Server) {
 			srv.RegisterOnShutdown(func() { _ = n.Export.Close() })
 		})
 	}
@@ -233,6 +217,7 @@ func (n *Node) openBus(ctx context.Context) error {
 	b.NumPartitions = cfg.Partitions
 	b.Retention = cfg.BusRetention
 	b.MemTableSize = int64(cfg.MemTableMB) << 20
+	b.MinFreeBytes = cfg.minFreeBytes()
 	b.Logger = n.Logger
 	if err := b.Open(); err != nil {
 		return fmt.Errorf("open embedded bus: %w", err)
@@ -264,6 +249,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 		s.Logger = n.Logger
 		s.CacheSize = int64(cfg.RawCacheMB) << 20
 		s.MemTableSize = int64(cfg.MemTableMB) << 20
+		s.MinFreeBytes = cfg.minFreeBytes()
 		if err := s.Open(); err != nil {
 			return fmt.Errorf("open embedded raw store: %w", err)
 		}
@@ -277,6 +263,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 	n.Matcher.Erasures = postgres.NewErasureStore(n.DB)
 	n.Matcher.Postbacks = n.Postbacks
 	n.Matcher.Logger = n.Logger.With("component", "matcher")
+	n.Matcher.Now = cfg.now()
 	n.Matcher.Registry = n.Registry
 	if cfg.FraudDatacenters != "" {
 		ranges, err := loadDatacenters(cfg.FraudDatacenters)
@@ -286,47 +273,62 @@ func (n *Node) openMatcher(ctx context.Context) error {
 		n.Matcher.Datacenters = ranges
 		n.Logger.Info("datacenter ranges loaded", "file", cfg.FraudDatacenters, "ranges", ranges.Len())
 	}
-	if cfg.KafkaBrokers != "" {
-		// The topics must exist before the group assigns their partitions.
-		for _, t := range []string{cfg.HitsTopic, cfg.EventsTopic} {
-			if _, err := n.Bus.Partitions(ctx, t); err != nil {
-				return fmt.Errorf("create topic %s: %w", t, err)
+	// The matcher commits its offsets with the facts in PostgreSQL, so it
+	// joins the group and consumes only once the database answers; the
+	// bus keeps what arrives meanwhile and it catches up.
+	err := n.whenDB(ctx, "the matcher", func(ctx context.Context, addCloser func(func() error)) error {
+		if cfg.KafkaBrokers != "" {
+			// The topics must exist before the group assigns their partitions.
+			for _, t := range []string{cfg.HitsTopic, cfg.EventsTopic} {
+				if _, err := n.Bus.Partitions(ctx, t); err != nil {
+					return fmt.Errorf("create topic %s: %w", t, err)
+				}
 			}
+			g := kafka.NewGroup(kafka.GroupConfig{
+				Brokers: splitList(cfg.KafkaBrokers),
+				GroupID: cfg.GroupID,
+				Topics:  []string{cfg.HitsTopic, cfg.EventsTopic},
+				Logger:  n.Logger,
+			})
+			if err := g.Open(ctx); err != nil {
+				return fmt.Errorf("join consumer group %s: %w", cfg.GroupID, err)
+			}
+			n.Matcher.Group = g
 		}
-		g := kafka.NewGroup(kafka.GroupConfig{
-			Brokers: splitList(cfg.KafkaBrokers),
-			GroupID: cfg.GroupID,
-			Topics:  []string{cfg.HitsTopic, cfg.EventsTopic},
-			Logger:  n.Logger,
-		})
-		if err := g.Open(ctx); err != nil {
-			return fmt.Errorf("join consumer group %s: %w", cfg.GroupID, err)
+		if err := n.Matcher.Open(ctx); err != nil {
+			if g, ok := n.Matcher.Group.(*kafka.Group); ok {
+				_ = g.Close() // joined again on the next attempt
+				n.Matcher.Group = nil
+			}
+			return fmt.Errorf("start matcher: %w", err)
 		}
-		n.Matcher.Group = g
-		// Closed after the matcher: leaving the group ends the generation.
-		n.closers = append(n.closers, g.Close)
-	}
-	if err := n.Matcher.Open(ctx); err != nil {
-		return fmt.Errorf("start matcher: %w", err)
-	}
-	n.closers = append(n.closers, n.Matcher.Close)
-	if !cfg.NoPostbackSender {
-		sender := postbacks.NewSender(n.Postbacks)
-		sender.Client = postbacks.NewClient(cfg.PostbacksAllowPrivate)
-		if cfg.PostbackLease > 0 {
-			sender.Lease = cfg.PostbackLease
+		if g, ok := n.Matcher.Group.(*kafka.Group); ok {
+			// Closed after the matcher: leaving the group ends the generation.
+			addCloser(g.Close)
 		}
-		if cfg.PostbackRetryMin > 0 {
-			sender.MinBackoff = cfg.PostbackRetryMin
-			sender.MaxBackoff = max(sender.MaxBackoff, sender.MinBackoff)
+		addCloser(n.Matcher.Close)
+		if !cfg.NoPostbackSender {
+			sender := postbacks.NewSender(n.Postbacks)
+			sender.Client = postbacks.NewClient(cfg.PostbacksAllowPrivate)
+			if cfg.PostbackLease > 0 {
+				sender.Lease = cfg.PostbackLease
+			}
+			if cfg.PostbackRetryMin > 0 {
+				sender.MinBackoff = cfg.PostbackRetryMin
+				sender.MaxBackoff = max(sender.MaxBackoff, sender.MinBackoff)
+			}
+			sender.Logger = n.Logger.With("component", "postbacks")
+			sender.Registerer = n.Registry
+			if err := sender.Open(); err != nil {
+				return err
+			}
+			// Stopped before the database closes (closers run in reverse).
+			addCloser(sender.Close)
 		}
-		sender.Logger = n.Logger.With("component", "postbacks")
-		sender.Registerer = n.Registry
-		if err := sender.Open(); err != nil {
-			return err
-		}
-		// Stopped before the database closes (closers run in reverse).
-		n.closers = append(n.closers, sender.Close)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 
 	// Every matcher process runs the requested what-ifs too, on scratch
@@ -381,6 +383,7 @@ func (n *Node) openCollector(ctx context.Context) error {
 		}
 		sp := pebble.NewSpool(n.Bus, dir)
 		sp.MaxBytes = cfg.SpoolMaxBytes
+		sp.MinFreeBytes = cfg.minFreeBytes()
 		sp.Logger = n.Logger.With("component", "spool")
 		if err := sp.Open(); err != nil {
 			return fmt.Errorf("open spool: %w", err)
@@ -397,8 +400,10 @@ func (n *Node) openCollector(ctx context.Context) error {
 	}
 	proxies, _ := cfg.trustedProxies()
 	n.Collector = collector.New(collector.Config{TrustedProxies: proxies, HitsTopic: cfg.HitsTopic, EventsTopic: cfg.EventsTopic,
-		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst, BinaryMessages: cfg.KafkaBrokers == ""}, n.Accounts, bus)
+		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst, BinaryMessages: cfg.KafkaBrokers == "",
+		SnapshotPath: filepath.Join(cfg.DataDir, "collector-snapshot.json")}, n.Accounts, bus)
 	n.Collector.Logger = n.Logger.With("component", "collector")
+	n.Collector.Now = cfg.now()
 	n.Collector.Registry = n.Registry
 	if err := n.openRawReader(ctx, "the collector's timeline lookups"); err != nil {
 		return err
