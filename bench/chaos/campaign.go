@@ -58,7 +58,7 @@ func Defaults() Config {
 // ShortDefaults returns the campaign `make test` runs: about a minute of
 // load with each fault kind once, outages of a few seconds.
 func ShortDefaults() Config {
-	return Config{Seed: 1, Short: true, Duration: 60 * time.Second, Events: 40_000, TapRate: 60, Outage: 5 * time.Second,
+	return Config{Seed: 1, Short: true, Duration: 60 * time.Second, Events: 20_000, TapRate: 60, Outage: 5 * time.Second,
 		Overload: 5 * time.Second, Kills: 1, Gap: time.Second, Drain: 90 * time.Second, MatcherSkew: 5 * time.Minute}
 }
 
@@ -278,7 +278,11 @@ func (c *campaign) setUp(ctx context.Context) error {
 	if err := os.MkdirAll(c.soloDir, 0o755); err != nil {
 		return err
 	}
-	if err := exec.CommandContext(ctx, "mount", "-t", "tmpfs", "-o", "size=3g", "tmpfs", c.soloDir).Run(); err == nil {
+	size := "2g" // room for the default campaign's all-in-one data; filled in seconds
+	if c.cfg.Short {
+		size = "384m"
+	}
+	if err := exec.CommandContext(ctx, "mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", c.soloDir).Run(); err == nil {
 		c.tmpfs = true
 	} else {
 		c.log.Warn("chaos: cannot mount a tmpfs for the all-in-one's data directory; the disk-full fault will be skipped", "err", err)

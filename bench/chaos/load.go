@@ -156,6 +156,9 @@ type eventDriver struct {
 	// Tapstream form (one request per event) instead of JSON batches.
 	FormShare float64
 
+	// faulting keeps the driver offering past Limit while faults are
+	// still being injected.
+	faulting atomic.Bool
 	next     atomic.Int64
 	skew     atomic.Int64 // device clock offset of new units, ns
 	offered  atomic.Int64
@@ -184,7 +187,7 @@ func (d *eventDriver) run(ctx context.Context, stop <-chan struct{}) {
 					return
 				default:
 				}
-				if d.offered.Load() >= d.Limit {
+				if d.offered.Load() >= d.Limit && !d.faulting.Load() {
 					return
 				}
 				if float64(d.offered.Load()) > d.Rate*time.Since(start).Seconds() {
