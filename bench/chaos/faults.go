@@ -574,9 +574,9 @@ func (c *campaign) overload(ctx context.Context) FaultRow {
 	}
 	r.For = time.Since(t0).Round(100 * time.Millisecond)
 	success := float64(ok.Load()) / float64(max(sent.Load(), 1))
-	r.Showed = fmt.Sprintf("capacity %.0f/s, offered %.0f/s (%d sent, %d over the client's 2048 in flight); redirected %.1f%%, p99 %s; "+
+	r.Showed = fmt.Sprintf("capacity %.0f/s, 5x target %.0f/s, offered %.0f/s (%d sent, %d over the client's 2048 in flight); redirected %.1f%%, p99 %s; "+
 		"goroutines %.0f before, %.0f after; %d slowloris connections cut after %s..%s (limit %s); peak RSS MiB %v",
-		capacity.Rate, float64(sent.Load())/elapsed.Seconds(), sent.Load(), shed.Load(), 100*success, p99.Round(time.Millisecond),
+		capacity.Rate, rate, float64(sent.Load())/elapsed.Seconds(), sent.Load(), shed.Load(), 100*success, p99.Round(time.Millisecond),
 		g0, g1, len(cuts), cutMin.Round(100*time.Millisecond), cutMax.Round(100*time.Millisecond), limit, rss)
 	r.OK = success > 0.5 && g1 <= g0+20 && slowOK
 	return r
