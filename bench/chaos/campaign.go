@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 
 func (c *campaign) setUp(ctx context.Context) error {
 	var err error
+	c.start = time.Now()
 	c.workDir = c.cfg.WorkDir
 	if c.workDir == "" {
 		if c.workDir, err = os.MkdirTemp("", "tapline-chaos-"); err != nil {
@@ -244,7 +245,8 @@ func (c *campaign) setUp(ctx context.Context) error {
 	}
 	kafkaArgs := []string{"-kafka-brokers", baddr}
 	if c.cfg.CassandraHosts != "" {
-		kafkaArgs = append(kafkaArgs, "-cassandra-hosts", c.cfg.CassandraHosts, "-cassandra-keyspace", fmt.Sprintf("chaos_%d", c.cfg.Seed))
+		c.log.Info("chaos: the Kafka topology's raw store is Cassandra", "hosts", c.cfg.CassandraHosts, "keyspace", c.keyspace())
+		kafkaArgs = append(kafkaArgs, "-cassandra-hosts", c.cfg.CassandraHosts, "-cassandra-keyspace", c.keyspace())
 	}
 	for i := range 2 {
 		addr, err := freeAddr()
@@ -306,6 +308,13 @@ func (c *campaign) setUp(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// keyspace names the Cassandra keyspace of this run: new for every run, so
+// that no row of an earlier campaign with the same seed makes this one's
+// events look like duplicates.
+func (c *campaign) keyspace() string {
+	return fmt.Sprintf("chaos_%d_%d", c.cfg.Seed, c.start.Unix())
 }
 
 // processes lists the tapline processes (not the broker).

@@ -521,11 +521,11 @@ func (c *campaign) overload(ctx context.Context) FaultRow {
 	var wg sync.WaitGroup
 	start := time.Now()
 	tick := time.NewTicker(5 * time.Millisecond)
-	var due float64
 	for time.Since(start) < c.cfg.Overload && ctx.Err() == nil {
 		<-tick.C
-		due += rate * 0.005
-		for ; due >= 1; due-- {
+		// What is due so far, whatever ticks a busy machine dropped.
+		due := int64(rate*time.Since(start).Seconds()) - sent.Load() - shed.Load()
+		for ; due > 0; due-- {
 			select {
 			case sem <- struct{}{}:
 			default:
