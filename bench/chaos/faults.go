@@ -40,6 +40,7 @@ const (
 	KillAllInOne  = "kill -9 all-in-one"
 	BrokerDown    = "broker down"
 	BrokerKill    = "broker kill -9"
+	BrokerWipe    = "broker restart, state lost"
 	PGStop        = "postgres stopped"
 	PGKill        = "postgres kill -9"
 	PGStart       = "start while postgres down"
@@ -65,7 +66,7 @@ type fault struct {
 // FaultNames maps the names Config.Only takes to fault kinds.
 var FaultNames = map[string]string{
 	"kill-matcher": KillMatcher, "kill-collector": KillCollector, "kill-all-in-one": KillAllInOne,
-	"broker-down": BrokerDown, "broker-kill": BrokerKill, "pg-stop": PGStop, "pg-kill": PGKill, "pg-start": PGStart,
+	"broker-down": BrokerDown, "broker-kill": BrokerKill, "broker-wipe": BrokerWipe, "pg-stop": PGStop, "pg-kill": PGKill, "pg-start": PGStart,
 	"disk-full": DiskFull, "overload": Overload, "device-clock": DeviceClock, "matcher-clock": MatcherClock,
 }
 
@@ -85,6 +86,12 @@ func (c *campaign) schedule() []fault {
 	}
 	add(BrokerDown, "kfakebroker", func(ctx context.Context) FaultRow { return c.brokerDown(ctx, c.cfg.Outage) })
 	add(BrokerKill, "kfakebroker", func(ctx context.Context) FaultRow { return c.brokerDown(ctx, 0) })
+	if slices.Contains(c.cfg.Only, "broker-wipe") {
+		// Only on request: a broker does not forget its log, kfake with
+		// its data directory does not either; this shows what an empty
+		// broker does to the matcher's stored offsets.
+		add(BrokerWipe, "kfakebroker", func(ctx context.Context) FaultRow { return c.brokerWipe(ctx) })
+	}
 	add(PGStop, "postgres", func(ctx context.Context) FaultRow { return c.pgDown(ctx, false) })
 	pgKills := 2
 	if c.cfg.Short {
@@ -231,6 +238,31 @@ func (c *campaign) brokerDown(ctx context.Context, down time.Duration) FaultRow 
 	peak := c.kafka.spoolPeak.Load()
 	r.Showed = fmt.Sprintf("spool peak %d messages, drained %s after restart; %s", peak, drained.Round(100*time.Millisecond), during(w))
 	r.OK = drained >= 0 && w.Redirects > 0 && (down < 2*time.Second || (w.EventAcks > 0 && peak > 0))
+	return r
+}
+
+// brokerWipe kills the broker, deletes its data directory and starts it
+// again empty: topics are created anew and offsets start at 0, below the
+// ones the matcher stored with its facts.
+func (c *campaign) brokerWipe(ctx context.Context) FaultRow {
+	t0 := time.Now()
+	r := c.row(BrokerWipe, "kfakebroker", t0)
+	if err := c.broker.kill9(); err != nil {
+		r.Showed = err.Error()
+		return r
+	}
+	if err := os.RemoveAll(c.brokerDir); err != nil {
+		r.Showed = err.Error()
+		return r
+	}
+	if err := c.startBroker(ctx); err != nil {
+		r.Showed = fmt.Sprintf("restart failed: %v", err)
+		return r
+	}
+	sleep(ctx, 5*time.Second)
+	r.For = time.Since(t0).Round(100 * time.Millisecond)
+	r.OK = true
+	r.Showed = fmt.Sprintf("empty broker; %s (the totals show whether the matcher resumed from the new offsets)", during(c.kafka.series.window(t0, time.Now())))
 	return r
 }
 
