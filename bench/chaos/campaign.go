@@ -172,6 +172,8 @@ type campaign struct {
 	faults    []FaultRow
 	mu        sync.Mutex
 	redirects map[string]int64 // per collector URL at its incarnation's start
+	// lastScrape is each collector's /metrics at the watch's last visit.
+	lastScrape map[*proc]map[string]float64
 }
 
 // Run runs a campaign, prints its tables to out and returns its result.
@@ -179,7 +181,7 @@ type campaign struct {
 // or doubled events returns a Result whose Verdict is FAIL.
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	cfg.fill()
-	c := &campaign{cfg: cfg, log: cfg.Logger, out: out, redirects: map[string]int64{}}
+	c := &campaign{cfg: cfg, log: cfg.Logger, out: out, redirects: map[string]int64{}, lastScrape: map[*proc]map[string]float64{}}
 	defer c.close()
 	if err := c.setUp(ctx); err != nil {
 		return nil, err

@@ -140,12 +140,21 @@ func (c *campaign) kill(ctx context.Context, t *topology, p *proc) FaultRow {
 		if t == c.solo {
 			kind = KillAllInOne
 		}
-		c.noteHitsBeforeKill(ctx, t, p)
+	}
+	var before map[string]float64
+	if kind != KillMatcher {
+		var err error
+		if before, err = scrape(ctx, p.metrics); err != nil {
+			c.log.Warn("chaos: scrape before kill", "proc", p.name, "err", err)
+		}
 	}
 	r := c.row(kind, p.name, t0)
 	if err := p.kill9(); err != nil {
 		r.Showed = err.Error()
 		return r
+	}
+	if kind != KillMatcher {
+		c.noteLoss(t, p, before)
 	}
 	killed := time.Now()
 	err := p.start(ctx, 0)
@@ -161,19 +170,23 @@ func (c *campaign) kill(ctx context.Context, t *topology, p *proc) FaultRow {
 	return r
 }
 
-// noteHitsBeforeKill scrapes collector p just before it is killed: the
-// hits it answered in this incarnation and did not publish or drop are
-// the most the kill can lose.
-func (c *campaign) noteHitsBeforeKill(ctx context.Context, t *topology, p *proc) {
-	m, err := scrape(ctx, p.metrics)
-	if err != nil {
-		c.log.Warn("chaos: scrape before kill", "proc", p.name, "err", err)
+// noteLoss accounts for collector p, dead (killed, or exited on its
+// own): m is its last scrape, from just before a kill or from the
+// once-a-second watch. The redirects it answered in this incarnation (all
+// answered by now, since it is dead) minus the hits it had published or
+// dropped by then are the most its death can have lost.
+func (c *campaign) noteLoss(t *topology, p *proc, m map[string]float64) {
+	if m == nil {
+		c.mu.Lock()
+		m = c.lastScrape[p]
+		c.mu.Unlock()
 	}
 	t.taps.mu.Lock()
 	answered := t.taps.perURL[p.url]
 	t.taps.mu.Unlock()
 	c.mu.Lock()
 	answered -= c.redirects[p.url]
+	delete(c.lastScrape, p)
 	c.mu.Unlock()
 	published := int64(m["tapline_collector_hits_published_total"])
 	dropped := int64(m["tapline_collector_hits_dropped_total"])
@@ -299,6 +312,9 @@ func (c *campaign) pgDown(ctx context.Context, kill bool) FaultRow {
 	for _, p := range c.processes() {
 		if !p.alive() {
 			dead = append(dead, p.name)
+			if t := c.topologyOf(p); slices.Contains(t.collectors, p) {
+				c.noteLoss(t, p, nil)
+			}
 			if err := p.start(ctx, 0); err != nil {
 				c.log.Warn("chaos: restart after postgres outage", "proc", p.name, "err", err)
 			}
@@ -419,6 +435,7 @@ func (c *campaign) diskFull(ctx context.Context) FaultRow {
 	p := c.solo.collectors[0]
 	restarted := ""
 	if !p.alive() {
+		c.noteLoss(c.solo, p, nil)
 		restarted = fmt.Sprintf(" | the all-in-one EXITED (%v); restarted", p.exitErr())
 		if err := p.start(ctx, 0); err != nil {
 			restarted += fmt.Sprintf(" but failed: %v", err)
@@ -606,9 +623,9 @@ func (c *campaign) overload(ctx context.Context) FaultRow {
 	}
 	r.For = time.Since(t0).Round(100 * time.Millisecond)
 	success := float64(ok.Load()) / float64(max(sent.Load(), 1))
-	r.Showed = fmt.Sprintf("capacity %.0f/s, 5x target %.0f/s, offered %.0f/s (%d sent, %d over the client's 2048 in flight); redirected %.1f%%, p99 %s; "+
+	r.Showed = fmt.Sprintf("capacity %.0f/s, 5x target %.0f/s, attempted %.0f/s, sent %.0f/s (%d sent, %d not: 2048 already in flight); redirected %.1f%%, p99 %s; "+
 		"goroutines %.0f before, %.0f after; %d slowloris connections cut after %s..%s (limit %s); peak RSS MiB %v",
-		capacity.Rate, rate, float64(sent.Load())/elapsed.Seconds(), sent.Load(), shed.Load(), 100*success, p99.Round(time.Millisecond),
+		capacity.Rate, rate, float64(sent.Load()+shed.Load())/elapsed.Seconds(), float64(sent.Load())/elapsed.Seconds(), sent.Load(), shed.Load(), 100*success, p99.Round(time.Millisecond),
 		g0, g1, len(cuts), cutMin.Round(100*time.Millisecond), cutMax.Round(100*time.Millisecond), limit, rss)
 	r.OK = success > 0.5 && g1 <= g0+20 && slowOK
 	return r

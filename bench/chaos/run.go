@@ -168,10 +168,18 @@ func (c *campaign) watch(ctx context.Context, done <-chan struct{}) {
 		case <-t.C:
 		}
 		var depth int64
-		for _, p := range c.kafka.collectors {
-			if m, err := scrape(ctx, p.metrics); err == nil {
-				depth += int64(m["tapline_collector_spooled_messages"])
+		for _, p := range append(slices.Clone(c.kafka.collectors), c.solo.collectors...) {
+			if !p.alive() {
+				continue
 			}
+			m, err := scrape(ctx, p.metrics)
+			if err != nil {
+				continue
+			}
+			c.mu.Lock()
+			c.lastScrape[p] = m
+			c.mu.Unlock()
+			depth += int64(m["tapline_collector_spooled_messages"])
 		}
 		for {
 			old := c.kafka.spoolPeak.Load()
