@@ -120,10 +120,15 @@
 // offsets, like a real broker restarting on its disk. The matcher's
 // offsets that count are stored with the facts in PostgreSQL, so it
 // resumes exactly where its last flush left. Started without -data-dir,
-// kfake is memory only and a restart is an empty broker whose offsets
-// start again at 0, below the ones the matcher stored: the campaign does
-// not inject that (a real broker does not forget its log), and the matcher
-// does not detect it.
+// kfake is memory only and a restart is an empty broker: topics created
+// anew, offsets from 0 again, below the ones the matcher stored with its
+// facts. The default campaign does not inject that (a real broker does not
+// forget its log); -only broker-wipe does (kill, delete the data
+// directory, start), and shows that the matcher does not cope:
+// acknowledged events and hits published to the empty broker go uncounted
+// (in a short run, 498 of 8,400 events and 112 of 2,080 hits). Its offsets,
+// stored with the facts, lie past the new log's start and nothing resets
+// them; detecting a log that went backwards is the matcher's to add.
 //
 // # Output
 //
