@@ -23,6 +23,10 @@
 //     data directory on a tmpfs the harness mounts (root only) so that the
 //     disk can be filled.
 //
+// The cluster runs with fsync off: a SIGKILL of the postmaster leaves what
+// the kernel holds, and crash recovery from there is the fault (a power
+// cut is not one of the campaign's).
+//
 // # What is offered and what must be counted
 //
 // An installation is one unit of SDK events: its install, one to five
