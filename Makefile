@@ -19,6 +19,7 @@ help:
 	@echo "make bench             benchmarks against nginx, the Tapstream 1.0 baseline, PostgreSQL and DuckDB (about 8 minutes)"
 	@echo "make bench-micro       the hot paths' microbenchmarks, BENCH_MICRO_BASE (default HEAD~1) against the working tree (benchstat)"
 	@echo "make soak              tapline under steady load for DURATION (default 30m), sampled, judged and plotted into docs/soak.png"
+	@echo "make chaos             the fault campaign: real processes, kill -9, broker and PostgreSQL outages, disk full, overload (under 15 minutes; CHAOS_FLAGS)"
 	@echo "make test-integration  the Kafka and Cassandra suites against TAPLINE_KAFKA_BROKERS / TAPLINE_CASSANDRA_HOSTS"
 	@echo "make screenshots       the browser tests, saving their screenshots into docs/screenshots/"
 	@echo "make build             binaries into bin/"

@@ -38,3 +38,18 @@ soak:
 	$(GO) build -o bin/ ./cmd/tapline ./bench/cmd/soak
 	@url=$$($(PG)) || exit 1; \
 	DATABASE_URL="$$url" bin/soak -bin bin/tapline -duration $(DURATION) -plot docs/soak.png $(SOAK_FLAGS)
+
+# `make chaos`: the fault campaign of package tapline/bench/chaos (see its
+# doc.go and the README's "Reliability" section). Builds the binaries and
+# the kfake broker into bin/, runs the default campaign (at least 1,000,000
+# acknowledged events and 20 faults, under 15 minutes on two cores) and
+# writes bench/results/chaos-latest.json. CHAOS_FLAGS passes flags to
+# bench/cmd/chaos (-seed, -short, -only, -cassandra-hosts ...).
+
+.PHONY: chaos
+
+CHAOS_FLAGS ?=
+
+chaos:
+	$(GO) build -o bin/ ./cmd/... ./bench/cmd/kfakebroker ./bench/cmd/chaos
+	bin/chaos -bin bin -result bench/results/chaos-latest.json $(CHAOS_FLAGS)
