@@ -1,6 +1,8 @@
 package tapline_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
 	"math/big"
 	"net/url"
@@ -223,6 +225,60 @@ func FuzzReferrerHitID(f *testing.F) {
 			if got := (&tapline.Event{Referrer: r}).ReferrerHitID(); got != hitID {
 				t.Fatalf("ReferrerHitID(%q) = %q, want %q", r, got, hitID)
 			}
+		}
+	})
+}
+
+// FuzzFunnelDefinition checks a funnel definition as the API and the CLI
+// receive it (JSON): a refusal is EINVALID; an accepted definition has a
+// window of exactly its seconds, within the retention when there is one,
+// a name and steps within bounds, and it survives a JSON round trip
+// unchanged and still valid.
+func FuzzFunnelDefinition(f *testing.F) {
+	f.Add([]byte(`{"name":"Tap to purchase","steps":[{"kind":"tap","links":[1,2]},{"kind":"install"},{"kind":"event","event":"purchase","filters":[{"param":"price","op":"gte","value":"9.99"}]}],"window_seconds":604800,"order":"ordered","exclusions":[{"kind":"event","event":"refund","after":2,"before":3}],"breakdown":{"kind":"link_param","param":"utm_source"}}`), true)
+	f.Add([]byte(`{"name":"x","steps":[{"kind":"install"},{"kind":"event","event":"open"}],"window_seconds":9223372036854775807}`), false)
+	f.Add([]byte(`{"name":"x","steps":[{"kind":"install"},{"kind":"event","event":"open"}],"window_seconds":18446830474}`), false)
+	f.Add([]byte(`{"name":" ","steps":[]}`), true)
+	f.Add([]byte(`{"name":"a","steps":[{"kind":"tap","event":"x"},{"kind":"bogus"}],"order":"any","breakdown":{"kind":"platform","param":"p"}}`), false)
+	f.Fuzz(func(t *testing.T, body []byte, withRetention bool) {
+		var d tapline.FunnelDefinition
+		if json.Unmarshal(body, &d) != nil {
+			return
+		}
+		var retention time.Duration
+		if withRetention {
+			retention = 90 * 24 * time.Hour
+		}
+		if err := d.Validate(retention, nil); err != nil {
+			if tapline.ErrorCode(err) != tapline.EINVALID {
+				t.Fatalf("Validate(%s) = %v, want EINVALID", body, err)
+			}
+			return
+		}
+		d.SetDefaults()
+		want := new(big.Int).Mul(big.NewInt(d.WindowSeconds), big.NewInt(int64(time.Second)))
+		if !want.IsInt64() || int64(d.Window()) != want.Int64() || d.Window() < tapline.MinFunnelWindow {
+			t.Fatalf("accepted window_seconds %d gives window %v", d.WindowSeconds, d.Window())
+		}
+		if retention > 0 && d.Window() > retention {
+			t.Fatalf("accepted window %v beyond retention %v", d.Window(), retention)
+		}
+		if n := len(d.Steps); n < tapline.FunnelMinSteps || n > tapline.FunnelMaxSteps || strings.TrimSpace(d.Name) == "" {
+			t.Fatalf("accepted %d steps, name %q", n, d.Name)
+		}
+		out, err := json.Marshal(&d)
+		if err != nil {
+			t.Fatalf("marshal accepted definition: %v", err)
+		}
+		var back tapline.FunnelDefinition
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("unmarshal %s: %v", out, err)
+		}
+		if err := back.Validate(retention, nil); err != nil {
+			t.Fatalf("round-tripped %s no longer valid: %v", out, err)
+		}
+		if again, _ := json.Marshal(&back); !bytes.Equal(again, out) {
+			t.Fatalf("JSON round trip changed %s into %s", out, again)
 		}
 	})
 }
