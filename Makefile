@@ -15,6 +15,10 @@ PG          := scripts/postgres.sh
 # "./pkg FuzzX" that picks the targets to run.
 FUZZTIME      ?= 30s
 TEST_FUZZTIME ?= 3s
+# go test runs a few vet checks before each package's tests; `make test`
+# runs the whole of go vet in lint, so there it sets TEST_VET=-vet=off
+# rather than vet every package again in unit, race and fuzz.
+TEST_VET ?=
 # The packages `make race` tests with the race detector.
 RACE_PKGS := ./matcher ./collector ./pebble ./kafka
 
@@ -51,8 +55,8 @@ run: build
 test:
 	@scripts/chromium.sh
 	@$(PG) >/dev/null
-	@$(MAKE) --no-print-directory -j3 --output-sync=target checks
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target checks TEST_VET=-vet=off
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) TEST_VET=-vet=off
 
 checks: lint unit race
 
@@ -71,15 +75,15 @@ $(STATICCHECK):
 unit:
 	@scripts/chromium.sh
 	@url=$$($(PG)) || exit 1; \
-	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 15m ./...
+	DATABASE_URL="$$url" $(GO) test $(TEST_VET) -count=1 -timeout 15m ./...
 
 race:
 	@url=$$($(PG)) || exit 1; \
-	DATABASE_URL="$$url" $(GO) test -race -short -count=1 -timeout 15m $(RACE_PKGS)
+	DATABASE_URL="$$url" $(GO) test $(TEST_VET) -race -short -count=1 -timeout 15m $(RACE_PKGS)
 
 fuzz:
 	@url=$$($(PG)) || exit 1; \
-	DATABASE_URL="$$url" scripts/fuzz.sh $(FUZZTIME) $(FUZZ)
+	DATABASE_URL="$$url" GOTESTFLAGS="$(TEST_VET)" scripts/fuzz.sh $(FUZZTIME) $(FUZZ)
 
 test-integration:
 	@url=$$($(PG)) || exit 1; \

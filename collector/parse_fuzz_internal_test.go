@@ -99,3 +99,31 @@ func FuzzWithPlayReferrer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNormalizeAdID checks the advertising id read from a tap's query: what
+// it keeps is a lower-case hyphenated UUID other than the all-zero one,
+// normalizing it again changes nothing, and the hit records it only under
+// an advertising-id parameter.
+func FuzzNormalizeAdID(f *testing.F) {
+	for _, s := range []string{"6D92078A-8246-4BA4-AE5B-76104861E7DC", "38400000-8cf0-11bd-b23e-10b96e40000d", "6d92078a82464ba4ae5b76104861e7dc",
+		"{6d92078a-8246-4ba4-ae5b-76104861e7dc}", "urn:uuid:6d92078a-8246-4ba4-ae5b-76104861e7dc", "00000000-0000-0000-0000-000000000000",
+		"%%IDFA%%", "{idfa}", " 6d92078a-8246-4ba4-ae5b-76104861e7dc "} {
+		f.Add("idfa", s)
+	}
+	f.Fuzz(func(t *testing.T, key, v string) {
+		n := normalizeAdID(v)
+		if n != "" {
+			if len(n) != 36 || n != strings.ToLower(n) || n == "00000000-0000-0000-0000-000000000000" || normalizeAdID(n) != n {
+				t.Fatalf("normalizeAdID(%q) = %q", v, n)
+			}
+		}
+		h := &tapline.Hit{}
+		addParam(h, key, v)
+		if h.AdID != "" && (!tapline.IsAdIDParam(key) || h.AdID != n) {
+			t.Fatalf("addParam(%q, %q) recorded ad id %q", key, v, h.AdID)
+		}
+		if len(h.Params) > 0 && (key == "" || len(key) > maxHitParamKey || len(h.Params[key]) > len(v)) {
+			t.Fatalf("addParam(%q, %q) kept %q", key, v, h.Params)
+		}
+	})
+}

@@ -18,6 +18,7 @@ set -uo pipefail
 FUZZTIME=${1:-30s}
 FILTER=${2:-}
 GO=${GO:-go}
+GOTESTFLAGS=${GOTESTFLAGS:-} # more go test flags, such as -vet=off
 cd "$(dirname "$0")/.." || exit 2
 
 files=$(git ls-files -co --exclude-standard '*_test.go' 2>/dev/null) ||
@@ -44,7 +45,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 while read -r pkg name; do
 	start=$SECONDS
-	if "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
+	# shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags
+	if "$GO" test $GOTESTFLAGS -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
 		printf 'ok    %-28s %-32s %ds\n' "$pkg" "$name" $((SECONDS - start))
 		continue
 	fi
