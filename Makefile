@@ -4,10 +4,25 @@
 
 SHELL       := /bin/bash
 GO          ?= go
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+STATICCHECK_VERSION := v0.8.2
+# staticcheck is built once into .data/bin and reused; its analysis cache
+# lives under .data/ too, so a fresh clone starts clean and a warm one is fast.
+STATICCHECK := .data/bin/staticcheck-$(STATICCHECK_VERSION)
+export STATICCHECK_CACHE := $(CURDIR)/.data/staticcheck-cache
 PG          := scripts/postgres.sh
+# FUZZTIME is how long `make fuzz` runs each fuzz target; `make test` runs
+# each for TEST_FUZZTIME. FUZZ, when set, is a grep -E pattern over
+# "./pkg FuzzX" that picks the targets to run.
+FUZZTIME      ?= 30s
+TEST_FUZZTIME ?= 3s
+# go test runs a few vet checks before each package's tests; `make test`
+# runs the whole of go vet in lint, so there it sets TEST_VET=-vet=off
+# rather than vet every package again in unit, race and fuzz.
+TEST_VET ?=
+# The packages `make race` tests with the race detector.
+RACE_PKGS := ./matcher ./collector ./pebble ./kafka
 
-.PHONY: all run build test lint unit bench soak test-integration screenshots pg-stop clean help
+.PHONY: all run build test checks lint unit race fuzz bench soak chaos test-integration screenshots pg-stop clean help
 
 all: build
 
@@ -15,7 +30,9 @@ include bench/bench.mk
 
 help:
 	@echo "make run               start tapline (collector :8080, dashboard :8081) with the demo seed"
-	@echo "make test              formatting, vet, staticcheck and every test (private PostgreSQL)"
+	@echo "make test              formatting, vet, staticcheck, every test, the race run and a short fuzz of every target"
+	@echo "make race              the race detector over matcher, collector, pebble and kafka (-short)"
+	@echo "make fuzz              each fuzz target in turn for FUZZTIME (default 30s), e.g. make fuzz FUZZTIME=60s"
 	@echo "make bench             benchmarks against nginx, the Tapstream 1.0 baseline, PostgreSQL and DuckDB (about 8 minutes)"
 	@echo "make bench-micro       the hot paths' microbenchmarks, BENCH_MICRO_BASE (default HEAD~1) against the working tree (benchstat)"
 	@echo "make soak              tapline under steady load for DURATION (default 30m), sampled, judged and plotted into docs/soak.png"
@@ -33,18 +50,42 @@ run: build
 	@url=$$($(PG)) || exit 1; \
 	DATABASE_URL="$$url" exec bin/tapline run -demo
 
-test: lint unit
+# test runs lint, unit and race at the same time (their outputs are printed
+# whole, one target after another, as each finishes), then the short fuzz,
+# which wants every core to itself. Chromium and PostgreSQL are set up first
+# so the parallel targets do not race to install or start them.
+test:
+	@scripts/chromium.sh
+	@$(PG) >/dev/null
+	@$(MAKE) --no-print-directory -j3 --output-sync=target checks TEST_VET=-vet=off
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) TEST_VET=-vet=off
 
-lint:
+checks: lint unit race
+
+lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.data/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	@mkdir -p .data/bin
+	@tmp=$$(mktemp -d .data/bin/build.XXXXXX) && \
+	GOBIN="$(CURDIR)/$$tmp" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && \
+	mv "$$tmp/staticcheck" $@ && rmdir "$$tmp"
 
 unit:
 	@scripts/chromium.sh
 	@url=$$($(PG)) || exit 1; \
-	DATABASE_URL="$$url" $(GO) test -count=1 -timeout 15m ./...
+	DATABASE_URL="$$url" $(GO) test $(TEST_VET) -count=1 -timeout 15m ./...
+
+race:
+	@url=$$($(PG)) || exit 1; \
+	DATABASE_URL="$$url" $(GO) test $(TEST_VET) -race -short -count=1 -timeout 15m $(RACE_PKGS)
+
+fuzz:
+	@url=$$($(PG)) || exit 1; \
+	DATABASE_URL="$$url" GOTESTFLAGS="$(TEST_VET)" scripts/fuzz.sh $(FUZZTIME) $(FUZZ)
 
 test-integration:
 	@url=$$($(PG)) || exit 1; \

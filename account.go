@@ -2,6 +2,7 @@ package tapline
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -301,8 +302,11 @@ func ParseWindow(field, s string) (time.Duration, error) {
 	var d time.Duration
 	var err error
 	if n, ok := strings.CutSuffix(s, "d"); ok {
-		var days int
-		days, err = strconv.Atoi(n)
+		var days int64
+		days, err = strconv.ParseInt(n, 10, 64)
+		if err == nil && (days < 0 || days > int64(math.MaxInt64/(24*time.Hour))) {
+			err = strconv.ErrRange // would overflow time.Duration into some other window
+		}
 		d = time.Duration(days) * 24 * time.Hour
 	} else {
 		d, err = time.ParseDuration(s)

@@ -255,6 +255,9 @@ func (d *FunnelDefinition) Validate(retention time.Duration, links map[int64]boo
 		return bad("steps: a funnel has %d to %d steps, not %d.", FunnelMinSteps, FunnelMaxSteps, len(d.Steps))
 	case d.WindowSeconds < 0:
 		return bad("window_seconds: must not be negative.")
+	case d.WindowSeconds > int64(math.MaxInt64/time.Second):
+		// Beyond it the window in nanoseconds wraps around to another one.
+		return bad("window_seconds: at most %d.", int64(math.MaxInt64/time.Second))
 	case d.WindowSeconds != 0 && time.Duration(d.WindowSeconds)*time.Second < MinFunnelWindow:
 		return bad("window_seconds: at least %d.", int64(MinFunnelWindow/time.Second))
 	case retention > 0 && d.Window() > retention:

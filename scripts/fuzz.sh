@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# fuzz.sh runs every native Go fuzz target in the repository, one after
+# another, each for FUZZTIME (the first argument, default 30s; any value
+# `go test -fuzztime` accepts, such as 3s, 2m or 5000x).
+#
+#   scripts/fuzz.sh [FUZZTIME] [REGEXP]
+#
+# A target is a `func FuzzX(f *testing.F)` in a *_test.go file; REGEXP, when
+# given, keeps only the targets whose "./pkg FuzzX" matches it (grep -E).
+# Targets run one at a time because the fuzzer of one target already uses
+# every core. When a target fails, the script prints its package, its name
+# and the failing input go test wrote (testdata/fuzz/FuzzX/<hash> in that
+# package: commit it as a regression seed once the bug is fixed), goes on
+# with the other targets and exits 1 at the end. Only the output of failing
+# targets is shown in full.
+set -uo pipefail
+
+FUZZTIME=${1:-30s}
+FILTER=${2:-}
+GO=${GO:-go}
+GOTESTFLAGS=${GOTESTFLAGS:-} # more go test flags, such as -vet=off
+cd "$(dirname "$0")/.." || exit 2
+
+files=$(git ls-files -co --exclude-standard '*_test.go' 2>/dev/null) ||
+	files=$(find . -name '*_test.go' -not -path './.data/*' | sed 's|^\./||')
+
+# "./pkg FuzzX" lines, sorted.
+targets=$(for f in $files; do
+	dir=$(dirname "$f")
+	sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing\.F).*/\1/p' "$f" |
+		while read -r name; do printf './%s %s\n' "$dir" "$name"; done
+done | sed 's|^\./\.$|.|; s|^\./\. |. |' | sort -u)
+if [[ -n $FILTER ]]; then
+	targets=$(grep -E -- "$FILTER" <<<"$targets")
+fi
+if [[ -z $targets ]]; then
+	echo "fuzz.sh: no fuzz targets found" >&2
+	exit 2
+fi
+
+n=$(wc -l <<<"$targets")
+echo "fuzz.sh: $n targets, $FUZZTIME each"
+failed=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+while read -r pkg name; do
+	start=$SECONDS
+	# shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags
+	if "$GO" test $GOTESTFLAGS -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
+		printf 'ok    %-28s %-32s %ds\n' "$pkg" "$name" $((SECONDS - start))
+		continue
+	fi
+	printf 'FAIL  %-28s %-32s %ds\n' "$pkg" "$name" $((SECONDS - start))
+	cat "$log"
+	corpus=$(sed -n 's/.*Failing input written to \(testdata\/fuzz\/[^ ]*\).*/\1/p' "$log" | tail -1)
+	if [[ -n $corpus ]]; then
+		echo "fuzz.sh: $pkg $name failed; new corpus file: ${pkg#./}/$corpus"
+		echo "fuzz.sh: rerun with: $GO test -run '^$name/$(basename "$corpus")\$' $pkg"
+	else
+		echo "fuzz.sh: $pkg $name failed without a new corpus file (a seed input or the build failed)"
+	fi
+	failed+=("$pkg $name")
+done <<<"$targets"
+
+if ((${#failed[@]} > 0)); then
+	echo "fuzz.sh: ${#failed[@]} of $n targets failed:"
+	printf '  %s\n' "${failed[@]}"
+	exit 1
+fi
+echo "fuzz.sh: all $n targets passed"
