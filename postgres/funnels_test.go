@@ -294,14 +294,18 @@ func TestBackfillRanges(t *testing.T) {
 		t.Fatalf("ranges %v %v", rs, err)
 	}
 
-	// Concurrent claimers get distinct ranges.
+	// Concurrent claimers get distinct ranges. Their leases are long enough
+	// that none runs out while the others claim on a loaded machine (one
+	// that ran out could be taken over, rightly), short enough to wait out
+	// below.
+	const lease = 2 * time.Second
 	var mu sync.Mutex
 	claimed := map[int]string{}
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() {
 			owner := string(rune('a' + i))
-			r, err := f.store.ClaimRange(ctx, v.VersionID, owner, 150*time.Millisecond)
+			r, err := f.store.ClaimRange(ctx, v.VersionID, owner, lease)
 			if tapline.ErrorCode(err) == tapline.ENOTFOUND {
 				return
 			} else if err != nil {
@@ -340,7 +344,7 @@ func TestBackfillRanges(t *testing.T) {
 		t.Errorf("a commit by another owner: %v, want ECONFLICT", err)
 	}
 	// A lease that runs out lets another worker take the range over.
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(lease + 100*time.Millisecond)
 	r, err := f.store.ClaimRange(ctx, v.VersionID, "heir", time.Minute)
 	if err != nil {
 		t.Fatal(err)
