@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -144,7 +145,7 @@ func (c *GroupConfig) Validate() error {
 			bad("%s is %s, want 1ms..24h", f.name, f.v)
 		}
 	}
-	if strings.ContainsAny(d.InstanceID, "\x00\n") || len(d.InstanceID) > maxInstanceID {
+	if strings.ContainsFunc(d.InstanceID, unicode.IsControl) || len(d.InstanceID) > maxInstanceID {
 		bad("InstanceID %q has a control character or is longer than %d bytes", d.InstanceID, maxInstanceID)
 	}
 	if d.HeartbeatInterval >= d.SessionTimeout {

@@ -546,6 +546,9 @@ func TestGroupConfig_Validate(t *testing.T) {
 		{"negative rebalance", func(c *GroupConfig) { c.RebalanceTimeout = -time.Second }, "RebalanceTimeout"},
 		{"heartbeat too slow", func(c *GroupConfig) { c.HeartbeatInterval = 2 * c.SessionTimeout }, "HeartbeatInterval"},
 		{"negative backoff", func(c *GroupConfig) { c.JoinBackoff = -1 }, "JoinBackoff"},
+		{"instance", func(c *GroupConfig) { c.InstanceID = "host-1:/var/lib/tapline" }, ""},
+		{"instance with newline", func(c *GroupConfig) { c.InstanceID = "host-1\n" }, "InstanceID"},
+		{"instance too long", func(c *GroupConfig) { c.InstanceID = strings.Repeat("x", maxInstanceID+1) }, "InstanceID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

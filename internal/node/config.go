@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"tapline/collector"
 	"tapline/fraud"
@@ -353,6 +354,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KafkaBrokers != "" && c.GroupID == "" {
 		bad("group-id", "required with Kafka")
+	}
+	if id := c.groupInstanceID(); len(id) > 1000 || strings.ContainsFunc(id, unicode.IsControl) {
+		bad("group-instance-id", "%q has a control character or is longer than 1000 bytes", id)
 	}
 	if c.SpoolMaxBytes < 1<<20 {
 		bad("spool-max-bytes", "must be at least 1 MiB")
