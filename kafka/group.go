@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -62,6 +63,17 @@ type GroupConfig struct {
 	HeartbeatInterval time.Duration
 	// JoinBackoff is the pause before joining again after a failed join.
 	JoinBackoff time.Duration
+	// InstanceID names this member across restarts, e.g. host and data
+	// directory; it becomes part of the client id the coordinator records
+	// for the member. When set, Open first removes from the group every
+	// member whose client id carries the same InstanceID: those an earlier
+	// process left when it was killed before it could send LeaveGroup.
+	// Without it the coordinator keeps such a member until its session
+	// times out, and a rebalance meanwhile hands it partitions nobody
+	// reads (docs/kafka.md, "Restarts"). Two live processes must not share
+	// an InstanceID: the second to start would end the first's membership
+	// (it rejoins, at the cost of a rebalance). Empty: no removal.
+	InstanceID string
 	// Timeout bounds each request to the coordinator and each dial.
 	Timeout time.Duration
 	// Logger receives the client's messages; slog.Default() when nil.
@@ -133,6 +145,9 @@ func (c *GroupConfig) Validate() error {
 			bad("%s is %s, want 1ms..24h", f.name, f.v)
 		}
 	}
+	if strings.ContainsFunc(d.InstanceID, unicode.IsControl) || len(d.InstanceID) > maxInstanceID {
+		bad("InstanceID %q has a control character or is longer than %d bytes", d.InstanceID, maxInstanceID)
+	}
 	if d.HeartbeatInterval >= d.SessionTimeout {
 		bad("HeartbeatInterval %s is not shorter than SessionTimeout %s", d.HeartbeatInterval, d.SessionTimeout)
 	}
@@ -191,12 +206,19 @@ func (g *Group) Open(ctx context.Context) error {
 	if err := g.checkTopics(ctx, dial); err != nil {
 		return err
 	}
+	if g.cfg.InstanceID != "" {
+		if err := g.removePredecessors(ctx, dial); err != nil {
+			// Not fatal: the coordinator drops them at their session
+			// timeout, as it would without an InstanceID.
+			g.logger.Warn("remove the group members of earlier processes of this instance", "instance", g.cfg.InstanceID, "err", err)
+		}
+	}
 
 	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                g.cfg.GroupID,
 		Brokers:           g.cfg.Brokers,
 		Topics:            g.cfg.Topics,
-		Dialer:            &kafkago.Dialer{Timeout: g.cfg.Timeout, ClientID: "tapline", DialFunc: dial},
+		Dialer:            &kafkago.Dialer{Timeout: g.cfg.Timeout, ClientID: g.cfg.clientID(), DialFunc: dial},
 		SessionTimeout:    g.cfg.SessionTimeout,
 		RebalanceTimeout:  g.cfg.RebalanceTimeout,
 		HeartbeatInterval: g.cfg.HeartbeatInterval,
@@ -241,6 +263,63 @@ func (g *Group) checkTopics(ctx context.Context, dial func(context.Context, stri
 		}
 	}
 	return nil
+}
+
+// maxInstanceID bounds GroupConfig.InstanceID; Kafka client ids are
+// short strings.
+const maxInstanceID = 1000
+
+// clientID is the client id of the group's connections: "tapline", then
+// the InstanceID when there is one.
+func (c GroupConfig) clientID() string {
+	if c.InstanceID == "" {
+		return "tapline"
+	}
+	return "tapline/" + c.InstanceID
+}
+
+// removePredecessors removes from the group the members whose client id
+// is this instance's: members of earlier processes of this instance that
+// ended without leaving. The group has no member of this process yet.
+func (g *Group) removePredecessors(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error)) error {
+	transport := &kafkago.Transport{Dial: dial, DialTimeout: g.cfg.Timeout, ClientID: "tapline"}
+	defer transport.CloseIdleConnections()
+	client := &kafkago.Client{Addr: kafkago.TCP(g.cfg.Brokers...), Transport: transport, Timeout: g.cfg.Timeout}
+	desc, err := client.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{g.cfg.GroupID}})
+	if err != nil {
+		return fmt.Errorf("describe group: %w", err)
+	}
+	want := g.cfg.clientID()
+	var stale []kafkago.LeaveGroupRequestMember
+	for _, d := range desc.Groups {
+		if d.Error != nil {
+			return fmt.Errorf("describe group: %w", d.Error)
+		}
+		for _, m := range d.Members {
+			if m.ClientID == want {
+				stale = append(stale, kafkago.LeaveGroupRequestMember{ID: m.MemberID})
+			}
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	res, err := client.LeaveGroup(ctx, &kafkago.LeaveGroupRequest{GroupID: g.cfg.GroupID, Members: stale})
+	if err == nil {
+		err = res.Error
+	}
+	if err != nil {
+		return fmt.Errorf("remove %d members: %w", len(stale), err)
+	}
+	var errs []error
+	for _, m := range res.Members {
+		// A member that timed out meanwhile is gone already.
+		if m.Error != nil && !errors.Is(m.Error, kafkago.UnknownMemberId) {
+			errs = append(errs, fmt.Errorf("remove member %s: %w", m.ID, m.Error))
+		}
+	}
+	g.logger.Info("removed the group members of earlier processes of this instance", "instance", g.cfg.InstanceID, "members", len(stale))
+	return errors.Join(errs...)
 }
 
 // Next blocks until this member has joined the next generation, and returns

@@ -163,8 +163,17 @@ func (m *member) state() (*Generation, int) {
 // partition twice. It returns those generations.
 func waitBalanced(t *testing.T, members []*member, want []tapline.Partition, within time.Duration) []*Generation {
 	t.Helper()
+	gens, last, ok := settle(members, want, within)
+	if !ok {
+		t.Fatalf("members did not settle within %s:\ngot  %s\nwant %d partitions %v, each once", within, last, len(want), want)
+	}
+	return gens
+}
+
+// settle is waitBalanced without the failure: ok reports whether members
+// settled within, last describes what they ran when they did not.
+func settle(members []*member, want []tapline.Partition, within time.Duration) (gens []*Generation, last string, ok bool) {
 	deadline := time.Now().Add(within)
-	var last string
 	for {
 		gens := make([]*Generation, len(members))
 		var all []tapline.Partition
@@ -188,12 +197,12 @@ func waitBalanced(t *testing.T, members []*member, want []tapline.Partition, wit
 		if ok {
 			slices.SortFunc(all, comparePartitions)
 			if slices.Equal(all, want) {
-				return gens
+				return gens, "", true
 			}
 		}
 		last = b.String()
 		if time.Now().After(deadline) {
-			t.Fatalf("members did not settle within %s:\ngot  %s\nwant %d partitions %v, each once", within, last, len(want), want)
+			return nil, last, false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -537,6 +546,9 @@ func TestGroupConfig_Validate(t *testing.T) {
 		{"negative rebalance", func(c *GroupConfig) { c.RebalanceTimeout = -time.Second }, "RebalanceTimeout"},
 		{"heartbeat too slow", func(c *GroupConfig) { c.HeartbeatInterval = 2 * c.SessionTimeout }, "HeartbeatInterval"},
 		{"negative backoff", func(c *GroupConfig) { c.JoinBackoff = -1 }, "JoinBackoff"},
+		{"instance", func(c *GroupConfig) { c.InstanceID = "host-1:/var/lib/tapline" }, ""},
+		{"instance with newline", func(c *GroupConfig) { c.InstanceID = "host-1\n" }, "InstanceID"},
+		{"instance too long", func(c *GroupConfig) { c.InstanceID = strings.Repeat("x", maxInstanceID+1) }, "InstanceID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -624,4 +636,63 @@ func joinedGroup(t *testing.T, cfg GroupConfig) (context.Context, *Group, taplin
 		t.Fatalf("Next: %v", err)
 	}
 	return ctx, g, gen
+}
+
+// TestGroup_RestartRemovesPredecessors kills a member twice in a row, the
+// second time possibly while it waits in JoinGroup, and starts it again
+// with the same InstanceID: the restarted member removes its dead
+// predecessors at Open, so the partitions are shared by the two live
+// members long before the dead ones' session timeout. Without an
+// InstanceID the dead members keep their place (and, after a rebalance,
+// partitions) until that timeout.
+func TestGroup_RestartRemovesPredecessors(t *testing.T) {
+	t.Parallel()
+	const session = 20 * time.Second
+	for _, tc := range []struct {
+		name     string
+		instance string
+		settles  bool // whether the live members share every partition within 5 s
+	}{
+		{name: "same instance", instance: "host-1:/var/lib/tapline", settles: true},
+		// The control: the scenario does hold the partitions up.
+		{name: "no instance", instance: "", settles: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			brokers := groupCluster(t)
+			topics, all := makeTopics(t, brokers, 2, 8)
+			cfg := fastConfig(brokers, "restart-"+bustest.Topic(t), topics...)
+			cfg.SessionTimeout, cfg.RebalanceTimeout = session, session
+			other := cfg
+			other.InstanceID = "host-2:/var/lib/tapline" // a live member of another instance: never removed
+			mine := cfg
+			mine.InstanceID = tc.instance
+
+			a := startMember(t, "a", other)
+			cut1 := &cutter{}
+			dead1 := startMember(t, "dead-1", mine, func(g *Group) { g.dial = cut1.dial })
+			waitBalanced(t, []*member{a, dead1}, all, 20*time.Second)
+			cut1.cutOff() // killed: no LeaveGroup
+
+			cut2 := &cutter{}
+			startMember(t, "dead-2", mine, func(g *Group) { g.dial = cut2.dial })
+			time.Sleep(200 * time.Millisecond) // its JoinGroup is on its way or waiting
+			cut2.cutOff()
+
+			start := time.Now()
+			restarted := startMember(t, "restarted", mine)
+			_, last, ok := settle([]*member{a, restarted}, all, 5*time.Second)
+			switch {
+			case ok && !tc.settles:
+				t.Errorf("without an InstanceID the live members settled after %s, want the dead members (session timeout %s) to hold partitions",
+					time.Since(start).Round(time.Millisecond), session)
+			case !ok && tc.settles:
+				t.Errorf("the live members did not share every partition within 5 s of the restart (session timeout %s):\ngot %s", session, last)
+			case ok:
+				t.Logf("the live members shared every partition %s after the restart", time.Since(start).Round(time.Millisecond))
+			default:
+				t.Logf("5 s after the restart: %s", last)
+			}
+		})
+	}
 }

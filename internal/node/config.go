@@ -7,9 +7,11 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"tapline/collector"
 	"tapline/fraud"
@@ -62,6 +64,7 @@ type Config struct {
 	// embedded one).
 	KafkaBrokers         string // comma-separated host:port
 	GroupID              string // the matchers' consumer group
+	GroupInstanceID      string // this matcher across restarts (default <host>:<absolute data dir>)
 	HitsTopic            string
 	EventsTopic          string
 	SpoolDir             string // the collector's disk spool while Kafka is down (default <data-dir>/spool)
@@ -135,6 +138,25 @@ type Config struct {
 
 // minFreeBytes is MinFreeDiskMB for the pebble stores: bytes, or -1 for
 // no check.
+// groupInstanceID returns GroupInstanceID, or by default the host name and
+// the absolute data directory: a restarted matcher keeps its data
+// directory, and two live processes cannot share one (the embedded raw
+// store locks it).
+func (c *Config) groupInstanceID() string {
+	if c.GroupInstanceID != "" {
+		return c.GroupInstanceID
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	dir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		dir = c.DataDir
+	}
+	return host + ":" + dir
+}
+
 func (c *Config) minFreeBytes() int64 {
 	if c.MinFreeDiskMB == 0 {
 		return -1
@@ -231,6 +253,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.CPUProfile, "cpu-profile", "write a CPU profile of the whole run, until shutdown, to this file (go tool pprof)")
 	str(&c.KafkaBrokers, "kafka-brokers", "comma-separated Kafka brokers: use Kafka as the bus")
 	str(&c.GroupID, "group-id", "consumer group of the matchers")
+	str(&c.GroupInstanceID, "group-instance-id", "names this matcher across restarts; at start it removes the group members an earlier process of the same name left when it was killed, instead of waiting for their session timeout. Unique per live matcher (default <host>:<absolute data dir>)")
 	str(&c.HitsTopic, "hits-topic", "bus topic of hits")
 	str(&c.EventsTopic, "events-topic", "bus topic of events")
 	str(&c.SpoolDir, "spool-dir", "collector disk spool while Kafka is unreachable (default <data-dir>/spool)")
@@ -331,6 +354,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KafkaBrokers != "" && c.GroupID == "" {
 		bad("group-id", "required with Kafka")
+	}
+	if id := c.groupInstanceID(); len(id) > 1000 || strings.ContainsFunc(id, unicode.IsControl) {
+		bad("group-instance-id", "%q has a control character or is longer than 1000 bytes", id)
 	}
 	if c.SpoolMaxBytes < 1<<20 {
 		bad("spool-max-bytes", "must be at least 1 MiB")

@@ -3,6 +3,8 @@ package node
 import (
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +184,36 @@ func TestFaultFlags(t *testing.T) {
 	cfg, _ = parseRun("-min-free-disk-mb", "-1")
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-min-free-disk-mb") {
 		t.Errorf("Validate of -min-free-disk-mb -1: %v, want an error naming the flag", err)
+	}
+}
+
+// TestGroupInstanceIDSetting checks -group-instance-id: by default the
+// host name and the absolute data directory, else the environment, else
+// the flag; and that Validate refuses a name with a control character.
+func TestGroupInstanceIDSetting(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg, _ := parseRun("-data-dir", dir)
+	if got, want := cfg.groupInstanceID(), host+":"+dir; got != want {
+		t.Errorf("default: %q, want %q", got, want)
+	}
+	t.Chdir(dir)
+	cfg, _ = parseRun("-data-dir", "data")
+	if got, want := cfg.groupInstanceID(), host+":"+filepath.Join(dir, "data"); got != want {
+		t.Errorf("relative data dir: %q, want %q", got, want)
+	}
+	t.Setenv("TAPLINE_GROUP_INSTANCE_ID", "matcher-a")
+	if cfg, _ = parseRun(); cfg.groupInstanceID() != "matcher-a" {
+		t.Errorf("from the environment: %q, want matcher-a", cfg.groupInstanceID())
+	}
+	if cfg, _ = parseRun("-group-instance-id", "matcher-b"); cfg.groupInstanceID() != "matcher-b" {
+		t.Errorf("flag over environment: %q, want matcher-b", cfg.groupInstanceID())
+	}
+	cfg, _ = parseRun("-group-instance-id", "matcher\nb")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-group-instance-id:") {
+		t.Errorf("a newline in the name: error %v, want it refused by name", err)
 	}
 }

@@ -285,10 +285,11 @@ func (n *Node) openMatcher(ctx context.Context) error {
 				}
 			}
 			g := kafka.NewGroup(kafka.GroupConfig{
-				Brokers: splitList(cfg.KafkaBrokers),
-				GroupID: cfg.GroupID,
-				Topics:  []string{cfg.HitsTopic, cfg.EventsTopic},
-				Logger:  n.Logger,
+				Brokers:    splitList(cfg.KafkaBrokers),
+				GroupID:    cfg.GroupID,
+				Topics:     []string{cfg.HitsTopic, cfg.EventsTopic},
+				InstanceID: cfg.groupInstanceID(),
+				Logger:     n.Logger,
 			})
 			if err := g.Open(ctx); err != nil {
 				return fmt.Errorf("join consumer group %s: %w", cfg.GroupID, err)
