@@ -54,7 +54,7 @@ type Config struct {
 }
 
 // Defaults returns the default campaign: at least 1,000,000 acknowledged
-// events and 20 faults in under 15 minutes on a two-core machine.
+// events and 21 faults in under 15 minutes on a two-core machine.
 func Defaults() Config {
 	return Config{Seed: 1, Duration: 10 * time.Minute, Events: 1_050_000, TapRate: 150, Outage: 60 * time.Second,
 		Overload: 30 * time.Second, Kills: 3, Gap: 4 * time.Second, Drain: 3 * time.Minute, MatcherSkew: 5 * time.Minute,

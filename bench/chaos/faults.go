@@ -575,7 +575,7 @@ func (c *campaign) matcherClock(ctx context.Context, skew time.Duration) FaultRo
 	alive := false
 	if err == nil {
 		n0, err0 := c.factEvents(ctx, c.kafka)
-		sleep(ctx, max(c.cfg.Outage/4, 5*time.Second))
+		sleep(ctx, max(c.cfg.Outage/4, 3*time.Second))
 		n1, err1 := c.factEvents(ctx, c.kafka)
 		if err0 == nil && err1 == nil {
 			counted = n1 - n0
