@@ -29,7 +29,10 @@ type OpenLoopResult struct {
 	NotSent   int64 // requests due while MaxInFlight were in flight
 	Answered  int64 // requests the server answered, whatever the status
 	OK        int64 // answers the caller's send judged successful
-	// Elapsed is how long requests fell due; the answers may come later.
+	// Offered is the time over which the Attempted requests fell due (at
+	// most Duration); the rates are per second of it. Elapsed is how long
+	// the run took, the last answers included.
+	Offered time.Duration
 	Elapsed time.Duration
 	P50     time.Duration // latency of the successful answers
 	P99     time.Duration
@@ -38,7 +41,7 @@ type OpenLoopResult struct {
 
 // String formats r for a log line.
 func (r OpenLoopResult) String() string {
-	s := r.Elapsed.Seconds()
+	s := max(r.Offered.Seconds(), 1e-9)
 	return fmt.Sprintf("attempted %.0f/s, sent %.0f/s, answered %.0f/s, ok %.0f/s (%d attempted, %d sent, %d not sent, %d answered, %d ok); p99 %s",
 		float64(r.Attempted)/s, float64(r.Sent)/s, float64(r.Answered)/s, float64(r.OK)/s,
 		r.Attempted, r.Sent, r.NotSent, r.Answered, r.OK, r.P99.Round(time.Millisecond))
@@ -72,6 +75,7 @@ func (o *OpenLoop) Run(ctx context.Context, send func(ctx context.Context) (answ
 		}
 		// What fell due so far, whatever ticks a busy machine dropped.
 		due := int64(o.Rate*elapsed.Seconds()) - res.Attempted
+		res.Offered = elapsed
 		for ; due > 0; due-- {
 			res.Attempted++
 			select {
@@ -102,8 +106,8 @@ func (o *OpenLoop) Run(ctx context.Context, send func(ctx context.Context) (answ
 		case <-tick.C:
 		}
 	}
-	res.Elapsed = time.Since(start)
 	wg.Wait()
+	res.Elapsed = time.Since(start)
 	res.Answered, res.OK = answered.Load(), ok.Load()
 	slices.Sort(lat)
 	res.P50, res.P99 = Percentile(lat, 0.50), Percentile(lat, 0.99)

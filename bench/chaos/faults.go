@@ -697,11 +697,17 @@ func (c *campaign) overload(ctx context.Context) FaultRow {
 	}
 	r.For = time.Since(t0).Round(100 * time.Millisecond)
 	share := float64(res.OK) / float64(max(res.Sent, 1))
-	r.Showed = fmt.Sprintf("capacity %.0f/s, 5x offer %.0f/s for %s: %s (at most %d in flight); redirected %.1f%% of sent; "+
+	okRate := float64(res.OK) / max(res.Offered.Seconds(), 1e-9)
+	alive := target.alive() && liveness(ctx, target.health) == "200"
+	r.Showed = fmt.Sprintf("capacity %.0f/s, 5x offer %.0f/s for %s: %s (at most %d in flight); redirected %.1f%% of sent, %.0f%% of capacity; alive %v; "+
 		"goroutines %.0f before, %.0f after; slowloris %s (-http-read-header-timeout %s); slow body %s (-http-read-timeout %s)%s; peak RSS MiB %v",
-		capacity.Rate, ol.Rate, c.cfg.Overload, res, c.cfg.OverloadInFlight, 100*share, g0, g1,
+		capacity.Rate, ol.Rate, c.cfg.Overload, res, c.cfg.OverloadInFlight, 100*share, 100*okRate/max(capacity.Rate, 1), alive, g0, g1,
 		cutRange(headerCuts, slowConns), httpReadHeaderTimeout, cutRange(bodyCuts, slowConns), httpReadTimeout, errSample(slowErrs), rss)
-	r.OK = res.Sent > 0 && share > 0.5 && g1 <= g0+goroutineSlack && headerOK && bodyOK && len(slowErrs) == 0
+	// Past capacity an open loop's answers wait and time out; what must
+	// hold is that the collector keeps redirecting at a good part of its
+	// capacity (a quarter, on a machine shared with the load), stays up
+	// and healthy, and gives its goroutines back.
+	r.OK = res.Sent > 0 && okRate >= capacity.Rate/4 && alive && g1 <= g0+goroutineSlack && headerOK && bodyOK && len(slowErrs) == 0
 	return r
 }
 
