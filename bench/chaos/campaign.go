@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,11 @@ type Config struct {
 	Kills       int           // kill -9 faults of each process kind
 	Gap         time.Duration // pause between faults
 	Drain       time.Duration // how long the facts may take to catch up after the load
-	MatcherSkew time.Duration // the matcher host clock's offset in its clock fault
+	MatcherSkew time.Duration // the matcher host clock's offset in its clock faults (once ahead, once behind)
+	// OverloadInFlight bounds the overload's requests in flight (and so
+	// its connections): a request due while this many wait for their
+	// answer is counted as not sent.
+	OverloadInFlight int
 
 	// Only, when set, keeps the faults of these names (FaultNames) only.
 	Only []string
@@ -49,17 +54,19 @@ type Config struct {
 }
 
 // Defaults returns the default campaign: at least 1,000,000 acknowledged
-// events and 20 faults in under 15 minutes on a two-core machine.
+// events and 21 faults in under 15 minutes on a two-core machine.
 func Defaults() Config {
 	return Config{Seed: 1, Duration: 10 * time.Minute, Events: 1_050_000, TapRate: 150, Outage: 60 * time.Second,
-		Overload: 30 * time.Second, Kills: 3, Gap: 4 * time.Second, Drain: 3 * time.Minute, MatcherSkew: 5 * time.Minute}
+		Overload: 30 * time.Second, Kills: 3, Gap: 4 * time.Second, Drain: 3 * time.Minute, MatcherSkew: 5 * time.Minute,
+		OverloadInFlight: 12_000}
 }
 
 // ShortDefaults returns the campaign `make test` runs: about a minute of
 // load with each fault kind once, outages of a few seconds.
 func ShortDefaults() Config {
 	return Config{Seed: 1, Short: true, Duration: 60 * time.Second, Events: 20_000, TapRate: 60, Outage: 5 * time.Second,
-		Overload: 5 * time.Second, Kills: 1, Gap: time.Second, Drain: 90 * time.Second, MatcherSkew: 5 * time.Minute}
+		Overload: 5 * time.Second, Kills: 1, Gap: time.Second, Drain: 90 * time.Second, MatcherSkew: 5 * time.Minute,
+		OverloadInFlight: 12_000}
 }
 
 func (c *Config) fill() {
@@ -96,6 +103,12 @@ func (c *Config) fill() {
 	}
 	if c.MatcherSkew == 0 {
 		c.MatcherSkew = d.MatcherSkew
+	}
+	if c.MatcherSkew < 0 {
+		c.MatcherSkew = -c.MatcherSkew
+	}
+	if c.OverloadInFlight <= 0 {
+		c.OverloadInFlight = d.OverloadInFlight
 	}
 	for _, n := range c.Only {
 		if FaultNames[n] == "" {
@@ -167,8 +180,7 @@ type campaign struct {
 	kafka     *topology
 	solo      *topology
 	soloDir   string
-	tmpfs     bool            // the all-in-one's data directory is a tmpfs the harness mounted
-	flags     map[string]bool // flags the binaries know (timeouts, clock offset)
+	tmpfs     bool // the all-in-one's data directory is a tmpfs the harness mounted
 	faults    []FaultRow
 	mu        sync.Mutex
 	redirects map[string]int64 // per collector URL at its incarnation's start
@@ -207,7 +219,6 @@ func (c *campaign) setUp(ctx context.Context) error {
 			return fmt.Errorf("binary %s: %w (build them: go build -o %s ./cmd/... ./bench/cmd/kfakebroker)", b, err, c.cfg.BinDir)
 		}
 	}
-	c.flags = knownFlags(filepath.Join(c.cfg.BinDir, "collector"), "http-read-header-timeout", "clock-offset")
 	bin, err := pgBinDir(c.cfg.PGBin)
 	if err != nil {
 		return err
@@ -239,10 +250,8 @@ func (c *campaign) setUp(ctx context.Context) error {
 	}
 	common := func(t *topology) []string {
 		a := []string{"-database-url", t.dbURL, "-migrate=false", "-log-level", "warn", "-trusted-proxies", "127.0.0.1/32",
-			"-tap-rate", "1000000", "-tap-burst", "1000000"}
-		if c.flags["http-read-header-timeout"] {
-			a = append(a, "-http-read-header-timeout", slowlorisTimeout.String())
-		}
+			"-tap-rate", "1000000", "-tap-burst", "1000000",
+			"-http-read-header-timeout", httpReadHeaderTimeout.String(), "-http-read-timeout", httpReadTimeout.String()}
 		return a
 	}
 	kafkaArgs := []string{"-kafka-brokers", baddr}
@@ -301,7 +310,8 @@ func (c *campaign) setUp(ctx context.Context) error {
 	}
 	all := &proc{name: "tapline-all", bin: filepath.Join(c.cfg.BinDir, "tapline"), dir: c.workDir, url: "http://" + saddr,
 		health: "http://" + saddr + "/healthz", metrics: "http://" + saddr + "/metrics",
-		args: append([]string{"run"}, append(common(c.solo), "-data-dir", filepath.Join(c.soloDir, "data"), "-collector-addr", saddr, "-dashboard-addr", daddr)...)}
+		args: append([]string{"run"}, append(common(c.solo), "-data-dir", filepath.Join(c.soloDir, "data"), "-collector-addr", saddr, "-dashboard-addr", daddr,
+			"-min-free-disk-mb", strconv.Itoa(c.diskReserveMB()))...)}
 	c.solo.collectors = []*proc{all}
 	c.solo.matchers = []*proc{all}
 	for _, p := range c.processes() {
@@ -417,16 +427,6 @@ func (c *campaign) close() {
 	if c.cfg.WorkDir == "" && c.workDir != "" {
 		_ = os.RemoveAll(c.workDir)
 	}
-}
-
-// knownFlags reports which of names bin's -h lists.
-func knownFlags(bin string, names ...string) map[string]bool {
-	out, _ := exec.Command(bin, "-h").CombinedOutput()
-	m := map[string]bool{}
-	for _, n := range names {
-		m[n] = strings.Contains(string(out), "-"+n+" ")
-	}
-	return m
 }
 
 func freeAddr() (string, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -41,6 +42,12 @@ func TestCampaignShort(t *testing.T) {
 	kinds := map[string]int{}
 	for _, f := range res.Faults {
 		kinds[f.Kind]++
+		if f.Known && os.Geteuid() == 0 {
+			t.Errorf("fault %s on %s not injected as root: %s", f.Kind, f.Target, f.Showed)
+		}
+	}
+	if kinds[MatcherClock] != 2 {
+		t.Errorf("%d matcher clock faults, want 2 (ahead and behind)", kinds[MatcherClock])
 	}
 	for name, k := range FaultNames {
 		if name == "broker-wipe" {
@@ -57,6 +64,10 @@ func TestCampaignShort(t *testing.T) {
 		}
 		if tot.HitsCounted == 0 || tot.HitsCounted > tot.HitsOffered {
 			t.Errorf("%s: %d hits counted of %d offered", tot.Topology, tot.HitsCounted, tot.HitsOffered)
+		}
+		if tot.HitIDs == 0 || tot.HitIDs != tot.HitsCounted || tot.HitTaps != tot.HitIDs || tot.HitsStored != tot.HitIDs {
+			t.Errorf("%s: %d hits counted; raw store %s: %d rows, %d distinct ids, %d distinct taps", tot.Topology,
+				tot.HitsCounted, tot.HitStore, tot.HitsStored, tot.HitIDs, tot.HitTaps)
 		}
 	}
 }

@@ -63,12 +63,18 @@
 // remainder) must lie between minus the failed taps (a tap whose answer
 // the client lost may still have been counted) and the kill-loss bound,
 // which is 0 for a topology none of whose collectors was killed; and no
-// more hits may be counted than were offered.
+// more hits may be counted than were offered. After the facts have caught
+// up, the harness stops the processes that own an embedded raw store (the
+// Kafka topology's matcher, the all-in-one) and reads every hit row of it
+// with pebble.RawStore.ScanHitRows: the rows, their distinct hit ids and
+// their distinct tap numbers (lg_tap) must all be equal, and fact_hits
+// must count exactly that many hits, so that no hit is counted twice. With
+// -cassandra-hosts the Kafka topology's store is not read.
 //
 // # Faults
 //
 // The schedule is shuffled from -seed and the faults run one after the
-// other with a pause between, under load. The default campaign injects 20:
+// other with a pause between, under load. The default campaign injects 21:
 //
 //   - kill -9 of the matcher, of a collector and of the all-in-one, three
 //     of each (the matcher and the all-in-one flush several times a
@@ -83,38 +89,52 @@
 //     killed with SIGKILL (twice; down a few seconds, then crash
 //     recovery): every process must live through it, and the collectors
 //     keep answering redirects and events meanwhile.
-//   - A matcher started while PostgreSQL is down, which it should survive
-//     once PostgreSQL is back. Another branch makes it wait; until then
-//     the matcher exits, the row is marked known, and the harness starts
-//     it again after PostgreSQL is back.
-//   - Disk full: a ballast file fills the all-in-one's tmpfs (fallocate,
-//     then writes until ENOSPC) for half the outage, and is deleted. The
-//     row shows the 503s and other failures of SDK requests, the
-//     redirects served, whether the process lived and how soon events
-//     were acknowledged again; the final exact counts show whether the
-//     store came back whole. The product's side of it is another branch's,
-//     so the row itself is marked known; the counts still decide.
+//   - A collector and the matcher started while PostgreSQL is down: the
+//     harness stops the Kafka topology's second collector (SIGTERM, so it
+//     writes its snapshot of links and apps) and the matcher, stops
+//     PostgreSQL, and starts both for half the outage (5 to 20 s). The
+//     collector must answer SDK events 2xx and taps 302 from its snapshot
+//     (the row counts both at that collector alone), the matcher must stay
+//     up with /livez answering 200, and once PostgreSQL is back fact_events
+//     must grow again (the row shows how soon).
+//   - Disk full: the all-in-one runs with -min-free-disk-mb 256 (128 in the
+//     short campaign); a ballast file (fallocate) fills its tmpfs until
+//     half that is free, for half the outage, and is deleted. While full,
+//     SDK requests must be answered 503 with Retry-After and nothing else
+//     (the row shows how many, and the growth of
+//     tapline_collector_storage_full_total), every tap redirected, the
+//     process alive; after, events must be acknowledged again, and the
+//     totals want every acknowledged event counted.
 //   - Overload: a short closed-loop measure of a collector's redirect
-//     capacity (as the bench measures it), then an open-loop offer of five
-//     times that for -overload (30 s), at most 2048 requests in flight
-//     (what the client could not send is shown). The row shows the share
-//     redirected and the p99, the processes' peak RSS (VmHWM) and the
-//     collector's go_goroutines before and, settled, after (at most 20
-//     more). Meanwhile 40 slowloris connections send a header byte a
-//     second to the other collector; each must be cut by the header read
-//     timeout: the server's 10 s, or the value the harness passes with
-//     -http-read-header-timeout when the binaries have that flag.
+//     capacity (as the bench measures it), then loadgen.OpenLoop offers
+//     five times that for -overload (30 s): a tap falls due every 1/rate
+//     seconds and is sent whatever is still waiting, up to
+//     -overload-in-flight (12,000) requests in flight; one due past that
+//     is counted as not sent. The row shows attempted, sent, answered and
+//     redirected rates, the p99, the processes' peak RSS (VmHWM) and the
+//     collector's go_goroutines before and, once idle, after. Past its
+//     capacity the collector cannot answer everything an open loop offers
+//     (answers wait, and time out after the client's 10 s); the checks
+//     are that it redirects at a quarter of its measured capacity or
+//     more, answers /healthz 200 after, and has at most 20 more
+//     goroutines once idle. Meanwhile the other collector gets 40 slowloris connections
+//     (internal/faults.SlowHeaders: a header byte a second) and 40
+//     slow-body posts (faults.SlowBody: a form byte a second); every
+//     process runs with -http-read-header-timeout 3s and
+//     -http-read-timeout 6s, and each slow connection must be cut within
+//     a second before and 5 s after its timeout.
 //   - Device clocks 3 hours ahead and 3 hours behind for a while: the
 //     events must be acknowledged and counted like the others (the
 //     collector replaces a time more than an hour ahead with the time it
 //     received the event; the day is the same unless the campaign runs
 //     across midnight UTC).
-//   - The matcher's host clock 5 minutes ahead: a hook. Another branch
-//     adds -clock-offset; when the binaries list it, the fault restarts
-//     the matcher with it for a while; until then the row says skipped.
+//   - The matcher's clock 5 minutes ahead, then 5 minutes behind: it is
+//     restarted with -clock-offset 5m (-5m) for a quarter of the outage (at
+//     least 3 s), must stay up and count events meanwhile, and the totals
+//     want the counts exact.
 //
-// The short campaign does each kind once, with 5-second outages and a
-// 5-second overload.
+// The short campaign does each kind once (the device and matcher clocks
+// once each way), with 5-second outages and a 5-second overload.
 //
 // # The broker's state
 //
@@ -141,6 +161,7 @@
 // rejected, counted, resends; installs and conversions; hits offered,
 // redirected, counted, dropped-and-counted, the kill-loss bound and the
 // unexplained remainder), the peak RSS of each process and VERDICT PASS or
-// FAIL. A fault row that is not OK (and not known) fails the campaign
-// too. Result.WriteJSON saves it all.
+// FAIL. A fault row that is not OK fails the campaign too; only a fault
+// that could not be injected here (disk full without root) is marked known
+// and left out of the verdict. Result.WriteJSON saves it all.
 package chaos

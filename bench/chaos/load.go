@@ -26,6 +26,7 @@ type series struct {
 
 type second struct {
 	eventAcks, event503, eventErrs int     // SDK requests: 2xx, 503, other failures
+	event503RetryAfter             int     // the 503s that carried Retry-After
 	redirects, tapErrs             int     // taps: 302, anything else
 	tapLat                         []int32 // redirect latencies in microseconds
 }
@@ -38,7 +39,9 @@ func (s *series) at(t time.Time) *second {
 	return &s.secs[i]
 }
 
-func (s *series) event(status int) {
+// event records an SDK request's answer (status 0: none); retryAfter
+// tells whether it carried a Retry-After header.
+func (s *series) event(status int, retryAfter bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sec := s.at(time.Now())
@@ -47,6 +50,9 @@ func (s *series) event(status int) {
 		sec.eventAcks++
 	case status == http.StatusServiceUnavailable:
 		sec.event503++
+		if retryAfter {
+			sec.event503RetryAfter++
+		}
 	default:
 		sec.eventErrs++
 	}
@@ -67,6 +73,7 @@ func (s *series) tap(ok bool, lat time.Duration) {
 // window sums the seconds from a to b.
 type window struct {
 	EventAcks, Event503, EventErrs int
+	Event503RetryAfter             int
 	Redirects, TapErrs             int
 	RedirectP99                    time.Duration
 }
@@ -82,6 +89,7 @@ func (s *series) window(a, b time.Time) window {
 		sec := &s.secs[i]
 		w.EventAcks += sec.eventAcks
 		w.Event503 += sec.event503
+		w.Event503RetryAfter += sec.event503RetryAfter
 		w.EventErrs += sec.eventErrs
 		w.Redirects += sec.redirects
 		w.TapErrs += sec.tapErrs
@@ -169,6 +177,7 @@ type eventDriver struct {
 	mu       sync.Mutex
 	want     *truth
 	rejects  []string
+	perHost  map[string]int64 // events acknowledged per collector host:port
 }
 
 // run sends until stop is closed (no new units) and every unit begun is
@@ -308,12 +317,12 @@ func (d *eventDriver) deliver(ctx context.Context, worker int, u *unit) {
 func (d *eventDriver) send(ctx context.Context, req *http.Request, u *unit, idx []int) bool {
 	resp, err := d.client.Do(req.WithContext(ctx))
 	if err != nil {
-		d.series.event(0)
+		d.series.event(0, false)
 		return false
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	d.series.event(resp.StatusCode)
+	d.series.event(resp.StatusCode, resp.Header.Get("Retry-After") != "")
 	switch {
 	case resp.StatusCode >= 500:
 		return false
@@ -322,7 +331,7 @@ func (d *eventDriver) send(ctx context.Context, req *http.Request, u *unit, idx 
 		return true
 	}
 	if u.form {
-		d.ack(u, idx)
+		d.ack(req.URL.Host, u, idx)
 		return true
 	}
 	var br struct {
@@ -347,7 +356,7 @@ func (d *eventDriver) send(ctx context.Context, req *http.Request, u *unit, idx 
 			d.reject(u, []int{idx[r.Index]}, string(r.Error))
 		}
 	}
-	d.ack(u, ok)
+	d.ack(req.URL.Host, u, ok)
 	return true
 }
 
@@ -363,11 +372,16 @@ func (d *eventDriver) reject(u *unit, idx []int, why string) {
 	}
 }
 
-// ack records events idx of u as acknowledged and adds them to the truth.
-func (d *eventDriver) ack(u *unit, idx []int) {
+// ack records events idx of u as acknowledged by the collector at host
+// and adds them to the truth.
+func (d *eventDriver) ack(host string, u *unit, idx []int) {
 	d.acked.Add(int64(len(idx)))
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.perHost == nil {
+		d.perHost = map[string]int64{}
+	}
+	d.perHost[host] += int64(len(idx))
 	for _, i := range idx {
 		u.acked[i] = true
 		e := &u.events[i]
@@ -381,6 +395,13 @@ func (d *eventDriver) ack(u *unit, idx []int) {
 			d.want.Revenue[e.ev.Currency] += e.ev.PriceCents * 10_000
 		}
 	}
+}
+
+// ackedAt returns how many events the collector at host acknowledged.
+func (d *eventDriver) ackedAt(host string) int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.perHost[host]
 }
 
 // tapDriver taps a topology's links at a steady rate, each tap with a
@@ -439,9 +460,9 @@ func (d *tapDriver) tap(ctx context.Context, worker int) {
 	_, _ = d.tapAt(ctx, d.client, urls[(worker+int(d.next.Load()))%len(urls)])
 }
 
-// tapAt sends one tap to base and reports its latency and whether it was
-// redirected; the redirect counts for that collector.
-func (d *tapDriver) tapAt(ctx context.Context, client *http.Client, base string) (time.Duration, bool) {
+// tapAt sends one tap to base and reports whether it was answered at all
+// and whether it was redirected; the redirect counts for that collector.
+func (d *tapDriver) tapAt(ctx context.Context, client *http.Client, base string) (answered, redirected bool) {
 	req := d.request(base)
 	d.offered.Add(1)
 	t0 := time.Now()
@@ -449,19 +470,15 @@ func (d *tapDriver) tapAt(ctx context.Context, client *http.Client, base string)
 	if err != nil {
 		d.failed.Add(1)
 		d.series.tap(false, 0)
-		return 0, false
+		return false, false
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	lat := time.Since(t0)
 	ok := resp.StatusCode == http.StatusFound
 	d.series.tap(ok, lat)
-	if !ok {
-		d.count(base, false)
-		return lat, false
-	}
-	d.count(base, true)
-	return lat, true
+	d.count(base, ok)
+	return true, ok
 }
 
 // count records a tap's outcome at collector base: a redirect counts for

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -15,7 +17,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"tapline"
 	"tapline/loadgen"
+	"tapline/pebble"
 )
 
 // Result is what a campaign found; Run prints it and WriteJSON saves it.
@@ -51,6 +55,15 @@ type Totals struct {
 	HitsCounted     int64  `json:"hits_counted"`
 	HitsDropped     int64  `json:"hits_dropped_and_counted"`
 	KillLossBound   int64  `json:"hits_kill_loss_bound"`
+	// HitStore names the raw store whose hits were read after the
+	// processes stopped; HitsStored, HitIDs and HitTaps are its hit rows,
+	// their distinct hit ids and their distinct tap numbers (lg_tap).
+	// fact_hits must count exactly HitIDs hits: none twice, none stored
+	// and left out.
+	HitStore   string `json:"hit_store"`
+	HitsStored int64  `json:"hits_stored"`
+	HitIDs     int64  `json:"hit_ids_distinct"`
+	HitTaps    int64  `json:"hit_taps_distinct"`
 	// Unexplained is redirected - counted - dropped: the hits neither
 	// counted nor dropped-and-counted; at most KillLossBound, which is 0
 	// when no collector of the topology was killed. It may be negative by
@@ -129,6 +142,9 @@ func (c *campaign) run(ctx context.Context) (*Result, error) {
 		verifying.Go(func() { res.Totals[i] = c.verify(ctx, t) })
 	}
 	verifying.Wait()
+	for i, t := range []*topology{c.kafka, c.solo} {
+		c.checkHitIDs(ctx, t, &res.Totals[i])
+	}
 	close(scrapeDone)
 	scraper.Wait()
 	for _, p := range append(c.processes(), c.broker) {
@@ -366,6 +382,69 @@ func (c *campaign) verify(ctx context.Context, t *topology) Totals {
 	return tot
 }
 
+// checkHitIDs stops the processes that own the topology's embedded raw
+// store, reads every hit it holds and compares the distinct hit ids with
+// what fact_hits counted. With Cassandra the check is left out (noted).
+func (c *campaign) checkHitIDs(ctx context.Context, t *topology, tot *Totals) {
+	bad := func(format string, args ...any) {
+		tot.Mismatches = append(tot.Mismatches, fmt.Sprintf(format, args...))
+		tot.OK = false
+	}
+	if t == c.kafka && c.cfg.CassandraHosts != "" {
+		tot.HitStore = "cassandra (not read)"
+		return
+	}
+	var dirs []string
+	owners := t.matchers
+	for _, p := range owners {
+		dirs = append(dirs, filepath.Join(c.workDir, p.name, "raw"))
+	}
+	if t == c.solo {
+		dirs = []string{filepath.Join(c.soloDir, "data", "raw")}
+	}
+	for _, p := range owners {
+		p.notePeak()
+		if err := p.stop(); err != nil {
+			bad("stop %s to read its raw store: %v", p.name, err)
+			return
+		}
+	}
+	ids, taps := map[string]bool{}, map[string]bool{}
+	for _, dir := range dirs {
+		rel, _ := filepath.Rel(c.workDir, dir)
+		tot.HitStore = strings.TrimSpace(tot.HitStore + " " + rel)
+		s := pebble.NewRawStore(dir)
+		s.Logger = slog.New(slog.DiscardHandler)
+		if err := s.Open(); err != nil {
+			bad("open raw store %s: %v", dir, err)
+			return
+		}
+		err := s.ScanHitRows(ctx, t.app.ID, c.start.Add(-48*time.Hour), time.Now().Add(48*time.Hour), tapline.RowPos{}, func(h *tapline.Hit) error {
+			tot.HitsStored++
+			ids[h.ID] = true
+			taps[h.Params[loadgen.TapParam]] = true
+			return nil
+		})
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			bad("read the hits of %s: %v", dir, err)
+			return
+		}
+	}
+	tot.HitIDs, tot.HitTaps = int64(len(ids)), int64(len(taps))
+	if tot.HitsStored != tot.HitIDs {
+		bad("raw store holds %d hit rows for %d distinct hit ids", tot.HitsStored, tot.HitIDs)
+	}
+	if tot.HitTaps != tot.HitIDs {
+		bad("raw store holds %d distinct hit ids for %d distinct taps (lg_tap): a tap stored twice", tot.HitIDs, tot.HitTaps)
+	}
+	if tot.HitsCounted != tot.HitIDs {
+		bad("fact_hits counts %d hits, the raw store holds %d distinct hit ids", tot.HitsCounted, tot.HitIDs)
+	}
+}
+
 func compare(bad func(string, ...any), what string, got, want map[string]int64) {
 	keys := map[string]bool{}
 	for k := range got {
@@ -433,6 +512,11 @@ func (r *Result) Print(out io.Writer) {
 			t.HitsCounted, t.HitsDropped, t.KillLossBound, t.Unexplained, t.OK)
 	}
 	tw.Flush()
+	fmt.Fprintln(out)
+	for _, t := range r.Totals {
+		fmt.Fprintf(out, "%s: raw store %s holds %d hit rows, %d distinct hit ids, %d distinct taps; fact_hits counts %d\n",
+			t.Topology, t.HitStore, t.HitsStored, t.HitIDs, t.HitTaps, t.HitsCounted)
+	}
 	var names []string
 	for n := range r.PeakRSS {
 		names = append(names, n)

@@ -34,7 +34,9 @@ func SlowHeaders(ctx context.Context, addr, path string, interval time.Duration)
 	head := "GET " + path + " HTTP/1.1\r\nHost: tapline\r\nX-Slow: " + strings.Repeat("s", 200) + "\r\n\r\n"
 	for i := range len(head) {
 		if _, err := conn.Write([]byte{head[i]}); err != nil {
-			break // the server hung up
+			// The server hung up (a reset can reach the writer before
+			// the reader sees it): how long it took is the reader's.
+			return h.wait(ctx)
 		}
 		select {
 		case <-h.done:
@@ -70,7 +72,7 @@ func SlowBody(ctx context.Context, addr, path string, form []byte, interval time
 	h := watch(conn)
 	for i := range form {
 		if _, err := conn.Write(form[i : i+1]); err != nil {
-			break
+			return h.wait(ctx) // the server hung up
 		}
 		select {
 		case <-h.done:

@@ -43,6 +43,7 @@ func run(args []string) int {
 	fs.Float64Var(&cfg.TapRate, "tap-rate", 0, "taps per second offered to each topology (default 150; 60 with -short)")
 	fs.DurationVar(&cfg.Outage, "outage", 0, "how long the broker and PostgreSQL stay down (default 60s; 5s with -short)")
 	fs.DurationVar(&cfg.Overload, "overload", 0, "how long the 5x redirect overload lasts (default 30s; 5s with -short)")
+	fs.IntVar(&cfg.OverloadInFlight, "overload-in-flight", 0, "requests the overload keeps in flight at most; one due past that is counted as not sent (default 12000)")
 	fs.IntVar(&cfg.Kills, "kills", 0, "kill -9 faults of each process kind (default 3; 1 with -short)")
 	fs.StringVar(&cfg.CassandraHosts, "cassandra-hosts", "", "comma-separated Cassandra hosts: the Kafka topology's raw store is Cassandra and it runs two matchers")
 	fs.StringVar(&cfg.PGBin, "pg-bin", "", "directory of PostgreSQL's initdb and postgres (default: pg_config or /usr/lib/postgresql/*/bin)")
