@@ -30,8 +30,9 @@ type cache[V any] struct {
 	items map[string]*cacheItem[V]
 	neg   map[string]negItem
 	group singleflight.Group
-	// stored counts the values stored or removed, for the snapshot writer.
-	stored atomic.Int64
+	// stored counts the values stored or removed, added the keys stored
+	// that the cache did not hold, for the snapshot writer.
+	stored, added atomic.Int64
 }
 
 type cacheItem[V any] struct {
@@ -162,6 +163,9 @@ func (c *cache[V]) seed(recs []cacheRecord[V]) {
 // changes returns a count that grows with every value stored.
 func (c *cache[V]) changes() int64 { return c.stored.Load() }
 
+// additions returns a count that grows with every key newly stored.
+func (c *cache[V]) additions() int64 { return c.added.Load() }
+
 // refresh reloads key in the background, once at a time.
 func (c *cache[V]) refresh(key string) {
 	c.mu.Lock()
@@ -195,6 +199,9 @@ func (c *cache[V]) store(key string, v V, err error) {
 	defer c.mu.Unlock()
 	switch {
 	case err == nil:
+		if _, ok := c.items[key]; !ok {
+			c.added.Add(1)
+		}
 		c.items[key] = &cacheItem[V]{v: v, expires: c.now().Add(c.ttl)}
 		delete(c.neg, key)
 		c.stored.Add(1)

@@ -132,30 +132,39 @@ func nonNil[V any](recs []cacheRecord[*V]) []cacheRecord[*V] {
 	return out
 }
 
+// snapshotAdditions is a count that grows whenever a snapshotted cache
+// holds a key it did not.
+func (c *Collector) snapshotAdditions() int64 {
+	return c.links.additions() + c.secrets.additions() + c.keys.additions() + c.names.additions()
+}
+
 // snapshotLoop writes the snapshot every SnapshotInterval when the caches
-// changed, until Close, which writes it once more.
+// changed, and within a second when they hold a link, app or account they
+// did not (so that a process killed soon after it first served one finds
+// it after a restart while PostgreSQL is down), until Close, which writes
+// it once more.
 func (c *Collector) snapshotLoop() {
 	defer close(c.snapDone)
-	t := time.NewTicker(c.Config.SnapshotInterval)
+	t := time.NewTicker(min(time.Second, c.Config.SnapshotInterval))
 	defer t.Stop()
-	last := c.snapshotChanges()
-	write := func() {
-		n := c.snapshotChanges()
-		if n == last {
+	last, lastAdded, lastWrite := c.snapshotChanges(), c.snapshotAdditions(), time.Now()
+	write := func(force bool) {
+		n, added := c.snapshotChanges(), c.snapshotAdditions()
+		if n == last || !force && added == lastAdded && time.Since(lastWrite) < c.Config.SnapshotInterval {
 			return
 		}
 		if err := c.writeSnapshot(); err != nil {
 			c.Logger.Warn("collector snapshot not written", "err", err)
 			return
 		}
-		last = n
+		last, lastAdded, lastWrite = n, added, time.Now()
 	}
 	for {
 		select {
 		case <-t.C:
-			write()
+			write(false)
 		case <-c.stop:
-			write()
+			write(true)
 			return
 		}
 	}
