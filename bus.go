@@ -98,3 +98,15 @@ type EndOffsetReader interface {
 	// closed bus, with EUNAVAILABLE when the bus cannot be reached.
 	EndOffsets(ctx context.Context, topic string) ([]int64, error)
 }
+
+// StartOffsetReader is implemented by a Bus that can tell where the
+// partitions of a topic start, which the matcher needs to tell a log that
+// lost messages (retention, a broker that lost its log) from one that did
+// not (pebble.Bus and kafka.Bus implement it).
+type StartOffsetReader interface {
+	// StartOffsets returns, for each partition of topic in order, the
+	// offset of the oldest message kept (the end offset when none is). It
+	// creates the topic when it does not exist and fails as EndOffsets
+	// does.
+	StartOffsets(ctx context.Context, topic string) ([]int64, error)
+}
