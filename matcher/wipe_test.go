@@ -241,3 +241,94 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestRetentionPastStoredOffset publishes N hits and installs stamped
+// eight days ago to kfake, lets kfake's retention (seven days by default)
+// delete them before any matcher consumed them, then publishes M current
+// ones. The matcher must start each partition at the log's start, count a
+// before_start reset for each partition that lost messages and the N
+// lost hits and installs in the lost-messages metric, and count exactly
+// the M kept ones.
+func TestRetentionPastStoredOffset(t *testing.T) {
+	const n, m = 20, 15
+	ctx := context.Background()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	bus := kafka.NewBus(cluster.ListenAddrs()...)
+	bus.NumPartitions = 2
+	bus.Logger = quiet
+	if err := bus.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+
+	f := newFixture(t, "retention")
+	old := wipeMessages(t, f.app.ID, wipeIDs("old", n))
+	for i := range old {
+		old[i].Time = time.Now().Add(-8 * 24 * time.Hour)
+	}
+	publishRetry(t, bus, old)
+	cluster.ApplyRetention()
+	lostOn := map[string]int{} // topic -> partitions whose log start moved
+	for _, topic := range []string{tapline.TopicHits, tapline.TopicEvents} {
+		starts, err := bus.StartOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends, err := bus.EndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum int64
+		for i, s := range starts {
+			if s != ends[i] {
+				t.Fatalf("%s/%d: log start %d, end %d: retention kept messages eight days old", topic, i, s, ends[i])
+			}
+			if s > 0 {
+				lostOn[topic]++
+			}
+			sum += s
+		}
+		if sum != n {
+			t.Fatalf("%s: log starts sum to %d after retention, want %d", topic, sum, n)
+		}
+	}
+	publishRetry(t, bus, wipeMessages(t, f.app.ID, wipeIDs("kept", m)))
+
+	cfg := NewConfig()
+	cfg.FlushInterval = 50 * time.Millisecond
+	cfg.OffsetCheck = 200 * time.Millisecond
+	mt := New(cfg, bus, f.raw, f.store, f.accounts)
+	mt.Logger = quiet
+	mt.Registry = prometheus.NewRegistry()
+	if err := mt.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mt.Close() })
+	processed := func() float64 {
+		return counterValue(t, mt.metrics.processed.WithLabelValues(tapline.TopicHits)) +
+			counterValue(t, mt.metrics.processed.WithLabelValues(tapline.TopicEvents))
+	}
+	waitFor(t, "the kept messages processed", 20*time.Second, func() bool { return processed() == 2*m })
+	if err := mt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.totals(t); got.hits != m || got.installs != m {
+		t.Errorf("%d hits and %d installs counted, want %d each (the ones retention kept)", got.hits, got.installs, m)
+	}
+	for _, topic := range []string{tapline.TopicHits, tapline.TopicEvents} {
+		if r := counterValue(t, mt.metrics.offsetResets.WithLabelValues(topic, resetBeforeStart)); r != float64(lostOn[topic]) {
+			t.Errorf("%s: %v before_start resets, want %d", topic, r, lostOn[topic])
+		}
+		if r := counterValue(t, mt.metrics.offsetResets.WithLabelValues(topic, resetPastEnd)); r != 0 {
+			t.Errorf("%s: %v past_end resets, want 0", topic, r)
+		}
+		if l := counterValue(t, mt.metrics.offsetLost.WithLabelValues(topic)); l != n {
+			t.Errorf("%s: %v messages counted lost, want %d", topic, l, n)
+		}
+	}
+}
