@@ -54,7 +54,7 @@ type Config struct {
 	// compares its position with the partition's start and end offsets
 	// (a fetch error compares at once, and so does each worker's start):
 	// how soon a matcher notices a broker that lost its log
-	// (docs/kafka.md, "A wiped or truncated log"). Default 5s.
+	// (docs/kafka.md, "A wiped or truncated log"). Default 2s.
 	OffsetCheck time.Duration
 	// Ordered processes the partitions of both topics as one stream in
 	// receive-time order (hits first on a tie, then by partition), the
@@ -79,7 +79,7 @@ func NewConfig() Config {
 		AppCacheTTL:      time.Minute,
 		FunnelPoll:       time.Second,
 		ErasurePoll:      5 * time.Second,
-		OffsetCheck:      5 * time.Second,
+		OffsetCheck:      2 * time.Second,
 	}
 }
 
@@ -652,15 +652,27 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 	atEnd := false // whether the last fetch found the end of the partition
 	// next is a logical offset (offsetreset.go); the bus sees its bus
 	// offset, the rest of the matcher the logical offsets of the messages.
-	if n, err := m.checkPosition(ctx, log, topic, partition, next); err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("check the stored offset at the start; checking again when a fetch waits or fails", "err", err)
-	} else {
-		next = n
-	}
+	// Until the position has been compared with the log's start and end
+	// (at the start and after a failed fetch) the worker does not fetch:
+	// a broker that came back without its log is noticed before its new
+	// log can grow past the stored offset.
+	checked := false
 	for ctx.Err() == nil {
+		if !checked {
+			n, err := m.checkPosition(ctx, log, topic, partition, next)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("check the stored offset against the log, will retry", "err", err)
+				if !sleep(ctx, backoff.next()) {
+					return
+				}
+				continue
+			}
+			next, checked = n, true
+			backoff.reset()
+		}
 		// Hold back while the fact store cannot keep up, so memory stays
 		// bounded when Postgres is down.
 		if m.agg.Pending() > 4*m.Config.MaxPending {
@@ -683,20 +695,18 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 			// Nothing came for OffsetCheck, or the fetch failed (say
 			// OffsetOutOfRange): the log may have been wiped or
 			// truncated under the stored offset.
+			if !idle {
+				checked, atEnd = false, false
+				if !sleep(ctx, backoff.next()) {
+					return
+				}
+				continue
+			}
 			n, cerr := m.checkPosition(ctx, log, topic, partition, next)
-			if cerr != nil && ctx.Err() == nil {
-				log.Warn("check the stored offset", "err", cerr)
-			}
-			if n != next {
+			if cerr != nil {
+				checked = false
+			} else if n != next {
 				next, atEnd = n, false
-				backoff.reset()
-				continue
-			}
-			if idle {
-				continue
-			}
-			if !sleep(ctx, backoff.next()) {
-				return
 			}
 			continue
 		}
