@@ -95,7 +95,9 @@ type EndOffsetReader interface {
 	// EndOffsets returns, for each partition of topic in order, the
 	// offset the next message published to it will get. It creates the
 	// topic when it does not exist, as Partitions does. It fails on a
-	// closed bus, with EUNAVAILABLE when the bus cannot be reached.
+	// closed bus, with EUNAVAILABLE when the bus cannot be reached, and
+	// with ENOTFOUND when the topic the bus knew is gone (a broker that
+	// lost its log); the next call creates it again.
 	EndOffsets(ctx context.Context, topic string) ([]int64, error)
 }
 

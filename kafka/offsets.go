@@ -64,7 +64,12 @@ func (b *Bus) listOffsets(ctx context.Context, topic string, first bool) ([]int6
 	for _, p := range res.Topics[topic] {
 		if p.Error != nil {
 			if errors.Is(p.Error, kafkago.UnknownTopicOrPartition) {
+				// The brokers lost the topic: say so (the matcher treats
+				// the topic created next as a new log) and create it at
+				// the next call.
 				b.forget(topic)
+				return nil, fmt.Errorf("offset of %s/%d: %w: %w", topic, p.Partition,
+					tapline.Errorf(tapline.ENOTFOUND, "The message bus has no topic %s.", topic), p.Error)
 			}
 			return nil, translate(ctx, fmt.Sprintf("offset of %s/%d", topic, p.Partition), p.Error)
 		}

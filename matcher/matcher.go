@@ -166,6 +166,7 @@ type Matcher struct {
 	flushNow    chan struct{}
 	lastWork    atomic.Int64 // Unix nanoseconds when a worker last committed a batch of messages (QuietFlush)
 	aborting    atomic.Bool
+	topicLoss   topicLoss // topics the bus reported gone (offsetreset.go)
 
 	cancel    context.CancelFunc
 	workers   sync.WaitGroup
@@ -657,15 +658,18 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 	// a broker that came back without its log is noticed before its new
 	// log can grow past the stored offset.
 	checked := false
+	lost := m.topicLoss.count(topic) // losses of topic this worker has acted on
 	for ctx.Err() == nil {
 		if !checked {
-			n, err := m.checkPosition(ctx, log, topic, partition, next)
+			n, err := m.checkPosition(ctx, log, topic, partition, next, &lost)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
 				log.Warn("check the stored offset against the log, will retry", "err", err)
-				if !sleep(ctx, backoff.next()) {
+				// Soon: a broker back without its log must be caught
+				// before the new log grows past the stored offset.
+				if !sleep(ctx, min(backoff.next(), checkRetry)) {
 					return
 				}
 				continue
@@ -702,7 +706,7 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 				}
 				continue
 			}
-			n, cerr := m.checkPosition(ctx, log, topic, partition, next)
+			n, cerr := m.checkPosition(ctx, log, topic, partition, next, &lost)
 			if cerr != nil {
 				checked = false
 			} else if n != next {
@@ -772,6 +776,10 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		}
 	}
 }
+
+// checkRetry bounds the wait before a failed check of a worker's position
+// against its log is tried again.
+const checkRetry = 200 * time.Millisecond
 
 // endProbe is how long a fetch that may be at the end of its partition
 // waits before the worker says so (fetch).

@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"direction"}),
 		offsetResets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tapline_matcher_offset_resets_total",
-			Help: "Times a partition's stored offset lay outside its log and the matcher moved it to the log's start, by topic and reason (past_end: the log was wiped or recreated; before_start: retention deleted unconsumed messages).",
+			Help: "Times a partition's stored offset lay outside its log and the matcher moved it to the log's start, by topic and reason (past_end: the log was wiped or recreated; recreated: the bus reported the topic gone and created it anew; before_start: retention deleted unconsumed messages).",
 		}, []string{"topic", "reason"}),
 		offsetLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tapline_matcher_offset_reset_lost_messages_total",

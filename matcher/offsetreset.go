@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"tapline"
 )
@@ -35,7 +36,31 @@ func logicalOffset(epoch, off int64) int64 { return epoch<<epochBits | off&busOf
 const (
 	resetPastEnd     = "past_end"     // the stored offset lay past the log's end: the log was wiped or recreated
 	resetBeforeStart = "before_start" // the stored offset lay before the log's start: retention deleted unconsumed messages
+	resetRecreated   = "recreated"    // the bus reported the topic gone: the log after it is a new one
 )
+
+// topicLoss records the topics the bus reported gone (ENOTFOUND from
+// EndOffsets), each with a count the partition workers compare with the
+// one they last acted on.
+type topicLoss struct {
+	mu   sync.Mutex
+	seen map[string]int64
+}
+
+func (l *topicLoss) lost(topic string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil {
+		l.seen = map[string]int64{}
+	}
+	l.seen[topic]++
+}
+
+func (l *topicLoss) count(topic string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen[topic]
+}
 
 // checkPosition compares next, the logical offset a worker is about to
 // read from topic/partition, with where the partition's log starts and
@@ -51,15 +76,24 @@ const (
 // with the new position, so that the next flush stores it. It returns
 // next unchanged when the position is inside the log or the bus cannot
 // tell its offsets.
-func (m *Matcher) checkPosition(ctx context.Context, log *slog.Logger, topic string, partition int, next int64) (int64, error) {
+//
+// A topic the bus reported gone (to any worker) since this worker's
+// last check, *lost, is a new log too: when next lies past its start the
+// worker starts the next epoch at its start (reason recreated), even if
+// the new log already grew past the stored offset.
+func (m *Matcher) checkPosition(ctx context.Context, log *slog.Logger, topic string, partition int, next int64, lost *int64) (int64, error) {
 	ends, ok := m.Bus.(tapline.EndOffsetReader)
 	if !ok {
 		return next, nil
 	}
 	es, err := ends.EndOffsets(ctx, topic)
 	if err != nil {
+		if tapline.ErrorCode(err) == tapline.ENOTFOUND {
+			m.topicLoss.lost(topic)
+		}
 		return next, fmt.Errorf("check the stored offset of %s/%d: %w", topic, partition, err)
 	}
+	gone := m.topicLoss.count(topic) > *lost
 	if partition >= len(es) {
 		return next, fmt.Errorf("check the stored offset of %s/%d: the bus reports %d partitions", topic, partition, len(es))
 	}
@@ -75,7 +109,13 @@ func (m *Matcher) checkPosition(ctx context.Context, log *slog.Logger, topic str
 	}
 	at, epoch := busOffset(next), epochOf(next)
 	var reset int64
+	*lost = m.topicLoss.count(topic)
 	switch {
+	case gone && at > start:
+		reset = logicalOffset(epoch+1, start)
+		log.Warn("the bus lost the topic and created it anew: consuming the new log from its start",
+			"stored_offset", at, "end_offset", end, "start_offset", start, "epoch", epoch+1)
+		m.metrics.offsetResets.WithLabelValues(topic, resetRecreated).Inc()
 	case at > end:
 		reset = logicalOffset(epoch+1, start)
 		log.Warn("stored offset lies past the end of the log: the log was wiped or recreated; consuming the new log from its start",
