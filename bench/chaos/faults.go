@@ -86,7 +86,12 @@ func (c *campaign) schedule() []fault {
 	}
 	add(BrokerDown, "kfakebroker", func(ctx context.Context) FaultRow { return c.brokerDown(ctx, c.cfg.Outage) })
 	add(BrokerKill, "kfakebroker", func(ctx context.Context) FaultRow { return c.brokerDown(ctx, 0) })
-	add(BrokerWipe, "kfakebroker", func(ctx context.Context) FaultRow { return c.brokerWipe(ctx) })
+	if slices.Contains(c.cfg.Only, "broker-wipe") {
+		// Only on request: acknowledged messages the matcher had not
+		// consumed are lost with the wiped log (docs/kafka.md), so the
+		// exact counts fail.
+		add(BrokerWipe, "kfakebroker", func(ctx context.Context) FaultRow { return c.brokerWipe(ctx) })
+	}
 	add(PGStop, "postgres", func(ctx context.Context) FaultRow { return c.pgDown(ctx, false) })
 	pgKills := 2
 	if c.cfg.Short {
