@@ -95,6 +95,20 @@ type EndOffsetReader interface {
 	// EndOffsets returns, for each partition of topic in order, the
 	// offset the next message published to it will get. It creates the
 	// topic when it does not exist, as Partitions does. It fails on a
-	// closed bus, with EUNAVAILABLE when the bus cannot be reached.
+	// closed bus, with EUNAVAILABLE when the bus cannot be reached, and
+	// with ENOTFOUND when the topic the bus knew is gone (a broker that
+	// lost its log); the next call creates it again.
 	EndOffsets(ctx context.Context, topic string) ([]int64, error)
+}
+
+// StartOffsetReader is implemented by a Bus that can tell where the
+// partitions of a topic start, which the matcher needs to tell a log that
+// lost messages (retention, a broker that lost its log) from one that did
+// not (pebble.Bus and kafka.Bus implement it).
+type StartOffsetReader interface {
+	// StartOffsets returns, for each partition of topic in order, the
+	// offset of the oldest message kept (the end offset when none is). It
+	// creates the topic when it does not exist and fails as EndOffsets
+	// does.
+	StartOffsets(ctx context.Context, topic string) ([]int64, error)
 }

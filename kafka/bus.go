@@ -306,6 +306,13 @@ func (b *Bus) Publish(ctx context.Context, msgs ...tapline.Message) error {
 		if cerr := b.checkOpen(); cerr != nil {
 			return fmt.Errorf("publish: %w", cerr)
 		}
+		if errors.Is(err, kafkago.UnknownTopicOrPartition) {
+			// The brokers lost the topic (a broker that came back
+			// without its log): the next Publish creates it again.
+			for topic := range seen {
+				b.forget(topic)
+			}
+		}
 		return translate(ctx, fmt.Sprintf("publish %d messages", len(msgs)), err)
 	}
 	return nil

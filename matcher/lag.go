@@ -17,7 +17,7 @@ type PartitionLag struct {
 	Topic     string
 	Partition int
 	End       int64 // the offset the next message published gets
-	Stored    int64 // the next offset to read, as stored with the facts; 0 when none is
+	Stored    int64 // the next bus offset to read, as stored with the facts (without its log epoch); 0 when none is
 	Lag       int64 // End - Stored, never below 0
 }
 
@@ -42,7 +42,7 @@ func (m *Matcher) Lag(ctx context.Context) ([]PartitionLag, error) {
 	}
 	at := make(map[tapline.Partition]int64, len(stored))
 	for _, o := range stored {
-		at[tapline.Partition{Topic: o.Topic, Partition: o.Partition}] = o.Offset
+		at[tapline.Partition{Topic: o.Topic, Partition: o.Partition}] = busOffset(o.Offset)
 	}
 	var out []PartitionLag
 	for _, topic := range []string{m.Config.HitsTopic, m.Config.EventsTopic} {

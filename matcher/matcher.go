@@ -50,6 +50,12 @@ type Config struct {
 	FloodParams  []string
 	FloodSources int
 	ErasurePoll  time.Duration // how often pending erasure requests are looked for
+	// OffsetCheck is how long a worker waits for a message before it
+	// compares its position with the partition's start and end offsets
+	// (a fetch error compares at once, and so does each worker's start):
+	// how soon a matcher notices a broker that lost its log
+	// (docs/kafka.md, "A wiped or truncated log"). Default 2s.
+	OffsetCheck time.Duration
 	// Ordered processes the partitions of both topics as one stream in
 	// receive-time order (hits first on a tie, then by partition), the
 	// workers taking turns: on a pre-filled bus every run decides the same
@@ -73,6 +79,7 @@ func NewConfig() Config {
 		AppCacheTTL:      time.Minute,
 		FunnelPoll:       time.Second,
 		ErasurePoll:      5 * time.Second,
+		OffsetCheck:      2 * time.Second,
 	}
 }
 
@@ -97,6 +104,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: QuietFlush must not be negative")
 	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0 || c.ErasurePoll <= 0:
 		return fmt.Errorf("matcher: ExpireEvery, AppCacheTTL, FunnelPoll and ErasurePoll must be positive")
+	case c.OffsetCheck < 0:
+		return fmt.Errorf("matcher: OffsetCheck must not be negative")
 	case c.FloodSources < 0:
 		return fmt.Errorf("matcher: FloodSources must not be negative")
 	}
@@ -157,6 +166,7 @@ type Matcher struct {
 	flushNow    chan struct{}
 	lastWork    atomic.Int64 // Unix nanoseconds when a worker last committed a batch of messages (QuietFlush)
 	aborting    atomic.Bool
+	topicLoss   topicLoss // topics the bus reported gone (offsetreset.go)
 
 	cancel    context.CancelFunc
 	workers   sync.WaitGroup
@@ -181,6 +191,7 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 	cfg.AppCacheTTL = cmp.Or(cfg.AppCacheTTL, def.AppCacheTTL)
 	cfg.FunnelPoll = cmp.Or(cfg.FunnelPoll, def.FunnelPoll)
 	cfg.ErasurePoll = cmp.Or(cfg.ErasurePoll, def.ErasurePoll)
+	cfg.OffsetCheck = cmp.Or(cfg.OffsetCheck, def.OffsetCheck)
 	m := &Matcher{
 		Config:   cfg,
 		Bus:      bus,
@@ -517,7 +528,11 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	if m.generation != nil {
 		// Also on the bus, for lag tools; the offsets that count are the
 		// ones just stored with the facts.
-		if err := m.generation.CommitOffsets(ctx, offs); err != nil {
+		busOffs := make([]tapline.Offset, len(offs))
+		for i, o := range offs {
+			busOffs[i] = tapline.Offset{Topic: o.Topic, Partition: o.Partition, Offset: busOffset(o.Offset)}
+		}
+		if err := m.generation.CommitOffsets(ctx, busOffs); err != nil {
 			m.Logger.Warn("commit offsets to the bus", "err", err)
 		}
 	}
@@ -636,7 +651,32 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 	backoff := newBackoff()
 	hits := topic == m.Config.HitsTopic
 	atEnd := false // whether the last fetch found the end of the partition
+	// next is a logical offset (offsetreset.go); the bus sees its bus
+	// offset, the rest of the matcher the logical offsets of the messages.
+	// Until the position has been compared with the log's start and end
+	// (at the start and after a failed fetch) the worker does not fetch:
+	// a broker that came back without its log is noticed before its new
+	// log can grow past the stored offset.
+	checked := false
+	lost := m.topicLoss.count(topic) // losses of topic this worker has acted on
 	for ctx.Err() == nil {
+		if !checked {
+			n, err := m.checkPosition(ctx, log, topic, partition, next, &lost)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("check the stored offset against the log, will retry", "err", err)
+				// Soon: a broker back without its log must be caught
+				// before the new log grows past the stored offset.
+				if !sleep(ctx, min(backoff.next(), checkRetry)) {
+					return
+				}
+				continue
+			}
+			next, checked = n, true
+			backoff.reset()
+		}
 		// Hold back while the fact store cannot keep up, so memory stays
 		// bounded when Postgres is down.
 		if m.agg.Pending() > 4*m.Config.MaxPending {
@@ -645,18 +685,40 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 			}
 			continue
 		}
-		msgs, err := m.fetch(ctx, topic, partition, next, &atEnd)
+		fctx, fcancel := context.WithTimeout(ctx, m.Config.OffsetCheck)
+		msgs, err := m.fetch(fctx, topic, partition, next, &atEnd)
+		idle := err != nil && idleFetch(ctx, fctx, err)
+		fcancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			log.Warn("fetch", "offset", next, "err", err)
-			if !sleep(ctx, backoff.next()) {
-				return
+			if !idle {
+				log.Warn("fetch", "offset", busOffset(next), "err", err)
+			}
+			// Nothing came for OffsetCheck, or the fetch failed (say
+			// OffsetOutOfRange): the log may have been wiped or
+			// truncated under the stored offset.
+			if !idle {
+				checked, atEnd = false, false
+				if !sleep(ctx, backoff.next()) {
+					return
+				}
+				continue
+			}
+			n, cerr := m.checkPosition(ctx, log, topic, partition, next, &lost)
+			if cerr != nil {
+				checked = false
+			} else if n != next {
+				next, atEnd = n, false
 			}
 			continue
 		}
 		backoff.reset()
+		epoch := epochOf(next)
+		for i := range msgs {
+			msgs[i].Offset = logicalOffset(epoch, msgs[i].Offset)
+		}
 		atEnd = len(msgs) < m.Config.FetchMax
 		if hits {
 			m.hitClock.fetched(partition)
@@ -715,6 +777,10 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 	}
 }
 
+// checkRetry bounds the wait before a failed check of a worker's position
+// against its log is tried again.
+const checkRetry = 200 * time.Millisecond
+
 // endProbe is how long a fetch that may be at the end of its partition
 // waits before the worker says so (fetch).
 const endProbe = 20 * time.Millisecond
@@ -726,6 +792,7 @@ const endProbe = 20 * time.Millisecond
 // waits as long as it takes. Otherwise an empty partition would hold the
 // events back until it counted as stalled.
 func (m *Matcher) fetch(ctx context.Context, topic string, partition int, next int64, atEnd *bool) ([]tapline.Message, error) {
+	next = busOffset(next)
 	hits := topic == m.Config.HitsTopic
 	if *atEnd || (!hits && m.order == nil) {
 		return m.Bus.Fetch(ctx, topic, partition, next, m.Config.FetchMax)

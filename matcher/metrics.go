@@ -20,6 +20,8 @@ type metrics struct {
 	funnelWaits    prometheus.Counter
 	alignWait      prometheus.Counter
 	deviceClock    *prometheus.CounterVec
+	offsetResets   *prometheus.CounterVec
+	offsetLost     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,6 +54,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tapline_matcher_device_clock_clamped_total",
 			Help: "Installs and opens whose device time lay more than the device clock bound from their receive time, which replaced it, by direction of the device clock (ahead, behind).",
 		}, []string{"direction"}),
+		offsetResets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_offset_resets_total",
+			Help: "Times a partition's stored offset lay outside its log and the matcher moved it to the log's start, by topic and reason (past_end: the log was wiped or recreated; recreated: the bus reported the topic gone and created it anew; before_start: retention deleted unconsumed messages).",
+		}, []string{"topic", "reason"}),
+		offsetLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_matcher_offset_reset_lost_messages_total",
+			Help: "Messages deleted from a log before the matcher consumed them (an offset reset with reason before_start), by topic.",
+		}, []string{"topic"}),
 		flushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_matcher_flushes_total", Help: "Fact flushes committed.",
 		}),
@@ -80,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions, m.fraud, m.reengagements, m.reinstalls,
-			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits, m.alignWait, m.deviceClock)
+			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits, m.alignWait, m.deviceClock, m.offsetResets, m.offsetLost)
 	}
 	return m
 }
