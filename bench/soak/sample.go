@@ -24,7 +24,11 @@ type Sample struct {
 	At      time.Time `json:"at"`
 	Elapsed float64   `json:"elapsed_s"` // seconds since the load began
 
-	RSSKB      int64 `json:"rss_kb"`     // VmRSS of /proc/PID/status
+	RSSKB int64 `json:"rss_kb"` // VmRSS of /proc/PID/status
+	// RSSAnonKB and RSSFileKB are VmRSS's anonymous and file-backed
+	// parts (RssAnon, RssFile of /proc/PID/status).
+	RSSAnonKB  int64 `json:"rss_anon_kb"`
+	RSSFileKB  int64 `json:"rss_file_kb"`
 	Goroutines int   `json:"goroutines"` // go_goroutines of /metrics
 	OpenFiles  int   `json:"open_files"` // entries of /proc/PID/fd
 	// TableFiles counts the entries of /proc/PID/fd that are pebble table
@@ -98,7 +102,7 @@ var csvHeader = []string{"at", "elapsed_s", "rss_kb", "goroutines", "open_files"
 	"fact_bytes", "conversion_bytes", "published", "consumed", "lag_messages", "lag_source", "lag_seconds",
 	"sent", "failed", "scheduled", "past_retention", "old_probed", "old_visible", "new_probed", "new_visible",
 	"table_files", "sockets", "heap_inuse_bytes", "go_sys_bytes", "cache_bytes", "cache_capacity_bytes",
-	"memtable_bytes", "memtable_size_bytes"}
+	"memtable_bytes", "memtable_size_bytes", "rss_anon_kb", "rss_file_kb"}
 
 // oldColumns is how many of csvHeader's columns the soak's first CSV
 // files had (before the memory and descriptor split); ReadCSV reads those
@@ -113,7 +117,7 @@ func (s Sample) record() []string {
 		f(s.LagMessages), s.LagSource, f(s.LagSeconds), i(s.Sent), i(s.Failed), i(s.Scheduled), f(s.PastRetention),
 		i(int64(s.OldProbed)), i(int64(s.OldVisible)), i(int64(s.NewProbed)), i(int64(s.NewVisible)),
 		i(int64(s.TableFiles)), i(int64(s.Sockets)), i(s.HeapInuse), i(s.GoSys), i(s.CacheBytes), i(s.CacheCapacity),
-		i(s.MemTableBytes), i(s.MemTableSize)}
+		i(s.MemTableBytes), i(s.MemTableSize), i(s.RSSAnonKB), i(s.RSSFileKB)}
 }
 
 // CSVWriter writes samples as CSV rows, flushing each.
@@ -182,6 +186,7 @@ func ReadCSV(r io.Reader) ([]Sample, error) {
 		if cols > oldColumns {
 			s.TableFiles, s.Sockets, s.HeapInuse, s.GoSys = int(i(22)), int(i(23)), i(24), i(25)
 			s.CacheBytes, s.CacheCapacity, s.MemTableBytes, s.MemTableSize = i(26), i(27), i(28), i(29)
+			s.RSSAnonKB, s.RSSFileKB = i(30), i(31)
 		}
 		for _, e := range errs {
 			if e != nil {
@@ -193,24 +198,37 @@ func ReadCSV(r io.Reader) ([]Sample, error) {
 	return out, nil
 }
 
-// procRSS returns VmRSS of pid in KiB.
-func procRSS(pid int) (int64, error) {
+// procRSS returns VmRSS of pid and its anonymous and file-backed parts
+// (RssAnon, RssFile), in KiB.
+func procRSS(pid int) (rss, anon, file int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read rss: %w", err)
+		return 0, 0, 0, fmt.Errorf("read rss: %w", err)
 	}
 	defer f.Close()
+	fields := map[string]*int64{"VmRSS:": &rss, "RssAnon:": &anon, "RssFile:": &file}
+	found := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("parse VmRSS %q: %w", v, err)
-			}
-			return n, nil
+		name, v, ok := strings.Cut(sc.Text(), "\t")
+		dst := fields[name]
+		if !ok || dst == nil {
+			continue
 		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("parse %s %q: %w", name, v, err)
+		}
+		*dst = n
+		found++
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if err := sc.Err(); err != nil {
+		return 0, 0, 0, fmt.Errorf("read rss: %w", err)
+	}
+	if found != len(fields) {
+		return 0, 0, 0, fmt.Errorf("no VmRSS, RssAnon or RssFile in /proc/%d/status", pid)
+	}
+	return rss, anon, file, nil
 }
 
 // openFiles counts the entries of /proc/PID/fd: all of them, those

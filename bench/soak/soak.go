@@ -486,7 +486,7 @@ func (s *sampler) take(ctx context.Context) error {
 	sm := Sample{At: now.UTC(), Elapsed: now.Sub(s.start).Seconds(), Sent: s.load.sent.Load(), Failed: s.load.failed.Load()}
 	sm.Scheduled = int64(min(now.Sub(s.start), s.cfg.Duration).Seconds() * s.cfg.Rate)
 	var err error
-	if sm.RSSKB, err = procRSS(s.pid); err != nil {
+	if sm.RSSKB, sm.RSSAnonKB, sm.RSSFileKB, err = procRSS(s.pid); err != nil {
 		return err
 	}
 	if sm.OpenFiles, sm.TableFiles, sm.Sockets, err = openFiles(s.pid); err != nil {
@@ -540,7 +540,7 @@ func (s *sampler) take(ctx context.Context) error {
 		}
 	}
 	s.cfg.Logger.Info("soak: sample", "elapsed", time.Duration(sm.Elapsed*float64(time.Second)).Round(time.Second),
-		"rss_mib", sm.RSSKB>>10, "heap_inuse_mib", sm.HeapInuse>>20, "go_sys_mib", sm.GoSys>>20,
+		"rss_mib", sm.RSSKB>>10, "rss_anon_mib", sm.RSSAnonKB>>10, "rss_file_mib", sm.RSSFileKB>>10, "heap_inuse_mib", sm.HeapInuse>>20, "go_sys_mib", sm.GoSys>>20,
 		"pebble_cache_mib", sm.CacheBytes>>20, "memtable_mib", sm.MemTableBytes>>20,
 		"goroutines", sm.Goroutines, "open_files", sm.OpenFiles, "table_files", sm.TableFiles, "sockets", sm.Sockets,
 		"bus_mib", sm.BusBytes>>20, "raw_mib", sm.RawBytes>>20, "pg_mib", (sm.FactBytes+sm.ConversionBytes)>>20,

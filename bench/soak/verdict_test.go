@@ -280,7 +280,7 @@ func TestCSVRoundTrip(t *testing.T) {
 			LagMessages: 50, LagSource: "gauge", LagSeconds: 0.5, Sent: 300100, Failed: 2, Scheduled: 300000, PastRetention: 120000,
 			OldProbed: 20, OldVisible: 1, NewProbed: 19, NewVisible: 19,
 			TableFiles: 12, Sockets: 40, HeapInuse: 90 << 20, GoSys: 150 << 20, CacheBytes: 50 << 20, CacheCapacity: 160 << 20,
-			MemTableBytes: 40 << 20, MemTableSize: 64 << 20},
+			MemTableBytes: 40 << 20, MemTableSize: 64 << 20, RSSAnonKB: 150000, RSSFileKB: 10000},
 	}
 	var buf bytes.Buffer
 	w, err := NewCSVWriter(&buf)
@@ -313,6 +313,7 @@ func TestCSVRoundTrip(t *testing.T) {
 	wantOld := want[1]
 	wantOld.TableFiles, wantOld.Sockets, wantOld.HeapInuse, wantOld.GoSys = 0, 0, 0, 0
 	wantOld.CacheBytes, wantOld.CacheCapacity, wantOld.MemTableBytes, wantOld.MemTableSize = 0, 0, 0, 0
+	wantOld.RSSAnonKB, wantOld.RSSFileKB = 0, 0
 	if len(got) != 1 || !reflect.DeepEqual(got[0], wantOld) {
 		t.Errorf("old file read back\n%+v\nwant\n%+v", got, wantOld)
 	}
