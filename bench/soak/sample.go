@@ -105,8 +105,9 @@ var csvHeader = []string{"at", "elapsed_s", "rss_kb", "goroutines", "open_files"
 	"memtable_bytes", "memtable_size_bytes", "rss_anon_kb", "rss_file_kb"}
 
 // oldColumns is how many of csvHeader's columns the soak's first CSV
-// files had (before the memory and descriptor split); ReadCSV reads those
-// with the later columns zero.
+// files had (before the memory and descriptor split); ReadCSV reads a
+// file of at least those (an earlier soak's) with its missing columns
+// zero.
 const oldColumns = 22
 
 func (s Sample) record() []string {
@@ -144,8 +145,9 @@ func (c *CSVWriter) Write(s Sample) error {
 	return c.w.Error()
 }
 
-// ReadCSV reads the samples a CSVWriter wrote, or one of the soak's
-// first CSV files (their first 22 columns; the later ones read as zero).
+// ReadCSV reads the samples a CSVWriter wrote, or an earlier soak's CSV
+// file, whose header is the first columns of today's (at least 22); the
+// columns it lacks read as zero.
 func ReadCSV(r io.Reader) ([]Sample, error) {
 	cr := csv.NewReader(r)
 	rows, err := cr.ReadAll()
@@ -156,7 +158,7 @@ func ReadCSV(r io.Reader) ([]Sample, error) {
 		return nil, fmt.Errorf("read samples: no header")
 	}
 	cols := len(rows[0])
-	if (cols != len(csvHeader) && cols != oldColumns) || strings.Join(rows[0], ",") != strings.Join(csvHeader[:cols], ",") {
+	if cols < oldColumns || cols > len(csvHeader) || strings.Join(rows[0], ",") != strings.Join(csvHeader[:cols], ",") {
 		return nil, fmt.Errorf("read samples: the first row is not the soak's header")
 	}
 	var out []Sample
@@ -167,6 +169,9 @@ func ReadCSV(r io.Reader) ([]Sample, error) {
 		var s Sample
 		var errs []error
 		i := func(k int) int64 {
+			if k >= cols {
+				return 0 // an earlier soak's file
+			}
 			v, err := strconv.ParseInt(r[k], 10, 64)
 			errs = append(errs, err)
 			return v
@@ -183,11 +188,9 @@ func ReadCSV(r io.Reader) ([]Sample, error) {
 		s.Published, s.Consumed, s.LagMessages, s.LagSource, s.LagSeconds = f(9), f(10), f(11), r[12], f(13)
 		s.Sent, s.Failed, s.Scheduled, s.PastRetention = i(14), i(15), i(16), f(17)
 		s.OldProbed, s.OldVisible, s.NewProbed, s.NewVisible = int(i(18)), int(i(19)), int(i(20)), int(i(21))
-		if cols > oldColumns {
-			s.TableFiles, s.Sockets, s.HeapInuse, s.GoSys = int(i(22)), int(i(23)), i(24), i(25)
-			s.CacheBytes, s.CacheCapacity, s.MemTableBytes, s.MemTableSize = i(26), i(27), i(28), i(29)
-			s.RSSAnonKB, s.RSSFileKB = i(30), i(31)
-		}
+		s.TableFiles, s.Sockets, s.HeapInuse, s.GoSys = int(i(22)), int(i(23)), i(24), i(25)
+		s.CacheBytes, s.CacheCapacity, s.MemTableBytes, s.MemTableSize = i(26), i(27), i(28), i(29)
+		s.RSSAnonKB, s.RSSFileKB = i(30), i(31)
 		for _, e := range errs {
 			if e != nil {
 				return nil, fmt.Errorf("read samples: row %d: %w", n+2, e)
