@@ -34,7 +34,8 @@ func panels() []panel {
 			{"Go sys", mib(func(s Sample) int64 { return s.GoSys })},
 			{"Go heap in use", mib(func(s Sample) int64 { return s.HeapInuse })},
 			{"pebble caches", mib(func(s Sample) int64 { return s.CacheBytes })},
-			{"pebble memtables", mib(func(s Sample) int64 { return s.MemTableBytes })}}},
+			{"pebble memtables", mib(func(s Sample) int64 { return s.MemTableBytes })},
+			{"outside Go and pebble", mib(func(s Sample) int64 { return s.RSSKB<<10 - s.GoSys - s.CacheBytes - s.MemTableBytes })}}},
 		{"goroutines", "count", []line{{"go_goroutines", func(s Sample) float64 { return float64(s.Goroutines) }}}},
 		{"open files", "count", []line{
 			{"all", func(s Sample) float64 { return float64(s.OpenFiles) }},
