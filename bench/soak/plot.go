@@ -29,9 +29,18 @@ func panels() []panel {
 		return func(s Sample) float64 { return float64(f(s)) / (1 << 20) }
 	}
 	return []panel{
-		{"resident memory", "MiB", []line{{"VmRSS", func(s Sample) float64 { return float64(s.RSSKB) / 1024 }}}},
+		{"memory", "MiB", []line{
+			{"VmRSS", func(s Sample) float64 { return float64(s.RSSKB) / 1024 }},
+			{"Go sys", mib(func(s Sample) int64 { return s.GoSys })},
+			{"Go heap in use", mib(func(s Sample) int64 { return s.HeapInuse })},
+			{"pebble caches", mib(func(s Sample) int64 { return s.CacheBytes })},
+			{"pebble memtables", mib(func(s Sample) int64 { return s.MemTableBytes })},
+			{"outside Go and pebble", mib(func(s Sample) int64 { return s.RSSKB<<10 - s.GoSys - s.CacheBytes - s.MemTableBytes })}}},
 		{"goroutines", "count", []line{{"go_goroutines", func(s Sample) float64 { return float64(s.Goroutines) }}}},
-		{"open files", "count", []line{{"/proc/PID/fd", func(s Sample) float64 { return float64(s.OpenFiles) }}}},
+		{"open files", "count", []line{
+			{"all", func(s Sample) float64 { return float64(s.OpenFiles) }},
+			{"pebble tables", func(s Sample) float64 { return float64(s.TableFiles) }},
+			{"sockets", func(s Sample) float64 { return float64(s.Sockets) }}}},
 		{"pebble on disk", "MiB", []line{
 			{"bus", mib(func(s Sample) int64 { return s.BusBytes })},
 			{"raw store", mib(func(s Sample) int64 { return s.RawBytes })}}},

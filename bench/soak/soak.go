@@ -152,7 +152,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer pool.Close()
 
-	p, err := startTapline(ctx, &cfg, dbURL)
+	p, debugURL, err := startTapline(ctx, &cfg, dbURL)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	go func() { loadDone <- ld.run(loadCtx, start) }()
 
 	sm := &sampler{cfg: &cfg, pid: pid, url: p.URL(), dataDir: filepath.Join(cfg.WorkDir, "data"), pool: pool,
-		client: &http.Client{Timeout: 30 * time.Second}, load: ld, secret: app.SDKSecret, start: start}
+		client: &http.Client{Timeout: 30 * time.Second}, load: ld, secret: app.SDKSecret, start: start, debugURL: debugURL}
 	if cfg.Samples != nil {
 		if sm.csv, err = NewCSVWriter(cfg.Samples); err != nil {
 			return nil, err
@@ -205,6 +205,9 @@ sampling:
 		return nil, fmt.Errorf("soak load: %w", loadErr)
 	}
 	if err := sm.take(ctx); err != nil { // the last sample, at the end of the load
+		return nil, err
+	}
+	if err := sm.heapProfile(ctx, "heap-end.pb.gz"); err != nil {
 		return nil, err
 	}
 	stopped = true
@@ -280,23 +283,27 @@ func seed(ctx context.Context, dbURL string, retention time.Duration) (*tapline.
 	return app, slugs, nil
 }
 
-// startTapline starts "tapline run" on WorkDir/data with free ports.
-func startTapline(ctx context.Context, cfg *Config, dbURL string) (bench.Process, error) {
-	addr, err := bench.FreeAddr()
-	if err != nil {
-		return nil, fmt.Errorf("free address: %w", err)
+// startTapline starts "tapline run" on WorkDir/data with free ports and
+// returns it with the base URL of its /debug/pprof/.
+func startTapline(ctx context.Context, cfg *Config, dbURL string) (bench.Process, string, error) {
+	var addrs [3]string
+	for i := range addrs {
+		a, err := bench.FreeAddr()
+		if err != nil {
+			return nil, "", fmt.Errorf("free address: %w", err)
+		}
+		addrs[i] = a
 	}
-	dash, err := bench.FreeAddr()
-	if err != nil {
-		return nil, fmt.Errorf("free address: %w", err)
-	}
-	return bench.StartExec(ctx, "tapline-soak", cfg.WorkDir, "http://"+addr, "/healthz", cfg.Bin,
+	addr, dash, debug := addrs[0], addrs[1], addrs[2]
+	p, err := bench.StartExec(ctx, "tapline-soak", cfg.WorkDir, "http://"+addr, "/healthz", cfg.Bin,
 		"run", "-database-url", dbURL, "-data-dir", filepath.Join(cfg.WorkDir, "data"),
-		"-collector-addr", addr, "-dashboard-addr", dash, "-trusted-proxies", "127.0.0.1/32", "-log-level", "warn",
+		"-collector-addr", addr, "-dashboard-addr", dash, "-debug-addr", debug,
+		"-trusted-proxies", "127.0.0.1/32", "-log-level", "warn",
 		"-matcher-expire-every", cfg.ExpireEvery.String(), "-bus-retention", cfg.BusRetention.String(),
 		// A generated day of taps is played in minutes: an address's taps
 		// come faster than a person's, and must still count as taps.
 		"-tap-rate", "10000", "-tap-burst", "100000")
+	return p, "http://" + debug, err
 }
 
 // load plays one generated workload after another at a steady rate.
@@ -439,8 +446,38 @@ type sampler struct {
 	secret  string
 	start   time.Time
 
+	debugURL string // tapline's /debug/pprof/ base
+	halfHeap bool   // the heap profile at half time was saved
+
 	csv     *CSVWriter
 	samples []Sample
+}
+
+// heapProfile saves tapline's heap profile (after a garbage collection)
+// as WorkDir/name, for go tool pprof.
+func (s *sampler) heapProfile(ctx context.Context, name string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.debugURL+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	path := filepath.Join(s.cfg.WorkDir, name)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	s.cfg.Logger.Info("soak: heap profile", "path", path)
+	return nil
 }
 
 // take measures every quantity once and records the sample.
@@ -449,10 +486,10 @@ func (s *sampler) take(ctx context.Context) error {
 	sm := Sample{At: now.UTC(), Elapsed: now.Sub(s.start).Seconds(), Sent: s.load.sent.Load(), Failed: s.load.failed.Load()}
 	sm.Scheduled = int64(min(now.Sub(s.start), s.cfg.Duration).Seconds() * s.cfg.Rate)
 	var err error
-	if sm.RSSKB, err = procRSS(s.pid); err != nil {
+	if sm.RSSKB, sm.RSSAnonKB, sm.RSSFileKB, err = procRSS(s.pid); err != nil {
 		return err
 	}
-	if sm.OpenFiles, err = openFiles(s.pid); err != nil {
+	if sm.OpenFiles, sm.TableFiles, sm.Sockets, err = openFiles(s.pid); err != nil {
 		return err
 	}
 	m, err := scrape(ctx, s.client, s.url)
@@ -460,6 +497,9 @@ func (s *sampler) take(ctx context.Context) error {
 		return err
 	}
 	sm.Goroutines = int(m["go_goroutines"])
+	sm.HeapInuse, sm.GoSys = int64(m["go_memstats_heap_inuse_bytes"]), int64(m["go_memstats_sys_bytes"])
+	sm.CacheBytes, sm.CacheCapacity = int64(m["tapline_pebble_block_cache_bytes"]), int64(m["tapline_pebble_block_cache_capacity_bytes"])
+	sm.MemTableBytes, sm.MemTableSize = int64(m["tapline_pebble_memtable_bytes"]), int64(m["tapline_pebble_memtable_size_bytes"])
 	sm.Published = m["tapline_collector_hits_published_total"] + m["tapline_collector_events_accepted_total"]
 	sm.Consumed = m["tapline_matcher_messages_total"]
 	sm.LagSeconds = m["tapline_matcher_lag_seconds"]
@@ -487,6 +527,12 @@ func (s *sampler) take(ctx context.Context) error {
 	if err := s.probe(ctx, &sm); err != nil {
 		return err
 	}
+	if !s.halfHeap && sm.Elapsed >= s.cfg.Duration.Seconds()/2 {
+		s.halfHeap = true
+		if err := s.heapProfile(ctx, "heap-half.pb.gz"); err != nil {
+			return err
+		}
+	}
 	s.samples = append(s.samples, sm)
 	if s.csv != nil {
 		if err := s.csv.Write(sm); err != nil {
@@ -494,7 +540,9 @@ func (s *sampler) take(ctx context.Context) error {
 		}
 	}
 	s.cfg.Logger.Info("soak: sample", "elapsed", time.Duration(sm.Elapsed*float64(time.Second)).Round(time.Second),
-		"rss_mib", sm.RSSKB>>10, "goroutines", sm.Goroutines, "open_files", sm.OpenFiles,
+		"rss_mib", sm.RSSKB>>10, "rss_anon_mib", sm.RSSAnonKB>>10, "rss_file_mib", sm.RSSFileKB>>10, "heap_inuse_mib", sm.HeapInuse>>20, "go_sys_mib", sm.GoSys>>20,
+		"pebble_cache_mib", sm.CacheBytes>>20, "memtable_mib", sm.MemTableBytes>>20,
+		"goroutines", sm.Goroutines, "open_files", sm.OpenFiles, "table_files", sm.TableFiles, "sockets", sm.Sockets,
 		"bus_mib", sm.BusBytes>>20, "raw_mib", sm.RawBytes>>20, "pg_mib", (sm.FactBytes+sm.ConversionBytes)>>20,
 		"lag_messages", sm.LagMessages, "sent", sm.Sent, "scheduled", sm.Scheduled, "failed", sm.Failed,
 		"old_visible", fmt.Sprintf("%d/%d", sm.OldVisible, sm.OldProbed), "young_visible", fmt.Sprintf("%d/%d", sm.NewVisible, sm.NewProbed))

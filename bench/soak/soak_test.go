@@ -5,6 +5,7 @@ import (
 	"context"
 	"image/png"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -18,7 +19,8 @@ import (
 // a sample every 2 s and an 8 s raw retention, and checks that every
 // quantity was sampled from the live process, that the CSV holds the same
 // samples, that expiry was seen (old installs' raw rows gone, young ones'
-// there), that the verdict ran every rule and that the plot is a PNG. A
+// there), that the verdict ran every rule, that the heap profiles were
+// saved and that the plot is a PNG. A
 // 25 s run proves nothing about leaks; the verdict's outcome is not
 // asserted.
 func TestSoakShort(t *testing.T) {
@@ -53,6 +55,12 @@ func TestSoakShort(t *testing.T) {
 		if s.RSSKB <= 0 || s.Goroutines <= 0 || s.OpenFiles <= 0 || s.BusBytes <= 0 || s.LagSource != "counters" && s.LagSource != "gauge" {
 			t.Errorf("sample %d: %+v, want memory, goroutines, open files, a bus size and a lag source", i, s)
 		}
+		// tapline run's defaults: a 128 MiB raw store cache and the bus's
+		// 32 MiB; 32 MiB memtables in each store.
+		if s.HeapInuse <= 0 || s.GoSys < s.HeapInuse || s.CacheCapacity != 160<<20 || s.MemTableSize != 64<<20 ||
+			s.RSSAnonKB <= 0 || s.RSSFileKB <= 0 || s.RSSAnonKB+s.RSSFileKB > s.RSSKB || s.Sockets <= 0 || s.TableFiles+s.Sockets > s.OpenFiles {
+			t.Errorf("sample %d: %+v, want the Go heap within Go sys, pebble's configured sizes, RSS's parts, sockets", i, s)
+		}
 		if i > 0 && (s.Elapsed <= res.Samples[i-1].Elapsed || s.Published < res.Samples[i-1].Published) {
 			t.Errorf("sample %d goes back: %+v after %+v", i, s, res.Samples[i-1])
 		}
@@ -74,8 +82,16 @@ func TestSoakShort(t *testing.T) {
 	if len(read) != len(res.Samples) || read[len(read)-1].Published != last.Published || read[len(read)-1].RSSKB != last.RSSKB {
 		t.Errorf("the CSV holds %d samples ending %+v, want %d ending %+v", len(read), read[len(read)-1], len(res.Samples), last)
 	}
-	if len(res.Verdict.Checks) != 8 {
-		t.Fatalf("verdict ran %d checks, want 8:\n%s", len(res.Verdict.Checks), res.Verdict)
+	if last.MemTableBytes <= 0 {
+		t.Errorf("last sample %+v: want memtable bytes", last)
+	}
+	if len(res.Verdict.Checks) != 11 {
+		t.Fatalf("verdict ran %d checks, want 11:\n%s", len(res.Verdict.Checks), res.Verdict)
+	}
+	for _, name := range []string{"heap-half.pb.gz", "heap-end.pb.gz"} {
+		if fi, err := os.Stat(filepath.Join(cfg.WorkDir, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("heap profile %s: %v", name, err)
+		}
 	}
 	for _, c := range res.Verdict.Checks {
 		if c.Metric == "expiry" && (!c.Judged || !c.Pass) {

@@ -17,9 +17,20 @@ type Limits struct {
 	// memory counts as flat whatever its slope (GC and caches move it by
 	// this much in a short run).
 	RSSNoiseKB float64
+	// HeapPerHour and HeapNoiseBytes are the same for the Go heap in use
+	// (go_memstats_heap_inuse_bytes), the leak signal: the Go objects
+	// tapline keeps. The share is of the heap's mean over the window.
+	HeapPerHour, HeapNoiseBytes float64
+	// RSSMarginBytes is what resident memory may hold beyond what the
+	// configuration bounds (the pebble block caches' capacity, two
+	// memtables a store and the most the Go runtime held from the system):
+	// the binary's code and data, C libraries, and the C allocator's
+	// overhead and fragmentation around pebble's caches.
+	RSSMarginBytes float64
 	// GoroutinesPerHour and FilesPerHour are the most goroutines and
-	// open files may be projected to grow in an hour; GoroutineNoise and
-	// FileNoise the fitted rise that counts as flat.
+	// open descriptors other than pebble's table files may be projected
+	// to grow in an hour; GoroutineNoise and FileNoise the fitted rise
+	// that counts as flat.
 	GoroutinesPerHour, GoroutineNoise float64
 	FilesPerHour, FileNoise           float64
 	// LagSeconds is how many seconds of load the matcher's lag may grow
@@ -36,6 +47,8 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{
 		RSSPerHour: 0.10, RSSNoiseKB: 16 << 10,
+		HeapPerHour: 0.10, HeapNoiseBytes: 16 << 20,
+		RSSMarginBytes:    64 << 20,
 		GoroutinesPerHour: 20, GoroutineNoise: 5,
 		FilesPerHour: 20, FileNoise: 5,
 		LagSeconds: 10,
@@ -124,8 +137,8 @@ func JudgeBounded(metric string, t, v []float64, perHour, noise float64) Check {
 // fails); with levelOff > 0, used for a store whose expiry reclaims space
 // during the run, its growth in the last third must also be at most
 // levelOff times the first third's.
-func JudgeStore(metric string, records, bytes []float64, ratio, levelOff float64) Check {
-	c := Check{Metric: metric, Rule: fmt.Sprintf("bytes per record, last third <= %.3gx the first third's", ratio)}
+func JudgeStore(metric, unit string, records, bytes []float64, ratio, levelOff float64) Check {
+	c := Check{Metric: metric, Rule: fmt.Sprintf("%s per record, last third <= %.3gx the first third's", unit, ratio)}
 	if levelOff > 0 {
 		c.Rule += fmt.Sprintf("; growth in the last third <= %.3gx the first third's", levelOff)
 	}
@@ -144,11 +157,11 @@ func JudgeStore(metric string, records, bytes []float64, ratio, levelOff float64
 	firstPer, lastPer := firstGrow/firstRec, lastGrow/lastRec
 	c.Judged = true
 	c.Pass = lastPer <= ratio*math.Max(firstPer, 0) || lastPer <= 0
-	c.Detail = fmt.Sprintf("%.4g bytes/record in the first third, %.4g in the last", firstPer, lastPer)
+	c.Detail = fmt.Sprintf("%.4g %s/record in the first third, %.4g in the last", firstPer, unit, lastPer)
 	if levelOff > 0 {
 		ok := lastGrow <= levelOff*math.Max(firstGrow, 0)
 		c.Pass = c.Pass && ok
-		c.Detail += fmt.Sprintf("; grew %.4g then %.4g bytes", firstGrow, lastGrow)
+		c.Detail += fmt.Sprintf("; grew %.4g then %.4g %s", firstGrow, lastGrow, unit)
 	}
 	return c
 }
@@ -178,6 +191,50 @@ func JudgeExpiry(samples []Sample) Check {
 	return c
 }
 
+// JudgeRSSBound applies the rule that resident memory stays below what
+// the configuration bounds: at every sample, RSS must be at most the
+// pebble block caches' capacity, plus two memtables of each store, plus
+// the most the Go runtime held from the system in the run
+// (go_memstats_sys_bytes, whose growth is the heap rule's to judge), plus
+// margin. Caches filling up to their capacity pass; memory outside both
+// pebble's caches and the Go runtime growing past the margin fails.
+func JudgeRSSBound(samples []Sample, margin float64) Check {
+	c := Check{Metric: "rss_bound", Rule: fmt.Sprintf("every sample: RSS <= block cache capacity + 2 memtables a store + peak Go sys + %s", mib(margin))}
+	if !sampledMemory(samples) {
+		c.Pass, c.Detail = true, "Go and pebble memory not sampled"
+		return c
+	}
+	var goSys float64
+	for _, s := range samples {
+		goSys = max(goSys, float64(s.GoSys))
+	}
+	worst, at := math.Inf(-1), 0
+	var bound float64
+	for i, s := range samples {
+		b := float64(s.CacheCapacity) + 2*float64(s.MemTableSize) + goSys + margin
+		if over := float64(s.RSSKB)*1024 - b; over > worst {
+			worst, at, bound = over, i, b
+		}
+	}
+	s := samples[at]
+	c.Judged = true
+	c.Pass = worst <= 0
+	c.Detail = fmt.Sprintf("closest at %s: RSS %s, bound %s = caches %s + memtables %s + Go sys %s + margin %s",
+		secs(s.Elapsed), mib(float64(s.RSSKB)*1024), mib(bound), mib(float64(s.CacheCapacity)), mib(2*float64(s.MemTableSize)), mib(goSys), mib(margin))
+	return c
+}
+
+// sampledMemory tells whether the samples hold the Go and pebble memory
+// columns (the soak's first CSV files do not).
+func sampledMemory(samples []Sample) bool {
+	for _, s := range samples {
+		if s.GoSys > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Judge applies every rule to a run's samples. busLevelOff tells whether
 // the embedded bus's retention elapsed early enough for its size to level
 // off in the run (the raw store's expiry hides rows at once but frees
@@ -196,28 +253,50 @@ func Judge(samples []Sample, lim Limits, rate float64, busLevelOff bool) Verdict
 	for i, s := range samples {
 		t[i] = s.Elapsed
 	}
-	rss := col(func(s Sample) float64 { return float64(s.RSSKB) })
+	halfMean := func(v []float64) float64 {
+		mean := 0.0
+		for _, x := range v[n/2:] {
+			mean += x / float64(n-n/2)
+		}
+		return mean
+	}
+	measured := sampledMemory(samples)
+	unsampled := func(metric string) Check {
+		return Check{Metric: metric, Rule: "needs the Go, pebble and descriptor columns", Pass: true, Detail: "not sampled"}
+	}
+	recs := col(func(s Sample) float64 { return s.Published })
 	var v Verdict
-	half := rss[n/2:]
-	mean := 0.0
-	for _, x := range half {
-		mean += x / float64(len(half))
+	if measured {
+		heap := col(func(s Sample) float64 { return float64(s.HeapInuse) })
+		// Resident memory that neither pebble's caches nor the Go
+		// runtime account for.
+		other := col(func(s Sample) float64 { return float64(s.RSSKB) - float64(s.GoSys+s.CacheBytes+s.MemTableBytes)/1024 })
+		tables := col(func(s Sample) float64 { return float64(s.TableFiles) })
+		others := col(func(s Sample) float64 { return float64(s.OpenFiles - s.TableFiles) })
+		v.Checks = append(v.Checks,
+			JudgeBounded("heap_inuse", t, heap, lim.HeapPerHour*halfMean(heap), lim.HeapNoiseBytes),
+			JudgeRSSBound(samples, lim.RSSMarginBytes),
+			JudgeBounded("rss_other_kb", t, other, lim.RSSPerHour*halfMean(other), lim.RSSNoiseKB),
+			JudgeBounded("goroutines", t, col(func(s Sample) float64 { return float64(s.Goroutines) }), lim.GoroutinesPerHour, lim.GoroutineNoise),
+			JudgeStore("table_files", "files", recs, tables, lim.StoreRatio, 0),
+			JudgeBounded("other_files", t, others, lim.FilesPerHour, lim.FileNoise),
+		)
+	} else {
+		v.Checks = append(v.Checks, unsampled("heap_inuse"), unsampled("rss_bound"), unsampled("rss_other_kb"),
+			JudgeBounded("goroutines", t, col(func(s Sample) float64 { return float64(s.Goroutines) }), lim.GoroutinesPerHour, lim.GoroutineNoise),
+			unsampled("table_files"), unsampled("other_files"))
 	}
 	v.Checks = append(v.Checks,
-		JudgeBounded("rss_kb", t, rss, lim.RSSPerHour*mean, lim.RSSNoiseKB),
-		JudgeBounded("goroutines", t, col(func(s Sample) float64 { return float64(s.Goroutines) }), lim.GoroutinesPerHour, lim.GoroutineNoise),
-		JudgeBounded("open_files", t, col(func(s Sample) float64 { return float64(s.OpenFiles) }), lim.FilesPerHour, lim.FileNoise),
 		JudgeBounded("lag_messages", t, col(func(s Sample) float64 { return s.LagMessages }), 0, lim.LagSeconds*rate),
 	)
-	recs := col(func(s Sample) float64 { return s.Published })
 	busLevel := 0.0
 	if busLevelOff {
 		busLevel = lim.LevelOff
 	}
 	v.Checks = append(v.Checks,
-		JudgeStore("bus_bytes", recs, col(func(s Sample) float64 { return float64(s.BusBytes) }), lim.StoreRatio, busLevel),
-		JudgeStore("raw_bytes", recs, col(func(s Sample) float64 { return float64(s.RawBytes) }), lim.StoreRatio, 0),
-		JudgeStore("pg_bytes", recs, col(func(s Sample) float64 { return float64(s.FactBytes + s.ConversionBytes) }), lim.StoreRatio, 0),
+		JudgeStore("bus_bytes", "bytes", recs, col(func(s Sample) float64 { return float64(s.BusBytes) }), lim.StoreRatio, busLevel),
+		JudgeStore("raw_bytes", "bytes", recs, col(func(s Sample) float64 { return float64(s.RawBytes) }), lim.StoreRatio, 0),
+		JudgeStore("pg_bytes", "bytes", recs, col(func(s Sample) float64 { return float64(s.FactBytes + s.ConversionBytes) }), lim.StoreRatio, 0),
 		JudgeExpiry(samples),
 	)
 	v.Pass = true
@@ -225,6 +304,10 @@ func Judge(samples []Sample, lim Limits, rate float64, busLevelOff bool) Verdict
 		v.Pass = v.Pass && c.Pass
 	}
 	return v
+}
+
+func mib(bytes float64) string {
+	return fmt.Sprintf("%.1f MiB", bytes/(1<<20))
 }
 
 // fitSlope returns the least-squares slope of v over t.

@@ -2,6 +2,7 @@ package soak
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -95,13 +96,13 @@ func TestJudgeStore(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, r := series(31, recs)
 			_, b := series(31, tt.bytes)
-			c := JudgeStore("s", r, b, DefaultLimits().StoreRatio, tt.levelOff)
+			c := JudgeStore("s", "bytes", r, b, DefaultLimits().StoreRatio, tt.levelOff)
 			if !c.Judged || c.Pass != tt.wantPass {
 				t.Errorf("judged %v pass %v, want judged, pass %v (%s)", c.Judged, c.Pass, tt.wantPass, c.Detail)
 			}
 		})
 	}
-	if c := JudgeStore("s", []float64{0, 1, 2}, []float64{0, 1, 2}, 1.5, 0); c.Judged || !c.Pass {
+	if c := JudgeStore("s", "bytes", []float64{0, 1, 2}, []float64{0, 1, 2}, 1.5, 0); c.Judged || !c.Pass {
 		t.Errorf("three samples: judged %v pass %v, want not judged", c.Judged, c.Pass)
 	}
 }
@@ -130,35 +131,143 @@ func TestJudgeExpiry(t *testing.T) {
 	}
 }
 
-// TestJudge checks that Judge applies every rule to the right column:
-// a steady run passes, and a goroutine leak fails it on goroutines alone.
-func TestJudge(t *testing.T) {
-	steady := func(leak float64) []Sample {
-		var out []Sample
-		for i := range 31 {
-			m := float64(i)
-			out = append(out, Sample{Elapsed: m * 60, RSSKB: 300 << 10, Goroutines: 90 + int(leak*m), OpenFiles: 70,
-				BusBytes: int64(200 * 300_000 * m), RawBytes: int64(300 * 300_000 * m), FactBytes: 1 << 20, ConversionBytes: int64(50 * 300_000 * m),
-				Published: 300_000 * m, LagMessages: 50, OldProbed: 20 * min(i, 1), NewProbed: 20, NewVisible: 20})
+// run returns a synthetic 31-minute run, a sample a minute, at 5,000
+// records a second: a steady process whose pebble caches and memtables
+// are full from the start, with mod applied to each sample (m is the
+// minute).
+func run(mod func(m float64, s *Sample)) []Sample {
+	const mb = 1 << 20
+	var out []Sample
+	for i := range 31 {
+		m := float64(i)
+		s := Sample{Elapsed: m * 60, Goroutines: 90, OpenFiles: 70, Sockets: 45,
+			BusBytes: int64(200 * 300_000 * m), RawBytes: int64(300 * 300_000 * m), FactBytes: 1 << 20, ConversionBytes: int64(50 * 300_000 * m),
+			Published: 300_000 * m, LagMessages: 50, OldProbed: 20 * min(i, 1), NewProbed: 20, NewVisible: 20,
+			HeapInuse: 100 * mb, GoSys: 180 * mb, CacheCapacity: 160 * mb, CacheBytes: 160 * mb, MemTableSize: 64 * mb, MemTableBytes: 64 * mb}
+		if mod != nil {
+			mod(m, &s)
 		}
-		return out
+		// Resident: what the Go runtime holds, pebble's caches and 40 MiB
+		// of code and C libraries (unless mod set it).
+		if s.RSSKB == 0 {
+			s.RSSKB = (s.GoSys + s.CacheBytes + s.MemTableBytes + 40*mb) >> 10
+		}
+		out = append(out, s)
 	}
-	v := Judge(steady(0), DefaultLimits(), 5000, false)
-	if !v.Pass || len(v.Checks) != 8 {
-		t.Fatalf("steady run: pass %v with %d checks, want pass with 8:\n%s", v.Pass, len(v.Checks), v)
-	}
-	v = Judge(steady(1), DefaultLimits(), 5000, false)
-	var failed []string
+	return out
+}
+
+// failed returns the metrics of the checks that failed.
+func failed(v Verdict) []string {
+	var out []string
 	for _, c := range v.Checks {
 		if !c.Pass {
-			failed = append(failed, c.Metric)
+			out = append(out, c.Metric)
 		}
 	}
-	if v.Pass || !reflect.DeepEqual(failed, []string{"goroutines"}) {
-		t.Errorf("goroutine leak: pass %v, failed %v, want only goroutines to fail:\n%s", v.Pass, failed, v)
+	return out
+}
+
+// TestJudge checks that Judge applies every rule to the right column:
+// a steady run passes with every rule judged, and each kind of leak fails
+// it on its own rule alone.
+func TestJudge(t *testing.T) {
+	const mb = 1 << 20
+	tests := []struct {
+		name string
+		mod  func(m float64, s *Sample)
+		want []string // the checks that fail
+	}{
+		{"steady", nil, nil},
+		{"goroutine leak", func(m float64, s *Sample) { s.Goroutines = 90 + int(m) }, []string{"goroutines"}},
+		// The block caches fill slowly, still rising over the last half:
+		// resident memory climbs 130 MiB in the run, up to its bound.
+		{"caches filling up to the bound", func(m float64, s *Sample) {
+			s.CacheBytes = int64(160 * mb * (1 - math.Exp(-m/12)))
+			s.MemTableBytes = int64(64 * mb * math.Min(m/20, 1))
+		}, nil},
+		// The Go heap grows 2 MiB a minute (Go sys with it) while
+		// resident memory stays well below its bound.
+		{"heap leak under the RSS bound", func(m float64, s *Sample) {
+			s.HeapInuse = int64(100*mb + 2*mb*m)
+			s.GoSys = int64(180*mb + 2*mb*m)
+			s.CacheBytes = 40 * mb
+		}, []string{"heap_inuse"}},
+		// Memory that neither pebble nor the Go runtime accounts for (a C
+		// allocation leak) grows 4 MiB a minute past the margin.
+		{"memory outside pebble and Go", func(m float64, s *Sample) {
+			s.RSSKB = (s.GoSys + s.CacheBytes + s.MemTableBytes + 40*mb + int64(4*mb*m)) >> 10
+		}, []string{"rss_bound", "rss_other_kb"}},
+		// Table files grow in number with the stores' data, in steps
+		// as compactions merge them.
+		{"table files growing with the data", func(m float64, s *Sample) {
+			s.TableFiles = 3 * int(m) / 2 * 2
+			s.OpenFiles = 70 + s.TableFiles
+		}, nil},
+		// One socket more a minute: 60 an hour.
+		{"socket leak", func(m float64, s *Sample) {
+			s.TableFiles = 3 * int(m)
+			s.Sockets = 45 + int(m)
+			s.OpenFiles = 70 + s.TableFiles + int(m)
+		}, []string{"other_files"}},
 	}
-	if !strings.Contains(v.String(), "verdict: FAIL") {
-		t.Errorf("verdict text without its outcome:\n%s", v)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Judge(run(tt.mod), DefaultLimits(), 5000, false)
+			judged := 0
+			for _, c := range v.Checks {
+				if c.Judged {
+					judged++
+				}
+			}
+			if got := failed(v); !reflect.DeepEqual(got, tt.want) || v.Pass != (len(tt.want) == 0) {
+				t.Errorf("pass %v, failed %v, want failed %v:\n%s", v.Pass, got, tt.want, v)
+			}
+			if len(v.Checks) != 11 || judged != 11 {
+				t.Errorf("%d checks, %d judged, want 11 and all judged:\n%s", len(v.Checks), judged, v)
+			}
+			if len(tt.want) > 0 && !strings.Contains(v.String(), "verdict: FAIL") {
+				t.Errorf("verdict text without its outcome:\n%s", v)
+			}
+		})
+	}
+}
+
+// TestJudgeUnsampled checks that a run sampled before the memory and
+// descriptor columns existed leaves those rules not judged.
+func TestJudgeUnsampled(t *testing.T) {
+	v := Judge(run(func(_ float64, s *Sample) {
+		*s = Sample{Elapsed: s.Elapsed, RSSKB: 300 << 10, Goroutines: 90, OpenFiles: 70, Published: s.Published, BusBytes: s.BusBytes,
+			RawBytes: s.RawBytes, ConversionBytes: s.ConversionBytes, OldProbed: s.OldProbed, NewProbed: 20, NewVisible: 20}
+	}), DefaultLimits(), 5000, false)
+	for _, c := range v.Checks {
+		switch c.Metric {
+		case "heap_inuse", "rss_bound", "rss_other_kb", "table_files", "other_files":
+			if c.Judged || !c.Pass {
+				t.Errorf("%s: judged %v pass %v, want not judged", c.Metric, c.Judged, c.Pass)
+			}
+		default:
+			if !c.Judged {
+				t.Errorf("%s not judged", c.Metric)
+			}
+		}
+	}
+}
+
+// TestJudgeRSSBound checks the bound's arithmetic: RSS exactly at
+// caches, memtables, peak Go sys and margin passes; a MiB more fails.
+func TestJudgeRSSBound(t *testing.T) {
+	const mb = 1 << 20
+	samples := []Sample{
+		{GoSys: 200 * mb, CacheCapacity: 160 * mb, MemTableSize: 64 * mb, RSSKB: 100 << 10},
+		{GoSys: 150 * mb, CacheCapacity: 160 * mb, MemTableSize: 64 * mb, RSSKB: (160 + 128 + 200 + 64) << 10},
+	}
+	if c := JudgeRSSBound(samples, 64*mb); !c.Judged || !c.Pass {
+		t.Errorf("at the bound: judged %v pass %v (%s)", c.Judged, c.Pass, c.Detail)
+	}
+	samples[1].RSSKB += 1 << 10
+	if c := JudgeRSSBound(samples, 64*mb); !c.Judged || c.Pass {
+		t.Errorf("a MiB over the bound: judged %v pass %v (%s)", c.Judged, c.Pass, c.Detail)
 	}
 }
 
@@ -169,7 +278,9 @@ func TestCSVRoundTrip(t *testing.T) {
 		{At: time.Date(2026, 12, 3, 7, 1, 0, 0, time.UTC), Elapsed: 60.25, RSSKB: 160000, Goroutines: 85, OpenFiles: 70,
 			BusBytes: 1 << 30, RawBytes: 2 << 30, FactBytes: 5 << 20, ConversionBytes: 9 << 20, Published: 300000, Consumed: 299950,
 			LagMessages: 50, LagSource: "gauge", LagSeconds: 0.5, Sent: 300100, Failed: 2, Scheduled: 300000, PastRetention: 120000,
-			OldProbed: 20, OldVisible: 1, NewProbed: 19, NewVisible: 19},
+			OldProbed: 20, OldVisible: 1, NewProbed: 19, NewVisible: 19,
+			TableFiles: 12, Sockets: 40, HeapInuse: 90 << 20, GoSys: 150 << 20, CacheBytes: 50 << 20, CacheCapacity: 160 << 20,
+			MemTableBytes: 40 << 20, MemTableSize: 64 << 20, RSSAnonKB: 150000, RSSFileKB: 10000},
 	}
 	var buf bytes.Buffer
 	w, err := NewCSVWriter(&buf)
@@ -190,6 +301,21 @@ func TestCSVRoundTrip(t *testing.T) {
 	}
 	if _, err := ReadCSV(strings.NewReader("a,b\n1,2\n")); err == nil {
 		t.Error("a file without the soak's header was read")
+	}
+	// A file of the soak's first version: its 22 columns, the rest zero.
+	var old bytes.Buffer
+	fmt.Fprintln(&old, strings.Join(csvHeader[:oldColumns], ","))
+	fmt.Fprintln(&old, strings.Join(want[1].record()[:oldColumns], ","))
+	got, err = ReadCSV(&old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOld := want[1]
+	wantOld.TableFiles, wantOld.Sockets, wantOld.HeapInuse, wantOld.GoSys = 0, 0, 0, 0
+	wantOld.CacheBytes, wantOld.CacheCapacity, wantOld.MemTableBytes, wantOld.MemTableSize = 0, 0, 0, 0
+	wantOld.RSSAnonKB, wantOld.RSSFileKB = 0, 0
+	if len(got) != 1 || !reflect.DeepEqual(got[0], wantOld) {
+		t.Errorf("old file read back\n%+v\nwant\n%+v", got, wantOld)
 	}
 }
 
@@ -233,8 +359,8 @@ func TestSummary(t *testing.T) {
 	var rss, gor string
 	for _, l := range strings.Split(s, "\n") {
 		switch {
-		case strings.HasPrefix(l, "resident memory: VmRSS (MiB)"):
-			rss = strings.Join(strings.Fields(l)[4:], " ")
+		case strings.HasPrefix(l, "memory: VmRSS (MiB)"):
+			rss = strings.Join(strings.Fields(l)[3:], " ")
 		case strings.HasPrefix(l, "goroutines: go_goroutines (count)"):
 			gor = strings.Join(strings.Fields(l)[3:], " ")
 		}

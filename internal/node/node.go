@@ -222,6 +222,7 @@ func (n *Node) openBus(ctx context.Context) error {
 	if err := b.Open(); err != nil {
 		return fmt.Errorf("open embedded bus: %w", err)
 	}
+	registerPebbleMemory(n.Registry, "bus", b.Memory)
 	n.Bus = b
 	n.closers = append(n.closers, b.Close)
 	return nil
@@ -253,6 +254,7 @@ func (n *Node) openMatcher(ctx context.Context) error {
 		if err := s.Open(); err != nil {
 			return fmt.Errorf("open embedded raw store: %w", err)
 		}
+		registerPebbleMemory(n.Registry, "raw", s.Memory)
 		n.Raw = s
 		n.closers = append(n.closers, s.Close)
 	}
