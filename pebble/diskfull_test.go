@@ -6,48 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"tapline"
+	"tapline/internal/disktest"
 )
-
-// smallDisk mounts a tmpfs of size MiB on a fresh directory, unmounted at
-// cleanup; it skips the test where mounting is not permitted (not root,
-// or no tmpfs).
-func smallDisk(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", size), "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs (%v: %s): the disk-full tests need root", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file in dir until only about leave bytes are free and
-// returns its path.
-func fillDisk(t *testing.T, dir string, leave int64) string {
-	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	path := filepath.Join(dir, "filler")
-	if err := os.WriteFile(path, make([]byte, max(free-leave, 0)), 0o600); err != nil {
-		t.Fatalf("fill the disk: %v", err)
-	}
-	return path
-}
 
 // TestBusDiskFull publishes to a bus on a 16 MiB tmpfs until its disk is
 // below the reserve: Publish answers ErrStorageFull (pebble itself would
@@ -55,7 +20,7 @@ func fillDisk(t *testing.T, dir string, leave int64) string {
 // once space returns, without a restart, and reopened the bus holds
 // exactly the messages it acknowledged.
 func TestBusDiskFull(t *testing.T) {
-	dir := smallDisk(t, 16)
+	dir := disktest.Small(t, 16)
 	b := NewBus(filepath.Join(dir, "bus"))
 	b.NumPartitions = 2
 	b.MemTableSize = 1 << 20
@@ -79,7 +44,7 @@ func TestBusDiskFull(t *testing.T) {
 			t.Fatalf("publish %d on an empty disk: %v", i, err)
 		}
 	}
-	filler := fillDisk(t, dir, 3<<20)
+	filler := disktest.Fill(t, dir, 3<<20)
 	err := publish(100)
 	if !errors.Is(err, tapline.ErrStorageFull) || tapline.ErrorCode(err) != tapline.EUNAVAILABLE {
 		t.Fatalf("publish on a full disk: %v, want ErrStorageFull (EUNAVAILABLE)", err)
@@ -132,7 +97,7 @@ func TestBusDiskFull(t *testing.T) {
 // TestRawStoreDiskFull: the raw store refuses a write below its reserve
 // with ErrStorageFull and takes it once space returns.
 func TestRawStoreDiskFull(t *testing.T) {
-	dir := smallDisk(t, 16)
+	dir := disktest.Small(t, 16)
 	s := NewRawStore(filepath.Join(dir, "raw"))
 	s.CacheSize, s.MemTableSize, s.MinFreeBytes = 1<<20, 1<<20, 4<<20
 	if err := s.Open(); err != nil {
@@ -146,7 +111,7 @@ func TestRawStoreDiskFull(t *testing.T) {
 	if _, err := s.PutHit(ctx, hit("h1")); err != nil {
 		t.Fatal(err)
 	}
-	filler := fillDisk(t, dir, 3<<20)
+	filler := disktest.Fill(t, dir, 3<<20)
 	if _, err := s.PutHit(ctx, hit("h2")); !errors.Is(err, tapline.ErrStorageFull) {
 		t.Fatalf("PutHit on a full disk: %v, want ErrStorageFull", err)
 	}

@@ -1,19 +1,16 @@
 package pebble_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"tapline"
 	"tapline/bustest"
+	"tapline/internal/disktest"
 	"tapline/pebble"
 )
 
@@ -23,15 +20,7 @@ import (
 // returns, and after the outage every acknowledged message, and only
 // those, reaches the bus in order.
 func TestSpool_DiskFull(t *testing.T) {
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs (%v: %s): the disk-full tests need root", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v %s", err, out)
-		}
-	})
+	dir := disktest.Small(t, 16)
 	bus := newOutage(t)
 	s := mustOpenSpool(t, bus, filepath.Join(dir, "spool"), func(s *pebble.Spool) { s.MinFreeBytes = 4 << 20 })
 	topic := bustest.Topic(t)
@@ -51,14 +40,7 @@ func TestSpool_DiskFull(t *testing.T) {
 			t.Fatalf("spool %d: %v", i, err)
 		}
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	filler := filepath.Join(dir, "filler")
-	if err := os.WriteFile(filler, make([]byte, int64(st.Bavail)*int64(st.Bsize)-3<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	filler := disktest.Fill(t, dir, 3<<20)
 	if err := publish(10); !errors.Is(err, tapline.ErrStorageFull) {
 		t.Fatalf("spool on a full disk: %v, want ErrStorageFull", err)
 	}

@@ -1,22 +1,19 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"tapline"
+	"tapline/internal/disktest"
 	"tapline/postgres/pgtest"
 )
 
@@ -26,15 +23,7 @@ import (
 // redirected, and once the filler is deleted the retried event is taken
 // and both the event and the taps are counted, without a restart.
 func TestDiskFullAllInOne(t *testing.T) {
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs (%v: %s): the disk-full test needs root", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v %s", err, out)
-		}
-	})
+	dir := disktest.Small(t, 32)
 	token := strings.Repeat("t", 32)
 	cfg := NewConfig()
 	cfg.DatabaseURL, cfg.DataDir, cfg.Demo = pgtest.URL(t), filepath.Join(dir, "data"), true
@@ -75,14 +64,7 @@ func TestDiskFullAllInOne(t *testing.T) {
 	}
 	tap() // warms the link cache
 
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	filler := filepath.Join(dir, "filler")
-	if err := os.WriteFile(filler, make([]byte, int64(st.Bavail)*int64(st.Bsize)-3<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	filler := disktest.Fill(t, dir, 3<<20)
 	status, h, body := install()
 	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !strings.Contains(body, "Storage is full") {
 		t.Fatalf("install on a full disk: %d Retry-After %q %s, want 503 with Retry-After saying storage is full", status, h.Get("Retry-After"), body)
