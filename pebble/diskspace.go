@@ -2,6 +2,8 @@ package pebble
 
 import (
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,16 +21,30 @@ const DefaultMinFreeBytes = 256 << 20
 // ends the process. So the stores check the free space before every
 // write instead, and answer tapline.ErrStorageFull while it is short.
 //
-// The free space is measured (statfs, about a microsecond) before every
-// write, not cached: another process filling the disk must be seen at
-// once. A write larger than the reserve, or a filesystem filled between
+// The free space is measured with statfs. Near the reserve (within
+// roomyFree of it) every write measures it, so that another process
+// filling the disk is seen at once; with more room than that, a
+// measurement less than remeasureAfter old is reused, less the bytes
+// written since, which keeps the syscall off the raw store's per-message
+// path. A write larger than the reserve, or a filesystem filled between
 // the check and the write, can still reach pebble's fatal path; the
 // reserve is sized for what pebble writes after the check (memtable
 // flushes, compactions).
 type diskReserve struct {
 	dir string
 	min int64
+
+	measuredAt atomic.Int64 // unix nanos of the last statfs, 0 for none
+	free       atomic.Int64 // free bytes it found, less the bytes checked since
 }
+
+// roomyFree is how far above the reserve the free space must be for a
+// measurement to be reused; remeasureAfter how long it is reused at most.
+// Filling a gigabyte within a tenth of a second is beyond other writers.
+const (
+	roomyFree      = 1 << 30
+	remeasureAfter = 100 * time.Millisecond
+)
 
 func newDiskReserve(dir string, minFree int64) *diskReserve {
 	return &diskReserve{dir: dir, min: minFree}
@@ -41,11 +57,19 @@ func (r *diskReserve) check(need int) error {
 	if r == nil || r.min < 0 {
 		return nil
 	}
+	now := time.Now().UnixNano()
+	if at := r.measuredAt.Load(); at != 0 && now-at < int64(remeasureAfter) {
+		if r.free.Add(-int64(need)) >= r.min+roomyFree {
+			return nil
+		}
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(r.dir, &st); err != nil {
 		return fmt.Errorf("measure free space of %s: %w", r.dir, err)
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
+	r.free.Store(free - int64(need))
+	r.measuredAt.Store(now)
 	if free-int64(need) < r.min {
 		return fmt.Errorf("%w (%s: %d MiB free, the reserve is %d MiB)", tapline.ErrStorageFull, r.dir, free>>20, r.min>>20)
 	}
