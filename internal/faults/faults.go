@@ -32,19 +32,8 @@ func SlowHeaders(ctx context.Context, addr, path string, interval time.Duration)
 	defer conn.Close()
 	h := watch(conn)
 	head := "GET " + path + " HTTP/1.1\r\nHost: tapline\r\nX-Slow: " + strings.Repeat("s", 200) + "\r\n\r\n"
-	for i := range len(head) {
-		if _, err := conn.Write([]byte{head[i]}); err != nil {
-			// The server hung up (a reset can reach the writer before
-			// the reader sees it): how long it took is the reader's.
-			return h.wait(ctx)
-		}
-		select {
-		case <-h.done:
-			return h.wait(ctx)
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(interval):
-		}
+	if d, cut, err := h.dribble(ctx, conn, []byte(head), interval); cut || err != nil {
+		return d, err
 	}
 	d, err := h.wait(ctx)
 	if err != nil {
@@ -70,17 +59,8 @@ func SlowBody(ctx context.Context, addr, path string, form []byte, interval time
 		return 0, fmt.Errorf("slow body to %s%s: %w", addr, path, err)
 	}
 	h := watch(conn)
-	for i := range form {
-		if _, err := conn.Write(form[i : i+1]); err != nil {
-			return h.wait(ctx) // the server hung up
-		}
-		select {
-		case <-h.done:
-			return h.wait(ctx)
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(interval):
-		}
+	if d, cut, err := h.dribble(ctx, conn, form, interval); cut || err != nil {
+		return d, err
 	}
 	d, err := h.wait(ctx)
 	if err != nil {
@@ -147,6 +127,28 @@ func watch(conn net.Conn) *hangup {
 		close(h.done)
 	}()
 	return h
+}
+
+// dribble writes data to conn one byte every interval until it is all
+// written or the server hangs up (cut), and then returns wait's answer: a
+// failed write is a hang-up too, as a reset can reach the writer before
+// the reader sees it, and how long it took is the reader's.
+func (h *hangup) dribble(ctx context.Context, conn net.Conn, data []byte, interval time.Duration) (d time.Duration, cut bool, err error) {
+	for i := range data {
+		if _, werr := conn.Write(data[i : i+1]); werr != nil {
+			d, err = h.wait(ctx)
+			return d, true, err
+		}
+		select {
+		case <-h.done:
+			d, err = h.wait(ctx)
+			return d, true, err
+		case <-ctx.Done():
+			return 0, false, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+	return 0, false, nil
 }
 
 func (h *hangup) wait(ctx context.Context) (time.Duration, error) {
