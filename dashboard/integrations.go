@@ -166,10 +166,10 @@ func (d *Dashboard) appWith(w http.ResponseWriter, r *http.Request, page, config
 
 func decodePostbackRequest(r *http.Request) (*postbackRequest, error) {
 	var req postbackRequest
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, bodyError(err, 64<<10, "The body is not a postback: %v.")
+		return nil, bodyError(err, maxBody, "The body is not a postback: %v.")
 	}
 	return &req, nil
 }

@@ -442,10 +442,10 @@ func (req *linkRequest) apply(l *tapline.Link, now time.Time) error {
 // decodeLinkRequest reads a link request body, refusing unknown fields.
 func decodeLinkRequest(r *http.Request) (*linkRequest, error) {
 	var req linkRequest
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, bodyError(err, 64<<10, "The body is not a link: %v.")
+		return nil, bodyError(err, maxBody, "The body is not a link: %v.")
 	}
 	return &req, nil
 }
