@@ -21,9 +21,11 @@ import (
 // received, the way it would have been live.
 //
 // The clock only delays; it never reorders a partition, so it changes
-// nothing the exactly-once flush relies on. A hits worker that makes no
-// progress for stall (a message it keeps retrying, a partition owned by
-// nobody here) stops holding events back.
+// nothing the exactly-once flush relies on. A hits worker holds events back
+// for as long as it works through older hits, however slowly: a backlog of
+// dear hits must not let the events overtake it. One that fails (a fetch
+// or a hit it keeps retrying) stops holding them back after stall; a
+// partition owned by nobody here is not tracked at all.
 type hitClock struct {
 	stall time.Duration
 	now   func() time.Time
@@ -35,13 +37,16 @@ type hitClock struct {
 
 // hitPart is how far one hits partition's worker has come.
 type hitPart struct {
-	at      time.Time // the latest receive time of a hit it processed
-	idle    bool      // its last fetch returned less than a full batch: at the bus's end
-	changed time.Time // when at or idle last changed
+	at   time.Time // the latest receive time of a hit it processed
+	idle bool      // its last fetch returned less than a full batch: at the bus's end
+	// failing is when its worker began to fail (fetching, checking its
+	// position or processing a hit) without progress since; zero while it
+	// works.
+	failing time.Time
 }
 
 // newHitClock returns a clock whose partitions stop holding events back
-// after stall without progress.
+// after failing for stall.
 func newHitClock(stall time.Duration) *hitClock {
 	return &hitClock{stall: stall, now: time.Now, parts: map[int]*hitPart{}}
 }
@@ -52,7 +57,7 @@ func newHitClock(stall time.Duration) *hitClock {
 // nothing says so within Matcher.fetch's endProbe.
 func (c *hitClock) own(p int) {
 	c.mu.Lock()
-	c.parts[p] = &hitPart{changed: c.now()}
+	c.parts[p] = &hitPart{}
 	c.mu.Unlock()
 }
 
@@ -87,11 +92,24 @@ func (c *hitClock) processed(p int, t time.Time) {
 	})
 }
 
+// failed records that p's worker failed to fetch, to check its position or
+// to process a hit, and will try again. Failing since stall ago without
+// progress, it stops holding events back.
+func (c *hitClock) failed(p int) {
+	c.mu.Lock()
+	if h := c.parts[p]; h != nil && h.failing.IsZero() {
+		h.failing = c.now()
+		c.wake.signal()
+	}
+	c.mu.Unlock()
+}
+
+// update applies fn, progress, to p's state: p works again.
 func (c *hitClock) update(p int, fn func(*hitPart)) {
 	c.mu.Lock()
 	if h := c.parts[p]; h != nil {
 		fn(h)
-		h.changed = c.now()
+		h.failing = time.Time{}
 		c.wake.signal()
 	}
 	c.mu.Unlock()
@@ -104,13 +122,17 @@ func (c *hitClock) wait(ctx context.Context, t time.Time) (time.Duration, error)
 	for {
 		c.mu.Lock()
 		now := c.now()
-		var until time.Time // when the first stalled partition stops counting
+		var until time.Time // when the first failing partition stops counting; zero: none fails
 		behind := false
 		for _, h := range c.parts {
 			if h.idle || !h.at.Before(t) {
 				continue
 			}
-			if stallEnd := h.changed.Add(c.stall); now.Before(stallEnd) {
+			if h.failing.IsZero() {
+				behind = true
+				continue
+			}
+			if stallEnd := h.failing.Add(c.stall); now.Before(stallEnd) {
 				behind = true
 				if until.IsZero() || stallEnd.Before(until) {
 					until = stallEnd
@@ -129,7 +151,11 @@ func (c *hitClock) wait(ctx context.Context, t time.Time) (time.Duration, error)
 		}
 		wake := c.wake.next()
 		c.mu.Unlock()
-		if err := await(ctx, wake, until.Sub(now)); err != nil {
+		var d time.Duration // no timeout: only a signal can change the answer
+		if !until.IsZero() {
+			d = until.Sub(now)
+		}
+		if err := await(ctx, wake, d); err != nil {
 			return 0, err
 		}
 	}
@@ -154,21 +180,25 @@ func (b *broadcast) signal() {
 	}
 }
 
-// await blocks until wake is closed, d has passed or ctx is done.
+// await blocks until wake is closed, d has passed (d > 0) or ctx is done.
 func await(ctx context.Context, wake <-chan struct{}, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
+	var timeout <-chan time.Time
+	if d > 0 {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		timeout = timer.C
+	}
 	select {
 	case <-wake:
-	case <-timer.C:
+	case <-timeout:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	return nil
 }
 
-// alignStall is how long a hits worker without progress holds events back.
-const alignStall = time.Second
+// alignStall is how long a failing hits worker holds events back.
+const alignStall = 2 * time.Second
 
 // orderGate is the consumption order of a matcher in Ordered mode: every
 // worker, of either topic, processes its next message only when it comes

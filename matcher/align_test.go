@@ -75,20 +75,31 @@ func TestHitClock(t *testing.T) {
 	c.batchDone(0, 0, 500)
 	returned(t, done, true, "both at the bus's end")
 
-	// A partition owned by nobody here is not waited for; one that makes
-	// no progress for the stall time stops counting.
+	// A partition owned by nobody here is not waited for. One working
+	// through older hits holds events back however long it takes; one that
+	// fails stops counting after the stall time, and holds them again once
+	// it makes progress.
 	c.reset()
 	returned(t, waitAsync(ctx, c, base.Add(time.Hour)), true, "no partitions")
 	stalled := newHitClock(50 * time.Millisecond)
 	stalled.own(0)
 	stalled.fetched(0)
+	done = waitAsync(ctx, stalled, base)
+	time.Sleep(200 * time.Millisecond)
+	returned(t, done, false, "a slow partition, not failing, after four stall times")
 	start := time.Now()
-	if _, err := stalled.wait(ctx, base); err != nil {
-		t.Fatal(err)
-	}
+	stalled.failed(0)
+	stalled.failed(0) // failing again does not restart the stall
+	returned(t, done, true, "a partition failing for the stall time")
 	if el := time.Since(start); el < 40*time.Millisecond {
-		t.Fatalf("a stalled partition released the event after %s, want after the 50ms stall", el)
+		t.Fatalf("a failing partition released the event after %s, want after the 50ms stall", el)
 	}
+	stalled.processed(0, base.Add(-time.Minute))
+	done = waitAsync(ctx, stalled, base)
+	time.Sleep(100 * time.Millisecond)
+	returned(t, done, false, "a failed partition that made progress again")
+	stalled.processed(0, base)
+	returned(t, done, true, "the partition caught up")
 
 	cctx, cancel := context.WithCancel(ctx)
 	c.own(0)
@@ -171,8 +182,8 @@ func TestBacklogMatchedInReceiveOrder(t *testing.T) {
 	waitFor(t, "every tap counted", 30*time.Second, func() bool { return f.totals(t).hits == taps })
 }
 
-// TestOrderedReplay fills the bus with installs each followed, 30 seconds
-// later (within the clock skew), by a tap of the same device, over two
+// TestOrderedReplay fills the bus with installs each followed, 3 seconds
+// later (within the collectors' clock skew), by a tap of the same device, over two
 // partitions per topic. In Ordered mode the matcher processes them in
 // receive order on every run: each install first, recorded organic, then
 // its tap, which re-attributes it. Unordered, the hits workers run ahead
@@ -195,7 +206,7 @@ func TestOrderedReplay(t *testing.T) {
 			Time: at, ReceivedAt: at, IP: ip, Device: tapline.Device{Platform: tapline.PlatformAndroid, OSVersion: "10", Model: "Pixel 7"}}
 		fp.Event(in)
 		add(tapline.TopicEvents, fingerprint.BusKey(f.app.ID, in.Fingerprint), in, in.Time)
-		h := &tapline.Hit{ID: fmt.Sprintf("tap-%d", i), Time: at.Add(30 * time.Second), AppID: f.app.ID, LinkID: 1, IP: ip, UserAgent: chromeAndUA}
+		h := &tapline.Hit{ID: fmt.Sprintf("tap-%d", i), Time: at.Add(3 * time.Second), AppID: f.app.ID, LinkID: 1, IP: ip, UserAgent: chromeAndUA}
 		fp.Hit(h)
 		add(tapline.TopicHits, fingerprint.BusKey(f.app.ID, h.Fingerprint), h, h.Time)
 	}

@@ -115,13 +115,16 @@ func TestFraudRejectsFingerprintMatch(t *testing.T) {
 }
 
 // TestFraudLateHits checks that a late tap stamped after the first open
-// (within the clock-skew allowance) does not re-attribute the install
+// (within the clock-skew allowance: the phone's clock runs 40 seconds
+// behind, the tap came 30 seconds after the install's device time and ten
+// before the collectors received it) does not re-attribute the install
 // when that rule rejects, is counted, and re-attributes it, flagged, when
-// the rule flags.
+// the rule flags. A tap received after the install was received is no
+// candidate at all, whatever the device's clock said.
 func TestFraudLateHits(t *testing.T) {
 	h := newHarness(t)
 	h.policy(func(p *tapline.FraudPolicy) { p.TapAfterInstall = tapline.FraudReject })
-	h.install("e1", t0, ipA, iphone)
+	h.install("e1", t0, ipA, iphone, receivedAfter(40*time.Second))
 	b := h.hit("h1", 4, t0.Add(30*time.Second), ipA, safariUA)
 	if got := installs(b); len(got) != 0 {
 		t.Errorf("a rejected late tap moved installs: %v", got)
@@ -134,7 +137,7 @@ func TestFraudLateHits(t *testing.T) {
 	}
 
 	h.policy(func(p *tapline.FraudPolicy) { p.TapAfterInstall = tapline.FraudFlag })
-	h.install("e2", t0.Add(time.Hour), ipB, iphone)
+	h.install("e2", t0.Add(time.Hour), ipB, iphone, receivedAfter(40*time.Second))
 	b = h.hit("h2", 6, t0.Add(time.Hour+20*time.Second), ipB, safariUA)
 	if got := installs(b); !equalCounts(got, map[string]int64{"0/organic": -1, "6/fingerprint": 1}) {
 		t.Errorf("flagged late tap: installs %v, want the install moved to link 6", got)
@@ -145,6 +148,20 @@ func TestFraudLateHits(t *testing.T) {
 	c := h.conversion("e2")
 	if c.Decision.Rule != tapline.RuleLateHit || len(c.Decision.Fraud) != 1 || len(c.History) != 2 || len(c.History[1].Fraud) != 1 {
 		t.Errorf("flagged late tap: decision %+v, history %+v", c.Decision, c.History)
+	}
+
+	// The phone's clock is right: a tap received 20 seconds after the
+	// install (past the collectors' 5-second skew) came after it.
+	h.install("e3", t0.Add(2*time.Hour), ipC, iphone)
+	b = h.hit("h3", 7, t0.Add(2*time.Hour+20*time.Second), ipC, safariUA)
+	if got := installs(b); len(got) != 0 {
+		t.Errorf("a tap received after the install moved installs: %v", got)
+	}
+	if got := fraudRows(b); len(got) != 0 {
+		t.Errorf("a tap received after the install was judged: fraud rows %v", got)
+	}
+	if c := h.conversion("e3"); c.Method != tapline.MethodOrganic || len(c.History) != 1 {
+		t.Errorf("a tap received after the install changed its conversion: %s, %d changes", c.Method, len(c.History))
 	}
 }
 

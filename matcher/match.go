@@ -311,6 +311,22 @@ func lateDecision(app *tapline.App, h *tapline.Hit, cand candidate, prev tapline
 	return d
 }
 
+// tapUpper returns the latest time a tap that led to install or open e
+// can carry: the device's time of e plus the clock skew allowed between a
+// device and the collectors, and no later than the collectors' receipt of
+// e plus the skew allowed between collectors. A tap received after the
+// install was received came after it, and a late-consumed one must not
+// take the install from the tap that led to it.
+func (m *Matcher) tapUpper(e *tapline.Event) time.Time {
+	upper := e.Time.Add(m.Config.ClockSkew)
+	if !e.ReceivedAt.IsZero() {
+		if r := e.ReceivedAt.Add(m.Config.CollectorSkew); r.Before(upper) {
+			upper = r
+		}
+	}
+	return upper
+}
+
 type candidate struct {
 	install *tapline.Event
 	method  tapline.MatchMethod
@@ -334,8 +350,7 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 		return published.Sub(e.ReceivedAt) <= app.LatenessHorizon
 	}
 	inClickWindow := func(e *tapline.Event) bool {
-		d := e.Time.Sub(h.Time)
-		return d >= -m.Config.ClockSkew && d <= clickWindow
+		return !h.Time.After(m.tapUpper(e)) && e.Time.Sub(h.Time) <= clickWindow
 	}
 	var out []candidate
 	seen := map[string]bool{}
@@ -365,7 +380,7 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 		if err != nil {
 			return nil, fmt.Errorf("installs by advertising id: %w", err)
 		}
-		add(byAd, tapline.MethodAdID, func(e *tapline.Event) bool { return !e.Device.LimitAdTracking })
+		add(byAd, tapline.MethodAdID, func(e *tapline.Event) bool { return !e.Device.LimitAdTracking && !h.Time.After(m.tapUpper(e)) })
 	}
 
 	if h.Fingerprint == "" {
@@ -376,7 +391,7 @@ func (m *Matcher) lateInstalls(ctx context.Context, app *tapline.App, h *tapline
 		return nil, fmt.Errorf("installs by fingerprint: %w", err)
 	}
 	slices.Reverse(byFP) // earliest install after the hit first
-	add(byFP, tapline.MethodFingerprint, func(e *tapline.Event) bool { return fingerprint.Compatible(h, e) })
+	add(byFP, tapline.MethodFingerprint, func(e *tapline.Event) bool { return !h.Time.After(m.tapUpper(e)) && fingerprint.Compatible(h, e) })
 	return out, nil
 }
 
@@ -679,7 +694,7 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 	lost := func(h *tapline.Hit, method tapline.MatchMethod, reason string) {
 		d.AddCandidate(tapline.Candidate{HitID: h.ID, LinkID: h.LinkID, HitTime: h.Time, Method: method, Reason: reason})
 	}
-	upper := e.Time.Add(m.Config.ClockSkew)
+	upper := m.tapUpper(e)
 	var tried []string // what was looked for, for an organic decision
 
 	if id := e.ReferrerHitID(); id != "" {
@@ -835,7 +850,7 @@ func (m *Matcher) weigh(ctx context.Context, app *tapline.App, e *tapline.Event)
 // its links but outside their own link's, newest first: no candidates.
 func (m *Matcher) weighWithin(ctx context.Context, app *tapline.App, lw *linkWindows, e *tapline.Event) (cands []fingerprint.Candidate, outside []*tapline.Hit, _ fingerprint.Decision, _ error) {
 	_, widest := lw.widest(app)
-	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, e.Fingerprint, e.Time.Add(-widest), e.Time.Add(m.Config.ClockSkew))
+	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, e.Fingerprint, e.Time.Add(-widest), m.tapUpper(e))
 	if err != nil {
 		return nil, nil, fingerprint.Decision{}, fmt.Errorf("hits by fingerprint: %w", err)
 	}
@@ -936,7 +951,7 @@ func (m *Matcher) laterTapOf(ctx context.Context, app *tapline.App, h *tapline.H
 	if err != nil {
 		return nil, err
 	}
-	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, h.Fingerprint, h.Time, e.Time.Add(m.Config.ClockSkew))
+	hits, err := m.Raw.HitsByFingerprint(ctx, app.ID, h.Fingerprint, h.Time, m.tapUpper(e))
 	if err != nil {
 		return nil, fmt.Errorf("later taps of hit %s: %w", h.ID, err)
 	}

@@ -29,6 +29,11 @@ type Config struct {
 	FetchMax      int           // messages fetched from a partition at once
 	MaxPending    int           // pending fact rows that trigger an early flush
 	ClockSkew     time.Duration // how far a hit may be stamped after its install and still match
+	// CollectorSkew is how far apart the collectors' clocks may be. A tap
+	// the collectors received more than this after they received an
+	// install (or an open) came after it and cannot have led to it,
+	// whatever the device's clock says (tapUpper). Default 5s.
+	CollectorSkew time.Duration
 	// DeviceClockBound is how far an install's or open's device time may
 	// lie from its receive time before the receive time replaces it
 	// (tapline.Event.ClampDeviceClock); 0 keeps every device time.
@@ -74,6 +79,7 @@ func NewConfig() Config {
 		FetchMax:         500,
 		MaxPending:       50_000,
 		ClockSkew:        time.Minute,
+		CollectorSkew:    5 * time.Second,
 		DeviceClockBound: time.Hour,
 		ExpireEvery:      time.Hour,
 		AppCacheTTL:      time.Minute,
@@ -98,6 +104,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: MaxPending must be positive")
 	case c.ClockSkew < 0:
 		return fmt.Errorf("matcher: ClockSkew must not be negative")
+	case c.CollectorSkew < 0:
+		return fmt.Errorf("matcher: CollectorSkew must not be negative")
 	case c.DeviceClockBound < 0:
 		return fmt.Errorf("matcher: DeviceClockBound must not be negative")
 	case c.QuietFlush < 0:
@@ -187,6 +195,7 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 	cfg.FetchMax = cmp.Or(cfg.FetchMax, def.FetchMax)
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, def.MaxPending)
 	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, def.ClockSkew)
+	cfg.CollectorSkew = cmp.Or(cfg.CollectorSkew, def.CollectorSkew)
 	cfg.ExpireEvery = cmp.Or(cfg.ExpireEvery, def.ExpireEvery)
 	cfg.AppCacheTTL = cmp.Or(cfg.AppCacheTTL, def.AppCacheTTL)
 	cfg.FunnelPoll = cmp.Or(cfg.FunnelPoll, def.FunnelPoll)
@@ -667,6 +676,9 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 					return
 				}
 				log.Warn("check the stored offset against the log, will retry", "err", err)
+				if hits {
+					m.hitClock.failed(partition)
+				}
 				// Soon: a broker back without its log must be caught
 				// before the new log grows past the stored offset.
 				if !sleep(ctx, min(backoff.next(), checkRetry)) {
@@ -695,6 +707,9 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 			}
 			if !idle {
 				log.Warn("fetch", "offset", busOffset(next), "err", err)
+				if hits {
+					m.hitClock.failed(partition)
+				}
 			}
 			// Nothing came for OffsetCheck, or the fetch failed (say
 			// OffsetOutOfRange): the log may have been wiped or
@@ -832,6 +847,9 @@ func (m *Matcher) handle(ctx context.Context, log *slog.Logger, msg *tapline.Mes
 			return nil, tapline.FlushRows{}, ctx.Err()
 		}
 		log.Warn("process message, will retry", "offset", msg.Offset, "err", err)
+		if msg.Topic == m.Config.HitsTopic {
+			m.hitClock.failed(msg.Partition)
+		}
 		if !sleep(ctx, backoff.next()) {
 			return nil, tapline.FlushRows{}, ctx.Err()
 		}

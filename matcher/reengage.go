@@ -174,7 +174,7 @@ type reengagementTap struct {
 // must follow the installation's install: a tap before it led to the
 // install itself.
 func (m *Matcher) reengagementTaps(ctx context.Context, app *tapline.App, e *tapline.Event, inst *tapline.Conversion, links map[int64]bool) ([]reengagementTap, error) {
-	upper := e.Time.Add(m.Config.ClockSkew)
+	upper := m.tapUpper(e)
 	var out []reengagementTap
 	keep := func(hs []*tapline.Hit, method tapline.MatchMethod, ok func(*tapline.Hit) bool) {
 		for _, h := range hs {

@@ -21,6 +21,7 @@ const (
 	fbiOSUA     = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/460.0.0.38.108;FBBV/585234234;FBDV/iPhone14,2;FBMD/iPhone;FBSN/iOS;FBSV/17.4;FBSS/3;FBID/phone;FBLC/en_US;FBOP/5]"
 	ipA         = "203.0.113.7"
 	ipB         = "198.51.100.9"
+	ipC         = "192.0.2.44"
 	appID       = int64(42)
 )
 
@@ -108,6 +109,12 @@ func (h *harness) hit(id string, link int64, at time.Time, ip, ua string, opts .
 }
 
 type eventOpt func(*tapline.Event)
+
+// receivedAfter has the collectors receive the event d after its device
+// time: the phone's clock runs d behind.
+func receivedAfter(d time.Duration) eventOpt {
+	return func(e *tapline.Event) { e.ReceivedAt = e.Time.Add(d) }
+}
 
 func iphone(e *tapline.Event) {
 	e.Device = tapline.Device{Platform: tapline.PlatformIOS, OSVersion: "17.4.1", Model: "iPhone15,2"}

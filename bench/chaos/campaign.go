@@ -49,8 +49,11 @@ type Config struct {
 	Only []string
 
 	CassandraHosts string // run the Kafka topology's raw store on Cassandra (its matchers then scale out)
-	PGBin          string // directory of initdb and postgres; found when empty
-	Logger         *slog.Logger
+	// Profile has each matcher (and the all-in-one) write a CPU profile of
+	// each of its runs into the work directory: <name>-<start>.cpu.pprof.
+	Profile bool
+	PGBin   string // directory of initdb and postgres; found when empty
+	Logger  *slog.Logger
 }
 
 // Defaults returns the default campaign: at least 1,000,000 acknowledged
@@ -283,6 +286,7 @@ func (c *campaign) setUp(ctx context.Context) error {
 		p := &proc{name: name, bin: filepath.Join(c.cfg.BinDir, "matcher"), dir: c.workDir, url: "http://" + maddr,
 			health: "http://" + maddr + "/healthz", metrics: "http://" + maddr + "/metrics",
 			args: append(append(common(c.kafka), kafkaArgs...), "-data-dir", filepath.Join(c.workDir, name), "-metrics-addr", maddr)}
+		p.profile = c.cfg.Profile
 		c.kafka.matchers = append(c.kafka.matchers, p)
 	}
 	// The all-in-one, its data directory on a small filesystem of its own
@@ -312,6 +316,7 @@ func (c *campaign) setUp(ctx context.Context) error {
 		health: "http://" + saddr + "/healthz", metrics: "http://" + saddr + "/metrics",
 		args: append([]string{"run"}, append(common(c.solo), "-data-dir", filepath.Join(c.soloDir, "data"), "-collector-addr", saddr, "-dashboard-addr", daddr,
 			"-min-free-disk-mb", strconv.Itoa(c.diskReserveMB()))...)}
+	all.profile = c.cfg.Profile
 	c.solo.collectors = []*proc{all}
 	c.solo.matchers = []*proc{all}
 	for _, p := range c.processes() {

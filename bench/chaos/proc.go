@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ type proc struct {
 	health string // URL answering < 500 once it is ready; "" means none
 	// metrics is the URL of its Prometheus /metrics, when it serves one.
 	metrics string
+	// profile adds -cpu-profile, a file per run in dir: a run ended by
+	// kill -9 leaves an empty one.
+	profile bool
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -54,7 +58,14 @@ func (p *proc) spawn() error {
 		return fmt.Errorf("open log of %s: %w", p.name, err)
 	}
 	fmt.Fprintf(log, "\n=== chaos: start %s %s at %s\n", p.bin, strings.Join(p.args, " "), time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.bin, p.args...)
+	args := p.args
+	if p.profile {
+		p.mu.Lock()
+		n := p.starts
+		p.mu.Unlock()
+		args = append(slices.Clone(args), "-cpu-profile", filepath.Join(p.dir, fmt.Sprintf("%s-%d.cpu.pprof", p.name, n)))
+	}
+	cmd := exec.Command(p.bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
 	if err := cmd.Start(); err != nil {

@@ -77,7 +77,10 @@ type Config struct {
 	MetricsAddr          string // /metrics and /healthz of a matcher-only process
 
 	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
-	MatcherOrdered   bool          // process the bus as one stream in receive-time order (deterministic replays)
+	// MatcherCollectorSkew is how far apart the collectors' clocks may be:
+	// a tap received more than this after an install cannot have led to it.
+	MatcherCollectorSkew time.Duration
+	MatcherOrdered       bool // process the bus as one stream in receive-time order (deterministic replays)
 	// MatcherExpireEvery is how often a matcher drops the raw rows past
 	// their app's retention (the soak runs it every minute).
 	MatcherExpireEvery time.Duration
@@ -218,6 +221,7 @@ func NewConfig() Config {
 		CassandraReplication: 1,
 		MetricsAddr:          "127.0.0.1:9090",
 		MatcherClockSkew:     time.Minute,
+		MatcherCollectorSkew: 5 * time.Second,
 		FunnelPoll:           time.Second,
 
 		HTTPReadHeaderTimeout: 10 * time.Second,
@@ -284,6 +288,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.BusRetention, "bus-retention", "how long the embedded bus keeps messages")
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.MatcherClockSkew, "matcher-clock-skew", "how far a hit may be stamped after its install and still match")
+	dur(&c.MatcherCollectorSkew, "matcher-collector-skew", "how far apart the collectors' clocks may be: a tap received more than this after an install was received cannot have led to it")
 	dur(&c.ClockOffset, "clock-offset", "shift this process's clock by this much, e.g. 5m or -5m (collector receive and hit times, matcher clock): a fault-testing aid that simulates a host clock that is off")
 	dur(&c.FunnelPoll, "matcher-funnel-poll", "how often a matcher loads the active funnel versions")
 	dur(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", "how long an HTTP client may take to send a request's headers, on every listener")
@@ -414,6 +419,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MatcherClockSkew < 0 {
 		bad("matcher-clock-skew", "must not be negative")
+	}
+	if c.MatcherCollectorSkew <= 0 {
+		bad("matcher-collector-skew", "must be positive")
 	}
 	if c.MinFreeDiskMB < 0 {
 		bad("min-free-disk-mb", "must not be negative")

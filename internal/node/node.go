@@ -709,6 +709,7 @@ func MatcherConfig(cfg *Config) matcher.Config {
 	mcfg.HitsTopic, mcfg.EventsTopic = cfg.HitsTopic, cfg.EventsTopic
 	mcfg.Consumer = cfg.GroupID
 	mcfg.ClockSkew = cfg.MatcherClockSkew
+	mcfg.CollectorSkew = cfg.MatcherCollectorSkew
 	mcfg.Ordered = cfg.MatcherOrdered
 	mcfg.FunnelPoll = cfg.FunnelPoll
 	mcfg.ExpireEvery = cfg.MatcherExpireEvery

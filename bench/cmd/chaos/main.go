@@ -47,6 +47,7 @@ func run(args []string) int {
 	fs.IntVar(&cfg.Kills, "kills", 0, "kill -9 faults of each process kind (default 3; 1 with -short)")
 	fs.StringVar(&cfg.CassandraHosts, "cassandra-hosts", "", "comma-separated Cassandra hosts: the Kafka topology's raw store is Cassandra and it runs two matchers")
 	fs.StringVar(&cfg.PGBin, "pg-bin", "", "directory of PostgreSQL's initdb and postgres (default: pg_config or /usr/lib/postgresql/*/bin)")
+	fs.BoolVar(&cfg.Profile, "profile", false, "have each matcher and the all-in-one write a CPU profile of each run into the work directory")
 	only := fs.String("only", "", "comma-separated fault names to inject, the rest left out: "+names())
 	result := fs.String("result", "chaos-result.json", "write the result as JSON to this file")
 	verbose := fs.Bool("v", false, "log the processes' progress at debug level")
