@@ -83,12 +83,14 @@ func TestBackfillKilledAndShared(t *testing.T) {
 	e, fs := backfillingWide(t, "kill", 11, 120)
 
 	// Kill each backfill after its first commit, three times, then let one
-	// finish.
+	// finish. A killed run's other worker may finish a range in the moment
+	// before the kill reaches it: with 32 ranges three runs cannot finish
+	// them all.
 	for _, f := range fs[:2] {
 		for round := range 3 {
 			ctx, cancel := context.WithCancel(context.Background())
 			var commits atomic.Int64
-			b := funnels.Backfill{Raw: e.raw, Store: e.store, Workers: 2, Ranges: 8, CommitSize: 7, CommitEvery: 100 * time.Millisecond,
+			b := funnels.Backfill{Raw: e.raw, Store: e.store, Workers: 2, Ranges: 32, CommitSize: 7, CommitEvery: 100 * time.Millisecond,
 				Owner: fmt.Sprintf("killed-%d", round), Lease: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
 				Progress: func(funnels.Stats) {
 					if commits.Add(1) == 1 {

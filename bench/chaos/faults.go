@@ -645,13 +645,8 @@ func (c *campaign) overload(ctx context.Context) FaultRow {
 	t0 := time.Now()
 	target, other := c.kafka.collectors[0], c.kafka.collectors[1]
 	r := c.row(Overload, target.name, t0)
-	before, err := scrape(ctx, target.metrics)
-	if err != nil {
-		r.Showed = err.Error()
-		return r
-	}
 	// Capacity: a short closed-loop measure with the bench's method.
-	h := &loadgen.Hammer{Workers: 16, Duration: 2 * time.Second}
+	h := &loadgen.Hammer{Workers: 16, Duration: 2 * time.Second, Client: loadgen.NewClient(16)}
 	taps := c.kafka.taps
 	capacity := h.Run(ctx, func(worker, seq int) *http.Request {
 		taps.offered.Add(1)
@@ -661,6 +656,17 @@ func (c *campaign) overload(ctx context.Context) FaultRow {
 		taps.count(target.url, ok)
 		return ok
 	})
+	h.Client.CloseIdleConnections()
+	// The goroutines to come back to: counted after the capacity measure,
+	// which has started whatever a collector starts once under load (its
+	// bus writer's per-partition goroutines), and with its connections
+	// closed.
+	sleep(ctx, 500*time.Millisecond)
+	before, err := scrape(ctx, target.metrics)
+	if err != nil {
+		r.Showed = err.Error()
+		return r
+	}
 	// The slow clients on the other collector, meanwhile.
 	addr := strings.TrimPrefix(other.url, "http://")
 	form := []byte(fmt.Sprintf("secret=%s&%s", c.kafka.app.SDKSecret, strings.Repeat("x=slow&", 40)))
