@@ -84,6 +84,10 @@ type Config struct {
 	// MatcherExpireEvery is how often a matcher drops the raw rows past
 	// their app's retention (the soak runs it every minute).
 	MatcherExpireEvery time.Duration
+	// MatcherOffsetCheck is how long a matcher's partition worker waits
+	// for a message before it compares its position with the log's start
+	// and end (matcher.Config.OffsetCheck).
+	MatcherOffsetCheck time.Duration
 	// ClockOffset shifts this process's clock (the collector's receive
 	// and hit times, the matcher's clock): a fault-testing aid that runs a
 	// process as if its host clock were off by this much.
@@ -230,6 +234,7 @@ func NewConfig() Config {
 		HTTPIdleTimeout:       2 * time.Minute,
 		HealthMaxLag:          1_000_000,
 		MatcherExpireEvery:    time.Hour,
+		MatcherOffsetCheck:    2 * time.Second,
 	}
 }
 
@@ -298,6 +303,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.HealthMaxLag = int64(envInt(envName("health-max-lag"), int(c.HealthMaxLag)))
 	fs.Int64Var(&c.HealthMaxLag, "health-max-lag", c.HealthMaxLag, "most messages the matchers' consumer group may be behind, summed over the partitions, before a matcher's /healthz answers 503 (env TAPLINE_HEALTH_MAX_LAG)")
 	dur(&c.MatcherExpireEvery, "matcher-expire-every", "how often a matcher drops the raw rows past their app's retention")
+	dur(&c.MatcherOffsetCheck, "matcher-offset-check", "how long a partition worker waits for a message before it compares its stored offset with the log's start and end (how soon a broker that lost its log is noticed)")
 	c.TapRate = envFloat(envName("tap-rate"), c.TapRate)
 	fs.Float64Var(&c.TapRate, "tap-rate", c.TapRate, "taps per second of one address (an IPv6 /64) counted as taps; past it hits are marked rate-limited, past ten times it dropped (default "+strconv.FormatFloat(collector.DefaultTapRate, 'g', -1, 64)+"; env "+envName("tap-rate")+")")
 	c.TapBurst = envInt(envName("tap-burst"), c.TapBurst)
@@ -393,6 +399,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemTableMB < 1 || c.MemTableMB > 1<<10 {
 		bad("memtable-mb", "must be 1..%d, got %d", 1<<10, c.MemTableMB)
+	}
+	if c.MatcherOffsetCheck < 100*time.Millisecond {
+		bad("matcher-offset-check", "must be at least 100ms, got %s", c.MatcherOffsetCheck)
 	}
 	if c.MatcherExpireEvery < time.Second {
 		bad("matcher-expire-every", "must be at least 1s, got %s", c.MatcherExpireEvery)

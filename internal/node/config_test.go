@@ -167,6 +167,33 @@ func TestMatcherExpireEverySetting(t *testing.T) {
 	}
 }
 
+// TestMatcherTimingFlags checks -matcher-offset-check and
+// -matcher-collector-skew: defaults, the command line, that they reach the
+// matcher's configuration, and what Validate refuses.
+func TestMatcherTimingFlags(t *testing.T) {
+	cfg, err := parseRun()
+	if err != nil || cfg.Validate() != nil {
+		t.Fatalf("defaults: %v, %v", err, cfg.Validate())
+	}
+	if mc := MatcherConfig(&cfg); mc.OffsetCheck != 2*time.Second || mc.CollectorSkew != 5*time.Second {
+		t.Errorf("defaults reach the matcher as OffsetCheck %s, CollectorSkew %s; want 2s, 5s", mc.OffsetCheck, mc.CollectorSkew)
+	}
+	cfg, _ = parseRun("-matcher-offset-check", "10s", "-matcher-collector-skew", "1s")
+	if mc := MatcherConfig(&cfg); cfg.Validate() != nil || mc.OffsetCheck != 10*time.Second || mc.CollectorSkew != time.Second {
+		t.Errorf("set: OffsetCheck %s, CollectorSkew %s (%v); want 10s, 1s", mc.OffsetCheck, mc.CollectorSkew, cfg.Validate())
+	}
+	for _, c := range []struct{ flag, value, want string }{
+		{"-matcher-offset-check", "50ms", "-matcher-offset-check: must be at least 100ms"},
+		{"-matcher-collector-skew", "0s", "-matcher-collector-skew: must be positive"},
+		{"-matcher-collector-skew", "-2s", "-matcher-collector-skew: must be positive"},
+	} {
+		cfg, _ = parseRun(c.flag, c.value)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: error %v, want %q", c.flag, c.value, err, c.want)
+		}
+	}
+}
+
 // TestFaultFlags checks -min-free-disk-mb and -clock-offset: defaults,
 // the command line, and what Validate refuses.
 func TestFaultFlags(t *testing.T) {

@@ -713,6 +713,7 @@ func MatcherConfig(cfg *Config) matcher.Config {
 	mcfg.Ordered = cfg.MatcherOrdered
 	mcfg.FunnelPoll = cfg.FunnelPoll
 	mcfg.ExpireEvery = cfg.MatcherExpireEvery
+	mcfg.OffsetCheck = cfg.MatcherOffsetCheck
 	mcfg.FloodParams = splitList(cfg.FraudFloodParams)
 	return mcfg
 }
