@@ -35,9 +35,18 @@ func (e *Event) ReferrerHitID() string {
 	return ""
 }
 
+// MaxLookupRows bounds the rows a lookup by time returns: the newest ones.
+// A busy network (a carrier's NAT address, a device tapping again and
+// again) can hold thousands of taps in a fingerprint window; every install
+// from it would read and weigh them all, and one such network could hold
+// up a matcher. Past a few hundred taps on one network no fingerprint
+// decision tells one device from the others anyway.
+const MaxLookupRows = 256
+
 // RawStore keeps raw hits and events for the retention of their app, and
 // conversions forever. Lookups by time (HitsByFingerprint, InstallsByAdID,
-// …) return rows whose Time lies in [from, to], newest first; the row
+// …) return rows whose Time lies in [from, to], newest first, at most
+// MaxLookupRows of them; the row
 // scans (ScanHitRows, ScanEventRows) go through [from, to) in the store's
 // row order. Single-row lookups return an *Error with code ENOTFOUND when
 // there is no such row. A closed store answers EUNAVAILABLE.

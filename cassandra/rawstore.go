@@ -808,7 +808,8 @@ func rangeRows[T any](ctx context.Context, s *RawStore, stmt string, appID int64
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("lookup by time: %w", err)
 	}
-	return decodeAll[T](slices.Concat(parts...))
+	vs := slices.Concat(parts...) // newest first: the days newest first, each by time descending
+	return decodeAll[T](vs[:min(len(vs), tapline.MaxLookupRows)])
 }
 
 // readBlobs runs a query selecting one blob column and returns every row's

@@ -584,6 +584,9 @@ func scanRows[T any](ctx context.Context, s *RawStore, appID int64, table byte, 
 				return nil, err
 			}
 			out = append(out, row)
+			if len(out) == tapline.MaxLookupRows {
+				return out, nil
+			}
 		}
 		if bucket == math.MinInt64 {
 			break

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) tapline.RawStore) {
 		{"ConcurrentPutHit", testConcurrentPutHit},
 		{"NotFound", testNotFound},
 		{"HitsByFingerprintRange", testHitsByFingerprintRange},
+		{"LookupBounded", testLookupBounded},
 		{"InstallsByFingerprintRange", testInstallsByFingerprintRange},
 		{"AppIsolation", testAppIsolation},
 		{"InstallsOnly", testInstallsOnly},
@@ -351,6 +352,32 @@ func testNotFound(t *testing.T, s tapline.RawStore) {
 			}
 		})
 	}
+}
+
+// testLookupBounded stores more taps on one network than a lookup returns,
+// over three days (two of them outside the newest rows), and checks that
+// the lookup returns the newest tapline.MaxLookupRows, newest first.
+func testLookupBounded(t *testing.T, s tapline.RawStore) {
+	ctx, app, now := t.Context(), appID(), base()
+	n := tapline.MaxLookupRows + 40
+	var ids []string // newest first
+	for i := range n {
+		id := fmt.Sprintf("busy-%04d", i)
+		// Every 17 minutes back: the oldest lie two days back.
+		mustPutHit(t, s, newHit(app, id, "busy", now.Add(-time.Duration(i)*17*time.Minute)))
+		ids = append(ids, id)
+	}
+	hs, err := s.HitsByFingerprint(ctx, app, "busy", now.Add(-4*24*time.Hour), now)
+	if err != nil {
+		t.Fatalf("HitsByFingerprint: %v", err)
+	}
+	want(t, "HitsByFingerprint of a busy network", hitIDs(hs), ids[:tapline.MaxLookupRows])
+	// A range holding fewer is returned whole.
+	hs, err = s.HitsByFingerprint(ctx, app, "busy", now.Add(-time.Duration(9)*17*time.Minute), now)
+	if err != nil {
+		t.Fatalf("HitsByFingerprint: %v", err)
+	}
+	want(t, "HitsByFingerprint of its last ten", hitIDs(hs), ids[:10])
 }
 
 func testHitsByFingerprintRange(t *testing.T, s tapline.RawStore) {
