@@ -650,6 +650,10 @@ type capacityFile struct {
 	} `json:"ingest"`
 }
 
+// ErrNoCapacity says a results file lacks tapline's redirect or Tapstream
+// ingest row: a `make bench` run that measured something else.
+var ErrNoCapacity = errors.New("no tapline redirect or tapstream ingest row")
+
 // ReadCapacity reads tapline's redirect rate and its Tapstream form
 // ingest rate (events a second, one a request) from a `make bench`
 // results file.
@@ -673,7 +677,7 @@ func ReadCapacity(path string) (redirect, ingest float64, err error) {
 		}
 	}
 	if redirect <= 0 || ingest <= 0 {
-		return 0, 0, fmt.Errorf("read capacity from %s: no tapline redirect or tapstream ingest row", path)
+		return 0, 0, fmt.Errorf("read capacity from %s: %w", path, ErrNoCapacity)
 	}
 	return redirect, ingest, nil
 }
