@@ -15,6 +15,9 @@ PG          := scripts/postgres.sh
 # "./pkg FuzzX" that picks the targets to run.
 FUZZTIME      ?= 30s
 TEST_FUZZTIME ?= 3s
+# FUZZ_FLAGS are more go test flags for the fuzz targets (make test sets
+# -parallel=1: one fuzzing worker).
+FUZZ_FLAGS ?=
 # go test runs a few vet checks before each package's tests; `make test`
 # runs the whole of go vet in lint, so there it sets TEST_VET=-vet=off
 # rather than vet every package again in unit, race and fuzz.
@@ -50,15 +53,17 @@ run: build
 	@url=$$($(PG)) || exit 1; \
 	DATABASE_URL="$$url" exec bin/tapline run -demo
 
-# test runs lint, unit and race at the same time (their outputs are printed
-# whole, one target after another, as each finishes), then the short fuzz,
-# which wants every core to itself. Chromium and PostgreSQL are set up first
-# so the parallel targets do not race to install or start them.
+# test runs lint, unit, race and the short fuzz at the same time (their
+# outputs are printed whole, one target after another, as each finishes).
+# The fuzz runs one fuzzing worker a target (-parallel=1), filling the cores
+# the other three leave idle while their tests wait on PostgreSQL, Chromium
+# and the clock. Chromium and PostgreSQL are set up first so the parallel
+# targets do not race to install or start them.
 test:
 	@scripts/chromium.sh
 	@$(PG) >/dev/null
-	@$(MAKE) --no-print-directory -j3 --output-sync=target checks TEST_VET=-vet=off
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) TEST_VET=-vet=off
+	@$(MAKE) --no-print-directory -j4 --output-sync=target checks fuzz TEST_VET=-vet=off \
+		FUZZTIME=$(TEST_FUZZTIME) FUZZ_FLAGS=-parallel=1
 
 checks: lint unit race
 
@@ -85,7 +90,7 @@ race:
 
 fuzz:
 	@url=$$($(PG)) || exit 1; \
-	DATABASE_URL="$$url" GOTESTFLAGS="$(TEST_VET)" scripts/fuzz.sh $(FUZZTIME) $(FUZZ)
+	DATABASE_URL="$$url" GOTESTFLAGS="$(TEST_VET) $(FUZZ_FLAGS)" scripts/fuzz.sh $(FUZZTIME) $(FUZZ)
 
 test-integration:
 	@url=$$($(PG)) || exit 1; \
