@@ -301,3 +301,26 @@ func TestFraudExactlyOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestReferrerTappedAfterReceipt has the install referrer name a tap the
+// collectors received after the install, from a phone whose clock runs 30
+// minutes ahead (the tap lies before the install's device time): the tap
+// is not credited, and the decision says when the collectors saw it.
+func TestReferrerTappedAfterReceipt(t *testing.T) {
+	h := newHarness(t)
+	h.hit("h1", 1, t0.Add(20*time.Minute), ipB, chromeAndUA)
+	h.install("e1", t0.Add(40*time.Minute), ipA, android, referrerTo("h1"), func(e *tapline.Event) { e.ReceivedAt = t0.Add(10 * time.Minute) })
+	c := h.conversion("e1")
+	if c.Method != tapline.MethodOrganic {
+		t.Fatalf("install credited by %s to %q, want organic", c.Method, c.HitID)
+	}
+	var reason string
+	for _, cand := range c.Decision.Candidates {
+		if cand.HitID == "h1" {
+			reason = cand.Reason
+		}
+	}
+	if !strings.Contains(reason, "tapped 10m") || !strings.Contains(reason, "after the collectors received the install") {
+		t.Errorf("h1's reason %q, want it tapped 10m after the collectors received the install", reason)
+	}
+}

@@ -710,6 +710,11 @@ func (m *Matcher) match(ctx context.Context, app *tapline.App, e *tapline.Event)
 			case !h.ReferrerNamable():
 				lost(h, tapline.MethodReferrer, "Named by the install referrer, but the tap was not sent to the Play Store (platform "+string(h.Platform)+"): no referrer of a real install can name it.")
 			case h.Time.After(upper):
+				if r := e.ReceivedAt; !r.IsZero() && h.Time.After(r) {
+					// The phone's clock may run ahead: say what the collectors saw.
+					lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s after the collectors received the install.", duration(h.Time.Sub(r))))
+					break
+				}
 				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s after the install.", duration(-age)))
 			case age > click:
 				lost(h, tapline.MethodReferrer, fmt.Sprintf("Named by the install referrer, but tapped %s before the install, outside %s.", duration(age), lw.window(app, h.LinkID, "click")))
