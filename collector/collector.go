@@ -373,7 +373,10 @@ func (c *Collector) Open(ctx context.Context) error {
 				c.Logger.Warn("collector snapshot ignored", "err", lerr)
 			}
 			c.snapDone = make(chan struct{})
-			go c.snapshotLoop()
+			// The counts the loop compares with are taken here, before the
+			// collector serves: a lookup made before the goroutine first ran
+			// would otherwise count as already written.
+			go c.snapshotLoop(c.snapshotChanges(), c.snapshotAdditions())
 		}
 		c.drainCtx, c.cancelDrain = context.WithCancel(context.WithoutCancel(ctx))
 		c.opened.Store(true)

@@ -142,12 +142,13 @@ func (c *Collector) snapshotAdditions() int64 {
 // changed, and within a second when they hold a link, app or account they
 // did not (so that a process killed soon after it first served one finds
 // it after a restart while PostgreSQL is down), until Close, which writes
-// it once more.
-func (c *Collector) snapshotLoop() {
+// it once more. last and lastAdded are the caches' counts as the snapshot
+// file (loaded, or none) reflects them.
+func (c *Collector) snapshotLoop(last, lastAdded int64) {
 	defer close(c.snapDone)
 	t := time.NewTicker(min(time.Second, c.Config.SnapshotInterval))
 	defer t.Stop()
-	last, lastAdded, lastWrite := c.snapshotChanges(), c.snapshotAdditions(), time.Now()
+	lastWrite := time.Now()
 	write := func(force bool) {
 		n, added := c.snapshotChanges(), c.snapshotAdditions()
 		if n == last || !force && added == lastAdded && time.Since(lastWrite) < c.Config.SnapshotInterval {
