@@ -113,6 +113,10 @@ type Config struct {
 	// /healthz answers 503.
 	UnhealthyAfter time.Duration
 
+	// PrivateMetrics keeps /metrics off Handler: the process serves the
+	// Registry on a listener of its own, away from the phones.
+	PrivateMetrics bool
+
 	// TapRate and TapBurst bound the taps per second of one address (an
 	// IPv6 /64) counted as taps: past them the redirect is still served
 	// and the hit is published marked "rate-limited", never credited;
@@ -456,12 +460,18 @@ func (c *Collector) Handler() http.Handler {
 	r.Get("/{account}/deeplink_query", c.serveDeeplinkQuery)
 	r.Get("/{account}/deeplink_query/", c.serveDeeplinkQuery)
 	r.Get("/healthz", c.serveHealth)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(c.Registry, promhttp.HandlerOpts{}))
+	if !c.Config.PrivateMetrics {
+		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(c.Registry, promhttp.HandlerOpts{}))
+	}
 	r.NotFound(c.serveNotFound)
 	return r
 }
 
 func (c *Collector) now() time.Time { return c.Now() }
+
+// HealthHandler is the readiness probe Handler serves at /healthz, for a
+// listener of the process's own.
+func (c *Collector) HealthHandler() http.Handler { return http.HandlerFunc(c.serveHealth) }
 
 // serveHealth answers 200 "ok", or 503 while closing or when the hit
 // publisher has failed for longer than UnhealthyAfter.

@@ -120,8 +120,10 @@ type Dashboard struct {
 	// /healthz answers 503: it would otherwise say ok about nothing.
 	Health []health.Check
 	// Registry receives the dashboard's request metrics and is served at
-	// GET /metrics; when nil, Handler makes one of its own.
-	Registry *prometheus.Registry
+	// GET /metrics, unless PrivateMetrics (the process serves it on a
+	// listener of its own); when nil, Handler makes one of its own.
+	Registry       *prometheus.Registry
+	PrivateMetrics bool
 	// Export, when set, is put in front of the dashboard's routes to serve
 	// the raw data export on the same listener (export.API.Mount); its
 	// requests are counted in the dashboard's metrics too.
@@ -204,14 +206,17 @@ func (r routed) Find(rctx *chi.Context, method, path string) string {
 	return r.mux.Find(rctx, method, path)
 }
 
-// router returns the dashboard's routes, serving reg at /metrics.
+// router returns the dashboard's routes, serving reg at /metrics unless
+// PrivateMetrics.
 func (d *Dashboard) router(reg *prometheus.Registry) *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, securityHeaders, d.limitBodies)
 
 	r.Get("/healthz", (&health.Checker{Checks: d.Health, Logger: d.logger(), Now: d.now}).ServeHTTP)
 	r.Get("/livez", health.Live)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if !d.PrivateMetrics {
+		r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
 	static, _ := fs.Sub(staticFS, "static")
 	// Only reads: a route that answered every method would take changes
 	// (and the viewers' guard) for nothing.

@@ -163,6 +163,7 @@ type Matcher struct {
 	flood       *fraud.Flood
 	hitClock    *hitClock
 	order       *orderGate // Config.Ordered
+	progress    progress   // what each partition worker waits on (Behind)
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
@@ -230,6 +231,14 @@ func (m *Matcher) Open(ctx context.Context) error {
 	}
 	if m.metrics == nil { // an Open that failed (the database unavailable) may be retried
 		m.metrics = newMetrics(m.Registry)
+		if m.Registry != nil {
+			behind := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tapline_matcher_behind_seconds",
+				Help: "Age of the oldest bus message a partition worker of this matcher has fetched and not yet processed; 0 when every worker is at the end of its partition (Matcher.Behind)."},
+				func() float64 { d, _ := m.Behind(); return d.Seconds() })
+			if err := m.Registry.Register(behind); err != nil {
+				return fmt.Errorf("register the behind metric: %w", err)
+			}
+		}
 		if _, ok := m.Bus.(tapline.EndOffsetReader); ok && m.Registry != nil {
 			if err := m.Registry.Register(newLagCollector(m)); err != nil {
 				return fmt.Errorf("register the consumer lag metric: %w", err)
@@ -659,6 +668,8 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 	}
 	backoff := newBackoff()
 	hits := topic == m.Config.HitsTopic
+	waiting := m.progress.join(tapline.Partition{Topic: topic, Partition: partition})
+	defer m.progress.leave(tapline.Partition{Topic: topic, Partition: partition}, waiting)
 	atEnd := false // whether the last fetch found the end of the partition
 	// next is a logical offset (offsetreset.go); the bus sees its bus
 	// offset, the rest of the matcher the logical offsets of the messages.
@@ -721,6 +732,7 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 				}
 				continue
 			}
+			waiting.Store(0) // nothing came for OffsetCheck: at the end
 			n, cerr := m.checkPosition(ctx, log, topic, partition, next, &lost)
 			if cerr != nil {
 				checked = false
@@ -740,6 +752,7 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		}
 		for i := range msgs {
 			msg := &msgs[i]
+			waiting.Store(msg.Time.UnixNano())
 			if m.order != nil {
 				if err := m.order.wait(ctx, tapline.Partition{Topic: topic, Partition: partition}, msg.Time); err != nil {
 					return // ctx done
@@ -776,6 +789,9 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		}
 		if len(msgs) > 0 {
 			m.lastWork.Store(time.Now().UnixNano()) // once a batch: the loop above is the matcher's hot path
+		}
+		if atEnd {
+			waiting.Store(0)
 		}
 		if hits {
 			m.hitClock.batchDone(partition, len(msgs), m.Config.FetchMax)

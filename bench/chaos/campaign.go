@@ -267,10 +267,15 @@ func (c *campaign) setUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// As in docker-compose.yml: /metrics on a listener of its own.
+		maddr, err := freeAddr()
+		if err != nil {
+			return err
+		}
 		name := fmt.Sprintf("collector-%d", i+1)
 		p := &proc{name: name, bin: filepath.Join(c.cfg.BinDir, "collector"), dir: c.workDir, url: "http://" + addr,
-			health: "http://" + addr + "/healthz", metrics: "http://" + addr + "/metrics",
-			args: append(append(common(c.kafka), kafkaArgs...), "-data-dir", filepath.Join(c.workDir, name), "-collector-addr", addr)}
+			health: "http://" + addr + "/healthz", metrics: "http://" + maddr + "/metrics",
+			args: append(append(common(c.kafka), kafkaArgs...), "-data-dir", filepath.Join(c.workDir, name), "-collector-addr", addr, "-metrics-addr", maddr)}
 		c.kafka.collectors = append(c.kafka.collectors, p)
 	}
 	matchers := 1

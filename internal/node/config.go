@@ -74,7 +74,14 @@ type Config struct {
 	CassandraConsistency string
 	CassandraLocalDC     string
 	CassandraReplication int
-	MetricsAddr          string // /metrics and /healthz of a matcher-only process
+	// MetricsAddr is the operator's listener: /metrics, /healthz and
+	// /livez, for the network a Prometheus and the probes reach, not the
+	// one phones and browsers do. Set, the public listeners of the
+	// collector and the dashboard serve no /metrics. A matcher-only
+	// process always has one: DefaultMatcherMetricsAddr when empty.
+	// Empty in the other targets, /metrics stays on the public listeners
+	// (loopback by default).
+	MetricsAddr string
 
 	MatcherClockSkew time.Duration // how far a hit may be stamped after its install and still match
 	// MatcherCollectorSkew is how far apart the collectors' clocks may be:
@@ -141,6 +148,9 @@ type Config struct {
 	// HealthMaxLag is the most messages a matcher's consumer group may be
 	// behind, summed over the partitions, before its /healthz fails.
 	HealthMaxLag int64
+	// HealthMaxBehind is the longest a message may wait in a matcher,
+	// fetched and not processed, before its /healthz fails.
+	HealthMaxBehind time.Duration
 }
 
 // minFreeBytes is MinFreeDiskMB for the pebble stores: bytes, or -1 for
@@ -200,6 +210,18 @@ func splitList(s string) []string {
 	return out
 }
 
+// DefaultMatcherMetricsAddr is the operator's listener of a matcher-only
+// process when -metrics-addr is empty: it has no other.
+const DefaultMatcherMetricsAddr = "127.0.0.1:9090"
+
+// metricsAddr is the operator's listen address, empty for none.
+func (c *Config) metricsAddr() string {
+	if c.MetricsAddr == "" && c.Target == TargetMatcher {
+		return DefaultMatcherMetricsAddr
+	}
+	return c.MetricsAddr
+}
+
 // NewConfig returns the defaults.
 func NewConfig() Config {
 	return Config{
@@ -223,7 +245,6 @@ func NewConfig() Config {
 		CassandraKeyspace:    "tapline",
 		CassandraConsistency: "LOCAL_QUORUM",
 		CassandraReplication: 1,
-		MetricsAddr:          "127.0.0.1:9090",
 		MatcherClockSkew:     time.Minute,
 		MatcherCollectorSkew: 5 * time.Second,
 		FunnelPoll:           time.Second,
@@ -233,6 +254,7 @@ func NewConfig() Config {
 		HTTPWriteTimeout:      30 * time.Second,
 		HTTPIdleTimeout:       2 * time.Minute,
 		HealthMaxLag:          1_000_000,
+		HealthMaxBehind:       10 * time.Minute,
 		MatcherExpireEvery:    time.Hour,
 		MatcherOffsetCheck:    2 * time.Second,
 	}
@@ -270,7 +292,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.CassandraKeyspace, "cassandra-keyspace", "Cassandra keyspace")
 	str(&c.CassandraConsistency, "cassandra-consistency", "Cassandra consistency level")
 	str(&c.CassandraLocalDC, "cassandra-local-dc", "Cassandra local data centre (DC-aware routing)")
-	str(&c.MetricsAddr, "metrics-addr", "listen address of /metrics and /healthz in a matcher-only process")
+	str(&c.MetricsAddr, "metrics-addr", "private listen address of /metrics, /healthz and /livez; when set, the collector's and dashboard's public listeners serve no /metrics (a matcher-only process defaults to "+DefaultMatcherMetricsAddr+")")
 	str(&c.FraudDatacenters, "fraud-datacenters", "datacenter range list the matcher loads instead of the shipped one (written by: tapline datacenters -refresh -out FILE)")
 	str(&c.FraudFloodParams, "fraud-flood-params", "comma-separated tap parameters naming a sub-publisher for the click-flooding rule (default "+strings.Join(fraud.DefaultFloodParams, ",")+")")
 	c.SpoolMaxBytes = int64(envInt(envName("spool-max-bytes"), int(c.SpoolMaxBytes)))
@@ -302,6 +324,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.HTTPIdleTimeout, "http-idle-timeout", "how long an idle keep-alive HTTP connection stays open, on every listener")
 	c.HealthMaxLag = int64(envInt(envName("health-max-lag"), int(c.HealthMaxLag)))
 	fs.Int64Var(&c.HealthMaxLag, "health-max-lag", c.HealthMaxLag, "most messages the matchers' consumer group may be behind, summed over the partitions, before a matcher's /healthz answers 503 (env TAPLINE_HEALTH_MAX_LAG)")
+	dur(&c.HealthMaxBehind, "health-max-behind", "longest a bus message may wait in a matcher, fetched and not yet processed, before its /healthz answers 503")
 	dur(&c.MatcherExpireEvery, "matcher-expire-every", "how often a matcher drops the raw rows past their app's retention")
 	dur(&c.MatcherOffsetCheck, "matcher-offset-check", "how long a partition worker waits for a message before it compares its stored offset with the log's start and end (how soon a broker that lost its log is noticed)")
 	c.TapRate = envFloat(envName("tap-rate"), c.TapRate)
@@ -376,6 +399,9 @@ func (c *Config) Validate() error {
 		bad("cassandra-replication", "must be at least 1")
 	}
 	for _, a := range []struct{ flag, addr string }{{"collector-addr", c.CollectorAddr}, {"dashboard-addr", c.DashboardAddr}, {"metrics-addr", c.MetricsAddr}} {
+		if a.addr == "" && a.flag == "metrics-addr" {
+			continue // off (the matcher's default is applied by metricsAddr)
+		}
 		if _, err := netip.ParseAddrPort(a.addr); err != nil && !strings.HasPrefix(a.addr, ":") {
 			bad(a.flag, "want host:port, got %q", a.addr)
 		}
@@ -456,6 +482,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HealthMaxLag < 1 {
 		bad("health-max-lag", "must be at least 1, got %d", c.HealthMaxLag)
+	}
+	if c.HealthMaxBehind < time.Second {
+		bad("health-max-behind", "must be at least 1s, got %s", c.HealthMaxBehind)
 	}
 	return errors.Join(errs...)
 }

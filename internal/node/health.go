@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
+	"time"
 
 	"tapline"
 	"tapline/internal/health"
@@ -13,6 +15,21 @@ import (
 // check runs.
 func (n *Node) postgresCheck() health.Check {
 	return health.Ping("postgres", func(ctx context.Context) error { return n.DB.Ping(ctx) })
+}
+
+// readiness is the /healthz of the operator's listener: the matcher's
+// checks in a process that runs one, else the dashboard's, else the
+// collector's probe, the same the public listener answers.
+func (n *Node) readiness() http.Handler {
+	logger := n.Logger.With("component", "health")
+	switch {
+	case n.Matcher != nil:
+		return &health.Checker{Checks: n.matcherChecks(), Logger: logger}
+	case n.Dashboard != nil:
+		return &health.Checker{Checks: n.Dashboard.Health, Logger: logger}
+	default:
+		return n.Collector.HealthHandler()
+	}
 }
 
 // matcherChecks are the readiness checks of a process that runs a matcher:
@@ -43,7 +60,8 @@ func (n *Node) busCheck() health.Check {
 }
 
 // lagCheck fails when the consumer lag, summed over the partitions, is
-// over HealthMaxLag.
+// over HealthMaxLag, or when this process's matcher has had a message
+// waiting for longer than HealthMaxBehind (matcher.Matcher.Behind).
 func (n *Node) lagCheck() health.Check {
 	return health.Check{Name: "lag", Run: func(ctx context.Context) (string, error) {
 		lags, err := n.Matcher.Lag(ctx)
@@ -54,10 +72,25 @@ func (n *Node) lagCheck() health.Check {
 		for _, l := range lags {
 			total += l.Lag
 		}
-		value := fmt.Sprintf("%d messages", total)
-		if total > n.Config.HealthMaxLag {
-			return value, tapline.Errorf(tapline.EUNAVAILABLE, "The consumer group is %d messages behind, over -health-max-lag %d.", total, n.Config.HealthMaxLag)
-		}
-		return value, nil
+		behind, at := n.Matcher.Behind()
+		return lagVerdict(total, behind, at, n.Config.HealthMaxLag, n.Config.HealthMaxBehind)
 	}}
+}
+
+// lagVerdict is the lag check's value and verdict: total messages behind
+// of the group, and behind, the wait of this matcher's oldest waiting
+// message, in partition at.
+func lagVerdict(total int64, behind time.Duration, at tapline.Partition, maxLag int64, maxBehind time.Duration) (string, error) {
+	value := fmt.Sprintf("%d messages", total)
+	if behind > 0 {
+		value += fmt.Sprintf(", %s behind", behind.Round(time.Second))
+	}
+	if total > maxLag {
+		return value, tapline.Errorf(tapline.EUNAVAILABLE, "The consumer group is %d messages behind, over -health-max-lag %d.", total, maxLag)
+	}
+	if behind > maxBehind {
+		return value, tapline.Errorf(tapline.EUNAVAILABLE, "A message of %s partition %d has waited %s, over -health-max-behind %s.",
+			at.Topic, at.Partition, behind.Round(time.Second), maxBehind)
+	}
+	return value, nil
 }

@@ -315,3 +315,121 @@ func TestSlowFormIsAnEvent(t *testing.T) {
 		t.Errorf("the bus holds %d events, want 1", events)
 	}
 }
+
+// TestPrivateMetrics runs the all-in-one and a collector-only node with
+// -metrics-addr and checks that /metrics has left the public listeners
+// (404 on the collector's and the dashboard's) for the operator's, which
+// serves every component's metrics, the process's readiness and /livez,
+// while the public /healthz probes stay where load balancers look.
+func TestPrivateMetrics(t *testing.T) {
+	get := func(t *testing.T, url string) (int, string) {
+		t.Helper()
+		res, err := demoClient.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(body)
+	}
+	t.Run("all-in-one", func(t *testing.T) {
+		n, _ := openDemo(t, func(c *Config) { c.MetricsAddr = "127.0.0.1:0" })
+		if n.MetricsURL == "" {
+			t.Fatal("no operator listener")
+		}
+		tapDemo(t, n, "")
+		if code, _ := get(t, n.DashboardURL+"/login"); code != http.StatusOK {
+			t.Fatalf("dashboard login page: %d", code)
+		}
+		for _, base := range []string{n.CollectorURL, n.DashboardURL} {
+			if code, _ := get(t, base+"/metrics"); code != http.StatusNotFound {
+				t.Errorf("GET %s/metrics: %d, want 404 with -metrics-addr set", base, code)
+			}
+			if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+				t.Errorf("GET %s/healthz: %d, want 200", base, code)
+			}
+		}
+		code, body := get(t, n.MetricsURL+"/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("operator /metrics: %d", code)
+		}
+		for _, want := range []string{
+			`tapline_collector_requests_total{`,
+			`tapline_dashboard_requests_total{code="200",route="/login"} 1`,
+			`tapline_matcher_consumer_lag_messages{`,
+			`go_goroutines `,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("operator /metrics lacks %s", want)
+			}
+		}
+		if strings.Contains(body, `route="/metrics"`) {
+			t.Error("a scrape of the operator's listener was counted as a dashboard request")
+		}
+		code, h := getHealth(t, n.MetricsURL+"/healthz")
+		if code != http.StatusOK || len(h.Checks) != 3 {
+			t.Errorf("operator /healthz: %d %+v, want 200 with the postgres, bus and lag checks", code, h)
+		}
+		if code, _ := get(t, n.MetricsURL+"/livez"); code != http.StatusOK {
+			t.Errorf("operator /livez: %d, want 200", code)
+		}
+	})
+	t.Run("collector", func(t *testing.T) {
+		n, _ := openDemo(t, func(c *Config) { c.Target, c.MetricsAddr = TargetCollector, "127.0.0.1:0" })
+		tapDemo(t, n, "")
+		if code, _ := get(t, n.CollectorURL+"/metrics"); code != http.StatusNotFound {
+			t.Errorf("collector /metrics: %d, want 404", code)
+		}
+		code, body := get(t, n.MetricsURL+"/metrics")
+		if code != http.StatusOK || !strings.Contains(body, `tapline_collector_requests_total{`) {
+			t.Errorf("operator /metrics: %d, want 200 with the collector's metrics", code)
+		}
+		if code, body := get(t, n.MetricsURL+"/healthz"); code != http.StatusOK || body != "ok\n" {
+			t.Errorf("operator /healthz: %d %q, want the collector's 200 ok", code, body)
+		}
+	})
+	t.Run("without", func(t *testing.T) {
+		n, _ := openDemo(t, nil)
+		if n.MetricsURL != "" {
+			t.Errorf("an all-in-one without -metrics-addr has an operator listener at %s", n.MetricsURL)
+		}
+		if code, body := get(t, n.CollectorURL+"/metrics"); code != http.StatusOK || !strings.Contains(body, "tapline_collector_") {
+			t.Errorf("collector /metrics without -metrics-addr: %d, want 200 with its metrics", code)
+		}
+	})
+}
+
+// TestLagVerdict checks the lag check's two bounds: the group's messages
+// and the wait of this matcher's oldest fetched message, each failing
+// only past its flag, and saying which flag.
+func TestLagVerdict(t *testing.T) {
+	at := tapline.Partition{Topic: "events", Partition: 3}
+	for _, tt := range []struct {
+		name   string
+		total  int64
+		behind time.Duration
+		value  string
+		flag   string // of the failure; "" passes
+	}{
+		{name: "caught up", total: 0, value: "0 messages"},
+		{name: "behind within", total: 10, behind: 90 * time.Second, value: "10 messages, 1m30s behind"},
+		{name: "behind at the bound", total: 10, behind: 10 * time.Minute, value: "10 messages, 10m0s behind"},
+		{name: "behind past", total: 10, behind: 10*time.Minute + time.Second, value: "10 messages, 10m1s behind", flag: "-health-max-behind"},
+		{name: "lag past", total: 101, behind: time.Second, value: "101 messages, 1s behind", flag: "-health-max-lag"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := lagVerdict(tt.total, tt.behind, at, 100, 10*time.Minute)
+			if v != tt.value {
+				t.Errorf("value %q, want %q", v, tt.value)
+			}
+			switch {
+			case tt.flag == "" && err != nil:
+				t.Errorf("failed: %v", err)
+			case tt.flag != "" && (err == nil || !strings.Contains(tapline.ErrorMessage(err), tt.flag)):
+				t.Errorf("error %v, want a failure naming %s", err, tt.flag)
+			case tt.flag == "-health-max-behind" && !strings.Contains(tapline.ErrorMessage(err), "events partition 3"):
+				t.Errorf("the failure does not name the partition: %v", err)
+			}
+		})
+	}
+}

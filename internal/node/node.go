@@ -74,7 +74,7 @@ type Node struct {
 	Registry     *prometheus.Registry
 	CollectorURL string // base URL the collector listens on
 	DashboardURL string // base URL the dashboard listens on
-	MetricsURL   string // base URL of a matcher-only process's /metrics
+	MetricsURL   string // base URL of the operator's listener (-metrics-addr), when it has one
 	DebugURL     string // base URL of /debug/pprof/ when DebugAddr is set
 
 	servers   []*http.Server
@@ -149,14 +149,14 @@ func (n *Node) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if cfg.Target == TargetMatcher {
-		ln, err := n.listen("metrics-addr", cfg.MetricsAddr, &n.MetricsURL)
+	if addr := cfg.metricsAddr(); addr != "" {
+		ln, err := n.listen("metrics-addr", addr, &n.MetricsURL)
 		if err != nil {
 			return err
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
-		mux.Handle("GET /healthz", &health.Checker{Checks: n.matcherChecks(), Logger: n.Logger.With("component", "health")})
+		mux.Handle("GET /healthz", n.readiness())
 		mux.HandleFunc("GET /livez", health.Live)
 		n.serve(ln, mux)
 	}
@@ -404,7 +404,8 @@ func (n *Node) openCollector(ctx context.Context) error {
 	proxies, _ := cfg.trustedProxies()
 	n.Collector = collector.New(collector.Config{TrustedProxies: proxies, HitsTopic: cfg.HitsTopic, EventsTopic: cfg.EventsTopic,
 		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst, BinaryMessages: cfg.KafkaBrokers == "",
-		SnapshotPath: filepath.Join(cfg.DataDir, "collector-snapshot.json")}, n.Accounts, bus)
+		SnapshotPath:   filepath.Join(cfg.DataDir, "collector-snapshot.json"),
+		PrivateMetrics: cfg.metricsAddr() != ""}, n.Accounts, bus)
 	n.Collector.Logger = n.Logger.With("component", "collector")
 	n.Collector.Now = cfg.now()
 	n.Collector.Registry = n.Registry
@@ -505,6 +506,7 @@ func (n *Node) openDashboard(ctx context.Context) error {
 		n.Dashboard.Health = n.matcherChecks()
 	}
 	n.Dashboard.Registry = n.Registry
+	n.Dashboard.PrivateMetrics = cfg.metricsAddr() != ""
 	if err := n.Dashboard.Validate(); err != nil {
 		return fmt.Errorf("dashboard config: %w", err)
 	}
