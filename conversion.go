@@ -119,8 +119,11 @@ type AttributionChange struct {
 // the replaced attribution to the new one, with what its fact deltas need:
 // kept on the change so that a replay moves exactly the same events.
 type MovedEvent struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Kind is the event's kind, for the postbacks triggered by kind;
+	// empty in changes recorded before tapline kept it.
+	Kind    EventKind `json:"kind,omitempty"`
 	Time    time.Time `json:"time"`
 	Revenue *Revenue  `json:"revenue,omitempty"`
 }

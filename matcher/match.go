@@ -626,7 +626,7 @@ func (m *Matcher) movedEvents(ctx context.Context, appID int64, c *tapline.Conve
 			break
 		}
 		if c.CountedUnder(e, len(c.History)) == prev.HitID {
-			moved = append(moved, tapline.MovedEvent{ID: e.ID, Name: e.Name, Time: e.Time, Revenue: e.Revenue})
+			moved = append(moved, tapline.MovedEvent{ID: e.ID, Name: e.Name, Kind: e.Kind, Time: e.Time, Revenue: e.Revenue})
 		}
 	}
 	return moved, nil

@@ -26,8 +26,8 @@ func (m *Matcher) deliveries(ctx context.Context, appID int64, t *postbacks.Trig
 
 // changeDeliveries returns the deliveries a late tap's change ch of c
 // makes: the install's, for the tap it now counts under, and those of the
-// events the change moved to it (MovedEvent: by name; an event a postback
-// was sent for before keeps its key and is not sent again).
+// events the change moved to it (MovedEvent: by name and kind; an event a
+// postback was sent for before keeps its key and is not sent again).
 func (m *Matcher) changeDeliveries(ctx context.Context, appID int64, c *tapline.Conversion, install *tapline.Event, ch *tapline.AttributionChange, pos string) ([]*tapline.Delivery, error) {
 	re := reattributes(ch.From)
 	ds, err := m.deliveries(ctx, appID, &postbacks.Trigger{Event: install, Conversion: c, Attribution: ch.To, Change: pos, Reattributed: re})
@@ -38,7 +38,7 @@ func (m *Matcher) changeDeliveries(ctx context.Context, appID int64, c *tapline.
 		if mv.ID == c.EventID {
 			continue // the install, announced above
 		}
-		e := &tapline.Event{ID: mv.ID, AppID: appID, Name: mv.Name, Time: mv.Time, Revenue: mv.Revenue,
+		e := &tapline.Event{ID: mv.ID, AppID: appID, Name: mv.Name, Kind: mv.Kind, Time: mv.Time, Revenue: mv.Revenue,
 			InstallID: c.InstallID, Device: install.Device, IP: install.IP}
 		more, err := m.deliveries(ctx, appID, &postbacks.Trigger{Event: e, Conversion: c, Attribution: ch.To, Reattributed: re})
 		if err != nil {

@@ -87,6 +87,25 @@ func TestPostbacksOnReattribution(t *testing.T) {
 			t.Errorf("the late tap's deliveries %v, want the install and its moved purchase", got)
 		}
 	})
+	// A postback by kind follows a moved event too: the change keeps the
+	// event's kind beside its name.
+	t.Run("by kind", func(t *testing.T) {
+		h := newHarness(t)
+		h.postbacks(pb("nw", tapline.ReattributionNone, "kind:"+string(tapline.KindPurchase)))
+		h.install("e1", t0, ipA, android, withGAID(gaid1))
+		h.event("p1", "inst-e1", tapline.KindPurchase, t0.Add(time.Minute), ipA, android, withGAID(gaid1), func(e *tapline.Event) { e.Name = "order_completed" })
+		h.event("o1", "inst-e1", tapline.KindOpen, t0.Add(2*time.Minute), ipA, android, withGAID(gaid1))
+		h.hit("hB", 6, t0.Add(-time.Hour), ipB, chromeAndUA, hitAdID(gaid1))
+		if got := h.delivered(); !slices.Equal(got, []string{"nw:order_completed:hB"}) {
+			t.Errorf("the late tap's deliveries %v, want the moved purchase's, by its kind", got)
+		}
+		ch := h.conversion("e1").History
+		for _, mv := range ch[len(ch)-1].Moved {
+			if mv.ID == "p1" && mv.Kind != tapline.KindPurchase {
+				t.Errorf("moved purchase recorded with kind %q", mv.Kind)
+			}
+		}
+	})
 }
 
 // TestPostbacksOnReengagement: an open credited to a tap on a
