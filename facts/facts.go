@@ -246,6 +246,9 @@ type Aggregator struct {
 	activity    map[activityKey]tapline.CohortActivity
 	deliveries  map[string]*tapline.Delivery
 	offsets     map[offsetKey]int64
+	// convBytes and delivBytes are the estimated heap of the pending
+	// conversions and deliveries (size.go).
+	convBytes, delivBytes int64
 }
 
 // activityKey names an installation's day in the cohorts.
@@ -284,6 +287,7 @@ func (a *Aggregator) putDeliveries(ds []*tapline.Delivery) {
 	for _, d := range ds {
 		if _, ok := a.deliveries[d.Key]; !ok {
 			a.deliveries[d.Key] = d
+			a.delivBytes += deliveryBytes(d)
 		}
 	}
 }
@@ -302,9 +306,15 @@ func (a *Aggregator) putActivity(acts []tapline.CohortActivity) {
 // history: the latest.
 func (a *Aggregator) putConversions(convs []*tapline.Conversion) {
 	for _, c := range convs {
-		if cur, ok := a.conversions[c.ID]; !ok || len(c.History) >= len(cur.History) {
-			a.conversions[c.ID] = c
+		cur, ok := a.conversions[c.ID]
+		if ok && len(c.History) < len(cur.History) {
+			continue
 		}
+		if ok {
+			a.convBytes -= conversionBytes(cur)
+		}
+		a.conversions[c.ID] = c
+		a.convBytes += conversionBytes(c)
 	}
 }
 
@@ -326,6 +336,7 @@ func (a *Aggregator) Reset() {
 	a.activity = map[activityKey]tapline.CohortActivity{}
 	a.deliveries = map[string]*tapline.Delivery{}
 	a.offsets = map[offsetKey]int64{}
+	a.convBytes, a.delivBytes = 0, 0
 }
 
 // Offsets returns the next offset of every partition seen so far.
@@ -345,6 +356,15 @@ func (a *Aggregator) Pending() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.pending) + len(a.conversions) + len(a.activity) + len(a.deliveries)
+}
+
+// PendingBytes estimates the heap the pending rows hold: the fact rows,
+// conversions (with their histories and decisions), cohort activity and
+// deliveries Pending counts.
+func (a *Aggregator) PendingBytes() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return int64(len(a.pending))*factRowBytes + a.convBytes + int64(len(a.activity))*activityBytes + a.delivBytes
 }
 
 // Take returns the pending deltas, conversions and activity and the
@@ -368,6 +388,7 @@ func (a *Aggregator) Take() (Batch, tapline.FlushRows, []tapline.Offset) {
 		rows.Deliveries = append(rows.Deliveries, d)
 	}
 	clear(a.deliveries)
+	a.convBytes, a.delivBytes = 0, 0
 	offs := make([]tapline.Offset, 0, len(a.offsets))
 	for k, v := range a.offsets {
 		offs = append(offs, tapline.Offset{Topic: k.topic, Partition: k.partition, Offset: v})

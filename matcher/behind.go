@@ -67,9 +67,10 @@ func (pr *progress) behind(now time.Time) (time.Duration, tapline.Partition) {
 // older than the true oldest waiting message), and that partition. It is
 // 0 when every worker has found the end of its partition, so a partition
 // quiet for hours is not behind the moment its next message arrives.
-// A worker held back before it fetches (the fact store is down) reports
-// what its last fetch left waiting. It covers only the partitions this
-// matcher consumes; Lag reports the group's.
+// A worker held back (the fact store is down or behind) reports what its
+// last fetch left waiting or, had it reached the end, the start of the
+// hold-back: whatever arrived since waits. It covers only the partitions
+// this matcher consumes; Lag reports the group's.
 func (m *Matcher) Behind() (time.Duration, tapline.Partition) {
 	return m.progress.behind(m.Now())
 }

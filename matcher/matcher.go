@@ -28,7 +28,13 @@ type Config struct {
 	FlushInterval time.Duration // longest time deltas wait before a flush
 	FetchMax      int           // messages fetched from a partition at once
 	MaxPending    int           // pending fact rows that trigger an early flush
-	ClockSkew     time.Duration // how far a hit may be stamped after its install and still match
+	// MaxPendingBytes bounds the heap the pending rows hold, by
+	// facts.Aggregator.PendingBytes' estimate (a conversion with its
+	// decision is some 3 KiB, a fact row half of one): a quarter of it
+	// flushes early, and past it the workers hold back until a flush
+	// lands, as they do past four times MaxPending rows. Default 256 MiB.
+	MaxPendingBytes int64
+	ClockSkew       time.Duration // how far a hit may be stamped after its install and still match
 	// CollectorSkew is how far apart the collectors' clocks may be. A tap
 	// the collectors received more than this after they received an
 	// install (or an open) came after it and cannot have led to it,
@@ -78,6 +84,7 @@ func NewConfig() Config {
 		FlushInterval:    time.Second,
 		FetchMax:         500,
 		MaxPending:       50_000,
+		MaxPendingBytes:  256 << 20,
 		ClockSkew:        time.Minute,
 		CollectorSkew:    5 * time.Second,
 		DeviceClockBound: time.Hour,
@@ -102,6 +109,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: FetchMax must be positive")
 	case c.MaxPending <= 0:
 		return fmt.Errorf("matcher: MaxPending must be positive")
+	case c.MaxPendingBytes <= 0:
+		return fmt.Errorf("matcher: MaxPendingBytes must be positive")
 	case c.ClockSkew < 0:
 		return fmt.Errorf("matcher: ClockSkew must not be negative")
 	case c.CollectorSkew < 0:
@@ -167,15 +176,18 @@ type Matcher struct {
 
 	flushMu     sync.Mutex
 	lastFlushed []tapline.Offset
-	inDoubt     *snapshot                   // a flush whose outcome is unknown
-	generation  tapline.Generation          // the current one, to commit offsets to
-	genCancel   context.CancelFunc          // ends the current generation early
-	stored      map[tapline.Partition]int64 // offsets as last stored, the From of fenced flushes
-	fenced      bool                        // a flush found the offsets moved: stop and let go
-	flushNow    chan struct{}
-	lastWork    atomic.Int64 // Unix nanoseconds when a worker last committed a batch of messages (QuietFlush)
-	aborting    atomic.Bool
-	topicLoss   topicLoss // topics the bus reported gone (offsetreset.go)
+	inDoubt     *snapshot // a flush whose outcome is unknown
+	// heldRows and heldBytes are the size of the rows a flush took from
+	// agg (hold), read without flushMu by the workers' hold-back.
+	heldRows, heldBytes atomic.Int64
+	generation          tapline.Generation          // the current one, to commit offsets to
+	genCancel           context.CancelFunc          // ends the current generation early
+	stored              map[tapline.Partition]int64 // offsets as last stored, the From of fenced flushes
+	fenced              bool                        // a flush found the offsets moved: stop and let go
+	flushNow            chan struct{}
+	lastWork            atomic.Int64 // Unix nanoseconds when a worker last committed a batch of messages (QuietFlush)
+	aborting            atomic.Bool
+	topicLoss           topicLoss // topics the bus reported gone (offsetreset.go)
 
 	cancel    context.CancelFunc
 	workers   sync.WaitGroup
@@ -195,6 +207,7 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 	cfg.QuietFlush = cmp.Or(cfg.QuietFlush, max(cfg.FlushInterval/20, time.Millisecond))
 	cfg.FetchMax = cmp.Or(cfg.FetchMax, def.FetchMax)
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, def.MaxPending)
+	cfg.MaxPendingBytes = cmp.Or(cfg.MaxPendingBytes, def.MaxPendingBytes)
 	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, def.ClockSkew)
 	cfg.CollectorSkew = cmp.Or(cfg.CollectorSkew, def.CollectorSkew)
 	cfg.ExpireEvery = cmp.Or(cfg.ExpireEvery, def.ExpireEvery)
@@ -406,6 +419,7 @@ func (m *Matcher) runGeneration(ctx context.Context, gen tapline.Generation) {
 	m.agg.Reset()
 	m.stopFunnels()
 	m.inDoubt = nil
+	m.hold(0, 0)
 	m.lastFlushed = nil
 	m.stored = nil
 	m.generation = nil
@@ -472,6 +486,23 @@ type snapshot struct {
 	handoffs []tapline.FunnelHandoff
 }
 
+// hold records the size of the rows a flush took from the aggregator,
+// in flight or in doubt, for pending (0, 0: none). Called with flushMu
+// held.
+func (m *Matcher) hold(rows int, bytes int64) {
+	m.heldRows.Store(int64(rows))
+	m.heldBytes.Store(bytes)
+}
+
+// pending returns the rows the matcher holds unflushed, and the heap they
+// hold by facts' estimate: the aggregator's and those of the flush in
+// flight or in doubt. Every flush that fails takes the aggregator's rows
+// into the one in doubt, so the aggregator's alone would never reach the
+// hold-back's bound while PostgreSQL refuses connections at once.
+func (m *Matcher) pending() (int, int64) {
+	return m.agg.Pending() + int(m.heldRows.Load()), m.agg.PendingBytes() + m.heldBytes.Load()
+}
+
 // Flush writes the pending deltas and offsets now. A flush that fails may
 // still have committed (the connection can drop after COMMIT): it is kept in
 // doubt, and the next flush first reads the stored offsets to learn whether
@@ -495,6 +526,7 @@ func (m *Matcher) Flush(ctx context.Context) error {
 			m.restoreHandoffs(m.inDoubt.handoffs)
 		}
 		m.inDoubt = nil
+		m.hold(0, 0)
 	}
 	if m.fenced {
 		return nil
@@ -502,10 +534,14 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	// Handoffs first: every handoff taken was switched before the
 	// snapshot, so the offsets stored with it are at or past it.
 	hs := m.takeHandoffs()
+	// (A worker may commit between the sizes and the take: the estimate
+	// misses a record or two.)
+	n, bytes := m.agg.Pending(), m.agg.PendingBytes()
 	b, rows, offs := m.agg.Take()
 	if len(b) == 0 && rows.Empty() && len(hs) == 0 && sameOffsets(offs, m.lastFlushed) {
 		return nil
 	}
+	m.hold(n, bytes)
 	for i := range offs {
 		if from, ok := m.stored[tapline.Partition{Topic: offs[i].Topic, Partition: offs[i].Partition}]; ok {
 			offs[i].Fenced, offs[i].From = true, from
@@ -516,6 +552,7 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	// offsets move past them.
 	if err := m.Raw.Sync(ctx); err != nil {
 		m.agg.Restore(b, rows)
+		m.hold(0, 0)
 		m.restoreHandoffs(hs)
 		m.metrics.flushErrors.Inc()
 		return fmt.Errorf("sync raw store: %w", err)
@@ -528,15 +565,17 @@ func (m *Matcher) Flush(ctx context.Context) error {
 			// end the generation. Nothing was applied.
 			m.fenced = true
 			m.agg.Reset()
+			m.hold(0, 0)
 			if m.genCancel != nil {
 				m.genCancel()
 			}
 			m.Logger.Error("flush fenced off: the partitions moved to another matcher; dropping this generation's unflushed work", "err", err)
 			return fmt.Errorf("apply %d fact rows: %w", len(b), err)
 		}
-		m.inDoubt = &snapshot{batch: b, rows: rows, offsets: offs, handoffs: hs}
+		m.inDoubt = &snapshot{batch: b, rows: rows, offsets: offs, handoffs: hs} // still held
 		return fmt.Errorf("apply %d fact rows: %w", len(b), err)
 	}
+	m.hold(0, 0)
 	m.metrics.flushes.Inc()
 	m.metrics.flushSeconds.Observe(time.Since(start).Seconds())
 	m.flushed(offs)
@@ -618,6 +657,8 @@ func (m *Matcher) flushLoop(ctx context.Context) {
 		}
 		flushedWork, flushed = m.lastWork.Load(), time.Now()
 		m.metrics.pending.Set(float64(m.agg.Pending()))
+		_, held := m.pending()
+		m.metrics.pendingBytes.Set(float64(held))
 		if err := m.Flush(ctx); err != nil && ctx.Err() == nil {
 			m.Logger.Error("flush facts", "err", err)
 		}
@@ -702,7 +743,9 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		}
 		// Hold back while the fact store cannot keep up, so memory stays
 		// bounded when Postgres is down.
-		if m.agg.Pending() > 4*m.Config.MaxPending {
+		if rows, bytes := m.pending(); rows > 4*m.Config.MaxPending || bytes > m.Config.MaxPendingBytes {
+			// Whatever arrives from now on waits (Behind).
+			waiting.CompareAndSwap(0, m.Now().UnixNano())
 			if !sleep(ctx, 100*time.Millisecond) {
 				return
 			}
@@ -799,7 +842,7 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		if m.order != nil {
 			m.order.batchDone(tapline.Partition{Topic: topic, Partition: partition}, len(msgs), m.Config.FetchMax)
 		}
-		if m.agg.Pending() >= m.Config.MaxPending {
+		if m.agg.Pending() >= m.Config.MaxPending || m.agg.PendingBytes() >= m.Config.MaxPendingBytes/4 {
 			select {
 			case m.flushNow <- struct{}{}:
 			default:

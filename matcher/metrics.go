@@ -15,6 +15,7 @@ type metrics struct {
 	flushErrors    prometheus.Counter
 	flushSeconds   prometheus.Histogram
 	pending        prometheus.Gauge
+	pendingBytes   prometheus.Gauge
 	lag            prometheus.Gauge
 	funnelChanges  prometheus.Counter
 	funnelWaits    prometheus.Counter
@@ -75,6 +76,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tapline_matcher_pending_fact_rows", Help: "Fact rows waiting for the next flush.",
 		}),
+		pendingBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tapline_matcher_pending_bytes", Help: "Estimated heap of the fact rows, conversions and deliveries waiting for the next flush, when a flush began (bounded by -matcher-max-pending-mb).",
+		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tapline_matcher_lag_seconds", Help: "Age of the last processed bus message when it was processed: the bus lag.",
 		}),
@@ -90,7 +94,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions, m.fraud, m.reengagements, m.reinstalls,
-			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.lag, m.funnelChanges, m.funnelWaits, m.alignWait, m.deviceClock, m.offsetResets, m.offsetLost)
+			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.pendingBytes, m.lag, m.funnelChanges, m.funnelWaits, m.alignWait, m.deviceClock, m.offsetResets, m.offsetLost)
 	}
 	return m
 }

@@ -95,6 +95,9 @@ type Config struct {
 	// for a message before it compares its position with the log's start
 	// and end (matcher.Config.OffsetCheck).
 	MatcherOffsetCheck time.Duration
+	// MatcherMaxPendingMB bounds the heap a matcher's unflushed rows hold
+	// (matcher.Config.MaxPendingBytes), in MiB.
+	MatcherMaxPendingMB int
 	// ClockOffset shifts this process's clock (the collector's receive
 	// and hit times, the matcher's clock): a fault-testing aid that runs a
 	// process as if its host clock were off by this much.
@@ -257,6 +260,7 @@ func NewConfig() Config {
 		HealthMaxBehind:       10 * time.Minute,
 		MatcherExpireEvery:    time.Hour,
 		MatcherOffsetCheck:    2 * time.Second,
+		MatcherMaxPendingMB:   256,
 	}
 }
 
@@ -306,6 +310,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RawCacheMB, "raw-cache-mb", c.RawCacheMB, "block cache of the embedded raw store in MiB; a funnel backfill process uses at most "+strconv.Itoa(BackfillRawCacheMB)+" (env TAPLINE_RAW_CACHE_MB)")
 	c.MinFreeDiskMB = envInt(envName("min-free-disk-mb"), c.MinFreeDiskMB)
 	fs.IntVar(&c.MinFreeDiskMB, "min-free-disk-mb", c.MinFreeDiskMB, "free space in MiB of the data directory's filesystem below which the embedded bus, raw store and spool refuse writes: SDK events answer 503 and hits wait in the collector's queue, instead of pebble ending the process on a full disk; 0 turns the check off (env TAPLINE_MIN_FREE_DISK_MB)")
+	c.MatcherMaxPendingMB = envInt(envName("matcher-max-pending-mb"), c.MatcherMaxPendingMB)
+	fs.IntVar(&c.MatcherMaxPendingMB, "matcher-max-pending-mb", c.MatcherMaxPendingMB, "heap in MiB a matcher's unflushed fact rows, conversions and deliveries may hold (estimated) before it stops fetching until a flush lands, as while PostgreSQL is down; a quarter of it flushes early (env TAPLINE_MATCHER_MAX_PENDING_MB)")
 	c.MemTableMB = envInt(envName("memtable-mb"), c.MemTableMB)
 	fs.IntVar(&c.MemTableMB, "memtable-mb", c.MemTableMB, "memtable size of the embedded bus and raw store in MiB; each keeps up to two, and smaller ones cost compaction CPU (env TAPLINE_MEMTABLE_MB)")
 	dur := func(p *time.Duration, name, usage string) {
@@ -425,6 +431,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemTableMB < 1 || c.MemTableMB > 1<<10 {
 		bad("memtable-mb", "must be 1..%d, got %d", 1<<10, c.MemTableMB)
+	}
+	if c.MatcherMaxPendingMB < 16 {
+		bad("matcher-max-pending-mb", "must be at least 16, got %d", c.MatcherMaxPendingMB)
 	}
 	if c.MatcherOffsetCheck < 100*time.Millisecond {
 		bad("matcher-offset-check", "must be at least 100ms, got %s", c.MatcherOffsetCheck)

@@ -175,17 +175,28 @@ func TestMatcherTimingFlags(t *testing.T) {
 	if err != nil || cfg.Validate() != nil {
 		t.Fatalf("defaults: %v, %v", err, cfg.Validate())
 	}
-	if mc := MatcherConfig(&cfg); mc.OffsetCheck != 2*time.Second || mc.CollectorSkew != 5*time.Second {
-		t.Errorf("defaults reach the matcher as OffsetCheck %s, CollectorSkew %s; want 2s, 5s", mc.OffsetCheck, mc.CollectorSkew)
+	if mc := MatcherConfig(&cfg); mc.OffsetCheck != 2*time.Second || mc.CollectorSkew != 5*time.Second || mc.MaxPendingBytes != 256<<20 {
+		t.Errorf("defaults reach the matcher as OffsetCheck %s, CollectorSkew %s, MaxPendingBytes %d; want 2s, 5s, 256 MiB", mc.OffsetCheck, mc.CollectorSkew, mc.MaxPendingBytes)
 	}
-	cfg, _ = parseRun("-matcher-offset-check", "10s", "-matcher-collector-skew", "1s")
-	if mc := MatcherConfig(&cfg); cfg.Validate() != nil || mc.OffsetCheck != 10*time.Second || mc.CollectorSkew != time.Second {
-		t.Errorf("set: OffsetCheck %s, CollectorSkew %s (%v); want 10s, 1s", mc.OffsetCheck, mc.CollectorSkew, cfg.Validate())
+	if cfg.HealthMaxBehind != 10*time.Minute || cfg.metricsAddr() != "" {
+		t.Errorf("defaults: -health-max-behind %s, operator listener %q; want 10m and none", cfg.HealthMaxBehind, cfg.metricsAddr())
+	}
+	if cfg.Target = TargetMatcher; cfg.metricsAddr() != DefaultMatcherMetricsAddr {
+		t.Errorf("a matcher-only process's operator listener: %q, want %s", cfg.metricsAddr(), DefaultMatcherMetricsAddr)
+	}
+	cfg, _ = parseRun("-matcher-offset-check", "10s", "-matcher-collector-skew", "1s", "-matcher-max-pending-mb", "64", "-health-max-behind", "90s", "-metrics-addr", "10.0.0.5:9464")
+	if mc := MatcherConfig(&cfg); cfg.Validate() != nil || mc.OffsetCheck != 10*time.Second || mc.CollectorSkew != time.Second || mc.MaxPendingBytes != 64<<20 ||
+		cfg.HealthMaxBehind != 90*time.Second || cfg.metricsAddr() != "10.0.0.5:9464" {
+		t.Errorf("set: OffsetCheck %s, CollectorSkew %s, MaxPendingBytes %d, -health-max-behind %s, operator listener %q (%v); want 10s, 1s, 64 MiB, 90s, 10.0.0.5:9464",
+			mc.OffsetCheck, mc.CollectorSkew, mc.MaxPendingBytes, cfg.HealthMaxBehind, cfg.metricsAddr(), cfg.Validate())
 	}
 	for _, c := range []struct{ flag, value, want string }{
 		{"-matcher-offset-check", "50ms", "-matcher-offset-check: must be at least 100ms"},
 		{"-matcher-collector-skew", "0s", "-matcher-collector-skew: must be positive"},
 		{"-matcher-collector-skew", "-2s", "-matcher-collector-skew: must be positive"},
+		{"-matcher-max-pending-mb", "8", "-matcher-max-pending-mb: must be at least 16"},
+		{"-health-max-behind", "500ms", "-health-max-behind: must be at least 1s"},
+		{"-metrics-addr", "nowhere", "-metrics-addr: want host:port"},
 	} {
 		cfg, _ = parseRun(c.flag, c.value)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -716,6 +716,7 @@ func MatcherConfig(cfg *Config) matcher.Config {
 	mcfg.FunnelPoll = cfg.FunnelPoll
 	mcfg.ExpireEvery = cfg.MatcherExpireEvery
 	mcfg.OffsetCheck = cfg.MatcherOffsetCheck
+	mcfg.MaxPendingBytes = int64(cfg.MatcherMaxPendingMB) << 20
 	mcfg.FloodParams = splitList(cfg.FraudFloodParams)
 	return mcfg
 }
