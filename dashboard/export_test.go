@@ -10,14 +10,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
 	"tapline"
 	"tapline/export"
+	"tapline/internal/browsertest"
 	"tapline/pebble"
 )
 
@@ -352,5 +358,124 @@ func TestExportDownloadCutShort(t *testing.T) {
 	}
 	if resp.Trailer.Get(export.TrailerComplete) != "" {
 		t.Errorf("a cut body with the trailer %s: %q", export.TrailerComplete, resp.Trailer.Get(export.TrailerComplete))
+	}
+}
+
+// TestExportBrowser downloads raw data from the app page in headless
+// Chromium as a marketer would: the form starts on the page's range and
+// zone; the file the browser saves has the right name and exactly the
+// bytes the export API sends a token for that range; a download the
+// store cuts short ends failed in the browser, not as a complete file;
+// a bad range shows the error page.
+func TestExportBrowser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withExport)
+	acme := e.account("acme")
+	app := e.app(acme, "Acme Shop")
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	times := exportDays(today)
+	e.export.seedRaw(t, e, app, "acme", times)
+	for i := range times {
+		times[i] = times[i].Add(6 * time.Minute)
+	}
+	e.export.seedRaw(t, e, app, "acme2", times)
+	token := e.apiToken(acme)
+	from, to := today.AddDate(0, 0, -1).Format("2006-01-02"), today.Format("2006-01-02")
+
+	b := newBrowser(t, e)
+	page := fmt.Sprintf("%s/apps/%d?from=%s&to=%s&tz=Europe/Paris", e.srv.URL, app.ID, from, to)
+	b.logIn(page, "#export-form")
+	if got := browsertest.Eval[[]string](b.Browser, `['export-from', 'export-to'].map(id => document.getElementById(id).value)
+		.concat([document.querySelector('#export-form input[name=tz]').value])`); strings.Join(got, " ") != from+" "+to+" Europe/Paris" {
+		t.Errorf("the export form starts on %q, want the page's %s to %s in Europe/Paris", got, from, to)
+	}
+
+	dir := t.TempDir()
+	downloads := make(chan any, 64)
+	if err := chromedp.Listen(b.Ctx(), func(ev any) {
+		switch ev.(type) {
+		case *cdpbrowser.EventDownloadWillBegin, *cdpbrowser.EventDownloadProgress:
+			select {
+			case downloads <- ev:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Do("let downloads into a directory", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		enabled := true
+		_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: &enabled})
+		return err
+	}))
+	// download clicks the form's button and returns the file's suggested
+	// name and the state the download ended in.
+	download := func(kind, format string) (name string, end *cdpbrowser.EventDownloadProgress) {
+		t.Helper()
+		b.SetSelect("#export-kind", kind)
+		b.SetSelect("#export-format", format)
+		b.Do("download "+kind, chromedp.Click(chromedp.ID("export-download")))
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case ev := <-downloads:
+				switch ev := ev.(type) {
+				case *cdpbrowser.EventDownloadWillBegin:
+					name = ev.SuggestedFilename
+				case *cdpbrowser.EventDownloadProgress:
+					if ev.State != cdpbrowser.DownloadProgressStateInProgress {
+						return name, ev
+					}
+				}
+			case <-timeout:
+				t.Fatalf("the %s download did not end within 30 s", kind)
+			}
+		}
+	}
+
+	for _, kind := range []string{export.KindHits, export.KindConversions} {
+		name, end := download(kind, "csv")
+		if want := fmt.Sprintf("acme-shop-%s-%s-%s.csv", kind, from, to); name != want {
+			t.Errorf("the browser saves the %s as %q, want %q", kind, name, want)
+		}
+		if end.State != cdpbrowser.DownloadProgressStateCompleted {
+			t.Fatalf("the %s download ended %s", kind, end.State)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, end.GUID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paris, _ := time.LoadLocation("Europe/Paris")
+		start, _ := time.ParseInLocation("2006-01-02", from, paris)
+		stop, _ := time.ParseInLocation("2006-01-02", to, paris)
+		api := fmt.Sprintf("/api/v1/apps/%d/export/%s?%s", app.ID, kind, url.Values{"format": {"csv"},
+			"from": {start.UTC().Format(time.RFC3339)}, "to": {stop.AddDate(0, 0, 1).UTC().Format(time.RFC3339)}}.Encode())
+		want := e.do(e.client(), http.MethodGet, api, nil, map[string]string{"Authorization": "Bearer " + token})
+		wantStatus(t, api, want, http.StatusOK)
+		if string(got) != want.Body || strings.Count(want.Body, "\n") < 100 {
+			t.Errorf("the downloaded %s (%d bytes) differ from the token's export of the page's days (%d bytes, %d lines)",
+				kind, len(got), len(want.Body), strings.Count(want.Body, "\n"))
+		}
+	}
+	if loc := browsertest.Eval[string](b.Browser, `location.href`); loc != page {
+		t.Errorf("after the downloads the tab shows %s, want the app page still", loc)
+	}
+
+	// The store fails after 300 of the range's 370 hits, well past the
+	// first 32 KB sent: the browser gets rows, then a connection cut
+	// short, and says the download failed.
+	e.export.cut.Store(300)
+	if name, end := download(export.KindHits, "ndjson"); end.State != cdpbrowser.DownloadProgressStateCanceled || !strings.HasSuffix(name, ".ndjson") {
+		t.Errorf("a download cut short ended %s (%s), want canceled: the browser must not show it complete", end.State, name)
+	}
+	e.export.cut.Store(-1)
+
+	// A bad range: the error page says why.
+	b.Do("set a range ending before it starts", chromedp.SetValue(chromedp.ID("export-from"), to), chromedp.SetValue(chromedp.ID("export-to"), from))
+	b.Do("download", chromedp.Click(chromedp.ID("export-download")))
+	b.WaitFor("the error page", `document.querySelector('p.error[role=alert]')`)
+	if got := b.Text("p.error[role=alert]"); got != fmt.Sprintf("from (%s) is after to (%s)", to, from) {
+		t.Errorf("the error page says %q", got)
 	}
 }
