@@ -390,6 +390,9 @@ func TestExportBrowser(t *testing.T) {
 		t.Errorf("the export form starts on %q, want the page's %s to %s in Europe/Paris", got, from, to)
 	}
 
+	b.Do("scroll to the export", chromedp.ScrollIntoView(chromedp.ID("raw-export")))
+	b.Screenshot("app-export")
+
 	dir := t.TempDir()
 	downloads := make(chan any, 64)
 	if err := chromedp.Listen(b.Ctx(), func(ev any) {
