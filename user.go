@@ -9,8 +9,9 @@ import (
 type Role string
 
 // The roles of a user: an owner may do everything a logged-in user can
-// (links, app settings, funnels, API tokens, the team); a viewer reads the
-// reports and changes nothing but their own password.
+// (links, app settings, funnels, API tokens, the team, the raw data
+// export); a viewer reads the reports and changes nothing but their own
+// password.
 const (
 	RoleOwner  Role = "owner"
 	RoleViewer Role = "viewer"
@@ -22,6 +23,12 @@ func (r Role) Valid() bool { return r == RoleOwner || r == RoleViewer }
 // CanWrite reports whether a user of role r may change the account's
 // apps, links, funnels, tokens and team.
 func (r Role) CanWrite() bool { return r == RoleOwner }
+
+// CanExport reports whether a user of role r may download an app's raw
+// data (conversions, hits, events) from the dashboard: an owner, who could
+// make an API token and export it anyway; not a viewer, who reads the
+// reports and may make no token.
+func (r Role) CanExport() bool { return r == RoleOwner }
 
 // InviteLifetime is how long an invite link can be accepted.
 const InviteLifetime = 7 * 24 * time.Hour

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tapline"
+	"tapline/export"
 	"tapline/internal/health"
 )
 
@@ -128,6 +129,11 @@ type Dashboard struct {
 	// the raw data export on the same listener (export.API.Mount); its
 	// requests are counted in the dashboard's metrics too.
 	Export func(next http.Handler) http.Handler
+	// Download, when set, streams the raw data a logged-in owner downloads
+	// from the app page (GET /apps/{id}/export; export.API.Download), once
+	// the dashboard has checked the session, the app's account and the
+	// user's role; without it that route answers 503.
+	Download func(w http.ResponseWriter, r *http.Request, d export.Download) error
 }
 
 // New returns a Dashboard over accounts and reports, logging to
@@ -249,6 +255,7 @@ func (d *Dashboard) router(reg *prometheus.Registry) *chi.Mux {
 			r.Post("/account/users/{uid}/role", d.setRoleForm)
 			r.Post("/account/users/{uid}/remove", d.removeUserForm)
 			r.Get("/apps/{id}", d.appPage)
+			r.Get("/apps/{id}/export", d.exportDownload)
 			r.Mount("/apps/{id}/funnels", d.funnelPages())
 			r.Mount("/apps/{id}/links", d.linkPages())
 			r.Get("/apps/{id}/live", d.livePage)

@@ -42,9 +42,12 @@ type env struct {
 	skan     *postgres.SKANStore
 	saved    atomic.Int64 // calls of OnFunnelSaved
 	clock    atomic.Int64 // Unix nanoseconds; 0 is the wall clock
+	export   *exportEnv   // set by withExport
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv returns a dashboard over its own database; each of opts may set
+// the dashboard's fields up before its handler is made.
+func newEnv(t *testing.T, opts ...func(*env)) *env {
 	t.Helper()
 	db := pgtest.Open(t)
 	e := &env{t: t, db: db, accounts: postgres.NewAccountService(db), facts: postgres.NewFactStore(db), funnels: postgres.NewFunnelStore(db)}
@@ -67,6 +70,9 @@ func newEnv(t *testing.T) *env {
 			return time.Unix(0, n)
 		}
 		return time.Now()
+	}
+	for _, o := range opts {
+		o(e)
 	}
 	e.srv = httptest.NewServer(e.d.Handler())
 	t.Cleanup(e.srv.Close)

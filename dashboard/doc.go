@@ -14,7 +14,9 @@
 // their results: step bars, conversion, drop-off, times between steps, the
 // breakdown and the days, or a CSV. Every number comes from the hourly fact
 // tables through tapline.Reports and tapline.FunnelReports; raw hits and
-// events are never read. The SKAdNetwork page counts Apple's postbacks
+// events are never read: the app page's raw data download is streamed by
+// the export (Dashboard.Download, export.API.Download) once the dashboard
+// has checked the owner's session. The SKAdNetwork page counts Apple's postbacks
 // from their fact rows (tapline.SKANStore's SKANCounts), labels their
 // conversion values with the app's schema, lists the postbacks received
 // with their status, and says that those counts and tapline's own

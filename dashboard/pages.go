@@ -300,6 +300,10 @@ type appData struct {
 	// FirstLink is the tracking URL of the app's first link, "" when it
 	// has none.
 	FirstLink string
+	// CanExport is set when the visitor may download raw data (the export
+	// form); ExportKinds are its choices.
+	CanExport   bool
+	ExportKinds []exportOption
 }
 
 // dailyRow is a row of the app page's daily table: one day, or a run of
@@ -408,6 +412,7 @@ func (d *Dashboard) appPage(w http.ResponseWriter, r *http.Request) {
 		ByOptions: byOptions(bq.By),
 		Hidden:    hiddenFields(self, "by", "sort"),
 		RangeKeep: hiddenFields(self, "from", "to", "tz"),
+		CanExport: p.canExport(), ExportKinds: exportKinds(),
 		SDK: sdkInfo{
 			Account:       p.Account.Name,
 			CollectorURL:  base,

@@ -151,6 +151,13 @@ func (p *principal) canWrite() bool {
 	return p.Admin || (p.User != nil && p.User.Role.CanWrite())
 }
 
+// canExport reports whether p may download the account's raw data from
+// the dashboard: logged-in users whose role may (owners). API tokens
+// export through the export API instead.
+func (p *principal) canExport() bool {
+	return p != nil && p.User != nil && p.User.Role.CanExport()
+}
+
 type principalKey struct{}
 
 func withPrincipal(ctx context.Context, p *principal) context.Context {

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -238,29 +240,97 @@ func (a *API) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q, err := parseQuery(chi.URLParam(r, "kind"), r.URL.Query(), app, a.Now())
+	if err == nil {
+		err = a.serve(w, r, app, q)
+	}
 	if err != nil {
 		httperr.Write(w, r, a.Logger, err)
-		return
 	}
+}
+
+// serve streams q's rows of app when the export can run now. It returns
+// an error, having written nothing, for the caller to answer: the raw
+// store missing, the server shutting down, too many exports running, or
+// a failure before the first byte went out. Once one went out, a failure
+// cuts the response short instead (stream).
+func (a *API) serve(w http.ResponseWriter, r *http.Request, app *tapline.App, q query) error {
 	if q.kind != KindConversions && a.Raw == nil {
-		httperr.Write(w, r, a.Logger, tapline.Errorf(tapline.EUNAVAILABLE, "%s", a.RawMissing))
-		return
+		return tapline.Errorf(tapline.EUNAVAILABLE, "%s", a.RawMissing)
 	}
 	select {
 	case <-a.closing:
-		httperr.Write(w, r, a.Logger, errClosing)
-		return
+		return errClosing
 	default:
 	}
 	select {
 	case a.running <- struct{}{}:
 		defer func() { <-a.running }()
 	default:
-		httperr.Write(w, r, a.Logger, tapline.Errorf(tapline.EUNAVAILABLE,
-			"Too many exports are running (this server streams at most %d at once): retry in a few seconds.", a.MaxRunning))
-		return
+		return tapline.Errorf(tapline.EUNAVAILABLE,
+			"Too many exports are running (this server streams at most %d at once): retry in a few seconds.", a.MaxRunning)
 	}
-	a.stream(w, r, app, q)
+	return a.stream(w, r, app, q)
+}
+
+// Download is one export that its caller has authorised itself (the
+// dashboard, for a logged-in user of the app's account) and a browser
+// downloads as one answer: every row of the range, with neither cursor
+// nor limit.
+type Download struct {
+	App *tapline.App
+	// Kind is KindConversions, KindEvents or KindHits; Format FormatCSV
+	// or FormatNDJSON ("" is FormatNDJSON).
+	Kind, Format string
+	// From and To bound the rows' times, [From, To); a zero one is
+	// unbounded, as a missing from or to of the API.
+	From, To time.Time
+	// Name is the file's name without its extension, which the format
+	// adds; "" is app-{id}-{kind}, the API's. Characters other than
+	// ASCII letters, digits, '.', '_' and '-' become '-'.
+	Name string
+}
+
+// Download streams d to w as the API's route would stream the same range
+// to an API token, the same rows in the same bytes, NDJSON's trailer line
+// and the HTTP trailers included, with d.Name as the attachment's name.
+// It returns an error, having written nothing, when the download is
+// refused (EINVALID for a bad kind, format or range, EUNAVAILABLE while
+// it cannot run) or failed before its first byte went out, for the
+// caller to answer in its own way; after that, a failure cuts the
+// response short, without its end, as the API's are, and Download
+// returns nil. It panics on an API that does not validate, as Handler.
+func (a *API) Download(w http.ResponseWriter, r *http.Request, d Download) error {
+	a.Handler() // validates, and makes the running slots
+	v := url.Values{}
+	if d.Format != "" {
+		v.Set("format", d.Format)
+	}
+	if !d.From.IsZero() {
+		v.Set("from", d.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !d.To.IsZero() {
+		v.Set("to", d.To.UTC().Format(time.RFC3339Nano))
+	}
+	q, err := parseQuery(d.Kind, v, d.App, a.Now())
+	if err != nil {
+		return err
+	}
+	q.name = fileName(d.Name)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	return a.serve(w, r, d.App, q)
+}
+
+// fileName returns name with every character but ASCII letters, digits,
+// '.', '_' and '-' replaced by '-', so it goes in a Content-Disposition
+// header as it is.
+func fileName(name string) string {
+	return strings.Map(func(c rune) rune {
+		if c < utf8.RuneSelf && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-", c)) {
+			return c
+		}
+		return '-'
+	}, name)
 }
 
 // app returns the app id names when acct's account owns it; another

@@ -6,7 +6,9 @@
 //
 // to an account's API token (Authorization: Bearer tl_…), on the
 // dashboard's listener ahead of the dashboard's router (API.Mount): the
-// dashboard itself holds no raw store. The export holds its own narrow
+// dashboard itself holds no raw store. API.Download streams the same
+// export, as one answer of the whole range, for a caller that authorised
+// it itself: the dashboard's page route, for a logged-in owner. The export holds its own narrow
 // views of the raw store (RawRows), of the conversions table
 // (Conversions) and of the accounts (Accounts).
 //

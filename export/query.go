@@ -44,6 +44,7 @@ type query struct {
 	after    tapline.RowPos // the cursor's row; zero: from the start
 	cursor   string         // as given
 	limit    int64          // rows at most; 0: every row
+	name     string         // the file's name without extension; "": app-{id}-{kind}
 }
 
 // parseAppID reads the app id of the path.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"tapline"
-	"tapline/internal/httperr"
 )
 
 // Trailer is the last line of an NDJSON export that ended cleanly. A line
@@ -80,8 +79,11 @@ func (st *stream) Write(p []byte) (int, error) {
 	return st.w.Write(p)
 }
 
-// stream answers q's rows of app.
-func (a *API) stream(w http.ResponseWriter, r *http.Request, app *tapline.App, q query) {
+// stream answers q's rows of app. It returns the error that stopped it
+// when nothing was sent yet, its headers taken back, for the caller to
+// answer; nil when it ended cleanly, when the client went away before
+// the first byte, or after cutting the response short.
+func (a *API) stream(w http.ResponseWriter, r *http.Request, app *tapline.App, q query) error {
 	ctx := r.Context()
 	st := &stream{a: a, w: w, rc: http.NewResponseController(w), q: q, flushd: time.Now()}
 	// An export outlasts the server's write timeout: each write gets a
@@ -98,7 +100,11 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, app *tapline.App, q
 	}()
 
 	h := w.Header()
-	name := fmt.Sprintf("app-%d-%s.%s", app.ID, q.kind, q.format)
+	name := q.name
+	if name == "" {
+		name = fmt.Sprintf("app-%d-%s", app.ID, q.kind)
+	}
+	name += "." + q.format
 	if q.format == FormatCSV {
 		h.Set("Content-Type", "text/csv; charset=utf-8")
 		st.csv = csv.NewWriter(st.out)
@@ -129,18 +135,17 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, app *tapline.App, q
 		err = st.end(complete)
 	}
 	if err == nil {
-		return
+		return nil
 	}
 	if !st.start.Load() {
 		if ctx.Err() != nil {
-			return // the client is gone
+			return nil // the client is gone
 		}
-		// Nothing was sent: answer the error instead.
+		// Nothing was sent: the caller answers the error instead.
 		for _, k := range []string{"Content-Type", "Content-Disposition", "Trailer"} {
 			h.Del(k)
 		}
-		httperr.Write(w, r, a.Logger, err)
-		return
+		return err
 	}
 	if ctx.Err() == nil && !errors.Is(err, errClosing) {
 		a.Logger.ErrorContext(ctx, "export cut short", "app", app.ID, "kind", q.kind, "rows", st.rows, "err", err)

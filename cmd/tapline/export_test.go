@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -209,6 +210,32 @@ func TestExport(t *testing.T) {
 			if _, err := os.Stat(left); !os.IsNotExist(err) {
 				t.Errorf("%s is left: %v", left, err)
 			}
+		}
+	})
+
+	// The all-in-one wires the dashboard's download to the same export:
+	// the demo owner, logged in, downloads the same bytes.
+	t.Run("from the dashboard", func(t *testing.T) {
+		want := direct("csv")
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		resp, err := c.PostForm(n.DashboardURL+"/login", url.Values{"login": {node.DemoEmail}, "password": {node.DemoPassword}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		from, to := now.AddDate(0, 0, -40).Format("2006-01-02"), now.Format("2006-01-02")
+		resp, err = c.Get(fmt.Sprintf("%s/apps/%d/export?kind=hits&format=csv&from=%s&to=%s", n.DashboardURL, demo.App.ID, from, to))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK || string(got) != want {
+			t.Fatalf("the dashboard's download: %d, %v, %d bytes; want the token's %d bytes\n%.300s", resp.StatusCode, err, len(got), len(want), got)
+		}
+		if cd := resp.Header.Get("Content-Disposition"); cd != fmt.Sprintf(`attachment; filename="demo-app-hits-%s-%s.csv"`, from, to) {
+			t.Errorf("Content-Disposition %q", cd)
 		}
 	})
 

@@ -514,6 +514,9 @@ func (n *Node) openDashboard(ctx context.Context) error {
 		return err
 	}
 	n.Dashboard.Export = n.Export.Mount
+	// Logged-in owners download from the app page through the same
+	// streaming, authorised by the dashboard.
+	n.Dashboard.Download = n.Export.Download
 	return nil
 }
 
