@@ -15,6 +15,7 @@ const (
 	EFORBIDDEN    = "forbidden"    // credentials valid, access denied
 	EGONE         = "gone"         // it existed but is used up, expired or revoked
 	ETOOLARGE     = "too_large"    // the request body is over its limit
+	ERATELIMITED  = "rate_limited" // the caller sent too much too fast; retry after Retry-After
 	EUNAVAILABLE  = "unavailable"  // a backend is down or overloaded; retry later
 	EINTERNAL     = "internal"     // a bug or an unexpected failure
 )

@@ -331,11 +331,39 @@ type PostbackService interface {
 	// app and returns it; the old one keeps signing for
 	// WebhookRotationOverlap. EINVALID for a postback that is no webhook.
 	RotateWebhookSecret(ctx context.Context, appID, id int64) (string, error)
-	// Deliveries lists an app's deliveries, newest first, before the
-	// delivery id before (0: the newest), at most limit, of one status
-	// ("" any).
-	Deliveries(ctx context.Context, appID int64, status DeliveryStatus, before int64, limit int) ([]*Delivery, error)
+	// Deliveries lists the deliveries q selects, newest first.
+	Deliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery, error)
+	// ExpireDeliveries deletes up to limit delivered and dead deliveries
+	// created before before, oldest first, and returns how many it
+	// deleted: fewer than limit when no more are due. Pending deliveries
+	// are never deleted, however old.
+	ExpireDeliveries(ctx context.Context, before time.Time, limit int) (int, error)
 }
+
+// DeliveryQuery selects deliveries of one app for the delivery log.
+type DeliveryQuery struct {
+	AppID int64
+	// Network, when set, selects the deliveries to that network (a
+	// postback's Network, "webhook" for a webhook by default).
+	Network string
+	// Status, when set, selects the deliveries of that status.
+	Status DeliveryStatus
+	// Before, when not 0, continues after the page whose last id it was.
+	Before int64
+	// Limit is the page size: 1 to MaxDeliveryPage, 0 for
+	// DefaultDeliveryPage.
+	Limit int
+}
+
+// Sizes of a page of deliveries.
+const (
+	DefaultDeliveryPage = 100
+	MaxDeliveryPage     = 1000
+)
+
+// DefaultDeliveryRetention is how long delivered and dead deliveries stay
+// in the log by default.
+const DefaultDeliveryRetention = 30 * 24 * time.Hour
 
 // Outbox hands deliveries to senders.
 type Outbox interface {

@@ -420,6 +420,19 @@ const (
 	MaxSKANPage     = 500
 )
 
+// DefaultSKANMaxRejected is how many rejected postbacks an app keeps per
+// UTC day of receipt by default. Anyone can post a forged postback for a
+// known App Store id and each distinct body would be a row: the bound
+// keeps a flood of them from filling the database, and leaves enough of
+// them to see why postbacks are rejected (a development build, say).
+// Verified postbacks have no such bound.
+const DefaultSKANMaxRejected = 100
+
+// ErrSKANRejectedFull is the error of RecordSKANPostback for a rejected
+// postback it did not store because its app already keeps its bound of
+// rejected postbacks of that UTC day: nothing was stored or counted.
+var ErrSKANRejectedFull = &Error{Code: ERATELIMITED, Message: "The app keeps no more rejected postbacks today; this one was not stored."}
+
 // SKANStore keeps the SKAdNetwork and AdAttributionKit postbacks and their
 // FactSKAN rows.
 type SKANStore interface {
@@ -428,8 +441,10 @@ type SKANStore interface {
 	// and Received. A body the app stored before is the same postback
 	// sent again: p becomes that row, with Received one more, and nothing
 	// is counted. A verified postback whose Key a verified one holds is
-	// stored as SKANDuplicate with the reason. A bad p is EINVALID; a
-	// database that cannot be reached EUNAVAILABLE.
+	// stored as SKANDuplicate with the reason. A new rejected postback of
+	// an app that keeps its bound of rejected postbacks of the UTC day is
+	// not stored: ErrSKANRejectedFull. A bad p is EINVALID; a database that
+	// cannot be reached EUNAVAILABLE.
 	RecordSKANPostback(ctx context.Context, p *SKANPostback) error
 	// SKANPostbacks lists the postbacks q selects, newest first.
 	SKANPostbacks(ctx context.Context, q SKANQuery) ([]*SKANPostback, error)

@@ -50,6 +50,14 @@ const (
 	DefaultTapRate      = 10.0
 	DefaultTapBurst     = 200
 	DefaultTapAddresses = 100_000
+	// SKAdNetwork postbacks per second and burst per address that are not
+	// Apple's or are refused (postbackLimit), and how many addresses are
+	// remembered. Apple's devices send a few postbacks per install, each
+	// from its own address; a carrier NAT shares many devices, but
+	// postbacks whose signature checks out never spend these.
+	DefaultSKANRate      = 1.0
+	DefaultSKANBurst     = 30
+	DefaultSKANAddresses = 10_000
 )
 
 // Config holds the collector's settings. New fills zero fields with the
@@ -126,6 +134,17 @@ type Config struct {
 	TapBurst     int
 	TapAddresses int
 
+	// SKANRate and SKANBurst bound, per address (an IPv6 /64), the
+	// SKAdNetwork and AdAttributionKit postbacks a second that are not
+	// Apple's (the signature fails) or are refused (400, 401, 403, 404,
+	// 413): past them such postbacks are answered 429 with Retry-After,
+	// before any lookup or write. A postback whose signature checks out is
+	// never refused by the limit. SKANAddresses bounds the addresses
+	// remembered (least recently seen forgotten).
+	SKANRate      float64
+	SKANBurst     int
+	SKANAddresses int
+
 	// HintRetryWait is how long the hit of a Chromium tap without the
 	// critical client hints waits for the browser's retry with them,
 	// which replaces it (see hintHold).
@@ -188,6 +207,15 @@ func (c *Config) setDefaults() {
 	if c.TapAddresses == 0 {
 		c.TapAddresses = DefaultTapAddresses
 	}
+	if c.SKANRate == 0 {
+		c.SKANRate = DefaultSKANRate
+	}
+	if c.SKANBurst == 0 {
+		c.SKANBurst = DefaultSKANBurst
+	}
+	if c.SKANAddresses == 0 {
+		c.SKANAddresses = DefaultSKANAddresses
+	}
 	def(&c.HitLinger, DefaultHitLinger)
 	def(&c.PublishTimeout, DefaultPublishTimeout)
 	def(&c.DrainTimeout, DefaultDrainTimeout)
@@ -233,11 +261,16 @@ func (c *Config) Validate() error {
 		{"TimelinePoll", int64(c.TimelinePoll)},
 		{"TapBurst", int64(c.TapBurst)},
 		{"TapAddresses", int64(c.TapAddresses)},
+		{"SKANBurst", int64(c.SKANBurst)},
+		{"SKANAddresses", int64(c.SKANAddresses)},
 		{"SnapshotInterval", int64(c.SnapshotInterval)},
 		{"SnapshotMaxEntries", int64(c.SnapshotMaxEntries)},
 	}
 	if c.TapRate <= 0 {
 		return tapline.Errorf(tapline.EINVALID, "collector config: TapRate must be positive, got %g", c.TapRate)
+	}
+	if c.SKANRate <= 0 {
+		return tapline.Errorf(tapline.EINVALID, "collector config: SKANRate must be positive, got %g", c.SKANRate)
 	}
 	for _, f := range positive {
 		if f.v <= 0 {
@@ -268,13 +301,18 @@ type Collector struct {
 	Logger        *slog.Logger
 	Now           func() time.Time
 
-	m       *metrics
-	limit   *tapLimit
-	hints   hintHold
-	links   *cache[*linkEntry]
-	secrets *cache[*tapline.App]
-	keys    *cache[*tapline.App]
-	names   *cache[*tapline.Account]
+	m         *metrics
+	limit     *tapLimit
+	skanLimit *postbackLimit
+	// rejectedFull holds, per app id, the UTC day (Unix days) on which the
+	// SKANStore said the app keeps its bound of rejected postbacks: its
+	// further rejected postbacks of that day are not sent to it.
+	rejectedFull sync.Map
+	hints        hintHold
+	links        *cache[*linkEntry]
+	secrets      *cache[*tapline.App]
+	keys         *cache[*tapline.App]
+	names        *cache[*tapline.Account]
 	// bySecret finds an app by its SDK secret alone (timeline lookups),
 	// linkIDs a link by its id.
 	bySecret *cache[*tapline.App]
@@ -325,18 +363,24 @@ func New(cfg Config, accounts tapline.AccountService, bus tapline.Bus) *Collecto
 // tapVerdict marks h, a tap's hit, "rate-limited" when its address taps
 // faster than the configured rate, and reports whether to drop it: far
 // faster. Requests already known as no taps (previews from the person's
-// own phone among them) do not spend the address's budget. The first tap
-// from a private or loopback peer with no trusted proxy configured logs a
-// warning: behind a load balancer every tap would share its address.
+// own phone among them) do not spend the address's budget.
 func (c *Collector) tapVerdict(h *tapline.Hit) (drop bool) {
-	if len(c.Config.TrustedProxies) == 0 {
-		c.warnProxy.Do(func() {
-			if a, err := netip.ParseAddr(h.IP); err == nil && (a.IsPrivate() || a.IsLoopback()) {
-				c.Logger.Warn("taps come from a private or loopback address and no trusted proxy is set: behind a load balancer or CDN set -trusted-proxies, or every tap shares its address (fingerprints and the tap rate limit)", "address", h.IP)
-			}
-		})
-	}
+	c.warnNoProxy(h.IP)
 	return c.limitTap(h)
+}
+
+// warnNoProxy logs a warning, once, for the first tap or postback from a
+// private or loopback peer when no trusted proxy is configured: behind a
+// load balancer every request would share its address.
+func (c *Collector) warnNoProxy(ip string) {
+	if len(c.Config.TrustedProxies) != 0 {
+		return
+	}
+	c.warnProxy.Do(func() {
+		if a, err := netip.ParseAddr(ip); err == nil && (a.IsPrivate() || a.IsLoopback()) {
+			c.Logger.Warn("requests come from a private or loopback address and no trusted proxy is set: behind a load balancer, CDN or reverse proxy set -trusted-proxies, or every request shares its address (fingerprints, the tap and postback rate limits)", "address", ip)
+		}
+	})
 }
 
 // limitTap applies the tap rate limit to h.
@@ -405,6 +449,7 @@ func (c *Collector) init() {
 	c.linkIDs = newCache(ttl, neg, c.now, c.loadLinkByID)
 	c.appStoreIDs = newCache(ttl, neg, c.now, c.loadAppByAppStoreID)
 	c.limit = newTapLimit(c.Config.TapRate, c.Config.TapBurst, c.Config.TapAddresses)
+	c.skanLimit = newPostbackLimit(c.Config.SKANRate, c.Config.SKANBurst, c.Config.SKANAddresses)
 	c.hints.max = c.Config.HitQueueSize
 }
 

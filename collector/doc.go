@@ -18,4 +18,9 @@
 // written to PostgreSQL with its fact row in one transaction
 // (tapline.SKANStore), and answered 503 when that fails, for Apple and the
 // networks retry until they get a 200. They are few; taps never wait.
+// Anyone can post to these routes, so postbacks whose signature fails, and
+// refused ones, are limited per address (429 with Retry-After past
+// Config.SKANRate and SKANBurst; a postback Apple signed is never refused
+// by the limit), and an app keeps a bounded number of rejected postbacks a
+// day (tapline.ErrSKANRejectedFull).
 package collector

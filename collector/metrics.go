@@ -28,6 +28,9 @@ type metrics struct {
 	eventsRejected  *prometheus.CounterVec
 	timelineLookups *prometheus.CounterVec
 	skanPostbacks   *prometheus.CounterVec
+	// skanRejectedUnstored counts rejected postbacks not stored: their
+	// app kept its day's bound of rejected ones.
+	skanRejectedUnstored *prometheus.CounterVec
 }
 
 func newMetrics(c *Collector) *metrics {
@@ -91,14 +94,19 @@ func newMetrics(c *Collector) *metrics {
 		}, []string{"endpoint", "outcome"}),
 		skanPostbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tapline_collector_skan_postbacks_total",
-			Help: "SKAdNetwork and AdAttributionKit postbacks by how they came (developer, network) and outcome: verified, rejected or duplicate when stored, else the error code (invalid, not_found, unauthorized, forbidden, too_large, unavailable).",
+			Help: "SKAdNetwork and AdAttributionKit postbacks by how they came (developer, network) and outcome: verified, rejected or duplicate when stored, rejected_unstored when rejected and not stored (the app's daily bound), else the error code (invalid, not_found, unauthorized, forbidden, too_large, rate_limited, unavailable).",
 		}, []string{"via", "outcome"}),
+		skanRejectedUnstored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tapline_collector_skan_rejected_unstored_total",
+			Help: "SKAdNetwork and AdAttributionKit postbacks rejected (the signature does not check out) and not stored, because their app already keeps its bound of rejected postbacks of the UTC day; by how they came (developer, network).",
+		}, []string{"via"}),
 	}
 }
 
 func (m *metrics) register(reg *prometheus.Registry) error {
 	for _, col := range []prometheus.Collector{m.requests, m.duration, m.queueDepth, m.hitsQueued, m.botHits, m.hitsRateLimited, m.hintRetries,
-		m.hitsDropped, m.hitsPublished, m.publishErrors, m.storageFull, m.eventsAccepted, m.eventsRejected, m.timelineLookups, m.skanPostbacks} {
+		m.hitsDropped, m.hitsPublished, m.publishErrors, m.storageFull, m.eventsAccepted, m.eventsRejected, m.timelineLookups, m.skanPostbacks,
+		m.skanRejectedUnstored} {
 		if err := reg.Register(col); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

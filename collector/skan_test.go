@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -396,4 +397,193 @@ func TestSKANAppleSamples(t *testing.T) {
 	if rec, res := e.post(t, aakPath, "", mustJSON(t, m)); res.Status != tapline.SKANRejected || !strings.Contains(res.Reason, "not trusted") {
 		t.Errorf("a development postback with production keys only: %d %s", rec.Code, rec.Body)
 	}
+}
+
+// postFrom sends body to path from peer, with X-Forwarded-For xff when
+// set, and decodes a 200's answer.
+func (e *skanEnv) postFrom(tb testing.TB, path, key, body, peer, xff string) (*httptest.ResponseRecorder, collector.SKANResponse) {
+	tb.Helper()
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	rec := e.do(req, peer)
+	var res collector.SKANResponse
+	if rec.Code == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+			tb.Fatalf("answer %q: %v", rec.Body, err)
+		}
+	}
+	return rec, res
+}
+
+// forged returns a distinct postback of the demo app whose signature
+// does not check out.
+func (e *skanEnv) forged(tb testing.TB, n int) string {
+	tb.Helper()
+	m := e.key.sign(tb, postback4(demoAppStoreID, fmt.Sprintf("tx-forged-%d", n), 0, true))
+	m["source-identifier"] = "6666" // changed after signing
+	return mustJSON(tb, m)
+}
+
+// storedRejected is how many rejected postbacks the demo app keeps.
+func (e *skanEnv) storedRejected(tb testing.TB) int {
+	tb.Helper()
+	list, err := e.store.SKANPostbacks(context.Background(), tapline.SKANQuery{AppID: e.app.ID, Status: tapline.SKANRejected, Limit: tapline.MaxSKANPage})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(list)
+}
+
+// TestSKANRateLimit: an address that has spent its burst on postbacks
+// that are not Apple's, or on refused ones, gets 429 with Retry-After for
+// the next such postback, which is not stored; a postback Apple signed
+// from the same address is still taken. The address is the client's
+// behind a trusted proxy, and the peer's when the X-Forwarded-For comes
+// from anyone else.
+func TestSKANRateLimit(t *testing.T) {
+	t.Parallel()
+	e := newSKANEnv(t, collector.Config{SKANRate: 0.5, SKANBurst: 3})
+	now := time.Now()
+	e.c.Now = func() time.Time { return now }
+	const flooder = "198.51.100.7:40000"
+
+	// The burst: two forgeries (stored, rejected) and a body that is no
+	// postback (400).
+	for i := range 2 {
+		if rec, res := e.postFrom(t, skanPath, "", e.forged(t, i), flooder, ""); res.Status != tapline.SKANRejected || res.ID == 0 {
+			t.Fatalf("forgery %d within the burst: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	rec, _ := e.postFrom(t, skanPath, "", `{"version": "4.0"}`, flooder, "")
+	wantError(t, "no postback within the burst", rec, http.StatusBadRequest, tapline.EINVALID)
+
+	// Past it: 429 with the wait for the next token (2 s), nothing stored;
+	// so is a body that is no postback.
+	rec, _ = e.postFrom(t, skanPath, "", e.forged(t, 2), flooder, "")
+	wantError(t, "a forgery past the burst", rec, http.StatusTooManyRequests, tapline.ERATELIMITED)
+	if got := rec.Header().Get("Retry-After"); got != "2" {
+		t.Errorf("Retry-After %q, want 2", got)
+	}
+	rec, _ = e.postFrom(t, aakPath, "", `not json`, flooder, "")
+	wantError(t, "no postback past the burst", rec, http.StatusTooManyRequests, tapline.ERATELIMITED)
+	rec, _ = e.postFrom(t, fwdPath, demoKey, e.forged(t, 3), flooder, "")
+	wantError(t, "a forged forward past the burst", rec, http.StatusTooManyRequests, tapline.ERATELIMITED)
+	if n := e.storedRejected(t); n != 2 {
+		t.Errorf("%d rejected postbacks stored, want the 2 of the burst", n)
+	}
+
+	// Apple's postbacks from the same address are taken, copies and
+	// forwards alike.
+	if rec, res := e.postFrom(t, skanPath, "", mustJSON(t, e.key.sign(t, postback4(demoAppStoreID, "tx-real", 0, true))), flooder, ""); res.Status != tapline.SKANVerified {
+		t.Errorf("Apple's copy from the flooding address: %d %s", rec.Code, rec.Body)
+	}
+	if rec, res := e.postFrom(t, fwdPath, demoKey, mustJSON(t, e.key.sign(t, postback4(demoAppStoreID, "tx-real-fwd", 0, true))), flooder, ""); res.Status != tapline.SKANVerified {
+		t.Errorf("a network's forward from the flooding address: %d %s", rec.Code, rec.Body)
+	}
+	// One signed by Apple but refused still gets its own answer.
+	rec, _ = e.postFrom(t, fwdPath, "not-the-key-0123456789", mustJSON(t, e.key.sign(t, postback4(demoAppStoreID, "tx-real-fwd", 0, true))), flooder, "")
+	wantError(t, "Apple's postback with a wrong key", rec, http.StatusUnauthorized, tapline.EUNAUTHORIZED)
+
+	// Other addresses have tokens of their own; behind the trusted proxy
+	// (10.0.0.0/8 in these tests) the client is the forwarded address.
+	if rec, res := e.postFrom(t, skanPath, "", e.forged(t, 4), "192.0.2.9:1234", ""); res.Status != tapline.SKANRejected {
+		t.Errorf("another address: %d %s", rec.Code, rec.Body)
+	}
+	rec, _ = e.postFrom(t, skanPath, "", e.forged(t, 5), "10.0.0.2:1234", "198.51.100.7")
+	wantError(t, "the flooder behind the trusted proxy", rec, http.StatusTooManyRequests, tapline.ERATELIMITED)
+	if rec, res := e.postFrom(t, skanPath, "", e.forged(t, 6), "10.0.0.2:1234", "192.0.2.77"); res.Status != tapline.SKANRejected {
+		t.Errorf("another client behind the trusted proxy: %d %s", rec.Code, rec.Body)
+	}
+	// The flooder naming another client itself is still the flooder.
+	rec, _ = e.postFrom(t, skanPath, "", e.forged(t, 7), flooder, "192.0.2.78")
+	wantError(t, "the flooder forging X-Forwarded-For", rec, http.StatusTooManyRequests, tapline.ERATELIMITED)
+
+	// A token comes back every 2 s.
+	now = now.Add(2 * time.Second)
+	if rec, res := e.postFrom(t, skanPath, "", e.forged(t, 8), flooder, ""); res.Status != tapline.SKANRejected {
+		t.Errorf("after Retry-After: %d %s", rec.Code, rec.Body)
+	}
+	rec, _ = e.postFrom(t, skanPath, "", e.forged(t, 9), flooder, "")
+	wantError(t, "the next one", rec, http.StatusTooManyRequests, tapline.ERATELIMITED)
+
+	if n := metricValue(t, e.c.Registry, "tapline_collector_skan_postbacks_total", map[string]string{"outcome": tapline.ERATELIMITED}); n != 6 {
+		t.Errorf("metric: %v rate limited, want 6", n)
+	}
+	if got := e.counts(t, e.app.ID); !slices.Equal(got, []string{"//w0//rejected=5", "example123.skadnetwork/5239/w0/20/won=2"}) {
+		t.Errorf("counted %q", got)
+	}
+}
+
+// TestSKANRejectedBound floods the demo app with distinct forgeries from
+// many addresses at once: the app keeps its bound of them, the others are
+// answered 200 without an id and counted in
+// tapline_collector_skan_rejected_unstored_total, and Apple's postbacks
+// are still stored and counted. Once the bound is met, the day's further
+// forgeries do not reach the database.
+func TestSKANRejectedBound(t *testing.T) {
+	t.Parallel()
+	e := newSKANEnv(t, collector.Config{})
+	e.store.MaxRejected = 4
+
+	const flood = 40
+	var wg sync.WaitGroup
+	answers := make(chan collector.SKANResponse, flood)
+	for i := range flood {
+		wg.Go(func() {
+			rec, res := e.postFrom(t, skanPath, "", e.forged(t, i), fmt.Sprintf("198.51.100.%d:443", i+1), "")
+			if rec.Code != http.StatusOK || res.Status != tapline.SKANRejected {
+				t.Errorf("forgery %d: %d %s, want 200 rejected", i, rec.Code, rec.Body)
+			}
+			answers <- res
+		})
+	}
+	wg.Wait()
+	close(answers)
+	var kept, unstored int
+	for res := range answers {
+		switch {
+		case res.ID != 0:
+			kept++
+		case strings.Contains(res.Reason, "signature") && strings.Contains(res.Reason, "not stored"):
+			unstored++
+		default:
+			t.Errorf("answer %+v", res)
+		}
+	}
+	if kept != 4 || unstored != flood-4 {
+		t.Errorf("%d kept, %d not stored; want 4 and %d", kept, unstored, flood-4)
+	}
+	if n := e.storedRejected(t); n != 4 {
+		t.Errorf("%d rejected postbacks stored, want 4", n)
+	}
+	if n := metricValue(t, e.c.Registry, "tapline_collector_skan_rejected_unstored_total", map[string]string{"via": "developer"}); n != flood-4 {
+		t.Errorf("metric: %v rejected and not stored, want %d", n, flood-4)
+	}
+
+	// Apple's postbacks still count, copies and forwards.
+	if rec, res := e.post(t, skanPath, "", mustJSON(t, e.key.sign(t, postback4(demoAppStoreID, "tx-after-flood", 0, true)))); res.Status != tapline.SKANVerified || res.ID == 0 {
+		t.Errorf("Apple's copy after the flood: %d %s", rec.Code, rec.Body)
+	}
+	if rec, res := e.post(t, fwdPath, demoKey, mustJSON(t, e.key.sign(t, postback4(demoAppStoreID, "tx-after-flood", 1, true)))); res.Status != tapline.SKANVerified {
+		t.Errorf("a forward after the flood: %d %s", rec.Code, rec.Body)
+	}
+	if got := e.counts(t, e.app.ID); !slices.Equal(got, []string{"//w0//rejected=4", "example123.skadnetwork/5239/w0/20/won=1", "example123.skadnetwork/5239/w1/high/won=1"}) {
+		t.Errorf("counted %q", got)
+	}
+
+	// The bound met, forgeries are answered without the database: with it
+	// gone, one is still answered 200, while Apple's postback gets 503 to
+	// be sent again.
+	e.db.Close()
+	if rec, res := e.postFrom(t, skanPath, "", e.forged(t, flood+1), "192.0.2.200:443", ""); rec.Code != http.StatusOK || res.ID != 0 || res.Status != tapline.SKANRejected {
+		t.Errorf("a forgery past the bound, the database down: %d %s", rec.Code, rec.Body)
+	}
+	rec, _ := e.post(t, skanPath, "", mustJSON(t, e.key.sign(t, postback4(demoAppStoreID, "tx-db-down", 0, true))))
+	wantError(t, "Apple's postback, the database down", rec, http.StatusServiceUnavailable, tapline.EUNAVAILABLE)
 }

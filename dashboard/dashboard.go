@@ -56,6 +56,10 @@ type Config struct {
 	// http://localhost:8080; tracking links and SDK endpoints shown in the UI
 	// are built on it.
 	CollectorURL string
+	// DeliveryRetention is how long the matchers keep delivered and dead
+	// postback deliveries, as the delivery log tells its readers; New
+	// sets tapline.DefaultDeliveryRetention for 0.
+	DeliveryRetention time.Duration
 }
 
 // Validate reports every invalid field of c, each named.
@@ -139,6 +143,9 @@ type Dashboard struct {
 // New returns a Dashboard over accounts and reports, logging to
 // slog.Default and reading the wall clock.
 func New(cfg Config, accounts tapline.AccountService, reports tapline.Reports) *Dashboard {
+	if cfg.DeliveryRetention == 0 {
+		cfg.DeliveryRetention = tapline.DefaultDeliveryRetention
+	}
 	return &Dashboard{
 		Config:   cfg,
 		Accounts: accounts,

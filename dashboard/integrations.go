@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -357,32 +358,38 @@ func (d *Dashboard) apiRotateSecret(w http.ResponseWriter, r *http.Request) {
 	d.writeJSON(w, http.StatusOK, map[string]any{"secret": secret, "previous_secret_expires": d.now().UTC().Add(tapline.WebhookRotationOverlap)})
 }
 
-// deliveryQuery reads ?status=&before=&limit=.
-func deliveryQuery(q url.Values) (tapline.DeliveryStatus, int64, int, error) {
-	status := tapline.DeliveryStatus(q.Get("status"))
-	switch status {
+// deliveryQuery reads ?network=&status=&before=&limit= for app.
+func deliveryQuery(q url.Values, appID int64) (tapline.DeliveryQuery, error) {
+	dq := tapline.DeliveryQuery{AppID: appID, Network: strings.TrimSpace(q.Get("network")), Status: tapline.DeliveryStatus(q.Get("status"))}
+	switch dq.Status {
 	case "", tapline.DeliveryPending, tapline.DeliveryDelivered, tapline.DeliveryDead:
 	default:
-		return "", 0, 0, tapline.Errorf(tapline.EINVALID, "status: pending, delivered or dead, not %q", status)
+		return dq, tapline.Errorf(tapline.EINVALID, "status: pending, delivered or dead, not %q", dq.Status)
 	}
-	var before int64
+	if len(dq.Network) > maxNetwork {
+		return dq, tapline.Errorf(tapline.EINVALID, "network: at most %d characters", maxNetwork)
+	}
 	if s := q.Get("before"); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || v <= 0 {
-			return "", 0, 0, tapline.Errorf(tapline.EINVALID, "before: a delivery id, not %q", s)
+			return dq, tapline.Errorf(tapline.EINVALID, "before: a delivery id, not %q", s)
 		}
-		before = v
+		dq.Before = v
 	}
-	limit := 100
+	dq.Limit = tapline.DefaultDeliveryPage
 	if s := q.Get("limit"); s != "" {
 		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 || v > 1000 {
-			return "", 0, 0, tapline.Errorf(tapline.EINVALID, "limit: 1 to 1000, not %q", s)
+		if err != nil || v < 1 || v > tapline.MaxDeliveryPage {
+			return dq, tapline.Errorf(tapline.EINVALID, "limit: 1 to %d, not %q", tapline.MaxDeliveryPage, s)
 		}
-		limit = v
+		dq.Limit = v
 	}
-	return status, before, limit, nil
+	return dq, nil
 }
+
+// maxNetwork is the longest network name a postback takes
+// (tapline.Postback.Validate).
+const maxNetwork = 100
 
 func (d *Dashboard) apiDeliveries(w http.ResponseWriter, r *http.Request) {
 	app, ok := d.appWith(w, r, false, d.Postbacks != nil, "Postbacks")
@@ -390,10 +397,10 @@ func (d *Dashboard) apiDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svc := d.Postbacks
-	status, before, limit, err := deliveryQuery(r.URL.Query())
+	q, err := deliveryQuery(r.URL.Query(), app.ID)
 	var ds []*tapline.Delivery
 	if err == nil {
-		ds, err = svc.Deliveries(r.Context(), app.ID, status, before, limit)
+		ds, err = svc.Deliveries(r.Context(), q)
 	}
 	if err != nil {
 		d.writeJSONError(w, r, err)
@@ -405,7 +412,7 @@ func (d *Dashboard) apiDeliveries(w http.ResponseWriter, r *http.Request) {
 		views[i] = deliveryViewOf(del, ro)
 	}
 	next := ""
-	if len(ds) == limit {
+	if len(ds) == q.Limit {
 		next = strconv.FormatInt(ds[len(ds)-1].ID, 10)
 	}
 	d.writeJSON(w, http.StatusOK, map[string]any{"deliveries": views, "next_before": next})
@@ -417,8 +424,11 @@ type integrationsData struct {
 	Postbacks  []postbackView
 	Links      []*tapline.Link
 	Deliveries []deliveryView
-	Status     string // the log's filter
+	Status     string // the log's filters: status and network
+	Network    string
+	Networks   []string // the networks to filter by: the postbacks', and the filter's
 	NextBefore string
+	Retention  string // how long finished deliveries are kept: "30 days"
 	Form       map[string]string
 	Error      string
 	Secret     string      // a webhook secret just made, shown once
@@ -455,24 +465,46 @@ func (d *Dashboard) renderIntegrations(w http.ResponseWriter, r *http.Request, s
 		d.writeError(w, r, err)
 		return
 	}
-	st, before, _, err := deliveryQuery(r.URL.Query())
+	q, err := deliveryQuery(r.URL.Query(), data.App.ID)
 	if err != nil {
-		st, before = "", 0
+		q = tapline.DeliveryQuery{AppID: data.App.ID}
 	}
-	const page = 50
-	ds, err := svc.Deliveries(ctx, data.App.ID, st, before, page)
+	q.Limit = 50
+	ds, err := svc.Deliveries(ctx, q)
 	if err != nil {
 		d.writeError(w, r, err)
 		return
 	}
-	data.Status = string(st)
+	data.Status, data.Network = string(q.Status), q.Network
+	for _, p := range ps {
+		if !slices.Contains(data.Networks, p.Network) {
+			data.Networks = append(data.Networks, p.Network)
+		}
+	}
+	if q.Network != "" && !slices.Contains(data.Networks, q.Network) {
+		data.Networks = append(data.Networks, q.Network) // a deleted postback's
+	}
+	slices.Sort(data.Networks)
 	for _, del := range ds {
 		data.Deliveries = append(data.Deliveries, deliveryViewOf(del, ro))
 	}
-	if len(ds) == page {
+	if len(ds) == q.Limit {
 		data.NextBefore = strconv.FormatInt(ds[len(ds)-1].ID, 10)
 	}
+	data.Retention = retentionText(d.Config.DeliveryRetention)
 	d.render(w, r, status, "integrations", *data)
+}
+
+// retentionText says a retention in whole days ("30 days"), or in hours
+// when shorter than two days.
+func retentionText(d time.Duration) string {
+	switch {
+	case d < 2*time.Hour:
+		return "an hour"
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
 }
 
 // splitList splits a comma- or newline-separated form field.

@@ -122,7 +122,7 @@ func TestPostbacksAPI(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	if ds, _ := svc.Deliveries(ctx, app.ID, "", 0, 10); len(ds) != 0 {
+	if ds, _ := svc.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Limit: 10}); len(ds) != 0 {
 		t.Errorf("test calls recorded %d deliveries", len(ds))
 	}
 
@@ -265,5 +265,137 @@ func TestIntegrationsPage(t *testing.T) {
 	wantStatus(t, "delete", post(fmt.Sprintf("%s/%d/delete", page, ps[0].ID), nil), http.StatusSeeOther)
 	if res := e.get(c, page); strings.Contains(res.Body, "tiktok") {
 		t.Errorf("a deleted postback is listed")
+	}
+}
+
+// TestDeliveryLogFilter filters the delivery log by network and status, in
+// the JSON API and on the integrations page (a plain form, no script), and
+// pages within the filter.
+func TestDeliveryLogFilter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	svc := e.withPostbacks()
+	app := e.app(e.account("acme"), "Acme")
+	c := e.loggedIn("acme")
+	byNetwork := map[string]*tapline.Postback{}
+	for _, nw := range []string{"tiktok", "meta", "gone"} {
+		p := &tapline.Postback{AppID: app.ID, Network: nw, Events: []string{"install"}, URL: "https://" + nw + ".example/pb?c={click_id}"}
+		if err := svc.CreatePostback(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		byNetwork[nw] = p
+	}
+	now := time.Now().UTC()
+	var ds []*tapline.Delivery
+	for i := range 9 {
+		nw := []string{"meta", "tiktok", "gone"}[i%3]
+		ds = append(ds, &tapline.Delivery{Key: fmt.Sprintf("filter-%d", i), AppID: app.ID, PostbackID: byNetwork[nw].ID, Network: nw,
+			Trigger: "install", Method: "GET", URL: fmt.Sprintf("https://%s.example/pb?c=tap-%d", nw, i), Status: tapline.DeliveryPending,
+			NextAttempt: now, CreatedAt: now})
+	}
+	if err := postgres.NewFactStore(e.db).ApplyFacts(ctx, "t", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
+		t.Fatal(err)
+	}
+	// One tiktok delivery is delivered; the "gone" postback is deleted,
+	// its deliveries stay.
+	due, err := svc.ClaimDeliveries(ctx, 100, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range due {
+		if d.Key == "filter-4" {
+			if err := svc.RecordAttempt(ctx, d.ID, d.Claim, tapline.DeliveryDelivered, now, tapline.DeliveryResult{Code: 200}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := svc.DeletePostback(ctx, app.ID, byNetwork["gone"].ID); err != nil {
+		t.Fatal(err)
+	}
+
+	base := fmt.Sprintf("/api/v1/apps/%d/deliveries", app.ID)
+	type page struct {
+		Deliveries []struct {
+			Network, URL, Status string
+		}
+		NextBefore string `json:"next_before"`
+	}
+	list := func(query string) ([]string, string) {
+		t.Helper()
+		res := e.get(c, base+query)
+		wantStatus(t, "deliveries"+query, res, http.StatusOK)
+		var p page
+		decode(t, res, &p)
+		var out []string
+		for _, d := range p.Deliveries {
+			out = append(out, d.Network+" "+d.Status+" "+d.URL[strings.LastIndex(d.URL, "=")+1:])
+		}
+		return out, p.NextBefore
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"?network=tiktok", []string{"tiktok pending tap-7", "tiktok delivered tap-4", "tiktok pending tap-1"}},
+		{"?network=tiktok&status=pending", []string{"tiktok pending tap-7", "tiktok pending tap-1"}},
+		{"?network=meta&status=delivered", nil},
+		{"?network=gone", []string{"gone pending tap-8", "gone pending tap-5", "gone pending tap-2"}},
+		{"?network=%20meta%20&limit=2", []string{"meta pending tap-6", "meta pending tap-3"}},
+		{"?network=nobody", nil},
+	} {
+		if got, _ := list(tc.query); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: %q, want %q", tc.query, got, tc.want)
+		}
+	}
+	first, next := list("?network=meta&limit=2")
+	if len(first) != 2 || next == "" {
+		t.Fatalf("meta, first page: %q, next %q", first, next)
+	}
+	if rest, next := list("?network=meta&limit=2&before=" + next); strings.Join(rest, ",") != "meta pending tap-0" || next != "" {
+		t.Errorf("meta, second page: %q, next %q", rest, next)
+	}
+	wantJSONError(t, "an over-long network", e.get(c, base+"?network="+strings.Repeat("n", 101)), http.StatusBadRequest, "invalid", "network")
+
+	// The page: a form of two selects, the rows of the filter only.
+	pageURL := fmt.Sprintf("/apps/%d/integrations", app.ID)
+	res := e.get(c, pageURL+"?network=tiktok&status=pending")
+	wantStatus(t, "the filtered page", res, http.StatusOK)
+	for _, want := range []string{`id="delivery-filter"`, `<option value="tiktok" selected>tiktok</option>`, `<option value="meta">meta</option>`,
+		`<option value="pending" selected>Pending</option>`, "tap-7", "tap-1", `id="delivery-retention"`, "30 days"} {
+		if !strings.Contains(res.Body, want) {
+			t.Errorf("the page filtered by tiktok, pending lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"tap-4", "tap-6", "tap-8", `<option value="gone"`} {
+		if strings.Contains(res.Body, unwanted) {
+			t.Errorf("the page filtered by tiktok, pending shows %q", unwanted)
+		}
+	}
+	// A deleted postback's network is offered while it is the filter.
+	res = e.get(c, pageURL+"?network=gone")
+	if !strings.Contains(res.Body, `<option value="gone" selected>gone</option>`) || !strings.Contains(res.Body, "tap-5") || strings.Contains(res.Body, "tap-6") {
+		t.Errorf("the page filtered by a deleted postback's network:\n%s", res.Body)
+	}
+	res = e.get(c, pageURL+"?network=nobody&status=dead")
+	if !strings.Contains(res.Body, `id="no-deliveries"`) || !strings.Contains(res.Body, "No deliveries dead to nobody.") {
+		t.Errorf("an empty filter's page lacks its message")
+	}
+	// Paging keeps the filter.
+	var older []string
+	for i := range 60 {
+		older = append(older, fmt.Sprintf("filter-more-%02d", i))
+	}
+	ds = ds[:0]
+	for _, k := range older {
+		ds = append(ds, &tapline.Delivery{Key: k, AppID: app.ID, PostbackID: byNetwork["meta"].ID, Network: "meta", Trigger: "install",
+			Method: "GET", URL: "https://meta.example/pb?c=" + k, Status: tapline.DeliveryPending, NextAttempt: now.Add(time.Hour), CreatedAt: now})
+	}
+	if err := postgres.NewFactStore(e.db).ApplyFacts(ctx, "t", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
+		t.Fatal(err)
+	}
+	res = e.get(c, pageURL+"?network=meta")
+	if !strings.Contains(res.Body, `id="older-deliveries"`) || !strings.Contains(res.Body, "?network=meta&amp;before=") {
+		t.Errorf("the meta page's Older link does not keep the filter")
 	}
 }

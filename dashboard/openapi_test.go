@@ -117,7 +117,7 @@ func TestOpenAPI(t *testing.T) {
 		{http.MethodPost, api + "/postbacks", `{"network":"meta","events":["install"],"url":"https://n.example/pb?c={click_id}"}`},
 		{http.MethodGet, api + "/postbacks", ""},
 		{http.MethodPut, api + "/postbacks/1", `{"network":"meta","events":["install","purchase"],"url":"https://n.example/pb?c={click_id}"}`},
-		{http.MethodGet, api + "/deliveries?status=pending&limit=5", ""},
+		{http.MethodGet, api + "/deliveries?network=meta&status=pending&limit=5", ""},
 		{http.MethodPost, api + "/whatif", `{"from":"2026-11-01","to":"2026-11-08","click_window":"3d"}`},
 		{http.MethodGet, api + "/whatif", ""},
 		{http.MethodGet, api + "/whatif/1", ""},

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"tapline"
 	"tapline/fingerprint"
@@ -202,7 +205,7 @@ func checkInstallDeliveries(t *testing.T, f *fixture, pbs *postgres.PostbackServ
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, err := pbs.Deliveries(ctx, f.app.ID, "", 0, 1000)
+	ds, err := pbs.Deliveries(ctx, tapline.DeliveryQuery{AppID: f.app.ID, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,6 +368,89 @@ func TestExpiresIdleApps(t *testing.T) {
 	})
 	if _, err := f.raw.Hit(ctx, idle.ID, "recent"); err != nil {
 		t.Errorf("the idle app's recent hit: %v, want it kept", err)
+	}
+}
+
+// TestExpiresDeliveries: a matcher with postbacks deletes, every
+// ExpireEvery, the delivered and dead deliveries made before its
+// DeliveryRetention, in batches, and keeps the pending ones however old
+// and the younger ones.
+func TestExpiresDeliveries(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "expiredeliveries")
+	pbs := postgres.NewPostbackService(f.db)
+	pb := &tapline.Postback{AppID: f.app.ID, Network: "nw", Events: []string{"install"}, URL: "https://nw.example/pb"}
+	if err := pbs.CreatePostback(ctx, pb); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var ds []*tapline.Delivery
+	outcome := map[string]tapline.DeliveryStatus{}
+	add := func(key string, age time.Duration, status tapline.DeliveryStatus) {
+		ds = append(ds, &tapline.Delivery{Key: key, AppID: f.app.ID, PostbackID: pb.ID, Network: "nw", Trigger: "install", Method: "GET",
+			URL: "https://nw.example/pb?k=" + key, Status: tapline.DeliveryPending, NextAttempt: now.Add(-age), CreatedAt: now.Add(-age)})
+		if status != tapline.DeliveryPending {
+			outcome[key] = status
+		}
+	}
+	for i := range 7 { // more than two batches
+		add(fmt.Sprintf("old-delivered-%d", i), 72*time.Hour, tapline.DeliveryDelivered)
+	}
+	add("old-dead", 50*time.Hour, tapline.DeliveryDead)
+	add("old-pending", 96*time.Hour, tapline.DeliveryPending)
+	add("young-delivered", 47*time.Hour, tapline.DeliveryDelivered)
+	add("young-dead", time.Hour, tapline.DeliveryDead)
+	if err := f.store.ApplyFacts(ctx, "seed", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := pbs.ClaimDeliveries(ctx, 100, time.Hour)
+	if err != nil || len(due) != len(ds) {
+		t.Fatalf("claimed %d of %d deliveries: %v", len(due), len(ds), err)
+	}
+	for _, d := range due {
+		if st, ok := outcome[d.Key]; ok {
+			if err := pbs.RecordAttempt(ctx, d.ID, d.Claim, st, now, tapline.DeliveryResult{Code: 200}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	cfg := NewConfig()
+	cfg.ExpireEvery = 20 * time.Millisecond
+	cfg.DeliveryRetention = 48 * time.Hour
+	cfg.DeliveryExpireBatch = 3
+	m := New(cfg, f.pebbleBus(t, 1), f.raw, f.store, f.accounts)
+	m.Postbacks = pbs
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	kept := func() []string {
+		ds, err := pbs.Deliveries(ctx, tapline.DeliveryQuery{AppID: f.app.ID, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.Key)
+		}
+		slices.Sort(out)
+		return out
+	}
+	expired := func() float64 {
+		var metric dto.Metric
+		if err := m.metrics.deliveriesExpired.Write(&metric); err != nil {
+			t.Fatal(err)
+		}
+		return metric.GetCounter().GetValue()
+	}
+	want := []string{"old-pending", "young-dead", "young-delivered"}
+	waitFor(t, "the old finished deliveries to expire, counted in tapline_matcher_postback_deliveries_expired_total", 10*time.Second,
+		func() bool { return slices.Equal(kept(), want) && expired() == 8 })
+	// Later expiries find nothing more to delete.
+	time.Sleep(100 * time.Millisecond)
+	if got := kept(); !slices.Equal(got, want) || expired() != 8 {
+		t.Errorf("kept %v, %v expired; want %v, 8", got, expired(), want)
 	}
 }
 

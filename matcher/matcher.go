@@ -44,9 +44,18 @@ type Config struct {
 	// lie from its receive time before the receive time replaces it
 	// (tapline.Event.ClampDeviceClock); 0 keeps every device time.
 	DeviceClockBound time.Duration
-	ExpireEvery      time.Duration // how often raw rows past their app's retention are dropped
+	ExpireEvery      time.Duration // how often raw rows past their app's retention, and deliveries past DeliveryRetention, are dropped
 	AppCacheTTL      time.Duration // how long app and link settings are cached
 	FunnelPoll       time.Duration // how often the active funnel versions are loaded
+
+	// DeliveryRetention is how long delivered and dead postback
+	// deliveries stay in the log (tapline.DefaultDeliveryRetention);
+	// pending ones stay until they are neither. DeliveryExpireBatch is how
+	// many one statement deletes (default 1000): an expiry deletes batch
+	// after batch, so that no statement holds many rows or runs long.
+	DeliveryRetention   time.Duration
+	DeliveryExpireBatch int
+
 	// QuietFlush flushes early when no message came for this long since
 	// the last flush's: facts are visible tens of milliseconds after the
 	// input pauses instead of at the next FlushInterval tick. Early
@@ -93,6 +102,9 @@ func NewConfig() Config {
 		FunnelPoll:       time.Second,
 		ErasurePoll:      5 * time.Second,
 		OffsetCheck:      2 * time.Second,
+
+		DeliveryRetention:   tapline.DefaultDeliveryRetention,
+		DeliveryExpireBatch: 1000,
 	}
 }
 
@@ -121,6 +133,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("matcher: QuietFlush must not be negative")
 	case c.ExpireEvery <= 0 || c.AppCacheTTL <= 0 || c.FunnelPoll <= 0 || c.ErasurePoll <= 0:
 		return fmt.Errorf("matcher: ExpireEvery, AppCacheTTL, FunnelPoll and ErasurePoll must be positive")
+	case c.DeliveryRetention <= 0 || c.DeliveryExpireBatch <= 0:
+		return fmt.Errorf("matcher: DeliveryRetention and DeliveryExpireBatch must be positive")
 	case c.OffsetCheck < 0:
 		return fmt.Errorf("matcher: OffsetCheck must not be negative")
 	case c.FloodSources < 0:
@@ -215,6 +229,8 @@ func New(cfg Config, bus tapline.Bus, raw tapline.RawStore, fs tapline.FactStore
 	cfg.FunnelPoll = cmp.Or(cfg.FunnelPoll, def.FunnelPoll)
 	cfg.ErasurePoll = cmp.Or(cfg.ErasurePoll, def.ErasurePoll)
 	cfg.OffsetCheck = cmp.Or(cfg.OffsetCheck, def.OffsetCheck)
+	cfg.DeliveryRetention = cmp.Or(cfg.DeliveryRetention, def.DeliveryRetention)
+	cfg.DeliveryExpireBatch = cmp.Or(cfg.DeliveryExpireBatch, def.DeliveryExpireBatch)
 	m := &Matcher{
 		Config:   cfg,
 		Bus:      bus,
@@ -681,8 +697,43 @@ func (m *Matcher) expireLoop(ctx context.Context) {
 // expire drops the raw rows past their retention of every app: the ones
 // this matcher has not seen since it started too, whose rows would
 // otherwise outlive their retention. When the app list cannot be read it
-// expires the apps it knows.
+// expires the apps it knows. With Postbacks it then drops the deliveries
+// past DeliveryRetention.
 func (m *Matcher) expire(ctx context.Context) {
+	m.expireRaw(ctx)
+	if m.Postbacks != nil {
+		m.expireDeliveries(ctx)
+	}
+}
+
+// expireDeliveries deletes the delivered and dead postback deliveries made
+// more than DeliveryRetention ago, DeliveryExpireBatch in each statement,
+// until a statement finds fewer or ctx ends. The matchers of a group may
+// do it at once: each statement skips the rows another holds.
+func (m *Matcher) expireDeliveries(ctx context.Context) {
+	before := m.Now().Add(-m.Config.DeliveryRetention)
+	deleted := 0
+	for ctx.Err() == nil {
+		n, err := m.Postbacks.ExpireDeliveries(ctx, before, m.Config.DeliveryExpireBatch)
+		deleted += n
+		m.metrics.deliveriesExpired.Add(float64(n))
+		if err != nil {
+			if ctx.Err() == nil {
+				m.Logger.Error("expire postback deliveries", "before", before, "deleted", deleted, "err", err)
+			}
+			return
+		}
+		if n < m.Config.DeliveryExpireBatch {
+			break
+		}
+	}
+	if deleted > 0 {
+		m.Logger.Info("expired postback deliveries", "before", before, "deleted", deleted)
+	}
+}
+
+// expireRaw drops the raw rows past their retention of every app.
+func (m *Matcher) expireRaw(ctx context.Context) {
 	apps, err := m.Accounts.AllApps(ctx)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -23,6 +23,9 @@ type metrics struct {
 	deviceClock    *prometheus.CounterVec
 	offsetResets   *prometheus.CounterVec
 	offsetLost     *prometheus.CounterVec
+	// deliveriesExpired counts the postback deliveries past their
+	// retention this matcher deleted.
+	deliveriesExpired prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -88,13 +91,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		funnelWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_matcher_funnel_handoff_waits_total", Help: "Times a partition waited for a funnel version's handoff to complete.",
 		}),
+		deliveriesExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tapline_matcher_postback_deliveries_expired_total", Help: "Delivered and dead postback deliveries deleted from the log past the delivery retention.",
+		}),
 		alignWait: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tapline_matcher_event_wait_seconds_total", Help: "Time event workers waited for the hits workers to catch up with the events' receive times (a backlog is matched in the order it was received).",
 		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.processed, m.duplicates, m.skipped, m.conversions, m.reattributions, m.fraud, m.reengagements, m.reinstalls,
-			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.pendingBytes, m.lag, m.funnelChanges, m.funnelWaits, m.alignWait, m.deviceClock, m.offsetResets, m.offsetLost)
+			m.flushes, m.flushErrors, m.flushSeconds, m.pending, m.pendingBytes, m.lag, m.funnelChanges, m.funnelWaits, m.alignWait, m.deviceClock, m.offsetResets, m.offsetLost,
+			m.deliveriesExpired)
 	}
 	return m
 }

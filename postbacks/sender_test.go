@@ -169,7 +169,7 @@ func TestSenderDeliversOnce(t *testing.T) {
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		pending, err := outbox.Deliveries(ctx, app.ID, tapline.DeliveryPending, 0, 1000)
+		pending, err := outbox.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Status: tapline.DeliveryPending, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func TestSenderDeliversOnce(t *testing.T) {
 	}
 	s.Close()
 
-	all, err := outbox.Deliveries(ctx, app.ID, "", 0, 1000)
+	all, err := outbox.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestSenderNetworkLimits(t *testing.T) {
 	defer s.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		done, err := outbox.Deliveries(ctx, app.ID, tapline.DeliveryDelivered, 0, 1000)
+		done, err := outbox.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Status: tapline.DeliveryDelivered, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -450,7 +450,7 @@ func TestSenderSignsWebhooks(t *testing.T) {
 		}
 	}
 	waitFor("the disabled webhook's delivery given up", func() bool {
-		ds, _ := outbox.Deliveries(ctx, app.ID, tapline.DeliveryDead, 0, 10)
+		ds, _ := outbox.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Status: tapline.DeliveryDead, Limit: 10})
 		return len(ds) == 1 && ds[0].Key == "hook-3" && strings.Contains(ds[0].LastError, "disabled")
 	})
 	mu.Lock()
@@ -554,7 +554,7 @@ func TestSenderBusyNetworkGivesBack(t *testing.T) {
 		t.Errorf("fast calls came after %v slow answers, want before any", fastAt)
 	}
 	mu.Unlock()
-	pending, err := outbox.Deliveries(ctx, app.ID, tapline.DeliveryPending, 0, 100)
+	pending, err := outbox.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Status: tapline.DeliveryPending, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,7 @@ func TestErasureRequests(t *testing.T) {
 		Deliveries: []*tapline.Delivery{delivery("mine-1", mine), delivery("mine-2", mine), delivery("other", other)}}); err != nil {
 		t.Fatal(err)
 	}
-	all, err := pbs.Deliveries(ctx, app.ID, "", 0, 10)
+	all, err := pbs.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestErasureRequests(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT fingerprint FROM conversions WHERE app_id = $1 AND id = $2`, app.ID, other.ID).Scan(&ofp); err != nil || ofp == "" {
 		t.Errorf("the other device's row: fingerprint %q, %v; want it kept", ofp, err)
 	}
-	ds, err := pbs.Deliveries(ctx, app.ID, "", 0, 10)
+	ds, err := pbs.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

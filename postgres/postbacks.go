@@ -215,16 +215,19 @@ func scanDeliveryWith(r pgx.CollectableRow, more ...func(d *tapline.Delivery) an
 	return &d, nil
 }
 
-// Deliveries lists an app's deliveries, newest first.
-func (s *PostbackService) Deliveries(ctx context.Context, appID int64, status tapline.DeliveryStatus, before int64, limit int) ([]*tapline.Delivery, error) {
-	if limit <= 0 || limit > 1000 {
-		limit = 100
+// Deliveries lists the app's deliveries q selects, newest first.
+func (s *PostbackService) Deliveries(ctx context.Context, q tapline.DeliveryQuery) ([]*tapline.Delivery, error) {
+	limit := cmp.Or(q.Limit, tapline.DefaultDeliveryPage)
+	if limit < 1 || limit > tapline.MaxDeliveryPage {
+		return nil, tapline.Errorf(tapline.EINVALID, "limit: 1 to %d", tapline.MaxDeliveryPage)
 	}
+	before := q.Before
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
 	rows, err := s.db.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM postback_deliveries
-		WHERE app_id = $1 AND id < $2 AND ($3 = '' OR status = $3) ORDER BY id DESC LIMIT $4`, appID, before, string(status), limit)
+		WHERE app_id = $1 AND id < $2 AND ($3 = '' OR status = $3) AND ($4 = '' OR network = $4)
+		ORDER BY id DESC LIMIT $5`, q.AppID, before, string(q.Status), storableText(q.Network), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", translate(err))
 	}
@@ -233,6 +236,23 @@ func (s *PostbackService) Deliveries(ctx context.Context, appID int64, status ta
 		return nil, fmt.Errorf("list deliveries: %w", translate(err))
 	}
 	return ds, nil
+}
+
+// ExpireDeliveries deletes up to limit delivered and dead deliveries
+// created before before, oldest first, in one statement. A delivery never
+// goes back to pending, so one read as finished stays so; rows another
+// expiry holds are skipped.
+func (s *PostbackService) ExpireDeliveries(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit < 1 {
+		return 0, tapline.Errorf(tapline.EINVALID, "expire deliveries: limit must be positive, got %d", limit)
+	}
+	tag, err := s.db.pool.Exec(ctx, `DELETE FROM postback_deliveries WHERE id IN (
+		SELECT id FROM postback_deliveries WHERE status <> 'pending' AND created_at < $1
+		ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("expire deliveries: %w", translate(err))
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // ClaimDeliveries takes up to n due pending deliveries, oldest due first,

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -112,7 +113,7 @@ func TestOutbox(t *testing.T) {
 	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Deliveries: append([]*tapline.Delivery{replay}, ds[10:]...)}); err != nil {
 		t.Fatal(err)
 	}
-	all, err := s.Deliveries(ctx, app.ID, "", 0, 1000)
+	all, err := s.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestOutbox(t *testing.T) {
 	}
 	byID := func(id int64) *tapline.Delivery {
 		t.Helper()
-		ds, err := s.Deliveries(ctx, app.ID, "", 0, 1000)
+		ds, err := s.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,19 +217,205 @@ func TestOutbox(t *testing.T) {
 	if err := s.RecordAttempt(ctx, retry.ID, 2, tapline.DeliveryDelivered, next, tapline.DeliveryResult{Code: 200}); err != nil {
 		t.Fatal(err)
 	}
-	if ds, _ := s.Deliveries(ctx, app.ID, tapline.DeliveryDelivered, 0, 10); len(ds) != 2 {
+	if ds, _ := s.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Status: tapline.DeliveryDelivered, Limit: 10}); len(ds) != 2 {
 		t.Errorf("a stale claim's 2xx did not stand: %d delivered, want 2", len(ds))
 	}
-	log, err := s.Deliveries(ctx, app.ID, tapline.DeliveryDelivered, 0, 10)
+	log, err := s.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Status: tapline.DeliveryDelivered, Limit: 10})
 	if d := byID(ok.ID); err != nil || len(log) != 2 || d.LastCode != 200 || d.DeliveredAt == nil || d.Attempts != 1 || d.Status != tapline.DeliveryDelivered {
 		t.Errorf("delivered: %d, %+v, %v", len(log), d, err)
 	}
-	log, err = s.Deliveries(ctx, app.ID, tapline.DeliveryDead, 0, 10)
+	log, err = s.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Status: tapline.DeliveryDead, Limit: 10})
 	if err != nil || len(log) != 1 || log[0].LastCode != 400 || log[0].LastBody != "bad  click\uFFFD" {
 		t.Errorf("dead = %+v, %v", log, err)
 	}
-	page, err := s.Deliveries(ctx, app.ID, "", all[9].ID, 5)
+	page, err := s.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Before: all[9].ID, Limit: 5})
 	if err != nil || len(page) != 5 || page[0].ID != all[10].ID {
 		t.Errorf("page before %d = %d rows starting %v, %v", all[9].ID, len(page), page, err)
+	}
+}
+
+// finishDeliveries claims the outbox's due deliveries and records the outcome
+// status gives each by its key; the others are given back.
+func finishDeliveries(t *testing.T, s *postgres.PostbackService, status map[string]tapline.DeliveryStatus) {
+	t.Helper()
+	ctx := context.Background()
+	due, err := s.ClaimDeliveries(ctx, 1000, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range due {
+		st, ok := status[d.Key]
+		if !ok {
+			if err := s.ReleaseDelivery(ctx, d.ID, d.Claim); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := s.RecordAttempt(ctx, d.ID, d.Claim, st, time.Now(), tapline.DeliveryResult{Code: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestExpireDeliveries: delivered and dead deliveries made before the
+// cut-off are deleted, of every app, in batches of the limit, oldest
+// first; pending ones however old, and younger ones, stay.
+func TestExpireDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	accts, db := newService(t)
+	a := newAccount(t, accts, "expire")
+	app, other := newApp(t, accts, a.ID, "expire-app"), newApp(t, accts, a.ID, "expire-other")
+	s, fs := postgres.NewPostbackService(db), postgres.NewFactStore(db)
+	pb := &tapline.Postback{AppID: app.ID, Network: "nw", Events: []string{"install"}, URL: "https://nw.example/pb"}
+	opb := &tapline.Postback{AppID: other.ID, Network: "nw", Events: []string{"install"}, URL: "https://nw.example/pb"}
+	for _, p := range []*tapline.Postback{pb, opb} {
+		if err := s.CreatePostback(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	cutoff := now.Add(-30 * 24 * time.Hour)
+	type row struct {
+		app    *tapline.App
+		pb     *tapline.Postback
+		days   int
+		status tapline.DeliveryStatus
+	}
+	rows := []row{
+		{app, pb, 90, tapline.DeliveryDelivered},
+		{app, pb, 60, tapline.DeliveryDead},
+		{app, pb, 45, tapline.DeliveryDelivered},
+		{other, opb, 40, tapline.DeliveryDead},
+		{app, pb, 31, tapline.DeliveryDelivered},
+		{app, pb, 80, tapline.DeliveryPending}, // never sent: kept
+		{app, pb, 35, tapline.DeliveryPending},
+		{app, pb, 29, tapline.DeliveryDelivered}, // young: kept
+		{app, pb, 1, tapline.DeliveryDead},
+		{other, opb, 0, tapline.DeliveryPending},
+	}
+	var ds []*tapline.Delivery
+	status := map[string]tapline.DeliveryStatus{}
+	for i, r := range rows {
+		d := testDelivery(r.app, r.pb, i, now.Add(-time.Duration(r.days)*24*time.Hour))
+		ds = append(ds, d)
+		if r.status != tapline.DeliveryPending {
+			status[d.Key] = r.status
+		}
+	}
+	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
+		t.Fatal(err)
+	}
+	finishDeliveries(t, s, status)
+
+	keys := func() []string {
+		t.Helper()
+		var out []string
+		for _, ap := range []*tapline.App{app, other} {
+			got, err := s.Deliveries(ctx, tapline.DeliveryQuery{AppID: ap.ID, Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range got {
+				out = append(out, d.Key)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	// Five are due, two a statement, oldest first.
+	var deleted []int
+	for range 4 {
+		n, err := s.ExpireDeliveries(ctx, cutoff, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deleted = append(deleted, n)
+	}
+	if !slices.Equal(deleted, []int{2, 2, 1, 0}) {
+		t.Errorf("deleted %v a statement, want [2 2 1 0]", deleted)
+	}
+	if got, want := keys(), []string{"key-5", "key-6", "key-7", "key-8", "key-9"}; !slices.Equal(got, want) {
+		t.Errorf("kept %v, want %v (the pending and the young)", got, want)
+	}
+	// Oldest first: with a limit of one, the 45-day-old delivered goes
+	// before the 31-day-old.
+	ds = ds[:0]
+	status = map[string]tapline.DeliveryStatus{}
+	for i, days := range map[int]int{20: 31, 21: 45} {
+		d := testDelivery(app, pb, i, now.Add(-time.Duration(days)*24*time.Hour))
+		ds = append(ds, d)
+		status[d.Key] = tapline.DeliveryDelivered
+	}
+	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
+		t.Fatal(err)
+	}
+	finishDeliveries(t, s, status)
+	if n, err := s.ExpireDeliveries(ctx, cutoff, 1); err != nil || n != 1 {
+		t.Fatalf("expire one: %d, %v", n, err)
+	}
+	if got := keys(); !slices.Contains(got, "key-20") || slices.Contains(got, "key-21") {
+		t.Errorf("after expiring one of two: %v, want key-20 kept and key-21 gone", got)
+	}
+	if _, err := s.ExpireDeliveries(ctx, cutoff, 0); tapline.ErrorCode(err) != tapline.EINVALID {
+		t.Errorf("limit 0: %v, want invalid", err)
+	}
+}
+
+// TestDeliveriesByNetwork: the delivery log filters by network, alone and
+// with a status, and pages within the filter.
+func TestDeliveriesByNetwork(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	accts, db := newService(t)
+	app := newApp(t, accts, newAccount(t, accts, "bynetwork").ID, "bynetwork-app")
+	s, fs := postgres.NewPostbackService(db), postgres.NewFactStore(db)
+	var ds []*tapline.Delivery
+	status := map[string]tapline.DeliveryStatus{}
+	for i := range 12 {
+		pb := &tapline.Postback{ID: int64(i%3 + 1), Network: []string{"meta", "tiktok", "webhook"}[i%3]}
+		d := testDelivery(app, pb, i, time.Now().Add(-time.Minute))
+		d.Key = fmt.Sprintf("key-%02d", i) // stored in key order
+		ds = append(ds, d)
+		if i%2 == 0 {
+			status[d.Key] = tapline.DeliveryDelivered
+		}
+	}
+	if err := fs.ApplyFacts(ctx, "m", nil, nil, tapline.FlushRows{Deliveries: ds}); err != nil {
+		t.Fatal(err)
+	}
+	finishDeliveries(t, s, status)
+	list := func(q tapline.DeliveryQuery) []string {
+		t.Helper()
+		q.AppID = app.ID
+		got, err := s.Deliveries(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range got {
+			out = append(out, d.Key)
+		}
+		return out
+	}
+	if got := list(tapline.DeliveryQuery{Network: "tiktok"}); !slices.Equal(got, []string{"key-10", "key-07", "key-04", "key-01"}) {
+		t.Errorf("tiktok: %v", got)
+	}
+	if got := list(tapline.DeliveryQuery{Network: "meta", Status: tapline.DeliveryDelivered}); !slices.Equal(got, []string{"key-06", "key-00"}) {
+		t.Errorf("meta, delivered: %v", got)
+	}
+	page := list(tapline.DeliveryQuery{Network: "webhook", Limit: 2})
+	if !slices.Equal(page, []string{"key-11", "key-08"}) {
+		t.Fatalf("webhook, the first page: %v", page)
+	}
+	all, _ := s.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Network: "webhook", Limit: 2})
+	if got := list(tapline.DeliveryQuery{Network: "webhook", Before: all[1].ID}); !slices.Equal(got, []string{"key-05", "key-02"}) {
+		t.Errorf("webhook, the next page: %v", got)
+	}
+	if got := list(tapline.DeliveryQuery{Network: "Meta"}); len(got) != 0 {
+		t.Errorf("another network's name: %v", got)
+	}
+	if _, err := s.Deliveries(ctx, tapline.DeliveryQuery{AppID: app.ID, Limit: tapline.MaxDeliveryPage + 1}); tapline.ErrorCode(err) != tapline.EINVALID {
+		t.Errorf("a page too big: %v", err)
 	}
 }

@@ -20,12 +20,18 @@ type SKANStore struct {
 	// Now stamps a postback given without ReceivedAt; NewSKANStore sets
 	// time.Now.
 	Now func() time.Time
+	// MaxRejected bounds the rejected postbacks an app keeps per UTC day
+	// of receipt (tapline.ErrSKANRejectedFull past it); NewSKANStore sets
+	// tapline.DefaultSKANMaxRejected, and 0 or less keeps every one.
+	MaxRejected int
 }
 
 var _ tapline.SKANStore = (*SKANStore)(nil)
 
 // NewSKANStore returns a SKANStore on an opened, migrated db.
-func NewSKANStore(db *DB) *SKANStore { return &SKANStore{db: db, Now: time.Now} }
+func NewSKANStore(db *DB) *SKANStore {
+	return &SKANStore{db: db, Now: time.Now, MaxRejected: tapline.DefaultSKANMaxRejected}
+}
 
 // skanColumns lists the columns scanSKAN reads, in order.
 const skanColumns = `id, app_id, kind, version, via, ad_network_id, source_identifier, app_store_id, transaction_id,
@@ -91,6 +97,11 @@ func (s *SKANStore) RecordSKANPostback(ctx context.Context, p *tapline.SKANPostb
 	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("record postback: look for its body: %w", translate(err))
 	}
+	if p.Status == tapline.SKANRejected && s.MaxRejected > 0 {
+		if err := s.underRejectedBound(ctx, tx, p); err != nil {
+			return err
+		}
+	}
 	if p.Status == tapline.SKANVerified {
 		var first int64
 		err := tx.QueryRow(ctx, `SELECT id FROM skan_postbacks WHERE key = $1 AND status = 'verified'`, p.Key).Scan(&first)
@@ -133,6 +144,35 @@ func (s *SKANStore) RecordSKANPostback(ctx context.Context, p *tapline.SKANPostb
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("record postback: commit: %w", translate(err))
+	}
+	return nil
+}
+
+// underRejectedBound returns tapline.ErrSKANRejectedFull when p's app
+// already keeps MaxRejected rejected postbacks of p's UTC day. The
+// rejected postbacks of one app and day are taken one at a time, under a
+// transaction advisory lock, so that a flood arriving at once stores no
+// more than the bound. The count is the day's rejected fact row, which
+// every stored rejected postback adds one to in its transaction: one row
+// read by its key, however many the bound allows.
+func (s *SKANStore) underRejectedBound(ctx context.Context, tx pgx.Tx, p *tapline.SKANPostback) error {
+	day := p.ReceivedAt.UTC().Format("2006-01-02")
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+		fmt.Sprintf("skan-rejected:%d:%s", p.AppID, day)); err != nil {
+		return fmt.Errorf("record postback: lock the app's rejected postbacks: %w", translate(err))
+	}
+	k, _ := p.Fact()
+	var stored int64
+	err := tx.QueryRow(ctx, `SELECT count FROM fact_skan WHERE app_id = $1 AND day = $2::date AND ad_network = $3
+		AND source_identifier = $4 AND postback_window = $5 AND conversion_value = $6 AND outcome = $7`,
+		p.AppID, day, k.AdNetwork, k.SourceIdentifier, k.PostbackWindow, k.ConversionValue, string(k.Outcome)).Scan(&stored)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("record postback: count the app's rejected postbacks: %w", translate(err))
+	case stored >= int64(s.MaxRejected):
+		return tapline.ErrSKANRejectedFull
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -230,5 +231,99 @@ func TestRecordSKANPostbackConcurrently(t *testing.T) {
 	}
 	if len(list) != 4 || received != 12 {
 		t.Errorf("%d rows received %d times, want 4 and 12", len(list), received)
+	}
+}
+
+// forgedPostback is a rejected postback of app with body n.
+func forgedPostback(app *tapline.App, n int, at time.Time) *tapline.SKANPostback {
+	p := skanPostback(app, fmt.Sprintf("forged-%d", n), 0, "20")
+	p.Status, p.Reason, p.Raw, p.ReceivedAt = tapline.SKANRejected, "the signature does not match", fmt.Appendf(nil, `{"forged":%d}`, n), at
+	return p
+}
+
+// TestSKANRejectedBound floods an app with distinct forged postbacks at
+// once: it keeps MaxRejected of them a UTC day, the others are refused
+// with ErrSKANRejectedFull and counted nowhere, while a resend of a kept
+// one, verified postbacks and the next day's rejected ones are stored as
+// ever.
+func TestSKANRejectedBound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	accts, db := newService(t)
+	app := newApp(t, accts, newAccount(t, accts, "skan-bound").ID, "Game")
+	other := newApp(t, accts, newAccount(t, accts, "skan-bound-other").ID, "Other")
+	s := postgres.NewSKANStore(db)
+	if s.MaxRejected != tapline.DefaultSKANMaxRejected {
+		t.Errorf("MaxRejected = %d, want the default %d", s.MaxRejected, tapline.DefaultSKANMaxRejected)
+	}
+	s.MaxRejected = 5
+
+	const flood = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, flood)
+	for i := range flood {
+		wg.Go(func() { errs <- s.RecordSKANPostback(ctx, forgedPostback(app, i, skanDay)) })
+	}
+	wg.Wait()
+	close(errs)
+	var stored, full int
+	for err := range errs {
+		switch {
+		case err == nil:
+			stored++
+		case errors.Is(err, tapline.ErrSKANRejectedFull):
+			full++
+		default:
+			t.Fatalf("record a forged postback: %v", err)
+		}
+	}
+	if stored != 5 || full != flood-5 {
+		t.Errorf("%d stored, %d refused as over the bound; want 5 and %d", stored, full, flood-5)
+	}
+	kept, err := s.SKANPostbacks(ctx, tapline.SKANQuery{AppID: app.ID, Status: tapline.SKANRejected})
+	if err != nil || len(kept) != 5 {
+		t.Fatalf("rejected postbacks kept: %d, %v; want 5", len(kept), err)
+	}
+
+	// A kept body sent again is the row it was: received twice, no error.
+	var n int
+	if _, err := fmt.Sscanf(string(kept[0].Raw), `{"forged":%d}`, &n); err != nil {
+		t.Fatal(err)
+	}
+	again := forgedPostback(app, n, skanDay.Add(time.Hour))
+	if err := s.RecordSKANPostback(ctx, again); err != nil || again.ID != kept[0].ID || again.Received != 2 {
+		t.Errorf("a kept forgery resent: %+v, %v; want row %d received twice", again, err, kept[0].ID)
+	}
+	// Verified postbacks are not bounded.
+	for i := range 7 {
+		p := skanPostback(app, fmt.Sprintf("real-%d", i), 0, "20")
+		if err := s.RecordSKANPostback(ctx, p); err != nil || p.Status != tapline.SKANVerified {
+			t.Fatalf("a verified postback at the bound: %s, %v", p.Status, err)
+		}
+	}
+	// Another app, and the app's next UTC day, have bounds of their own.
+	if err := s.RecordSKANPostback(ctx, forgedPostback(other, 1, skanDay)); err != nil {
+		t.Errorf("another app's forgery: %v", err)
+	}
+	if err := s.RecordSKANPostback(ctx, forgedPostback(app, flood+1, skanDay.Add(24*time.Hour))); err != nil {
+		t.Errorf("the next day's forgery: %v", err)
+	}
+
+	counts, err := s.SKANCounts(ctx, app.ID, skanDay.Truncate(24*time.Hour), skanDay.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[tapline.SKANOutcome]int64{}
+	for _, c := range counts {
+		by[c.Outcome] += c.Postbacks
+	}
+	if by[tapline.SKANRejectedOutcome] != 5 || by[tapline.SKANWon] != 7 {
+		t.Errorf("the first day counted %v; want 5 rejected and 7 won", by)
+	}
+
+	// Without a bound every one is kept.
+	s.MaxRejected = 0
+	if err := s.RecordSKANPostback(ctx, forgedPostback(app, flood+2, skanDay)); err != nil {
+		t.Errorf("without a bound: %v", err)
 	}
 }

@@ -204,7 +204,7 @@ func TestPostbacksSurviveKill9(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			ds, _ := pbs.Deliveries(ctx, demo.App.ID, "", 0, 100)
+			ds, _ := pbs.Deliveries(ctx, tapline.DeliveryQuery{AppID: demo.App.ID, Limit: 100})
 			t.Fatalf("the network processed %d postbacks after 90 s, want %d; the outbox holds %d", n, before+after, len(ds))
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -18,6 +18,7 @@ var statuses = map[string]int{
 	tapline.EFORBIDDEN:    http.StatusForbidden,
 	tapline.EGONE:         http.StatusGone,
 	tapline.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	tapline.ERATELIMITED:  http.StatusTooManyRequests,
 	tapline.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	tapline.EINTERNAL:     http.StatusInternalServerError,
 }
@@ -39,14 +40,18 @@ type Body struct {
 
 // Write answers err as JSON with the status its code maps to. Internal
 // errors are logged with the request and shown only as a generic message;
-// unavailable ones carry Retry-After.
+// unavailable ones carry Retry-After, and so do rate-limited ones (the
+// caller's own Retry-After when it set one, else a second).
 func Write(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	code := tapline.ErrorCode(err)
 	if code == tapline.EINTERNAL {
 		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if code == tapline.EUNAVAILABLE {
+	switch {
+	case code == tapline.EUNAVAILABLE:
 		w.Header().Set("Retry-After", "5")
+	case code == tapline.ERATELIMITED && w.Header().Get("Retry-After") == "":
+		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -26,6 +26,7 @@ func TestWrite(t *testing.T) {
 		{"too large", tapline.Errorf(tapline.ETOOLARGE, "body over 1 MiB"), 413, tapline.ETOOLARGE, "body over 1 MiB"},
 		{"gone", tapline.Errorf(tapline.EGONE, "invite used"), 410, tapline.EGONE, "invite used"},
 		{"unavailable", tapline.Errorf(tapline.EUNAVAILABLE, "try later"), 503, tapline.EUNAVAILABLE, "try later"},
+		{"rate limited", tapline.Errorf(tapline.ERATELIMITED, "slow down"), 429, tapline.ERATELIMITED, "slow down"},
 		{"internal hides details", errors.New("pq: password=secret"), 500, tapline.EINTERNAL, "Internal error."},
 	}
 	for _, tt := range tests {
@@ -43,11 +44,23 @@ func TestWrite(t *testing.T) {
 			if body.Error != tt.wantCode || body.Message != tt.wantMsg {
 				t.Fatalf("body = %+v, want code %q message %q", body, tt.wantCode, tt.wantMsg)
 			}
-			if tt.wantStatus == 503 && rec.Header().Get("Retry-After") == "" {
-				t.Fatal("503 without Retry-After")
+			if (tt.wantStatus == 503 || tt.wantStatus == 429) && rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("%d without Retry-After", tt.wantStatus)
 			}
 		})
 	}
 }
 
 func errorsJoin(err error) error { return errors.Join(errors.New("context"), err) }
+
+// TestWriteKeepsRetryAfter: a rate-limited answer keeps the wait its
+// handler worked out.
+func TestWriteKeepsRetryAfter(t *testing.T) {
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Retry-After", "42")
+	httperr.Write(rec, httptest.NewRequest(http.MethodPost, "/x", nil), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		tapline.Errorf(tapline.ERATELIMITED, "slow down"))
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "42" {
+		t.Fatalf("%d with Retry-After %q, want 429 with 42", rec.Code, rec.Header().Get("Retry-After"))
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"tapline"
 	"tapline/collector"
 	"tapline/fraud"
 	"tapline/pebble"
@@ -131,13 +132,25 @@ type Config struct {
 	// first retry's wait, doubled after each failure up to an hour.
 	PostbackLease    time.Duration
 	PostbackRetryMin time.Duration
-	BackfillRate     float64 // raw rows per second per process; 0 means no bound
+	// PostbackRetention is how long delivered and dead postback
+	// deliveries stay in the delivery log; the matchers delete older ones
+	// every MatcherExpireEvery (pending ones stay until they are neither).
+	PostbackRetention time.Duration
+	BackfillRate      float64 // raw rows per second per process; 0 means no bound
 
 	// SKANDevelopmentKeys makes the collector trust Apple's
 	// AdAttributionKit development keys besides the production one:
 	// postbacks from development builds and developer settings verify
 	// (and count). Off in production, as Apple asks.
 	SKANDevelopmentKeys bool
+	// SKANRate and SKANBurst bound, per client address, the SKAdNetwork
+	// postbacks a second that are not Apple's or are refused (past them
+	// 429); SKANMaxRejected bounds the rejected postbacks an app keeps a
+	// UTC day. 0 means the defaults (collector.DefaultSKANRate,
+	// collector.DefaultSKANBurst, tapline.DefaultSKANMaxRejected).
+	SKANRate        float64
+	SKANBurst       int
+	SKANMaxRejected int
 
 	// Timeouts of every HTTP listener (collector, dashboard, metrics,
 	// debug): how long a client may take to send a request's headers, to
@@ -261,6 +274,7 @@ func NewConfig() Config {
 		MatcherExpireEvery:    time.Hour,
 		MatcherOffsetCheck:    2 * time.Second,
 		MatcherMaxPendingMB:   256,
+		PostbackRetention:     tapline.DefaultDeliveryRetention,
 	}
 }
 
@@ -337,6 +351,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.TapRate, "tap-rate", c.TapRate, "taps per second of one address (an IPv6 /64) counted as taps; past it hits are marked rate-limited, past ten times it dropped (default "+strconv.FormatFloat(collector.DefaultTapRate, 'g', -1, 64)+"; env "+envName("tap-rate")+")")
 	c.TapBurst = envInt(envName("tap-burst"), c.TapBurst)
 	fs.IntVar(&c.TapBurst, "tap-burst", c.TapBurst, "taps of one address in a burst before the tap rate applies (default "+strconv.Itoa(collector.DefaultTapBurst)+"; env "+envName("tap-burst")+")")
+	c.SKANRate = envFloat(envName("skan-rate"), c.SKANRate)
+	fs.Float64Var(&c.SKANRate, "skan-rate", c.SKANRate, "SKAdNetwork postbacks per second of one address (an IPv6 /64) that are not Apple's or are refused; past it such postbacks are answered 429, those Apple signed never (default "+strconv.FormatFloat(collector.DefaultSKANRate, 'g', -1, 64)+"; env "+envName("skan-rate")+")")
+	c.SKANBurst = envInt(envName("skan-burst"), c.SKANBurst)
+	fs.IntVar(&c.SKANBurst, "skan-burst", c.SKANBurst, "such postbacks of one address in a burst before -skan-rate applies (default "+strconv.Itoa(collector.DefaultSKANBurst)+"; env "+envName("skan-burst")+")")
+	c.SKANMaxRejected = envInt(envName("skan-max-rejected"), c.SKANMaxRejected)
+	fs.IntVar(&c.SKANMaxRejected, "skan-max-rejected", c.SKANMaxRejected, "rejected SKAdNetwork postbacks (the signature fails) an app keeps per UTC day; past it they are answered but not stored, and counted in tapline_collector_skan_rejected_unstored_total (default "+strconv.Itoa(tapline.DefaultSKANMaxRejected)+"; env "+envName("skan-max-rejected")+")")
 	c.BackfillWorkers = envInt(envName("backfill-workers"), c.BackfillWorkers)
 	fs.IntVar(&c.BackfillWorkers, "backfill-workers", c.BackfillWorkers, "funnel backfill range scans in parallel; 0 means the number of CPUs (env TAPLINE_BACKFILL_WORKERS)")
 	c.BackfillRate = float64(envInt(envName("backfill-rate"), int(c.BackfillRate)))
@@ -350,6 +370,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	boolean(&c.Migrate, "migrate", "apply database migrations on start")
 	fs.DurationVar(&c.PostbackLease, "postback-lease", c.PostbackLease, "how long a sender holds the postback deliveries it claimed: a sender that dies leaves them this long (default 2m)")
 	fs.DurationVar(&c.PostbackRetryMin, "postback-retry-min", c.PostbackRetryMin, "the wait before a failed postback's first retry, doubled after each failure up to an hour (default 10s)")
+	dur(&c.PostbackRetention, "postback-retention", "how long delivered and dead postback deliveries stay in the delivery log; the matchers delete older ones every -matcher-expire-every, pending ones never")
 	boolean(&c.PostbacksAllowPrivate, "postbacks-allow-private", "let postbacks and webhooks call private and loopback addresses (by default only public ones)")
 	boolean(&c.NoPostbackSender, "no-postback-sender", "write postback deliveries to the outbox but leave sending them to other matcher processes")
 	boolean(&c.SKANDevelopmentKeys, "skan-development-keys", "trust Apple's AdAttributionKit development keys too, so postbacks of development builds and developer settings verify and count (testing only)")
@@ -455,6 +476,18 @@ func (c *Config) Validate() error {
 	}
 	if c.TapBurst < 0 {
 		bad("tap-burst", "must not be negative")
+	}
+	if c.SKANRate < 0 {
+		bad("skan-rate", "must not be negative")
+	}
+	if c.SKANBurst < 0 {
+		bad("skan-burst", "must not be negative")
+	}
+	if c.SKANMaxRejected < 0 {
+		bad("skan-max-rejected", "must not be negative")
+	}
+	if c.PostbackRetention < time.Hour {
+		bad("postback-retention", "must be at least 1h, got %s", c.PostbackRetention)
 	}
 	if c.FraudDatacenters != "" {
 		if _, err := os.Stat(c.FraudDatacenters); err != nil {

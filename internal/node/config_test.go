@@ -167,6 +167,65 @@ func TestMatcherExpireEverySetting(t *testing.T) {
 	}
 }
 
+// TestSKANLimitSettings checks -skan-rate, -skan-burst and
+// -skan-max-rejected: the defaults (0, the components'), the environment,
+// the command line, and what Validate refuses.
+func TestSKANLimitSettings(t *testing.T) {
+	cfg, err := parseRun()
+	if err != nil || cfg.SKANRate != 0 || cfg.SKANBurst != 0 || cfg.SKANMaxRejected != 0 || cfg.Validate() != nil {
+		t.Fatalf("defaults: %g, %d, %d (%v, %v); want the components' (0) and valid", cfg.SKANRate, cfg.SKANBurst, cfg.SKANMaxRejected, err, cfg.Validate())
+	}
+	t.Setenv("TAPLINE_SKAN_RATE", "0.2")
+	t.Setenv("TAPLINE_SKAN_BURST", "5")
+	t.Setenv("TAPLINE_SKAN_MAX_REJECTED", "1000")
+	if cfg, _ = parseRun(); cfg.SKANRate != 0.2 || cfg.SKANBurst != 5 || cfg.SKANMaxRejected != 1000 {
+		t.Errorf("from the environment: %g, %d, %d; want 0.2, 5, 1000", cfg.SKANRate, cfg.SKANBurst, cfg.SKANMaxRejected)
+	}
+	if cfg, _ = parseRun("-skan-rate", "3", "-skan-max-rejected", "10"); cfg.SKANRate != 3 || cfg.SKANBurst != 5 || cfg.SKANMaxRejected != 10 || cfg.Validate() != nil {
+		t.Errorf("flags over environment: %g, %d, %d (%v); want 3, 5, 10 and valid", cfg.SKANRate, cfg.SKANBurst, cfg.SKANMaxRejected, cfg.Validate())
+	}
+	for _, c := range []struct{ flag, value, want string }{
+		{"-skan-rate", "-1", "-skan-rate: must not be negative"},
+		{"-skan-burst", "-1", "-skan-burst: must not be negative"},
+		{"-skan-max-rejected", "-1", "-skan-max-rejected: must not be negative"},
+	} {
+		cfg, _ = parseRun(c.flag, c.value)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: error %v, want %q", c.flag, c.value, err, c.want)
+		}
+	}
+	t.Setenv("TAPLINE_SKAN_BURST", "many")
+	if cfg, _ = parseRun(); cfg.Validate() == nil {
+		t.Error("TAPLINE_SKAN_BURST=many was taken")
+	}
+}
+
+// TestPostbackRetentionSetting checks -postback-retention: its default
+// (30 days), the environment, the command line, that it reaches the
+// matcher, and what Validate refuses.
+func TestPostbackRetentionSetting(t *testing.T) {
+	cfg, err := parseRun()
+	if err != nil || cfg.PostbackRetention != 30*24*time.Hour || MatcherConfig(&cfg).DeliveryRetention != 30*24*time.Hour {
+		t.Fatalf("default: %s (%v), want 720h, the matcher's too", cfg.PostbackRetention, err)
+	}
+	t.Setenv("TAPLINE_POSTBACK_RETENTION", "168h")
+	if cfg, _ = parseRun(); cfg.PostbackRetention != 7*24*time.Hour {
+		t.Errorf("from the environment: %s, want 168h", cfg.PostbackRetention)
+	}
+	if cfg, _ = parseRun("-postback-retention", "2160h"); cfg.PostbackRetention != 90*24*time.Hour || cfg.Validate() != nil {
+		t.Errorf("flag over environment: %s (%v), want 2160h and valid", cfg.PostbackRetention, cfg.Validate())
+	}
+	if got := MatcherConfig(&cfg).DeliveryRetention; got != 90*24*time.Hour {
+		t.Errorf("matcher DeliveryRetention %s, want 2160h", got)
+	}
+	for _, bad := range []string{"0s", "59m", "-1h"} {
+		cfg, _ = parseRun("-postback-retention", bad)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "-postback-retention: must be at least 1h") {
+			t.Errorf("-postback-retention %s: error %v, want it refused by name", bad, err)
+		}
+	}
+}
+
 // TestMatcherTimingFlags checks -matcher-offset-check and
 // -matcher-collector-skew: defaults, the command line, that they reach the
 // matcher's configuration, and what Validate refuses.

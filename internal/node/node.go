@@ -403,7 +403,7 @@ func (n *Node) openCollector(ctx context.Context) error {
 	}
 	proxies, _ := cfg.trustedProxies()
 	n.Collector = collector.New(collector.Config{TrustedProxies: proxies, HitsTopic: cfg.HitsTopic, EventsTopic: cfg.EventsTopic,
-		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst, BinaryMessages: cfg.KafkaBrokers == "",
+		TapRate: cfg.TapRate, TapBurst: cfg.TapBurst, SKANRate: cfg.SKANRate, SKANBurst: cfg.SKANBurst, BinaryMessages: cfg.KafkaBrokers == "",
 		SnapshotPath:   filepath.Join(cfg.DataDir, "collector-snapshot.json"),
 		PrivateMetrics: cfg.metricsAddr() != ""}, n.Accounts, bus)
 	n.Collector.Logger = n.Logger.With("component", "collector")
@@ -484,6 +484,9 @@ func (n *Node) openDashboard(ctx context.Context) error {
 		SecureCookies:  cfg.SecureCookies,
 		CollectorURL:   publicURL,
 		TrustedProxies: proxies,
+		// The matchers' retention, as the delivery log tells it: the
+		// processes of a deployment share their flags.
+		DeliveryRetention: cfg.PostbackRetention,
 	}, n.Accounts, reports)
 	n.Dashboard.Funnels, n.Dashboard.FunnelReports = funnelStore, reports
 	n.Dashboard.Erasures = postgres.NewErasureStore(n.DB)
@@ -718,6 +721,7 @@ func MatcherConfig(cfg *Config) matcher.Config {
 	mcfg.Ordered = cfg.MatcherOrdered
 	mcfg.FunnelPoll = cfg.FunnelPoll
 	mcfg.ExpireEvery = cfg.MatcherExpireEvery
+	mcfg.DeliveryRetention = cfg.PostbackRetention
 	mcfg.OffsetCheck = cfg.MatcherOffsetCheck
 	mcfg.MaxPendingBytes = int64(cfg.MatcherMaxPendingMB) << 20
 	mcfg.FloodParams = splitList(cfg.FraudFloodParams)

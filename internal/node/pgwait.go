@@ -45,6 +45,9 @@ func (n *Node) openDB(ctx context.Context) error {
 	n.Funnels = postgres.NewFunnelStore(n.DB)
 	n.Postbacks = postgres.NewPostbackService(n.DB)
 	n.SKAN = postgres.NewSKANStore(n.DB)
+	if n.Config.SKANMaxRejected > 0 {
+		n.SKAN.MaxRejected = n.Config.SKANMaxRejected
+	}
 	n.Reports = postgres.NewReports(n.DB)
 	select {
 	case <-n.DB.Ready():

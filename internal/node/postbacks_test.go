@@ -46,7 +46,7 @@ func TestPostbacksAllInOne(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ds, err := n.Postbacks.Deliveries(ctx, demo.App.ID, tapline.DeliveryDelivered, 0, 10)
+		ds, err := n.Postbacks.Deliveries(ctx, tapline.DeliveryQuery{AppID: demo.App.ID, Status: tapline.DeliveryDelivered, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func TestPostbacksAllInOne(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			all, _ := n.Postbacks.Deliveries(ctx, demo.App.ID, "", 0, 10)
+			all, _ := n.Postbacks.Deliveries(ctx, tapline.DeliveryQuery{AppID: demo.App.ID, Limit: 10})
 			for _, d := range all {
 				t.Logf("%+v", *d)
 			}

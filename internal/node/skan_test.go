@@ -31,11 +31,17 @@ func TestSKANAllInOne(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.CollectorAddr, cfg.DashboardAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Demo, cfg.AdminToken, cfg.SKANDevelopmentKeys = true, admin, true
+	cfg.SKANBurst, cfg.SKANMaxRejected, cfg.PostbackRetention = 9, 7, 240*time.Hour
 	n := New(cfg, nil)
 	if err := n.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
+	// The limits reach the collector, the store and the dashboard.
+	if c := n.Collector.Config; c.SKANBurst != 9 || c.SKANRate != 1 || n.SKAN.MaxRejected != 7 || n.Dashboard.Config.DeliveryRetention != 240*time.Hour {
+		t.Errorf("SKANRate %g, SKANBurst %d, MaxRejected %d, DeliveryRetention %s; want 1, 9, 7, 240h",
+			c.SKANRate, c.SKANBurst, n.SKAN.MaxRejected, n.Dashboard.Config.DeliveryRetention)
+	}
 	demo, err := SeedDemo(ctx, n.Accounts)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS postback_deliveries_app_network;
+DROP INDEX IF EXISTS postback_deliveries_finished;
