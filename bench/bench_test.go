@@ -245,6 +245,12 @@ func TestSmoke(t *testing.T) {
 		if row.Summary.Rate <= 0 || row.Summary.P99 <= 0 {
 			t.Errorf("redirect %s: %+v, want a rate and latencies", row.Target, row.Summary)
 		}
+		if row.CPUPerRequest == 0 && row.Summary.Requests < 100 {
+			// /proc counts CPU in 10 ms ticks: a slow baseline's few
+			// requests on a loaded machine may not add up to one.
+			t.Logf("redirect %s: %d requests, too few to measure their CPU time", row.Target, row.Summary.Requests)
+			continue
+		}
 		if row.CPUPerRequest <= 0 || row.CPUPerRequest > time.Second {
 			t.Errorf("redirect %s: %s of CPU per request, want a measured cost", row.Target, row.CPUPerRequest)
 		}

@@ -137,7 +137,8 @@ func (c *Collector) limitPostback(w http.ResponseWriter, r *http.Request, via st
 // skanRefused answers a parsed postback refused before it was stored (no
 // such app, a wrong SDK key or app-id). One Apple signed spends a token of
 // its address here (one that is not Apple's spent its token in
-// takePostback); a database that cannot answer costs the address nothing.
+// takePostback); a database that cannot answer costs a signed one
+// nothing more.
 func (c *Collector) skanRefused(w http.ResponseWriter, r *http.Request, via string, verr, err error) {
 	if code := tapline.ErrorCode(err); verr == nil && code != tapline.EUNAVAILABLE && code != tapline.EINTERNAL {
 		c.skanLimit.take(c.clientIP(r), c.now())

@@ -672,9 +672,9 @@ func (m *Matcher) flushLoop(ctx context.Context) {
 			}
 		}
 		flushedWork, flushed = m.lastWork.Load(), time.Now()
-		m.metrics.pending.Set(float64(m.agg.Pending()))
-		_, held := m.pending()
-		m.metrics.pendingBytes.Set(float64(held))
+		rows, bytes := m.pending()
+		m.metrics.pending.Set(float64(rows))
+		m.metrics.pendingBytes.Set(float64(bytes))
 		if err := m.Flush(ctx); err != nil && ctx.Err() == nil {
 			m.Logger.Error("flush facts", "err", err)
 		}

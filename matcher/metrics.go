@@ -77,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tapline_matcher_pending_fact_rows", Help: "Fact rows waiting for the next flush.",
+			Name: "tapline_matcher_pending_fact_rows", Help: "Fact rows, conversions and deliveries waiting for a flush (those of a failed flush too), when a flush began.",
 		}),
 		pendingBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tapline_matcher_pending_bytes", Help: "Estimated heap of the fact rows, conversions and deliveries waiting for the next flush, when a flush began (bounded by -matcher-max-pending-mb).",

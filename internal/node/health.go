@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ func (n *Node) readiness() http.Handler {
 // leaders report the topics' end offsets; embedded: it is open); the
 // consumer group is at most HealthMaxLag messages behind.
 func (n *Node) matcherChecks() []health.Check {
-	return []health.Check{n.postgresCheck(), n.busCheck(), n.lagCheck()}
+	return []health.Check{n.postgresCheck(), n.busCheck(), n.lagCheck(true)}
 }
 
 // busCheck reads the end offsets of the matcher's topics.
@@ -60,9 +61,12 @@ func (n *Node) busCheck() health.Check {
 }
 
 // lagCheck fails when the consumer lag, summed over the partitions, is
-// over HealthMaxLag, or when this process's matcher has had a message
-// waiting for longer than HealthMaxBehind (matcher.Matcher.Behind).
-func (n *Node) lagCheck() health.Check {
+// over HealthMaxLag, or, with behind, when this process's matcher has had
+// a message waiting for longer than HealthMaxBehind (matcher.Matcher.Behind).
+// The all-in-one's public dashboard probe leaves the wait out: a matcher
+// catching up after an outage is no reason to take the dashboard out of
+// rotation.
+func (n *Node) lagCheck(behind bool) health.Check {
 	return health.Check{Name: "lag", Run: func(ctx context.Context) (string, error) {
 		lags, err := n.Matcher.Lag(ctx)
 		if err != nil {
@@ -72,8 +76,12 @@ func (n *Node) lagCheck() health.Check {
 		for _, l := range lags {
 			total += l.Lag
 		}
-		behind, at := n.Matcher.Behind()
-		return lagVerdict(total, behind, at, n.Config.HealthMaxLag, n.Config.HealthMaxBehind)
+		maxBehind := n.Config.HealthMaxBehind
+		if !behind {
+			maxBehind = math.MaxInt64
+		}
+		wait, at := n.Matcher.Behind()
+		return lagVerdict(total, wait, at, n.Config.HealthMaxLag, maxBehind)
 	}}
 }
 

@@ -279,7 +279,7 @@ func TestLagCheck(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			n.Config.HealthMaxLag = tt.bound
-			v, err := n.lagCheck().Run(ctx)
+			v, err := n.lagCheck(true).Run(ctx)
 			if v != strconv.Itoa(published)+" messages" || (err != nil) != tt.fails {
 				t.Errorf("bound %d: %q, %v; want %d messages, failing %v", tt.bound, v, err, published, tt.fails)
 			}

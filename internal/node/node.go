@@ -506,7 +506,7 @@ func (n *Node) openDashboard(ctx context.Context) error {
 	// the matcher's bus and lag too; its metrics join the process's.
 	n.Dashboard.Health = []health.Check{n.postgresCheck()}
 	if n.Matcher != nil {
-		n.Dashboard.Health = n.matcherChecks()
+		n.Dashboard.Health = []health.Check{n.postgresCheck(), n.busCheck(), n.lagCheck(false)}
 	}
 	n.Dashboard.Registry = n.Registry
 	n.Dashboard.PrivateMetrics = cfg.metricsAddr() != ""
