@@ -10,6 +10,7 @@ import (
 
 	"tapline"
 	"tapline/dashboard"
+	"tapline/funnels"
 	"tapline/postgres"
 )
 
@@ -156,7 +157,7 @@ func writeExplanation(w io.Writer, app *tapline.App, v dashboard.ConversionView)
 		fields = append(fields, [2]string{"tap", v.HitID + " at " + v.HitTime.UTC().Format(timeLayout) + " UTC"})
 	}
 	if v.ClickToInstallMillis != nil {
-		fields = append(fields, [2]string{"click to install", formatWindow(*v.ClickToInstallMillis / 1000)})
+		fields = append(fields, [2]string{"click to install", funnels.FormatWindow(*v.ClickToInstallMillis / 1000)})
 	}
 	if s := v.CampaignText(); s != "" {
 		fields = append(fields, [2]string{"campaign", s})
@@ -177,7 +178,7 @@ func writeExplanation(w io.Writer, app *tapline.App, v dashboard.ConversionView)
 		fields = append(fields, [2]string{"score", fmt.Sprintf("%s (the app's min score in force: %s; %s)", score(d.Score), score(d.MinScore), verdict)})
 	}
 	if d.Window > 0 {
-		fields = append(fields, [2]string{"window", formatWindow(int64(d.Window / time.Second))})
+		fields = append(fields, [2]string{"window", funnels.FormatWindow(int64(d.Window / time.Second))})
 	}
 	writeFields(w, fields)
 

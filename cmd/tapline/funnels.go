@@ -276,21 +276,21 @@ func (d *defFlags) definition(c *funnelCommand, base *tapline.FunnelDefinition, 
 		def.Name = *d.name
 	}
 	if c.set("step") {
-		steps, err := parseSteps(d.steps)
+		steps, err := funnels.ParseSteps(d.steps)
 		if err != nil {
 			return def, err
 		}
 		def.Steps = steps
 	}
 	if c.set("exclude") {
-		xs, err := parseExclusions(d.excludes)
+		xs, err := funnels.ParseExclusions(d.excludes)
 		if err != nil {
 			return def, err
 		}
 		def.Exclusions = xs
 	}
 	if c.set("window") {
-		secs, err := parseWindow(*d.window)
+		secs, err := funnels.ParseWindow(*d.window)
 		if err != nil {
 			return def, err
 		}
@@ -300,9 +300,9 @@ func (d *defFlags) definition(c *funnelCommand, base *tapline.FunnelDefinition, 
 		def.Order = tapline.FunnelOrder(strings.ToLower(strings.TrimSpace(*d.order)))
 	}
 	if c.set("breakdown") {
-		def.Breakdown = parseBreakdown(*d.breakdown)
+		def.Breakdown = funnels.ParseBreakdown(*d.breakdown)
 	}
-	fillExclusions(&def)
+	funnels.FillExclusions(&def)
 	return def, nil
 }
 
@@ -500,7 +500,7 @@ func writeDefinition(w io.Writer, f *tapline.Funnel) {
 	if d.Breakdown.Kind != tapline.BreakdownNone {
 		bd = strings.TrimSpace(string(d.Breakdown.Kind) + " " + d.Breakdown.Param)
 	}
-	fmt.Fprintf(w, "  order %s, window %s, breakdown %s\n", d.Order, formatWindow(d.WindowSeconds), bd)
+	fmt.Fprintf(w, "  order %s, window %s, breakdown %s\n", d.Order, funnels.FormatWindow(d.WindowSeconds), bd)
 	for i := range d.Steps {
 		fmt.Fprintf(w, "  step %d: %s\n", i+1, d.Steps[i].Title())
 	}
@@ -517,8 +517,8 @@ func definitionArgs(d *tapline.FunnelDefinition) string {
 	if order == "" {
 		order = tapline.OrderOrdered
 	}
-	args := []string{"-name", shellQuote(d.Name), "-window", formatWindow(int64(d.Window() / time.Second)), "-order", string(order)}
-	steps, excludes := specsOf(d)
+	args := []string{"-name", shellQuote(d.Name), "-window", funnels.FormatWindow(int64(d.Window() / time.Second)), "-order", string(order)}
+	steps, excludes := funnels.SpecsOf(d)
 	for _, s := range steps {
 		args = append(args, "-step", shellQuote(s))
 	}
@@ -526,7 +526,7 @@ func definitionArgs(d *tapline.FunnelDefinition) string {
 		args = append(args, "-exclude", shellQuote(s))
 	}
 	if d.Breakdown.Kind != tapline.BreakdownNone {
-		args = append(args, "-breakdown", shellQuote(formatBreakdown(d.Breakdown)))
+		args = append(args, "-breakdown", shellQuote(funnels.FormatBreakdown(d.Breakdown)))
 	}
 	return strings.Join(args, " ")
 }
