@@ -213,14 +213,7 @@ func TestRecordSKANPostbackConcurrently(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	counts, err := s.SKANCounts(ctx, app.ID, skanDay.Truncate(24*time.Hour), skanDay.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	by := map[tapline.SKANOutcome]int64{}
-	for _, c := range counts {
-		by[c.Outcome] += c.Postbacks
-	}
+	by := skanOutcomes(t, s, app.ID, skanDay)
 	if by[tapline.SKANWon] != 1 || by[tapline.SKANDuplicateOutcome] != 3 || len(by) != 2 {
 		t.Errorf("counted %v; want 1 won and 3 duplicates (four bodies, each three times)", by)
 	}
@@ -309,14 +302,7 @@ func TestSKANRejectedBound(t *testing.T) {
 		t.Errorf("the next day's forgery: %v", err)
 	}
 
-	counts, err := s.SKANCounts(ctx, app.ID, skanDay.Truncate(24*time.Hour), skanDay.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	by := map[tapline.SKANOutcome]int64{}
-	for _, c := range counts {
-		by[c.Outcome] += c.Postbacks
-	}
+	by := skanOutcomes(t, s, app.ID, skanDay)
 	if by[tapline.SKANRejectedOutcome] != 5 || by[tapline.SKANWon] != 7 {
 		t.Errorf("the first day counted %v; want 5 rejected and 7 won", by)
 	}
@@ -326,4 +312,18 @@ func TestSKANRejectedBound(t *testing.T) {
 	if err := s.RecordSKANPostback(ctx, forgedPostback(app, flood+2, skanDay)); err != nil {
 		t.Errorf("without a bound: %v", err)
 	}
+}
+
+// skanOutcomes sums an app's postbacks counted on day by outcome.
+func skanOutcomes(t *testing.T, s *postgres.SKANStore, appID int64, day time.Time) map[tapline.SKANOutcome]int64 {
+	t.Helper()
+	counts, err := s.SKANCounts(context.Background(), appID, day.Truncate(24*time.Hour), day.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[tapline.SKANOutcome]int64{}
+	for _, c := range counts {
+		by[c.Outcome] += c.Postbacks
+	}
+	return by
 }
