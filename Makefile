@@ -79,17 +79,10 @@ $(STATICCHECK):
 	GOBIN="$(CURDIR)/$$tmp" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && \
 	mv "$$tmp/staticcheck" $@ && rmdir "$$tmp"
 
-# UNIT_P is how many test packages run at once. Most of their time is
-# spent waiting (PostgreSQL's fsyncs, Chromium, child processes, the
-# clock), so more of them than cores keeps the cores busy: with go test's
-# default (the core count) the longest packages, the bench smoke and the
-# 60-second chaos campaign, ran mostly alone at the end.
-UNIT_P ?= 4
-
 unit:
 	@scripts/chromium.sh
 	@url=$$($(PG)) || exit 1; \
-	DATABASE_URL="$$url" $(GO) test $(TEST_VET) -p $(UNIT_P) -count=1 -timeout 15m ./...
+	DATABASE_URL="$$url" $(GO) test $(TEST_VET) -count=1 -timeout 15m ./...
 
 race:
 	@url=$$($(PG)) || exit 1; \
