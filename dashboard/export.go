@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
-
 	"tapline"
 	"tapline/export"
 )
@@ -50,16 +48,9 @@ var errExportRole = tapline.Errorf(tapline.EFORBIDDEN,
 // can make it with the user's session but as a top-level navigation,
 // whose file lands on the user's own machine.
 func (d *Dashboard) exportDownload(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	p := principalFrom(ctx)
-	id, err := parseID(chi.URLParam(r, "id"), "app")
-	if err != nil {
-		d.writeError(w, r, err)
-		return
-	}
-	app, err := d.ownedApp(ctx, p, id)
-	if err != nil {
-		d.writeError(w, r, err)
+	p := principalFrom(r.Context())
+	app, ok := d.pageApp(w, r)
+	if !ok {
 		return
 	}
 	if !p.canExport() {
