@@ -353,18 +353,25 @@ func (a *Aggregator) Offsets() []tapline.Offset {
 // Pending returns the number of fact rows and conversions waiting to be
 // flushed.
 func (a *Aggregator) Pending() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.pending) + len(a.conversions) + len(a.activity) + len(a.deliveries)
+	rows, _ := a.Size()
+	return rows
 }
 
 // PendingBytes estimates the heap the pending rows hold: the fact rows,
 // conversions (with their histories and decisions), cohort activity and
 // deliveries Pending counts.
 func (a *Aggregator) PendingBytes() int64 {
+	_, bytes := a.Size()
+	return bytes
+}
+
+// Size returns Pending and PendingBytes at once, under one lock.
+func (a *Aggregator) Size() (rows int, bytes int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return int64(len(a.pending))*factRowBytes + a.convBytes + int64(len(a.activity))*activityBytes + a.delivBytes
+	rows = len(a.pending) + len(a.conversions) + len(a.activity) + len(a.deliveries)
+	bytes = int64(len(a.pending))*factRowBytes + a.convBytes + int64(len(a.activity))*activityBytes + a.delivBytes
+	return rows, bytes
 }
 
 // Take returns the pending deltas, conversions and activity and the

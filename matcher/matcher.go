@@ -516,7 +516,8 @@ func (m *Matcher) hold(rows int, bytes int64) {
 // into the one in doubt, so the aggregator's alone would never reach the
 // hold-back's bound while PostgreSQL refuses connections at once.
 func (m *Matcher) pending() (int, int64) {
-	return m.agg.Pending() + int(m.heldRows.Load()), m.agg.PendingBytes() + m.heldBytes.Load()
+	rows, bytes := m.agg.Size()
+	return rows + int(m.heldRows.Load()), bytes + m.heldBytes.Load()
 }
 
 // Flush writes the pending deltas and offsets now. A flush that fails may
@@ -552,7 +553,7 @@ func (m *Matcher) Flush(ctx context.Context) error {
 	hs := m.takeHandoffs()
 	// (A worker may commit between the sizes and the take: the estimate
 	// misses a record or two.)
-	n, bytes := m.agg.Pending(), m.agg.PendingBytes()
+	n, bytes := m.agg.Size()
 	b, rows, offs := m.agg.Take()
 	if len(b) == 0 && rows.Empty() && len(hs) == 0 && sameOffsets(offs, m.lastFlushed) {
 		return nil
@@ -893,7 +894,7 @@ func (m *Matcher) consume(ctx context.Context, topic string, partition int, next
 		if m.order != nil {
 			m.order.batchDone(tapline.Partition{Topic: topic, Partition: partition}, len(msgs), m.Config.FetchMax)
 		}
-		if m.agg.Pending() >= m.Config.MaxPending || m.agg.PendingBytes() >= m.Config.MaxPendingBytes/4 {
+		if rows, bytes := m.agg.Size(); rows >= m.Config.MaxPending || bytes >= m.Config.MaxPendingBytes/4 {
 			select {
 			case m.flushNow <- struct{}{}:
 			default:
