@@ -21,16 +21,18 @@ import (
 const Wait = 10 * time.Second
 
 // SlowHeaders sends a GET of path to addr one header byte every interval
-// and returns how long after the first byte the server closed the
-// connection. It is an error when the server let the whole header through
+// and returns how long after the dial began the server closed the
+// connection. The clock starts before the dial, so it never starts after
+// the server's, even when this goroutine waits long for a core. It is an error when the server let the whole header through
 // (it never timed the header out) or kept the connection past Wait.
 func SlowHeaders(ctx context.Context, addr, path string, interval time.Duration) (time.Duration, error) {
+	start := time.Now()
 	conn, err := dial(ctx, addr)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	h := watch(conn)
+	h := watch(conn, start)
 	head := "GET " + path + " HTTP/1.1\r\nHost: tapline\r\nX-Slow: " + strings.Repeat("s", 200) + "\r\n\r\n"
 	if d, cut, err := h.dribble(ctx, conn, []byte(head), interval); cut || err != nil {
 		return d, err
@@ -44,10 +46,11 @@ func SlowHeaders(ctx context.Context, addr, path string, interval time.Duration)
 
 // SlowBody posts form (a URL-encoded body) to path on addr, the headers at
 // once and the body one byte every interval, and returns how long after
-// the headers the server closed the connection (whatever it answered
-// first). It is an error when the server read the whole body or kept the
+// the dial began the server closed the connection (whatever it answered
+// first): the server's read timeout covers the headers too. It is an error when the server read the whole body or kept the
 // connection past Wait.
 func SlowBody(ctx context.Context, addr, path string, form []byte, interval time.Duration) (time.Duration, error) {
+	start := time.Now()
 	conn, err := dial(ctx, addr)
 	if err != nil {
 		return 0, err
@@ -58,7 +61,7 @@ func SlowBody(ctx context.Context, addr, path string, form []byte, interval time
 	if _, err := io.WriteString(conn, head); err != nil {
 		return 0, fmt.Errorf("slow body to %s%s: %w", addr, path, err)
 	}
-	h := watch(conn)
+	h := watch(conn, start)
 	if d, cut, err := h.dribble(ctx, conn, form, interval); cut || err != nil {
 		return d, err
 	}
@@ -112,14 +115,13 @@ func dial(ctx context.Context, addr string) (net.Conn, error) {
 // hangup is when the server closed a connection.
 type hangup struct {
 	done  chan struct{} // closed when it did
-	after time.Duration // how long after watch began; set before done closes
+	after time.Duration // how long after start; set before done closes
 }
 
 // watch reads conn, discarding what the server answers, until the server
-// closes it or Wait passes.
-func watch(conn net.Conn) *hangup {
+// closes it or Wait passes after start.
+func watch(conn net.Conn, start time.Time) *hangup {
 	h := &hangup{done: make(chan struct{})}
-	start := time.Now()
 	_ = conn.SetReadDeadline(start.Add(Wait))
 	go func() {
 		_, _ = io.Copy(io.Discard, conn)
