@@ -1,6 +1,7 @@
 # tapline: `make run` starts the single-machine pipeline with a demo account,
-# `make test` runs every check. Both set up a private PostgreSQL under .data/
-# unless DATABASE_URL is set.
+# `make test` runs every check. Unless DATABASE_URL is set, each sets up a
+# private PostgreSQL: make run's under .data/, the tests' in memory where it
+# can (scripts/postgres.sh).
 
 SHELL       := /bin/bash
 GO          ?= go
@@ -10,14 +11,17 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := .data/bin/staticcheck-$(STATICCHECK_VERSION)
 export STATICCHECK_CACHE := $(CURDIR)/.data/staticcheck-cache
 PG          := scripts/postgres.sh
+# The tests' cluster: in memory where /dev/shm allows, no fsync (see the
+# script); `make run` and the benchmarks keep the one on disk.
+PG_TEST     := scripts/postgres.sh --test
 # FUZZTIME is how long `make fuzz` runs each fuzz target; `make test` runs
 # each for TEST_FUZZTIME. FUZZ, when set, is a grep -E pattern over
 # "./pkg FuzzX" that picks the targets to run.
 FUZZTIME      ?= 30s
 TEST_FUZZTIME ?= 3s
-# FUZZ_FLAGS are more go test flags for the fuzz targets (make test sets
-# -parallel=1: one fuzzing worker).
-FUZZ_FLAGS ?=
+# FUZZ_WORKERS is how many fuzzing workers each target runs (empty: one a
+# core; make test sets 1).
+FUZZ_WORKERS ?=
 # go test runs a few vet checks before each package's tests; `make test`
 # runs the whole of go vet in lint, so there it sets TEST_VET=-vet=off
 # rather than vet every package again in unit, race and fuzz.
@@ -43,7 +47,7 @@ help:
 	@echo "make test-integration  the Kafka and Cassandra suites against TAPLINE_KAFKA_BROKERS / TAPLINE_CASSANDRA_HOSTS"
 	@echo "make screenshots       the browser tests, saving their screenshots into docs/screenshots/"
 	@echo "make build             binaries into bin/"
-	@echo "make pg-stop           stop the private PostgreSQL"
+	@echo "make pg-stop           stop the private PostgreSQL clusters (make run's and the tests')"
 	@echo "make clean             stop it and delete .data/ and bin/"
 
 build:
@@ -55,15 +59,17 @@ run: build
 
 # test runs lint, unit, race and the short fuzz at the same time (their
 # outputs are printed whole, one target after another, as each finishes).
-# The fuzz runs one fuzzing worker a target (-parallel=1), filling the cores
+# The fuzz runs one fuzzing worker a target (FUZZ_WORKERS=1), filling the cores
 # the other three leave idle while their tests wait on PostgreSQL, Chromium
 # and the clock. Chromium and PostgreSQL are set up first so the parallel
-# targets do not race to install or start them.
+# targets do not race to install or start them. Test binaries (and the
+# binaries tests build) are linked without DWARF: a third less link time,
+# and panics and race reports still name their functions and lines.
 test:
 	@scripts/chromium.sh
-	@$(PG) >/dev/null
-	@$(MAKE) --no-print-directory -j4 --output-sync=target checks fuzz TEST_VET=-vet=off \
-		FUZZTIME=$(TEST_FUZZTIME) FUZZ_FLAGS=-parallel=1
+	@$(PG_TEST) >/dev/null
+	@GOFLAGS="$$GOFLAGS -ldflags=-w" $(MAKE) --no-print-directory -j4 --output-sync=target checks fuzz TEST_VET=-vet=off \
+		FUZZTIME=$(TEST_FUZZTIME) FUZZ_WORKERS=1
 
 checks: lint unit race
 
@@ -81,19 +87,19 @@ $(STATICCHECK):
 
 unit:
 	@scripts/chromium.sh
-	@url=$$($(PG)) || exit 1; \
+	@url=$$($(PG_TEST)) || exit 1; \
 	DATABASE_URL="$$url" $(GO) test $(TEST_VET) -count=1 -timeout 15m ./...
 
 race:
-	@url=$$($(PG)) || exit 1; \
+	@url=$$($(PG_TEST)) || exit 1; \
 	DATABASE_URL="$$url" $(GO) test $(TEST_VET) -race -short -count=1 -timeout 15m $(RACE_PKGS)
 
 fuzz:
-	@url=$$($(PG)) || exit 1; \
-	DATABASE_URL="$$url" GOTESTFLAGS="$(TEST_VET) $(FUZZ_FLAGS)" scripts/fuzz.sh $(FUZZTIME) $(FUZZ)
+	@url=$$($(PG_TEST)) || exit 1; \
+	DATABASE_URL="$$url" GOTESTFLAGS="$(TEST_VET)" FUZZ_WORKERS="$(FUZZ_WORKERS)" scripts/fuzz.sh $(FUZZTIME) $(FUZZ)
 
 test-integration:
-	@url=$$($(PG)) || exit 1; \
+	@url=$$($(PG_TEST)) || exit 1; \
 	[ -n "$$TAPLINE_KAFKA_BROKERS" ] || echo "TAPLINE_KAFKA_BROKERS not set: the real-Kafka suites will skip"; \
 	[ -n "$$TAPLINE_CASSANDRA_HOSTS" ] || echo "TAPLINE_CASSANDRA_HOSTS not set: the Cassandra suites will skip"; \
 	set -o pipefail; DATABASE_URL="$$url" $(GO) test -count=1 -timeout 30m -v ./kafka/... ./cassandra/... \
@@ -102,12 +108,14 @@ test-integration:
 screenshots:
 	@scripts/chromium.sh
 	@mkdir -p docs/screenshots
-	@url=$$($(PG)) || exit 1; \
+	@url=$$($(PG_TEST)) || exit 1; \
 	TAPLINE_SCREENSHOTS="$(CURDIR)/docs/screenshots" DATABASE_URL="$$url" $(GO) test -count=1 -run 'Browser' ./dashboard/ ./cmd/tapline/
 
 pg-stop:
 	@$(PG) stop
+	@$(PG_TEST) stop
 
 clean:
 	@$(PG) purge
+	@$(PG_TEST) purge
 	rm -rf .data bin

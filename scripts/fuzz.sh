@@ -18,7 +18,8 @@ set -uo pipefail
 FUZZTIME=${1:-30s}
 FILTER=${2:-}
 GO=${GO:-go}
-GOTESTFLAGS=${GOTESTFLAGS:-} # more go test flags, such as -vet=off
+GOTESTFLAGS=${GOTESTFLAGS:-}   # more go test build flags, such as -vet=off
+FUZZ_WORKERS=${FUZZ_WORKERS:-} # fuzzing workers a target (default: one a core)
 cd "$(dirname "$0")/.." || exit 2
 
 files=$(git ls-files -co --exclude-standard '*_test.go' 2>/dev/null) ||
@@ -41,12 +42,47 @@ fi
 n=$(wc -l <<<"$targets")
 echo "fuzz.sh: $n targets, $FUZZTIME each"
 failed=()
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+log=$tmp/log
+module=$("$GO" list -m) || exit 2
+fuzzcache=$("$GO" env GOCACHE)/fuzz
+runflags=(-test.run='^$' -test.fuzztime="$FUZZTIME" -test.timeout=10m -test.paniconexit0)
+[[ -n $FUZZ_WORKERS ]] && runflags+=(-test.parallel="$FUZZ_WORKERS")
+
+# fuzz runs target $2 of package $1 with the test binary $3 in the
+# package's directory, as go test would (so a failing input is written to
+# its testdata/fuzz), and reports whether it passed.
+fuzz() {
+	local pkg=$1 name=$2 bin=$3 importpath=$module
+	[[ $pkg != . ]] && importpath=$module/${pkg#./}
+	(cd "$pkg" && "$bin" "${runflags[@]}" -test.fuzz="^${name}\$" -test.fuzzcachedir="$fuzzcache/$importpath") >"$log" 2>&1
+}
+
+# Each package's instrumented test binary is built once (go test -c
+# -fuzz), then its targets run one by one: linking a binary costs more than
+# a short fuzz run.
+built=
 while read -r pkg name; do
+	bin=$tmp/$(printf '%s' "$pkg" | tr -c 'A-Za-z0-9\n' _).test
+	if [[ $pkg != "$built" ]]; then
+		built=$pkg
+		start=$SECONDS
+		# shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags
+		if ! "$GO" test $GOTESTFLAGS -c -fuzz=. -o "$bin" "$pkg" >"$tmp/build" 2>&1; then
+			printf 'FAIL  %-28s (build)                          %ds\n' "$pkg" $((SECONDS - start))
+			cat "$tmp/build"
+			rm -f "$bin"
+		else
+			printf 'build %-28s                                  %ds\n' "$pkg" $((SECONDS - start))
+		fi
+	fi
+	if [[ ! -x $bin ]]; then
+		failed+=("$pkg $name")
+		continue
+	fi
 	start=$SECONDS
-	# shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags
-	if "$GO" test $GOTESTFLAGS -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
+	if fuzz "$pkg" "$name" "$bin"; then
 		printf 'ok    %-28s %-32s %ds\n' "$pkg" "$name" $((SECONDS - start))
 		continue
 	fi
@@ -57,8 +93,7 @@ while read -r pkg name; do
 	# a second failure counts.
 	if grep -q '^    context deadline exceeded$' "$log" && ! grep -q 'Failing input written' "$log"; then
 		echo "fuzz.sh: $pkg $name stopped on the toolchain's fuzztime deadline race (go.dev/issue/75804); trying it again"
-		# shellcheck disable=SC2086
-		if "$GO" test $GOTESTFLAGS -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
+		if fuzz "$pkg" "$name" "$bin"; then
 			printf 'ok    %-28s %-32s %ds\n' "$pkg" "$name" $((SECONDS - start))
 			continue
 		fi
@@ -70,7 +105,7 @@ while read -r pkg name; do
 		echo "fuzz.sh: $pkg $name failed; new corpus file: ${pkg#./}/$corpus"
 		echo "fuzz.sh: rerun with: $GO test -run '^$name/$(basename "$corpus")\$' $pkg"
 	else
-		echo "fuzz.sh: $pkg $name failed without a new corpus file (a seed input or the build failed)"
+		echo "fuzz.sh: $pkg $name failed without a new corpus file (a seed input failed)"
 	fi
 	failed+=("$pkg $name")
 done <<<"$targets"

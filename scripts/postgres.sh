@@ -8,6 +8,13 @@
 # .data/postgres/port, with trust authentication; its socket lives in
 # .data/postgres/run and its log in .data/postgres/log.
 #
+# With --test it does the same for a second cluster, the one the tests
+# use: .data/postgres-test, its files in memory (/dev/shm) where that is
+# a writable tmpfs, and no fsync or full-page writes. The tests create and
+# drop a database for nearly every test: on a disk, the file system's
+# work of making and deleting their files costs more CPU than the tests'
+# queries. The cluster `make run` keeps its data in stays on disk.
+#
 # The script is idempotent and safe to run concurrently (several go test
 # processes do): the work is serialised with flock. Only the URL goes to
 # stdout; progress and errors go to stderr.
@@ -15,12 +22,18 @@ set -euo pipefail
 
 # "postgres.sh stop" stops the private cluster; "postgres.sh purge" stops it
 # and deletes it. Without an argument the script starts it and prints a URL.
-ACTION=${1:-start}
-case $ACTION in start | stop | purge) ;; *)
-	echo "usage: postgres.sh [start|stop|purge]" >&2
-	exit 2
-	;;
-esac
+ACTION=start
+TEST=0
+for arg in "$@"; do
+	case $arg in
+	start | stop | purge) ACTION=$arg ;;
+	--test) TEST=1 ;;
+	*)
+		echo "usage: postgres.sh [--test] [start|stop|purge]" >&2
+		exit 2
+		;;
+	esac
+done
 
 if [[ $ACTION == start && -n "${DATABASE_URL:-}" ]]; then
 	printf '%s\n' "$DATABASE_URL"
@@ -29,6 +42,7 @@ fi
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE="$REPO/.data/postgres"
+[[ $TEST -eq 1 ]] && BASE="$REPO/.data/postgres-test"
 PGDATA_DIR="$BASE/data"
 SOCK_DIR="$BASE/run"
 LOG="$BASE/log"
@@ -115,8 +129,25 @@ if [[ $ROOT -eq 1 ]] && ! id -u postgres >/dev/null 2>&1; then
 		adduser --system --group --home /var/lib/postgresql postgres
 fi
 
+# in_memory succeeds when the test cluster's files can live in /dev/shm:
+# a tmpfs anyone may write (gone at reboot: initialised again on the next
+# start).
+in_memory() {
+	[[ $TEST -eq 1 && -d /dev/shm && -w /dev/shm && -k /dev/shm ]] &&
+		[[ $(stat -f -c %T /dev/shm 2>/dev/null) == tmpfs ]]
+}
+
 mkdir -p "$BASE"
-if [[ $ROOT -eq 1 ]]; then
+if in_memory; then
+	CLUSTER=/dev/shm/tapline-postgres-test-$(printf '%s' "$REPO" | sha256sum | cut -c1-16)
+	mkdir -p "$CLUSTER"
+	[[ $ROOT -eq 1 ]] && chown postgres: "$BASE" "$CLUSTER"
+	chmod 700 "$CLUSTER"
+	printf '%s\n' "$CLUSTER" >"$BASE/cluster"
+	PGDATA_DIR="$CLUSTER/data"
+	SOCK_DIR="$CLUSTER/run"
+	LOG="$CLUSTER/log"
+elif [[ $ROOT -eq 1 ]]; then
 	chown postgres: "$BASE"
 	if ! as_owner test -x "$BASE"; then
 		# The checkout lies below a directory the postgres user cannot
@@ -159,6 +190,16 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$SOCK_DIR'
 max_connections = 200
 EOF
+	if [[ $TEST -eq 1 ]]; then
+		# Throwaway test data: nothing here must survive a crash of the
+		# machine, only of PostgreSQL (which these settings still do).
+		as_owner tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null <<EOF
+fsync = off
+full_page_writes = off
+synchronous_commit = off
+max_wal_size = 512MB
+EOF
+	fi
 	as_owner tee "$PGDATA_DIR/pg_hba.conf" >/dev/null <<EOF
 # tapline private cluster: trust on the private socket and 127.0.0.1 only.
 local all all trust

@@ -2,7 +2,8 @@
 //
 // The server is DATABASE_URL's when that is set (a URL, not a key=value
 // string, whose user may create databases), otherwise the repository's
-// private cluster started by scripts/postgres.sh. Each process migrates a
+// private test cluster started by scripts/postgres.sh --test (in memory
+// where /dev/shm allows, without fsync). Each process migrates a
 // template database once per schema version (serialised across processes by
 // an advisory lock) and every test gets a CREATE DATABASE ... TEMPLATE copy
 // with a random name, dropped when the test ends.

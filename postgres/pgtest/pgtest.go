@@ -38,7 +38,7 @@ var (
 
 // URL returns the URL of a fresh, migrated database for this test, dropped
 // at cleanup. It uses DATABASE_URL's server if set, else runs
-// scripts/postgres.sh (found by walking up from the working directory to
+// scripts/postgres.sh --test (found by walking up from the working directory to
 // go.mod) once per process.
 func URL(tb testing.TB) string {
 	tb.Helper()
@@ -187,7 +187,7 @@ func migrationsHash() (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
-// runScript runs scripts/postgres.sh of the enclosing module and returns the
+// runScript runs scripts/postgres.sh --test of the enclosing module and returns the
 // URL it prints.
 func runScript() (string, error) {
 	dir, err := os.Getwd()
@@ -206,7 +206,7 @@ func runScript() (string, error) {
 	}
 	script := filepath.Join(dir, "scripts", "postgres.sh")
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("bash", script)
+	cmd := exec.Command("bash", script, "--test")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("%s: %w\n%s", script, err, stderr.String())
