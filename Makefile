@@ -60,8 +60,9 @@ run: build
 	@url=$$($(PG)) || exit 1; \
 	DATABASE_URL="$$url" exec bin/tapline run -demo
 
-# test runs lint, unit, race and the short fuzz at the same time (their
-# outputs are printed whole, one target after another, as each finishes).
+# test compiles every package once (compile), then runs lint, unit, race and
+# the short fuzz at the same time (their outputs are printed whole, one
+# target after another, as each finishes).
 # The fuzz runs one fuzzing worker a target (FUZZ_WORKERS=1), filling the cores
 # the other three leave idle while their tests wait on PostgreSQL, Chromium
 # and the clock. Chromium and PostgreSQL are set up first so the parallel
@@ -71,6 +72,7 @@ run: build
 test:
 	@scripts/chromium.sh
 	@$(PG_TEST) >/dev/null
+	@$(MAKE) --no-print-directory compile
 	@GOFLAGS="$$GOFLAGS -ldflags=-w" $(MAKE) --no-print-directory -j4 --output-sync=target checks fuzz TEST_VET=-vet=off \
 		FUZZTIME=$(TEST_FUZZTIME) FUZZ_WORKERS=1
 
@@ -79,7 +81,8 @@ checks: lint unit race
 # compile builds every package and test variant once (as go vet,
 # staticcheck's go list and go test all would), so that lint and unit,
 # which need the same compiled packages, do not compile them side by side
-# under make -j; race and fuzz build other variants and start at once.
+# under make -j. make test runs it alone first: the tests of unit are the
+# longest part of the run, and they start as soon as it is done.
 compile:
 	@$(GO) list -e -export -deps -test ./... >/dev/null
 
@@ -91,10 +94,12 @@ lint: $(STATICCHECK)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
+# Built the same way every time (no GOFLAGS): staticcheck keys its cache
+# by its own binary, so another build of it would start from nothing.
 $(STATICCHECK):
 	@mkdir -p .data/bin
 	@tmp=$$(mktemp -d .data/bin/build.XXXXXX) && \
-	GOBIN="$(CURDIR)/$$tmp" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && \
+	GOFLAGS= GOBIN="$(CURDIR)/$$tmp" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && \
 	mv "$$tmp/staticcheck" $@ && rmdir "$$tmp"
 
 unit:
