@@ -350,22 +350,9 @@ func (a *Aggregator) Offsets() []tapline.Offset {
 	return offs
 }
 
-// Pending returns the number of fact rows and conversions waiting to be
-// flushed.
-func (a *Aggregator) Pending() int {
-	rows, _ := a.Size()
-	return rows
-}
-
-// PendingBytes estimates the heap the pending rows hold: the fact rows,
-// conversions (with their histories and decisions), cohort activity and
-// deliveries Pending counts.
-func (a *Aggregator) PendingBytes() int64 {
-	_, bytes := a.Size()
-	return bytes
-}
-
-// Size returns Pending and PendingBytes at once, under one lock.
+// Size returns the number of rows waiting to be flushed (fact rows,
+// conversions, cohort activity and deliveries) and an estimate of the heap
+// they hold, conversions with their histories and decisions included.
 func (a *Aggregator) Size() (rows int, bytes int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -231,7 +231,7 @@ func TestAggregatorConversions(t *testing.T) {
 	a.Commit("events", 0, 1, nil, conv(state("a", 1)))
 	a.Commit("hits", 0, 1, nil, conv(state("a", 2), state("b", 1)))
 	a.Commit("events", 0, 2, nil, conv(state("a", 1))) // a replay of a's first change, read back at its later state elsewhere
-	if got := a.Pending(); got != 2 {
+	if got, _ := a.Size(); got != 2 {
 		t.Errorf("Pending = %d, want 2 conversions", got)
 	}
 	// take returns the changes of each conversion of the next snapshot, and
